@@ -1,0 +1,105 @@
+# snapfs - one build for everything.
+#
+#   make            release build into build/release/
+#   make deps       install the Debian packages the build and tests need
+#   make test       deps, the ASan+UBSan build, unit and integration tests
+#   make run        deps, build, a demo volume in ./demo.store on ./demo.mnt
+#   make bench      deps, release build, the benchmark (see tests/bench)
+#   make soak       the long randomized and crash-loop runs
+#
+# Two flavours share the sources: build/release (-O2) and build/asan
+# (-O1, AddressSanitizer and UndefinedBehaviorSanitizer), which the tests run.
+
+CC      ?= cc
+PKGS    := fuse3 lmdb libzstd libcrypto
+WARN    := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+           -Wstrict-prototypes -Wmissing-prototypes
+DEFS    := -D_FILE_OFFSET_BITS=64 -DFUSE_USE_VERSION=314
+PKGCF   := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKGLIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+LIBS    := $(if $(PKGLIBS),$(PKGLIBS),-lfuse3 -llmdb -lzstd -lcrypto) -lpthread
+
+CFLAGS_release := $(WARN) $(DEFS) $(PKGCF) -O2 -g
+CFLAGS_asan    := $(WARN) $(DEFS) $(PKGCF) -O1 -g -fno-omit-frame-pointer \
+                  -fsanitize=address,undefined -fno-sanitize-recover=undefined
+LDFLAGS_release :=
+LDFLAGS_asan    := -fsanitize=address,undefined
+
+STORE_SRC := $(sort $(wildcard store/*.c))
+FS_SRC    := $(sort $(wildcard fs/*.c))
+TOOLS_SRC := $(sort $(wildcard tools/*.c))
+UNIT_SRC  := $(sort $(wildcard tests/unit/*.c))
+HDRS      := $(wildcard store/*.h fs/*.h tools/*.h tests/unit/*.h)
+
+FLAVOURS := release asan
+
+.PHONY: all deps test unit integration run bench soak clean check-deps
+all: build/release/snapfs build/release/snapfs-damage
+
+define flavour_rules
+build/$(1)/%.o: %.c $(HDRS)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS_$(1)) -Istore -Ifs -c $$< -o $$@
+
+build/$(1)/libsnapstore.a: $(STORE_SRC:%.c=build/$(1)/%.o)
+	@rm -f $$@
+	ar rcs $$@ $$^
+
+build/$(1)/snapfs: $(FS_SRC:%.c=build/$(1)/%.o) \
+                   $(filter-out build/$(1)/tools/damage.o,$(TOOLS_SRC:%.c=build/$(1)/%.o)) \
+                   build/$(1)/libsnapstore.a
+	$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(LIBS)
+
+build/$(1)/snapfs-damage: build/$(1)/tools/damage.o build/$(1)/libsnapstore.a
+	$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(LIBS)
+
+build/$(1)/unit/%: build/$(1)/tests/unit/%.o build/$(1)/libsnapstore.a
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(LIBS)
+endef
+$(foreach f,$(FLAVOURS),$(eval $(call flavour_rules,$(f))))
+
+UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=build/asan/unit/%)
+
+# Debian packages: build dependencies, then what the tests and the
+# benchmark run (real peers: acl/attr tools, fio, python3 for helpers).
+DEB_BUILD := gcc make pkg-config libfuse3-dev fuse3 liblmdb-dev libzstd-dev \
+             libssl-dev libacl1-dev libattr1-dev
+DEB_TEST  := acl attr lmdb-utils fio python3 psmisc util-linux
+deps:
+	@missing=$$(for p in $(DEB_BUILD) $(DEB_TEST); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+	    echo "make deps: installing $$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else \
+	    echo "make deps: missing Debian packages; run as root or install them:"; \
+	    echo "  sudo apt-get install $$missing"; exit 1; \
+	fi
+
+unit: $(UNIT_BINS)
+	@fail=0; pass=0; for t in $(UNIT_BINS); do \
+	    if ASAN_OPTIONS=detect_leaks=1 $$t; then pass=$$((pass+1)); else echo "FAIL: $$t"; fail=$$((fail+1)); fi; \
+	done; echo "unit: $$pass passed, $$fail failed"; [ $$fail = 0 ]
+
+integration: build/asan/snapfs build/asan/snapfs-damage
+	SNAPFS=$(CURDIR)/build/asan/snapfs SNAPFS_DAMAGE=$(CURDIR)/build/asan/snapfs-damage \
+	    bash tests/integration/run-all.sh
+
+test: deps
+	$(MAKE) unit
+	$(MAKE) integration
+
+run: deps all
+	@bash contrib/demo.sh
+
+bench: deps all
+	SNAPFS=$(CURDIR)/build/release/snapfs bash tests/bench/bench.sh
+
+soak: deps build/release/snapfs build/asan/unit/test_vrec
+	SOAK=1 build/asan/unit/test_vrec
+	SNAPFS=$(CURDIR)/build/release/snapfs SOAK=1 bash tests/integration/t9-crash.sh
+
+clean:
+	rm -rf build

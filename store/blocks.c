@@ -1,0 +1,325 @@
+/*
+ * blocks.c - content-addressed blocks: hashing, compression, dedup and
+ * verified reads.
+ *
+ * THEORY
+ *
+ * A block is addressed by the SHA-256 of its plaintext.  Two tables:
+ *
+ *   dedup  sha256  -> {blob_id, refcount, csize, lsize, codec}   (~40 B)
+ *   blobs  blob_id -> stored bytes (compressed or raw)
+ *
+ * Payloads are write-once: a blob is appended under a fresh, growing id
+ * (MDB_APPEND) and deleted only when its last reference goes.  Everything
+ * that changes (the refcount) is in the small dedup record, so a reference
+ * update never rewrites a large value (LMDB would copy its whole overflow
+ * run).  Blob ids are never reused.
+ *
+ * The write path hashes first, outside any transaction; only a block that
+ * is not stored yet is compressed (sfs_block_ref_w answers -EAGAIN for a
+ * new block that was not compressed, so callers compress outside the
+ * transaction and call again).  A compressed copy is kept only when it
+ * saves at least one 4 KiB page and 12.5% of the block, as ZFS does;
+ * otherwise the block is stored raw.
+ *
+ * Every read decompresses and then verifies the SHA-256 of the plaintext:
+ * a mismatch (a damaged blob, a damaged dedup record) is -EIO and a log
+ * line, never wrong data.
+ *
+ * Space counters in st->state: blob_count, phys_bytes (sum of csize),
+ * stored_logical (sum of lsize over blobs) and ref_logical (sum of lsize
+ * over references) change in the same transaction as the tables.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+#include <zstd.h>
+
+#include "internal.h"
+
+struct sfs_codec_ctx {
+    ZSTD_CCtx *cctx;
+    ZSTD_DCtx *dctx;
+    EVP_MD_CTX *md;
+};
+
+struct sfs_codec_ctx *sfs_codec_ctx_new(void)
+{
+    struct sfs_codec_ctx *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->cctx = ZSTD_createCCtx();
+    c->dctx = ZSTD_createDCtx();
+    c->md = EVP_MD_CTX_new();
+    if (!c->cctx || !c->dctx || !c->md) {
+        sfs_codec_ctx_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void sfs_codec_ctx_free(struct sfs_codec_ctx *c)
+{
+    if (!c)
+        return;
+    ZSTD_freeCCtx(c->cctx);
+    ZSTD_freeDCtx(c->dctx);
+    EVP_MD_CTX_free(c->md);
+    free(c);
+}
+
+void sfs_sha256(const void *data, size_t len, uint8_t out[SFS_HASH_LEN])
+{
+    unsigned int n = SFS_HASH_LEN;
+    EVP_Digest(data, len, out, &n, EVP_sha256(), NULL);
+}
+
+bool sfs_is_zero(const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    if (len == 0)
+        return true;
+    if (p[0])
+        return false;
+    /* p[0] is zero: compare the rest against itself shifted by one. */
+    return memcmp(p, p + 1, len - 1) == 0;
+}
+
+void sfs_block_hash(const void *plain, uint32_t len,
+                    struct sfs_prepared_block *pb)
+{
+    memset(pb, 0, sizeof(*pb));
+    sfs_sha256(plain, len, pb->ref.hash);
+    pb->ref.lsize = len;
+    pb->codec = SFS_CODEC_NONE;
+    pb->data = plain;
+    pb->csize = len;
+}
+
+int sfs_block_compress(struct sfs_store *st, struct sfs_codec_ctx *cc,
+                       const void *plain, struct sfs_prepared_block *pb)
+{
+    pb->compressed_tried = true;
+    if (st->super.codec != SFS_CODEC_ZSTD)
+        return 0;
+    uint32_t len = pb->ref.lsize;
+    /* Worth keeping only if it saves a page and 12.5%. */
+    size_t budget = len - (len / 8 > 4096 ? len / 8 : 4096);
+    if (len <= 4096)
+        return 0;
+    void *buf = malloc(ZSTD_compressBound(len));
+    if (!buf)
+        return -ENOMEM;
+    size_t n = ZSTD_compressCCtx(cc->cctx, buf, ZSTD_compressBound(len), plain,
+                                 len, st->super.codec_level);
+    if (ZSTD_isError(n) || n > budget) {
+        free(buf);
+        return 0;
+    }
+    pb->buf = buf;
+    pb->data = buf;
+    pb->csize = (uint32_t)n;
+    pb->codec = SFS_CODEC_ZSTD;
+    return 0;
+}
+
+void sfs_prepared_block_release(struct sfs_prepared_block *pb)
+{
+    free(pb->buf);
+    pb->buf = NULL;
+}
+
+static int dedup_get(struct sfs_store *st, MDB_txn *txn,
+                     const uint8_t hash[SFS_HASH_LEN], struct sfs_dedup_rec *d)
+{
+    MDB_val k = { SFS_HASH_LEN, (void *)hash }, v;
+    int rc = mdb_get(txn, st->db_dedup, &k, &v);
+    if (rc)
+        return sfs_mdb_errno(rc);
+    if (v.mv_size != sizeof(*d)) {
+        sfs_log_corruption("dedup record of %zu bytes", v.mv_size);
+        return -EIO;
+    }
+    memcpy(d, v.mv_data, sizeof(*d));
+    return 0;
+}
+
+static int dedup_put(struct sfs_store *st, MDB_txn *txn,
+                     const uint8_t hash[SFS_HASH_LEN],
+                     const struct sfs_dedup_rec *d)
+{
+    MDB_val k = { SFS_HASH_LEN, (void *)hash };
+    MDB_val v = { sizeof(*d), (void *)d };
+    return sfs_mdb_errno(mdb_put(txn, st->db_dedup, &k, &v, 0));
+}
+
+int sfs_block_exists(struct sfs_store *st, MDB_txn *txn,
+                     const uint8_t hash[SFS_HASH_LEN])
+{
+    struct sfs_dedup_rec d;
+    return dedup_get(st, txn, hash, &d);
+}
+
+int sfs_block_info(struct sfs_store *st, MDB_txn *txn,
+                   const uint8_t hash[SFS_HASH_LEN], struct sfs_dedup_rec *out)
+{
+    return dedup_get(st, txn, hash, out);
+}
+
+/* Store a new blob and its dedup record with one reference. */
+static int block_store_new(struct sfs_store *st, MDB_txn *txn,
+                           const struct sfs_prepared_block *pb, bool allow_slop)
+{
+    uint64_t avail;
+    int rc = sfs_space_avail(st, txn, &avail);
+    if (rc)
+        return rc;
+    if (allow_slop)
+        avail += sfs_slop_bytes(st) / 2;
+    /* A blob costs its bytes rounded up to pages, plus a header page. */
+    if ((uint64_t)pb->csize + 8192 > avail)
+        return -ENOSPC;
+
+    uint64_t id = st->state.next_blob;
+    uint8_t kb[8];
+    sfs_put_be64(kb, id);
+    MDB_val k = { 8, kb }, v = { pb->csize, (void *)pb->data };
+    rc = sfs_mdb_errno(mdb_put(txn, st->db_blobs, &k, &v, MDB_APPEND));
+    if (rc)
+        return rc;
+    struct sfs_dedup_rec d = { .blob_id = id, .refcount = 1,
+                               .csize = pb->csize, .lsize = pb->ref.lsize,
+                               .codec = pb->codec };
+    rc = dedup_put(st, txn, pb->ref.hash, &d);
+    if (rc)
+        return rc;
+    st->state.next_blob++;
+    st->state.blob_count++;
+    st->state.phys_bytes += pb->csize;
+    st->state.stored_logical += pb->ref.lsize;
+    st->state.ref_logical += pb->ref.lsize;
+    return 0;
+}
+
+int sfs_block_ref_w(struct sfs_store *st, MDB_txn *txn,
+                    struct sfs_prepared_block *pb, bool allow_slop)
+{
+    struct sfs_dedup_rec d;
+    int rc = dedup_get(st, txn, pb->ref.hash, &d);
+    if (rc == 0) {
+        if (d.lsize != pb->ref.lsize) {
+            sfs_log_corruption("dedup record size %u for a %u-byte block",
+                               d.lsize, pb->ref.lsize);
+            return -EIO;
+        }
+        d.refcount++;
+        rc = dedup_put(st, txn, pb->ref.hash, &d);
+        if (!rc)
+            st->state.ref_logical += d.lsize;
+        return rc;
+    }
+    if (rc != -ENOENT)
+        return rc;
+    if (!pb->compressed_tried && st->super.codec != SFS_CODEC_NONE)
+        return -EAGAIN;
+    return block_store_new(st, txn, pb, allow_slop);
+}
+
+int sfs_block_unref_w(struct sfs_store *st, MDB_txn *txn,
+                      const uint8_t hash[SFS_HASH_LEN])
+{
+    struct sfs_dedup_rec d;
+    int rc = dedup_get(st, txn, hash, &d);
+    if (rc == -ENOENT) {
+        sfs_log_corruption("reference to a missing block");
+        return -EIO;
+    }
+    if (rc)
+        return rc;
+    st->state.ref_logical -= d.lsize;
+    if (d.refcount > 1) {
+        d.refcount--;
+        return dedup_put(st, txn, hash, &d);
+    }
+    MDB_val k = { SFS_HASH_LEN, (void *)hash };
+    rc = sfs_mdb_errno(mdb_del(txn, st->db_dedup, &k, NULL));
+    if (rc)
+        return rc;
+    uint8_t kb[8];
+    sfs_put_be64(kb, d.blob_id);
+    MDB_val bk = { 8, kb };
+    rc = mdb_del(txn, st->db_blobs, &bk, NULL);
+    if (rc && rc != MDB_NOTFOUND)
+        return sfs_mdb_errno(rc);
+    st->state.blob_count--;
+    st->state.phys_bytes -= d.csize;
+    st->state.stored_logical -= d.lsize;
+    return 0;
+}
+
+int sfs_block_fetch(struct sfs_store *st, MDB_txn *txn,
+                    const uint8_t hash[SFS_HASH_LEN], struct sfs_raw_block *raw)
+{
+    struct sfs_dedup_rec d;
+    memset(raw, 0, sizeof(*raw));
+    int rc = dedup_get(st, txn, hash, &d);
+    if (rc == -ENOENT) {
+        sfs_log_corruption("extent refers to a block that is not stored");
+        return -EIO;
+    }
+    if (rc)
+        return rc;
+    uint8_t kb[8];
+    sfs_put_be64(kb, d.blob_id);
+    MDB_val k = { 8, kb }, v;
+    rc = mdb_get(txn, st->db_blobs, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        sfs_log_corruption("blob %llu is missing",
+                           (unsigned long long)d.blob_id);
+        return -EIO;
+    }
+    if (rc)
+        return sfs_mdb_errno(rc);
+    raw->bytes = malloc(v.mv_size ? v.mv_size : 1);
+    if (!raw->bytes)
+        return -ENOMEM;
+    memcpy(raw->bytes, v.mv_data, v.mv_size);
+    raw->csize = (uint32_t)v.mv_size;
+    raw->lsize = d.lsize;
+    raw->codec = d.codec;
+    memcpy(raw->hash, hash, SFS_HASH_LEN);
+    return 0;
+}
+
+int sfs_block_decode(struct sfs_codec_ctx *cc, const struct sfs_raw_block *raw,
+                     void *out)
+{
+    if (raw->codec == SFS_CODEC_ZSTD) {
+        size_t n = ZSTD_decompressDCtx(cc->dctx, out, raw->lsize, raw->bytes,
+                                       raw->csize);
+        if (ZSTD_isError(n) || n != raw->lsize)
+            goto bad;
+    } else if (raw->codec == SFS_CODEC_NONE && raw->csize == raw->lsize) {
+        memcpy(out, raw->bytes, raw->lsize);
+    } else {
+        goto bad;
+    }
+    uint8_t h[SFS_HASH_LEN];
+    sfs_sha256(out, raw->lsize, h);
+    if (memcmp(h, raw->hash, SFS_HASH_LEN))
+        goto bad;
+    return 0;
+bad:
+    sfs_log_corruption("block %02x%02x%02x%02x... fails verification",
+                       raw->hash[0], raw->hash[1], raw->hash[2], raw->hash[3]);
+    return -EIO;
+}
+
+void sfs_raw_block_release(struct sfs_raw_block *raw)
+{
+    free(raw->bytes);
+    raw->bytes = NULL;
+}

@@ -1,0 +1,34 @@
+/*
+ * internal.h - declarations shared by the store's own files only.
+ */
+#ifndef SNAPFS_STORE_INTERNAL_H
+#define SNAPFS_STORE_INTERNAL_H
+
+#include "store.h"
+
+/* What a version of KEY costs in logical bytes (extent data, xattr value);
+ * 0 for inodes and directory entries. */
+uint64_t sfs_rec_logical_size(const MDB_val *key, const MDB_val *payload);
+/* Drop the block references a version holds, as it is freed. */
+int sfs_rec_release_w(struct sfs_store *st, MDB_txn *txn, const MDB_val *key,
+                      const MDB_val *payload);
+/* The block a version refers to, if any: 1 and *hash set, or 0. */
+int sfs_rec_blockref(const MDB_val *key, const MDB_val *payload,
+                     uint8_t hash[SFS_HASH_LEN]);
+
+/* Layout of a stored version: the birth epoch, then the payload. */
+#define SFS_VHDR 8
+
+static inline uint64_t sfs_vbirth(const MDB_val *v)
+{
+    uint64_t b;
+    memcpy(&b, v->mv_data, 8);
+    return b;
+}
+static inline MDB_val sfs_vpayload(const MDB_val *v)
+{
+    MDB_val p = { v->mv_size - SFS_VHDR, (uint8_t *)v->mv_data + SFS_VHDR };
+    return p;
+}
+
+#endif

@@ -1,0 +1,448 @@
+/*
+ * store.c - the LMDB environment of one volume: creating it (mkfs),
+ * opening it, its tables, the superblock, the volume state and space.
+ *
+ * Guarantees:
+ *  - A store directory holds `data.mdb`, `lock.mdb` (LMDB's) and `lock`
+ *    (ours: an flock held by the one process that may write).  Everything
+ *    that must survive a restart is inside the environment.
+ *  - The environment runs with MDB_NOMETASYNC: each commit syncs its data
+ *    pages and writes the meta page unsynced, so a crash leaves the store
+ *    as of some committed transaction (at worst the one before the last);
+ *    callers that need durability call mdb_env_sync(env, 1) after commit.
+ *    Never MDB_NOSYNC (a system crash could corrupt) nor MDB_WRITEMAP (a
+ *    full disk would kill the process with SIGBUS).
+ *  - The volume state (epochs, id counters, space counters) lives in
+ *    st->state between transactions and is written into every write
+ *    transaction just before it commits, so it is exactly as durable and
+ *    atomic as the changes it counts.
+ *
+ * Space.  The volume has a size fixed at mkfs.  "Used" is the bytes of
+ * LMDB pages that all tables occupy (mdb_stat: O(1) per table), so
+ * metadata counts as well as data.  Ordinary writes get ENOSPC once less
+ * than the slop (1/32 of the size, as ZFS's spa_slop_shift=5, at least
+ * 1 MiB) would remain; deletes, which need a little space to record
+ * their changes, may use the slop.  The LMDB map is sized well above the
+ * volume size, so the map never fills before the volume does.
+ */
+#define _GNU_SOURCE
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+#include <dirent.h>
+#include <openssl/rand.h>
+
+#define META_SUPER "super"
+#define META_STATE "state"
+
+void sfs_log_corruption(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("snapfs: corruption: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+int sfs_mdb_errno(int rc)
+{
+    switch (rc) {
+    case MDB_SUCCESS:
+        return 0;
+    case MDB_NOTFOUND:
+        return -ENOENT;
+    case MDB_KEYEXIST:
+        return -EEXIST;
+    case MDB_MAP_FULL:
+    case MDB_TXN_FULL:
+        return -ENOSPC;
+    case MDB_CORRUPTED:
+    case MDB_PAGE_NOTFOUND:
+    case MDB_BAD_TXN:
+        return -EIO;
+    case MDB_VERSION_MISMATCH:
+    case MDB_INVALID:
+        return -EMEDIUMTYPE;
+    case MDB_READERS_FULL:
+    case MDB_DBS_FULL:
+        return -EAGAIN;
+    case MDB_BAD_VALSIZE:
+        return -ENAMETOOLONG;
+    default:
+        return rc > 0 ? -rc : -EIO;
+    }
+}
+
+uint64_t sfs_slop_bytes(const struct sfs_store *st)
+{
+    uint64_t slop = st->super.volume_size >> 5;
+    return slop < (1u << 20) ? (1u << 20) : slop;
+}
+
+/* The map: generous headroom over the volume for page rounding, B-tree
+ * slack, free pages awaiting reuse and history kept for snapshots. */
+static uint64_t map_size_for(uint64_t volume_size)
+{
+    uint64_t m = volume_size * 2 + ((uint64_t)1 << 30);
+    return (m + 0xfffff) & ~(uint64_t)0xfffff;
+}
+
+static int open_tables(struct sfs_store *st, MDB_txn *txn, unsigned create)
+{
+    struct { const char *name; MDB_dbi *dbi; } tables[] = {
+        { "meta", &st->db_meta },     { "live", &st->db_live },
+        { "hist", &st->db_hist },     { "dead", &st->db_dead },
+        { "born", &st->db_born },     { "deadstat", &st->db_deadstat },
+        { "blobs", &st->db_blobs },   { "dedup", &st->db_dedup },
+        { "snaps", &st->db_snaps },   { "orphans", &st->db_orphans },
+    };
+    for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
+        int rc = mdb_dbi_open(txn, tables[i].name, create, tables[i].dbi);
+        if (rc == MDB_NOTFOUND)
+            return -EMEDIUMTYPE;
+        if (rc)
+            return sfs_mdb_errno(rc);
+    }
+    return 0;
+}
+
+static int env_open(const char *path, bool readonly, uint64_t map_size,
+                    MDB_env **out)
+{
+    MDB_env *env;
+    int rc = mdb_env_create(&env);
+    if (rc)
+        return sfs_mdb_errno(rc);
+    mdb_env_set_maxdbs(env, 16);
+    mdb_env_set_maxreaders(env, 256);
+    if (map_size)
+        mdb_env_set_mapsize(env, map_size);
+    unsigned flags = MDB_NOTLS | MDB_NOMETASYNC | MDB_NORDAHEAD;
+    if (readonly)
+        flags |= MDB_RDONLY;
+    rc = mdb_env_open(env, path, flags, 0600);
+    if (rc) {
+        mdb_env_close(env);
+        return sfs_mdb_errno(rc);
+    }
+    *out = env;
+    return 0;
+}
+
+static int dir_is_empty_or_missing(const char *path)
+{
+    DIR *d = opendir(path);
+    if (!d)
+        return errno == ENOENT ? 1 : -errno;
+    struct dirent *e;
+    int empty = 1;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+            empty = 0;
+            break;
+        }
+    closedir(d);
+    return empty;
+}
+
+static int put_meta(struct sfs_store *st, MDB_txn *txn, const char *name,
+                    const void *val, size_t len)
+{
+    MDB_val k = { strlen(name), (void *)name };
+    MDB_val v = { len, (void *)val };
+    return sfs_mdb_errno(mdb_put(txn, st->db_meta, &k, &v, 0));
+}
+
+static int get_meta(struct sfs_store *st, MDB_txn *txn, const char *name,
+                    void *val, size_t len)
+{
+    MDB_val k = { strlen(name), (void *)name };
+    MDB_val v;
+    int rc = mdb_get(txn, st->db_meta, &k, &v);
+    if (rc)
+        return rc == MDB_NOTFOUND ? -EMEDIUMTYPE : sfs_mdb_errno(rc);
+    memset(val, 0, len);
+    memcpy(val, v.mv_data, v.mv_size < len ? v.mv_size : len);
+    return 0;
+}
+
+int sfs_state_save(struct sfs_store *st, MDB_txn *txn)
+{
+    return put_meta(st, txn, META_STATE, &st->state, sizeof(st->state));
+}
+
+/* The root directory: inode 1, mode 0755, owned by the creator. */
+static int make_root(struct sfs_store *st, MDB_txn *txn)
+{
+    struct sfs_inode root = { 0 };
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    root.ino = SFS_ROOT_INO;
+    root.mode = S_IFDIR | 0755;
+    root.uid = getuid();
+    root.gid = getgid();
+    root.nlink = 2;
+    root.atime_sec = root.mtime_sec = root.ctime_sec = root.btime_sec =
+        now.tv_sec;
+    root.atime_nsec = root.mtime_nsec = root.ctime_nsec = root.btime_nsec =
+        (uint32_t)now.tv_nsec;
+    st->state.live_inodes = 1;
+    return sfs_inode_put_w(st, txn, &root);
+}
+
+int sfs_mkfs(const char *path, const struct sfs_mkfs_opts *o)
+{
+    uint32_t bs = o->block_size ? o->block_size : SFS_BLOCK_SIZE_DEFAULT;
+    if (bs < SFS_BLOCK_SIZE_MIN || bs > SFS_BLOCK_SIZE_MAX || (bs & (bs - 1)))
+        return -EINVAL;
+    if (o->codec != SFS_CODEC_NONE && o->codec != SFS_CODEC_ZSTD)
+        return -EINVAL;
+
+    int empty = dir_is_empty_or_missing(path);
+    if (empty < 0)
+        return empty;
+    if (!empty)
+        return -EEXIST;
+    if (mkdir(path, 0700) && errno != EEXIST)
+        return -errno;
+
+    uint64_t size = o->volume_size;
+    if (!size) {
+        struct statvfs sv;
+        if (statvfs(path, &sv))
+            return -errno;
+        size = (uint64_t)sv.f_blocks * sv.f_frsize;
+    }
+    if (size < (16u << 20))
+        return -EINVAL;
+
+    struct sfs_store st = { 0 };
+    int rc = env_open(path, false, map_size_for(size), &st.env);
+    if (rc)
+        return rc;
+    MDB_txn *txn;
+    rc = sfs_mdb_errno(mdb_txn_begin(st.env, NULL, 0, &txn));
+    if (rc)
+        goto out_env;
+    rc = open_tables(&st, txn, MDB_CREATE);
+    if (rc)
+        goto out_txn;
+
+    memcpy(st.super.magic, SFS_MAGIC, sizeof(SFS_MAGIC) - 1);
+    st.super.format_version = SFS_FORMAT_VERSION;
+    st.super.block_size = bs;
+    st.super.codec = (uint32_t)o->codec;
+    st.super.codec_level = o->codec_level ? o->codec_level : 1;
+    st.super.volume_size = size;
+    st.super.created_sec = time(NULL);
+    if (RAND_bytes(st.super.uuid, sizeof(st.super.uuid)) != 1) {
+        rc = -EIO;
+        goto out_txn;
+    }
+    st.state.cur_epoch = 1;
+    st.state.next_ino = SFS_ROOT_INO + 1;
+    st.state.next_blob = 1;
+    st.state.next_snap_id = 1;
+
+    rc = put_meta(&st, txn, META_SUPER, &st.super, sizeof(st.super));
+    if (!rc)
+        rc = make_root(&st, txn);
+    if (!rc)
+        rc = sfs_state_save(&st, txn);
+    if (rc)
+        goto out_txn;
+    rc = sfs_mdb_errno(mdb_txn_commit(txn));
+    if (!rc)
+        rc = sfs_mdb_errno(mdb_env_sync(st.env, 1));
+    goto out_env;
+out_txn:
+    mdb_txn_abort(txn);
+out_env:
+    mdb_env_close(st.env);
+    return rc;
+}
+
+static int check_is_store(const char *path)
+{
+    struct stat sb;
+    if (stat(path, &sb))
+        return -errno;
+    if (!S_ISDIR(sb.st_mode))
+        return -ENOTDIR;
+    char *data;
+    if (asprintf(&data, "%s/data.mdb", path) < 0)
+        return -ENOMEM;
+    int rc = stat(data, &sb) ? (errno == ENOENT ? -EMEDIUMTYPE : -errno) : 0;
+    free(data);
+    return rc;
+}
+
+static int take_lock(struct sfs_store *st, const char *path)
+{
+    char *lp;
+    if (asprintf(&lp, "%s/lock", path) < 0)
+        return -ENOMEM;
+    st->lock_fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    free(lp);
+    if (st->lock_fd < 0)
+        return -errno;
+    if (flock(st->lock_fd, LOCK_EX | LOCK_NB))
+        return errno == EWOULDBLOCK ? -EBUSY : -errno;
+    return 0;
+}
+
+static int load_super(struct sfs_store *st)
+{
+    MDB_txn *txn;
+    int rc = sfs_mdb_errno(mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn));
+    if (rc)
+        return rc;
+    rc = open_tables(st, txn, 0);
+    if (!rc)
+        rc = get_meta(st, txn, META_SUPER, &st->super, sizeof(st->super));
+    if (!rc && memcmp(st->super.magic, SFS_MAGIC, sizeof(SFS_MAGIC) - 1))
+        rc = -EMEDIUMTYPE;
+    if (!rc && st->super.format_version > SFS_FORMAT_VERSION)
+        rc = -EPROTONOSUPPORT;
+    if (!rc)
+        rc = get_meta(st, txn, META_STATE, &st->state, sizeof(st->state));
+    /* Table handles opened in a read txn stay valid after it commits. */
+    int crc = mdb_txn_commit(txn);
+    return rc ? rc : sfs_mdb_errno(crc);
+}
+
+int sfs_open(const char *path, int flags, struct sfs_store **out)
+{
+    int rc = check_is_store(path);
+    if (rc)
+        return rc;
+    struct sfs_store *st = calloc(1, sizeof(*st));
+    if (!st)
+        return -ENOMEM;
+    st->lock_fd = -1;
+    st->readonly = flags & SFS_OPEN_RDONLY;
+    st->path = strdup(path);
+    if (!st->path) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    if (flags & SFS_OPEN_EXCLUSIVE) {
+        rc = take_lock(st, path);
+        if (rc)
+            goto fail;
+    }
+    /* Open with a small map first to read the superblock, then grow. */
+    rc = env_open(path, st->readonly, 0, &st->env);
+    if (rc)
+        goto fail;
+    rc = load_super(st);
+    if (rc)
+        goto fail;
+    st->map_size = map_size_for(st->super.volume_size);
+    MDB_envinfo ei;
+    mdb_env_info(st->env, &ei);
+    if (ei.me_mapsize < st->map_size) {
+        rc = sfs_mdb_errno(mdb_env_set_mapsize(st->env, st->map_size));
+        if (rc)
+            goto fail;
+    }
+    int dead;
+    mdb_reader_check(st->env, &dead);
+    *out = st;
+    return 0;
+fail:
+    sfs_close(st);
+    return rc;
+}
+
+void sfs_close(struct sfs_store *st)
+{
+    if (!st)
+        return;
+    if (st->env)
+        mdb_env_close(st->env);
+    if (st->lock_fd >= 0)
+        close(st->lock_fd);
+    free(st->path);
+    free(st);
+}
+
+int sfs_state_reload(struct sfs_store *st)
+{
+    MDB_txn *txn;
+    int rc = sfs_mdb_errno(mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn));
+    if (rc)
+        return rc;
+    rc = get_meta(st, txn, META_STATE, &st->state, sizeof(st->state));
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+int sfs_txn_begin(struct sfs_store *st, MDB_txn *parent, bool write,
+                  MDB_txn **out)
+{
+    if (write && st->readonly)
+        return -EROFS;
+    int rc = mdb_txn_begin(st->env, parent, write ? 0 : MDB_RDONLY, out);
+    if (rc)
+        return sfs_mdb_errno(rc);
+    if (write && !parent) {
+        rc = get_meta(st, *out, META_STATE, &st->state, sizeof(st->state));
+        if (rc) {
+            mdb_txn_abort(*out);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+int sfs_txn_commit(struct sfs_store *st, MDB_txn *txn)
+{
+    int rc = sfs_state_save(st, txn);
+    if (rc) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    return sfs_mdb_errno(mdb_txn_commit(txn));
+}
+
+int sfs_used_bytes(struct sfs_store *st, MDB_txn *txn, uint64_t *out)
+{
+    MDB_dbi dbis[] = { st->db_meta, st->db_live, st->db_hist, st->db_dead,
+                       st->db_born, st->db_deadstat, st->db_blobs,
+                       st->db_dedup, st->db_snaps, st->db_orphans };
+    uint64_t pages = 0;
+    unsigned psize = 4096;
+    for (size_t i = 0; i < sizeof(dbis) / sizeof(dbis[0]); i++) {
+        MDB_stat ms;
+        int rc = mdb_stat(txn, dbis[i], &ms);
+        if (rc)
+            return sfs_mdb_errno(rc);
+        psize = ms.ms_psize;
+        pages += ms.ms_branch_pages + ms.ms_leaf_pages + ms.ms_overflow_pages;
+    }
+    *out = pages * psize;
+    return 0;
+}
+
+int sfs_space_avail(struct sfs_store *st, MDB_txn *txn, uint64_t *out)
+{
+    uint64_t used;
+    int rc = sfs_used_bytes(st, txn, &used);
+    if (rc)
+        return rc;
+    uint64_t limit = st->super.volume_size - sfs_slop_bytes(st);
+    *out = used >= limit ? 0 : limit - used;
+    return 0;
+}

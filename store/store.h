@@ -1,0 +1,500 @@
+/*
+ * store.h - the snapfs volume store: one LMDB environment holding every
+ * block and every piece of metadata of one volume.
+ *
+ * Layers, bottom up (each has its own .c file and theory comment):
+ *
+ *   store.c   the environment, its tables, the superblock and the volume
+ *             state (epochs, id counters, space counters); transactions.
+ *   vrec.c    versioned records: every record is a version stamped with
+ *             the epoch of its birth; a replaced version either dies at
+ *             once or moves to history and the deadlist.  Snapshots are
+ *             epochs.
+ *   blocks.c  content-addressed blocks: SHA-256, zstd, dedup refcounts,
+ *             write-once blobs, verification on every read.
+ *   fsmodel.c the filesystem over versioned records: inodes, directory
+ *             entries, xattrs and file extents.
+ *   fsck.c    the structural and content checker.
+ *
+ * Conventions.  Every function returns 0 (or a count) on success and a
+ * negative errno on failure; nothing here prints except on corruption,
+ * which is logged through sfs_log_corruption().  Functions that take an
+ * MDB_txn use it and never commit or abort it: the caller owns the
+ * transaction.  Functions whose name ends in _w need a write transaction.
+ *
+ * Epochs and views.  The live filesystem writes at st->state.cur_epoch.
+ * A *view* is what a read sees: SFS_VIEW_LIVE for the live tree, or the
+ * epoch of a snapshot, which shows every version with
+ * birth <= epoch < death.
+ */
+#ifndef SNAPFS_STORE_H
+#define SNAPFS_STORE_H
+
+#include <lmdb.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define SFS_FORMAT_VERSION 1
+#define SFS_MAGIC "snapfs-volume\n"
+
+#define SFS_VIEW_LIVE UINT64_MAX
+
+#define SFS_ROOT_INO 1
+#define SFS_NAME_MAX 255
+#define SFS_XATTR_NAME_MAX 255
+#define SFS_XATTR_SIZE_MAX 65536
+#define SFS_SYMLINK_MAX 4095
+#define SFS_MAX_FILE_SIZE ((uint64_t)1 << 50) /* 1 PiB: EFBIG beyond */
+
+#define SFS_BLOCK_SIZE_DEFAULT 65536
+#define SFS_BLOCK_SIZE_MIN 4096
+#define SFS_BLOCK_SIZE_MAX (1 << 20)
+
+/* Extent payloads up to this many bytes live inside the extent record
+ * (LMDB keeps values under ~2000 bytes inline in the B-tree page). */
+#define SFS_INLINE_MAX 1536
+
+enum sfs_codec { SFS_CODEC_NONE = 0, SFS_CODEC_ZSTD = 1 };
+
+/* The superblock: written by mkfs, read-only afterwards. */
+struct sfs_super {
+    char magic[16];
+    uint32_t format_version;
+    uint32_t block_size;
+    uint32_t codec;       /* enum sfs_codec for new blocks */
+    int32_t codec_level;  /* zstd level */
+    uint64_t volume_size; /* bytes the volume may hold */
+    uint8_t uuid[16];
+    int64_t created_sec;
+};
+
+/* The volume state: counters that change with every transaction.  Kept in
+ * memory by the store handle and written back at commit. */
+struct sfs_state {
+    uint64_t cur_epoch;      /* epoch the live tree writes at */
+    uint64_t newest_snap;    /* epoch of the newest snapshot, 0 if none */
+    uint64_t next_ino;       /* next object id; ids are never reused */
+    uint64_t next_blob;      /* next blob id; ids are never reused */
+    uint64_t next_snap_id;   /* next snapshot id; never reused */
+    uint64_t blob_count;     /* distinct stored blocks */
+    uint64_t phys_bytes;     /* sum of stored (compressed) blob sizes */
+    uint64_t stored_logical; /* sum of logical sizes of stored blobs */
+    uint64_t ref_logical;    /* sum of logical sizes over all references */
+    uint64_t inline_bytes;   /* bytes kept inline in extent records */
+    uint64_t live_inodes;    /* inodes in the live tree */
+};
+
+struct sfs_store {
+    MDB_env *env;
+    MDB_dbi db_meta, db_live, db_hist, db_dead, db_born, db_deadstat;
+    MDB_dbi db_blobs, db_dedup, db_snaps, db_orphans;
+    struct sfs_super super;
+    struct sfs_state state;
+    char *path;
+    int lock_fd;         /* flock on STORE/lock, held while open for writing */
+    uint64_t map_size;
+    bool readonly;
+};
+
+/* ---- store.c: environment, transactions ---- */
+
+struct sfs_mkfs_opts {
+    uint64_t volume_size; /* 0: size of the filesystem holding the store */
+    uint32_t block_size;  /* 0: default */
+    int codec;            /* enum sfs_codec */
+    int codec_level;
+};
+
+/*
+ * sfs_mkfs - create a new, empty volume in directory PATH.
+ * PATH must not exist or be an empty directory.
+ * Returns 0, -EEXIST if PATH already holds a store or is a non-empty
+ * directory, -EINVAL on bad options, or an LMDB/system error.
+ */
+int sfs_mkfs(const char *path, const struct sfs_mkfs_opts *opts);
+
+enum { SFS_OPEN_RDONLY = 1, SFS_OPEN_EXCLUSIVE = 2 };
+
+/*
+ * sfs_open - open the store in PATH.
+ * SFS_OPEN_EXCLUSIVE takes the store's lock file (a daemon or an offline
+ * writer); it fails with -EBUSY if another process holds it.
+ * Errors: -ENOENT (no such directory), -ENOTDIR, -EMEDIUMTYPE (not a
+ * store), -EPROTONOSUPPORT (a newer on-disk format), -EBUSY, -EIO, or a
+ * negative LMDB-derived errno.
+ */
+int sfs_open(const char *path, int flags, struct sfs_store **out);
+void sfs_close(struct sfs_store *st);
+
+/* Begin a transaction; a write transaction reloads st->state. */
+int sfs_txn_begin(struct sfs_store *st, MDB_txn *parent, bool write,
+                  MDB_txn **out);
+/* Write st->state into TXN (a top-level write txn) and commit it. */
+int sfs_txn_commit(struct sfs_store *st, MDB_txn *txn);
+/* Reload st->state from the last committed transaction. */
+int sfs_state_reload(struct sfs_store *st);
+/* Write st->state into TXN without committing. */
+int sfs_state_save(struct sfs_store *st, MDB_txn *txn);
+
+/* Map an LMDB return code to a negative errno. */
+int sfs_mdb_errno(int rc);
+
+/* Bytes of LMDB pages in use by all tables, as of TXN. */
+int sfs_used_bytes(struct sfs_store *st, MDB_txn *txn, uint64_t *out);
+/* Bytes an ordinary write may still use before ENOSPC (slop reserved). */
+int sfs_space_avail(struct sfs_store *st, MDB_txn *txn, uint64_t *out);
+uint64_t sfs_slop_bytes(const struct sfs_store *st);
+
+void sfs_log_corruption(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+/* Big-endian key helpers. */
+static inline void sfs_put_be64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (uint8_t)v;
+        v >>= 8;
+    }
+}
+static inline uint64_t sfs_get_be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* ---- vrec.c: versioned records ---- */
+
+#define SFS_KEY_MAX 300
+
+/*
+ * Record kinds: the first byte of every versioned key.
+ *   'I' ino                 -> struct sfs_inode_rec
+ *   'D' dir hash64 name     -> struct sfs_dirent_rec
+ *   'X' ino name            -> xattr value (inline or blob reference)
+ *   'E' ino blockno         -> extent (inline data or blob reference)
+ */
+enum { SFS_K_INODE = 'I', SFS_K_DIRENT = 'D', SFS_K_XATTR = 'X',
+       SFS_K_EXTENT = 'E' };
+
+/*
+ * sfs_vrec_get - read KEY as seen by VIEW.  On success *val points into
+ * the map (valid until the txn changes or ends) and *birth is set.
+ * Returns 0, -ENOENT, or an LMDB-derived errno.
+ */
+int sfs_vrec_get(struct sfs_store *st, MDB_txn *txn, uint64_t view,
+                 const void *key, size_t klen, MDB_val *val,
+                 uint64_t *birth);
+/* Write a new live version of KEY at the current epoch. */
+int sfs_vrec_put_w(struct sfs_store *st, MDB_txn *txn, const void *key,
+                   size_t klen, const void *val, size_t vlen);
+/* Kill the live version of KEY.  -ENOENT if there is none. */
+int sfs_vrec_del_w(struct sfs_store *st, MDB_txn *txn, const void *key,
+                   size_t klen);
+
+/*
+ * Iterate, in key order, every key with PREFIX visible in VIEW, starting
+ * at the first key >= START (or the prefix itself when START is NULL).
+ * The callback returns 0 to go on, 1 to stop, or a negative errno, which
+ * is returned.  Keys and values point into the map.
+ */
+typedef int (*sfs_vrec_cb)(void *arg, const MDB_val *key, const MDB_val *val,
+                           uint64_t birth);
+int sfs_vrec_scan(struct sfs_store *st, MDB_txn *txn, uint64_t view,
+                  const void *prefix, size_t plen, const void *start,
+                  size_t slen, sfs_vrec_cb cb, void *arg);
+
+/* ---- snapshots as epochs (the epoch mechanics; naming lives above) ---- */
+
+struct sfs_snap_rec {
+    uint64_t epoch;
+    uint64_t id;
+    int64_t ctime_sec;
+    uint32_t ctime_nsec;
+    uint32_t flags;
+    char name[SFS_NAME_MAX + 1];
+};
+
+/* Take a snapshot of the live tree: O(1).  Fills *out. */
+int sfs_snap_take_w(struct sfs_store *st, MDB_txn *txn, const char *name,
+                    struct sfs_snap_rec *out);
+/* Delete the snapshot at EPOCH, freeing what only it could see. */
+int sfs_snap_delete_w(struct sfs_store *st, MDB_txn *txn, uint64_t epoch);
+int sfs_snap_find(struct sfs_store *st, MDB_txn *txn, const char *name,
+                  struct sfs_snap_rec *out);
+/* Epoch of the snapshot before / after EPOCH: 0 / the live epoch if none. */
+int sfs_snap_neighbours(struct sfs_store *st, MDB_txn *txn, uint64_t epoch,
+                        uint64_t *prev, uint64_t *next);
+typedef int (*sfs_snap_cb)(void *arg, const struct sfs_snap_rec *snap);
+int sfs_snap_foreach(struct sfs_store *st, MDB_txn *txn, sfs_snap_cb cb,
+                     void *arg);
+
+/* ---- blocks.c: content-addressed blocks ---- */
+
+#define SFS_HASH_LEN 32
+
+struct sfs_blockref {
+    uint8_t hash[SFS_HASH_LEN];
+    uint32_t lsize; /* logical bytes */
+};
+
+/* Per-thread scratch state for hashing and (de)compression. */
+struct sfs_codec_ctx;
+struct sfs_codec_ctx *sfs_codec_ctx_new(void);
+void sfs_codec_ctx_free(struct sfs_codec_ctx *c);
+
+void sfs_sha256(const void *data, size_t len, uint8_t out[SFS_HASH_LEN]);
+bool sfs_is_zero(const void *data, size_t len);
+
+/*
+ * A block prepared outside any transaction: hashed, and compressed when
+ * that pays (saves at least a page and 12.5%).  data points at the bytes
+ * to store (the compressed copy in buf, or the caller's plaintext).
+ */
+struct sfs_prepared_block {
+    struct sfs_blockref ref;
+    uint8_t codec;
+    const void *data;
+    uint32_t csize;
+    void *buf; /* owned compressed copy, or NULL */
+    bool compressed_tried;
+};
+/* Hash LEN bytes of PLAIN.  No compression yet. */
+void sfs_block_hash(const void *plain, uint32_t len,
+                    struct sfs_prepared_block *pb);
+/* Compress PB's plaintext if the volume compresses; PLAIN stays valid. */
+int sfs_block_compress(struct sfs_store *st, struct sfs_codec_ctx *cc,
+                       const void *plain, struct sfs_prepared_block *pb);
+void sfs_prepared_block_release(struct sfs_prepared_block *pb);
+
+/* Does a block with HASH exist?  0 yes, -ENOENT no. */
+int sfs_block_exists(struct sfs_store *st, MDB_txn *txn,
+                     const uint8_t hash[SFS_HASH_LEN]);
+/*
+ * Take a reference to PB's block, storing it if new.  If the block is new
+ * and PB was not compressed yet, returns -EAGAIN so that the caller can
+ * compress outside the transaction and call again.
+ * -ENOSPC if storing it would exceed the volume's space.
+ */
+int sfs_block_ref_w(struct sfs_store *st, MDB_txn *txn,
+                    struct sfs_prepared_block *pb, bool allow_slop);
+/* Drop one reference; the blob is freed when none remain. */
+int sfs_block_unref_w(struct sfs_store *st, MDB_txn *txn,
+                      const uint8_t hash[SFS_HASH_LEN]);
+/* Refcount and sizes of a block, for fsck and reclaim. */
+struct sfs_dedup_rec {
+    uint64_t blob_id;
+    uint64_t refcount;
+    uint32_t csize;
+    uint32_t lsize;
+    uint8_t codec;
+    uint8_t pad[7];
+};
+int sfs_block_info(struct sfs_store *st, MDB_txn *txn,
+                   const uint8_t hash[SFS_HASH_LEN], struct sfs_dedup_rec *out);
+
+/*
+ * Copy the stored bytes of block HASH into *raw (malloc'd, caller frees);
+ * done under the transaction.  sfs_block_decode then decompresses and
+ * verifies outside it.  -EIO on a missing blob.
+ */
+struct sfs_raw_block {
+    void *bytes;
+    uint32_t csize;
+    uint32_t lsize;
+    uint8_t codec;
+    uint8_t hash[SFS_HASH_LEN];
+};
+int sfs_block_fetch(struct sfs_store *st, MDB_txn *txn,
+                    const uint8_t hash[SFS_HASH_LEN], struct sfs_raw_block *raw);
+/* Decompress into OUT (lsize bytes) and verify.  -EIO on mismatch. */
+int sfs_block_decode(struct sfs_codec_ctx *cc, const struct sfs_raw_block *raw,
+                     void *out);
+void sfs_raw_block_release(struct sfs_raw_block *raw);
+
+/* ---- fsmodel.c: the filesystem over versioned records ---- */
+
+struct sfs_inode {
+    uint64_t ino;
+    uint32_t mode;
+    uint32_t uid, gid;
+    uint32_t nlink;
+    uint64_t size;
+    uint64_t rdev;
+    int64_t atime_sec, mtime_sec, ctime_sec, btime_sec;
+    uint32_t atime_nsec, mtime_nsec, ctime_nsec, btime_nsec;
+    uint64_t flags;
+    uint64_t blocks; /* 512-byte units of logical data, for st_blocks */
+};
+
+int sfs_inode_get(struct sfs_store *st, MDB_txn *txn, uint64_t view,
+                  uint64_t ino, struct sfs_inode *out);
+int sfs_inode_put_w(struct sfs_store *st, MDB_txn *txn,
+                    const struct sfs_inode *ino);
+/* Allocate a fresh object id and write its inode (nlink as given). */
+int sfs_inode_create_w(struct sfs_store *st, MDB_txn *txn,
+                       struct sfs_inode *ino);
+/* Kill every record of an inode: extents, xattrs, the inode itself. */
+int sfs_inode_destroy_w(struct sfs_store *st, MDB_txn *txn, uint64_t ino);
+
+/* Orphans: inodes with nlink 0 still open; freed at release or mount. */
+int sfs_orphan_add_w(struct sfs_store *st, MDB_txn *txn, uint64_t ino);
+int sfs_orphan_del_w(struct sfs_store *st, MDB_txn *txn, uint64_t ino);
+/* Destroy every orphan (crash recovery at mount). Returns the count. */
+int sfs_orphans_reap_w(struct sfs_store *st, MDB_txn *txn);
+
+struct sfs_dirent {
+    uint64_t ino;
+    uint32_t type; /* DT_* */
+    uint64_t cookie; /* stable readdir position of this entry */
+    char name[SFS_NAME_MAX + 1];
+};
+int sfs_dirent_lookup(struct sfs_store *st, MDB_txn *txn, uint64_t view,
+                      uint64_t dir, const char *name, struct sfs_dirent *out);
+int sfs_dirent_add_w(struct sfs_store *st, MDB_txn *txn, uint64_t dir,
+                     const char *name, uint64_t ino, uint32_t type);
+int sfs_dirent_remove_w(struct sfs_store *st, MDB_txn *txn, uint64_t dir,
+                        const char *name);
+/* Is directory DIR empty in VIEW?  1 yes, 0 no, <0 error. */
+int sfs_dir_is_empty(struct sfs_store *st, MDB_txn *txn, uint64_t view,
+                     uint64_t dir);
+/* Entries with cookie > AFTER, in cookie order; cb returns 1 to stop. */
+typedef int (*sfs_dirent_cb)(void *arg, const struct sfs_dirent *d);
+int sfs_dir_list(struct sfs_store *st, MDB_txn *txn, uint64_t view,
+                 uint64_t dir, uint64_t after, sfs_dirent_cb cb, void *arg);
+
+/* Xattrs.  get: returns the value length (copied up to CAP bytes into
+ * BUF when BUF is non-NULL), -ENODATA, -ERANGE if CAP is too small. */
+int sfs_xattr_get(struct sfs_store *st, MDB_txn *txn, uint64_t view,
+                  uint64_t ino, const char *name, void *buf, size_t cap);
+/* flags: XATTR_CREATE / XATTR_REPLACE semantics. */
+int sfs_xattr_set_w(struct sfs_store *st, MDB_txn *txn, uint64_t ino,
+                    const char *name, const void *val, size_t len, int flags);
+int sfs_xattr_remove_w(struct sfs_store *st, MDB_txn *txn, uint64_t ino,
+                       const char *name);
+/* NUL-separated names; returns the total length, -ERANGE if CAP small. */
+int sfs_xattr_list(struct sfs_store *st, MDB_txn *txn, uint64_t view,
+                   uint64_t ino, char *buf, size_t cap);
+
+/*
+ * File data, one block at a time.  blockno is offset / block_size.
+ * An absent extent is a hole.
+ */
+struct sfs_extent {
+    bool present;
+    bool is_inline;
+    uint32_t lsize;
+    struct sfs_blockref ref;     /* when !is_inline */
+    const uint8_t *inline_data;  /* when is_inline: points into the map */
+    uint8_t inline_sum[8];
+};
+int sfs_extent_get(struct sfs_store *st, MDB_txn *txn, uint64_t view,
+                   uint64_t ino, uint64_t blockno, struct sfs_extent *out);
+/* Point block BLOCKNO of INO at PB (taking a reference, dropping the old
+ * one).  A zero-length or all-zero block becomes a hole. */
+int sfs_extent_set_w(struct sfs_store *st, MDB_txn *txn, uint64_t ino,
+                     uint64_t blockno, struct sfs_prepared_block *pb,
+                     const void *plain, bool allow_slop);
+int sfs_extent_punch_w(struct sfs_store *st, MDB_txn *txn, uint64_t ino,
+                       uint64_t blockno);
+/* Kill every extent with blockno >= FROM. */
+int sfs_extents_truncate_w(struct sfs_store *st, MDB_txn *txn, uint64_t ino,
+                           uint64_t from);
+/* Iterate extents of INO in VIEW from block FROM on. */
+typedef int (*sfs_extent_cb)(void *arg, uint64_t blockno,
+                             const struct sfs_extent *e);
+int sfs_extent_scan(struct sfs_store *st, MDB_txn *txn, uint64_t view,
+                    uint64_t ino, uint64_t from, sfs_extent_cb cb, void *arg);
+
+
+/* fsck.c */
+typedef void (*sfs_fsck_report)(void *arg, const char *problem);
+/* Returns the number of problems found (0 = clean) or a negative errno. */
+int sfs_fsck(struct sfs_store *st, sfs_fsck_report report, void *arg);
+
+/*
+ * Read and write plans.  A read or write of a byte range is split into
+ * steps that need the transaction (cheap: finding extents, copying stored
+ * bytes, updating records) and steps that do not (expensive: decompress,
+ * verify, hash, compress), so that a daemon can run the latter outside
+ * its lock and on several cores at once.
+ *
+ *   read:  sfs_rplan_collect (txn) -> sfs_rplan_finish (no txn)
+ *   write: sfs_wplan_init -> sfs_wplan_fetch_old (txn)
+ *          -> sfs_wplan_fill (no txn) -> sfs_wplan_apply (txn), which
+ *          answers -EAGAIN while new blocks need compressing:
+ *          sfs_wplan_compress (no txn) and apply again.
+ */
+struct sfs_rplan_block {
+    uint64_t blockno;
+    uint32_t lsize;         /* 0: hole */
+    bool is_inline;
+    uint8_t inline_sum[8];
+    uint8_t *inline_copy;   /* malloc'd copy of inline data */
+    struct sfs_raw_block raw;
+};
+struct sfs_rplan {
+    uint64_t off;
+    size_t len;             /* clipped to the file size */
+    uint32_t bs;
+    size_t nblocks;
+    struct sfs_rplan_block *blocks;
+};
+int sfs_rplan_collect(struct sfs_store *st, MDB_txn *txn, uint64_t view,
+                      uint64_t ino, uint64_t file_size, uint64_t off,
+                      size_t len, struct sfs_rplan *plan);
+/* Decode into OUT (plan->len bytes).  -EIO on a damaged block. */
+int sfs_rplan_finish(struct sfs_rplan *plan, struct sfs_codec_ctx *cc,
+                     void *out);
+void sfs_rplan_release(struct sfs_rplan *plan);
+
+struct sfs_wplan_block {
+    uint64_t blockno;
+    uint32_t len;           /* logical length of the new block content */
+    uint32_t keep_from_old; /* bytes of old content to merge (0: none) */
+    uint8_t *buf;           /* block_size bytes of new content */
+    struct sfs_rplan old;   /* old content of a partially written block */
+    struct sfs_prepared_block pb;
+    bool applied;
+};
+struct sfs_wplan {
+    uint64_t off;
+    size_t len;
+    uint64_t new_size;
+    int64_t units_delta;    /* change of the inode's 512-byte units */
+    uint32_t bs;
+    size_t nblocks;
+    struct sfs_wplan_block *blocks;
+};
+int sfs_wplan_init(struct sfs_store *st, uint64_t file_size, uint64_t off,
+                   size_t len, struct sfs_wplan *plan);
+int sfs_wplan_fetch_old(struct sfs_store *st, MDB_txn *txn, uint64_t ino,
+                        uint64_t file_size, struct sfs_wplan *plan);
+int sfs_wplan_fill(struct sfs_wplan *plan, struct sfs_codec_ctx *cc,
+                   const void *data);
+int sfs_wplan_apply(struct sfs_store *st, MDB_txn *txn, uint64_t ino,
+                    struct sfs_wplan *plan);
+int sfs_wplan_compress(struct sfs_store *st, struct sfs_codec_ctx *cc,
+                       struct sfs_wplan *plan);
+void sfs_wplan_release(struct sfs_wplan *plan);
+
+/*
+ * One-shot helpers for single-threaded callers (tools, tests, restore):
+ * the plans above run start to end under TXN.  write updates the inode's
+ * size, blocks and mtime/ctime.
+ */
+int sfs_file_read(struct sfs_store *st, MDB_txn *txn, struct sfs_codec_ctx *cc,
+                  uint64_t view, uint64_t ino, uint64_t off, size_t len,
+                  void *out, size_t *got);
+int sfs_file_write_w(struct sfs_store *st, MDB_txn *txn,
+                     struct sfs_codec_ctx *cc, uint64_t ino, uint64_t off,
+                     const void *data, size_t len);
+/* Set the size: drop blocks past it, trim the last partial block. */
+int sfs_file_truncate_w(struct sfs_store *st, MDB_txn *txn,
+                        struct sfs_codec_ctx *cc, struct sfs_inode *inode,
+                        uint64_t size);
+
+#endif

@@ -1,0 +1,336 @@
+/*
+ * smallfiles - small-file metadata/data benchmark for the snapfs bench harness.
+ *
+ * In DIR, creates NDIRS directories and NFILES files of SIZE bytes spread
+ * round-robin across them, then runs four timed phases over all files:
+ *
+ *   create  open(O_CREAT|O_EXCL) + write SIZE bytes + close, then one
+ *           syncfs() so that dirty data held in a writeback cache is
+ *           flushed to the filesystem inside the timed region
+ *   stat    fstatat() (size is checked)
+ *   read    open + read to EOF + close (content is verified)
+ *   unlink  unlinkat()
+ *
+ * Each phase prints one machine-readable line "PHASE OPS_PER_SEC" on stdout,
+ * plus "files N", "dirs N" and "size N".  Directory creation and removal are
+ * not timed.  With -d, the page/dentry/inode caches are dropped (sync +
+ * /proc/sys/vm/drop_caches = 3) before each of the stat, read and unlink
+ * phases, untimed, so those phases reach the filesystem instead of the
+ * kernel's caches (needs root).
+ *
+ * Usage: smallfiles [-n NFILES] [-D NDIRS] [-s SIZE] [-d] DIR
+ *
+ * Exit status: 0 on success, 1 on any error (message on stderr).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+static long nfiles = 20000;
+static long ndirs = 100;
+static size_t fsize = 4096;
+static int drop_caches;
+
+static int *dirfds;
+static unsigned char *wbuf;
+static unsigned char *rbuf;
+
+static void die(const char *what, const char *name)
+{
+	if (name)
+		fprintf(stderr, "smallfiles: %s %s: %s\n", what, name,
+			strerror(errno));
+	else
+		fprintf(stderr, "smallfiles: %s: %s\n", what, strerror(errno));
+	exit(1);
+}
+
+static double now(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
+		die("clock_gettime", NULL);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Deterministic, incompressible content for file i (xorshift64*). */
+static void fill(unsigned char *buf, size_t len, long i)
+{
+	uint64_t x = 0x9E3779B97F4A7C15ULL ^ ((uint64_t)i * 0xD1B54A32D192ED03ULL);
+	size_t off = 0;
+
+	if (x == 0)
+		x = 1;
+	while (off < len) {
+		uint64_t v;
+		size_t n;
+
+		x ^= x >> 12;
+		x ^= x << 25;
+		x ^= x >> 27;
+		v = x * 0x2545F4914F6CDD1DULL;
+		n = len - off < sizeof(v) ? len - off : sizeof(v);
+		memcpy(buf + off, &v, n);
+		off += n;
+	}
+}
+
+static void fname(char *buf, size_t len, long i)
+{
+	snprintf(buf, len, "f%07ld", i);
+}
+
+static void do_drop_caches(void)
+{
+	int fd;
+
+	if (!drop_caches)
+		return;
+	sync();
+	fd = open("/proc/sys/vm/drop_caches", O_WRONLY);
+	if (fd < 0)
+		die("open", "/proc/sys/vm/drop_caches");
+	if (write(fd, "3\n", 2) != 2)
+		die("write", "/proc/sys/vm/drop_caches");
+	close(fd);
+}
+
+static void report(const char *phase, double t0, double t1)
+{
+	double dt = t1 - t0;
+
+	if (dt <= 0)
+		dt = 1e-9;
+	printf("%s %.1f\n", phase, (double)nfiles / dt);
+	fflush(stdout);
+}
+
+static void phase_create(void)
+{
+	char name[32];
+	long i;
+
+	for (i = 0; i < nfiles; i++) {
+		int dfd = dirfds[i % ndirs];
+		size_t off = 0;
+		int fd;
+
+		fname(name, sizeof(name), i);
+		fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+			    0644);
+		if (fd < 0)
+			die("create", name);
+		fill(wbuf, fsize, i);
+		while (off < fsize) {
+			ssize_t n = write(fd, wbuf + off, fsize - off);
+
+			if (n < 0) {
+				if (errno == EINTR)
+					continue;
+				die("write", name);
+			}
+			off += (size_t)n;
+		}
+		if (close(fd) != 0)
+			die("close", name);
+	}
+	if (syncfs(dirfds[0]) != 0)
+		die("syncfs", NULL);
+}
+
+static void phase_stat(void)
+{
+	char name[32];
+	struct stat st;
+	long i;
+
+	for (i = 0; i < nfiles; i++) {
+		fname(name, sizeof(name), i);
+		if (fstatat(dirfds[i % ndirs], name, &st, AT_SYMLINK_NOFOLLOW))
+			die("stat", name);
+		if (!S_ISREG(st.st_mode) || (size_t)st.st_size != fsize) {
+			fprintf(stderr,
+				"smallfiles: stat %s: unexpected mode/size "
+				"(%o, %jd)\n", name, (unsigned)st.st_mode,
+				(intmax_t)st.st_size);
+			exit(1);
+		}
+	}
+}
+
+static void phase_read(void)
+{
+	char name[32];
+	long i;
+
+	for (i = 0; i < nfiles; i++) {
+		size_t got = 0;
+		int fd;
+
+		fname(name, sizeof(name), i);
+		fd = openat(dirfds[i % ndirs], name, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			die("open", name);
+		for (;;) {
+			/* read one byte past the end to see EOF */
+			ssize_t n = read(fd, rbuf + got, fsize + 1 - got);
+
+			if (n < 0) {
+				if (errno == EINTR)
+					continue;
+				die("read", name);
+			}
+			if (n == 0)
+				break;
+			got += (size_t)n;
+			if (got > fsize)
+				break;
+		}
+		if (close(fd) != 0)
+			die("close", name);
+		fill(wbuf, fsize, i);
+		if (got != fsize || memcmp(rbuf, wbuf, fsize) != 0) {
+			fprintf(stderr,
+				"smallfiles: read %s: content mismatch "
+				"(%zu bytes read, %zu expected)\n",
+				name, got, fsize);
+			exit(1);
+		}
+	}
+}
+
+static void phase_unlink(void)
+{
+	char name[32];
+	long i;
+
+	for (i = 0; i < nfiles; i++) {
+		fname(name, sizeof(name), i);
+		if (unlinkat(dirfds[i % ndirs], name, 0) != 0)
+			die("unlink", name);
+	}
+}
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"usage: smallfiles [-n NFILES] [-D NDIRS] [-s SIZE] [-d] DIR\n"
+		"  -n NFILES  number of files (default 20000)\n"
+		"  -D NDIRS   number of directories (default 100)\n"
+		"  -s SIZE    bytes per file (default 4096)\n"
+		"  -d         drop kernel caches before stat/read/unlink "
+		"(root)\n");
+	exit(2);
+}
+
+static long parse_long(const char *s, long min)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || *end || end == s || v < min)
+		usage();
+	return v;
+}
+
+int main(int argc, char **argv)
+{
+	char dname[32];
+	const char *top;
+	int topfd;
+	double t0, t1;
+	long d;
+	int c;
+
+	while ((c = getopt(argc, argv, "n:D:s:dh")) != -1) {
+		switch (c) {
+		case 'n':
+			nfiles = parse_long(optarg, 1);
+			break;
+		case 'D':
+			ndirs = parse_long(optarg, 1);
+			break;
+		case 's':
+			fsize = (size_t)parse_long(optarg, 1);
+			break;
+		case 'd':
+			drop_caches = 1;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc - 1)
+		usage();
+	top = argv[optind];
+
+	topfd = open(top, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (topfd < 0)
+		die("open", top);
+	dirfds = calloc((size_t)ndirs, sizeof(*dirfds));
+	wbuf = malloc(fsize);
+	rbuf = malloc(fsize + 1);
+	if (!dirfds || !wbuf || !rbuf)
+		die("malloc", NULL);
+
+	for (d = 0; d < ndirs; d++) {
+		snprintf(dname, sizeof(dname), "d%04ld", d);
+		if (mkdirat(topfd, dname, 0755) != 0)
+			die("mkdir", dname);
+		dirfds[d] = openat(topfd, dname,
+				   O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dirfds[d] < 0)
+			die("open", dname);
+	}
+
+	printf("files %ld\ndirs %ld\nsize %zu\n", nfiles, ndirs, fsize);
+	fflush(stdout);
+
+	t0 = now();
+	phase_create();
+	t1 = now();
+	report("create", t0, t1);
+
+	do_drop_caches();
+	t0 = now();
+	phase_stat();
+	t1 = now();
+	report("stat", t0, t1);
+
+	do_drop_caches();
+	t0 = now();
+	phase_read();
+	t1 = now();
+	report("read", t0, t1);
+
+	do_drop_caches();
+	t0 = now();
+	phase_unlink();
+	t1 = now();
+	report("unlink", t0, t1);
+
+	for (d = 0; d < ndirs; d++) {
+		close(dirfds[d]);
+		snprintf(dname, sizeof(dname), "d%04ld", d);
+		if (unlinkat(topfd, dname, AT_REMOVEDIR) != 0)
+			die("rmdir", dname);
+	}
+	close(topfd);
+	free(dirfds);
+	free(wbuf);
+	free(rbuf);
+	return 0;
+}
