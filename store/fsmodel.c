@@ -913,6 +913,32 @@ int sfs_wplan_compress(struct sfs_store *st, struct sfs_codec_ctx *cc,
     return 0;
 }
 
+int sfs_wplan_probe(struct sfs_store *st, MDB_txn *txn, struct sfs_wplan *plan)
+{
+    for (size_t i = 0; i < plan->nblocks; i++) {
+        struct sfs_wplan_block *b = &plan->blocks[i];
+        if (b->pb.compressed_tried)
+            continue;
+        if (b->len <= SFS_INLINE_MAX || sfs_is_zero(b->buf, b->len)) {
+            b->pb.compressed_tried = true;
+            continue;
+        }
+        int rc = sfs_block_exists(st, txn, b->pb.ref.hash);
+        if (rc == 0)
+            b->pb.compressed_tried = true;
+        else if (rc != -ENOENT)
+            return rc;
+    }
+    return 0;
+}
+
+void sfs_wplan_reset_applied(struct sfs_wplan *plan)
+{
+    for (size_t i = 0; i < plan->nblocks; i++)
+        plan->blocks[i].applied = false;
+    plan->units_delta = 0;
+}
+
 void sfs_wplan_release(struct sfs_wplan *plan)
 {
     for (size_t i = 0; i < plan->nblocks; i++) {

@@ -193,6 +193,7 @@ static int make_root(struct sfs_store *st, MDB_txn *txn)
     root.uid = getuid();
     root.gid = getgid();
     root.nlink = 2;
+    root.parent = SFS_ROOT_INO;
     root.atime_sec = root.mtime_sec = root.ctime_sec = root.btime_sec =
         now.tv_sec;
     root.atime_nsec = root.mtime_nsec = root.ctime_nsec = root.btime_nsec =

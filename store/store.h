@@ -328,6 +328,7 @@ struct sfs_inode {
     uint32_t atime_nsec, mtime_nsec, ctime_nsec, btime_nsec;
     uint64_t flags;
     uint64_t blocks; /* 512-byte units of logical data, for st_blocks */
+    uint64_t parent; /* directories: the parent directory (for "..") */
 };
 
 int sfs_inode_get(struct sfs_store *st, MDB_txn *txn, uint64_t view,
@@ -477,8 +478,13 @@ int sfs_wplan_fill(struct sfs_wplan *plan, struct sfs_codec_ctx *cc,
                    const void *data);
 int sfs_wplan_apply(struct sfs_store *st, MDB_txn *txn, uint64_t ino,
                     struct sfs_wplan *plan);
+/* Mark the blocks already stored (or inline, or holes): only the rest
+ * need compressing.  Read-only; needs the transaction. */
+int sfs_wplan_probe(struct sfs_store *st, MDB_txn *txn, struct sfs_wplan *plan);
 int sfs_wplan_compress(struct sfs_store *st, struct sfs_codec_ctx *cc,
                        struct sfs_wplan *plan);
+/* After the transaction of an apply was aborted: nothing is applied. */
+void sfs_wplan_reset_applied(struct sfs_wplan *plan);
 void sfs_wplan_release(struct sfs_wplan *plan);
 
 /*

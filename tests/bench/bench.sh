@@ -9,6 +9,7 @@
 #   SNAPFS              snapfs binary      (default: <repo>/build/release/snapfs)
 #   BENCH_DIR           parent of the work dir       (/var/tmp/snapfs-bench)
 #   BENCH_OUT           key/value summary file       (bench-results.txt)
+#   BENCH_REPS          rounds of every workload; figures are medians (3)
 #   BENCH_SIZE_MB       sequential write/read size   (1024)
 #   BENCH_RAND_MB       random-write file size       (256)
 #   BENCH_RAND_RUNTIME  random-write time bound, s   (30)
@@ -21,6 +22,8 @@
 #   BENCH_MOUNT_OPTS    snapfs mount -o options      (none)
 #   BENCH_PT_OPTS       passthrough_ll -o options    (cache=always,writeback,clone_fd)
 #   BENCH_DROP_CACHES   1/0: drop kernel caches between phases (1 if root)
+#   BENCH_SMALL_CHUNK   small files: drop caches every N files (5000)
+#   BENCH_SEQ_RUNTIME_CAP  time bound of each sequential fio job, s (240)
 #   BENCH_KEEP_LOGS     1: keep fio/daemon logs in $BENCH_DIR/logs.* (0)
 #
 # Exit status: 0 if every measurement ran (whatever the figures and the RSS
@@ -46,13 +49,15 @@ PT_OPTS=${BENCH_PT_OPTS:-cache=always,writeback,clone_fd}
 # fio stops a sequential job after this many seconds (bounds the run on a
 # pathologically slow filesystem; the bandwidth figure stays valid)
 SEQ_RUNTIME_CAP=${BENCH_SEQ_RUNTIME_CAP:-240}
+SMALL_CHUNK=${BENCH_SMALL_CHUNK:-5000}
+REPS=${BENCH_REPS:-3}
 
 EXAMPLES=/usr/share/doc/libfuse3-dev/examples
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "FATAL: $*"; exit 1; }
 
-for v in SIZE_MB RAND_MB RAND_RUNTIME NFILES NDIRS RSS_MB RSS_LIMIT_MB SEQ_RUNTIME_CAP; do
+for v in SIZE_MB RAND_MB RAND_RUNTIME NFILES NDIRS RSS_MB RSS_LIMIT_MB SEQ_RUNTIME_CAP SMALL_CHUNK REPS; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer (got '${!v}')"
 done
 
@@ -86,17 +91,21 @@ if [[ $BENCH_DROP_CACHES == 1 && ! -w /proc/sys/vm/drop_caches ]]; then
 fi
 
 # passthrough_ll keeps one O_PATH fd open per inode the kernel remembers, so
-# the small-file phase needs more than NFILES descriptors in the daemon.
-# Raise the limit (inherited by both daemons) where we may.
+# a daemon needs more descriptors than there are live inodes.  Raise the
+# limit (inherited by both daemons) where we may (needs CAP_SYS_RESOURCE);
+# smallfiles also drops the caches every SMALL_CHUNK files to bound the
+# number of live inodes (see smallfiles.c).
 nofile_want=$((NFILES * 2 + 4096))
 ((nofile_want >= 65536)) || nofile_want=65536
 nr_open=$(cat /proc/sys/fs/nr_open 2>/dev/null || echo 1048576)
 ((nofile_want <= nr_open)) || nofile_want=$nr_open
 if (($(ulimit -n) < nofile_want)); then
 	ulimit -n "$nofile_want" 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-	if (($(ulimit -n) < NFILES * 2)); then
-		log "WARNING: open-file limit $(ulimit -n) may be too low for $NFILES files (passthrough_ll needs ~1 fd per inode)"
-	fi
+fi
+if [[ $BENCH_DROP_CACHES == 1 ]]; then live_inodes=$SMALL_CHUNK; else live_inodes=$NFILES; fi
+if (($(ulimit -n) < live_inodes + 1024)); then
+	log "WARNING: open-file limit $(ulimit -n) may be too low for $live_inodes live inodes" \
+		"(passthrough_ll holds ~1 fd per inode); lower BENCH_SMALL_CHUNK"
 fi
 
 # resolve BENCH_OUT now, against the caller's working directory
@@ -296,7 +305,7 @@ mnt_of() {
 }
 
 # --------------------------------------------------------- measurement ---
-declare -A R=()       # R[target.metric] = value
+declare -A R=()       # R[target.metric] = "v1 v2 ..." (one value per round, NA if failed)
 FAILED=()
 
 # json_get FILE DIR FIELD: jobs[0][DIR][FIELD] from a fio JSON file, after
@@ -339,12 +348,12 @@ run_fio() {
 }
 
 record() {   # record TARGET METRIC VALUE
-	R[$1.$2]=$3
+	R[$1.$2]="${R[$1.$2]:-}${R[$1.$2]:+ }$3"
 	log "  $1 $2 = $3"
 }
 
 record_fail() {   # record_fail TARGET METRIC
-	R[$1.$2]=NA
+	R[$1.$2]="${R[$1.$2]:-}${R[$1.$2]:+ }NA"
 	FAILED+=("$1.$2")
 	log "  $1 $2 FAILED"
 }
@@ -353,9 +362,10 @@ bench_seq_write() {
 	local t=$1 mnt v
 	mnt=$(mnt_of "$t")
 	log "[$t] sequential write ${SIZE_MB} MiB, bs=1M, incompressible, end_fsync"
-	if run_fio "seqwrite-$t" --filename="$mnt/seq.dat" --rw=write --bs=1M \
+	drop_caches
+	if run_fio "seqwrite-$t-r$ROUND" --filename="$mnt/seq.dat" --rw=write --bs=1M \
 		--size="${SIZE_MB}M" --end_fsync=1 --runtime="$SEQ_RUNTIME_CAP" &&
-		v=$(json_get "$LOGS/seqwrite-$t.json" write bw_bytes); then
+		v=$(json_get "$LOGS/seqwrite-$t-r$ROUND.json" write bw_bytes); then
 		record "$t" seq_write_mibs "$(awk -v b="$v" 'BEGIN { printf "%.1f", b / 1048576 }')"
 	else
 		record_fail "$t" seq_write_mibs
@@ -375,9 +385,9 @@ bench_seq_read() {
 		record_fail "$t" seq_read_mibs
 		return
 	fi
-	if run_fio "seqread-$t" --filename="$mnt/seq.dat" --rw=read --bs=1M \
+	if run_fio "seqread-$t-r$ROUND" --filename="$mnt/seq.dat" --rw=read --bs=1M \
 		--size="${SIZE_MB}M" --runtime="$SEQ_RUNTIME_CAP" &&
-		v=$(json_get "$LOGS/seqread-$t.json" read bw_bytes); then
+		v=$(json_get "$LOGS/seqread-$t-r$ROUND.json" read bw_bytes); then
 		record "$t" seq_read_mibs "$(awk -v b="$v" 'BEGIN { printf "%.1f", b / 1048576 }')"
 	else
 		record_fail "$t" seq_read_mibs
@@ -389,11 +399,12 @@ bench_randwrite() {
 	local t=$1 mnt v
 	mnt=$(mnt_of "$t")
 	log "[$t] random 4 KiB overwrites in a ${RAND_MB} MiB file (<= ${RAND_RUNTIME} s), end_fsync"
+	drop_caches
 	# --overwrite=1: fio first lays the file out (untimed, fsynced), so the
 	# timed phase overwrites existing data instead of filling holes.
-	if run_fio "randwrite-$t" --filename="$mnt/rand.dat" --rw=randwrite --bs=4k \
+	if run_fio "randwrite-$t-r$ROUND" --filename="$mnt/rand.dat" --rw=randwrite --bs=4k \
 		--size="${RAND_MB}M" --overwrite=1 --end_fsync=1 --runtime="$RAND_RUNTIME" &&
-		v=$(json_get "$LOGS/randwrite-$t.json" write iops); then
+		v=$(json_get "$LOGS/randwrite-$t-r$ROUND.json" write iops); then
 		record "$t" randwrite_4k_iops "$(awk -v b="$v" 'BEGIN { printf "%.0f", b }')"
 	else
 		record_fail "$t" randwrite_4k_iops
@@ -406,15 +417,15 @@ bench_smallfiles() {
 	mnt=$(mnt_of "$t")
 	log "[$t] small files: $NFILES x 4 KiB in $NDIRS dirs (create/stat/read/unlink)"
 	local -a sfopt=(-n "$NFILES" -D "$NDIRS" -s 4096)
-	[[ $BENCH_DROP_CACHES == 1 ]] && sfopt+=(-d)
+	[[ $BENCH_DROP_CACHES == 1 ]] && sfopt+=(-d -c "$SMALL_CHUNK")
 	drop_caches
 	mkdir -p "$mnt/small" || { for phase in create stat read unlink; do record_fail "$t" "small_${phase}_ops"; done; return; }
-	if ! timeout -k 10 900 "$SF_BIN" "${sfopt[@]}" "$mnt/small" >"$LOGS/smallfiles-$t.out" 2>"$LOGS/smallfiles-$t.err"; then
+	if ! timeout -k 10 900 "$SF_BIN" "${sfopt[@]}" "$mnt/small" >"$LOGS/smallfiles-$t-r$ROUND.out" 2>"$LOGS/smallfiles-$t-r$ROUND.err"; then
 		log "smallfiles on $t failed:"
-		tail -n 5 "$LOGS/smallfiles-$t.err" >&2
+		tail -n 5 "$LOGS/smallfiles-$t-r$ROUND.err" >&2
 	fi
 	for phase in create stat read unlink; do
-		v=$(awk -v p="$phase" '$1 == p { print $2 }' "$LOGS/smallfiles-$t.out")
+		v=$(awk -v p="$phase" '$1 == p { print $2 }' "$LOGS/smallfiles-$t-r$ROUND.out")
 		if [[ -n $v ]]; then record "$t" "small_${phase}_ops" "$v"; else record_fail "$t" "small_${phase}_ops"; fi
 	done
 	rm -rf "$mnt/small"
@@ -428,11 +439,16 @@ log "mkfs + mount snapfs (--size $VOLSIZE${MKFS_OPTS:+ $MKFS_OPTS}) on $SN_MNT"
 snap_mkfs "$SN_STORE"
 snap_mount "$SN_STORE" "$SN_MNT" || die "cannot mount snapfs"
 
-TARGETS=(passthrough snapfs)
-for t in "${TARGETS[@]}"; do bench_seq_write "$t"; done
-for t in "${TARGETS[@]}"; do bench_seq_read "$t"; done
-for t in "${TARGETS[@]}"; do bench_randwrite "$t"; done
-for t in "${TARGETS[@]}"; do bench_smallfiles "$t"; done
+# Rounds alternate which target goes first, so that drift in the machine's
+# state (host caches, noisy neighbours) hits both sides alike.
+for ((ROUND = 1; ROUND <= REPS; ROUND++)); do
+	if ((ROUND % 2)); then TARGETS=(passthrough snapfs); else TARGETS=(snapfs passthrough); fi
+	log "=== round $ROUND/$REPS (${TARGETS[*]}) ==="
+	for t in "${TARGETS[@]}"; do bench_seq_write "$t"; done
+	for t in "${TARGETS[@]}"; do bench_seq_read "$t"; done
+	for t in "${TARGETS[@]}"; do bench_randwrite "$t"; done
+	for t in "${TARGETS[@]}"; do bench_smallfiles "$t"; done
+done
 
 log "snapfs info after the workloads:"
 timeout 60 "$SNAPFS" info "$SN_MNT" 2>&1 | sed 's/^/    /' >&2 || true
@@ -495,6 +511,26 @@ ratio() {
 	awk -v a="$1" -v b="$2" 'BEGIN {
 		if (a == "NA" || b == "NA" || b + 0 == 0) print "NA"; else printf "%.2f", a / b }'
 }
+# median of the non-NA words in $1 (NA if none), printed like the inputs
+median() {
+	echo "$1" | tr ' ' '\n' | { grep -v -e '^NA$' -e '^$' || true; } | sort -g |
+		awk '{ v[NR] = $1 } END {
+			if (NR == 0) { print "NA"; exit }
+			m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+			if (v[1] ~ /\./) printf "%.1f\n", m; else printf "%.0f\n", m }'
+}
+# "min-max" of the per-round ratios snapfs[i]/passthrough[i]
+ratio_range() {
+	awk -v a="$1" -v b="$2" 'BEGIN {
+		n = split(a, x, " "); split(b, y, " "); lo = ""; hi = ""
+		for (i = 1; i <= n; i++) {
+			if (x[i] == "NA" || y[i] == "NA" || y[i] + 0 == 0) continue
+			r = x[i] / y[i]
+			if (lo == "" || r < lo) lo = r
+			if (hi == "" || r > hi) hi = r
+		}
+		if (lo == "") print "NA"; else printf "%.2f-%.2f", lo, hi }'
+}
 
 summary=$(mktemp "$WORK/summary.XXXXXX")
 {
@@ -511,22 +547,32 @@ summary=$(mktemp "$WORK/summary.XXXXXX")
 	echo "rand_runtime_s $RAND_RUNTIME"
 	echo "small_files $NFILES"
 	echo "small_dirs $NDIRS"
+	echo "rounds $REPS"
+	echo "small_chunk $([[ $BENCH_DROP_CACHES == 1 ]] && echo "$SMALL_CHUNK" || echo "$NFILES")"
 } >"$summary"
 
 {
 	echo
 	echo "snapfs benchmark: snapfs vs. passthrough_ll (-o $PT_OPTS), same backing fs ($(stat -f -c %T "$WORK"))"
-	echo "ratio = snapfs / passthrough; higher is better for every row"
+	echo "figures: median of $REPS rounds; ratio = snapfs / passthrough (higher is better for every row);"
+	echo "per-round ratios: spread of snapfs[i]/passthrough[i] over the rounds (a noise gauge)"
 	echo
-	printf '%-34s %14s %14s %8s\n' "metric" "snapfs" "passthrough" "ratio"
-	printf '%-34s %14s %14s %8s\n' "------" "------" "-----------" "-----"
+	printf '%-32s %12s %12s %7s %12s\n' "metric" "snapfs" "passthrough" "ratio" "per-round"
+	printf '%-32s %12s %12s %7s %12s\n' "------" "------" "-----------" "-----" "---------"
 } >&1
 for m in "${METRICS[@]}"; do
-	s=${R[snapfs.$m]:-NA}
-	p=${R[passthrough.$m]:-NA}
+	sa=${R[snapfs.$m]:-NA}
+	pa=${R[passthrough.$m]:-NA}
+	s=$(median "$sa")
+	p=$(median "$pa")
 	r=$(ratio "$s" "$p")
-	printf '%-34s %14s %14s %8s\n' "${LABEL[$m]}" "$s" "$p" "$r"
-	printf '%s_snapfs %s\n%s_passthrough %s\n%s_ratio %s\n' "$m" "$s" "$m" "$p" "$m" "$r" >>"$summary"
+	rr=$(ratio_range "$sa" "$pa")
+	printf '%-32s %12s %12s %7s %12s\n' "${LABEL[$m]}" "$s" "$p" "$r" "$rr"
+	{
+		printf '%s_snapfs %s\n%s_passthrough %s\n%s_ratio %s\n' "$m" "$s" "$m" "$p" "$m" "$r"
+		printf '%s_snapfs_rounds %s\n%s_passthrough_rounds %s\n%s_ratio_range %s\n' \
+			"$m" "${sa// /,}" "$m" "${pa// /,}" "$m" "$rr"
+	} >>"$summary"
 done
 echo
 printf 'snapfs daemon peak RSS (VmHWM) after writing %s MiB: %s MiB (limit %s MiB): %s\n' \

@@ -329,7 +329,7 @@ assert_errno() {
 
 assert_one_line() { # assert_one_line FILE: exactly one (non-empty) line
 	local n
-	n=$(grep -c '' "$1")
+	n=$(grep -c '' "$1") || :
 	[ "$n" = 1 ] && [ -n "$(tr -d '[:space:]' <"$1")" ] && return 0
 	say "assert_one_line failed: $1 has $n lines:" >&2
 	sed 's/^/  | /' "$1" >&2

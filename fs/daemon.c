@@ -1,0 +1,219 @@
+/*
+ * daemon.c - mounting a volume and serving it until it is unmounted.
+ *
+ * Order of events, and what each guarantees:
+ *   1. open the store exclusively (a second mount gets EBUSY: "already
+ *      mounted"), reap orphans a crash left behind (inodes unlinked while
+ *      open), start group commit;
+ *   2. create the FUSE session and mount, with default_permissions (the
+ *      kernel checks permissions and POSIX ACLs), allow_other when run by
+ *      root (NAS exports), fsname = the store path and type fuse.snapfs;
+ *   3. write STORE/daemon.pid and tell the waiting parent "ready" (a
+ *      failure before this point is reported to it instead, and nothing
+ *      stays mounted);
+ *   4. serve with a multithreaded loop until unmounted or signalled;
+ *   5. commit and sync everything, remove the pid file, close the store.
+ */
+#define _GNU_SOURCE
+#include "ops.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int reap_orphans(struct sfs_store *st)
+{
+    MDB_txn *txn;
+    int rc = sfs_txn_begin(st, NULL, true, &txn);
+    if (rc)
+        return rc;
+    rc = sfs_orphans_reap_w(st, txn);
+    if (rc < 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    return sfs_txn_commit(st, txn);
+}
+
+static void tell_parent(int *ready_fd, unsigned char status)
+{
+    if (*ready_fd < 0)
+        return;
+    if (write(*ready_fd, &status, 1) != 1)
+        perror("snapfs: telling the parent");
+    close(*ready_fd);
+    *ready_fd = -1;
+}
+
+static int write_pidfile(const char *store)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/daemon.pid", store);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -errno;
+    fprintf(f, "%d\n", (int)getpid());
+    return fclose(f) ? -errno : 0;
+}
+
+static void remove_pidfile(const char *store)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/daemon.pid", store);
+    unlink(path);
+}
+
+/* Detach from the terminal: stdio to /dev/null, errors to STORE/daemon.log */
+static void detach_stdio(const char *store)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/daemon.log", store);
+    int null = open("/dev/null", O_RDWR);
+    int log = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (null >= 0) {
+        dup2(null, 0);
+        dup2(null, 1);
+        close(null);
+    }
+    if (log >= 0) {
+        dup2(log, 2);
+        close(log);
+    }
+}
+
+static char *mount_options(const char *store, const char *extra,
+                           bool *no_writeback)
+{
+    char *opts = NULL;
+    const char *allow = geteuid() == 0 ? ",allow_other" : "";
+    /* Our own option: no_writeback_cache turns the kernel cache off. */
+    char *rest = strdup(extra ? extra : "");
+    if (!rest)
+        return NULL;
+    *no_writeback = false;
+    char *out = calloc(1, strlen(rest) + 1), *save = NULL;
+    if (!out) {
+        free(rest);
+        return NULL;
+    }
+    for (char *tok = strtok_r(rest, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        if (!strcmp(tok, "no_writeback_cache")) {
+            *no_writeback = true;
+            continue;
+        }
+        if (*out)
+            strcat(out, ",");
+        strcat(out, tok);
+    }
+    if (asprintf(&opts, "default_permissions%s,fsname=%s,subtype=snapfs%s%s",
+                 allow, store, *out ? "," : "", out) < 0)
+        opts = NULL;
+    free(rest);
+    free(out);
+    return opts;
+}
+
+int snapfs_serve(const char *store, const char *mountpoint, const char *options,
+                 int ready_fd)
+{
+    struct snapfs_fs *fs = calloc(1, sizeof(*fs));
+    struct sfs_store *st = NULL;
+    struct fuse_session *se = NULL;
+    char *opts = NULL;
+    int status = 1;
+    if (!fs)
+        goto fail;
+
+    struct stat sb;
+    if (stat(mountpoint, &sb) || !S_ISDIR(sb.st_mode)) {
+        fprintf(stderr, "snapfs mount: %s: mountpoint %s\n", mountpoint,
+                errno == ENOENT || !S_ISDIR(sb.st_mode)
+                    ? "does not exist or is not a directory" : strerror(errno));
+        goto fail;
+    }
+    int rc = sfs_open(store, SFS_OPEN_EXCLUSIVE, &st);
+    if (rc) {
+        fprintf(stderr, "snapfs mount: %s: %s\n", store,
+                rc == -EBUSY ? "volume is already mounted (or in use by "
+                               "another snapfs command)"
+                : rc == -EMEDIUMTYPE ? "not a snapfs volume"
+                : rc == -EPROTONOSUPPORT ? "volume has a newer on-disk format "
+                                           "than this snapfs supports"
+                : rc == -ENOENT ? "no such directory"
+                : strerror(-rc));
+        goto fail;
+    }
+    rc = reap_orphans(st);
+    if (rc) {
+        fprintf(stderr, "snapfs mount: %s: recovering orphans: %s\n", store,
+                strerror(-rc));
+        goto fail;
+    }
+    opts = mount_options(store, options, &fs->no_writeback);
+    if (!opts)
+        goto fail;
+    char *argv[] = { "snapfs", "-o", opts, NULL };
+    struct fuse_args args = FUSE_ARGS_INIT(3, argv);
+    rc = vol_start(&fs->vol, st);
+    if (rc) {
+        fprintf(stderr, "snapfs mount: %s: %s\n", store, strerror(-rc));
+        goto fail;
+    }
+    se = fuse_session_new(&args, &snapfs_ops, sizeof(snapfs_ops), fs);
+    if (!se) {
+        fprintf(stderr, "snapfs mount: bad mount options: %s\n",
+                options ? options : "");
+        goto fail_vol;
+    }
+    if (fuse_set_signal_handlers(se) ||
+        fuse_session_mount(se, mountpoint)) {
+        fprintf(stderr, "snapfs mount: %s: could not mount\n", mountpoint);
+        goto fail_vol;
+    }
+    if (write_pidfile(store))
+        fprintf(stderr, "snapfs mount: could not write %s/daemon.pid\n", store);
+    if (ready_fd >= 0) {
+        tell_parent(&ready_fd, 0);
+        detach_stdio(store);
+    }
+
+    struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+    fuse_loop_cfg_set_clone_fd(cfg, 1);
+    fuse_loop_cfg_set_max_threads(cfg, 16);
+    int loop_rc = fuse_session_loop_mt(se, cfg);
+    fuse_loop_cfg_destroy(cfg);
+
+    fuse_session_unmount(se);
+    fuse_remove_signal_handlers(se);
+    fuse_session_destroy(se);
+    se = NULL;
+    rc = vol_stop(&fs->vol);
+    remove_pidfile(store);
+    if (rc)
+        fprintf(stderr, "snapfs: %s: final commit failed: %s\n", store,
+                strerror(-rc));
+    status = (loop_rc < 0 || rc) ? 1 : 0;
+    sfs_close(st);
+    free(opts);
+    free(fs);
+    return status;
+
+fail_vol:
+    if (se) {
+        fuse_remove_signal_handlers(se);
+        fuse_session_destroy(se);
+    }
+    vol_stop(&fs->vol);
+fail:
+    tell_parent(&ready_fd, 1);
+    sfs_close(st);
+    free(opts);
+    free(fs);
+    return status;
+}

@@ -1,0 +1,1339 @@
+/*
+ * ops.c - the FUSE lowlevel operations of the live tree, one function per
+ * operation, in the order of struct fuse_lowlevel_ops.
+ *
+ * Guarantees:
+ *  - Node ids are inode numbers (the root is 1 = FUSE_ROOT_ID), assigned
+ *    once and never reused, so NFS file handles stay valid across inode
+ *    eviction and daemon restarts; "." and ".." are answered for any node.
+ *  - Every change is one nested transaction in the current batch (see
+ *    volume.c): it happens entirely or not at all.
+ *  - An inode whose last link goes while the kernel or an open file still
+ *    references it becomes an orphan, kept (and listed in the store, for
+ *    crash recovery) until its last reference goes.
+ *  - Permission checks are the kernel's (default_permissions and POSIX
+ *    ACLs); this file keeps modes and ACLs in sync and applies ACL
+ *    inheritance and the umask, which the kernel leaves to us.
+ */
+#define _GNU_SOURCE
+#include "ops.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "acl.h"
+
+#define TIMEOUT 86400.0
+
+static struct vol *VOL(fuse_req_t req)
+{
+    return &((struct snapfs_fs *)fuse_req_userdata(req))->vol;
+}
+
+/* One codec context per FUSE thread, freed when the thread exits. */
+static pthread_key_t codec_key;
+static pthread_once_t codec_once = PTHREAD_ONCE_INIT;
+
+static void codec_free(void *p) { sfs_codec_ctx_free(p); }
+static void codec_key_init(void) { pthread_key_create(&codec_key, codec_free); }
+
+static struct sfs_codec_ctx *codec(void)
+{
+    pthread_once(&codec_once, codec_key_init);
+    struct sfs_codec_ctx *c = pthread_getspecific(codec_key);
+    if (!c) {
+        c = sfs_codec_ctx_new();
+        pthread_setspecific(codec_key, c);
+    }
+    return c;
+}
+
+/* ---- attributes ---- */
+
+static void inode_to_stat(const struct sfs_inode *i, uint32_t block_size,
+                          struct stat *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->st_ino = i->ino;
+    s->st_mode = i->mode;
+    s->st_nlink = i->nlink;
+    s->st_uid = i->uid;
+    s->st_gid = i->gid;
+    s->st_rdev = i->rdev;
+    s->st_size = (off_t)i->size;
+    s->st_blocks = (blkcnt_t)i->blocks;
+    s->st_blksize = block_size;
+    s->st_atim.tv_sec = i->atime_sec;
+    s->st_atim.tv_nsec = i->atime_nsec;
+    s->st_mtim.tv_sec = i->mtime_sec;
+    s->st_mtim.tv_nsec = i->mtime_nsec;
+    s->st_ctim.tv_sec = i->ctime_sec;
+    s->st_ctim.tv_nsec = i->ctime_nsec;
+}
+
+static void set_now(int64_t *sec, uint32_t *nsec)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    *sec = ts.tv_sec;
+    *nsec = (uint32_t)ts.tv_nsec;
+}
+
+static void touch_ctime(struct sfs_inode *i)
+{
+    set_now(&i->ctime_sec, &i->ctime_nsec);
+}
+
+static void touch_mtime_ctime(struct sfs_inode *i)
+{
+    set_now(&i->mtime_sec, &i->mtime_nsec);
+    i->ctime_sec = i->mtime_sec;
+    i->ctime_nsec = i->mtime_nsec;
+}
+
+static void fill_entry(struct vol *v, const struct sfs_inode *i,
+                       struct fuse_entry_param *e)
+{
+    memset(e, 0, sizeof(*e));
+    e->ino = i->ino;
+    e->generation = 0;
+    e->attr_timeout = TIMEOUT;
+    e->entry_timeout = TIMEOUT;
+    inode_to_stat(i, v->st->super.block_size, &e->attr);
+}
+
+/* Reply with an entry and count the kernel's new reference. */
+static void reply_entry(fuse_req_t req, const struct sfs_inode *i)
+{
+    struct vol *v = VOL(req);
+    struct fuse_entry_param e;
+    fill_entry(v, i, &e);
+    node_add_lookup(v, i->ino, 1);
+    if (fuse_reply_entry(req, &e))
+        node_forget(v, i->ino, 1);
+}
+
+static int name_ok(const char *name)
+{
+    return strlen(name) > SFS_NAME_MAX ? -ENAMETOOLONG : 0;
+}
+
+/* ---- destroying unreferenced orphans ---- */
+
+static void destroy_orphan(struct vol *v, uint64_t ino)
+{
+    MDB_txn *txn;
+    int rc = vol_change_begin(v, &txn);
+    if (rc)
+        return;
+    rc = sfs_inode_destroy_w(v->st, txn, ino);
+    if (rc == -ENOENT)
+        rc = 0;
+    if (!rc)
+        rc = sfs_orphan_del_w(v->st, txn, ino);
+    vol_change_end(v, rc, 0);
+}
+
+/*
+ * The inode lost its last link inside TXN.  Destroy it now unless the
+ * kernel or an open file still references it; then it becomes an orphan.
+ */
+static int drop_unlinked(struct vol *v, MDB_txn *txn, uint64_t ino)
+{
+    if (node_mark_orphan_if_referenced(v, ino))
+        return sfs_orphan_add_w(v->st, txn, ino);
+    return sfs_inode_destroy_w(v->st, txn, ino);
+}
+
+/* ---- lookup and forget ---- */
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    struct vol *v = VOL(req);
+    int rc = name_ok(name);
+    if (rc) {
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    MDB_txn *txn = vol_read_begin(v);
+    struct sfs_inode pi, ci;
+    uint64_t ino = 0;
+    rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, parent, &pi);
+    if (!rc && !S_ISDIR(pi.mode))
+        rc = -ENOTDIR;
+    if (!rc) {
+        if (!strcmp(name, ".")) {
+            ino = parent;
+        } else if (!strcmp(name, "..")) {
+            ino = pi.parent ? pi.parent : SFS_ROOT_INO;
+        } else {
+            struct sfs_dirent d;
+            rc = sfs_dirent_lookup(v->st, txn, SFS_VIEW_LIVE, parent, name, &d);
+            ino = d.ino;
+        }
+    }
+    if (!rc)
+        rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, ino, &ci);
+    vol_read_end(v);
+    if (rc == -ENOENT) {
+        /* A negative entry, cached like a positive one. */
+        struct fuse_entry_param e = { .ino = 0, .entry_timeout = TIMEOUT };
+        fuse_reply_entry(req, &e);
+        return;
+    }
+    if (rc)
+        fuse_reply_err(req, -rc);
+    else
+        reply_entry(req, &ci);
+}
+
+static void forget_one(struct vol *v, uint64_t ino, uint64_t nlookup)
+{
+    if (node_forget(v, ino, nlookup))
+        destroy_orphan(v, ino);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+    forget_one(VOL(req), ino, nlookup);
+    fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count,
+                            struct fuse_forget_data *forgets)
+{
+    for (size_t i = 0; i < count; i++)
+        forget_one(VOL(req), forgets[i].ino, forgets[i].nlookup);
+    fuse_reply_none(req);
+}
+
+/* ---- attributes ---- */
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino,
+                       struct fuse_file_info *fi)
+{
+    struct vol *v = VOL(req);
+    struct sfs_inode i;
+    MDB_txn *txn = vol_read_begin(v);
+    int rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, ino, &i);
+    vol_read_end(v);
+    if (rc) {
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    struct stat s;
+    inode_to_stat(&i, v->st->super.block_size, &s);
+    fuse_reply_attr(req, &s, TIMEOUT);
+}
+
+static void apply_time(const struct stat *attr, int to_set, int flag_set,
+                       int flag_now, bool mtime, struct sfs_inode *i)
+{
+    int64_t *sec = mtime ? &i->mtime_sec : &i->atime_sec;
+    uint32_t *nsec = mtime ? &i->mtime_nsec : &i->atime_nsec;
+    if (to_set & flag_now) {
+        set_now(sec, nsec);
+    } else if (to_set & flag_set) {
+        const struct timespec *ts = mtime ? &attr->st_mtim : &attr->st_atim;
+        *sec = ts->tv_sec;
+        *nsec = (uint32_t)ts->tv_nsec;
+    }
+}
+
+/* Keep the access ACL in step with a new mode. */
+static int chmod_acl(struct vol *v, MDB_txn *txn, uint64_t ino, uint32_t mode)
+{
+    uint8_t buf[SFS_XATTR_SIZE_MAX];
+    int n = sfs_xattr_get(v->st, txn, SFS_VIEW_LIVE, ino, ACL_XATTR_ACCESS,
+                          buf, sizeof(buf));
+    if (n == -ENODATA)
+        return 0;
+    if (n < 0)
+        return n;
+    acl_chmod(buf, (size_t)n, mode);
+    return sfs_xattr_set_w(v->st, txn, ino, ACL_XATTR_ACCESS, buf, (size_t)n, 0);
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+                       int to_set, struct fuse_file_info *fi)
+{
+    struct vol *v = VOL(req);
+    struct node *n = node_pin(v, ino);
+    if (!n) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    pthread_mutex_lock(&n->wlock);
+    MDB_txn *txn;
+    struct sfs_inode i;
+    int rc = vol_change_begin(v, &txn);
+    if (rc)
+        goto out_unlocked;
+    rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, ino, &i);
+    if (!rc && (to_set & FUSE_SET_ATTR_SIZE)) {
+        if (S_ISDIR(i.mode))
+            rc = -EISDIR;
+        else if (!S_ISREG(i.mode))
+            rc = -EINVAL;
+        else if ((uint64_t)attr->st_size > SFS_MAX_FILE_SIZE)
+            rc = -EFBIG;
+        else if ((uint64_t)attr->st_size != i.size)
+            rc = sfs_file_truncate_w(v->st, txn, codec(), &i,
+                                     (uint64_t)attr->st_size);
+        if (!rc)
+            touch_mtime_ctime(&i);
+    }
+    if (!rc && (to_set & FUSE_SET_ATTR_MODE)) {
+        i.mode = (i.mode & S_IFMT) | (attr->st_mode & 07777);
+        rc = chmod_acl(v, txn, ino, i.mode);
+    }
+    if (to_set & FUSE_SET_ATTR_UID)
+        i.uid = attr->st_uid;
+    if (to_set & FUSE_SET_ATTR_GID)
+        i.gid = attr->st_gid;
+    apply_time(attr, to_set, FUSE_SET_ATTR_ATIME, FUSE_SET_ATTR_ATIME_NOW,
+               false, &i);
+    apply_time(attr, to_set, FUSE_SET_ATTR_MTIME, FUSE_SET_ATTR_MTIME_NOW,
+               true, &i);
+    if (to_set & FUSE_SET_ATTR_CTIME) {
+        i.ctime_sec = attr->st_ctim.tv_sec;
+        i.ctime_nsec = (uint32_t)attr->st_ctim.tv_nsec;
+    } else {
+        touch_ctime(&i);
+    }
+    if (!rc)
+        rc = sfs_inode_put_w(v->st, txn, &i);
+    rc = vol_change_end(v, rc, 0);
+out_unlocked:
+    pthread_mutex_unlock(&n->wlock);
+    if (node_unpin(v, n))
+        destroy_orphan(v, ino);
+    if (rc) {
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    struct stat s;
+    inode_to_stat(&i, v->st->super.block_size, &s);
+    fuse_reply_attr(req, &s, TIMEOUT);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+    struct vol *v = VOL(req);
+    char buf[SFS_SYMLINK_MAX + 1];
+    size_t got = 0;
+    struct sfs_inode i;
+    MDB_txn *txn = vol_read_begin(v);
+    int rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, ino, &i);
+    if (!rc && !S_ISLNK(i.mode))
+        rc = -EINVAL;
+    if (!rc)
+        rc = sfs_file_read(v->st, txn, codec(), SFS_VIEW_LIVE, ino, 0,
+                           SFS_SYMLINK_MAX, buf, &got);
+    vol_read_end(v);
+    if (rc) {
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    buf[got] = 0;
+    fuse_reply_readlink(req, buf);
+}
+
+/* ---- creating nodes ---- */
+
+/*
+ * Mode, ACLs and group of a new node in PARENT: a default ACL on the
+ * parent is inherited (no umask then), otherwise the umask applies; a
+ * set-group-ID parent passes on its group, and to directories its bit.
+ */
+static int new_node_attrs(struct vol *v, MDB_txn *txn,
+                          const struct sfs_inode *parent, fuse_req_t req,
+                          struct sfs_inode *ni, uint8_t *acl, int *acl_len)
+{
+    const struct fuse_ctx *ctx = fuse_req_ctx(req);
+    ni->uid = ctx->uid;
+    ni->gid = ctx->gid;
+    if (parent->mode & S_ISGID) {
+        ni->gid = parent->gid;
+        if (S_ISDIR(ni->mode))
+            ni->mode |= S_ISGID;
+    }
+    *acl_len = 0;
+    if (S_ISLNK(ni->mode))
+        return 0;
+    int n = sfs_xattr_get(v->st, txn, SFS_VIEW_LIVE, parent->ino,
+                          ACL_XATTR_DEFAULT, acl, SFS_XATTR_SIZE_MAX);
+    if (n == -ENODATA) {
+        ni->mode &= ~(uint32_t)(ctx->umask & 0777);
+        return 0;
+    }
+    if (n < 0)
+        return n;
+    *acl_len = n;
+    return 0;
+}
+
+static int store_inherited_acls(struct vol *v, MDB_txn *txn,
+                                struct sfs_inode *ni, uint8_t *acl, int len)
+{
+    if (!len)
+        return 0;
+    int rc = 0;
+    if (S_ISDIR(ni->mode))
+        rc = sfs_xattr_set_w(v->st, txn, ni->ino, ACL_XATTR_DEFAULT, acl,
+                             (size_t)len, 0);
+    if (rc)
+        return rc;
+    int store = acl_create_masq(acl, (size_t)len, &ni->mode);
+    if (store < 0)
+        return store;
+    if (store)
+        rc = sfs_xattr_set_w(v->st, txn, ni->ino, ACL_XATTR_ACCESS, acl,
+                             (size_t)len, 0);
+    if (!rc)
+        rc = sfs_inode_put_w(v->st, txn, ni);
+    return rc;
+}
+
+static uint32_t dtype_of(uint32_t mode)
+{
+    return (mode & S_IFMT) >> 12;
+}
+
+/* Create NAME in PARENT: an inode of MODE, and for a symlink its target. */
+static int make_node(fuse_req_t req, fuse_ino_t parent, const char *name,
+                     uint32_t mode, dev_t rdev, const char *link,
+                     struct sfs_inode *out)
+{
+    struct vol *v = VOL(req);
+    int rc = name_ok(name);
+    if (rc)
+        return rc;
+    uint8_t *acl = malloc(SFS_XATTR_SIZE_MAX);
+    if (!acl)
+        return -ENOMEM;
+    MDB_txn *txn;
+    rc = vol_change_begin(v, &txn);
+    if (rc) {
+        free(acl);
+        return rc;
+    }
+    struct sfs_inode pi, ni;
+    struct sfs_dirent d;
+    int acl_len = 0;
+    rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, parent, &pi);
+    if (!rc && !S_ISDIR(pi.mode))
+        rc = -ENOTDIR;
+    if (!rc && pi.nlink == 0)
+        rc = -ENOENT; /* the directory was removed */
+    if (!rc) {
+        rc = sfs_dirent_lookup(v->st, txn, SFS_VIEW_LIVE, parent, name, &d);
+        rc = rc == 0 ? -EEXIST : rc == -ENOENT ? 0 : rc;
+    }
+    if (!rc) {
+        memset(&ni, 0, sizeof(ni));
+        ni.mode = mode;
+        ni.rdev = rdev;
+        ni.nlink = S_ISDIR(mode) ? 2 : 1;
+        ni.parent = S_ISDIR(mode) ? parent : 0;
+        set_now(&ni.atime_sec, &ni.atime_nsec);
+        ni.mtime_sec = ni.ctime_sec = ni.btime_sec = ni.atime_sec;
+        ni.mtime_nsec = ni.ctime_nsec = ni.btime_nsec = ni.atime_nsec;
+        rc = new_node_attrs(v, txn, &pi, req, &ni, acl, &acl_len);
+    }
+    if (!rc)
+        rc = sfs_inode_create_w(v->st, txn, &ni);
+    if (!rc)
+        rc = store_inherited_acls(v, txn, &ni, acl, acl_len);
+    if (!rc && link) {
+        rc = sfs_file_write_w(v->st, txn, codec(), ni.ino, 0, link,
+                              strlen(link));
+        if (!rc)
+            rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, ni.ino, &ni);
+    }
+    if (!rc)
+        rc = sfs_dirent_add_w(v->st, txn, parent, name, ni.ino,
+                              dtype_of(ni.mode));
+    if (!rc) {
+        if (S_ISDIR(mode))
+            pi.nlink++;
+        touch_mtime_ctime(&pi);
+        rc = sfs_inode_put_w(v->st, txn, &pi);
+    }
+    rc = vol_change_end(v, rc, 0);
+    free(acl);
+    if (!rc)
+        *out = ni;
+    return rc;
+}
+
+static void reply_made(fuse_req_t req, int rc, const struct sfs_inode *i)
+{
+    if (rc)
+        fuse_reply_err(req, -rc);
+    else
+        reply_entry(req, i);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+                     mode_t mode, dev_t rdev)
+{
+    struct sfs_inode i;
+    reply_made(req, make_node(req, parent, name, mode, rdev, NULL, &i), &i);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+                     mode_t mode)
+{
+    struct sfs_inode i;
+    reply_made(req, make_node(req, parent, name, S_IFDIR | (mode & 07777), 0,
+                              NULL, &i), &i);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+                       const char *name)
+{
+    struct sfs_inode i;
+    int rc = strlen(link) > SFS_SYMLINK_MAX ? -ENAMETOOLONG : 0;
+    if (!rc)
+        rc = make_node(req, parent, name, S_IFLNK | 0777, 0, link, &i);
+    reply_made(req, rc, &i);
+}
+
+/* ---- removing names ---- */
+
+/* Drop one link of INO (already looked up as I) inside TXN. */
+static int unlink_inode(struct vol *v, MDB_txn *txn, struct sfs_inode *i)
+{
+    i->nlink = S_ISDIR(i->mode) ? 0 : i->nlink - 1;
+    touch_ctime(i);
+    int rc = sfs_inode_put_w(v->st, txn, i);
+    if (!rc && i->nlink == 0)
+        rc = drop_unlinked(v, txn, i->ino);
+    return rc;
+}
+
+static int remove_name(struct vol *v, fuse_ino_t parent, const char *name,
+                       bool dir)
+{
+    int rc = name_ok(name);
+    if (rc)
+        return rc;
+    MDB_txn *txn;
+    rc = vol_change_begin(v, &txn);
+    if (rc)
+        return rc;
+    struct sfs_inode pi, ci;
+    struct sfs_dirent d;
+    rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, parent, &pi);
+    if (!rc)
+        rc = sfs_dirent_lookup(v->st, txn, SFS_VIEW_LIVE, parent, name, &d);
+    if (!rc)
+        rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, d.ino, &ci);
+    if (!rc && dir && !S_ISDIR(ci.mode))
+        rc = -ENOTDIR;
+    if (!rc && !dir && S_ISDIR(ci.mode))
+        rc = -EISDIR;
+    if (!rc && dir) {
+        rc = sfs_dir_is_empty(v->st, txn, SFS_VIEW_LIVE, ci.ino);
+        rc = rc == 1 ? 0 : rc == 0 ? -ENOTEMPTY : rc;
+    }
+    if (!rc)
+        rc = sfs_dirent_remove_w(v->st, txn, parent, name);
+    if (!rc)
+        rc = unlink_inode(v, txn, &ci);
+    if (!rc) {
+        if (dir)
+            pi.nlink--;
+        touch_mtime_ctime(&pi);
+        rc = sfs_inode_put_w(v->st, txn, &pi);
+    }
+    return vol_change_end(v, rc, 0);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    fuse_reply_err(req, -remove_name(VOL(req), parent, name, false));
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    fuse_reply_err(req, -remove_name(VOL(req), parent, name, true));
+}
+
+/* ---- rename ---- */
+
+/* Is ANCESTOR an ancestor of (or equal to) DIR? Walks parent pointers. */
+static int is_ancestor(struct vol *v, MDB_txn *txn, uint64_t ancestor,
+                       uint64_t dir)
+{
+    for (int depth = 0; depth < 100000; depth++) {
+        if (dir == ancestor)
+            return 1;
+        if (dir == SFS_ROOT_INO)
+            return 0;
+        struct sfs_inode i;
+        int rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, dir, &i);
+        if (rc)
+            return rc;
+        dir = i.parent;
+    }
+    return -ELOOP;
+}
+
+struct rename_ctx {
+    struct vol *v;
+    MDB_txn *txn;
+    struct sfs_inode sp_rec, dp_rec;
+    struct sfs_inode *sp, *dp;      /* parents; one record when the same */
+    struct sfs_inode src, dst;
+    bool have_dst;
+};
+
+/* Move directory I from parent FROM to parent TO (".." bookkeeping). */
+static void reparent(struct sfs_inode *i, struct sfs_inode *from,
+                     struct sfs_inode *to)
+{
+    if (!S_ISDIR(i->mode) || from == to)
+        return;
+    i->parent = to->ino;
+    from->nlink--;
+    to->nlink++;
+}
+
+static int put_parents(struct rename_ctx *r)
+{
+    touch_mtime_ctime(r->sp);
+    int rc = sfs_inode_put_w(r->v->st, r->txn, r->sp);
+    if (!rc && r->dp != r->sp) {
+        touch_mtime_ctime(r->dp);
+        rc = sfs_inode_put_w(r->v->st, r->txn, r->dp);
+    }
+    return rc;
+}
+
+static int rename_exchange(struct rename_ctx *r, const char *name,
+                           const char *newname)
+{
+    struct vol *v = r->v;
+    if (!r->have_dst)
+        return -ENOENT;
+    int rc = sfs_dirent_add_w(v->st, r->txn, r->sp->ino, name, r->dst.ino,
+                              dtype_of(r->dst.mode));
+    if (!rc)
+        rc = sfs_dirent_add_w(v->st, r->txn, r->dp->ino, newname, r->src.ino,
+                              dtype_of(r->src.mode));
+    reparent(&r->src, r->sp, r->dp);
+    reparent(&r->dst, r->dp, r->sp);
+    touch_ctime(&r->src);
+    touch_ctime(&r->dst);
+    if (!rc)
+        rc = sfs_inode_put_w(v->st, r->txn, &r->src);
+    if (!rc)
+        rc = sfs_inode_put_w(v->st, r->txn, &r->dst);
+    return rc ? rc : put_parents(r);
+}
+
+static int rename_replace(struct rename_ctx *r, const char *name,
+                          const char *newname)
+{
+    struct vol *v = r->v;
+    int rc = 0;
+    if (r->have_dst) {
+        if (S_ISDIR(r->src.mode) && !S_ISDIR(r->dst.mode))
+            return -ENOTDIR;
+        if (!S_ISDIR(r->src.mode) && S_ISDIR(r->dst.mode))
+            return -EISDIR;
+        if (S_ISDIR(r->dst.mode)) {
+            rc = sfs_dir_is_empty(v->st, r->txn, SFS_VIEW_LIVE, r->dst.ino);
+            if (rc < 0)
+                return rc;
+            if (rc == 0)
+                return -ENOTEMPTY;
+            r->dp->nlink--; /* the replaced directory's ".." */
+        }
+        rc = unlink_inode(v, r->txn, &r->dst);
+        if (rc)
+            return rc;
+    }
+    rc = sfs_dirent_remove_w(v->st, r->txn, r->sp->ino, name);
+    if (!rc)
+        rc = sfs_dirent_add_w(v->st, r->txn, r->dp->ino, newname, r->src.ino,
+                              dtype_of(r->src.mode));
+    reparent(&r->src, r->sp, r->dp);
+    touch_ctime(&r->src);
+    if (!rc)
+        rc = sfs_inode_put_w(v->st, r->txn, &r->src);
+    return rc ? rc : put_parents(r);
+}
+
+static int do_rename(struct vol *v, fuse_ino_t parent, const char *name,
+                     fuse_ino_t newparent, const char *newname,
+                     unsigned int flags)
+{
+    if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE))
+        return -EINVAL;
+    if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE))
+        return -EINVAL;
+    int rc = name_ok(name);
+    if (!rc)
+        rc = name_ok(newname);
+    if (rc)
+        return rc;
+    struct rename_ctx r = { .v = v };
+    rc = vol_change_begin(v, &r.txn);
+    if (rc)
+        return rc;
+    struct sfs_dirent sd, dd;
+    r.sp = &r.sp_rec;
+    r.dp = parent == newparent ? &r.sp_rec : &r.dp_rec;
+    rc = sfs_inode_get(v->st, r.txn, SFS_VIEW_LIVE, parent, r.sp);
+    if (!rc)
+        rc = sfs_inode_get(v->st, r.txn, SFS_VIEW_LIVE, newparent, r.dp);
+    if (!rc && (!S_ISDIR(r.sp->mode) || !S_ISDIR(r.dp->mode)))
+        rc = -ENOTDIR;
+    if (!rc)
+        rc = sfs_dirent_lookup(v->st, r.txn, SFS_VIEW_LIVE, parent, name, &sd);
+    if (!rc)
+        rc = sfs_inode_get(v->st, r.txn, SFS_VIEW_LIVE, sd.ino, &r.src);
+    if (!rc) {
+        rc = sfs_dirent_lookup(v->st, r.txn, SFS_VIEW_LIVE, newparent, newname,
+                               &dd);
+        r.have_dst = rc == 0;
+        rc = rc == -ENOENT ? 0 : rc;
+    }
+    if (!rc && r.have_dst)
+        rc = sfs_inode_get(v->st, r.txn, SFS_VIEW_LIVE, dd.ino, &r.dst);
+    if (!rc && r.have_dst && (flags & RENAME_NOREPLACE))
+        rc = -EEXIST;
+    /* A directory may not move below itself. */
+    if (!rc && S_ISDIR(r.src.mode) && parent != newparent) {
+        rc = is_ancestor(v, r.txn, r.src.ino, newparent);
+        rc = rc == 1 ? -EINVAL : rc;
+    }
+    if (!rc && (flags & RENAME_EXCHANGE) && r.have_dst &&
+        S_ISDIR(r.dst.mode) && parent != newparent) {
+        rc = is_ancestor(v, r.txn, r.dst.ino, parent);
+        rc = rc == 1 ? -EINVAL : rc;
+    }
+    if (!rc && r.have_dst && r.dst.ino == r.src.ino) {
+        /* Two links to one inode: POSIX says do nothing. */
+        return vol_change_end(v, 0, 0);
+    }
+    if (!rc)
+        rc = (flags & RENAME_EXCHANGE) ? rename_exchange(&r, name, newname)
+                                       : rename_replace(&r, name, newname);
+    return vol_change_end(v, rc, 0);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+                      fuse_ino_t newparent, const char *newname,
+                      unsigned int flags)
+{
+    fuse_reply_err(req, -do_rename(VOL(req), parent, name, newparent, newname,
+                                   flags));
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+                    const char *newname)
+{
+    struct vol *v = VOL(req);
+    int rc = name_ok(newname);
+    struct sfs_inode i, pi;
+    struct sfs_dirent d;
+    MDB_txn *txn;
+    if (!rc)
+        rc = vol_change_begin(v, &txn);
+    if (rc) {
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, ino, &i);
+    if (!rc && S_ISDIR(i.mode))
+        rc = -EPERM;
+    if (!rc && i.nlink == 0)
+        rc = -ENOENT;
+    if (!rc)
+        rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, newparent, &pi);
+    if (!rc) {
+        rc = sfs_dirent_lookup(v->st, txn, SFS_VIEW_LIVE, newparent, newname,
+                               &d);
+        rc = rc == 0 ? -EEXIST : rc == -ENOENT ? 0 : rc;
+    }
+    if (!rc)
+        rc = sfs_dirent_add_w(v->st, txn, newparent, newname, ino,
+                              dtype_of(i.mode));
+    if (!rc) {
+        i.nlink++;
+        touch_ctime(&i);
+        rc = sfs_inode_put_w(v->st, txn, &i);
+    }
+    if (!rc) {
+        touch_mtime_ctime(&pi);
+        rc = sfs_inode_put_w(v->st, txn, &pi);
+    }
+    rc = vol_change_end(v, rc, 0);
+    reply_made(req, rc, &i);
+}
+
+/* ---- files ---- */
+
+static int truncate_to_zero(struct vol *v, uint64_t ino)
+{
+    struct node *n = node_pin(v, ino);
+    if (!n)
+        return -ENOMEM;
+    pthread_mutex_lock(&n->wlock);
+    MDB_txn *txn;
+    struct sfs_inode i;
+    int rc = vol_change_begin(v, &txn);
+    if (!rc) {
+        rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, ino, &i);
+        if (!rc && i.size) {
+            rc = sfs_file_truncate_w(v->st, txn, codec(), &i, 0);
+            touch_mtime_ctime(&i);
+            if (!rc)
+                rc = sfs_inode_put_w(v->st, txn, &i);
+        }
+        rc = vol_change_end(v, rc, 0);
+    }
+    pthread_mutex_unlock(&n->wlock);
+    node_unpin(v, n);
+    return rc;
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct vol *v = VOL(req);
+    if (fi->flags & O_TRUNC) {
+        int rc = truncate_to_zero(v, ino);
+        if (rc) {
+            fuse_reply_err(req, -rc);
+            return;
+        }
+    }
+    fi->keep_cache = 1;
+    node_open(v, ino, 1);
+    if (fuse_reply_open(req, fi))
+        node_open(v, ino, -1);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+                      mode_t mode, struct fuse_file_info *fi)
+{
+    struct vol *v = VOL(req);
+    struct sfs_inode i;
+    int rc = make_node(req, parent, name, S_IFREG | (mode & 07777), 0, NULL,
+                       &i);
+    if (rc) {
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    struct fuse_entry_param e;
+    fill_entry(v, &i, &e);
+    fi->keep_cache = 1;
+    node_add_lookup(v, i.ino, 1);
+    node_open(v, i.ino, 1);
+    if (fuse_reply_create(req, &e, fi)) {
+        node_open(v, i.ino, -1);
+        node_forget(v, i.ino, 1);
+    }
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                    struct fuse_file_info *fi)
+{
+    struct vol *v = VOL(req);
+    struct sfs_rplan plan;
+    struct sfs_inode i;
+    MDB_txn *txn = vol_read_begin(v);
+    int rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, ino, &i);
+    if (!rc)
+        rc = sfs_rplan_collect(v->st, txn, SFS_VIEW_LIVE, ino, i.size,
+                               (uint64_t)off, size, &plan);
+    vol_read_end(v);
+    if (rc) {
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    char *buf = malloc(plan.len ? plan.len : 1);
+    rc = buf ? sfs_rplan_finish(&plan, codec(), buf) : -ENOMEM;
+    if (rc)
+        fuse_reply_err(req, -rc);
+    else
+        fuse_reply_buf(req, buf, plan.len);
+    free(buf);
+    sfs_rplan_release(&plan);
+}
+
+/*
+ * A write: old bytes of partly covered blocks are fetched under the lock,
+ * merged and hashed outside it, new blocks are found under the lock and
+ * compressed outside it, and the result is applied in one nested
+ * transaction.  The node's write lock keeps writes to one file in order.
+ */
+static int write_data(struct vol *v, uint64_t ino, const char *buf,
+                      size_t size, uint64_t off)
+{
+    struct sfs_wplan plan;
+    struct sfs_inode i;
+    MDB_txn *txn = vol_read_begin(v);
+    int rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, ino, &i);
+    if (!rc)
+        rc = sfs_wplan_init(v->st, i.size, off, size, &plan);
+    if (!rc)
+        rc = sfs_wplan_fetch_old(v->st, txn, ino, i.size, &plan);
+    vol_read_end(v);
+    if (rc)
+        goto out;
+    rc = sfs_wplan_fill(&plan, codec(), buf);
+    for (int attempt = 0; !rc; attempt++) {
+        txn = vol_read_begin(v);
+        rc = sfs_wplan_probe(v->st, txn, &plan);
+        vol_read_end(v);
+        if (!rc)
+            rc = sfs_wplan_compress(v->st, codec(), &plan);
+        if (!rc)
+            rc = vol_change_begin(v, &txn);
+        if (rc)
+            break;
+        plan.units_delta = 0;
+        rc = sfs_wplan_apply(v->st, txn, ino, &plan);
+        if (!rc)
+            rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, ino, &i);
+        if (!rc) {
+            if (plan.off + plan.len > i.size)
+                i.size = plan.off + plan.len;
+            i.blocks += (uint64_t)plan.units_delta;
+            touch_mtime_ctime(&i);
+            rc = sfs_inode_put_w(v->st, txn, &i);
+        }
+        bool again = rc == -EAGAIN;
+        rc = vol_change_end(v, rc, size);
+        if (!again)
+            break;
+        sfs_wplan_reset_applied(&plan);
+        rc = attempt < 8 ? 0 : -EIO;
+    }
+out:
+    sfs_wplan_release(&plan);
+    return rc;
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+                     size_t size, off_t off, struct fuse_file_info *fi)
+{
+    struct vol *v = VOL(req);
+    struct node *n = node_pin(v, ino);
+    if (!n) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    pthread_mutex_lock(&n->wlock);
+    int rc = write_data(v, ino, buf, size, (uint64_t)off);
+    pthread_mutex_unlock(&n->wlock);
+    if (node_unpin(v, n))
+        destroy_orphan(v, ino);
+    if (rc)
+        fuse_reply_err(req, -rc);
+    else
+        fuse_reply_write(req, size);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    fuse_reply_err(req, 0);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino,
+                       struct fuse_file_info *fi)
+{
+    struct vol *v = VOL(req);
+    if (node_open(v, ino, -1))
+        destroy_orphan(v, ino);
+    fuse_reply_err(req, 0);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+                     struct fuse_file_info *fi)
+{
+    fuse_reply_err(req, -vol_sync(VOL(req)));
+}
+
+/* ---- directories ---- */
+
+struct dirbuf {
+    fuse_req_t req;
+    struct vol *v;
+    MDB_txn *txn;
+    char *buf;
+    size_t size, used;
+    bool plus;
+    int error;
+};
+
+static int dir_add(void *arg, const struct sfs_dirent *d)
+{
+    struct dirbuf *db = arg;
+    size_t room = db->size - db->used;
+    char *at = db->buf + db->used;
+    size_t need;
+    if (!db->plus) {
+        struct stat s = { .st_ino = d->ino, .st_mode = d->type << 12 };
+        need = fuse_add_direntry(db->req, at, room, d->name, &s,
+                                 (off_t)d->cookie);
+    } else {
+        struct sfs_inode i;
+        int rc = sfs_inode_get(db->v->st, db->txn, SFS_VIEW_LIVE, d->ino, &i);
+        if (rc) {
+            db->error = rc;
+            return 1;
+        }
+        struct fuse_entry_param e;
+        fill_entry(db->v, &i, &e);
+        need = fuse_add_direntry_plus(db->req, at, room, d->name, &e,
+                                      (off_t)d->cookie);
+        if (need <= room)
+            node_add_lookup(db->v, d->ino, 1);
+    }
+    if (need > room)
+        return 1;
+    db->used += need;
+    return 0;
+}
+
+static int dir_add_dots(struct dirbuf *db, uint64_t dir, off_t off)
+{
+    struct sfs_inode i;
+    int rc = sfs_inode_get(db->v->st, db->txn, SFS_VIEW_LIVE, dir, &i);
+    if (rc)
+        return rc;
+    if (!S_ISDIR(i.mode))
+        return -ENOTDIR;
+    const char *names[2] = { ".", ".." };
+    uint64_t inos[2] = { dir, i.parent ? i.parent : SFS_ROOT_INO };
+    for (int k = (int)off; k < 2; k++) {
+        size_t room = db->size - db->used, need;
+        struct stat s = { .st_ino = inos[k], .st_mode = S_IFDIR };
+        if (db->plus) {
+            /* "." and ".." carry no lookup reference: ino 0 entries. */
+            struct fuse_entry_param e = { .attr = s };
+            need = fuse_add_direntry_plus(db->req, db->buf + db->used, room,
+                                          names[k], &e, k + 1);
+        } else {
+            need = fuse_add_direntry(db->req, db->buf + db->used, room,
+                                     names[k], &s, k + 1);
+        }
+        if (need > room)
+            return 1;
+        db->used += need;
+    }
+    return 0;
+}
+
+static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size,
+                           off_t off, bool plus)
+{
+    struct vol *v = VOL(req);
+    struct dirbuf db = { .req = req, .v = v, .size = size, .plus = plus };
+    db.buf = malloc(size);
+    if (!db.buf) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    db.txn = vol_read_begin(v);
+    int rc = 0;
+    if (off < 2)
+        rc = dir_add_dots(&db, ino, off);
+    if (rc == 0)
+        rc = sfs_dir_list(v->st, db.txn, SFS_VIEW_LIVE, ino,
+                          off < 2 ? 0 : (uint64_t)off, dir_add, &db);
+    vol_read_end(v);
+    if (rc == 1)
+        rc = 0;
+    if (!rc)
+        rc = db.error;
+    if (rc)
+        fuse_reply_err(req, -rc);
+    else
+        fuse_reply_buf(req, db.buf, db.used);
+    free(db.buf);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                       struct fuse_file_info *fi)
+{
+    readdir_common(req, ino, size, off, false);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+                           off_t off, struct fuse_file_info *fi)
+{
+    readdir_common(req, ino, size, off, true);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+    struct vol *v = VOL(req);
+    uint64_t used = 0, avail = 0;
+    MDB_txn *txn = vol_read_begin(v);
+    int rc = sfs_used_bytes(v->st, txn, &used);
+    if (!rc)
+        rc = sfs_space_avail(v->st, txn, &avail);
+    uint64_t files = v->st->state.live_inodes;
+    vol_read_end(v);
+    if (rc) {
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    uint64_t size = v->st->super.volume_size;
+    struct statvfs s = { 0 };
+    s.f_bsize = v->st->super.block_size;
+    s.f_frsize = 4096;
+    s.f_blocks = size / 4096;
+    s.f_bfree = used >= size ? 0 : (size - used) / 4096;
+    s.f_bavail = avail / 4096;
+    /* Inodes cost a few hundred bytes of metadata each. */
+    s.f_ffree = avail / 512;
+    s.f_favail = s.f_ffree;
+    s.f_files = files + s.f_ffree;
+    s.f_namemax = SFS_NAME_MAX;
+    fuse_reply_statfs(req, &s);
+}
+
+/* ---- xattrs ---- */
+
+/* Setting an access ACL sets the mode; one the mode expresses is dropped. */
+static int set_access_acl(struct vol *v, MDB_txn *txn, struct sfs_inode *i,
+                          const char *value, size_t size)
+{
+    int rc = acl_valid(value, size);
+    if (rc)
+        return rc;
+    int extended = acl_equiv_mode(value, size, &i->mode);
+    touch_ctime(i);
+    rc = sfs_inode_put_w(v->st, txn, i);
+    if (rc)
+        return rc;
+    if (extended)
+        return sfs_xattr_set_w(v->st, txn, i->ino, ACL_XATTR_ACCESS, value,
+                               size, 0);
+    rc = sfs_xattr_remove_w(v->st, txn, i->ino, ACL_XATTR_ACCESS);
+    return rc == -ENODATA ? 0 : rc;
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+                        const char *value, size_t size, int flags)
+{
+    struct vol *v = VOL(req);
+    if (strlen(name) > SFS_XATTR_NAME_MAX) {
+        fuse_reply_err(req, ERANGE);
+        return;
+    }
+    if (size > SFS_XATTR_SIZE_MAX) {
+        fuse_reply_err(req, E2BIG);
+        return;
+    }
+    MDB_txn *txn;
+    struct sfs_inode i;
+    int rc = vol_change_begin(v, &txn);
+    if (rc) {
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, ino, &i);
+    bool is_default = !strcmp(name, ACL_XATTR_DEFAULT);
+    if (!rc && is_default && !S_ISDIR(i.mode))
+        rc = -EACCES;
+    if (!rc && (is_default || !strcmp(name, ACL_XATTR_ACCESS)) &&
+        acl_valid(value, size))
+        rc = -EINVAL;
+    if (!rc && !strcmp(name, ACL_XATTR_ACCESS) && !(flags & XATTR_CREATE) &&
+        !(flags & XATTR_REPLACE)) {
+        rc = set_access_acl(v, txn, &i, value, size);
+    } else if (!rc) {
+        rc = sfs_xattr_set_w(v->st, txn, ino, name, value, size, flags);
+        if (!rc) {
+            touch_ctime(&i);
+            rc = sfs_inode_put_w(v->st, txn, &i);
+        }
+    }
+    fuse_reply_err(req, -vol_change_end(v, rc, size));
+}
+
+static void reply_xattr_result(fuse_req_t req, int n, char *buf, size_t size)
+{
+    if (n < 0)
+        fuse_reply_err(req, -n);
+    else if (size == 0)
+        fuse_reply_xattr(req, (size_t)n);
+    else
+        fuse_reply_buf(req, buf, (size_t)n);
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+                        size_t size)
+{
+    struct vol *v = VOL(req);
+    char *buf = size ? malloc(size) : NULL;
+    if (size && !buf) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    MDB_txn *txn = vol_read_begin(v);
+    int n = sfs_xattr_get(v->st, txn, SFS_VIEW_LIVE, ino, name, buf, size);
+    vol_read_end(v);
+    reply_xattr_result(req, n, buf, size);
+    free(buf);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+    struct vol *v = VOL(req);
+    char *buf = size ? malloc(size) : NULL;
+    if (size && !buf) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    MDB_txn *txn = vol_read_begin(v);
+    int n = sfs_xattr_list(v->st, txn, SFS_VIEW_LIVE, ino, buf, size);
+    vol_read_end(v);
+    reply_xattr_result(req, n, buf, size);
+    free(buf);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+    struct vol *v = VOL(req);
+    MDB_txn *txn;
+    struct sfs_inode i;
+    int rc = vol_change_begin(v, &txn);
+    if (rc) {
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, ino, &i);
+    if (!rc)
+        rc = sfs_xattr_remove_w(v->st, txn, ino, name);
+    if (!rc) {
+        touch_ctime(&i);
+        rc = sfs_inode_put_w(v->st, txn, &i);
+    }
+    fuse_reply_err(req, -vol_change_end(v, rc, 0));
+}
+
+/*
+ * fallocate: FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE turns the range
+ * into a hole (zeros written over partial blocks).  Preallocation cannot
+ * be honoured by a deduplicating, compressing store (a later write could
+ * still find no room), so mode 0 and the other modes are EOPNOTSUPP, and
+ * posix_fallocate() falls back to writing zeros, which become holes.
+ */
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
+                         off_t offset, off_t length, struct fuse_file_info *fi)
+{
+    struct vol *v = VOL(req);
+    if (mode != (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)) {
+        fuse_reply_err(req, EOPNOTSUPP);
+        return;
+    }
+    struct node *n = node_pin(v, ino);
+    if (!n) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    pthread_mutex_lock(&n->wlock);
+    struct sfs_inode i;
+    MDB_txn *txn = vol_read_begin(v);
+    int rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, ino, &i);
+    vol_read_end(v);
+    uint64_t end = (uint64_t)offset + (uint64_t)length;
+    if (!rc && end > i.size)
+        end = i.size;
+    if (!rc && (uint64_t)offset < end) {
+        /* Zeros over the range; whole zero blocks become holes. */
+        size_t len = (size_t)(end - (uint64_t)offset);
+        size_t chunk = 1u << 20;
+        char *zeros = calloc(1, chunk);
+        for (size_t done = 0; !rc && done < len; done += chunk)
+            rc = zeros ? write_data(v, ino, zeros,
+                                    len - done < chunk ? len - done : chunk,
+                                    (uint64_t)offset + done)
+                       : -ENOMEM;
+        free(zeros);
+    }
+    pthread_mutex_unlock(&n->wlock);
+    if (node_unpin(v, n))
+        destroy_orphan(v, ino);
+    fuse_reply_err(req, -rc);
+}
+
+/* ---- init ---- */
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+    struct snapfs_fs *fs = userdata;
+    unsigned want = FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_POSIX_ACL |
+                    FUSE_CAP_DONT_MASK | FUSE_CAP_EXPORT_SUPPORT |
+                    FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_READDIRPLUS |
+                    FUSE_CAP_READDIRPLUS_AUTO | FUSE_CAP_ATOMIC_O_TRUNC;
+    if (fs->no_writeback)
+        want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+    conn->want |= want & conn->capable;
+    /* The kernel clears set-user-ID bits on write and chown for us. */
+    conn->want &= ~(unsigned)FUSE_CAP_HANDLE_KILLPRIV;
+    conn->want &= ~(unsigned)FUSE_CAP_SPLICE_READ;
+    conn->want &= ~(unsigned)FUSE_CAP_SPLICE_WRITE;
+    conn->want &= ~(unsigned)FUSE_CAP_SPLICE_MOVE;
+    conn->max_write = 1u << 20;
+    conn->max_readahead = 1u << 20;
+    conn->max_background = 64;
+    conn->congestion_threshold = 48;
+    conn->time_gran = 1;
+    fs->conn_want = conn->want;
+}
+
+const struct fuse_lowlevel_ops snapfs_ops = {
+    .init = op_init,
+    .lookup = op_lookup,
+    .forget = op_forget,
+    .forget_multi = op_forget_multi,
+    .getattr = op_getattr,
+    .setattr = op_setattr,
+    .readlink = op_readlink,
+    .mknod = op_mknod,
+    .mkdir = op_mkdir,
+    .unlink = op_unlink,
+    .rmdir = op_rmdir,
+    .symlink = op_symlink,
+    .rename = op_rename,
+    .link = op_link,
+    .open = op_open,
+    .read = op_read,
+    .write = op_write,
+    .flush = op_flush,
+    .release = op_release,
+    .fsync = op_fsync,
+    .opendir = NULL,
+    .readdir = op_readdir,
+    .readdirplus = op_readdirplus,
+    .fsyncdir = op_fsync,
+    .statfs = op_statfs,
+    .setxattr = op_setxattr,
+    .getxattr = op_getxattr,
+    .listxattr = op_listxattr,
+    .removexattr = op_removexattr,
+    .create = op_create,
+    .fallocate = op_fallocate,
+};

@@ -1,0 +1,27 @@
+/*
+ * ops.h - the FUSE filesystem of a mounted volume.
+ */
+#ifndef SNAPFS_OPS_H
+#define SNAPFS_OPS_H
+
+#include <fuse_lowlevel.h>
+
+#include "volume.h"
+
+/* Everything a FUSE request can reach: fuse_req_userdata() points here. */
+struct snapfs_fs {
+    struct vol vol;
+    bool no_writeback;   /* -o no_writeback_cache given */
+    unsigned conn_want;  /* capabilities granted at init */
+};
+
+extern const struct fuse_lowlevel_ops snapfs_ops;
+
+/* Mount STORE on MOUNTPOINT and serve it until unmounted.  OPTIONS are
+ * extra -o options.  When READY_FD >= 0, one byte (0 = ok) is written to it
+ * once the mount is serving or has failed, and the daemon detaches.
+ * Messages go to stderr; returns a process exit status. */
+int snapfs_serve(const char *store, const char *mountpoint, const char *options,
+                 int ready_fd);
+
+#endif

@@ -1,0 +1,382 @@
+/*
+ * volume.c - group commit and the node table of a mounted volume.
+ *
+ * THEORY: GROUP COMMIT
+ *
+ * An LMDB commit costs a data-page fsync, a few milliseconds; paying it
+ * per FUSE request would make every small-file workload crawl.  So the
+ * daemon keeps one top-level write transaction open, the *batch*, and
+ * applies every change into it; a committer thread commits the batch and
+ * opens the next when one of these comes first:
+ *   - the batch has been dirty for VOL_COMMIT_INTERVAL_MS (2 s);
+ *   - it holds VOL_COMMIT_DIRTY_BYTES (64 MiB) of written data;
+ *   - someone needs durability: fsync, fdatasync, fsyncdir, unmount.
+ *
+ * LMDB ties a write transaction to the thread that began it (its writer
+ * mutex), so only the committer begins and commits batches.  Every other
+ * use of the batch is serialized by vol->lock, and each change runs in a
+ * nested transaction of its own: an operation that fails half-way (no
+ * space, a damaged record) aborts its nested transaction and leaves the
+ * batch, with everything other clients were already told succeeded,
+ * untouched.  The in-memory volume state (counters, epochs) is saved when
+ * an operation begins and restored when it aborts, for the same reason.
+ *
+ * Reads run in the batch too, under the lock, so they see every change
+ * acknowledged before them.  Only the cheap part of a request runs under
+ * the lock: finding records and copying stored bytes.  Decompression,
+ * verification, hashing and compression run outside it (see the read and
+ * write plans in store.h), on as many threads as FUSE gives us.
+ *
+ * Durability: the environment runs with MDB_NOMETASYNC, so a commit syncs
+ * the data pages and writes the meta page without syncing it.  vol_sync
+ * asks for a commit of the batch holding the caller's changes, waits for
+ * it, then syncs the meta page (mdb_env_sync(env, 1)): when it returns,
+ * the change is on disk.  A kill -9 at any moment loses only changes that
+ * were never synced, and leaves the store as of a committed batch.
+ *
+ * If a commit itself fails (the disk under the store is full, an I/O
+ * error), the batch is lost; the error is sticky and every later sync
+ * reports it, as a kernel filesystem reports a writeback error.
+ */
+#define _GNU_SOURCE
+#include "volume.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <syslog.h>
+
+uint64_t vol_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void deadline_after_ms(struct timespec *ts, uint64_t ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += (time_t)(ms / 1000);
+    ts->tv_nsec += (long)(ms % 1000) * 1000000;
+    if (ts->tv_nsec >= 1000000000) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000;
+    }
+}
+
+static bool commit_due(struct vol *v)
+{
+    if (!v->dirty)
+        return false;
+    return v->commit_wanted || v->stopping ||
+           v->dirty_bytes >= VOL_COMMIT_DIRTY_BYTES ||
+           vol_now_ms() - v->dirty_since_ms >= VOL_COMMIT_INTERVAL_MS;
+}
+
+/* Commit the batch and open the next.  Called by the committer, locked. */
+static int commit_batch(struct vol *v)
+{
+    int rc = sfs_txn_commit(v->st, v->wtxn);
+    v->wtxn = NULL;
+    if (rc) {
+        syslog(LOG_ERR, "snapfs: commit of a batch failed: %s", strerror(-rc));
+        fprintf(stderr, "snapfs: commit of a batch failed: %s\n", strerror(-rc));
+        v->commit_error = rc;
+        sfs_state_reload(v->st);
+    }
+    v->committed_gen = v->open_gen;
+    v->dirty = false;
+    v->dirty_bytes = 0;
+    v->commit_wanted = false;
+    pthread_cond_broadcast(&v->committed);
+    return rc;
+}
+
+static int open_batch(struct vol *v)
+{
+    int rc = sfs_txn_begin(v->st, NULL, true, &v->wtxn);
+    if (rc)
+        return rc;
+    v->open_gen++;
+    return 0;
+}
+
+static void *committer_main(void *arg)
+{
+    struct vol *v = arg;
+    pthread_mutex_lock(&v->lock);
+    int rc = open_batch(v);
+    v->committer_running = true;
+    if (rc) {
+        v->commit_error = rc;
+        v->stopping = true;
+    }
+    pthread_cond_broadcast(&v->committed);
+    while (!rc) {
+        while (!commit_due(v) && !v->stopping) {
+            if (v->dirty) {
+                struct timespec ts;
+                uint64_t age = vol_now_ms() - v->dirty_since_ms;
+                deadline_after_ms(&ts, age >= VOL_COMMIT_INTERVAL_MS
+                                           ? 0 : VOL_COMMIT_INTERVAL_MS - age);
+                pthread_cond_timedwait(&v->wake_committer, &v->lock, &ts);
+            } else {
+                pthread_cond_wait(&v->wake_committer, &v->lock);
+            }
+        }
+        if (v->dirty)
+            commit_batch(v);
+        if (v->stopping)
+            break;
+        if (!v->wtxn && open_batch(v)) {
+            v->commit_error = -EIO;
+            break;
+        }
+    }
+    if (v->wtxn) {
+        mdb_txn_abort(v->wtxn); /* clean: nothing dirty */
+        v->wtxn = NULL;
+    }
+    v->committer_running = false;
+    pthread_cond_broadcast(&v->committed);
+    pthread_mutex_unlock(&v->lock);
+    return NULL;
+}
+
+int vol_start(struct vol *v, struct sfs_store *st)
+{
+    memset(v, 0, sizeof(*v));
+    v->st = st;
+    pthread_mutex_init(&v->lock, NULL);
+    pthread_mutex_init(&v->nodes_lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&v->wake_committer, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_cond_init(&v->committed, NULL);
+    v->nbuckets = 4096;
+    v->buckets = calloc(v->nbuckets, sizeof(*v->buckets));
+    if (!v->buckets)
+        return -ENOMEM;
+    pthread_mutex_lock(&v->lock);
+    int rc = pthread_create(&v->committer, NULL, committer_main, v);
+    if (rc) {
+        pthread_mutex_unlock(&v->lock);
+        return -rc;
+    }
+    while (!v->committer_running && !v->stopping)
+        pthread_cond_wait(&v->committed, &v->lock);
+    rc = v->commit_error;
+    pthread_mutex_unlock(&v->lock);
+    if (rc)
+        pthread_join(v->committer, NULL);
+    return rc;
+}
+
+int vol_stop(struct vol *v)
+{
+    pthread_mutex_lock(&v->lock);
+    v->stopping = true;
+    pthread_cond_signal(&v->wake_committer);
+    pthread_mutex_unlock(&v->lock);
+    pthread_join(v->committer, NULL);
+    int rc = v->commit_error;
+    if (!rc)
+        rc = sfs_mdb_errno(mdb_env_sync(v->st->env, 1));
+    for (size_t i = 0; i < v->nbuckets; i++) {
+        struct node *n = v->buckets[i];
+        while (n) {
+            struct node *next = n->next;
+            pthread_mutex_destroy(&n->wlock);
+            free(n);
+            n = next;
+        }
+    }
+    free(v->buckets);
+    pthread_cond_destroy(&v->wake_committer);
+    pthread_cond_destroy(&v->committed);
+    pthread_mutex_destroy(&v->lock);
+    pthread_mutex_destroy(&v->nodes_lock);
+    return rc;
+}
+
+MDB_txn *vol_read_begin(struct vol *v)
+{
+    pthread_mutex_lock(&v->lock);
+    return v->wtxn;
+}
+
+void vol_read_end(struct vol *v)
+{
+    pthread_mutex_unlock(&v->lock);
+}
+
+int vol_change_begin(struct vol *v, MDB_txn **txn)
+{
+    pthread_mutex_lock(&v->lock);
+    if (!v->wtxn) {
+        pthread_mutex_unlock(&v->lock);
+        return v->commit_error ? v->commit_error : -EROFS;
+    }
+    int rc = sfs_txn_begin(v->st, v->wtxn, true, &v->op_txn);
+    if (rc) {
+        pthread_mutex_unlock(&v->lock);
+        return rc;
+    }
+    v->op_saved = v->st->state;
+    *txn = v->op_txn;
+    return 0;
+}
+
+int vol_change_end(struct vol *v, int rc, uint64_t bytes)
+{
+    if (rc == 0) {
+        rc = sfs_mdb_errno(mdb_txn_commit(v->op_txn));
+        if (rc)
+            v->st->state = v->op_saved;
+    } else {
+        mdb_txn_abort(v->op_txn);
+        v->st->state = v->op_saved;
+    }
+    v->op_txn = NULL;
+    if (rc == 0) {
+        if (!v->dirty) {
+            v->dirty = true;
+            v->dirty_since_ms = vol_now_ms();
+            pthread_cond_signal(&v->wake_committer);
+        }
+        v->dirty_bytes += bytes;
+        if (v->dirty_bytes >= VOL_COMMIT_DIRTY_BYTES)
+            pthread_cond_signal(&v->wake_committer);
+    }
+    pthread_mutex_unlock(&v->lock);
+    return rc;
+}
+
+int vol_sync(struct vol *v)
+{
+    pthread_mutex_lock(&v->lock);
+    if (v->dirty) {
+        uint64_t target = v->open_gen;
+        v->commit_wanted = true;
+        pthread_cond_signal(&v->wake_committer);
+        while (v->committed_gen < target && v->committer_running)
+            pthread_cond_wait(&v->committed, &v->lock);
+    }
+    int rc = v->commit_error;
+    pthread_mutex_unlock(&v->lock);
+    if (rc)
+        return rc;
+    return sfs_mdb_errno(mdb_env_sync(v->st->env, 1));
+}
+
+/* ---- node table ---- */
+
+static size_t bucket_of(struct vol *v, uint64_t ino)
+{
+    return (size_t)((ino * 0x9E3779B97F4A7C15ull) >> 40) % v->nbuckets;
+}
+
+static struct node *node_find_locked(struct vol *v, uint64_t ino, bool create)
+{
+    struct node **head = &v->buckets[bucket_of(v, ino)];
+    for (struct node *n = *head; n; n = n->next)
+        if (n->ino == ino)
+            return n;
+    if (!create)
+        return NULL;
+    struct node *n = calloc(1, sizeof(*n));
+    if (!n)
+        return NULL;
+    n->ino = ino;
+    pthread_mutex_init(&n->wlock, NULL);
+    n->next = *head;
+    *head = n;
+    v->nnodes++;
+    return n;
+}
+
+/* Free N if nothing references it.  Returns true if it was an orphan. */
+static bool node_release_locked(struct vol *v, struct node *n)
+{
+    if (n->nlookup || n->nopen || n->pins)
+        return false;
+    bool orphan = n->orphan;
+    struct node **pp = &v->buckets[bucket_of(v, n->ino)];
+    while (*pp != n)
+        pp = &(*pp)->next;
+    *pp = n->next;
+    v->nnodes--;
+    pthread_mutex_destroy(&n->wlock);
+    free(n);
+    return orphan;
+}
+
+struct node *node_pin(struct vol *v, uint64_t ino)
+{
+    pthread_mutex_lock(&v->nodes_lock);
+    struct node *n = node_find_locked(v, ino, true);
+    if (n)
+        n->pins++;
+    pthread_mutex_unlock(&v->nodes_lock);
+    return n;
+}
+
+bool node_unpin(struct vol *v, struct node *n)
+{
+    pthread_mutex_lock(&v->nodes_lock);
+    n->pins--;
+    bool destroy = node_release_locked(v, n);
+    pthread_mutex_unlock(&v->nodes_lock);
+    return destroy;
+}
+
+void node_add_lookup(struct vol *v, uint64_t ino, uint64_t count)
+{
+    pthread_mutex_lock(&v->nodes_lock);
+    struct node *n = node_find_locked(v, ino, true);
+    if (n)
+        n->nlookup += count;
+    pthread_mutex_unlock(&v->nodes_lock);
+}
+
+bool node_forget(struct vol *v, uint64_t ino, uint64_t count)
+{
+    pthread_mutex_lock(&v->nodes_lock);
+    struct node *n = node_find_locked(v, ino, false);
+    bool destroy = false;
+    if (n) {
+        n->nlookup = count > n->nlookup ? 0 : n->nlookup - count;
+        destroy = node_release_locked(v, n);
+    }
+    pthread_mutex_unlock(&v->nodes_lock);
+    return destroy;
+}
+
+bool node_open(struct vol *v, uint64_t ino, int delta)
+{
+    pthread_mutex_lock(&v->nodes_lock);
+    struct node *n = node_find_locked(v, ino, delta > 0);
+    bool destroy = false;
+    if (n) {
+        n->nopen = (uint32_t)((int)n->nopen + delta);
+        if (delta < 0)
+            destroy = node_release_locked(v, n);
+    }
+    pthread_mutex_unlock(&v->nodes_lock);
+    return destroy;
+}
+
+bool node_mark_orphan_if_referenced(struct vol *v, uint64_t ino)
+{
+    pthread_mutex_lock(&v->nodes_lock);
+    struct node *n = node_find_locked(v, ino, false);
+    bool referenced = n && (n->nlookup || n->nopen || n->pins);
+    if (referenced)
+        n->orphan = true;
+    pthread_mutex_unlock(&v->nodes_lock);
+    return referenced;
+}

@@ -1,0 +1,96 @@
+/*
+ * volume.h - a mounted volume inside the daemon: the store, the one open
+ * write transaction that group commit fills, and the node table.
+ */
+#ifndef SNAPFS_VOLUME_H
+#define SNAPFS_VOLUME_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "store.h"
+
+#define VOL_COMMIT_INTERVAL_MS 2000
+#define VOL_COMMIT_DIRTY_BYTES (64u << 20)
+
+struct node;
+
+struct vol {
+    struct sfs_store *st;
+
+    /* Everything below up to `nodes` is guarded by lock. */
+    pthread_mutex_t lock;
+    MDB_txn *wtxn;          /* open top-level write txn (the batch) */
+    MDB_txn *op_txn;        /* nested txn of the operation in progress */
+    struct sfs_state op_saved;
+    uint64_t open_gen;      /* generation of the batch in wtxn */
+    uint64_t committed_gen; /* newest committed generation */
+    bool dirty;
+    uint64_t dirty_bytes;
+    uint64_t dirty_since_ms;
+    bool commit_wanted;
+    bool stopping;
+    int commit_error;       /* sticky: a batch failed to commit */
+    pthread_cond_t wake_committer;
+    pthread_cond_t committed;
+    pthread_t committer;
+    bool committer_running;
+
+    /* Node table: lookup and open counts, per-inode write locks. */
+    pthread_mutex_t nodes_lock;
+    struct node **buckets;
+    size_t nbuckets, nnodes;
+};
+
+int vol_start(struct vol *v, struct sfs_store *st);
+/* Commit what is pending and stop the committer. */
+int vol_stop(struct vol *v);
+
+/*
+ * Read access: returns the batch transaction (it sees every change made
+ * so far, committed or not) with the volume locked.  vol_read_end unlocks.
+ */
+MDB_txn *vol_read_begin(struct vol *v);
+void vol_read_end(struct vol *v);
+
+/*
+ * Change access: locks and opens a nested transaction for one operation.
+ * vol_change_end commits it into the batch when RC is 0 (counting BYTES
+ * toward the next commit) or aborts it, undoing the operation alone, and
+ * unlocks.  Returns RC, or the error of committing the nested txn.
+ */
+int vol_change_begin(struct vol *v, MDB_txn **txn);
+int vol_change_end(struct vol *v, int rc, uint64_t bytes);
+
+/* Make everything changed so far durable (fsync semantics). */
+int vol_sync(struct vol *v);
+
+uint64_t vol_now_ms(void);
+
+/* ---- node table ---- */
+
+struct node {
+    uint64_t ino;
+    uint64_t nlookup;    /* kernel references (lookup/forget) */
+    uint32_t nopen;      /* open file handles */
+    uint32_t pins;       /* operations in progress holding the node */
+    bool orphan;         /* nlink 0 while referenced: destroy at last ref */
+    pthread_mutex_t wlock; /* serializes data writes and truncates */
+    struct node *next;
+};
+
+/* Find or create the node of INO and pin it; never fails but on ENOMEM. */
+struct node *node_pin(struct vol *v, uint64_t ino);
+/* Unpin; returns true if the node was an orphan whose last reference
+ * went, in which case the caller destroys the inode. */
+bool node_unpin(struct vol *v, struct node *n);
+void node_add_lookup(struct vol *v, uint64_t ino, uint64_t count);
+/* Returns true if the inode must now be destroyed (orphan, unreferenced). */
+bool node_forget(struct vol *v, uint64_t ino, uint64_t count);
+bool node_open(struct vol *v, uint64_t ino, int delta);
+/* Is INO referenced by the kernel or by open files? Marks it an orphan
+ * if so (it will be destroyed when the references go). */
+bool node_mark_orphan_if_referenced(struct vol *v, uint64_t ino);
+
+#endif

@@ -1,0 +1,88 @@
+/*
+ * damage.c - snapfs-damage, a test tool: flips one byte of the stored
+ * bytes of the block holding byte OFFSET of a file, to show that reads
+ * give EIO and fsck names the file.  Works on an unmounted volume only.
+ *
+ *   snapfs-damage STORE PATH [OFFSET]
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store.h"
+
+static int lookup_path(struct sfs_store *st, MDB_txn *txn, const char *path,
+                       uint64_t *ino)
+{
+    char *copy = strdup(path), *save = NULL;
+    uint64_t cur = SFS_ROOT_INO;
+    int rc = copy ? 0 : -ENOMEM;
+    for (char *t = strtok_r(copy, "/", &save); !rc && t;
+         t = strtok_r(NULL, "/", &save)) {
+        struct sfs_dirent d;
+        rc = sfs_dirent_lookup(st, txn, SFS_VIEW_LIVE, cur, t, &d);
+        cur = d.ino;
+    }
+    free(copy);
+    *ino = cur;
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: snapfs-damage STORE PATH [OFFSET]\n");
+        return 2;
+    }
+    uint64_t off = argc > 3 ? strtoull(argv[3], NULL, 0) : 0;
+    struct sfs_store *st;
+    int rc = sfs_open(argv[1], SFS_OPEN_EXCLUSIVE, &st);
+    if (rc) {
+        fprintf(stderr, "snapfs-damage: %s: %s\n", argv[1], strerror(-rc));
+        return 1;
+    }
+    MDB_txn *txn;
+    uint64_t ino = 0;
+    struct sfs_extent e;
+    struct sfs_dedup_rec d;
+    rc = sfs_txn_begin(st, NULL, true, &txn);
+    if (!rc)
+        rc = lookup_path(st, txn, argv[2], &ino);
+    if (!rc)
+        rc = sfs_extent_get(st, txn, SFS_VIEW_LIVE, ino,
+                            off / st->super.block_size, &e);
+    if (!rc && (!e.present || e.is_inline))
+        rc = -ENODATA;
+    if (!rc)
+        rc = sfs_block_info(st, txn, e.ref.hash, &d);
+    if (!rc) {
+        uint8_t kb[8];
+        sfs_put_be64(kb, d.blob_id);
+        MDB_val k = { 8, kb }, v;
+        rc = sfs_mdb_errno(mdb_get(txn, st->db_blobs, &k, &v));
+        if (!rc) {
+            uint8_t *copy = malloc(v.mv_size);
+            memcpy(copy, v.mv_data, v.mv_size);
+            copy[v.mv_size / 2] ^= 0x5a;
+            MDB_val nv = { v.mv_size, copy };
+            rc = sfs_mdb_errno(mdb_put(txn, st->db_blobs, &k, &nv, 0));
+            free(copy);
+        }
+    }
+    if (!rc)
+        rc = sfs_txn_commit(st, txn);
+    else
+        mdb_txn_abort(txn);
+    sfs_close(st);
+    if (rc) {
+        fprintf(stderr, "snapfs-damage: %s: %s\n", argv[2],
+                rc == -ENODATA ? "no stored block at that offset"
+                               : strerror(-rc));
+        return 1;
+    }
+    printf("damaged block %llu of %s\n",
+           (unsigned long long)(off / st->super.block_size), argv[2]);
+    return 0;
+}

@@ -1,0 +1,218 @@
+/*
+ * info.c - `snapfs info` (what a volume holds and what it costs) and
+ * `snapfs fsck` (is it intact).
+ *
+ * Both read the store directly.  On a mounted volume, info first asks the
+ * daemon to commit (syncfs and fsync of the mount root), so the figures
+ * include every write acknowledged before the command started.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "store.h"
+
+struct volume_figures {
+    uint64_t size, used, avail, phys, stored_logical, ref_logical, inline_bytes;
+    uint64_t logical, blocks, inodes, snapshots, file_bytes, free_pages;
+    uint32_t block_size;
+    const char *codec;
+    int level;
+};
+
+static int count_snap(void *arg, const struct sfs_snap_rec *s)
+{
+    (void)s;
+    (*(uint64_t *)arg)++;
+    return 0;
+}
+
+static int gather(struct sfs_store *st, struct volume_figures *f)
+{
+    MDB_txn *txn;
+    int rc = sfs_state_reload(st);
+    if (!rc)
+        rc = sfs_txn_begin(st, NULL, false, &txn);
+    if (rc)
+        return rc;
+    memset(f, 0, sizeof(*f));
+    rc = sfs_used_bytes(st, txn, &f->used);
+    if (!rc)
+        rc = sfs_space_avail(st, txn, &f->avail);
+    if (!rc)
+        rc = sfs_snap_foreach(st, txn, count_snap, &f->snapshots);
+    MDB_stat ms;
+    if (!rc && !mdb_stat(txn, 0, &ms)) {
+        MDB_envinfo ei;
+        mdb_env_info(st->env, &ei);
+        f->file_bytes = (uint64_t)(ei.me_last_pgno + 1) * ms.ms_psize;
+    }
+    mdb_txn_abort(txn);
+    const struct sfs_state *s = &st->state;
+    f->size = st->super.volume_size;
+    f->block_size = st->super.block_size;
+    f->codec = st->super.codec == SFS_CODEC_ZSTD ? "zstd" : "none";
+    f->level = st->super.codec_level;
+    f->phys = s->phys_bytes + s->inline_bytes;
+    f->stored_logical = s->stored_logical + s->inline_bytes;
+    f->ref_logical = s->ref_logical;
+    f->logical = s->ref_logical + s->inline_bytes;
+    f->inline_bytes = s->inline_bytes;
+    f->blocks = s->blob_count;
+    f->inodes = s->live_inodes;
+    return rc;
+}
+
+static double ratio(uint64_t a, uint64_t b)
+{
+    return b ? (double)a / (double)b : 1.0;
+}
+
+static void human(uint64_t v, char *out, size_t cap)
+{
+    const char *u[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
+    double d = (double)v;
+    int i = 0;
+    while (d >= 1024 && i < 5) {
+        d /= 1024;
+        i++;
+    }
+    snprintf(out, cap, i ? "%.2f %s" : "%.0f %s", d, u[i]);
+}
+
+static void print_text(const char *store, bool mounted,
+                       const struct volume_figures *f)
+{
+    char a[32], b[32], c[32], d[32], e[32];
+    human(f->size, a, sizeof(a));
+    human(f->used, b, sizeof(b));
+    human(f->avail, c, sizeof(c));
+    printf("volume:           %s%s\n", store, mounted ? " (mounted)" : "");
+    printf("size:             %s, %s used, %s available\n", a, b, c);
+    human(f->logical, a, sizeof(a));
+    human(f->phys, b, sizeof(b));
+    human(f->stored_logical, c, sizeof(c));
+    printf("logical data:     %s (%llu bytes)\n", a,
+           (unsigned long long)f->logical);
+    printf("physical data:    %s (%llu bytes)\n", b,
+           (unsigned long long)f->phys);
+    printf("unique data:      %s before compression\n", c);
+    printf("compression:      %s level %d, ratio %.2fx\n", f->codec, f->level,
+           ratio(f->stored_logical, f->phys));
+    printf("deduplication:    ratio %.2fx\n",
+           ratio(f->logical, f->stored_logical));
+    printf("blocks:           %llu stored, %u-byte block size\n",
+           (unsigned long long)f->blocks, f->block_size);
+    printf("files:            %llu\n", (unsigned long long)f->inodes);
+    printf("snapshots:        %llu\n", (unsigned long long)f->snapshots);
+    human(f->file_bytes, d, sizeof(d));
+    human(f->used, e, sizeof(e));
+    printf("store file:       %s for %s in use (%.2fx)\n", d, e,
+           ratio(f->file_bytes, f->used));
+}
+
+static void print_json(const char *store, bool mounted,
+                       const struct volume_figures *f)
+{
+    printf("{\"volume\":\"%s\",\"mounted\":%s,\"size\":%llu,\"used\":%llu,"
+           "\"available\":%llu,\"logical_bytes\":%llu,\"physical_bytes\":%llu,"
+           "\"unique_logical_bytes\":%llu,\"compression\":\"%s\","
+           "\"compression_level\":%d,\"compression_ratio\":%.4f,"
+           "\"dedup_ratio\":%.4f,\"blocks\":%llu,\"block_size\":%u,"
+           "\"files\":%llu,\"snapshots\":%llu,\"store_file_bytes\":%llu}\n",
+           store, mounted ? "true" : "false", (unsigned long long)f->size,
+           (unsigned long long)f->used, (unsigned long long)f->avail,
+           (unsigned long long)f->logical, (unsigned long long)f->phys,
+           (unsigned long long)f->stored_logical, f->codec, f->level,
+           ratio(f->stored_logical, f->phys), ratio(f->logical, f->stored_logical),
+           (unsigned long long)f->blocks, f->block_size,
+           (unsigned long long)f->inodes, (unsigned long long)f->snapshots,
+           (unsigned long long)f->file_bytes);
+}
+
+/* Ask the daemon of a mounted volume to commit what it holds. */
+static void flush_mount(const char *mnt)
+{
+    int fd = open(mnt, O_RDONLY | O_DIRECTORY);
+    if (fd < 0)
+        return;
+    syncfs(fd);
+    fsync(fd);
+    close(fd);
+}
+
+int cmd_info(int argc, char **argv)
+{
+    bool json = false;
+    const char *arg = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--json"))
+            json = true;
+        else if (argv[i][0] == '-')
+            die_usage("info", "unknown option '%s'", argv[i]);
+        else if (arg)
+            die_usage("info", "give one STORE or MOUNTPOINT");
+        else
+            arg = argv[i];
+    }
+    if (!arg)
+        die_usage("info", "give one STORE or MOUNTPOINT");
+    bool mounted;
+    char *store = resolve_volume(arg, &mounted);
+    if (mounted)
+        flush_mount(arg);
+    struct sfs_store *st;
+    int rc = sfs_open(store, SFS_OPEN_RDONLY, &st);
+    if (rc)
+        die("info", "%s: %s", arg, open_error(rc));
+    struct volume_figures f;
+    rc = gather(st, &f);
+    sfs_close(st);
+    if (rc)
+        die("info", "%s: %s", arg, strerror(-rc));
+    if (json)
+        print_json(store, mounted, &f);
+    else
+        print_text(store, mounted, &f);
+    free(store);
+    return 0;
+}
+
+static void print_problem(void *arg, const char *problem)
+{
+    (void)arg;
+    printf("%s\n", problem);
+}
+
+int cmd_fsck(int argc, char **argv)
+{
+    if (argc != 2 || argv[1][0] == '-')
+        die_usage("fsck", "give one STORE");
+    bool mounted;
+    char *store = resolve_volume(argv[1], &mounted);
+    if (mounted)
+        flush_mount(argv[1]);
+    struct sfs_store *st;
+    int rc = sfs_open(store, SFS_OPEN_RDONLY, &st);
+    if (rc)
+        die("fsck", "%s: %s", argv[1], open_error(rc));
+    rc = sfs_fsck(st, print_problem, NULL);
+    sfs_close(st);
+    if (rc < 0)
+        die("fsck", "%s: %s", argv[1], strerror(-rc));
+    if (rc > 0) {
+        fprintf(stderr, "snapfs fsck: %s: %d problem%s found\n", argv[1], rc,
+                rc == 1 ? "" : "s");
+        free(store);
+        return 1;
+    }
+    printf("%s: clean\n", store);
+    free(store);
+    return 0;
+}

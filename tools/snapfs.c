@@ -1,0 +1,422 @@
+/*
+ * snapfs.c - the `snapfs` command: mkfs, mount, umount, info, fsck.
+ *
+ * This is the command layer: the only place that turns the negative errno
+ * values of the libraries into messages.  Every failure prints one line,
+ * "snapfs CMD: OBJECT: why", and exits non-zero (2 for usage errors, 1
+ * otherwise), and a refused command leaves every volume as it was: checks
+ * come before the first change.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ops.h"
+#include "store.h"
+#include "cli.h"
+#include <stdarg.h>
+
+/* ---- messages and parsing ---- */
+
+void die_usage(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "snapfs %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (see 'snapfs help')\n");
+    va_end(ap);
+    exit(2);
+}
+
+void die(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "snapfs %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(1);
+}
+
+int parse_size(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || v < 0)
+        return -EINVAL;
+    uint64_t mult = 1;
+    switch (*end) {
+    case 0: break;
+    case 'k': case 'K': mult = 1ull << 10; end++; break;
+    case 'm': case 'M': mult = 1ull << 20; end++; break;
+    case 'g': case 'G': mult = 1ull << 30; end++; break;
+    case 't': case 'T': mult = 1ull << 40; end++; break;
+    default: return -EINVAL;
+    }
+    if (*end == 'i' && *(end + 1) == 'B')
+        end += 2;
+    else if (*end == 'B')
+        end++;
+    if (*end)
+        return -EINVAL;
+    *out = (uint64_t)(v * (double)mult);
+    return 0;
+}
+
+/* Where a snapfs volume is mounted: the store path from /proc/self/mountinfo
+ * (our fsname), or NULL if PATH is not a snapfs mountpoint. */
+char *mounted_store(const char *path)
+{
+    char real[PATH_MAX];
+    if (!realpath(path, real))
+        return NULL;
+    FILE *f = fopen("/proc/self/mountinfo", "r");
+    if (!f)
+        return NULL;
+    char line[8192], *found = NULL;
+    while (fgets(line, sizeof(line), f)) {
+        char mnt[PATH_MAX], fstype[64], source[PATH_MAX];
+        /* id parent major:minor root mountpoint opts... - type source ... */
+        if (sscanf(line, "%*s %*s %*s %*s %4095s", mnt) != 1)
+            continue;
+        char *dash = strstr(line, " - ");
+        if (!dash || sscanf(dash + 3, "%63s %4095s", fstype, source) != 2)
+            continue;
+        if (strcmp(fstype, "fuse.snapfs") || strcmp(mnt, real))
+            continue;
+        free(found);
+        found = strdup(source);
+    }
+    fclose(f);
+    return found;
+}
+
+/* A store argument: a store directory, or the mountpoint of one. */
+char *resolve_volume(const char *arg, bool *mounted)
+{
+    char *store = mounted_store(arg);
+    *mounted = store != NULL;
+    if (store)
+        return store;
+    char real[PATH_MAX];
+    return strdup(realpath(arg, real) ? real : arg);
+}
+
+const char *open_error(int rc)
+{
+    switch (rc) {
+    case -ENOENT: return "no such directory";
+    case -ENOTDIR: return "not a directory";
+    case -EMEDIUMTYPE: return "not a snapfs volume";
+    case -EPROTONOSUPPORT:
+        return "volume has a newer on-disk format than this snapfs supports";
+    case -EBUSY: return "volume is mounted or in use by another snapfs command";
+    default: return strerror(-rc);
+    }
+}
+
+/* ---- mkfs ---- */
+
+static int cmd_mkfs(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        { "size", required_argument, NULL, 's' },
+        { "block-size", required_argument, NULL, 'b' },
+        { "compress", required_argument, NULL, 'c' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct sfs_mkfs_opts o = { .codec = SFS_CODEC_ZSTD, .codec_level = 1 };
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        uint64_t v;
+        switch (c) {
+        case 's':
+            if (parse_size(optarg, &v) || v < (16u << 20))
+                die_usage("mkfs", "--size %s: give a size of at least 16M, "
+                                  "e.g. 64G", optarg);
+            o.volume_size = v;
+            break;
+        case 'b':
+            if (parse_size(optarg, &v) || v < SFS_BLOCK_SIZE_MIN ||
+                v > SFS_BLOCK_SIZE_MAX || (v & (v - 1)))
+                die_usage("mkfs", "--block-size %s: give a power of two "
+                                  "from 4K to 1M", optarg);
+            o.block_size = (uint32_t)v;
+            break;
+        case 'c':
+            if (!strcmp(optarg, "none")) {
+                o.codec = SFS_CODEC_NONE;
+            } else if (!strncmp(optarg, "zstd", 4) &&
+                       (!optarg[4] || optarg[4] == ':')) {
+                o.codec = SFS_CODEC_ZSTD;
+                if (optarg[4]) {
+                    char *end;
+                    long lvl = strtol(optarg + 5, &end, 10);
+                    if (*end || lvl < 1 || lvl > 19)
+                        die_usage("mkfs", "--compress %s: zstd levels are 1 "
+                                          "to 19", optarg);
+                    o.codec_level = (int)lvl;
+                }
+            } else {
+                die_usage("mkfs", "--compress %s: give zstd, zstd:LEVEL or "
+                                  "none", optarg);
+            }
+            break;
+        default:
+            die_usage("mkfs", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind != argc - 1)
+        die_usage("mkfs", "give exactly one STORE directory");
+    const char *path = argv[optind];
+    int rc = sfs_mkfs(path, &o);
+    if (rc == -EEXIST) {
+        struct sfs_store *st;
+        int orc = sfs_open(path, SFS_OPEN_RDONLY, &st);
+        if (!orc)
+            sfs_close(st);
+        die("mkfs", "%s: %s", path,
+            orc == 0 || orc == -EBUSY ? "already holds a snapfs volume; "
+                                        "nothing was changed"
+                                      : "directory is not empty");
+    }
+    if (rc == -EINVAL)
+        die("mkfs", "%s: the volume would be smaller than 16M", path);
+    if (rc)
+        die("mkfs", "%s: %s", path, strerror(-rc));
+    printf("snapfs: created volume %s\n", path);
+    return 0;
+}
+
+/* ---- mount ---- */
+
+/* Options the kernel or libfuse understand, and our own. */
+static bool mount_option_known(const char *opt)
+{
+    static const char *flags[] = {
+        "allow_other", "allow_root", "default_permissions", "ro", "rw",
+        "nosuid", "suid", "nodev", "dev", "noexec", "exec", "atime",
+        "noatime", "relatime", "strictatime", "nodiratime", "sync", "async",
+        "dirsync", "auto_unmount", "no_writeback_cache", "_netdev", "auto",
+        "noauto", "user", "nouser", "users", "defaults", "nofail",
+    };
+    static const char *keyed[] = { "max_read=", "blksize=", "fsname=",
+                                   "subtype=", "x-", "comment=" };
+    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
+        if (!strcmp(opt, flags[i]))
+            return true;
+    for (size_t i = 0; i < sizeof(keyed) / sizeof(keyed[0]); i++)
+        if (!strncmp(opt, keyed[i], strlen(keyed[i])))
+            return true;
+    return false;
+}
+
+/* Drop what fstab passes but the kernel must not see. */
+static char *filter_mount_options(const char *opts)
+{
+    static const char *drop[] = { "_netdev", "auto", "noauto", "user",
+                                  "nouser", "users", "defaults", "nofail",
+                                  "rw" };
+    char *copy = strdup(opts), *save = NULL;
+    char *out = calloc(1, strlen(opts) + 1);
+    if (!copy || !out)
+        exit(1);
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (!mount_option_known(t))
+            die_usage("mount", "unknown mount option '%s'", t);
+        bool skip = !strncmp(t, "x-", 2) || !strncmp(t, "comment=", 8);
+        for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
+            skip |= !strcmp(t, drop[i]);
+        if (skip)
+            continue;
+        if (*out)
+            strcat(out, ",");
+        strcat(out, t);
+    }
+    free(copy);
+    return out;
+}
+
+static int cmd_mount(int argc, char **argv)
+{
+    bool foreground = false;
+    char *opts = NULL;
+    int c;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt(argc, argv, "+fo:")) != -1) {
+        switch (c) {
+        case 'f': foreground = true; break;
+        case 'o': {
+            char *f = filter_mount_options(optarg);
+            if (opts && *f) {
+                char *j;
+                if (asprintf(&j, "%s,%s", opts, f) < 0)
+                    exit(1);
+                free(opts);
+                free(f);
+                opts = j;
+            } else if (!opts) {
+                opts = f;
+            } else {
+                free(f);
+            }
+            break;
+        }
+        default:
+            die_usage("mount", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind != argc - 2)
+        die_usage("mount", "give STORE and MOUNTPOINT");
+    char store[PATH_MAX], mnt[PATH_MAX];
+    if (!realpath(argv[optind], store))
+        die("mount", "%s: %s", argv[optind], strerror(errno));
+    if (!realpath(argv[optind + 1], mnt))
+        die("mount", "%s: mountpoint: %s", argv[optind + 1], strerror(errno));
+    struct sfs_store *st;
+    int rc = sfs_open(store, SFS_OPEN_RDONLY, &st);
+    if (rc)
+        die("mount", "%s: %s", store, open_error(rc));
+    sfs_close(st);
+    char *already = mounted_store(mnt);
+    if (already)
+        die("mount", "%s: a snapfs volume (%s) is already mounted here", mnt,
+            already);
+
+    if (foreground)
+        return snapfs_serve(store, mnt, opts, -1);
+
+    int pipefd[2];
+    if (pipe2(pipefd, O_CLOEXEC))
+        die("mount", "pipe: %s", strerror(errno));
+    pid_t pid = fork();
+    if (pid < 0)
+        die("mount", "fork: %s", strerror(errno));
+    if (pid == 0) {
+        close(pipefd[0]);
+        setsid();
+        if (chdir("/"))
+            _exit(1);
+        _exit(snapfs_serve(store, mnt, opts, pipefd[1]));
+    }
+    close(pipefd[1]);
+    unsigned char status = 1;
+    ssize_t n = read(pipefd[0], &status, 1);
+    close(pipefd[0]);
+    if (n != 1 || status != 0) {
+        int ws;
+        waitpid(pid, &ws, 0);
+        return 1; /* the daemon printed why */
+    }
+    free(opts);
+    return 0;
+}
+
+/* ---- umount ---- */
+
+static pid_t read_pid(const char *store)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/daemon.pid", store);
+    FILE *f = fopen(path, "r");
+    int pid = 0;
+    if (f) {
+        if (fscanf(f, "%d", &pid) != 1)
+            pid = 0;
+        fclose(f);
+    }
+    return pid;
+}
+
+static int cmd_umount(int argc, char **argv)
+{
+    if (argc != 2 || argv[1][0] == '-')
+        die_usage("umount", "give one MOUNTPOINT");
+    char *store = mounted_store(argv[1]);
+    if (!store)
+        die("umount", "%s: no snapfs volume is mounted there", argv[1]);
+    pid_t pid = read_pid(store);
+    char mnt[PATH_MAX];
+    if (!realpath(argv[1], mnt))
+        die("umount", "%s: %s", argv[1], strerror(errno));
+    int rc = geteuid() == 0 ? umount2(mnt, 0) : -1;
+    if (rc && geteuid() == 0 && errno == EBUSY)
+        die("umount", "%s: busy (files are open or a process is inside it)",
+            mnt);
+    if (rc) {
+        pid_t child = fork();
+        if (child == 0) {
+            execlp("fusermount3", "fusermount3", "-u", mnt, (char *)NULL);
+            _exit(127);
+        }
+        int ws;
+        waitpid(child, &ws, 0);
+        if (!WIFEXITED(ws) || WEXITSTATUS(ws))
+            die("umount", "%s: could not unmount", mnt);
+    }
+    /* Wait for the daemon to commit and exit. */
+    for (int i = 0; pid > 0 && i < 6000 && kill(pid, 0) == 0; i++)
+        usleep(10000);
+    if (pid > 0 && kill(pid, 0) == 0)
+        die("umount", "%s: unmounted, but the daemon (pid %d) has not exited "
+                      "after 60 s", mnt, (int)pid);
+    free(store);
+    return 0;
+}
+
+/* ---- help and dispatch ---- */
+
+static void usage(FILE *out)
+{
+    fputs("usage: snapfs COMMAND [ARGS]\n"
+          "\n"
+          "  mkfs STORE [--size SIZE] [--block-size N] [--compress zstd[:LEVEL]|none]\n"
+          "  mount STORE MOUNTPOINT [-f] [-o OPTIONS]\n"
+          "  umount MOUNTPOINT\n"
+          "  info STORE|MOUNTPOINT [--json]\n"
+          "  fsck STORE\n"
+          "  help\n", out);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    argc--;
+    argv++;
+    if (!strcmp(cmd, "mkfs"))
+        return cmd_mkfs(argc, argv);
+    if (!strcmp(cmd, "mount"))
+        return cmd_mount(argc, argv);
+    if (!strcmp(cmd, "umount") || !strcmp(cmd, "unmount"))
+        return cmd_umount(argc, argv);
+    if (!strcmp(cmd, "info"))
+        return cmd_info(argc, argv);
+    if (!strcmp(cmd, "fsck"))
+        return cmd_fsck(argc, argv);
+    if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "snapfs: unknown command '%s' (see 'snapfs help')\n", cmd);
+    return 2;
+}
