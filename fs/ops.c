@@ -238,12 +238,14 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 }
 
 static void apply_time(const struct stat *attr, int to_set, int flag_set,
-                       int flag_now, bool mtime, struct sfs_inode *i)
+                       int flag_now, bool mtime, const struct timespec *now,
+                       struct sfs_inode *i)
 {
     int64_t *sec = mtime ? &i->mtime_sec : &i->atime_sec;
     uint32_t *nsec = mtime ? &i->mtime_nsec : &i->atime_nsec;
     if (to_set & flag_now) {
-        set_now(sec, nsec);
+        *sec = now->tv_sec;
+        *nsec = (uint32_t)now->tv_nsec;
     } else if (to_set & flag_set) {
         const struct timespec *ts = mtime ? &attr->st_mtim : &attr->st_atim;
         *sec = ts->tv_sec;
@@ -302,15 +304,24 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
         i.uid = attr->st_uid;
     if (to_set & FUSE_SET_ATTR_GID)
         i.gid = attr->st_gid;
+    /* One instant for UTIME_NOW times and ctime: the kernel's ctime when
+     * it sends one (with the writeback cache it keeps the times), else
+     * one reading of our clock. */
+    struct timespec now;
+    if (to_set & FUSE_SET_ATTR_CTIME)
+        now = attr->st_ctim;
+    else
+        clock_gettime(CLOCK_REALTIME, &now);
     apply_time(attr, to_set, FUSE_SET_ATTR_ATIME, FUSE_SET_ATTR_ATIME_NOW,
-               false, &i);
+               false, &now, &i);
     apply_time(attr, to_set, FUSE_SET_ATTR_MTIME, FUSE_SET_ATTR_MTIME_NOW,
-               true, &i);
+               true, &now, &i);
     if (to_set & FUSE_SET_ATTR_CTIME) {
         i.ctime_sec = attr->st_ctim.tv_sec;
         i.ctime_nsec = (uint32_t)attr->st_ctim.tv_nsec;
     } else {
-        touch_ctime(&i);
+        i.ctime_sec = now.tv_sec;
+        i.ctime_nsec = (uint32_t)now.tv_nsec;
     }
     if (!rc)
         rc = sfs_inode_put_w(v->st, txn, &i);
@@ -1198,17 +1209,61 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
     free(buf);
 }
 
+/* Does the caller hold CAP_SYS_ADMIN (needed to see trusted.* names)? */
+static bool caller_is_admin(fuse_req_t req)
+{
+    const struct fuse_ctx *ctx = fuse_req_ctx(req);
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)ctx->pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return ctx->uid == 0;
+    bool admin = false;
+    while (fgets(line, sizeof(line), f))
+        if (!strncmp(line, "CapEff:", 7)) {
+            unsigned long long caps = strtoull(line + 7, NULL, 16);
+            admin = caps & (1ull << 21); /* CAP_SYS_ADMIN */
+        }
+    fclose(f);
+    return admin;
+}
+
+/* Remove the trusted.* names from a NUL-separated list; new length. */
+static size_t drop_trusted(char *list, size_t len)
+{
+    size_t out = 0;
+    for (size_t pos = 0; pos < len;) {
+        size_t n = strlen(list + pos) + 1;
+        if (strncmp(list + pos, "trusted.", 8)) {
+            memmove(list + out, list + pos, n);
+            out += n;
+        }
+        pos += n;
+    }
+    return out;
+}
+
+/*
+ * listxattr: the kernel passes the list through as we give it, so the
+ * trusted.* names are filtered here for callers without CAP_SYS_ADMIN, as
+ * local filesystems do.  The full list is built first, so that the size
+ * answered for a size query matches what a later call returns.
+ */
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
     struct vol *v = VOL(req);
-    char *buf = size ? malloc(size) : NULL;
-    if (size && !buf) {
-        fuse_reply_err(req, ENOMEM);
-        return;
-    }
     MDB_txn *txn = vol_read_begin(v);
-    int n = sfs_xattr_list(v->st, txn, SFS_VIEW_LIVE, ino, buf, size);
+    int n = sfs_xattr_list(v->st, txn, SFS_VIEW_LIVE, ino, NULL, 0);
+    char *buf = n > 0 ? malloc((size_t)n) : NULL;
+    if (n > 0 && !buf)
+        n = -ENOMEM;
+    if (n > 0)
+        n = sfs_xattr_list(v->st, txn, SFS_VIEW_LIVE, ino, buf, (size_t)n);
     vol_read_end(v);
+    if (n > 0 && !caller_is_admin(req))
+        n = (int)drop_trusted(buf, (size_t)n);
+    if (n >= 0 && size && (size_t)n > size)
+        n = -ERANGE;
     reply_xattr_result(req, n, buf, size);
     free(buf);
 }

@@ -192,7 +192,9 @@ static void print_problem(void *arg, const char *problem)
 
 int cmd_fsck(int argc, char **argv)
 {
-    if (argc != 2 || argv[1][0] == '-')
+    if (argc == 2 && argv[1][0] == '-')
+        die_usage("fsck", "unknown option '%s'", argv[1]);
+    if (argc != 2)
         die_usage("fsck", "give one STORE");
     bool mounted;
     char *store = resolve_volume(argv[1], &mounted);

@@ -142,7 +142,7 @@ static int cmd_mkfs(int argc, char **argv)
     struct sfs_mkfs_opts o = { .codec = SFS_CODEC_ZSTD, .codec_level = 1 };
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":", lo, NULL)) != -1) {
         uint64_t v;
         switch (c) {
         case 's':
@@ -177,6 +177,8 @@ static int cmd_mkfs(int argc, char **argv)
                                   "none", optarg);
             }
             break;
+        case ':':
+            die_usage("mkfs", "%s needs a value", argv[optind - 1]);
         default:
             die_usage("mkfs", "unknown option '%s'", argv[optind - 1]);
         }
@@ -186,14 +188,14 @@ static int cmd_mkfs(int argc, char **argv)
     const char *path = argv[optind];
     int rc = sfs_mkfs(path, &o);
     if (rc == -EEXIST) {
-        struct sfs_store *st;
-        int orc = sfs_open(path, SFS_OPEN_RDONLY, &st);
-        if (!orc)
-            sfs_close(st);
+        /* Look, without opening it: opening would touch LMDB's lock file. */
+        char data[PATH_MAX];
+        struct stat sb;
+        snprintf(data, sizeof(data), "%s/data.mdb", path);
         die("mkfs", "%s: %s", path,
-            orc == 0 || orc == -EBUSY ? "already holds a snapfs volume; "
-                                        "nothing was changed"
-                                      : "directory is not empty");
+            stat(data, &sb) == 0 ? "already holds a snapfs volume; nothing "
+                                   "was changed"
+                                 : "directory is not empty");
     }
     if (rc == -EINVAL)
         die("mkfs", "%s: the volume would be smaller than 16M", path);
@@ -259,7 +261,7 @@ static int cmd_mount(int argc, char **argv)
     int c;
     opterr = 0;
     optind = 1;
-    while ((c = getopt(argc, argv, "+fo:")) != -1) {
+    while ((c = getopt(argc, argv, ":fo:")) != -1) {
         switch (c) {
         case 'f': foreground = true; break;
         case 'o': {
@@ -278,6 +280,8 @@ static int cmd_mount(int argc, char **argv)
             }
             break;
         }
+        case ':':
+            die_usage("mount", "-o needs a list of options");
         default:
             die_usage("mount", "unknown option '%s'", argv[optind - 1]);
         }
@@ -346,7 +350,9 @@ static pid_t read_pid(const char *store)
 
 static int cmd_umount(int argc, char **argv)
 {
-    if (argc != 2 || argv[1][0] == '-')
+    if (argc == 2 && argv[1][0] == '-')
+        die_usage("umount", "unknown option '%s'", argv[1]);
+    if (argc != 2)
         die_usage("umount", "give one MOUNTPOINT");
     char *store = mounted_store(argv[1]);
     if (!store)
@@ -397,7 +403,7 @@ static void usage(FILE *out)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        usage(stderr);
+        fprintf(stderr, "snapfs: give a command (see 'snapfs help')\n");
         return 2;
     }
     const char *cmd = argv[1];

@@ -9,7 +9,7 @@
 #   SNAPFS              snapfs binary      (default: <repo>/build/release/snapfs)
 #   BENCH_DIR           parent of the work dir       (/var/tmp/snapfs-bench)
 #   BENCH_OUT           key/value summary file       (bench-results.txt)
-#   BENCH_REPS          rounds of every workload; figures are medians (3)
+#   BENCH_REPS          rounds of every workload; figures are medians (4)
 #   BENCH_SIZE_MB       sequential write/read size   (1024)
 #   BENCH_RAND_MB       random-write file size       (256)
 #   BENCH_RAND_RUNTIME  random-write time bound, s   (30)
@@ -50,11 +50,15 @@ PT_OPTS=${BENCH_PT_OPTS:-cache=always,writeback,clone_fd}
 # pathologically slow filesystem; the bandwidth figure stays valid)
 SEQ_RUNTIME_CAP=${BENCH_SEQ_RUNTIME_CAP:-240}
 SMALL_CHUNK=${BENCH_SMALL_CHUNK:-5000}
-REPS=${BENCH_REPS:-3}
+REPS=${BENCH_REPS:-4}
 
 EXAMPLES=/usr/share/doc/libfuse3-dev/examples
 
-log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+# progress goes to fd 3, a copy of the original stderr, so that lines logged
+# from a trap still reach the terminal while a redirected command runs;
+# commands we start get 3>&- so that no daemon keeps it open
+exec 3>&2
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&3; }
 die() { log "FATAL: $*"; exit 1; }
 
 for v in SIZE_MB RAND_MB RAND_RUNTIME NFILES NDIRS RSS_MB RSS_LIMIT_MB SEQ_RUNTIME_CAP SMALL_CHUNK REPS; do
@@ -120,6 +124,18 @@ fi
 WORK=$(mktemp -d "$BENCH_DIR/run.XXXXXX")
 WORK=$(realpath "$WORK")
 
+# space: both seq files and both random-write files live at once, then the
+# RSS volume alone; 25% slack for snapfs's own metadata
+need_mb=$((2 * SIZE_MB + 2 * RAND_MB + 256))
+((need_mb >= RSS_MB + 256)) || need_mb=$((RSS_MB + 256))
+need_mb=$((need_mb * 5 / 4))
+avail_mb=$(df -Pm "$WORK" | awk 'NR == 2 { print $4 }')
+if ((avail_mb < need_mb)); then
+	rmdir "$WORK"
+	((created_bench_dir)) && rmdir "$BENCH_DIR"
+	die "need ~${need_mb} MiB free under $BENCH_DIR, have ${avail_mb} MiB"
+fi
+
 PT_BIN=$WORK/bin/passthrough_ll
 SF_BIN=$WORK/bin/smallfiles
 PT_SRC=$WORK/pt-src
@@ -132,6 +148,7 @@ LOGS=$WORK/logs
 mkdir -p "$WORK/bin" "$PT_SRC" "$PT_MNT" "$SN_MNT" "$RSS_MNT" "$LOGS"
 
 PT_PID=""
+CHILD=""        # the workload process running now (fio, smallfiles)
 SNAP_PIDS=()    # daemon pids seen, killed in cleanup only if they outlive umount
 
 mounts_under_work() {
@@ -143,10 +160,19 @@ cleanup() {
 	set +e
 	trap - EXIT INT TERM
 	log "cleaning up ($WORK)"
-	local m
+	local m i
+	if [[ -n $CHILD ]] && kill -0 "$CHILD" 2>/dev/null; then
+		kill -TERM "$CHILD" 2>/dev/null
+		for ((i = 0; i < 300; i++)); do
+			kill -0 "$CHILD" 2>/dev/null || break
+			sleep 0.05
+		done
+		kill -KILL "$CHILD" 2>/dev/null
+		wait "$CHILD" 2>/dev/null
+	fi
 	for m in "$SN_MNT" "$RSS_MNT"; do
 		if mountpoint -q "$m"; then
-			timeout -k 5 60 "$SNAPFS" umount "$m" >>"$LOGS/cleanup.log" 2>&1 ||
+			timeout -k 5 60 "$SNAPFS" umount "$m" >>"$LOGS/cleanup.log" 2>&1 3>&- ||
 				fusermount3 -u -z "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
 		fi
 	done
@@ -204,7 +230,7 @@ export PASSTHROUGH_LL=$PT_BIN
 # passthrough_ll: multithreaded (no -s), -f so that $! is the daemon itself.
 start_pt() {
 	"$PT_BIN" -f -o "source=$PT_SRC,$PT_OPTS,fsname=passthrough_ll-bench" "$PT_MNT" \
-		</dev/null >>"$LOGS/passthrough_ll.log" 2>&1 &
+		</dev/null >>"$LOGS/passthrough_ll.log" 2>&1 3>&- &
 	PT_PID=$!
 	local i
 	for ((i = 0; i < 200; i++)); do
@@ -253,7 +279,7 @@ snap_mount() {
 	local store=$1 mnt=$2
 	local -a o=()
 	[[ -n $MOUNT_OPTS ]] && o=(-o "$MOUNT_OPTS")
-	timeout -k 5 120 "$SNAPFS" mount "$store" "$mnt" "${o[@]}" >>"$LOGS/snapfs-mount.log" 2>&1 ||
+	timeout -k 5 120 "$SNAPFS" mount "$store" "$mnt" "${o[@]}" >>"$LOGS/snapfs-mount.log" 2>&1 3>&- ||
 		{ tail -n 20 "$LOGS/snapfs-mount.log" >&2; log "snapfs mount $store $mnt failed"; return 1; }
 	mountpoint -q "$mnt" || { log "snapfs mount returned but $mnt is not mounted"; return 1; }
 	local pid
@@ -265,7 +291,7 @@ snap_mount() {
 snap_umount() {
 	local mnt=$1
 	mountpoint -q "$mnt" || return 0
-	timeout -k 5 300 "$SNAPFS" umount "$mnt" >>"$LOGS/snapfs-mount.log" 2>&1 ||
+	timeout -k 5 300 "$SNAPFS" umount "$mnt" >>"$LOGS/snapfs-mount.log" 2>&1 3>&- ||
 		{ tail -n 20 "$LOGS/snapfs-mount.log" >&2; log "snapfs umount $mnt failed"; return 1; }
 	! mountpoint -q "$mnt" || { log "snapfs umount returned but $mnt is still mounted"; return 1; }
 }
@@ -275,7 +301,7 @@ snap_mkfs() {
 	mkdir -p "$store"
 	# shellcheck disable=SC2086  # MKFS_OPTS is a list of words on purpose
 	timeout -k 5 300 "$SNAPFS" mkfs "$store" --size "$VOLSIZE" $MKFS_OPTS \
-		>>"$LOGS/snapfs-mkfs.log" 2>&1 ||
+		>>"$LOGS/snapfs-mkfs.log" 2>&1 3>&- ||
 		{ tail -n 20 "$LOGS/snapfs-mkfs.log" >&2; die "snapfs mkfs $store failed"; }
 }
 
@@ -305,6 +331,18 @@ mnt_of() {
 }
 
 # --------------------------------------------------------- measurement ---
+# run_child CMD...: runs CMD (bounded by timeout) in the background and waits
+# for it, so that a TERM/INT to this script is handled at once (bash defers
+# traps while a foreground child runs); cleanup() stops CHILD.
+run_child() {
+	timeout -k 10 900 "$@" 3>&- &
+	CHILD=$!
+	local rc=0
+	wait "$CHILD" || rc=$?
+	CHILD=""
+	return "$rc"
+}
+
 declare -A R=()       # R[target.metric] = "v1 v2 ..." (one value per round, NA if failed)
 FAILED=()
 
@@ -337,7 +375,7 @@ run_fio() {
 	local tag=$1
 	shift
 	local rc=0
-	timeout -k 10 900 fio --name="$tag" --output-format=json --output="$LOGS/$tag.json" \
+	run_child fio --name="$tag" --output-format=json --output="$LOGS/$tag.json" \
 		--ioengine=psync --direct=0 --numjobs=1 --fallocate=none --refill_buffers \
 		"$@" >"$LOGS/$tag.out" 2>&1 || rc=$?
 	if ((rc)); then
@@ -420,7 +458,7 @@ bench_smallfiles() {
 	[[ $BENCH_DROP_CACHES == 1 ]] && sfopt+=(-d -c "$SMALL_CHUNK")
 	drop_caches
 	mkdir -p "$mnt/small" || { for phase in create stat read unlink; do record_fail "$t" "small_${phase}_ops"; done; return; }
-	if ! timeout -k 10 900 "$SF_BIN" "${sfopt[@]}" "$mnt/small" >"$LOGS/smallfiles-$t-r$ROUND.out" 2>"$LOGS/smallfiles-$t-r$ROUND.err"; then
+	if ! run_child "$SF_BIN" "${sfopt[@]}" "$mnt/small" >"$LOGS/smallfiles-$t-r$ROUND.out" 2>"$LOGS/smallfiles-$t-r$ROUND.err"; then
 		log "smallfiles on $t failed:"
 		tail -n 5 "$LOGS/smallfiles-$t-r$ROUND.err" >&2
 	fi
@@ -451,7 +489,7 @@ for ((ROUND = 1; ROUND <= REPS; ROUND++)); do
 done
 
 log "snapfs info after the workloads:"
-timeout 60 "$SNAPFS" info "$SN_MNT" 2>&1 | sed 's/^/    /' >&2 || true
+timeout 60 "$SNAPFS" info "$SN_MNT" 2>&1 3>&- | sed 's/^/    /' >&3 || true
 
 log "unmounting both; removing their data"
 stop_pt
