@@ -75,6 +75,7 @@ int main(int argc, char **argv)
         rc = sfs_txn_commit(st, txn);
     else
         mdb_txn_abort(txn);
+    uint64_t blockno = off / st->super.block_size;
     sfs_close(st);
     if (rc) {
         fprintf(stderr, "snapfs-damage: %s: %s\n", argv[2],
@@ -82,7 +83,6 @@ int main(int argc, char **argv)
                                : strerror(-rc));
         return 1;
     }
-    printf("damaged block %llu of %s\n",
-           (unsigned long long)(off / st->super.block_size), argv[2]);
+    printf("damaged block %llu of %s\n", (unsigned long long)blockno, argv[2]);
     return 0;
 }

@@ -220,22 +220,26 @@ for f in passthrough_ll.c passthrough_helpers.h; do
 done
 # shellcheck disable=SC2046
 cc -O2 -o "$PT_BIN" "$WORK/bin/passthrough_ll.c" $(pkg-config --cflags --libs fuse3) \
-	>"$LOGS/build-pt.log" 2>&1 || { cat "$LOGS/build-pt.log" >&2; die "cannot build passthrough_ll"; }
+	>"$LOGS/build-pt.log" 2>&1 || { cat "$LOGS/build-pt.log" >&3; die "cannot build passthrough_ll"; }
 cc -std=gnu11 -O2 -Wall -Wextra -Werror -o "$SF_BIN" "$here/smallfiles.c" \
-	>"$LOGS/build-sf.log" 2>&1 || { cat "$LOGS/build-sf.log" >&2; die "cannot build smallfiles"; }
+	>"$LOGS/build-sf.log" 2>&1 || { cat "$LOGS/build-sf.log" >&3; die "cannot build smallfiles"; }
 # the fake snapfs (tests/bench/fake-snapfs.sh) reuses this binary
 export PASSTHROUGH_LL=$PT_BIN
 
 # ------------------------------------------------------- mount helpers ---
 # passthrough_ll: multithreaded (no -s), -f so that $! is the daemon itself.
+# setsid gives it its own session, as fuse_daemonize() would (with
+# sched_autogroup that also puts it in its own scheduling group, like a
+# daemonized snapfs).  The background child of a non-interactive shell is not
+# a process-group leader, so setsid execs without forking and $! stays right.
 start_pt() {
-	"$PT_BIN" -f -o "source=$PT_SRC,$PT_OPTS,fsname=passthrough_ll-bench" "$PT_MNT" \
+	setsid "$PT_BIN" -f -o "source=$PT_SRC,$PT_OPTS,fsname=passthrough_ll-bench" "$PT_MNT" \
 		</dev/null >>"$LOGS/passthrough_ll.log" 2>&1 3>&- &
 	PT_PID=$!
 	local i
 	for ((i = 0; i < 200; i++)); do
 		mountpoint -q "$PT_MNT" && return 0
-		kill -0 "$PT_PID" 2>/dev/null || { PT_PID=""; cat "$LOGS/passthrough_ll.log" >&2; return 1; }
+		kill -0 "$PT_PID" 2>/dev/null || { PT_PID=""; cat "$LOGS/passthrough_ll.log" >&3; return 1; }
 		sleep 0.05
 	done
 	log "passthrough_ll did not mount within 10 s"
@@ -280,7 +284,7 @@ snap_mount() {
 	local -a o=()
 	[[ -n $MOUNT_OPTS ]] && o=(-o "$MOUNT_OPTS")
 	timeout -k 5 120 "$SNAPFS" mount "$store" "$mnt" "${o[@]}" >>"$LOGS/snapfs-mount.log" 2>&1 3>&- ||
-		{ tail -n 20 "$LOGS/snapfs-mount.log" >&2; log "snapfs mount $store $mnt failed"; return 1; }
+		{ tail -n 20 "$LOGS/snapfs-mount.log" >&3; log "snapfs mount $store $mnt failed"; return 1; }
 	mountpoint -q "$mnt" || { log "snapfs mount returned but $mnt is not mounted"; return 1; }
 	local pid
 	pid=$(snap_pid "$store" "$mnt") || true
@@ -292,7 +296,7 @@ snap_umount() {
 	local mnt=$1
 	mountpoint -q "$mnt" || return 0
 	timeout -k 5 300 "$SNAPFS" umount "$mnt" >>"$LOGS/snapfs-mount.log" 2>&1 3>&- ||
-		{ tail -n 20 "$LOGS/snapfs-mount.log" >&2; log "snapfs umount $mnt failed"; return 1; }
+		{ tail -n 20 "$LOGS/snapfs-mount.log" >&3; log "snapfs umount $mnt failed"; return 1; }
 	! mountpoint -q "$mnt" || { log "snapfs umount returned but $mnt is still mounted"; return 1; }
 }
 
@@ -302,7 +306,7 @@ snap_mkfs() {
 	# shellcheck disable=SC2086  # MKFS_OPTS is a list of words on purpose
 	timeout -k 5 300 "$SNAPFS" mkfs "$store" --size "$VOLSIZE" $MKFS_OPTS \
 		>>"$LOGS/snapfs-mkfs.log" 2>&1 3>&- ||
-		{ tail -n 20 "$LOGS/snapfs-mkfs.log" >&2; die "snapfs mkfs $store failed"; }
+		{ tail -n 20 "$LOGS/snapfs-mkfs.log" >&3; die "snapfs mkfs $store failed"; }
 }
 
 drop_caches() {
@@ -380,7 +384,7 @@ run_fio() {
 		"$@" >"$LOGS/$tag.out" 2>&1 || rc=$?
 	if ((rc)); then
 		log "fio $tag failed (exit $rc):"
-		tail -n 20 "$LOGS/$tag.out" >&2
+		tail -n 20 "$LOGS/$tag.out" >&3
 		return 1
 	fi
 }
@@ -460,7 +464,7 @@ bench_smallfiles() {
 	mkdir -p "$mnt/small" || { for phase in create stat read unlink; do record_fail "$t" "small_${phase}_ops"; done; return; }
 	if ! run_child "$SF_BIN" "${sfopt[@]}" "$mnt/small" >"$LOGS/smallfiles-$t-r$ROUND.out" 2>"$LOGS/smallfiles-$t-r$ROUND.err"; then
 		log "smallfiles on $t failed:"
-		tail -n 5 "$LOGS/smallfiles-$t-r$ROUND.err" >&2
+		tail -n 5 "$LOGS/smallfiles-$t-r$ROUND.err" >&3
 	fi
 	for phase in create stat read unlink; do
 		v=$(awk -v p="$phase" '$1 == p { print $2 }' "$LOGS/smallfiles-$t-r$ROUND.out")

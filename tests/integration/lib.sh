@@ -26,6 +26,7 @@
 #                   mounts a tmpfs of that size so the ENOSPC tests can run.
 #   SNAPFS_MOUNT_OPTS  passed as `-o OPTS` to `snapfs mount`.
 #   TEST_TIMEOUT    seconds a single test may take (default 120).
+#   TEST_TIMING     if set, each result line ends with "# N ms".
 #   TMPDIR          where the per-script temporary directory is made.
 # Options of every test script: -v (show output of every test), -i (stop at
 # the first failure), -k (keep the temporary directory), --run=N,M (only
@@ -395,6 +396,7 @@ test_expect_success() {
 	fi
 	local log=$TEST_TMP/log/test-$n.log wd pid rc dir=$TEST_TMP
 	[ -n "$test_vol_created" ] && [ -d "$MNT" ] && dir=$MNT
+	local t0=${EPOCHREALTIME/./}
 	set -m	# own process group for the body, so the watchdog can kill it all
 	(
 		cd "$dir" || exit 1
@@ -411,13 +413,16 @@ test_expect_success() {
 	kill -- "-$wd" 2>/dev/null
 	wait "$wd" 2>/dev/null
 	set +m
+	local took=
+	[ -n "$TEST_TIMING" ] && took=$(( (${EPOCHREALTIME/./} - t0) / 1000 )) &&
+		took=" # ${took} ms"
 	if [ "$rc" = 0 ]; then
 		test_passed=$((test_passed + 1))
-		say "ok $n - $desc"
+		say "ok $n - $desc$took"
 		[ -n "$test_verbose" ] && [ -s "$log" ] && sed 's/^/#   /' "$log"
 	else
 		test_failed=$((test_failed + 1))
-		say "not ok $n - $desc (exit $rc)"
+		say "not ok $n - $desc (exit $rc)$took"
 		say "#   body:"
 		printf '%s\n' "$body" | sed -e '1{/^[[:space:]]*$/d;}' -e 's/^/#   > /' 
 		[ -s "$log" ] && { say "#   output:"; sed 's/^/#   | /' "$log"; }

@@ -150,17 +150,17 @@ test_expect_success SNAPFS 'mount -f stays in the foreground until umount' '
 	echo "$TEST_TMP/mnt-fg" >>"$TEST_TMP/.mounts" &&
 	{ "$SNAPFS" mount "$TEST_TMP/st-fg" "$TEST_TMP/mnt-fg" -f >"$REF/fg.out" 2>&1 & } &&
 	fg=$! &&
-	for i in $(seq 1 100); do
+	for i in $(seq 1 200); do
 		mountpoint -q "$TEST_TMP/mnt-fg" && break
-		kill -0 $fg || exit 1
+		kill -0 $fg || { say "mount -f exited early:"; cat "$REF/fg.out"; exit 1; }
 		sleep 0.1
 	done &&
-	mountpoint -q "$TEST_TMP/mnt-fg" &&
-	kill -0 $fg &&
+	{ mountpoint -q "$TEST_TMP/mnt-fg" || { say "not mounted after 20 s:"; cat "$REF/fg.out"; exit 1; }; } &&
+	{ kill -0 $fg || { say "mount -f is not running any more:"; cat "$REF/fg.out"; exit 1; }; } &&
 	echo fg >"$TEST_TMP/mnt-fg/f" &&
 	assert_eq fg "$(cat "$TEST_TMP/mnt-fg/f")" &&
 	vol_umount "$TEST_TMP/mnt-fg" &&
-	wait $fg
+	{ wait $fg || { say "mount -f exited with status $?:"; cat "$REF/fg.out"; exit 1; }; }
 '
 
 test_expect_success SNAPFS 'umount waits until the daemon has exited' '
