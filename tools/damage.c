@@ -4,6 +4,7 @@
  * give EIO and fsck names the file.  Works on an unmounted volume only.
  *
  *   snapfs-damage STORE PATH [OFFSET]
+ *   snapfs-damage STORE --format-version N   (a store "from the future")
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -30,8 +31,38 @@ static int lookup_path(struct sfs_store *st, MDB_txn *txn, const char *path,
     return rc;
 }
 
+/* Rewrite the superblock's format version, as a newer snapfs would. */
+static int set_format_version(const char *path, uint32_t version)
+{
+    struct sfs_store *st;
+    int rc = sfs_open(path, SFS_OPEN_EXCLUSIVE, &st);
+    if (rc)
+        return rc;
+    MDB_txn *txn;
+    rc = sfs_txn_begin(st, NULL, true, &txn);
+    if (rc) {
+        sfs_close(st);
+        return rc;
+    }
+    st->super.format_version = version;
+    MDB_val k = { 5, "super" }, v = { sizeof(st->super), &st->super };
+    rc = sfs_mdb_errno(mdb_put(txn, st->db_meta, &k, &v, 0));
+    if (!rc)
+        rc = sfs_txn_commit(st, txn);
+    else
+        mdb_txn_abort(txn);
+    sfs_close(st);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 4 && !strcmp(argv[2], "--format-version")) {
+        int rc = set_format_version(argv[1], (uint32_t)atoi(argv[3]));
+        if (rc)
+            fprintf(stderr, "snapfs-damage: %s: %s\n", argv[1], strerror(-rc));
+        return rc ? 1 : 0;
+    }
     if (argc < 3) {
         fprintf(stderr, "usage: snapfs-damage STORE PATH [OFFSET]\n");
         return 2;
