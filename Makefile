@@ -99,7 +99,7 @@ bench: deps all
 
 soak: deps build/release/snapfs build/asan/unit/test_vrec
 	SOAK=1 build/asan/unit/test_vrec
-	SNAPFS=$(CURDIR)/build/release/snapfs SOAK=1 bash tests/integration/t9-crash.sh
+	SNAPFS=$(CURDIR)/build/release/snapfs SOAK=1 bash tests/integration/t13-crash.sh
 
 clean:
 	rm -rf build

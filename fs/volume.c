@@ -34,6 +34,11 @@
  * the change is on disk.  A kill -9 at any moment loses only changes that
  * were never synced, and leaves the store as of a committed batch.
  *
+ * Memory is bounded: a change that finds the batch holding twice the
+ * commit threshold waits for the committer, so the batch's dirty pages
+ * (held by LMDB in the daemon's heap) stay near VOL_COMMIT_DIRTY_BYTES
+ * whatever is written.
+ *
  * If a commit itself fails (the disk under the store is full, an I/O
  * error), the batch is lost; the error is sticky and every later sync
  * reports it, as a kernel filesystem reports a writeback error.
@@ -217,6 +222,13 @@ void vol_read_end(struct vol *v)
 int vol_change_begin(struct vol *v, MDB_txn **txn)
 {
     pthread_mutex_lock(&v->lock);
+    /* Backpressure: writers must not outrun the committer, or the batch
+     * (and the daemon's memory) would grow without bound. */
+    while (v->dirty_bytes >= 2 * (uint64_t)VOL_COMMIT_DIRTY_BYTES &&
+           v->committer_running && !v->stopping) {
+        pthread_cond_signal(&v->wake_committer);
+        pthread_cond_wait(&v->committed, &v->lock);
+    }
     if (!v->wtxn) {
         pthread_mutex_unlock(&v->lock);
         return v->commit_error ? v->commit_error : -EROFS;
