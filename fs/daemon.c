@@ -166,6 +166,7 @@ int snapfs_serve(const char *store, const char *mountpoint, const char *options,
         goto fail;
     }
     se = fuse_session_new(&args, &snapfs_ops, sizeof(snapfs_ops), fs);
+    fuse_opt_free_args(&args);
     if (!se) {
         fprintf(stderr, "snapfs mount: bad mount options: %s\n",
                 options ? options : "");

@@ -128,7 +128,7 @@ static int env_open(const char *path, bool readonly, uint64_t map_size,
     mdb_env_set_maxreaders(env, 256);
     if (map_size)
         mdb_env_set_mapsize(env, map_size);
-    unsigned flags = MDB_NOTLS | MDB_NOMETASYNC | MDB_NORDAHEAD;
+    unsigned flags = MDB_NOTLS | MDB_NOMETASYNC;
     if (readonly)
         flags |= MDB_RDONLY;
     rc = mdb_env_open(env, path, flags, 0600);

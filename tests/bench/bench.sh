@@ -549,9 +549,13 @@ declare -A LABEL=(
 	[small_read_ops]="small files read (ops/s)"
 	[small_unlink_ops]="small files unlink (ops/s)"
 )
-ratio() {
+# per-round ratios snapfs[i]/passthrough[i] (rounds where both ran)
+round_ratios() {
 	awk -v a="$1" -v b="$2" 'BEGIN {
-		if (a == "NA" || b == "NA" || b + 0 == 0) print "NA"; else printf "%.2f", a / b }'
+		n = split(a, x, " "); split(b, y, " ")
+		for (i = 1; i <= n; i++)
+			if (x[i] != "NA" && y[i] != "NA" && y[i] + 0 != 0)
+				printf "%.4f\n", x[i] / y[i] }'
 }
 # median of the non-NA words in $1 (NA if none), printed like the inputs
 median() {
@@ -561,22 +565,25 @@ median() {
 			m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
 			if (v[1] ~ /\./) printf "%.1f\n", m; else printf "%.0f\n", m }'
 }
-# "min-max" of the per-round ratios snapfs[i]/passthrough[i]
+# headline ratio: the median of the per-round ratios.  Each round's two
+# figures were taken minutes apart at most, so pairing them cancels slow
+# drift in the machine's load better than a ratio of two medians would.
+ratio() {
+	round_ratios "$1" "$2" | sort -g | awk '{ v[NR] = $1 } END {
+		if (NR == 0) { print "NA"; exit }
+		m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+		printf "%.2f\n", m }'
+}
+# "min-max" of the per-round ratios
 ratio_range() {
-	awk -v a="$1" -v b="$2" 'BEGIN {
-		n = split(a, x, " "); split(b, y, " "); lo = ""; hi = ""
-		for (i = 1; i <= n; i++) {
-			if (x[i] == "NA" || y[i] == "NA" || y[i] + 0 == 0) continue
-			r = x[i] / y[i]
-			if (lo == "" || r < lo) lo = r
-			if (hi == "" || r > hi) hi = r
-		}
-		if (lo == "") print "NA"; else printf "%.2f-%.2f", lo, hi }'
+	round_ratios "$1" "$2" | sort -g | awk '{ v[NR] = $1 } END {
+		if (NR == 0) print "NA"; else printf "%.2f-%.2f\n", v[1], v[NR] }'
 }
 
 summary=$(mktemp "$WORK/summary.XXXXXX")
 {
-	echo "# snapfs benchmark summary (ratio = snapfs / passthrough, higher is better)"
+	echo "# snapfs benchmark summary: figures are medians over the rounds; ratio = median of the"
+	echo "# per-round snapfs/passthrough ratios (higher is better)"
 	echo "date $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 	echo "snapfs_bin $SNAPFS"
 	echo "kernel $(uname -r)"
@@ -596,8 +603,8 @@ summary=$(mktemp "$WORK/summary.XXXXXX")
 {
 	echo
 	echo "snapfs benchmark: snapfs vs. passthrough_ll (-o $PT_OPTS), same backing fs ($(stat -f -c %T "$WORK"))"
-	echo "figures: median of $REPS rounds; ratio = snapfs / passthrough (higher is better for every row);"
-	echo "per-round ratios: spread of snapfs[i]/passthrough[i] over the rounds (a noise gauge)"
+	echo "figures: median of $REPS rounds; higher is better for every row"
+	echo "ratio: median over the rounds of snapfs[i]/passthrough[i]; per-round: their min-max (a noise gauge)"
 	echo
 	printf '%-32s %12s %12s %7s %12s\n' "metric" "snapfs" "passthrough" "ratio" "per-round"
 	printf '%-32s %12s %12s %7s %12s\n' "------" "------" "-----------" "-----" "---------"
@@ -607,7 +614,7 @@ for m in "${METRICS[@]}"; do
 	pa=${R[passthrough.$m]:-NA}
 	s=$(median "$sa")
 	p=$(median "$pa")
-	r=$(ratio "$s" "$p")
+	r=$(ratio "$sa" "$pa")
 	rr=$(ratio_range "$sa" "$pa")
 	printf '%-32s %12s %12s %7s %12s\n' "${LABEL[$m]}" "$s" "$p" "$r" "$rr"
 	{

@@ -119,7 +119,6 @@ static void do_drop_caches(void)
 	close(fd);
 }
 
-
 static void phase_create(long from, long to)
 {
 	char name[32];
@@ -143,6 +142,10 @@ static void phase_create(long from, long to)
 				if (errno == EINTR)
 					continue;
 				die("write", name);
+			}
+			if (n == 0) {
+				errno = EIO;
+				die("write (no progress)", name);
 			}
 			off += (size_t)n;
 		}

@@ -31,6 +31,26 @@
 # Options of every test script: -v (show output of every test), -i (stop at
 # the first failure), -k (keep the temporary directory), --run=N,M (only
 # run these test numbers; the others are skipped).
+#
+# Prerequisites (comma-separated, `!X` for "not X"): SNAPFS and REMOUNT
+# (backend snapfs), ROOT, NOBODY (can act as uid 65534 on the volume),
+# PYTHON, SIZED (vol_create --size is in force), and features of the
+# filesystem that are required of snapfs but probed on the host with
+# TEST_BACKEND=dir: XATTR_USER, XATTR_TRUSTED, XATTR_SECURITY, BIG_XATTR
+# (60 KiB values), ACL, TIME_PRE1970, TIME_POST2038, SPARSE_5G.
+#
+# Volumes: vol_create [MKFS OPTIONS], vol_remount, vol_mount STORE MNT,
+# vol_umount MNT, daemon_pid; everything is unmounted at exit (trap).
+# Assertions: assert_eq, assert_ne, assert_le, assert_stat, assert_cmp,
+# assert_zeros, assert_missing, assert_fails, assert_gone, assert_errno
+# (via sysc.py: one system call, prints the errno name), assert_one_line,
+# assert_grep.  Helpers: as_nobody, rand_file, atime_ns/mtime_ns/ctime_ns,
+# long_name, store_listing, sysc.
+#
+# With the snapfs backend, test_done adds three tests at the end: the
+# volume unmounts and its daemon exits, fsck finds the store clean, and no
+# snapfs process wrote a sanitizer report (ASAN/UBSAN log_path is set to a
+# directory of the temporary directory).
 
 TEST_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TEST_NAME=$(basename "$0" .sh)
@@ -87,6 +107,17 @@ EOF
 chmod 755 "$TEST_TMP/bin" "$TEST_TMP/bin/sysc" "$TEST_TMP/bin/sysc.py"
 PATH=$TEST_TMP/bin:$PATH
 export PATH
+
+# Sanitizer reports of every snapfs process (the daemon's stderr goes
+# nowhere) are collected here; test_done fails if there are any.
+mkdir -p "$TEST_TMP/sanitizer"
+case ${ASAN_OPTIONS-} in *log_path=*) ;; *)
+	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$TEST_TMP/sanitizer/asan" ;;
+esac
+case ${UBSAN_OPTIONS-} in *log_path=*) ;; *)
+	UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$TEST_TMP/sanitizer/ubsan" ;;
+esac
+export ASAN_OPTIONS UBSAN_OPTIONS
 
 # ----------------------------------------------------------- prerequisites
 
@@ -321,6 +352,12 @@ assert_fails() { # assert_fails COMMAND...: the command exits non-zero
 	return 0
 }
 
+assert_gone() { # assert_gone PID: no such process any more
+	kill -0 "$1" 2>/dev/null || return 0
+	say "assert_gone failed: process $1 is still running" >&2
+	return 1
+}
+
 # assert_errno ERRNO [--nobody] OP ARGS...: run `sysc OP ARGS` (one system
 # call, see sysc.py) and check that it fails with ERRNO (or succeeds: OK).
 assert_errno() {
@@ -445,10 +482,18 @@ test_done() {
 			pid=$(daemon_pid) &&
 			test -n "$pid" &&
 			vol_umount "$MNT" &&
-			assert_fails kill -0 "$pid"
+			assert_gone "$pid"
 		'
 		test_expect_success 'fsck finds the store clean after the tests' '
 			"$SNAPFS" fsck "$STORE"
+		'
+	fi
+	if [ "$TEST_BACKEND" = snapfs ] && [ -n "$test_vol_created" ]; then
+		test_expect_success 'no sanitizer report from any snapfs process' '
+			set -- "$TEST_TMP"/sanitizer/*
+			test -e "$1" || exit 0
+			for f; do say "== $f"; head -n 80 "$f"; done
+			exit 1
 		'
 	fi
 	[ "$test_skipped" != 0 ] && say "# $test_skipped skipped"

@@ -23,7 +23,7 @@ for a in "$@"; do
 done
 
 scripts=()
-for t in t[0-9]*.sh; do
+for t in $(printf '%s\n' t[0-9]*.sh | sort -V); do
 	if [ ${#only[@]} -gt 0 ]; then
 		keep=
 		for o in "${only[@]}"; do
@@ -42,6 +42,7 @@ total_pass=0 total_fail=0 bad_scripts=
 start_all=$(date +%s)
 echo "# backend: ${TEST_BACKEND:-snapfs}${SNAPFS:+, SNAPFS=$SNAPFS}"
 for t in "${scripts[@]}"; do
+	[ -e "$t" ] || continue		# removed since the list was made
 	start=$(date +%s)
 	if [ -n "$verbose" ]; then
 		bash "./$t" "${opts[@]}" 2>&1 | tee "$log"

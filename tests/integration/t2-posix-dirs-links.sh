@@ -76,17 +76,23 @@ test_expect_success 'every one of the 2000 entries can be looked up by name' '
 	xargs stat -c %n <"$REF/names" | sort | cmp - "$REF/expected"
 '
 
-test_expect_success 'a directory of 2000 entries listed while half of them are removed' '
+test_expect_success 'after removing every 20th entry of the 2000, the rest is listed exactly' '
 	cd big &&
-	sed -n "1~2p" "$REF/names" | xargs rm &&
+	sed -n "1~20p" "$REF/names" | xargs rm &&
 	ls | sort >"$REF/listed2" &&
-	sed -n "2~2p" "$REF/names" | sort >"$REF/expected2" &&
+	sed "1~20d" "$REF/names" | sort >"$REF/expected2" &&
+	assert_eq 1900 "$(wc -l <"$REF/listed2")" &&
 	assert_cmp "$REF/expected2" "$REF/listed2"
 '
 
-test_expect_success 'rm -r removes a large directory entirely' '
-	rm -r big &&
-	assert_missing big
+test_expect_success 'rm -r removes a tree of 150 entries entirely' '
+	mkdir -p rmtree/sub1 rmtree/sub2 &&
+	seq -f "a-longer-name-so-that-readdir-takes-several-calls-%03g" 1 100 |
+		(cd rmtree/sub1 && xargs touch) &&
+	seq -f "a-longer-name-so-that-readdir-takes-several-calls-%03g" 1 48 |
+		(cd rmtree/sub2 && xargs mkdir) &&
+	rm -r rmtree &&
+	assert_missing rmtree
 '
 
 test_expect_success 'a new directory has nlink 2' '

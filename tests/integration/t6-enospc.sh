@@ -89,7 +89,7 @@ test_expect_success SIZED 'after deleting the big file, 16 MiB can be written an
 
 test_expect_success SIZED 'the volume can be filled and emptied again a second time' '
 	set +e
-	head -c $((100 * MiB)) /dev/urandom |
+	head -c $((80 * MiB)) /dev/urandom |
 		dd of=huge2 bs=1M iflag=fullblock conv=fsync status=none 2>"$REF/dd3.err"
 	rc=${PIPESTATUS[1]}
 	set -e
@@ -102,7 +102,7 @@ test_expect_success SIZED 'the volume can be filled and emptied again a second t
 
 test_expect_success SIZED 'creating many empty files on a full volume gives ENOSPC or succeeds, never corrupts' '
 	set +e
-	head -c $((100 * MiB)) /dev/urandom |
+	head -c $((80 * MiB)) /dev/urandom |
 		dd of=huge3 bs=1M iflag=fullblock conv=fsync status=none 2>/dev/null
 	set -e
 	mkdir -p emptyfiles 2>"$REF/mkdir.err" || assert_grep "No space left on device" "$REF/mkdir.err"

@@ -58,7 +58,7 @@ test_expect_success 'setup: directories, a big one, and modes' '
 	mkdir -p tree/a/b/c tree/x/y &&
 	echo leaf >tree/a/b/c/leaf &&
 	mkdir bigdir &&
-	seq -f "name-%05g" 1 500 | (cd bigdir && xargs touch) &&
+	seq -f "name-%05g" 1 300 | (cd bigdir && xargs touch) &&
 	rm bigdir/name-00250 &&
 	mkdir private && chmod 700 private &&
 	mkdir sticky && chmod 1777 sticky &&
@@ -158,7 +158,7 @@ test_expect_success 'the snapshot shows what was built' '
 	assert_grep "^tree/hard1 .* nlink=3 " "$REF/s1.tree" &&
 	assert_grep "^dangling .*target=no/such/target" "$REF/s1.tree" &&
 	assert_grep "^sparse .* size=20971520 " "$REF/s1.tree" &&
-	assert_eq 499 "$(grep -c "^bigdir/name-" "$REF/s1.tree")"
+	assert_eq 299 "$(grep -c "^bigdir/name-" "$REF/s1.tree")"
 '
 
 test_expect_success REMOUNT 'umount and mount again; every atime and the file written last are kept' '
@@ -243,7 +243,7 @@ test_expect_success REMOUNT 'changes made after a remount persist across the nex
 	chmod 640 trunc &&
 	{ ! test -e acl-file || setfacl -b acl-file; } &&
 	{ ! test -e acl-file || setfattr -n user.new -v new acl-file; } &&
-	rm -rf bigdir && mkdir bigdir && touch bigdir/only &&
+	rm bigdir/name-0000[1-9] && touch bigdir/new-one &&
 	snapshot pre2 &&
 	vol_remount &&
 	snapshot post2 &&
@@ -254,22 +254,20 @@ test_expect_success REMOUNT 'changes made after a remount persist across the nex
 	assert_missing small && assert_missing tree/x
 '
 
-test_expect_success REMOUNT 'three more remounts in a row change nothing' '
-	vol_remount && vol_remount && vol_remount &&
+test_expect_success REMOUNT 'two more remounts in a row change nothing' '
+	vol_remount && vol_remount &&
 	snapshot post3 &&
 	snapshot_cmp tree pre2 post3 &&
 	snapshot_cmp xattr pre2 post3 &&
 	snapshot_cmp acl pre2 post3
 '
 
-test_expect_success REMOUNT 'an empty volume survives a remount too (root directory attributes)' '
-	cd "$MNT" && rm -rf ./* &&
+test_expect_success REMOUNT 'the attributes of the root directory survive a remount' '
 	chmod 750 . && touch -d "2005-05-05 05:05:05.5" . &&
-	stat -c "%a %h %U %G %y" . >"$REF/root.pre" &&
+	stat -c "%a %h %U %G %y %i" . >"$REF/root.pre" &&
 	vol_remount &&
-	stat -c "%a %h %U %G %y" "$MNT" >"$REF/root.post" &&
+	stat -c "%a %h %U %G %y %i" "$MNT" >"$REF/root.post" &&
 	assert_cmp "$REF/root.pre" "$REF/root.post" &&
-	assert_eq "" "$(ls -A "$MNT")" &&
 	chmod 755 "$MNT"
 '
 
