@@ -873,7 +873,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     if (!rc)
         rc = sfs_rplan_collect(v->st, txn, SFS_VIEW_LIVE, ino, i.size,
                                (uint64_t)off, size, &plan);
-    vol_read_end(v);
+    vol_read_end_bytes(v, rc ? 0 : plan.len);
     if (rc) {
         fuse_reply_err(req, -rc);
         return;

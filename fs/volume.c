@@ -9,7 +9,7 @@
  * applies every change into it; a committer thread commits the batch and
  * opens the next when one of these comes first:
  *   - the batch has been dirty for VOL_COMMIT_INTERVAL_MS (2 s);
- *   - it holds VOL_COMMIT_DIRTY_BYTES (64 MiB) of written data;
+ *   - it holds VOL_COMMIT_DIRTY_BYTES (32 MiB) of written data;
  *   - someone needs durability: fsync, fdatasync, fsyncdir, unmount.
  *
  * LMDB ties a write transaction to the thread that began it (its writer
@@ -34,10 +34,24 @@
  * the change is on disk.  A kill -9 at any moment loses only changes that
  * were never synced, and leaves the store as of a committed batch.
  *
- * Memory is bounded: a change that finds the batch holding twice the
+ * Memory is bounded: a change that finds the batch holding 1.5 times the
  * commit threshold waits for the committer, so the batch's dirty pages
  * (held by LMDB in the daemon's heap) stay near VOL_COMMIT_DIRTY_BYTES
  * whatever is written.
+ *
+ * Memory, the map: every page LMDB reads through its read-only map (and
+ * the neighbours the kernel maps around each fault) counts toward the
+ * daemon's resident set, although it is clean page cache the kernel can
+ * drop at will.  After each commit, and every VOL_MAP_TRIM_MS while the
+ * volume is used, the committer drops those page-table entries
+ * (MADV_DONTNEED on a shared file mapping unmaps; the pages stay cached).
+ * It holds the volume lock then, so no request holds a pointer into the
+ * map.  Memory, the heap: the batch's dirty pages live in it; allocations
+ * under 4 MiB (LMDB's page runs and nested-transaction lists, our plans)
+ * come from two arenas whose freed chunks the next batch reuses, without a
+ * page fault or a TLB shootdown per allocation (a lower mmap threshold cost
+ * a third of the write path in munmap alone), and the heap is trimmed
+ * above 8 MiB of free space at its top.
  *
  * If a commit itself fails (the disk under the store is full, an I/O
  * error), the batch is lost; the error is sticky and every later sync
@@ -47,7 +61,10 @@
 #include "volume.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <malloc.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -99,6 +116,41 @@ static int commit_batch(struct vol *v)
     return rc;
 }
 
+/*
+ * Where LMDB mapped data.mdb: LMDB does not say (mdb_env_info reports an
+ * address only for MDB_FIXEDMAP), so find the mapping of that file in
+ * /proc/self/maps.  The map does not move while the volume is served.
+ */
+static void find_map(struct vol *v)
+{
+    char want[PATH_MAX + 16], line[PATH_MAX + 256];
+    snprintf(want, sizeof(want), "%s/data.mdb", v->st->path);
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f)
+        return;
+    while (fgets(line, sizeof(line), f)) {
+        unsigned long start, end;
+        char *path = strchr(line, '/');
+        if (!path || sscanf(line, "%lx-%lx", &start, &end) != 2)
+            continue;
+        path[strcspn(path, "\n")] = 0;
+        if (strcmp(path, want))
+            continue;
+        v->map_addr = (void *)start;
+        v->map_len = end - start;
+        break;
+    }
+    fclose(f);
+}
+
+/* Unmap the LMDB map's pages from our page tables (see THEORY). */
+static void trim_map(struct vol *v)
+{
+    if (v->map_addr)
+        madvise(v->map_addr, v->map_len, MADV_DONTNEED);
+    v->map_used = false;
+}
+
 static int open_batch(struct vol *v)
 {
     int rc = sfs_txn_begin(v->st, NULL, true, &v->wtxn);
@@ -112,6 +164,7 @@ static void *committer_main(void *arg)
 {
     struct vol *v = arg;
     pthread_mutex_lock(&v->lock);
+    find_map(v);
     int rc = open_batch(v);
     v->committer_running = true;
     if (rc) {
@@ -127,12 +180,20 @@ static void *committer_main(void *arg)
                 deadline_after_ms(&ts, age >= VOL_COMMIT_INTERVAL_MS
                                            ? 0 : VOL_COMMIT_INTERVAL_MS - age);
                 pthread_cond_timedwait(&v->wake_committer, &v->lock, &ts);
+            } else if (v->map_used) {
+                struct timespec ts;
+                deadline_after_ms(&ts, VOL_MAP_TRIM_MS);
+                if (pthread_cond_timedwait(&v->wake_committer, &v->lock,
+                                           &ts) == ETIMEDOUT)
+                    break;
             } else {
                 pthread_cond_wait(&v->wake_committer, &v->lock);
             }
         }
         if (v->dirty)
             commit_batch(v);
+        if (v->map_used)
+            trim_map(v);
         if (v->stopping)
             break;
         if (!v->wtxn && open_batch(v)) {
@@ -153,6 +214,9 @@ static void *committer_main(void *arg)
 int vol_start(struct vol *v, struct sfs_store *st)
 {
     memset(v, 0, sizeof(*v));
+    mallopt(M_MMAP_THRESHOLD, 4 << 20);
+    mallopt(M_TRIM_THRESHOLD, 8 << 20);
+    mallopt(M_ARENA_MAX, 2);
     v->st = st;
     pthread_mutex_init(&v->lock, NULL);
     pthread_mutex_init(&v->nodes_lock, NULL);
@@ -211,11 +275,28 @@ int vol_stop(struct vol *v)
 MDB_txn *vol_read_begin(struct vol *v)
 {
     pthread_mutex_lock(&v->lock);
+    v->map_used = true;
     return v->wtxn;
+}
+
+/* Count BYTES read through the map toward the next trim. */
+static void count_map_bytes(struct vol *v, uint64_t bytes)
+{
+    v->bytes_since_trim += bytes;
+    if (v->bytes_since_trim >= VOL_MAP_TRIM_BYTES) {
+        trim_map(v);
+        v->bytes_since_trim = 0;
+    }
 }
 
 void vol_read_end(struct vol *v)
 {
+    pthread_mutex_unlock(&v->lock);
+}
+
+void vol_read_end_bytes(struct vol *v, uint64_t bytes)
+{
+    count_map_bytes(v, bytes);
     pthread_mutex_unlock(&v->lock);
 }
 
@@ -224,7 +305,7 @@ int vol_change_begin(struct vol *v, MDB_txn **txn)
     pthread_mutex_lock(&v->lock);
     /* Backpressure: writers must not outrun the committer, or the batch
      * (and the daemon's memory) would grow without bound. */
-    while (v->dirty_bytes >= 2 * (uint64_t)VOL_COMMIT_DIRTY_BYTES &&
+    while (v->dirty_bytes >= 3 * (uint64_t)VOL_COMMIT_DIRTY_BYTES / 2 &&
            v->committer_running && !v->stopping) {
         pthread_cond_signal(&v->wake_committer);
         pthread_cond_wait(&v->committed, &v->lock);
@@ -239,6 +320,7 @@ int vol_change_begin(struct vol *v, MDB_txn **txn)
         return rc;
     }
     v->op_saved = v->st->state;
+    v->map_used = true;
     *txn = v->op_txn;
     return 0;
 }
@@ -263,6 +345,7 @@ int vol_change_end(struct vol *v, int rc, uint64_t bytes)
         v->dirty_bytes += bytes;
         if (v->dirty_bytes >= VOL_COMMIT_DIRTY_BYTES)
             pthread_cond_signal(&v->wake_committer);
+        count_map_bytes(v, bytes);
     }
     pthread_mutex_unlock(&v->lock);
     return rc;

@@ -12,7 +12,9 @@
 #include "store.h"
 
 #define VOL_COMMIT_INTERVAL_MS 2000
-#define VOL_COMMIT_DIRTY_BYTES (64u << 20)
+#define VOL_COMMIT_DIRTY_BYTES (32u << 20)
+#define VOL_MAP_TRIM_MS 5000
+#define VOL_MAP_TRIM_BYTES (4u << 20)
 
 struct node;
 
@@ -30,6 +32,10 @@ struct vol {
     uint64_t dirty_bytes;
     uint64_t dirty_since_ms;
     bool commit_wanted;
+    bool map_used;          /* the map was read since the last trim */
+    void *map_addr;         /* LMDB's map of data.mdb, for trimming */
+    size_t map_len;
+    uint64_t bytes_since_trim;
     bool stopping;
     int commit_error;       /* sticky: a batch failed to commit */
     pthread_cond_t wake_committer;
@@ -53,6 +59,8 @@ int vol_stop(struct vol *v);
  */
 MDB_txn *vol_read_begin(struct vol *v);
 void vol_read_end(struct vol *v);
+/* The same, for a read that copied BYTES out of the map. */
+void vol_read_end_bytes(struct vol *v, uint64_t bytes);
 
 /*
  * Change access: locks and opens a nested transaction for one operation.

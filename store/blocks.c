@@ -43,7 +43,6 @@
 struct sfs_codec_ctx {
     ZSTD_CCtx *cctx;
     ZSTD_DCtx *dctx;
-    EVP_MD_CTX *md;
 };
 
 struct sfs_codec_ctx *sfs_codec_ctx_new(void)
@@ -53,8 +52,7 @@ struct sfs_codec_ctx *sfs_codec_ctx_new(void)
         return NULL;
     c->cctx = ZSTD_createCCtx();
     c->dctx = ZSTD_createDCtx();
-    c->md = EVP_MD_CTX_new();
-    if (!c->cctx || !c->dctx || !c->md) {
+    if (!c->cctx || !c->dctx) {
         sfs_codec_ctx_free(c);
         return NULL;
     }
@@ -67,7 +65,6 @@ void sfs_codec_ctx_free(struct sfs_codec_ctx *c)
         return;
     ZSTD_freeCCtx(c->cctx);
     ZSTD_freeDCtx(c->dctx);
-    EVP_MD_CTX_free(c->md);
     free(c);
 }
 
@@ -99,27 +96,60 @@ void sfs_block_hash(const void *plain, uint32_t len,
     pb->csize = len;
 }
 
+size_t sfs_compress_bound(uint32_t len)
+{
+    return ZSTD_compressBound(len);
+}
+
+/*
+ * Early abort: compress 4 KiB sampled from 8 places across the block; data
+ * whose sample does not shrink by 10% will not shrink by 12.5% as a whole
+ * (random data, already compressed media), and is stored raw without
+ * spending a full compression on it.  btrfs and ZFS use similar tests.
+ */
+static bool looks_incompressible(struct sfs_codec_ctx *cc, const uint8_t *p,
+                                 uint32_t len, int level)
+{
+    enum { PIECES = 8, PIECE = 512 };
+    if (len < 4 * PIECES * PIECE)
+        return false;
+    uint8_t sample[PIECES * PIECE], out[PIECES * PIECE + 512];
+    for (int i = 0; i < PIECES; i++)
+        memcpy(sample + i * PIECE, p + (size_t)i * (len / PIECES), PIECE);
+    size_t n = ZSTD_compressCCtx(cc->cctx, out, sizeof(out), sample,
+                                 sizeof(sample), level);
+    return ZSTD_isError(n) || n > sizeof(sample) * 9 / 10;
+}
+
 int sfs_block_compress(struct sfs_store *st, struct sfs_codec_ctx *cc,
-                       const void *plain, struct sfs_prepared_block *pb)
+                       const void *plain, struct sfs_prepared_block *pb,
+                       void *out, size_t outcap)
 {
     pb->compressed_tried = true;
     if (st->super.codec != SFS_CODEC_ZSTD)
         return 0;
     uint32_t len = pb->ref.lsize;
-    /* Worth keeping only if it saves a page and 12.5%. */
-    size_t budget = len - (len / 8 > 4096 ? len / 8 : 4096);
     if (len <= 4096)
         return 0;
-    void *buf = malloc(ZSTD_compressBound(len));
-    if (!buf)
-        return -ENOMEM;
-    size_t n = ZSTD_compressCCtx(cc->cctx, buf, ZSTD_compressBound(len), plain,
-                                 len, st->super.codec_level);
+    /* Worth keeping only if it saves a page and 12.5%. */
+    size_t budget = len - (len / 8 > 4096 ? len / 8 : 4096);
+    if (looks_incompressible(cc, plain, len, st->super.codec_level))
+        return 0;
+    void *buf = out;
+    if (!buf) {
+        outcap = ZSTD_compressBound(len);
+        buf = malloc(outcap);
+        if (!buf)
+            return -ENOMEM;
+    }
+    size_t n = ZSTD_compressCCtx(cc->cctx, buf, outcap, plain, len,
+                                 st->super.codec_level);
     if (ZSTD_isError(n) || n > budget) {
-        free(buf);
+        if (!out)
+            free(buf);
         return 0;
     }
-    pb->buf = buf;
+    pb->buf = out ? NULL : buf; /* owned only when we allocated it */
     pb->data = buf;
     pb->csize = (uint32_t)n;
     pb->codec = SFS_CODEC_ZSTD;

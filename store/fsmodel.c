@@ -810,11 +810,15 @@ int sfs_wplan_init(struct sfs_store *st, uint64_t file_size, uint64_t off,
     uint64_t first = off / plan->bs, last = (off + len - 1) / plan->bs;
     plan->nblocks = (size_t)(last - first + 1);
     plan->blocks = calloc(plan->nblocks, sizeof(*plan->blocks));
-    if (!plan->blocks)
+    plan->data = malloc(plan->nblocks * plan->bs);
+    if (!plan->blocks || !plan->data) {
+        sfs_wplan_release(plan);
         return -ENOMEM;
+    }
     for (size_t i = 0; i < plan->nblocks; i++) {
         struct sfs_wplan_block *b = &plan->blocks[i];
         b->blockno = first + i;
+        b->buf = plan->data + i * plan->bs;
         uint64_t bstart = b->blockno * plan->bs;
         uint64_t bend = plan->new_size - bstart < plan->bs
                             ? plan->new_size - bstart : plan->bs;
@@ -824,11 +828,9 @@ int sfs_wplan_init(struct sfs_store *st, uint64_t file_size, uint64_t off,
         if (!covers && bstart < file_size)
             b->keep_from_old = (uint32_t)(file_size - bstart < plan->bs
                                               ? file_size - bstart : plan->bs);
-        b->buf = calloc(1, plan->bs);
-        if (!b->buf) {
-            sfs_wplan_release(plan);
-            return -ENOMEM;
-        }
+        /* Bytes neither the old content nor this write fills are zeros. */
+        if (!covers)
+            memset(b->buf, 0, plan->bs);
     }
     return 0;
 }
@@ -902,11 +904,15 @@ int sfs_wplan_apply(struct sfs_store *st, MDB_txn *txn, uint64_t ino,
 int sfs_wplan_compress(struct sfs_store *st, struct sfs_codec_ctx *cc,
                        struct sfs_wplan *plan)
 {
+    size_t bound = sfs_compress_bound(plan->bs);
     for (size_t i = 0; i < plan->nblocks; i++) {
         struct sfs_wplan_block *b = &plan->blocks[i];
         if (b->applied || b->pb.compressed_tried)
             continue;
-        int rc = sfs_block_compress(st, cc, b->buf, &b->pb);
+        if (!plan->cdata && !(plan->cdata = malloc(plan->nblocks * bound)))
+            return -ENOMEM;
+        int rc = sfs_block_compress(st, cc, b->buf, &b->pb,
+                                    plan->cdata + i * bound, bound);
         if (rc)
             return rc;
     }
@@ -942,12 +948,14 @@ void sfs_wplan_reset_applied(struct sfs_wplan *plan)
 void sfs_wplan_release(struct sfs_wplan *plan)
 {
     for (size_t i = 0; i < plan->nblocks; i++) {
-        free(plan->blocks[i].buf);
         sfs_rplan_release(&plan->blocks[i].old);
         sfs_prepared_block_release(&plan->blocks[i].pb);
     }
     free(plan->blocks);
+    free(plan->data);
+    free(plan->cdata);
     plan->blocks = NULL;
+    plan->data = plan->cdata = NULL;
     plan->nblocks = 0;
 }
 
@@ -1059,7 +1067,7 @@ int sfs_file_truncate_w(struct sfs_store *st, MDB_txn *txn,
                 if (!rc) {
                     sfs_block_hash(buf, (uint32_t)(size % bs), &pb);
                     units = (e.lsize + 511) / 512;
-                    rc = sfs_block_compress(st, cc, buf, &pb);
+                    rc = sfs_block_compress(st, cc, buf, &pb, NULL, 0);
                 }
                 if (!rc)
                     rc = sfs_extent_set_w(st, txn, inode->ino, last, &pb, buf,

@@ -265,9 +265,15 @@ struct sfs_prepared_block {
 /* Hash LEN bytes of PLAIN.  No compression yet. */
 void sfs_block_hash(const void *plain, uint32_t len,
                     struct sfs_prepared_block *pb);
-/* Compress PB's plaintext if the volume compresses; PLAIN stays valid. */
+/*
+ * Compress PB's plaintext if the volume compresses and it pays; PLAIN stays
+ * valid.  The compressed bytes go to OUT (OUTCAP >= sfs_compress_bound) or,
+ * when OUT is NULL, to a buffer PB owns.
+ */
 int sfs_block_compress(struct sfs_store *st, struct sfs_codec_ctx *cc,
-                       const void *plain, struct sfs_prepared_block *pb);
+                       const void *plain, struct sfs_prepared_block *pb,
+                       void *out, size_t outcap);
+size_t sfs_compress_bound(uint32_t len);
 void sfs_prepared_block_release(struct sfs_prepared_block *pb);
 
 /* Does a block with HASH exist?  0 yes, -ENOENT no. */
@@ -456,7 +462,7 @@ struct sfs_wplan_block {
     uint64_t blockno;
     uint32_t len;           /* logical length of the new block content */
     uint32_t keep_from_old; /* bytes of old content to merge (0: none) */
-    uint8_t *buf;           /* block_size bytes of new content */
+    uint8_t *buf;           /* block_size bytes of new content (in plan->data) */
     struct sfs_rplan old;   /* old content of a partially written block */
     struct sfs_prepared_block pb;
     bool applied;
@@ -469,6 +475,8 @@ struct sfs_wplan {
     uint32_t bs;
     size_t nblocks;
     struct sfs_wplan_block *blocks;
+    uint8_t *data;          /* nblocks * bs: the blocks' new contents */
+    uint8_t *cdata;         /* nblocks * compress bound, allocated lazily */
 };
 int sfs_wplan_init(struct sfs_store *st, uint64_t file_size, uint64_t off,
                    size_t len, struct sfs_wplan *plan);

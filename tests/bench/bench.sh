@@ -68,10 +68,11 @@ done
 # ---------------------------------------------------------------- tools ---
 SNAPFS=${SNAPFS:-$repo/build/release/snapfs}
 if [[ $SNAPFS == */* ]]; then
-	SNAPFS=$(realpath -e -- "$SNAPFS" 2>/dev/null) || die "SNAPFS not found: ${SNAPFS}"
+	resolved=$(realpath -e -- "$SNAPFS" 2>/dev/null) || die "SNAPFS not found: $SNAPFS (build it, or set SNAPFS)"
 else
-	SNAPFS=$(command -v -- "$SNAPFS") || die "SNAPFS not found in PATH: $SNAPFS"
+	resolved=$(command -v -- "$SNAPFS") || die "SNAPFS not found in PATH: $SNAPFS"
 fi
+SNAPFS=$resolved
 [[ -x $SNAPFS ]] || die "SNAPFS is not executable: $SNAPFS"
 
 for t in fio cc pkg-config fusermount3 mountpoint timeout; do
@@ -641,7 +642,7 @@ if ((${#FAILED[@]})); then
 	echo "failed_list ${FAILED[*]}" >>"$summary"
 fi
 mkdir -p "$(dirname "$BENCH_OUT")"
-cp "$summary" "$BENCH_OUT"
+cat "$summary" >"$BENCH_OUT"
 log "summary written to $BENCH_OUT"
 
 if ((${#FAILED[@]})); then

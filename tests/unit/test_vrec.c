@@ -66,7 +66,7 @@ static void do_put(struct sfs_store *st, MDB_txn *txn, int k, int pat)
     sfs_block_hash(buf, BS, &pb);
     int rc = sfs_extent_set_w(st, txn, key_ino(k), key_blk(k), &pb, buf, false);
     if (rc == -EAGAIN) {
-        CHECK_RC(sfs_block_compress(st, cc, buf, &pb));
+        CHECK_RC(sfs_block_compress(st, cc, buf, &pb, NULL, 0));
         rc = sfs_extent_set_w(st, txn, key_ino(k), key_blk(k), &pb, buf, false);
     }
     CHECK_RC(rc);
