@@ -16,6 +16,7 @@
  */
 #define _GNU_SOURCE
 #include "ops.h"
+#include "wcache.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +26,12 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* The committer's hook: cached partial blocks into the batch. */
+static void flush_cached_blocks(struct vol *v)
+{
+    wcache_flush_all(v, false);
+}
 
 static int reap_orphans(struct sfs_store *st)
 {
@@ -160,7 +167,9 @@ int snapfs_serve(const char *store, const char *mountpoint, const char *options,
         goto fail;
     char *argv[] = { "snapfs", "-o", opts, NULL };
     struct fuse_args args = FUSE_ARGS_INIT(3, argv);
+    fs->vol.flush_cached = NULL;
     rc = vol_start(&fs->vol, st);
+    fs->vol.flush_cached = flush_cached_blocks;
     if (rc) {
         fprintf(stderr, "snapfs mount: %s: %s\n", store, strerror(-rc));
         goto fail;
@@ -194,6 +203,10 @@ int snapfs_serve(const char *store, const char *mountpoint, const char *options,
     fuse_remove_signal_handlers(se);
     fuse_session_destroy(se);
     se = NULL;
+    rc = wcache_flush_all(&fs->vol, true);
+    if (rc)
+        fprintf(stderr, "snapfs: %s: storing cached blocks: %s\n", store,
+                strerror(-rc));
     rc = vol_stop(&fs->vol);
     remove_pidfile(store);
     if (rc)

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "acl.h"
+#include "wcache.h"
 
 #define TIMEOUT 86400.0
 
@@ -48,7 +49,7 @@ static pthread_once_t codec_once = PTHREAD_ONCE_INIT;
 static void codec_free(void *p) { sfs_codec_ctx_free(p); }
 static void codec_key_init(void) { pthread_key_create(&codec_key, codec_free); }
 
-static struct sfs_codec_ctx *codec(void)
+struct sfs_codec_ctx *fs_codec(void)
 {
     pthread_once(&codec_once, codec_key_init);
     struct sfs_codec_ctx *c = pthread_getspecific(codec_key);
@@ -131,7 +132,7 @@ static int name_ok(const char *name)
 
 /* ---- destroying unreferenced orphans ---- */
 
-static void destroy_orphan(struct vol *v, uint64_t ino)
+void fs_destroy_orphan(struct vol *v, uint64_t ino)
 {
     MDB_txn *txn;
     int rc = vol_change_begin(v, &txn);
@@ -201,7 +202,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 static void forget_one(struct vol *v, uint64_t ino, uint64_t nlookup)
 {
     if (node_forget(v, ino, nlookup))
-        destroy_orphan(v, ino);
+        fs_destroy_orphan(v, ino);
 }
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -279,7 +280,10 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
     pthread_mutex_lock(&n->wlock);
     MDB_txn *txn;
     struct sfs_inode i;
-    int rc = vol_change_begin(v, &txn);
+    /* Cached blocks first, so that truncation sees the whole content. */
+    int rc = (to_set & FUSE_SET_ATTR_SIZE) ? wcache_flush(v, n) : 0;
+    if (!rc)
+        rc = vol_change_begin(v, &txn);
     if (rc)
         goto out_unlocked;
     rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, ino, &i);
@@ -291,7 +295,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
         else if ((uint64_t)attr->st_size > SFS_MAX_FILE_SIZE)
             rc = -EFBIG;
         else if ((uint64_t)attr->st_size != i.size)
-            rc = sfs_file_truncate_w(v->st, txn, codec(), &i,
+            rc = sfs_file_truncate_w(v->st, txn, fs_codec(), &i,
                                      (uint64_t)attr->st_size);
         if (!rc)
             touch_mtime_ctime(&i);
@@ -329,7 +333,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 out_unlocked:
     pthread_mutex_unlock(&n->wlock);
     if (node_unpin(v, n))
-        destroy_orphan(v, ino);
+        fs_destroy_orphan(v, ino);
     if (rc) {
         fuse_reply_err(req, -rc);
         return;
@@ -350,7 +354,7 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
     if (!rc && !S_ISLNK(i.mode))
         rc = -EINVAL;
     if (!rc)
-        rc = sfs_file_read(v->st, txn, codec(), SFS_VIEW_LIVE, ino, 0,
+        rc = sfs_file_read(v->st, txn, fs_codec(), SFS_VIEW_LIVE, ino, 0,
                            SFS_SYMLINK_MAX, buf, &got);
     vol_read_end(v);
     if (rc) {
@@ -468,7 +472,7 @@ static int make_node(fuse_req_t req, fuse_ino_t parent, const char *name,
     if (!rc)
         rc = store_inherited_acls(v, txn, &ni, acl, acl_len);
     if (!rc && link) {
-        rc = sfs_file_write_w(v->st, txn, codec(), ni.ino, 0, link,
+        rc = sfs_file_write_w(v->st, txn, fs_codec(), ni.ino, 0, link,
                               strlen(link));
         if (!rc)
             rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, ni.ino, &ni);
@@ -806,13 +810,14 @@ static int truncate_to_zero(struct vol *v, uint64_t ino)
     if (!n)
         return -ENOMEM;
     pthread_mutex_lock(&n->wlock);
+    wcache_drop(v, n, 0, UINT64_MAX);
     MDB_txn *txn;
     struct sfs_inode i;
     int rc = vol_change_begin(v, &txn);
     if (!rc) {
         rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, ino, &i);
         if (!rc && i.size) {
-            rc = sfs_file_truncate_w(v->st, txn, codec(), &i, 0);
+            rc = sfs_file_truncate_w(v->st, txn, fs_codec(), &i, 0);
             touch_mtime_ctime(&i);
             if (!rc)
                 rc = sfs_inode_put_w(v->st, txn, &i);
@@ -868,22 +873,41 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     struct vol *v = VOL(req);
     struct sfs_rplan plan;
     struct sfs_inode i;
+    /* A file with cached blocks is read under its write lock, and the
+     * cached bytes are laid over what the store holds. */
+    struct node *n = node_pin(v, ino);
+    if (!n) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    bool cached = __atomic_load_n(&n->ncached, __ATOMIC_ACQUIRE) != 0;
+    if (cached)
+        pthread_mutex_lock(&n->wlock);
     MDB_txn *txn = vol_read_begin(v);
     int rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, ino, &i);
     if (!rc)
         rc = sfs_rplan_collect(v->st, txn, SFS_VIEW_LIVE, ino, i.size,
                                (uint64_t)off, size, &plan);
     vol_read_end_bytes(v, rc ? 0 : plan.len);
+    char *buf = NULL;
+    if (!rc) {
+        buf = malloc(plan.len ? plan.len : 1);
+        rc = buf ? sfs_rplan_finish(&plan, fs_codec(), buf) : -ENOMEM;
+        if (!rc && cached)
+            wcache_overlay(v, n, (uint64_t)off, plan.len, buf);
+        if (rc)
+            sfs_rplan_release(&plan);
+    }
+    if (cached)
+        pthread_mutex_unlock(&n->wlock);
+    if (node_unpin(v, n))
+        fs_destroy_orphan(v, ino);
     if (rc) {
+        free(buf);
         fuse_reply_err(req, -rc);
         return;
     }
-    char *buf = malloc(plan.len ? plan.len : 1);
-    rc = buf ? sfs_rplan_finish(&plan, codec(), buf) : -ENOMEM;
-    if (rc)
-        fuse_reply_err(req, -rc);
-    else
-        fuse_reply_buf(req, buf, plan.len);
+    fuse_reply_buf(req, buf, plan.len);
     free(buf);
     sfs_rplan_release(&plan);
 }
@@ -894,8 +918,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
  * compressed outside it, and the result is applied in one nested
  * transaction.  The node's write lock keeps writes to one file in order.
  */
-static int write_data(struct vol *v, uint64_t ino, const char *buf,
-                      size_t size, uint64_t off)
+int fs_write_through(struct vol *v, uint64_t ino, const char *buf,
+                     size_t size, uint64_t off, bool touch_times)
 {
     struct sfs_wplan plan;
     struct sfs_inode i;
@@ -908,13 +932,13 @@ static int write_data(struct vol *v, uint64_t ino, const char *buf,
     vol_read_end(v);
     if (rc)
         goto out;
-    rc = sfs_wplan_fill(&plan, codec(), buf);
+    rc = sfs_wplan_fill(&plan, fs_codec(), buf);
     for (int attempt = 0; !rc; attempt++) {
         txn = vol_read_begin(v);
         rc = sfs_wplan_probe(v->st, txn, &plan);
         vol_read_end(v);
         if (!rc)
-            rc = sfs_wplan_compress(v->st, codec(), &plan);
+            rc = sfs_wplan_compress(v->st, fs_codec(), &plan);
         if (!rc)
             rc = vol_change_begin(v, &txn);
         if (rc)
@@ -927,7 +951,8 @@ static int write_data(struct vol *v, uint64_t ino, const char *buf,
             if (plan.off + plan.len > i.size)
                 i.size = plan.off + plan.len;
             i.blocks += (uint64_t)plan.units_delta;
-            touch_mtime_ctime(&i);
+            if (touch_times)
+                touch_mtime_ctime(&i);
             rc = sfs_inode_put_w(v->st, txn, &i);
         }
         bool again = rc == -EAGAIN;
@@ -942,6 +967,64 @@ out:
     return rc;
 }
 
+/* After writes into cached blocks: the file's size and times now. */
+static int note_cached_write(struct vol *v, uint64_t ino, uint64_t end)
+{
+    MDB_txn *txn;
+    struct sfs_inode i;
+    int rc = vol_change_begin(v, &txn);
+    if (rc)
+        return rc;
+    rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, ino, &i);
+    if (!rc) {
+        if (end > i.size)
+            i.size = end;
+        touch_mtime_ctime(&i);
+        rc = sfs_inode_put_w(v->st, txn, &i);
+    }
+    return vol_change_end(v, rc, 0);
+}
+
+/*
+ * A write: the partial blocks at its ends go to the cache of dirty partial
+ * blocks (wcache.c), the whole blocks between them straight to the store.
+ */
+static int write_data(struct vol *v, struct node *n, const char *buf,
+                      size_t size, uint64_t off)
+{
+    uint32_t bs = v->st->super.block_size;
+    uint64_t pos = off, end = off + size;
+    bool any_cached = false;
+    if (end > SFS_MAX_FILE_SIZE || end < off)
+        return -EFBIG;
+    while (pos < end) {
+        uint64_t bstart = pos - pos % bs;
+        uint64_t chunk_end = end < bstart + bs ? end : bstart + bs;
+        int rc = 0;
+        if (pos == bstart && chunk_end == bstart + bs) {
+            /* A run of whole blocks. */
+            uint64_t run_end = end - end % bs;
+            if (wcache_drop(v, n, bstart / bs, run_end / bs))
+                return -EIO; /* cannot happen: we hold a pin */
+            rc = fs_write_through(v, n->ino, buf + (pos - off),
+                                  (size_t)(run_end - pos), pos, true);
+            pos = run_end;
+        } else {
+            bool cached;
+            rc = wcache_write(v, n, buf + (pos - off), (size_t)(chunk_end - pos),
+                              pos, &cached);
+            if (!rc && !cached)
+                rc = fs_write_through(v, n->ino, buf + (pos - off),
+                                      (size_t)(chunk_end - pos), pos, true);
+            any_cached |= cached;
+            pos = chunk_end;
+        }
+        if (rc)
+            return rc;
+    }
+    return any_cached ? note_cached_write(v, n->ino, end) : 0;
+}
+
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
                      size_t size, off_t off, struct fuse_file_info *fi)
 {
@@ -952,19 +1035,39 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
         return;
     }
     pthread_mutex_lock(&n->wlock);
-    int rc = write_data(v, ino, buf, size, (uint64_t)off);
+    int rc = write_data(v, n, buf, size, (uint64_t)off);
     pthread_mutex_unlock(&n->wlock);
     if (node_unpin(v, n))
-        destroy_orphan(v, ino);
+        fs_destroy_orphan(v, ino);
     if (rc)
         fuse_reply_err(req, -rc);
     else
         fuse_reply_write(req, size);
 }
 
+/* Store this file's cached blocks into the batch (not a commit). */
+static int flush_cached(struct vol *v, uint64_t ino)
+{
+    struct node *n = node_pin(v, ino);
+    if (!n)
+        return -ENOMEM;
+    pthread_mutex_lock(&n->wlock);
+    int rc = wcache_flush(v, n);
+    pthread_mutex_unlock(&n->wlock);
+    if (node_unpin(v, n))
+        fs_destroy_orphan(v, ino);
+    return rc;
+}
+
+/*
+ * flush, on every close(): the file's cached partial blocks are stored
+ * now, so that an error storing them (ENOSPC on a full volume) reaches
+ * close() as it does on a local filesystem, rather than being found later
+ * by nobody.  Durability still waits for fsync or the next commit.
+ */
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    fuse_reply_err(req, 0);
+    fuse_reply_err(req, -flush_cached(VOL(req), ino));
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino,
@@ -972,14 +1075,30 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 {
     struct vol *v = VOL(req);
     if (node_open(v, ino, -1))
-        destroy_orphan(v, ino);
+        fs_destroy_orphan(v, ino);
     fuse_reply_err(req, 0);
 }
 
+/* fsync: this file's cached blocks into the batch, then commit and sync. */
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
                      struct fuse_file_info *fi)
 {
-    fuse_reply_err(req, -vol_sync(VOL(req)));
+    struct vol *v = VOL(req);
+    int rc = flush_cached(v, ino);
+    if (!rc)
+        rc = vol_sync(v);
+    fuse_reply_err(req, -rc);
+}
+
+/* fsyncdir (and syncfs, which snapfs info uses): everything. */
+static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+                        struct fuse_file_info *fi)
+{
+    struct vol *v = VOL(req);
+    int rc = wcache_flush_all(v, true);
+    if (!rc)
+        rc = vol_sync(v);
+    fuse_reply_err(req, -rc);
 }
 
 /* ---- directories ---- */
@@ -1310,8 +1429,10 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
     }
     pthread_mutex_lock(&n->wlock);
     struct sfs_inode i;
+    int rc = wcache_flush(v, n);
     MDB_txn *txn = vol_read_begin(v);
-    int rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, ino, &i);
+    if (!rc)
+        rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, ino, &i);
     vol_read_end(v);
     uint64_t end = (uint64_t)offset + (uint64_t)length;
     if (!rc && end > i.size)
@@ -1322,15 +1443,15 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
         size_t chunk = 1u << 20;
         char *zeros = calloc(1, chunk);
         for (size_t done = 0; !rc && done < len; done += chunk)
-            rc = zeros ? write_data(v, ino, zeros,
-                                    len - done < chunk ? len - done : chunk,
-                                    (uint64_t)offset + done)
+            rc = zeros ? fs_write_through(v, ino, zeros,
+                                          len - done < chunk ? len - done : chunk,
+                                          (uint64_t)offset + done, true)
                        : -ENOMEM;
         free(zeros);
     }
     pthread_mutex_unlock(&n->wlock);
     if (node_unpin(v, n))
-        destroy_orphan(v, ino);
+        fs_destroy_orphan(v, ino);
     fuse_reply_err(req, -rc);
 }
 
@@ -1383,7 +1504,7 @@ const struct fuse_lowlevel_ops snapfs_ops = {
     .opendir = NULL,
     .readdir = op_readdir,
     .readdirplus = op_readdirplus,
-    .fsyncdir = op_fsync,
+    .fsyncdir = op_fsyncdir,
     .statfs = op_statfs,
     .setxattr = op_setxattr,
     .getxattr = op_getxattr,

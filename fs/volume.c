@@ -160,9 +160,14 @@ static int open_batch(struct vol *v)
     return 0;
 }
 
+/* The committer's own changes (flushing cached blocks) must not wait for
+ * the backpressure that only the committer can relieve. */
+static __thread bool in_committer;
+
 static void *committer_main(void *arg)
 {
     struct vol *v = arg;
+    in_committer = true;
     pthread_mutex_lock(&v->lock);
     find_map(v);
     int rc = open_batch(v);
@@ -189,6 +194,12 @@ static void *committer_main(void *arg)
             } else {
                 pthread_cond_wait(&v->wake_committer, &v->lock);
             }
+        }
+        if (v->dirty && v->flush_cached &&
+            __atomic_load_n(&v->wcache_bytes, __ATOMIC_RELAXED)) {
+            pthread_mutex_unlock(&v->lock);
+            v->flush_cached(v);
+            pthread_mutex_lock(&v->lock);
         }
         if (v->dirty)
             commit_batch(v);
@@ -305,7 +316,8 @@ int vol_change_begin(struct vol *v, MDB_txn **txn)
     pthread_mutex_lock(&v->lock);
     /* Backpressure: writers must not outrun the committer, or the batch
      * (and the daemon's memory) would grow without bound. */
-    while (v->dirty_bytes >= 3 * (uint64_t)VOL_COMMIT_DIRTY_BYTES / 2 &&
+    while (!in_committer &&
+           v->dirty_bytes >= 3 * (uint64_t)VOL_COMMIT_DIRTY_BYTES / 2 &&
            v->committer_running && !v->stopping) {
         pthread_cond_signal(&v->wake_committer);
         pthread_cond_wait(&v->committed, &v->lock);

@@ -47,6 +47,11 @@ struct vol {
     pthread_mutex_t nodes_lock;
     struct node **buckets;
     size_t nbuckets, nnodes;
+    uint64_t wcache_bytes;  /* bytes of cached partial blocks (atomic) */
+
+    /* Called by the committer, unlocked, before each commit: stores the
+     * cached partial blocks into the batch (see wcache.c). */
+    void (*flush_cached)(struct vol *v);
 };
 
 int vol_start(struct vol *v, struct sfs_store *st);
@@ -85,6 +90,8 @@ struct node {
     uint32_t pins;       /* operations in progress holding the node */
     bool orphan;         /* nlink 0 while referenced: destroy at last ref */
     pthread_mutex_t wlock; /* serializes data writes and truncates */
+    struct wblock *dirty;  /* cached partial blocks (wcache.c), under wlock */
+    uint32_t ncached;      /* their number; atomic, for unlocked peeks */
     struct node *next;
 };
 

@@ -1,0 +1,37 @@
+/*
+ * wcache.h - the cache of dirty partial blocks (theory in wcache.c).
+ * Every function that takes a node needs the caller to hold its write
+ * lock (node->wlock) and a pin on it, unless said otherwise.
+ */
+#ifndef SNAPFS_WCACHE_H
+#define SNAPFS_WCACHE_H
+
+#include <stdbool.h>
+
+#include "ops.h"
+
+#define WCACHE_BUDGET (32u << 20)
+
+/* Merge SIZE bytes at OFF (within one block) into the cache.  *CACHED is
+ * false when there was no room: the caller then writes through. */
+int wcache_write(struct vol *v, struct node *n, const char *buf, size_t size,
+                 uint64_t off, bool *cached);
+/* Copy the cached bytes of [OFF, OFF+LEN) over OUT. */
+void wcache_overlay(struct vol *v, struct node *n, uint64_t off, size_t len,
+                    char *out);
+/* Store every cached block of N. */
+int wcache_flush(struct vol *v, struct node *n);
+/* Forget cached blocks [FIRST, LAST) of N (overwritten or truncated).
+ * True when the caller must destroy the inode (an unreferenced orphan). */
+bool wcache_drop(struct vol *v, struct node *n, uint64_t first, uint64_t last);
+/* Store every cached block of every node; no lock held by the caller.
+ * WAIT false: skip nodes whose lock is busy (the committer). */
+int wcache_flush_all(struct vol *v, bool wait);
+
+/* From ops.c: the write path without the cache, and helpers. */
+int fs_write_through(struct vol *v, uint64_t ino, const char *buf, size_t size,
+                     uint64_t off, bool touch_times);
+void fs_destroy_orphan(struct vol *v, uint64_t ino);
+struct sfs_codec_ctx *fs_codec(void);
+
+#endif
