@@ -997,13 +997,25 @@ static int write_data(struct vol *v, struct node *n, const char *buf,
     bool any_cached = false;
     if (end > SFS_MAX_FILE_SIZE || end < off)
         return -EFBIG;
+    struct sfs_inode i;
+    MDB_txn *txn = vol_read_begin(v);
+    int grc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, n->ino, &i);
+    vol_read_end(v);
+    if (grc)
+        return grc;
     while (pos < end) {
         uint64_t bstart = pos - pos % bs;
         uint64_t chunk_end = end < bstart + bs ? end : bstart + bs;
+        /* From the block's start to the end of the file (a new small
+         * file, an append at a block boundary): no old bytes to keep, so
+         * nothing for the cache to save. */
+        bool nothing_old = pos == bstart && chunk_end >= i.size &&
+                           !__atomic_load_n(&n->ncached, __ATOMIC_ACQUIRE);
         int rc = 0;
-        if (pos == bstart && chunk_end == bstart + bs) {
-            /* A run of whole blocks. */
-            uint64_t run_end = end - end % bs;
+        if ((pos == bstart && chunk_end == bstart + bs) || nothing_old) {
+            /* A run of whole blocks, or a tail with nothing old. */
+            uint64_t run_end = nothing_old && chunk_end < bstart + bs
+                                   ? chunk_end : end - end % bs;
             if (wcache_drop(v, n, bstart / bs, run_end / bs))
                 return -EIO; /* cannot happen: we hold a pin */
             rc = fs_write_through(v, n->ino, buf + (pos - off),
