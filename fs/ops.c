@@ -825,7 +825,8 @@ static int truncate_to_zero(struct vol *v, uint64_t ino)
         rc = vol_change_end(v, rc, 0);
     }
     pthread_mutex_unlock(&n->wlock);
-    node_unpin(v, n);
+    if (node_unpin(v, n))
+        fs_destroy_orphan(v, ino);
     return rc;
 }
 

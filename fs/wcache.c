@@ -187,9 +187,10 @@ int wcache_flush(struct vol *v, struct node *n)
             return rc;
         n->dirty = b->next;
         free_block(v, n, b, bs);
+        uint64_t ino = n->ino; /* N may be freed by the unpin */
         if (!n->dirty && node_unpin(v, n)) {
-            fs_destroy_orphan(v, n->ino);
-            return 0; /* N is freed */
+            fs_destroy_orphan(v, ino);
+            return 0;
         }
     }
     return 0;
@@ -278,9 +279,10 @@ int wcache_flush_all(struct vol *v, bool wait)
         if (rc && !first_error)
             first_error = rc;
         pthread_mutex_unlock(&n->wlock);
-    unpin:
+    unpin:;
+        uint64_t ino = n->ino; /* N may be freed by the unpin */
         if (node_unpin(v, n))
-            fs_destroy_orphan(v, n->ino);
+            fs_destroy_orphan(v, ino);
     }
     free(list);
     return first_error;
