@@ -15,6 +15,7 @@
  *   5. commit and sync everything, remove the pid file, close the store.
  */
 #define _GNU_SOURCE
+#include "control.h"
 #include "ops.h"
 #include "wcache.h"
 
@@ -186,6 +187,14 @@ int snapfs_serve(const char *store, const char *mountpoint, const char *options,
         fprintf(stderr, "snapfs mount: %s: could not mount\n", mountpoint);
         goto fail_vol;
     }
+    struct control ctl;
+    rc = control_start(&ctl, &fs->vol, store);
+    if (rc) {
+        fprintf(stderr, "snapfs mount: %s/control.sock: %s\n", store,
+                strerror(-rc));
+        fuse_session_unmount(se);
+        goto fail_vol;
+    }
     if (write_pidfile(store))
         fprintf(stderr, "snapfs mount: could not write %s/daemon.pid\n", store);
     if (ready_fd >= 0) {
@@ -200,6 +209,7 @@ int snapfs_serve(const char *store, const char *mountpoint, const char *options,
     fuse_loop_cfg_destroy(cfg);
 
     fuse_session_unmount(se);
+    control_stop(&ctl);
     fuse_remove_signal_handlers(se);
     fuse_session_destroy(se);
     se = NULL;

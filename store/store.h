@@ -34,6 +34,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #define SFS_FORMAT_VERSION 1
@@ -228,6 +229,35 @@ int sfs_snap_find(struct sfs_store *st, MDB_txn *txn, const char *name,
 /* Epoch of the snapshot before / after EPOCH: 0 / the live epoch if none. */
 int sfs_snap_neighbours(struct sfs_store *st, MDB_txn *txn, uint64_t epoch,
                         uint64_t *prev, uint64_t *next);
+/* snapshot.c */
+/* 0 if NAME may name a snapshot (1-255 bytes, no '/', not . or ..). */
+int sfs_snap_name_valid(const char *name);
+/* -ENOENT (no FROM), -EEXIST (TO taken), -EINVAL (bad TO). */
+int sfs_snap_rename_w(struct sfs_store *st, MDB_txn *txn, const char *from,
+                      const char *to);
+struct sfs_reclaim {
+    uint64_t physical; /* stored bytes the deletes free */
+    uint64_t logical;  /* logical bytes of the references they drop */
+};
+/* What deleting the snapshots at EPOCHS would free, exactly; changes
+ * nothing (the deletes run in a nested transaction that is aborted).
+ * TXN must be a write transaction. */
+int sfs_snap_reclaim(struct sfs_store *st, MDB_txn *txn, const uint64_t *epochs,
+                     size_t n, struct sfs_reclaim *out);
+/* A snapshot with the bytes that only it holds (what deleting it frees). */
+struct sfs_snap_line {
+    struct sfs_snap_rec rec;
+    uint64_t unique_physical;
+    uint64_t unique_logical;
+};
+typedef int (*sfs_snap_line_cb)(void *arg, const struct sfs_snap_line *l);
+/* Every snapshot, oldest first; TXN must be a write transaction (the
+ * unique bytes come from a dry-run delete) and is left unchanged. */
+int sfs_snap_list(struct sfs_store *st, MDB_txn *txn, sfs_snap_line_cb cb,
+                  void *arg);
+/* One tab-separated line, as the control socket sends it. */
+void sfs_snap_line_format(const struct sfs_snap_line *l, FILE *out);
+int sfs_snap_line_parse(const char *line, struct sfs_snap_line *l);
 typedef int (*sfs_snap_cb)(void *arg, const struct sfs_snap_rec *snap);
 int sfs_snap_foreach(struct sfs_store *st, MDB_txn *txn, sfs_snap_cb cb,
                      void *arg);

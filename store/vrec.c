@@ -467,8 +467,7 @@ int sfs_snap_take_w(struct sfs_store *st, MDB_txn *txn, const char *name,
                     struct sfs_snap_rec *out)
 {
     size_t len = strlen(name);
-    if (len == 0 || len > SFS_NAME_MAX || strchr(name, '/') ||
-        !strcmp(name, ".") || !strcmp(name, ".."))
+    if (sfs_snap_name_valid(name))
         return -EINVAL;
     struct sfs_snap_rec s;
     int rc = sfs_snap_find(st, txn, name, &s);

@@ -19,5 +19,6 @@ const char *open_error(int rc);
 
 int cmd_info(int argc, char **argv);
 int cmd_fsck(int argc, char **argv);
+int cmd_snapshot(int argc, char **argv);
 
 #endif

@@ -397,6 +397,8 @@ static void usage(FILE *out)
           "  umount MOUNTPOINT\n"
           "  info STORE|MOUNTPOINT [--json]\n"
           "  fsck STORE\n"
+          "  snapshot create VOL NAME | list VOL [--json] | delete VOL NAME...\n"
+          "  snapshot rename VOL OLD NEW | reclaim VOL NAME... [--json]\n"
           "  help\n", out);
 }
 
@@ -419,6 +421,8 @@ int main(int argc, char **argv)
         return cmd_info(argc, argv);
     if (!strcmp(cmd, "fsck"))
         return cmd_fsck(argc, argv);
+    if (!strcmp(cmd, "snapshot"))
+        return cmd_snapshot(argc, argv);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         usage(stdout);
         return 0;

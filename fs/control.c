@@ -1,0 +1,284 @@
+/*
+ * control.c - the control socket of a mounted volume: STORE/control.sock.
+ *
+ * Administrative commands on a mounted volume (snapshots now; policies and
+ * settings later) come here, so that they run inside the daemon's batch
+ * and see every acknowledged write.  Guarantees:
+ *   - only root or the owner of the store directory may connect and change
+ *     anything (SO_PEERCRED, checked on every connection; others get EACCES);
+ *   - a change runs after every cached block is stored, as one nested
+ *     transaction in the batch, and is committed and synced before the
+ *     reply: "OK" means durable;
+ *   - one request per connection, one at a time.
+ *
+ * Protocol: a request is one line of tab-separated words.  The reply is
+ * zero or more data lines, then "OK" or "ERR <errno>" (a positive errno).
+ *   snapshot-create NAME
+ *   snapshot-delete NAME...        all or none
+ *   snapshot-rename OLD NEW
+ *   snapshot-reclaim NAME...       data: "<physical> <logical>"
+ *   snapshot-list                  data: one sfs_snap_line per snapshot
+ *   sync                           store and commit everything
+ */
+#define _GNU_SOURCE
+#include "control.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "wcache.h"
+
+#define MAX_REQUEST 65536
+#define MAX_WORDS 1024
+
+static bool peer_allowed(struct control *c, int fd)
+{
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len))
+        return false;
+    return cred.uid == 0 || cred.uid == c->owner_uid;
+}
+
+static int read_request(int fd, char *buf, size_t cap)
+{
+    size_t used = 0;
+    while (used < cap - 1) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        if (poll(&p, 1, 10000) <= 0)
+            return -ETIMEDOUT;
+        ssize_t n = read(fd, buf + used, cap - 1 - used);
+        if (n <= 0)
+            return n == 0 ? -EPIPE : -errno;
+        used += (size_t)n;
+        char *nl = memchr(buf, '\n', used);
+        if (nl) {
+            *nl = 0;
+            return 0;
+        }
+    }
+    return -E2BIG;
+}
+
+static int split_words(char *line, char **words)
+{
+    int n = 0;
+    for (char *save = NULL, *w = strtok_r(line, "\t", &save);
+         w && n < MAX_WORDS; w = strtok_r(NULL, "\t", &save))
+        words[n++] = w;
+    return n;
+}
+
+/* Run FN in one nested transaction of the batch, then make it durable. */
+static int change(struct vol *v, int (*fn)(struct vol *, MDB_txn *, int,
+                                           char **),
+                  int argc, char **argv)
+{
+    int rc = wcache_flush_all(v, true);
+    MDB_txn *txn;
+    if (!rc)
+        rc = vol_change_begin(v, &txn);
+    if (rc)
+        return rc;
+    rc = vol_change_end(v, fn(v, txn, argc, argv), 0);
+    return rc ? rc : vol_sync(v);
+}
+
+static int find_epochs(struct vol *v, MDB_txn *txn, int argc, char **argv,
+                       uint64_t *epochs)
+{
+    for (int i = 0; i < argc; i++) {
+        struct sfs_snap_rec s;
+        int rc = sfs_snap_find(v->st, txn, argv[i], &s);
+        if (rc)
+            return rc;
+        epochs[i] = s.epoch;
+    }
+    return 0;
+}
+
+static int do_create(struct vol *v, MDB_txn *txn, int argc, char **argv)
+{
+    return argc == 1 ? sfs_snap_take_w(v->st, txn, argv[0], NULL) : -EINVAL;
+}
+
+static int do_delete(struct vol *v, MDB_txn *txn, int argc, char **argv)
+{
+    uint64_t *epochs = calloc((size_t)argc + 1, sizeof(*epochs));
+    int rc = epochs ? find_epochs(v, txn, argc, argv, epochs) : -ENOMEM;
+    for (int i = 0; !rc && i < argc; i++)
+        rc = sfs_snap_delete_w(v->st, txn, epochs[i]);
+    free(epochs);
+    return rc;
+}
+
+static int do_rename(struct vol *v, MDB_txn *txn, int argc, char **argv)
+{
+    return argc == 2 ? sfs_snap_rename_w(v->st, txn, argv[0], argv[1])
+                     : -EINVAL;
+}
+
+/* Read-only queries run in a nested transaction that is always aborted. */
+static int query(struct vol *v, FILE *out,
+                 int (*fn)(struct vol *, MDB_txn *, FILE *, int, char **),
+                 int argc, char **argv)
+{
+    int rc = wcache_flush_all(v, true);
+    MDB_txn *txn;
+    if (!rc)
+        rc = vol_change_begin(v, &txn);
+    if (rc)
+        return rc;
+    rc = fn(v, txn, out, argc, argv);
+    vol_change_end(v, rc ? rc : -ECANCELED, 0); /* never keep anything */
+    return rc;
+}
+
+static int q_reclaim(struct vol *v, MDB_txn *txn, FILE *out, int argc,
+                     char **argv)
+{
+    uint64_t *epochs = calloc((size_t)argc + 1, sizeof(*epochs));
+    int rc = epochs ? find_epochs(v, txn, argc, argv, epochs) : -ENOMEM;
+    struct sfs_reclaim r;
+    if (!rc)
+        rc = sfs_snap_reclaim(v->st, txn, epochs, (size_t)argc, &r);
+    if (!rc)
+        fprintf(out, "%llu %llu\n", (unsigned long long)r.physical,
+                (unsigned long long)r.logical);
+    free(epochs);
+    return rc;
+}
+
+static int q_list_line(void *arg, const struct sfs_snap_line *l)
+{
+    sfs_snap_line_format(l, arg);
+    return 0;
+}
+
+static int q_list(struct vol *v, MDB_txn *txn, FILE *out, int argc,
+                  char **argv)
+{
+    return sfs_snap_list(v->st, txn, q_list_line, out);
+}
+
+static int dispatch(struct control *c, FILE *out, int argc, char **argv)
+{
+    struct vol *v = c->vol;
+    if (argc < 1)
+        return -EINVAL;
+    const char *cmd = argv[0];
+    argc--;
+    argv++;
+    if (!strcmp(cmd, "snapshot-create"))
+        return change(v, do_create, argc, argv);
+    if (!strcmp(cmd, "snapshot-delete") && argc >= 1)
+        return change(v, do_delete, argc, argv);
+    if (!strcmp(cmd, "snapshot-rename"))
+        return change(v, do_rename, argc, argv);
+    if (!strcmp(cmd, "snapshot-reclaim") && argc >= 1)
+        return query(v, out, q_reclaim, argc, argv);
+    if (!strcmp(cmd, "snapshot-list"))
+        return query(v, out, q_list, argc, argv);
+    if (!strcmp(cmd, "sync")) {
+        int rc = wcache_flush_all(v, true);
+        return rc ? rc : vol_sync(v);
+    }
+    return -EOPNOTSUPP;
+}
+
+static void serve_one(struct control *c, int fd)
+{
+    char *buf = malloc(MAX_REQUEST);
+    char *words[MAX_WORDS];
+    char *data = NULL;
+    size_t data_len = 0;
+    FILE *out = open_memstream(&data, &data_len);
+    int rc = buf && out ? 0 : -ENOMEM;
+    if (!rc && !peer_allowed(c, fd))
+        rc = -EACCES;
+    if (!rc)
+        rc = read_request(fd, buf, MAX_REQUEST);
+    if (!rc)
+        rc = dispatch(c, out, split_words(buf, words), words);
+    if (out)
+        fclose(out);
+    if (!rc && data_len && write(fd, data, data_len) != (ssize_t)data_len)
+        rc = -EPIPE;
+    char tail[32];
+    int n = rc ? snprintf(tail, sizeof(tail), "ERR %d\n", -rc)
+               : snprintf(tail, sizeof(tail), "OK\n");
+    if (write(fd, tail, (size_t)n) != n)
+        rc = -EPIPE;
+    free(data);
+    free(buf);
+}
+
+static void *control_main(void *arg)
+{
+    struct control *c = arg;
+    for (;;) {
+        int fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            break; /* shut down */
+        }
+        serve_one(c, fd);
+        close(fd);
+    }
+    return NULL;
+}
+
+int control_start(struct control *c, struct vol *v, const char *store)
+{
+    struct stat sb;
+    memset(c, 0, sizeof(*c));
+    c->vol = v;
+    c->listen_fd = -1;
+    if (stat(store, &sb))
+        return -errno;
+    c->owner_uid = sb.st_uid;
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    if ((size_t)snprintf(addr.sun_path, sizeof(addr.sun_path),
+                         "%s/control.sock", store) >= sizeof(addr.sun_path))
+        return -ENAMETOOLONG;
+    snprintf(c->path, sizeof(c->path), "%s", addr.sun_path);
+    unlink(c->path); /* a stale socket of a crashed daemon */
+    c->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (c->listen_fd < 0)
+        return -errno;
+    if (bind(c->listen_fd, (struct sockaddr *)&addr, sizeof(addr)) ||
+        chmod(c->path, 0600 | 0066) || listen(c->listen_fd, 16)) {
+        int rc = -errno;
+        close(c->listen_fd);
+        c->listen_fd = -1;
+        return rc;
+    }
+    int rc = pthread_create(&c->thread, NULL, control_main, c);
+    if (rc) {
+        close(c->listen_fd);
+        c->listen_fd = -1;
+        return -rc;
+    }
+    c->running = true;
+    return 0;
+}
+
+void control_stop(struct control *c)
+{
+    if (!c->running)
+        return;
+    shutdown(c->listen_fd, SHUT_RDWR);
+    pthread_join(c->thread, NULL);
+    close(c->listen_fd);
+    unlink(c->path);
+    c->running = false;
+}

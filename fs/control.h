@@ -1,0 +1,28 @@
+/*
+ * control.h - the control socket of a mounted volume (see control.c).
+ */
+#ifndef SNAPFS_CONTROL_H
+#define SNAPFS_CONTROL_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "volume.h"
+
+struct control {
+    struct vol *vol;
+    int listen_fd;
+    uid_t owner_uid;
+    pthread_t thread;
+    bool running;
+    char path[PATH_MAX];
+};
+
+/* Listen on STORE/control.sock and serve requests on a thread. */
+int control_start(struct control *c, struct vol *v, const char *store);
+/* Stop listening, wait for the thread, remove the socket. */
+void control_stop(struct control *c);
+
+#endif

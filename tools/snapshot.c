@@ -1,0 +1,457 @@
+/*
+ * snapshot.c - `snapfs snapshot create|list|delete|rename|reclaim`.
+ *
+ * VOL is a store or a mountpoint.  On a mounted volume the command first
+ * syncs the mountpoint (the kernel's writeback cache) and then asks the
+ * daemon through STORE/control.sock, so a snapshot holds every write
+ * acknowledged before the command began.  On an unmounted volume it opens
+ * the store itself.  Names are checked against the listing first, so that
+ * a refusal names what is wrong and nothing is changed.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "store.h"
+
+struct volume {
+    const char *arg;
+    char *store;
+    bool mounted;
+    char *mountpoint; /* when ARG is the mountpoint */
+};
+
+/* ---- talking to the daemon ---- */
+
+static int control_connect(const char *store)
+{
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    snprintf(addr.sun_path, sizeof(addr.sun_path), "%s/control.sock", store);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (connect(fd, (struct sockaddr *)&addr, sizeof(addr))) {
+        int rc = -errno;
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
+
+/* Send a request (words joined by tabs); collect the data lines into
+ * *DATA.  Returns 0 or the negative errno the daemon answered. */
+static int control_request(struct volume *vol, char **words, int n,
+                           char **data)
+{
+    if (vol->mountpoint) {
+        int mfd = open(vol->mountpoint, O_RDONLY | O_DIRECTORY);
+        if (mfd >= 0) {
+            syncfs(mfd);
+            close(mfd);
+        }
+    }
+    int fd = control_connect(vol->store);
+    if (fd < 0)
+        return fd;
+    char *req = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&req, &len);
+    for (int i = 0; i < n; i++)
+        fprintf(f, "%s%s", i ? "\t" : "", words[i]);
+    fputc('\n', f);
+    fclose(f);
+    int rc = write(fd, req, len) == (ssize_t)len ? 0 : -EPIPE;
+    free(req);
+    char *reply = NULL;
+    size_t rlen = 0;
+    FILE *r = open_memstream(&reply, &rlen);
+    char buf[4096];
+    ssize_t got;
+    while (!rc && (got = read(fd, buf, sizeof(buf))) > 0)
+        fwrite(buf, 1, (size_t)got, r);
+    fclose(r);
+    close(fd);
+    if (rc) {
+        free(reply);
+        return rc;
+    }
+    /* The last line is the status. */
+    char *end = reply + rlen;
+    while (end > reply && end[-1] == '\n')
+        *--end = 0;
+    char *last = strrchr(reply, '\n');
+    last = last ? last + 1 : reply;
+    int err = 0;
+    if (!strcmp(last, "OK"))
+        rc = 0;
+    else if (sscanf(last, "ERR %d", &err) == 1)
+        rc = -err;
+    else
+        rc = -EPROTO;
+    *last = 0;
+    *data = reply;
+    return rc;
+}
+
+/* ---- resolving VOL ---- */
+
+static void volume_open(struct volume *vol, const char *cmd, const char *arg)
+{
+    vol->arg = arg;
+    vol->store = resolve_volume(arg, &vol->mounted);
+    vol->mountpoint = vol->mounted ? strdup(arg) : NULL;
+    if (!vol->mounted) {
+        int fd = control_connect(vol->store);
+        if (fd >= 0) {
+            vol->mounted = true;
+            close(fd);
+        }
+    }
+    if (!vol->mounted) {
+        struct sfs_store *st;
+        int rc = sfs_open(vol->store, SFS_OPEN_RDONLY, &st);
+        if (rc)
+            die(cmd, "%s: %s", arg, open_error(rc));
+        sfs_close(st);
+    }
+}
+
+/* Offline: run FN in a write transaction of the store; KEEP commits. */
+static int offline(struct volume *vol, const char *cmd,
+                   int (*fn)(struct sfs_store *, MDB_txn *, void *), void *arg,
+                   bool keep)
+{
+    struct sfs_store *st;
+    int rc = sfs_open(vol->store, SFS_OPEN_EXCLUSIVE, &st);
+    if (rc)
+        die(cmd, "%s: %s", vol->arg, open_error(rc));
+    MDB_txn *txn;
+    rc = sfs_txn_begin(st, NULL, true, &txn);
+    if (!rc) {
+        rc = fn(st, txn, arg);
+        if (!rc && keep) {
+            rc = sfs_txn_commit(st, txn);
+            if (!rc)
+                rc = sfs_mdb_errno(mdb_env_sync(st->env, 1));
+        } else {
+            mdb_txn_abort(txn);
+        }
+    }
+    sfs_close(st);
+    return rc;
+}
+
+/* ---- the listing (also used to check names) ---- */
+
+struct listing {
+    struct sfs_snap_line *lines;
+    size_t n, cap;
+};
+
+static int listing_add(void *arg, const struct sfs_snap_line *l)
+{
+    struct listing *ls = arg;
+    if (ls->n == ls->cap) {
+        size_t cap = ls->cap ? 2 * ls->cap : 16;
+        void *p = realloc(ls->lines, cap * sizeof(*ls->lines));
+        if (!p)
+            return -ENOMEM;
+        ls->lines = p;
+        ls->cap = cap;
+    }
+    ls->lines[ls->n++] = *l;
+    return 0;
+}
+
+static int offline_list(struct sfs_store *st, MDB_txn *txn, void *arg)
+{
+    return sfs_snap_list(st, txn, listing_add, arg);
+}
+
+static void get_listing(struct volume *vol, const char *cmd, struct listing *ls)
+{
+    memset(ls, 0, sizeof(*ls));
+    int rc;
+    if (vol->mounted) {
+        char *data = NULL;
+        char *words[] = { "snapshot-list" };
+        rc = control_request(vol, words, 1, &data);
+        for (char *save = NULL, *line = data ? strtok_r(data, "\n", &save) : NULL;
+             !rc && line; line = strtok_r(NULL, "\n", &save)) {
+            struct sfs_snap_line l;
+            rc = sfs_snap_line_parse(line, &l);
+            if (!rc)
+                rc = listing_add(ls, &l);
+        }
+        free(data);
+    } else {
+        rc = offline(vol, cmd, offline_list, ls, false);
+    }
+    if (rc)
+        die(cmd, "%s: listing snapshots: %s", vol->arg,
+            rc == -EACCES ? "permission denied (only root or the volume's "
+                            "owner may manage snapshots)"
+                          : strerror(-rc));
+}
+
+static const struct sfs_snap_line *find_name(const struct listing *ls,
+                                             const char *name)
+{
+    for (size_t i = 0; i < ls->n; i++)
+        if (!strcmp(ls->lines[i].rec.name, name))
+            return &ls->lines[i];
+    return NULL;
+}
+
+static void check_new_name(const struct listing *ls, const char *cmd,
+                           const char *vol, const char *name)
+{
+    if (sfs_snap_name_valid(name))
+        die(cmd, "'%s' is not a valid snapshot name (1 to 255 bytes, no '/', "
+                 "not '.' or '..')", name);
+    if (find_name(ls, name))
+        die(cmd, "%s: a snapshot named '%s' already exists", vol, name);
+}
+
+static void check_existing(const struct listing *ls, const char *cmd,
+                           const char *vol, int n, char **names)
+{
+    for (int i = 0; i < n; i++)
+        if (!find_name(ls, names[i]))
+            die(cmd, "%s: no snapshot named '%s'", vol, names[i]);
+}
+
+/* ---- the subcommands ---- */
+
+struct names {
+    int n;
+    char **v;
+};
+
+static int epochs_of(struct sfs_store *st, MDB_txn *txn, struct names *nm,
+                     uint64_t *epochs)
+{
+    for (int i = 0; i < nm->n; i++) {
+        struct sfs_snap_rec s;
+        int rc = sfs_snap_find(st, txn, nm->v[i], &s);
+        if (rc)
+            return rc;
+        epochs[i] = s.epoch;
+    }
+    return 0;
+}
+
+static int offline_create(struct sfs_store *st, MDB_txn *txn, void *arg)
+{
+    return sfs_snap_take_w(st, txn, ((struct names *)arg)->v[0], NULL);
+}
+
+static int offline_delete(struct sfs_store *st, MDB_txn *txn, void *arg)
+{
+    struct names *nm = arg;
+    uint64_t epochs[nm->n];
+    int rc = epochs_of(st, txn, nm, epochs);
+    for (int i = 0; !rc && i < nm->n; i++)
+        rc = sfs_snap_delete_w(st, txn, epochs[i]);
+    return rc;
+}
+
+static int offline_rename(struct sfs_store *st, MDB_txn *txn, void *arg)
+{
+    struct names *nm = arg;
+    return sfs_snap_rename_w(st, txn, nm->v[0], nm->v[1]);
+}
+
+struct reclaim_arg {
+    struct names nm;
+    struct sfs_reclaim r;
+};
+
+static int offline_reclaim(struct sfs_store *st, MDB_txn *txn, void *arg)
+{
+    struct reclaim_arg *ra = arg;
+    uint64_t epochs[ra->nm.n];
+    int rc = epochs_of(st, txn, &ra->nm, epochs);
+    return rc ? rc : sfs_snap_reclaim(st, txn, epochs, (size_t)ra->nm.n, &ra->r);
+}
+
+/* Run a change: through the daemon, or on the store. */
+static int run_change(struct volume *vol, const char *cmd, const char *op,
+                      int (*fn)(struct sfs_store *, MDB_txn *, void *),
+                      struct names *nm)
+{
+    if (!vol->mounted)
+        return offline(vol, cmd, fn, nm, true);
+    char *words[nm->n + 1];
+    words[0] = (char *)op;
+    for (int i = 0; i < nm->n; i++)
+        words[i + 1] = nm->v[i];
+    char *data = NULL;
+    int rc = control_request(vol, words, nm->n + 1, &data);
+    free(data);
+    return rc;
+}
+
+static void human(uint64_t v, char *out, size_t cap)
+{
+    const char *u[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
+    double d = (double)v;
+    int i = 0;
+    while (d >= 1024 && i < 5) {
+        d /= 1024;
+        i++;
+    }
+    snprintf(out, cap, i ? "%.2f %s" : "%.0f %s", d, u[i]);
+}
+
+static void print_list(const struct listing *ls, bool json)
+{
+    if (json)
+        printf("[");
+    else
+        printf("%-32s %-19s %8s %14s %s\n", "NAME", "CREATED", "EPOCH",
+               "UNIQUE", "HELD");
+    for (size_t i = 0; i < ls->n; i++) {
+        const struct sfs_snap_line *l = &ls->lines[i];
+        char when[32], size[32];
+        time_t t = (time_t)l->rec.ctime_sec;
+        struct tm tm;
+        localtime_r(&t, &tm);
+        strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+        human(l->unique_physical, size, sizeof(size));
+        if (json)
+            printf("%s{\"name\":\"%s\",\"created\":%lld,\"epoch\":%llu,"
+                   "\"unique_bytes\":%llu,\"unique_logical_bytes\":%llu,"
+                   "\"held\":false}", i ? "," : "", l->rec.name,
+                   (long long)l->rec.ctime_sec,
+                   (unsigned long long)l->rec.epoch,
+                   (unsigned long long)l->unique_physical,
+                   (unsigned long long)l->unique_logical);
+        else
+            printf("%-32s %-19s %8llu %14s %s\n", l->rec.name, when,
+                   (unsigned long long)l->rec.epoch, size, "no");
+    }
+    if (json)
+        printf("]\n");
+}
+
+static const char *change_error(int rc)
+{
+    switch (rc) {
+    case -EACCES:
+        return "permission denied (only root or the volume's owner may "
+               "manage snapshots)";
+    case -ENOENT: return "no such snapshot (it was removed meanwhile)";
+    case -EEXIST: return "that name was taken meanwhile";
+    case -ENOSPC: return "the volume is full";
+    default: return strerror(-rc);
+    }
+}
+
+int cmd_snapshot(int argc, char **argv)
+{
+    if (argc < 2)
+        die_usage("snapshot", "give create, list, delete, rename or reclaim");
+    const char *sub = argv[1];
+    char cmd[64];
+    snprintf(cmd, sizeof(cmd), "snapshot %s", sub);
+    bool json = false;
+    int n = 0;
+    char **args = calloc((size_t)argc, sizeof(*args));
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--json"))
+            json = true;
+        else if (argv[i][0] == '-' && argv[i][1])
+            die_usage(cmd, "unknown option '%s'", argv[i]);
+        else
+            args[n++] = argv[i];
+    }
+    bool known = !strcmp(sub, "create") || !strcmp(sub, "list") ||
+                 !strcmp(sub, "delete") || !strcmp(sub, "rename") ||
+                 !strcmp(sub, "reclaim");
+    if (!known)
+        die_usage("snapshot", "unknown subcommand '%s'", sub);
+    if (n < 1)
+        die_usage(cmd, "give the volume (a store or its mountpoint)");
+    struct volume vol;
+    volume_open(&vol, cmd, args[0]);
+    struct names nm = { n - 1, args + 1 };
+    struct listing ls;
+    get_listing(&vol, cmd, &ls);
+    int rc = 0;
+    if (!strcmp(sub, "list")) {
+        if (nm.n)
+            die_usage(cmd, "takes only the volume");
+        print_list(&ls, json);
+    } else if (!strcmp(sub, "create")) {
+        if (nm.n != 1)
+            die_usage(cmd, "give the volume and one snapshot name");
+        check_new_name(&ls, cmd, vol.arg, nm.v[0]);
+        rc = run_change(&vol, cmd, "snapshot-create", offline_create, &nm);
+        if (!rc)
+            printf("snapfs: created snapshot %s of %s\n", nm.v[0], vol.arg);
+    } else if (!strcmp(sub, "delete")) {
+        if (nm.n < 1)
+            die_usage(cmd, "give the volume and one or more snapshot names");
+        check_existing(&ls, cmd, vol.arg, nm.n, nm.v);
+        rc = run_change(&vol, cmd, "snapshot-delete", offline_delete, &nm);
+        for (int i = 0; !rc && i < nm.n; i++)
+            printf("snapfs: deleted snapshot %s of %s\n", nm.v[i], vol.arg);
+    } else if (!strcmp(sub, "rename")) {
+        if (nm.n != 2)
+            die_usage(cmd, "give the volume, the old name and the new name");
+        check_existing(&ls, cmd, vol.arg, 1, nm.v);
+        check_new_name(&ls, cmd, vol.arg, nm.v[1]);
+        rc = run_change(&vol, cmd, "snapshot-rename", offline_rename, &nm);
+        if (!rc)
+            printf("snapfs: renamed snapshot %s to %s\n", nm.v[0], nm.v[1]);
+    } else {
+        if (nm.n < 1)
+            die_usage(cmd, "give the volume and one or more snapshot names");
+        check_existing(&ls, cmd, vol.arg, nm.n, nm.v);
+        struct reclaim_arg ra = { .nm = nm };
+        if (vol.mounted) {
+            char *words[nm.n + 1], *data = NULL;
+            words[0] = "snapshot-reclaim";
+            for (int i = 0; i < nm.n; i++)
+                words[i + 1] = nm.v[i];
+            rc = control_request(&vol, words, nm.n + 1, &data);
+            unsigned long long p = 0, l = 0;
+            if (!rc && sscanf(data, "%llu %llu", &p, &l) != 2)
+                rc = -EPROTO;
+            ra.r.physical = p;
+            ra.r.logical = l;
+            free(data);
+        } else {
+            rc = offline(&vol, cmd, offline_reclaim, &ra, false);
+        }
+        if (!rc && json) {
+            printf("{\"physical_bytes\":%llu,\"logical_bytes\":%llu}\n",
+                   (unsigned long long)ra.r.physical,
+                   (unsigned long long)ra.r.logical);
+        } else if (!rc) {
+            char p[32], l[32];
+            human(ra.r.physical, p, sizeof(p));
+            human(ra.r.logical, l, sizeof(l));
+            printf("deleting %d snapshot%s would free %s (%llu bytes) of "
+                   "stored data, %s (%llu bytes) logical\n", nm.n,
+                   nm.n == 1 ? "" : "s", p, (unsigned long long)ra.r.physical,
+                   l, (unsigned long long)ra.r.logical);
+        }
+    }
+    if (rc)
+        die(cmd, "%s: %s", vol.arg, change_error(rc));
+    free(ls.lines);
+    free(args);
+    free(vol.store);
+    free(vol.mountpoint);
+    return 0;
+}
