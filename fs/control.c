@@ -18,6 +18,9 @@
  *   snapshot-rename OLD NEW
  *   snapshot-reclaim NAME...       data: "<physical> <logical>"
  *   snapshot-list                  data: one sfs_snap_line per snapshot
+ *   snapshot-hold NAME TAG
+ *   snapshot-release NAME TAG
+ *   snapshot-holds NAME            data: one tag per line
  *   sync                           store and commit everything
  */
 #define _GNU_SOURCE
@@ -126,6 +129,17 @@ static int do_rename(struct vol *v, MDB_txn *txn, int argc, char **argv)
                      : -EINVAL;
 }
 
+static int do_hold(struct vol *v, MDB_txn *txn, int argc, char **argv)
+{
+    return argc == 2 ? sfs_snap_hold_w(v->st, txn, argv[0], argv[1]) : -EINVAL;
+}
+
+static int do_release(struct vol *v, MDB_txn *txn, int argc, char **argv)
+{
+    return argc == 2 ? sfs_snap_release_w(v->st, txn, argv[0], argv[1])
+                     : -EINVAL;
+}
+
 /* Read-only queries run in a nested transaction that is always aborted. */
 static int query(struct vol *v, FILE *out,
                  int (*fn)(struct vol *, MDB_txn *, FILE *, int, char **),
@@ -169,6 +183,22 @@ static int q_list(struct vol *v, MDB_txn *txn, FILE *out, int argc,
     return sfs_snap_list(v->st, txn, q_list_line, out);
 }
 
+static int q_hold_line(void *arg, const char *tag)
+{
+    fprintf(arg, "%s\n", tag);
+    return 0;
+}
+
+static int q_holds(struct vol *v, MDB_txn *txn, FILE *out, int argc,
+                   char **argv)
+{
+    struct sfs_snap_rec s;
+    int rc = argc == 1 ? sfs_snap_find(v->st, txn, argv[0], &s) : -EINVAL;
+    if (!rc)
+        rc = sfs_snap_holds(v->st, txn, s.epoch, q_hold_line, out);
+    return rc < 0 ? rc : 0;
+}
+
 static int dispatch(struct control *c, FILE *out, int argc, char **argv)
 {
     struct vol *v = c->vol;
@@ -187,6 +217,12 @@ static int dispatch(struct control *c, FILE *out, int argc, char **argv)
         return query(v, out, q_reclaim, argc, argv);
     if (!strcmp(cmd, "snapshot-list"))
         return query(v, out, q_list, argc, argv);
+    if (!strcmp(cmd, "snapshot-hold"))
+        return change(v, do_hold, argc, argv);
+    if (!strcmp(cmd, "snapshot-release"))
+        return change(v, do_release, argc, argv);
+    if (!strcmp(cmd, "snapshot-holds"))
+        return query(v, out, q_holds, argc, argv);
     if (!strcmp(cmd, "sync")) {
         int rc = wcache_flush_all(v, true);
         return rc ? rc : vol_sync(v);

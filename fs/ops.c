@@ -37,6 +37,11 @@
 
 #define TIMEOUT 86400.0
 
+/* A file handle records how the file was opened (FUSE's flush does not
+ * say): the access mode plus one, so that 0 means "unknown". */
+#define FH_OF_FLAGS(flags) ((uint64_t)((flags) & O_ACCMODE) + 1)
+#define FH_READ_ONLY(fh) ((fh) == (uint64_t)O_RDONLY + 1)
+
 static struct vol *VOL(fuse_req_t req)
 {
     return &((struct snapfs_fs *)fuse_req_userdata(req))->vol;
@@ -199,10 +204,14 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
         reply_entry(req, &ci);
 }
 
+static int flush_cached(struct vol *v, uint64_t ino);
+
 static void forget_one(struct vol *v, uint64_t ino, uint64_t nlookup)
 {
     if (node_forget(v, ino, nlookup))
         fs_destroy_orphan(v, ino);
+    else if (node_lingers_for_cache(v, ino))
+        flush_cached(v, ino); /* drops its blocks, then destroys it */
 }
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -841,6 +850,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         }
     }
     fi->keep_cache = 1;
+    fi->fh = FH_OF_FLAGS(fi->flags);
     node_open(v, ino, 1);
     if (fuse_reply_open(req, fi))
         node_open(v, ino, -1);
@@ -860,6 +870,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
     struct fuse_entry_param e;
     fill_entry(v, &i, &e);
     fi->keep_cache = 1;
+    fi->fh = FH_OF_FLAGS(fi->flags);
     node_add_lookup(v, i.ino, 1);
     node_open(v, i.ino, 1);
     if (fuse_reply_create(req, &e, fi)) {
@@ -1080,6 +1091,10 @@ static int flush_cached(struct vol *v, uint64_t ino)
  */
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+    if (FH_READ_ONLY(fi->fh)) {
+        fuse_reply_err(req, 0); /* a reader's close reports nothing */
+        return;
+    }
     fuse_reply_err(req, -flush_cached(VOL(req), ino));
 }
 

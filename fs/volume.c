@@ -477,6 +477,24 @@ bool node_open(struct vol *v, uint64_t ino, int delta)
     return destroy;
 }
 
+bool node_is_unreferenced_orphan(struct vol *v, struct node *n)
+{
+    pthread_mutex_lock(&v->nodes_lock);
+    bool idle = n->orphan && n->nopen == 0;
+    pthread_mutex_unlock(&v->nodes_lock);
+    return idle;
+}
+
+bool node_lingers_for_cache(struct vol *v, uint64_t ino)
+{
+    pthread_mutex_lock(&v->nodes_lock);
+    struct node *n = node_find_locked(v, ino, false);
+    bool lingers = n && n->orphan && n->nlookup == 0 && n->nopen == 0 &&
+                   __atomic_load_n(&n->ncached, __ATOMIC_ACQUIRE);
+    pthread_mutex_unlock(&v->nodes_lock);
+    return lingers;
+}
+
 bool node_mark_orphan_if_referenced(struct vol *v, uint64_t ino)
 {
     pthread_mutex_lock(&v->nodes_lock);

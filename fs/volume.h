@@ -104,6 +104,10 @@ void node_add_lookup(struct vol *v, uint64_t ino, uint64_t count);
 /* Returns true if the inode must now be destroyed (orphan, unreferenced). */
 bool node_forget(struct vol *v, uint64_t ino, uint64_t count);
 bool node_open(struct vol *v, uint64_t ino, int delta);
+/* Is N an orphan that no open file uses (its data has no reader left)? */
+bool node_is_unreferenced_orphan(struct vol *v, struct node *n);
+/* Is INO an orphan the kernel forgot, kept only by cached blocks? */
+bool node_lingers_for_cache(struct vol *v, uint64_t ino);
 /* Is INO referenced by the kernel or by open files? Marks it an orphan
  * if so (it will be destroyed when the references go). */
 bool node_mark_orphan_if_referenced(struct vol *v, uint64_t ino);

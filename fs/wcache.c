@@ -46,7 +46,9 @@
  *     straight to the store.
  * A block that cannot be stored (ENOSPC) stays cached and the error goes to
  * whoever flushed (fsync, close); the blocks of an inode whose last link is
- * gone are dropped at their next flush instead of stored.
+ * gone and that no open file uses are dropped instead of stored, at the
+ * latest when the kernel forgets the inode (then the inode is destroyed,
+ * as one without cached blocks is).
  * Memory: at most WCACHE_BUDGET of block contents.
  */
 #define _GNU_SOURCE
@@ -171,9 +173,11 @@ int wcache_flush(struct vol *v, struct node *n)
         int rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, n->ino, &i);
         vol_read_end(v);
         uint64_t bstart = b->blockno * bs;
-        /* An unlinked inode's data has no reader left: drop it (storing it
-         * could fail on a full volume and keep the orphan alive). */
-        if (!rc && i.nlink > 0 && bstart < i.size) {
+        /* An orphan no open file uses has no reader left: its data is
+         * dropped (storing it could fail on a full volume and keep the
+         * orphan alive).  An unlinked file still open keeps its data. */
+        bool unread = !rc && i.nlink == 0 && node_is_unreferenced_orphan(v, n);
+        if (!rc && !unread && bstart < i.size) {
             /* The whole block as the file has it: no old bytes to merge. */
             uint64_t len = i.size - bstart < bs ? i.size - bstart : bs;
             if (len < b->len)

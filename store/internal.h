@@ -4,6 +4,8 @@
 #ifndef SNAPFS_STORE_INTERNAL_H
 #define SNAPFS_STORE_INTERNAL_H
 
+#include <string.h>
+
 #include "store.h"
 
 /* What a version of KEY costs in logical bytes (extent data, xattr value);
@@ -15,6 +17,10 @@ int sfs_rec_release_w(struct sfs_store *st, MDB_txn *txn, const MDB_val *key,
 /* The block a version refers to, if any: 1 and *hash set, or 0. */
 int sfs_rec_blockref(const MDB_val *key, const MDB_val *payload,
                      uint8_t hash[SFS_HASH_LEN]);
+
+/* Delete a snapshot whatever holds it (the reclaim dry run). */
+int sfs_snap_delete_unheld_w(struct sfs_store *st, MDB_txn *txn,
+                             uint64_t epoch);
 
 /* Layout of a stored version: the birth epoch, then the payload. */
 #define SFS_VHDR 8

@@ -61,7 +61,7 @@ int sfs_snap_reclaim(struct sfs_store *st, MDB_txn *txn, const uint64_t *epochs,
     if (rc)
         return rc;
     for (size_t i = 0; !rc && i < n; i++)
-        rc = sfs_snap_delete_w(st, dry, epochs[i]);
+        rc = sfs_snap_delete_unheld_w(st, dry, epochs[i]);
     if (!rc) {
         out->physical = saved.phys_bytes + saved.inline_bytes -
                         st->state.phys_bytes - st->state.inline_bytes;
@@ -90,6 +90,10 @@ static int list_one(void *a, const struct sfs_snap_rec *s)
         return rc;
     l.unique_physical = r.physical;
     l.unique_logical = r.logical;
+    rc = sfs_snap_holds(lc->st, lc->txn, s->epoch, NULL, NULL);
+    if (rc < 0)
+        return rc;
+    l.holds = (uint32_t)rc;
     return lc->cb(lc->arg, &l);
 }
 
@@ -102,23 +106,24 @@ int sfs_snap_list(struct sfs_store *st, MDB_txn *txn, sfs_snap_line_cb cb,
 
 void sfs_snap_line_format(const struct sfs_snap_line *l, FILE *out)
 {
-    fprintf(out, "%llu\t%llu\t%lld\t%u\t%llu\t%llu\t%s\n",
+    fprintf(out, "%llu\t%llu\t%lld\t%u\t%llu\t%llu\t%u\t%s\n",
             (unsigned long long)l->rec.epoch, (unsigned long long)l->rec.id,
             (long long)l->rec.ctime_sec, l->rec.ctime_nsec,
             (unsigned long long)l->unique_physical,
-            (unsigned long long)l->unique_logical, l->rec.name);
+            (unsigned long long)l->unique_logical, l->holds, l->rec.name);
 }
 
 int sfs_snap_line_parse(const char *line, struct sfs_snap_line *l)
 {
     unsigned long long epoch, id, phys, logical;
     long long sec;
-    unsigned nsec;
+    unsigned nsec, holds;
     int pos = 0;
     memset(l, 0, sizeof(*l));
-    if (sscanf(line, "%llu\t%llu\t%lld\t%u\t%llu\t%llu\t%n", &epoch, &id, &sec,
-               &nsec, &phys, &logical, &pos) != 6 || !pos)
+    if (sscanf(line, "%llu\t%llu\t%lld\t%u\t%llu\t%llu\t%u\t%n", &epoch, &id,
+               &sec, &nsec, &phys, &logical, &holds, &pos) != 7 || !pos)
         return -EINVAL;
+    l->holds = holds;
     size_t n = strcspn(line + pos, "\n");
     if (n > SFS_NAME_MAX)
         return -EINVAL;
@@ -130,4 +135,79 @@ int sfs_snap_line_parse(const char *line, struct sfs_snap_line *l)
     l->unique_physical = phys;
     l->unique_logical = logical;
     return 0;
+}
+
+/* ---- holds: meta keys "hold/" epoch(be64) tag -> () ---- */
+
+#define HOLD_PREFIX "hold/"
+#define HOLD_PLEN 5
+#define HOLD_TAG_MAX 200
+
+static int hold_key(uint8_t *k, uint64_t epoch, const char *tag)
+{
+    size_t n = strlen(tag);
+    if (n == 0 || n > HOLD_TAG_MAX || strchr(tag, '\t') || strchr(tag, '\n'))
+        return -EINVAL;
+    memcpy(k, HOLD_PREFIX, HOLD_PLEN);
+    sfs_put_be64(k + HOLD_PLEN, epoch);
+    memcpy(k + HOLD_PLEN + 8, tag, n);
+    return (int)(HOLD_PLEN + 8 + n);
+}
+
+int sfs_snap_hold_w(struct sfs_store *st, MDB_txn *txn, const char *name,
+                    const char *tag)
+{
+    struct sfs_snap_rec s;
+    uint8_t k[HOLD_PLEN + 8 + HOLD_TAG_MAX];
+    int rc = sfs_snap_find(st, txn, name, &s);
+    int klen = rc ? rc : hold_key(k, s.epoch, tag);
+    if (klen < 0)
+        return klen;
+    MDB_val key = { (size_t)klen, k }, val = { 0, NULL };
+    return sfs_mdb_errno(mdb_put(txn, st->db_meta, &key, &val, MDB_NOOVERWRITE));
+}
+
+int sfs_snap_release_w(struct sfs_store *st, MDB_txn *txn, const char *name,
+                       const char *tag)
+{
+    struct sfs_snap_rec s;
+    uint8_t k[HOLD_PLEN + 8 + HOLD_TAG_MAX];
+    int rc = sfs_snap_find(st, txn, name, &s);
+    int klen = rc ? rc : hold_key(k, s.epoch, tag);
+    if (klen < 0)
+        return klen;
+    MDB_val key = { (size_t)klen, k };
+    rc = mdb_del(txn, st->db_meta, &key, NULL);
+    return rc == MDB_NOTFOUND ? -ENODATA : sfs_mdb_errno(rc);
+}
+
+int sfs_snap_holds(struct sfs_store *st, MDB_txn *txn, uint64_t epoch,
+                   sfs_hold_cb cb, void *arg)
+{
+    uint8_t p[HOLD_PLEN + 8];
+    memcpy(p, HOLD_PREFIX, HOLD_PLEN);
+    sfs_put_be64(p + HOLD_PLEN, epoch);
+    MDB_cursor *c;
+    int rc = sfs_mdb_errno(mdb_cursor_open(txn, st->db_meta, &c));
+    if (rc)
+        return rc;
+    MDB_val k = { sizeof(p), p }, v;
+    int count = 0;
+    int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    while (!mrc && k.mv_size > sizeof(p) && !memcmp(k.mv_data, p, sizeof(p))) {
+        char tag[HOLD_TAG_MAX + 1];
+        size_t n = k.mv_size - sizeof(p);
+        memcpy(tag, (uint8_t *)k.mv_data + sizeof(p), n);
+        tag[n] = 0;
+        count++;
+        if (cb && (rc = cb(arg, tag)))
+            break;
+        mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(c);
+    if (rc)
+        return rc < 0 ? rc : count;
+    if (mrc && mrc != MDB_NOTFOUND)
+        return sfs_mdb_errno(mrc);
+    return count;
 }

@@ -222,7 +222,8 @@ struct sfs_snap_rec {
 /* Take a snapshot of the live tree: O(1).  Fills *out. */
 int sfs_snap_take_w(struct sfs_store *st, MDB_txn *txn, const char *name,
                     struct sfs_snap_rec *out);
-/* Delete the snapshot at EPOCH, freeing what only it could see. */
+/* Delete the snapshot at EPOCH, freeing what only it could see; -EBUSY if
+ * it is held. */
 int sfs_snap_delete_w(struct sfs_store *st, MDB_txn *txn, uint64_t epoch);
 int sfs_snap_find(struct sfs_store *st, MDB_txn *txn, const char *name,
                   struct sfs_snap_rec *out);
@@ -244,11 +245,27 @@ struct sfs_reclaim {
  * TXN must be a write transaction. */
 int sfs_snap_reclaim(struct sfs_store *st, MDB_txn *txn, const uint64_t *epochs,
                      size_t n, struct sfs_reclaim *out);
+/*
+ * Holds: a held snapshot cannot be deleted (sfs_snap_delete_w answers
+ * -EBUSY).  A tag is 1-200 bytes without tab or newline; -EEXIST if the
+ * snapshot already has that hold, -ENODATA releasing one it has not.
+ */
+int sfs_snap_hold_w(struct sfs_store *st, MDB_txn *txn, const char *name,
+                    const char *tag);
+int sfs_snap_release_w(struct sfs_store *st, MDB_txn *txn, const char *name,
+                       const char *tag);
+typedef int (*sfs_hold_cb)(void *arg, const char *tag);
+/* Calls CB (may be NULL) per hold of the snapshot at EPOCH; returns the
+ * number of holds. */
+int sfs_snap_holds(struct sfs_store *st, MDB_txn *txn, uint64_t epoch,
+                   sfs_hold_cb cb, void *arg);
+
 /* A snapshot with the bytes that only it holds (what deleting it frees). */
 struct sfs_snap_line {
     struct sfs_snap_rec rec;
     uint64_t unique_physical;
     uint64_t unique_logical;
+    uint32_t holds;
 };
 typedef int (*sfs_snap_line_cb)(void *arg, const struct sfs_snap_line *l);
 /* Every snapshot, oldest first; TXN must be a write transaction (the

@@ -594,6 +594,17 @@ static int free_snapshot_only(struct sfs_store *st, MDB_txn *txn,
 
 int sfs_snap_delete_w(struct sfs_store *st, MDB_txn *txn, uint64_t epoch)
 {
+    int holds = sfs_snap_holds(st, txn, epoch, NULL, NULL);
+    if (holds < 0)
+        return holds;
+    if (holds > 0)
+        return -EBUSY;
+    return sfs_snap_delete_unheld_w(st, txn, epoch);
+}
+
+int sfs_snap_delete_unheld_w(struct sfs_store *st, MDB_txn *txn,
+                             uint64_t epoch)
+{
     uint8_t kb[8];
     sfs_put_be64(kb, epoch);
     MDB_val k = { 8, kb }, v;

@@ -399,6 +399,7 @@ static void usage(FILE *out)
           "  fsck STORE\n"
           "  snapshot create VOL NAME | list VOL [--json] | delete VOL NAME...\n"
           "  snapshot rename VOL OLD NEW | reclaim VOL NAME... [--json]\n"
+          "  snapshot hold VOL NAME TAG | release VOL NAME TAG | holds VOL NAME\n"
           "  help\n", out);
 }
 

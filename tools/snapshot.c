@@ -270,6 +270,77 @@ static int offline_rename(struct sfs_store *st, MDB_txn *txn, void *arg)
     return sfs_snap_rename_w(st, txn, nm->v[0], nm->v[1]);
 }
 
+static int offline_hold(struct sfs_store *st, MDB_txn *txn, void *arg)
+{
+    struct names *nm = arg;
+    return sfs_snap_hold_w(st, txn, nm->v[0], nm->v[1]);
+}
+
+static int offline_release(struct sfs_store *st, MDB_txn *txn, void *arg)
+{
+    struct names *nm = arg;
+    return sfs_snap_release_w(st, txn, nm->v[0], nm->v[1]);
+}
+
+/* The tags holding snapshot NAME, comma-separated, into *OUT. */
+struct tags_arg {
+    const char *name;
+    char *buf;
+    size_t len;
+    FILE *f;
+};
+
+static int tag_cb(void *arg, const char *tag)
+{
+    struct tags_arg *ta = arg;
+    fprintf(ta->f, "%s%s", ftell(ta->f) ? ", " : "", tag);
+    return 0;
+}
+
+static int offline_tags(struct sfs_store *st, MDB_txn *txn, void *arg)
+{
+    struct tags_arg *ta = arg;
+    struct sfs_snap_rec s;
+    int rc = sfs_snap_find(st, txn, ta->name, &s);
+    if (!rc)
+        rc = sfs_snap_holds(st, txn, s.epoch, tag_cb, ta);
+    return rc < 0 ? rc : 0;
+}
+
+static char *holds_of(struct volume *vol, const char *cmd, const char *name)
+{
+    struct tags_arg ta = { .name = name };
+    ta.f = open_memstream(&ta.buf, &ta.len);
+    int rc;
+    if (vol->mounted) {
+        char *words[] = { "snapshot-holds", (char *)name }, *data = NULL;
+        rc = control_request(vol, words, 2, &data);
+        for (char *save = NULL, *t = data ? strtok_r(data, "\n", &save) : NULL;
+             !rc && t; t = strtok_r(NULL, "\n", &save))
+            tag_cb(&ta, t);
+        free(data);
+    } else {
+        rc = offline(vol, cmd, offline_tags, &ta, false);
+    }
+    fclose(ta.f);
+    if (rc)
+        die(cmd, "%s: holds of '%s': %s", vol->arg, name, strerror(-rc));
+    return ta.buf;
+}
+
+/* A delete of held snapshots is refused before anything changes. */
+static void check_not_held(struct volume *vol, const struct listing *ls,
+                           const char *cmd, int n, char **names)
+{
+    for (int i = 0; i < n; i++) {
+        const struct sfs_snap_line *l = find_name(ls, names[i]);
+        if (l && l->holds)
+            die(cmd, "%s: snapshot '%s' is held by %s; release the hold%s "
+                     "first (snapfs snapshot release)", vol->arg, names[i],
+                holds_of(vol, cmd, names[i]), l->holds > 1 ? "s" : "");
+    }
+}
+
 struct reclaim_arg {
     struct names nm;
     struct sfs_reclaim r;
@@ -330,14 +401,16 @@ static void print_list(const struct listing *ls, bool json)
         if (json)
             printf("%s{\"name\":\"%s\",\"created\":%lld,\"epoch\":%llu,"
                    "\"unique_bytes\":%llu,\"unique_logical_bytes\":%llu,"
-                   "\"held\":false}", i ? "," : "", l->rec.name,
+                   "\"held\":%s,\"holds\":%u}", i ? "," : "", l->rec.name,
                    (long long)l->rec.ctime_sec,
                    (unsigned long long)l->rec.epoch,
                    (unsigned long long)l->unique_physical,
-                   (unsigned long long)l->unique_logical);
+                   (unsigned long long)l->unique_logical,
+                   l->holds ? "true" : "false", l->holds);
         else
             printf("%-32s %-19s %8llu %14s %s\n", l->rec.name, when,
-                   (unsigned long long)l->rec.epoch, size, "no");
+                   (unsigned long long)l->rec.epoch, size,
+                   l->holds ? "yes" : "no");
     }
     if (json)
         printf("]\n");
@@ -359,7 +432,8 @@ static const char *change_error(int rc)
 int cmd_snapshot(int argc, char **argv)
 {
     if (argc < 2)
-        die_usage("snapshot", "give create, list, delete, rename or reclaim");
+        die_usage("snapshot", "give create, list, delete, rename, reclaim, "
+                              "hold, release or holds");
     const char *sub = argv[1];
     char cmd[64];
     snprintf(cmd, sizeof(cmd), "snapshot %s", sub);
@@ -376,7 +450,8 @@ int cmd_snapshot(int argc, char **argv)
     }
     bool known = !strcmp(sub, "create") || !strcmp(sub, "list") ||
                  !strcmp(sub, "delete") || !strcmp(sub, "rename") ||
-                 !strcmp(sub, "reclaim");
+                 !strcmp(sub, "reclaim") || !strcmp(sub, "hold") ||
+                 !strcmp(sub, "release") || !strcmp(sub, "holds");
     if (!known)
         die_usage("snapshot", "unknown subcommand '%s'", sub);
     if (n < 1)
@@ -402,9 +477,37 @@ int cmd_snapshot(int argc, char **argv)
         if (nm.n < 1)
             die_usage(cmd, "give the volume and one or more snapshot names");
         check_existing(&ls, cmd, vol.arg, nm.n, nm.v);
+        check_not_held(&vol, &ls, cmd, nm.n, nm.v);
         rc = run_change(&vol, cmd, "snapshot-delete", offline_delete, &nm);
         for (int i = 0; !rc && i < nm.n; i++)
             printf("snapfs: deleted snapshot %s of %s\n", nm.v[i], vol.arg);
+    } else if (!strcmp(sub, "hold") || !strcmp(sub, "release")) {
+        bool hold = !strcmp(sub, "hold");
+        if (nm.n != 2)
+            die_usage(cmd, "give the volume, the snapshot and a tag");
+        check_existing(&ls, cmd, vol.arg, 1, nm.v);
+        rc = run_change(&vol, cmd, hold ? "snapshot-hold" : "snapshot-release",
+                        hold ? offline_hold : offline_release, &nm);
+        if (rc == -EEXIST)
+            die(cmd, "%s: snapshot '%s' already has the hold '%s'", vol.arg,
+                nm.v[0], nm.v[1]);
+        if (rc == -ENODATA)
+            die(cmd, "%s: snapshot '%s' has no hold '%s'", vol.arg, nm.v[0],
+                nm.v[1]);
+        if (rc == -EINVAL)
+            die(cmd, "'%s' is not a valid hold tag (1 to 200 bytes, no tab "
+                     "or newline)", nm.v[1]);
+        if (!rc)
+            printf("snapfs: %s '%s' on snapshot %s\n",
+                   hold ? "placed hold" : "released hold", nm.v[1], nm.v[0]);
+    } else if (!strcmp(sub, "holds")) {
+        if (nm.n != 1)
+            die_usage(cmd, "give the volume and one snapshot");
+        check_existing(&ls, cmd, vol.arg, 1, nm.v);
+        char *tags = holds_of(&vol, cmd, nm.v[0]);
+        if (*tags)
+            printf("%s\n", tags);
+        free(tags);
     } else if (!strcmp(sub, "rename")) {
         if (nm.n != 2)
             die_usage(cmd, "give the volume, the old name and the new name");

@@ -110,6 +110,31 @@ test_expect_success 'snapshot commands work on an unmounted volume too' '
 	vol_mount "$STORE" "$MNT"
 '
 
+test_expect_success 'a held snapshot cannot be deleted; the refusal names its holds' '
+	blocks 2 50 >held && "$SNAPFS" snapshot create "$MNT" kept && rm held &&
+	"$SNAPFS" snapshot hold "$MNT" kept nightly-dump &&
+	"$SNAPFS" snapshot hold "$MNT" kept mirror-update &&
+	assert_eq "mirror-update, nightly-dump" "$("$SNAPFS" snapshot holds "$MNT" kept)" &&
+	"$SNAPFS" snapshot list "$MNT" | grep -q "^kept .* yes$" &&
+	before=$(phys) &&
+	! "$SNAPFS" snapshot delete "$MNT" kept 2>"$REF/err" &&
+	assert_one_line "$REF/err" &&
+	grep -q "held by mirror-update, nightly-dump" "$REF/err" &&
+	assert_eq "$before" "$(phys)" &&
+	assert_eq $((2 * 64 * KiB)) "$(reclaim kept)" "estimates still work on held snapshots"
+'
+
+test_expect_success 'holds are refused twice, released once, and then the delete frees the estimate' '
+	! "$SNAPFS" snapshot hold "$MNT" kept nightly-dump 2>"$REF/err" &&
+	grep -q "already has the hold" "$REF/err" &&
+	"$SNAPFS" snapshot release "$MNT" kept nightly-dump &&
+	! "$SNAPFS" snapshot release "$MNT" kept nightly-dump 2>"$REF/err" &&
+	grep -q "has no hold" "$REF/err" &&
+	! "$SNAPFS" snapshot delete "$MNT" kept 2>/dev/null &&
+	"$SNAPFS" snapshot release "$MNT" kept mirror-update &&
+	expect_exact kept
+'
+
 test_expect_success 'only root or the volume owner may use the control socket' '
 	! as_nobody "$SNAPFS" snapshot create "$STORE" byothers 2>"$REF/err" &&
 	! "$SNAPFS" snapshot list "$MNT" | grep -q byothers
