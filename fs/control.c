@@ -80,18 +80,34 @@ static int split_words(char *line, char **words)
     return n;
 }
 
-/* Run FN in one nested transaction of the batch, then make it durable. */
+/*
+ * Run FN in one nested transaction of the batch, then make it durable.
+ * Every cached block must be in the batch first (a snapshot must not hold
+ * a file's new size with its old bytes): writers are told to write
+ * through meanwhile (the barrier), and the check is repeated under the
+ * volume lock, where no write can complete.
+ */
 static int change(struct vol *v, int (*fn)(struct vol *, MDB_txn *, int,
                                            char **),
                   int argc, char **argv)
 {
-    int rc = wcache_flush_all(v, true);
-    MDB_txn *txn;
-    if (!rc)
-        rc = vol_change_begin(v, &txn);
-    if (rc)
-        return rc;
-    rc = vol_change_end(v, fn(v, txn, argc, argv), 0);
+    __atomic_store_n(&v->cache_barrier, true, __ATOMIC_RELEASE);
+    int rc = -EAGAIN;
+    for (int attempt = 0; rc == -EAGAIN && attempt < 100; attempt++) {
+        MDB_txn *txn;
+        rc = wcache_flush_all(v, true);
+        if (!rc)
+            rc = vol_change_begin(v, &txn);
+        if (rc)
+            break;
+        if (__atomic_load_n(&v->wcache_bytes, __ATOMIC_ACQUIRE)) {
+            vol_change_end(v, -EAGAIN, 0); /* a write slipped in: again */
+            rc = -EAGAIN;
+            continue;
+        }
+        rc = vol_change_end(v, fn(v, txn, argc, argv), 0);
+    }
+    __atomic_store_n(&v->cache_barrier, false, __ATOMIC_RELEASE);
     return rc ? rc : vol_sync(v);
 }
 

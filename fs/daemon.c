@@ -168,9 +168,7 @@ int snapfs_serve(const char *store, const char *mountpoint, const char *options,
         goto fail;
     char *argv[] = { "snapfs", "-o", opts, NULL };
     struct fuse_args args = FUSE_ARGS_INIT(3, argv);
-    fs->vol.flush_cached = NULL;
-    rc = vol_start(&fs->vol, st);
-    fs->vol.flush_cached = flush_cached_blocks;
+    rc = vol_start(&fs->vol, st, flush_cached_blocks);
     if (rc) {
         fprintf(stderr, "snapfs mount: %s: %s\n", store, strerror(-rc));
         goto fail;

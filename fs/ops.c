@@ -140,9 +140,17 @@ static int name_ok(const char *name)
 void fs_destroy_orphan(struct vol *v, uint64_t ino)
 {
     MDB_txn *txn;
+    struct sfs_inode i;
     int rc = vol_change_begin(v, &txn);
     if (rc)
         return;
+    /* The node's orphan flag is memory; the record decides.  An unlink
+     * that failed after marking the node leaves a linked inode: keep it. */
+    rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, ino, &i);
+    if (rc || i.nlink > 0) {
+        vol_change_end(v, -ECANCELED, 0);
+        return;
+    }
     rc = sfs_inode_destroy_w(v->st, txn, ino);
     if (rc == -ENOENT)
         rc = 0;
@@ -819,7 +827,6 @@ static int truncate_to_zero(struct vol *v, uint64_t ino)
     if (!n)
         return -ENOMEM;
     pthread_mutex_lock(&n->wlock);
-    wcache_drop(v, n, 0, UINT64_MAX);
     MDB_txn *txn;
     struct sfs_inode i;
     int rc = vol_change_begin(v, &txn);
@@ -833,6 +840,9 @@ static int truncate_to_zero(struct vol *v, uint64_t ino)
         }
         rc = vol_change_end(v, rc, 0);
     }
+    /* Cached blocks go only once the truncation is in the batch. */
+    if (!rc)
+        wcache_drop(v, n, 0, UINT64_MAX);
     pthread_mutex_unlock(&n->wlock);
     if (node_unpin(v, n))
         fs_destroy_orphan(v, ino);
@@ -933,7 +943,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 int fs_write_through(struct vol *v, uint64_t ino, const char *buf,
                      size_t size, uint64_t off, bool touch_times)
 {
-    struct sfs_wplan plan;
+    struct sfs_wplan plan = { 0 };
     struct sfs_inode i;
     MDB_txn *txn = vol_read_begin(v);
     int rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, ino, &i);
@@ -1028,15 +1038,19 @@ static int write_data(struct vol *v, struct node *n, const char *buf,
             /* A run of whole blocks, or a tail with nothing old. */
             uint64_t run_end = nothing_old && chunk_end < bstart + bs
                                    ? chunk_end : end - end % bs;
-            if (wcache_drop(v, n, bstart / bs, run_end / bs))
-                return -EIO; /* cannot happen: we hold a pin */
             rc = fs_write_through(v, n->ino, buf + (pos - off),
                                   (size_t)(run_end - pos), pos, true);
+            /* Cached copies of these blocks are stale only once the new
+             * content is in the batch (we hold a pin: no destroy here). */
+            if (!rc)
+                wcache_drop(v, n, bstart / bs, (run_end + bs - 1) / bs);
             pos = run_end;
         } else {
-            bool cached;
-            rc = wcache_write(v, n, buf + (pos - off), (size_t)(chunk_end - pos),
-                              pos, &cached);
+            bool cached = false;
+            /* While a snapshot stores the cache, write through. */
+            if (!__atomic_load_n(&v->cache_barrier, __ATOMIC_ACQUIRE))
+                rc = wcache_write(v, n, buf + (pos - off),
+                                  (size_t)(chunk_end - pos), pos, &cached);
             if (!rc && !cached)
                 rc = fs_write_through(v, n->ino, buf + (pos - off),
                                       (size_t)(chunk_end - pos), pos, true);

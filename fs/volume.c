@@ -179,7 +179,15 @@ static void *committer_main(void *arg)
     pthread_cond_broadcast(&v->committed);
     while (!rc) {
         while (!commit_due(v) && !v->stopping) {
-            if (v->dirty) {
+            bool cached = __atomic_load_n(&v->wcache_bytes, __ATOMIC_RELAXED);
+            if (cached && !v->dirty) {
+                /* Cached blocks a busy node kept back: store them soon. */
+                struct timespec ts;
+                deadline_after_ms(&ts, VOL_COMMIT_INTERVAL_MS);
+                if (pthread_cond_timedwait(&v->wake_committer, &v->lock,
+                                           &ts) == ETIMEDOUT)
+                    break;
+            } else if (v->dirty) {
                 struct timespec ts;
                 uint64_t age = vol_now_ms() - v->dirty_since_ms;
                 deadline_after_ms(&ts, age >= VOL_COMMIT_INTERVAL_MS
@@ -195,7 +203,7 @@ static void *committer_main(void *arg)
                 pthread_cond_wait(&v->wake_committer, &v->lock);
             }
         }
-        if (v->dirty && v->flush_cached &&
+        if (v->flush_cached &&
             __atomic_load_n(&v->wcache_bytes, __ATOMIC_RELAXED)) {
             pthread_mutex_unlock(&v->lock);
             v->flush_cached(v);
@@ -222,9 +230,11 @@ static void *committer_main(void *arg)
     return NULL;
 }
 
-int vol_start(struct vol *v, struct sfs_store *st)
+int vol_start(struct vol *v, struct sfs_store *st,
+              void (*flush_cached)(struct vol *v))
 {
     memset(v, 0, sizeof(*v));
+    v->flush_cached = flush_cached;
     mallopt(M_MMAP_THRESHOLD, 4 << 20);
     mallopt(M_TRIM_THRESHOLD, 8 << 20);
     mallopt(M_ARENA_MAX, 2);

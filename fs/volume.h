@@ -48,13 +48,15 @@ struct vol {
     struct node **buckets;
     size_t nbuckets, nnodes;
     uint64_t wcache_bytes;  /* bytes of cached partial blocks (atomic) */
+    bool cache_barrier;     /* writers write through (atomic); control.c */
 
     /* Called by the committer, unlocked, before each commit: stores the
      * cached partial blocks into the batch (see wcache.c). */
     void (*flush_cached)(struct vol *v);
 };
 
-int vol_start(struct vol *v, struct sfs_store *st);
+int vol_start(struct vol *v, struct sfs_store *st,
+              void (*flush_cached)(struct vol *v));
 /* Commit what is pending and stop the committer. */
 int vol_stop(struct vol *v);
 

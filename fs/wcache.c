@@ -240,11 +240,13 @@ void wcache_overlay(struct vol *v, struct node *n, uint64_t off, size_t len,
     }
 }
 
-/* Collect pinned references to the nodes that have cached blocks. */
-static size_t dirty_nodes(struct vol *v, struct node ***out)
+/* Collect pinned references to the nodes that have cached blocks; false
+ * if memory ran out (then the list may be partial). */
+static bool dirty_nodes(struct vol *v, struct node ***out, size_t *count)
 {
     pthread_mutex_lock(&v->nodes_lock);
     size_t cap = 16, n = 0;
+    bool complete = false;
     struct node **list = malloc(cap * sizeof(*list));
     for (size_t i = 0; list && i < v->nbuckets; i++)
         for (struct node *nd = v->buckets[i]; nd; nd = nd->next) {
@@ -260,10 +262,12 @@ static size_t dirty_nodes(struct vol *v, struct node ***out)
             nd->pins++;
             list[n++] = nd;
         }
+    complete = list != NULL;
 done:
     pthread_mutex_unlock(&v->nodes_lock);
     *out = list;
-    return n;
+    *count = n;
+    return complete;
 }
 
 int wcache_flush_all(struct vol *v, bool wait)
@@ -271,8 +275,8 @@ int wcache_flush_all(struct vol *v, bool wait)
     if (!__atomic_load_n(&v->wcache_bytes, __ATOMIC_RELAXED))
         return 0;
     struct node **list;
-    size_t count = dirty_nodes(v, &list);
-    int first_error = 0;
+    size_t count;
+    int first_error = dirty_nodes(v, &list, &count) ? 0 : -ENOMEM;
     for (size_t i = 0; i < count; i++) {
         struct node *n = list[i];
         if (wait)

@@ -569,6 +569,15 @@ static int free_snapshot_only(struct sfs_store *st, MDB_txn *txn,
             }
             break;
         }
+        /* Copy the version: the writes below may move or free its page. */
+        uint8_t vcopy[4096];
+        if (hval.mv_size > sizeof(vcopy)) {
+            sfs_log_corruption("history version of %zu bytes", hval.mv_size);
+            rc = -EIO;
+            break;
+        }
+        memcpy(vcopy, hval.mv_data, hval.mv_size);
+        hval.mv_data = vcopy;
         MDB_val base = { klen, (void *)key };
         MDB_val payload = sfs_vpayload(&hval);
         rc = deadstat_add(st, txn, death, birth, -1,
