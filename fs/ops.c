@@ -1121,26 +1121,26 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
     fuse_reply_err(req, 0);
 }
 
+/* After cached blocks were stored (RC): commit, sync, and answer. */
+static void reply_synced(fuse_req_t req, int rc)
+{
+    if (!rc)
+        rc = vol_sync(VOL(req));
+    fuse_reply_err(req, -rc);
+}
+
 /* fsync: this file's cached blocks into the batch, then commit and sync. */
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
                      struct fuse_file_info *fi)
 {
-    struct vol *v = VOL(req);
-    int rc = flush_cached(v, ino);
-    if (!rc)
-        rc = vol_sync(v);
-    fuse_reply_err(req, -rc);
+    reply_synced(req, flush_cached(VOL(req), ino));
 }
 
 /* fsyncdir (and syncfs, which snapfs info uses): everything. */
 static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
                         struct fuse_file_info *fi)
 {
-    struct vol *v = VOL(req);
-    int rc = wcache_flush_all(v, true);
-    if (!rc)
-        rc = vol_sync(v);
-    fuse_reply_err(req, -rc);
+    reply_synced(req, wcache_flush_all(VOL(req), true));
 }
 
 /* ---- directories ---- */

@@ -154,13 +154,20 @@ static int hold_key(uint8_t *k, uint64_t epoch, const char *tag)
     return (int)(HOLD_PLEN + 8 + n);
 }
 
+/* The hold key of TAG on snapshot NAME: its length, or a negative errno. */
+static int hold_key_of(struct sfs_store *st, MDB_txn *txn, const char *name,
+                       const char *tag, uint8_t *k)
+{
+    struct sfs_snap_rec s;
+    int rc = sfs_snap_find(st, txn, name, &s);
+    return rc ? rc : hold_key(k, s.epoch, tag);
+}
+
 int sfs_snap_hold_w(struct sfs_store *st, MDB_txn *txn, const char *name,
                     const char *tag)
 {
-    struct sfs_snap_rec s;
     uint8_t k[HOLD_PLEN + 8 + HOLD_TAG_MAX];
-    int rc = sfs_snap_find(st, txn, name, &s);
-    int klen = rc ? rc : hold_key(k, s.epoch, tag);
+    int klen = hold_key_of(st, txn, name, tag, k);
     if (klen < 0)
         return klen;
     MDB_val key = { (size_t)klen, k }, val = { 0, NULL };
@@ -170,14 +177,12 @@ int sfs_snap_hold_w(struct sfs_store *st, MDB_txn *txn, const char *name,
 int sfs_snap_release_w(struct sfs_store *st, MDB_txn *txn, const char *name,
                        const char *tag)
 {
-    struct sfs_snap_rec s;
     uint8_t k[HOLD_PLEN + 8 + HOLD_TAG_MAX];
-    int rc = sfs_snap_find(st, txn, name, &s);
-    int klen = rc ? rc : hold_key(k, s.epoch, tag);
+    int klen = hold_key_of(st, txn, name, tag, k);
     if (klen < 0)
         return klen;
     MDB_val key = { (size_t)klen, k };
-    rc = mdb_del(txn, st->db_meta, &key, NULL);
+    int rc = mdb_del(txn, st->db_meta, &key, NULL);
     return rc == MDB_NOTFOUND ? -ENODATA : sfs_mdb_errno(rc);
 }
 

@@ -74,30 +74,18 @@ static double ratio(uint64_t a, uint64_t b)
     return b ? (double)a / (double)b : 1.0;
 }
 
-static void human(uint64_t v, char *out, size_t cap)
-{
-    const char *u[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
-    double d = (double)v;
-    int i = 0;
-    while (d >= 1024 && i < 5) {
-        d /= 1024;
-        i++;
-    }
-    snprintf(out, cap, i ? "%.2f %s" : "%.0f %s", d, u[i]);
-}
-
 static void print_text(const char *store, bool mounted,
                        const struct volume_figures *f)
 {
     char a[32], b[32], c[32], d[32], e[32];
-    human(f->size, a, sizeof(a));
-    human(f->used, b, sizeof(b));
-    human(f->avail, c, sizeof(c));
+    format_bytes(f->size, a, sizeof(a));
+    format_bytes(f->used, b, sizeof(b));
+    format_bytes(f->avail, c, sizeof(c));
     printf("volume:           %s%s\n", store, mounted ? " (mounted)" : "");
     printf("size:             %s, %s used, %s available\n", a, b, c);
-    human(f->logical, a, sizeof(a));
-    human(f->phys, b, sizeof(b));
-    human(f->stored_logical, c, sizeof(c));
+    format_bytes(f->logical, a, sizeof(a));
+    format_bytes(f->phys, b, sizeof(b));
+    format_bytes(f->stored_logical, c, sizeof(c));
     printf("logical data:     %s (%llu bytes)\n", a,
            (unsigned long long)f->logical);
     printf("physical data:    %s (%llu bytes)\n", b,
@@ -111,8 +99,8 @@ static void print_text(const char *store, bool mounted,
            (unsigned long long)f->blocks, f->block_size);
     printf("files:            %llu\n", (unsigned long long)f->inodes);
     printf("snapshots:        %llu\n", (unsigned long long)f->snapshots);
-    human(f->file_bytes, d, sizeof(d));
-    human(f->used, e, sizeof(e));
+    format_bytes(f->file_bytes, d, sizeof(d));
+    format_bytes(f->used, e, sizeof(e));
     printf("store file:       %s for %s in use (%.2fx)\n", d, e,
            ratio(f->file_bytes, f->used));
 }

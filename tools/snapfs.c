@@ -129,6 +129,18 @@ const char *open_error(int rc)
     }
 }
 
+void format_bytes(uint64_t bytes, char *out, size_t cap)
+{
+    const char *unit[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
+    double d = (double)bytes;
+    int i = 0;
+    while (d >= 1024 && i < 5) {
+        d /= 1024;
+        i++;
+    }
+    snprintf(out, cap, i ? "%.2f %s" : "%.0f %s", d, unit[i]);
+}
+
 /* ---- mkfs ---- */
 
 static int cmd_mkfs(int argc, char **argv)

@@ -371,18 +371,6 @@ static int run_change(struct volume *vol, const char *cmd, const char *op,
     return rc;
 }
 
-static void human(uint64_t v, char *out, size_t cap)
-{
-    const char *u[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
-    double d = (double)v;
-    int i = 0;
-    while (d >= 1024 && i < 5) {
-        d /= 1024;
-        i++;
-    }
-    snprintf(out, cap, i ? "%.2f %s" : "%.0f %s", d, u[i]);
-}
-
 static void print_list(const struct listing *ls, bool json)
 {
     if (json)
@@ -397,7 +385,7 @@ static void print_list(const struct listing *ls, bool json)
         struct tm tm;
         localtime_r(&t, &tm);
         strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
-        human(l->unique_physical, size, sizeof(size));
+        format_bytes(l->unique_physical, size, sizeof(size));
         if (json)
             printf("%s{\"name\":\"%s\",\"created\":%lld,\"epoch\":%llu,"
                    "\"unique_bytes\":%llu,\"unique_logical_bytes\":%llu,"
@@ -542,8 +530,8 @@ int cmd_snapshot(int argc, char **argv)
                    (unsigned long long)ra.r.logical);
         } else if (!rc) {
             char p[32], l[32];
-            human(ra.r.physical, p, sizeof(p));
-            human(ra.r.logical, l, sizeof(l));
+            format_bytes(ra.r.physical, p, sizeof(p));
+            format_bytes(ra.r.logical, l, sizeof(l));
             printf("deleting %d snapshot%s would free %s (%llu bytes) of "
                    "stored data, %s (%llu bytes) logical\n", nm.n,
                    nm.n == 1 ? "" : "s", p, (unsigned long long)ra.r.physical,

@@ -35,7 +35,7 @@ for t in $(printf '%s\n' t[0-9]*.sh | sort -V); do
 done
 [ ${#scripts[@]} -gt 0 ] || { echo "no test scripts match" >&2; exit 2; }
 
-log=$(mktemp "${TMPDIR:-/tmp}/snapfs-run-all.XXXXXX") || exit 2
+log=$(mktemp -p "${TMPDIR:-/tmp}") || exit 2
 trap 'rm -f "$log"' EXIT
 
 total_pass=0 total_fail=0 bad_scripts=
