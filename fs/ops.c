@@ -478,7 +478,7 @@ static int make_node(fuse_req_t req, fuse_ino_t parent, const char *name,
         ni.mode = mode;
         ni.rdev = rdev;
         ni.nlink = S_ISDIR(mode) ? 2 : 1;
-        ni.parent = S_ISDIR(mode) ? parent : 0;
+        ni.parent = parent; /* files: a hint, the directory of a link */
         set_now(&ni.atime_sec, &ni.atime_nsec);
         ni.mtime_sec = ni.ctime_sec = ni.btime_sec = ni.atime_sec;
         ni.mtime_nsec = ni.ctime_nsec = ni.btime_nsec = ni.atime_nsec;
@@ -637,9 +637,9 @@ struct rename_ctx {
 static void reparent(struct sfs_inode *i, struct sfs_inode *from,
                      struct sfs_inode *to)
 {
+    i->parent = to->ino; /* for files a hint (see struct sfs_inode) */
     if (!S_ISDIR(i->mode) || from == to)
         return;
-    i->parent = to->ino;
     from->nlink--;
     to->nlink++;
 }
@@ -808,6 +808,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
                               dtype_of(i.mode));
     if (!rc) {
         i.nlink++;
+        i.parent = newparent;
         touch_ctime(&i);
         rc = sfs_inode_put_w(v->st, txn, &i);
     }

@@ -53,6 +53,19 @@ struct vol {
     /* Called by the committer, unlocked, before each commit: stores the
      * cached partial blocks into the batch (see wcache.c). */
     void (*flush_cached)(struct vol *v);
+
+    /* Set by the FUSE layer; called by control changes, unlocked, after a
+     * commit that changed what clients see behind the kernel's back
+     * (snapshots created, deleted or renamed; the live tree rolled back or
+     * restored into; the snapdir setting), so that it invalidates the
+     * kernel's caches.  WHAT is a VOL_CHANGED_* mask. */
+    void (*notify_changed)(struct vol *v, unsigned what);
+};
+
+enum {
+    VOL_CHANGED_SNAPSHOTS = 1, /* the set or the names of snapshots */
+    VOL_CHANGED_LIVE = 2,      /* the live tree, wholesale (rollback) */
+    VOL_CHANGED_SNAPDIR = 4,   /* the snapdir setting */
 };
 
 int vol_start(struct vol *v, struct sfs_store *st,

@@ -381,7 +381,11 @@ struct sfs_inode {
     uint32_t atime_nsec, mtime_nsec, ctime_nsec, btime_nsec;
     uint64_t flags;
     uint64_t blocks; /* 512-byte units of logical data, for st_blocks */
-    uint64_t parent; /* directories: the parent directory (for "..") */
+    /* Directories: the parent directory (for "..").  Other files: a hint,
+     * the directory of the link made or moved last (it may be stale when
+     * that link is gone); diff and path reports use it to name a file
+     * without scanning the volume. */
+    uint64_t parent;
 };
 
 int sfs_inode_get(struct sfs_store *st, MDB_txn *txn, uint64_t view,

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "store.h"
+
 void die_usage(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3), noreturn));
 void die(const char *cmd, const char *fmt, ...)
@@ -19,6 +21,31 @@ char *resolve_volume(const char *arg, bool *mounted);
 const char *open_error(int rc);
 /* "1.50 MiB": BYTES in binary units, into OUT. */
 void format_bytes(uint64_t bytes, char *out, size_t cap);
+
+/* ---- volref.c: reaching a volume (a store or its mountpoint) ---- */
+
+struct volume {
+    const char *arg;  /* as the user gave it, for messages */
+    char *store;      /* the store directory */
+    bool mounted;     /* served by a daemon: change it through the socket */
+    char *mountpoint; /* when ARG is the mountpoint */
+};
+/* Resolve ARG; dies with a message naming it when it is no volume. */
+void volume_open(struct volume *vol, const char *cmd, const char *arg);
+/* Connect to STORE/control.sock: an fd or a negative errno. */
+int control_connect(const char *store);
+/*
+ * Send one request (WORDS joined by tabs) to the daemon of a mounted
+ * volume, after a syncfs of its mountpoint.  The data lines of the reply
+ * go to *DATA (malloc'd, caller frees).  Returns 0 or the negative errno
+ * the daemon answered.
+ */
+int volume_request(struct volume *vol, char **words, int n, char **data);
+/* Unmounted: run FN in one write transaction of the store opened
+ * exclusively; commit and sync when KEEP and FN returned 0, else abort. */
+int volume_offline(struct volume *vol, const char *cmd,
+                   int (*fn)(struct sfs_store *, MDB_txn *, void *),
+                   void *arg, bool keep);
 
 int cmd_info(int argc, char **argv);
 int cmd_fsck(int argc, char **argv);

@@ -10,144 +10,14 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "store.h"
-
-struct volume {
-    const char *arg;
-    char *store;
-    bool mounted;
-    char *mountpoint; /* when ARG is the mountpoint */
-};
-
-/* ---- talking to the daemon ---- */
-
-static int control_connect(const char *store)
-{
-    struct sockaddr_un addr = { .sun_family = AF_UNIX };
-    snprintf(addr.sun_path, sizeof(addr.sun_path), "%s/control.sock", store);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    if (connect(fd, (struct sockaddr *)&addr, sizeof(addr))) {
-        int rc = -errno;
-        close(fd);
-        return rc;
-    }
-    return fd;
-}
-
-/* Send a request (words joined by tabs); collect the data lines into
- * *DATA.  Returns 0 or the negative errno the daemon answered. */
-static int control_request(struct volume *vol, char **words, int n,
-                           char **data)
-{
-    if (vol->mountpoint) {
-        int mfd = open(vol->mountpoint, O_RDONLY | O_DIRECTORY);
-        if (mfd >= 0) {
-            syncfs(mfd);
-            close(mfd);
-        }
-    }
-    int fd = control_connect(vol->store);
-    if (fd < 0)
-        return fd;
-    char *req = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&req, &len);
-    for (int i = 0; i < n; i++)
-        fprintf(f, "%s%s", i ? "\t" : "", words[i]);
-    fputc('\n', f);
-    fclose(f);
-    int rc = write(fd, req, len) == (ssize_t)len ? 0 : -EPIPE;
-    free(req);
-    char *reply = NULL;
-    size_t rlen = 0;
-    FILE *r = open_memstream(&reply, &rlen);
-    char buf[4096];
-    ssize_t got;
-    while (!rc && (got = read(fd, buf, sizeof(buf))) > 0)
-        fwrite(buf, 1, (size_t)got, r);
-    fclose(r);
-    close(fd);
-    if (rc) {
-        free(reply);
-        return rc;
-    }
-    /* The last line is the status. */
-    char *end = reply + rlen;
-    while (end > reply && end[-1] == '\n')
-        *--end = 0;
-    char *last = strrchr(reply, '\n');
-    last = last ? last + 1 : reply;
-    int err = 0;
-    if (!strcmp(last, "OK"))
-        rc = 0;
-    else if (sscanf(last, "ERR %d", &err) == 1)
-        rc = -err;
-    else
-        rc = -EPROTO;
-    *last = 0;
-    *data = reply;
-    return rc;
-}
-
-/* ---- resolving VOL ---- */
-
-static void volume_open(struct volume *vol, const char *cmd, const char *arg)
-{
-    vol->arg = arg;
-    vol->store = resolve_volume(arg, &vol->mounted);
-    vol->mountpoint = vol->mounted ? strdup(arg) : NULL;
-    if (!vol->mounted) {
-        int fd = control_connect(vol->store);
-        if (fd >= 0) {
-            vol->mounted = true;
-            close(fd);
-        }
-    }
-    if (!vol->mounted) {
-        struct sfs_store *st;
-        int rc = sfs_open(vol->store, SFS_OPEN_RDONLY, &st);
-        if (rc)
-            die(cmd, "%s: %s", arg, open_error(rc));
-        sfs_close(st);
-    }
-}
-
-/* Offline: run FN in a write transaction of the store; KEEP commits. */
-static int offline(struct volume *vol, const char *cmd,
-                   int (*fn)(struct sfs_store *, MDB_txn *, void *), void *arg,
-                   bool keep)
-{
-    struct sfs_store *st;
-    int rc = sfs_open(vol->store, SFS_OPEN_EXCLUSIVE, &st);
-    if (rc)
-        die(cmd, "%s: %s", vol->arg, open_error(rc));
-    MDB_txn *txn;
-    rc = sfs_txn_begin(st, NULL, true, &txn);
-    if (!rc) {
-        rc = fn(st, txn, arg);
-        if (!rc && keep) {
-            rc = sfs_txn_commit(st, txn);
-            if (!rc)
-                rc = sfs_mdb_errno(mdb_env_sync(st->env, 1));
-        } else {
-            mdb_txn_abort(txn);
-        }
-    }
-    sfs_close(st);
-    return rc;
-}
 
 /* ---- the listing (also used to check names) ---- */
 
@@ -183,7 +53,7 @@ static void get_listing(struct volume *vol, const char *cmd, struct listing *ls)
     if (vol->mounted) {
         char *data = NULL;
         char *words[] = { "snapshot-list" };
-        rc = control_request(vol, words, 1, &data);
+        rc = volume_request(vol, words, 1, &data);
         for (char *save = NULL, *line = data ? strtok_r(data, "\n", &save) : NULL;
              !rc && line; line = strtok_r(NULL, "\n", &save)) {
             struct sfs_snap_line l;
@@ -193,7 +63,7 @@ static void get_listing(struct volume *vol, const char *cmd, struct listing *ls)
         }
         free(data);
     } else {
-        rc = offline(vol, cmd, offline_list, ls, false);
+        rc = volume_offline(vol, cmd, offline_list, ls, false);
     }
     if (rc)
         die(cmd, "%s: listing snapshots: %s", vol->arg,
@@ -314,13 +184,13 @@ static char *holds_of(struct volume *vol, const char *cmd, const char *name)
     int rc;
     if (vol->mounted) {
         char *words[] = { "snapshot-holds", (char *)name }, *data = NULL;
-        rc = control_request(vol, words, 2, &data);
+        rc = volume_request(vol, words, 2, &data);
         for (char *save = NULL, *t = data ? strtok_r(data, "\n", &save) : NULL;
              !rc && t; t = strtok_r(NULL, "\n", &save))
             tag_cb(&ta, t);
         free(data);
     } else {
-        rc = offline(vol, cmd, offline_tags, &ta, false);
+        rc = volume_offline(vol, cmd, offline_tags, &ta, false);
     }
     fclose(ta.f);
     if (rc)
@@ -360,13 +230,13 @@ static int run_change(struct volume *vol, const char *cmd, const char *op,
                       struct names *nm)
 {
     if (!vol->mounted)
-        return offline(vol, cmd, fn, nm, true);
+        return volume_offline(vol, cmd, fn, nm, true);
     char *words[nm->n + 1];
     words[0] = (char *)op;
     for (int i = 0; i < nm->n; i++)
         words[i + 1] = nm->v[i];
     char *data = NULL;
-    int rc = control_request(vol, words, nm->n + 1, &data);
+    int rc = volume_request(vol, words, nm->n + 1, &data);
     free(data);
     return rc;
 }
@@ -514,7 +384,7 @@ int cmd_snapshot(int argc, char **argv)
             words[0] = "snapshot-reclaim";
             for (int i = 0; i < nm.n; i++)
                 words[i + 1] = nm.v[i];
-            rc = control_request(&vol, words, nm.n + 1, &data);
+            rc = volume_request(&vol, words, nm.n + 1, &data);
             unsigned long long p = 0, l = 0;
             if (!rc && sscanf(data, "%llu %llu", &p, &l) != 2)
                 rc = -EPROTO;
@@ -522,7 +392,7 @@ int cmd_snapshot(int argc, char **argv)
             ra.r.logical = l;
             free(data);
         } else {
-            rc = offline(&vol, cmd, offline_reclaim, &ra, false);
+            rc = volume_offline(&vol, cmd, offline_reclaim, &ra, false);
         }
         if (!rc && json) {
             printf("{\"physical_bytes\":%llu,\"logical_bytes\":%llu}\n",

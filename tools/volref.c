@@ -1,0 +1,143 @@
+/*
+ * volref.c - reaching a volume from a command: VOL is a store directory or
+ * the mountpoint of a mounted one.
+ *
+ * A mounted volume is changed only through its daemon's control socket
+ * (STORE/control.sock), after a syncfs of the mountpoint so that the
+ * kernel's writeback cache is in the daemon first; an unmounted one is
+ * opened directly, exclusively, and changed in one write transaction.
+ * Either way a change is all or nothing.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "store.h"
+
+/* ---- talking to the daemon ---- */
+
+int control_connect(const char *store)
+{
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    snprintf(addr.sun_path, sizeof(addr.sun_path), "%s/control.sock", store);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (connect(fd, (struct sockaddr *)&addr, sizeof(addr))) {
+        int rc = -errno;
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
+
+/* Send a request (words joined by tabs); collect the data lines into
+ * *DATA.  Returns 0 or the negative errno the daemon answered. */
+int volume_request(struct volume *vol, char **words, int n,
+                           char **data)
+{
+    if (vol->mountpoint) {
+        int mfd = open(vol->mountpoint, O_RDONLY | O_DIRECTORY);
+        if (mfd >= 0) {
+            syncfs(mfd);
+            close(mfd);
+        }
+    }
+    int fd = control_connect(vol->store);
+    if (fd < 0)
+        return fd;
+    char *req = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&req, &len);
+    for (int i = 0; i < n; i++)
+        fprintf(f, "%s%s", i ? "\t" : "", words[i]);
+    fputc('\n', f);
+    fclose(f);
+    int rc = write(fd, req, len) == (ssize_t)len ? 0 : -EPIPE;
+    free(req);
+    char *reply = NULL;
+    size_t rlen = 0;
+    FILE *r = open_memstream(&reply, &rlen);
+    char buf[4096];
+    ssize_t got;
+    while (!rc && (got = read(fd, buf, sizeof(buf))) > 0)
+        fwrite(buf, 1, (size_t)got, r);
+    fclose(r);
+    close(fd);
+    if (rc) {
+        free(reply);
+        return rc;
+    }
+    /* The last line is the status. */
+    char *end = reply + rlen;
+    while (end > reply && end[-1] == '\n')
+        *--end = 0;
+    char *last = strrchr(reply, '\n');
+    last = last ? last + 1 : reply;
+    int err = 0;
+    if (!strcmp(last, "OK"))
+        rc = 0;
+    else if (sscanf(last, "ERR %d", &err) == 1)
+        rc = -err;
+    else
+        rc = -EPROTO;
+    *last = 0;
+    *data = reply;
+    return rc;
+}
+
+/* ---- resolving VOL ---- */
+
+void volume_open(struct volume *vol, const char *cmd, const char *arg)
+{
+    vol->arg = arg;
+    vol->store = resolve_volume(arg, &vol->mounted);
+    vol->mountpoint = vol->mounted ? strdup(arg) : NULL;
+    if (!vol->mounted) {
+        int fd = control_connect(vol->store);
+        if (fd >= 0) {
+            vol->mounted = true;
+            close(fd);
+        }
+    }
+    if (!vol->mounted) {
+        struct sfs_store *st;
+        int rc = sfs_open(vol->store, SFS_OPEN_RDONLY, &st);
+        if (rc)
+            die(cmd, "%s: %s", arg, open_error(rc));
+        sfs_close(st);
+    }
+}
+
+/* Offline: run FN in a write transaction of the store; KEEP commits. */
+int volume_offline(struct volume *vol, const char *cmd,
+                   int (*fn)(struct sfs_store *, MDB_txn *, void *),
+                   void *arg, bool keep)
+{
+    struct sfs_store *st;
+    int rc = sfs_open(vol->store, SFS_OPEN_EXCLUSIVE, &st);
+    if (rc)
+        die(cmd, "%s: %s", vol->arg, open_error(rc));
+    MDB_txn *txn;
+    rc = sfs_txn_begin(st, NULL, true, &txn);
+    if (!rc) {
+        rc = fn(st, txn, arg);
+        if (!rc && keep) {
+            rc = sfs_txn_commit(st, txn);
+            if (!rc)
+                rc = sfs_mdb_errno(mdb_env_sync(st->env, 1));
+        } else {
+            mdb_txn_abort(txn);
+        }
+    }
+    sfs_close(st);
+    return rc;
+}
+
