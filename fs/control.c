@@ -21,6 +21,8 @@
  *   snapshot-hold NAME TAG
  *   snapshot-release NAME TAG
  *   snapshot-holds NAME            data: one tag per line
+ *   set NAME VALUE                 a volume setting (store/settings.c)
+ *   settings                       data: NAME VALUE DEFAULT ALLOWED WHAT
  *   sync                           store and commit everything
  */
 #define _GNU_SOURCE
@@ -156,6 +158,20 @@ static int do_release(struct vol *v, MDB_txn *txn, int argc, char **argv)
                      : -EINVAL;
 }
 
+static int do_set(struct vol *v, MDB_txn *txn, int argc, char **argv)
+{
+    return argc == 2 ? sfs_setting_set_w(v->st, txn, argv[0], argv[1])
+                     : -EINVAL;
+}
+
+/* After a change the kernel cannot see: tell the FUSE layer (snapdir.c). */
+static int notify(struct vol *v, int rc, unsigned what)
+{
+    if (!rc && v->notify_changed)
+        v->notify_changed(v, what);
+    return rc;
+}
+
 /* Read-only queries run in a nested transaction that is always aborted. */
 static int query(struct vol *v, FILE *out,
                  int (*fn)(struct vol *, MDB_txn *, FILE *, int, char **),
@@ -215,6 +231,20 @@ static int q_holds(struct vol *v, MDB_txn *txn, FILE *out, int argc,
     return rc < 0 ? rc : 0;
 }
 
+static int q_setting_line(void *arg, const char *name, const char *value,
+                          const char *dflt, const char *allowed,
+                          const char *what)
+{
+    fprintf(arg, "%s\t%s\t%s\t%s\t%s\n", name, value, dflt, allowed, what);
+    return 0;
+}
+
+static int q_settings(struct vol *v, MDB_txn *txn, FILE *out, int argc,
+                      char **argv)
+{
+    return sfs_setting_foreach(v->st, txn, q_setting_line, out);
+}
+
 static int dispatch(struct control *c, FILE *out, int argc, char **argv)
 {
     struct vol *v = c->vol;
@@ -224,11 +254,18 @@ static int dispatch(struct control *c, FILE *out, int argc, char **argv)
     argc--;
     argv++;
     if (!strcmp(cmd, "snapshot-create"))
-        return change(v, do_create, argc, argv);
+        return notify(v, change(v, do_create, argc, argv),
+                      VOL_CHANGED_SNAPSHOTS);
     if (!strcmp(cmd, "snapshot-delete") && argc >= 1)
-        return change(v, do_delete, argc, argv);
+        return notify(v, change(v, do_delete, argc, argv),
+                      VOL_CHANGED_SNAPSHOTS);
     if (!strcmp(cmd, "snapshot-rename"))
-        return change(v, do_rename, argc, argv);
+        return notify(v, change(v, do_rename, argc, argv),
+                      VOL_CHANGED_SNAPSHOTS);
+    if (!strcmp(cmd, "set"))
+        return notify(v, change(v, do_set, argc, argv), VOL_CHANGED_SNAPDIR);
+    if (!strcmp(cmd, "settings"))
+        return query(v, out, q_settings, argc, argv);
     if (!strcmp(cmd, "snapshot-reclaim") && argc >= 1)
         return query(v, out, q_reclaim, argc, argv);
     if (!strcmp(cmd, "snapshot-list"))

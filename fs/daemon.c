@@ -20,6 +20,7 @@
 #include "wcache.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -127,6 +128,14 @@ static char *mount_options(const char *store, const char *extra,
     return opts;
 }
 
+/* The volume's hook: control changes tell the kernel what to forget. */
+static void notify_changed(struct vol *v, unsigned what)
+{
+    struct snapfs_fs *fs =
+        (struct snapfs_fs *)((char *)v - offsetof(struct snapfs_fs, vol));
+    snapdir_notify(&fs->snapdirs, v, what);
+}
+
 int snapfs_serve(const char *store, const char *mountpoint, const char *options,
                  int ready_fd)
 {
@@ -173,6 +182,13 @@ int snapfs_serve(const char *store, const char *mountpoint, const char *options,
         fprintf(stderr, "snapfs mount: %s: %s\n", store, strerror(-rc));
         goto fail;
     }
+    rc = snapdirs_init(&fs->snapdirs, &fs->vol);
+    if (rc) {
+        fprintf(stderr, "snapfs mount: %s: reading snapshots: %s\n", store,
+                strerror(-rc));
+        goto fail_vol;
+    }
+    fs->vol.notify_changed = notify_changed;
     se = fuse_session_new(&args, &snapfs_ops, sizeof(snapfs_ops), fs);
     fuse_opt_free_args(&args);
     if (!se) {
@@ -185,6 +201,7 @@ int snapfs_serve(const char *store, const char *mountpoint, const char *options,
         fprintf(stderr, "snapfs mount: %s: could not mount\n", mountpoint);
         goto fail_vol;
     }
+    fs->snapdirs.se = se;
     struct control ctl;
     rc = control_start(&ctl, &fs->vol, store);
     if (rc) {
@@ -221,6 +238,7 @@ int snapfs_serve(const char *store, const char *mountpoint, const char *options,
         fprintf(stderr, "snapfs: %s: final commit failed: %s\n", store,
                 strerror(-rc));
     status = (loop_rc < 0 || rc) ? 1 : 0;
+    snapdirs_destroy(&fs->snapdirs);
     sfs_close(st);
     free(opts);
     free(fs);
@@ -232,6 +250,7 @@ fail_vol:
         fuse_session_destroy(se);
     }
     vol_stop(&fs->vol);
+    snapdirs_destroy(&fs->snapdirs);
 fail:
     tell_parent(&ready_fd, 1);
     sfs_close(st);

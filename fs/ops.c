@@ -20,6 +20,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <pthread.h>
@@ -47,6 +48,20 @@ static struct vol *VOL(fuse_req_t req)
     return &((struct snapfs_fs *)fuse_req_userdata(req))->vol;
 }
 
+static struct snapdirs *SD(fuse_req_t req)
+{
+    return &((struct snapfs_fs *)fuse_req_userdata(req))->snapdirs;
+}
+
+/* Changes are refused under .snapshot: snapshots are read-only. */
+#define REFUSE_UNLESS_LIVE(req, ino)                                        \
+    do {                                                                    \
+        if (!nodeid_is_live(ino)) {                                         \
+            fuse_reply_err(req, EROFS);                                     \
+            return;                                                         \
+        }                                                                   \
+    } while (0)
+
 /* One codec context per FUSE thread, freed when the thread exits. */
 static pthread_key_t codec_key;
 static pthread_once_t codec_once = PTHREAD_ONCE_INIT;
@@ -67,25 +82,15 @@ struct sfs_codec_ctx *fs_codec(void)
 
 /* ---- attributes ---- */
 
-static void inode_to_stat(const struct sfs_inode *i, uint32_t block_size,
+/* The root's link count includes a visible .snapshot, as ZFS counts .zfs. */
+static void inode_to_stat(struct vol *v, const struct sfs_inode *i,
                           struct stat *s)
 {
-    memset(s, 0, sizeof(*s));
-    s->st_ino = i->ino;
-    s->st_mode = i->mode;
-    s->st_nlink = i->nlink;
-    s->st_uid = i->uid;
-    s->st_gid = i->gid;
-    s->st_rdev = i->rdev;
-    s->st_size = (off_t)i->size;
-    s->st_blocks = (blkcnt_t)i->blocks;
-    s->st_blksize = block_size;
-    s->st_atim.tv_sec = i->atime_sec;
-    s->st_atim.tv_nsec = i->atime_nsec;
-    s->st_mtim.tv_sec = i->mtime_sec;
-    s->st_mtim.tv_nsec = i->mtime_nsec;
-    s->st_ctim.tv_sec = i->ctime_sec;
-    s->st_ctim.tv_nsec = i->ctime_nsec;
+    struct snapfs_fs *fs =
+        (struct snapfs_fs *)((char *)v - offsetof(struct snapfs_fs, vol));
+    inode_stat(i, i->ino, v->st->super.block_size, s);
+    if (i->ino == SFS_ROOT_INO && snapdir_listed(&fs->snapdirs))
+        s->st_nlink++;
 }
 
 static void set_now(int64_t *sec, uint32_t *nsec)
@@ -116,7 +121,7 @@ static void fill_entry(struct vol *v, const struct sfs_inode *i,
     e->generation = 0;
     e->attr_timeout = TIMEOUT;
     e->entry_timeout = TIMEOUT;
-    inode_to_stat(i, v->st->super.block_size, &e->attr);
+    inode_to_stat(v, i, &e->attr);
 }
 
 /* Reply with an entry and count the kernel's new reference. */
@@ -180,6 +185,17 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
         fuse_reply_err(req, -rc);
         return;
     }
+    uint64_t dir;
+    if (nodeid_is_snapdir(parent, &dir) && !strcmp(name, "..")) {
+        parent = dir; /* DIR/.snapshot/.. is DIR */
+        name = ".";
+    } else if (!nodeid_is_live(parent)) {
+        snapdir_lookup(req, SD(req), v, parent, name);
+        return;
+    } else if (!strcmp(name, SNAPDIR_NAME)) {
+        snapdir_lookup_from_live(req, SD(req), v, parent);
+        return;
+    }
     MDB_txn *txn = vol_read_begin(v);
     struct sfs_inode pi, ci;
     uint64_t ino = 0;
@@ -214,9 +230,12 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 static int flush_cached(struct vol *v, uint64_t ino);
 
-static void forget_one(struct vol *v, uint64_t ino, uint64_t nlookup)
+static void forget_one(struct vol *v, struct snapdirs *sd, uint64_t ino,
+                       uint64_t nlookup)
 {
-    if (node_forget(v, ino, nlookup))
+    if (!nodeid_is_live(ino))
+        snapdir_forget(sd, ino, nlookup);
+    else if (node_forget(v, ino, nlookup))
         fs_destroy_orphan(v, ino);
     else if (node_lingers_for_cache(v, ino))
         flush_cached(v, ino); /* drops its blocks, then destroys it */
@@ -224,7 +243,7 @@ static void forget_one(struct vol *v, uint64_t ino, uint64_t nlookup)
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-    forget_one(VOL(req), ino, nlookup);
+    forget_one(VOL(req), SD(req), ino, nlookup);
     fuse_reply_none(req);
 }
 
@@ -232,7 +251,7 @@ static void op_forget_multi(fuse_req_t req, size_t count,
                             struct fuse_forget_data *forgets)
 {
     for (size_t i = 0; i < count; i++)
-        forget_one(VOL(req), forgets[i].ino, forgets[i].nlookup);
+        forget_one(VOL(req), SD(req), forgets[i].ino, forgets[i].nlookup);
     fuse_reply_none(req);
 }
 
@@ -242,6 +261,10 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
                        struct fuse_file_info *fi)
 {
     struct vol *v = VOL(req);
+    if (!nodeid_is_live(ino)) {
+        snapdir_getattr(req, SD(req), v, ino);
+        return;
+    }
     struct sfs_inode i;
     MDB_txn *txn = vol_read_begin(v);
     int rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, ino, &i);
@@ -251,7 +274,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
         return;
     }
     struct stat s;
-    inode_to_stat(&i, v->st->super.block_size, &s);
+    inode_to_stat(v, &i, &s);
     fuse_reply_attr(req, &s, TIMEOUT);
 }
 
@@ -288,6 +311,7 @@ static int chmod_acl(struct vol *v, MDB_txn *txn, uint64_t ino, uint32_t mode)
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
                        int to_set, struct fuse_file_info *fi)
 {
+    REFUSE_UNLESS_LIVE(req, ino);
     struct vol *v = VOL(req);
     struct node *n = node_pin(v, ino);
     if (!n) {
@@ -356,7 +380,7 @@ out_unlocked:
         return;
     }
     struct stat s;
-    inode_to_stat(&i, v->st->super.block_size, &s);
+    inode_to_stat(v, &i, &s);
     fuse_reply_attr(req, &s, TIMEOUT);
 }
 
@@ -366,12 +390,17 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
     char buf[SFS_SYMLINK_MAX + 1];
     size_t got = 0;
     struct sfs_inode i;
+    struct noderef r;
     MDB_txn *txn = vol_read_begin(v);
-    int rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, ino, &i);
+    int rc = noderef_resolve(SD(req), v, txn, ino, &r);
+    if (!rc && r.kind == NODE_SNAPDIR)
+        rc = -EINVAL;
+    if (!rc)
+        rc = sfs_inode_get(v->st, txn, r.view, r.obj, &i);
     if (!rc && !S_ISLNK(i.mode))
         rc = -EINVAL;
     if (!rc)
-        rc = sfs_file_read(v->st, txn, fs_codec(), SFS_VIEW_LIVE, ino, 0,
+        rc = sfs_file_read(v->st, txn, fs_codec(), r.view, r.obj, 0,
                            SFS_SYMLINK_MAX, buf, &got);
     vol_read_end(v);
     if (rc) {
@@ -452,6 +481,10 @@ static int make_node(fuse_req_t req, fuse_ino_t parent, const char *name,
     int rc = name_ok(name);
     if (rc)
         return rc;
+    if (!nodeid_is_live(parent))
+        return -EROFS;
+    if ((rc = snapdir_reserved(SD(req), name)))
+        return -rc;
     uint8_t *acl = malloc(SFS_XATTR_SIZE_MAX);
     if (!acl)
         return -ENOMEM;
@@ -556,12 +589,14 @@ static int unlink_inode(struct vol *v, MDB_txn *txn, struct sfs_inode *i)
     return rc;
 }
 
-static int remove_name(struct vol *v, fuse_ino_t parent, const char *name,
-                       bool dir)
+static int remove_name(struct vol *v, struct snapdirs *sd, fuse_ino_t parent,
+                       const char *name, bool dir)
 {
     int rc = name_ok(name);
     if (rc)
         return rc;
+    if (!nodeid_is_live(parent) || snapdir_reserved(sd, name) == EEXIST)
+        return -EROFS;
     MDB_txn *txn;
     rc = vol_change_begin(v, &txn);
     if (rc)
@@ -596,12 +631,12 @@ static int remove_name(struct vol *v, fuse_ino_t parent, const char *name,
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-    fuse_reply_err(req, -remove_name(VOL(req), parent, name, false));
+    fuse_reply_err(req, -remove_name(VOL(req), SD(req), parent, name, false));
 }
 
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-    fuse_reply_err(req, -remove_name(VOL(req), parent, name, true));
+    fuse_reply_err(req, -remove_name(VOL(req), SD(req), parent, name, true));
 }
 
 /* ---- rename ---- */
@@ -773,6 +808,20 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
                       fuse_ino_t newparent, const char *newname,
                       unsigned int flags)
 {
+    /* Nothing moves into, out of or inside a snapshot. */
+    int rc = 0;
+    if (!nodeid_is_live(parent) && !nodeid_is_live(newparent))
+        rc = EROFS;
+    else if (!nodeid_is_live(parent) || !nodeid_is_live(newparent))
+        rc = EXDEV;
+    else if (snapdir_reserved(SD(req), name) == EEXIST)
+        rc = EROFS;
+    else
+        rc = snapdir_reserved(SD(req), newname);
+    if (rc) {
+        fuse_reply_err(req, rc);
+        return;
+    }
     fuse_reply_err(req, -do_rename(VOL(req), parent, name, newparent, newname,
                                    flags));
 }
@@ -781,7 +830,14 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
                     const char *newname)
 {
     struct vol *v = VOL(req);
+    REFUSE_UNLESS_LIVE(req, newparent);
+    if (!nodeid_is_live(ino)) {
+        fuse_reply_err(req, EXDEV); /* a snapshot's file into the live tree */
+        return;
+    }
     int rc = name_ok(newname);
+    if (!rc && (rc = snapdir_reserved(SD(req), newname)))
+        rc = -rc;
     struct sfs_inode i, pi;
     struct sfs_dirent d;
     MDB_txn *txn;
@@ -853,6 +909,17 @@ static int truncate_to_zero(struct vol *v, uint64_t ino)
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct vol *v = VOL(req);
+    if (!nodeid_is_live(ino)) {
+        /* A snapshot's file: read-only, and its pages never go stale. */
+        if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+            fuse_reply_err(req, EROFS);
+            return;
+        }
+        fi->keep_cache = 1;
+        fi->fh = FH_OF_FLAGS(fi->flags);
+        fuse_reply_open(req, fi);
+        return;
+    }
     if (fi->flags & O_TRUNC) {
         int rc = truncate_to_zero(v, ino);
         if (rc) {
@@ -890,10 +957,44 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
     }
 }
 
+/* A read of a snapshot's file: no cache to overlay, no node to pin. */
+static void read_view(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off)
+{
+    struct vol *v = VOL(req);
+    struct sfs_rplan plan;
+    struct sfs_inode i;
+    struct noderef r;
+    MDB_txn *txn = vol_read_begin(v);
+    int rc = noderef_resolve(SD(req), v, txn, ino, &r);
+    if (!rc && r.kind == NODE_SNAPDIR)
+        rc = -EISDIR;
+    if (!rc)
+        rc = sfs_inode_get(v->st, txn, r.view, r.obj, &i);
+    if (!rc)
+        rc = sfs_rplan_collect(v->st, txn, r.view, r.obj, i.size,
+                               (uint64_t)off, size, &plan);
+    vol_read_end_bytes(v, rc ? 0 : plan.len);
+    char *buf = NULL;
+    if (!rc) {
+        buf = malloc(plan.len ? plan.len : 1);
+        rc = buf ? sfs_rplan_finish(&plan, fs_codec(), buf) : -ENOMEM;
+        sfs_rplan_release(&plan);
+    }
+    if (rc)
+        fuse_reply_err(req, rc == -ENOENT ? ESTALE : -rc);
+    else
+        fuse_reply_buf(req, buf, plan.len);
+    free(buf);
+}
+
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                     struct fuse_file_info *fi)
 {
     struct vol *v = VOL(req);
+    if (!nodeid_is_live(ino)) {
+        read_view(req, ino, size, off);
+        return;
+    }
     struct sfs_rplan plan;
     struct sfs_inode i;
     /* A file with cached blocks is read under its write lock, and the
@@ -1067,6 +1168,7 @@ static int write_data(struct vol *v, struct node *n, const char *buf,
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
                      size_t size, off_t off, struct fuse_file_info *fi)
 {
+    REFUSE_UNLESS_LIVE(req, ino);
     struct vol *v = VOL(req);
     struct node *n = node_pin(v, ino);
     if (!n) {
@@ -1106,7 +1208,7 @@ static int flush_cached(struct vol *v, uint64_t ino)
  */
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    if (FH_READ_ONLY(fi->fh)) {
+    if (FH_READ_ONLY(fi->fh) || !nodeid_is_live(ino)) {
         fuse_reply_err(req, 0); /* a reader's close reports nothing */
         return;
     }
@@ -1117,7 +1219,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
                        struct fuse_file_info *fi)
 {
     struct vol *v = VOL(req);
-    if (node_open(v, ino, -1))
+    if (nodeid_is_live(ino) && node_open(v, ino, -1))
         fs_destroy_orphan(v, ino);
     fuse_reply_err(req, 0);
 }
@@ -1134,6 +1236,10 @@ static void reply_synced(fuse_req_t req, int rc)
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
                      struct fuse_file_info *fi)
 {
+    if (!nodeid_is_live(ino)) {
+        fuse_reply_err(req, 0); /* a snapshot is always on disk */
+        return;
+    }
     reply_synced(req, flush_cached(VOL(req), ino));
 }
 
@@ -1150,12 +1256,15 @@ struct dirbuf {
     fuse_req_t req;
     struct vol *v;
     MDB_txn *txn;
+    struct noderef dir;   /* the directory listed: live or a snapshot's */
     char *buf;
     size_t size, used;
     bool plus;
+    bool full;            /* an entry did not fit: the listing goes on later */
     int error;
 };
 
+/* One entry; in readdirplus its lookup reference is counted. */
 static int dir_add(void *arg, const struct sfs_dirent *d)
 {
     struct dirbuf *db = arg;
@@ -1163,55 +1272,79 @@ static int dir_add(void *arg, const struct sfs_dirent *d)
     char *at = db->buf + db->used;
     size_t need;
     if (!db->plus) {
-        struct stat s = { .st_ino = d->ino, .st_mode = d->type << 12 };
+        struct stat s = { .st_ino = noderef_st_ino(&db->dir, d->ino),
+                          .st_mode = d->type << 12 };
         need = fuse_add_direntry(db->req, at, room, d->name, &s,
                                  (off_t)d->cookie);
     } else {
         struct sfs_inode i;
-        int rc = sfs_inode_get(db->v->st, db->txn, SFS_VIEW_LIVE, d->ino, &i);
+        struct fuse_entry_param e;
+        int rc = sfs_inode_get(db->v->st, db->txn, db->dir.view, d->ino, &i);
+        if (!rc && db->dir.kind == NODE_VIEW)
+            rc = snapdir_child_entry(SD(db->req), &db->dir, &i,
+                                     db->v->st->super.block_size, TIMEOUT, &e);
+        else if (!rc)
+            fill_entry(db->v, &i, &e);
         if (rc) {
             db->error = rc;
             return 1;
         }
-        struct fuse_entry_param e;
-        fill_entry(db->v, &i, &e);
         need = fuse_add_direntry_plus(db->req, at, room, d->name, &e,
                                       (off_t)d->cookie);
-        if (need <= room)
+        if (db->dir.kind == NODE_VIEW && need > room)
+            snapdir_forget(SD(db->req), e.ino, 1);
+        else if (db->dir.kind != NODE_VIEW && need <= room)
             node_add_lookup(db->v, d->ino, 1);
     }
-    if (need > room)
+    if (need > room) {
+        db->full = true;
         return 1;
+    }
     db->used += need;
     return 0;
 }
 
-static int dir_add_dots(struct dirbuf *db, uint64_t dir, off_t off)
+/* An entry that carries no lookup reference (ino 0 in readdirplus). */
+static int dir_add_unreferenced(struct dirbuf *db, const char *name,
+                                uint64_t st_ino, off_t next)
 {
+    size_t room = db->size - db->used, need;
+    struct stat s = { .st_ino = st_ino, .st_mode = S_IFDIR };
+    if (db->plus) {
+        struct fuse_entry_param e = { .attr = s };
+        need = fuse_add_direntry_plus(db->req, db->buf + db->used, room, name,
+                                      &e, next);
+    } else {
+        need = fuse_add_direntry(db->req, db->buf + db->used, room, name, &s,
+                                 next);
+    }
+    if (need > room) {
+        db->full = true;
+        return 1;
+    }
+    db->used += need;
+    return 0;
+}
+
+static int dir_add_dots(struct dirbuf *db, off_t off)
+{
+    const struct noderef *r = &db->dir;
     struct sfs_inode i;
-    int rc = sfs_inode_get(db->v->st, db->txn, SFS_VIEW_LIVE, dir, &i);
+    int rc = sfs_inode_get(db->v->st, db->txn, r->view, r->obj, &i);
     if (rc)
-        return rc;
+        return rc == -ENOENT && r->kind == NODE_VIEW ? -ESTALE : rc;
     if (!S_ISDIR(i.mode))
         return -ENOTDIR;
-    const char *names[2] = { ".", ".." };
-    uint64_t inos[2] = { dir, i.parent ? i.parent : SFS_ROOT_INO };
-    for (int k = (int)off; k < 2; k++) {
-        size_t room = db->size - db->used, need;
-        struct stat s = { .st_ino = inos[k], .st_mode = S_IFDIR };
-        if (db->plus) {
-            /* "." and ".." carry no lookup reference: ino 0 entries. */
-            struct fuse_entry_param e = { .attr = s };
-            need = fuse_add_direntry_plus(db->req, db->buf + db->used, room,
-                                          names[k], &e, k + 1);
-        } else {
-            need = fuse_add_direntry(db->req, db->buf + db->used, room,
-                                     names[k], &s, k + 1);
-        }
-        if (need > room)
-            return 1;
-        db->used += need;
-    }
+    uint64_t parent = i.parent ? i.parent : SFS_ROOT_INO;
+    uint64_t up = r->kind == NODE_VIEW && r->obj == r->entry
+                      ? noderef_st_ino(&(struct noderef){ .kind = NODE_SNAPDIR },
+                                       r->entry)
+                      : noderef_st_ino(r, parent);
+    if (off < 1 && (rc = dir_add_unreferenced(db, ".",
+                                              noderef_st_ino(r, r->obj), 1)))
+        return rc;
+    if (off < 2 && (rc = dir_add_unreferenced(db, "..", up, 2)))
+        return rc;
     return 0;
 }
 
@@ -1226,12 +1359,24 @@ static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size,
         return;
     }
     db.txn = vol_read_begin(v);
-    int rc = 0;
-    if (off < 2)
-        rc = dir_add_dots(&db, ino, off);
-    if (rc == 0)
-        rc = sfs_dir_list(v->st, db.txn, SFS_VIEW_LIVE, ino,
-                          off < 2 ? 0 : (uint64_t)off, dir_add, &db);
+    int rc = noderef_resolve(SD(req), v, db.txn, ino, &db.dir);
+    if (!rc && db.dir.kind == NODE_SNAPDIR) {
+        rc = snapdir_list(SD(req), v, db.txn, &db.dir, req, db.buf, size, off,
+                          plus, &db.used);
+    } else if (!rc) {
+        if (off < 2)
+            rc = dir_add_dots(&db, off);
+        if (rc == 0 && off < SNAPDIR_LIST_OFFSET)
+            rc = sfs_dir_list(v->st, db.txn, db.dir.view, db.dir.obj,
+                              off < 2 ? 0 : (uint64_t)off, dir_add, &db);
+        /* The root lists .snapshot last, when it is visible. */
+        if (rc == 0 && !db.full && !db.error && ino == SFS_ROOT_INO &&
+            off < SNAPDIR_LIST_OFFSET && snapdir_listed(SD(req)))
+            rc = dir_add_unreferenced(&db, SNAPDIR_NAME,
+                                      noderef_st_ino(&(struct noderef){
+                                          .kind = NODE_SNAPDIR }, ino),
+                                      SNAPDIR_LIST_OFFSET);
+    }
     vol_read_end(v);
     if (rc == 1)
         rc = 0;
@@ -1309,6 +1454,7 @@ static int set_access_acl(struct vol *v, MDB_txn *txn, struct sfs_inode *i,
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
                         const char *value, size_t size, int flags)
 {
+    REFUSE_UNLESS_LIVE(req, ino);
     struct vol *v = VOL(req);
     if (strlen(name) > SFS_XATTR_NAME_MAX) {
         fuse_reply_err(req, ERANGE);
@@ -1364,8 +1510,13 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
         fuse_reply_err(req, ENOMEM);
         return;
     }
+    struct noderef r;
     MDB_txn *txn = vol_read_begin(v);
-    int n = sfs_xattr_get(v->st, txn, SFS_VIEW_LIVE, ino, name, buf, size);
+    int n = noderef_resolve(SD(req), v, txn, ino, &r);
+    if (!n && r.kind == NODE_SNAPDIR)
+        n = -ENODATA;
+    if (!n)
+        n = sfs_xattr_get(v->st, txn, r.view, r.obj, name, buf, size);
     vol_read_end(v);
     reply_xattr_result(req, n, buf, size);
     free(buf);
@@ -1414,13 +1565,16 @@ static size_t drop_trusted(char *list, size_t len)
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
     struct vol *v = VOL(req);
+    struct noderef r;
     MDB_txn *txn = vol_read_begin(v);
-    int n = sfs_xattr_list(v->st, txn, SFS_VIEW_LIVE, ino, NULL, 0);
+    int n = noderef_resolve(SD(req), v, txn, ino, &r);
+    if (!n && r.kind != NODE_SNAPDIR)
+        n = sfs_xattr_list(v->st, txn, r.view, r.obj, NULL, 0);
     char *buf = n > 0 ? malloc((size_t)n) : NULL;
     if (n > 0 && !buf)
         n = -ENOMEM;
     if (n > 0)
-        n = sfs_xattr_list(v->st, txn, SFS_VIEW_LIVE, ino, buf, (size_t)n);
+        n = sfs_xattr_list(v->st, txn, r.view, r.obj, buf, (size_t)n);
     vol_read_end(v);
     if (n > 0 && !caller_is_admin(req))
         n = (int)drop_trusted(buf, (size_t)n);
@@ -1432,6 +1586,7 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
+    REFUSE_UNLESS_LIVE(req, ino);
     struct vol *v = VOL(req);
     MDB_txn *txn;
     struct sfs_inode i;
@@ -1460,6 +1615,7 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
                          off_t offset, off_t length, struct fuse_file_info *fi)
 {
+    REFUSE_UNLESS_LIVE(req, ino);
     struct vol *v = VOL(req);
     if (mode != (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)) {
         fuse_reply_err(req, EOPNOTSUPP);

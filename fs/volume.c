@@ -515,3 +515,17 @@ bool node_mark_orphan_if_referenced(struct vol *v, uint64_t ino)
     pthread_mutex_unlock(&v->nodes_lock);
     return referenced;
 }
+
+uint64_t *node_list_referenced(struct vol *v, size_t *count)
+{
+    pthread_mutex_lock(&v->nodes_lock);
+    uint64_t *ids = malloc((v->nnodes + 1) * sizeof(*ids));
+    size_t n = 0;
+    for (size_t b = 0; ids && b < v->nbuckets; b++)
+        for (struct node *p = v->buckets[b]; p; p = p->next)
+            if (p->nlookup)
+                ids[n++] = p->ino;
+    pthread_mutex_unlock(&v->nodes_lock);
+    *count = n;
+    return ids;
+}

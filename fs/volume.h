@@ -66,6 +66,8 @@ enum {
     VOL_CHANGED_SNAPSHOTS = 1, /* the set or the names of snapshots */
     VOL_CHANGED_LIVE = 2,      /* the live tree, wholesale (rollback) */
     VOL_CHANGED_SNAPDIR = 4,   /* the snapdir setting */
+    VOL_CHANGING_LIVE = 8,     /* before a wholesale change of the live
+                                * tree, to note what the kernel may hold */
 };
 
 int vol_start(struct vol *v, struct sfs_store *st,
@@ -126,5 +128,8 @@ bool node_lingers_for_cache(struct vol *v, uint64_t ino);
 /* Is INO referenced by the kernel or by open files? Marks it an orphan
  * if so (it will be destroyed when the references go). */
 bool node_mark_orphan_if_referenced(struct vol *v, uint64_t ino);
+/* The inodes the kernel holds references to (malloc'd; *COUNT of them),
+ * or NULL when out of memory. */
+uint64_t *node_list_referenced(struct vol *v, size_t *count);
 
 #endif

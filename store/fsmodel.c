@@ -204,6 +204,8 @@ int sfs_inode_create_w(struct sfs_store *st, MDB_txn *txn,
         return rc;
     if (avail < 16384)
         return -ENOSPC;
+    if (st->state.next_ino > SFS_OBJ_ID_MAX)
+        return -EOVERFLOW;
     ino->ino = st->state.next_ino;
     rc = sfs_inode_put_w(st, txn, ino);
     if (rc)

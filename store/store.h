@@ -279,6 +279,46 @@ typedef int (*sfs_snap_cb)(void *arg, const struct sfs_snap_rec *snap);
 int sfs_snap_foreach(struct sfs_store *st, MDB_txn *txn, sfs_snap_cb cb,
                      void *arg);
 
+/* The snapshot stored at EPOCH: 0, or -ENOENT if there is none. */
+int sfs_snap_get(struct sfs_store *st, MDB_txn *txn, uint64_t epoch,
+                 struct sfs_snap_rec *out);
+
+/*
+ * Identifier ranges.  Clients see one st_dev for a whole mount, so a file
+ * seen through .snapshot is told apart by its inode number,
+ * snapshot id << SFS_INO_BITS | object id.  Object ids stay below 2^41
+ * (the other half of the 42 bits is left to the FUSE layer for node ids
+ * of its own) and snapshot ids below SFS_SNAP_ID_MAX, which tags those;
+ * neither is ever reused, and allocating past them fails with -EOVERFLOW.
+ */
+#define SFS_INO_BITS 42
+#define SFS_OBJ_ID_MAX (((uint64_t)1 << (SFS_INO_BITS - 1)) - 1)
+#define SFS_SNAP_ID_MAX (((uint64_t)1 << (64 - SFS_INO_BITS)) - 1)
+
+/* ---- settings.c: volume settings (`snapfs set`) ---- */
+
+#define SFS_SETTING_VALUE_MAX 63
+/*
+ * Read setting NAME (its default when unset) into BUF.  -ENOENT for an
+ * unknown setting, -ERANGE if CAP is too small.
+ */
+int sfs_setting_get(struct sfs_store *st, MDB_txn *txn, const char *name,
+                    char *buf, size_t cap);
+/* -ENOENT unknown setting, -EINVAL a value the setting does not allow. */
+int sfs_setting_set_w(struct sfs_store *st, MDB_txn *txn, const char *name,
+                      const char *value);
+typedef int (*sfs_setting_cb)(void *arg, const char *name, const char *value,
+                              const char *dflt, const char *allowed,
+                              const char *what);
+/* Every setting with its value, default, allowed values ("a|b") and a
+ * one-line description. */
+int sfs_setting_foreach(struct sfs_store *st, MDB_txn *txn,
+                        sfs_setting_cb cb, void *arg);
+/* May NAME be set to VALUE?  0, -ENOENT (no such setting), -EINVAL. */
+int sfs_setting_check(const char *name, const char *value);
+/* The allowed values of NAME, comma-separated, for messages; -ENOENT. */
+int sfs_setting_allowed(const char *name, char *buf, size_t cap);
+
 /* ---- blocks.c: content-addressed blocks ---- */
 
 #define SFS_HASH_LEN 32

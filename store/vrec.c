@@ -463,6 +463,20 @@ int sfs_snap_find(struct sfs_store *st, MDB_txn *txn, const char *name,
     return fa.found ? 0 : -ENOENT;
 }
 
+int sfs_snap_get(struct sfs_store *st, MDB_txn *txn, uint64_t epoch,
+                 struct sfs_snap_rec *out)
+{
+    uint8_t k[8];
+    sfs_put_be64(k, epoch);
+    MDB_val key = { 8, k }, v;
+    int rc = mdb_get(txn, st->db_snaps, &key, &v);
+    if (rc)
+        return rc == MDB_NOTFOUND ? -ENOENT : mdb_err(rc);
+    memset(out, 0, sizeof(*out));
+    memcpy(out, v.mv_data, v.mv_size < sizeof(*out) ? v.mv_size : sizeof(*out));
+    return 0;
+}
+
 int sfs_snap_take_w(struct sfs_store *st, MDB_txn *txn, const char *name,
                     struct sfs_snap_rec *out)
 {
@@ -475,6 +489,8 @@ int sfs_snap_take_w(struct sfs_store *st, MDB_txn *txn, const char *name,
         return -EEXIST;
     if (rc != -ENOENT)
         return rc;
+    if (st->state.next_snap_id >= SFS_SNAP_ID_MAX)
+        return -EOVERFLOW;
     memset(&s, 0, sizeof(s));
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);

@@ -50,5 +50,7 @@ int volume_offline(struct volume *vol, const char *cmd,
 int cmd_info(int argc, char **argv);
 int cmd_fsck(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
+int cmd_set(int argc, char **argv);
+int cmd_get(int argc, char **argv);
 
 #endif

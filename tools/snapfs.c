@@ -412,6 +412,7 @@ static void usage(FILE *out)
           "  snapshot create VOL NAME | list VOL [--json] | delete VOL NAME...\n"
           "  snapshot rename VOL OLD NEW | reclaim VOL NAME... [--json]\n"
           "  snapshot hold VOL NAME TAG | release VOL NAME TAG | holds VOL NAME\n"
+          "  set VOL NAME=VALUE... | get VOL [NAME]    e.g. snapdir=visible|hidden|disabled\n"
           "  help\n", out);
 }
 
@@ -436,6 +437,10 @@ int main(int argc, char **argv)
         return cmd_fsck(argc, argv);
     if (!strcmp(cmd, "snapshot"))
         return cmd_snapshot(argc, argv);
+    if (!strcmp(cmd, "set"))
+        return cmd_set(argc, argv);
+    if (!strcmp(cmd, "get"))
+        return cmd_get(argc, argv);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         usage(stdout);
         return 0;

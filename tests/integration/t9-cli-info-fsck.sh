@@ -96,9 +96,10 @@ test_expect_success SNAPFS 'mkfs accepts an existing empty directory' '
 	"$SNAPFS" fsck "$TEST_TMP/emptydir"
 '
 
-test_expect_success SNAPFS 'a new volume is empty, and its root is a directory of mode 755 owned by the mounter' '
+test_expect_success SNAPFS 'a new volume holds only an empty .snapshot, and its root is a directory of mode 755 owned by the mounter' '
 	vol_mount "$TEST_TMP/fresh" "$TEST_TMP/mnt-fresh" &&
-	assert_eq "" "$(ls -A "$TEST_TMP/mnt-fresh")" &&
+	assert_eq ".snapshot" "$(ls -A "$TEST_TMP/mnt-fresh")" &&
+	assert_eq "" "$(ls -A "$TEST_TMP/mnt-fresh/.snapshot")" &&
 	assert_stat "$TEST_TMP/mnt-fresh" "%F %a %u %g" "directory 755 $(id -u) $(id -g)" &&
 	vol_umount "$TEST_TMP/mnt-fresh"
 '
