@@ -630,13 +630,14 @@ static int run(struct diff *d)
         rc = key_events(d, &d->keys.v[i]);
     if (rc)
         return rc;
-    qsort(d->ev, d->nev, sizeof(*d->ev), event_cmp);
+    if (d->nev)
+        qsort(d->ev, d->nev, sizeof(*d->ev), event_cmp);
     for (size_t i = 0, j; !rc && i < d->nev; i = j) {
         for (j = i + 1; j < d->nev && d->ev[j].ino == d->ev[i].ino; j++)
             ;
         rc = inode_changes(d, d->ev + i, j - i);
     }
-    if (!rc)
+    if (!rc && d->nch)
         qsort(d->ch, d->nch, sizeof(*d->ch), change_cmp);
     return rc;
 }

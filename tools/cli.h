@@ -50,5 +50,7 @@ int volume_offline(struct volume *vol, const char *cmd,
 int cmd_info(int argc, char **argv);
 int cmd_fsck(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
+/* diff.c: `snapshot diff`; ARGV starts at "diff". */
+int cmd_snapshot_diff(int argc, char **argv);
 
 #endif
