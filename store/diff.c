@@ -609,11 +609,13 @@ static int event_cmp(const void *pa, const void *pb)
     return a->name && b->name ? strcmp(a->name, b->name) : 0;
 }
 
+/* By path; on one path what went comes before what came ("-" then "+"). */
 static int change_cmp(const void *pa, const void *pb)
 {
+    static const char order[] = "-RM+";
     const struct change *a = pa, *b = pb;
     int c = strcmp(a->path, b->path);
-    return c ? c : (a->change > b->change) - (a->change < b->change);
+    return c ? c : (int)(strchr(order, a->change) - strchr(order, b->change));
 }
 
 /* ---- the whole diff ---- */

@@ -146,4 +146,18 @@ for d in range(40):
 	assert_le "$few" 500
 '
 
+test_expect_success 'a file deleted and made again is - then +; deleting snapshots between changes no diff' '
+	rm late && echo again >late &&
+	"$SNAPFS" snapshot create "$MNT" H >/dev/null &&
+	"$SNAPFS" snapshot diff "$MNT" G H >"$REF/GH" &&
+	printf -- "-\t/late\n+\t/late\n" >"$REF/late" &&
+	grep -F /late "$REF/GH" >"$REF/GH.late" &&
+	assert_cmp "$REF/late" "$REF/GH.late" &&
+	"$SNAPFS" snapshot diff "$MNT" A H >"$REF/AH.before" &&
+	"$SNAPFS" snapshot diff "$MNT" B >"$REF/Blive.before" &&
+	"$SNAPFS" snapshot delete "$MNT" C D E F G >/dev/null &&
+	diff_is AH.before "$MNT" A H &&
+	diff_is Blive.before "$MNT" B
+'
+
 test_done
