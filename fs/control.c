@@ -23,6 +23,8 @@
  *   snapshot-holds NAME            data: one tag per line
  *   set NAME VALUE                 a volume setting (store/settings.c)
  *   settings                       data: NAME VALUE DEFAULT ALLOWED WHAT
+ *   snapshot-find NAME             data: "<epoch>"
+ *   snapshot-diff A [B]            data: sfs_diff_write lines (B: live)
  *   sync                           store and commit everything
  */
 #define _GNU_SOURCE
@@ -245,6 +247,25 @@ static int q_settings(struct vol *v, MDB_txn *txn, FILE *out, int argc,
     return sfs_setting_foreach(v->st, txn, q_setting_line, out);
 }
 
+static int q_find(struct vol *v, MDB_txn *txn, FILE *out, int argc,
+                  char **argv)
+{
+    struct sfs_snap_rec s;
+    int rc = argc == 1 ? sfs_snap_find(v->st, txn, argv[0], &s) : -EINVAL;
+    if (!rc)
+        fprintf(out, "%llu\n", (unsigned long long)s.epoch);
+    return rc;
+}
+
+static int q_diff(struct vol *v, MDB_txn *txn, FILE *out, int argc,
+                  char **argv)
+{
+    uint64_t epochs[2] = { 0, SFS_VIEW_LIVE };
+    int rc = argc == 1 || argc == 2 ? find_epochs(v, txn, argc, argv, epochs)
+                                    : -EINVAL;
+    return rc ? rc : sfs_diff_write(v->st, txn, epochs[0], epochs[1], out);
+}
+
 static int dispatch(struct control *c, FILE *out, int argc, char **argv)
 {
     struct vol *v = c->vol;
@@ -276,6 +297,10 @@ static int dispatch(struct control *c, FILE *out, int argc, char **argv)
         return change(v, do_release, argc, argv);
     if (!strcmp(cmd, "snapshot-holds"))
         return query(v, out, q_holds, argc, argv);
+    if (!strcmp(cmd, "snapshot-find"))
+        return query(v, out, q_find, argc, argv);
+    if (!strcmp(cmd, "snapshot-diff"))
+        return query(v, out, q_diff, argc, argv);
     if (!strcmp(cmd, "sync")) {
         int rc = wcache_flush_all(v, true);
         return rc ? rc : vol_sync(v);

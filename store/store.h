@@ -508,6 +508,40 @@ int sfs_extent_scan(struct sfs_store *st, MDB_txn *txn, uint64_t view,
                     uint64_t ino, uint64_t from, sfs_extent_cb cb, void *arg);
 
 
+/* ---- diff.c: what changed between two views ---- */
+
+/*
+ * sfs_diff - the paths created ('+'), deleted ('-'), modified ('M') and
+ * renamed ('R', PATH -> NEW_PATH) between the snapshot at EPOCH_A and the
+ * later view VIEW_B (a snapshot epoch or SFS_VIEW_LIVE), sorted by PATH.
+ * Paths are raw bytes from the volume root ("/a/b"; "/" is the root).  The
+ * cost follows the change, not the volume (see the theory in diff.c).  CB
+ * returns 0 to go on, 1 to stop, or a negative errno, which is returned.
+ * -EINVAL unless EPOCH_A is older than VIEW_B.  STATS (may be NULL) tells
+ * what was read: index rows, keys compared, directory entries.
+ */
+struct sfs_diff_stats {
+    uint64_t index_rows; /* born and dead rows of the interval */
+    uint64_t keys;       /* distinct record keys compared */
+    uint64_t entries;    /* directory entries read to name paths */
+};
+typedef int (*sfs_diff_cb)(void *arg, char change, uint64_t ino,
+                           const char *path, const char *new_path);
+int sfs_diff(struct sfs_store *st, MDB_txn *txn, uint64_t epoch_a,
+             uint64_t view_b, sfs_diff_cb cb, void *arg,
+             struct sfs_diff_stats *stats);
+/* PATH with space, tab, newline, backslash and bytes outside printable
+ * ASCII as \ooo (octal), as zfs diff writes them. */
+void sfs_diff_escape(FILE *out, const char *path);
+/* One change as a line: "C<tab>PATH" or "R<tab>OLD -> NEW", escaped. */
+void sfs_diff_line_format(FILE *out, char change, const char *path,
+                          const char *new_path);
+/* Every change as a line, then "examined<tab>ROWS<tab>KEYS<tab>ENTRIES"
+ * (the control socket's reply to snapshot-diff). */
+int sfs_diff_write(struct sfs_store *st, MDB_txn *txn, uint64_t epoch_a,
+                   uint64_t view_b, FILE *out);
+int sfs_diff_stats_parse(const char *line, struct sfs_diff_stats *s);
+
 /* fsck.c */
 typedef void (*sfs_fsck_report)(void *arg, const char *problem);
 /* Returns the number of problems found (0 = clean) or a negative errno. */

@@ -52,5 +52,7 @@ int cmd_fsck(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
 int cmd_set(int argc, char **argv);
 int cmd_get(int argc, char **argv);
+/* diff.c: `snapshot diff`; ARGV starts at "diff". */
+int cmd_snapshot_diff(int argc, char **argv);
 
 #endif

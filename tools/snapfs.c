@@ -412,6 +412,7 @@ static void usage(FILE *out)
           "  snapshot create VOL NAME | list VOL [--json] | delete VOL NAME...\n"
           "  snapshot rename VOL OLD NEW | reclaim VOL NAME... [--json]\n"
           "  snapshot hold VOL NAME TAG | release VOL NAME TAG | holds VOL NAME\n"
+          "  snapshot diff VOL A [B] [--json] [--stats]\n"
           "  set VOL NAME=VALUE... | get VOL [NAME]    e.g. snapdir=visible|hidden|disabled\n"
           "  help\n", out);
 }

@@ -291,8 +291,10 @@ int cmd_snapshot(int argc, char **argv)
 {
     if (argc < 2)
         die_usage("snapshot", "give create, list, delete, rename, reclaim, "
-                              "hold, release or holds");
+                              "hold, release, holds or diff");
     const char *sub = argv[1];
+    if (!strcmp(sub, "diff"))
+        return cmd_snapshot_diff(argc - 1, argv + 1);
     char cmd[64];
     snprintf(cmd, sizeof(cmd), "snapshot %s", sub);
     bool json = false;
