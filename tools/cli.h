@@ -50,5 +50,6 @@ int volume_offline(struct volume *vol, const char *cmd,
 int cmd_info(int argc, char **argv);
 int cmd_fsck(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
+int cmd_policy(int argc, char **argv);
 
 #endif

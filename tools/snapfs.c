@@ -412,6 +412,10 @@ static void usage(FILE *out)
           "  snapshot create VOL NAME | list VOL [--json] | delete VOL NAME...\n"
           "  snapshot rename VOL OLD NEW | reclaim VOL NAME... [--json]\n"
           "  snapshot hold VOL NAME TAG | release VOL NAME TAG | holds VOL NAME\n"
+          "  policy create VOL NAME --schedule SCHEDULE --keep N [--prefix P]\n"
+          "  policy list VOL [--json] | delete VOL NAME | run VOL [--now 'YYYY-MM-DD HH:MM']\n"
+          "    SCHEDULE: every:N (minutes), hourly[@MM], daily[@HH:MM],\n"
+          "    weekly[@DAY[@HH:MM]], monthly[@D[@HH:MM]] (D 1-28)\n"
           "  help\n", out);
 }
 
@@ -436,6 +440,8 @@ int main(int argc, char **argv)
         return cmd_fsck(argc, argv);
     if (!strcmp(cmd, "snapshot"))
         return cmd_snapshot(argc, argv);
+    if (!strcmp(cmd, "policy"))
+        return cmd_policy(argc, argv);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         usage(stdout);
         return 0;
