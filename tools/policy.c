@@ -357,10 +357,9 @@ static int offline_run(struct sfs_store *st, MDB_txn *txn, void *arg)
 
 static void policy_create(struct volume *vol, const char *cmd,
                           const struct policy_args *a, int64_t now,
-                          const struct plisting *ls)
+                          const struct sfs_policy *p, const struct plisting *ls)
 {
-    struct offline o = { .now = now };
-    build_policy(cmd, a, &o.p);
+    struct offline o = { .p = *p, .now = now };
     if (find_policy(ls, o.p.name))
         die(cmd, "%s: a policy named '%s' already exists", vol->arg, o.p.name);
     for (size_t i = 0; i < ls->n; i++)
@@ -459,17 +458,16 @@ int cmd_policy(int argc, char **argv)
         die_usage(cmd, want == 2 ? "give the volume and the policy name"
                                  : "give the volume (a store or its mountpoint)");
     int64_t now = a.now ? parse_now(cmd, a.now) : (int64_t)time(NULL);
-    if (!strcmp(sub, "create")) {
-        struct sfs_policy check;
-        build_policy(cmd, &a, &check); /* bad input: before the volume */
-    }
+    struct sfs_policy p;
+    if (!strcmp(sub, "create"))
+        build_policy(cmd, &a, &p); /* bad input: before the volume */
     struct volume vol;
     volume_open(&vol, cmd, a.pos[0]);
     struct plisting ls = { 0 };
     if (strcmp(sub, "run"))
         get_policies(&vol, cmd, &a, now, &ls);
     if (!strcmp(sub, "create"))
-        policy_create(&vol, cmd, &a, now, &ls);
+        policy_create(&vol, cmd, &a, now, &p, &ls);
     else if (!strcmp(sub, "delete"))
         policy_delete(&vol, cmd, a.pos[1], &ls);
     else if (!strcmp(sub, "run"))
