@@ -55,13 +55,6 @@ struct run_arg {
     int changes;
 };
 
-static int report_line(void *arg, int event, const char *policy,
-                       const char *snap)
-{
-    sfs_policy_event_format(arg, event, policy, snap);
-    return 0;
-}
-
 static int run_due(struct vol *v, MDB_txn *txn, void *arg)
 {
     struct run_arg *ra = arg;
@@ -70,7 +63,8 @@ static int run_due(struct vol *v, MDB_txn *txn, void *arg)
     FILE *f = open_memstream(&ra->events, &ra->len);
     if (!f)
         return -ENOMEM;
-    int rc = sfs_policy_run_due_w(v->st, txn, ra->now, report_line, f);
+    int rc = sfs_policy_run_due_w(v->st, txn, ra->now,
+                                  sfs_policy_event_write, f);
     if (fclose(f) && rc >= 0)
         rc = -ENOMEM;
     if (rc < 0)

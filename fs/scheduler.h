@@ -35,7 +35,7 @@ int scheduler_clock(int64_t *now);
 /*
  * Run the policies of V due at NOW as one control change (committed and
  * synced), and tell the FUSE layer when snapshots came or went.  On
- * success *EVENTS holds the events, one sfs_policy_event_format line each
+ * success *EVENTS holds the events, one sfs_policy_event_write line each
  * (malloc'd, caller frees).  Returns 0 or a negative errno.
  */
 int scheduler_run(struct vol *v, int64_t now, char **events);

@@ -419,6 +419,20 @@ int sfs_policy_delete_w(struct sfs_store *st, MDB_txn *txn, const char *name)
 
 /* ---- the snapshots a policy owns ---- */
 
+/* Room for element N of the growing array *V of *CAP elements of SIZE. */
+static int reserve(void **v, size_t *cap, size_t n, size_t size)
+{
+    if (n < *cap)
+        return 0;
+    size_t more = *cap ? 2 * *cap : 8;
+    void *q = realloc(*v, more * size);
+    if (!q)
+        return -ENOMEM;
+    *v = q;
+    *cap = more;
+    return 0;
+}
+
 struct owned {
     const struct sfs_policy *p;
     struct sfs_snap_rec *snaps;
@@ -430,14 +444,8 @@ static int owned_add(void *arg, const struct sfs_snap_rec *s)
     struct owned *o = arg;
     if (!sfs_policy_owns(o->p, s->name))
         return 0;
-    if (o->n == o->cap) {
-        size_t cap = o->cap ? 2 * o->cap : 16;
-        void *q = realloc(o->snaps, cap * sizeof(*o->snaps));
-        if (!q)
-            return -ENOMEM;
-        o->snaps = q;
-        o->cap = cap;
-    }
+    if (reserve((void **)&o->snaps, &o->cap, o->n, sizeof(*o->snaps)))
+        return -ENOMEM;
     o->snaps[o->n++] = *s;
     return 0;
 }
@@ -594,14 +602,8 @@ struct policies {
 static int policies_add(void *arg, const struct sfs_policy *p)
 {
     struct policies *ps = arg;
-    if (ps->n == ps->cap) {
-        size_t cap = ps->cap ? 2 * ps->cap : 8;
-        void *q = realloc(ps->v, cap * sizeof(*ps->v));
-        if (!q)
-            return -ENOMEM;
-        ps->v = q;
-        ps->cap = cap;
-    }
+    if (reserve((void **)&ps->v, &ps->cap, ps->n, sizeof(*ps->v)))
+        return -ENOMEM;
     ps->v[ps->n++] = *p;
     return 0;
 }
@@ -648,10 +650,11 @@ static const char *const event_words[] = {
     [SFS_POLICY_DELETED] = "deleted", [SFS_POLICY_HELD] = "held",
 };
 
-void sfs_policy_event_format(FILE *out, int event, const char *policy,
-                             const char *snap)
+int sfs_policy_event_write(void *file, int event, const char *policy,
+                           const char *snap)
 {
-    fprintf(out, "%s\t%s\t%s\n", event_words[event], policy, snap);
+    fprintf(file, "%s\t%s\t%s\n", event_words[event], policy, snap);
+    return 0;
 }
 
 int sfs_policy_event_parse(char *line, int *event, char **policy, char **snap)

@@ -388,9 +388,11 @@ int sfs_policy_run_due_w(struct sfs_store *st, MDB_txn *txn, int64_t now,
 /* Is any policy due at NOW?  1 yes, 0 no, or a negative errno. */
 int sfs_policy_any_due(struct sfs_store *st, MDB_txn *txn, int64_t now);
 /* Events as tab-separated lines "EVENT POLICY SNAPSHOT" (EVENT: created,
- * existed, deleted, held); parse points *POLICY and *SNAP into LINE. */
-void sfs_policy_event_format(FILE *out, int event, const char *policy,
-                             const char *snap);
+ * existed, deleted, held).  write is a report for sfs_policy_run_due_w
+ * that appends the line to the FILE * it is given; parse points *POLICY
+ * and *SNAP into LINE. */
+int sfs_policy_event_write(void *file, int event, const char *policy,
+                           const char *snap);
 int sfs_policy_event_parse(char *line, int *event, char **policy, char **snap);
 
 /* ---- blocks.c: content-addressed blocks ---- */

@@ -341,17 +341,11 @@ static int offline_delete(struct sfs_store *st, MDB_txn *txn, void *arg)
     return sfs_policy_delete_w(st, txn, ((struct offline *)arg)->name);
 }
 
-static int report_line(void *arg, int event, const char *policy,
-                       const char *snap)
-{
-    sfs_policy_event_format(arg, event, policy, snap);
-    return 0;
-}
-
 static int offline_run(struct sfs_store *st, MDB_txn *txn, void *arg)
 {
     struct offline *o = arg;
-    int rc = sfs_policy_run_due_w(st, txn, o->now, report_line, o->events);
+    int rc = sfs_policy_run_due_w(st, txn, o->now, sfs_policy_event_write,
+                                  o->events);
     return rc < 0 ? rc : 0;
 }
 
