@@ -1,7 +1,7 @@
 /*
  * control.c - the control socket of a mounted volume: STORE/control.sock.
  *
- * Administrative commands on a mounted volume (snapshots now; policies and
+ * Administrative commands on a mounted volume (snapshots and policies now;
  * settings later) come here, so that they run inside the daemon's batch
  * and see every acknowledged write.  Guarantees:
  *   - only root or the owner of the store directory may connect and change
@@ -25,7 +25,13 @@
  *   settings                       data: NAME VALUE DEFAULT ALLOWED WHAT
  *   snapshot-find NAME             data: "<epoch>"
  *   snapshot-diff A [B]            data: sfs_diff_write lines (B: live)
+ *   policy-create NAME SCHEDULE KEEP PREFIX [NOW]
+ *   policy-delete NAME             the policy only; its snapshots stay
+ *   policy-list [NOW]              data: one sfs_policy_line per policy
+ *   policy-run [NOW]               data: one sfs_policy_event line each
  *   sync                           store and commit everything
+ * NOW is seconds since the epoch; without it, the policy clock (see
+ * scheduler.c).
  */
 #define _GNU_SOURCE
 #include "control.h"
@@ -41,6 +47,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "scheduler.h"
 #include "wcache.h"
 
 #define MAX_REQUEST 65536
@@ -89,12 +96,14 @@ static int split_words(char *line, char **words)
  * Every cached block must be in the batch first (a snapshot must not hold
  * a file's new size with its old bytes): writers are told to write
  * through meanwhile (the barrier), and the check is repeated under the
- * volume lock, where no write can complete.
+ * volume lock, where no write can complete.  Changes run one at a time
+ * (the control thread and the policy scheduler both make them).
  */
-static int change(struct vol *v, int (*fn)(struct vol *, MDB_txn *, int,
-                                           char **),
-                  int argc, char **argv)
+int control_change(struct vol *v, int (*fn)(struct vol *, MDB_txn *, void *),
+                   void *arg)
 {
+    static pthread_mutex_t one_at_a_time = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&one_at_a_time);
     __atomic_store_n(&v->cache_barrier, true, __ATOMIC_RELEASE);
     int rc = -EAGAIN;
     for (int attempt = 0; rc == -EAGAIN && attempt < 100; attempt++) {
@@ -109,10 +118,34 @@ static int change(struct vol *v, int (*fn)(struct vol *, MDB_txn *, int,
             rc = -EAGAIN;
             continue;
         }
-        rc = vol_change_end(v, fn(v, txn, argc, argv), 0);
+        rc = vol_change_end(v, fn(v, txn, arg), 0);
     }
     __atomic_store_n(&v->cache_barrier, false, __ATOMIC_RELEASE);
-    return rc ? rc : vol_sync(v);
+    if (!rc)
+        rc = vol_sync(v);
+    pthread_mutex_unlock(&one_at_a_time);
+    return rc;
+}
+
+/* A command's change: FN with the words of the request. */
+struct words_change {
+    int (*fn)(struct vol *, MDB_txn *, int, char **);
+    int argc;
+    char **argv;
+};
+
+static int call_with_words(struct vol *v, MDB_txn *txn, void *arg)
+{
+    struct words_change *w = arg;
+    return w->fn(v, txn, w->argc, w->argv);
+}
+
+static int change(struct vol *v, int (*fn)(struct vol *, MDB_txn *, int,
+                                           char **),
+                  int argc, char **argv)
+{
+    struct words_change w = { fn, argc, argv };
+    return control_change(v, call_with_words, &w);
 }
 
 static int find_epochs(struct vol *v, MDB_txn *txn, int argc, char **argv,
@@ -266,6 +299,74 @@ static int q_diff(struct vol *v, MDB_txn *txn, FILE *out, int argc,
     return rc ? rc : sfs_diff_write(v->st, txn, epochs[0], epochs[1], out);
 }
 
+/* ---- policies ---- */
+
+/* NOW from ARGV[I], the last word, when given; else the policy clock. */
+static int policy_now(int argc, char **argv, int i, int64_t *now)
+{
+    if (i >= argc)
+        return scheduler_clock(now);
+    char *end;
+    long long t = strtoll(argv[i], &end, 10);
+    if (end == argv[i] || *end || t <= 0 || i + 1 != argc)
+        return -EINVAL;
+    *now = t;
+    return 0;
+}
+
+static int do_policy_create(struct vol *v, MDB_txn *txn, int argc, char **argv)
+{
+    struct sfs_policy p;
+    memset(&p, 0, sizeof(p));
+    if (argc < 4 || strlen(argv[0]) > SFS_POLICY_NAME_MAX ||
+        strlen(argv[3]) > SFS_POLICY_PREFIX_MAX)
+        return -EINVAL;
+    char *end;
+    unsigned long keep = strtoul(argv[2], &end, 10);
+    int rc = *end || keep > SFS_POLICY_KEEP_MAX
+                 ? -EINVAL : sfs_schedule_parse(argv[1], &p.sched);
+    if (!rc)
+        rc = policy_now(argc, argv, 4, &p.created);
+    if (rc)
+        return rc;
+    memcpy(p.name, argv[0], strlen(argv[0]));
+    memcpy(p.prefix, argv[3], strlen(argv[3]));
+    p.keep = (uint32_t)keep;
+    return sfs_policy_create_w(v->st, txn, &p);
+}
+
+static int do_policy_delete(struct vol *v, MDB_txn *txn, int argc, char **argv)
+{
+    return argc == 1 ? sfs_policy_delete_w(v->st, txn, argv[0]) : -EINVAL;
+}
+
+static int q_policy_line(void *arg, const struct sfs_policy_line *l)
+{
+    sfs_policy_line_format(l, arg);
+    return 0;
+}
+
+static int q_policy_list(struct vol *v, MDB_txn *txn, FILE *out, int argc,
+                         char **argv)
+{
+    int64_t now;
+    int rc = policy_now(argc, argv, 0, &now);
+    return rc ? rc : sfs_policy_list(v->st, txn, now, q_policy_line, out);
+}
+
+static int policy_run(struct vol *v, FILE *out, int argc, char **argv)
+{
+    int64_t now;
+    char *events = NULL;
+    int rc = policy_now(argc, argv, 0, &now);
+    if (!rc)
+        rc = scheduler_run(v, now, &events);
+    if (!rc && events)
+        fputs(events, out);
+    free(events);
+    return rc;
+}
+
 static int dispatch(struct control *c, FILE *out, int argc, char **argv)
 {
     struct vol *v = c->vol;
@@ -301,6 +402,14 @@ static int dispatch(struct control *c, FILE *out, int argc, char **argv)
         return query(v, out, q_find, argc, argv);
     if (!strcmp(cmd, "snapshot-diff"))
         return query(v, out, q_diff, argc, argv);
+    if (!strcmp(cmd, "policy-create"))
+        return change(v, do_policy_create, argc, argv);
+    if (!strcmp(cmd, "policy-delete"))
+        return change(v, do_policy_delete, argc, argv);
+    if (!strcmp(cmd, "policy-list"))
+        return query(v, out, q_policy_list, argc, argv);
+    if (!strcmp(cmd, "policy-run"))
+        return policy_run(v, out, argc, argv);
     if (!strcmp(cmd, "sync")) {
         int rc = wcache_flush_all(v, true);
         return rc ? rc : vol_sync(v);

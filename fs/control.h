@@ -25,4 +25,13 @@ int control_start(struct control *c, struct vol *v, const char *store);
 /* Stop listening, wait for the thread, remove the socket. */
 void control_stop(struct control *c);
 
+/*
+ * Run FN(V, TXN, ARG) as one change of the volume: after every cached
+ * block is stored, in one nested transaction of the batch (undone if FN
+ * fails), then committed and synced.  Changes run one at a time.
+ * Returns FN's error, or that of storing, committing or syncing.
+ */
+int control_change(struct vol *v, int (*fn)(struct vol *, MDB_txn *, void *),
+                   void *arg);
+
 #endif

@@ -11,12 +11,14 @@
  *   3. write STORE/daemon.pid and tell the waiting parent "ready" (a
  *      failure before this point is reported to it instead, and nothing
  *      stays mounted);
- *   4. serve with a multithreaded loop until unmounted or signalled;
+ *   4. serve with a multithreaded loop until unmounted or signalled, and
+ *      run due snapshot policies on a thread (scheduler.c);
  *   5. commit and sync everything, remove the pid file, close the store.
  */
 #define _GNU_SOURCE
 #include "control.h"
 #include "ops.h"
+#include "scheduler.h"
 #include "wcache.h"
 
 #include <errno.h>
@@ -216,6 +218,11 @@ int snapfs_serve(const char *store, const char *mountpoint, const char *options,
         tell_parent(&ready_fd, 0);
         detach_stdio(store);
     }
+    struct scheduler sched; /* after detaching: it logs to daemon.log */
+    rc = scheduler_start(&sched, &fs->vol, store);
+    if (rc)
+        fprintf(stderr, "snapfs: %s: snapshot policies will not run: %s\n",
+                store, strerror(-rc));
 
     struct fuse_loop_config *cfg = fuse_loop_cfg_create();
     fuse_loop_cfg_set_clone_fd(cfg, 1);
@@ -224,6 +231,7 @@ int snapfs_serve(const char *store, const char *mountpoint, const char *options,
     fuse_loop_cfg_destroy(cfg);
 
     fuse_session_unmount(se);
+    scheduler_stop(&sched);
     control_stop(&ctl);
     fuse_remove_signal_handlers(se);
     fuse_session_destroy(se);

@@ -318,6 +318,121 @@ int sfs_setting_foreach(struct sfs_store *st, MDB_txn *txn,
 int sfs_setting_check(const char *name, const char *value);
 /* The allowed values of NAME, comma-separated, for messages; -ENOENT. */
 int sfs_setting_allowed(const char *name, char *buf, size_t cap);
+/* ---- policy.c: snapshot policies (named schedules with retention) ---- */
+
+/*
+ * A schedule, in local time.  Text forms (sfs_schedule_parse; the format
+ * is always the full one):
+ *   every:N                 every N minutes (1-1440), at the minutes of
+ *                           the day that are multiples of N (every:15 at
+ *                           :00 :15 :30 :45; the count restarts at midnight)
+ *   hourly[@MM]             MM past every hour (default 00)
+ *   daily[@HH:MM]           (default 00:00)
+ *   weekly[@DAY[@HH:MM]]    DAY mon..sun (default sun 00:00)
+ *   monthly[@D[@HH:MM]]     day D of the month, 1-28 (default 1 00:00)
+ */
+enum sfs_sched_kind { SFS_SCHED_EVERY = 1, SFS_SCHED_HOURLY, SFS_SCHED_DAILY,
+                      SFS_SCHED_WEEKLY, SFS_SCHED_MONTHLY };
+struct sfs_schedule {
+    uint32_t kind;   /* enum sfs_sched_kind */
+    uint32_t period; /* every: minutes */
+    uint32_t minute; /* 0-59 */
+    uint32_t hour;   /* 0-23 */
+    uint32_t wday;   /* weekly: 0 = sunday .. 6 = saturday */
+    uint32_t mday;   /* monthly: 1-28 */
+};
+#define SFS_SCHEDULE_TEXT_MAX 32
+/* 0, or -EINVAL if TEXT is not a schedule (out of range included). */
+int sfs_schedule_parse(const char *text, struct sfs_schedule *out);
+void sfs_schedule_format(const struct sfs_schedule *s, char *out, size_t cap);
+/* The latest scheduled time <= NOW, and the earliest > NOW (seconds since
+ * the epoch; slots are whole minutes of local time). */
+int64_t sfs_schedule_prev(const struct sfs_schedule *s, int64_t now);
+int64_t sfs_schedule_next(const struct sfs_schedule *s, int64_t now);
+
+#define SFS_POLICY_NAME_MAX 64
+#define SFS_POLICY_STAMP_LEN 16 /* ".YYYY-MM-DD_HHMM" */
+#define SFS_POLICY_PREFIX_MAX (SFS_NAME_MAX - SFS_POLICY_STAMP_LEN)
+#define SFS_POLICY_KEEP_MAX 10000
+
+struct sfs_policy {
+    char name[SFS_POLICY_NAME_MAX + 1];
+    char prefix[SFS_POLICY_PREFIX_MAX + 1];
+    struct sfs_schedule sched;
+    uint32_t keep;     /* snapshots of the policy retention keeps */
+    int64_t created;
+    int64_t last_run;  /* scheduled time of the last run; 0: none yet */
+};
+
+/* 0 if NAME may name a policy: 1-64 letters, digits, '.', '-', '_'. */
+int sfs_policy_name_valid(const char *name);
+/* 0 if PREFIX.YYYY-MM-DD_HHMM is a snapshot name: 1-239 bytes, no '/',
+ * no control characters. */
+int sfs_policy_prefix_valid(const char *prefix);
+int sfs_policy_keep_valid(uint32_t keep);
+/* Is SNAP named PREFIX.YYYY-MM-DD_HHMM after P's prefix? */
+bool sfs_policy_owns(const struct sfs_policy *p, const char *snap);
+/* The name of P's snapshot of scheduled time WHEN (local time). */
+void sfs_policy_snap_name(const struct sfs_policy *p, int64_t when, char *out,
+                          size_t cap);
+/* The scheduled time P is due to run for as of NOW, or 0 if not due: the
+ * latest slot <= NOW that is later than both its creation and last run. */
+int64_t sfs_policy_due(const struct sfs_policy *p, int64_t now);
+
+/* -EINVAL (bad field), -EEXIST (the name, or the prefix, is taken). */
+int sfs_policy_create_w(struct sfs_store *st, MDB_txn *txn,
+                        const struct sfs_policy *p);
+/* Removes the policy, not its snapshots.  -ENOENT if there is none. */
+int sfs_policy_delete_w(struct sfs_store *st, MDB_txn *txn, const char *name);
+int sfs_policy_get(struct sfs_store *st, MDB_txn *txn, const char *name,
+                   struct sfs_policy *out);
+typedef int (*sfs_policy_cb)(void *arg, const struct sfs_policy *p);
+/* Every policy in name order; CB returns 0, 1 to stop, or an error. */
+int sfs_policy_foreach(struct sfs_store *st, MDB_txn *txn, sfs_policy_cb cb,
+                       void *arg);
+
+/* A policy as listed: when it runs next and how many snapshots it has. */
+struct sfs_policy_line {
+    struct sfs_policy p;
+    int64_t next_run; /* the slot it runs for next (now, when due) */
+    bool due;         /* it runs at the next chance */
+    uint32_t snapshots;
+};
+typedef int (*sfs_policy_line_cb)(void *arg, const struct sfs_policy_line *l);
+int sfs_policy_list(struct sfs_store *st, MDB_txn *txn, int64_t now,
+                    sfs_policy_line_cb cb, void *arg);
+/* One tab-separated line, as the control socket sends it. */
+void sfs_policy_line_format(const struct sfs_policy_line *l, FILE *out);
+int sfs_policy_line_parse(const char *line, struct sfs_policy_line *l);
+
+/* What a run did, one event per snapshot. */
+enum sfs_policy_event {
+    SFS_POLICY_CREATED = 1, /* took the snapshot */
+    SFS_POLICY_EXISTED,     /* its name was taken: nothing taken */
+    SFS_POLICY_DELETED,     /* retention deleted it */
+    SFS_POLICY_HELD,        /* retention would delete it, but it is held */
+};
+typedef int (*sfs_policy_report)(void *arg, int event, const char *policy,
+                                 const char *snap);
+/*
+ * Run every policy due at NOW: take its snapshot, named after the slot
+ * (one snapshot however many slots were missed), record the run, and
+ * apply retention: of the snapshots it owns, the newest KEEP stay and the
+ * older ones are deleted, except held ones, which stay.  REPORT (may be
+ * NULL) hears every event.  Returns the number of snapshots created and
+ * deleted, or a negative errno (the caller aborts TXN: all or nothing).
+ */
+int sfs_policy_run_due_w(struct sfs_store *st, MDB_txn *txn, int64_t now,
+                         sfs_policy_report report, void *arg);
+/* Is any policy due at NOW?  1 yes, 0 no, or a negative errno. */
+int sfs_policy_any_due(struct sfs_store *st, MDB_txn *txn, int64_t now);
+/* Events as tab-separated lines "EVENT POLICY SNAPSHOT" (EVENT: created,
+ * existed, deleted, held).  write is a report for sfs_policy_run_due_w
+ * that appends the line to the FILE * it is given; parse points *POLICY
+ * and *SNAP into LINE. */
+int sfs_policy_event_write(void *file, int event, const char *policy,
+                           const char *snap);
+int sfs_policy_event_parse(char *line, int *event, char **policy, char **snap);
 
 /* ---- blocks.c: content-addressed blocks ---- */
 

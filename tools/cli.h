@@ -54,5 +54,6 @@ int cmd_set(int argc, char **argv);
 int cmd_get(int argc, char **argv);
 /* diff.c: `snapshot diff`; ARGV starts at "diff". */
 int cmd_snapshot_diff(int argc, char **argv);
+int cmd_policy(int argc, char **argv);
 
 #endif

@@ -414,6 +414,10 @@ static void usage(FILE *out)
           "  snapshot hold VOL NAME TAG | release VOL NAME TAG | holds VOL NAME\n"
           "  snapshot diff VOL A [B] [--json] [--stats]\n"
           "  set VOL NAME=VALUE... | get VOL [NAME]    e.g. snapdir=visible|hidden|disabled\n"
+          "  policy create VOL NAME --schedule SCHEDULE --keep N [--prefix P]\n"
+          "  policy list VOL [--json] | delete VOL NAME | run VOL [--now 'YYYY-MM-DD HH:MM']\n"
+          "    SCHEDULE: every:N (minutes), hourly[@MM], daily[@HH:MM],\n"
+          "    weekly[@DAY[@HH:MM]], monthly[@D[@HH:MM]] (D 1-28)\n"
           "  help\n", out);
 }
 
@@ -442,6 +446,8 @@ int main(int argc, char **argv)
         return cmd_set(argc, argv);
     if (!strcmp(cmd, "get"))
         return cmd_get(argc, argv);
+    if (!strcmp(cmd, "policy"))
+        return cmd_policy(argc, argv);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         usage(stdout);
         return 0;

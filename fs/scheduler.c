@@ -1,0 +1,214 @@
+/*
+ * scheduler.c - runs a mounted volume's snapshot policies on time.
+ *
+ * A thread wakes at mount and then every tick (SNAPFS_POLICY_TICK_MS
+ * milliseconds, default 30000), reads the policy clock, and if a policy
+ * is due runs every due policy through control_change(): the write cache
+ * is stored first, the snapshots and the deletes of retention happen in
+ * one nested transaction of the batch, and it is committed and synced
+ * before the events are logged (to stderr, which is STORE/daemon.log).
+ * A slot is therefore taken at most one tick late, and a daemon that was
+ * down across slots takes one snapshot for the latest at its first tick
+ * (see store/policy.c).  Nothing is written when nothing is due.
+ *
+ * The clock is time(2).  For tests, SNAPFS_CLOCK_FILE may name a file
+ * holding seconds since the epoch, read at every tick and by the control
+ * commands that need "now": tests move time by rewriting the file instead
+ * of sleeping.  It is a test hook, not a setting.
+ */
+#define _GNU_SOURCE
+#include "scheduler.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "control.h"
+
+int scheduler_clock(int64_t *now)
+{
+    const char *path = getenv("SNAPFS_CLOCK_FILE");
+    if (!path || !*path) {
+        *now = (int64_t)time(NULL);
+        return 0;
+    }
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -errno;
+    long long v;
+    int n = fscanf(f, "%lld", &v);
+    fclose(f);
+    if (n != 1 || v <= 0)
+        return -EINVAL;
+    *now = v;
+    return 0;
+}
+
+/* ---- one run ---- */
+
+struct run_arg {
+    int64_t now;
+    char *events;
+    size_t len;
+    int changes;
+};
+
+static int run_due(struct vol *v, MDB_txn *txn, void *arg)
+{
+    struct run_arg *ra = arg;
+    free(ra->events); /* of an attempt that was undone */
+    ra->events = NULL;
+    FILE *f = open_memstream(&ra->events, &ra->len);
+    if (!f)
+        return -ENOMEM;
+    int rc = sfs_policy_run_due_w(v->st, txn, ra->now,
+                                  sfs_policy_event_write, f);
+    if (fclose(f) && rc >= 0)
+        rc = -ENOMEM;
+    if (rc < 0)
+        return rc;
+    ra->changes = rc;
+    return 0;
+}
+
+int scheduler_run(struct vol *v, int64_t now, char **events)
+{
+    struct run_arg ra = { .now = now };
+    int rc = control_change(v, run_due, &ra);
+    if (!rc && ra.changes && v->notify_changed)
+        v->notify_changed(v, VOL_CHANGED_SNAPSHOTS);
+    if (rc) {
+        free(ra.events);
+        ra.events = NULL;
+    }
+    *events = ra.events;
+    return rc;
+}
+
+/* ---- the thread ---- */
+
+static void log_events(const struct scheduler *s, const char *when,
+                       char *events)
+{
+    static const char *const what[] = {
+        [SFS_POLICY_CREATED] = "created snapshot",
+        [SFS_POLICY_EXISTED] = "snapshot exists already, not taken:",
+        [SFS_POLICY_DELETED] = "deleted snapshot",
+        [SFS_POLICY_HELD] = "kept held snapshot",
+    };
+    for (char *save = NULL, *line = strtok_r(events, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save)) {
+        int event;
+        char *policy, *snap;
+        if (!sfs_policy_event_parse(line, &event, &policy, &snap))
+            fprintf(stderr, "snapfs: %s: %s: policy %s: %s %s\n", s->store,
+                    when, policy, what[event], snap);
+    }
+}
+
+static void tick(struct scheduler *s)
+{
+    int64_t now;
+    int rc = scheduler_clock(&now);
+    if (rc) {
+        fprintf(stderr, "snapfs: %s: policies: reading the clock %s: %s\n",
+                s->store, getenv("SNAPFS_CLOCK_FILE"), strerror(-rc));
+        return;
+    }
+    MDB_txn *txn = vol_read_begin(s->vol);
+    int due = sfs_policy_any_due(s->vol->st, txn, now);
+    vol_read_end(s->vol);
+    char when[32], *events = NULL;
+    time_t t = (time_t)now;
+    struct tm tm;
+    localtime_r(&t, &tm);
+    strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+    if (due > 0)
+        rc = scheduler_run(s->vol, now, &events);
+    else
+        rc = due;
+    if (rc)
+        fprintf(stderr, "snapfs: %s: %s: running policies: %s\n", s->store,
+                when, strerror(-rc));
+    else if (events)
+        log_events(s, when, events);
+    free(events);
+}
+
+static void *scheduler_main(void *arg)
+{
+    struct scheduler *s = arg;
+    pthread_mutex_lock(&s->lock);
+    while (!s->stopping) {
+        pthread_mutex_unlock(&s->lock);
+        tick(s);
+        struct timespec at;
+        clock_gettime(CLOCK_MONOTONIC, &at);
+        at.tv_sec += s->tick_ms / 1000;
+        at.tv_nsec += (long)(s->tick_ms % 1000) * 1000000L;
+        if (at.tv_nsec >= 1000000000L) {
+            at.tv_sec++;
+            at.tv_nsec -= 1000000000L;
+        }
+        pthread_mutex_lock(&s->lock);
+        while (!s->stopping &&
+               pthread_cond_timedwait(&s->wake, &s->lock, &at) != ETIMEDOUT)
+            ;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+static unsigned tick_ms_setting(const char *store)
+{
+    const char *text = getenv("SNAPFS_POLICY_TICK_MS");
+    if (!text || !*text)
+        return SCHEDULER_TICK_MS_DEFAULT;
+    char *end;
+    unsigned long v = strtoul(text, &end, 10);
+    if (*end || v < 10 || v > 3600000) {
+        fprintf(stderr, "snapfs: %s: SNAPFS_POLICY_TICK_MS=%s is not 10 to "
+                        "3600000; using %d\n", store, text,
+                SCHEDULER_TICK_MS_DEFAULT);
+        return SCHEDULER_TICK_MS_DEFAULT;
+    }
+    return (unsigned)v;
+}
+
+int scheduler_start(struct scheduler *s, struct vol *v, const char *store)
+{
+    memset(s, 0, sizeof(*s));
+    s->vol = v;
+    s->store = store;
+    s->tick_ms = tick_ms_setting(store);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->wake, &ca);
+    pthread_condattr_destroy(&ca);
+    int rc = pthread_create(&s->thread, NULL, scheduler_main, s);
+    if (rc) {
+        pthread_cond_destroy(&s->wake);
+        pthread_mutex_destroy(&s->lock);
+        return -rc;
+    }
+    s->running = true;
+    return 0;
+}
+
+void scheduler_stop(struct scheduler *s)
+{
+    if (!s->running)
+        return;
+    pthread_mutex_lock(&s->lock);
+    s->stopping = true;
+    pthread_cond_signal(&s->wake);
+    pthread_mutex_unlock(&s->lock);
+    pthread_join(s->thread, NULL);
+    pthread_cond_destroy(&s->wake);
+    pthread_mutex_destroy(&s->lock);
+    s->running = false;
+}

@@ -1,0 +1,674 @@
+/*
+ * policy.c - snapshot policies: named schedules with retention, kept in the
+ * meta table under "policy/NAME", and the run that takes and prunes their
+ * snapshots.
+ *
+ * Guarantees:
+ *   - a policy's snapshots are named PREFIX.YYYY-MM-DD_HHMM after the
+ *     scheduled time (local time) they were taken for; retention considers
+ *     exactly the snapshots whose names have that form, never others;
+ *   - a run is one change in the caller's transaction: the snapshots taken,
+ *     the runs recorded and the snapshots deleted commit together or not;
+ *   - a held snapshot is never deleted: it is reported and stays.
+ *
+ * THEORY.  A schedule is a set of instants ("slots"), whole minutes of
+ * local time.  sfs_schedule_prev(NOW) is the latest slot <= NOW: it builds
+ * the slot of the current period (this hour, day, week or month) and, if
+ * that is still ahead of NOW, steps one period back; mktime() normalizes
+ * the broken-down time (day 0 is the last day of the previous month, month
+ * -1 is December of the year before), so month and year ends need no
+ * special cases.  sfs_schedule_next(NOW) is that slot stepped one period
+ * forward.  every:N slots are the minutes of each day that are multiples
+ * of N, so a step past midnight lands on midnight.
+ *
+ * A policy is due at NOW when prev(NOW) is later than both its creation
+ * and its last run; the run takes one snapshot, for prev(NOW), and records
+ * prev(NOW) as its last run.  A volume that was unmounted across several
+ * slots therefore catches up with one snapshot, not one per missed slot,
+ * and running again at the same NOW does nothing: runs are idempotent.
+ * Retention orders a policy's snapshots by the time in their names (the
+ * fixed-width stamp sorts as text), so renaming or re-creating one cannot
+ * make it look newer than it is.
+ */
+#define _GNU_SOURCE
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "store.h"
+
+/* ---- schedules ---- */
+
+static const char *const day_names[7] = { "sun", "mon", "tue", "wed",
+                                          "thu", "fri", "sat" };
+
+/* Exactly the digits of [S, S+LEN), 1 to MAXDIGITS of them, <= MAX. */
+static int parse_num(const char *s, size_t len, size_t maxdigits,
+                     uint32_t max, uint32_t *out)
+{
+    if (len == 0 || len > maxdigits)
+        return -EINVAL;
+    uint32_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (!isdigit((unsigned char)s[i]))
+            return -EINVAL;
+        v = v * 10 + (uint32_t)(s[i] - '0');
+    }
+    if (v > max)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+/* "HH:MM" (H:MM allowed). */
+static int parse_time(const char *s, struct sfs_schedule *out)
+{
+    const char *colon = strchr(s, ':');
+    if (!colon || strlen(colon + 1) != 2)
+        return -EINVAL;
+    if (parse_num(s, (size_t)(colon - s), 2, 23, &out->hour) ||
+        parse_num(colon + 1, 2, 2, 59, &out->minute))
+        return -EINVAL;
+    return 0;
+}
+
+static int parse_day(const char *s, size_t len, uint32_t *out)
+{
+    for (uint32_t d = 0; d < 7; d++)
+        if (len == 3 && !strncasecmp(s, day_names[d], 3)) {
+            *out = d;
+            return 0;
+        }
+    return -EINVAL;
+}
+
+/* ARGS: the text after "weekly@" or "monthly@": FIRST[@HH:MM]. */
+static int parse_day_and_time(const char *args, struct sfs_schedule *out)
+{
+    const char *at = strchr(args, '@');
+    size_t len = at ? (size_t)(at - args) : strlen(args);
+    int rc = out->kind == SFS_SCHED_WEEKLY
+                 ? parse_day(args, len, &out->wday)
+                 : parse_num(args, len, 2, 28, &out->mday);
+    if (rc || (out->kind == SFS_SCHED_MONTHLY && out->mday == 0))
+        return -EINVAL;
+    return at ? parse_time(at + 1, out) : 0;
+}
+
+int sfs_schedule_parse(const char *text, struct sfs_schedule *out)
+{
+    struct sfs_schedule s = { 0 };
+    const char *at = strchr(text, '@');
+    size_t kw = at ? (size_t)(at - text) : strlen(text);
+    const char *args = at ? at + 1 : NULL;
+    int rc = 0;
+    if (!strncmp(text, "every:", 6) && !at) {
+        s.kind = SFS_SCHED_EVERY;
+        rc = parse_num(text + 6, strlen(text + 6), 4, 1440, &s.period);
+        if (!rc && s.period == 0)
+            rc = -EINVAL;
+    } else if (kw == 6 && !strncmp(text, "hourly", 6)) {
+        s.kind = SFS_SCHED_HOURLY;
+        if (args)
+            rc = parse_num(args, strlen(args), 2, 59, &s.minute);
+    } else if (kw == 5 && !strncmp(text, "daily", 5)) {
+        s.kind = SFS_SCHED_DAILY;
+        if (args)
+            rc = parse_time(args, &s);
+    } else if (kw == 6 && !strncmp(text, "weekly", 6)) {
+        s.kind = SFS_SCHED_WEEKLY;
+        if (args)
+            rc = parse_day_and_time(args, &s);
+    } else if (kw == 7 && !strncmp(text, "monthly", 7)) {
+        s.kind = SFS_SCHED_MONTHLY;
+        s.mday = 1;
+        if (args)
+            rc = parse_day_and_time(args, &s);
+    } else {
+        rc = -EINVAL;
+    }
+    if (!rc)
+        *out = s;
+    return rc;
+}
+
+void sfs_schedule_format(const struct sfs_schedule *s, char *out, size_t cap)
+{
+    switch (s->kind) {
+    case SFS_SCHED_EVERY:
+        snprintf(out, cap, "every:%u", s->period);
+        break;
+    case SFS_SCHED_HOURLY:
+        snprintf(out, cap, "hourly@%02u", s->minute);
+        break;
+    case SFS_SCHED_DAILY:
+        snprintf(out, cap, "daily@%02u:%02u", s->hour, s->minute);
+        break;
+    case SFS_SCHED_WEEKLY:
+        snprintf(out, cap, "weekly@%s@%02u:%02u", day_names[s->wday % 7],
+                 s->hour, s->minute);
+        break;
+    case SFS_SCHED_MONTHLY:
+        snprintf(out, cap, "monthly@%u@%02u:%02u", s->mday, s->hour,
+                 s->minute);
+        break;
+    default:
+        snprintf(out, cap, "?");
+    }
+}
+
+static int64_t at_local(struct tm tm)
+{
+    tm.tm_isdst = -1;
+    return (int64_t)mktime(&tm);
+}
+
+/* The slot of the current period of NOW (it may be later than NOW). */
+static struct tm period_slot(const struct sfs_schedule *s, int64_t now)
+{
+    time_t t = (time_t)now;
+    struct tm tm;
+    localtime_r(&t, &tm);
+    tm.tm_sec = 0;
+    switch (s->kind) {
+    case SFS_SCHED_EVERY: {
+        int m = tm.tm_hour * 60 + tm.tm_min;
+        m -= m % (int)s->period;
+        tm.tm_hour = m / 60;
+        tm.tm_min = m % 60;
+        break;
+    }
+    case SFS_SCHED_HOURLY:
+        tm.tm_min = (int)s->minute;
+        break;
+    case SFS_SCHED_WEEKLY:
+        tm.tm_mday -= (tm.tm_wday - (int)s->wday + 7) % 7;
+        tm.tm_hour = (int)s->hour;
+        tm.tm_min = (int)s->minute;
+        break;
+    case SFS_SCHED_MONTHLY:
+        tm.tm_mday = (int)s->mday;
+        /* fall through */
+    case SFS_SCHED_DAILY:
+        tm.tm_hour = (int)s->hour;
+        tm.tm_min = (int)s->minute;
+        break;
+    }
+    return tm;
+}
+
+/* Move TM one period forward (DIR 1) or back (DIR -1). */
+static void step_period(const struct sfs_schedule *s, struct tm *tm, int dir)
+{
+    switch (s->kind) {
+    case SFS_SCHED_EVERY: {
+        int m = tm->tm_hour * 60 + tm->tm_min + dir * (int)s->period;
+        if (m >= 24 * 60) { /* the count restarts at midnight */
+            tm->tm_mday++;
+            m = 0;
+        }
+        tm->tm_hour = m / 60;
+        tm->tm_min = m % 60;
+        break;
+    }
+    case SFS_SCHED_HOURLY: tm->tm_hour += dir; break;
+    case SFS_SCHED_DAILY: tm->tm_mday += dir; break;
+    case SFS_SCHED_WEEKLY: tm->tm_mday += 7 * dir; break;
+    case SFS_SCHED_MONTHLY: tm->tm_mon += dir; break;
+    }
+}
+
+/* The broken-down latest slot <= NOW. */
+static struct tm latest_slot(const struct sfs_schedule *s, int64_t now)
+{
+    struct tm tm = period_slot(s, now);
+    if (at_local(tm) > now)
+        step_period(s, &tm, -1);
+    return tm;
+}
+
+int64_t sfs_schedule_prev(const struct sfs_schedule *s, int64_t now)
+{
+    return at_local(latest_slot(s, now));
+}
+
+int64_t sfs_schedule_next(const struct sfs_schedule *s, int64_t now)
+{
+    struct tm tm = latest_slot(s, now);
+    step_period(s, &tm, 1);
+    return at_local(tm);
+}
+
+/* ---- policy names, prefixes, snapshot names ---- */
+
+int sfs_policy_name_valid(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > SFS_POLICY_NAME_MAX)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)name[i]) && !strchr("._-", name[i]))
+            return -EINVAL;
+    return 0;
+}
+
+int sfs_policy_prefix_valid(const char *prefix)
+{
+    size_t n = strlen(prefix);
+    if (n == 0 || n > SFS_POLICY_PREFIX_MAX || strchr(prefix, '/'))
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)prefix[i] < 0x20 || prefix[i] == 0x7f)
+            return -EINVAL;
+    return 0;
+}
+
+int sfs_policy_keep_valid(uint32_t keep)
+{
+    return keep >= 1 && keep <= SFS_POLICY_KEEP_MAX ? 0 : -EINVAL;
+}
+
+static int schedule_valid(const struct sfs_schedule *s)
+{
+    char text[SFS_SCHEDULE_TEXT_MAX];
+    struct sfs_schedule back;
+    sfs_schedule_format(s, text, sizeof(text));
+    if (sfs_schedule_parse(text, &back) || memcmp(&back, s, sizeof(back)))
+        return -EINVAL;
+    return 0;
+}
+
+bool sfs_policy_owns(const struct sfs_policy *p, const char *snap)
+{
+    /* the stamp: ".YYYY-MM-DD_HHMM", D a digit */
+    static const char form[] = ".DDDD-DD-DD_DDDD";
+    size_t n = strlen(p->prefix);
+    if (strncmp(snap, p->prefix, n) || strlen(snap + n) != sizeof(form) - 1)
+        return false;
+    for (size_t i = 0; i < sizeof(form) - 1; i++) {
+        char c = snap[n + i];
+        if (form[i] == 'D' ? !isdigit((unsigned char)c) : c != form[i])
+            return false;
+    }
+    return true;
+}
+
+void sfs_policy_snap_name(const struct sfs_policy *p, int64_t when, char *out,
+                          size_t cap)
+{
+    time_t t = (time_t)when;
+    struct tm tm;
+    char stamp[32];
+    localtime_r(&t, &tm);
+    strftime(stamp, sizeof(stamp), "%Y-%m-%d_%H%M", &tm);
+    snprintf(out, cap, "%s.%.15s", p->prefix, stamp); /* years 0-9999 */
+}
+
+int64_t sfs_policy_due(const struct sfs_policy *p, int64_t now)
+{
+    int64_t slot = sfs_schedule_prev(&p->sched, now);
+    int64_t since = p->last_run > p->created ? p->last_run : p->created;
+    return slot > since ? slot : 0;
+}
+
+/* ---- records: meta "policy/" NAME -> struct sfs_policy ---- */
+
+#define POLICY_PREFIX "policy/"
+#define POLICY_PLEN 7
+
+static MDB_val policy_key(const char *name, char *buf)
+{
+    size_t n = strlen(name);
+    memcpy(buf, POLICY_PREFIX, POLICY_PLEN);
+    memcpy(buf + POLICY_PLEN, name, n);
+    MDB_val k = { POLICY_PLEN + n, buf };
+    return k;
+}
+
+static int policy_put(struct sfs_store *st, MDB_txn *txn,
+                      const struct sfs_policy *p, unsigned flags)
+{
+    char kb[POLICY_PLEN + SFS_POLICY_NAME_MAX];
+    MDB_val k = policy_key(p->name, kb);
+    MDB_val v = { sizeof(*p), (void *)p };
+    return sfs_mdb_errno(mdb_put(txn, st->db_meta, &k, &v, flags));
+}
+
+static void policy_decode(const MDB_val *v, struct sfs_policy *out)
+{
+    memset(out, 0, sizeof(*out));
+    memcpy(out, v->mv_data, v->mv_size < sizeof(*out) ? v->mv_size
+                                                       : sizeof(*out));
+    out->name[SFS_POLICY_NAME_MAX] = 0;
+    out->prefix[SFS_POLICY_PREFIX_MAX] = 0;
+}
+
+int sfs_policy_get(struct sfs_store *st, MDB_txn *txn, const char *name,
+                   struct sfs_policy *out)
+{
+    if (sfs_policy_name_valid(name))
+        return -ENOENT;
+    char kb[POLICY_PLEN + SFS_POLICY_NAME_MAX];
+    MDB_val k = policy_key(name, kb), v;
+    int rc = sfs_mdb_errno(mdb_get(txn, st->db_meta, &k, &v));
+    if (!rc)
+        policy_decode(&v, out);
+    return rc;
+}
+
+int sfs_policy_foreach(struct sfs_store *st, MDB_txn *txn, sfs_policy_cb cb,
+                       void *arg)
+{
+    MDB_cursor *c;
+    int rc = sfs_mdb_errno(mdb_cursor_open(txn, st->db_meta, &c));
+    if (rc)
+        return rc;
+    MDB_val k = { POLICY_PLEN, POLICY_PREFIX }, v;
+    int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    while (!mrc && k.mv_size > POLICY_PLEN &&
+           !memcmp(k.mv_data, POLICY_PREFIX, POLICY_PLEN)) {
+        struct sfs_policy p;
+        policy_decode(&v, &p);
+        if ((rc = cb(arg, &p)))
+            break;
+        mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(c);
+    if (rc)
+        return rc > 0 ? 0 : rc;
+    return mrc == MDB_NOTFOUND ? 0 : sfs_mdb_errno(mrc);
+}
+
+static int prefix_taken_cb(void *arg, const struct sfs_policy *p)
+{
+    return strcmp(p->prefix, arg) ? 0 : -EEXIST;
+}
+
+int sfs_policy_create_w(struct sfs_store *st, MDB_txn *txn,
+                        const struct sfs_policy *p)
+{
+    if (sfs_policy_name_valid(p->name) || sfs_policy_prefix_valid(p->prefix) ||
+        sfs_policy_keep_valid(p->keep) || schedule_valid(&p->sched))
+        return -EINVAL;
+    int rc = sfs_policy_foreach(st, txn, prefix_taken_cb, (void *)p->prefix);
+    if (rc)
+        return rc;
+    struct sfs_policy rec;
+    memset(&rec, 0, sizeof(rec)); /* no stray bytes on disk */
+    memcpy(rec.name, p->name, strlen(p->name));
+    memcpy(rec.prefix, p->prefix, strlen(p->prefix));
+    rec.sched = p->sched;
+    rec.keep = p->keep;
+    rec.created = p->created;
+    rec.last_run = p->last_run;
+    return policy_put(st, txn, &rec, MDB_NOOVERWRITE);
+}
+
+int sfs_policy_delete_w(struct sfs_store *st, MDB_txn *txn, const char *name)
+{
+    if (sfs_policy_name_valid(name))
+        return -ENOENT;
+    char kb[POLICY_PLEN + SFS_POLICY_NAME_MAX];
+    MDB_val k = policy_key(name, kb);
+    return sfs_mdb_errno(mdb_del(txn, st->db_meta, &k, NULL));
+}
+
+/* ---- the snapshots a policy owns ---- */
+
+/* Room for element N of the growing array *V of *CAP elements of SIZE. */
+static int reserve(void **v, size_t *cap, size_t n, size_t size)
+{
+    if (n < *cap)
+        return 0;
+    size_t more = *cap ? 2 * *cap : 8;
+    void *q = realloc(*v, more * size);
+    if (!q)
+        return -ENOMEM;
+    *v = q;
+    *cap = more;
+    return 0;
+}
+
+struct owned {
+    const struct sfs_policy *p;
+    struct sfs_snap_rec *snaps;
+    size_t n, cap;
+};
+
+static int owned_add(void *arg, const struct sfs_snap_rec *s)
+{
+    struct owned *o = arg;
+    if (!sfs_policy_owns(o->p, s->name))
+        return 0;
+    if (reserve((void **)&o->snaps, &o->cap, o->n, sizeof(*o->snaps)))
+        return -ENOMEM;
+    o->snaps[o->n++] = *s;
+    return 0;
+}
+
+static int oldest_first(const void *a, const void *b)
+{
+    const struct sfs_snap_rec *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    return c ? c : (x->epoch > y->epoch) - (x->epoch < y->epoch);
+}
+
+/* P's snapshots, oldest first, into *O (caller frees o->snaps). */
+static int owned_collect(struct sfs_store *st, MDB_txn *txn,
+                         const struct sfs_policy *p, struct owned *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->p = p;
+    int rc = sfs_snap_foreach(st, txn, owned_add, o);
+    if (!rc && o->n)
+        qsort(o->snaps, o->n, sizeof(*o->snaps), oldest_first);
+    return rc;
+}
+
+/* ---- listing ---- */
+
+struct list_ctx {
+    struct sfs_store *st;
+    MDB_txn *txn;
+    int64_t now;
+    sfs_policy_line_cb cb;
+    void *arg;
+};
+
+static int list_one(void *arg, const struct sfs_policy *p)
+{
+    struct list_ctx *lc = arg;
+    struct sfs_policy_line l = { .p = *p };
+    struct owned o;
+    int rc = owned_collect(lc->st, lc->txn, p, &o);
+    free(o.snaps);
+    if (rc)
+        return rc;
+    l.snapshots = (uint32_t)o.n;
+    int64_t due = sfs_policy_due(p, lc->now);
+    int64_t since = p->last_run > p->created ? p->last_run : p->created;
+    l.due = due != 0;
+    l.next_run = due ? due
+                     : sfs_schedule_next(&p->sched,
+                                         since > lc->now ? since : lc->now);
+    return lc->cb(lc->arg, &l);
+}
+
+int sfs_policy_list(struct sfs_store *st, MDB_txn *txn, int64_t now,
+                    sfs_policy_line_cb cb, void *arg)
+{
+    struct list_ctx lc = { st, txn, now, cb, arg };
+    return sfs_policy_foreach(st, txn, list_one, &lc);
+}
+
+void sfs_policy_line_format(const struct sfs_policy_line *l, FILE *out)
+{
+    char sched[SFS_SCHEDULE_TEXT_MAX];
+    sfs_schedule_format(&l->p.sched, sched, sizeof(sched));
+    fprintf(out, "%s\t%s\t%u\t%lld\t%lld\t%lld\t%d\t%u\t%s\n", l->p.name,
+            sched, l->p.keep, (long long)l->p.created,
+            (long long)l->p.last_run, (long long)l->next_run, l->due ? 1 : 0,
+            l->snapshots, l->p.prefix);
+}
+
+int sfs_policy_line_parse(const char *line, struct sfs_policy_line *l)
+{
+    char name[SFS_POLICY_NAME_MAX + 1], sched[SFS_SCHEDULE_TEXT_MAX];
+    long long created, last, next;
+    unsigned keep, snaps;
+    int due, pos = 0;
+    memset(l, 0, sizeof(*l));
+    /* the prefix, last, is taken verbatim: %n stops before its tab */
+    if (sscanf(line, "%64[^\t]\t%31[^\t]\t%u\t%lld\t%lld\t%lld\t%d\t%u%n",
+               name, sched, &keep, &created, &last, &next, &due, &snaps,
+               &pos) != 8 || line[pos] != '\t')
+        return -EINVAL;
+    pos++;
+    size_t n = strcspn(line + pos, "\n");
+    if (n > SFS_POLICY_PREFIX_MAX || sfs_schedule_parse(sched, &l->p.sched))
+        return -EINVAL;
+    memcpy(l->p.prefix, line + pos, n);
+    memcpy(l->p.name, name, strlen(name));
+    l->p.keep = keep;
+    l->p.created = created;
+    l->p.last_run = last;
+    l->next_run = next;
+    l->due = due != 0;
+    l->snapshots = snaps;
+    return 0;
+}
+
+/* ---- running ---- */
+
+struct run_ctx {
+    struct sfs_store *st;
+    MDB_txn *txn;
+    sfs_policy_report report;
+    void *arg;
+    int changes;
+};
+
+static int report(struct run_ctx *rc, int event, const struct sfs_policy *p,
+                  const char *snap)
+{
+    return rc->report ? rc->report(rc->arg, event, p->name, snap) : 0;
+}
+
+/* Keep the newest KEEP of P's snapshots; delete the older unheld ones. */
+static int apply_retention(struct run_ctx *rc, const struct sfs_policy *p)
+{
+    struct owned o;
+    int err = owned_collect(rc->st, rc->txn, p, &o);
+    for (size_t i = 0; !err && i + p->keep < o.n; i++) {
+        err = sfs_snap_delete_w(rc->st, rc->txn, o.snaps[i].epoch);
+        if (err == -EBUSY) {
+            err = report(rc, SFS_POLICY_HELD, p, o.snaps[i].name);
+        } else if (!err) {
+            rc->changes++;
+            err = report(rc, SFS_POLICY_DELETED, p, o.snaps[i].name);
+        }
+    }
+    free(o.snaps);
+    return err;
+}
+
+static int run_one(struct run_ctx *rc, struct sfs_policy *p, int64_t slot)
+{
+    char name[SFS_NAME_MAX + 1];
+    sfs_policy_snap_name(p, slot, name, sizeof(name));
+    int err = sfs_snap_take_w(rc->st, rc->txn, name, NULL);
+    if (err == -EEXIST) {
+        err = report(rc, SFS_POLICY_EXISTED, p, name);
+    } else if (!err) {
+        rc->changes++;
+        err = report(rc, SFS_POLICY_CREATED, p, name);
+    }
+    if (err)
+        return err;
+    p->last_run = slot;
+    err = policy_put(rc->st, rc->txn, p, 0);
+    return err ? err : apply_retention(rc, p);
+}
+
+struct policies {
+    struct sfs_policy *v;
+    size_t n, cap;
+};
+
+static int policies_add(void *arg, const struct sfs_policy *p)
+{
+    struct policies *ps = arg;
+    if (reserve((void **)&ps->v, &ps->cap, ps->n, sizeof(*ps->v)))
+        return -ENOMEM;
+    ps->v[ps->n++] = *p;
+    return 0;
+}
+
+int sfs_policy_run_due_w(struct sfs_store *st, MDB_txn *txn, int64_t now,
+                         sfs_policy_report rep, void *arg)
+{
+    struct policies ps = { 0 };
+    struct run_ctx rc = { st, txn, rep, arg, 0 };
+    /* collected first: runs write the records the cursor would walk */
+    int err = sfs_policy_foreach(st, txn, policies_add, &ps);
+    for (size_t i = 0; !err && i < ps.n; i++) {
+        int64_t slot = sfs_policy_due(&ps.v[i], now);
+        if (slot)
+            err = run_one(&rc, &ps.v[i], slot);
+    }
+    free(ps.v);
+    return err ? err : rc.changes;
+}
+
+struct due_arg {
+    int64_t now;
+    bool due;
+};
+
+static int due_cb(void *arg, const struct sfs_policy *p)
+{
+    struct due_arg *a = arg;
+    a->due = sfs_policy_due(p, a->now) != 0;
+    return a->due ? 1 : 0; /* 1 stops the walk */
+}
+
+int sfs_policy_any_due(struct sfs_store *st, MDB_txn *txn, int64_t now)
+{
+    struct due_arg a = { now, false };
+    int rc = sfs_policy_foreach(st, txn, due_cb, &a);
+    return rc ? rc : a.due;
+}
+
+/* ---- event lines ---- */
+
+static const char *const event_words[] = {
+    [SFS_POLICY_CREATED] = "created", [SFS_POLICY_EXISTED] = "existed",
+    [SFS_POLICY_DELETED] = "deleted", [SFS_POLICY_HELD] = "held",
+};
+
+int sfs_policy_event_write(void *file, int event, const char *policy,
+                           const char *snap)
+{
+    fprintf(file, "%s\t%s\t%s\n", event_words[event], policy, snap);
+    return 0;
+}
+
+int sfs_policy_event_parse(char *line, int *event, char **policy, char **snap)
+{
+    char *t1 = strchr(line, '\t'), *t2 = t1 ? strchr(t1 + 1, '\t') : NULL;
+    if (!t2)
+        return -EINVAL;
+    *t1 = *t2 = 0;
+    for (int e = SFS_POLICY_CREATED; e <= SFS_POLICY_HELD; e++)
+        if (!strcmp(line, event_words[e])) {
+            *event = e;
+            *policy = t1 + 1;
+            *snap = t2 + 1;
+            return 0;
+        }
+    return -EINVAL;
+}

@@ -1,0 +1,477 @@
+/*
+ * policy.c - `snapfs policy create|list|delete|run`: snapshot policies,
+ * named schedules with retention (see store/policy.c for the rules).
+ *
+ * A mounted volume runs its due policies itself (fs/scheduler.c); these
+ * commands go through its control socket.  On an unmounted volume they
+ * open the store, and `policy run` is what a systemd timer or cron job
+ * calls to take the due snapshots.  --now 'YYYY-MM-DD HH:MM' sets the
+ * clock the command works by (catching up, testing).  Every argument is
+ * checked, and the name and prefix against the existing policies, before
+ * anything changes: a refused command names what is wrong and why, and
+ * leaves the volume as it was.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "store.h"
+
+#define SCHEDULE_HELP                                                       \
+    "every:N (N minutes, 1-1440), hourly[@MM], daily[@HH:MM], "             \
+    "weekly[@DAY[@HH:MM]] (DAY mon..sun) or monthly[@D[@HH:MM]] (D 1-28)"
+
+/* ---- arguments ---- */
+
+struct policy_args {
+    const char *pos[3];
+    int npos;
+    const char *schedule, *keep, *prefix, *now;
+    bool json;
+};
+
+/* "--opt VALUE" or "--opt=VALUE": the value, advancing *I; NULL if ARG is
+ * not OPT. */
+static const char *option_value(const char *cmd, const char *opt, int argc,
+                                char **argv, int *i)
+{
+    size_t n = strlen(opt);
+    if (strncmp(argv[*i], opt, n))
+        return NULL;
+    if (argv[*i][n] == '=')
+        return argv[*i] + n + 1;
+    if (argv[*i][n])
+        return NULL;
+    if (*i + 1 >= argc)
+        die_usage(cmd, "%s needs a value", opt);
+    return argv[++*i];
+}
+
+static void parse_args(const char *cmd, int argc, char **argv,
+                       struct policy_args *a)
+{
+    memset(a, 0, sizeof(*a));
+    for (int i = 2; i < argc; i++) {
+        const char *v;
+        if ((v = option_value(cmd, "--schedule", argc, argv, &i)))
+            a->schedule = v;
+        else if ((v = option_value(cmd, "--keep", argc, argv, &i)))
+            a->keep = v;
+        else if ((v = option_value(cmd, "--prefix", argc, argv, &i)))
+            a->prefix = v;
+        else if ((v = option_value(cmd, "--now", argc, argv, &i)))
+            a->now = v;
+        else if (!strcmp(argv[i], "--json"))
+            a->json = true;
+        else if (argv[i][0] == '-' && argv[i][1])
+            die_usage(cmd, "unknown option '%s'", argv[i]);
+        else if (a->npos < 3)
+            a->pos[a->npos++] = argv[i];
+        else
+            die_usage(cmd, "too many arguments ('%s')", argv[i]);
+    }
+}
+
+/* Refuse the options SUB does not take (ALLOWED: a string of their
+ * letters: s chedule, k eep, p refix, n ow, j son). */
+static void only_options(const char *cmd, const struct policy_args *a,
+                         const char *allowed)
+{
+    const struct { const char *set; char letter; const char *name; } opts[] = {
+        { a->schedule, 's', "--schedule" }, { a->keep, 'k', "--keep" },
+        { a->prefix, 'p', "--prefix" },     { a->now, 'n', "--now" },
+        { a->json ? "" : NULL, 'j', "--json" },
+    };
+    for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
+        if (opts[i].set && !strchr(allowed, opts[i].letter))
+            die_usage(cmd, "%s does not apply here", opts[i].name);
+}
+
+/* --now 'YYYY-MM-DD HH:MM[:SS]', local time. */
+static int64_t parse_now(const char *cmd, const char *text)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    const char *end = strptime(text, "%Y-%m-%d %H:%M", &tm);
+    if (end && *end == ':')
+        end = strptime(end + 1, "%S", &tm);
+    tm.tm_isdst = -1;
+    time_t t = end && !*end ? mktime(&tm) : (time_t)-1;
+    if (t <= 0)
+        die_usage(cmd, "--now '%s': give a time as 'YYYY-MM-DD HH:MM'", text);
+    return (int64_t)t;
+}
+
+static void format_time(int64_t when, char *out, size_t cap)
+{
+    time_t t = (time_t)when;
+    struct tm tm;
+    localtime_r(&t, &tm);
+    strftime(out, cap, "%Y-%m-%d %H:%M", &tm);
+}
+
+/* The policy create asks for, every field checked. */
+static void build_policy(const char *cmd, const struct policy_args *a,
+                         struct sfs_policy *p)
+{
+    memset(p, 0, sizeof(*p));
+    const char *name = a->pos[1];
+    if (sfs_policy_name_valid(name))
+        die_usage(cmd, "'%s' is not a valid policy name (1 to %d letters, "
+                       "digits, '.', '-' or '_')", name, SFS_POLICY_NAME_MAX);
+    if (!a->schedule || !a->keep)
+        die_usage(cmd, "give --schedule and --keep");
+    if (sfs_schedule_parse(a->schedule, &p->sched))
+        die_usage(cmd, "--schedule '%s' is not a schedule; give "
+                       SCHEDULE_HELP, a->schedule);
+    char *end;
+    unsigned long keep = strtoul(a->keep, &end, 10);
+    if (end == a->keep || *end || a->keep[0] == '-' ||
+        sfs_policy_keep_valid(keep > SFS_POLICY_KEEP_MAX ? 0 : (uint32_t)keep))
+        die_usage(cmd, "--keep '%s': give the number of snapshots to keep, "
+                       "1 to %d", a->keep, SFS_POLICY_KEEP_MAX);
+    const char *prefix = a->prefix ? a->prefix : name;
+    if (sfs_policy_prefix_valid(prefix))
+        die_usage(cmd, "--prefix '%s' is not a valid snapshot name prefix "
+                       "(1 to %d bytes, no '/' or control characters)",
+                  prefix, SFS_POLICY_PREFIX_MAX);
+    memcpy(p->name, name, strlen(name));
+    memcpy(p->prefix, prefix, strlen(prefix));
+    p->keep = (uint32_t)keep;
+}
+
+/* ---- the listing (also used to check names and prefixes) ---- */
+
+struct plisting {
+    struct sfs_policy_line *lines;
+    size_t n, cap;
+};
+
+static int plisting_add(void *arg, const struct sfs_policy_line *l)
+{
+    struct plisting *ls = arg;
+    if (ls->n == ls->cap) {
+        size_t cap = ls->cap ? 2 * ls->cap : 8;
+        void *q = realloc(ls->lines, cap * sizeof(*ls->lines));
+        if (!q)
+            return -ENOMEM;
+        ls->lines = q;
+        ls->cap = cap;
+    }
+    ls->lines[ls->n++] = *l;
+    return 0;
+}
+
+/* What an offline command works on: its policy, clock, listing, events. */
+struct offline {
+    struct sfs_policy p;
+    int64_t now;
+    struct plisting *ls;
+    FILE *events;
+    const char *name;
+};
+
+static int offline_list(struct sfs_store *st, MDB_txn *txn, void *arg)
+{
+    struct offline *o = arg;
+    return sfs_policy_list(st, txn, o->now, plisting_add, o->ls);
+}
+
+static const char *change_error(int rc)
+{
+    switch (rc) {
+    case -EACCES:
+        return "permission denied (only root or the volume's owner may "
+               "manage policies)";
+    case -ENOENT: return "no such policy (it was removed meanwhile)";
+    case -EEXIST: return "that name or prefix was taken meanwhile";
+    case -ENOSPC: return "the volume is full";
+    default: return strerror(-rc);
+    }
+}
+
+/* NOW as the daemon's word, or nothing when the daemon's clock is meant. */
+static int now_word(const struct policy_args *a, int64_t now, char *buf,
+                    size_t cap, char **words, int n)
+{
+    if (!a->now)
+        return n;
+    snprintf(buf, cap, "%lld", (long long)now);
+    words[n] = buf;
+    return n + 1;
+}
+
+static void get_policies(struct volume *vol, const char *cmd,
+                         const struct policy_args *a, int64_t now,
+                         struct plisting *ls)
+{
+    memset(ls, 0, sizeof(*ls));
+    int rc;
+    if (vol->mounted) {
+        char *words[2] = { "policy-list" }, nbuf[32], *data = NULL;
+        int n = now_word(a, now, nbuf, sizeof(nbuf), words, 1);
+        rc = volume_request(vol, words, n, &data);
+        for (char *save = NULL, *line = data ? strtok_r(data, "\n", &save) : NULL;
+             !rc && line; line = strtok_r(NULL, "\n", &save)) {
+            struct sfs_policy_line l;
+            rc = sfs_policy_line_parse(line, &l);
+            if (!rc)
+                rc = plisting_add(ls, &l);
+        }
+        free(data);
+    } else {
+        struct offline o = { .now = now, .ls = ls };
+        rc = volume_offline(vol, cmd, offline_list, &o, false);
+    }
+    if (rc)
+        die(cmd, "%s: listing policies: %s", vol->arg, change_error(rc));
+}
+
+static const struct sfs_policy_line *find_policy(const struct plisting *ls,
+                                                 const char *name)
+{
+    for (size_t i = 0; i < ls->n; i++)
+        if (!strcmp(ls->lines[i].p.name, name))
+            return &ls->lines[i];
+    return NULL;
+}
+
+/* ---- printing ---- */
+
+static void json_string(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            printf("\\%c", *s);
+        else if ((unsigned char)*s < 0x20)
+            printf("\\u%04x", (unsigned char)*s);
+        else
+            putchar(*s);
+    }
+    putchar('"');
+}
+
+static void print_json(const struct plisting *ls)
+{
+    printf("[");
+    for (size_t i = 0; i < ls->n; i++) {
+        const struct sfs_policy_line *l = &ls->lines[i];
+        char sched[SFS_SCHEDULE_TEXT_MAX];
+        sfs_schedule_format(&l->p.sched, sched, sizeof(sched));
+        printf("%s{\"name\":", i ? "," : "");
+        json_string(l->p.name);
+        printf(",\"schedule\":\"%s\",\"keep\":%u,\"prefix\":", sched,
+               l->p.keep);
+        json_string(l->p.prefix);
+        printf(",\"snapshots\":%u,\"created\":%lld,\"last_run\":", l->snapshots,
+               (long long)l->p.created);
+        if (l->p.last_run)
+            printf("%lld", (long long)l->p.last_run);
+        else
+            printf("null");
+        printf(",\"next_run\":%lld,\"due\":%s}", (long long)l->next_run,
+               l->due ? "true" : "false");
+    }
+    printf("]\n");
+}
+
+static void print_table(const struct plisting *ls)
+{
+    printf("%-20s %-18s %5s %-20s %9s %-16s %s\n", "NAME", "SCHEDULE", "KEEP",
+           "PREFIX", "SNAPSHOTS", "LAST RUN", "NEXT RUN");
+    for (size_t i = 0; i < ls->n; i++) {
+        const struct sfs_policy_line *l = &ls->lines[i];
+        char sched[SFS_SCHEDULE_TEXT_MAX], last[32], next[32];
+        sfs_schedule_format(&l->p.sched, sched, sizeof(sched));
+        if (l->p.last_run)
+            format_time(l->p.last_run, last, sizeof(last));
+        else
+            snprintf(last, sizeof(last), "never");
+        format_time(l->next_run, next, sizeof(next));
+        printf("%-20s %-18s %5u %-20s %9u %-16s %s%s\n", l->p.name, sched,
+               l->p.keep, l->p.prefix, l->snapshots, last, next,
+               l->due ? " (due)" : "");
+    }
+}
+
+/* Print the event lines of a run; returns how many there were. */
+static int print_events(const char *vol, char *events)
+{
+    int count = 0;
+    for (char *save = NULL, *line = events ? strtok_r(events, "\n", &save)
+                                           : NULL;
+         line; line = strtok_r(NULL, "\n", &save)) {
+        int event;
+        char *policy, *snap;
+        if (sfs_policy_event_parse(line, &event, &policy, &snap))
+            continue;
+        count++;
+        printf("snapfs: policy %s: ", policy);
+        switch (event) {
+        case SFS_POLICY_CREATED: printf("created snapshot %s\n", snap); break;
+        case SFS_POLICY_DELETED: printf("deleted snapshot %s\n", snap); break;
+        case SFS_POLICY_EXISTED:
+            printf("snapshot %s exists already; counted as this run's\n", snap);
+            break;
+        case SFS_POLICY_HELD:
+            printf("kept snapshot %s beyond --keep: it is held (see snapfs "
+                   "snapshot holds %s %s)\n", snap, vol, snap);
+            break;
+        }
+    }
+    return count;
+}
+
+/* ---- the subcommands ---- */
+
+static int offline_create(struct sfs_store *st, MDB_txn *txn, void *arg)
+{
+    struct offline *o = arg;
+    o->p.created = o->now;
+    return sfs_policy_create_w(st, txn, &o->p);
+}
+
+static int offline_delete(struct sfs_store *st, MDB_txn *txn, void *arg)
+{
+    return sfs_policy_delete_w(st, txn, ((struct offline *)arg)->name);
+}
+
+static int offline_run(struct sfs_store *st, MDB_txn *txn, void *arg)
+{
+    struct offline *o = arg;
+    int rc = sfs_policy_run_due_w(st, txn, o->now, sfs_policy_event_write,
+                                  o->events);
+    return rc < 0 ? rc : 0;
+}
+
+static void policy_create(struct volume *vol, const char *cmd,
+                          const struct policy_args *a, int64_t now,
+                          const struct sfs_policy *p, const struct plisting *ls)
+{
+    struct offline o = { .p = *p, .now = now };
+    if (find_policy(ls, o.p.name))
+        die(cmd, "%s: a policy named '%s' already exists", vol->arg, o.p.name);
+    for (size_t i = 0; i < ls->n; i++)
+        if (!strcmp(ls->lines[i].p.prefix, o.p.prefix))
+            die(cmd, "%s: policy '%s' already uses the prefix '%s'", vol->arg,
+                ls->lines[i].p.name, o.p.prefix);
+    char sched[SFS_SCHEDULE_TEXT_MAX];
+    sfs_schedule_format(&o.p.sched, sched, sizeof(sched));
+    int rc;
+    if (vol->mounted) {
+        char keep[16], nbuf[32], *data = NULL;
+        snprintf(keep, sizeof(keep), "%u", o.p.keep);
+        char *words[6] = { "policy-create", o.p.name, sched, keep, o.p.prefix };
+        int n = now_word(a, now, nbuf, sizeof(nbuf), words, 5);
+        rc = volume_request(vol, words, n, &data);
+        free(data);
+    } else {
+        rc = volume_offline(vol, cmd, offline_create, &o, true);
+    }
+    if (rc)
+        die(cmd, "%s: %s", vol->arg, change_error(rc));
+    printf("snapfs: created policy %s of %s: %s, keeping %u snapshots named "
+           "%s.YYYY-MM-DD_HHMM\n", o.p.name, vol->arg, sched, o.p.keep,
+           o.p.prefix);
+}
+
+static void policy_delete(struct volume *vol, const char *cmd,
+                          const char *name, const struct plisting *ls)
+{
+    const struct sfs_policy_line *l = find_policy(ls, name);
+    if (!l)
+        die(cmd, "%s: no policy named '%s'", vol->arg, name);
+    uint32_t snaps = l->snapshots;
+    int rc;
+    if (vol->mounted) {
+        char *words[] = { "policy-delete", (char *)name }, *data = NULL;
+        rc = volume_request(vol, words, 2, &data);
+        free(data);
+    } else {
+        struct offline o = { .name = name };
+        rc = volume_offline(vol, cmd, offline_delete, &o, true);
+    }
+    if (rc)
+        die(cmd, "%s: %s", vol->arg, change_error(rc));
+    printf("snapfs: deleted policy %s of %s (its %u snapshot%s stay)\n", name,
+           vol->arg, snaps, snaps == 1 ? "" : "s");
+}
+
+static void policy_run(struct volume *vol, const char *cmd,
+                       const struct policy_args *a, int64_t now)
+{
+    char *events = NULL;
+    int rc;
+    if (vol->mounted) {
+        char *words[2] = { "policy-run" }, nbuf[32];
+        int n = now_word(a, now, nbuf, sizeof(nbuf), words, 1);
+        rc = volume_request(vol, words, n, &events);
+    } else {
+        size_t len = 0;
+        struct offline o = { .now = now };
+        o.events = open_memstream(&events, &len);
+        if (!o.events)
+            die(cmd, "%s: %s", vol->arg, strerror(ENOMEM));
+        rc = volume_offline(vol, cmd, offline_run, &o, true);
+        fclose(o.events);
+    }
+    if (rc)
+        die(cmd, "%s: running policies: %s", vol->arg, change_error(rc));
+    if (!print_events(vol->arg, events))
+        printf("snapfs: %s: no policy is due\n", vol->arg);
+    free(events);
+}
+
+int cmd_policy(int argc, char **argv)
+{
+    if (argc < 2)
+        die_usage("policy", "give create, list, delete or run");
+    const char *sub = argv[1];
+    char cmd[64];
+    snprintf(cmd, sizeof(cmd), "policy %s", sub);
+    struct policy_args a;
+    int want; /* positional arguments */
+    if (!strcmp(sub, "create"))
+        want = 2;
+    else if (!strcmp(sub, "delete"))
+        want = 2;
+    else if (!strcmp(sub, "list") || !strcmp(sub, "run"))
+        want = 1;
+    else
+        die_usage("policy", "unknown subcommand '%s'", sub);
+    parse_args(cmd, argc, argv, &a);
+    only_options(cmd, &a, !strcmp(sub, "create") ? "skpn"
+                          : !strcmp(sub, "list") ? "nj"
+                          : !strcmp(sub, "run")  ? "n" : "");
+    if (a.npos != want)
+        die_usage(cmd, want == 2 ? "give the volume and the policy name"
+                                 : "give the volume (a store or its mountpoint)");
+    int64_t now = a.now ? parse_now(cmd, a.now) : (int64_t)time(NULL);
+    struct sfs_policy p;
+    if (!strcmp(sub, "create"))
+        build_policy(cmd, &a, &p); /* bad input: before the volume */
+    struct volume vol;
+    volume_open(&vol, cmd, a.pos[0]);
+    struct plisting ls = { 0 };
+    if (strcmp(sub, "run"))
+        get_policies(&vol, cmd, &a, now, &ls);
+    if (!strcmp(sub, "create"))
+        policy_create(&vol, cmd, &a, now, &p, &ls);
+    else if (!strcmp(sub, "delete"))
+        policy_delete(&vol, cmd, a.pos[1], &ls);
+    else if (!strcmp(sub, "run"))
+        policy_run(&vol, cmd, &a, now);
+    else if (a.json)
+        print_json(&ls);
+    else
+        print_table(&ls);
+    free(ls.lines);
+    free(vol.store);
+    free(vol.mountpoint);
+    return 0;
+}
