@@ -50,5 +50,9 @@ int volume_offline(struct volume *vol, const char *cmd,
 int cmd_info(int argc, char **argv);
 int cmd_fsck(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
+/* restore.c: `snapshot restore|restore-file` (ARGV as cmd_snapshot's) and
+ * `clone` */
+int cmd_snapshot_restore(int argc, char **argv);
+int cmd_clone(int argc, char **argv);
 
 #endif

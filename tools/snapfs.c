@@ -412,6 +412,8 @@ static void usage(FILE *out)
           "  snapshot create VOL NAME | list VOL [--json] | delete VOL NAME...\n"
           "  snapshot rename VOL OLD NEW | reclaim VOL NAME... [--json]\n"
           "  snapshot hold VOL NAME TAG | release VOL NAME TAG | holds VOL NAME\n"
+          "  snapshot restore VOL NAME | restore-file VOL NAME PATH [--to DEST]\n"
+          "  clone VOL NAME NEWSTORE\n"
           "  help\n", out);
 }
 
@@ -436,6 +438,8 @@ int main(int argc, char **argv)
         return cmd_fsck(argc, argv);
     if (!strcmp(cmd, "snapshot"))
         return cmd_snapshot(argc, argv);
+    if (!strcmp(cmd, "clone"))
+        return cmd_clone(argc, argv);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         usage(stdout);
         return 0;

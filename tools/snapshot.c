@@ -291,8 +291,10 @@ int cmd_snapshot(int argc, char **argv)
 {
     if (argc < 2)
         die_usage("snapshot", "give create, list, delete, rename, reclaim, "
-                              "hold, release or holds");
+                              "hold, release, holds, restore or restore-file");
     const char *sub = argv[1];
+    if (!strcmp(sub, "restore") || !strcmp(sub, "restore-file"))
+        return cmd_snapshot_restore(argc, argv);
     char cmd[64];
     snprintf(cmd, sizeof(cmd), "snapshot %s", sub);
     bool json = false;
