@@ -29,6 +29,11 @@
  *   policy-delete NAME             the policy only; its snapshots stay
  *   policy-list [NOW]              data: one sfs_policy_line per policy
  *   policy-run [NOW]               data: one sfs_policy_event line each
+ *   snapshot-restore NAME          roll the live tree back to NAME;
+ *                                  data: "<restored> <removed>" records
+ *   snapshot-restore-file NAME PATH DEST
+ *                                  copy PATH of NAME to DEST (restore.c);
+ *                                  data: "<objects> <in place: 0|1>"
  *   sync                           store and commit everything
  * NOW is seconds since the epoch; without it, the policy clock (see
  * scheduler.c).
@@ -205,6 +210,50 @@ static int notify(struct vol *v, int rc, unsigned what)
     if (!rc && v->notify_changed)
         v->notify_changed(v, what);
     return rc;
+}
+
+/* The counts of the last restore, for its reply (the control thread
+ * serves one request at a time). */
+static uint64_t restore_counts[2];
+
+static int do_restore(struct vol *v, MDB_txn *txn, int argc, char **argv)
+{
+    struct sfs_snap_rec s;
+    struct sfs_rollback_stats rs;
+    int rc = argc == 1 ? sfs_snap_find(v->st, txn, argv[0], &s) : -EINVAL;
+    if (!rc)
+        rc = sfs_rollback_w(v->st, txn, s.epoch, &rs);
+    restore_counts[0] = rc ? 0 : rs.restored;
+    restore_counts[1] = rc ? 0 : rs.removed;
+    return rc;
+}
+
+static int do_restore_file(struct vol *v, MDB_txn *txn, int argc,
+                           char **argv)
+{
+    struct sfs_snap_rec s;
+    struct sfs_restore_stats rs;
+    int rc = argc == 3 ? sfs_snap_find(v->st, txn, argv[0], &s) : -EINVAL;
+    if (!rc)
+        rc = sfs_restore_path_w(v->st, txn, s.epoch, argv[1], argv[2], &rs);
+    restore_counts[0] = rc ? 0 : rs.objects;
+    restore_counts[1] = rc ? 0 : rs.in_place;
+    return rc;
+}
+
+/* A restore changes the live tree behind the kernel's back. */
+static int restore(struct vol *v, FILE *out,
+                   int (*fn)(struct vol *, MDB_txn *, int, char **),
+                   int argc, char **argv)
+{
+    notify(v, 0, VOL_CHANGING_LIVE); /* note what the kernel holds now */
+    int rc = change(v, fn, argc, argv);
+    if (rc)
+        return rc;
+    notify(v, 0, VOL_CHANGED_LIVE);
+    fprintf(out, "%llu %llu\n", (unsigned long long)restore_counts[0],
+            (unsigned long long)restore_counts[1]);
+    return 0;
 }
 
 /* Read-only queries run in a nested transaction that is always aborted. */
@@ -410,6 +459,10 @@ static int dispatch(struct control *c, FILE *out, int argc, char **argv)
         return query(v, out, q_policy_list, argc, argv);
     if (!strcmp(cmd, "policy-run"))
         return policy_run(v, out, argc, argv);
+    if (!strcmp(cmd, "snapshot-restore"))
+        return restore(v, out, do_restore, argc, argv);
+    if (!strcmp(cmd, "snapshot-restore-file"))
+        return restore(v, out, do_restore_file, argc, argv);
     if (!strcmp(cmd, "sync")) {
         int rc = wcache_flush_all(v, true);
         return rc ? rc : vol_sync(v);

@@ -258,6 +258,49 @@ int sfs_block_ref_w(struct sfs_store *st, MDB_txn *txn,
     return block_store_new(st, txn, pb, allow_slop);
 }
 
+int sfs_block_addref_w(struct sfs_store *st, MDB_txn *txn,
+                       const uint8_t hash[SFS_HASH_LEN])
+{
+    struct sfs_dedup_rec d;
+    int rc = dedup_get(st, txn, hash, &d);
+    if (rc == -ENOENT) {
+        sfs_log_corruption("reference to a missing block");
+        return -EIO;
+    }
+    if (rc)
+        return rc;
+    d.refcount++;
+    rc = dedup_put(st, txn, hash, &d);
+    if (!rc)
+        st->state.ref_logical += d.lsize;
+    return rc;
+}
+
+int sfs_block_put_raw_w(struct sfs_store *st, MDB_txn *txn,
+                        struct sfs_codec_ctx *cc,
+                        const struct sfs_raw_block *raw, bool allow_slop)
+{
+    int rc = sfs_block_exists(st, txn, raw->hash);
+    if (rc == 0)
+        return sfs_block_addref_w(st, txn, raw->hash);
+    if (rc != -ENOENT)
+        return rc;
+    /* Never store bytes that do not decode to their hash. */
+    void *plain = malloc(raw->lsize ? raw->lsize : 1);
+    if (!plain)
+        return -ENOMEM;
+    rc = sfs_block_decode(cc, raw, plain);
+    free(plain);
+    if (rc)
+        return rc;
+    struct sfs_prepared_block pb = { .codec = raw->codec, .data = raw->bytes,
+                                     .csize = raw->csize,
+                                     .compressed_tried = true };
+    memcpy(pb.ref.hash, raw->hash, SFS_HASH_LEN);
+    pb.ref.lsize = raw->lsize;
+    return block_store_new(st, txn, &pb, allow_slop);
+}
+
 int sfs_block_unref_w(struct sfs_store *st, MDB_txn *txn,
                       const uint8_t hash[SFS_HASH_LEN])
 {

@@ -167,6 +167,21 @@ int sfs_rec_release_w(struct sfs_store *st, MDB_txn *txn, const MDB_val *key,
     return sfs_block_unref_w(st, txn, hash);
 }
 
+int sfs_rec_addref_w(struct sfs_store *st, MDB_txn *txn, const MDB_val *key,
+                     const MDB_val *payload)
+{
+    uint8_t hash[SFS_HASH_LEN];
+    const uint8_t *k = key->mv_data, *v = payload->mv_data;
+    if (k[0] == SFS_K_EXTENT && payload->mv_size && v[0] == EV_INLINE) {
+        uint32_t lsize;
+        memcpy(&lsize, v + 4, 4);
+        st->state.inline_bytes += lsize;
+    }
+    if (!sfs_rec_blockref(key, payload, hash))
+        return 0;
+    return sfs_block_addref_w(st, txn, hash);
+}
+
 /* ---- inodes ---- */
 
 int sfs_inode_get(struct sfs_store *st, MDB_txn *txn, uint64_t view,
@@ -245,9 +260,9 @@ static int keylist_add(void *arg, const MDB_val *key, const MDB_val *val,
     return kl->n >= 4096 ? 1 : 0;
 }
 
-/* Kill every live record with PREFIX (key >= START), in batches. */
-static int kill_prefix(struct sfs_store *st, MDB_txn *txn, const uint8_t *prefix,
-                       size_t plen, const uint8_t *start, size_t slen)
+int sfs_vrec_kill_prefix_w(struct sfs_store *st, MDB_txn *txn,
+                           const uint8_t *prefix, size_t plen,
+                           const uint8_t *start, size_t slen)
 {
     struct keylist kl = { 0 };
     int rc;
@@ -268,10 +283,10 @@ int sfs_inode_destroy_w(struct sfs_store *st, MDB_txn *txn, uint64_t ino)
     uint8_t p[9];
     p[0] = SFS_K_EXTENT;
     sfs_put_be64(p + 1, ino);
-    int rc = kill_prefix(st, txn, p, 9, p, 9);
+    int rc = sfs_vrec_kill_prefix_w(st, txn, p, 9, p, 9);
     p[0] = SFS_K_XATTR;
     if (!rc)
-        rc = kill_prefix(st, txn, p, 9, p, 9);
+        rc = sfs_vrec_kill_prefix_w(st, txn, p, 9, p, 9);
     if (!rc)
         rc = sfs_vrec_del_w(st, txn, p, inode_key(p, ino));
     if (!rc)
@@ -647,7 +662,7 @@ int sfs_extents_truncate_w(struct sfs_store *st, MDB_txn *txn, uint64_t ino,
     p[0] = SFS_K_EXTENT;
     sfs_put_be64(p + 1, ino);
     extent_key(s, ino, from);
-    return kill_prefix(st, txn, p, 9, s, 17);
+    return sfs_vrec_kill_prefix_w(st, txn, p, 9, s, 17);
 }
 
 struct escan_arg {

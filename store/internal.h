@@ -14,6 +14,17 @@ uint64_t sfs_rec_logical_size(const MDB_val *key, const MDB_val *payload);
 /* Drop the block references a version holds, as it is freed. */
 int sfs_rec_release_w(struct sfs_store *st, MDB_txn *txn, const MDB_val *key,
                       const MDB_val *payload);
+/* Take the references a copy of a version holds (the reverse of
+ * sfs_rec_release_w): a block reference, or the inline bytes counted. */
+int sfs_rec_addref_w(struct sfs_store *st, MDB_txn *txn, const MDB_val *key,
+                     const MDB_val *payload);
+/* One more reference to a block that is stored; -EIO if it is not. */
+int sfs_block_addref_w(struct sfs_store *st, MDB_txn *txn,
+                       const uint8_t hash[SFS_HASH_LEN]);
+/* Kill every live record with PREFIX (key >= START), in batches. */
+int sfs_vrec_kill_prefix_w(struct sfs_store *st, MDB_txn *txn,
+                           const uint8_t *prefix, size_t plen,
+                           const uint8_t *start, size_t slen);
 /* The block a version refers to, if any: 1 and *hash set, or 0. */
 int sfs_rec_blockref(const MDB_val *key, const MDB_val *payload,
                      uint8_t hash[SFS_HASH_LEN]);

@@ -522,6 +522,15 @@ int sfs_block_fetch(struct sfs_store *st, MDB_txn *txn,
 int sfs_block_decode(struct sfs_codec_ctx *cc, const struct sfs_raw_block *raw,
                      void *out);
 void sfs_raw_block_release(struct sfs_raw_block *raw);
+/*
+ * Take a reference to the block RAW (its stored bytes as another store's
+ * sfs_block_fetch copied them), storing those bytes as they are if the
+ * block is new here, after checking that they decode to RAW->hash (-EIO
+ * if not).  -ENOSPC as sfs_block_ref_w.
+ */
+int sfs_block_put_raw_w(struct sfs_store *st, MDB_txn *txn,
+                        struct sfs_codec_ctx *cc,
+                        const struct sfs_raw_block *raw, bool allow_slop);
 
 /* ---- fsmodel.c: the filesystem over versioned records ---- */
 
@@ -622,6 +631,80 @@ typedef int (*sfs_extent_cb)(void *arg, uint64_t blockno,
 int sfs_extent_scan(struct sfs_store *st, MDB_txn *txn, uint64_t view,
                     uint64_t ino, uint64_t from, sfs_extent_cb cb, void *arg);
 
+/* ---- restore.c: rollback, restoring a path, cloning ---- */
+
+/*
+ * sfs_rollback_w - make the live tree read exactly as the snapshot at
+ * EPOCH does, keeping every snapshot (older and newer) as it was.  The
+ * changed records are written as ordinary new versions at the current
+ * epoch; the cost is in proportion to the change since EPOCH.  The
+ * orphans table is brought in line (inodes gone or linked again leave it,
+ * the snapshot's unlinked inodes join it).  OUT (may be NULL) counts the
+ * records put back and the records removed.
+ */
+struct sfs_rollback_stats {
+    uint64_t restored; /* records given back the snapshot's version */
+    uint64_t removed;  /* records the snapshot did not have */
+};
+int sfs_rollback_w(struct sfs_store *st, MDB_txn *txn, uint64_t epoch,
+                   struct sfs_rollback_stats *out);
+
+/*
+ * sfs_path_lookup - resolve PATH ("/a/b" or "a/b"; "/" or "" is the root)
+ * in VIEW.  Sets *INO, and *DIR and LEAF (SFS_NAME_MAX + 1 bytes) to the
+ * directory holding the last component and its name (the root: itself,
+ * ""); either may be NULL.  Returns 0; -ENOENT if the last component is
+ * missing (*DIR and LEAF are still set); -ENOTDIR or -ENOENT (with *DIR
+ * set to 0) if a directory on the way is not one or is missing;
+ * -ENAMETOOLONG.
+ */
+int sfs_path_lookup(struct sfs_store *st, MDB_txn *txn, uint64_t view,
+                    const char *path, uint64_t *ino, uint64_t *dir,
+                    char *leaf);
+
+/*
+ * sfs_restore_path_w - copy the object at PATH in VIEW (a file, or a
+ * directory with everything under it) into the live tree at DEST, with
+ * mode, owner, times, rdev and xattrs (so ACLs); the copies share their
+ * blocks with the snapshot (no data is copied); hard links inside a
+ * copied directory stay hard links.  If DEST does not exist it is created
+ * (new inode numbers; its parent must be a directory).  If DEST is a
+ * regular file and PATH is one, DEST is overwritten in place: same inode,
+ * so other links and open files see the restored contents.
+ * Errors: -ENOENT (PATH not in VIEW, or DEST's parent missing: see
+ * sfs_path_lookup), -ENOTDIR, -EISDIR (DEST is a directory), -EEXIST
+ * (DEST exists and is not a regular file, or PATH is not one), -EINVAL
+ * (DEST is the root), -ENOSPC.  OUT (may be NULL): objects copied, and
+ * whether DEST was overwritten in place.
+ */
+struct sfs_restore_stats {
+    uint64_t objects;
+    bool in_place;
+};
+int sfs_restore_path_w(struct sfs_store *st, MDB_txn *txn, uint64_t view,
+                       const char *path, const char *dest,
+                       struct sfs_restore_stats *out);
+
+/*
+ * Cloning: copying every record that the snapshot at VIEW of SRC sees into
+ * the live tree of DST (a new store), keeping object ids, and each block
+ * they refer to as its stored bytes (verified).  The caller runs it in
+ * steps, each under a read transaction of SRC and a write transaction of
+ * DST, and may renew or commit those between steps.
+ */
+struct sfs_clone_cursor {
+    int kind;                      /* index of the record kind in progress */
+    uint8_t last[SFS_KEY_MAX + 1]; /* the last key copied of that kind */
+    size_t last_len;               /* 0: none yet */
+    uint64_t records, inodes, block_bytes; /* copied so far */
+};
+/* Copy records until about MAX_BYTES of blocks were stored or MAX_RECORDS
+ * records copied.  Returns 1 when everything is copied, 0 if there is
+ * more, or a negative errno (-EIO: a damaged block in SRC). */
+int sfs_clone_step(struct sfs_store *src, MDB_txn *stxn, uint64_t view,
+                   struct sfs_store *dst, MDB_txn *dtxn,
+                   struct sfs_codec_ctx *cc, struct sfs_clone_cursor *cur,
+                   uint64_t max_bytes, uint64_t max_records);
 
 /* ---- diff.c: what changed between two views ---- */
 

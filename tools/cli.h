@@ -55,5 +55,9 @@ int cmd_get(int argc, char **argv);
 /* diff.c: `snapshot diff`; ARGV starts at "diff". */
 int cmd_snapshot_diff(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
+/* restore.c: `snapshot restore|restore-file` (ARGV as cmd_snapshot's) and
+ * `clone` */
+int cmd_snapshot_restore(int argc, char **argv);
+int cmd_clone(int argc, char **argv);
 
 #endif

@@ -413,6 +413,8 @@ static void usage(FILE *out)
           "  snapshot rename VOL OLD NEW | reclaim VOL NAME... [--json]\n"
           "  snapshot hold VOL NAME TAG | release VOL NAME TAG | holds VOL NAME\n"
           "  snapshot diff VOL A [B] [--json] [--stats]\n"
+          "  snapshot restore VOL NAME | restore-file VOL NAME PATH [--to DEST]\n"
+          "  clone VOL NAME NEWSTORE\n"
           "  set VOL NAME=VALUE... | get VOL [NAME]    e.g. snapdir=visible|hidden|disabled\n"
           "  policy create VOL NAME --schedule SCHEDULE --keep N [--prefix P]\n"
           "  policy list VOL [--json] | delete VOL NAME | run VOL [--now 'YYYY-MM-DD HH:MM']\n"
@@ -448,6 +450,8 @@ int main(int argc, char **argv)
         return cmd_get(argc, argv);
     if (!strcmp(cmd, "policy"))
         return cmd_policy(argc, argv);
+    if (!strcmp(cmd, "clone"))
+        return cmd_clone(argc, argv);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         usage(stdout);
         return 0;

@@ -291,10 +291,13 @@ int cmd_snapshot(int argc, char **argv)
 {
     if (argc < 2)
         die_usage("snapshot", "give create, list, delete, rename, reclaim, "
-                              "hold, release, holds or diff");
+                              "hold, release, holds, diff, restore or "
+                              "restore-file");
     const char *sub = argv[1];
     if (!strcmp(sub, "diff"))
         return cmd_snapshot_diff(argc - 1, argv + 1);
+    if (!strcmp(sub, "restore") || !strcmp(sub, "restore-file"))
+        return cmd_snapshot_restore(argc, argv);
     char cmd[64];
     snprintf(cmd, sizeof(cmd), "snapshot %s", sub);
     bool json = false;

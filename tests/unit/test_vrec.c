@@ -208,6 +208,24 @@ static void delete_snapshot(struct sfs_store *st, MDB_txn *txn, int i)
     nsnaps--;
 }
 
+/* Roll the live tree back to snapshot I: it reads as the snapshot did, and
+ * every snapshot still reads as before (check_all). */
+static void rollback(struct sfs_store *st, MDB_txn *txn, int i)
+{
+    uint64_t blobs = st->state.blob_count;
+    struct sfs_rollback_stats rs;
+    CHECK_RC(sfs_rollback_w(st, txn, snaps[i].epoch, &rs));
+    int changed = 0;
+    for (int k = 0; k < NKEYS; k++)
+        changed += live_vals[k] != snaps[i].vals[k];
+    CHECK(rs.restored + rs.removed == (uint64_t)changed,
+          "rollback changed %llu + %llu records, the model %d",
+          (unsigned long long)rs.restored, (unsigned long long)rs.removed,
+          changed);
+    CHECK(st->state.blob_count <= blobs, "rollback stored new blocks");
+    memcpy(live_vals, snaps[i].vals, sizeof(live_vals));
+}
+
 static void run_sequence(unsigned seed, int steps)
 {
     char dir[256];
@@ -220,12 +238,14 @@ static void run_sequence(unsigned seed, int steps)
     for (int step = 0; step < steps; step++) {
         int r = (int)(random() % 100);
         int k = (int)(random() % NKEYS);
-        if (r < 50)
+        if (r < 48)
             do_put(st, txn, k, 1 + (int)(random() % (NPAT - 1)));
-        else if (r < 75)
+        else if (r < 70)
             do_del(st, txn, k);
-        else if (r < 87)
+        else if (r < 82)
             take_snapshot(st, txn, step);
+        else if (r < 90 && nsnaps)
+            rollback(st, txn, (int)(random() % (unsigned)nsnaps));
         else if (nsnaps)
             delete_snapshot(st, txn, (int)(random() % (unsigned)nsnaps));
         if (step % 7 == 0) {
