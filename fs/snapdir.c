@@ -754,11 +754,26 @@ static int stash_name(void *arg, const struct sfs_dirent *d)
     return 0;
 }
 
+/* The live inodes the kernel holds: those it looked up, and the root,
+ * which it holds without a lookup.  *COUNT of them, malloc'd. */
+static uint64_t *live_inodes_held(struct vol *v, size_t *count)
+{
+    uint64_t *ids = node_list_referenced(v, count);
+    uint64_t *all = ids ? realloc(ids, (*count + 1) * sizeof(*ids)) : NULL;
+    if (!all) {
+        free(ids);
+        *count = 0;
+        return NULL;
+    }
+    all[(*count)++] = SFS_ROOT_INO;
+    return all;
+}
+
 /* Every name of every live directory the kernel knows, onto *HEAD. */
 static void collect_live_names(struct vol *v, struct stash **head)
 {
     size_t n = 0;
-    uint64_t *ids = node_list_referenced(v, &n);
+    uint64_t *ids = live_inodes_held(v, &n);
     MDB_txn *txn = vol_read_begin(v);
     for (size_t k = 0; ids && k < n; k++) {
         struct sfs_inode i;
@@ -782,9 +797,15 @@ void snapdir_live_changing(struct snapdirs *sd, struct vol *v)
     pthread_mutex_unlock(&sd->lock);
 }
 
-/* The live tree changed wholesale: drop every name the kernel may hold
+/*
+ * The live tree changed wholesale: drop every name the kernel may hold
  * (those before the change, stashed, and those after) and every live
- * inode's attributes and pages. */
+ * inode's attributes and pages.  With the writeback cache the kernel keeps
+ * its own size and mtime of a regular file while it has the inode; a
+ * dropped name lets an unused inode go (FUSE does not keep unused
+ * inodes), so the next lookup reads them afresh.  A file held open across
+ * the change keeps the kernel's size and mtime until it is closed.
+ */
 static void notify_live(struct snapdirs *sd, struct vol *v)
 {
     pthread_mutex_lock(&sd->lock);
@@ -796,7 +817,7 @@ static void notify_live(struct snapdirs *sd, struct vol *v)
         inval_entry(sd, p->dir, p->name);
     stash_free(s);
     size_t n = 0;
-    uint64_t *ids = node_list_referenced(v, &n);
+    uint64_t *ids = live_inodes_held(v, &n);
     for (size_t k = 0; ids && k < n; k++)
         fuse_lowlevel_notify_inval_inode(sd->se, ids[k], 0, 0);
     free(ids);
