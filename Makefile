@@ -27,9 +27,10 @@ LDFLAGS_asan    := -fsanitize=address,undefined
 
 STORE_SRC := $(sort $(wildcard store/*.c))
 FS_SRC    := $(sort $(wildcard fs/*.c))
+TAPE_SRC  := $(sort $(wildcard tape/*.c))
 TOOLS_SRC := $(sort $(wildcard tools/*.c))
 UNIT_SRC  := $(sort $(wildcard tests/unit/*.c))
-HDRS      := $(wildcard store/*.h fs/*.h tools/*.h tests/unit/*.h)
+HDRS      := $(wildcard store/*.h fs/*.h tape/*.h tools/*.h tests/unit/*.h)
 
 FLAVOURS := release asan
 
@@ -39,21 +40,26 @@ all: build/release/snapfs build/release/snapfs-damage
 define flavour_rules
 build/$(1)/%.o: %.c $(HDRS)
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(CFLAGS_$(1)) -Istore -Ifs -c $$< -o $$@
+	$$(CC) $$(CFLAGS_$(1)) -Istore -Ifs -Itape -c $$< -o $$@
 
 build/$(1)/libsnapstore.a: $(STORE_SRC:%.c=build/$(1)/%.o)
 	@rm -f $$@
 	ar rcs $$@ $$^
 
+build/$(1)/libsnaptape.a: $(TAPE_SRC:%.c=build/$(1)/%.o)
+	@rm -f $$@
+	ar rcs $$@ $$^
+
 build/$(1)/snapfs: $(FS_SRC:%.c=build/$(1)/%.o) \
                    $(filter-out build/$(1)/tools/damage.o,$(TOOLS_SRC:%.c=build/$(1)/%.o)) \
-                   build/$(1)/libsnapstore.a
+                   build/$(1)/libsnaptape.a build/$(1)/libsnapstore.a
 	$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(LIBS)
 
 build/$(1)/snapfs-damage: build/$(1)/tools/damage.o build/$(1)/libsnapstore.a
 	$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(LIBS)
 
-build/$(1)/unit/%: build/$(1)/tests/unit/%.o build/$(1)/libsnapstore.a
+build/$(1)/unit/%: build/$(1)/tests/unit/%.o build/$(1)/libsnaptape.a \
+                   build/$(1)/libsnapstore.a
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(LIBS)
 endef
