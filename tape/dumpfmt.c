@@ -241,6 +241,28 @@ int dump_header_decode(const uint8_t in[DUMP_TP_BSIZE], struct dump_header *h)
     return 0;
 }
 
+void dump_ext_put(struct dump_header *h, const struct dump_snapfs_ext *x)
+{
+    h->spare[0] = (int32_t)DUMP_SNAPFS_MARK;
+    memcpy(&h->spare[1], x->uuid, 16);
+    h->spare[5] = (int32_t)(uint32_t)x->est_bytes;
+    h->spare[6] = (int32_t)(uint32_t)(x->est_bytes >> 32);
+    h->spare[7] = (int32_t)x->part;
+    h->spare[8] = (int32_t)x->context;
+}
+
+int dump_ext_get(const struct dump_header *h, struct dump_snapfs_ext *x)
+{
+    if ((uint32_t)h->spare[0] != DUMP_SNAPFS_MARK)
+        return -ENOENT;
+    memcpy(x->uuid, &h->spare[1], 16);
+    x->est_bytes = (uint64_t)(uint32_t)h->spare[6] << 32 |
+                   (uint32_t)h->spare[5];
+    x->part = (uint32_t)h->spare[7];
+    x->context = (uint32_t)h->spare[8];
+    return 0;
+}
+
 const char *dump_type_name(int32_t type)
 {
     static const char *const names[] = { "?", "TS_TAPE", "TS_INODE",

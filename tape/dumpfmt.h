@@ -97,6 +97,24 @@ struct dump_header {
     int32_t spare[30];
 };
 
+/*
+ * What snapfs adds to a TS_TAPE header, in c_spare (which Linux restore
+ * ignores): a mark, the volume's uuid (so that restore can refuse an
+ * incremental of another volume), the bytes the dump will hold (so that
+ * restore can check the room it needs before it starts), and for the
+ * parts of a restarted dump, the part number and the context's id.
+ */
+#define DUMP_SNAPFS_MARK 0x53464e53u /* "SNFS" */
+struct dump_snapfs_ext {
+    uint8_t uuid[16];
+    uint64_t est_bytes;
+    uint32_t part;          /* 0: an uninterrupted dump or its first part */
+    uint32_t context;       /* the restartable context's id, or 0 */
+};
+void dump_ext_put(struct dump_header *h, const struct dump_snapfs_ext *x);
+/* 0, or -ENOENT when H carries no snapfs extension. */
+int dump_ext_get(const struct dump_header *h, struct dump_snapfs_ext *x);
+
 /* Encode H into OUT with its checksum.  Strings are truncated to fit. */
 void dump_header_encode(const struct dump_header *h,
                         uint8_t out[DUMP_TP_BSIZE]);
