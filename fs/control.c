@@ -34,6 +34,12 @@
  *   snapshot-restore-file NAME PATH DEST
  *                                  copy PATH of NAME to DEST (restore.c);
  *                                  data: "<objects> <in place: 0|1>"
+ *   dump-begin CTX                 start a dump (sfs_dump_begin_w); CTX
+ *                                  is a context in hex; data: the context
+ *                                  as begun, in hex
+ *   dump-update CTX                replace a dump context (progress)
+ *   dump-finish ID RECORD          end dump ID; RECORD 1: note its date
+ *   dump-context-delete ID         abandon dump ID (release, delete)
  *   sync                           store and commit everything
  * NOW is seconds since the epoch; without it, the policy clock (see
  * scheduler.c).
@@ -256,6 +262,64 @@ static int restore(struct vol *v, FILE *out,
     return 0;
 }
 
+/* ---- dumps: contexts and dates (store/dumpmeta.c) ---- */
+
+/* The context of the last dump-begin, for its reply. */
+static struct sfs_dumpctx dump_begun;
+
+static int do_dump_begin(struct vol *v, MDB_txn *txn, int argc, char **argv)
+{
+    int rc = argc == 1 ? sfs_dumpctx_from_hex(argv[0], &dump_begun)
+                       : -EINVAL;
+    return rc ? rc : sfs_dump_begin_w(v->st, txn, &dump_begun);
+}
+
+static int dump_begin(struct vol *v, FILE *out, int argc, char **argv)
+{
+    int rc = notify(v, change(v, do_dump_begin, argc, argv),
+                    VOL_CHANGED_SNAPSHOTS);
+    if (!rc) {
+        char hex[2 * sizeof(dump_begun) + 1];
+        sfs_dumpctx_to_hex(&dump_begun, hex);
+        fprintf(out, "%s\n", hex);
+    }
+    return rc;
+}
+
+static int do_dump_update(struct vol *v, MDB_txn *txn, int argc, char **argv)
+{
+    struct sfs_dumpctx c, old;
+    int rc = argc == 1 ? sfs_dumpctx_from_hex(argv[0], &c) : -EINVAL;
+    if (!rc)
+        rc = sfs_dumpctx_get(v->st, txn, c.id, &old);
+    return rc ? rc : sfs_dumpctx_put_w(v->st, txn, &c);
+}
+
+static int parse_ctx_id(const char *word, uint32_t *id)
+{
+    char *end;
+    unsigned long n = strtoul(word, &end, 10);
+    if (end == word || *end || n == 0 || n > UINT32_MAX)
+        return -EINVAL;
+    *id = (uint32_t)n;
+    return 0;
+}
+
+static int do_dump_finish(struct vol *v, MDB_txn *txn, int argc, char **argv)
+{
+    uint32_t id;
+    int rc = argc == 2 ? parse_ctx_id(argv[0], &id) : -EINVAL;
+    return rc ? rc : sfs_dump_finish_w(v->st, txn, id, !strcmp(argv[1], "1"));
+}
+
+static int do_dump_ctx_delete(struct vol *v, MDB_txn *txn, int argc,
+                              char **argv)
+{
+    uint32_t id;
+    int rc = argc == 1 ? parse_ctx_id(argv[0], &id) : -EINVAL;
+    return rc ? rc : sfs_dumpctx_delete_w(v->st, txn, id);
+}
+
 /* Read-only queries run in a nested transaction that is always aborted. */
 static int query(struct vol *v, FILE *out,
                  int (*fn)(struct vol *, MDB_txn *, FILE *, int, char **),
@@ -463,6 +527,16 @@ static int dispatch(struct control *c, FILE *out, int argc, char **argv)
         return restore(v, out, do_restore, argc, argv);
     if (!strcmp(cmd, "snapshot-restore-file"))
         return restore(v, out, do_restore_file, argc, argv);
+    if (!strcmp(cmd, "dump-begin"))
+        return dump_begin(v, out, argc, argv);
+    if (!strcmp(cmd, "dump-update"))
+        return change(v, do_dump_update, argc, argv);
+    if (!strcmp(cmd, "dump-finish"))
+        return notify(v, change(v, do_dump_finish, argc, argv),
+                      VOL_CHANGED_SNAPSHOTS);
+    if (!strcmp(cmd, "dump-context-delete"))
+        return notify(v, change(v, do_dump_ctx_delete, argc, argv),
+                      VOL_CHANGED_SNAPSHOTS);
     if (!strcmp(cmd, "sync")) {
         int rc = wcache_flush_all(v, true);
         return rc ? rc : vol_sync(v);

@@ -202,6 +202,14 @@ int sfs_inode_get(struct sfs_store *st, MDB_txn *txn, uint64_t view,
     return 0;
 }
 
+int sfs_inode_birth(struct sfs_store *st, MDB_txn *txn, uint64_t view,
+                    uint64_t ino, uint64_t *birth)
+{
+    uint8_t k[9];
+    MDB_val v;
+    return sfs_vrec_get(st, txn, view, k, inode_key(k, ino), &v, birth);
+}
+
 int sfs_inode_put_w(struct sfs_store *st, MDB_txn *txn,
                     const struct sfs_inode *ino)
 {

@@ -740,6 +740,93 @@ int sfs_diff_write(struct sfs_store *st, MDB_txn *txn, uint64_t epoch_a,
                    uint64_t view_b, FILE *out);
 int sfs_diff_stats_parse(const char *line, struct sfs_diff_stats *s);
 
+/* ---- dumpmeta.c: dump dates and restartable dump contexts ---- */
+
+#define SFS_DUMP_PATH_MAX 1023
+#define SFS_DUMP_LEVEL_MAX 31
+/* 0 if PATH ("/" or "/a/b") may name what a dump covers; -EINVAL. */
+int sfs_dump_path_valid(const char *path);
+
+/* The last dump of PATH at LEVEL (the increment chains). */
+struct sfs_dumpdate {
+    char path[SFS_DUMP_PATH_MAX + 1];
+    char snapshot[SFS_NAME_MAX + 1];  /* the snapshot it dumped */
+    int32_t level;
+    int64_t date;                     /* the dump's date (c_date) */
+    uint64_t epoch;                   /* the dumped snapshot's epoch */
+};
+/* Record D, replacing the record of its path and level.  -EINVAL. */
+int sfs_dumpdate_put_w(struct sfs_store *st, MDB_txn *txn,
+                       const struct sfs_dumpdate *d);
+typedef int (*sfs_dumpdate_cb)(void *arg, const struct sfs_dumpdate *d);
+/* Every record, by path then level.  CB: 0 go on, 1 stop, <0 error. */
+int sfs_dumpdate_foreach(struct sfs_store *st, MDB_txn *txn,
+                         sfs_dumpdate_cb cb, void *arg);
+/* The base of a level-LEVEL dump of PATH: the most recent dump of PATH
+ * at a lower level.  -ENOENT if there is none. */
+int sfs_dumpdate_base(struct sfs_store *st, MDB_txn *txn, const char *path,
+                      int level, struct sfs_dumpdate *out);
+
+/* A dump in progress, or interrupted and restartable. */
+enum { SFS_DUMP_PHASE_DIRS = 0, SFS_DUMP_PHASE_FILES = 1 };
+struct sfs_dumpctx {
+    uint32_t id;
+    int32_t pid;              /* the process writing it now, or last */
+    int32_t level;
+    int32_t base_level;       /* -1: a full dump */
+    int64_t created, updated; /* seconds since the epoch */
+    int64_t date, ddate;      /* c_date, and the base dump's date or 0 */
+    uint64_t epoch, base_epoch;
+    uint32_t phase;           /* SFS_DUMP_PHASE_* reached on the output */
+    uint32_t next_ino;        /* restart at this dump inode (files phase) */
+    uint32_t parts;           /* parts written so far */
+    uint32_t ntrec;
+    uint64_t files, bytes;    /* written and safely out, all parts */
+    uint8_t auto_snapshot;    /* the dump created its snapshot */
+    char snapshot[SFS_NAME_MAX + 1];
+    char path[SFS_DUMP_PATH_MAX + 1];
+    char label[16];
+};
+/*
+ * Start a dump: C->path, level, label, ntrec, pid, created and either
+ * C->snapshot or C->auto_snapshot are given.  In one transaction: picks
+ * the id, creates snapshot_for_backup.N when auto_snapshot (the smallest
+ * N free), holds the snapshot with tag "dump:ID", finds the base in the
+ * dump dates (ddate, base_epoch, base_level), and records the context.
+ * Errors: -EINVAL (path or level), -ENOENT (no such snapshot), -EEXIST,
+ * -ENOSPC (no snapshot name free), and those of sfs_snap_take_w.
+ */
+int sfs_dump_begin_w(struct sfs_store *st, MDB_txn *txn,
+                     struct sfs_dumpctx *c);
+int sfs_dumpctx_get(struct sfs_store *st, MDB_txn *txn, uint32_t id,
+                    struct sfs_dumpctx *out);
+/* Replace the context C->id (progress). */
+int sfs_dumpctx_put_w(struct sfs_store *st, MDB_txn *txn,
+                      const struct sfs_dumpctx *c);
+typedef int (*sfs_dumpctx_cb)(void *arg, const struct sfs_dumpctx *c);
+int sfs_dumpctx_foreach(struct sfs_store *st, MDB_txn *txn, sfs_dumpctx_cb cb,
+                        void *arg);
+/* End the dump ID: release its hold, delete the snapshot it created (kept
+ * if someone else holds it), remove the context and, when RECORD_DATE,
+ * record its dump date.  -ENOENT if there is no such context. */
+int sfs_dump_finish_w(struct sfs_store *st, MDB_txn *txn, uint32_t id,
+                      bool record_date);
+/* Abandon the context ID, as sfs_dump_finish_w without the date. */
+int sfs_dumpctx_delete_w(struct sfs_store *st, MDB_txn *txn, uint32_t id);
+
+/* A context as one word of lowercase hex (the control socket's form):
+ * OUT holds 2 * sizeof(*c) + 1 bytes.  parse: 0 or -EINVAL. */
+void sfs_dumpctx_to_hex(const struct sfs_dumpctx *c, char *out);
+int sfs_dumpctx_from_hex(const char *hex, struct sfs_dumpctx *c);
+
+/*
+ * The birth epoch of INO's inode record as VIEW sees it: every change of
+ * an object (data, attributes, entries of a directory) writes a new
+ * inode version, so "changed after epoch E" is "birth > E".
+ */
+int sfs_inode_birth(struct sfs_store *st, MDB_txn *txn, uint64_t view,
+                    uint64_t ino, uint64_t *birth);
+
 /* fsck.c */
 typedef void (*sfs_fsck_report)(void *arg, const char *problem);
 /* Returns the number of problems found (0 = clean) or a negative errno. */

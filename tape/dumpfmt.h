@@ -51,6 +51,11 @@ enum dump_type {
 #define DR_EXTATTRIBUTES 0x8000
 /* c_extattributes */
 #define EXT_XATTR 3
+/* Attributes too large for Linux restore (which takes records of at most
+ * DUMP_XATTR_LINUX_MAX bytes): same layout, a value Linux restore skips
+ * ("unexpected inode extension") and snapfs restore reads. */
+#define EXT_SNAPFS_XATTR 0x534e
+#define DUMP_XATTR_LINUX_MAX 4096
 
 /* ext2's in-inode attribute magic, which Linux dump writes */
 #define DUMP_XATTR_MAGIC_INODE 0xEA020001u

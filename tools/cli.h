@@ -32,6 +32,12 @@ struct volume {
 };
 /* Resolve ARG; dies with a message naming it when it is no volume. */
 void volume_open(struct volume *vol, const char *cmd, const char *arg);
+/* ARG is VOL or VOL/PATH (a directory inside the volume): open VOL and
+ * set *PATH (malloc'd) to "/PATH" or "/"; vol->arg is then a malloc'd
+ * copy of the VOL part.  Dies when no prefix of ARG is
+ * a volume. */
+void volume_open_path(struct volume *vol, const char *cmd, const char *arg,
+                      char **path);
 /* Connect to STORE/control.sock: an fd or a negative errno. */
 int control_connect(const char *store);
 /*
@@ -59,5 +65,7 @@ int cmd_policy(int argc, char **argv);
  * `clone` */
 int cmd_snapshot_restore(int argc, char **argv);
 int cmd_clone(int argc, char **argv);
+/* dump.c: `dump` (and its dates and contexts) */
+int cmd_dump(int argc, char **argv);
 
 #endif

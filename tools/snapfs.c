@@ -420,6 +420,9 @@ static void usage(FILE *out)
           "  policy list VOL [--json] | delete VOL NAME | run VOL [--now 'YYYY-MM-DD HH:MM']\n"
           "    SCHEDULE: every:N (minutes), hourly[@MM], daily[@HH:MM],\n"
           "    weekly[@DAY[@HH:MM]], monthly[@D[@HH:MM]] (D 1-28)\n"
+          "  dump -LEVEL [-b BLOCKING] [-f OUT] [-L LABEL] [--snapshot NAME] VOL[/PATH]\n"
+          "  dump --restart ID [-f OUT] VOL | dump dates VOL [--json]\n"
+          "  dump contexts VOL [--json] | dump contexts delete VOL ID\n"
           "  help\n", out);
 }
 
@@ -450,6 +453,8 @@ int main(int argc, char **argv)
         return cmd_get(argc, argv);
     if (!strcmp(cmd, "policy"))
         return cmd_policy(argc, argv);
+    if (!strcmp(cmd, "dump"))
+        return cmd_dump(argc, argv);
     if (!strcmp(cmd, "clone"))
         return cmd_clone(argc, argv);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {

@@ -11,10 +11,12 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -141,3 +143,45 @@ int volume_offline(struct volume *vol, const char *cmd,
     return rc;
 }
 
+
+/* Is DIR a volume: a snapfs mountpoint, or a store directory? */
+static bool is_volume(const char *dir)
+{
+    char *store = mounted_store(dir);
+    if (store) {
+        free(store);
+        return true;
+    }
+    char p[PATH_MAX + 16];
+    struct stat sb;
+    snprintf(p, sizeof(p), "%s/data.mdb", dir);
+    return !stat(p, &sb) && S_ISREG(sb.st_mode);
+}
+
+void volume_open_path(struct volume *vol, const char *cmd, const char *arg,
+                      char **path)
+{
+    char *prefix = strdup(arg);
+    if (!prefix)
+        die(cmd, "%s: out of memory", arg);
+    size_t n = strlen(prefix);
+    while (n > 1 && prefix[n - 1] == '/')
+        prefix[--n] = 0;
+    for (;;) {
+        if (is_volume(prefix))
+            break;
+        char *slash = strrchr(prefix, '/');
+        if (!slash || slash == prefix)
+            die(cmd, "%s: not a snapfs volume or a directory in one", arg);
+        *slash = 0;
+    }
+    const char *rest = arg + strlen(prefix);
+    while (rest[0] == '/' && rest[1] == '/')
+        rest++;
+    if (asprintf(path, "%s", rest[0] ? rest : "/") < 0)
+        die(cmd, "%s: out of memory", arg);
+    n = strlen(*path);
+    while (n > 1 && (*path)[n - 1] == '/')
+        (*path)[--n] = 0;
+    volume_open(vol, cmd, prefix); /* keeps PREFIX as vol->arg */
+}
