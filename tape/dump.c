@@ -20,8 +20,9 @@
  * sfs_inode_birth), and every directory on the way from the root to such
  * an object, as BSD dump does: restore finds names only in directories,
  * and a changed directory lists all its entries, so renames and deletions
- * show.  TS_CLRI lists the ids that are not objects under the root: an
- * incremental restore deletes what it restored before under those.
+ * show.  TS_CLRI lists the inodes in use (the objects under the root,
+ * despite its name): an incremental restore deletes what it restored
+ * before under any other number.
  *
  * Order.  Directories first, then files, each in increasing inode order,
  * which is what Linux restore expects.  The walk and the writing read the
@@ -408,8 +409,8 @@ static int put_header(struct out *o, struct dump_header *h)
     return put_block(o, o->blk);
 }
 
-/* TS_CLRI or TS_BITS with MAP (or its complement, for TS_CLRI). */
-static int put_map(struct out *o, int type, const uint8_t *map, bool invert)
+/* TS_CLRI (the inodes in use) or TS_BITS (the inodes on this dump). */
+static int put_map(struct out *o, int type, const uint8_t *map)
 {
     struct dump_header h = o->h;
     h.type = type;
@@ -417,13 +418,8 @@ static int put_map(struct out *o, int type, const uint8_t *map, bool invert)
     h.count = (int32_t)(o->plan->map_bytes / DUMP_TP_BSIZE);
     h.di.size = o->plan->map_bytes;
     int rc = put_header(o, &h);
-    for (size_t b = 0; !rc && b < o->plan->map_bytes; b += DUMP_TP_BSIZE) {
-        for (size_t i = 0; i < DUMP_TP_BSIZE; i++)
-            o->blk[i] = invert ? (uint8_t)~map[b + i] : map[b + i];
-        if (invert && b == 0)
-            o->blk[0] &= (uint8_t)~3; /* inodes 1 and 2: never "free" */
-        rc = put_block(o, o->blk);
-    }
+    for (size_t b = 0; !rc && b < o->plan->map_bytes; b += DUMP_TP_BSIZE)
+        rc = put_block(o, map + b);
     return rc;
 }
 
@@ -788,9 +784,9 @@ static int write_all(struct out *o)
         return rc ? rc : put_objects(o, false, s->restart_ino);
     }
     if (!rc)
-        rc = put_map(o, TS_CLRI, o->plan->present, true);
+        rc = put_map(o, TS_CLRI, o->plan->present);
     if (!rc)
-        rc = put_map(o, TS_BITS, o->plan->dumped, false);
+        rc = put_map(o, TS_BITS, o->plan->dumped);
     if (!rc)
         rc = put_objects(o, true, 1);
     if (!rc) {

@@ -20,6 +20,7 @@
 #ifndef SNAPFS_DUMPFMT_H
 #define SNAPFS_DUMPFMT_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -42,7 +43,7 @@ enum dump_type {
     TS_BITS = 3,   /* the map of inodes on this dump */
     TS_ADDR = 4,   /* the continuation of an inode's blocks */
     TS_END = 5,    /* the end of the dump */
-    TS_CLRI = 6,   /* the map of inodes free at dump time */
+    TS_CLRI = 6,   /* the map of inodes in use at dump time */
 };
 
 /* c_flags */
@@ -220,6 +221,9 @@ struct dump_writer {
     uint64_t blocks;       /* blocks written or buffered so far */
     uint64_t bytes_out;    /* bytes handed to write(2) */
     int error;             /* the first write error, sticky */
+    /* When set and a write is interrupted by a signal: -EINTR (NULL:
+     * interrupted writes are retried). */
+    volatile sig_atomic_t *stop;
 };
 /* 0 or -ENOMEM. */
 int dump_writer_init(struct dump_writer *w, int fd, int ntrec,

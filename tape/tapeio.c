@@ -37,6 +37,8 @@ static int write_record(struct dump_writer *w)
     size_t len = (size_t)w->ntrec * DUMP_TP_BSIZE, done = 0;
     while (done < len) {
         ssize_t n = write(w->fd, w->rec + done, len - done);
+        if (n < 0 && errno == EINTR && w->stop && *w->stop)
+            return -EINTR;
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)

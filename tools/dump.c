@@ -142,8 +142,19 @@ static int ctx_end(struct volume *vol, uint32_t id, bool finish, bool record)
 
 /* ---- reading the store ---- */
 
+/* The store, read-only; a mounted volume's daemon commits what it holds
+ * first, so that the store shows every acknowledged change. */
 static struct sfs_store *open_store(struct volume *vol)
 {
+    if (vol->mounted) {
+        char *words[] = { "sync" }, *data = NULL;
+        int rc = volume_request(vol, words, 1, &data);
+        free(data);
+        if (rc)
+            die(CMD, "%s: %s", vol->arg, rc == -EACCES
+                    ? "permission denied (only root or the volume's owner "
+                      "may dump it)" : strerror(-rc));
+    }
     struct sfs_store *st;
     int rc = sfs_open(vol->store, SFS_OPEN_RDONLY, &st);
     if (rc)
@@ -361,7 +372,9 @@ static void save_point(struct run *r, const struct dump_progress *p,
     if (p->committed_next == r->ctx.next_ino && p->phase == (int)r->ctx.phase)
         return;
     int64_t t = mono_ns();
-    if (!now && t - r->saved_ns < CONTEXT_SAVE_NS)
+    /* Reaching the files makes the dump restartable: say so at once. */
+    if (!now && t - r->saved_ns < CONTEXT_SAVE_NS &&
+        !(p->committed_next && r->ctx.phase != SFS_DUMP_PHASE_FILES))
         return;
     r->saved_ns = t;
     if (p->committed_next) {
@@ -438,7 +451,9 @@ static void fail(struct run *r, const char *out, const struct dump_failure *f)
                        !strcmp(f->doing, "writing the output"));
     save_point(r, &r->last, true);
     char where[64] = "";
-    if (f->obj)
+    if (output_side)
+        ;
+    else if (f->obj)
         snprintf(where, sizeof(where), " (object %llu, %s)",
                  (unsigned long long)f->obj, f->doing ? f->doing : "");
     else if (f->doing && !output_side)
@@ -498,6 +513,7 @@ static void run_dump(struct run *r, const char *outpath, uint32_t from_ino)
     struct dump_writer w;
     if (dump_writer_init(&w, out.fd, (int)r->ctx.ntrec, out.tape))
         die(CMD, "out of memory");
+    w.stop = &dump_stop;
     r->tty = isatty(STDERR_FILENO);
     int rc = dump_write(&spec, &plan, &w, &f);
     dump_writer_free(&w);

@@ -12,39 +12,8 @@
 test_have_prereq SNAPFS || { say "# skipping: needs snapfs"; test_done; }
 vol_create --size 1G
 
-cat >"$TEST_TMP/tree.py" <<'PY'
-import hashlib, os, stat, sys
-root = sys.argv[1]
-first = {}
-def line(rel, full):
-    st = os.lstat(full)
-    f = [rel, oct(st.st_mode), str(st.st_uid), str(st.st_gid)]
-    if not stat.S_ISDIR(st.st_mode):
-        f += [str(st.st_size), str(st.st_nlink)]
-        if st.st_nlink > 1:
-            f.append("group=" + first.setdefault(st.st_ino, rel))
-    f.append(str(st.st_mtime_ns))
-    if stat.S_ISREG(st.st_mode):
-        h = hashlib.sha256()
-        with open(full, "rb") as fh:
-            for b in iter(lambda: fh.read(1 << 20), b""):
-                h.update(b)
-        f.append(h.hexdigest())
-    elif stat.S_ISLNK(st.st_mode):
-        f.append("-> " + os.readlink(full))
-    for x in sorted(os.listxattr(full, follow_symlinks=False)):
-        f.append("%s=%s" % (x, os.getxattr(full, x, follow_symlinks=False).hex()))
-    print(" ".join(f))
-line(".", root)
-for d, dirs, files in os.walk(root):
-    if d == root and ".snapshot" in dirs:
-        dirs.remove(".snapshot")  # the snapshots are compared on their own
-    dirs.sort()
-    for n in sorted(dirs + files):
-        full = os.path.join(d, n)
-        line(os.path.relpath(full, root), full)
-PY
-tree() { python3 "$TEST_TMP/tree.py" "${1:-$MNT}"; }
+TREELIST=$(cd "$(dirname "$0")" && pwd)/treelist.py
+tree() { python3 "$TREELIST" "${1:-$MNT}"; }
 snaps() { "$SNAPFS" snapshot list "$MNT" --json | python3 -c "import json,sys; print(' '.join(s['name'] for s in json.load(sys.stdin)))"; }
 # same_tree LISTING [DIR]: DIR (default $MNT) lists exactly as LISTING
 same_tree() {
