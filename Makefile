@@ -103,6 +103,7 @@ run: deps all
 bench: deps all
 	SNAPFS=$(CURDIR)/build/release/snapfs bash tests/bench/bench.sh
 	SNAPFS=$(CURDIR)/build/release/snapfs bash tests/bench/snapbench.sh
+	SNAPFS=$(CURDIR)/build/release/snapfs bash tests/bench/dumpbench.sh
 
 soak: deps build/release/snapfs build/asan/unit/test_vrec
 	SOAK=1 build/asan/unit/test_vrec
