@@ -34,23 +34,6 @@ struct policy_args {
     bool json;
 };
 
-/* "--opt VALUE" or "--opt=VALUE": the value, advancing *I; NULL if ARG is
- * not OPT. */
-static const char *option_value(const char *cmd, const char *opt, int argc,
-                                char **argv, int *i)
-{
-    size_t n = strlen(opt);
-    if (strncmp(argv[*i], opt, n))
-        return NULL;
-    if (argv[*i][n] == '=')
-        return argv[*i] + n + 1;
-    if (argv[*i][n])
-        return NULL;
-    if (*i + 1 >= argc)
-        die_usage(cmd, "%s needs a value", opt);
-    return argv[++*i];
-}
-
 static void parse_args(const char *cmd, int argc, char **argv,
                        struct policy_args *a)
 {
@@ -241,20 +224,6 @@ static const struct sfs_policy_line *find_policy(const struct plisting *ls,
 }
 
 /* ---- printing ---- */
-
-static void json_string(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            printf("\\%c", *s);
-        else if ((unsigned char)*s < 0x20)
-            printf("\\u%04x", (unsigned char)*s);
-        else
-            putchar(*s);
-    }
-    putchar('"');
-}
 
 static void print_json(const struct plisting *ls)
 {

@@ -56,7 +56,7 @@ int parse_size(const char *s, uint64_t *out)
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (errno || end == s || v < 0)
+    if (errno || end == s || !(v >= 0)) /* !(v >= 0): NaN too */
         return -EINVAL;
     uint64_t mult = 1;
     switch (*end) {
@@ -71,7 +71,7 @@ int parse_size(const char *s, uint64_t *out)
         end += 2;
     else if (*end == 'B')
         end++;
-    if (*end)
+    if (*end || v * (double)mult >= 18446744073709551616.0) /* 2^64 */
         return -EINVAL;
     *out = (uint64_t)(v * (double)mult);
     return 0;
@@ -139,6 +139,37 @@ void format_bytes(uint64_t bytes, char *out, size_t cap)
         i++;
     }
     snprintf(out, cap, i ? "%.2f %s" : "%.0f %s", d, unit[i]);
+}
+
+void json_string(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            printf("\\%c", *s);
+        else if ((unsigned char)*s < 0x20)
+            printf("\\u%04x", (unsigned char)*s);
+        else
+            putchar(*s);
+    }
+    putchar('"');
+}
+
+/* "--opt VALUE" or "--opt=VALUE": the value, advancing *I; NULL if ARG is
+ * not OPT. */
+const char *option_value(const char *cmd, const char *opt, int argc,
+                                char **argv, int *i)
+{
+    size_t n = strlen(opt);
+    if (strncmp(argv[*i], opt, n))
+        return NULL;
+    if (argv[*i][n] == '=')
+        return argv[*i] + n + 1;
+    if (argv[*i][n])
+        return NULL;
+    if (*i + 1 >= argc)
+        die_usage(cmd, "%s needs a value", opt);
+    return argv[++*i];
 }
 
 /* ---- mkfs ---- */
@@ -420,6 +451,9 @@ static void usage(FILE *out)
           "  policy list VOL [--json] | delete VOL NAME | run VOL [--now 'YYYY-MM-DD HH:MM']\n"
           "    SCHEDULE: every:N (minutes), hourly[@MM], daily[@HH:MM],\n"
           "    weekly[@DAY[@HH:MM]], monthly[@D[@HH:MM]] (D 1-28)\n"
+          "  qtree create VOL NAME [--security-style unix|ntfs|mixed] [--quota SIZE]\n"
+          "  qtree list VOL [--json] | delete VOL NAME\n"
+          "  qtree modify VOL NAME [--quota SIZE|none] [--security-style STYLE]\n"
           "  help\n", out);
 }
 
@@ -452,6 +486,8 @@ int main(int argc, char **argv)
         return cmd_policy(argc, argv);
     if (!strcmp(cmd, "clone"))
         return cmd_clone(argc, argv);
+    if (!strcmp(cmd, "qtree"))
+        return cmd_qtree(argc, argv);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         usage(stdout);
         return 0;
