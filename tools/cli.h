@@ -21,6 +21,10 @@ char *resolve_volume(const char *arg, bool *mounted);
 const char *open_error(int rc);
 /* "1.50 MiB": BYTES in binary units, into OUT. */
 void format_bytes(uint64_t bytes, char *out, size_t cap);
+/* Append the SIZE bytes at ITEM to the array *ITEMS of *N elements
+ * (capacity *CAP, doubled as needed).  0 or -ENOMEM. */
+int array_append(void *items, size_t *n, size_t *cap, const void *item,
+                 size_t size);
 /* S as a JSON string on stdout. */
 void json_string(const char *s);
 /* "--opt VALUE" or "--opt=VALUE" at ARGV[*I]: the value, advancing *I past

@@ -137,16 +137,7 @@ struct plisting {
 static int plisting_add(void *arg, const struct sfs_policy_line *l)
 {
     struct plisting *ls = arg;
-    if (ls->n == ls->cap) {
-        size_t cap = ls->cap ? 2 * ls->cap : 8;
-        void *q = realloc(ls->lines, cap * sizeof(*ls->lines));
-        if (!q)
-            return -ENOMEM;
-        ls->lines = q;
-        ls->cap = cap;
-    }
-    ls->lines[ls->n++] = *l;
-    return 0;
+    return array_append(&ls->lines, &ls->n, &ls->cap, l, sizeof(*l));
 }
 
 /* What an offline command works on: its policy, clock, listing, events. */

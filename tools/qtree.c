@@ -96,16 +96,7 @@ struct qlisting {
 static int qlisting_add(void *arg, const struct sfs_qtree_info *q)
 {
     struct qlisting *ls = arg;
-    if (ls->n == ls->cap) {
-        size_t cap = ls->cap ? 2 * ls->cap : 8;
-        void *p = realloc(ls->q, cap * sizeof(*ls->q));
-        if (!p)
-            return -ENOMEM;
-        ls->q = p;
-        ls->cap = cap;
-    }
-    ls->q[ls->n++] = *q;
-    return 0;
+    return array_append(&ls->q, &ls->n, &ls->cap, q, sizeof(*q));
 }
 
 static int by_name(const void *a, const void *b)

@@ -141,6 +141,23 @@ void format_bytes(uint64_t bytes, char *out, size_t cap)
     snprintf(out, cap, i ? "%.2f %s" : "%.0f %s", d, unit[i]);
 }
 
+int array_append(void *items, size_t *n, size_t *cap, const void *item,
+                 size_t size)
+{
+    void **arr = items;
+    if (*n == *cap) {
+        size_t c = *cap ? 2 * *cap : 16;
+        void *p = realloc(*arr, c * size);
+        if (!p)
+            return -ENOMEM;
+        *arr = p;
+        *cap = c;
+    }
+    memcpy((char *)*arr + *n * size, item, size);
+    ++*n;
+    return 0;
+}
+
 void json_string(const char *s)
 {
     putchar('"');
