@@ -1226,10 +1226,11 @@ static int flush_cached(struct vol *v, uint64_t ino)
         return -ENOMEM;
     pthread_mutex_lock(&n->wlock);
     int rc = wcache_flush(v, n);
+    int lost = wcache_take_error(n);
     pthread_mutex_unlock(&n->wlock);
     if (node_unpin(v, n))
         fs_destroy_orphan(v, ino);
-    return rc;
+    return rc ? rc : lost;
 }
 
 /*

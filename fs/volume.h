@@ -109,6 +109,7 @@ struct node {
     pthread_mutex_t wlock; /* serializes data writes and truncates */
     struct wblock *dirty;  /* cached partial blocks (wcache.c), under wlock */
     uint32_t ncached;      /* their number; atomic, for unlocked peeks */
+    int quota_error;       /* -EDQUOT: a cached block was lost (wcache.c) */
     struct node *next;
 };
 

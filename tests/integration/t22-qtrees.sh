@@ -118,6 +118,29 @@ test_expect_success 'raising the quota lets a write through; lowering it below t
 	"$SNAPFS" qtree modify "$MNT" proj --quota 2M >/dev/null
 '
 
+test_expect_success 'a small write into a full qtree fails at close() with EDQUOT, and blocks no admin command' '
+	rand_file "$REF/mid" 8192 &&
+	cp "$REF/mid" proj/sub/mid && sync &&
+	full=$(qfield proj used_bytes) &&
+	"$SNAPFS" qtree modify "$MNT" proj --quota "$full" >/dev/null &&
+	python3 -c "if 1:
+		import errno, os, sys
+		fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND)
+		os.write(fd, b\"x\" * 1000)
+		try:
+		    os.close(fd)
+		    print(\"OK\")
+		except OSError as e:
+		    print(errno.errorcode[e.errno])" proj/sub/mid >"$REF/close" &&
+	assert_eq EDQUOT "$(cat "$REF/close")" &&
+	assert_eq "$full" "$(qfield proj used_bytes)" &&
+	"$SNAPFS" snapshot create "$MNT" while-full >/dev/null &&
+	"$SNAPFS" snapshot delete "$MNT" while-full >/dev/null &&
+	"$SNAPFS" qtree modify "$MNT" proj --quota 2M >/dev/null &&
+	assert_eq "$(od -An -tx1 "$REF/mid")" "$(head -c 8192 proj/sub/mid | od -An -tx1)" &&
+	rm proj/sub/mid
+'
+
 # ------------------------------------------------------------ boundaries
 
 test_expect_success 'rename across qtrees, into or out of one, is EXDEV' '
