@@ -297,15 +297,17 @@ static int do_qtree_delete(struct vol *v, MDB_txn *txn, int argc, char **argv)
                      : -EINVAL;
 }
 
-/* A change of names in the live root: the kernel's entries are dropped
- * (a cached negative entry would hide a new qtree, a positive one keep a
+/* A change of the root entry ARGV[0]: the kernel drops its entry (a
+ * cached negative one would hide a new qtree, a positive one keep a
  * deleted qtree). */
-static int live_change(struct vol *v,
-                       int (*fn)(struct vol *, MDB_txn *, int, char **),
-                       int argc, char **argv)
+static int root_entry_change(struct vol *v,
+                             int (*fn)(struct vol *, MDB_txn *, int, char **),
+                             int argc, char **argv)
 {
-    notify(v, 0, VOL_CHANGING_LIVE);
-    return notify(v, change(v, fn, argc, argv), VOL_CHANGED_LIVE);
+    int rc = change(v, fn, argc, argv);
+    if (!rc && argc >= 1 && v->notify_entry)
+        v->notify_entry(v, SFS_ROOT_INO, argv[0]);
+    return rc;
 }
 
 /* Read-only queries run in a nested transaction that is always aborted. */
@@ -529,11 +531,11 @@ static int dispatch(struct control *c, FILE *out, int argc, char **argv)
     if (!strcmp(cmd, "snapshot-restore-file"))
         return restore(v, out, do_restore_file, argc, argv);
     if (!strcmp(cmd, "qtree-create"))
-        return live_change(v, do_qtree_create, argc, argv);
+        return root_entry_change(v, do_qtree_create, argc, argv);
     if (!strcmp(cmd, "qtree-modify"))
         return change(v, do_qtree_modify, argc, argv);
     if (!strcmp(cmd, "qtree-delete"))
-        return live_change(v, do_qtree_delete, argc, argv);
+        return root_entry_change(v, do_qtree_delete, argc, argv);
     if (!strcmp(cmd, "qtree-list"))
         return query(v, out, q_qtree_list, argc, argv);
     if (!strcmp(cmd, "sync")) {

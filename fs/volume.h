@@ -60,6 +60,10 @@ struct vol {
      * restored into; the snapdir setting), so that it invalidates the
      * kernel's caches.  WHAT is a VOL_CHANGED_* mask. */
     void (*notify_changed)(struct vol *v, unsigned what);
+    /* Likewise after a control change added or removed the entry NAME of
+     * live directory PARENT (a qtree): the kernel drops that entry, be it
+     * negative or positive, and PARENT's attributes. */
+    void (*notify_entry)(struct vol *v, uint64_t parent, const char *name);
 };
 
 enum {
