@@ -54,7 +54,7 @@ static void parse_args(const char *cmd, int argc, char **argv,
     }
 }
 
-/* The style and quota the options ask for, over BASE. */
+/* The style and quota the options ask for, into INFO (unset ones stay). */
 static void build_info(const char *cmd, const struct qtree_args *a,
                        struct sfs_qtree_info *info)
 {
