@@ -40,6 +40,10 @@
  *   dump-update CTX                replace a dump context (progress)
  *   dump-finish ID RECORD          end dump ID; RECORD 1: note its date
  *   dump-context-delete ID         abandon dump ID (release, delete)
+ *   qtree-create NAME STYLE QUOTA  a qtree at the root (store/qtree.c)
+ *   qtree-modify NAME STYLE QUOTA
+ *   qtree-delete NAME              an empty qtree
+ *   qtree-list                     data: one sfs_qtree_line per qtree
  *   sync                           store and commit everything
  * NOW is seconds since the epoch; without it, the policy clock (see
  * scheduler.c).
@@ -320,6 +324,56 @@ static int do_dump_ctx_delete(struct vol *v, MDB_txn *txn, int argc,
     return rc ? rc : sfs_dumpctx_delete_w(v->st, txn, id);
 }
 
+/* ---- qtrees ---- */
+
+/* STYLE QUOTA words into INFO. */
+static int qtree_words(char **words, struct sfs_qtree_info *info)
+{
+    char *end;
+    memset(info, 0, sizeof(*info));
+    if (sfs_qtree_style_parse(words[0], &info->style))
+        return -EINVAL;
+    errno = 0;
+    info->quota_bytes = strtoull(words[1], &end, 10);
+    return errno || end == words[1] || *end || words[1][0] == '-' ? -EINVAL
+                                                                  : 0;
+}
+
+static int do_qtree_create(struct vol *v, MDB_txn *txn, int argc, char **argv)
+{
+    struct sfs_qtree_info info;
+    int rc = argc == 3 ? qtree_words(argv + 1, &info) : -EINVAL;
+    return rc ? rc : sfs_qtree_create_w(v->st, txn, argv[0], &info, NULL);
+}
+
+static int do_qtree_modify(struct vol *v, MDB_txn *txn, int argc, char **argv)
+{
+    struct sfs_qtree_info info, q;
+    int rc = argc == 3 ? qtree_words(argv + 1, &info) : -EINVAL;
+    if (!rc)
+        rc = sfs_qtree_find(v->st, txn, SFS_VIEW_LIVE, argv[0], &q);
+    return rc ? rc : sfs_qtree_modify_w(v->st, txn, q.ino, &info);
+}
+
+static int do_qtree_delete(struct vol *v, MDB_txn *txn, int argc, char **argv)
+{
+    return argc == 1 ? sfs_qtree_delete_w(v->st, txn, argv[0], NULL)
+                     : -EINVAL;
+}
+
+/* A change of the root entry ARGV[0]: the kernel drops its entry (a
+ * cached negative one would hide a new qtree, a positive one keep a
+ * deleted qtree). */
+static int root_entry_change(struct vol *v,
+                             int (*fn)(struct vol *, MDB_txn *, int, char **),
+                             int argc, char **argv)
+{
+    int rc = change(v, fn, argc, argv);
+    if (!rc && argc >= 1 && v->notify_entry)
+        v->notify_entry(v, SFS_ROOT_INO, argv[0]);
+    return rc;
+}
+
 /* Read-only queries run in a nested transaction that is always aborted. */
 static int query(struct vol *v, FILE *out,
                  int (*fn)(struct vol *, MDB_txn *, FILE *, int, char **),
@@ -467,6 +521,19 @@ static int q_policy_list(struct vol *v, MDB_txn *txn, FILE *out, int argc,
     return rc ? rc : sfs_policy_list(v->st, txn, now, q_policy_line, out);
 }
 
+static int q_qtree_line(void *arg, const struct sfs_qtree_info *q)
+{
+    sfs_qtree_line_format(q, arg);
+    return 0;
+}
+
+static int q_qtree_list(struct vol *v, MDB_txn *txn, FILE *out, int argc,
+                        char **argv)
+{
+    return argc ? -EINVAL
+                : sfs_qtree_list(v->st, txn, SFS_VIEW_LIVE, q_qtree_line, out);
+}
+
 static int policy_run(struct vol *v, FILE *out, int argc, char **argv)
 {
     int64_t now;
@@ -537,6 +604,14 @@ static int dispatch(struct control *c, FILE *out, int argc, char **argv)
     if (!strcmp(cmd, "dump-context-delete"))
         return notify(v, change(v, do_dump_ctx_delete, argc, argv),
                       VOL_CHANGED_SNAPSHOTS);
+    if (!strcmp(cmd, "qtree-create"))
+        return root_entry_change(v, do_qtree_create, argc, argv);
+    if (!strcmp(cmd, "qtree-modify"))
+        return change(v, do_qtree_modify, argc, argv);
+    if (!strcmp(cmd, "qtree-delete"))
+        return root_entry_change(v, do_qtree_delete, argc, argv);
+    if (!strcmp(cmd, "qtree-list"))
+        return query(v, out, q_qtree_list, argc, argv);
     if (!strcmp(cmd, "sync")) {
         int rc = wcache_flush_all(v, true);
         return rc ? rc : vol_sync(v);

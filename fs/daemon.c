@@ -138,6 +138,13 @@ static void notify_changed(struct vol *v, unsigned what)
     snapdir_notify(&fs->snapdirs, v, what);
 }
 
+static void notify_entry(struct vol *v, uint64_t parent, const char *name)
+{
+    struct snapfs_fs *fs =
+        (struct snapfs_fs *)((char *)v - offsetof(struct snapfs_fs, vol));
+    snapdir_notify_entry(&fs->snapdirs, parent, name);
+}
+
 int snapfs_serve(const char *store, const char *mountpoint, const char *options,
                  int ready_fd)
 {
@@ -191,6 +198,7 @@ int snapfs_serve(const char *store, const char *mountpoint, const char *options,
         goto fail_vol;
     }
     fs->vol.notify_changed = notify_changed;
+    fs->vol.notify_entry = notify_entry;
     se = fuse_session_new(&args, &snapfs_ops, sizeof(snapfs_ops), fs);
     fuse_opt_free_args(&args);
     if (!se) {

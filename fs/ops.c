@@ -512,6 +512,7 @@ static int make_node(fuse_req_t req, fuse_ino_t parent, const char *name,
         ni.rdev = rdev;
         ni.nlink = S_ISDIR(mode) ? 2 : 1;
         ni.parent = parent; /* files: a hint, the directory of a link */
+        ni.qtree = pi.qtree; /* for a qtree's directory, its own number */
         set_now(&ni.atime_sec, &ni.atime_nsec);
         ni.mtime_sec = ni.ctime_sec = ni.btime_sec = ni.atime_sec;
         ni.mtime_nsec = ni.ctime_nsec = ni.btime_nsec = ni.atime_nsec;
@@ -576,6 +577,26 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
     reply_made(req, rc, &i);
 }
 
+/* ---- qtrees (store/qtree.c) ---- */
+
+static bool is_qtree_root(const struct sfs_inode *i)
+{
+    return i->qtree && i->qtree == i->ino;
+}
+
+/*
+ * May OBJ get a name in directory TO?  As on NetApp, nothing moves or is
+ * linked between two qtrees or between a qtree and the rest of the volume
+ * (EXDEV: mv copies instead), and a qtree's directory stays at the root.
+ */
+static int qtree_move_ok(const struct sfs_inode *obj,
+                         const struct sfs_inode *to)
+{
+    if (is_qtree_root(obj))
+        return to->ino == SFS_ROOT_INO ? 0 : -EXDEV;
+    return obj->qtree == to->qtree ? 0 : -EXDEV;
+}
+
 /* ---- removing names ---- */
 
 /* Drop one link of INO (already looked up as I) inside TXN. */
@@ -612,6 +633,8 @@ static int remove_name(struct vol *v, struct snapdirs *sd, fuse_ino_t parent,
         rc = -ENOTDIR;
     if (!rc && !dir && S_ISDIR(ci.mode))
         rc = -EISDIR;
+    if (!rc && is_qtree_root(&ci))
+        rc = -EPERM; /* `snapfs qtree delete` removes a qtree */
     if (!rc && dir) {
         rc = sfs_dir_is_empty(v->st, txn, SFS_VIEW_LIVE, ci.ino);
         rc = rc == 1 ? 0 : rc == 0 ? -ENOTEMPTY : rc;
@@ -794,6 +817,13 @@ static int do_rename(struct vol *v, fuse_ino_t parent, const char *name,
         rc = is_ancestor(v, r.txn, r.dst.ino, parent);
         rc = rc == 1 ? -EINVAL : rc;
     }
+    if (!rc)
+        rc = qtree_move_ok(&r.src, r.dp);
+    if (!rc && r.have_dst && (flags & RENAME_EXCHANGE))
+        rc = qtree_move_ok(&r.dst, r.sp);
+    else if (!rc && r.have_dst && r.dst.ino != r.src.ino &&
+             is_qtree_root(&r.dst))
+        rc = -EPERM; /* no rename replaces a qtree */
     if (!rc && r.have_dst && r.dst.ino == r.src.ino) {
         /* Two links to one inode: POSIX says do nothing. */
         return vol_change_end(v, 0, 0);
@@ -854,6 +884,8 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
         rc = -ENOENT;
     if (!rc)
         rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, newparent, &pi);
+    if (!rc)
+        rc = qtree_move_ok(&i, &pi);
     if (!rc) {
         rc = sfs_dirent_lookup(v->st, txn, SFS_VIEW_LIVE, newparent, newname,
                                &d);
@@ -1194,10 +1226,11 @@ static int flush_cached(struct vol *v, uint64_t ino)
         return -ENOMEM;
     pthread_mutex_lock(&n->wlock);
     int rc = wcache_flush(v, n);
+    int lost = wcache_take_error(n);
     pthread_mutex_unlock(&n->wlock);
     if (node_unpin(v, n))
         fs_destroy_orphan(v, ino);
-    return rc;
+    return rc ? rc : lost;
 }
 
 /*
@@ -1464,6 +1497,10 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
         fuse_reply_err(req, E2BIG);
         return;
     }
+    if (!strcmp(name, SFS_QTREE_XATTR)) {
+        fuse_reply_err(req, EPERM); /* `snapfs qtree` sets it */
+        return;
+    }
     MDB_txn *txn;
     struct sfs_inode i;
     int rc = vol_change_begin(v, &txn);
@@ -1588,6 +1625,10 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
     REFUSE_UNLESS_LIVE(req, ino);
     struct vol *v = VOL(req);
+    if (!strcmp(name, SFS_QTREE_XATTR)) {
+        fuse_reply_err(req, EPERM); /* `snapfs qtree delete` removes it */
+        return;
+    }
     MDB_txn *txn;
     struct sfs_inode i;
     int rc = vol_change_begin(v, &txn);

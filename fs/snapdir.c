@@ -688,6 +688,15 @@ static void inval_entry(struct snapdirs *sd, uint64_t parent, const char *name)
     fuse_lowlevel_notify_inval_entry(sd->se, parent, name, strlen(name));
 }
 
+void snapdir_notify_entry(struct snapdirs *sd, uint64_t parent,
+                          const char *name)
+{
+    if (!sd->se)
+        return;
+    inval_entry(sd, parent, name);
+    fuse_lowlevel_notify_inval_inode(sd->se, parent, -1, 0);
+}
+
 /* Snapshots were created, deleted or renamed: drop the names that went
  * from every .snapshot the kernel holds, and their attributes. */
 static void notify_snapshots(struct snapdirs *sd, struct vol *v)

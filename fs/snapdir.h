@@ -132,6 +132,10 @@ int snapdir_reserved(struct snapdirs *sd, const char *name);
  * hold.
  */
 void snapdir_notify(struct snapdirs *sd, struct vol *v, unsigned what);
+/* The live entry NAME of directory PARENT was added or removed behind the
+ * kernel's back: drop the entry and PARENT's attributes. */
+void snapdir_notify_entry(struct snapdirs *sd, uint64_t parent,
+                          const char *name);
 void snapdir_live_changing(struct snapdirs *sd, struct vol *v);
 
 #endif

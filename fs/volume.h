@@ -60,6 +60,10 @@ struct vol {
      * restored into; the snapdir setting), so that it invalidates the
      * kernel's caches.  WHAT is a VOL_CHANGED_* mask. */
     void (*notify_changed)(struct vol *v, unsigned what);
+    /* Likewise after a control change added or removed the entry NAME of
+     * live directory PARENT (a qtree): the kernel drops that entry, be it
+     * negative or positive, and PARENT's attributes. */
+    void (*notify_entry)(struct vol *v, uint64_t parent, const char *name);
 };
 
 enum {
@@ -109,6 +113,7 @@ struct node {
     pthread_mutex_t wlock; /* serializes data writes and truncates */
     struct wblock *dirty;  /* cached partial blocks (wcache.c), under wlock */
     uint32_t ncached;      /* their number; atomic, for unlocked peeks */
+    int quota_error;       /* -EDQUOT: a cached block was lost (wcache.c) */
     struct node *next;
 };
 

@@ -45,7 +45,12 @@
  *     for its own inode; if that does not make room the write goes
  *     straight to the store.
  * A block that cannot be stored (ENOSPC) stays cached and the error goes to
- * whoever flushed (fsync, close); the blocks of an inode whose last link is
+ * whoever flushed (fsync, close).  A block its qtree has no room for
+ * (EDQUOT) is dropped, as the kernel drops pages whose writeback failed,
+ * and the error waits on the node for the file's next close or fsync: kept
+ * cached, it would fail every snapshot and the very quota change that
+ * makes room, since control changes store every cached block first.  The
+ * blocks of an inode whose last link is
  * gone and that no open file uses are dropped instead of stored, at the
  * latest when the kernel forgets the inode (then the inode is destroyed,
  * as one without cached blocks is).
@@ -187,6 +192,10 @@ int wcache_flush(struct vol *v, struct node *n)
         } else if (rc == -ENOENT) {
             rc = 0; /* the inode is gone: nothing to keep */
         }
+        if (rc == -EDQUOT) {
+            n->quota_error = rc; /* lost: see the theory above */
+            rc = 0;
+        }
         if (rc)
             return rc;
         n->dirty = b->next;
@@ -198,6 +207,13 @@ int wcache_flush(struct vol *v, struct node *n)
         }
     }
     return 0;
+}
+
+int wcache_take_error(struct node *n)
+{
+    int rc = n->quota_error;
+    n->quota_error = 0;
+    return rc;
 }
 
 int wcache_write(struct vol *v, struct node *n, const char *buf, size_t size,

@@ -19,8 +19,12 @@ int wcache_write(struct vol *v, struct node *n, const char *buf, size_t size,
 /* Copy the cached bytes of [OFF, OFF+LEN) over OUT. */
 void wcache_overlay(struct vol *v, struct node *n, uint64_t off, size_t len,
                     char *out);
-/* Store every cached block of N. */
+/* Store every cached block of N.  A block its qtree has no room for is
+ * dropped, and the error kept for wcache_take_error. */
 int wcache_flush(struct vol *v, struct node *n);
+/* The error of a block N lost since the last call (-EDQUOT), or 0; for
+ * the file's next close or fsync.  Under N's write lock. */
+int wcache_take_error(struct node *n);
 /* Forget cached blocks [FIRST, LAST) of N (overwritten or truncated).
  * True when the caller must destroy the inode (an unreferenced orphan). */
 bool wcache_drop(struct vol *v, struct node *n, uint64_t first, uint64_t last);

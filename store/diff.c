@@ -527,7 +527,7 @@ static int inode_path(struct diff *d, int v, uint64_t ino,
 static bool attrs_differ(const struct sfs_inode *a, const struct sfs_inode *b)
 {
     return a->mode != b->mode || a->uid != b->uid || a->gid != b->gid ||
-           a->size != b->size || a->rdev != b->rdev || a->flags != b->flags ||
+           a->size != b->size || a->rdev != b->rdev || a->qtree != b->qtree ||
            a->mtime_sec != b->mtime_sec || a->mtime_nsec != b->mtime_nsec;
 }
 

@@ -36,28 +36,12 @@
 #define CTX_PLEN (sizeof(CTX_PREFIX) - 1)
 #define AUTO_SNAP_PREFIX "snapshot_for_backup."
 
-/* Call CB for every meta record whose key starts with PREFIX; CB returns
- * 0 to go on, 1 to stop, or a negative errno, which is returned. */
+/* Every meta record under PREFIX. */
 static int meta_scan(struct sfs_store *st, MDB_txn *txn, const char *prefix,
-                     int (*cb)(void *arg, const MDB_val *k, const MDB_val *v),
-                     void *arg)
+                     sfs_table_cb cb, void *arg)
 {
-    size_t plen = strlen(prefix);
-    MDB_cursor *c;
-    int rc = sfs_mdb_errno(mdb_cursor_open(txn, st->db_meta, &c));
-    if (rc)
-        return rc;
-    MDB_val k = { plen, (void *)prefix }, v;
-    int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-    while (!mrc && k.mv_size >= plen && !memcmp(k.mv_data, prefix, plen)) {
-        if ((rc = cb(arg, &k, &v)))
-            break;
-        mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-    }
-    mdb_cursor_close(c);
-    if (rc)
-        return rc > 0 ? 0 : rc;
-    return mrc == MDB_NOTFOUND ? 0 : sfs_mdb_errno(mrc);
+    return sfs_table_scan_prefix(txn, st->db_meta, prefix, strlen(prefix),
+                                 cb, arg);
 }
 
 /* ---- dump dates ---- */

@@ -15,6 +15,9 @@
  *      (a damaged one is reported with the file's path), and no live inode
  *      is unreachable unless it is a recorded orphan.
  *   4. history: every hist row has its deadlist row and the reverse.
+ *   5. qtrees: each qtree's recorded usage equals the sum of blocks * 512
+ *      over the live inodes that carry its id; a qtree's directory carries
+ *      its own id and sits at the root; a linked inode's qtree exists.
  *
  * Memory: a map from inode to link count and one from block hash to
  * reference count: proportional to the volume, as for any fsck; fsck runs
@@ -102,6 +105,8 @@ struct fsck {
     int problems;
     struct map blocks;  /* hash -> a: refs counted, b: refcount, flags: 1 bad */
     struct map inodes;  /* ino -> a: links found, b: subdirs */
+    struct map qtrees;  /* qtree -> a: bytes of its inodes, b: recorded */
+    uint64_t live_inodes_found;
 };
 
 __attribute__((format(printf, 2, 3)))
@@ -369,7 +374,10 @@ static bool is_orphan(struct fsck *f, uint64_t ino)
     return mdb_get(f->txn, f->st->db_orphans, &key, &v) == 0;
 }
 
-static int check_link_counts(struct fsck *f)
+/* Call FN for every live inode record (malformed ones are skipped: pass 3
+ * reports them through the tree). */
+static int scan_live_inodes(struct fsck *f,
+                            int (*fn)(struct fsck *, const struct sfs_inode *))
 {
     MDB_cursor *c;
     int rc = sfs_mdb_errno(mdb_cursor_open(f->txn, f->st->db_live, &c));
@@ -377,40 +385,108 @@ static int check_link_counts(struct fsck *f)
         return rc;
     uint8_t first = SFS_K_INODE;
     MDB_val k = { 1, &first }, v;
-    uint64_t inodes = 0;
-    for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); !rc;
-         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-        const uint8_t *kp = k.mv_data;
-        if (kp[0] != SFS_K_INODE)
+    int mrc;
+    for (mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); !mrc && !rc;
+         mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        if (((const uint8_t *)k.mv_data)[0] != SFS_K_INODE)
             break;
         struct sfs_inode i;
         MDB_val p = sfs_vpayload(&v);
         if (p.mv_size != sizeof(i))
             continue;
         memcpy(&i, p.mv_data, sizeof(i));
-        inodes++;
-        struct slot *s = map_ino(&f->inodes, i.ino, false);
-        uint64_t names = s ? s->a : 0, subdirs = s ? s->b : 0;
-        if (!names) {
-            if (!is_orphan(f, i.ino))
-                problem(f, "inode %llu is not reachable from the root",
-                        (unsigned long long)i.ino);
-            continue;
-        }
-        uint64_t want = S_ISDIR(i.mode) ? 2 + subdirs : names;
-        if (i.nlink != want)
-            problem(f, "inode %llu: link count %u, %llu found",
-                    (unsigned long long)i.ino, i.nlink,
-                    (unsigned long long)want);
+        rc = fn(f, &i);
     }
     mdb_cursor_close(c);
-    if (rc && rc != MDB_NOTFOUND)
-        return sfs_mdb_errno(rc);
-    if (inodes != f->st->state.live_inodes)
+    if (rc)
+        return rc;
+    return mrc && mrc != MDB_NOTFOUND ? sfs_mdb_errno(mrc) : 0;
+}
+
+static int check_link_count(struct fsck *f, const struct sfs_inode *i)
+{
+    f->live_inodes_found++;
+    struct slot *s = map_ino(&f->inodes, i->ino, false);
+    uint64_t names = s ? s->a : 0, subdirs = s ? s->b : 0;
+    if (!names) {
+        if (!is_orphan(f, i->ino))
+            problem(f, "inode %llu is not reachable from the root",
+                    (unsigned long long)i->ino);
+        return 0;
+    }
+    uint64_t want = S_ISDIR(i->mode) ? 2 + subdirs : names;
+    if (i->nlink != want)
+        problem(f, "inode %llu: link count %u, %llu found",
+                (unsigned long long)i->ino, i->nlink,
+                (unsigned long long)want);
+    return 0;
+}
+
+static int check_link_counts(struct fsck *f)
+{
+    f->live_inodes_found = 0;
+    int rc = scan_live_inodes(f, check_link_count);
+    if (rc)
+        return rc;
+    if (f->live_inodes_found != f->st->state.live_inodes)
         problem(f, "inode counter %llu, %llu inodes found",
                 (unsigned long long)f->st->state.live_inodes,
-                (unsigned long long)inodes);
+                (unsigned long long)f->live_inodes_found);
     return 0;
+}
+
+/* ---- pass 5: qtrees ---- */
+
+static int usage_seen(void *arg, uint64_t qtree, uint64_t bytes)
+{
+    struct fsck *f = arg;
+    struct slot *s = map_ino(&f->qtrees, qtree, true);
+    if (!s)
+        return -ENOMEM;
+    s->b = bytes;
+    return 0;
+}
+
+static void check_qtree_inode(struct fsck *f, const struct sfs_inode *i)
+{
+    struct sfs_qtree_info q;
+    int rc = sfs_qtree_get(f->st, f->txn, SFS_VIEW_LIVE, i->qtree, &q);
+    if (i->ino == i->qtree && (rc || i->parent != SFS_ROOT_INO))
+        problem(f, "qtree %llu: %s", (unsigned long long)i->ino,
+                rc ? "its directory has no readable description"
+                   : "its directory is not at the root");
+    else if (i->ino != i->qtree && rc && i->nlink > 0)
+        problem(f, "inode %llu: in qtree %llu, which is not a qtree",
+                (unsigned long long)i->ino, (unsigned long long)i->qtree);
+}
+
+static int count_qtree_inode(struct fsck *f, const struct sfs_inode *i)
+{
+    if (!i->qtree)
+        return 0;
+    struct slot *s = map_ino(&f->qtrees, i->qtree, true);
+    if (!s)
+        return -ENOMEM;
+    s->a += i->blocks * 512;
+    check_qtree_inode(f, i);
+    return 0;
+}
+
+static int check_qtrees(struct fsck *f)
+{
+    int rc = scan_live_inodes(f, count_qtree_inode);
+    if (!rc)
+        rc = sfs_qtree_usage_foreach(f->st, f->txn, usage_seen, f);
+    for (size_t n = 0; !rc && n < f->qtrees.cap; n++) {
+        struct slot *s = &f->qtrees.slots[n];
+        uint64_t q;
+        memcpy(&q, s->key, 8);
+        if (s->used && s->a != s->b)
+            problem(f, "qtree %llu: usage recorded %llu bytes, its inodes "
+                       "hold %llu", (unsigned long long)q,
+                    (unsigned long long)s->b, (unsigned long long)s->a);
+    }
+    return rc;
 }
 
 /* ---- pass 4: history and deadlist agree ---- */
@@ -464,10 +540,13 @@ int sfs_fsck(struct sfs_store *st, sfs_fsck_report report, void *arg)
         rc = check_link_counts(&f);
     if (!rc)
         rc = check_history(&f);
+    if (!rc)
+        rc = check_qtrees(&f);
     mdb_txn_abort(f.txn);
 out:
     free(f.blocks.slots);
     free(f.inodes.slots);
+    free(f.qtrees.slots);
     sfs_codec_ctx_free(f.cc);
     return rc ? rc : f.problems;
 }

@@ -214,6 +214,11 @@ int sfs_inode_put_w(struct sfs_store *st, MDB_txn *txn,
                     const struct sfs_inode *ino)
 {
     uint8_t k[9];
+    if (ino->qtree) {
+        int rc = sfs_qtree_check_growth(st, txn, ino);
+        if (rc)
+            return rc;
+    }
     return sfs_vrec_put_w(st, txn, k, inode_key(k, ino->ino), ino,
                           sizeof(*ino));
 }

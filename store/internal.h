@@ -29,6 +29,32 @@ int sfs_vrec_kill_prefix_w(struct sfs_store *st, MDB_txn *txn,
 int sfs_rec_blockref(const MDB_val *key, const MDB_val *payload,
                      uint8_t hash[SFS_HASH_LEN]);
 
+/* What an inode record charges to a qtree: its qtree and its bytes
+ * (blocks * 512); zero for other records and for inodes in no qtree. */
+struct sfs_qcharge {
+    uint64_t qtree;
+    uint64_t bytes;
+};
+void sfs_qtree_charge_of(const MDB_val *key, const void *payload, size_t len,
+                         struct sfs_qcharge *out);
+/* A live inode record changed from OLD's charge to NEW's: move the usage
+ * of their qtrees (vrec.c calls this for every put and delete). */
+int sfs_qtree_account_w(struct sfs_store *st, MDB_txn *txn,
+                        const struct sfs_qcharge *old,
+                        const struct sfs_qcharge *new);
+
+/* Before writing inode INO: -EDQUOT if it is in a qtree with a quota and
+ * its growth over the live record would take the usage past the quota. */
+int sfs_qtree_check_growth(struct sfs_store *st, MDB_txn *txn,
+                           const struct sfs_inode *ino);
+
+/* Every record of table DBI whose key starts with PREFIX (and is longer),
+ * in key order.  CB returns 0 to go on, 1 to stop, or a negative errno,
+ * which is returned. */
+typedef int (*sfs_table_cb)(void *arg, const MDB_val *key, const MDB_val *val);
+int sfs_table_scan_prefix(MDB_txn *txn, MDB_dbi dbi, const void *prefix,
+                          size_t plen, sfs_table_cb cb, void *arg);
+
 /* Delete a snapshot whatever holds it (the reclaim dry run). */
 int sfs_snap_delete_unheld_w(struct sfs_store *st, MDB_txn *txn,
                              uint64_t epoch);

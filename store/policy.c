@@ -39,7 +39,7 @@
 #include <strings.h>
 #include <time.h>
 
-#include "store.h"
+#include "internal.h"
 
 /* ---- schedules ---- */
 
@@ -360,27 +360,25 @@ int sfs_policy_get(struct sfs_store *st, MDB_txn *txn, const char *name,
     return rc;
 }
 
+struct policy_scan {
+    sfs_policy_cb cb;
+    void *arg;
+};
+
+static int policy_scan_cb(void *arg, const MDB_val *key, const MDB_val *val)
+{
+    struct policy_scan *ps = arg;
+    struct sfs_policy p;
+    policy_decode(val, &p);
+    return ps->cb(ps->arg, &p);
+}
+
 int sfs_policy_foreach(struct sfs_store *st, MDB_txn *txn, sfs_policy_cb cb,
                        void *arg)
 {
-    MDB_cursor *c;
-    int rc = sfs_mdb_errno(mdb_cursor_open(txn, st->db_meta, &c));
-    if (rc)
-        return rc;
-    MDB_val k = { POLICY_PLEN, POLICY_PREFIX }, v;
-    int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-    while (!mrc && k.mv_size > POLICY_PLEN &&
-           !memcmp(k.mv_data, POLICY_PREFIX, POLICY_PLEN)) {
-        struct sfs_policy p;
-        policy_decode(&v, &p);
-        if ((rc = cb(arg, &p)))
-            break;
-        mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-    }
-    mdb_cursor_close(c);
-    if (rc)
-        return rc > 0 ? 0 : rc;
-    return mrc == MDB_NOTFOUND ? 0 : sfs_mdb_errno(mrc);
+    struct policy_scan ps = { cb, arg };
+    return sfs_table_scan_prefix(txn, st->db_meta, POLICY_PREFIX, POLICY_PLEN,
+                                 policy_scan_cb, &ps);
 }
 
 static int prefix_taken_cb(void *arg, const struct sfs_policy *p)

@@ -407,6 +407,10 @@ static int copy_records(struct sfs_store *st, MDB_txn *txn, uint64_t view,
         int rc = recbatch_next(st, txn, view, prefix, 9, b);
         for (size_t i = 0; !rc && i < b->n; i++) {
             struct rec_copy *r = &b->r[i];
+            /* A copy is a plain directory: a qtree is made, not copied. */
+            if (kind == SFS_K_XATTR && r->klen > 9 &&
+                !strcmp((const char *)r->key + 9, SFS_QTREE_XATTR))
+                continue;
             sfs_put_be64(r->key + 1, dst);
             MDB_val k = { r->klen, r->key }, p = { r->vlen, r->val };
             rc = sfs_rec_addref_w(st, txn, &k, &p);
@@ -482,6 +486,7 @@ struct copier {
     struct dirpair *stack;    /* directories whose entries are to copy */
     size_t n, cap;
     uint64_t objects;
+    uint64_t qtree;           /* the qtree of the destination */
 };
 
 static uint32_t dtype_of(uint32_t mode) { return (mode & S_IFMT) >> 12; }
@@ -525,6 +530,7 @@ static int copy_entry(struct copier *c, const struct sfs_inode *si,
     struct sfs_inode ni = *si;
     ni.nlink = S_ISDIR(si->mode) ? 2 : 1;
     ni.parent = dir;
+    ni.qtree = c->qtree;
     int rc = sfs_inode_create_w(c->st, c->txn, &ni);
     if (!rc)
         rc = copy_records(c->st, c->txn, c->view, c->recs, SFS_K_EXTENT,
@@ -611,6 +617,7 @@ static int overwrite_file(struct copier *c, const struct sfs_inode *si,
     ni.ino = dino;
     ni.nlink = di.nlink;
     ni.parent = di.parent;
+    ni.qtree = di.qtree;
     c->objects++;
     return sfs_inode_put_w(c->st, c->txn, &ni);
 }
@@ -637,6 +644,7 @@ static int restore_new(struct copier *c, const struct sfs_inode *si,
     int rc = sfs_inode_get(c->st, c->txn, SFS_VIEW_LIVE, dir, &pi);
     if (!rc && pi.nlink == 0)
         rc = -ENOENT; /* a removed directory */
+    c->qtree = pi.qtree; /* the copies join the destination's qtree */
     if (!rc)
         rc = copy_entry(c, si, dir, name);
     struct entries *e = malloc(sizeof(*e));

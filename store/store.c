@@ -26,7 +26,7 @@
  * volume size, so the map never fills before the volume does.
  */
 #define _GNU_SOURCE
-#include "store.h"
+#include "internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -416,6 +416,26 @@ int sfs_txn_commit(struct sfs_store *st, MDB_txn *txn)
         return rc;
     }
     return sfs_mdb_errno(mdb_txn_commit(txn));
+}
+
+int sfs_table_scan_prefix(MDB_txn *txn, MDB_dbi dbi, const void *prefix,
+                          size_t plen, sfs_table_cb cb, void *arg)
+{
+    MDB_cursor *c;
+    int rc = sfs_mdb_errno(mdb_cursor_open(txn, dbi, &c));
+    if (rc)
+        return rc;
+    MDB_val k = { plen, (void *)prefix }, v;
+    int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    while (!mrc && k.mv_size > plen && !memcmp(k.mv_data, prefix, plen)) {
+        if ((rc = cb(arg, &k, &v)))
+            break;
+        mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(c);
+    if (rc)
+        return rc > 0 ? 0 : rc;
+    return mrc == MDB_NOTFOUND ? 0 : sfs_mdb_errno(mrc);
 }
 
 int sfs_used_bytes(struct sfs_store *st, MDB_txn *txn, uint64_t *out)

@@ -543,7 +543,12 @@ struct sfs_inode {
     uint64_t rdev;
     int64_t atime_sec, mtime_sec, ctime_sec, btime_sec;
     uint32_t atime_nsec, mtime_nsec, ctime_nsec, btime_nsec;
-    uint64_t flags;
+    /* The qtree the inode belongs to: the inode number of the qtree's
+     * directory (which holds its own number), 0 for none.  Set at creation
+     * from the parent directory and never changed (links and renames
+     * across qtrees are refused).  Was an always-zero `flags` field: the
+     * record layout is unchanged. */
+    uint64_t qtree;
     uint64_t blocks; /* 512-byte units of logical data, for st_blocks */
     /* Directories: the parent directory (for "..").  Other files: a hint,
      * the directory of the link made or moved last (it may be stale when
@@ -554,6 +559,8 @@ struct sfs_inode {
 
 int sfs_inode_get(struct sfs_store *st, MDB_txn *txn, uint64_t view,
                   uint64_t ino, struct sfs_inode *out);
+/* Write an inode.  For an inode of a qtree whose blocks grow, -EDQUOT if
+ * the qtree's usage would pass its quota (see qtree.c). */
 int sfs_inode_put_w(struct sfs_store *st, MDB_txn *txn,
                     const struct sfs_inode *ino);
 /* Allocate a fresh object id and write its inode (nlink as given). */
@@ -826,6 +833,112 @@ int sfs_dumpctx_from_hex(const char *hex, struct sfs_dumpctx *c);
  */
 int sfs_inode_birth(struct sfs_store *st, MDB_txn *txn, uint64_t view,
                     uint64_t ino, uint64_t *birth);
+/* ---- qtree.c: qtrees (directories at the root with a quota) ---- */
+
+/*
+ * A qtree is a directory at the volume root marked by the xattr
+ * SFS_QTREE_XATTR, whose value is the text "style=STYLE quota=BYTES"
+ * (quota 0: none).  Its id is the directory's inode number; every inode
+ * under it carries that number in sfs_inode.qtree (the directory too).
+ * The store keeps each qtree's usage (the sum of blocks * 512 of its
+ * inodes, as du counts) in `meta`, updated in the transaction of every
+ * change of an inode record, whatever makes it (writes, deletes,
+ * rollback, clones); sfs_inode_put_w refuses growth past the quota with
+ * -EDQUOT.  Rollback and clones are not refused: they restore a state.
+ */
+#define SFS_QTREE_XATTR "trusted.snapfs.qtree"
+#define SFS_QTREE_TEXT_MAX 64
+enum sfs_qtree_style { SFS_QTREE_UNIX = 0, SFS_QTREE_NTFS, SFS_QTREE_MIXED };
+
+struct sfs_qtree_info {
+    uint64_t ino;                /* the qtree's id: its directory */
+    char name[SFS_NAME_MAX + 1]; /* its name at the root ("" if unknown) */
+    uint32_t style;              /* enum sfs_qtree_style */
+    uint64_t quota_bytes;        /* 0: no quota */
+    uint64_t used_bytes;         /* live usage (0 in a snapshot's view) */
+};
+
+/* "unix", "ntfs", "mixed"; NULL for an unknown style. */
+const char *sfs_qtree_style_name(uint32_t style);
+/* 0 and *OUT set, or -EINVAL for an unknown style name. */
+int sfs_qtree_style_parse(const char *text, uint32_t *out);
+/* 0 if NAME may name a qtree: 1-255 bytes, no '/' or control characters
+ * (the control protocol is tab-separated lines), not ".", ".." or
+ * ".snapshot"; else -EINVAL. */
+int sfs_qtree_name_valid(const char *name);
+/* The xattr text of INFO's style and quota into BUF (NUL-terminated);
+ * returns its length, -EINVAL (unknown style), -ERANGE (CAP too small). */
+int sfs_qtree_format(const struct sfs_qtree_info *info, char *buf, size_t cap);
+/* Parse LEN bytes of xattr text into OUT's style and quota (other fields
+ * untouched).  Words are KEY=VALUE separated by spaces; style and quota
+ * must appear once each; unknown keys are ignored (later versions may add
+ * some).  -EINVAL if the text is not a qtree description. */
+int sfs_qtree_parse(const char *text, size_t len, struct sfs_qtree_info *out);
+
+/*
+ * sfs_qtree_get - the qtree whose directory is DIR_INO, as VIEW sees it
+ * (name left "": a directory does not know its name).  Errors: -ENOENT
+ * (no such inode, or not a qtree), -EIO (a description that does not
+ * parse, logged as corruption), LMDB-derived errnos.
+ */
+int sfs_qtree_get(struct sfs_store *st, MDB_txn *txn, uint64_t view,
+                  uint64_t dir_ino, struct sfs_qtree_info *out);
+/* The qtree named NAME at the root in VIEW, name filled in.  -ENOENT (no
+ * such entry, or not a qtree), -EINVAL (a bad name), -EIO. */
+int sfs_qtree_find(struct sfs_store *st, MDB_txn *txn, uint64_t view,
+                   const char *name, struct sfs_qtree_info *out);
+typedef int (*sfs_qtree_cb)(void *arg, const struct sfs_qtree_info *q);
+/* Every qtree at the root of VIEW (in directory order); CB returns 0 to
+ * go on, 1 to stop, or a negative errno, which is returned. */
+int sfs_qtree_list(struct sfs_store *st, MDB_txn *txn, uint64_t view,
+                   sfs_qtree_cb cb, void *arg);
+/* One qtree as a tab-separated line "ID STYLE QUOTA USED NAME" (the
+ * control socket's qtree-list), and back: -EINVAL if LINE is not one. */
+void sfs_qtree_line_format(const struct sfs_qtree_info *q, FILE *out);
+int sfs_qtree_line_parse(const char *line, struct sfs_qtree_info *q);
+/* The live usage of qtree QTREE in bytes (0 when it has none). */
+int sfs_qtree_used(struct sfs_store *st, MDB_txn *txn, uint64_t qtree,
+                   uint64_t *out);
+/* Every usage record: qtree id and bytes; CB as sfs_qtree_list's. */
+typedef int (*sfs_qtree_usage_cb)(void *arg, uint64_t qtree, uint64_t bytes);
+int sfs_qtree_usage_foreach(struct sfs_store *st, MDB_txn *txn,
+                            sfs_qtree_usage_cb cb, void *arg);
+
+/*
+ * sfs_qtree_create_w - make directory NAME at the root (owner, group and
+ * permissions those of the root) and mark it a qtree with INFO's style
+ * and quota.  *INO_OUT (may be
+ * NULL) gets its inode number.  Errors: -EINVAL (bad name or style),
+ * -EEXIST (NAME exists at the root), -ENOSPC, -EOVERFLOW (no object ids
+ * left), LMDB-derived errnos.
+ */
+int sfs_qtree_create_w(struct sfs_store *st, MDB_txn *txn, const char *name,
+                       const struct sfs_qtree_info *info, uint64_t *ino_out);
+/*
+ * sfs_qtree_mark_w - make the existing empty directory DIR_INO, an entry
+ * of the root, a qtree with INFO's style and quota (a dump restore puts a
+ * qtree back this way).  Errors: -ENOENT (no such inode), -EINVAL (bad
+ * style; not a directory; not at the root; not empty; already in a
+ * qtree), -EEXIST (already a qtree), -ENOSPC, LMDB-derived errnos.
+ */
+int sfs_qtree_mark_w(struct sfs_store *st, MDB_txn *txn, uint64_t dir_ino,
+                     const struct sfs_qtree_info *info);
+/*
+ * sfs_qtree_modify_w - set the style and quota of qtree DIR_INO to
+ * INFO's.  A quota below the usage is allowed (NetApp's too): nothing
+ * more can be written until usage falls below it.  Errors: -ENOENT (not
+ * a qtree), -EINVAL (bad style), -EIO, -ENOSPC, LMDB-derived errnos.
+ */
+int sfs_qtree_modify_w(struct sfs_store *st, MDB_txn *txn, uint64_t dir_ino,
+                       const struct sfs_qtree_info *info);
+/*
+ * sfs_qtree_delete_w - remove the empty qtree NAME: its entry at the root,
+ * its directory and description.  Snapshots keep it.  *INO_OUT (may be
+ * NULL) gets the directory's inode number.  Errors: -EINVAL (bad name),
+ * -ENOENT (no such qtree), -ENOTEMPTY, LMDB-derived errnos.
+ */
+int sfs_qtree_delete_w(struct sfs_store *st, MDB_txn *txn, const char *name,
+                       uint64_t *ino_out);
 
 /* fsck.c */
 typedef void (*sfs_fsck_report)(void *arg, const char *problem);

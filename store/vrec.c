@@ -234,6 +234,12 @@ int sfs_vrec_put_w(struct sfs_store *st, MDB_txn *txn, const void *key,
     int rc = mdb_get(txn, st->db_live, &k, &old);
     if (rc && rc != MDB_NOTFOUND)
         return mdb_err(rc);
+    struct sfs_qcharge qold = { 0, 0 }, qnew;
+    if (!rc) {
+        MDB_val payload = sfs_vpayload(&old);
+        sfs_qtree_charge_of(&k, payload.mv_data, payload.mv_size, &qold);
+    }
+    sfs_qtree_charge_of(&k, val, vlen, &qnew);
     bool had_born_row = false;
     if (!rc) {
         if (sfs_vbirth(&old) == cur) {
@@ -254,7 +260,8 @@ int sfs_vrec_put_w(struct sfs_store *st, MDB_txn *txn, const void *key,
     memcpy(v.mv_data, &cur, 8);
     if (vlen)
         memcpy((uint8_t *)v.mv_data + SFS_VHDR, val, vlen);
-    return had_born_row ? 0 : born_row(st, txn, cur, key, klen, true);
+    rc = had_born_row ? 0 : born_row(st, txn, cur, key, klen, true);
+    return rc ? rc : sfs_qtree_account_w(st, txn, &qold, &qnew);
 }
 
 int sfs_vrec_del_w(struct sfs_store *st, MDB_txn *txn, const void *key,
@@ -266,10 +273,14 @@ int sfs_vrec_del_w(struct sfs_store *st, MDB_txn *txn, const void *key,
     int rc = mdb_get(txn, st->db_live, &k, &old);
     if (rc)
         return mdb_err(rc);
+    struct sfs_qcharge qold, qnone = { 0, 0 };
+    MDB_val payload = sfs_vpayload(&old);
+    sfs_qtree_charge_of(&k, payload.mv_data, payload.mv_size, &qold);
     rc = kill_version(st, txn, &k, &old);
     if (rc)
         return rc;
-    return mdb_err(mdb_del(txn, st->db_live, &k, NULL));
+    rc = mdb_err(mdb_del(txn, st->db_live, &k, NULL));
+    return rc ? rc : sfs_qtree_account_w(st, txn, &qold, &qnone);
 }
 
 /* ---- scanning a prefix as of a view ---- */

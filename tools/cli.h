@@ -21,6 +21,16 @@ char *resolve_volume(const char *arg, bool *mounted);
 const char *open_error(int rc);
 /* "1.50 MiB": BYTES in binary units, into OUT. */
 void format_bytes(uint64_t bytes, char *out, size_t cap);
+/* Append the SIZE bytes at ITEM to the array *ITEMS of *N elements
+ * (capacity *CAP, doubled as needed).  0 or -ENOMEM. */
+int array_append(void *items, size_t *n, size_t *cap, const void *item,
+                 size_t size);
+/* S as a JSON string on stdout. */
+void json_string(const char *s);
+/* "--opt VALUE" or "--opt=VALUE" at ARGV[*I]: the value, advancing *I past
+ * a separate one (dies if it is missing); NULL if ARGV[*I] is not OPT. */
+const char *option_value(const char *cmd, const char *opt, int argc,
+                         char **argv, int *i);
 
 /* ---- volref.c: reaching a volume (a store or its mountpoint) ---- */
 
@@ -61,6 +71,7 @@ int cmd_get(int argc, char **argv);
 /* diff.c: `snapshot diff`; ARGV starts at "diff". */
 int cmd_snapshot_diff(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
+int cmd_qtree(int argc, char **argv);
 /* restore.c: `snapshot restore|restore-file` (ARGV as cmd_snapshot's) and
  * `clone` */
 int cmd_snapshot_restore(int argc, char **argv);

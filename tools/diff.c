@@ -94,17 +94,6 @@ static int diff_lines(struct volume *vol, const char *cmd, char **names,
 
 /* ---- printing ---- */
 
-static void json_string(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            putchar('\\');
-        putchar(*s);
-    }
-    putchar('"');
-}
-
 /* A change line "C<tab>PATH[ -> NEW]" as a JSON object. */
 static void print_json_change(char *line, bool first)
 {

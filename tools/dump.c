@@ -660,21 +660,6 @@ struct list_arg {
     int n;
 };
 
-static void json_string(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            printf("\\%c", ch);
-        else if (ch < 0x20)
-            printf("\\u%04x", ch);
-        else
-            putchar(ch);
-    }
-    putchar('"');
-}
-
 static int date_line(void *arg, const struct sfs_dumpdate *d)
 {
     struct list_arg *l = arg;

@@ -34,23 +34,6 @@ struct policy_args {
     bool json;
 };
 
-/* "--opt VALUE" or "--opt=VALUE": the value, advancing *I; NULL if ARG is
- * not OPT. */
-static const char *option_value(const char *cmd, const char *opt, int argc,
-                                char **argv, int *i)
-{
-    size_t n = strlen(opt);
-    if (strncmp(argv[*i], opt, n))
-        return NULL;
-    if (argv[*i][n] == '=')
-        return argv[*i] + n + 1;
-    if (argv[*i][n])
-        return NULL;
-    if (*i + 1 >= argc)
-        die_usage(cmd, "%s needs a value", opt);
-    return argv[++*i];
-}
-
 static void parse_args(const char *cmd, int argc, char **argv,
                        struct policy_args *a)
 {
@@ -154,16 +137,7 @@ struct plisting {
 static int plisting_add(void *arg, const struct sfs_policy_line *l)
 {
     struct plisting *ls = arg;
-    if (ls->n == ls->cap) {
-        size_t cap = ls->cap ? 2 * ls->cap : 8;
-        void *q = realloc(ls->lines, cap * sizeof(*ls->lines));
-        if (!q)
-            return -ENOMEM;
-        ls->lines = q;
-        ls->cap = cap;
-    }
-    ls->lines[ls->n++] = *l;
-    return 0;
+    return array_append(&ls->lines, &ls->n, &ls->cap, l, sizeof(*l));
 }
 
 /* What an offline command works on: its policy, clock, listing, events. */
@@ -241,20 +215,6 @@ static const struct sfs_policy_line *find_policy(const struct plisting *ls,
 }
 
 /* ---- printing ---- */
-
-static void json_string(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            printf("\\%c", *s);
-        else if ((unsigned char)*s < 0x20)
-            printf("\\u%04x", (unsigned char)*s);
-        else
-            putchar(*s);
-    }
-    putchar('"');
-}
 
 static void print_json(const struct plisting *ls)
 {

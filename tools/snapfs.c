@@ -56,7 +56,7 @@ int parse_size(const char *s, uint64_t *out)
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (errno || end == s || v < 0)
+    if (errno || end == s || !(v >= 0)) /* !(v >= 0): NaN too */
         return -EINVAL;
     uint64_t mult = 1;
     switch (*end) {
@@ -71,7 +71,7 @@ int parse_size(const char *s, uint64_t *out)
         end += 2;
     else if (*end == 'B')
         end++;
-    if (*end)
+    if (*end || v * (double)mult >= 18446744073709551616.0) /* 2^64 */
         return -EINVAL;
     *out = (uint64_t)(v * (double)mult);
     return 0;
@@ -139,6 +139,54 @@ void format_bytes(uint64_t bytes, char *out, size_t cap)
         i++;
     }
     snprintf(out, cap, i ? "%.2f %s" : "%.0f %s", d, unit[i]);
+}
+
+int array_append(void *items, size_t *n, size_t *cap, const void *item,
+                 size_t size)
+{
+    void **arr = items;
+    if (*n == *cap) {
+        size_t c = *cap ? 2 * *cap : 16;
+        void *p = realloc(*arr, c * size);
+        if (!p)
+            return -ENOMEM;
+        *arr = p;
+        *cap = c;
+    }
+    memcpy((char *)*arr + *n * size, item, size);
+    ++*n;
+    return 0;
+}
+
+void json_string(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            printf("\\%c", *s);
+        else if ((unsigned char)*s < 0x20)
+            printf("\\u%04x", (unsigned char)*s);
+        else
+            putchar(*s);
+    }
+    putchar('"');
+}
+
+/* "--opt VALUE" or "--opt=VALUE": the value, advancing *I; NULL if ARG is
+ * not OPT. */
+const char *option_value(const char *cmd, const char *opt, int argc,
+                                char **argv, int *i)
+{
+    size_t n = strlen(opt);
+    if (strncmp(argv[*i], opt, n))
+        return NULL;
+    if (argv[*i][n] == '=')
+        return argv[*i] + n + 1;
+    if (argv[*i][n])
+        return NULL;
+    if (*i + 1 >= argc)
+        die_usage(cmd, "%s needs a value", opt);
+    return argv[++*i];
 }
 
 /* ---- mkfs ---- */
@@ -423,6 +471,9 @@ static void usage(FILE *out)
           "  dump -LEVEL [-b BLOCKING] [-f OUT] [-L LABEL] [--snapshot NAME] VOL[/PATH]\n"
           "  dump --restart ID [-f OUT] VOL | dump dates VOL [--json]\n"
           "  dump contexts VOL [--json] | dump contexts delete VOL ID\n"
+          "  qtree create VOL NAME [--security-style unix|ntfs|mixed] [--quota SIZE]\n"
+          "  qtree list VOL [--json] | delete VOL NAME\n"
+          "  qtree modify VOL NAME [--quota SIZE|none] [--security-style STYLE]\n"
           "  help\n", out);
 }
 
@@ -457,6 +508,8 @@ int main(int argc, char **argv)
         return cmd_dump(argc, argv);
     if (!strcmp(cmd, "clone"))
         return cmd_clone(argc, argv);
+    if (!strcmp(cmd, "qtree"))
+        return cmd_qtree(argc, argv);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         usage(stdout);
         return 0;

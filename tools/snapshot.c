@@ -29,16 +29,7 @@ struct listing {
 static int listing_add(void *arg, const struct sfs_snap_line *l)
 {
     struct listing *ls = arg;
-    if (ls->n == ls->cap) {
-        size_t cap = ls->cap ? 2 * ls->cap : 16;
-        void *p = realloc(ls->lines, cap * sizeof(*ls->lines));
-        if (!p)
-            return -ENOMEM;
-        ls->lines = p;
-        ls->cap = cap;
-    }
-    ls->lines[ls->n++] = *l;
-    return 0;
+    return array_append(&ls->lines, &ls->n, &ls->cap, l, sizeof(*l));
 }
 
 static int offline_list(struct sfs_store *st, MDB_txn *txn, void *arg)
