@@ -105,6 +105,17 @@ test_expect_success 'dump --snapshot dumps that snapshot, creates none and leave
 	"$SNAPFS" snapshot delete "$MNT" mine && rm "$MNT/later"
 '
 
+test_expect_success 'a qtree goes to tape with its description, which Linux restore sets on ext4' '
+	"$SNAPFS" qtree create "$MNT" eng --security-style ntfs --quota 64M &&
+	echo spec >"$MNT/eng/spec" &&
+	"$SNAPFS" dump -0 -f "$OUT/qt" "$MNT/eng" 2>/dev/null &&
+	mkdir "$OUT/qt.r" && cd "$OUT/qt.r" &&
+	restore -rf "$OUT/qt" >/dev/null 2>&1 &&
+	assert_eq "style=ntfs quota=67108864" "$(getfattr --only-values -n trusted.snapfs.qtree .)" &&
+	assert_eq spec "$(cat spec)" &&
+	rm "$MNT/eng/spec" && "$SNAPFS" qtree delete "$MNT" eng
+'
+
 # What a dump carries: the ./names restore -t lists, without ".".
 names_in() { restore -tf "$1" | sed -n "s/^ *[0-9][0-9]*	\.\///p" | sort | paste -sd " "; }
 
