@@ -59,5 +59,7 @@ int cmd_policy(int argc, char **argv);
  * `clone` */
 int cmd_snapshot_restore(int argc, char **argv);
 int cmd_clone(int argc, char **argv);
+/* tape_restore.c: `restore -t|-r|-x`, reading dumps */
+int cmd_tape_restore(int argc, char **argv);
 
 #endif

@@ -420,6 +420,10 @@ static void usage(FILE *out)
           "  policy list VOL [--json] | delete VOL NAME | run VOL [--now 'YYYY-MM-DD HH:MM']\n"
           "    SCHEDULE: every:N (minutes), hourly[@MM], daily[@HH:MM],\n"
           "    weekly[@DAY[@HH:MM]], monthly[@D[@HH:MM]] (D 1-28)\n"
+          "  restore -t|-r|-x [-f IN]... [-b BLOCKING] [--into DEST|VOL[/PATH]]\n"
+          "          [--rename-to NAME] [--force] [-v] [PATH...]\n"
+          "    read a dump (ours or Linux dump's): list, restore (levels in order),\n"
+          "    extract PATHs; several -f are the parts of one restarted dump\n"
           "  help\n", out);
 }
 
@@ -452,6 +456,8 @@ int main(int argc, char **argv)
         return cmd_policy(argc, argv);
     if (!strcmp(cmd, "clone"))
         return cmd_clone(argc, argv);
+    if (!strcmp(cmd, "restore"))
+        return cmd_tape_restore(argc, argv);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         usage(stdout);
         return 0;
