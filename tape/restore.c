@@ -48,14 +48,20 @@
 /* The listing is complete: stop reading. */
 #define LIST_DONE 2
 
+/* Data of an inode held in memory. */
+struct collect {
+    uint8_t *buf;
+    size_t len;
+};
+
 /* What the dump says of a directory: its inode and attribute record. */
 struct dirmeta {
     uint32_t ino;
     uint32_t seq;             /* arrival order: the last copy wins */
     struct dump_inode di;
-    uint8_t *xattr;
-    size_t xlen;
-    bool done;                /* its attributes are applied */
+    struct collect *xrecs;    /* its attribute records: Linux dump writes
+                                 the in-inode one and the block one */
+    size_t nx;
 };
 
 /* Where a directory (or a staged inode) is now, when not at its place in
@@ -313,10 +319,6 @@ static int walk_data(struct rst *r, block_fn fn, void *arg, uint64_t *done)
 
 /* Collect the whole data of the current inode in memory (directories,
  * symlinks, attribute records): at most MAX bytes. */
-struct collect {
-    uint8_t *buf;
-    size_t len;
-};
 
 static int collect_block(struct rst *r, void *arg, const uint8_t *blk,
                          uint64_t off)
@@ -414,6 +416,27 @@ static int dirmeta_add(struct rst *r, const struct dump_header *h)
     return 0;
 }
 
+static void dirmeta_free_xattrs(struct dirmeta *m)
+{
+    for (size_t i = 0; i < m->nx; i++)
+        free(m->xrecs[i].buf);
+    free(m->xrecs);
+    m->xrecs = NULL;
+    m->nx = 0;
+}
+
+static int dirmeta_add_xattrs(struct dirmeta *m, struct collect *c)
+{
+    struct collect *x = realloc(m->xrecs, (m->nx + 1) * sizeof(*x));
+    if (!x) {
+        free(c->buf);
+        return -ENOMEM;
+    }
+    m->xrecs = x;
+    m->xrecs[m->nx++] = *c;
+    return 0;
+}
+
 static int dirmeta_cmp(const void *a, const void *b)
 {
     const struct dirmeta *x = a, *y = b;
@@ -429,7 +452,7 @@ static void dirmeta_settle(struct rst *r)
     size_t o = 0;
     for (size_t i = 0; i < r->ndm; i++) {
         if (o && r->dm[o - 1].ino == r->dm[i].ino) {
-            free(r->dm[o - 1].xattr);
+            dirmeta_free_xattrs(&r->dm[o - 1]);
             r->dm[o - 1] = r->dm[i];
         } else {
             r->dm[o++] = r->dm[i];
@@ -682,7 +705,10 @@ static int list_dir(struct rst *r, uint32_t ino, char *path, size_t len,
         path[len] = '/';
         memcpy(path + len + 1, e->name, nl + 1);
         bool isdir = rst_tree_dir(&r->tree, e->ino) != NULL;
-        bool chosen = wanted(r, e->ino);
+        /* as Linux restore does: the inodes on this dump */
+        bool chosen = wanted(r, e->ino) &&
+                      (!r->dumped || dump_map_isset(r->dumped, r->mapbytes,
+                                                    e->ino));
         int rc = chosen ? r->o->on_list(r->o->arg, e->ino, path, isdir) : 0;
         if (!rc && isdir && (chosen || (r->lead &&
                              dump_map_isset(r->lead, r->mapbytes, e->ino))))
@@ -715,48 +741,103 @@ static struct timespec ts_of(uint32_t sec, uint32_t usec)
     return (struct timespec){ (time_t)sec, (long)(usec % 1000000) * 1000 };
 }
 
-struct xattr_ctx {
+/*
+ * The extended attributes of one restored inode: set those of its
+ * records, then remove any other (an ACL inherited from a default ACL of
+ * the directory it was created in, or an attribute an incremental no
+ * longer has), so that it ends with exactly the dump's.
+ */
+struct xattr_set {
     struct rst *r;
-    const char *abspath;      /* for lsetxattr */
+    char abspath[PATH_MAX + 64]; /* for the l*xattr calls */
     const char *relpath;      /* for messages and the qtree hook */
     bool isdir, at_top;
+    uint32_t ino;
+    char **names;             /* the names set */
+    size_t n;
 };
+
+static int xattrs_begin(struct rst *r, struct xattr_set *x, const char *rel,
+                        bool isdir, bool at_top, uint32_t ino)
+{
+    *x = (struct xattr_set){ .r = r, .relpath = rel, .isdir = isdir,
+                             .at_top = at_top, .ino = ino };
+    if ((size_t)snprintf(x->abspath, sizeof(x->abspath), "%s/%s",
+                         r->o->destpath, rel) >= sizeof(x->abspath))
+        return fail_dest(r, "lsetxattr", shown(rel), -ENAMETOOLONG);
+    return 0;
+}
+
+static int note_name(struct xattr_set *x, const char *name)
+{
+    char **n = realloc(x->names, (x->n + 1) * sizeof(*n));
+    if (!n)
+        return -ENOMEM;
+    x->names = n;
+    return (x->names[x->n++] = strdup(name)) ? 0 : -ENOMEM;
+}
 
 static int set_one_xattr(void *arg, const char *name, const void *value,
                          size_t size)
 {
-    struct xattr_ctx *x = arg;
+    struct xattr_set *x = arg;
     if (x->isdir && !strcmp(name, QTREE_XATTR)) {
         char desc[256];
         size_t n = size < sizeof(desc) - 1 ? size : sizeof(desc) - 1;
         memcpy(desc, value, n);
         desc[n] = 0;
-        return x->r->o->on_qtree ? x->r->o->on_qtree(x->r->o->arg,
-                                                     shown(x->relpath), desc,
-                                                     x->at_top)
-                                 : 0;
+        const struct rst_options *o = x->r->o;
+        return o->on_qtree ? o->on_qtree(o->arg, shown(x->relpath), desc,
+                                         x->at_top)
+                           : 0;
     }
     if (lsetxattr(x->abspath, name, value, size, 0))
-        return fail_dest(x->r, "lsetxattr", x->relpath, -errno);
-    return 0;
+        return fail_dest(x->r, "lsetxattr", shown(x->relpath), -errno);
+    return note_name(x, name);
 }
 
-static int apply_xattrs(struct rst *r, const char *rel, const uint8_t *rec,
-                        size_t len, bool isdir, bool at_top, uint32_t ino)
+static int xattrs_apply(struct xattr_set *x, const uint8_t *rec, size_t len)
 {
-    char abspath[PATH_MAX + 64];
-    if ((size_t)snprintf(abspath, sizeof(abspath), "%s/%s", r->o->destpath,
-                         rel) >= sizeof(abspath))
-        return fail_dest(r, "lsetxattr", rel, -ENAMETOOLONG);
-    struct xattr_ctx x = { r, abspath, rel, isdir, at_top };
+    struct rst *r = x->r;
     size_t badoff = 0;
-    int rc = dump_xattr_decode(rec, len, set_one_xattr, &x, &badoff);
+    int rc = dump_xattr_decode(rec, len, set_one_xattr, x, &badoff);
     if (rc == -EBADMSG && r->err->kind == RST_E_NONE) {
-        r->err->ino = ino;
+        r->err->ino = x->ino;
         r->err->got = (int64_t)badoff;
-        snprintf(r->err->path, sizeof(r->err->path), "%s", shown(rel));
+        snprintf(r->err->path, sizeof(r->err->path), "%s",
+                 shown(x->relpath));
         return fail(r, RST_E_BAD_XATTR, rc);
     }
+    return rc;
+}
+
+static bool was_set(const struct xattr_set *x, const char *name)
+{
+    for (size_t i = 0; i < x->n; i++)
+        if (!strcmp(x->names[i], name))
+            return true;
+    return false;
+}
+
+/* Remove the attributes the dump did not give; free the names. */
+static int xattrs_end(struct xattr_set *x)
+{
+    char list[65536];
+    ssize_t len = llistxattr(x->abspath, list, sizeof(list));
+    int rc = 0;
+    for (ssize_t i = 0; len > 0 && i < len && !rc;
+         i += (ssize_t)strlen(list + i) + 1) {
+        const char *name = list + i;
+        bool ours = !strncmp(name, "user.", 5) ||
+                    !strncmp(name, "trusted.", 8) ||
+                    !strncmp(name, "system.posix_acl_", 17);
+        if (ours && !was_set(x, name) && lremovexattr(x->abspath, name) &&
+            errno != ENODATA)
+            rc = fail_dest(x->r, "lremovexattr", shown(x->relpath), -errno);
+    }
+    for (size_t i = 0; i < x->n; i++)
+        free(x->names[i]);
+    free(x->names);
     return rc;
 }
 
@@ -1129,8 +1210,16 @@ static int write_regular(struct rst *r, const char *path, uint64_t *written)
     if (!rc && !frc && w.full)
         frc = -w.full;  /* the destination is full: restore what fits */
     *written = w.written;
-    if (close(fd) && !rc && !frc)
-        frc = fail_dest(r, "close", shown(path), -errno);
+    if (close(fd) && !rc && !frc) {
+        if (errno != ENOSPC && errno != EDQUOT)
+            return fail_dest(r, "close", shown(path), -errno);
+        /* the destination filled up while writing back: what it kept */
+        frc = -errno;
+        struct stat sb;
+        if (!fstatat(r->o->destfd, path, &sb, AT_SYMLINK_NOFOLLOW) &&
+            (uint64_t)sb.st_blocks * 512 < *written)
+            *written = (uint64_t)sb.st_blocks * 512;
+    }
     return rc ? rc : frc;
 }
 
@@ -1161,22 +1250,38 @@ static int write_special(struct rst *r, const char *path)
     return skip_data(r);
 }
 
-/* The attribute record that may follow the file just written. */
+/* The attribute records that may follow the file just written; on
+ * return r->h holds the next header. */
+static int file_xattr_records(struct rst *r, struct xattr_set *x,
+                              bool *have_next)
+{
+    for (;;) {
+        int rc = read_header(r);
+        *have_next = rc == 0 || rc == PART_SWITCHED;
+        if (rc || r->h.type != TS_INODE || r->h.ino != x->ino ||
+            !(r->h.flags & DR_EXTATTRIBUTES))
+            return rc == PART_SWITCHED ? 0 : rc;
+        struct collect c;
+        *have_next = false;
+        if ((rc = read_xattr_record(r, &c)))
+            return rc;
+        rc = xattrs_apply(x, c.buf, c.len);
+        free(c.buf);
+        if (rc)
+            return rc;
+    }
+}
+
 static int file_attributes(struct rst *r, const char *path, uint32_t ino,
                            bool *have_next)
 {
-    int rc = read_header(r);
-    *have_next = rc == 0 || rc == PART_SWITCHED;
-    if (rc || r->h.type != TS_INODE || r->h.ino != ino ||
-        !(r->h.flags & DR_EXTATTRIBUTES))
-        return rc == PART_SWITCHED ? 0 : rc;
-    struct collect c;
-    *have_next = false;
-    if ((rc = read_xattr_record(r, &c)))
+    struct xattr_set x;
+    int rc = xattrs_begin(r, &x, path, false, false, ino);
+    if (rc)
         return rc;
-    rc = apply_xattrs(r, path, c.buf, c.len, false, false, ino);
-    free(c.buf);
-    return rc;
+    rc = file_xattr_records(r, &x, have_next);
+    int erc = xattrs_end(&x);
+    return rc ? rc : erc;
 }
 
 static int add_links(struct rst *r, const struct rst_node *n,
@@ -1279,10 +1384,14 @@ static int finish_dirs(struct rst *r)
         const char *name;
         bool at_top = !root && !where(r, ino, &parent, &name) &&
                       parent == RST_ROOT_INO;
-        int rc = m->xattr ? apply_xattrs(r, path, m->xattr, m->xlen, true,
-                                         at_top, ino)
-                          : 0;
-        if (rc || (rc = apply_inode(r, path, &m->di)))
+        struct xattr_set x;
+        int rc = xattrs_begin(r, &x, path, true, at_top, ino);
+        if (rc)
+            return rc;
+        for (size_t i = 0; !rc && i < m->nx; i++)
+            rc = xattrs_apply(&x, m->xrecs[i].buf, m->xrecs[i].len);
+        int erc = xattrs_end(&x);
+        if (rc || (rc = erc) || (rc = apply_inode(r, path, &m->di)))
             return rc;
     }
     return 0;
@@ -1314,10 +1423,7 @@ static int on_inode(struct rst *r, bool *have_next)
         int rc = read_xattr_record(r, &c);
         if (rc)
             return rc;
-        free(m->xattr);
-        m->xattr = c.buf;
-        m->xlen = c.len;
-        return 0;
+        return dirmeta_add_xattrs(m, &c);
     }
     if (isdir && !r->prepared)
         return read_directory(r);
@@ -1398,7 +1504,7 @@ static void rst_free(struct rst *r)
     free(r->dumped);
     rst_tree_free(&r->dumpdirs);
     for (size_t i = 0; i < r->ndm; i++)
-        free(r->dm[i].xattr);
+        dirmeta_free_xattrs(&r->dm[i]);
     free(r->dm);
     if (r->have_old)
         rst_state_free(&r->old);

@@ -538,11 +538,13 @@ int cmd_tape_restore(int argc, char **argv)
     if (destfd >= 0)
         close(destfd);
     close_dest(&c);
+    free(c.tmp_mount);
     if (rc) {
         if (err.kind == RST_E_NONE)
-            die(CMD, "%s: %s", c.in_names[0], strerror(-rc));
+            err.err = -rc;
         report_failure(&c, &err);
         rst_error_free(&err);
+        free(c.destdir);
         return 1;
     }
     for (size_t i = 0; i < c.nqtrees; i++) {
@@ -554,6 +556,5 @@ int cmd_tape_restore(int argc, char **argv)
     if (c.mode != RST_LIST)
         progress_finish(&c.prog, "restored", st.bytes, st.files);
     free(c.destdir);
-    free(c.tmp_mount);
     return 0;
 }
