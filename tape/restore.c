@@ -403,14 +403,8 @@ static struct dirmeta *dirmeta_find(struct rst *r, uint32_t ino)
 
 static int dirmeta_add(struct rst *r, const struct dump_header *h)
 {
-    if (r->ndm == r->cap_dm) {
-        size_t cap = r->cap_dm ? r->cap_dm * 2 : 64;
-        struct dirmeta *d = realloc(r->dm, cap * sizeof(*d));
-        if (!d)
-            return -ENOMEM;
-        r->dm = d;
-        r->cap_dm = cap;
-    }
+    if (rst_grow(&r->dm, r->ndm, &r->cap_dm, sizeof(*r->dm)))
+        return -ENOMEM;
     r->dm[r->ndm++] = (struct dirmeta){ .ino = h->ino, .seq = r->seq++,
                                         .di = h->di };
     return 0;
@@ -507,14 +501,8 @@ static int loc_set(struct rst *r, uint32_t ino, uint32_t parent,
 {
     struct loc *l = loc_find(r, ino);
     if (!l) {
-        if (r->nlocs == r->cap_locs) {
-            size_t cap = r->cap_locs ? r->cap_locs * 2 : 64;
-            struct loc *p = realloc(r->locs, cap * sizeof(*p));
-            if (!p)
-                return -ENOMEM;
-            r->locs = p;
-            r->cap_locs = cap;
-        }
+        if (rst_grow(&r->locs, r->nlocs, &r->cap_locs, sizeof(*r->locs)))
+            return -ENOMEM;
         l = &r->locs[r->nlocs++];
         *l = (struct loc){ .ino = ino };
     }

@@ -19,6 +19,10 @@
 #define RST_STATE_FILE ".snapfs-restoresymtable"
 #define RST_ROOT_INO DUMP_ROOTINO
 
+/* Make room for one more element in *ARRAY (N used of *CAP, each SIZE
+ * bytes), doubling it; 0 or -ENOMEM. */
+int rst_grow(void *array, size_t n, size_t *cap, size_t size);
+
 /* ---- the symbol table: directories' entries and inode types ---- */
 
 struct rst_entry {

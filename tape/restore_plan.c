@@ -130,14 +130,8 @@ bool rst_survives(const struct rst_node *old, const struct rst_node *new,
 static int plan_add(struct rst_plan *p, enum rst_op_kind kind, uint32_t ino,
                     const struct rst_link *l)
 {
-    if (p->n == p->cap) {
-        size_t cap = p->cap ? p->cap * 2 : 64;
-        struct rst_op *o = realloc(p->ops, cap * sizeof(*o));
-        if (!o)
-            return -ENOMEM;
-        p->ops = o;
-        p->cap = cap;
-    }
+    if (rst_grow(&p->ops, p->n, &p->cap, sizeof(*p->ops)))
+        return -ENOMEM;
     p->ops[p->n++] = (struct rst_op){ kind, ino, l->parent, l->name };
     return 0;
 }

@@ -95,17 +95,25 @@ struct rst_dir *rst_tree_put_dir(struct rst_tree *t, uint32_t ino)
     return d;
 }
 
+int rst_grow(void *array, size_t n, size_t *cap, size_t size)
+{
+    void **a = array;
+    if (n < *cap)
+        return 0;
+    size_t want = *cap ? *cap * 2 : 16;
+    void *p = realloc(*a, want * size);
+    if (!p)
+        return -ENOMEM;
+    *a = p;
+    *cap = want;
+    return 0;
+}
+
 int rst_dir_add(struct rst_dir *d, uint32_t ino, uint8_t dtype,
                 const char *name)
 {
-    if (d->n == d->cap) {
-        size_t cap = d->cap ? d->cap * 2 : 8;
-        struct rst_entry *e = realloc(d->ents, cap * sizeof(*e));
-        if (!e)
-            return -ENOMEM;
-        d->ents = e;
-        d->cap = cap;
-    }
+    if (rst_grow(&d->ents, d->n, &d->cap, sizeof(*d->ents)))
+        return -ENOMEM;
     char *copy = strdup(name);
     if (!copy)
         return -ENOMEM;

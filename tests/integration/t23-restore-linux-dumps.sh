@@ -64,6 +64,8 @@ def line(rel, full):
     elif stat.S_ISLNK(st.st_mode):
         f.append("-> " + os.readlink(full))
     for x in sorted(os.listxattr(full, follow_symlinks=False)):
+        if x == "trusted.snapfs.qtree":
+            continue  # a qtree's description: restore does not set it
         f.append("%s=%s" % (x, os.getxattr(full, x, follow_symlinks=False).hex()))
     print(" ".join(f))
 line(".", root)
@@ -147,7 +149,7 @@ test_expect_success 'an ext4 image of a tree with every kind of file, attached t
 	echo shared >d1/hard && ln d1/hard d2/hard2 && ln d1/hard hard3 &&
 	mknod chr c 1 3 && mkfifo fifo &&
 	echo "in spaces" >"name with spaces/f i l e" && echo utf8 >"été ünïcødé/ß" &&
-	echo gone >tmpdir/x && echo "to delete" >doomed &&
+	echo gone >tmpdir/x && echo "to delete" >doomed && mkdir qt && echo q >qt/q &&
 	mkfs.ext4 -q -I 256 -b 4096 -d "$SRC" "$IMG" 64M &&
 	LOOP=$(losetup -f --show "$IMG") && echo "$LOOP" >"$TEST_TMP/loopdev" &&
 	ext_mount && cd "$EXT" &&
@@ -157,6 +159,7 @@ test_expect_success 'an ext4 image of a tree with every kind of file, attached t
 	setfattr -n user.bin -v 0x00ff00fe00 big &&
 	setfattr -n user.DOSATTRIB -v 0x00000400040000000100000020000000c0a2d3f5e6c7d80100000000000000000000000000000000 d1/a &&
 	setfattr -n trusted.snapfs.other -v t d2/k &&
+	setfattr -n trusted.snapfs.qtree -v "style=unix quota=1048576" qt &&
 	setfacl -m u:1001:rw,g:2001:r d1/hard && setfacl -d -m u:1001:rwx,g:2002:rx d1 &&
 	acl=$(for i in $(seq 3000 3099); do printf "u:%d:r," $i; done) &&
 	setfacl -m "${acl%,}" big &&
@@ -205,6 +208,8 @@ test_expect_success 'restore -r of level 0 into a directory of the volume gives 
 	restore_into -r -f "$TEST_TMP/L0" --into "$MNT/dir" &&
 	assert_grep "^restored [0-9]* files, .* MiB in .* s (.* MB/s)$" "$REF/err" &&
 	same_tree "$REF/l0.tree" "$MNT/dir" &&
+	! grep -q "^qtree" "$REF/out" &&
+	assert_eq "" "$(getfattr --absolute-names -n trusted.snapfs.qtree "$MNT/dir/qt" 2>/dev/null)" &&
 	test -f "$MNT/dir/.snapfs-restoresymtable" &&
 	assert_le "$(stat -c %b "$MNT/dir/sparse")" 1000 "blocks of the sparse file"
 '
@@ -277,6 +282,14 @@ test_expect_success '--rename-to restores the subtree under a new name; unknown 
 	! restore_into -x -f "$TEST_TMP/L0" --into "$MNT/ren" no/such &&
 	assert_one_line "$REF/err" &&
 	assert_grep "^snapfs restore: no/such: not on the dump$" "$REF/err"
+'
+
+test_expect_success 'a qtree restored at the root of a volume is reported as a qtree' '
+	restore_into -x -f "$TEST_TMP/L0" --into "$MNT" qt &&
+	assert_eq "qtree qt: style=unix quota=1048576" "$(cat "$REF/out")" &&
+	assert_eq q "$(cat "$MNT/qt/q")" &&
+	assert_eq "" "$(getfattr --absolute-names -n trusted.snapfs.qtree "$MNT/qt" 2>/dev/null)" &&
+	rm -r "$MNT/qt"
 '
 
 test_expect_success 'into an unmounted store (VOL/PATH): mounted privately, restored, unmounted' '
