@@ -363,6 +363,21 @@ static int skip_data(struct rst *r)
     return walk_data(r, skip_block, NULL, &done);
 }
 
+/* The data blocks of one TS_ADDR met on its own: the rest of a file cut
+ * at the end of the previous volume (its start is reported incomplete). */
+static int skip_orphan_addr(struct rst *r)
+{
+    if (r->h.count < 0 || r->h.count > DUMP_TP_NINDIR)
+        return fail(r, RST_E_BAD_HEADER, -EBADMSG);
+    for (int i = 0; i < r->h.count; i++) {
+        uint8_t blk[DUMP_TP_BSIZE];
+        int rc = r->h.addr[i] ? read_block(r, blk) : 0;
+        if (rc)
+            return rc == PART_SWITCHED ? cut_off(r) : rc;
+    }
+    return 0;
+}
+
 /* A map (TS_CLRI or TS_BITS): count blocks. */
 static int read_map(struct rst *r, uint8_t **map)
 {
@@ -1459,6 +1474,7 @@ static int run_loop(struct rst *r)
         case TS_INODE: rc = on_inode(r, &have_next); break;
         case TS_END: ended = true; break;
         case TS_TAPE: break;  /* a repeated volume header */
+        case TS_ADDR: rc = skip_orphan_addr(r); break;
         default:
             r->err->ino = r->h.ino;
             rc = fail(r, RST_E_UNEXPECTED, -EBADMSG);

@@ -327,9 +327,12 @@ static int run_self(const char *a1, const char *a2, const char *a3)
 {
     pid_t pid = fork();
     if (pid == 0) {
-        int null = open("/dev/null", O_WRONLY);
-        if (null >= 0)
+        /* the daemon it may start must not hold our input or output */
+        int null = open("/dev/null", O_RDWR);
+        if (null >= 0) {
+            dup2(null, STDIN_FILENO);
             dup2(null, STDOUT_FILENO);
+        }
         execl("/proc/self/exe", "snapfs", a1, a2, a3, (char *)NULL);
         _exit(127);
     }
