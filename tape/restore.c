@@ -1454,6 +1454,10 @@ static int read_first_tape(struct rst *r)
     r->vol.tape = r->h;
     r->vol.has_ext = dump_ext_get(&r->h, &r->vol.ext) == 0;
     r->cur_volume = r->h.volume;
+    if (r->h.volume > 1 || (r->vol.has_ext && r->vol.ext.part > 0)) {
+        r->err->got = r->h.volume;
+        return fail(r, RST_E_FIRST_PART, -EINVAL);
+    }
     if ((rc = check_blocking(r, &r->h)))
         return rc;
     return r->o->on_volume ? r->o->on_volume(r->o->arg, &r->vol) : 0;

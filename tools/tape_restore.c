@@ -224,6 +224,11 @@ static char *problem(const struct restore_cmd *c, const struct rst_error *e)
                       date_str(e->date, d1, sizeof(d1)), (long long)e->want,
                       date_str(e->prev_date, d2, sizeof(d2)));
         break;
+    case RST_E_FIRST_PART:
+        rc = asprintf(&s, "this is volume %lld of a dump, not its first; "
+                      "give all its parts, in order, with one -f each",
+                      (long long)e->got);
+        break;
     case RST_E_STATE:
         rc = asprintf(&s, "%s", e->err == EBADMSG ? "malformed"
                                                   : strerror(e->err));

@@ -338,7 +338,12 @@ test_expect_success 'a restarted dump: part 1 cut inside a file and a block, par
 	mkdir "$MNT/parts2" &&
 	! restore_into -r -f "$REF/part1" -f "$REF/other" --into "$MNT/parts2" &&
 	assert_grep "^snapfs restore: .*left incomplete.*$REF/other: not the next part of this dump" "$REF/err" &&
-	assert_one_line "$REF/err"
+	assert_one_line "$REF/err" &&
+	mkdir "$MNT/parts3" &&
+	! restore_into -r -f "$REF/part2" --into "$MNT/parts3" &&
+	assert_one_line "$REF/err" &&
+	assert_grep "^snapfs restore: $REF/part2: this is volume 2 of a dump, not its first; give all its parts, in order, with one -f each$" "$REF/err" &&
+	assert_eq "" "$(ls -A "$MNT/parts3")"
 '
 
 test_expect_success 'a truncated dump names the file it left incomplete and where the dump ends' '
