@@ -128,14 +128,24 @@ PY
 dumptool() { python3 "$TEST_TMP/dumptool.py" "$@"; }
 
 ext_mount() { mount -o loop,noatime "$LOOP" "$EXT"; }
-# ext_dump LEVEL OUT: unmount (so that the device is quiescent), dump, mount
+# ext_dump LEVEL OUT: unmount (so that the device is quiescent), dump, mount.
+# Dump dates are whole seconds: a second passes between the changes and each
+# dump, so that two dumps never share a date (the level chain is told apart
+# by dates only).
 ext_dump() {
-	cd "$TEST_TMP" && umount "$EXT" &&
+	cd "$TEST_TMP" && umount "$EXT" && sleep 1 &&
 	dump -"$1" -u -D "$DD" -b 64 -f "$2" "$LOOP" >"$REF/dump$1.log" 2>&1 ||
 		{ cat "$REF/dump$1.log" >&2; return 1; }
-	ext_mount
+	sleep 1 && ext_mount
 }
-restore_into() { "$SNAPFS" restore "$@" >"$REF/out" 2>"$REF/err"; }
+# restore_into ARGS: run snapfs restore, its output in $REF/out and
+# $REF/err (shown in the test's log when it fails)
+restore_into() {
+	local rc=0
+	"$SNAPFS" restore "$@" >"$REF/out" 2>"$REF/err" || rc=$?
+	[ $rc = 0 ] || sed "s/^/restore exit $rc: /" "$REF/err" >&2
+	return $rc
+}
 
 test_expect_success 'an ext4 image of a tree with every kind of file, attached to a loop device' '
 	cd "$SRC" &&
