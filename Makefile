@@ -71,7 +71,7 @@ UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=build/asan/unit/%)
 # benchmark run (real peers: acl/attr tools, fio, python3 for helpers).
 DEB_BUILD := gcc make pkg-config libfuse3-dev fuse3 liblmdb-dev libzstd-dev \
              libssl-dev libacl1-dev libattr1-dev
-DEB_TEST  := acl attr lmdb-utils fio python3 psmisc util-linux bc dump strace
+DEB_TEST  := acl attr lmdb-utils fio python3 psmisc util-linux bc dump e2fsprogs strace
 deps:
 	@missing=$$(for p in $(DEB_BUILD) $(DEB_TEST); do \
 	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \

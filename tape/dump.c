@@ -172,7 +172,10 @@ static int walk_count(struct walk *w, MDB_txn *txn, uint64_t obj, bool dir)
     int rc = sfs_inode_get(w->spec->st, txn, w->spec->view, obj, &i);
     if (rc)
         return rc;
-    uint64_t pieces = (i.size + DUMP_TP_BSIZE - 1) / DUMP_TP_BSIZE;
+    /* Holes take no tape blocks: count what is allocated. */
+    uint64_t data = S_ISREG(i.mode) && i.blocks * 512 < i.size
+                        ? i.blocks * 512 : i.size;
+    uint64_t pieces = (data + DUMP_TP_BSIZE - 1) / DUMP_TP_BSIZE;
     if (dir)
         pieces = 2 + i.size / 16; /* entries are written anew, about */
     w->plan->est_bytes += (pieces + 2 + pieces / CHUNK_PIECES) *

@@ -16,10 +16,11 @@
  *   TS_TAPE   the volume header: date of this dump (c_date), date of the
  *             dump it is based on (c_ddate, 0 for a full dump), level,
  *             label, file system, device and host names, blocking factor.
- *   TS_CLRI   a bitmap of the inodes in use when the dump was made (bit
- *             i-1 is inode i; the name is historic); c_count map blocks
- *             follow.  Restore of an incremental deletes the files whose
- *             inodes it does not list.
+ *   TS_CLRI   a bitmap of the inodes that were IN USE when the dump was
+ *             made (bit i-1 is inode i); c_count map blocks follow.  The
+ *             name is historical: Debian's dump 0.4b47 writes its map of
+ *             used inodes here (checked on its dumps of ext4), and restore
+ *             of an incremental deletes the files whose inodes it lacks.
  *   TS_BITS   a bitmap of the inodes this dump carries, likewise.
  *   TS_INODE  one per directory, in inode order, then one per file, in
  *             inode order.  The header carries the inode (mode, owner,

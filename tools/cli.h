@@ -78,5 +78,7 @@ int cmd_snapshot_restore(int argc, char **argv);
 int cmd_clone(int argc, char **argv);
 /* dump.c: `dump` (and its dates and contexts) */
 int cmd_dump(int argc, char **argv);
+/* tape_restore.c: `restore -t|-r|-x`, reading dumps */
+int cmd_tape_restore(int argc, char **argv);
 
 #endif

@@ -474,6 +474,10 @@ static void usage(FILE *out)
           "  qtree create VOL NAME [--security-style unix|ntfs|mixed] [--quota SIZE]\n"
           "  qtree list VOL [--json] | delete VOL NAME\n"
           "  qtree modify VOL NAME [--quota SIZE|none] [--security-style STYLE]\n"
+          "  restore -t|-r|-x [-f IN]... [-b BLOCKING] [--into DEST|VOL[/PATH]]\n"
+          "          [--rename-to NAME] [--force] [-v] [PATH...]\n"
+          "    read a dump (ours or Linux dump's): list, restore (levels in order),\n"
+          "    extract PATHs; several -f are the parts of one restarted dump\n"
           "  help\n", out);
 }
 
@@ -510,6 +514,8 @@ int main(int argc, char **argv)
         return cmd_clone(argc, argv);
     if (!strcmp(cmd, "qtree"))
         return cmd_qtree(argc, argv);
+    if (!strcmp(cmd, "restore"))
+        return cmd_tape_restore(argc, argv);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         usage(stdout);
         return 0;
