@@ -39,6 +39,7 @@
 
 #include "cli.h"
 #include "dump.h"
+#include "progress.h"
 #include "store.h"
 
 #define CMD "dump"
@@ -341,29 +342,10 @@ struct run {
     struct sfs_dumpctx ctx;
     struct dump_progress last;
     uint64_t files_before, bytes_before; /* earlier parts */
-    int64_t start_ns, saved_ns;
-    bool tty;
-    bool shown;
+    int64_t saved_ns;
+    struct progress prog;
     int save_error;
 };
-
-static void show_progress(struct run *r, const struct dump_progress *p)
-{
-    double secs = (double)(mono_ns() - r->start_ns) / 1e9;
-    double rate = secs > 0 ? (double)p->bytes / secs : 0;
-    char done[32], total[32];
-    format_bytes(p->bytes, done, sizeof(done));
-    format_bytes(p->est_bytes, total, sizeof(total));
-    char eta[32] = "";
-    if (rate > 0 && p->est_bytes > p->bytes) {
-        long s = (long)((double)(p->est_bytes - p->bytes) / rate);
-        snprintf(eta, sizeof(eta), ", ETA %ld:%02ld", s / 60, s % 60);
-    }
-    fprintf(stderr, "\rsnapfs dump: %s of about %s, %llu files, %.1f MB/s%s"
-                    "   ", done, total, (unsigned long long)p->files,
-            rate / 1e6, eta);
-    r->shown = true;
-}
 
 /* Save the restart point in the context, at most once a second. */
 static void save_point(struct run *r, const struct dump_progress *p,
@@ -392,8 +374,8 @@ static void on_progress(void *arg, const struct dump_progress *p)
 {
     struct run *r = arg;
     r->last = *p;
-    if (r->tty)
-        show_progress(r, p);
+    r->prog.total = p->est_bytes;
+    progress_update(&r->prog, p->bytes, p->files);
     save_point(r, p, false);
 }
 
@@ -445,8 +427,7 @@ static const char *failure_reason(int rc)
 /* After a failed run: keep a restartable context, or remove it. */
 static void fail(struct run *r, const char *out, const struct dump_failure *f)
 {
-    if (r->shown)
-        fputc('\n', stderr);
+    progress_clear(&r->prog);
     bool output_side = f->rc == -EINTR || (f->doing &&
                        !strcmp(f->doing, "writing the output"));
     save_point(r, &r->last, true);
@@ -479,17 +460,11 @@ static void fail(struct run *r, const char *out, const struct dump_failure *f)
 static void summary(struct run *r, const char *path, uint64_t files,
                     uint64_t bytes)
 {
-    if (r->shown)
-        fputc('\n', stderr);
-    double secs = (double)(mono_ns() - r->start_ns) / 1e9;
-    char size[32];
-    format_bytes(bytes, size, sizeof(size));
+    progress_clear(&r->prog);
     fprintf(stderr, "snapfs dump: level %d dump of %s:%s (snapshot %s%s) "
-                    "done: %llu files, %s in %.1f s (%.1f MB/s)\n",
-            r->ctx.level, r->vol->arg, path, r->ctx.snapshot,
-            r->ctx.auto_snapshot ? ", now deleted" : "",
-            (unsigned long long)files, size, secs,
-            secs > 0 ? (double)bytes / secs / 1e6 : 0.0);
+                    "done\n", r->ctx.level, r->vol->arg, path,
+            r->ctx.snapshot, r->ctx.auto_snapshot ? ", now deleted" : "");
+    progress_finish(&r->prog, "snapfs dump: dumped", bytes, files);
 }
 
 static void run_dump(struct run *r, const char *outpath, uint32_t from_ino)
@@ -514,7 +489,6 @@ static void run_dump(struct run *r, const char *outpath, uint32_t from_ino)
     if (dump_writer_init(&w, out.fd, (int)r->ctx.ntrec, out.tape))
         die(CMD, "out of memory");
     w.stop = &dump_stop;
-    r->tty = isatty(STDERR_FILENO);
     int rc = dump_write(&spec, &plan, &w, &f);
     dump_writer_free(&w);
     dump_plan_free(&plan);
@@ -598,7 +572,8 @@ static int dump_new(struct dump_opts *o)
         fprintf(stderr, "snapfs dump: %s:%s has no dump of a level below "
                         "%d; this dump holds everything\n", vol.arg, path,
                 o->level);
-    r.start_ns = r.saved_ns = mono_ns();
+    r.saved_ns = mono_ns();
+    progress_start(&r.prog, "snapfs dump", 0);
     run_dump(&r, o->out, 0);
     free(path);
     free((char *)vol.arg); /* volume_open_path's copy */
@@ -646,7 +621,8 @@ static int dump_restart(struct dump_opts *o)
     rc = ctx_update(&vol, &r.ctx);
     if (rc)
         die(CMD, "%s: %s", vol.arg, strerror(-rc));
-    r.start_ns = r.saved_ns = mono_ns();
+    r.saved_ns = mono_ns();
+    progress_start(&r.prog, "snapfs dump", 0);
     run_dump(&r, o->out, r.ctx.next_ino);
     free(vol.store);
     free(vol.mountpoint);

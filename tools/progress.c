@@ -36,7 +36,7 @@ static double rate_mbs(uint64_t bytes, double secs)
 
 void progress_update(struct progress *p, uint64_t bytes, uint64_t files)
 {
-    if (!p->tty || seconds_since(&p->last) < 0.2)
+    if (!p->tty || (p->drawn && seconds_since(&p->last) < 0.2))
         return;
     clock_gettime(CLOCK_MONOTONIC, &p->last);
     double secs = seconds_since(&p->start), rate = rate_mbs(bytes, secs);
@@ -59,4 +59,11 @@ void progress_finish(struct progress *p, const char *verb, uint64_t bytes,
     fprintf(stderr, "%s %llu files, %.2f MiB in %.1f s (%.1f MB/s)\n", verb,
             (unsigned long long)files, (double)bytes / (1 << 20), secs,
             rate_mbs(bytes, secs));
+}
+
+void progress_clear(struct progress *p)
+{
+    if (p->drawn)
+        fputs("\r\033[K", stderr);
+    p->drawn = false;
 }

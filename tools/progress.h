@@ -30,5 +30,7 @@ void progress_start(struct progress *p, const char *what, uint64_t total);
 void progress_update(struct progress *p, uint64_t bytes, uint64_t files);
 void progress_finish(struct progress *p, const char *verb, uint64_t bytes,
                      uint64_t files);
+/* Take the progress line away (before a message). */
+void progress_clear(struct progress *p);
 
 #endif

@@ -294,12 +294,13 @@ test_expect_success '--rename-to restores the subtree under a new name; unknown 
 	assert_grep "^snapfs restore: no/such: not on the dump$" "$REF/err"
 '
 
-test_expect_success 'a qtree restored at the root of a volume is reported as a qtree' '
+test_expect_success 'a qtree restored at the root of a volume is a qtree again, and reported' '
 	restore_into -x -f "$TEST_TMP/L0" --into "$MNT" qt &&
-	assert_eq "qtree qt: style=unix quota=1048576" "$(cat "$REF/out")" &&
+	assert_eq "qtree qt: a qtree again (style=unix quota=1048576)" "$(cat "$REF/out")" &&
 	assert_eq q "$(cat "$MNT/qt/q")" &&
-	assert_eq "" "$(getfattr --absolute-names -n trusted.snapfs.qtree "$MNT/qt" 2>/dev/null)" &&
-	rm -r "$MNT/qt"
+	assert_eq "style=unix quota=1048576" "$(getfattr --only-values --absolute-names -n trusted.snapfs.qtree "$MNT/qt")" &&
+	"$SNAPFS" qtree list "$MNT" | grep -q "^qt " &&
+	rm -r "$MNT/qt/q" && "$SNAPFS" qtree delete "$MNT" qt
 '
 
 test_expect_success 'into an unmounted store (VOL/PATH): mounted privately, restored, unmounted' '
