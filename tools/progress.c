@@ -42,7 +42,7 @@ void progress_update(struct progress *p, uint64_t bytes, uint64_t files)
     double secs = seconds_since(&p->start), rate = rate_mbs(bytes, secs);
     fprintf(stderr, "\r%s: %.1f MiB, %llu files, %.1f MB/s", p->what,
             (double)bytes / (1 << 20), (unsigned long long)files, rate);
-    if (p->total > bytes && rate > 0) {
+    if (p->total > bytes && bytes && secs > 0.5) { /* a rate to go by */
         double left = (double)(p->total - bytes) / 1e6 / rate;
         fprintf(stderr, ", %d:%02d left", (int)left / 60, (int)left % 60);
     }

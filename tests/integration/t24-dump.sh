@@ -313,9 +313,13 @@ test_expect_success 'a killed dump leaves its context; contexts delete releases 
 	rm "$MNT/d1/bigger"
 '
 
-test_expect_success 'on a terminal the dump shows its progress on stderr' '
+test_expect_success 'on a terminal dump and restore show their progress on stderr' '
 	script -qec "$SNAPFS dump -0 -f $OUT/tty $MNT/d1" /dev/null >"$OUT/tty.out" &&
-	assert_grep "snapfs dump: .* MiB, [0-9]* files, .* MB/s" "$OUT/tty.out"
+	assert_grep "snapfs dump: .* MiB, [0-9]* files, .* MB/s" "$OUT/tty.out" &&
+	mkdir "$MNT2/tty" &&
+	script -qec "$SNAPFS restore -r -f $OUT/tty --into $MNT2/tty" /dev/null >"$OUT/rtty.out" &&
+	assert_grep "restore: .* MiB, [0-9]* files, .* MB/s" "$OUT/rtty.out" &&
+	assert_grep "restored [0-9]* files, .* MiB in .* s (.* MB/s)" "$OUT/rtty.out"
 '
 
 test_done
