@@ -501,6 +501,15 @@ static int read_xattr_record(struct rst *r, struct collect *c)
     return collect_data(r, 4 * DUMP_XATTR_MAX, c);
 }
 
+/* Is the current DR_EXTATTRIBUTES header an attribute record?  Other
+ * extensions (Mac OS Finder data, resource forks) are skipped, as Linux
+ * restore does. */
+static bool is_xattr_record(const struct rst *r)
+{
+    return r->h.extattributes == EXT_XATTR ||
+           r->h.extattributes == EXT_SNAPFS_XATTR;
+}
+
 /* ---- paths in the destination ---- */
 
 static struct loc *loc_find(struct rst *r, uint32_t ino)
@@ -1304,6 +1313,11 @@ static int file_xattr_records(struct rst *r, struct xattr_set *x,
             return rc == PART_SWITCHED ? 0 : rc;
         struct collect c;
         *have_next = false;
+        if (!is_xattr_record(r)) {
+            if ((rc = skip_data(r)))
+                return rc;
+            continue;
+        }
         if ((rc = read_xattr_record(r, &c)))
             return rc;
         rc = xattrs_apply(x, c.buf, c.len);
@@ -1458,8 +1472,8 @@ static int on_inode(struct rst *r, bool *have_next)
     if (r->h.flags & DR_EXTATTRIBUTES) {
         struct dirmeta *m = r->prepared || !r->ndm ? NULL
                                                    : &r->dm[r->ndm - 1];
-        if (!m || m->ino != r->h.ino)
-            return skip_data(r);  /* no inode to attach it to */
+        if (!m || m->ino != r->h.ino || !is_xattr_record(r))
+            return skip_data(r);  /* nothing to attach it to, or no xattrs */
         struct collect c;
         int rc = read_xattr_record(r, &c);
         if (rc)

@@ -127,6 +127,30 @@ test_expect_success 'snapfs restore reads our full dump back identically, attrib
 	grep -q "user.huge=" "$OUT/b"
 '
 
+test_expect_success 'an inode extension other than attributes (Mac OS Finder data) is skipped by snapfs restore' '
+	python3 - "$OUT/full1" "$OUT/finder" <<-\PY &&
+	import struct, sys
+	d = bytearray(open(sys.argv[1], "rb").read())
+	n = 0
+	for off in range(0, len(d), 1024):
+	    if struct.unpack_from("<i", d, off + 24)[0] != 60012:
+	        continue
+	    if struct.unpack_from("<i", d, off + 900)[0] == 0x534e:
+	        struct.pack_into("<i", d, off + 900, 1)
+	        struct.pack_into("<i", d, off + 28, 0)
+	        words = struct.unpack_from("<256I", d, off)
+	        struct.pack_into("<I", d, off + 28, (84446 - sum(words)) & 0xffffffff)
+	        n += 1
+	assert n == 1, n
+	open(sys.argv[2], "wb").write(d)
+	PY
+	mkdir "$MNT2/finder" &&
+	"$SNAPFS" restore -r -f "$OUT/finder" --into "$MNT2/finder" 2>/dev/null &&
+	listing "$MNT2/finder" --skip .snapfs-restoresymtable >"$OUT/c" &&
+	sed "s/ user.huge=[0-9a-f]*//" "$OUT/b" >"$OUT/b2" &&
+	assert_cmp "$OUT/b2" "$OUT/c"
+'
+
 test_expect_success 'a qtree restored at a volume root is a qtree again, with its style and quota' '
 	VOL3=$TEST_TMP/vol3.store &&
 	"$SNAPFS" mkfs "$VOL3" --size 1G >/dev/null &&
