@@ -258,15 +258,25 @@ int sfs_block_ref_w(struct sfs_store *st, MDB_txn *txn,
     return block_store_new(st, txn, pb, allow_slop);
 }
 
-int sfs_block_addref_w(struct sfs_store *st, MDB_txn *txn,
-                       const uint8_t hash[SFS_HASH_LEN])
+/* The dedup record of a block that a record refers to: its absence is
+ * corruption (-EIO, reported), not a missing key. */
+static int referenced_block(struct sfs_store *st, MDB_txn *txn,
+                            const uint8_t hash[SFS_HASH_LEN],
+                            struct sfs_dedup_rec *d)
 {
-    struct sfs_dedup_rec d;
-    int rc = dedup_get(st, txn, hash, &d);
+    int rc = dedup_get(st, txn, hash, d);
     if (rc == -ENOENT) {
         sfs_log_corruption("reference to a missing block");
         return -EIO;
     }
+    return rc;
+}
+
+int sfs_block_addref_w(struct sfs_store *st, MDB_txn *txn,
+                       const uint8_t hash[SFS_HASH_LEN])
+{
+    struct sfs_dedup_rec d;
+    int rc = referenced_block(st, txn, hash, &d);
     if (rc)
         return rc;
     d.refcount++;
@@ -305,11 +315,7 @@ int sfs_block_unref_w(struct sfs_store *st, MDB_txn *txn,
                       const uint8_t hash[SFS_HASH_LEN])
 {
     struct sfs_dedup_rec d;
-    int rc = dedup_get(st, txn, hash, &d);
-    if (rc == -ENOENT) {
-        sfs_log_corruption("reference to a missing block");
-        return -EIO;
-    }
+    int rc = referenced_block(st, txn, hash, &d);
     if (rc)
         return rc;
     st->state.ref_logical -= d.lsize;
