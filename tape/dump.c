@@ -653,16 +653,6 @@ static int put_xattr_record(struct out *o, const struct dump_header *h,
     return rc;
 }
 
-static size_t xattr_record_size(const struct dump_xattr *xs, size_t n)
-{
-    uint8_t *rec;
-    size_t len;
-    if (dump_xattr_encode(xs, n, &rec, &len))
-        return SIZE_MAX;
-    free(rec);
-    return len;
-}
-
 /*
  * The attribute records of an object: as many EXT_XATTR records of at
  * most 4 KiB as its attributes need (Linux restore reads each), and an
@@ -675,13 +665,14 @@ static int put_xattrs(struct out *o, uint64_t obj, const struct dump_header *h)
     size_t n = 0, first = 0;
     int rc = get_xattrs(o, obj, &names, &xs, &n);
     for (size_t k = 0; !rc && k < n; k++) {
-        if (xattr_record_size(xs + first, k + 1 - first) <=
+        if (dump_xattr_record_size(xs + first, k + 1 - first) <=
             DUMP_XATTR_LINUX_MAX)
             continue;
         if (k > first)
             rc = put_xattr_record(o, h, xs + first, k - first, EXT_XATTR);
         first = k;
-        if (!rc && xattr_record_size(xs + k, 1) > DUMP_XATTR_LINUX_MAX) {
+        if (!rc &&
+            dump_xattr_record_size(xs + k, 1) > DUMP_XATTR_LINUX_MAX) {
             rc = put_xattr_record(o, h, xs + k, 1, EXT_SNAPFS_XATTR);
             first = k + 1;
         }

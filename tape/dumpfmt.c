@@ -529,6 +529,37 @@ int dump_xattr_encode(const struct dump_xattr *xs, size_t n, uint8_t **out,
     return 0;
 }
 
+/* Bytes of a Linux xattr ACL in ext2's disk form; SIZE_MAX if malformed
+ * (acl_to_disk checks the tags themselves). */
+static size_t acl_disk_size(const uint8_t *in, size_t len)
+{
+    if (len < 4 || (len - 4) % 8 || get32(in, false) != 2)
+        return SIZE_MAX;
+    size_t o = 4;
+    for (size_t i = 4; i < len; i += 8)
+        o += acl_tag_has_id(get16(in + i, false)) ? 8 : 4;
+    return o;
+}
+
+size_t dump_xattr_record_size(const struct dump_xattr *xs, size_t n)
+{
+    size_t len = 4 + 4;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t index;
+        const char *suffix;
+        if (xattr_split(xs[i].name, &index, &suffix) || strlen(suffix) > 255)
+            return SIZE_MAX;
+        size_t vsize = is_acl_index(index)
+                           ? acl_disk_size(xs[i].value, xs[i].size)
+                           : xs[i].size;
+        if (vsize == SIZE_MAX)
+            return SIZE_MAX;
+        len += ((16 + strlen(suffix) + 3) & ~(size_t)3) +
+               ((vsize + 3) & ~(size_t)3);
+    }
+    return len;
+}
+
 static int xattr_name(uint8_t index, const uint8_t *suffix, size_t sl,
                       char *name)
 {

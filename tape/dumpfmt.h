@@ -182,6 +182,9 @@ struct dump_xattr {
  * -EOPNOTSUPP (a namespace ext2 cannot name), -EINVAL (a malformed ACL),
  * -ENOMEM.
  */
+/* The length dump_xattr_encode gives XS, without encoding; SIZE_MAX when
+ * it would refuse them. */
+size_t dump_xattr_record_size(const struct dump_xattr *xs, size_t n);
 int dump_xattr_encode(const struct dump_xattr *xs, size_t n, uint8_t **out,
                       size_t *outlen);
 /*

@@ -230,6 +230,15 @@ static void test_xattrs(void)
     uint8_t *rec;
     size_t len;
     CHECK_RC(dump_xattr_encode(xs, 6, &rec, &len));
+    for (size_t k = 0; k <= 6; k++) {
+        uint8_t *part;
+        size_t plen;
+        CHECK_RC(dump_xattr_encode(xs, k, &part, &plen));
+        CHECK(dump_xattr_record_size(xs, k) == plen,
+              "size of %zu attributes: %zu, encoded %zu", k,
+              dump_xattr_record_size(xs, k), plen);
+        free(part);
+    }
     static struct seen s;
     memset(&s, 0, sizeof(s));
     CHECK(dump_xattr_decode(rec, len, collect, &s, NULL) == 0, "decode");
@@ -255,6 +264,7 @@ static void test_xattrs(void)
     struct dump_xattr odd = { "os2.foo", "x", 1 };
     CHECK(dump_xattr_encode(&odd, 1, &rec, &len) == -EOPNOTSUPP,
           "unknown namespace");
+    CHECK(dump_xattr_record_size(&odd, 1) == SIZE_MAX, "unknown namespace");
     static uint8_t huge[70000];
     struct dump_xattr big = { "user.big", huge, sizeof(huge) };
     CHECK(dump_xattr_encode(&big, 1, &rec, &len) == -E2BIG, "too big");
