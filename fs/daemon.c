@@ -98,7 +98,7 @@ static void detach_stdio(const char *store)
 }
 
 static char *mount_options(const char *store, const char *extra,
-                           bool *no_writeback)
+                           bool read_only, bool *no_writeback)
 {
     char *opts = NULL;
     const char *allow = geteuid() == 0 ? ",allow_other" : "";
@@ -122,12 +122,38 @@ static char *mount_options(const char *store, const char *extra,
             strcat(out, ",");
         strcat(out, tok);
     }
-    if (asprintf(&opts, "default_permissions%s,fsname=%s,subtype=snapfs%s%s",
-                 allow, store, *out ? "," : "", out) < 0)
+    if (asprintf(&opts, "default_permissions%s,fsname=%s,subtype=snapfs%s%s%s",
+                 allow, store, read_only ? ",ro" : "", *out ? "," : "",
+                 out) < 0)
         opts = NULL;
     free(rest);
     free(out);
     return opts;
+}
+
+/*
+ * What clients see as the volume.  An ordinary volume: its live tree.  A
+ * mirror destination (it follows a source and is not broken off, or holds
+ * an unfinished receive): its newest snapshot, the last complete one, read
+ * only, since its live tree may hold part of a receive (store/stream.c).
+ */
+static bool following(struct sfs_store *st)
+{
+    MDB_txn *txn;
+    struct sfs_recv_state rs = { 0 };
+    if (sfs_txn_begin(st, NULL, false, &txn))
+        return false;
+    int rc = sfs_recv_state(st, txn, &rs);
+    mdb_txn_abort(txn);
+    return !rc && ((rs.follows && !rs.writable) || rs.partial);
+}
+
+static int published_view(struct sfs_store *st, uint64_t *view)
+{
+    *view = SFS_VIEW_LIVE;
+    if (following(st) && st->state.newest_snap)
+        *view = st->state.newest_snap;
+    return 0;
 }
 
 /* The volume's hook: control changes tell the kernel what to forget. */
@@ -181,12 +207,21 @@ int snapfs_serve(const char *store, const char *mountpoint, const char *options,
                 strerror(-rc));
         goto fail;
     }
-    opts = mount_options(store, options, &fs->no_writeback);
+    uint64_t published;
+    rc = published_view(st, &published);
+    if (rc) {
+        fprintf(stderr, "snapfs mount: %s: %s\n", store, strerror(-rc));
+        goto fail;
+    }
+    /* A mirror destination is read-only to clients (see published_view). */
+    opts = mount_options(store, options, published != SFS_VIEW_LIVE ||
+                         following(st), &fs->no_writeback);
     if (!opts)
         goto fail;
     char *argv[] = { "snapfs", "-o", opts, NULL };
     struct fuse_args args = FUSE_ARGS_INIT(3, argv);
     rc = vol_start(&fs->vol, st, flush_cached_blocks);
+    fs->vol.live_view = published;
     if (rc) {
         fprintf(stderr, "snapfs mount: %s: %s\n", store, strerror(-rc));
         goto fail;

@@ -151,7 +151,7 @@ void fs_destroy_orphan(struct vol *v, uint64_t ino)
         return;
     /* The node's orphan flag is memory; the record decides.  An unlink
      * that failed after marking the node leaves a linked inode: keep it. */
-    rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, ino, &i);
+    rc = sfs_inode_get(v->st, txn, v->live_view, ino, &i);
     if (rc || i.nlink > 0) {
         vol_change_end(v, -ECANCELED, 0);
         return;
@@ -199,7 +199,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     MDB_txn *txn = vol_read_begin(v);
     struct sfs_inode pi, ci;
     uint64_t ino = 0;
-    rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, parent, &pi);
+    rc = sfs_inode_get(v->st, txn, v->live_view, parent, &pi);
     if (!rc && !S_ISDIR(pi.mode))
         rc = -ENOTDIR;
     if (!rc) {
@@ -209,12 +209,12 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
             ino = pi.parent ? pi.parent : SFS_ROOT_INO;
         } else {
             struct sfs_dirent d;
-            rc = sfs_dirent_lookup(v->st, txn, SFS_VIEW_LIVE, parent, name, &d);
+            rc = sfs_dirent_lookup(v->st, txn, v->live_view, parent, name, &d);
             ino = d.ino;
         }
     }
     if (!rc)
-        rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, ino, &ci);
+        rc = sfs_inode_get(v->st, txn, v->live_view, ino, &ci);
     vol_read_end(v);
     if (rc == -ENOENT) {
         /* A negative entry, cached like a positive one. */
@@ -267,7 +267,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
     }
     struct sfs_inode i;
     MDB_txn *txn = vol_read_begin(v);
-    int rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, ino, &i);
+    int rc = sfs_inode_get(v->st, txn, v->live_view, ino, &i);
     vol_read_end(v);
     if (rc) {
         fuse_reply_err(req, -rc);
@@ -298,7 +298,7 @@ static void apply_time(const struct stat *attr, int to_set, int flag_set,
 static int chmod_acl(struct vol *v, MDB_txn *txn, uint64_t ino, uint32_t mode)
 {
     uint8_t buf[SFS_XATTR_SIZE_MAX];
-    int n = sfs_xattr_get(v->st, txn, SFS_VIEW_LIVE, ino, ACL_XATTR_ACCESS,
+    int n = sfs_xattr_get(v->st, txn, v->live_view, ino, ACL_XATTR_ACCESS,
                           buf, sizeof(buf));
     if (n == -ENODATA)
         return 0;
@@ -327,7 +327,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
         rc = vol_change_begin(v, &txn);
     if (rc)
         goto out_unlocked;
-    rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, ino, &i);
+    rc = sfs_inode_get(v->st, txn, v->live_view, ino, &i);
     if (!rc && (to_set & FUSE_SET_ATTR_SIZE)) {
         if (S_ISDIR(i.mode))
             rc = -EISDIR;
@@ -433,7 +433,7 @@ static int new_node_attrs(struct vol *v, MDB_txn *txn,
     *acl_len = 0;
     if (S_ISLNK(ni->mode))
         return 0;
-    int n = sfs_xattr_get(v->st, txn, SFS_VIEW_LIVE, parent->ino,
+    int n = sfs_xattr_get(v->st, txn, v->live_view, parent->ino,
                           ACL_XATTR_DEFAULT, acl, SFS_XATTR_SIZE_MAX);
     if (n == -ENODATA) {
         ni->mode &= ~(uint32_t)(ctx->umask & 0777);
@@ -497,13 +497,13 @@ static int make_node(fuse_req_t req, fuse_ino_t parent, const char *name,
     struct sfs_inode pi, ni;
     struct sfs_dirent d;
     int acl_len = 0;
-    rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, parent, &pi);
+    rc = sfs_inode_get(v->st, txn, v->live_view, parent, &pi);
     if (!rc && !S_ISDIR(pi.mode))
         rc = -ENOTDIR;
     if (!rc && pi.nlink == 0)
         rc = -ENOENT; /* the directory was removed */
     if (!rc) {
-        rc = sfs_dirent_lookup(v->st, txn, SFS_VIEW_LIVE, parent, name, &d);
+        rc = sfs_dirent_lookup(v->st, txn, v->live_view, parent, name, &d);
         rc = rc == 0 ? -EEXIST : rc == -ENOENT ? 0 : rc;
     }
     if (!rc) {
@@ -526,7 +526,7 @@ static int make_node(fuse_req_t req, fuse_ino_t parent, const char *name,
         rc = sfs_file_write_w(v->st, txn, fs_codec(), ni.ino, 0, link,
                               strlen(link));
         if (!rc)
-            rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, ni.ino, &ni);
+            rc = sfs_inode_get(v->st, txn, v->live_view, ni.ino, &ni);
     }
     if (!rc)
         rc = sfs_dirent_add_w(v->st, txn, parent, name, ni.ino,
@@ -624,11 +624,11 @@ static int remove_name(struct vol *v, struct snapdirs *sd, fuse_ino_t parent,
         return rc;
     struct sfs_inode pi, ci;
     struct sfs_dirent d;
-    rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, parent, &pi);
+    rc = sfs_inode_get(v->st, txn, v->live_view, parent, &pi);
     if (!rc)
-        rc = sfs_dirent_lookup(v->st, txn, SFS_VIEW_LIVE, parent, name, &d);
+        rc = sfs_dirent_lookup(v->st, txn, v->live_view, parent, name, &d);
     if (!rc)
-        rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, d.ino, &ci);
+        rc = sfs_inode_get(v->st, txn, v->live_view, d.ino, &ci);
     if (!rc && dir && !S_ISDIR(ci.mode))
         rc = -ENOTDIR;
     if (!rc && !dir && S_ISDIR(ci.mode))
@@ -636,7 +636,7 @@ static int remove_name(struct vol *v, struct snapdirs *sd, fuse_ino_t parent,
     if (!rc && is_qtree_root(&ci))
         rc = -EPERM; /* `snapfs qtree delete` removes a qtree */
     if (!rc && dir) {
-        rc = sfs_dir_is_empty(v->st, txn, SFS_VIEW_LIVE, ci.ino);
+        rc = sfs_dir_is_empty(v->st, txn, v->live_view, ci.ino);
         rc = rc == 1 ? 0 : rc == 0 ? -ENOTEMPTY : rc;
     }
     if (!rc)
@@ -674,7 +674,7 @@ static int is_ancestor(struct vol *v, MDB_txn *txn, uint64_t ancestor,
         if (dir == SFS_ROOT_INO)
             return 0;
         struct sfs_inode i;
-        int rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, dir, &i);
+        int rc = sfs_inode_get(v->st, txn, v->live_view, dir, &i);
         if (rc)
             return rc;
         dir = i.parent;
@@ -746,7 +746,7 @@ static int rename_replace(struct rename_ctx *r, const char *name,
         if (!S_ISDIR(r->src.mode) && S_ISDIR(r->dst.mode))
             return -EISDIR;
         if (S_ISDIR(r->dst.mode)) {
-            rc = sfs_dir_is_empty(v->st, r->txn, SFS_VIEW_LIVE, r->dst.ino);
+            rc = sfs_dir_is_empty(v->st, r->txn, v->live_view, r->dst.ino);
             if (rc < 0)
                 return rc;
             if (rc == 0)
@@ -877,17 +877,17 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
         fuse_reply_err(req, -rc);
         return;
     }
-    rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, ino, &i);
+    rc = sfs_inode_get(v->st, txn, v->live_view, ino, &i);
     if (!rc && S_ISDIR(i.mode))
         rc = -EPERM;
     if (!rc && i.nlink == 0)
         rc = -ENOENT;
     if (!rc)
-        rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, newparent, &pi);
+        rc = sfs_inode_get(v->st, txn, v->live_view, newparent, &pi);
     if (!rc)
         rc = qtree_move_ok(&i, &pi);
     if (!rc) {
-        rc = sfs_dirent_lookup(v->st, txn, SFS_VIEW_LIVE, newparent, newname,
+        rc = sfs_dirent_lookup(v->st, txn, v->live_view, newparent, newname,
                                &d);
         rc = rc == 0 ? -EEXIST : rc == -ENOENT ? 0 : rc;
     }
@@ -920,7 +920,7 @@ static int truncate_to_zero(struct vol *v, uint64_t ino)
     struct sfs_inode i;
     int rc = vol_change_begin(v, &txn);
     if (!rc) {
-        rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, ino, &i);
+        rc = sfs_inode_get(v->st, txn, v->live_view, ino, &i);
         if (!rc && i.size) {
             rc = sfs_file_truncate_w(v->st, txn, fs_codec(), &i, 0);
             touch_mtime_ctime(&i);
@@ -1040,9 +1040,9 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     if (cached)
         pthread_mutex_lock(&n->wlock);
     MDB_txn *txn = vol_read_begin(v);
-    int rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, ino, &i);
+    int rc = sfs_inode_get(v->st, txn, v->live_view, ino, &i);
     if (!rc)
-        rc = sfs_rplan_collect(v->st, txn, SFS_VIEW_LIVE, ino, i.size,
+        rc = sfs_rplan_collect(v->st, txn, v->live_view, ino, i.size,
                                (uint64_t)off, size, &plan);
     vol_read_end_bytes(v, rc ? 0 : plan.len);
     char *buf = NULL;
@@ -1080,7 +1080,7 @@ int fs_write_through(struct vol *v, uint64_t ino, const char *buf,
     struct sfs_wplan plan = { 0 };
     struct sfs_inode i;
     MDB_txn *txn = vol_read_begin(v);
-    int rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, ino, &i);
+    int rc = sfs_inode_get(v->st, txn, v->live_view, ino, &i);
     if (!rc)
         rc = sfs_wplan_init(v->st, i.size, off, size, &plan);
     if (!rc)
@@ -1102,7 +1102,7 @@ int fs_write_through(struct vol *v, uint64_t ino, const char *buf,
         plan.units_delta = 0;
         rc = sfs_wplan_apply(v->st, txn, ino, &plan);
         if (!rc)
-            rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, ino, &i);
+            rc = sfs_inode_get(v->st, txn, v->live_view, ino, &i);
         if (!rc) {
             if (plan.off + plan.len > i.size)
                 i.size = plan.off + plan.len;
@@ -1131,7 +1131,7 @@ static int note_cached_write(struct vol *v, uint64_t ino, uint64_t end)
     int rc = vol_change_begin(v, &txn);
     if (rc)
         return rc;
-    rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, ino, &i);
+    rc = sfs_inode_get(v->st, txn, v->live_view, ino, &i);
     if (!rc) {
         if (end > i.size)
             i.size = end;
@@ -1155,7 +1155,7 @@ static int write_data(struct vol *v, struct node *n, const char *buf,
         return -EFBIG;
     struct sfs_inode i;
     MDB_txn *txn = vol_read_begin(v);
-    int grc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, n->ino, &i);
+    int grc = sfs_inode_get(v->st, txn, v->live_view, n->ino, &i);
     vol_read_end(v);
     if (grc)
         return grc;
@@ -1508,7 +1508,7 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
         fuse_reply_err(req, -rc);
         return;
     }
-    rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, ino, &i);
+    rc = sfs_inode_get(v->st, txn, v->live_view, ino, &i);
     bool is_default = !strcmp(name, ACL_XATTR_DEFAULT);
     if (!rc && is_default && !S_ISDIR(i.mode))
         rc = -EACCES;
@@ -1636,7 +1636,7 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
         fuse_reply_err(req, -rc);
         return;
     }
-    rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, ino, &i);
+    rc = sfs_inode_get(v->st, txn, v->live_view, ino, &i);
     if (!rc)
         rc = sfs_xattr_remove_w(v->st, txn, ino, name);
     if (!rc) {
@@ -1672,7 +1672,7 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
     int rc = wcache_flush(v, n);
     MDB_txn *txn = vol_read_begin(v);
     if (!rc)
-        rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, ino, &i);
+        rc = sfs_inode_get(v->st, txn, v->live_view, ino, &i);
     vol_read_end(v);
     uint64_t end = (uint64_t)offset + (uint64_t)length;
     if (!rc && end > i.size)

@@ -346,7 +346,7 @@ int noderef_resolve(struct snapdirs *sd, struct vol *v, MDB_txn *txn,
     uint64_t top = nodeid >> SFS_INO_BITS, low = nodeid & LOW_MASK;
     memset(out, 0, sizeof(*out));
     out->nodeid = nodeid;
-    out->view = SFS_VIEW_LIVE;
+    out->view = v->live_view;
     out->obj = nodeid;
     if (top == 0)
         return 0;
@@ -460,7 +460,7 @@ static int snapdir_stat(struct snapdirs *sd, struct vol *v, MDB_txn *txn,
                         uint64_t dir, struct stat *s)
 {
     struct sfs_inode d;
-    int rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, dir, &d);
+    int rc = sfs_inode_get(v->st, txn, v->live_view, dir, &d);
     if (rc)
         return rc == -ENOENT ? -ESTALE : rc;
     if (!S_ISDIR(d.mode))

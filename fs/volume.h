@@ -20,6 +20,9 @@ struct node;
 
 struct vol {
     struct sfs_store *st;
+    /* The view clients see as the volume: SFS_VIEW_LIVE, or for a mirror
+     * destination the epoch of its newest snapshot (daemon.c). */
+    uint64_t live_view;
 
     /* Everything below up to `nodes` is guarded by lock. */
     pthread_mutex_t lock;

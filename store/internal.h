@@ -59,6 +59,19 @@ int sfs_table_scan_prefix(MDB_txn *txn, MDB_dbi dbi, const void *prefix,
 int sfs_snap_delete_unheld_w(struct sfs_store *st, MDB_txn *txn,
                              uint64_t epoch);
 
+/* restore.c: make the live version of KEY hold TARGET (NULL: absent);
+ * 1 changed, 0 already so (see restore.c). */
+int sfs_rec_set_live_w(struct sfs_store *st, MDB_txn *txn, const uint8_t *key,
+                       size_t klen, const void *target, size_t tlen,
+                       bool ref_taken);
+/* Orphans whose inode is gone or linked again leave the orphans table. */
+int sfs_orphans_prune_w(struct sfs_store *st, MDB_txn *txn);
+
+/* Give the snapshot at EPOCH another creation time (a received snapshot
+ * keeps its source's).  -ENOENT if there is none. */
+int sfs_snap_set_ctime_w(struct sfs_store *st, MDB_txn *txn, uint64_t epoch,
+                         int64_t sec, uint32_t nsec);
+
 /* Layout of a stored version: the birth epoch, then the payload. */
 #define SFS_VHDR 8
 

@@ -158,47 +158,46 @@ static int copy_payload(const MDB_val *v, uint8_t *buf, size_t *len)
     return 0;
 }
 
-/* Make the live version of KEY what the snapshot sees (see THEORY). */
-static int rollback_key(struct rollback *rb, const uint8_t *key, size_t klen)
+/*
+ * Make the live version of KEY hold TARGET (TLEN bytes), or be absent when
+ * TARGET is NULL, as an ordinary write at the current epoch (see THEORY):
+ * the version replaced goes to history or is freed, live_inodes follows
+ * inode keys appearing and going, and an inode given nlink 0 joins the
+ * orphans.  With REF_TAKEN the caller already holds the block reference
+ * TARGET needs (it is dropped again if nothing changes).  Returns 1 if the
+ * live version changed, 0 if it already read so, or a negative errno.
+ */
+int sfs_rec_set_live_w(struct sfs_store *st, MDB_txn *txn, const uint8_t *key,
+                       size_t klen, const void *target, size_t tlen,
+                       bool ref_taken)
 {
-    struct sfs_store *st = rb->st;
-    uint8_t target[VAL_MAX];
-    size_t tlen = 0;
-    MDB_val tv, cv;
+    MDB_val cv;
     uint64_t birth;
-    int trc = sfs_vrec_get(st, rb->txn, rb->epoch, key, klen, &tv, &birth);
-    if (trc && trc != -ENOENT)
-        return trc;
-    /* Copy: the pointer is into the map, which the writes below change. */
-    if (!trc && (trc = copy_payload(&tv, target, &tlen)))
-        return trc;
-    bool has_target = trc == 0;
-    int crc = sfs_vrec_get(st, rb->txn, SFS_VIEW_LIVE, key, klen, &cv, &birth);
+    MDB_val k = { klen, (void *)key }, p = { tlen, (void *)target };
+    int crc = sfs_vrec_get(st, txn, SFS_VIEW_LIVE, key, klen, &cv, &birth);
     if (crc && crc != -ENOENT)
         return crc;
     bool has_current = crc == 0;
-    if (!has_target && !has_current)
-        return 0;
-    if (has_target && has_current && cv.mv_size == tlen &&
+    uint8_t hash[SFS_HASH_LEN];
+    if (target && has_current && cv.mv_size == tlen &&
         !memcmp(cv.mv_data, target, tlen))
+        return ref_taken && sfs_rec_blockref(&k, &p, hash)
+                   ? sfs_block_unref_w(st, txn, hash)
+                   : 0;
+    if (!target && !has_current)
         return 0;
     bool inode = key[0] == SFS_K_INODE;
-    if (!has_target) {
-        int rc = sfs_vrec_del_w(st, rb->txn, key, klen);
+    if (!target) {
+        int rc = sfs_vrec_del_w(st, txn, key, klen);
         if (!rc && inode)
             st->state.live_inodes--;
-        rb->stats.removed++;
-        return rc;
+        return rc ? rc : 1;
     }
-    MDB_val k = { klen, (void *)key }, p = { tlen, target };
-    int rc = sfs_rec_addref_w(st, rb->txn, &k, &p);
+    int rc = ref_taken ? 0 : sfs_rec_addref_w(st, txn, &k, &p);
     if (!rc)
-        rc = sfs_vrec_put_w(st, rb->txn, key, klen, target, tlen);
-    if (rc)
-        return rc;
-    rb->stats.restored++;
-    if (!inode)
-        return 0;
+        rc = sfs_vrec_put_w(st, txn, key, klen, target, tlen);
+    if (rc || !inode)
+        return rc ? rc : 1;
     if (!has_current)
         st->state.live_inodes++;
     struct sfs_inode i;
@@ -207,7 +206,32 @@ static int rollback_key(struct rollback *rb, const uint8_t *key, size_t klen)
         return -EIO;
     }
     memcpy(&i, target, sizeof(i));
-    return i.nlink == 0 ? sfs_orphan_add_w(st, rb->txn, i.ino) : 0;
+    rc = i.nlink == 0 ? sfs_orphan_add_w(st, txn, i.ino) : 0;
+    return rc ? rc : 1;
+}
+
+/* Make the live version of KEY what the snapshot sees (see THEORY). */
+static int rollback_key(struct rollback *rb, const uint8_t *key, size_t klen)
+{
+    uint8_t target[VAL_MAX];
+    size_t tlen = 0;
+    MDB_val tv;
+    uint64_t birth;
+    int trc = sfs_vrec_get(rb->st, rb->txn, rb->epoch, key, klen, &tv, &birth);
+    if (trc && trc != -ENOENT)
+        return trc;
+    /* Copy: the pointer is into the map, which the writes below change. */
+    if (!trc && (trc = copy_payload(&tv, target, &tlen)))
+        return trc;
+    int rc = sfs_rec_set_live_w(rb->st, rb->txn, key, klen,
+                                trc == 0 ? target : NULL, tlen, false);
+    if (rc <= 0)
+        return rc;
+    if (trc == 0)
+        rb->stats.restored++;
+    else
+        rb->stats.removed++;
+    return 0;
 }
 
 static int rollback_index(struct rollback *rb, bool deadlist,
@@ -226,7 +250,7 @@ static int rollback_index(struct rollback *rb, bool deadlist,
 }
 
 /* Orphans whose inode is gone or linked again leave the table. */
-static int prune_orphans(struct sfs_store *st, MDB_txn *txn)
+int sfs_orphans_prune_w(struct sfs_store *st, MDB_txn *txn)
 {
     uint64_t *inos = NULL;
     size_t n = 0, cap = 0;
@@ -274,7 +298,7 @@ int sfs_rollback_w(struct sfs_store *st, MDB_txn *txn, uint64_t epoch,
         rc = rollback_index(&rb, true, kb);
     free(kb);
     if (!rc)
-        rc = prune_orphans(st, txn);
+        rc = sfs_orphans_prune_w(st, txn);
     if (!rc && out)
         *out = rb.stats;
     return rc;

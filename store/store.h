@@ -713,6 +713,157 @@ int sfs_clone_step(struct sfs_store *src, MDB_txn *stxn, uint64_t view,
                    struct sfs_codec_ctx *cc, struct sfs_clone_cursor *cur,
                    uint64_t max_bytes, uint64_t max_records);
 
+/* ---- stream.c: replication streams (send and receive) ---- */
+
+/*
+ * A replication stream carries one snapshot of a volume, whole or as the
+ * change from an older snapshot of the same volume (see the theory in
+ * stream.c).  A sender walks the source under short read transactions; a
+ * receiver applies it to a destination in batches, each ending at a
+ * checkpoint the stream carries, and takes the snapshot in the last one:
+ * the destination's newest snapshot is always a complete one, and an
+ * interrupted receive resumes at its last checkpoint.
+ */
+#define SFS_STREAM_VERSION 1
+
+/* A point in a stream: the sender's walk position after some record. */
+struct sfs_stream_pos {
+    uint32_t phase;                    /* walk phase, from 0 */
+    uint32_t len;                      /* bytes of key; 0: phase start */
+    uint8_t key[SFS_KEY_MAX + 16];     /* the last record or index row */
+    uint64_t records;                  /* records carried before it */
+    uint64_t bytes;                    /* stream bytes before it */
+};
+
+struct sfs_stream_hdr {
+    uint32_t version;
+    uint32_t layout;        /* record layout signature (architecture) */
+    uint8_t src_uuid[16];   /* the source volume */
+    uint32_t block_size;
+    uint64_t from_epoch;    /* 0: a full stream */
+    uint64_t to_epoch;
+    int64_t to_ctime_sec;
+    uint32_t to_ctime_nsec;
+    uint64_t next_ino;      /* the source's next object id */
+    char from_name[SFS_NAME_MAX + 1];
+    char to_name[SFS_NAME_MAX + 1];
+    struct sfs_stream_pos start; /* a resumed stream starts here */
+};
+
+struct sfs_stream_stats {
+    uint64_t bytes;       /* stream bytes written or read */
+    uint64_t records;     /* records put */
+    uint64_t kills;       /* records removed */
+    uint64_t blocks;      /* blocks carried */
+    uint64_t block_bytes; /* their stored bytes */
+};
+
+/* Write exactly LEN bytes: 0 or a negative errno. */
+typedef int (*sfs_stream_write_fn)(void *arg, const void *buf, size_t len);
+/* Read exactly LEN bytes: 0; -ENODATA at end of input before the first
+ * byte; -EPIPE at end of input after some; or a negative errno. */
+typedef int (*sfs_stream_read_fn)(void *arg, void *buf, size_t len);
+
+struct sfs_sender;
+/*
+ * sfs_send_new - start the stream of the snapshot at TO_EPOCH, whole
+ * (FROM_EPOCH 0) or from the older snapshot at FROM_EPOCH, from RESUME
+ * (NULL: the beginning) on.  Writes the header.  The caller keeps both
+ * snapshots from being deleted until the stream ends.
+ * Errors: -ENOENT (no snapshot at an epoch), -EINVAL (FROM not older than
+ * TO), and those of WRITE.
+ */
+int sfs_send_new(struct sfs_store *st, MDB_txn *txn, uint64_t from_epoch,
+                 uint64_t to_epoch, const struct sfs_stream_pos *resume,
+                 sfs_stream_write_fn write, void *arg,
+                 struct sfs_sender **out);
+/* Send up to MAX_RECORDS more records and a checkpoint, under TXN (any
+ * read transaction; it may be renewed between steps).  1 when the stream
+ * is complete, 0 if there is more, or a negative errno. */
+int sfs_send_step(struct sfs_sender *s, MDB_txn *txn, uint64_t max_records);
+void sfs_send_stats(const struct sfs_sender *s, struct sfs_stream_stats *out);
+void sfs_send_free(struct sfs_sender *s);
+
+struct sfs_receiver;
+/*
+ * sfs_recv_new - read a stream's header.  -ENODATA if the input ended
+ * before it (no more streams), -EBADMSG (not a stream, or damaged),
+ * -EPROTONOSUPPORT (another version or record layout), -EPIPE.
+ */
+int sfs_recv_new(sfs_stream_read_fn read, void *arg, struct sfs_receiver **out);
+const struct sfs_stream_hdr *sfs_recv_header(const struct sfs_receiver *r);
+/*
+ * sfs_recv_begin_w - check that the stream applies to ST and prepare: a
+ * partial receive of the same stream continues at its checkpoint; one of
+ * another stream is rolled back.  Errors (sfs_recv_why says more):
+ *   -EXDEV     the stream is of another volume than ST follows
+ *   -ENOENT    ST lacks the stream's base snapshot
+ *   -ESTALE    ST has diverged: changed, or snapshots newer than the base
+ *   -EALREADY  ST has the stream's snapshot already
+ *   -EEXIST    a full stream into a volume that is not empty
+ *   -EINVAL    another block size
+ *   -EBUSY     ST holds part of another full stream, or the resume
+ *              point does not match what ST applied
+ */
+int sfs_recv_begin_w(struct sfs_store *st, MDB_txn *txn,
+                     struct sfs_receiver *r);
+/*
+ * Apply the stream until about MAX_BYTES were read and a checkpoint came
+ * (0: the caller commits TXN, and calls again), or to its end, where the
+ * snapshot is taken (1: commit).  -EBADMSG (damaged: sfs_recv_why names
+ * the byte offset), -EPIPE (truncated), -EIO (a block that does not
+ * decode to its hash), -ENOSPC, or an error of READ.
+ */
+int sfs_recv_step_w(struct sfs_store *st, MDB_txn *txn,
+                    struct sfs_receiver *r, struct sfs_codec_ctx *cc,
+                    uint64_t max_bytes);
+const char *sfs_recv_why(const struct sfs_receiver *r);
+void sfs_recv_stats(const struct sfs_receiver *r, struct sfs_stream_stats *out);
+void sfs_recv_free(struct sfs_receiver *r);
+
+/* What a destination knows of its source (meta "recv/..."). */
+struct sfs_recv_state {
+    bool follows;           /* received a full stream: has a source */
+    bool writable;          /* broken off: clients may write */
+    bool partial;           /* holds an unfinished receive */
+    uint8_t src_uuid[16];
+    uint64_t partial_from, partial_to;   /* its source epochs */
+    struct sfs_stream_pos partial_pos;   /* where it resumes */
+};
+int sfs_recv_state(struct sfs_store *st, MDB_txn *txn,
+                   struct sfs_recv_state *out);
+/* The source epoch of the received snapshot at (destination) EPOCH:
+ * 0, or -ENOENT (not a received snapshot). */
+int sfs_recv_source_epoch(struct sfs_store *st, MDB_txn *txn, uint64_t epoch,
+                          uint64_t *src_epoch);
+/* The destination snapshot received as source epoch SRC_EPOCH. */
+int sfs_recv_find(struct sfs_store *st, MDB_txn *txn, uint64_t src_epoch,
+                  struct sfs_snap_rec *out);
+/* Discard an unfinished receive: the live tree goes back to the newest
+ * snapshot (-EBUSY if it was a full stream: nothing to go back to). */
+int sfs_recv_abort_w(struct sfs_store *st, MDB_txn *txn);
+/* Break: discard an unfinished receive and let clients write. */
+int sfs_recv_break_w(struct sfs_store *st, MDB_txn *txn);
+/* Follow the source again from the received snapshot at EPOCH: delete
+ * every newer snapshot (-EBUSY if one is held), roll the live tree back
+ * to EPOCH and make it read-only again. */
+int sfs_recv_resync_w(struct sfs_store *st, MDB_txn *txn, uint64_t epoch);
+/* Make ST follow the volume SRC_UUID from its snapshot at EPOCH, which
+ * the source holds as source epoch SRC_EPOCH (reverse resync: the old
+ * source follows the old destination). */
+int sfs_recv_adopt_w(struct sfs_store *st, MDB_txn *txn,
+                     const uint8_t src_uuid[16], uint64_t epoch,
+                     uint64_t src_epoch);
+/* Forget the source: an ordinary, writable volume. */
+int sfs_recv_forget_w(struct sfs_store *st, MDB_txn *txn);
+
+/* A resume point as one word of hex ("token"), and back (-EINVAL). */
+#define SFS_STREAM_TOKEN_MAX 1024
+void sfs_stream_token_format(const struct sfs_recv_state *s, char *out);
+int sfs_stream_token_parse(const char *text, uint8_t src_uuid[16],
+                           uint64_t *from_epoch, uint64_t *to_epoch,
+                           struct sfs_stream_pos *pos);
+
 /* ---- diff.c: what changed between two views ---- */
 
 /*

@@ -428,6 +428,18 @@ static int snap_put(struct sfs_store *st, MDB_txn *txn,
     return mdb_err(mdb_put(txn, st->db_snaps, &key, &val, 0));
 }
 
+int sfs_snap_set_ctime_w(struct sfs_store *st, MDB_txn *txn, uint64_t epoch,
+                         int64_t sec, uint32_t nsec)
+{
+    struct sfs_snap_rec s;
+    int rc = sfs_snap_get(st, txn, epoch, &s);
+    if (rc)
+        return rc;
+    s.ctime_sec = sec;
+    s.ctime_nsec = nsec;
+    return snap_put(st, txn, &s);
+}
+
 int sfs_snap_foreach(struct sfs_store *st, MDB_txn *txn, sfs_snap_cb cb,
                      void *arg)
 {

@@ -63,6 +63,16 @@ int volume_offline(struct volume *vol, const char *cmd,
                    int (*fn)(struct sfs_store *, MDB_txn *, void *),
                    void *arg, bool keep);
 
+/* The store of VOL opened read-only, after a mounted volume's daemon
+ * committed everything it holds; dies with a message ("may VERB it" when
+ * permission is denied). */
+struct sfs_store *volume_read_store(struct volume *vol, const char *cmd,
+                                    const char *verb);
+/* Hold (or release) snapshot NAME with TAG, through the daemon when one
+ * serves the volume.  0 or the negative errno of sfs_snap_hold_w. */
+int volume_hold(struct volume *vol, const char *cmd, const char *name,
+                const char *tag, bool hold);
+
 int cmd_info(int argc, char **argv);
 int cmd_fsck(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
@@ -78,6 +88,9 @@ int cmd_snapshot_restore(int argc, char **argv);
 int cmd_clone(int argc, char **argv);
 /* dump.c: `dump` (and its dates and contexts) */
 int cmd_dump(int argc, char **argv);
+/* send.c: `send` and `receive`, replication streams */
+int cmd_send(int argc, char **argv);
+int cmd_receive(int argc, char **argv);
 /* tape_restore.c: `restore -t|-r|-x`, reading dumps */
 int cmd_tape_restore(int argc, char **argv);
 

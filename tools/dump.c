@@ -147,20 +147,7 @@ static int ctx_end(struct volume *vol, uint32_t id, bool finish, bool record)
  * first, so that the store shows every acknowledged change. */
 static struct sfs_store *open_store(struct volume *vol)
 {
-    if (vol->mounted) {
-        char *words[] = { "sync" }, *data = NULL;
-        int rc = volume_request(vol, words, 1, &data);
-        free(data);
-        if (rc)
-            die(CMD, "%s: %s", vol->arg, rc == -EACCES
-                    ? "permission denied (only root or the volume's owner "
-                      "may dump it)" : strerror(-rc));
-    }
-    struct sfs_store *st;
-    int rc = sfs_open(vol->store, SFS_OPEN_RDONLY, &st);
-    if (rc)
-        die(CMD, "%s: %s", vol->arg, open_error(rc));
-    return st;
+    return volume_read_store(vol, CMD, "dump");
 }
 
 /* The directory PATH in VIEW: its object id, or die naming the problem. */

@@ -50,23 +50,12 @@ struct view {
 
 static void view_open(struct volume *vol, const char *cmd, struct view *v)
 {
-    if (vol->mounted) {
-        char *words[] = { "sync" }, *data = NULL;
-        int rc = volume_request(vol, words, 1, &data);
-        free(data);
-        if (rc)
-            die(cmd, "%s: %s", vol->arg, rc == -EACCES
-                    ? "permission denied (only root or the volume's owner "
-                      "may restore)" : strerror(-rc));
-    }
-    int rc = sfs_open(vol->store, SFS_OPEN_RDONLY, &v->st);
-    if (!rc) {
-        rc = sfs_txn_begin(v->st, NULL, false, &v->txn);
-        if (rc)
-            sfs_close(v->st);
-    }
-    if (rc)
+    v->st = volume_read_store(vol, cmd, "restore");
+    int rc = sfs_txn_begin(v->st, NULL, false, &v->txn);
+    if (rc) {
+        sfs_close(v->st);
         die(cmd, "%s: %s", vol->arg, open_error(rc));
+    }
 }
 
 static void view_close(struct view *v)
@@ -300,35 +289,6 @@ static void on_signal(int sig)
     clone_interrupted = 1;
 }
 
-struct hold_arg {
-    const char *name, *tag;
-    bool hold;
-};
-
-static int offline_hold(struct sfs_store *st, MDB_txn *txn, void *arg)
-{
-    struct hold_arg *h = arg;
-    return h->hold ? sfs_snap_hold_w(st, txn, h->name, h->tag)
-                   : sfs_snap_release_w(st, txn, h->name, h->tag);
-}
-
-/* Hold or release the snapshot, through the daemon if one serves it now. */
-static int set_hold(struct volume *vol, const char *name, const char *tag,
-                    bool hold)
-{
-    int fd = control_connect(vol->store);
-    if (fd >= 0) {
-        close(fd);
-        char *words[] = { hold ? "snapshot-hold" : "snapshot-release",
-                          (char *)name, (char *)tag }, *data = NULL;
-        int rc = volume_request(vol, words, 3, &data);
-        free(data);
-        return rc;
-    }
-    struct hold_arg h = { name, tag, hold };
-    return volume_offline(vol, "clone", offline_hold, &h, true);
-}
-
 static void remove_store_dir(const char *dir)
 {
     static const char *files[] = { "data.mdb", "lock.mdb", "lock" };
@@ -465,7 +425,7 @@ int cmd_clone(int argc, char **argv)
     if (snprintf(partial, sizeof(partial), "%s.partial-%d", newstore,
                  (int)getpid()) >= (int)sizeof(partial))
         die("clone", "%s: name too long", newstore);
-    int rc = set_hold(&vol, name, tag, true);
+    int rc = volume_hold(&vol, "clone", name, tag, true);
     if (rc)
         die("clone", "%s: holding snapshot '%s': %s", vol.arg, name,
             change_error(rc));
@@ -477,7 +437,7 @@ int cmd_clone(int argc, char **argv)
     rc = build_clone(&vol, s.epoch, partial, &cur);
     if (!rc)
         rc = publish(partial, newstore);
-    int hrc = set_hold(&vol, name, tag, false);
+    int hrc = volume_hold(&vol, "clone", name, tag, false);
     if (rc) {
         remove_store_dir(partial);
         die("clone", "%s: %s", newstore,

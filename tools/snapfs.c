@@ -468,6 +468,8 @@ static void usage(FILE *out)
           "  policy list VOL [--json] | delete VOL NAME | run VOL [--now 'YYYY-MM-DD HH:MM']\n"
           "    SCHEDULE: every:N (minutes), hourly[@MM], daily[@HH:MM],\n"
           "    weekly[@DAY[@HH:MM]], monthly[@D[@HH:MM]] (D 1-28)\n"
+          "  send VOL SNAP [--from BASE | -I BASE] [--resume TOKEN] [-v] > STREAM\n"
+          "  receive DST [-v] < STREAM | receive DST --resume-token | --abort\n"
           "  dump -LEVEL [-b BLOCKING] [-f OUT] [-L LABEL] [--snapshot NAME] VOL[/PATH]\n"
           "  dump --restart ID [-f OUT] VOL | dump dates VOL [--json]\n"
           "  dump contexts VOL [--json] | dump contexts delete VOL ID\n"
@@ -512,6 +514,10 @@ int main(int argc, char **argv)
         return cmd_dump(argc, argv);
     if (!strcmp(cmd, "clone"))
         return cmd_clone(argc, argv);
+    if (!strcmp(cmd, "send"))
+        return cmd_send(argc, argv);
+    if (!strcmp(cmd, "receive") || !strcmp(cmd, "recv"))
+        return cmd_receive(argc, argv);
     if (!strcmp(cmd, "qtree"))
         return cmd_qtree(argc, argv);
     if (!strcmp(cmd, "restore"))

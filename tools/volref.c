@@ -143,6 +143,53 @@ int volume_offline(struct volume *vol, const char *cmd,
     return rc;
 }
 
+struct sfs_store *volume_read_store(struct volume *vol, const char *cmd,
+                                    const char *verb)
+{
+    if (vol->mounted) {
+        char *words[] = { "sync" }, *data = NULL;
+        int rc = volume_request(vol, words, 1, &data);
+        free(data);
+        if (rc == -EACCES)
+            die(cmd, "%s: permission denied (only root or the volume's owner "
+                "may %s it)", vol->arg, verb);
+        if (rc)
+            die(cmd, "%s: %s", vol->arg, strerror(-rc));
+    }
+    struct sfs_store *st;
+    int rc = sfs_open(vol->store, SFS_OPEN_RDONLY, &st);
+    if (rc)
+        die(cmd, "%s: %s", vol->arg, open_error(rc));
+    return st;
+}
+
+struct hold_arg {
+    const char *name, *tag;
+    bool hold;
+};
+
+static int offline_hold(struct sfs_store *st, MDB_txn *txn, void *arg)
+{
+    struct hold_arg *h = arg;
+    return h->hold ? sfs_snap_hold_w(st, txn, h->name, h->tag)
+                   : sfs_snap_release_w(st, txn, h->name, h->tag);
+}
+
+int volume_hold(struct volume *vol, const char *cmd, const char *name,
+                const char *tag, bool hold)
+{
+    int fd = control_connect(vol->store);
+    if (fd >= 0) {
+        close(fd);
+        char *words[] = { hold ? "snapshot-hold" : "snapshot-release",
+                          (char *)name, (char *)tag }, *data = NULL;
+        int rc = volume_request(vol, words, 3, &data);
+        free(data);
+        return rc;
+    }
+    struct hold_arg h = { name, tag, hold };
+    return volume_offline(vol, cmd, offline_hold, &h, true);
+}
 
 /* Is DIR a volume: a snapfs mountpoint, or a store directory? */
 static bool is_volume(const char *dir)

@@ -1,0 +1,578 @@
+/*
+ * send.c - `snapfs send` and `snapfs receive`: replication streams on
+ * stdout and stdin (the format and its guarantees are in store/stream.c).
+ *
+ *   send VOL SNAP [--from BASE | -I BASE] [--resume TOKEN] [-v]
+ *   receive DST [-v] [--handshake]
+ *   receive DST --resume-token | --abort
+ *
+ * send holds the snapshots it reads (tag send:PID) until it ends, and
+ * reads a mounted volume's store after the daemon committed what it
+ * holds.  receive applies into an unmounted store opened exclusively, or
+ * hands stdin to the daemon of a mounted one; either way each snapshot is
+ * applied in batches and taken in the last, so the destination's newest
+ * snapshot is always complete, and an interrupted receive resumes with
+ * `send --resume $(snapfs receive DST --resume-token)`.
+ *
+ * --handshake is the receiving end of a mirror transfer (mirror.c): before
+ * reading, receive writes one line describing the destination on stdout,
+ * and one line per snapshot applied ("ok NAME BYTES"), so that a sender
+ * reaching it through a pipe, ssh or a peer knows where to start.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "replicate.h"
+#include "store.h"
+
+#define SEND_STEP_RECORDS 4096
+#define RECV_BATCH_BYTES (32u << 20)
+
+/* ---- file descriptors as stream ends ---- */
+
+int fd_write_all(void *arg, const void *buf, size_t len)
+{
+    int fd = *(int *)arg;
+    const char *p = buf;
+    while (len) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int fd_reader_read(void *arg, void *buf, size_t len)
+{
+    struct fd_reader *r = arg;
+    size_t got = 0;
+    char *out = buf;
+    while (got < len) {
+        if (r->pos == r->end) {
+            ssize_t n = read(r->fd, r->buf, sizeof(r->buf));
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0)
+                return -errno;
+            if (n == 0)
+                return got ? -EPIPE : -ENODATA;
+            r->pos = 0;
+            r->end = (size_t)n;
+        }
+        size_t take = r->end - r->pos;
+        if (take > len - got)
+            take = len - got;
+        memcpy(out + got, r->buf + r->pos, take);
+        r->pos += take;
+        got += take;
+    }
+    return 0;
+}
+
+/* ---- sending ---- */
+
+struct send_plan {
+    struct sfs_snap_rec *snaps; /* the snapshots to send, oldest first */
+    size_t n;
+    uint64_t base;              /* epoch of the first one's base, or 0 */
+};
+
+static int collect_cb(void *a, const struct sfs_snap_rec *s)
+{
+    struct send_plan *p = a;
+    static size_t cap;
+    if (p->n == 0)
+        cap = 0;
+    return array_append(&p->snaps, &p->n, &cap, s, sizeof(*s));
+}
+
+/* Send one stream; 0 or a negative errno. */
+int send_stream(struct sfs_store *st, uint64_t from, uint64_t to,
+                const struct sfs_stream_pos *resume, int fd,
+                struct sfs_stream_stats *stats)
+{
+    MDB_txn *txn;
+    int rc = sfs_txn_begin(st, NULL, false, &txn);
+    if (rc)
+        return rc;
+    struct sfs_sender *s = NULL;
+    rc = sfs_send_new(st, txn, from, to, resume, fd_write_all, &fd, &s);
+    while (!rc) {
+        rc = sfs_send_step(s, txn, SEND_STEP_RECORDS);
+        if (rc)
+            break;
+        mdb_txn_reset(txn);
+        rc = sfs_mdb_errno(mdb_txn_renew(txn));
+    }
+    mdb_txn_abort(txn);
+    if (s && stats)
+        sfs_send_stats(s, stats);
+    sfs_send_free(s);
+    return rc < 0 ? rc : 0;
+}
+
+static void find_snapshot(struct sfs_store *st, const char *cmd,
+                          const struct volume *vol, const char *name,
+                          struct sfs_snap_rec *out)
+{
+    MDB_txn *txn;
+    int rc = sfs_txn_begin(st, NULL, false, &txn);
+    if (!rc) {
+        rc = sfs_snap_find(st, txn, name, out);
+        mdb_txn_abort(txn);
+    }
+    if (rc == -ENOENT)
+        die(cmd, "%s: no snapshot named %s", vol->arg, name);
+    if (rc)
+        die(cmd, "%s: %s", vol->arg, strerror(-rc));
+}
+
+/* The snapshots after BASE up to TO (all of them with -I, else TO). */
+static void plan_sends(struct sfs_store *st, const struct sfs_snap_rec *base,
+                       const struct sfs_snap_rec *to, bool intermediate,
+                       struct send_plan *plan)
+{
+    plan->base = base ? base->epoch : 0;
+    struct send_plan all = { 0 };
+    MDB_txn *txn;
+    int rc = sfs_txn_begin(st, NULL, false, &txn);
+    if (!rc) {
+        rc = sfs_snap_foreach(st, txn, collect_cb, &all);
+        mdb_txn_abort(txn);
+    }
+    if (rc)
+        die("send", "%s", strerror(-rc));
+    static size_t cap;
+    for (size_t i = 0; i < all.n; i++) {
+        const struct sfs_snap_rec *s = &all.snaps[i];
+        if (s->epoch <= plan->base || s->epoch > to->epoch)
+            continue;
+        if (s->epoch == to->epoch || intermediate)
+            array_append(&plan->snaps, &plan->n, &cap, s, sizeof(*s));
+    }
+    free(all.snaps);
+}
+
+static void hold_all(struct volume *vol, const struct send_plan *plan,
+                     const char *tag, bool hold)
+{
+    struct sfs_snap_rec base = { .epoch = plan->base };
+    (void)base;
+    for (size_t i = 0; i < plan->n; i++) {
+        int rc = volume_hold(vol, "send", plan->snaps[i].name, tag, hold);
+        if (rc && hold)
+            die("send", "%s: cannot hold snapshot %s: %s", vol->arg,
+                plan->snaps[i].name, strerror(-rc));
+    }
+}
+
+static void usage_send(void)
+{
+    die_usage("send", "usage: snapfs send VOL SNAP [--from BASE | -I BASE] "
+              "[--resume TOKEN] [-v]");
+}
+
+/* --resume TOKEN: check it against the snapshots named. */
+static void parse_resume(const char *token, struct sfs_store *st,
+                         const struct sfs_snap_rec *base,
+                         const struct sfs_snap_rec *to,
+                         struct sfs_stream_pos *pos)
+{
+    uint8_t uuid[16];
+    uint64_t from_epoch, to_epoch;
+    if (sfs_stream_token_parse(token, uuid, &from_epoch, &to_epoch, pos))
+        die_usage("send", "--resume: not a resume token (snapfs receive DST "
+                  "--resume-token prints one)");
+    if (memcmp(uuid, st->super.uuid, 16) || to_epoch != to->epoch ||
+        from_epoch != (base ? base->epoch : 0))
+        die("send", "--resume: the token is of another stream (of %s%s%s)",
+            "another volume or snapshot", base ? "" : "", "");
+}
+
+int cmd_send(int argc, char **argv)
+{
+    const char *from = NULL, *token = NULL;
+    bool intermediate = false, verbose = false;
+    char *pos_args[2];
+    int npos = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        if ((v = option_value("send", "--from", argc, argv, &i))) {
+            from = v;
+        } else if ((v = option_value("send", "-I", argc, argv, &i))) {
+            from = v;
+            intermediate = true;
+        } else if ((v = option_value("send", "--resume", argc, argv, &i))) {
+            token = v;
+        } else if (!strcmp(argv[i], "-v")) {
+            verbose = true;
+        } else if (argv[i][0] == '-' || npos == 2) {
+            usage_send();
+        } else {
+            pos_args[npos++] = argv[i];
+        }
+    }
+    if (npos != 2)
+        usage_send();
+    if (isatty(STDOUT_FILENO))
+        die("send", "refusing to write a replication stream to a terminal "
+            "(pipe it into snapfs receive)");
+    if (token && intermediate)
+        die_usage("send", "--resume sends one stream: use --from, not -I");
+    static struct volume vol; /* static: reachable when a check dies */
+    volume_open(&vol, "send", pos_args[0]);
+    struct sfs_store *st = volume_read_store(&vol, "send", "send");
+    struct sfs_snap_rec to, base;
+    find_snapshot(st, "send", &vol, pos_args[1], &to);
+    if (from) {
+        find_snapshot(st, "send", &vol, from, &base);
+        if (base.epoch >= to.epoch)
+            die("send", "%s: the base %s is not older than %s", vol.arg, from,
+                to.name);
+    }
+    struct sfs_stream_pos pos;
+    if (token)
+        parse_resume(token, st, from ? &base : NULL, &to, &pos);
+    struct send_plan plan = { 0 };
+    plan_sends(st, from ? &base : NULL, &to, intermediate, &plan);
+    char tag[32];
+    snprintf(tag, sizeof(tag), "send:%d", (int)getpid());
+    signal(SIGPIPE, SIG_IGN);
+    hold_all(&vol, &plan, tag, true);
+    if (from)
+        volume_hold(&vol, "send", base.name, tag, true);
+    int rc = 0;
+    uint64_t prev = plan.base;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    struct sfs_stream_stats total = { 0 };
+    for (size_t i = 0; !rc && i < plan.n; i++) {
+        struct sfs_stream_stats stats;
+        rc = send_stream(st, prev, plan.snaps[i].epoch, token ? &pos : NULL,
+                         STDOUT_FILENO, &stats);
+        prev = plan.snaps[i].epoch;
+        total.bytes += stats.bytes;
+        total.records += stats.records + stats.kills;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    hold_all(&vol, &plan, tag, false);
+    if (from)
+        volume_hold(&vol, "send", base.name, tag, false);
+    sfs_close(st);
+    if (rc == -EPIPE)
+        die("send", "%s: the receiving end closed the stream", vol.arg);
+    if (rc)
+        die("send", "%s: %s", vol.arg, strerror(-rc));
+    if (verbose) {
+        double secs = (double)(t1.tv_sec - t0.tv_sec) +
+                      (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+        char size[32];
+        format_bytes(total.bytes, size, sizeof(size));
+        fprintf(stderr, "sent %zu snapshot%s of %s: %llu records, %s in "
+                "%.2f s\n", plan.n, plan.n == 1 ? "" : "s", vol.arg,
+                (unsigned long long)total.records, size, secs);
+    }
+    free(plan.snaps);
+    free(vol.store);
+    free(vol.mountpoint);
+    return 0;
+}
+
+/* ---- receiving ---- */
+
+/* Say why a receive was refused or failed, naming the destination. */
+static void recv_die(const char *dst, struct sfs_receiver *r, int rc)
+{
+    const char *why = sfs_recv_why(r);
+    if (!why && rc == -ENOSPC)
+        why = "the destination is full; it stays at its last complete "
+              "snapshot";
+    if (!why && rc == -EIO)
+        why = "a block of the stream does not match its hash";
+    die("receive", "%s: %s", dst, why ? why : strerror(-rc));
+}
+
+/* Apply one stream R into ST (offline); 0 or a negative errno. */
+static int recv_offline(struct sfs_store *st, struct sfs_receiver *r,
+                        struct sfs_codec_ctx *cc)
+{
+    MDB_txn *txn;
+    int rc = sfs_txn_begin(st, NULL, true, &txn);
+    if (rc)
+        return rc;
+    rc = sfs_recv_begin_w(st, txn, r);
+    for (;;) {
+        if (rc < 0) {
+            mdb_txn_abort(txn);
+            return rc;
+        }
+        int crc = sfs_txn_commit(st, txn);
+        if (crc)
+            return crc;
+        if (rc == 1)
+            return sfs_mdb_errno(mdb_env_sync(st->env, 1));
+        rc = sfs_txn_begin(st, NULL, true, &txn);
+        if (rc)
+            return rc;
+        rc = sfs_recv_step_w(st, txn, r, cc, RECV_BATCH_BYTES);
+    }
+}
+
+struct recv_opts {
+    bool verbose, handshake;
+};
+
+static void report_received(const struct recv_opts *o,
+                            struct sfs_receiver *r)
+{
+    const struct sfs_stream_hdr *h = sfs_recv_header(r);
+    struct sfs_stream_stats s;
+    sfs_recv_stats(r, &s);
+    if (o->handshake) {
+        printf("ok %s %llu\n", h->to_name, (unsigned long long)s.bytes);
+        fflush(stdout);
+    }
+    if (o->verbose) {
+        char size[32];
+        format_bytes(s.bytes, size, sizeof(size));
+        fprintf(stderr, "received %s%s%s: %llu records, %llu removed, %s\n",
+                h->to_name, h->from_epoch ? " from " : "",
+                h->from_epoch ? h->from_name : "",
+                (unsigned long long)s.records, (unsigned long long)s.kills,
+                size);
+    }
+}
+
+/* The hello line of --handshake: what the destination holds. */
+static int print_hello(struct sfs_store *st)
+{
+    MDB_txn *txn;
+    int rc = sfs_txn_begin(st, NULL, false, &txn);
+    if (rc)
+        return rc;
+    struct destination_info d;
+    rc = destination_info_read(st, txn, &d);
+    mdb_txn_abort(txn);
+    if (!rc) {
+        destination_info_print(&d, stdout);
+        fflush(stdout);
+    }
+    return rc;
+}
+
+static int receive_offline(const char *dst, struct volume *vol,
+                           const struct recv_opts *o)
+{
+    struct sfs_store *st;
+    int rc = sfs_open(vol->store, SFS_OPEN_EXCLUSIVE, &st);
+    if (rc)
+        die("receive", "%s: %s", dst, open_error(rc));
+    if (o->handshake && (rc = print_hello(st)))
+        die("receive", "%s: %s", dst, strerror(-rc));
+    struct sfs_codec_ctx *cc = sfs_codec_ctx_new();
+    struct fd_reader *in = calloc(1, sizeof(*in));
+    if (!cc || !in)
+        die("receive", "out of memory");
+    in->fd = STDIN_FILENO;
+    int count = 0;
+    for (;;) {
+        struct sfs_receiver *r = NULL;
+        rc = sfs_recv_new(fd_reader_read, in, &r);
+        if (rc == -ENODATA && count > 0) {
+            sfs_recv_free(r);
+            break;
+        }
+        if (rc == -ENODATA)
+            die("receive", "%s: no stream on standard input", dst);
+        if (!rc)
+            rc = recv_offline(st, r, cc);
+        if (rc) {
+            sfs_close(st);
+            recv_die(dst, r, rc);
+        }
+        report_received(o, r);
+        sfs_recv_free(r);
+        count++;
+    }
+    free(in);
+    sfs_codec_ctx_free(cc);
+    sfs_close(st);
+    free(vol->store);
+    return 0;
+}
+
+struct state_arg {
+    struct sfs_recv_state rs;
+    bool abort;
+};
+
+static int offline_state(struct sfs_store *st, MDB_txn *txn, void *arg)
+{
+    struct state_arg *a = arg;
+    int rc = sfs_recv_state(st, txn, &a->rs);
+    if (!rc && a->abort && a->rs.partial)
+        rc = sfs_recv_abort_w(st, txn);
+    return rc;
+}
+
+static int token_or_abort(const struct volume *vol, bool abort)
+{
+    struct state_arg a = { .abort = abort };
+    struct volume v = *vol;
+    int rc = volume_offline(&v, "receive", offline_state, &a, abort);
+    if (rc == -EBUSY)
+        die("receive", "%s: the unfinished receive is of a full stream, "
+            "which cannot be rolled back; make a new destination volume",
+            vol->arg);
+    if (rc)
+        die("receive", "%s: %s", vol->arg, strerror(-rc));
+    if (!a.rs.partial)
+        die("receive", "%s: no unfinished receive", vol->arg);
+    if (abort) {
+        fprintf(stderr, "receive: %s: the unfinished receive was discarded\n",
+                vol->arg);
+        return 0;
+    }
+    char token[SFS_STREAM_TOKEN_MAX];
+    sfs_stream_token_format(&a.rs, token);
+    printf("%s\n", token);
+    free(vol->store);
+    return 0;
+}
+
+int cmd_receive(int argc, char **argv)
+{
+    struct recv_opts o = { 0 };
+    bool want_token = false, abort = false;
+    const char *dst = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-v"))
+            o.verbose = true;
+        else if (!strcmp(argv[i], "--handshake"))
+            o.handshake = true;
+        else if (!strcmp(argv[i], "--resume-token"))
+            want_token = true;
+        else if (!strcmp(argv[i], "--abort"))
+            abort = true;
+        else if (argv[i][0] == '-' || dst)
+            die_usage("receive", "usage: snapfs receive DST [-v] "
+                      "[--handshake] | DST --resume-token | DST --abort");
+        else
+            dst = argv[i];
+    }
+    if (!dst)
+        die_usage("receive", "usage: snapfs receive DST [-v] [--handshake]");
+    static struct volume vol; /* static: reachable when a check dies */
+    volume_open(&vol, "receive", dst);
+    if (want_token || abort) {
+        if (vol.mounted)
+            die("receive", "%s: is mounted; unmount it first", dst);
+        return token_or_abort(&vol, abort);
+    }
+    if (vol.mounted)
+        return receive_mounted(&vol, o.verbose, o.handshake);
+    return receive_offline(dst, &vol, &o);
+}
+
+/* ---- the destination's description (--handshake) ---- */
+
+void uuid_format(const uint8_t uuid[16], char out[33])
+{
+    for (int i = 0; i < 16; i++)
+        sprintf(out + 2 * i, "%02x", uuid[i]);
+}
+
+int uuid_parse(const char *text, uint8_t uuid[16])
+{
+    if (strlen(text) != 32)
+        return -EINVAL;
+    for (int i = 0; i < 16; i++) {
+        unsigned v;
+        if (sscanf(text + 2 * i, "%2x", &v) != 1)
+            return -EINVAL;
+        uuid[i] = (uint8_t)v;
+    }
+    return 0;
+}
+
+static int is_empty_volume(struct sfs_store *st, MDB_txn *txn)
+{
+    if (st->state.newest_snap || st->state.live_inodes > 1)
+        return 0;
+    return sfs_dir_is_empty(st, txn, SFS_VIEW_LIVE, SFS_ROOT_INO);
+}
+
+int destination_info_read(struct sfs_store *st, MDB_txn *txn,
+                          struct destination_info *out)
+{
+    memset(out, 0, sizeof(*out));
+    memcpy(out->uuid, st->super.uuid, 16);
+    out->block_size = st->super.block_size;
+    struct sfs_recv_state rs;
+    int rc = sfs_recv_state(st, txn, &rs);
+    if (rc)
+        return rc;
+    memcpy(out->source, rs.src_uuid, 16);
+    snprintf(out->newest, sizeof(out->newest), "-");
+    snprintf(out->token, sizeof(out->token), "-");
+    if (rs.partial)
+        sfs_stream_token_format(&rs, out->token);
+    struct sfs_snap_rec newest;
+    if (st->state.newest_snap &&
+        !sfs_recv_source_epoch(st, txn, st->state.newest_snap,
+                               &out->newest_src_epoch) &&
+        !sfs_snap_get(st, txn, st->state.newest_snap, &newest))
+        snprintf(out->newest, sizeof(out->newest), "%s", newest.name);
+    int empty = is_empty_volume(st, txn);
+    if (empty < 0)
+        return empty;
+    const char *state = rs.follows ? (rs.writable ? "broken" : "follows")
+                        : empty || rs.partial ? "empty" : "other";
+    snprintf(out->state, sizeof(out->state), "%s", state);
+    return 0;
+}
+
+void destination_info_print(const struct destination_info *d, FILE *out)
+{
+    char u[33], s[33];
+    uuid_format(d->uuid, u);
+    uuid_format(d->source, s);
+    fprintf(out, "snapfs-receive 1 %s %s %s %llu %s %s %u\n", u, d->state, s,
+            (unsigned long long)d->newest_src_epoch, d->newest, d->token,
+            d->block_size);
+}
+
+int destination_info_parse(const char *line, struct destination_info *d)
+{
+    char u[64], s[64];
+    unsigned long long epoch;
+    memset(d, 0, sizeof(*d));
+    if (sscanf(line, "snapfs-receive 1 %63s %7s %63s %llu %255s %1023s %u",
+               u, d->state, s, &epoch, d->newest, d->token,
+               &d->block_size) != 7 ||
+        uuid_parse(u, d->uuid) || uuid_parse(s, d->source))
+        return -EPROTO;
+    d->newest_src_epoch = epoch;
+    return 0;
+}
+
+int receive_mounted(struct volume *vol, bool verbose, bool handshake)
+{
+    (void)verbose;
+    (void)handshake;
+    die("receive", "%s: is mounted; a mirror destination receives while "
+        "unmounted (snapfs umount it first)", vol->arg);
+}
