@@ -53,9 +53,6 @@ void destination_info_print(const struct destination_info *d, FILE *out);
 /* 0, or -EPROTO if LINE is not a hello line. */
 int destination_info_parse(const char *line, struct destination_info *out);
 
-/* receive into a mounted volume: stdin goes to its daemon. */
-int receive_mounted(struct volume *vol, bool verbose, bool handshake);
-
 void uuid_format(const uint8_t uuid[16], char out[33]);
 int uuid_parse(const char *text, uint8_t uuid[16]);
 

@@ -8,9 +8,8 @@
  *
  * send holds the snapshots it reads (tag send:PID) until it ends, and
  * reads a mounted volume's store after the daemon committed what it
- * holds.  receive applies into an unmounted store opened exclusively, or
- * hands stdin to the daemon of a mounted one; either way each snapshot is
- * applied in batches and taken in the last, so the destination's newest
+ * holds.  receive applies into an unmounted store opened exclusively;
+ * each snapshot is applied in batches and taken in the last, so the destination's newest
  * snapshot is always complete, and an interrupted receive resumes with
  * `send --resume $(snapfs receive DST --resume-token)`.
  *
@@ -483,7 +482,8 @@ int cmd_receive(int argc, char **argv)
         return token_or_abort(&vol, abort);
     }
     if (vol.mounted)
-        return receive_mounted(&vol, o.verbose, o.handshake);
+        die("receive", "%s: is mounted; snapfs receive applies into an "
+            "unmounted volume (snapfs umount it first)", dst);
     return receive_offline(dst, &vol, &o);
 }
 
@@ -567,12 +567,4 @@ int destination_info_parse(const char *line, struct destination_info *d)
         return -EPROTO;
     d->newest_src_epoch = epoch;
     return 0;
-}
-
-int receive_mounted(struct volume *vol, bool verbose, bool handshake)
-{
-    (void)verbose;
-    (void)handshake;
-    die("receive", "%s: is mounted; a mirror destination receives while "
-        "unmounted (snapfs umount it first)", vol->arg);
 }
