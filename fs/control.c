@@ -729,7 +729,7 @@ static void freeze_session(struct control *c, int fd, char *buf, int argc,
         rc = store_and_sync(v);
         vol_freeze_unpin(v);
     }
-    bool took = false;
+    bool took = false, thaw_asked = false;
     if (!rc && !send_status(fd, 0)) {
         char *words[MAX_WORDS];
         for (;;) {
@@ -739,8 +739,7 @@ static void freeze_session(struct control *c, int fd, char *buf, int argc,
                 break; /* expired, closed, or garbage: thaw */
             int n = split_words(buf, words);
             if (n == 1 && !strcmp(words[0], "thaw")) {
-                vol_thaw(v);
-                send_status(fd, 0);
+                thaw_asked = true;
                 break;
             }
             int crc = n >= 1 && !strcmp(words[0], "snapshot-create")
@@ -756,6 +755,8 @@ static void freeze_session(struct control *c, int fd, char *buf, int argc,
     pthread_mutex_unlock(&changes_lock);
     if (took)
         notify(v, 0, VOL_CHANGED_SNAPSHOTS);
+    if (thaw_asked) /* after the notice: the snapshot shows when we answer */
+        send_status(fd, 0);
 }
 
 static void serve_one(struct control *c, int fd)
