@@ -55,17 +55,19 @@ wait_line() {
 	done
 }
 
-# writer.py A B STOP: n = 1, 2, ... into A then B (pwrite and fsync: each
-# write complete before the next starts) until STOP exists; prints n.
+# writer.py A B STOP: n = 1, 2, ... into A, then into B, until STOP
+# exists; prints the last n.  O_DIRECT: each write returns when the daemon
+# acknowledged it, and the next starts only then (no page cache between,
+# and no commit per write, so that many writes fall between two snapshots
+# taken one after the other, as a non-atomic group would take them).
 cat >"$TEST_TMP/writer.py" <<'EOF'
 import os, sys
-fa, fb = (os.open(p, os.O_RDWR) for p in sys.argv[1:3])
+fa, fb = (os.open(p, os.O_RDWR | os.O_DIRECT) for p in sys.argv[1:3])
 n = 0
 while not os.path.exists(sys.argv[3]):
     n += 1
-    for fd in (fa, fb):
-        os.pwrite(fd, b"%08d" % n, 0)
-        os.fsync(fd)
+    os.pwrite(fa, b"%08d" % n, 0)
+    os.pwrite(fb, b"%08d" % n, 0)
 print(n)
 EOF
 
