@@ -33,13 +33,18 @@ cat >"$TEST_TMP/freeze.py" <<'EOF'
 import os, socket, sys, time
 s = socket.socket(socket.AF_UNIX)
 s.connect(sys.argv[1] + "/control.sock")
-f = s.makefile("rw")
-f.write("freeze\t%s\n" % sys.argv[2]); f.flush()
+f = s.makefile("r")
+def send(line):
+    try:
+        s.sendall(line.encode())
+    except BrokenPipeError:   # refused before it read us: the reply waits
+        pass
+send("freeze\t%s\n" % sys.argv[2])
 print(f.readline().strip(), flush=True)
 end = time.monotonic() + float(sys.argv[3])
 while time.monotonic() < end:
     if len(sys.argv) > 4 and os.path.exists(sys.argv[4]):
-        f.write("thaw\n"); f.flush()
+        send("thaw\n")
         print(f.readline().strip(), flush=True)
         break
     time.sleep(0.05)
@@ -204,6 +209,16 @@ test_expect_success 'a freeze ends by itself at its timeout, while its client st
 	frozen_write 1500 8 after-timeout &&
 	kill -0 $fz && { kill $fz; wait $fz; true; } &&
 	assert_le $ms 4000 "it went on at the timeout, with the client still there"
+'
+
+test_expect_success NOBODY 'only root or the owner of the store may freeze it, even when it can reach the socket' '
+	mode=$(stat -c %a "$STORE") &&
+	chmod o+x "$STORE" &&
+	{ as_nobody "$TEST_PYTHON" "$TEST_TMP/freeze.py" "$STORE" 5000 0 >"$REF/fz"
+	  rc=$?; chmod "$mode" "$STORE"; [ $rc = 0 ]; } &&
+	assert_eq "ERR 13" "$(cat "$REF/fz")" &&
+	timeout 5 sh -c "echo not-frozen >\"$MNT/w\"" &&
+	assert_eq not-frozen "$(cat "$MNT/w")"
 '
 
 test_expect_success 'the other volumes are clean' '
