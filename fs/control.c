@@ -45,8 +45,35 @@
  *   qtree-delete NAME              an empty qtree
  *   qtree-list                     data: one sfs_qtree_line per qtree
  *   sync                           store and commit everything
+ *   freeze [TIMEOUT_MS]            a freeze session (below)
  * NOW is seconds since the epoch; without it, the policy clock (see
  * scheduler.c).
+ *
+ * FREEZE SESSIONS (consistency-group snapshots, tools/group.c).
+ * `freeze [TIMEOUT_MS]` (default CONTROL_FREEZE_DEFAULT_MS, at most
+ * CONTROL_FREEZE_MAX_MS) keeps the connection open for more requests, each
+ * answered by one line "OK" or "ERR <errno>", one at a time (send the next
+ * after reading the reply):
+ *   freeze [TIMEOUT_MS]   close the freeze gate (fs/volume.c: new client
+ *                         changes wait, they do not fail), wait for the
+ *                         changes in flight, store every cached block and
+ *                         commit: "OK" means frozen, with every write
+ *                         acknowledged so far in the committed store
+ *   snapshot-create NAME [GROUP]
+ *                         take snapshot NAME of the frozen live tree, as
+ *                         member of GROUP (sfs_cgroup_format's word)
+ *   thaw                  open the gate, answer "OK", end the session
+ * The session ends, thawing, also when the client closes the connection
+ * (it died), sends something else than a request, or TIMEOUT_MS after the
+ * freeze began, whichever comes first; the gate itself opens at that
+ * deadline even if this thread is stuck (volume.c).  A snapshot-create
+ * after the deadline answers ERR ETIMEDOUT and takes nothing, so a tool
+ * never gets a snapshot of a volume that moved after its instant.  The
+ * session holds the change lock (control changes and the policy scheduler
+ * wait; it is taken before the gate, the only order); other connections
+ * wait in the listen queue until it ends.  The kernel is told about the
+ * new snapshot (snapdir.c) after the thaw: its invalidations may need
+ * directory locks that a client change blocked at the gate holds.
  */
 #define _GNU_SOURCE
 #include "control.h"
@@ -67,6 +94,12 @@
 
 #define MAX_REQUEST 65536
 #define MAX_WORDS 1024
+#define CONTROL_FREEZE_DEFAULT_MS 5000
+#define CONTROL_FREEZE_MAX_MS 60000
+
+/* Control changes run one at a time (the control thread and the policy
+ * scheduler both make them); a freeze session holds this throughout. */
+static pthread_mutex_t changes_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static bool peer_allowed(struct control *c, int fd)
 {
@@ -77,12 +110,13 @@ static bool peer_allowed(struct control *c, int fd)
     return cred.uid == 0 || cred.uid == c->owner_uid;
 }
 
-static int read_request(int fd, char *buf, size_t cap)
+/* One request line into BUF, waiting at most TIMEOUT_MS for each read. */
+static int read_request(int fd, char *buf, size_t cap, int timeout_ms)
 {
     size_t used = 0;
     while (used < cap - 1) {
         struct pollfd p = { .fd = fd, .events = POLLIN };
-        if (poll(&p, 1, 10000) <= 0)
+        if (poll(&p, 1, timeout_ms) <= 0)
             return -ETIMEDOUT;
         ssize_t n = read(fd, buf + used, cap - 1 - used);
         if (n <= 0)
@@ -114,11 +148,9 @@ static int split_words(char *line, char **words)
  * volume lock, where no write can complete.  Changes run one at a time
  * (the control thread and the policy scheduler both make them).
  */
-int control_change(struct vol *v, int (*fn)(struct vol *, MDB_txn *, void *),
-                   void *arg)
+static int change_locked(struct vol *v,
+                         int (*fn)(struct vol *, MDB_txn *, void *), void *arg)
 {
-    static pthread_mutex_t one_at_a_time = PTHREAD_MUTEX_INITIALIZER;
-    pthread_mutex_lock(&one_at_a_time);
     __atomic_store_n(&v->cache_barrier, true, __ATOMIC_RELEASE);
     int rc = -EAGAIN;
     for (int attempt = 0; rc == -EAGAIN && attempt < 100; attempt++) {
@@ -136,10 +168,23 @@ int control_change(struct vol *v, int (*fn)(struct vol *, MDB_txn *, void *),
         rc = vol_change_end(v, fn(v, txn, arg), 0);
     }
     __atomic_store_n(&v->cache_barrier, false, __ATOMIC_RELEASE);
-    if (!rc)
-        rc = vol_sync(v);
-    pthread_mutex_unlock(&one_at_a_time);
+    return rc ? rc : vol_sync(v);
+}
+
+int control_change(struct vol *v, int (*fn)(struct vol *, MDB_txn *, void *),
+                   void *arg)
+{
+    pthread_mutex_lock(&changes_lock);
+    int rc = change_locked(v, fn, arg);
+    pthread_mutex_unlock(&changes_lock);
     return rc;
+}
+
+/* Store every cached block and commit: what `sync` and a freeze do. */
+static int store_and_sync(struct vol *v)
+{
+    int rc = wcache_flush_all(v, true);
+    return rc ? rc : vol_sync(v);
 }
 
 /* A command's change: FN with the words of the request. */
@@ -612,11 +657,106 @@ static int dispatch(struct control *c, FILE *out, int argc, char **argv)
         return root_entry_change(v, do_qtree_delete, argc, argv);
     if (!strcmp(cmd, "qtree-list"))
         return query(v, out, q_qtree_list, argc, argv);
-    if (!strcmp(cmd, "sync")) {
-        int rc = wcache_flush_all(v, true);
-        return rc ? rc : vol_sync(v);
-    }
+    if (!strcmp(cmd, "sync"))
+        return store_and_sync(v);
     return -EOPNOTSUPP;
+}
+
+/* The status line of a reply. */
+static int send_status(int fd, int rc)
+{
+    char tail[32];
+    int n = rc ? snprintf(tail, sizeof(tail), "ERR %d\n", -rc)
+               : snprintf(tail, sizeof(tail), "OK\n");
+    return send(fd, tail, (size_t)n, MSG_NOSIGNAL) == n ? 0 : -EPIPE;
+}
+
+/* ---- freeze sessions (theory at the top) ---- */
+
+static int do_frozen_create(struct vol *v, MDB_txn *txn, void *arg)
+{
+    char **argv = arg;
+    struct sfs_cgroup g;
+    if (!argv[1])
+        return sfs_snap_take_w(v->st, txn, argv[0], NULL);
+    int rc = sfs_cgroup_parse(argv[1], &g);
+    return rc ? rc : sfs_cgroup_take_w(v->st, txn, argv[0], &g, NULL);
+}
+
+/* snapshot-create NAME [GROUP] inside the session: only while frozen. */
+static int frozen_create(struct vol *v, int argc, char **argv)
+{
+    if (argc < 1 || argc > 2)
+        return -EINVAL;
+    char *words[3] = { argv[0], argc == 2 ? argv[1] : NULL, NULL };
+    int rc = vol_freeze_pin(v);
+    if (rc)
+        return rc;
+    rc = change_locked(v, do_frozen_create, words);
+    vol_freeze_unpin(v);
+    return rc;
+}
+
+static int freeze_timeout(int argc, char **argv, uint64_t *ms)
+{
+    *ms = CONTROL_FREEZE_DEFAULT_MS;
+    if (argc == 0)
+        return 0;
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(argv[0], &end, 10);
+    if (argc > 1 || errno || end == argv[0] || *end || argv[0][0] == '-' ||
+        n == 0 || n > CONTROL_FREEZE_MAX_MS)
+        return -EINVAL;
+    *ms = n;
+    return 0;
+}
+
+static void freeze_session(struct control *c, int fd, char *buf, int argc,
+                           char **argv)
+{
+    struct vol *v = c->vol;
+    uint64_t timeout;
+    int rc = freeze_timeout(argc, argv, &timeout);
+    if (rc) {
+        send_status(fd, rc);
+        return;
+    }
+    pthread_mutex_lock(&changes_lock);
+    uint64_t deadline = vol_now_ms() + timeout;
+    rc = vol_freeze(v, timeout);
+    if (!rc) {
+        rc = store_and_sync(v);
+        vol_freeze_unpin(v);
+    }
+    bool took = false, thaw_asked = false;
+    if (!rc && !send_status(fd, 0)) {
+        char *words[MAX_WORDS];
+        for (;;) {
+            uint64_t now = vol_now_ms();
+            if (now >= deadline ||
+                read_request(fd, buf, MAX_REQUEST, (int)(deadline - now)))
+                break; /* expired, closed, or garbage: thaw */
+            int n = split_words(buf, words);
+            if (n == 1 && !strcmp(words[0], "thaw")) {
+                thaw_asked = true;
+                break;
+            }
+            int crc = n >= 1 && !strcmp(words[0], "snapshot-create")
+                          ? frozen_create(v, n - 1, words + 1) : -EOPNOTSUPP;
+            took |= !crc;
+            if (send_status(fd, crc))
+                break;
+        }
+    } else if (rc) {
+        send_status(fd, rc);
+    }
+    vol_thaw(v);
+    pthread_mutex_unlock(&changes_lock);
+    if (took)
+        notify(v, 0, VOL_CHANGED_SNAPSHOTS);
+    if (thaw_asked) /* after the notice: the snapshot shows when we answer */
+        send_status(fd, 0);
 }
 
 static void serve_one(struct control *c, int fd)
@@ -630,18 +770,22 @@ static void serve_one(struct control *c, int fd)
     if (!rc && !peer_allowed(c, fd))
         rc = -EACCES;
     if (!rc)
-        rc = read_request(fd, buf, MAX_REQUEST);
-    if (!rc)
-        rc = dispatch(c, out, split_words(buf, words), words);
+        rc = read_request(fd, buf, MAX_REQUEST, 10000);
+    int n = rc ? 0 : split_words(buf, words);
+    if (n >= 1 && !strcmp(words[0], "freeze")) {
+        freeze_session(c, fd, buf, n - 1, words + 1);
+    } else {
+        if (!rc)
+            rc = dispatch(c, out, n, words);
+        if (out)
+            fclose(out);
+        out = NULL;
+        if (!rc && data_len && write(fd, data, data_len) != (ssize_t)data_len)
+            rc = -EPIPE;
+        send_status(fd, rc);
+    }
     if (out)
         fclose(out);
-    if (!rc && data_len && write(fd, data, data_len) != (ssize_t)data_len)
-        rc = -EPIPE;
-    char tail[32];
-    int n = rc ? snprintf(tail, sizeof(tail), "ERR %d\n", -rc)
-               : snprintf(tail, sizeof(tail), "OK\n");
-    if (write(fd, tail, (size_t)n) != n)
-        rc = -EPIPE;
     free(data);
     free(buf);
 }

@@ -953,7 +953,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         return;
     }
     if (fi->flags & O_TRUNC) {
+        vol_admit(v); /* a change: it waits while the volume is frozen */
         int rc = truncate_to_zero(v, ino);
+        vol_leave(v);
         if (rc) {
             fuse_reply_err(req, -rc);
             return;
@@ -1695,6 +1697,55 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
     fuse_reply_err(req, -rc);
 }
 
+/* ---- the freeze gate ----
+ *
+ * Every operation that changes the live tree runs inside the volume's
+ * freeze gate (volume.c, THEORY: THE FREEZE GATE): while a consistency
+ * group snapshot holds the volume frozen it waits, and a freeze waits for
+ * those already running.  (op_open passes it only to truncate.)
+ */
+#define GATED(op, params, args)                                             \
+    static void gated_##op params                                           \
+    {                                                                       \
+        struct vol *v = VOL(req); /* REQ is gone after the reply */         \
+        vol_admit(v);                                                       \
+        op_##op args;                                                       \
+        vol_leave(v);                                                       \
+    }
+
+GATED(setattr, (fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+                int to_set, struct fuse_file_info *fi),
+      (req, ino, attr, to_set, fi))
+GATED(mknod, (fuse_req_t req, fuse_ino_t parent, const char *name,
+              mode_t mode, dev_t rdev), (req, parent, name, mode, rdev))
+GATED(mkdir, (fuse_req_t req, fuse_ino_t parent, const char *name,
+              mode_t mode), (req, parent, name, mode))
+GATED(unlink, (fuse_req_t req, fuse_ino_t parent, const char *name),
+      (req, parent, name))
+GATED(rmdir, (fuse_req_t req, fuse_ino_t parent, const char *name),
+      (req, parent, name))
+GATED(symlink, (fuse_req_t req, const char *link, fuse_ino_t parent,
+                const char *name), (req, link, parent, name))
+GATED(rename, (fuse_req_t req, fuse_ino_t parent, const char *name,
+               fuse_ino_t newparent, const char *newname, unsigned int flags),
+      (req, parent, name, newparent, newname, flags))
+GATED(link, (fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+             const char *newname), (req, ino, newparent, newname))
+GATED(write, (fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
+              off_t off, struct fuse_file_info *fi),
+      (req, ino, buf, size, off, fi))
+GATED(setxattr, (fuse_req_t req, fuse_ino_t ino, const char *name,
+                 const char *value, size_t size, int flags),
+      (req, ino, name, value, size, flags))
+GATED(removexattr, (fuse_req_t req, fuse_ino_t ino, const char *name),
+      (req, ino, name))
+GATED(create, (fuse_req_t req, fuse_ino_t parent, const char *name,
+               mode_t mode, struct fuse_file_info *fi),
+      (req, parent, name, mode, fi))
+GATED(fallocate, (fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
+                  off_t length, struct fuse_file_info *fi),
+      (req, ino, mode, offset, length, fi))
+
 /* ---- init ---- */
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
@@ -1726,18 +1777,18 @@ const struct fuse_lowlevel_ops snapfs_ops = {
     .forget = op_forget,
     .forget_multi = op_forget_multi,
     .getattr = op_getattr,
-    .setattr = op_setattr,
+    .setattr = gated_setattr,
     .readlink = op_readlink,
-    .mknod = op_mknod,
-    .mkdir = op_mkdir,
-    .unlink = op_unlink,
-    .rmdir = op_rmdir,
-    .symlink = op_symlink,
-    .rename = op_rename,
-    .link = op_link,
+    .mknod = gated_mknod,
+    .mkdir = gated_mkdir,
+    .unlink = gated_unlink,
+    .rmdir = gated_rmdir,
+    .symlink = gated_symlink,
+    .rename = gated_rename,
+    .link = gated_link,
     .open = op_open,
     .read = op_read,
-    .write = op_write,
+    .write = gated_write,
     .flush = op_flush,
     .release = op_release,
     .fsync = op_fsync,
@@ -1746,10 +1797,10 @@ const struct fuse_lowlevel_ops snapfs_ops = {
     .readdirplus = op_readdirplus,
     .fsyncdir = op_fsyncdir,
     .statfs = op_statfs,
-    .setxattr = op_setxattr,
+    .setxattr = gated_setxattr,
     .getxattr = op_getxattr,
     .listxattr = op_listxattr,
-    .removexattr = op_removexattr,
-    .create = op_create,
-    .fallocate = op_fallocate,
+    .removexattr = gated_removexattr,
+    .create = gated_create,
+    .fallocate = gated_fallocate,
 };

@@ -56,6 +56,48 @@
  * If a commit itself fails (the disk under the store is full, an I/O
  * error), the batch is lost; the error is sticky and every later sync
  * reports it, as a kernel filesystem reports a writeback error.
+ *
+ * THEORY: THE FREEZE GATE (consistency-group snapshots)
+ *
+ * A group snapshot (control.c's freeze session, tools/group.c) needs an
+ * instant at which every member volume stands still.  Each FUSE operation
+ * that changes the live tree (ops.c: setattr, mknod, mkdir, unlink, rmdir,
+ * symlink, rename, link, open with O_TRUNC, create, write, setxattr,
+ * removexattr, fallocate) passes the gate first (vol_admit) and leaves it
+ * after its reply (vol_leave); in_flight counts those between the two.
+ * The operations that pass freely change nothing a snapshot can show:
+ * reads, flush/fsync (they store and commit writes that were already
+ * acknowledged, which the freeze stores anyway), forget and release (they
+ * free unlinked inodes no path reaches).  Internal changes (the
+ * committer's flush of cached blocks, control changes, the policy
+ * scheduler) do not pass the gate: they are the freezer's own, or are
+ * serialized with it by control.c.
+ *
+ * vol_freeze sets `frozen`, so that every later client change waits in
+ * vol_admit (it is delayed, never failed), and waits until in_flight is
+ * 0.  From then on, until the thaw, no client change is applied, so the
+ * live tree the freezer snapshots is the volume's state at any instant of
+ * the freeze: every change acknowledged before the freeze began is in it,
+ * none that waits at the gate is.  A change in flight when the freeze
+ * began is finished first and is in it (it was concurrent with the
+ * freeze, so either side is correct; what matters is that it is whole).
+ *
+ * Timeouts: a freeze ends at the latest TIMEOUT_MS after it began, even
+ * if nobody thaws it (the tool was killed, its machine hangs): every
+ * waiter sleeps until the deadline and the first to wake past it thaws
+ * the volume, without help from the freezer's thread, which may be stuck
+ * on a dead connection.  Two exceptions keep the rule safe: while the
+ * freezer is draining the changes in flight or taking a snapshot, it
+ * *pins* the freeze (freeze_pinned), so that the gate cannot open in the
+ * middle of its work; the work is bounded (a drain gives up, thawing, at
+ * the deadline; a snapshot is O(1) and one commit).  A pin taken after the
+ * deadline fails with -ETIMEDOUT, so a snapshot is never taken of a volume
+ * that has started moving again, and the group command fails instead.
+ *
+ * Lock order: control.c's change lock, then gate_lock alone; gate_lock is
+ * never held while taking lock, nodes_lock or a node's write lock, and no
+ * thread holding one of those waits at the gate (vol_admit is the first
+ * thing an operation does), so the gate adds no deadlock.
  */
 #define _GNU_SOURCE
 #include "volume.h"
@@ -247,6 +289,11 @@ int vol_start(struct vol *v, struct sfs_store *st,
     pthread_cond_init(&v->wake_committer, &ca);
     pthread_condattr_destroy(&ca);
     pthread_cond_init(&v->committed, NULL);
+    pthread_mutex_init(&v->gate_lock, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&v->gate_changed, &ca);
+    pthread_condattr_destroy(&ca);
     v->nbuckets = 4096;
     v->buckets = calloc(v->nbuckets, sizeof(*v->buckets));
     if (!v->buckets)
@@ -288,6 +335,8 @@ int vol_stop(struct vol *v)
     free(v->buckets);
     pthread_cond_destroy(&v->wake_committer);
     pthread_cond_destroy(&v->committed);
+    pthread_cond_destroy(&v->gate_changed);
+    pthread_mutex_destroy(&v->gate_lock);
     pthread_mutex_destroy(&v->lock);
     pthread_mutex_destroy(&v->nodes_lock);
     return rc;
@@ -388,6 +437,99 @@ int vol_sync(struct vol *v)
     if (rc)
         return rc;
     return sfs_mdb_errno(mdb_env_sync(v->st->env, 1));
+}
+
+/* ---- the freeze gate (THEORY at the top) ---- */
+
+/* Called with gate_lock: thaw if the deadline passed and nobody pins the
+ * freeze.  Returns whether the volume is (still) frozen. */
+static bool still_frozen(struct vol *v)
+{
+    if (v->frozen && !v->freeze_pinned && vol_now_ms() >= v->thaw_at_ms) {
+        v->frozen = false;
+        pthread_cond_broadcast(&v->gate_changed);
+    }
+    return v->frozen;
+}
+
+/* Called with gate_lock: sleep until the gate changes or, when TIMED,
+ * the deadline (a pinned freeze has none: the unpin wakes us). */
+static void gate_wait(struct vol *v, bool timed)
+{
+    if (!timed) {
+        pthread_cond_wait(&v->gate_changed, &v->gate_lock);
+        return;
+    }
+    struct timespec ts;
+    uint64_t now = vol_now_ms();
+    deadline_after_ms(&ts, v->thaw_at_ms > now ? v->thaw_at_ms - now : 0);
+    pthread_cond_timedwait(&v->gate_changed, &v->gate_lock, &ts);
+}
+
+void vol_admit(struct vol *v)
+{
+    pthread_mutex_lock(&v->gate_lock);
+    while (still_frozen(v))
+        gate_wait(v, !v->freeze_pinned);
+    v->in_flight++;
+    pthread_mutex_unlock(&v->gate_lock);
+}
+
+void vol_leave(struct vol *v)
+{
+    pthread_mutex_lock(&v->gate_lock);
+    if (--v->in_flight == 0)
+        pthread_cond_broadcast(&v->gate_changed);
+    pthread_mutex_unlock(&v->gate_lock);
+}
+
+int vol_freeze(struct vol *v, uint64_t timeout_ms)
+{
+    pthread_mutex_lock(&v->gate_lock);
+    v->frozen = true;
+    v->freeze_pinned = true;
+    v->thaw_at_ms = vol_now_ms() + timeout_ms;
+    int rc = 0;
+    while (v->in_flight && !rc) {
+        if (vol_now_ms() >= v->thaw_at_ms)
+            rc = -ETIMEDOUT;
+        else
+            gate_wait(v, true);
+    }
+    if (rc) {
+        v->frozen = false;
+        v->freeze_pinned = false;
+        pthread_cond_broadcast(&v->gate_changed);
+    }
+    pthread_mutex_unlock(&v->gate_lock);
+    return rc;
+}
+
+int vol_freeze_pin(struct vol *v)
+{
+    pthread_mutex_lock(&v->gate_lock);
+    int rc = still_frozen(v) ? 0 : -ETIMEDOUT;
+    if (!rc)
+        v->freeze_pinned = true;
+    pthread_mutex_unlock(&v->gate_lock);
+    return rc;
+}
+
+void vol_freeze_unpin(struct vol *v)
+{
+    pthread_mutex_lock(&v->gate_lock);
+    v->freeze_pinned = false;
+    pthread_cond_broadcast(&v->gate_changed); /* the deadline counts again */
+    pthread_mutex_unlock(&v->gate_lock);
+}
+
+void vol_thaw(struct vol *v)
+{
+    pthread_mutex_lock(&v->gate_lock);
+    v->frozen = false;
+    v->freeze_pinned = false;
+    pthread_cond_broadcast(&v->gate_changed);
+    pthread_mutex_unlock(&v->gate_lock);
 }
 
 /* ---- node table ---- */

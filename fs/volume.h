@@ -53,6 +53,15 @@ struct vol {
     uint64_t wcache_bytes;  /* bytes of cached partial blocks (atomic) */
     bool cache_barrier;     /* writers write through (atomic); control.c */
 
+    /* The freeze gate (vol_admit, vol_freeze; THEORY in volume.c),
+     * guarded by gate_lock, which is taken alone (never with lock). */
+    pthread_mutex_t gate_lock;
+    pthread_cond_t gate_changed; /* CLOCK_MONOTONIC */
+    uint32_t in_flight;     /* admitted client changes not yet finished */
+    bool frozen;            /* new client changes wait */
+    bool freeze_pinned;     /* the freezer is at work: no thaw by time */
+    uint64_t thaw_at_ms;    /* vol_now_ms() at which the freeze expires */
+
     /* Called by the committer, unlocked, before each commit: stores the
      * cached partial blocks into the batch (see wcache.c). */
     void (*flush_cached)(struct vol *v);
@@ -102,6 +111,24 @@ int vol_change_end(struct vol *v, int rc, uint64_t bytes);
 
 /* Make everything changed so far durable (fsync semantics). */
 int vol_sync(struct vol *v);
+
+/*
+ * The freeze gate (THEORY in volume.c).  Every FUSE operation that changes
+ * the live tree runs between vol_admit and vol_leave; vol_admit waits
+ * while the volume is frozen (never fails).  vol_freeze closes the gate
+ * and waits for the admitted changes to finish: 0 with the volume frozen
+ * and the freeze pinned (it cannot expire until vol_freeze_unpin), or
+ * -ETIMEDOUT, thawed, when they did not finish within TIMEOUT_MS.  The
+ * freeze then expires TIMEOUT_MS after vol_freeze began unless pinned;
+ * vol_freeze_pin answers -ETIMEDOUT once it has.  vol_thaw opens the gate.
+ * One freezer at a time (control.c serializes them).
+ */
+void vol_admit(struct vol *v);
+void vol_leave(struct vol *v);
+int vol_freeze(struct vol *v, uint64_t timeout_ms);
+int vol_freeze_pin(struct vol *v);
+void vol_freeze_unpin(struct vol *v);
+void vol_thaw(struct vol *v);
 
 uint64_t vol_now_ms(void);
 

@@ -333,22 +333,13 @@ void sfs_dumpctx_to_hex(const struct sfs_dumpctx *c, char *out)
     out[2 * sizeof(*c)] = 0;
 }
 
-static int hex_digit(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    return -1;
-}
-
 int sfs_dumpctx_from_hex(const char *hex, struct sfs_dumpctx *c)
 {
     if (strlen(hex) != 2 * sizeof(*c))
         return -EINVAL;
     uint8_t *b = (uint8_t *)c;
     for (size_t i = 0; i < sizeof(*c); i++) {
-        int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
+        int hi = sfs_hex_digit(hex[2 * i]), lo = sfs_hex_digit(hex[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return -EINVAL;
         b[i] = (uint8_t)(hi << 4 | lo);

@@ -55,6 +55,16 @@ typedef int (*sfs_table_cb)(void *arg, const MDB_val *key, const MDB_val *val);
 int sfs_table_scan_prefix(MDB_txn *txn, MDB_dbi dbi, const void *prefix,
                           size_t plen, sfs_table_cb cb, void *arg);
 
+/* The value of lower-case hex digit CH, or -1. */
+static inline int sfs_hex_digit(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    return -1;
+}
+
 /* Delete a snapshot whatever holds it (the reclaim dry run). */
 int sfs_snap_delete_unheld_w(struct sfs_store *st, MDB_txn *txn,
                              uint64_t epoch);

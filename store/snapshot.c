@@ -94,6 +94,9 @@ static int list_one(void *a, const struct sfs_snap_rec *s)
     if (rc < 0)
         return rc;
     l.holds = (uint32_t)rc;
+    rc = sfs_cgroup_get(lc->st, lc->txn, s->epoch, &l.group);
+    if (rc && rc != -ENOENT)
+        return rc;
     return lc->cb(lc->arg, &l);
 }
 
@@ -106,11 +109,13 @@ int sfs_snap_list(struct sfs_store *st, MDB_txn *txn, sfs_snap_line_cb cb,
 
 void sfs_snap_line_format(const struct sfs_snap_line *l, FILE *out)
 {
-    fprintf(out, "%llu\t%llu\t%lld\t%u\t%llu\t%llu\t%u\t%s\n",
+    fprintf(out, "%llu\t%llu\t%lld\t%u\t%llu\t%llu\t%u\t",
             (unsigned long long)l->rec.epoch, (unsigned long long)l->rec.id,
             (long long)l->rec.ctime_sec, l->rec.ctime_nsec,
             (unsigned long long)l->unique_physical,
-            (unsigned long long)l->unique_logical, l->holds, l->rec.name);
+            (unsigned long long)l->unique_logical, l->holds);
+    sfs_cgroup_format(&l->group, out);
+    fprintf(out, "\t%s\n", l->rec.name);
 }
 
 int sfs_snap_line_parse(const char *line, struct sfs_snap_line *l)
@@ -124,6 +129,15 @@ int sfs_snap_line_parse(const char *line, struct sfs_snap_line *l)
                &sec, &nsec, &phys, &logical, &holds, &pos) != 7 || !pos)
         return -EINVAL;
     l->holds = holds;
+    char group[32 + SFS_CGROUP_MAX * SFS_UUID_TEXT];
+    size_t glen = strcspn(line + pos, "\t");
+    if (glen >= sizeof(group) || line[pos + glen] != '\t')
+        return -EINVAL;
+    memcpy(group, line + pos, glen);
+    group[glen] = 0;
+    if (sfs_cgroup_parse(group, &l->group))
+        return -EINVAL;
+    pos += (int)glen + 1;
     size_t n = strcspn(line + pos, "\n");
     if (n > SFS_NAME_MAX)
         return -EINVAL;

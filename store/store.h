@@ -260,12 +260,47 @@ typedef int (*sfs_hold_cb)(void *arg, const char *tag);
 int sfs_snap_holds(struct sfs_store *st, MDB_txn *txn, uint64_t epoch,
                    sfs_hold_cb cb, void *arg);
 
-/* A snapshot with the bytes that only it holds (what deleting it frees). */
+/* ---- cgroup.c: consistency groups (snapshots of several volumes taken
+ * at one point in time; `snapshot create --group`) ---- */
+
+#define SFS_CGROUP_MAX 32 /* members of one group */
+#define SFS_UUID_TEXT 37  /* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" + NUL */
+
+/* The group a snapshot belongs to, recorded on every member. */
+struct sfs_cgroup {
+    int64_t created_sec;                 /* when the group was taken */
+    uint32_t count;                      /* members; 0: no group */
+    uint8_t members[SFS_CGROUP_MAX][16]; /* their volume UUIDs, as given */
+};
+/*
+ * Take snapshot NAME (sfs_snap_take_w) and record it as a member of G in
+ * the same transaction.  -EINVAL if G has no members, more than
+ * SFS_CGROUP_MAX, one twice, or not this volume; else sfs_snap_take_w's
+ * errors.  Deleting the snapshot deletes the record.
+ */
+int sfs_cgroup_take_w(struct sfs_store *st, MDB_txn *txn, const char *name,
+                      const struct sfs_cgroup *g, struct sfs_snap_rec *out);
+/* The group of the snapshot at EPOCH: 0, or -ENOENT if it has none. */
+int sfs_cgroup_get(struct sfs_store *st, MDB_txn *txn, uint64_t epoch,
+                   struct sfs_cgroup *out);
+/* Forget the group of the snapshot at EPOCH (none is not an error). */
+int sfs_cgroup_delete_w(struct sfs_store *st, MDB_txn *txn, uint64_t epoch);
+/* G as one word: "-" (no group) or "CREATED:UUID,UUID,..."; and back
+ * (-EINVAL if TEXT is not such a word). */
+void sfs_cgroup_format(const struct sfs_cgroup *g, FILE *out);
+int sfs_cgroup_parse(const char *text, struct sfs_cgroup *g);
+/* A volume UUID in the usual 8-4-4-4-12 lower-case hex form, and back. */
+void sfs_uuid_format(const uint8_t *uuid, char *out);
+int sfs_uuid_parse(const char *text, uint8_t *uuid);
+
+/* A snapshot with the bytes that only it holds (what deleting it frees)
+ * and the consistency group it was taken in (count 0: none). */
 struct sfs_snap_line {
     struct sfs_snap_rec rec;
     uint64_t unique_physical;
     uint64_t unique_logical;
     uint32_t holds;
+    struct sfs_cgroup group;
 };
 typedef int (*sfs_snap_line_cb)(void *arg, const struct sfs_snap_line *l);
 /* Every snapshot, oldest first; TXN must be a write transaction (the

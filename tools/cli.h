@@ -50,6 +50,15 @@ void volume_open_path(struct volume *vol, const char *cmd, const char *arg,
                       char **path);
 /* Connect to STORE/control.sock: an fd or a negative errno. */
 int control_connect(const char *store);
+/* Send one request line (WORDS joined by tabs) on FD: 0 or -EPIPE. */
+int control_send(int fd, char **words, int n);
+/* Read one status line ("OK", "ERR N") of a freeze session's reply,
+ * waiting at most TIMEOUT_MS: 0, the daemon's negative errno, -EPIPE
+ * (the daemon ended the session), -ETIMEDOUT or -EPROTO. */
+int control_status(int fd, int timeout_ms);
+/* syncfs of VOL's mountpoint, when VOL was given as one: the kernel's
+ * writeback cache goes to the daemon. */
+void volume_syncfs(struct volume *vol);
 /*
  * Send one request (WORDS joined by tabs) to the daemon of a mounted
  * volume, after a syncfs of its mountpoint.  The data lines of the reply
@@ -76,6 +85,14 @@ int volume_hold(struct volume *vol, const char *cmd, const char *name,
 int cmd_info(int argc, char **argv);
 int cmd_fsck(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
+/* snapshot.c: dies (naming VOL) unless NAME is a valid snapshot name that
+ * VOL does not use yet; what a change's error means, for a message. */
+void snapshot_check_new_name(struct volume *vol, const char *cmd,
+                             const char *name);
+const char *snapshot_error(int rc);
+/* group.c: `snapshot create --group VOL,VOL,... NAME` */
+int snapshot_create_group(const char *cmd, const char *members,
+                          const char *name);
 int cmd_set(int argc, char **argv);
 int cmd_get(int argc, char **argv);
 /* diff.c: `snapshot diff`; ARGV starts at "diff". */

@@ -24,6 +24,7 @@ struct volume_figures {
     uint32_t block_size;
     const char *codec;
     int level;
+    char uuid[SFS_UUID_TEXT];
 };
 
 static int count_snap(void *arg, const struct sfs_snap_rec *s)
@@ -55,6 +56,7 @@ static int gather(struct sfs_store *st, struct volume_figures *f)
     }
     mdb_txn_abort(txn);
     const struct sfs_state *s = &st->state;
+    sfs_uuid_format(st->super.uuid, f->uuid);
     f->size = st->super.volume_size;
     f->block_size = st->super.block_size;
     f->codec = st->super.codec == SFS_CODEC_ZSTD ? "zstd" : "none";
@@ -82,6 +84,7 @@ static void print_text(const char *store, bool mounted,
     format_bytes(f->used, b, sizeof(b));
     format_bytes(f->avail, c, sizeof(c));
     printf("volume:           %s%s\n", store, mounted ? " (mounted)" : "");
+    printf("uuid:             %s\n", f->uuid);
     printf("size:             %s, %s used, %s available\n", a, b, c);
     format_bytes(f->logical, a, sizeof(a));
     format_bytes(f->phys, b, sizeof(b));
@@ -108,13 +111,15 @@ static void print_text(const char *store, bool mounted,
 static void print_json(const char *store, bool mounted,
                        const struct volume_figures *f)
 {
-    printf("{\"volume\":\"%s\",\"mounted\":%s,\"size\":%llu,\"used\":%llu,"
+    printf("{\"volume\":\"%s\",\"mounted\":%s,\"uuid\":\"%s\","
+           "\"size\":%llu,\"used\":%llu,"
            "\"available\":%llu,\"logical_bytes\":%llu,\"physical_bytes\":%llu,"
            "\"unique_logical_bytes\":%llu,\"compression\":\"%s\","
            "\"compression_level\":%d,\"compression_ratio\":%.4f,"
            "\"dedup_ratio\":%.4f,\"blocks\":%llu,\"block_size\":%u,"
            "\"files\":%llu,\"snapshots\":%llu,\"store_file_bytes\":%llu}\n",
-           store, mounted ? "true" : "false", (unsigned long long)f->size,
+           store, mounted ? "true" : "false", f->uuid,
+           (unsigned long long)f->size,
            (unsigned long long)f->used, (unsigned long long)f->avail,
            (unsigned long long)f->logical, (unsigned long long)f->phys,
            (unsigned long long)f->stored_logical, f->codec, f->level,

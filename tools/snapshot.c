@@ -82,6 +82,15 @@ static void check_new_name(const struct listing *ls, const char *cmd,
         die(cmd, "%s: a snapshot named '%s' already exists", vol, name);
 }
 
+void snapshot_check_new_name(struct volume *vol, const char *cmd,
+                             const char *name)
+{
+    struct listing ls;
+    get_listing(vol, cmd, &ls);
+    check_new_name(&ls, cmd, vol->arg, name);
+    free(ls.lines);
+}
+
 static void check_existing(const struct listing *ls, const char *cmd,
                            const char *vol, int n, char **names)
 {
@@ -232,13 +241,36 @@ static int run_change(struct volume *vol, const char *cmd, const char *op,
     return rc;
 }
 
+/* The consistency group of a snapshot: in JSON, null or {"created",
+ * "members": [UUID...]}; as text, "-" or the first 8 digits of each
+ * member's UUID, comma-separated (`snapfs info` shows a volume's). */
+static void print_group(const struct sfs_cgroup *g, bool json)
+{
+    if (!g->count) {
+        printf(json ? "null" : "-");
+        return;
+    }
+    if (json)
+        printf("{\"created\":%lld,\"members\":[", (long long)g->created_sec);
+    for (uint32_t i = 0; i < g->count; i++) {
+        char u[SFS_UUID_TEXT];
+        sfs_uuid_format(g->members[i], u);
+        if (json)
+            printf("%s\"%s\"", i ? "," : "", u);
+        else
+            printf("%s%.8s", i ? "," : "", u);
+    }
+    if (json)
+        printf("]}");
+}
+
 static void print_list(const struct listing *ls, bool json)
 {
     if (json)
         printf("[");
     else
-        printf("%-32s %-19s %8s %14s %s\n", "NAME", "CREATED", "EPOCH",
-               "UNIQUE", "HELD");
+        printf("%-32s %-19s %8s %14s %-4s %s\n", "NAME", "CREATED", "EPOCH",
+               "UNIQUE", "HELD", "GROUP");
     for (size_t i = 0; i < ls->n; i++) {
         const struct sfs_snap_line *l = &ls->lines[i];
         char when[32], size[32];
@@ -250,22 +282,25 @@ static void print_list(const struct listing *ls, bool json)
         if (json)
             printf("%s{\"name\":\"%s\",\"created\":%lld,\"epoch\":%llu,"
                    "\"unique_bytes\":%llu,\"unique_logical_bytes\":%llu,"
-                   "\"held\":%s,\"holds\":%u}", i ? "," : "", l->rec.name,
+                   "\"held\":%s,\"holds\":%u,\"group\":", i ? "," : "",
+                   l->rec.name,
                    (long long)l->rec.ctime_sec,
                    (unsigned long long)l->rec.epoch,
                    (unsigned long long)l->unique_physical,
                    (unsigned long long)l->unique_logical,
                    l->holds ? "true" : "false", l->holds);
         else
-            printf("%-32s %-19s %8llu %14s %s\n", l->rec.name, when,
+            printf("%-32s %-19s %8llu %14s %-4s ", l->rec.name, when,
                    (unsigned long long)l->rec.epoch, size,
                    l->holds ? "yes" : "no");
+        print_group(&l->group, json);
+        printf(json ? "}" : "\n");
     }
     if (json)
         printf("]\n");
 }
 
-static const char *change_error(int rc)
+const char *snapshot_error(int rc)
 {
     switch (rc) {
     case -EACCES:
@@ -292,11 +327,15 @@ int cmd_snapshot(int argc, char **argv)
     char cmd[64];
     snprintf(cmd, sizeof(cmd), "snapshot %s", sub);
     bool json = false;
+    const char *group = NULL, *value;
     int n = 0;
     char **args = calloc((size_t)argc, sizeof(*args));
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--json"))
             json = true;
+        else if (!strcmp(sub, "create") &&
+                 (value = option_value(cmd, "--group", argc, argv, &i)))
+            group = value;
         else if (argv[i][0] == '-' && argv[i][1])
             die_usage(cmd, "unknown option '%s'", argv[i]);
         else
@@ -308,6 +347,13 @@ int cmd_snapshot(int argc, char **argv)
                  !strcmp(sub, "release") || !strcmp(sub, "holds");
     if (!known)
         die_usage("snapshot", "unknown subcommand '%s'", sub);
+    if (group) {
+        if (n != 1)
+            die_usage(cmd, "with --group VOL,VOL,... give one snapshot name");
+        int grc = snapshot_create_group(cmd, group, args[0]);
+        free(args);
+        return grc;
+    }
     if (n < 1)
         die_usage(cmd, "give the volume (a store or its mountpoint)");
     struct volume vol;
@@ -405,7 +451,7 @@ int cmd_snapshot(int argc, char **argv)
         }
     }
     if (rc)
-        die(cmd, "%s: %s", vol.arg, change_error(rc));
+        die(cmd, "%s: %s", vol.arg, snapshot_error(rc));
     free(ls.lines);
     free(args);
     free(vol.store);

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,30 +41,66 @@ int control_connect(const char *store)
     return fd;
 }
 
+int control_send(int fd, char **words, int n)
+{
+    char *req = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&req, &len);
+    if (!f)
+        return -ENOMEM;
+    for (int i = 0; i < n; i++)
+        fprintf(f, "%s%s", i ? "\t" : "", words[i]);
+    fputc('\n', f);
+    fclose(f);
+    int rc = send(fd, req, len, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -EPIPE;
+    free(req);
+    return rc;
+}
+
+int control_status(int fd, int timeout_ms)
+{
+    char line[64];
+    size_t used = 0;
+    while (used < sizeof(line) - 1) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        int ready = poll(&p, 1, timeout_ms);
+        if (ready <= 0)
+            return ready ? -errno : -ETIMEDOUT;
+        ssize_t got = read(fd, line + used, 1); /* one line, nothing more */
+        if (got <= 0)
+            return -EPIPE; /* the daemon ended the session */
+        if (line[used] == '\n')
+            break;
+        used++;
+    }
+    line[used] = 0;
+    int err;
+    if (!strcmp(line, "OK"))
+        return 0;
+    return sscanf(line, "ERR %d", &err) == 1 && err > 0 ? -err : -EPROTO;
+}
+
+void volume_syncfs(struct volume *vol)
+{
+    if (!vol->mountpoint)
+        return;
+    int mfd = open(vol->mountpoint, O_RDONLY | O_DIRECTORY);
+    if (mfd >= 0) {
+        syncfs(mfd);
+        close(mfd);
+    }
+}
+
 /* Send a request (words joined by tabs); collect the data lines into
  * *DATA.  Returns 0 or the negative errno the daemon answered. */
 int volume_request(struct volume *vol, char **words, int n,
                            char **data)
 {
-    if (vol->mountpoint) {
-        int mfd = open(vol->mountpoint, O_RDONLY | O_DIRECTORY);
-        if (mfd >= 0) {
-            syncfs(mfd);
-            close(mfd);
-        }
-    }
+    volume_syncfs(vol);
     int fd = control_connect(vol->store);
     if (fd < 0)
         return fd;
-    char *req = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&req, &len);
-    for (int i = 0; i < n; i++)
-        fprintf(f, "%s%s", i ? "\t" : "", words[i]);
-    fputc('\n', f);
-    fclose(f);
-    int rc = write(fd, req, len) == (ssize_t)len ? 0 : -EPIPE;
-    free(req);
+    int rc = control_send(fd, words, n);
     char *reply = NULL;
     size_t rlen = 0;
     FILE *r = open_memstream(&reply, &rlen);
