@@ -80,5 +80,7 @@ int cmd_clone(int argc, char **argv);
 int cmd_dump(int argc, char **argv);
 /* tape_restore.c: `restore -t|-r|-x`, reading dumps */
 int cmd_tape_restore(int argc, char **argv);
+/* peer.c: `peer passphrase|create|list|delete|serve|run` */
+int cmd_peer(int argc, char **argv);
 
 #endif
