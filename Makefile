@@ -11,13 +11,13 @@
 # (-O1, AddressSanitizer and UndefinedBehaviorSanitizer), which the tests run.
 
 CC      ?= cc
-PKGS    := fuse3 lmdb libzstd libcrypto
+PKGS    := fuse3 lmdb libzstd libssl libcrypto
 WARN    := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
            -Wstrict-prototypes -Wmissing-prototypes
 DEFS    := -D_FILE_OFFSET_BITS=64 -DFUSE_USE_VERSION=314
 PKGCF   := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKGLIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-LIBS    := $(if $(PKGLIBS),$(PKGLIBS),-lfuse3 -llmdb -lzstd -lcrypto) -lpthread
+LIBS    := $(if $(PKGLIBS),$(PKGLIBS),-lfuse3 -llmdb -lzstd -lssl -lcrypto) -lpthread
 
 CFLAGS_release := $(WARN) $(DEFS) $(PKGCF) -O2 -g
 CFLAGS_asan    := $(WARN) $(DEFS) $(PKGCF) -O1 -g -fno-omit-frame-pointer \
@@ -71,7 +71,8 @@ UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=build/asan/unit/%)
 # benchmark run (real peers: acl/attr tools, fio, python3 for helpers).
 DEB_BUILD := gcc make pkg-config libfuse3-dev fuse3 liblmdb-dev libzstd-dev \
              libssl-dev libacl1-dev libattr1-dev
-DEB_TEST  := acl attr lmdb-utils fio python3 psmisc util-linux bc dump e2fsprogs strace
+DEB_TEST  := acl attr lmdb-utils fio python3 psmisc util-linux bc dump e2fsprogs strace \
+             openssl
 deps:
 	@missing=$$(for p in $(DEB_BUILD) $(DEB_TEST); do \
 	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \

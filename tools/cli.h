@@ -110,5 +110,7 @@ int cmd_send(int argc, char **argv);
 int cmd_receive(int argc, char **argv);
 /* tape_restore.c: `restore -t|-r|-x`, reading dumps */
 int cmd_tape_restore(int argc, char **argv);
+/* peer.c: `peer passphrase|create|list|delete|serve|run` */
+int cmd_peer(int argc, char **argv);
 
 #endif

@@ -483,6 +483,12 @@ static void usage(FILE *out)
           "          [--rename-to NAME] [--force] [-v] [PATH...]\n"
           "    read a dump (ours or Linux dump's): list, restore (levels in order),\n"
           "    extract PATHs; several -f are the parts of one restarted dump\n"
+          "  peer passphrase                     make the passphrase this host's server accepts\n"
+          "  peer create NAME HOST[:PORT] [--passphrase-file F]   (else read from stdin)\n"
+          "  peer list [--json] | delete NAME\n"
+          "  peer serve [--listen ADDR:PORT] [--foreground]       (default 0.0.0.0:11104)\n"
+          "  peer run NAME -- SUBCOMMAND [ARGS...]   run send, receive, snapshot list or\n"
+          "    info on the peer, stdin and stdout relayed (TLS 1.3, pre-shared key)\n"
           "  help\n", out);
 }
 
@@ -525,6 +531,8 @@ int main(int argc, char **argv)
         return cmd_qtree(argc, argv);
     if (!strcmp(cmd, "restore"))
         return cmd_tape_restore(argc, argv);
+    if (!strcmp(cmd, "peer"))
+        return cmd_peer(argc, argv);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         usage(stdout);
         return 0;

@@ -40,7 +40,8 @@
 # (60 KiB values), ACL, TIME_PRE1970, TIME_POST2038, SPARSE_5G.
 #
 # Volumes: vol_create [MKFS OPTIONS], vol_remount, vol_mount STORE MNT,
-# vol_umount MNT, daemon_pid; everything is unmounted at exit (trap).
+# vol_umount MNT, daemon_pid; everything is unmounted at exit (trap);
+# test_at_exit 'COMMANDS' runs COMMANDS first (to stop servers).
 # Assertions: assert_eq, assert_ne, assert_le, assert_stat, assert_cmp,
 # assert_zeros, assert_missing, assert_fails, assert_gone, assert_errno
 # (via sysc.py: one system call, prints the errno name), assert_one_line,
@@ -263,9 +264,16 @@ vol_remount() {
 # daemon_pid: the pid in STORE/daemon.pid (empty if none).
 daemon_pid() { cat "$STORE/daemon.pid" 2>/dev/null; }
 
+# test_at_exit 'COMMANDS': run COMMANDS when the script ends (test_done,
+# test_bail, a signal), before the volumes are unmounted and the temporary
+# directory is removed: to stop servers a script started.
+test_at_exit_cmds=
+test_at_exit() { test_at_exit_cmds="$test_at_exit_cmds$1;"; }
+
 vol_cleanup() {
 	[ -n "$test_cleaned" ] && return 0
 	test_cleaned=t
+	eval "$test_at_exit_cmds"
 	cd / || :
 	local m pid left=
 	pid=$(daemon_pid)
