@@ -55,7 +55,7 @@
 
 TEST_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TEST_NAME=$(basename "$0" .sh)
-SNAPFS=${SNAPFS:-/work/main/build/asan/snapfs}
+SNAPFS=${SNAPFS:-$(cd "$TEST_DIR/../.." && pwd)/build/asan/snapfs}
 TEST_BACKEND=${TEST_BACKEND:-snapfs}
 TEST_TIMEOUT=${TEST_TIMEOUT:-120}
 export SNAPFS TEST_BACKEND LC_ALL=C TZ=UTC
