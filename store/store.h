@@ -892,6 +892,10 @@ int sfs_recv_adopt_w(struct sfs_store *st, MDB_txn *txn,
 /* Forget the source: an ordinary, writable volume. */
 int sfs_recv_forget_w(struct sfs_store *st, MDB_txn *txn);
 
+/* Is ST empty (no snapshots, an empty root, nothing else), so that a
+ * full stream may go into it?  1 yes, 0 no, or a negative errno. */
+int sfs_volume_is_empty(struct sfs_store *st, MDB_txn *txn);
+
 /* A resume point as one word of hex ("token"), and back (-EINVAL). */
 #define SFS_STREAM_TOKEN_MAX 1024
 void sfs_stream_token_format(const struct sfs_recv_state *s, char *out);

@@ -1171,8 +1171,7 @@ static int recv_resume(struct sfs_store *st, MDB_txn *txn,
     return rc ? rc : meta_del(st, txn, META_PARTIAL, strlen(META_PARTIAL));
 }
 
-/* Is ST empty: no snapshots, an empty root, nothing else? */
-static int volume_empty(struct sfs_store *st, MDB_txn *txn)
+int sfs_volume_is_empty(struct sfs_store *st, MDB_txn *txn)
 {
     if (st->state.newest_snap || st->state.live_inodes > 1)
         return 0;
@@ -1188,7 +1187,7 @@ static int check_full(struct sfs_store *st, MDB_txn *txn,
             return fail(r, -EALREADY, "the destination has snapshot %s "
                         "already", s.name);
     }
-    int rc = volume_empty(st, txn);
+    int rc = sfs_volume_is_empty(st, txn);
     if (rc < 0)
         return rc;
     return rc ? 0 : fail(r, -EEXIST, "a full stream goes only into an empty "

@@ -38,11 +38,22 @@
 
 /* ---- file descriptors as stream ends ---- */
 
+/* SIGINT or SIGTERM: send stops at its next write and releases its holds. */
+static volatile sig_atomic_t send_interrupted;
+
+static void on_interrupt(int sig)
+{
+    (void)sig;
+    send_interrupted = 1;
+}
+
 int fd_write_all(void *arg, const void *buf, size_t len)
 {
     int fd = *(int *)arg;
     const char *p = buf;
     while (len) {
+        if (send_interrupted)
+            return -EINTR;
         ssize_t n = write(fd, p, len);
         if (n < 0 && errno == EINTR)
             continue;
@@ -85,20 +96,17 @@ int fd_reader_read(void *arg, void *buf, size_t len)
 
 struct send_plan {
     struct sfs_snap_rec *snaps; /* the snapshots to send, oldest first */
-    size_t n;
+    size_t n, cap;
     uint64_t base;              /* epoch of the first one's base, or 0 */
 };
 
 static int collect_cb(void *a, const struct sfs_snap_rec *s)
 {
     struct send_plan *p = a;
-    static size_t cap;
-    if (p->n == 0)
-        cap = 0;
-    return array_append(&p->snaps, &p->n, &cap, s, sizeof(*s));
+    return array_append(&p->snaps, &p->n, &p->cap, s, sizeof(*s));
 }
 
-/* Send one stream; 0 or a negative errno. */
+/* Send one stream; 0 or a negative errno (-EINTR: interrupted). */
 int send_stream(struct sfs_store *st, uint64_t from, uint64_t to,
                 const struct sfs_stream_pos *resume, int fd,
                 struct sfs_stream_stats *stats)
@@ -154,13 +162,13 @@ static void plan_sends(struct sfs_store *st, const struct sfs_snap_rec *base,
     }
     if (rc)
         die("send", "%s", strerror(-rc));
-    static size_t cap;
     for (size_t i = 0; i < all.n; i++) {
         const struct sfs_snap_rec *s = &all.snaps[i];
         if (s->epoch <= plan->base || s->epoch > to->epoch)
             continue;
-        if (s->epoch == to->epoch || intermediate)
-            array_append(&plan->snaps, &plan->n, &cap, s, sizeof(*s));
+        if ((s->epoch == to->epoch || intermediate) &&
+            array_append(&plan->snaps, &plan->n, &plan->cap, s, sizeof(*s)))
+            die("send", "out of memory");
     }
     free(all.snaps);
 }
@@ -168,8 +176,6 @@ static void plan_sends(struct sfs_store *st, const struct sfs_snap_rec *base,
 static void hold_all(struct volume *vol, const struct send_plan *plan,
                      const char *tag, bool hold)
 {
-    struct sfs_snap_rec base = { .epoch = plan->base };
-    (void)base;
     for (size_t i = 0; i < plan->n; i++) {
         int rc = volume_hold(vol, "send", plan->snaps[i].name, tag, hold);
         if (rc && hold)
@@ -197,8 +203,9 @@ static void parse_resume(const char *token, struct sfs_store *st,
                   "--resume-token prints one)");
     if (memcmp(uuid, st->super.uuid, 16) || to_epoch != to->epoch ||
         from_epoch != (base ? base->epoch : 0))
-        die("send", "--resume: the token is of another stream (of %s%s%s)",
-            "another volume or snapshot", base ? "" : "", "");
+        die("send", "--resume: the token is of another stream (another "
+            "volume, or other snapshots than %s%s%s)", base ? base->name : "",
+            base ? " to " : "", to->name);
 }
 
 int cmd_send(int argc, char **argv)
@@ -250,6 +257,9 @@ int cmd_send(int argc, char **argv)
     char tag[32];
     snprintf(tag, sizeof(tag), "send:%d", (int)getpid());
     signal(SIGPIPE, SIG_IGN);
+    struct sigaction sa = { .sa_handler = on_interrupt };
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     hold_all(&vol, &plan, tag, true);
     if (from)
         volume_hold(&vol, "send", base.name, tag, true);
@@ -273,6 +283,9 @@ int cmd_send(int argc, char **argv)
     sfs_close(st);
     if (rc == -EPIPE)
         die("send", "%s: the receiving end closed the stream", vol.arg);
+    if (rc == -EINTR)
+        die("send", "%s: interrupted; the receiver keeps what reached its "
+            "last checkpoint (resume with --resume)", vol.arg);
     if (rc)
         die("send", "%s: %s", vol.arg, strerror(-rc));
     if (verbose) {
@@ -508,13 +521,6 @@ int uuid_parse(const char *text, uint8_t uuid[16])
     return 0;
 }
 
-static int is_empty_volume(struct sfs_store *st, MDB_txn *txn)
-{
-    if (st->state.newest_snap || st->state.live_inodes > 1)
-        return 0;
-    return sfs_dir_is_empty(st, txn, SFS_VIEW_LIVE, SFS_ROOT_INO);
-}
-
 int destination_info_read(struct sfs_store *st, MDB_txn *txn,
                           struct destination_info *out)
 {
@@ -536,7 +542,7 @@ int destination_info_read(struct sfs_store *st, MDB_txn *txn,
                                &out->newest_src_epoch) &&
         !sfs_snap_get(st, txn, st->state.newest_snap, &newest))
         snprintf(out->newest, sizeof(out->newest), "%s", newest.name);
-    int empty = is_empty_volume(st, txn);
+    int empty = sfs_volume_is_empty(st, txn);
     if (empty < 0)
         return empty;
     const char *state = rs.follows ? (rs.writable ? "broken" : "follows")

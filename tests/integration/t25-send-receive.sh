@@ -85,6 +85,19 @@ test_expect_success 'a mounted destination is read-only and shows its newest sna
 	vol_umount "$DMNT"
 '
 
+test_expect_success 'an interrupted send releases the snapshots it held' '
+	mkfifo "$TEST_TMP/fifo"
+	"$SNAPFS" send "$MNT" s4 >"$TEST_TMP/fifo" 2>"$REF/err" & pid=$!
+	exec 7<"$TEST_TMP/fifo" && head -c 1000 <&7 >/dev/null &&
+	"$SNAPFS" snapshot holds "$MNT" s4 >"$REF/holds" &&
+	assert_grep "send:$pid" "$REF/holds" &&
+	kill -INT $pid && cat <&7 >/dev/null; exec 7<&- &&
+	rc=0; wait $pid || rc=$? &&
+	assert_eq 1 "$rc" && assert_grep "interrupted" "$REF/err" &&
+	"$SNAPFS" snapshot holds "$MNT" s4 >"$REF/holds" &&
+	! grep -q "send:" "$REF/holds"
+'
+
 test_expect_success 'the destination is fsck clean' '
 	"$SNAPFS" fsck "$DST" >"$REF/out" && assert_grep clean "$REF/out"
 '
@@ -190,7 +203,7 @@ test_expect_success 'an interrupted receive leaves the newest snapshot complete 
 	same_snapshot s7
 '
 
-test_expect_success 'a resume token of another stream is refused by send' '
+test_expect_success 'send refuses a malformed resume token, and receive says when nothing is unfinished' '
 	rc=0; "$SNAPFS" send "$MNT" s7 --from s6 --resume 00ff >/dev/null 2>"$REF/err" || rc=$? &&
 	assert_eq 2 "$rc" && assert_grep "not a resume token" "$REF/err" &&
 	rc=0; "$SNAPFS" receive "$DST" --resume-token 2>"$REF/err" || rc=$? &&
