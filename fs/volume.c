@@ -94,6 +94,11 @@
  * deadline fails with -ETIMEDOUT, so a snapshot is never taken of a volume
  * that has started moving again, and the group command fails instead.
  *
+ * A change waiting at the gate holds one of the daemon's FUSE threads;
+ * when all of them wait (the kernel's writeback can queue many writes),
+ * reads queue behind them too until the thaw.  So a freeze is meant to be
+ * short: the group tool holds it for two round trips and one commit.
+ *
  * Lock order: control.c's change lock, then gate_lock alone; gate_lock is
  * never held while taking lock, nodes_lock or a node's write lock, and no
  * thread holding one of those waits at the gate (vol_admit is the first

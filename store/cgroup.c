@@ -105,6 +105,27 @@ int sfs_cgroup_delete_w(struct sfs_store *st, MDB_txn *txn, uint64_t epoch)
     return rc == MDB_NOTFOUND ? 0 : sfs_mdb_errno(rc);
 }
 
+struct epochs_ctx {
+    int (*cb)(void *arg, uint64_t epoch);
+    void *arg;
+};
+
+static int epoch_of_key(void *arg, const MDB_val *key, const MDB_val *val)
+{
+    struct epochs_ctx *ec = arg;
+    if (key->mv_size != CG_PLEN + 8)
+        return ec->cb(ec->arg, 0); /* no snapshot has epoch 0 */
+    return ec->cb(ec->arg, sfs_get_be64((const uint8_t *)key->mv_data + CG_PLEN));
+}
+
+int sfs_cgroup_foreach_epoch(struct sfs_store *st, MDB_txn *txn,
+                             int (*cb)(void *arg, uint64_t epoch), void *arg)
+{
+    struct epochs_ctx ec = { cb, arg };
+    return sfs_table_scan_prefix(txn, st->db_meta, CG_PREFIX, CG_PLEN,
+                                 epoch_of_key, &ec);
+}
+
 /* Where sfs_uuid_format puts its dashes: before these bytes. */
 static bool dash_before(int i)
 {

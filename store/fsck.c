@@ -520,6 +520,24 @@ static int check_history(struct fsck *f)
     return rc == MDB_NOTFOUND ? 0 : sfs_mdb_errno(rc);
 }
 
+/* ---- pass 6: every group record belongs to a snapshot ---- */
+
+static int group_seen(void *arg, uint64_t epoch)
+{
+    struct fsck *f = arg;
+    struct sfs_snap_rec s;
+    struct sfs_cgroup g;
+    int rc = epoch ? sfs_snap_get(f->st, f->txn, epoch, &s) : -ENOENT;
+    if (rc == -ENOENT)
+        problem(f, "group record of snapshot epoch %llu, which does not "
+                   "exist", (unsigned long long)epoch);
+    else if (rc)
+        return rc;
+    else if (sfs_cgroup_get(f->st, f->txn, epoch, &g))
+        problem(f, "snapshot %s: its group record is unreadable", s.name);
+    return 0;
+}
+
 int sfs_fsck(struct sfs_store *st, sfs_fsck_report report, void *arg)
 {
     struct fsck f = { .st = st, .report = report, .arg = arg };
@@ -542,6 +560,8 @@ int sfs_fsck(struct sfs_store *st, sfs_fsck_report report, void *arg)
         rc = check_history(&f);
     if (!rc)
         rc = check_qtrees(&f);
+    if (!rc)
+        rc = sfs_cgroup_foreach_epoch(st, f.txn, group_seen, &f);
     mdb_txn_abort(f.txn);
 out:
     free(f.blocks.slots);

@@ -48,7 +48,11 @@
  *      new client changes wait, none fails).  Once all have answered, T is
  *      now: every member stands still.
  *   4. `snapshot-create NAME GROUP` on every frozen connection (again all
- *      sent, then all replies read), then `thaw` to all.
+ *      sent, then all replies read), then `thaw` to all.  A daemon takes
+ *      the snapshot only if its freeze has held without a break since it
+ *      began (after its timeout it refuses), so each member stood still
+ *      from before T (its answer to freeze came before T) until its
+ *      snapshot (after T): the snapshot is its state at T.
  *   5. The unmounted members' transactions are committed.
  * Failure: before step 4 nothing exists, the sessions are closed (which
  * thaws) and the transactions aborted.  If a member's snapshot fails (its

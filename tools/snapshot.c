@@ -6,7 +6,9 @@
  * daemon through STORE/control.sock, so a snapshot holds every write
  * acknowledged before the command began.  On an unmounted volume it opens
  * the store itself.  Names are checked against the listing first, so that
- * a refusal names what is wrong and nothing is changed.
+ * a refusal names what is wrong and nothing is changed.  `create --group`
+ * (several volumes at one point in time) is group.c's; `list` shows the
+ * group each snapshot was taken in.
  */
 #define _GNU_SOURCE
 #include <errno.h>

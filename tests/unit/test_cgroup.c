@@ -4,7 +4,8 @@
  * refused for a group without this volume, with a member twice or none;
  * its record is listed (and survives the control socket's line format),
  * kept across a rename and a reclaim estimate, and deleted with the
- * snapshot; a plain snapshot has none.
+ * snapshot; a plain snapshot has none; fsck finds a record without its
+ * snapshot.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -153,6 +154,23 @@ static int do_reclaim(struct sfs_store *st, MDB_txn *txn, void *arg)
     return sfs_snap_reclaim(st, txn, arg, 1, &r);
 }
 
+/* A group record of a snapshot that does not exist (epoch 999), which
+ * fsck must report. */
+static int do_stray(struct sfs_store *st, MDB_txn *txn, void *arg)
+{
+    uint8_t k[7 + 8], v[16 + 16] = { 0 };
+    memcpy(k, "cgroup/", 7);
+    sfs_put_be64(k + 7, 999);
+    v[15] = 1;
+    MDB_val key = { sizeof(k), k }, val = { sizeof(v), v };
+    return mdb_put(txn, st->db_meta, &key, &val, 0) ? -EIO : 0;
+}
+
+static void report(void *arg, const char *problem)
+{
+    printf("(fsck, expected) %s\n", problem);
+}
+
 static void test_records(void)
 {
     char dir[256];
@@ -187,6 +205,11 @@ static void test_records(void)
           "the group stays through a reclaim estimate and a rename");
     CHECK(in_txn(st, do_delete, &t.s.epoch) == 0, "delete");
     CHECK(in_txn(st, do_get, &t) == -ENOENT, "the record went with it");
+    int problems = sfs_fsck(st, report, NULL);
+    CHECK(problems == 0, "fsck: %d problems", problems);
+    CHECK(in_txn(st, do_stray, NULL) == 0, "a stray record");
+    problems = sfs_fsck(st, report, NULL);
+    CHECK(problems == 1, "fsck finds the stray group record: %d", problems);
     testvol_remove(st, dir);
 }
 
