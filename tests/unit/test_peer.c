@@ -9,7 +9,8 @@
  * key fails the handshake on both sides with -EACCES; a server that dies
  * mid-stream is -ECONNRESET for the client (never a clean end), and a
  * client that goes away is -ECONNRESET for the server, which then stops
- * the command; argv frames decode to what was encoded, malformed ones
+ * the command; a command that closes its stdout early still gets its
+ * stdin and its status comes when it exits; argv frames decode to what was encoded, malformed ones
  * are -EPROTO.
  */
 #define _GNU_SOURCE
@@ -94,7 +95,22 @@ static void echo_command(void)
     _exit(ECHO_STATUS);
 }
 
-static pid_t start_echo(int fds[3])
+/* The other command: close stdout and stderr at once, then count its
+ * input; exit 5 if it was SINK_BYTES. */
+#define SINK_BYTES (1u << 20)
+static void sink_command(void)
+{
+    static uint8_t buf[65536];
+    uint64_t total = 0;
+    ssize_t n;
+    close(1);
+    close(2);
+    while ((n = read(0, buf, sizeof(buf))) > 0)
+        total += (uint64_t)n;
+    _exit(total == SINK_BYTES ? 5 : 6);
+}
+
+static pid_t start_command(int fds[3], void (*command)(void))
 {
     int p[3][2];
     for (int i = 0; i < 3; i++)
@@ -107,7 +123,7 @@ static pid_t start_echo(int fds[3])
         dup2(p[2][1], 2);
         for (int i = 0; i < 3; i++) /* no exec here to close them */
             close(p[i][0]), close(p[i][1]);
-        echo_command();
+        command();
     }
     close(p[0][0]);
     close(p[1][1]);
@@ -118,7 +134,7 @@ static pid_t start_echo(int fds[3])
     return pid;
 }
 
-enum server_end { SERVER_RELAY, SERVER_DIE_AFTER_HANDSHAKE };
+enum server_end { SERVER_RELAY, SERVER_RELAY_SINK, SERVER_DIE_AFTER_HANDSHAKE };
 
 /* Exit status of the server process: 0 relayed, 10 + n for -errno n
  * classes: 10 -EACCES, 11 -ECONNRESET (and its command was stopped),
@@ -142,7 +158,8 @@ static pid_t fork_server(int lfd, const uint8_t *key, enum server_end end)
         _exit(exit_code(rc));
     int fds[3];
     struct peer_relay r;
-    pid_t cmd = start_echo(fds);
+    pid_t cmd = start_command(fds, end == SERVER_RELAY_SINK ? sink_command
+                                                          : echo_command);
     peer_relay_init(&r, ssl, sock, fds[1], fds[0], fds[2], cmd);
     rc = peer_relay_run(&r);
     if (rc && r.child > 0) {
@@ -343,6 +360,34 @@ static void test_server_dies(void)
     pair_end(&p);
 }
 
+/* The remote stdout ends long before the command: the reader sees its
+ * end at once, stdin still flows, the status comes when it exits. */
+static void test_stdout_closed_early(void)
+{
+    struct pair p;
+    CHECK_RC(pair_start(&p, key_a, SERVER_RELAY_SINK));
+    char buf[16];
+    CHECK(read(p.local, buf, sizeof(buf)) == 0, "no end of the remote stdout");
+    static uint8_t data[SINK_BYTES];
+    uint64_t state = 1;
+    fill(data, sizeof(data), &state);
+    size_t off = 0;
+    while (off < sizeof(data)) {
+        ssize_t w = write(p.local, data + off, sizeof(data) - off);
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    CHECK(off == sizeof(data), "wrote %zu bytes", off);
+    shutdown(p.local, SHUT_WR);
+    close(p.local);
+    pthread_join(p.c.thread, NULL);
+    CHECK(p.c.rc == 0, "client relay: %d", p.c.rc);
+    CHECK(p.c.status == 5, "the command counted wrong: status %d", p.c.status);
+    CHECK(server_exit(p.server) == 0, "the server relay failed");
+    pair_end(&p);
+}
+
 static void test_client_goes_away(void)
 {
     int port, lfd = listen_loopback(&port);
@@ -387,6 +432,7 @@ int main(void)
     test_wrong_key();
     test_server_dies();
     test_client_goes_away();
+    test_stdout_closed_early();
     test_big_stream_both_ways();
     return test_done("test_peer");
 }
