@@ -58,6 +58,12 @@ build/$(1)/snapfs: $(FS_SRC:%.c=build/$(1)/%.o) \
 build/$(1)/snapfs-damage: build/$(1)/tools/damage.o build/$(1)/libsnapstore.a
 	$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(LIBS)
 
+# the peer transport's test links the two files it tests
+build/$(1)/unit/test_peer: build/$(1)/tests/unit/test_peer.o \
+                           build/$(1)/tools/peer_relay.o build/$(1)/tools/peer_tls.o
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(LIBS)
+
 build/$(1)/unit/%: build/$(1)/tests/unit/%.o build/$(1)/libsnaptape.a \
                    build/$(1)/libsnapstore.a
 	@mkdir -p $$(dir $$@)

@@ -212,6 +212,9 @@ static int peer_serve(int argc, char **argv)
     int rc = peer_serve_open(listen, &s, bound, sizeof(bound), why, sizeof(why));
     if (rc == -ENOKEY)
         die(cmd, "%s: no passphrase yet (run 'snapfs peer passphrase' first)", why);
+    if (rc == -EBADMSG)
+        die(cmd, "%s/serve.key: damaged (run 'snapfs peer passphrase' to make "
+                 "a new one)", why);
     if (rc == -EALREADY)
         die(cmd, "%s: a server of this config dir runs already (pid %s)",
             peer_config_dir(), why);

@@ -80,7 +80,8 @@ struct peer_server;
  * Lock DIR/serve.pid and listen on LISTEN ("ADDR:PORT", NULL for
  * 0.0.0.0:11104; port 0 lets the system choose); BOUND gets the address
  * as bound.  Errors name their object in WHY: -ENOKEY (no passphrase
- * yet: WHY is the config dir), -EALREADY (a server of this config dir
+ * yet: WHY is the config dir), -EBADMSG (DIR/serve.key is damaged),
+ * -EALREADY (a server of this config dir
  * runs: WHY is its pid), -EINVAL (a bad address), and those of bind(2).
  */
 int peer_serve_open(const char *listen, struct peer_server **out,
@@ -116,7 +117,8 @@ int peer_passphrase_generate(char out[PEER_PASSPHRASE_SIZE]);
 int peer_passphrase_key(const char *pass, uint8_t key[PEER_KEY_LEN]);
 
 /* The key `peer serve` accepts: DIR/serve.key, mode 0600.  Storing it
- * replaces an earlier one; loading gives -ENOKEY when there is none. */
+ * replaces an earlier one; loading gives -ENOKEY when there is none,
+ * -EBADMSG when the file is damaged. */
 int peer_serve_key_store(const uint8_t key[PEER_KEY_LEN]);
 int peer_serve_key_load(uint8_t key[PEER_KEY_LEN]);
 

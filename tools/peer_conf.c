@@ -277,7 +277,7 @@ int peer_serve_key_load(uint8_t key[PEER_KEY_LEN])
     if (rc == -ENOENT)
         return -ENOKEY;
     if (!rc)
-        rc = key_from_hex(buf, key);
+        rc = key_from_hex(buf, key) ? -EBADMSG : 0;
     OPENSSL_cleanse(buf, sizeof(buf));
     return rc;
 }

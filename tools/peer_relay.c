@@ -318,15 +318,18 @@ static int read_err(struct peer_relay *r)
                ? -ENOMEM : 1;
 }
 
-/* Server: once stdout and stderr ended, reap the command, queue EXIT. */
+/* Server: once stdout and stderr ended and the command exited, reap it
+ * and queue EXIT. */
 static int queue_exit(struct peer_relay *r)
 {
     if (!r->server || r->exit_sent || r->src >= 0 || r->err >= 0)
         return 0;
     int ws;
-    while (waitpid(r->child, &ws, 0) < 0)
-        if (errno != EINTR)
-            return -errno;
+    pid_t got = waitpid(r->child, &ws, WNOHANG);
+    if (got < 0 && errno != EINTR)
+        return -errno;
+    if (got <= 0)
+        return 0; /* closed its output, still running: keep relaying */
     r->child = 0;
     r->status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
     size_t n = buf_avail(&r->errtext);
@@ -363,7 +366,10 @@ static void wait_for_io(struct peer_relay *r)
         p[n++] = (struct pollfd){ .fd = r->dst, .events = POLLOUT };
     if (r->err >= 0)
         p[n++] = (struct pollfd){ .fd = r->err, .events = POLLIN };
-    poll(p, n, n ? -1 : 10);
+    /* a command that closed stdout and stderr is watched every 20 ms
+     * until it exits; everything else wakes poll itself */
+    bool reaping = r->server && !r->exit_sent && r->src < 0 && r->err < 0;
+    poll(p, n, reaping || !n ? 20 : -1);
 }
 
 int peer_relay_run(struct peer_relay *r)

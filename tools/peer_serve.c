@@ -120,12 +120,14 @@ static const char *refusal(char **argv, char *buf, size_t cap)
     return buf;
 }
 
-/* In the command's process: pipes onto 0, 1, 2, then this binary. */
+/* In the command's process: pipes onto 0, 1, 2, then this binary, in
+ * "/" (relative paths of a request mean the same whether the server
+ * runs in the foreground or as a daemon). */
 static void exec_command(char **argv, int in, int out, int err)
 {
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     signal(SIGPIPE, SIG_DFL);
-    if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
+    if (chdir("/") || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
         _exit(127);
     execv("/proc/self/exe", argv);
     fprintf(stderr, "snapfs: cannot run snapfs: %s\n", strerror(errno));

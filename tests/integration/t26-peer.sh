@@ -210,10 +210,27 @@ test_expect_success 'without --foreground the server detaches, writes its pidfil
 	assert_grep "connection refused" "$REF/err"
 '
 
-test_expect_success 'SIGTERM stops the foreground server: exit 0, pidfile removed, port closed' '
-	pid=$(cat "$SRV/serve.pid") &&
-	kill -TERM "$pid" &&
+test_expect_success 'SIGTERM stops the foreground server and its open connections: exit 0, pidfile removed, port closed' '
+	cd "$TEST_TMP" && pid=$(cat "$SRV/serve.pid") &&
+	cat >"$REF/idle.py" <<-\EOF &&
+	import socket, sys, time
+	s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20)
+	print("connected", flush=True)
+	t = time.time()
+	try:
+	    while s.recv(4096):
+	        pass
+	except ConnectionResetError:
+	    pass
+	print("closed after %d s" % (time.time() - t))
+	EOF
+	{ python3 "$REF/idle.py" "$PORT" >"$REF/idle" & } &&
+	idle=$! &&
+	for _ in $(seq 100); do grep -q connected "$REF/idle" && break; sleep 0.1; done &&
+	sleep 0.5 && kill -TERM "$pid" &&
 	for _ in $(seq 100); do test -e "$TEST_TMP/serve.rc" && break; sleep 0.1; done &&
+	wait $idle &&
+	assert_grep "^closed after [0-2] s$" "$REF/idle" &&
 	assert_eq 0 "$(cat "$TEST_TMP/serve.rc")" &&
 	assert_gone "$pid" &&
 	assert_missing "$SRV/serve.pid" &&
