@@ -791,6 +791,7 @@ struct sfs_stream_stats {
     uint64_t kills;       /* records removed */
     uint64_t blocks;      /* blocks carried */
     uint64_t block_bytes; /* their stored bytes */
+    uint64_t pruned;      /* snapshots deleted by retention (receiver) */
 };
 
 /* Write exactly LEN bytes: 0 or a negative errno. */
@@ -816,6 +817,37 @@ int sfs_send_new(struct sfs_store *st, MDB_txn *txn, uint64_t from_epoch,
  * read transaction; it may be renewed between steps).  1 when the stream
  * is complete, 0 if there is more, or a negative errno. */
 int sfs_send_step(struct sfs_sender *s, MDB_txn *txn, uint64_t max_records);
+/*
+ * Retention a mirror relationship asks of its destination, carried by the
+ * stream ('R' frame, just before its end) and applied by the receiver in
+ * the transaction that takes the snapshot, to the snapshots received from
+ * the same source (never the new one, never a held one):
+ *   - a snapshot whose label (its name up to the first '.') has a rule
+ *     is kept if it is among the KEEP newest received with that label;
+ *   - any other is kept under MIRROR and MIRROR_VAULT while the source
+ *     still has it (SOURCE_EPOCHS: the source's snapshots when the stream
+ *     was made), and not kept under VAULT.
+ */
+enum sfs_retention_kind { SFS_KEEP_MIRROR = 1, SFS_KEEP_VAULT = 2,
+                          SFS_KEEP_MIRROR_VAULT = 3 };
+#define SFS_RETENTION_RULES_MAX 16
+#define SFS_RETENTION_SOURCE_MAX 65536
+struct sfs_keep_rule {
+    char label[SFS_NAME_MAX + 1];
+    uint32_t keep;          /* >= 1 */
+};
+struct sfs_retention {
+    uint8_t kind;
+    uint32_t nrules;
+    struct sfs_keep_rule rules[SFS_RETENTION_RULES_MAX];
+    uint32_t nsource;
+    const uint64_t *source_epochs;
+};
+/* Carry RET (copied; NULL: none) at the end of the stream: -EINVAL if it
+ * has no kind, too many rules or source snapshots, -ENOMEM. */
+int sfs_send_set_retention(struct sfs_sender *s,
+                           const struct sfs_retention *ret);
+
 void sfs_send_stats(const struct sfs_sender *s, struct sfs_stream_stats *out);
 void sfs_send_free(struct sfs_sender *s);
 
@@ -852,6 +884,22 @@ int sfs_recv_begin_w(struct sfs_store *st, MDB_txn *txn,
 int sfs_recv_step_w(struct sfs_store *st, MDB_txn *txn,
                     struct sfs_receiver *r, struct sfs_codec_ctx *cc,
                     uint64_t max_bytes);
+/*
+ * How a receiver may treat a destination that the stream's checks refuse
+ * (set before sfs_recv_begin_w):
+ *   SFS_RECV_RESYNC  an incremental stream into a destination that was
+ *                    broken off or has diverged goes back to the received
+ *                    snapshot that is the stream's base first
+ *                    (sfs_recv_resync_w: newer snapshots and later changes
+ *                    are discarded);
+ *   SFS_RECV_ADOPT   reverse resync: the destination is the stream's
+ *                    source's old source; its own snapshot at ADOPT_EPOCH,
+ *                    which must carry the base's name, becomes the base
+ *                    (sfs_recv_adopt_w).
+ */
+enum { SFS_RECV_RESYNC = 1, SFS_RECV_ADOPT = 2 };
+void sfs_recv_set_mode(struct sfs_receiver *r, unsigned mode,
+                       uint64_t adopt_epoch);
 const char *sfs_recv_why(const struct sfs_receiver *r);
 void sfs_recv_stats(const struct sfs_receiver *r, struct sfs_stream_stats *out);
 void sfs_recv_free(struct sfs_receiver *r);
@@ -891,6 +939,10 @@ int sfs_recv_adopt_w(struct sfs_store *st, MDB_txn *txn,
                      uint64_t src_epoch);
 /* Forget the source: an ordinary, writable volume. */
 int sfs_recv_forget_w(struct sfs_store *st, MDB_txn *txn);
+
+/* Has the live tree changed since the newest snapshot?  1, 0, or a
+ * negative errno. */
+int sfs_live_changed(struct sfs_store *st, MDB_txn *txn);
 
 /* Is ST empty (no snapshots, an empty root, nothing else), so that a
  * full stream may go into it?  1 yes, 0 no, or a negative errno. */

@@ -43,8 +43,10 @@
  * Frames.  [type u8 | flags u8 | 0 u16 | length u32] payload [crc32c u32],
  * integers big-endian, the CRC over header and payload.  Types: 'H'
  * header (first), 'P' put (key, payload, maybe a block), 'K' kill (key),
- * 'C' checkpoint (the sender's walk position and counts), 'Z' end (the
- * counts of the whole stream).  A receiver checks every CRC, every length
+ * 'C' checkpoint (the sender's walk position and counts), 'R' retention
+ * (optional, just before the end: a mirror relationship's rules for which
+ * received snapshots the destination keeps), 'Z' end (the counts of the
+ * whole stream).  A receiver checks every CRC, every length
  * and, at the end, the counts: a damaged stream is refused at the frame
  * where it is damaged, a truncated one at its end.
  *
@@ -53,7 +55,9 @@
  * end at a checkpoint, each batch a transaction that also records where it
  * ended (meta "recv/partial").  The last transaction applies the last
  * records and takes the snapshot, named and dated as the source's.  The
- * destination's newest snapshot is therefore always complete; its live
+ * destination's newest snapshot is therefore always complete, and the
+ * retention a stream carries deletes older received snapshots in that
+ * same transaction, so the set of snapshots changes at once; its live
  * tree is between snapshots only during a receive, which is why a
  * following volume is served at its newest snapshot (fs/, "published
  * view"), not at its live tree, and is read-only to clients.  A later
@@ -84,7 +88,7 @@
 #define STEP_BYTES (8u << 20) /* a checkpoint at least every 8 MiB */
 
 enum { F_HEADER = 'H', F_PUT = 'P', F_KILL = 'K', F_CHECKPOINT = 'C',
-       F_END = 'Z' };
+       F_RETENTION = 'R', F_END = 'Z' };
 enum { PUT_HAS_BLOCK = 1 };
 
 static const char stream_magic[8] = { 'S', 'N', 'A', 'P', 'S', 'T', 'R', 'M' };
@@ -364,6 +368,8 @@ struct sfs_sender {
     struct buf frame;
     struct sfs_stream_stats stats;
     uint8_t (*sent)[SFS_HASH_LEN]; /* direct-mapped by the hash's bytes */
+    struct sfs_retention ret;      /* kind 0: none */
+    uint64_t *ret_epochs;
     /* the step in progress */
     MDB_txn *txn;
     uint64_t step_records, max_records, step_start_bytes;
@@ -636,6 +642,45 @@ int sfs_send_new(struct sfs_store *st, MDB_txn *txn, uint64_t from_epoch,
     return 0;
 }
 
+int sfs_send_set_retention(struct sfs_sender *s,
+                           const struct sfs_retention *ret)
+{
+    free(s->ret_epochs);
+    s->ret_epochs = NULL;
+    memset(&s->ret, 0, sizeof(s->ret));
+    if (!ret)
+        return 0;
+    if (ret->kind < SFS_KEEP_MIRROR || ret->kind > SFS_KEEP_MIRROR_VAULT ||
+        ret->nrules > SFS_RETENTION_RULES_MAX ||
+        ret->nsource > SFS_RETENTION_SOURCE_MAX)
+        return -EINVAL;
+    s->ret_epochs = malloc((ret->nsource + 1) * sizeof(uint64_t));
+    if (!s->ret_epochs)
+        return -ENOMEM;
+    memcpy(s->ret_epochs, ret->source_epochs, ret->nsource * sizeof(uint64_t));
+    s->ret = *ret;
+    s->ret.source_epochs = s->ret_epochs;
+    return 0;
+}
+
+/* The 'R' frame: kind, rules (label, keep), the source's snapshot epochs. */
+static int send_retention(struct sfs_sender *s)
+{
+    if (!s->ret.kind)
+        return 0;
+    frame_start(&s->frame, F_RETENTION, 0);
+    put_u8(&s->frame, s->ret.kind);
+    put_u16(&s->frame, (uint16_t)s->ret.nrules);
+    for (uint32_t i = 0; i < s->ret.nrules; i++) {
+        put_name(&s->frame, s->ret.rules[i].label);
+        put_u32(&s->frame, s->ret.rules[i].keep);
+    }
+    put_u32(&s->frame, s->ret.nsource);
+    for (uint32_t i = 0; i < s->ret.nsource; i++)
+        put_u64(&s->frame, s->ret.source_epochs[i]);
+    return frame_send(s);
+}
+
 int sfs_send_step(struct sfs_sender *s, MDB_txn *txn, uint64_t max_records)
 {
     if (s->done)
@@ -658,7 +703,9 @@ int sfs_send_step(struct sfs_sender *s, MDB_txn *txn, uint64_t max_records)
         }
     }
     s->done = s->pos.phase >= phases;
-    int rc = send_checkpoint(s, s->done ? F_END : F_CHECKPOINT);
+    int rc = s->done ? send_retention(s) : 0;
+    if (!rc)
+        rc = send_checkpoint(s, s->done ? F_END : F_CHECKPOINT);
     return rc ? rc : s->done;
 }
 
@@ -673,6 +720,7 @@ void sfs_send_free(struct sfs_sender *s)
         return;
     free(s->frame.p);
     free(s->sent);
+    free(s->ret_epochs);
     free(s);
 }
 
@@ -846,8 +894,7 @@ static int prune_snap_records(struct sfs_store *st, MDB_txn *txn)
     return rc;
 }
 
-/* Has the live tree changed since the newest snapshot?  1, 0, <0. */
-static int live_changed(struct sfs_store *st, MDB_txn *txn)
+int sfs_live_changed(struct sfs_store *st, MDB_txn *txn)
 {
     MDB_cursor *c;
     int rc = sfs_mdb_errno(mdb_cursor_open(txn, st->db_born, &c));
@@ -919,7 +966,7 @@ int sfs_recv_resync_w(struct sfs_store *st, MDB_txn *txn, uint64_t epoch)
     free(na.epochs);
     if (!rc)
         rc = meta_del(st, txn, META_PARTIAL, strlen(META_PARTIAL));
-    if (!rc && live_changed(st, txn))
+    if (!rc && sfs_live_changed(st, txn))
         rc = sfs_rollback_w(st, txn, epoch, NULL);
     if (!rc)
         rc = meta_del(st, txn, META_WRITABLE, strlen(META_WRITABLE));
@@ -1002,6 +1049,12 @@ struct sfs_receiver {
     uint8_t type, flags;
     uint32_t len;
     bool begun, ended;
+    unsigned mode;              /* SFS_RECV_RESYNC, SFS_RECV_ADOPT */
+    uint64_t adopt_epoch;
+    bool rolled_back;           /* by the mode: the live tree is the base
+                                   (in new versions, so it looks changed) */
+    struct sfs_retention ret;   /* from an 'R' frame; kind 0: none */
+    uint64_t *ret_epochs;       /* sorted */
     char why[256];
 };
 
@@ -1127,7 +1180,15 @@ void sfs_recv_free(struct sfs_receiver *r)
     if (!r)
         return;
     free(r->frame);
+    free(r->ret_epochs);
     free(r);
+}
+
+void sfs_recv_set_mode(struct sfs_receiver *r, unsigned mode,
+                       uint64_t adopt_epoch)
+{
+    r->mode = mode;
+    r->adopt_epoch = adopt_epoch;
 }
 
 static void uuid_text(const uint8_t *u, char *out)
@@ -1229,6 +1290,50 @@ static int check_incremental(struct sfs_store *st, MDB_txn *txn,
     return 0;
 }
 
+/* SFS_RECV_ADOPT: this volume's snapshot at r->adopt_epoch is the base. */
+static int adopt_base(struct sfs_store *st, MDB_txn *txn,
+                      struct sfs_receiver *r)
+{
+    struct sfs_snap_rec own;
+    int rc = sfs_snap_get(st, txn, r->adopt_epoch, &own);
+    if (rc == -ENOENT)
+        return fail(r, rc, "the volume no longer has the snapshot the "
+                    "stream's base %s was made from", r->hdr.from_name);
+    if (rc)
+        return rc;
+    if (strcmp(own.name, r->hdr.from_name))
+        return fail(r, -ESTALE, "the volume's snapshot %s is not the "
+                    "stream's base %s", own.name, r->hdr.from_name);
+    rc = sfs_recv_adopt_w(st, txn, r->hdr.src_uuid, own.epoch,
+                          r->hdr.from_epoch);
+    if (rc == -EBUSY)
+        return fail(r, rc, "a snapshot newer than %s is held", own.name);
+    return rc;
+}
+
+/* SFS_RECV_RESYNC: go back to the received snapshot that is the base. */
+static int resync_to_base(struct sfs_store *st, MDB_txn *txn,
+                          struct sfs_receiver *r,
+                          const struct sfs_recv_state *rs)
+{
+    if (!rs->follows || memcmp(rs->src_uuid, r->hdr.src_uuid, 16))
+        return 0; /* the checks below say why not */
+    struct sfs_snap_rec base;
+    int rc = sfs_recv_find(st, txn, r->hdr.from_epoch, &base);
+    if (rc == -ENOENT)
+        return 0;
+    int changed = rc ? rc : sfs_live_changed(st, txn);
+    if (changed < 0)
+        return changed;
+    if (base.epoch == st->state.newest_snap && !changed && !rs->writable)
+        return 0;
+    rc = sfs_recv_resync_w(st, txn, base.epoch);
+    if (rc == -EBUSY)
+        return fail(r, rc, "a snapshot newer than %s is held", base.name);
+    r->rolled_back = rc == 0;
+    return rc;
+}
+
 int sfs_recv_begin_w(struct sfs_store *st, MDB_txn *txn,
                      struct sfs_receiver *r)
 {
@@ -1244,6 +1349,16 @@ int sfs_recv_begin_w(struct sfs_store *st, MDB_txn *txn,
     rc = recv_resume(st, txn, r, &resumed);
     if (rc)
         return rc;
+    if (!resumed && r->hdr.from_epoch && r->mode) {
+        rc = r->mode == SFS_RECV_ADOPT ? adopt_base(st, txn, r)
+                                       : resync_to_base(st, txn, r, &rs);
+        if (!rc && r->mode == SFS_RECV_ADOPT)
+            r->rolled_back = true;
+        if (!rc)
+            rc = sfs_recv_state(st, txn, &rs);
+        if (rc)
+            return rc;
+    }
     if (!resumed) {
         rc = r->hdr.from_epoch ? check_incremental(st, txn, r, &rs)
                                : check_full(st, txn, r, &rs);
@@ -1252,7 +1367,8 @@ int sfs_recv_begin_w(struct sfs_store *st, MDB_txn *txn,
         if (rs.follows && rs.writable)
             return fail(r, -ESTALE, "the destination was broken off and may "
                         "have diverged (resync first)");
-        rc = r->hdr.from_epoch ? live_changed(st, txn) : 0;
+        rc = r->hdr.from_epoch && !r->rolled_back ? sfs_live_changed(st, txn)
+                                                  : 0;
         if (rc < 0)
             return rc;
         if (rc)
@@ -1352,6 +1468,145 @@ static int read_checkpoint(struct sfs_receiver *r, struct cur *c)
     return 0;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int read_retention(struct sfs_receiver *r)
+{
+    struct cur c = frame_cur(r);
+    struct sfs_retention *ret = &r->ret;
+    memset(ret, 0, sizeof(*ret));
+    ret->kind = get_u8(&c);
+    ret->nrules = get_u16(&c);
+    if (ret->nrules > SFS_RETENTION_RULES_MAX)
+        c.bad = true;
+    for (uint32_t i = 0; !c.bad && i < ret->nrules; i++) {
+        get_name(&c, ret->rules[i].label);
+        ret->rules[i].keep = get_u32(&c);
+        if (!ret->rules[i].keep)
+            c.bad = true;
+    }
+    ret->nsource = get_u32(&c);
+    if (c.bad || ret->nsource > SFS_RETENTION_SOURCE_MAX ||
+        ret->nsource > c.left / 8 || ret->kind < SFS_KEEP_MIRROR ||
+        ret->kind > SFS_KEEP_MIRROR_VAULT)
+        return fail(r, -EBADMSG, "a damaged retention record before byte "
+                    "%llu", (unsigned long long)r->offset);
+    free(r->ret_epochs);
+    r->ret_epochs = malloc((ret->nsource + 1) * sizeof(uint64_t));
+    if (!r->ret_epochs)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < ret->nsource; i++)
+        r->ret_epochs[i] = get_u64(&c);
+    if (c.bad || c.left)
+        return fail(r, -EBADMSG, "a damaged retention record before byte "
+                    "%llu", (unsigned long long)r->offset);
+    qsort(r->ret_epochs, ret->nsource, sizeof(uint64_t), cmp_u64);
+    ret->source_epochs = r->ret_epochs;
+    return 0;
+}
+
+/* A received snapshot that retention may delete. */
+struct kept_candidate {
+    uint64_t epoch, src_epoch;
+};
+
+struct candidates_arg {
+    struct sfs_receiver *r;
+    uint64_t newest;
+    struct kept_candidate *v;
+    size_t n, cap;
+};
+
+static int candidate_cb(void *a, const MDB_val *k, const MDB_val *v)
+{
+    struct candidates_arg *ca = a;
+    struct recv_snap rs;
+    if (k->mv_size != META_SNAP_LEN + 8 || v->mv_size != sizeof(rs))
+        return 0;
+    memcpy(&rs, v->mv_data, sizeof(rs));
+    uint64_t epoch = sfs_get_be64((const uint8_t *)k->mv_data + META_SNAP_LEN);
+    if (epoch == ca->newest || memcmp(rs.src_uuid, ca->r->hdr.src_uuid, 16))
+        return 0;
+    if (ca->n == ca->cap) {
+        size_t cap = ca->cap ? 2 * ca->cap : 64;
+        struct kept_candidate *p = realloc(ca->v, cap * sizeof(*p));
+        if (!p)
+            return -ENOMEM;
+        ca->v = p;
+        ca->cap = cap;
+    }
+    ca->v[ca->n].epoch = epoch;
+    ca->v[ca->n++].src_epoch = rs.src_epoch;
+    return 0;
+}
+
+static const struct sfs_keep_rule *rule_for(const struct sfs_retention *ret,
+                                            const char *name)
+{
+    size_t len = strcspn(name, ".");
+    for (uint32_t i = 0; i < ret->nrules; i++)
+        if (strlen(ret->rules[i].label) == len &&
+            !strncmp(ret->rules[i].label, name, len))
+            return &ret->rules[i];
+    return NULL;
+}
+
+/* Should the received snapshot S (seen from the newest down, SEEN counting
+ * the newer ones per rule) stay?  See struct sfs_retention. */
+static bool retained(const struct sfs_receiver *r, const struct sfs_snap_rec *s,
+                     uint64_t src_epoch, uint32_t *seen)
+{
+    const struct sfs_retention *ret = &r->ret;
+    const struct sfs_keep_rule *rule = rule_for(ret, s->name);
+    if (rule)
+        return ++seen[rule - ret->rules] < rule->keep;
+    if (ret->kind == SFS_KEEP_VAULT)
+        return false;
+    return bsearch(&src_epoch, ret->source_epochs, ret->nsource,
+                   sizeof(uint64_t), cmp_u64) != NULL;
+}
+
+/* Apply the stream's retention after taking the snapshot at NEWEST.  The
+ * newest snapshot counts toward its label's rule. */
+static int apply_retention(struct sfs_store *st, MDB_txn *txn,
+                           struct sfs_receiver *r, const struct sfs_snap_rec *newest)
+{
+    if (!r->ret.kind)
+        return 0;
+    struct candidates_arg ca = { r, newest->epoch, NULL, 0, 0 };
+    int rc = sfs_table_scan_prefix(txn, st->db_meta, META_SNAP, META_SNAP_LEN,
+                                   candidate_cb, &ca);
+    uint32_t seen[SFS_RETENTION_RULES_MAX] = { 0 };
+    const struct sfs_keep_rule *own = rule_for(&r->ret, newest->name);
+    if (own)
+        seen[own - r->ret.rules] = 1;
+    for (size_t i = ca.n; rc >= 0 && i-- > 0;) { /* newest first */
+        struct sfs_snap_rec s;
+        rc = sfs_snap_get(st, txn, ca.v[i].epoch, &s);
+        if (rc == -ENOENT) {
+            rc = 0;
+            continue;
+        }
+        if (rc || retained(r, &s, ca.v[i].src_epoch, seen))
+            continue;
+        rc = sfs_snap_holds(st, txn, s.epoch, NULL, NULL);
+        if (rc > 0) {
+            rc = 0;
+            continue;
+        }
+        if (!rc)
+            rc = sfs_snap_delete_w(st, txn, s.epoch);
+        if (!rc)
+            r->stats.pruned++;
+    }
+    free(ca.v);
+    return rc < 0 ? rc : 0;
+}
+
 /* The end: the counts, then the snapshot (see THEORY). */
 static int finish(struct sfs_store *st, MDB_txn *txn, struct sfs_receiver *r)
 {
@@ -1386,6 +1641,8 @@ static int finish(struct sfs_store *st, MDB_txn *txn, struct sfs_receiver *r)
         rc = meta_put(st, txn, META_SOURCE, r->hdr.src_uuid, 16);
     if (!rc)
         rc = meta_del(st, txn, META_PARTIAL, strlen(META_PARTIAL));
+    if (!rc)
+        rc = apply_retention(st, txn, r, &snap);
     if (!rc)
         rc = prune_snap_records(st, txn);
     r->ended = rc == 0;
@@ -1429,6 +1686,9 @@ int sfs_recv_step_w(struct sfs_store *st, MDB_txn *txn,
                 rc = fail(r, -EBADMSG, "a damaged checkpoint");
             if (!rc && r->offset - start >= max_bytes)
                 return save_checkpoint(st, txn, r);
+            break;
+        case F_RETENTION:
+            rc = read_retention(r);
             break;
         case F_END:
             rc = finish(st, txn, r);

@@ -112,5 +112,7 @@ int cmd_receive(int argc, char **argv);
 int cmd_tape_restore(int argc, char **argv);
 /* peer.c: `peer passphrase|create|list|delete|serve|run` */
 int cmd_peer(int argc, char **argv);
+/* mirror.c: `mirror ...`, relationships */
+int cmd_mirror(int argc, char **argv);
 
 #endif

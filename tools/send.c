@@ -47,6 +47,18 @@ static void on_interrupt(int sig)
     send_interrupted = 1;
 }
 
+void send_catch_interrupts(void)
+{
+    struct sigaction sa = { .sa_handler = on_interrupt };
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+bool send_was_interrupted(void)
+{
+    return send_interrupted;
+}
+
 int fd_write_all(void *arg, const void *buf, size_t len)
 {
     int fd = *(int *)arg;
@@ -108,7 +120,8 @@ static int collect_cb(void *a, const struct sfs_snap_rec *s)
 
 /* Send one stream; 0 or a negative errno (-EINTR: interrupted). */
 int send_stream(struct sfs_store *st, uint64_t from, uint64_t to,
-                const struct sfs_stream_pos *resume, int fd,
+                const struct sfs_stream_pos *resume,
+                const struct sfs_retention *ret, int fd,
                 struct sfs_stream_stats *stats)
 {
     MDB_txn *txn;
@@ -117,6 +130,8 @@ int send_stream(struct sfs_store *st, uint64_t from, uint64_t to,
         return rc;
     struct sfs_sender *s = NULL;
     rc = sfs_send_new(st, txn, from, to, resume, fd_write_all, &fd, &s);
+    if (!rc)
+        rc = sfs_send_set_retention(s, ret);
     while (!rc) {
         rc = sfs_send_step(s, txn, SEND_STEP_RECORDS);
         if (rc)
@@ -257,9 +272,7 @@ int cmd_send(int argc, char **argv)
     char tag[32];
     snprintf(tag, sizeof(tag), "send:%d", (int)getpid());
     signal(SIGPIPE, SIG_IGN);
-    struct sigaction sa = { .sa_handler = on_interrupt };
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    send_catch_interrupts();
     hold_all(&vol, &plan, tag, true);
     if (from)
         volume_hold(&vol, "send", base.name, tag, true);
@@ -270,7 +283,7 @@ int cmd_send(int argc, char **argv)
     struct sfs_stream_stats total = { 0 };
     for (size_t i = 0; !rc && i < plan.n; i++) {
         struct sfs_stream_stats stats;
-        rc = send_stream(st, prev, plan.snaps[i].epoch, token ? &pos : NULL,
+        rc = send_stream(st, prev, plan.snaps[i].epoch, token ? &pos : NULL, NULL,
                          STDOUT_FILENO, &stats);
         prev = plan.snaps[i].epoch;
         total.bytes += stats.bytes;
@@ -345,6 +358,8 @@ static int recv_offline(struct sfs_store *st, struct sfs_receiver *r,
 
 struct recv_opts {
     bool verbose, handshake;
+    unsigned mode;          /* SFS_RECV_RESYNC, SFS_RECV_ADOPT */
+    uint64_t adopt_epoch;
 };
 
 static void report_received(const struct recv_opts *o,
@@ -354,7 +369,8 @@ static void report_received(const struct recv_opts *o,
     struct sfs_stream_stats s;
     sfs_recv_stats(r, &s);
     if (o->handshake) {
-        printf("ok %s %llu\n", h->to_name, (unsigned long long)s.bytes);
+        printf("ok %s %llu %llu\n", h->to_name, (unsigned long long)s.bytes,
+               (unsigned long long)s.pruned);
         fflush(stdout);
     }
     if (o->verbose) {
@@ -365,18 +381,21 @@ static void report_received(const struct recv_opts *o,
                 h->from_epoch ? h->from_name : "",
                 (unsigned long long)s.records, (unsigned long long)s.kills,
                 size);
+        if (s.pruned)
+            fprintf(stderr, "retention deleted %llu older snapshot%s\n",
+                    (unsigned long long)s.pruned, s.pruned == 1 ? "" : "s");
     }
 }
 
 /* The hello line of --handshake: what the destination holds. */
-static int print_hello(struct sfs_store *st)
+static int print_hello(struct sfs_store *st, uint64_t after_epoch)
 {
     MDB_txn *txn;
     int rc = sfs_txn_begin(st, NULL, false, &txn);
     if (rc)
         return rc;
     struct destination_info d;
-    rc = destination_info_read(st, txn, &d);
+    rc = destination_info_read(st, txn, after_epoch, &d);
     mdb_txn_abort(txn);
     if (!rc) {
         destination_info_print(&d, stdout);
@@ -392,7 +411,7 @@ static int receive_offline(const char *dst, struct volume *vol,
     int rc = sfs_open(vol->store, SFS_OPEN_EXCLUSIVE, &st);
     if (rc)
         die("receive", "%s: %s", dst, open_error(rc));
-    if (o->handshake && (rc = print_hello(st)))
+    if (o->handshake && (rc = print_hello(st, o->adopt_epoch)))
         die("receive", "%s: %s", dst, strerror(-rc));
     struct sfs_codec_ctx *cc = sfs_codec_ctx_new();
     struct fd_reader *in = calloc(1, sizeof(*in));
@@ -403,14 +422,16 @@ static int receive_offline(const char *dst, struct volume *vol,
     for (;;) {
         struct sfs_receiver *r = NULL;
         rc = sfs_recv_new(fd_reader_read, in, &r);
-        if (rc == -ENODATA && count > 0) {
+        if (rc == -ENODATA && (count > 0 || o->handshake)) {
             sfs_recv_free(r);
             break;
         }
         if (rc == -ENODATA)
             die("receive", "%s: no stream on standard input", dst);
-        if (!rc)
+        if (!rc) {
+            sfs_recv_set_mode(r, o->mode, o->adopt_epoch);
             rc = recv_offline(st, r, cc);
+        }
         if (rc) {
             sfs_close(st);
             recv_die(dst, r, rc);
@@ -479,9 +500,20 @@ int cmd_receive(int argc, char **argv)
             want_token = true;
         else if (!strcmp(argv[i], "--abort"))
             abort = true;
-        else if (argv[i][0] == '-' || dst)
+        else if (!strcmp(argv[i], "--resync"))
+            o.mode = SFS_RECV_RESYNC;
+        else if (!strcmp(argv[i], "--adopt") && i + 1 < argc) {
+            o.mode = SFS_RECV_ADOPT;
+            char *end;
+            errno = 0;
+            o.adopt_epoch = strtoull(argv[++i], &end, 10);
+            if (errno || *end || !o.adopt_epoch)
+                die_usage("receive", "--adopt %s: not a snapshot epoch",
+                          argv[i]);
+        } else if (argv[i][0] == '-' || dst)
             die_usage("receive", "usage: snapfs receive DST [-v] "
-                      "[--handshake] | DST --resume-token | DST --abort");
+                      "[--handshake] [--resync | --adopt EPOCH] | "
+                      "DST --resume-token | DST --abort");
         else
             dst = argv[i];
     }
@@ -521,8 +553,42 @@ int uuid_parse(const char *text, uint8_t uuid[16])
     return 0;
 }
 
+struct received_walk {
+    struct sfs_store *st;
+    MDB_txn *txn;
+    struct destination_info *d;
+    uint64_t after;   /* list the snapshots after this epoch (0: see below) */
+};
+
+static void note_newer(struct destination_info *d, const char *name)
+{
+    size_t len = strlen(d->newer);
+    if (len + strlen(name) + 2 < sizeof(d->newer))
+        snprintf(d->newer + len, sizeof(d->newer) - len, "%s%s",
+                 len ? "," : "", name);
+}
+
+/* In epoch order: note the newest received snapshot; list the ones after. */
+static int received_cb(void *a, const struct sfs_snap_rec *s)
+{
+    struct received_walk *w = a;
+    uint64_t src;
+    int rc = sfs_recv_source_epoch(w->st, w->txn, s->epoch, &src);
+    if (rc && rc != -ENOENT)
+        return rc;
+    if (!rc) {
+        w->d->newest_src_epoch = src;
+        snprintf(w->d->newest, sizeof(w->d->newest), "%s", s->name);
+        if (!w->after)
+            w->d->newer[0] = 0;
+    }
+    if (w->after ? s->epoch > w->after : rc == -ENOENT)
+        note_newer(w->d, s->name);
+    return 0;
+}
+
 int destination_info_read(struct sfs_store *st, MDB_txn *txn,
-                          struct destination_info *out)
+                          uint64_t after_epoch, struct destination_info *out)
 {
     memset(out, 0, sizeof(*out));
     memcpy(out->uuid, st->super.uuid, 16);
@@ -536,12 +602,15 @@ int destination_info_read(struct sfs_store *st, MDB_txn *txn,
     snprintf(out->token, sizeof(out->token), "-");
     if (rs.partial)
         sfs_stream_token_format(&rs, out->token);
-    struct sfs_snap_rec newest;
-    if (st->state.newest_snap &&
-        !sfs_recv_source_epoch(st, txn, st->state.newest_snap,
-                               &out->newest_src_epoch) &&
-        !sfs_snap_get(st, txn, st->state.newest_snap, &newest))
-        snprintf(out->newest, sizeof(out->newest), "%s", newest.name);
+    struct received_walk w = { st, txn, out, after_epoch };
+    rc = sfs_snap_foreach(st, txn, received_cb, &w);
+    if (rc)
+        return rc;
+    if (!out->newer[0])
+        snprintf(out->newer, sizeof(out->newer), "-");
+    out->changed = rs.partial ? 0 : sfs_live_changed(st, txn);
+    if (out->changed < 0)
+        return out->changed;
     int empty = sfs_volume_is_empty(st, txn);
     if (empty < 0)
         return empty;
@@ -556,9 +625,9 @@ void destination_info_print(const struct destination_info *d, FILE *out)
     char u[33], s[33];
     uuid_format(d->uuid, u);
     uuid_format(d->source, s);
-    fprintf(out, "snapfs-receive 1 %s %s %s %llu %s %s %u\n", u, d->state, s,
-            (unsigned long long)d->newest_src_epoch, d->newest, d->token,
-            d->block_size);
+    fprintf(out, "snapfs-receive 1 %s %s %s %llu %s %s %u %s %d\n", u,
+            d->state, s, (unsigned long long)d->newest_src_epoch, d->newest,
+            d->token, d->block_size, d->newer, d->changed);
 }
 
 int destination_info_parse(const char *line, struct destination_info *d)
@@ -566,9 +635,9 @@ int destination_info_parse(const char *line, struct destination_info *d)
     char u[64], s[64];
     unsigned long long epoch;
     memset(d, 0, sizeof(*d));
-    if (sscanf(line, "snapfs-receive 1 %63s %7s %63s %llu %255s %1023s %u",
-               u, d->state, s, &epoch, d->newest, d->token,
-               &d->block_size) != 7 ||
+    if (sscanf(line, "snapfs-receive 1 %63s %7s %63s %llu %255s %1023s %u "
+               "%1023s %d", u, d->state, s, &epoch, d->newest, d->token,
+               &d->block_size, d->newer, &d->changed) != 9 ||
         uuid_parse(u, d->uuid) || uuid_parse(s, d->source))
         return -EPROTO;
     d->newest_src_epoch = epoch;

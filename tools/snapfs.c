@@ -473,6 +473,12 @@ static void usage(FILE *out)
           "    weekly[@DAY[@HH:MM]], monthly[@D[@HH:MM]] (D 1-28)\n"
           "  send VOL SNAP [--from BASE | -I BASE] [--resume TOKEN] [-v] > STREAM\n"
           "  receive DST [-v] < STREAM | receive DST --resume-token | --abort\n"
+          "  mirror create SRC DST [--policy mirror|vault|mirror-vault] [--keep LABEL=N,...]\n"
+          "                [--schedule SCHEDULE] [--via CMD]   DST: a volume or PEER:PATH\n"
+          "  mirror initialize|update|quiesce|resume|delete DST | update --due\n"
+          "  mirror break DST | resync DST [--yes] | show [DST] [--json]\n"
+          "  mirror reverse-resync NEWSRC NEWDST [--via CMD] [--yes]\n"
+          "  mirror restore DST SNAP --to VOL | test-failover DST [--to PATH] | test-cleanup DST\n"
           "  dump -LEVEL [-b BLOCKING] [-f OUT] [-L LABEL] [--snapshot NAME] VOL[/PATH]\n"
           "  dump --restart ID [-f OUT] VOL | dump dates VOL [--json]\n"
           "  dump contexts VOL [--json] | dump contexts delete VOL ID\n"
@@ -533,6 +539,8 @@ int main(int argc, char **argv)
         return cmd_tape_restore(argc, argv);
     if (!strcmp(cmd, "peer"))
         return cmd_peer(argc, argv);
+    if (!strcmp(cmd, "mirror"))
+        return cmd_mirror(argc, argv);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         usage(stdout);
         return 0;

@@ -1,0 +1,133 @@
+/*
+ * mirror.h - what the `snapfs mirror` files share: the relationship
+ * registry (mirror_conf.c) and the connection to a destination's
+ * `snapfs receive --handshake` (mirror_conn.c).
+ */
+#ifndef SNAPFS_MIRROR_H
+#define SNAPFS_MIRROR_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "peer.h"
+#include "store.h"
+
+#define MIRROR_DIR_DEFAULT "/var/lib/snapfs/mirrors"
+#define MIRROR_ID_LEN 16
+
+/* A relationship as `mirror create` made it: DIR/ID.mirror. */
+struct mirror_rel {
+    char id[MIRROR_ID_LEN + 1]; /* hex of SHA-256(dst), cut */
+    char src[PATH_MAX];         /* the source volume's store directory */
+    char dst[PATH_MAX];         /* a store directory, PEER:PATH, or a label
+                                   when via is set */
+    char via[1024];             /* a command running `receive --handshake` */
+    char policy[16];            /* mirror, vault, mirror-vault */
+    char keep[512];             /* LABEL=N,... (vault retention) */
+    char schedule[64];          /* "" or a schedule (store/policy.c) */
+    bool quiesced;
+};
+
+/* What its transfers left: DIR/ID.state, written by the lock holder. */
+struct mirror_state {
+    int64_t last_start, last_end;   /* of the last transfer that ended */
+    int64_t last_sched;             /* the scheduled time last run for */
+    double last_seconds;
+    uint64_t last_bytes;            /* stream bytes it sent */
+    uint64_t total_bytes, resent_bytes, transfers;
+    char newest[SFS_NAME_MAX + 1];  /* at the destination */
+    int64_t newest_ctime;
+    char held[SFS_NAME_MAX + 1];    /* held at the source as mirror:ID */
+    uint64_t attempt_to;            /* a cut stream: its snapshot's epoch */
+    uint64_t attempt_bytes;         /* and how far it was sent */
+    char last_error[512];
+};
+
+/* The registry directory ($SNAPFS_MIRROR_DIR or MIRROR_DIR_DEFAULT),
+ * made 0700 if missing.  0 or a negative errno. */
+int mirror_dir(char *out, size_t cap);
+/* The id of the relationship to DST. */
+void mirror_id(const char *dst, char id[MIRROR_ID_LEN + 1]);
+/* Load (-ENOENT: none), store (replaced whole, durably), delete. */
+int mirror_rel_load(const char *id, struct mirror_rel *m);
+int mirror_rel_store(const struct mirror_rel *m);
+int mirror_rel_delete(const char *id);
+/* A missing state file loads as zeros. */
+int mirror_state_load(const char *id, struct mirror_state *s);
+int mirror_state_store(const char *id, const struct mirror_state *s);
+/* The ids of every relationship (malloc'd array of malloc'd strings). */
+int mirror_rel_ids(char ***ids, size_t *n);
+/* Take the transfer lock of ID: an fd to close when done, -EWOULDBLOCK
+ * if a transfer holds it, or a negative errno. */
+int mirror_lock(const char *id);
+/* 1 if a transfer holds the lock of ID, 0 if not. */
+int mirror_transferring(const char *id);
+
+/* ---- mirror_xfer.c: one transfer ---- */
+
+enum xfer_kind { XFER_INIT, XFER_UPDATE, XFER_RESYNC, XFER_REVERSE };
+/*
+ * Run a transfer of M (the caller holds its lock): a baseline, an update,
+ * a resync (the destination goes back to its newest received snapshot,
+ * after saying what that discards and asking unless YES), or a reverse
+ * resync (M's destination is the old source, whose own snapshot at
+ * ADOPT_EPOCH is the one M's source holds at ADOPT_BASE).  Prints what it
+ * did; dies with one message (also kept in M's state) on failure.
+ */
+int mirror_transfer(struct mirror_rel *m, enum xfer_kind kind, bool yes,
+                    uint64_t adopt_epoch, uint64_t adopt_base);
+/* A relationship ends: release its hold at the source and delete the
+ * snapshots it took there (snapmirror.ID.*). */
+void mirror_release_source(struct mirror_rel *m);
+/* SFS_KEEP_* of a policy name, 0 if it is none. */
+int mirror_policy_kind(const char *policy);
+/* "LABEL=N,..." into RET's rules: 0, or -EINVAL with WHY. */
+int mirror_parse_keep(const char *text, struct sfs_retention *ret,
+                      char *why, size_t cap);
+
+/* ---- mirror_conn.c: the destination end ---- */
+
+enum dst_kind { DST_LOCAL, DST_PEER, DST_VIA };
+
+/* How M's destination is reached; PEER and PATH (PATH_MAX) for DST_PEER. */
+enum dst_kind mirror_dst_kind(const struct mirror_rel *m, char *peer,
+                              char *path);
+
+/* `snapfs receive --handshake EXTRA... DST` running where M's destination
+ * is: locally, on a peer, or through M's via command (EXTRA appended). */
+struct dst_conn {
+    enum dst_kind kind;
+    pid_t pid;            /* local and via: the child */
+    int in_fd;            /* its stdin: the streams */
+    int out_fd;           /* its stdout: the hello and "ok" lines */
+    int err_fd;           /* local and via: its stderr */
+    struct peer_chan chan;
+    char buf[4096];
+    size_t len;
+};
+/* Start it; 0, or a negative errno with a message in ERR. */
+int dst_open(const struct mirror_rel *m, const char *const extra[],
+             struct dst_conn *c, char *err, size_t cap);
+/* Read one line of its stdout (without the newline): 0, -EPIPE at its
+ * end, or a negative errno. */
+int dst_read_line(struct dst_conn *c, char *line, size_t cap);
+/* No more streams: end its stdin. */
+void dst_end_input(struct dst_conn *c);
+/* Wait for it: its exit status (255 if unknown) and the last line it
+ * wrote on stderr into ERR. */
+int dst_close(struct dst_conn *c, char *err, size_t cap);
+
+/* `send DST SNAP | receive TARGET`, FROM's destination (a local volume
+ * or PEER:PATH) sending into the local store TARGET: 0, or a negative
+ * errno with the failing side's last words in ERR. */
+int pipe_stream(const struct mirror_rel *from, const char *snap,
+                const char *target, char *err, size_t cap);
+
+/* Run this binary's subcommand ARGV (NULL-terminated) and wait: its exit
+ * status; its stderr's last line into ERR (may be NULL). */
+int run_self(char *const argv[], char *err, size_t cap);
+
+#endif

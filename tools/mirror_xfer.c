@@ -1,0 +1,662 @@
+/*
+ * mirror_xfer.c - one mirror transfer: initialize, update, resync and
+ * reverse resync all run here (the command layer is mirror.c).
+ *
+ * A transfer, holding the relationship's lock (mirror_conf.c):
+ *   1. starts `receive --handshake` at the destination and reads its
+ *      hello: what it follows, its newest received snapshot (the base),
+ *      an unfinished receive (its resume token), what it has of its own;
+ *   2. checks that the transfer applies (or, for resync, states what the
+ *      destination will discard and asks);
+ *   3. under the policies that mirror, takes a new source snapshot
+ *      snapmirror.ID.TIME, so that the destination catches up to now;
+ *   4. holds every snapshot it will send (tag mirror-xfer:PID), resumes
+ *      an unfinished stream at its checkpoint, then sends one stream per
+ *      snapshot newer than the base that the policy transfers, each
+ *      carrying the relationship's retention (sfs_retention): the
+ *      destination takes each snapshot and applies retention in one
+ *      transaction;
+ *   5. moves the relationship's hold (mirror:ID) to the newest snapshot
+ *      sent, so that the next incremental always has its base at the
+ *      source, deletes the previous snapmirror snapshot, and writes the
+ *      state: size, time, totals, bytes resent.
+ * Guarantees: whatever stops a transfer (a signal, a lost connection, a
+ * refused stream), the destination stays at a complete snapshot (the
+ * receiver's), the source keeps the base it needs, the transient holds
+ * are released (except after SIGKILL: `snapshot release`), and the state
+ * records the error and how far the cut stream got.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "mirror.h"
+#include "replicate.h"
+
+struct xfer {
+    struct mirror_rel *m;
+    enum xfer_kind kind;
+    bool yes;
+    struct mirror_state state;
+    struct volume vol;           /* the source */
+    struct sfs_snap_rec *snaps;  /* its snapshots, oldest first */
+    size_t n, cap;
+    uint8_t src_uuid[16];
+    struct sfs_retention ret;
+    uint64_t *ret_epochs;
+    struct dst_conn conn;
+    bool conn_open;
+    struct destination_info d;
+    uint64_t adopt_epoch;        /* reverse resync: the base at the dest */
+    char xfer_tag[64];
+    char **held;                 /* names held with xfer_tag */
+    size_t nheld, heldcap;
+    char new_snap[SFS_NAME_MAX + 1];
+    uint64_t new_snap_epoch;
+};
+
+static const char *const kind_verb[] = {
+    [XFER_INIT] = "initialize", [XFER_UPDATE] = "update",
+    [XFER_RESYNC] = "resync", [XFER_REVERSE] = "reverse-resync",
+};
+
+/* snapmirror.ID.*: a snapshot this relationship took at the source. */
+static bool is_own_snapshot(const struct xfer *x, const char *name)
+{
+    char prefix[64];
+    int n = snprintf(prefix, sizeof(prefix), "snapmirror.%s.", x->m->id);
+    return !strncmp(name, prefix, (size_t)n);
+}
+
+static void delete_at_source(struct xfer *x, const char *name)
+{
+    char err[512];
+    char *argv[] = { "snapshot", "delete", x->m->src, (char *)name, NULL };
+    if (run_self(argv, err, sizeof(err)) && !strstr(err, "no snapshot"))
+        fprintf(stderr, "snapfs mirror: warning: deleting %s at the source: "
+                "%s\n", name, err);
+}
+
+static void release_transient(struct xfer *x)
+{
+    for (size_t i = 0; i < x->nheld; i++) {
+        volume_hold(&x->vol, "mirror", x->held[i], x->xfer_tag, false);
+        free(x->held[i]);
+    }
+    x->nheld = 0;
+}
+
+/* End the transfer with MSG: state, holds, connection; exit 1. */
+static void xfer_fail(struct xfer *x, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3), noreturn));
+
+static void xfer_fail(struct xfer *x, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(x->state.last_error, sizeof(x->state.last_error), fmt, ap);
+    va_end(ap);
+    if (x->conn_open) {
+        char ignored[512];
+        dst_close(&x->conn, ignored, sizeof(ignored));
+        x->conn_open = false;
+    }
+    release_transient(x);
+    if (x->new_snap_epoch && x->state.attempt_to != x->new_snap_epoch)
+        delete_at_source(x, x->new_snap); /* never sent: not needed */
+    mirror_state_store(x->m->id, &x->state);
+    die("mirror", "%s %s: %s", kind_verb[x->kind], x->m->dst,
+        x->state.last_error);
+}
+
+/* The receiving end's message without its "snapfs receive: DST: " */
+static const char *remote_reason(const char *err)
+{
+    const char *p = strstr(err, "receive: ");
+    if (p) {
+        p += strlen("receive: ");
+        const char *colon = strstr(p, ": ");
+        if (colon)
+            p = colon + 2;
+    }
+    return p && *p ? p : *err ? err : "the receiving end failed";
+}
+
+/* The receiving end ended early: say why in its words. */
+static void fail_remote(struct xfer *x, const char *what)
+{
+    char err[512];
+    int status = dst_close(&x->conn, err, sizeof(err));
+    x->conn_open = false;
+    if (!err[0])
+        snprintf(err, sizeof(err), "%s (exit status %d)", what, status);
+    xfer_fail(x, "%s", remote_reason(err));
+}
+
+/* ---- the source ---- */
+
+static int collect_cb(void *a, const struct sfs_snap_rec *s)
+{
+    struct xfer *x = a;
+    return array_append(&x->snaps, &x->n, &x->cap, s, sizeof(*s));
+}
+
+/* Read the source's snapshots (after a new one was taken). */
+static void list_source(struct xfer *x)
+{
+    struct sfs_store *st = volume_read_store(&x->vol, "mirror", "read");
+    memcpy(x->src_uuid, st->super.uuid, 16);
+    MDB_txn *txn;
+    x->n = 0;
+    int rc = sfs_txn_begin(st, NULL, false, &txn);
+    if (!rc) {
+        rc = sfs_snap_foreach(st, txn, collect_cb, x);
+        mdb_txn_abort(txn);
+    }
+    sfs_close(st);
+    if (rc)
+        xfer_fail(x, "reading the snapshots of %s: %s", x->m->src,
+                  strerror(-rc));
+}
+
+static const struct sfs_snap_rec *source_snap(const struct xfer *x,
+                                              uint64_t epoch)
+{
+    for (size_t i = 0; i < x->n; i++)
+        if (x->snaps[i].epoch == epoch)
+            return &x->snaps[i];
+    return NULL;
+}
+
+/* Take snapmirror.ID.TIME at the source. */
+static void take_source_snapshot(struct xfer *x)
+{
+    char stamp[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    strftime(stamp, sizeof(stamp), "%Y-%m-%d_%H%M%S", localtime_r(&now, &tm));
+    for (int attempt = 1; attempt < 100; attempt++) {
+        if (attempt == 1)
+            snprintf(x->new_snap, sizeof(x->new_snap), "snapmirror.%s.%s",
+                     x->m->id, stamp);
+        else
+            snprintf(x->new_snap, sizeof(x->new_snap), "snapmirror.%s.%s-%d",
+                     x->m->id, stamp, attempt);
+        char err[512];
+        char *argv[] = { "snapshot", "create", x->m->src, x->new_snap, NULL };
+        int status = run_self(argv, err, sizeof(err));
+        if (!status)
+            return;
+        if (!strstr(err, "exists"))
+            xfer_fail(x, "taking snapshot %s of %s: %s", x->new_snap,
+                      x->m->src, err);
+    }
+    xfer_fail(x, "taking a snapshot of %s: every name is taken", x->m->src);
+}
+
+/* Hold NAME for the transfer's duration. */
+static void hold_for_transfer(struct xfer *x, const char *name)
+{
+    for (size_t i = 0; i < x->nheld; i++)
+        if (!strcmp(x->held[i], name))
+            return;
+    int rc = volume_hold(&x->vol, "mirror", name, x->xfer_tag, true);
+    if (rc == -ENOENT)
+        xfer_fail(x, "snapshot %s of %s was deleted meanwhile; try again",
+                  name, x->m->src);
+    if (rc && rc != -EEXIST)
+        xfer_fail(x, "holding snapshot %s of %s: %s", name, x->m->src,
+                  snapshot_error(rc));
+    char *copy = strdup(name);
+    if (!copy || array_append(&x->held, &x->nheld, &x->heldcap, &copy,
+                              sizeof(copy)))
+        xfer_fail(x, "out of memory");
+}
+
+/* ---- retention and the plan ---- */
+
+int mirror_policy_kind(const char *policy)
+{
+    return !strcmp(policy, "mirror")         ? SFS_KEEP_MIRROR
+           : !strcmp(policy, "vault")        ? SFS_KEEP_VAULT
+           : !strcmp(policy, "mirror-vault") ? SFS_KEEP_MIRROR_VAULT
+                                             : 0;
+}
+
+int mirror_parse_keep(const char *text, struct sfs_retention *ret,
+                      char *why, size_t cap)
+{
+    ret->nrules = 0;
+    char copy[512];
+    snprintf(copy, sizeof(copy), "%s", text);
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '=');
+        char *end = NULL;
+        unsigned long keep = eq ? strtoul(eq + 1, &end, 10) : 0;
+        if (!eq || eq == tok || !end || *end || keep < 1 || keep > 100000 ||
+            (size_t)(eq - tok) > SFS_NAME_MAX || strchr(tok, '.')) {
+            snprintf(why, cap, "'%s' is not LABEL=COUNT (a label without "
+                     "dots, a count from 1)", tok);
+            return -EINVAL;
+        }
+        if (ret->nrules == SFS_RETENTION_RULES_MAX) {
+            snprintf(why, cap, "at most %d labels", SFS_RETENTION_RULES_MAX);
+            return -EINVAL;
+        }
+        struct sfs_keep_rule *r = &ret->rules[ret->nrules++];
+        snprintf(r->label, sizeof(r->label), "%.*s", (int)(eq - tok), tok);
+        r->keep = (uint32_t)keep;
+    }
+    return 0;
+}
+
+static bool has_rule(const struct sfs_retention *ret, const char *name)
+{
+    size_t len = strcspn(name, ".");
+    for (uint32_t i = 0; i < ret->nrules; i++)
+        if (strlen(ret->rules[i].label) == len &&
+            !strncmp(ret->rules[i].label, name, len))
+            return true;
+    return false;
+}
+
+/* Does the policy transfer source snapshot S? */
+static bool transfers(const struct xfer *x, const struct sfs_snap_rec *s)
+{
+    if (x->ret.kind != SFS_KEEP_VAULT || !strcmp(s->name, x->new_snap))
+        return true;
+    return has_rule(&x->ret, s->name);
+}
+
+static void build_retention(struct xfer *x)
+{
+    char why[256];
+    memset(&x->ret, 0, sizeof(x->ret));
+    x->ret.kind = (uint8_t)mirror_policy_kind(x->m->policy);
+    if (mirror_parse_keep(x->m->keep, &x->ret, why, sizeof(why)))
+        xfer_fail(x, "the relationship's retention: %s", why);
+    x->ret_epochs = calloc(x->n + 1, sizeof(uint64_t));
+    if (!x->ret_epochs)
+        xfer_fail(x, "out of memory");
+    /* older snapmirror snapshots of this relationship are deleted at the
+     * source after this transfer: the destination lets them go in the
+     * same transaction */
+    for (size_t i = 0; i < x->n && i < SFS_RETENTION_SOURCE_MAX; i++)
+        if (!is_own_snapshot(x, x->snaps[i].name) ||
+            !strcmp(x->snaps[i].name, x->new_snap))
+            x->ret_epochs[x->ret.nsource++] = x->snaps[i].epoch;
+    x->ret.source_epochs = x->ret_epochs;
+}
+
+/* ---- the destination ---- */
+
+static void open_destination(struct xfer *x, const char *const extra[])
+{
+    char err[512];
+    if (dst_open(x->m, extra, &x->conn, err, sizeof(err)))
+        xfer_fail(x, "%s", err);
+    x->conn_open = true;
+    char line[2048];
+    int rc = dst_read_line(&x->conn, line, sizeof(line));
+    if (rc)
+        fail_remote(x, "the receiving end ended before saying hello");
+    if (destination_info_parse(line, &x->d))
+        xfer_fail(x, "the receiving end does not speak the mirror protocol "
+                  "(it said: %.80s)", line);
+}
+
+static void check_destination(struct xfer *x)
+{
+    const struct destination_info *d = &x->d;
+    char want[33], have[33];
+    uuid_format(x->src_uuid, want);
+    uuid_format(d->source, have);
+    if (!strcmp(d->state, "other") && x->kind != XFER_REVERSE)
+        xfer_fail(x, "the destination holds data of its own; a mirror "
+                  "destination is an empty volume (snapfs mkfs)");
+    if (!strcmp(d->state, "empty") && !strcmp(d->token, "-") &&
+        x->kind != XFER_INIT)
+        xfer_fail(x, "uninitialized: run snapfs mirror initialize %s first",
+                  x->m->dst);
+    if (x->kind == XFER_REVERSE) {
+        if (memcmp(d->uuid, x->src_uuid, 16) == 0)
+            xfer_fail(x, "the destination is the source itself");
+        return;
+    }
+    if (!strcmp(d->state, "follows") || !strcmp(d->state, "broken")) {
+        if (strcmp(want, have))
+            xfer_fail(x, "the destination follows volume %s, not %s (%s)",
+                      have, x->m->src, want);
+        if (x->kind == XFER_INIT && d->newest_src_epoch)
+            xfer_fail(x, "already initialized (at snapshot %s); use snapfs "
+                      "mirror update", d->newest);
+    }
+    if (!strcmp(d->state, "broken") && x->kind != XFER_RESYNC)
+        xfer_fail(x, "the destination was broken off (it is writable); "
+                  "snapfs mirror resync %s makes it follow again", x->m->dst);
+}
+
+/* What a resync or reverse resync discards at the destination, into
+ * OUT; false if nothing. */
+static bool discards(const struct xfer *x, const char *base, char *out,
+                     size_t cap)
+{
+    const struct destination_info *d = &x->d;
+    bool newer = strcmp(d->newer, "-") != 0;
+    if (!newer && !d->changed)
+        return false;
+    snprintf(out, cap, "%s goes back to snapshot %s; this discards %s%s%s%s",
+             x->m->dst, base, newer ? "its snapshots " : "",
+             newer ? d->newer : "", newer && d->changed ? " and " : "",
+             d->changed ? "the changes written there since its newest "
+                          "snapshot" : "");
+    return true;
+}
+
+/* State what will be discarded; ask unless --yes. */
+static void confirm(struct xfer *x, const char *base)
+{
+    char what[PATH_MAX + 2048];
+    if (!discards(x, base, what, sizeof(what)))
+        return;
+    fprintf(stderr, "snapfs mirror %s: %s\n", kind_verb[x->kind], what);
+    if (x->yes)
+        return;
+    if (!isatty(STDIN_FILENO))
+        xfer_fail(x, "not confirmed: nothing was changed (give --yes to "
+                  "discard that)");
+    fprintf(stderr, "Discard it? [y/N] ");
+    char answer[16] = "";
+    if (!fgets(answer, sizeof(answer), stdin) ||
+        (answer[0] != 'y' && answer[0] != 'Y'))
+        xfer_fail(x, "not confirmed: nothing was changed");
+}
+
+/* ---- streams ---- */
+
+struct sent {
+    uint64_t bytes;          /* stream bytes sent by this transfer */
+    size_t streams;
+    const struct sfs_snap_rec *last;
+};
+
+static void send_one(struct xfer *x, uint64_t from, const struct sfs_snap_rec *to,
+                     const struct sfs_stream_pos *resume, struct sent *sent)
+{
+    x->state.attempt_to = to->epoch;
+    x->state.attempt_bytes = resume ? resume->bytes : 0;
+    struct sfs_store *st = volume_read_store(&x->vol, "mirror", "read");
+    struct sfs_stream_stats stats = { 0 };
+    int rc = send_stream(st, from, to->epoch, resume, &x->ret,
+                         x->conn.in_fd, &stats);
+    sfs_close(st);
+    if (stats.bytes > x->state.attempt_bytes)
+        x->state.attempt_bytes = stats.bytes;
+    sent->bytes += stats.bytes - (resume ? resume->bytes : 0);
+    if (rc == -EINTR || send_was_interrupted())
+        xfer_fail(x, "interrupted while sending %s; the destination stays at "
+                  "its last complete snapshot, and the next update resumes",
+                  to->name);
+    if (rc == -EPIPE)
+        fail_remote(x, "the receiving end went away");
+    if (rc)
+        xfer_fail(x, "sending %s: %s", to->name, strerror(-rc));
+    sent->streams++;
+    sent->last = to;
+}
+
+/* An unfinished receive at the destination: resume it if the source
+ * still has its snapshots.  Returns the epoch it ends at, or 0. */
+static uint64_t resume_unfinished(struct xfer *x, struct sent *sent)
+{
+    if (!strcmp(x->d.token, "-"))
+        return 0;
+    uint8_t uuid[16];
+    uint64_t from, to;
+    struct sfs_stream_pos pos;
+    if (sfs_stream_token_parse(x->d.token, uuid, &from, &to, &pos) ||
+        memcmp(uuid, x->src_uuid, 16))
+        return 0;
+    const struct sfs_snap_rec *t = source_snap(x, to);
+    if (!t || (from && !source_snap(x, from)))
+        return 0; /* the receiver rolls it back when the next one comes */
+    if (x->state.attempt_to == to && x->state.attempt_bytes > pos.bytes)
+        x->state.resent_bytes += x->state.attempt_bytes - pos.bytes;
+    if (from)
+        hold_for_transfer(x, source_snap(x, from)->name);
+    hold_for_transfer(x, t->name);
+    send_one(x, from, t, &pos, sent);
+    return to;
+}
+
+/* The snapshots to send after BASE (0: a baseline), oldest first. */
+static size_t plan(struct xfer *x, uint64_t base, size_t *first)
+{
+    size_t count = 0, start = x->n;
+    for (size_t i = 0; i < x->n; i++) {
+        if (x->snaps[i].epoch <= base || !transfers(x, &x->snaps[i]))
+            continue;
+        if (start == x->n)
+            start = i;
+        count++;
+    }
+    if (!base && x->ret.kind == SFS_KEEP_VAULT && count > 1) {
+        /* a vault's baseline is its newest labelled snapshot */
+        for (size_t i = x->n; i-- > 0;)
+            if (transfers(x, &x->snaps[i])) {
+                start = i;
+                break;
+            }
+        count = 1;
+    }
+    *first = start;
+    return count;
+}
+
+static void send_plan(struct xfer *x, uint64_t base, struct sent *sent)
+{
+    size_t first;
+    size_t count = plan(x, base, &first);
+    if (base && !source_snap(x, base))
+        xfer_fail(x, "the source no longer has snapshot %s, the newest the "
+                  "destination holds: there is no common snapshot (make a "
+                  "new destination and initialize it)", x->d.newest);
+    if (!base && !count)
+        xfer_fail(x, "%s has no snapshot that policy %s transfers (labels "
+                  "%s)", x->m->src, x->m->policy, x->m->keep);
+    if (base)
+        hold_for_transfer(x, source_snap(x, base)->name);
+    for (size_t i = first, left = count; left; i++)
+        if (x->snaps[i].epoch > base && transfers(x, &x->snaps[i])) {
+            hold_for_transfer(x, x->snaps[i].name);
+            left--;
+        }
+    uint64_t prev = base;
+    for (size_t i = first, left = count; left; i++) {
+        if (x->snaps[i].epoch <= base || !transfers(x, &x->snaps[i]))
+            continue;
+        send_one(x, prev, &x->snaps[i], NULL, sent);
+        prev = x->snaps[i].epoch;
+        left--;
+    }
+}
+
+/* Read the "ok" lines to the end and wait for the receiving end. */
+static size_t finish_destination(struct xfer *x, uint64_t *pruned)
+{
+    dst_end_input(&x->conn);
+    char line[1024];
+    size_t oks = 0;
+    while (!dst_read_line(&x->conn, line, sizeof(line))) {
+        char name[SFS_NAME_MAX + 1];
+        unsigned long long bytes, p;
+        if (sscanf(line, "ok %255s %llu %llu", name, &bytes, &p) == 3) {
+            oks++;
+            *pruned += p;
+        }
+    }
+    char err[512];
+    int status = dst_close(&x->conn, err, sizeof(err));
+    x->conn_open = false;
+    if (status)
+        xfer_fail(x, "%s", remote_reason(err));
+    return oks;
+}
+
+/* ---- after ---- */
+
+/* The relationship's hold moves to NEWEST; its older snapmirror
+ * snapshots go.  Problems here are warnings: the data is across. */
+static void move_base(struct xfer *x, const struct sfs_snap_rec *newest)
+{
+    char tag[64];
+    snprintf(tag, sizeof(tag), "mirror:%s", x->m->id);
+    int rc = volume_hold(&x->vol, "mirror", newest->name, tag, true);
+    if (rc && rc != -EEXIST)
+        fprintf(stderr, "snapfs mirror: warning: holding %s at the source: "
+                "%s\n", newest->name, snapshot_error(rc));
+    if (x->state.held[0] && strcmp(x->state.held, newest->name))
+        volume_hold(&x->vol, "mirror", x->state.held, tag, false);
+    snprintf(x->state.held, sizeof(x->state.held), "%s", newest->name);
+    for (size_t i = 0; i < x->n; i++)
+        if (is_own_snapshot(x, x->snaps[i].name) &&
+            strcmp(x->snaps[i].name, newest->name))
+            delete_at_source(x, x->snaps[i].name);
+}
+
+static void report(struct xfer *x, const struct sent *sent, double seconds,
+                   uint64_t pruned)
+{
+    char size[32];
+    format_bytes(sent->bytes, size, sizeof(size));
+    if (!sent->streams) {
+        printf("snapfs mirror: %s: up to date at %s\n", x->m->dst,
+               x->d.newest);
+        return;
+    }
+    printf("snapfs mirror: %s: %s to %s: %zu snapshot%s, %s in %.1f s "
+           "(%.1f MB/s)", x->m->dst,
+           x->kind == XFER_INIT ? "initialized" : x->kind == XFER_UPDATE
+               ? "updated" : "resynchronized", sent->last->name,
+           sent->streams, sent->streams == 1 ? "" : "s", size, seconds,
+           seconds > 0 ? (double)sent->bytes / seconds / 1e6 : 0.0);
+    if (pruned)
+        printf(", %llu older deleted by retention",
+               (unsigned long long)pruned);
+    printf("\n");
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int mirror_transfer(struct mirror_rel *m, enum xfer_kind kind, bool yes,
+                    uint64_t adopt_epoch, uint64_t adopt_base)
+{
+    static struct xfer x; /* static: reachable when a check dies */
+    memset(&x, 0, sizeof(x));
+    x.m = m;
+    x.kind = kind;
+    x.yes = yes;
+    x.adopt_epoch = adopt_epoch;
+    snprintf(x.xfer_tag, sizeof(x.xfer_tag), "mirror-xfer:%d", (int)getpid());
+    mirror_state_load(m->id, &x.state);
+    volume_open(&x.vol, "mirror", m->src);
+    signal(SIGPIPE, SIG_IGN);
+    send_catch_interrupts();
+    list_source(&x);
+
+    char epoch_arg[32];
+    snprintf(epoch_arg, sizeof(epoch_arg), "%llu",
+             (unsigned long long)adopt_epoch);
+    const char *resync[] = { "--resync", NULL };
+    const char *adopt[] = { "--adopt", epoch_arg, NULL };
+    open_destination(&x, kind == XFER_RESYNC    ? resync
+                         : kind == XFER_REVERSE ? adopt
+                                                : NULL);
+    check_destination(&x);
+    if (kind == XFER_RESYNC || kind == XFER_REVERSE) {
+        const struct sfs_snap_rec *b = source_snap(&x, adopt_base);
+        if (kind == XFER_REVERSE && !b)
+            xfer_fail(&x, "%s no longer has the snapshot it received last",
+                      m->src);
+        confirm(&x, kind == XFER_REVERSE ? b->name : x.d.newest);
+    }
+
+    double t0 = now_seconds();
+    time_t start = time(NULL);
+    if (mirror_policy_kind(m->policy) != SFS_KEEP_VAULT ||
+        kind == XFER_RESYNC || kind == XFER_REVERSE) {
+        take_source_snapshot(&x);
+        list_source(&x);
+        for (size_t i = 0; i < x.n; i++)
+            if (!strcmp(x.snaps[i].name, x.new_snap))
+                x.new_snap_epoch = x.snaps[i].epoch;
+    }
+    build_retention(&x);
+    struct sent sent = { 0 };
+    uint64_t base = kind == XFER_REVERSE ? adopt_base : x.d.newest_src_epoch;
+    uint64_t resumed = kind == XFER_REVERSE ? 0 : resume_unfinished(&x, &sent);
+    send_plan(&x, resumed ? resumed : base, &sent);
+    uint64_t pruned = 0;
+    finish_destination(&x, &pruned);
+    release_transient(&x);
+
+    double seconds = now_seconds() - t0;
+    if (sent.last) {
+        move_base(&x, sent.last);
+        snprintf(x.state.newest, sizeof(x.state.newest), "%s", sent.last->name);
+        x.state.newest_ctime = sent.last->ctime_sec;
+    }
+    x.state.last_start = start;
+    x.state.last_end = time(NULL);
+    x.state.last_seconds = seconds;
+    x.state.last_bytes = sent.bytes;
+    x.state.total_bytes += sent.bytes;
+    x.state.transfers++;
+    x.state.attempt_to = x.state.attempt_bytes = 0;
+    x.state.last_error[0] = 0;
+    int rc = mirror_state_store(m->id, &x.state);
+    if (rc)
+        fprintf(stderr, "snapfs mirror: warning: recording the transfer: "
+                "%s\n", strerror(-rc));
+    report(&x, &sent, seconds, pruned);
+    free(x.snaps);
+    free(x.ret_epochs);
+    free(x.held);
+    free(x.vol.store);
+    free(x.vol.mountpoint);
+    return 0;
+}
+
+void mirror_release_source(struct mirror_rel *m)
+{
+    static struct xfer x; /* static: reachable when a check dies */
+    memset(&x, 0, sizeof(x));
+    x.m = m;
+    mirror_state_load(m->id, &x.state);
+    volume_open(&x.vol, "mirror", m->src);
+    list_source(&x);
+    char tag[64];
+    snprintf(tag, sizeof(tag), "mirror:%s", m->id);
+    if (x.state.held[0])
+        volume_hold(&x.vol, "mirror", x.state.held, tag, false);
+    for (size_t i = 0; i < x.n; i++)
+        if (is_own_snapshot(&x, x.snaps[i].name))
+            delete_at_source(&x, x.snaps[i].name);
+    free(x.snaps);
+    free(x.vol.store);
+    free(x.vol.mountpoint);
+}
