@@ -1563,7 +1563,7 @@ static bool retained(const struct sfs_receiver *r, const struct sfs_snap_rec *s,
     const struct sfs_retention *ret = &r->ret;
     const struct sfs_keep_rule *rule = rule_for(ret, s->name);
     if (rule)
-        return ++seen[rule - ret->rules] < rule->keep;
+        return seen[rule - ret->rules]++ < rule->keep;
     if (ret->kind == SFS_KEEP_VAULT)
         return false;
     return bsearch(&src_epoch, ret->source_epochs, ret->nsource,

@@ -355,17 +355,22 @@ int pipe_stream(const struct mirror_rel *from, const char *snap,
     pid_t receiver = spawn_with(recv_argv, stream[0], -1, &recv_err);
     if (kind != DST_PEER)
         close(stream[0]);
+    char recv_why[512] = "";
     int status = 255;
     if (receiver > 0)
-        status = reap(receiver, recv_err, err, cap);
+        status = reap(receiver, recv_err, recv_why, sizeof(recv_why));
+    int sstatus = 0;
     if (kind == DST_PEER) {
-        int sstatus;
         char text[1024];
-        if (!peer_wait(&chan, &sstatus, text, sizeof(text)) && sstatus &&
-            !err[0])
+        if (peer_wait(&chan, &sstatus, text, sizeof(text)))
+            sstatus = 255;
+        else if (sstatus)
             last_line(text, err, cap);
-    } else if (reap(sender, send_err, err, cap) && !status) {
-        status = 1;
+    } else {
+        sstatus = reap(sender, send_err, err, cap);
     }
+    if (!sstatus && status) /* the sender's words say more, if it failed */
+        snprintf(err, cap, "%s", recv_why);
+    status |= sstatus;
     return status ? -EIO : 0;
 }

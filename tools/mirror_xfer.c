@@ -323,8 +323,10 @@ static void check_destination(struct xfer *x)
     if (!strcmp(d->state, "other") && x->kind != XFER_REVERSE)
         xfer_fail(x, "the destination holds data of its own; a mirror "
                   "destination is an empty volume (snapfs mkfs)");
-    if (!strcmp(d->state, "empty") && !strcmp(d->token, "-") &&
-        x->kind != XFER_INIT)
+    if (!strcmp(d->state, "empty") && x->kind == XFER_UPDATE)
+        x->kind = XFER_INIT; /* an update of a new relationship is its
+                                baseline, as SnapMirror's is */
+    if (!strcmp(d->state, "empty") && x->kind != XFER_INIT)
         xfer_fail(x, "uninitialized: run snapfs mirror initialize %s first",
                   x->m->dst);
     if (x->kind == XFER_REVERSE) {
