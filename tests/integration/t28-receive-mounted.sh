@@ -51,7 +51,8 @@ test_expect_success 'a mounted volume that follows no source yet refuses a recei
 
 test_expect_success 'an incremental received while mounted: the mount equals s2; a file kept open and a directory listed before show the new contents' '
 	exec 3<"$DMNT/dir/file" &&
-	assert_eq one "$(cat <&3)" &&
+	assert_eq one "$(cat <&3)" && assert_eq one "$(cat "$DMNT/dir/file")" &&
+	assert_eq old "$(cat "$DMNT/dir/sub/gone")" && assert_missing "$DMNT/dir/added" &&
 	assert_eq "file keep keep.link sub sym" "$(ls "$DMNT/dir" | paste -sd" ")" &&
 	assert_eq gone "$(ls "$DMNT/dir/sub")" &&
 	printf "a longer second version\n" >dir/file && setfattr -n user.color -v red dir/file &&
@@ -59,10 +60,11 @@ test_expect_success 'an incremental received while mounted: the mount equals s2;
 	"$SNAPFS" snapshot create "$MNT" s2 >/dev/null &&
 	"$SNAPFS" send "$MNT" s2 --from s1 | "$SNAPFS" receive -v "$DMNT" 2>"$REF/err" &&
 	assert_grep "^received s2 from s1: [0-9]* records, [0-9]* removed" "$REF/err" &&
-	mounted_is s2 &&
-	assert_eq "a longer second version" "$(cat "$DMNT/dir/file")" &&
 	assert_eq "a longer second version" "$(python3 -c "import os; os.lseek(3, 0, 0); print(os.read(3, 100).decode(), end=\"\")")" &&
+	assert_eq "a longer second version" "$(cat "$DMNT/dir/file")" &&
+	assert_missing "$DMNT/dir/sub/gone" && assert_eq added "$(cat "$DMNT/dir/added")" &&
 	exec 3<&- &&
+	mounted_is s2 &&
 	assert_eq "added file keep sub sym" "$(ls "$DMNT/dir" | paste -sd" ")" &&
 	assert_eq new "$(ls "$DMNT/dir/sub")" &&
 	assert_eq red "$(getfattr --only-values -n user.color "$DMNT/dir/file")" &&
