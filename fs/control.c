@@ -1,15 +1,17 @@
 /*
  * control.c - the control socket of a mounted volume: STORE/control.sock.
  *
- * Administrative commands on a mounted volume (snapshots and policies now;
- * settings later) come here, so that they run inside the daemon's batch
- * and see every acknowledged write.  Guarantees:
+ * Administrative commands on a mounted volume (snapshots, policies,
+ * settings, dumps, qtrees, replication streams received) come here, so
+ * that they run inside the daemon's batch and see every acknowledged
+ * write.  Guarantees:
  *   - only root or the owner of the store directory may connect and change
  *     anything (SO_PEERCRED, checked on every connection; others get EACCES);
  *   - a change runs after every cached block is stored, as one nested
  *     transaction in the batch, and is committed and synced before the
  *     reply: "OK" means durable;
- *   - one request per connection, one at a time.
+ *   - one request per connection, one at a time (a receive goes on in a
+ *     thread of its own: below).
  *
  * Protocol: a request is one line of tab-separated words.  The reply is
  * zero or more data lines, then "OK" or "ERR <errno>" (a positive errno).
@@ -46,8 +48,37 @@
  *   qtree-list                     data: one sfs_qtree_line per qtree
  *   sync                           store and commit everything
  *   freeze [TIMEOUT_MS]            a freeze session (below)
+ *   receive FLAGS [N1 [N2]]        receive the streams on the descriptor
+ *                                  passed with the request (below)
+ *   receive-token                  data: the resume token of an unfinished
+ *                                  receive (nothing when there is none)
+ *   receive-abort                  discard an unfinished receive (ENOENT:
+ *                                  none; EBUSY: of a full stream)
  * NOW is seconds since the epoch; without it, the policy clock (see
  * scheduler.c).
+ *
+ * RECEIVE (tools/receive_mounted.c, fs/receive.c).  The request carries
+ * one file descriptor (SCM_RIGHTS, with the request's bytes): the stream's
+ * input, the command's stdin.  FLAGS is a decimal bit mask of receive
+ * options and N1, N2 decimal numbers for options that need them; none are
+ * defined yet, and a daemon answers ERR EINVAL to a bit or a number it
+ * does not know, so a newer command never has an option silently ignored.
+ * The connection then belongs to the receive, on a thread of its own
+ * (the control thread serves other requests meanwhile; one receive at a
+ * time, a second gets ERR EINPROGRESS), which answers with lines
+ *   received TO FROM BYTES RECORDS KILLS   per snapshot received and
+ *                                  published: names in hex, FROM "-" for
+ *                                  a full stream, the stream's counts
+ *   why TEXT                       the store's reason, before an ERR
+ * and the status line.  Errors of the daemon's own: EPERM (the volume
+ * serves its live tree: it follows no source yet), ETIMEDOUT (the stream
+ * stalled inside a batch), ECANCELED (unmounted meanwhile).  A client that
+ * closes the connection stops the receive at its next step.  While a
+ * receive runs, snapshot-create (also in a freeze session),
+ * snapshot-restore, snapshot-restore-file, dump-begin, qtree-create,
+ * qtree-modify, qtree-delete, policy-run and receive-abort answer ERR
+ * EINPROGRESS, and the policy scheduler waits: they would write or
+ * snapshot a half-received live tree.
  *
  * FREEZE SESSIONS (consistency-group snapshots, tools/group.c).
  * `freeze [TIMEOUT_MS]` (default CONTROL_FREEZE_DEFAULT_MS, at most

@@ -8,8 +8,9 @@
  *
  * send holds the snapshots it reads (tag send:PID) until it ends, and
  * reads a mounted volume's store after the daemon committed what it
- * holds.  receive applies into an unmounted store opened exclusively;
- * each snapshot is applied in batches and taken in the last, so the destination's newest
+ * holds.  receive applies into an unmounted store opened exclusively (a
+ * mounted one's daemon applies it: receive_mounted.c); each snapshot is
+ * applied in batches and taken in the last, so the destination's newest
  * snapshot is always complete, and an interrupted receive resumes with
  * `send --resume $(snapfs receive DST --resume-token)`.
  *
