@@ -112,6 +112,8 @@ static int fill_once(struct stream_in *in)
         in->end -= in->pos;
         in->pos = 0;
     }
+    if (in->end == RECV_BUFFER_BYTES)
+        return -ENOBUFS; /* callers read or scan what it holds first */
     struct pollfd p[3] = { { .fd = in->fd, .events = POLLIN },
                            { .fd = in->conn, .events = POLLRDHUP },
                            { .fd = in->cancel_fd, .events = POLLIN } };
