@@ -1,15 +1,17 @@
 /*
  * control.c - the control socket of a mounted volume: STORE/control.sock.
  *
- * Administrative commands on a mounted volume (snapshots and policies now;
- * settings later) come here, so that they run inside the daemon's batch
- * and see every acknowledged write.  Guarantees:
+ * Administrative commands on a mounted volume (snapshots, policies,
+ * settings, dumps, qtrees, replication streams received) come here, so
+ * that they run inside the daemon's batch and see every acknowledged
+ * write.  Guarantees:
  *   - only root or the owner of the store directory may connect and change
  *     anything (SO_PEERCRED, checked on every connection; others get EACCES);
  *   - a change runs after every cached block is stored, as one nested
  *     transaction in the batch, and is committed and synced before the
  *     reply: "OK" means durable;
- *   - one request per connection, one at a time.
+ *   - one request per connection, one at a time (a receive goes on in a
+ *     thread of its own: below).
  *
  * Protocol: a request is one line of tab-separated words.  The reply is
  * zero or more data lines, then "OK" or "ERR <errno>" (a positive errno).
@@ -46,8 +48,37 @@
  *   qtree-list                     data: one sfs_qtree_line per qtree
  *   sync                           store and commit everything
  *   freeze [TIMEOUT_MS]            a freeze session (below)
+ *   receive FLAGS [N1 [N2]]        receive the streams on the descriptor
+ *                                  passed with the request (below)
+ *   receive-token                  data: the resume token of an unfinished
+ *                                  receive (nothing when there is none)
+ *   receive-abort                  discard an unfinished receive (ENOENT:
+ *                                  none; EBUSY: of a full stream)
  * NOW is seconds since the epoch; without it, the policy clock (see
  * scheduler.c).
+ *
+ * RECEIVE (tools/receive_mounted.c, fs/receive.c).  The request carries
+ * one file descriptor (SCM_RIGHTS, with the request's bytes): the stream's
+ * input, the command's stdin.  FLAGS is a decimal bit mask of receive
+ * options and N1, N2 decimal numbers for options that need them; none are
+ * defined yet, and a daemon answers ERR EINVAL to a bit or a number it
+ * does not know, so a newer command never has an option silently ignored.
+ * The connection then belongs to the receive, on a thread of its own
+ * (the control thread serves other requests meanwhile; one receive at a
+ * time, a second gets ERR EINPROGRESS), which answers with lines
+ *   received TO FROM BYTES RECORDS KILLS   per snapshot received and
+ *                                  published: names in hex, FROM "-" for
+ *                                  a full stream, the stream's counts
+ *   why TEXT                       the store's reason, before an ERR
+ * and the status line.  Errors of the daemon's own: EPERM (the volume
+ * serves its live tree: it follows no source yet), ETIMEDOUT (the stream
+ * stalled inside a batch), ECANCELED (unmounted meanwhile).  A client that
+ * closes the connection stops the receive at its next step.  While a
+ * receive runs, snapshot-create (also in a freeze session),
+ * snapshot-restore, snapshot-restore-file, dump-begin, qtree-create,
+ * qtree-modify, qtree-delete, policy-run and receive-abort answer ERR
+ * EINPROGRESS, and the policy scheduler waits: they would write or
+ * snapshot a half-received live tree.
  *
  * FREEZE SESSIONS (consistency-group snapshots, tools/group.c).
  * `freeze [TIMEOUT_MS]` (default CONTROL_FREEZE_DEFAULT_MS, at most
@@ -110,15 +141,60 @@ static bool peer_allowed(struct control *c, int fd)
     return cred.uid == 0 || cred.uid == c->owner_uid;
 }
 
-/* One request line into BUF, waiting at most TIMEOUT_MS for each read. */
-static int read_request(int fd, char *buf, size_t cap, int timeout_ms)
+/* File descriptors passed with a request (SCM_RIGHTS): `receive` takes
+ * one, every other request none (any passed are closed). */
+#define MAX_PASSED_FDS 2
+struct passed_fds {
+    int fd[MAX_PASSED_FDS];
+    int n;
+};
+
+static void passed_fds_close(struct passed_fds *p)
+{
+    for (int i = 0; i < p->n; i++)
+        close(p->fd[i]);
+    p->n = 0;
+}
+
+/* Keep the descriptors a message carried (closing any beyond the few). */
+static void take_fds(struct msghdr *m, struct passed_fds *fds)
+{
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < count; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+            if (fds && fds->n < MAX_PASSED_FDS)
+                fds->fd[fds->n++] = fd;
+            else
+                close(fd);
+        }
+    }
+}
+
+/* One request line into BUF, waiting at most TIMEOUT_MS for each read;
+ * descriptors passed with it into FDS (NULL: closed). */
+static int read_request(int fd, char *buf, size_t cap, int timeout_ms,
+                        struct passed_fds *fds)
 {
     size_t used = 0;
     while (used < cap - 1) {
         struct pollfd p = { .fd = fd, .events = POLLIN };
         if (poll(&p, 1, timeout_ms) <= 0)
             return -ETIMEDOUT;
-        ssize_t n = read(fd, buf + used, cap - 1 - used);
+        union {
+            char bytes[CMSG_SPACE(8 * sizeof(int))];
+            struct cmsghdr align;
+        } ctl;
+        struct iovec iov = { buf + used, cap - 1 - used };
+        struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
+                            .msg_control = ctl.bytes,
+                            .msg_controllen = sizeof(ctl.bytes) };
+        ssize_t n = recvmsg(fd, &m, MSG_CMSG_CLOEXEC);
+        if (n > 0)
+            take_fds(&m, fds);
         if (n <= 0)
             return n == 0 ? -EPIPE : -errno;
         used += (size_t)n;
@@ -169,6 +245,16 @@ static int change_locked(struct vol *v,
     }
     __atomic_store_n(&v->cache_barrier, false, __ATOMIC_RELEASE);
     return rc ? rc : vol_sync(v);
+}
+
+void control_changes_lock(void)
+{
+    pthread_mutex_lock(&changes_lock);
+}
+
+void control_changes_unlock(void)
+{
+    pthread_mutex_unlock(&changes_lock);
 }
 
 int control_change(struct vol *v, int (*fn)(struct vol *, MDB_txn *, void *),
@@ -592,6 +678,67 @@ static int policy_run(struct vol *v, FILE *out, int argc, char **argv)
     return rc;
 }
 
+/* ---- receives (receive.c runs them) ---- */
+
+static int q_recv_token(struct vol *v, MDB_txn *txn, FILE *out, int argc,
+                        char **argv)
+{
+    struct sfs_recv_state rs;
+    int rc = argc ? -EINVAL : sfs_recv_state(v->st, txn, &rs);
+    if (!rc && rs.partial) {
+        char token[SFS_STREAM_TOKEN_MAX];
+        sfs_stream_token_format(&rs, token);
+        fprintf(out, "%s\n", token);
+    }
+    return rc;
+}
+
+static int do_recv_abort(struct vol *v, MDB_txn *txn, int argc, char **argv)
+{
+    struct sfs_recv_state rs;
+    int rc = argc ? -EINVAL : sfs_recv_state(v->st, txn, &rs);
+    if (!rc && !rs.partial)
+        rc = -ENOENT;
+    return rc ? rc : sfs_recv_abort_w(v->st, txn);
+}
+
+/* `receive FLAGS [NUMBER...]` with the stream's descriptor: the receive
+ * goes on in a thread of its own (receive.c), which then owns FD. */
+static int start_receive(struct control *c, int fd, int argc, char **argv,
+                         struct passed_fds *fds)
+{
+    uint64_t words[3];
+    if (fds->n != 1 || argc < 1 || argc > 3)
+        return -EINVAL;
+    for (int i = 0; i < argc; i++) {
+        char *end;
+        errno = 0;
+        words[i] = strtoull(argv[i], &end, 10);
+        if (errno || end == argv[i] || *end || argv[i][0] == '-')
+            return -EINVAL;
+    }
+    int rc = recv_start(&c->recv, c->vol, fd, fds->fd[0], words[0],
+                        words + 1, argc - 1);
+    if (!rc)
+        fds->n = 0; /* the receive's now */
+    return rc;
+}
+
+/* What would write the live tree or snapshot it: not while a stream is
+ * being received into it (a snapshot would hold part of a stream). */
+static bool disturbs_receive(const char *cmd)
+{
+    static const char *const cmds[] = {
+        "snapshot-create", "snapshot-restore", "snapshot-restore-file",
+        "dump-begin", "qtree-create", "qtree-modify", "qtree-delete",
+        "policy-run", "receive-abort", NULL
+    };
+    for (int i = 0; cmds[i]; i++)
+        if (!strcmp(cmd, cmds[i]))
+            return true;
+    return false;
+}
+
 static int dispatch(struct control *c, FILE *out, int argc, char **argv)
 {
     struct vol *v = c->vol;
@@ -600,6 +747,9 @@ static int dispatch(struct control *c, FILE *out, int argc, char **argv)
     const char *cmd = argv[0];
     argc--;
     argv++;
+    if (disturbs_receive(cmd) &&
+        __atomic_load_n(&v->receiving, __ATOMIC_ACQUIRE))
+        return -EINPROGRESS;
     if (!strcmp(cmd, "snapshot-create"))
         return notify(v, change(v, do_create, argc, argv),
                       VOL_CHANGED_SNAPSHOTS);
@@ -657,13 +807,16 @@ static int dispatch(struct control *c, FILE *out, int argc, char **argv)
         return root_entry_change(v, do_qtree_delete, argc, argv);
     if (!strcmp(cmd, "qtree-list"))
         return query(v, out, q_qtree_list, argc, argv);
+    if (!strcmp(cmd, "receive-token"))
+        return query(v, out, q_recv_token, argc, argv);
+    if (!strcmp(cmd, "receive-abort"))
+        return change(v, do_recv_abort, argc, argv);
     if (!strcmp(cmd, "sync"))
         return store_and_sync(v);
     return -EOPNOTSUPP;
 }
 
-/* The status line of a reply. */
-static int send_status(int fd, int rc)
+int control_reply_status(int fd, int rc)
 {
     char tail[32];
     int n = rc ? snprintf(tail, sizeof(tail), "ERR %d\n", -rc)
@@ -689,6 +842,8 @@ static int frozen_create(struct vol *v, int argc, char **argv)
     if (argc < 1 || argc > 2)
         return -EINVAL;
     char *words[3] = { argv[0], argc == 2 ? argv[1] : NULL, NULL };
+    if (__atomic_load_n(&v->receiving, __ATOMIC_ACQUIRE))
+        return -EINPROGRESS;
     int rc = vol_freeze_pin(v);
     if (rc)
         return rc;
@@ -719,7 +874,7 @@ static void freeze_session(struct control *c, int fd, char *buf, int argc,
     uint64_t timeout;
     int rc = freeze_timeout(argc, argv, &timeout);
     if (rc) {
-        send_status(fd, rc);
+        control_reply_status(fd, rc);
         return;
     }
     pthread_mutex_lock(&changes_lock);
@@ -730,12 +885,13 @@ static void freeze_session(struct control *c, int fd, char *buf, int argc,
         vol_freeze_unpin(v);
     }
     bool took = false, thaw_asked = false;
-    if (!rc && !send_status(fd, 0)) {
+    if (!rc && !control_reply_status(fd, 0)) {
         char *words[MAX_WORDS];
         for (;;) {
             uint64_t now = vol_now_ms();
             if (now >= deadline ||
-                read_request(fd, buf, MAX_REQUEST, (int)(deadline - now)))
+                read_request(fd, buf, MAX_REQUEST, (int)(deadline - now),
+                             NULL))
                 break; /* expired, closed, or garbage: thaw */
             int n = split_words(buf, words);
             if (n == 1 && !strcmp(words[0], "thaw")) {
@@ -745,35 +901,43 @@ static void freeze_session(struct control *c, int fd, char *buf, int argc,
             int crc = n >= 1 && !strcmp(words[0], "snapshot-create")
                           ? frozen_create(v, n - 1, words + 1) : -EOPNOTSUPP;
             took |= !crc;
-            if (send_status(fd, crc))
+            if (control_reply_status(fd, crc))
                 break;
         }
     } else if (rc) {
-        send_status(fd, rc);
+        control_reply_status(fd, rc);
     }
     vol_thaw(v);
     pthread_mutex_unlock(&changes_lock);
     if (took)
         notify(v, 0, VOL_CHANGED_SNAPSHOTS);
     if (thaw_asked) /* after the notice: the snapshot shows when we answer */
-        send_status(fd, 0);
+        control_reply_status(fd, 0);
 }
 
-static void serve_one(struct control *c, int fd)
+/* Serve the connection FD: false when a receive took it over. */
+static bool serve_one(struct control *c, int fd)
 {
     char *buf = malloc(MAX_REQUEST);
     char *words[MAX_WORDS];
     char *data = NULL;
     size_t data_len = 0;
+    struct passed_fds fds = { .n = 0 };
+    bool taken = false;
     FILE *out = open_memstream(&data, &data_len);
     int rc = buf && out ? 0 : -ENOMEM;
     if (!rc && !peer_allowed(c, fd))
         rc = -EACCES;
     if (!rc)
-        rc = read_request(fd, buf, MAX_REQUEST, 10000);
+        rc = read_request(fd, buf, MAX_REQUEST, 10000, &fds);
     int n = rc ? 0 : split_words(buf, words);
     if (n >= 1 && !strcmp(words[0], "freeze")) {
         freeze_session(c, fd, buf, n - 1, words + 1);
+    } else if (n >= 1 && !strcmp(words[0], "receive")) {
+        rc = start_receive(c, fd, n - 1, words + 1, &fds);
+        taken = rc == 0;
+        if (rc)
+            control_reply_status(fd, rc);
     } else {
         if (!rc)
             rc = dispatch(c, out, n, words);
@@ -782,12 +946,14 @@ static void serve_one(struct control *c, int fd)
         out = NULL;
         if (!rc && data_len && write(fd, data, data_len) != (ssize_t)data_len)
             rc = -EPIPE;
-        send_status(fd, rc);
+        control_reply_status(fd, rc);
     }
+    passed_fds_close(&fds);
     if (out)
         fclose(out);
     free(data);
     free(buf);
+    return !taken;
 }
 
 static void *control_main(void *arg)
@@ -800,21 +966,15 @@ static void *control_main(void *arg)
                 continue;
             break; /* shut down */
         }
-        serve_one(c, fd);
-        close(fd);
+        if (serve_one(c, fd))
+            close(fd);
     }
     return NULL;
 }
 
-int control_start(struct control *c, struct vol *v, const char *store)
+/* Bind and listen on STORE/control.sock: 0 or a negative errno. */
+static int listen_on(struct control *c, const char *store)
 {
-    struct stat sb;
-    memset(c, 0, sizeof(*c));
-    c->vol = v;
-    c->listen_fd = -1;
-    if (stat(store, &sb))
-        return -errno;
-    c->owner_uid = sb.st_uid;
     struct sockaddr_un addr = { .sun_family = AF_UNIX };
     if ((size_t)snprintf(addr.sun_path, sizeof(addr.sun_path),
                          "%s/control.sock", store) >= sizeof(addr.sun_path))
@@ -831,22 +991,42 @@ int control_start(struct control *c, struct vol *v, const char *store)
         c->listen_fd = -1;
         return rc;
     }
-    int rc = pthread_create(&c->thread, NULL, control_main, c);
+    return 0;
+}
+
+int control_start(struct control *c, struct vol *v, const char *store)
+{
+    struct stat sb;
+    memset(c, 0, sizeof(*c));
+    c->vol = v;
+    c->listen_fd = -1;
+    if (stat(store, &sb))
+        return -errno;
+    c->owner_uid = sb.st_uid;
+    int rc = listen_on(c, store);
+    if (!rc)
+        rc = recv_slot_init(&c->recv);
+    if (!rc)
+        rc = -pthread_create(&c->thread, NULL, control_main, c);
     if (rc) {
-        close(c->listen_fd);
+        if (c->listen_fd >= 0)
+            close(c->listen_fd);
         c->listen_fd = -1;
-        return -rc;
+        return rc;
     }
     c->running = true;
     return 0;
 }
 
+/* The receive is stopped after the control thread, which may be starting
+ * one; it keeps its last checkpoint, committed by vol_stop. */
 void control_stop(struct control *c)
 {
     if (!c->running)
         return;
     shutdown(c->listen_fd, SHUT_RDWR);
     pthread_join(c->thread, NULL);
+    recv_slot_destroy(&c->recv);
     close(c->listen_fd);
     unlink(c->path);
     c->running = false;

@@ -9,10 +9,12 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "receive.h"
 #include "volume.h"
 
 struct control {
     struct vol *vol;
+    struct recv_slot recv; /* the stream being received (receive.c) */
     int listen_fd;
     uid_t owner_uid;
     pthread_t thread;
@@ -33,5 +35,13 @@ void control_stop(struct control *c);
  */
 int control_change(struct vol *v, int (*fn)(struct vol *, MDB_txn *, void *),
                    void *arg);
+
+/* Hold off control changes (the lock control_change takes): a long job
+ * made of many nested transactions (a receive) takes it for each. */
+void control_changes_lock(void);
+void control_changes_unlock(void);
+
+/* Write a reply's status line, "OK" or "ERR <errno>", on FD: 0 or -EPIPE. */
+int control_reply_status(int fd, int rc);
 
 #endif

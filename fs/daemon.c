@@ -213,11 +213,15 @@ int snapfs_serve(const char *store, const char *mountpoint, const char *options,
         fprintf(stderr, "snapfs mount: %s: %s\n", store, strerror(-rc));
         goto fail;
     }
-    /* A mirror destination is read-only to clients (see published_view). */
-    opts = mount_options(store, options, published != SFS_VIEW_LIVE ||
-                         following(st), &fs->no_writeback);
+    /* A mirror destination is read-only to clients (see published_view),
+     * and without the kernel's writeback cache, which would keep its own
+     * size of a file held open when a receive publishes a new snapshot
+     * (receive.c): nothing is written through it anyway. */
+    bool read_only = published != SFS_VIEW_LIVE || following(st);
+    opts = mount_options(store, options, read_only, &fs->no_writeback);
     if (!opts)
         goto fail;
+    fs->no_writeback |= read_only;
     char *argv[] = { "snapfs", "-o", opts, NULL };
     struct fuse_args args = FUSE_ARGS_INIT(3, argv);
     rc = vol_start(&fs->vol, st, flush_cached_blocks);

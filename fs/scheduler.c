@@ -110,6 +110,10 @@ static void log_events(const struct scheduler *s, const char *when,
 
 static void tick(struct scheduler *s)
 {
+    /* A receive fills the live tree: a snapshot of it now would hold part
+     * of a stream.  Due policies run at the first tick after it. */
+    if (__atomic_load_n(&s->vol->receiving, __ATOMIC_ACQUIRE))
+        return;
     int64_t now;
     int rc = scheduler_clock(&now);
     if (rc) {

@@ -42,8 +42,11 @@
  * Caching.  A snapshot never changes, so its entries and attributes are
  * cached by the kernel for a day.  What can change is the set of names in
  * .snapshot (create, delete, rename), the snapdir setting and, after a
- * rollback, the live tree; snapdir_notify tells the kernel exactly which
- * entries to drop.  Misses in .snapshot are not cached, so a new snapshot
+ * rollback, the live tree, or for a mirror destination the published
+ * snapshot (a receive publishes each snapshot it completes: the names of
+ * the old view are noted and the new one published under one hold of the
+ * volume lock); snapdir_notify tells the kernel exactly which entries to
+ * drop, and which inodes' attributes and pages.  Misses in .snapshot are not cached, so a new snapshot
  * is visible at once.  .snapshot directories the kernel has looked up are
  * tracked in the table (as the invalidations must name them).
  *
@@ -778,32 +781,44 @@ static uint64_t *live_inodes_held(struct vol *v, size_t *count)
     return all;
 }
 
-/* Every name of every live directory the kernel knows, onto *HEAD. */
-static void collect_live_names(struct vol *v, struct stash **head)
+/* Every name of every live directory the kernel knows, as clients see
+ * them (the published view), onto *HEAD.  With PUBLISH, the newest
+ * snapshot is then published under the same hold of the lock, so that no
+ * name of the old view can be looked up unnoticed in between. */
+static void collect_live_names(struct vol *v, struct stash **head,
+                               bool publish)
 {
     size_t n = 0;
     uint64_t *ids = live_inodes_held(v, &n);
     MDB_txn *txn = vol_read_begin(v);
     for (size_t k = 0; ids && k < n; k++) {
         struct sfs_inode i;
-        if (sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, ids[k], &i) ||
+        if (sfs_inode_get(v->st, txn, v->live_view, ids[k], &i) ||
             !S_ISDIR(i.mode))
             continue;
         struct stash_arg sa = { ids[k], head };
-        sfs_dir_list(v->st, txn, SFS_VIEW_LIVE, ids[k], 0, stash_name, &sa);
+        sfs_dir_list(v->st, txn, v->live_view, ids[k], 0, stash_name, &sa);
     }
+    if (publish && v->st->state.newest_snap)
+        v->live_view = v->st->state.newest_snap;
     vol_read_end(v);
     free(ids);
 }
 
-void snapdir_live_changing(struct snapdirs *sd, struct vol *v)
+/* Note the names the kernel may hold (and maybe publish: see above). */
+static void stash_live_names(struct snapdirs *sd, struct vol *v, bool publish)
 {
     struct stash *s = NULL;
-    collect_live_names(v, &s);
+    collect_live_names(v, &s, publish);
     pthread_mutex_lock(&sd->lock);
     stash_free(sd->stash);
     sd->stash = s;
     pthread_mutex_unlock(&sd->lock);
+}
+
+void snapdir_live_changing(struct snapdirs *sd, struct vol *v)
+{
+    stash_live_names(sd, v, false);
 }
 
 /*
@@ -821,7 +836,7 @@ static void notify_live(struct snapdirs *sd, struct vol *v)
     struct stash *s = sd->stash;
     sd->stash = NULL;
     pthread_mutex_unlock(&sd->lock);
-    collect_live_names(v, &s);
+    collect_live_names(v, &s, false);
     for (struct stash *p = s; p; p = p->next)
         inval_entry(sd, p->dir, p->name);
     stash_free(s);
@@ -838,6 +853,8 @@ void snapdir_notify(struct snapdirs *sd, struct vol *v, unsigned what)
         snapdir_live_changing(sd, v);
         return;
     }
+    if (what & VOL_PUBLISH_NEWEST)
+        stash_live_names(sd, v, true);
     if (what & VOL_CHANGED_SNAPSHOTS)
         notify_snapshots(sd, v);
     if (sd->se && (what & VOL_CHANGED_SNAPDIR))

@@ -129,7 +129,8 @@ int snapdir_reserved(struct snapdirs *sd, const char *name);
  * after snapshots were created, deleted or renamed, the setting changed,
  * or the live tree was changed wholesale.  snapdir_live_changing is
  * called before such a live change, to remember the names the kernel may
- * hold.
+ * hold; VOL_PUBLISH_NEWEST remembers them and publishes the newest
+ * snapshot in one step (a mirror destination's receive).
  */
 void snapdir_notify(struct snapdirs *sd, struct vol *v, unsigned what);
 /* The live entry NAME of directory PARENT was added or removed behind the

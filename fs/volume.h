@@ -21,8 +21,12 @@ struct node;
 struct vol {
     struct sfs_store *st;
     /* The view clients see as the volume: SFS_VIEW_LIVE, or for a mirror
-     * destination the epoch of its newest snapshot (daemon.c). */
+     * destination the epoch of its newest snapshot (daemon.c); changed
+     * under lock, when a receive publishes a snapshot (receive.c). */
     uint64_t live_view;
+    /* A stream is being received into the live tree (atomic; receive.c):
+     * control changes that would write it or snapshot it are refused. */
+    bool receiving;
 
     /* Everything below up to `nodes` is guarded by lock. */
     pthread_mutex_t lock;
@@ -84,6 +88,10 @@ enum {
     VOL_CHANGED_SNAPDIR = 4,   /* the snapdir setting */
     VOL_CHANGING_LIVE = 8,     /* before a wholesale change of the live
                                 * tree, to note what the kernel may hold */
+    VOL_PUBLISH_NEWEST = 16,   /* a mirror destination received a snapshot:
+                                * under the lock, note the names the kernel
+                                * may hold of the published view and
+                                * publish the newest snapshot instead */
 };
 
 int vol_start(struct vol *v, struct sfs_store *st,

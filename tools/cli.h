@@ -52,6 +52,8 @@ void volume_open_path(struct volume *vol, const char *cmd, const char *arg,
 int control_connect(const char *store);
 /* Send one request line (WORDS joined by tabs) on FD: 0 or -EPIPE. */
 int control_send(int fd, char **words, int n);
+/* The same, passing the NFDS (at most 4) descriptors FDS with it. */
+int control_send_fds(int fd, char **words, int n, const int *fds, int nfds);
 /* Read one status line ("OK", "ERR N") of a freeze session's reply,
  * waiting at most TIMEOUT_MS: 0, the daemon's negative errno, -EPIPE
  * (the daemon ended the session), -ETIMEDOUT or -EPROTO. */

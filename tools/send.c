@@ -8,8 +8,9 @@
  *
  * send holds the snapshots it reads (tag send:PID) until it ends, and
  * reads a mounted volume's store after the daemon committed what it
- * holds.  receive applies into an unmounted store opened exclusively;
- * each snapshot is applied in batches and taken in the last, so the destination's newest
+ * holds.  receive applies into an unmounted store opened exclusively (a
+ * mounted one's daemon applies it: receive_mounted.c); each snapshot is
+ * applied in batches and taken in the last, so the destination's newest
  * snapshot is always complete, and an interrupted receive resumes with
  * `send --resume $(snapfs receive DST --resume-token)`.
  *
@@ -30,6 +31,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "receive_mounted.h"
 #include "replicate.h"
 #include "store.h"
 
@@ -318,18 +320,6 @@ int cmd_send(int argc, char **argv)
 
 /* ---- receiving ---- */
 
-/* Say why a receive was refused or failed, naming the destination. */
-static void recv_die(const char *dst, struct sfs_receiver *r, int rc)
-{
-    const char *why = sfs_recv_why(r);
-    if (!why && rc == -ENOSPC)
-        why = "the destination is full; it stays at its last complete "
-              "snapshot";
-    if (!why && rc == -EIO)
-        why = "a block of the stream does not match its hash";
-    die("receive", "%s: %s", dst, why ? why : strerror(-rc));
-}
-
 /* Apply one stream R into ST (offline); 0 or a negative errno. */
 static int recv_offline(struct sfs_store *st, struct sfs_receiver *r,
                         struct sfs_codec_ctx *cc)
@@ -368,40 +358,8 @@ static void report_received(const struct recv_opts *o,
     const struct sfs_stream_hdr *h = sfs_recv_header(r);
     struct sfs_stream_stats s;
     sfs_recv_stats(r, &s);
-    if (o->handshake) {
-        printf("ok %s %llu %llu\n", h->to_name, (unsigned long long)s.bytes,
-               (unsigned long long)s.pruned);
-        fflush(stdout);
-    }
-    if (o->verbose) {
-        char size[32];
-        format_bytes(s.bytes, size, sizeof(size));
-        fprintf(stderr, "received %s%s%s: %llu records, %llu removed, %s\n",
-                h->to_name, h->from_epoch ? " from " : "",
-                h->from_epoch ? h->from_name : "",
-                (unsigned long long)s.records, (unsigned long long)s.kills,
-                size);
-        if (s.pruned)
-            fprintf(stderr, "retention deleted %llu older snapshot%s\n",
-                    (unsigned long long)s.pruned, s.pruned == 1 ? "" : "s");
-    }
-}
-
-/* The hello line of --handshake: what the destination holds. */
-static int print_hello(struct sfs_store *st, uint64_t after_epoch)
-{
-    MDB_txn *txn;
-    int rc = sfs_txn_begin(st, NULL, false, &txn);
-    if (rc)
-        return rc;
-    struct destination_info d;
-    rc = destination_info_read(st, txn, after_epoch, &d);
-    mdb_txn_abort(txn);
-    if (!rc) {
-        destination_info_print(&d, stdout);
-        fflush(stdout);
-    }
-    return rc;
+    receive_report(o->verbose, o->handshake, h->to_name,
+                   h->from_epoch ? h->from_name : NULL, &s);
 }
 
 static int receive_offline(const char *dst, struct volume *vol,
@@ -411,7 +369,7 @@ static int receive_offline(const char *dst, struct volume *vol,
     int rc = sfs_open(vol->store, SFS_OPEN_EXCLUSIVE, &st);
     if (rc)
         die("receive", "%s: %s", dst, open_error(rc));
-    if (o->handshake && (rc = print_hello(st, o->adopt_epoch)))
+    if (o->handshake && (rc = receive_print_hello(st, o->adopt_epoch)))
         die("receive", "%s: %s", dst, strerror(-rc));
     struct sfs_codec_ctx *cc = sfs_codec_ctx_new();
     struct fd_reader *in = calloc(1, sizeof(*in));
@@ -426,15 +384,13 @@ static int receive_offline(const char *dst, struct volume *vol,
             sfs_recv_free(r);
             break;
         }
-        if (rc == -ENODATA)
-            die("receive", "%s: no stream on standard input", dst);
         if (!rc) {
             sfs_recv_set_mode(r, o->mode, o->adopt_epoch);
             rc = recv_offline(st, r, cc);
         }
         if (rc) {
             sfs_close(st);
-            recv_die(dst, r, rc);
+            receive_die(dst, sfs_recv_why(r), rc);
         }
         report_received(o, r);
         sfs_recv_free(r);
@@ -466,24 +422,14 @@ static int token_or_abort(const struct volume *vol, bool abort)
     struct state_arg a = { .abort = abort };
     struct volume v = *vol;
     int rc = volume_offline(&v, "receive", offline_state, &a, abort);
-    if (rc == -EBUSY)
-        die("receive", "%s: the unfinished receive is of a full stream, "
-            "which cannot be rolled back; make a new destination volume",
-            vol->arg);
-    if (rc)
-        die("receive", "%s: %s", vol->arg, strerror(-rc));
-    if (!a.rs.partial)
-        die("receive", "%s: no unfinished receive", vol->arg);
-    if (abort) {
-        fprintf(stderr, "receive: %s: the unfinished receive was discarded\n",
-                vol->arg);
-        return 0;
-    }
     char token[SFS_STREAM_TOKEN_MAX];
-    sfs_stream_token_format(&a.rs, token);
-    printf("%s\n", token);
+    if (!rc && !a.rs.partial)
+        rc = -ENOENT;
+    if (!rc)
+        sfs_stream_token_format(&a.rs, token);
+    int status = receive_state_done(vol, abort, rc, token);
     free(vol->store);
-    return 0;
+    return status;
 }
 
 int cmd_receive(int argc, char **argv)
@@ -521,14 +467,14 @@ int cmd_receive(int argc, char **argv)
         die_usage("receive", "usage: snapfs receive DST [-v] [--handshake]");
     static struct volume vol; /* static: reachable when a check dies */
     volume_open(&vol, "receive", dst);
-    if (want_token || abort) {
-        if (vol.mounted)
-            die("receive", "%s: is mounted; unmount it first", dst);
-        return token_or_abort(&vol, abort);
-    }
+    if (want_token || abort)
+        return vol.mounted ? receive_mounted_state(&vol, abort)
+                           : token_or_abort(&vol, abort);
+    if (vol.mounted && o.mode)
+        die("receive", "%s: is mounted; a resync or reverse resync goes "
+            "into an unmounted destination (snapfs umount it first)", dst);
     if (vol.mounted)
-        die("receive", "%s: is mounted; snapfs receive applies into an "
-            "unmounted volume (snapfs umount it first)", dst);
+        return receive_mounted(&vol, o.verbose, o.handshake);
     return receive_offline(dst, &vol, &o);
 }
 

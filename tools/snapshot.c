@@ -311,6 +311,9 @@ const char *snapshot_error(int rc)
     case -ENOENT: return "no such snapshot (it was removed meanwhile)";
     case -EEXIST: return "that name was taken meanwhile";
     case -ENOSPC: return "the volume is full";
+    case -EINPROGRESS:
+        return "a stream is being received into it; try when the receive "
+               "has ended";
     default: return strerror(-rc);
     }
 }

@@ -43,6 +43,13 @@ int control_connect(const char *store)
 
 int control_send(int fd, char **words, int n)
 {
+    return control_send_fds(fd, words, n, NULL, 0);
+}
+
+int control_send_fds(int fd, char **words, int n, const int *fds, int nfds)
+{
+    if (nfds < 0 || nfds > 4)
+        return -EINVAL;
     char *req = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&req, &len);
@@ -52,7 +59,22 @@ int control_send(int fd, char **words, int n)
         fprintf(f, "%s%s", i ? "\t" : "", words[i]);
     fputc('\n', f);
     fclose(f);
-    int rc = send(fd, req, len, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -EPIPE;
+    union {
+        char bytes[CMSG_SPACE(4 * sizeof(int))];
+        struct cmsghdr align;
+    } ctl;
+    struct iovec iov = { req, len };
+    struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+    if (nfds > 0) {
+        m.msg_control = ctl.bytes;
+        m.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
+        struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
+        memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
+    }
+    int rc = sendmsg(fd, &m, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -EPIPE;
     free(req);
     return rc;
 }
