@@ -16,7 +16,8 @@
 # mean file size, so that 200,000 files hold 2 GiB), MIRRORBENCH_CHANGE_PCT
 # (1), MIRRORBENCH_FIXED (200 files changed in each volume),
 # MIRRORBENCH_REPS (3 rounds of the fixed change; medians), MIRRORBENCH_OUT
-# (mirrorbench-results.txt), MIRRORBENCH_VOLUME_SIZE (16G).
+# (mirrorbench-results.txt), MIRRORBENCH_VOLUME_SIZE (16G), MIRRORBENCH_KEEP
+# (1: keep the work dir, its volumes unmounted, for a look afterwards).
 set -u
 SNAPFS=${SNAPFS:-$(cd "$(dirname "$0")/../.." && pwd)/build/release/snapfs}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -45,8 +46,12 @@ cleanup() {
 		mountpoint -q "$m" || continue
 		"$SNAPFS" umount "$m" >/dev/null 2>&1 || fusermount3 -uz "$m"
 	done
-	[ -n "$W" ] && rm -rf "$W"
-	rmdir "$BASE_DIR" 2>/dev/null
+	if [ -n "$W" ] && [ "${MIRRORBENCH_KEEP:-0}" = 1 ]; then
+		log "kept the work dir $W (volumes unmounted)"
+	elif [ -n "$W" ]; then
+		rm -rf "$W"
+		rmdir "$BASE_DIR" 2>/dev/null
+	fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -79,7 +84,7 @@ sendrecv() {
 		die "send $snap${base:+ --from $base} | receive of the $n-file volume failed"
 	fi
 	# receive --handshake prints "ok NAME STREAM_BYTES" for each snapshot
-	BYTES=$(awk '$1 == "ok" { b += $3 } END { print b + 0 }' "$log.hs")
+	BYTES=$(awk '$1 == "ok" { b += $3 } END { printf "%.0f\n", b }' "$log.hs")
 	[ "$BYTES" -gt 0 ] || die "no stream byte count in $log.hs"
 	log "  $n files: send $snap${base:+ --from $base} | receive: $SECS s, $BYTES stream bytes ($(tr -d '\n' <"$log.send"); $(tr -d '\n' <"$log.recv"))"
 }
