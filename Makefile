@@ -78,7 +78,7 @@ UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=build/asan/unit/%)
 DEB_BUILD := gcc make pkg-config libfuse3-dev fuse3 liblmdb-dev libzstd-dev \
              libssl-dev libacl1-dev libattr1-dev
 DEB_TEST  := acl attr lmdb-utils fio python3 psmisc util-linux bc dump e2fsprogs strace \
-             openssl
+             openssl rsync
 deps:
 	@missing=$$(for p in $(DEB_BUILD) $(DEB_TEST); do \
 	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
@@ -111,6 +111,7 @@ bench: deps all
 	SNAPFS=$(CURDIR)/build/release/snapfs bash tests/bench/bench.sh
 	SNAPFS=$(CURDIR)/build/release/snapfs bash tests/bench/snapbench.sh
 	SNAPFS=$(CURDIR)/build/release/snapfs bash tests/bench/dumpbench.sh
+	SNAPFS=$(CURDIR)/build/release/snapfs bash tests/bench/mirrorbench.sh
 
 soak: deps build/release/snapfs build/asan/unit/test_vrec
 	SOAK=1 build/asan/unit/test_vrec
