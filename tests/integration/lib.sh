@@ -25,6 +25,8 @@
 #   TEST_DIR_TMPFS  with TEST_BACKEND=dir and as root, `vol_create --size S`
 #                   mounts a tmpfs of that size so the ENOSPC tests can run.
 #   SNAPFS_MOUNT_OPTS  passed as `-o OPTS` to `snapfs mount`.
+#   TEST_PYTHON     the python3 of the tests (default /usr/bin/python3 if
+#                   there, else the first on PATH).
 #   TEST_TIMEOUT    seconds a single test may take (default 120).
 #   TEST_TIMING     if set, each result line ends with "# N ms".
 #   TMPDIR          where the per-script temporary directory is made.
@@ -100,6 +102,10 @@ if [ -z "$TEST_PYTHON" ]; then
 	if [ -x /usr/bin/python3 ]; then TEST_PYTHON=/usr/bin/python3
 	else TEST_PYTHON=$(command -v python3); fi
 fi
+# `python3` in the tests is $TEST_PYTHON: a version manager's shim (pyenv)
+# first on PATH costs most of a second a call, and the tests call python
+# hundreds of times.  They use the standard library only.
+[ -n "$TEST_PYTHON" ] && ln -s "$TEST_PYTHON" "$TEST_TMP/bin/python3"
 cp "$TEST_DIR/sysc.py" "$TEST_TMP/bin/sysc.py"
 cat >"$TEST_TMP/bin/sysc" <<EOF
 #!/bin/sh
