@@ -47,8 +47,8 @@
 # Assertions: assert_eq, assert_ne, assert_le, assert_stat, assert_cmp,
 # assert_zeros, assert_missing, assert_fails, assert_gone, assert_errno
 # (via sysc.py: one system call, prints the errno name), assert_one_line,
-# assert_grep.  Helpers: pid_running, wait_gone, as_nobody, rand_file,
-# atime_ns/mtime_ns/ctime_ns, long_name, store_listing, sysc.
+# assert_grep.  Helpers: pid_running, wait_gone, next_second, as_nobody,
+# rand_file, atime_ns/mtime_ns/ctime_ns, long_name, store_listing, sysc.
 #
 # With the snapfs backend, test_done adds three tests at the end: the
 # volume unmounts and its daemon exits, fsck finds the store clean, and no
@@ -427,6 +427,16 @@ assert_grep() { # assert_grep PATTERN FILE
 }
 
 # ----------------------------------------------------------- other helpers
+
+# next_second: wait until the clock has moved on to the next whole second,
+# and a little more for the kernel's coarse clock (file times, time()):
+# what is done after it is dated a later second than what was done before.
+next_second() {
+	local s
+	s=$(date +%s)
+	while [ "$(date +%s)" = "$s" ]; do sleep 0.05; done
+	sleep 0.05
+}
 
 # as_nobody COMMAND...: run as uid/gid 65534 without supplementary groups.
 as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups -- "$@"; }
