@@ -6,7 +6,7 @@
 # on the small file, 300 on the large one (nearly each of its writes is a
 # read-modify-write of a stored block) and 400 on the tiny one; SOAK=1
 # (make soak) ten times as many, with new seeds each run (printed in the
-# test names).
+# test names; T14_SEED=N replays seeds N+1, N+2, N+3).
 . "$(dirname "$0")/lib.sh"
 vol_create --size 2G
 
@@ -64,6 +64,7 @@ PY
 
 OPS=600 SEED=0
 [ -n "$SOAK" ] && OPS=6000 SEED=$(( $(date +%s) % 100000 * 10 ))
+SEED=${T14_SEED:-$SEED}
 for spec in "small 3000000 $OPS $((SEED + 1))" "large 40000000 $((OPS / 2)) $((SEED + 2))" \
             "tiny 5000 $((OPS * 2 / 3)) $((SEED + 3))"; do
 	set -- $spec
