@@ -113,9 +113,12 @@ bench: deps all
 	SNAPFS=$(CURDIR)/build/release/snapfs bash tests/bench/dumpbench.sh
 	SNAPFS=$(CURDIR)/build/release/snapfs bash tests/bench/mirrorbench.sh
 
-soak: deps build/release/snapfs build/asan/unit/test_vrec
+soak: deps build/release/snapfs build/asan/snapfs build/asan/snapfs-damage build/asan/unit/test_vrec
 	SOAK=1 build/asan/unit/test_vrec
 	SNAPFS=$(CURDIR)/build/release/snapfs SOAK=1 bash tests/integration/t13-crash.sh
+	SNAPFS=$(CURDIR)/build/asan/snapfs SNAPFS_DAMAGE=$(CURDIR)/build/asan/snapfs-damage \
+	    SOAK=1 TEST_TIMEOUT=600 bash tests/integration/t10-blocks.sh
+	SNAPFS=$(CURDIR)/build/asan/snapfs SOAK=1 TEST_TIMEOUT=1800 bash tests/integration/t14-partial-writes.sh
 
 clean:
 	rm -rf build

@@ -408,6 +408,28 @@ static pid_t read_pid(const char *store)
     return pid;
 }
 
+/* Whether PID still runs.  A zombie does not: it has exited, closed its
+ * files and released its lock, and only waits for its parent to collect
+ * it.  The daemon's parent is init (the mount command exits), which on
+ * some systems collects its children a second or more late. */
+static bool still_running(pid_t pid)
+{
+    if (kill(pid, 0) != 0)
+        return errno == EPERM;
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return errno != ENOENT; /* no /proc: trust kill */
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *p = strrchr(buf, ')'); /* "PID (COMM) STATE ..." */
+    if (!p || p[1] != ' ')
+        return true;
+    return p[2] != 'Z' && p[2] != 'X';
+}
+
 static int cmd_umount(int argc, char **argv)
 {
     if (argc == 2 && argv[1][0] == '-')
@@ -437,9 +459,9 @@ static int cmd_umount(int argc, char **argv)
             die("umount", "%s: could not unmount", mnt);
     }
     /* Wait for the daemon to commit and exit. */
-    for (int i = 0; pid > 0 && i < 6000 && kill(pid, 0) == 0; i++)
+    for (int i = 0; pid > 0 && i < 6000 && still_running(pid); i++)
         usleep(10000);
-    if (pid > 0 && kill(pid, 0) == 0)
+    if (pid > 0 && still_running(pid))
         die("umount", "%s: unmounted, but the daemon (pid %d) has not exited "
                       "after 60 s", mnt, (int)pid);
     free(store);

@@ -25,6 +25,8 @@
 #   TEST_DIR_TMPFS  with TEST_BACKEND=dir and as root, `vol_create --size S`
 #                   mounts a tmpfs of that size so the ENOSPC tests can run.
 #   SNAPFS_MOUNT_OPTS  passed as `-o OPTS` to `snapfs mount`.
+#   TEST_PYTHON     the python3 of the tests (default /usr/bin/python3 if
+#                   there, else the first on PATH).
 #   TEST_TIMEOUT    seconds a single test may take (default 120).
 #   TEST_TIMING     if set, each result line ends with "# N ms".
 #   TMPDIR          where the per-script temporary directory is made.
@@ -45,8 +47,8 @@
 # Assertions: assert_eq, assert_ne, assert_le, assert_stat, assert_cmp,
 # assert_zeros, assert_missing, assert_fails, assert_gone, assert_errno
 # (via sysc.py: one system call, prints the errno name), assert_one_line,
-# assert_grep.  Helpers: as_nobody, rand_file, atime_ns/mtime_ns/ctime_ns,
-# long_name, store_listing, sysc.
+# assert_grep.  Helpers: pid_running, wait_gone, next_second, as_nobody,
+# rand_file, atime_ns/mtime_ns/ctime_ns, long_name, store_listing, sysc.
 #
 # With the snapfs backend, test_done adds three tests at the end: the
 # volume unmounts and its daemon exits, fsck finds the store clean, and no
@@ -100,6 +102,10 @@ if [ -z "$TEST_PYTHON" ]; then
 	if [ -x /usr/bin/python3 ]; then TEST_PYTHON=/usr/bin/python3
 	else TEST_PYTHON=$(command -v python3); fi
 fi
+# `python3` in the tests is $TEST_PYTHON: a version manager's shim (pyenv)
+# first on PATH costs most of a second a call, and the tests call python
+# hundreds of times.  They use the standard library only.
+[ -n "$TEST_PYTHON" ] && ln -s "$TEST_PYTHON" "$TEST_TMP/bin/python3"
 cp "$TEST_DIR/sysc.py" "$TEST_TMP/bin/sysc.py"
 cat >"$TEST_TMP/bin/sysc" <<EOF
 #!/bin/sh
@@ -290,10 +296,10 @@ vol_cleanup() {
 		done
 	fi
 	# a daemon this script started must not outlive it
-	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null &&
+	if [ -n "$pid" ] && pid_running "$pid" &&
 	   grep -q snapfs "/proc/$pid/cmdline" 2>/dev/null; then
 		sleep 1
-		kill -0 "$pid" 2>/dev/null && kill -TERM "$pid" 2>/dev/null
+		pid_running "$pid" && kill -TERM "$pid" 2>/dev/null
 	fi
 	if grep -qF " $TEST_TMP/" /proc/self/mounts; then
 		left=t
@@ -360,8 +366,31 @@ assert_fails() { # assert_fails COMMAND...: the command exits non-zero
 	return 0
 }
 
-assert_gone() { # assert_gone PID: no such process any more
-	kill -0 "$1" 2>/dev/null || return 0
+# pid_running PID: the process exists and has not exited.  A zombie has
+# exited (its files are closed, its locks released): a daemon's parent is
+# init, which here may collect it a second or more later.
+pid_running() {
+	kill -0 "$1" 2>/dev/null || return 1
+	local stat
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+	stat=${stat##*) }
+	case $stat in Z*|X*) return 1 ;; esac
+	return 0
+}
+
+# wait_gone PID [SECONDS]: wait until the process has exited (default 60 s).
+wait_gone() {
+	local i
+	for i in $(seq $((${2:-60} * 20))); do
+		pid_running "$1" || return 0
+		sleep 0.05
+	done
+	say "wait_gone: process $1 still running after ${2:-60} s" >&2
+	return 1
+}
+
+assert_gone() { # assert_gone PID: no such process any more (or a zombie)
+	pid_running "$1" || return 0
 	say "assert_gone failed: process $1 is still running" >&2
 	return 1
 }
@@ -398,6 +427,16 @@ assert_grep() { # assert_grep PATTERN FILE
 }
 
 # ----------------------------------------------------------- other helpers
+
+# next_second: wait until the clock has moved on to the next whole second,
+# and a little more for the kernel's coarse clock (file times, time()):
+# what is done after it is dated a later second than what was done before.
+next_second() {
+	local s
+	s=$(date +%s)
+	while [ "$(date +%s)" = "$s" ]; do sleep 0.05; done
+	sleep 0.05
+}
 
 # as_nobody COMMAND...: run as uid/gid 65534 without supplementary groups.
 as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups -- "$@"; }

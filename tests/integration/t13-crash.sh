@@ -72,7 +72,7 @@ crash_round() {
 	kill -9 "$pid"
 	wait "$writer" "$noise" 2>/dev/null
 	fusermount3 -uz "$MNT" 2>/dev/null || umount -l "$MNT"
-	while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+	wait_gone "$pid"
 }
 
 for r in $(seq 1 "$ROUNDS"); do

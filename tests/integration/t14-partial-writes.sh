@@ -2,7 +2,11 @@
 # Partial writes: small writes at any offset, reads in between, truncates
 # and fsyncs, checked byte for byte against an in-memory model of the file,
 # on files that fit the cache of dirty partial blocks and files that do
-# not, and again after a remount.
+# not, and again after a remount.  make test runs 600 random operations
+# on the small file, 300 on the large one (nearly each of its writes is a
+# read-modify-write of a stored block) and 400 on the tiny one; SOAK=1
+# (make soak) ten times as many, with new seeds each run (printed in the
+# test names; T14_SEED=N replays seeds N+1, N+2, N+3).
 . "$(dirname "$0")/lib.sh"
 vol_create --size 2G
 
@@ -58,9 +62,13 @@ open(path + ".model", "wb").write(model)
 print("%d operations, final size %d" % (ops, len(model)))
 PY
 
-for spec in "small 3000000 1500 1" "large 40000000 1500 2" "tiny 5000 1000 3"; do
+OPS=600 SEED=0
+[ -n "$SOAK" ] && OPS=6000 SEED=$(( $(date +%s) % 100000 * 10 ))
+SEED=${T14_SEED:-$SEED}
+for spec in "small 3000000 $OPS $((SEED + 1))" "large 40000000 $((OPS / 2)) $((SEED + 2))" \
+            "tiny 5000 $((OPS * 2 / 3)) $((SEED + 3))"; do
 	set -- $spec
-	test_expect_success "random partial writes, reads and truncates on a $1 file match the model" '
+	test_expect_success "random partial writes, reads and truncates on a $1 file match the model ($3 operations, seed $4)" '
 		python3 "$TEST_TMP/model.py" "$MNT/'"$1"'" '"$2"' '"$3"' '"$4"' &&
 		cmp "$MNT/'"$1"'" "$MNT/'"$1"'.model"
 	'

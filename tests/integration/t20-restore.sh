@@ -188,7 +188,7 @@ test_expect_success 'a SIGKILL during a large rollback leaves the tree before or
 	( "$SNAPFS" snapshot restore "$MNT" big0 >/dev/null 2>&1 & ) &&
 	sleep 0.$((RANDOM % 4)) && kill -9 "$pid" &&
 	{ fusermount3 -uz "$MNT" 2>/dev/null || umount -l "$MNT"; } &&
-	while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done &&
+	wait_gone "$pid" &&
 	"$SNAPFS" fsck "$STORE" &&
 	vol_mount "$STORE" "$MNT" &&
 	tree >"$REF/after.tree" &&

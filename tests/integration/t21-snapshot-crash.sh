@@ -38,7 +38,7 @@ kill_during() {
 	kill -9 "$pid"
 	wait "$cmd" 2>/dev/null
 	fusermount3 -uz "$MNT" 2>/dev/null || umount -l "$MNT"
-	while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+	wait_gone "$pid"
 }
 
 test_expect_success 'setup: three generations of data in three snapshots' '

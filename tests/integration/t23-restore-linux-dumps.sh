@@ -129,14 +129,14 @@ dumptool() { python3 "$TEST_TMP/dumptool.py" "$@"; }
 
 ext_mount() { mount -o loop,noatime "$LOOP" "$EXT"; }
 # ext_dump LEVEL OUT: unmount (so that the device is quiescent), dump, mount.
-# Dump dates are whole seconds: a second passes between the changes and each
-# dump, so that two dumps never share a date (the level chain is told apart
-# by dates only).
+# Dump dates are whole seconds: the clock moves to a new second between the
+# changes and each dump, so that two dumps never share a date (the level
+# chain is told apart by dates only).
 ext_dump() {
-	cd "$TEST_TMP" && umount "$EXT" && sleep 1 &&
+	cd "$TEST_TMP" && umount "$EXT" && next_second &&
 	dump -"$1" -u -D "$DD" -b 64 -f "$2" "$LOOP" >"$REF/dump$1.log" 2>&1 ||
 		{ cat "$REF/dump$1.log" >&2; return 1; }
-	sleep 1 && ext_mount
+	next_second && ext_mount
 }
 # restore_into ARGS: run snapfs restore, its output in $REF/out and
 # $REF/err (shown in the test's log when it fails)

@@ -172,13 +172,13 @@ names_in() { restore -tf "$1" | sed -n "s/^ *[0-9][0-9]*	\.\///p" | sort | paste
 test_expect_success 'the chain 0 2 3 1 4: each level holds what changed since the most recent lower level' '
 	mkdir "$MNT/chain" && echo A >"$MNT/chain/A" &&
 	"$SNAPFS" dump -0 -f "$OUT/c0" "$MNT/chain" 2>/dev/null &&
-	sleep 1 && echo B >"$MNT/chain/B" &&
+	next_second && echo B >"$MNT/chain/B" &&
 	"$SNAPFS" dump -2 -f "$OUT/c2" "$MNT/chain" 2>/dev/null &&
-	sleep 1 && echo C >"$MNT/chain/C" &&
+	next_second && echo C >"$MNT/chain/C" &&
 	"$SNAPFS" dump -3 -f "$OUT/c3" "$MNT/chain" 2>/dev/null &&
-	sleep 1 && echo D >"$MNT/chain/D" &&
+	next_second && echo D >"$MNT/chain/D" &&
 	"$SNAPFS" dump -1 -f "$OUT/c1" "$MNT/chain" 2>/dev/null &&
-	sleep 1 && echo E >"$MNT/chain/E" &&
+	next_second && echo E >"$MNT/chain/E" &&
 	"$SNAPFS" dump -4 -f "$OUT/c4" "$MNT/chain" 2>/dev/null &&
 	assert_eq "A" "$(names_in "$OUT/c0")" "level 0" &&
 	assert_eq "B" "$(names_in "$OUT/c2")" "level 2, based on 0" &&
@@ -200,7 +200,7 @@ test_expect_success 'dump dates lists the last dump of each path and level' '
 test_expect_success 'Linux restore -r applies the chain 0 1 4 with a deletion and a rename' '
 	echo F >"$MNT/chain/F" && mkdir "$MNT/chain/sub" && echo G >"$MNT/chain/sub/G" &&
 	"$SNAPFS" dump -1 -f "$OUT/c1b" "$MNT/chain" 2>/dev/null &&
-	sleep 1 && rm "$MNT/chain/A" && mv "$MNT/chain/sub" "$MNT/chain/moved" &&
+	next_second && rm "$MNT/chain/A" && mv "$MNT/chain/sub" "$MNT/chain/moved" &&
 	mv "$MNT/chain/B" "$MNT/chain/moved/B2" && echo more >>"$MNT/chain/C" &&
 	"$SNAPFS" dump -4 -f "$OUT/c4b" "$MNT/chain" 2>/dev/null &&
 	mkdir "$MNT2/chain" && cd "$MNT2/chain" &&
@@ -292,7 +292,7 @@ test_expect_success 'SIGINT while writing files leaves a restartable context tha
 	throttled_reader "$OUT/part1" "$OUT/started" <"$OUT/pipe" &
 	reader=$!
 	while ! test -e "$OUT/started"; do sleep 0.1; done && sleep 1.5 &&
-	pkill -INT -f "snapfs dump -0 -b 64" &&
+	pkill -INT -f "snapfs dump -0 -b 64 -f $OUT/pipe" &&
 	while ! test -s "$OUT/int.rc"; do sleep 0.1; done &&
 	wait $reader &&
 	assert_eq 1 "$(cat "$OUT/int.rc")" &&
@@ -326,7 +326,7 @@ test_expect_success 'a killed dump leaves its context; contexts delete releases 
 	slow_reader "$OUT/started" <"$OUT/pipe" &
 	reader=$!
 	while ! test -e "$OUT/started"; do sleep 0.1; done && sleep 1.5 &&
-	pkill -KILL -f "snapfs dump -0 -b 64" && sleep 0.5 && kill $reader &&
+	pkill -KILL -f "snapfs dump -0 -b 64 -f $OUT/pipe" && sleep 0.5 && kill $reader &&
 	"$SNAPFS" dump contexts "$MNT" >"$OUT/ctx" &&
 	assert_grep "^2  *restartable " "$OUT/ctx" &&
 	"$SNAPFS" dump contexts delete "$MNT" 2 >"$OUT/del" &&
