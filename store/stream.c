@@ -1134,7 +1134,7 @@ int sfs_recv_new(sfs_stream_read_fn read, void *arg, struct sfs_receiver **out)
     r->read = read;
     r->arg = arg;
     int rc = read_frame(r);
-    if (!rc && r->type != F_HEADER)
+    if ((!rc && r->type != F_HEADER) || (rc == -EBADMSG && r->offset == 0))
         rc = fail(r, -EBADMSG, "not a snapfs replication stream");
     if (!rc) {
         struct cur c = frame_cur(r);

@@ -195,7 +195,7 @@ static int mirror_run(const char *arg, enum xfer_kind kind, bool yes)
         die(CMD, "%s: the relationship is quiesced; snapfs mirror resume "
             "%s first", arg, arg);
     int lock = lock_or_die(&m);
-    mirror_transfer(&m, kind, yes, 0, 0);
+    mirror_transfer(&m, kind, yes, NULL);
     close(lock);
     return 0;
 }
@@ -217,7 +217,7 @@ static int run_due_one(struct mirror_rel *m, int64_t now)
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
-        mirror_transfer(m, XFER_UPDATE, false, 0, 0);
+        mirror_transfer(m, XFER_UPDATE, false, NULL);
         exit(0);
     }
     int status = 1;
@@ -407,27 +407,31 @@ static int mirror_reverse(int argc, char **argv)
     uint64_t own_epoch, src_epoch;
     received_base(&vol, old_source, &own_epoch, &src_epoch);
     char peer[PEER_NAME_MAX + 1], path[PATH_MAX];
-    if (mirror_dst_kind(&m, peer, path) == DST_LOCAL) {
-        struct volume nd;
+    bool local = mirror_dst_kind(&m, peer, path) == DST_LOCAL;
+    static struct volume nd;
+    if (local) {
         volume_open(&nd, CMD, pos[1]);
         if (nd.mounted)
             die(CMD, "%s: is mounted; unmount it: it becomes a read-only "
                 "mirror of %s", pos[1], pos[0]);
-        forget_old(nd.store, m.src);
-        free(nd.store);
-        free(nd.mountpoint);
     }
     struct mirror_rel existing;
     if (!mirror_rel_load(m.id, &existing) && strcmp(existing.src, m.src))
         die(CMD, "%s: is the destination of a relationship from %s already",
             pos[1], existing.src);
+    int lock = lock_or_die(&m);
+    struct mirror_adopt adopt = { .epoch = src_epoch, .base = own_epoch };
+    memcpy(adopt.old_source, old_source, 16);
+    mirror_transfer(&m, XFER_REVERSE, yes, &adopt);
+    /* only now, with the new direction in place, the old one goes */
+    if (local)
+        forget_old(nd.store, m.src);
     int rc = mirror_rel_store(&m);
     if (rc)
         die(CMD, "%s: recording the relationship: %s", pos[1], strerror(-rc));
-    int lock = lock_or_die(&m);
-    mirror_transfer(&m, XFER_REVERSE, yes, src_epoch, own_epoch);
     close(lock);
-    (void)old_source;
+    free(nd.store);
+    free(nd.mountpoint);
     return 0;
 }
 
@@ -557,15 +561,17 @@ static int mirror_test_failover(int argc, char **argv)
     if (!to)
         strncat(clone, ".failover", sizeof(clone) - strlen(clone) - 1);
     rc = failover_path(id, record, sizeof(record));
+    if (rc)
+        die(CMD, "%s: the mirror registry: %s", dst, strerror(-rc));
     struct stat sb;
-    if (!rc && !stat(record, &sb))
+    if (!stat(record, &sb))
         die(CMD, "%s: a test failover exists already; snapfs mirror "
             "test-cleanup %s first", dst, dst);
     char err[512];
     char *args[] = { "clone", vol.store, d.newest, clone, NULL };
     if (run_self(args, err, sizeof(err)))
         die(CMD, "%s: %s", dst, err);
-    FILE *f = rc ? NULL : fopen(record, "we");
+    FILE *f = fopen(record, "we");
     if (!f || fprintf(f, "%s\n", clone) < 0 || fclose(f))
         die(CMD, "%s: recording the test failover: %s", dst, strerror(errno));
     printf("snapfs mirror: %s: %s is a writable clone of snapshot %s for "
@@ -598,24 +604,16 @@ static int mirror_test_cleanup(const char *dst)
         clone[0] = 0;
     fclose(f);
     clone[strcspn(clone, "\n")] = 0;
-    bool mounted = false;
-    char *store = clone[0] ? resolve_volume(clone, &mounted) : NULL;
-    free(store);
-    char *m = clone[0] ? mounted_store(clone) : NULL;
     struct stat sb;
     char data[PATH_MAX + 16];
     snprintf(data, sizeof(data), "%s/data.mdb", clone);
-    if (!stat(clone, &sb)) {
+    if (clone[0] && !stat(clone, &sb)) {
         if (stat(data, &sb))
             die(CMD, "%s: %s is not a volume any more; nothing was removed",
                 dst, clone);
-        char mtab[PATH_MAX + 32];
-        snprintf(mtab, sizeof(mtab), "%s/control.sock", clone);
-        int fd = control_connect(clone);
-        if (fd >= 0 || m) {
-            if (fd >= 0)
-                close(fd);
-            free(m);
+        int fd = control_connect(clone); /* a daemon serves it */
+        if (fd >= 0) {
+            close(fd);
             die(CMD, "%s: the test clone %s is mounted; unmount it first",
                 dst, clone);
         }
@@ -623,7 +621,6 @@ static int mirror_test_cleanup(const char *dst)
         if (rc)
             die(CMD, "%s: removing %s: %s", dst, clone, strerror(errno));
     }
-    free(m);
     unlink(record);
     printf("snapfs mirror: %s: test failover %s discarded\n", dst, clone);
     free(vol.store);

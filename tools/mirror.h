@@ -69,16 +69,21 @@ int mirror_transferring(const char *id);
 /* ---- mirror_xfer.c: one transfer ---- */
 
 enum xfer_kind { XFER_INIT, XFER_UPDATE, XFER_RESYNC, XFER_REVERSE };
+/* A reverse resync: M's destination is the old source OLD_SOURCE (its
+ * uuid), whose own snapshot at EPOCH is the one M's source holds at BASE. */
+struct mirror_adopt {
+    uint8_t old_source[16];
+    uint64_t epoch, base;
+};
 /*
  * Run a transfer of M (the caller holds its lock): a baseline, an update,
  * a resync (the destination goes back to its newest received snapshot,
  * after saying what that discards and asking unless YES), or a reverse
- * resync (M's destination is the old source, whose own snapshot at
- * ADOPT_EPOCH is the one M's source holds at ADOPT_BASE).  Prints what it
- * did; dies with one message (also kept in M's state) on failure.
+ * resync (ADOPT).  Prints what it did; dies with one message (also kept
+ * in M's state) on failure.
  */
 int mirror_transfer(struct mirror_rel *m, enum xfer_kind kind, bool yes,
-                    uint64_t adopt_epoch, uint64_t adopt_base);
+                    const struct mirror_adopt *adopt);
 /* A relationship ends: release its hold at the source and delete the
  * snapshots it took there (snapmirror.ID.*). */
 void mirror_release_source(struct mirror_rel *m);

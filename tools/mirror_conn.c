@@ -182,12 +182,14 @@ int dst_open(const struct mirror_rel *m, const char *const extra[],
     char peer[PEER_NAME_MAX + 1], path[PATH_MAX];
     c->kind = mirror_dst_kind(m, peer, path);
     const char *argv[EXTRA_MAX + 8];
+    char script[sizeof(m->via) + 8]; /* the command, the words appended */
     int n = 0, rc;
     switch (c->kind) {
     case DST_VIA:
         argv[n++] = "sh";
         argv[n++] = "-c";
-        argv[n++] = "eval \"$SNAPFS_MIRROR_VIA\" '\"$@\"'";
+        snprintf(script, sizeof(script), "%s \"$@\"", m->via);
+        argv[n++] = script;
         argv[n++] = "sh";
         break;
     case DST_LOCAL:
@@ -213,8 +215,6 @@ int dst_open(const struct mirror_rel *m, const char *const extra[],
         c->in_fd = c->out_fd = c->chan.fd;
         return 0;
     }
-    if (c->kind == DST_VIA && setenv("SNAPFS_MIRROR_VIA", m->via, 1))
-        return -errno;
     rc = spawn(c->kind == DST_VIA ? "/bin/sh" : "/proc/self/exe",
                (char *const *)argv, c);
     if (rc)

@@ -54,7 +54,8 @@ struct xfer {
     struct dst_conn conn;
     bool conn_open;
     struct destination_info d;
-    uint64_t adopt_epoch;        /* reverse resync: the base at the dest */
+    const struct mirror_adopt *adopt; /* reverse resync */
+    struct sfs_store *store;     /* the source, read-only, while sending */
     char xfer_tag[64];
     char **held;                 /* names held with xfer_tag */
     size_t nheld, heldcap;
@@ -103,6 +104,10 @@ static void xfer_fail(struct xfer *x, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(x->state.last_error, sizeof(x->state.last_error), fmt, ap);
     va_end(ap);
+    if (x->store) {
+        sfs_close(x->store);
+        x->store = NULL;
+    }
     if (x->conn_open) {
         char ignored[512];
         dst_close(&x->conn, ignored, sizeof(ignored));
@@ -330,8 +335,11 @@ static void check_destination(struct xfer *x)
         xfer_fail(x, "uninitialized: run snapfs mirror initialize %s first",
                   x->m->dst);
     if (x->kind == XFER_REVERSE) {
-        if (memcmp(d->uuid, x->src_uuid, 16) == 0)
-            xfer_fail(x, "the destination is the source itself");
+        uuid_format(x->adopt->old_source, want);
+        uuid_format(d->uuid, have);
+        if (strcmp(want, have))
+            xfer_fail(x, "the destination is volume %s, not %s, the volume "
+                      "%s was mirrored from", have, want, x->m->src);
         return;
     }
     if (!strcmp(d->state, "follows") || !strcmp(d->state, "broken")) {
@@ -396,11 +404,9 @@ static void send_one(struct xfer *x, uint64_t from, const struct sfs_snap_rec *t
 {
     x->state.attempt_to = to->epoch;
     x->state.attempt_bytes = resume ? resume->bytes : 0;
-    struct sfs_store *st = volume_read_store(&x->vol, "mirror", "read");
     struct sfs_stream_stats stats = { 0 };
-    int rc = send_stream(st, from, to->epoch, resume, &x->ret,
+    int rc = send_stream(x->store, from, to->epoch, resume, &x->ret,
                          x->conn.in_fd, &stats);
-    sfs_close(st);
     if (stats.bytes > x->state.attempt_bytes)
         x->state.attempt_bytes = stats.bytes;
     sent->bytes += stats.bytes - (resume ? resume->bytes : 0);
@@ -416,28 +422,33 @@ static void send_one(struct xfer *x, uint64_t from, const struct sfs_snap_rec *t
     sent->last = to;
 }
 
-/* An unfinished receive at the destination: resume it if the source
- * still has its snapshots.  Returns the epoch it ends at, or 0. */
-static uint64_t resume_unfinished(struct xfer *x, struct sent *sent)
+/* An unfinished receive at the destination, to resume first. */
+struct resume {
+    uint64_t from;
+    const struct sfs_snap_rec *to;
+    struct sfs_stream_pos pos;
+};
+
+/* Can the unfinished receive be resumed (the source still has its
+ * snapshots)?  Then hold them, count what the cut resends, fill R. */
+static bool resumable(struct xfer *x, struct resume *r)
 {
     if (!strcmp(x->d.token, "-"))
-        return 0;
+        return false;
     uint8_t uuid[16];
-    uint64_t from, to;
-    struct sfs_stream_pos pos;
-    if (sfs_stream_token_parse(x->d.token, uuid, &from, &to, &pos) ||
+    uint64_t to;
+    if (sfs_stream_token_parse(x->d.token, uuid, &r->from, &to, &r->pos) ||
         memcmp(uuid, x->src_uuid, 16))
-        return 0;
-    const struct sfs_snap_rec *t = source_snap(x, to);
-    if (!t || (from && !source_snap(x, from)))
-        return 0; /* the receiver rolls it back when the next one comes */
-    if (x->state.attempt_to == to && x->state.attempt_bytes > pos.bytes)
-        x->state.resent_bytes += x->state.attempt_bytes - pos.bytes;
-    if (from)
-        hold_for_transfer(x, source_snap(x, from)->name);
-    hold_for_transfer(x, t->name);
-    send_one(x, from, t, &pos, sent);
-    return to;
+        return false;
+    r->to = source_snap(x, to);
+    if (!r->to || (r->from && !source_snap(x, r->from)))
+        return false; /* the receiver rolls it back when the next one comes */
+    if (x->state.attempt_to == to && x->state.attempt_bytes > r->pos.bytes)
+        x->state.resent_bytes += x->state.attempt_bytes - r->pos.bytes;
+    if (r->from)
+        hold_for_transfer(x, source_snap(x, r->from)->name);
+    hold_for_transfer(x, r->to->name);
+    return true;
 }
 
 /* The snapshots to send after BASE (0: a baseline), oldest first. */
@@ -464,8 +475,13 @@ static size_t plan(struct xfer *x, uint64_t base, size_t *first)
     return count;
 }
 
-static void send_plan(struct xfer *x, uint64_t base, struct sent *sent)
+/* Send the resumed stream R (if any), then one stream per snapshot the
+ * plan after BASE holds, from one read-only opening of the source. */
+static void send_all(struct xfer *x, const struct resume *r, uint64_t base,
+                     struct sent *sent)
 {
+    if (r)
+        base = r->to->epoch;
     size_t first;
     size_t count = plan(x, base, &first);
     if (base && !source_snap(x, base))
@@ -482,6 +498,9 @@ static void send_plan(struct xfer *x, uint64_t base, struct sent *sent)
             hold_for_transfer(x, x->snaps[i].name);
             left--;
         }
+    x->store = volume_read_store(&x->vol, "mirror", "read");
+    if (r)
+        send_one(x, r->from, r->to, &r->pos, sent);
     uint64_t prev = base;
     for (size_t i = first, left = count; left; i++) {
         if (x->snaps[i].epoch <= base || !transfers(x, &x->snaps[i]))
@@ -490,6 +509,8 @@ static void send_plan(struct xfer *x, uint64_t base, struct sent *sent)
         prev = x->snaps[i].epoch;
         left--;
     }
+    sfs_close(x->store);
+    x->store = NULL;
 }
 
 /* Read the "ok" lines to the end and wait for the receiving end. */
@@ -565,14 +586,14 @@ static double now_seconds(void)
 }
 
 int mirror_transfer(struct mirror_rel *m, enum xfer_kind kind, bool yes,
-                    uint64_t adopt_epoch, uint64_t adopt_base)
+                    const struct mirror_adopt *adopt)
 {
     static struct xfer x; /* static: reachable when a check dies */
     memset(&x, 0, sizeof(x));
     x.m = m;
     x.kind = kind;
     x.yes = yes;
-    x.adopt_epoch = adopt_epoch;
+    x.adopt = adopt;
     snprintf(x.xfer_tag, sizeof(x.xfer_tag), "mirror-xfer:%d", (int)getpid());
     mirror_state_load(m->id, &x.state);
     volume_open(&x.vol, "mirror", m->src);
@@ -582,19 +603,21 @@ int mirror_transfer(struct mirror_rel *m, enum xfer_kind kind, bool yes,
 
     char epoch_arg[32];
     snprintf(epoch_arg, sizeof(epoch_arg), "%llu",
-             (unsigned long long)adopt_epoch);
+             (unsigned long long)(adopt ? adopt->epoch : 0));
     const char *resync[] = { "--resync", NULL };
-    const char *adopt[] = { "--adopt", epoch_arg, NULL };
+    const char *adopt_args[] = { "--adopt", epoch_arg, NULL };
     open_destination(&x, kind == XFER_RESYNC    ? resync
-                         : kind == XFER_REVERSE ? adopt
+                         : kind == XFER_REVERSE ? adopt_args
                                                 : NULL);
     check_destination(&x);
-    if (kind == XFER_RESYNC || kind == XFER_REVERSE) {
-        const struct sfs_snap_rec *b = source_snap(&x, adopt_base);
-        if (kind == XFER_REVERSE && !b)
+    if (kind == XFER_RESYNC)
+        confirm(&x, x.d.newest);
+    if (kind == XFER_REVERSE) {
+        const struct sfs_snap_rec *b = source_snap(&x, adopt->base);
+        if (!b)
             xfer_fail(&x, "%s no longer has the snapshot it received last",
                       m->src);
-        confirm(&x, kind == XFER_REVERSE ? b->name : x.d.newest);
+        confirm(&x, b->name);
     }
 
     double t0 = now_seconds();
@@ -609,9 +632,10 @@ int mirror_transfer(struct mirror_rel *m, enum xfer_kind kind, bool yes,
     }
     build_retention(&x);
     struct sent sent = { 0 };
-    uint64_t base = kind == XFER_REVERSE ? adopt_base : x.d.newest_src_epoch;
-    uint64_t resumed = kind == XFER_REVERSE ? 0 : resume_unfinished(&x, &sent);
-    send_plan(&x, resumed ? resumed : base, &sent);
+    struct resume r;
+    bool resume = kind != XFER_REVERSE && resumable(&x, &r);
+    send_all(&x, resume ? &r : NULL,
+             kind == XFER_REVERSE ? adopt->base : x.d.newest_src_epoch, &sent);
     uint64_t pruned = 0;
     finish_destination(&x, &pruned);
     release_transient(&x);

@@ -92,7 +92,7 @@ test_expect_success 'an interrupted send releases the snapshots it held' '
 	"$SNAPFS" snapshot holds "$MNT" s4 >"$REF/holds" &&
 	assert_grep "send:$pid" "$REF/holds" &&
 	kill -INT $pid && cat <&7 >/dev/null; exec 7<&- &&
-	rc=0; wait $pid || rc=$? &&
+	{ rc=0; wait $pid || rc=$?; } &&
 	assert_eq 1 "$rc" && assert_grep "interrupted" "$REF/err" &&
 	"$SNAPFS" snapshot holds "$MNT" s4 >"$REF/holds" &&
 	! grep -q "send:" "$REF/holds"
@@ -114,7 +114,7 @@ test_expect_success 'a corrupted stream is refused at the damaged frame and chan
 import sys
 p = sys.argv[1]; b = bytearray(open(p, \"rb\").read()); b[len(b) // 2] ^= 0x40
 open(p + \".bad\", \"wb\").write(b)" "$TEST_TMP/s45.stream" &&
-	rc=0; "$SNAPFS" receive "$DST" <"$TEST_TMP/s45.stream.bad" 2>"$REF/err" || rc=$? &&
+	{ rc=0; "$SNAPFS" receive "$DST" <"$TEST_TMP/s45.stream.bad" 2>"$REF/err" || rc=$?; } &&
 	assert_eq 1 "$rc" && assert_one_line "$REF/err" &&
 	assert_grep "checksum mismatch in the frame at byte [0-9]" "$REF/err" &&
 	dst_state >"$REF/after" && assert_cmp "$REF/before" "$REF/after"
@@ -122,7 +122,7 @@ open(p + \".bad\", \"wb\").write(b)" "$TEST_TMP/s45.stream" &&
 
 test_expect_success 'a truncated stream is refused as truncated and changes nothing' '
 	head -c 300 "$TEST_TMP/s45.stream" >"$TEST_TMP/short.stream" &&
-	rc=0; "$SNAPFS" receive "$DST" <"$TEST_TMP/short.stream" 2>"$REF/err" || rc=$? &&
+	{ rc=0; "$SNAPFS" receive "$DST" <"$TEST_TMP/short.stream" 2>"$REF/err" || rc=$?; } &&
 	assert_eq 1 "$rc" && assert_grep "truncated" "$REF/err" &&
 	"$SNAPFS" receive "$DST" --abort 2>/dev/null || : &&
 	dst_state >"$REF/after" && assert_cmp "$REF/before" "$REF/after"
@@ -132,7 +132,7 @@ test_expect_success 'a stream whose base the destination lacks is refused' '
 	"$SNAPFS" send "$MNT" s5 --from s1 >"$TEST_TMP/s15.stream" &&
 	"$SNAPFS" snapshot delete "$DST" s1 >/dev/null &&
 	dst_state >"$REF/before" &&
-	rc=0; "$SNAPFS" receive "$DST" <"$TEST_TMP/s15.stream" 2>"$REF/err" || rc=$? &&
+	{ rc=0; "$SNAPFS" receive "$DST" <"$TEST_TMP/s15.stream" 2>"$REF/err" || rc=$?; } &&
 	assert_eq 1 "$rc" && assert_one_line "$REF/err" &&
 	assert_grep "lacks the stream.s base snapshot s1" "$REF/err" &&
 	dst_state >"$REF/after" && assert_cmp "$REF/before" "$REF/after"
@@ -146,18 +146,18 @@ test_expect_success 'a stream of another volume is refused' '
 	echo y >"$TEST_TMP/other.mnt/x" &&
 	"$SNAPFS" snapshot create "$TEST_TMP/other.mnt" o2 >/dev/null &&
 	"$SNAPFS" send "$TEST_TMP/other.mnt" o2 --from o1 >"$TEST_TMP/o.stream" &&
-	rc=0; "$SNAPFS" receive "$DST" <"$TEST_TMP/o.stream" 2>"$REF/err" || rc=$? &&
+	{ rc=0; "$SNAPFS" receive "$DST" <"$TEST_TMP/o.stream" 2>"$REF/err" || rc=$?; } &&
 	assert_eq 1 "$rc" && assert_grep "the stream is of volume [0-9a-f]*, the destination follows volume" "$REF/err" &&
 	dst_state >"$REF/after" && assert_cmp "$REF/before" "$REF/after"
 '
 
 test_expect_success 'a full stream into a volume that is not empty, and garbage, are refused' '
 	"$SNAPFS" send "$TEST_TMP/other.mnt" o1 >"$TEST_TMP/o1.stream" &&
-	rc=0; "$SNAPFS" receive "$DST" <"$TEST_TMP/o1.stream" 2>"$REF/err" || rc=$? &&
+	{ rc=0; "$SNAPFS" receive "$DST" <"$TEST_TMP/o1.stream" 2>"$REF/err" || rc=$?; } &&
 	assert_eq 1 "$rc" && assert_grep "not empty" "$REF/err" &&
-	rc=0; head -c 5000 /dev/urandom | "$SNAPFS" receive "$DST" 2>"$REF/err" || rc=$? &&
+	{ rc=0; head -c 5000 /dev/urandom | "$SNAPFS" receive "$DST" 2>"$REF/err" || rc=$?; } &&
 	assert_eq 1 "$rc" && assert_grep "not a snapfs replication stream" "$REF/err" &&
-	rc=0; "$SNAPFS" receive "$DST" </dev/null 2>"$REF/err" || rc=$? &&
+	{ rc=0; "$SNAPFS" receive "$DST" </dev/null 2>"$REF/err" || rc=$?; } &&
 	assert_eq 1 "$rc" && assert_grep "no stream on standard input" "$REF/err" &&
 	dst_state >"$REF/after" && assert_cmp "$REF/before" "$REF/after"
 '
@@ -167,18 +167,18 @@ test_expect_success 'a destination with a snapshot of its own has diverged and i
 	echo six >mod && "$SNAPFS" snapshot create "$MNT" s6 >/dev/null &&
 	"$SNAPFS" snapshot create "$DST" local >/dev/null &&
 	dst_state >"$REF/before" &&
-	rc=0; "$SNAPFS" send "$MNT" s6 --from s5 | "$SNAPFS" receive "$DST" 2>"$REF/err" || rc=$? &&
+	{ rc=0; "$SNAPFS" send "$MNT" s6 --from s5 | "$SNAPFS" receive "$DST" 2>"$REF/err" || rc=$?; } &&
 	assert_eq 1 "$rc" && assert_grep "diverged: snapshot local is newer than the base s5" "$REF/err" &&
 	dst_state >"$REF/after" && assert_cmp "$REF/before" "$REF/after" &&
 	"$SNAPFS" snapshot delete "$DST" local >/dev/null
 '
 
 test_expect_success 'send refuses a terminal, an unknown snapshot and a base that is not older' '
-	rc=0; "$SNAPFS" send "$MNT" nosuch >/dev/null 2>"$REF/err" || rc=$? &&
+	{ rc=0; "$SNAPFS" send "$MNT" nosuch >/dev/null 2>"$REF/err" || rc=$?; } &&
 	assert_eq 1 "$rc" && assert_grep "no snapshot named nosuch" "$REF/err" &&
-	rc=0; "$SNAPFS" send "$MNT" s1 --from s2 >/dev/null 2>"$REF/err" || rc=$? &&
+	{ rc=0; "$SNAPFS" send "$MNT" s1 --from s2 >/dev/null 2>"$REF/err" || rc=$?; } &&
 	assert_eq 1 "$rc" && assert_grep "is not older than" "$REF/err" &&
-	rc=0; script -qc "$SNAPFS send $MNT s1" /dev/null >"$REF/tty" 2>&1 || rc=$? &&
+	{ rc=0; script -qc "$SNAPFS send $MNT s1" /dev/null >"$REF/tty" 2>&1 || rc=$?; } &&
 	assert_grep "refusing to write a replication stream to a terminal" "$REF/tty"
 '
 
@@ -190,7 +190,7 @@ test_expect_success 'an interrupted receive leaves the newest snapshot complete 
 	"$SNAPFS" snapshot create "$MNT" s7 >/dev/null &&
 	"$SNAPFS" send "$MNT" s7 --from s6 >"$TEST_TMP/s67.stream" &&
 	full=$(stat -c %s "$TEST_TMP/s67.stream") &&
-	rc=0; head -c 70000000 "$TEST_TMP/s67.stream" | "$SNAPFS" receive "$DST" 2>"$REF/err" || rc=$? &&
+	{ rc=0; head -c 70000000 "$TEST_TMP/s67.stream" | "$SNAPFS" receive "$DST" 2>"$REF/err" || rc=$?; } &&
 	assert_eq 1 "$rc" && assert_grep truncated "$REF/err" &&
 	assert_eq "s2 s3 s4 s5 s6" "$(snaps "$DST")" &&
 	vol_mount "$DST" "$DMNT" && assert_eq six "$(cat "$DMNT/mod")" && assert_missing "$DMNT/bulk" &&
@@ -204,9 +204,9 @@ test_expect_success 'an interrupted receive leaves the newest snapshot complete 
 '
 
 test_expect_success 'send refuses a malformed resume token, and receive says when nothing is unfinished' '
-	rc=0; "$SNAPFS" send "$MNT" s7 --from s6 --resume 00ff >/dev/null 2>"$REF/err" || rc=$? &&
+	{ rc=0; "$SNAPFS" send "$MNT" s7 --from s6 --resume 00ff >/dev/null 2>"$REF/err" || rc=$?; } &&
 	assert_eq 2 "$rc" && assert_grep "not a resume token" "$REF/err" &&
-	rc=0; "$SNAPFS" receive "$DST" --resume-token 2>"$REF/err" || rc=$? &&
+	{ rc=0; "$SNAPFS" receive "$DST" --resume-token 2>"$REF/err" || rc=$?; } &&
 	assert_eq 1 "$rc" && assert_grep "no unfinished receive" "$REF/err"
 '
 

@@ -169,7 +169,7 @@ open(p + \".bad\", \"wb\").write(b)" "$TEST_TMP/s56.stream" || exit 1
 
 test_expect_success 'garbage, an empty input and a truncated header are refused as offline; --abort works mounted' '
 	rc=0; echo "this is not a stream" | "$SNAPFS" receive "$DMNT" 2>"$REF/err" || rc=$? &&
-	assert_eq 1 "$rc" && assert_grep "damaged frame header at byte 0" "$REF/err" || exit 1
+	assert_eq 1 "$rc" && assert_grep "not a snapfs replication stream" "$REF/err" || exit 1
 	rc=0; "$SNAPFS" receive "$DMNT" </dev/null 2>"$REF/err" || rc=$? &&
 	assert_eq 1 "$rc" && assert_grep "no stream on standard input" "$REF/err" || exit 1
 	rc=0; head -c 300 "$TEST_TMP/s56.stream" | "$SNAPFS" receive "$DMNT" 2>"$REF/err" || rc=$? &&

@@ -219,12 +219,20 @@ test_expect_success 'restore: into a new volume (writable), and onto the source 
 	assert_grep "restore into a new volume" "$REF/err"
 '
 
-test_expect_success 'fail over and fail back: break, reverse-resync to the old source, and round again' '
+test_expect_success 'fail over and fail back: break, reverse-resync to the old source (refused into another volume, or unconfirmed, with nothing changed), and round again' '
 	echo last >dir/last && "$SNAPFS" mirror update "$DST" >/dev/null &&
 	cd "$TEST_TMP" && vol_umount "$MNT" &&
 	"$SNAPFS" mirror break "$DST" >/dev/null &&
 	vol_mount "$DST" "$DMNT" && echo at-dr >"$DMNT/dr-file" && vol_umount "$DMNT" &&
 	vol_mount "$STORE" "$MNT" && echo lost >"$MNT/lost-at-source" && vol_umount "$MNT" &&
+	before=$(snaps "$TEST_TMP/new.store") &&
+	assert_fails "$SNAPFS" mirror reverse-resync "$DST" "$TEST_TMP/new.store" --yes 2>"$REF/err0" &&
+	assert_grep "not .*, the volume $DST was mirrored from" "$REF/err0" &&
+	assert_eq "$before" "$(snaps "$TEST_TMP/new.store")" &&
+	assert_fails "$SNAPFS" mirror show "$TEST_TMP/new.store" 2>/dev/null &&
+	assert_fails "$SNAPFS" mirror reverse-resync "$DST" "$STORE" </dev/null 2>"$REF/err1" &&
+	assert_grep "not confirmed: nothing was changed" "$REF/err1" &&
+	assert_eq broken-off "$(json_field "$DST" state)" &&
 	"$SNAPFS" mirror reverse-resync "$DST" "$STORE" --yes >/dev/null 2>"$REF/err" &&
 	assert_grep "this discards the changes written there" "$REF/err" &&
 	assert_eq snapmirrored "$(json_field "$STORE" state)" &&
