@@ -60,9 +60,10 @@
  * RECEIVE (tools/receive_mounted.c, fs/receive.c).  The request carries
  * one file descriptor (SCM_RIGHTS, with the request's bytes): the stream's
  * input, the command's stdin.  FLAGS is a decimal bit mask of receive
- * options and N1, N2 decimal numbers for options that need them; none are
- * defined yet, and a daemon answers ERR EINVAL to a bit or a number it
- * does not know, so a newer command never has an option silently ignored.
+ * options (receive.h: 1 hold back, 2 publish first, 4 no stream is fine)
+ * and N1, N2 decimal numbers for options that need them (none yet); a
+ * daemon answers ERR EINVAL to a bit or a number it does not know, so a
+ * newer command never has an option silently ignored.
  * The connection then belongs to the receive, on a thread of its own
  * (the control thread serves other requests meanwhile; one receive at a
  * time, a second gets ERR EINPROGRESS), which answers with lines

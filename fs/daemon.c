@@ -148,11 +148,26 @@ static bool following(struct sfs_store *st)
     return !rc && ((rs.follows && !rs.writable) || rs.partial);
 }
 
+/* What a mirror destination shows: its published snapshot (the newest,
+ * unless snapshots are held back for a consistency group). */
 static int published_view(struct sfs_store *st, uint64_t *view)
 {
     *view = SFS_VIEW_LIVE;
-    if (following(st) && st->state.newest_snap)
-        *view = st->state.newest_snap;
+    if (!following(st))
+        return 0;
+    MDB_txn *txn;
+    int rc = sfs_txn_begin(st, NULL, false, &txn);
+    struct sfs_recv_state rs;
+    if (!rc) {
+        rc = sfs_recv_state(st, txn, &rs);
+        mdb_txn_abort(txn);
+    }
+    if (rc)
+        return rc;
+    if (rs.held_back && !rs.published)
+        return -ENOMSG;
+    if (rs.published)
+        *view = rs.published;
     return 0;
 }
 
@@ -210,7 +225,10 @@ int snapfs_serve(const char *store, const char *mountpoint, const char *options,
     uint64_t published;
     rc = published_view(st, &published);
     if (rc) {
-        fprintf(stderr, "snapfs mount: %s: %s\n", store, strerror(-rc));
+        fprintf(stderr, "snapfs mount: %s: %s\n", store, rc == -ENOMSG
+                ? "its consistency group's baseline has not reached every "
+                  "member yet: there is nothing to show"
+                : strerror(-rc));
         goto fail;
     }
     /* A mirror destination is read-only to clients (see published_view),

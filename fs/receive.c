@@ -206,6 +206,7 @@ struct session {
     struct stream_in in;
     struct sfs_codec_ctx *cc;
     struct sfs_receiver *r;
+    uint64_t flags;     /* RECV_FLAG_* */
 };
 
 /* A stream is applied to the live tree behind a published snapshot; a
@@ -218,6 +219,11 @@ static int begin_fn(struct session *s, MDB_txn *txn)
     return !rc && s->v->live_view == SFS_VIEW_LIVE ? -EPERM : rc;
 }
 
+static int publish_fn(struct session *s, MDB_txn *txn)
+{
+    return sfs_recv_publish_w(s->v->st, txn);
+}
+
 static int step_fn(struct session *s, MDB_txn *txn)
 {
     return sfs_recv_step_w(s->v->st, txn, s->r, s->cc, 1);
@@ -225,8 +231,9 @@ static int step_fn(struct session *s, MDB_txn *txn)
 
 static uint64_t stream_bytes(const struct session *s)
 {
-    struct sfs_stream_stats st;
-    sfs_recv_stats(s->r, &st);
+    struct sfs_stream_stats st = { 0 };
+    if (s->r)
+        sfs_recv_stats(s->r, &st);
     return st.bytes;
 }
 
@@ -263,9 +270,11 @@ static int publish(struct vol *v)
     return rc;
 }
 
-/* Apply the stream whose header S->r holds: 0 once it is published. */
+/* Apply the stream whose header S->r holds: 0 once it is published (or,
+ * held back, taken). */
 static int apply_stream(struct session *s)
 {
+    sfs_recv_hold_back(s->r, s->flags & RECV_FLAG_HOLD_BACK);
     int rc = in_batch(s, begin_fn);
     while (rc == 0) {
         rc = still_wanted(&s->in);
@@ -333,9 +342,16 @@ static void report_why(struct session *s)
 
 static int receive_streams(struct session *s)
 {
+    if (s->flags & RECV_FLAG_PUBLISH) {
+        int rc = in_batch(s, publish_fn);
+        if (!rc)
+            rc = publish(s->v);
+        if (rc)
+            return rc;
+    }
     for (int count = 0;; count++) {
         int rc = sfs_recv_new(stream_read, &s->in, &s->r);
-        if (rc == -ENODATA && count > 0)
+        if (rc == -ENODATA && (count > 0 || s->flags & RECV_FLAG_ANY_COUNT))
             return 0;
         if (!rc)
             rc = apply_stream(s);
@@ -383,7 +399,9 @@ static void *receive_main(void *arg)
 static int check_options(uint64_t flags, const uint64_t *nums, int nnums)
 {
     (void)nums;
-    return flags || nnums ? -EINVAL : 0; /* none defined yet */
+    const uint64_t known = RECV_FLAG_HOLD_BACK | RECV_FLAG_PUBLISH |
+                           RECV_FLAG_ANY_COUNT;
+    return flags & ~known || nnums ? -EINVAL : 0;
 }
 
 int recv_start(struct recv_slot *sl, struct vol *v, int conn, int in_fd,
@@ -398,6 +416,7 @@ int recv_start(struct recv_slot *sl, struct vol *v, int conn, int in_fd,
     s->slot = sl;
     s->v = v;
     s->conn = conn;
+    s->flags = flags;
     s->in.fd = in_fd;
     s->in.conn = conn;
     s->in.cancel_fd = sl->cancel_fd;

@@ -31,11 +31,19 @@ bool recv_slot_busy(struct recv_slot *s);
 /*
  * Start receiving the streams on IN_FD into V for the client on CONN, on
  * a thread of its own that reports to CONN (protocol in control.c) and
- * closes both.  FLAGS and NUMS are the request's options (none defined
- * yet: anything else is -EINVAL).  0: the thread owns both fds; else a
+ * closes both.  FLAGS and NUMS are the request's options (RECV_FLAG_*,
+ * no numbers yet: anything else is -EINVAL).  0: the thread owns both
+ * fds; else a
  * negative errno (-EINPROGRESS: a receive is running) and the caller
  * still owns them.
  */
+enum {
+    RECV_FLAG_HOLD_BACK = 1,  /* received snapshots are not published
+                                 (sfs_recv_hold_back) */
+    RECV_FLAG_PUBLISH = 2,    /* first publish what was held back */
+    RECV_FLAG_ANY_COUNT = 4,  /* no stream at all is fine (a mirror's
+                                 handshake when there is nothing new) */
+};
 int recv_start(struct recv_slot *s, struct vol *v, int conn, int in_fd,
                uint64_t flags, const uint64_t *nums, int nnums);
 

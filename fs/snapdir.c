@@ -100,11 +100,21 @@ static void snaps_free(struct snap_entry *s, size_t n)
 struct snaps_build {
     struct snap_entry *v;
     size_t n, cap;
+    uint64_t newest;    /* list no snapshot after this epoch */
 };
+
+/* A mirror destination shows the snapshots up to the one it publishes:
+ * newer ones are being received, or held back (store/stream.c). */
+static uint64_t newest_shown(const struct vol *v)
+{
+    return v->live_view;
+}
 
 static int snaps_add(void *arg, const struct sfs_snap_rec *s)
 {
     struct snaps_build *b = arg;
+    if (s->epoch > b->newest)
+        return 0;
     if (b->n == b->cap) {
         size_t cap = b->cap ? 2 * b->cap : 16;
         void *p = realloc(b->v, cap * sizeof(*b->v));
@@ -125,7 +135,7 @@ static int snaps_add(void *arg, const struct sfs_snap_rec *s)
 static int snaps_load(struct snapdirs *sd, struct vol *v, MDB_txn *txn,
                       struct snap_entry **old, size_t *nold)
 {
-    struct snaps_build b = { 0 };
+    struct snaps_build b = { .newest = newest_shown(v) };
     int rc = sfs_snap_foreach(v->st, txn, snaps_add, &b);
     if (rc) {
         snaps_free(b.v, b.n);
@@ -558,6 +568,8 @@ static int lookup_in_snapdir(struct snapdirs *sd, struct vol *v, MDB_txn *txn,
 {
     struct sfs_snap_rec s;
     int rc = sfs_snap_find(v->st, txn, name, &s);
+    if (!rc && s.epoch > newest_shown(v))
+        rc = -ENOENT;
     struct sfs_inode i;
     if (!rc)
         rc = sfs_inode_get(v->st, txn, s.epoch, p->obj, &i);
@@ -640,7 +652,7 @@ int snapdir_list(struct snapdirs *sd, struct vol *v, MDB_txn *txn,
                  const struct noderef *r, fuse_req_t req, char *buf,
                  size_t size, off_t off, bool plus, size_t *used)
 {
-    struct snaps_build b = { 0 };
+    struct snaps_build b = { .newest = newest_shown(v) };
     int rc = sfs_snap_foreach(v->st, txn, snaps_add, &b);
     for (int k = (int)off; !rc && k < 2; k++) {
         struct fuse_entry_param e = { 0 };
@@ -799,8 +811,10 @@ static void collect_live_names(struct vol *v, struct stash **head,
         struct stash_arg sa = { ids[k], head };
         sfs_dir_list(v->st, txn, v->live_view, ids[k], 0, stash_name, &sa);
     }
-    if (publish && v->st->state.newest_snap)
-        v->live_view = v->st->state.newest_snap;
+    uint64_t published;
+    if (publish && txn && !sfs_recv_published(v->st, txn, &published) &&
+        published)
+        v->live_view = published;
     vol_read_end(v);
     free(ids);
 }

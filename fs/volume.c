@@ -163,31 +163,12 @@ static int commit_batch(struct vol *v)
     return rc;
 }
 
-/*
- * Where LMDB mapped data.mdb: LMDB does not say (mdb_env_info reports an
- * address only for MDB_FIXEDMAP), so find the mapping of that file in
- * /proc/self/maps.  The map does not move while the volume is served.
- */
+/* Where LMDB mapped data.mdb; it does not move while the volume is
+ * served.  Without it the map is simply not trimmed. */
 static void find_map(struct vol *v)
 {
-    char want[PATH_MAX + 16], line[PATH_MAX + 256];
-    snprintf(want, sizeof(want), "%s/data.mdb", v->st->path);
-    FILE *f = fopen("/proc/self/maps", "r");
-    if (!f)
-        return;
-    while (fgets(line, sizeof(line), f)) {
-        unsigned long start, end;
-        char *path = strchr(line, '/');
-        if (!path || sscanf(line, "%lx-%lx", &start, &end) != 2)
-            continue;
-        path[strcspn(path, "\n")] = 0;
-        if (strcmp(path, want))
-            continue;
-        v->map_addr = (void *)start;
-        v->map_len = end - start;
-        break;
-    }
-    fclose(f);
+    if (sfs_map_region(v->st, &v->map_addr, &v->map_len))
+        v->map_addr = NULL;
 }
 
 /* Unmap the LMDB map's pages from our page tables (see THEORY). */

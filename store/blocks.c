@@ -34,6 +34,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <openssl/evp.h>
 #include <zstd.h>
@@ -337,6 +339,23 @@ int sfs_block_unref_w(struct sfs_store *st, MDB_txn *txn,
     st->state.phys_bytes -= d.csize;
     st->state.stored_logical -= d.lsize;
     return 0;
+}
+
+void sfs_block_touch(struct sfs_store *st, MDB_txn *txn,
+                     const uint8_t hash[SFS_HASH_LEN])
+{
+    struct sfs_dedup_rec d;
+    if (dedup_get(st, txn, hash, &d))
+        return;
+    uint8_t kb[8];
+    sfs_put_be64(kb, d.blob_id);
+    MDB_val k = { 8, kb }, v;
+    if (mdb_get(txn, st->db_blobs, &k, &v) || !v.mv_size)
+        return;
+    long page = sysconf(_SC_PAGESIZE);
+    uintptr_t start = (uintptr_t)v.mv_data & ~(uintptr_t)(page - 1);
+    uintptr_t end = (uintptr_t)v.mv_data + v.mv_size;
+    madvise((void *)start, end - start, MADV_WILLNEED);
 }
 
 int sfs_block_fetch(struct sfs_store *st, MDB_txn *txn,

@@ -28,6 +28,23 @@ int sfs_vrec_kill_prefix_w(struct sfs_store *st, MDB_txn *txn,
 /* The block a version refers to, if any: 1 and *hash set, or 0. */
 int sfs_rec_blockref(const MDB_val *key, const MDB_val *payload,
                      uint8_t hash[SFS_HASH_LEN]);
+/* Start reading the stored block HASH into the page cache (its dedup
+ * record now, its bytes asynchronously); quietly nothing if it is not
+ * stored. */
+void sfs_block_touch(struct sfs_store *st, MDB_txn *txn,
+                     const uint8_t hash[SFS_HASH_LEN]);
+
+/* prefetch.c: helpers reading ahead of an incremental stream's sender,
+ * which starts at PHASE (0 deadlist, 1 birth index) and index row KEY
+ * (KLEN 0: the first row after FROM_EPOCH).  0 or -ENOMEM/-EINVAL. */
+struct sfs_prefetch;
+int sfs_prefetch_start(struct sfs_store *st, uint64_t from_epoch,
+                       uint64_t to_epoch, unsigned phase, const void *key,
+                       size_t klen, struct sfs_prefetch **out);
+/* The sender is past ROWS index rows since its start. */
+void sfs_prefetch_progress(struct sfs_prefetch *p, uint64_t rows);
+/* End the helpers and free P (NULL: nothing). */
+void sfs_prefetch_stop(struct sfs_prefetch *p);
 
 /* What an inode record charges to a qtree: its qtree and its bytes
  * (blocks * 512); zero for other records and for inodes in no qtree. */

@@ -30,11 +30,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
@@ -377,6 +379,46 @@ void sfs_close(struct sfs_store *st)
         close(st->lock_fd);
     free(st->path);
     free(st);
+}
+
+/*
+ * Where LMDB mapped data.mdb.  LMDB does not say (mdb_env_info reports an
+ * address only for MDB_FIXEDMAP), so look for the mapping of that file in
+ * /proc/self/maps.  The map moves only when the map size changes.
+ */
+int sfs_map_region(struct sfs_store *st, void **addr, size_t *len)
+{
+    char want[PATH_MAX + 16], line[PATH_MAX + 256];
+    snprintf(want, sizeof(want), "%s/data.mdb", st->path);
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f)
+        return -errno;
+    int rc = -ENOENT;
+    while (rc && fgets(line, sizeof(line), f)) {
+        unsigned long start, end;
+        char *path = strchr(line, '/');
+        if (!path || sscanf(line, "%lx-%lx", &start, &end) != 2)
+            continue;
+        path[strcspn(path, "\n")] = 0;
+        if (strcmp(path, want))
+            continue;
+        *addr = (void *)start;
+        *len = end - start;
+        rc = 0;
+    }
+    fclose(f);
+    return rc;
+}
+
+int sfs_advise_access(struct sfs_store *st, enum sfs_access pattern)
+{
+    void *addr;
+    size_t len;
+    int rc = sfs_map_region(st, &addr, &len);
+    if (rc)
+        return rc;
+    int advice = pattern == SFS_ACCESS_SCATTERED ? MADV_RANDOM : MADV_NORMAL;
+    return madvise(addr, len, advice) ? -errno : 0;
 }
 
 int sfs_state_reload(struct sfs_store *st)

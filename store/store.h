@@ -129,6 +129,26 @@ enum { SFS_OPEN_RDONLY = 1, SFS_OPEN_EXCLUSIVE = 2 };
 int sfs_open(const char *path, int flags, struct sfs_store **out);
 void sfs_close(struct sfs_store *st);
 
+/*
+ * sfs_map_region - the address and length of LMDB's map of the store.
+ * Errors: -ENOENT (not mapped: the environment is closed), or the errno
+ * of reading /proc/self/maps.
+ */
+int sfs_map_region(struct sfs_store *st, void **addr, size_t *len);
+
+/*
+ * sfs_advise_access - tell the kernel how this process will read the
+ * store.  A page fault on the map normally reads ahead up to the block
+ * device's readahead window (often megabytes); that serves walks of whole
+ * tables (full streams, fsck) and wastes most of the disk reads of
+ * lookups scattered over a large store (incremental streams, which touch
+ * a few records per changed file).  SFS_ACCESS_SCATTERED turns readahead
+ * off for this process's map; SFS_ACCESS_NORMAL turns it back on.
+ * Errors: those of sfs_map_region and madvise(2).
+ */
+enum sfs_access { SFS_ACCESS_NORMAL, SFS_ACCESS_SCATTERED };
+int sfs_advise_access(struct sfs_store *st, enum sfs_access pattern);
+
 /* Begin a transaction; a write transaction reloads st->state. */
 int sfs_txn_begin(struct sfs_store *st, MDB_txn *parent, bool write,
                   MDB_txn **out);
@@ -805,7 +825,8 @@ struct sfs_sender;
  * sfs_send_new - start the stream of the snapshot at TO_EPOCH, whole
  * (FROM_EPOCH 0) or from the older snapshot at FROM_EPOCH, from RESUME
  * (NULL: the beginning) on.  Writes the header.  The caller keeps both
- * snapshots from being deleted until the stream ends.
+ * snapshots from being deleted until the stream ends.  Sets the
+ * process's access advice for ST (sfs_advise_access) to suit the stream.
  * Errors: -ENOENT (no snapshot at an epoch), -EINVAL (FROM not older than
  * TO), and those of WRITE.
  */
@@ -900,6 +921,14 @@ int sfs_recv_step_w(struct sfs_store *st, MDB_txn *txn,
 enum { SFS_RECV_RESYNC = 1, SFS_RECV_ADOPT = 2 };
 void sfs_recv_set_mode(struct sfs_receiver *r, unsigned mode,
                        uint64_t adopt_epoch);
+/*
+ * sfs_recv_hold_back - with HOLD_BACK, the snapshot the stream carries is
+ * taken but not exposed: sfs_recv_published keeps answering what it did
+ * before the first held-back receive, until sfs_recv_publish_w.  Without,
+ * receiving the snapshot publishes everything held back.  (Consistency
+ * groups: see "Held back" in stream.c.)
+ */
+void sfs_recv_hold_back(struct sfs_receiver *r, bool hold_back);
 const char *sfs_recv_why(const struct sfs_receiver *r);
 void sfs_recv_stats(const struct sfs_receiver *r, struct sfs_stream_stats *out);
 void sfs_recv_free(struct sfs_receiver *r);
@@ -909,6 +938,8 @@ struct sfs_recv_state {
     bool follows;           /* received a full stream: has a source */
     bool writable;          /* broken off: clients may write */
     bool partial;           /* holds an unfinished receive */
+    bool held_back;         /* received snapshots wait to be published */
+    uint64_t published;     /* the snapshot exposed (0: none) */
     uint8_t src_uuid[16];
     uint64_t partial_from, partial_to;   /* its source epochs */
     struct sfs_stream_pos partial_pos;   /* where it resumes */
@@ -925,7 +956,15 @@ int sfs_recv_find(struct sfs_store *st, MDB_txn *txn, uint64_t src_epoch,
 /* Discard an unfinished receive: the live tree goes back to the newest
  * snapshot (-EBUSY if it was a full stream: nothing to go back to). */
 int sfs_recv_abort_w(struct sfs_store *st, MDB_txn *txn);
-/* Break: discard an unfinished receive and let clients write. */
+/* The snapshot a following volume exposes to clients: its newest, or
+ * while snapshots are held back the one exposed before (0: none). */
+int sfs_recv_published(struct sfs_store *st, MDB_txn *txn, uint64_t *epoch);
+/* Expose the snapshots held back (sfs_recv_hold_back): 0 also when none
+ * are. */
+int sfs_recv_publish_w(struct sfs_store *st, MDB_txn *txn);
+/* Break: discard an unfinished receive and let clients write.  Snapshots
+ * held back are discarded too: the volume goes back to the one it
+ * exposed (-ENOMSG if it never exposed one: a held-back baseline). */
 int sfs_recv_break_w(struct sfs_store *st, MDB_txn *txn);
 /* Follow the source again from the received snapshot at EPOCH: delete
  * every newer snapshot (-EBUSY if one is held), roll the live tree back

@@ -65,11 +65,25 @@
  * is the part applied); the same stream resumes where it ended: the sender
  * is started at the recorded position (the "resume token").
  *
+ * Held back (consistency groups).  A receiver told to hold back
+ * (sfs_recv_hold_back) takes the snapshot as always, but the destination
+ * keeps exposing the snapshot it exposed before: the "fence" (meta
+ * "recv/fence") names it, and sfs_recv_published answers the fence, not
+ * the newest snapshot, until sfs_recv_publish_w removes it.  A group
+ * mirror (tools/mirror_group.c) receives one snapshot into every member
+ * held back, and publishes only once every member has it, so that the
+ * members never expose snapshots of different points in time.  The fenced
+ * snapshot is never deleted by retention while it is exposed: a deletion
+ * retention wanted is marked on the fence ("doomed") and done when the
+ * fence goes.  A break goes back to the fence: what was held back was
+ * never seen, and is discarded with the snapshots newer than the fence.
+ *
  * Destination records in meta: "recv/source" -> source uuid (set by the
  * first full stream), "recv/writable" (broken off), "recv/partial" ->
- * struct partial, "recv/snap/" epoch(be64) -> struct recv_snap: which
- * source epoch each received snapshot is.  Records of deleted snapshots
- * are ignored and pruned by the next receive.
+ * struct partial, "recv/fence" -> struct fence (held back), "recv/snap/"
+ * epoch(be64) -> struct recv_snap: which source epoch each received
+ * snapshot is.  Records of deleted snapshots are ignored and pruned by the
+ * next receive.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -370,6 +384,8 @@ struct sfs_sender {
     uint8_t (*sent)[SFS_HASH_LEN]; /* direct-mapped by the hash's bytes */
     struct sfs_retention ret;      /* kind 0: none */
     uint64_t *ret_epochs;
+    struct sfs_prefetch *prefetch; /* incremental: helpers reading ahead */
+    uint64_t rows;                 /* index rows passed (for them) */
     /* the step in progress */
     MDB_txn *txn;
     uint64_t step_records, max_records, step_start_bytes;
@@ -575,6 +591,7 @@ static int incr_phase(struct sfs_sender *s)
             phase_done = 1;
             break;
         }
+        sfs_prefetch_progress(s->prefetch, ++s->rows);
         uint64_t birth = sfs_get_be64(p + (deadlist ? 8 : 0));
         uint8_t key[SFS_KEY_MAX];
         size_t klen = k.mv_size - hdr;
@@ -606,6 +623,10 @@ int sfs_send_new(struct sfs_store *st, MDB_txn *txn, uint64_t from_epoch,
                                    : -EINVAL;
     if (rc)
         return rc;
+    /* An incremental stream reads a few records per change, scattered
+     * over the store; a whole one walks the tables in key order. */
+    sfs_advise_access(st, from_epoch ? SFS_ACCESS_SCATTERED
+                                     : SFS_ACCESS_NORMAL);
     struct sfs_sender *s = calloc(1, sizeof(*s));
     if (!s || !(s->sent = calloc(SENT_SLOTS, SFS_HASH_LEN))) {
         free(s);
@@ -631,6 +652,10 @@ int sfs_send_new(struct sfs_store *st, MDB_txn *txn, uint64_t from_epoch,
         h->start = *resume;
     s->pos = h->start;
     s->stats.bytes = h->start.bytes;
+    if (from_epoch && s->pos.phase < INCR_PHASES &&
+        sfs_prefetch_start(st, from_epoch, to_epoch, s->pos.phase, s->pos.key,
+                           s->pos.len, &s->prefetch))
+        s->prefetch = NULL; /* advice only: send without */
     frame_start(&s->frame, F_HEADER, 0);
     put_header(&s->frame, h);
     rc = frame_send(s);
@@ -718,6 +743,7 @@ void sfs_send_free(struct sfs_sender *s)
 {
     if (!s)
         return;
+    sfs_prefetch_stop(s->prefetch);
     free(s->frame.p);
     free(s->sent);
     free(s->ret_epochs);
@@ -729,6 +755,7 @@ void sfs_send_free(struct sfs_sender *s)
 #define META_SOURCE "recv/source"
 #define META_WRITABLE "recv/writable"
 #define META_PARTIAL "recv/partial"
+#define META_FENCE "recv/fence"
 #define META_SNAP "recv/snap/"
 #define META_SNAP_LEN (sizeof(META_SNAP) - 1)
 
@@ -741,6 +768,14 @@ struct partial {
 struct recv_snap {
     uint8_t src_uuid[16];
     uint64_t src_epoch;
+};
+
+/* Held back: the destination exposes EPOCH (0: nothing yet), not its
+ * newest snapshot.  DOOMED: retention wanted EPOCH deleted. */
+struct fence {
+    uint64_t epoch;
+    uint8_t doomed;
+    uint8_t pad[7];
 };
 
 static int meta_get(struct sfs_store *st, MDB_txn *txn, const char *name,
@@ -807,7 +842,49 @@ int sfs_recv_state(struct sfs_store *st, MDB_txn *txn,
         out->partial_to = p.to_epoch;
         out->partial_pos = p.pos;
     }
+    struct fence f;
+    rc = meta_get(st, txn, META_FENCE, &f, sizeof(f));
+    if (rc && rc != -ENOENT)
+        return rc;
+    out->held_back = rc == 0;
+    out->published = out->held_back ? f.epoch : st->state.newest_snap;
     return 0;
+}
+
+static int prune_snap_records(struct sfs_store *st, MDB_txn *txn);
+
+int sfs_recv_published(struct sfs_store *st, MDB_txn *txn, uint64_t *epoch)
+{
+    struct fence f;
+    int rc = meta_get(st, txn, META_FENCE, &f, sizeof(f));
+    if (rc && rc != -ENOENT)
+        return rc;
+    *epoch = rc == 0 ? f.epoch : st->state.newest_snap;
+    return 0;
+}
+
+/* Remove the fence: the newest snapshot is exposed; a doomed fence
+ * snapshot goes unless it is the newest or held. */
+static int drop_fence(struct sfs_store *st, MDB_txn *txn)
+{
+    struct fence f;
+    int rc = meta_get(st, txn, META_FENCE, &f, sizeof(f));
+    if (rc == -ENOENT)
+        return 0;
+    if (!rc)
+        rc = meta_del(st, txn, META_FENCE, strlen(META_FENCE));
+    if (rc || !f.doomed || !f.epoch || f.epoch == st->state.newest_snap)
+        return rc;
+    rc = sfs_snap_holds(st, txn, f.epoch, NULL, NULL);
+    if (rc == 0)
+        rc = sfs_snap_delete_w(st, txn, f.epoch);
+    return rc == -ENOENT || rc > 0 ? 0 : rc;
+}
+
+int sfs_recv_publish_w(struct sfs_store *st, MDB_txn *txn)
+{
+    int rc = drop_fence(st, txn);
+    return rc ? rc : prune_snap_records(st, txn);
 }
 
 struct find_arg {
@@ -927,6 +1004,14 @@ int sfs_recv_abort_w(struct sfs_store *st, MDB_txn *txn)
 int sfs_recv_break_w(struct sfs_store *st, MDB_txn *txn)
 {
     int rc = sfs_recv_abort_w(st, txn);
+    struct fence f;
+    int frc = rc ? rc : meta_get(st, txn, META_FENCE, &f, sizeof(f));
+    if (frc == 0 && !f.epoch)
+        return -ENOMSG; /* held back since the baseline: nothing exposed */
+    if (frc == 0 && f.epoch != st->state.newest_snap)
+        rc = sfs_recv_resync_w(st, txn, f.epoch); /* discard the unseen */
+    if (!rc && frc == 0)
+        rc = meta_del(st, txn, META_FENCE, strlen(META_FENCE));
     uint8_t one = 1;
     return rc ? rc : meta_put(st, txn, META_WRITABLE, &one, 1);
 }
@@ -964,6 +1049,12 @@ int sfs_recv_resync_w(struct sfs_store *st, MDB_txn *txn, uint64_t epoch)
     for (size_t i = na.n; !rc && i-- > 0;)
         rc = sfs_snap_delete_w(st, txn, na.epochs[i]);
     free(na.epochs);
+    struct fence f;
+    int frc = rc ? rc : meta_get(st, txn, META_FENCE, &f, sizeof(f));
+    if (frc == 0 && f.epoch > epoch) /* what it exposed is gone */
+        rc = meta_del(st, txn, META_FENCE, strlen(META_FENCE));
+    else if (frc != -ENOENT)
+        rc = frc;
     if (!rc)
         rc = meta_del(st, txn, META_PARTIAL, strlen(META_PARTIAL));
     if (!rc && sfs_live_changed(st, txn))
@@ -1019,6 +1110,8 @@ int sfs_recv_adopt_w(struct sfs_store *st, MDB_txn *txn,
 {
     int rc = drop_snap_records(st, txn);
     if (!rc)
+        rc = meta_del(st, txn, META_FENCE, strlen(META_FENCE));
+    if (!rc)
         rc = meta_put(st, txn, META_SOURCE, src_uuid, 16);
     if (!rc)
         rc = record_snap(st, txn, epoch, src_uuid, src_epoch);
@@ -1030,6 +1123,8 @@ int sfs_recv_forget_w(struct sfs_store *st, MDB_txn *txn)
     int rc = sfs_recv_abort_w(st, txn);
     if (!rc)
         rc = drop_snap_records(st, txn);
+    if (!rc)
+        rc = meta_del(st, txn, META_FENCE, strlen(META_FENCE));
     if (!rc)
         rc = meta_del(st, txn, META_SOURCE, strlen(META_SOURCE));
     return rc ? rc : meta_del(st, txn, META_WRITABLE, strlen(META_WRITABLE));
@@ -1053,6 +1148,8 @@ struct sfs_receiver {
     uint64_t adopt_epoch;
     bool rolled_back;           /* by the mode: the live tree is the base
                                    (in new versions, so it looks changed) */
+    bool hold_back;             /* keep exposing what was exposed */
+    struct fence fence;         /* while finishing: the fence to keep */
     struct sfs_retention ret;   /* from an 'R' frame; kind 0: none */
     uint64_t *ret_epochs;       /* sorted */
     char why[256];
@@ -1189,6 +1286,11 @@ void sfs_recv_set_mode(struct sfs_receiver *r, unsigned mode,
 {
     r->mode = mode;
     r->adopt_epoch = adopt_epoch;
+}
+
+void sfs_recv_hold_back(struct sfs_receiver *r, bool hold_back)
+{
+    r->hold_back = hold_back;
 }
 
 static void uuid_text(const uint8_t *u, char *out)
@@ -1593,6 +1695,10 @@ static int apply_retention(struct sfs_store *st, MDB_txn *txn,
         }
         if (rc || retained(r, &s, ca.v[i].src_epoch, seen))
             continue;
+        if (r->hold_back && s.epoch == r->fence.epoch) {
+            r->fence.doomed = 1; /* exposed: goes when it is published */
+            continue;
+        }
         rc = sfs_snap_holds(st, txn, s.epoch, NULL, NULL);
         if (rc > 0) {
             rc = 0;
@@ -1605,6 +1711,22 @@ static int apply_retention(struct sfs_store *st, MDB_txn *txn,
     }
     free(ca.v);
     return rc < 0 ? rc : 0;
+}
+
+/* Before the snapshot is taken: held back, the fence stays where it is,
+ * or is set at what is exposed now; otherwise it goes. */
+static int fence_for_finish(struct sfs_store *st, MDB_txn *txn,
+                            struct sfs_receiver *r)
+{
+    if (!r->hold_back)
+        return drop_fence(st, txn);
+    int rc = meta_get(st, txn, META_FENCE, &r->fence, sizeof(r->fence));
+    if (rc == -ENOENT) {
+        memset(&r->fence, 0, sizeof(r->fence));
+        r->fence.epoch = st->state.newest_snap;
+        rc = 0;
+    }
+    return rc;
 }
 
 /* The end: the counts, then the snapshot (see THEORY). */
@@ -1625,7 +1747,9 @@ static int finish(struct sfs_store *st, MDB_txn *txn, struct sfs_receiver *r)
     if (st->state.next_ino < r->hdr.next_ino)
         st->state.next_ino = r->hdr.next_ino;
     struct sfs_snap_rec snap;
-    rc = sfs_orphans_prune_w(st, txn);
+    rc = fence_for_finish(st, txn, r);
+    if (!rc)
+        rc = sfs_orphans_prune_w(st, txn);
     if (!rc)
         rc = sfs_snap_take_w(st, txn, r->hdr.to_name, &snap);
     if (rc == -EEXIST)
@@ -1643,6 +1767,8 @@ static int finish(struct sfs_store *st, MDB_txn *txn, struct sfs_receiver *r)
         rc = meta_del(st, txn, META_PARTIAL, strlen(META_PARTIAL));
     if (!rc)
         rc = apply_retention(st, txn, r, &snap);
+    if (!rc && r->hold_back)
+        rc = meta_put(st, txn, META_FENCE, &r->fence, sizeof(r->fence));
     if (!rc)
         rc = prune_snap_records(st, txn);
     r->ended = rc == 0;

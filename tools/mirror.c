@@ -5,6 +5,8 @@
  *
  *   mirror create SRC DST [--policy mirror|vault|mirror-vault]
  *                 [--keep LABEL=N,...] [--schedule S] [--via CMD]
+ *   mirror create SRC1,SRC2,... DST1,DST2,... --group NAME [...]
+ *                 (a consistency group: mirror_group.c)
  *   mirror initialize DST | update DST | update --due
  *   mirror quiesce DST | resume DST
  *   mirror break DST                 (on the destination's host)
@@ -19,7 +21,8 @@
  * is a local volume, PEER:PATH on a peer (TLS, peer.h), or whatever a
  * --via command reaches.  What the destination is (following, broken
  * off, its newest snapshot) is always asked of the destination itself,
- * never assumed from the registry.  The transfer is mirror_xfer.c.
+ * never assumed from the registry.  The transfer is mirror_xfer.c.  A
+ * command given a member of a group runs for the whole group.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -71,6 +74,25 @@ static void rel_get(const char *arg, struct mirror_rel *m)
             "(snapfs mirror show lists them)", arg);
     if (rc)
         die(CMD, "%s: reading the relationship: %s", arg, strerror(-rc));
+}
+
+/* M, or every member of its group: a malloc'd array of *N. */
+static struct mirror_rel *rel_all(const struct mirror_rel *m, size_t *n)
+{
+    struct mirror_rel *v;
+    if (m->group[0]) {
+        int rc = mirror_group_members(m->group, &v, n);
+        if (rc)
+            die(CMD, "group %s: reading the relationships: %s", m->group,
+                strerror(-rc));
+        return v;
+    }
+    v = malloc(sizeof(*v));
+    if (!v)
+        die(CMD, "out of memory");
+    *v = *m;
+    *n = 1;
+    return v;
 }
 
 static int lock_or_die(const struct mirror_rel *m)
@@ -139,15 +161,32 @@ static void check_policy(const struct mirror_rel *m)
                   m->schedule);
 }
 
+void mirror_rel_check(struct mirror_rel *m, const char *src, const char *dst)
+{
+    struct volume v;
+    volume_open(&v, CMD, src);
+    snprintf(m->src, sizeof(m->src), "%s", v.store);
+    free(v.store);
+    free(v.mountpoint);
+    check_destination_arg(m, dst);
+    mirror_id(m->dst, m->id);
+    struct mirror_rel old;
+    if (!mirror_rel_load(m->id, &old))
+        die(CMD, "%s: a relationship to this destination exists already "
+            "(from %s)", dst, old.src);
+}
+
 static int mirror_create(int argc, char **argv)
 {
     static struct mirror_rel m;
-    const char *pos[2];
+    const char *pos[2], *group = NULL;
     int npos = 0;
     snprintf(m.policy, sizeof(m.policy), "mirror");
     for (int i = 2; i < argc; i++) {
         const char *v;
-        if ((v = next_opt(argc, argv, &i, "--policy")))
+        if ((v = next_opt(argc, argv, &i, "--group")))
+            group = v;
+        else if ((v = next_opt(argc, argv, &i, "--policy")))
             snprintf(m.policy, sizeof(m.policy), "%s", v);
         else if ((v = next_opt(argc, argv, &i, "--keep")))
             snprintf(m.keep, sizeof(m.keep), "%s", v);
@@ -158,24 +197,16 @@ static int mirror_create(int argc, char **argv)
         else if (argv[i][0] == '-' || npos == 2)
             die_usage(CMD, "usage: snapfs mirror create SRC DST [--policy "
                       "mirror|vault|mirror-vault] [--keep LABEL=N,...] "
-                      "[--schedule S] [--via CMD]");
+                      "[--schedule S] [--via CMD] [--group NAME]");
         else
             pos[npos++] = argv[i];
     }
     if (npos != 2)
         die_usage(CMD, "give the source volume and the destination");
     check_policy(&m);
-    struct volume src;
-    volume_open(&src, CMD, pos[0]);
-    snprintf(m.src, sizeof(m.src), "%s", src.store);
-    free(src.store);
-    free(src.mountpoint);
-    check_destination_arg(&m, pos[1]);
-    mirror_id(m.dst, m.id);
-    struct mirror_rel old;
-    if (!mirror_rel_load(m.id, &old))
-        die(CMD, "%s: a relationship to this destination exists already "
-            "(from %s)", pos[1], old.src);
+    if (group)
+        return mirror_group_create(group, pos[0], pos[1], &m);
+    mirror_rel_check(&m, pos[0], pos[1]);
     int rc = mirror_rel_store(&m);
     if (rc)
         die(CMD, "%s: recording the relationship: %s", pos[1], strerror(-rc));
@@ -191,16 +222,37 @@ static int mirror_run(const char *arg, enum xfer_kind kind, bool yes)
 {
     static struct mirror_rel m;
     rel_get(arg, &m);
+    if (m.group[0])
+        return mirror_group_transfer(&m, kind, yes);
     if (m.quiesced && kind != XFER_RESYNC)
         die(CMD, "%s: the relationship is quiesced; snapfs mirror resume "
             "%s first", arg, arg);
     int lock = lock_or_die(&m);
-    mirror_transfer(&m, kind, yes, NULL);
+    struct xfer_opts o = { .yes = yes };
+    mirror_transfer(&m, kind, &o);
     close(lock);
     return 0;
 }
 
-/* One scheduled update in a child, so that one failure stops no other. */
+/* The schedule's SLOT was run for M (for all of its group). */
+static void mark_served(const struct mirror_rel *m, int64_t slot)
+{
+    struct mirror_rel *v = NULL;
+    size_t n = 1;
+    if (m->group[0] && mirror_group_members(m->group, &v, &n))
+        return;
+    for (size_t i = 0; i < n; i++) {
+        const char *id = v ? v[i].id : m->id;
+        struct mirror_state st;
+        mirror_state_load(id, &st);
+        st.last_sched = slot;
+        mirror_state_store(id, &st);
+    }
+    free(v);
+}
+
+/* One scheduled update in a child, so that one failure stops no other;
+ * a group's runs once, for its first member. */
 static int run_due_one(struct mirror_rel *m, int64_t now)
 {
     struct sfs_schedule s;
@@ -209,24 +261,34 @@ static int run_due_one(struct mirror_rel *m, int64_t now)
     struct mirror_state st;
     mirror_state_load(m->id, &st);
     int64_t slot = sfs_schedule_prev(&s, now);
+    struct mirror_rel *v = NULL;
+    size_t n = 0;
+    bool first = !m->group[0] ||
+                 (!mirror_group_members(m->group, &v, &n) && n &&
+                  !strcmp(v[0].id, m->id));
+    free(v);
+    if (!first)
+        return 0;
     if (slot <= st.last_sched)
         return 0;
-    int lock = mirror_lock(m->id);
-    if (lock < 0)
+    int lock = m->group[0] ? -1 : mirror_lock(m->id);
+    if (lock < 0 && !m->group[0])
         return 0; /* a transfer runs: this slot is being served */
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
-        mirror_transfer(m, XFER_UPDATE, false, NULL);
+        struct xfer_opts o = { 0 };
+        if (m->group[0]) /* it takes every member's lock itself */
+            exit(mirror_group_transfer(m, XFER_UPDATE, false));
+        mirror_transfer(m, XFER_UPDATE, &o);
         exit(0);
     }
     int status = 1;
     if (pid > 0)
         waitpid(pid, &status, 0);
-    mirror_state_load(m->id, &st);
-    st.last_sched = slot;
-    mirror_state_store(m->id, &st);
-    close(lock);
+    mark_served(m, slot);
+    if (lock >= 0)
+        close(lock);
     return pid > 0 && WIFEXITED(status) && !WEXITSTATUS(status) ? 0 : 1;
 }
 
@@ -254,17 +316,22 @@ static int mirror_update_due(void)
 
 static int mirror_set_quiesced(const char *arg, bool quiesced)
 {
-    static struct mirror_rel m;
+    static struct mirror_rel m, *v;
     rel_get(arg, &m);
-    m.quiesced = quiesced;
-    int rc = mirror_rel_store(&m);
-    if (rc)
-        die(CMD, "%s: %s", arg, strerror(-rc));
-    printf("snapfs mirror: %s: %s%s\n", m.dst,
-           quiesced ? "quiesced: no transfer starts until snapfs mirror "
-                      "resume" : "resumed: transfers start again",
-           quiesced && mirror_transferring(m.id)
-               ? " (the transfer running now finishes)" : "");
+    size_t n;
+    v = rel_all(&m, &n);
+    for (size_t i = 0; i < n; i++) {
+        v[i].quiesced = quiesced;
+        int rc = mirror_rel_store(&v[i]);
+        if (rc)
+            die(CMD, "%s: %s", v[i].dst, strerror(-rc));
+        printf("snapfs mirror: %s: %s%s\n", v[i].dst,
+               quiesced ? "quiesced: no transfer starts until snapfs mirror "
+                          "resume" : "resumed: transfers start again",
+               quiesced && mirror_transferring(v[i].id)
+                   ? " (the transfer running now finishes)" : "");
+    }
+    free(v);
     return 0;
 }
 
@@ -272,6 +339,7 @@ static int mirror_set_quiesced(const char *arg, bool quiesced)
 
 struct break_arg {
     struct sfs_recv_state rs;
+    bool publish;   /* a group member with a committed snapshot */
 };
 
 static int offline_break(struct sfs_store *st, MDB_txn *txn, void *arg)
@@ -284,24 +352,20 @@ static int offline_break(struct sfs_store *st, MDB_txn *txn, void *arg)
         return -ENOTCONN;
     if (b->rs.writable)
         return -EALREADY;
-    return sfs_recv_break_w(st, txn);
+    rc = b->publish ? sfs_recv_publish_w(st, txn) : 0;
+    return rc ? rc : sfs_recv_break_w(st, txn);
 }
 
-static int mirror_break(const char *arg)
+/* Break the destination ARG (a local volume).  PUBLISH: a group member
+ * whose committed snapshot is not published yet publishes it first. */
+static int break_one(const char *arg, bool publish)
 {
-    static struct mirror_rel m;
-    char dst[PATH_MAX], id[MIRROR_ID_LEN + 1];
-    canonical_dst(arg, false, dst, sizeof(dst));
-    mirror_id(dst, id);
-    int lock = -1;
-    if (!mirror_rel_load(id, &m))
-        lock = lock_or_die(&m);
     static struct volume vol;
     volume_open(&vol, CMD, arg);
     if (vol.mounted)
         die(CMD, "%s: is mounted (read-only, as a mirror); unmount it, "
             "break, and mount it again to write", arg);
-    struct break_arg b;
+    struct break_arg b = { .publish = publish };
     int rc = volume_offline(&vol, CMD, offline_break, &b, true);
     if (rc == -ENOTCONN)
         die(CMD, "%s: is not a mirror destination (it follows no volume)",
@@ -311,14 +375,48 @@ static int mirror_break(const char *arg)
     if (rc == -EBUSY)
         die(CMD, "%s: holds part of its first transfer only: nothing to "
             "serve; initialize it again", arg);
+    if (rc == -ENOMSG)
+        die(CMD, "%s: its group's baseline has not reached every member: "
+            "nothing to serve; update the group first", arg);
     if (rc)
         die(CMD, "%s: %s", arg, open_error(rc));
     printf("snapfs mirror: %s: broken off: writable now, at its newest "
-           "snapshot; snapfs mirror resync %s makes it follow again\n", arg,
-           arg);
-    if (lock >= 0)
-        close(lock);
+           "%ssnapshot; snapfs mirror resync %s makes it follow again\n",
+           arg, b.rs.held_back ? "published " : "", arg);
     free(vol.store);
+    return 0;
+}
+
+static int mirror_break(const char *arg)
+{
+    static struct mirror_rel m, *v;
+    char dst[PATH_MAX], id[MIRROR_ID_LEN + 1];
+    canonical_dst(arg, false, dst, sizeof(dst));
+    mirror_id(dst, id);
+    if (mirror_rel_load(id, &m))
+        return break_one(arg, false); /* a destination of another host */
+    size_t n;
+    v = rel_all(&m, &n);
+    static int locks[SFS_CGROUP_MAX];
+    for (size_t i = 0; i < n; i++) {
+        char peer[PEER_NAME_MAX + 1], path[PATH_MAX];
+        if (n > 1 && mirror_dst_kind(&v[i], peer, path) != DST_LOCAL)
+            die(CMD, "group %s: %s is not a local volume; break each member "
+                "on its own host", m.group, v[i].dst);
+        locks[i] = lock_or_die(&v[i]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct mirror_state st;
+        mirror_state_load(v[i].id, &st);
+        break_one(n == 1 ? arg : v[i].dst, st.to_publish);
+        if (st.to_publish) { /* published by the break */
+            st.to_publish = false;
+            mirror_state_store(v[i].id, &st);
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        close(locks[i]);
+    free(v);
     return 0;
 }
 
@@ -422,7 +520,8 @@ static int mirror_reverse(int argc, char **argv)
     int lock = lock_or_die(&m);
     struct mirror_adopt adopt = { .epoch = src_epoch, .base = own_epoch };
     memcpy(adopt.old_source, old_source, 16);
-    mirror_transfer(&m, XFER_REVERSE, yes, &adopt);
+    struct xfer_opts o = { .yes = yes, .adopt = &adopt };
+    mirror_transfer(&m, XFER_REVERSE, &o);
     /* only now, with the new direction in place, the old one goes */
     if (local)
         forget_old(nd.store, m.src);
@@ -711,6 +810,8 @@ static void show_text(const struct mirror_rel *m, const struct mirror_state *st,
     printf("Transport:          %s\n", transport(m, tr, sizeof(tr)));
     printf("Policy:             %s%s%s\n", m->policy, m->keep[0] ? ", keep " : "",
            m->keep);
+    if (m->group[0])
+        printf("Group:              %s\n", m->group);
     printf("Schedule:           %s\n", m->schedule[0] ? m->schedule : "none");
     printf("State:              %s%s%s\n", s->state, s->reason[0] ? ": " : "",
            s->reason);
@@ -729,6 +830,9 @@ static void show_text(const struct mirror_rel *m, const struct mirror_state *st,
     if (s->have_d && strcmp(s->d.token, "-"))
         printf("Unfinished:         a cut transfer; the next update "
                "resumes it\n");
+    if (st->to_publish)
+        printf("Held back:          %s reached every member; the next "
+               "update publishes it\n", st->newest);
     if (st->last_error[0])
         printf("Last error:         %s\n", st->last_error);
 }
@@ -752,6 +856,7 @@ static void show_json(const struct mirror_rel *m, const struct mirror_state *st,
     json_kv("policy", m->policy, true);
     json_kv("keep", m->keep, true);
     json_kv("schedule", m->schedule, true);
+    json_kv("group", m->group, true);
     json_kv("state", s->state, true);
     json_kv("reason", s->reason, true);
     json_kv("newest_snapshot",
@@ -829,17 +934,22 @@ static int mirror_show(int argc, char **argv)
 
 static int mirror_delete(const char *arg)
 {
-    static struct mirror_rel m;
+    static struct mirror_rel m, *v;
     rel_get(arg, &m);
-    int lock = lock_or_die(&m);
-    mirror_release_source(&m);
-    int rc = mirror_rel_delete(m.id);
-    if (rc)
-        die(CMD, "%s: %s", arg, strerror(-rc));
-    close(lock);
-    printf("snapfs mirror: %s -> %s deleted; the destination keeps its "
-           "snapshots (snapfs mirror break makes it writable)\n", m.src,
-           m.dst);
+    size_t n;
+    v = rel_all(&m, &n);
+    for (size_t i = 0; i < n; i++) {
+        int lock = lock_or_die(&v[i]);
+        mirror_release_source(&v[i]);
+        int rc = mirror_rel_delete(v[i].id);
+        if (rc)
+            die(CMD, "%s: %s", v[i].dst, strerror(-rc));
+        close(lock);
+        printf("snapfs mirror: %s -> %s deleted; the destination keeps its "
+               "snapshots (snapfs mirror break makes it writable)\n",
+               v[i].src, v[i].dst);
+    }
+    free(v);
     return 0;
 }
 

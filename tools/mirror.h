@@ -29,6 +29,8 @@ struct mirror_rel {
     char keep[512];             /* LABEL=N,... (vault retention) */
     char schedule[64];          /* "" or a schedule (store/policy.c) */
     bool quiesced;
+    char group[64];             /* "" or the consistency group it is a
+                                   member of (mirror_group.c) */
 };
 
 /* What its transfers left: DIR/ID.state, written by the lock holder. */
@@ -44,6 +46,8 @@ struct mirror_state {
     uint64_t attempt_to;            /* a cut stream: its snapshot's epoch */
     uint64_t attempt_bytes;         /* and how far it was sent */
     char last_error[512];
+    bool to_publish;                /* group member: every member has
+                                       `newest`; publish it */
 };
 
 /* The registry directory ($SNAPFS_MIRROR_DIR or MIRROR_DIR_DEFAULT),
@@ -51,6 +55,10 @@ struct mirror_state {
 int mirror_dir(char *out, size_t cap);
 /* The id of the relationship to DST. */
 void mirror_id(const char *dst, char id[MIRROR_ID_LEN + 1]);
+/* Whose snapmirror snapshots M's are: M's id, or its group's (the id of
+ * "group:NAME"), as in snapmirror.OWNER.TIME. */
+void mirror_snap_owner(const struct mirror_rel *m,
+                       char owner[MIRROR_ID_LEN + 1]);
 /* Load (-ENOENT: none), store (replaced whole, durably), delete. */
 int mirror_rel_load(const char *id, struct mirror_rel *m);
 int mirror_rel_store(const struct mirror_rel *m);
@@ -82,8 +90,18 @@ struct mirror_adopt {
  * resync (ADOPT).  Prints what it did; dies with one message (also kept
  * in M's state) on failure.
  */
-int mirror_transfer(struct mirror_rel *m, enum xfer_kind kind, bool yes,
-                    const struct mirror_adopt *adopt);
+struct xfer_opts {
+    bool yes;                         /* discard without asking */
+    const struct mirror_adopt *adopt; /* reverse resync */
+    const char *group_snap;           /* group member: send up to this
+                                         snapshot (taken by the group),
+                                         held back at the destination */
+};
+int mirror_transfer(struct mirror_rel *m, enum xfer_kind kind,
+                    const struct xfer_opts *o);
+/* Group member M: publish its snapshots held back at the destination,
+ * then move the base at the source to NEWEST (as a transfer would). */
+int mirror_publish(struct mirror_rel *m, const char *newest);
 /* A relationship ends: release its hold at the source and delete the
  * snapshots it took there (snapmirror.ID.*). */
 void mirror_release_source(struct mirror_rel *m);
@@ -92,6 +110,25 @@ int mirror_policy_kind(const char *policy);
 /* "LABEL=N,..." into RET's rules: 0, or -EINVAL with WHY. */
 int mirror_parse_keep(const char *text, struct sfs_retention *ret,
                       char *why, size_t cap);
+
+/* ---- mirror.c ---- */
+
+/* Fill M's source, destination and id from SRC and DST as `mirror
+ * create` does; dies (one message) if they are not volumes, the same, or
+ * DST has a relationship already. */
+void mirror_rel_check(struct mirror_rel *m, const char *src, const char *dst);
+
+/* ---- mirror_group.c: consistency group relationships ---- */
+
+/* The members of GROUP, sorted by destination (malloc'd). */
+int mirror_group_members(const char *group, struct mirror_rel **out,
+                         size_t *n);
+/* Create: SRCS and DSTS are comma lists, paired in order. */
+int mirror_group_create(const char *group, const char *srcs,
+                        const char *dsts, const struct mirror_rel *proto);
+/* Run a transfer of every member of M's group (see mirror_group.c). */
+int mirror_group_transfer(const struct mirror_rel *m, enum xfer_kind kind,
+                          bool yes);
 
 /* ---- mirror_conn.c: the destination end ---- */
 

@@ -51,6 +51,7 @@ static const struct field rel_fields[] = {
     FIELD(mirror_rel, keep, FT_STR),
     FIELD(mirror_rel, schedule, FT_STR),
     FIELD(mirror_rel, quiesced, FT_BOOL),
+    FIELD(mirror_rel, group, FT_STR),
 };
 
 static const struct field state_fields[] = {
@@ -68,6 +69,7 @@ static const struct field state_fields[] = {
     FIELD(mirror_state, attempt_to, FT_U64),
     FIELD(mirror_state, attempt_bytes, FT_U64),
     FIELD(mirror_state, last_error, FT_STR),
+    FIELD(mirror_state, to_publish, FT_BOOL),
 };
 
 #define NFIELDS(a) (sizeof(a) / sizeof((a)[0]))
@@ -91,6 +93,18 @@ void mirror_id(const char *dst, char id[MIRROR_ID_LEN + 1])
     EVP_Digest(dst, strlen(dst), md, &len, EVP_sha256(), NULL);
     for (int i = 0; i < MIRROR_ID_LEN / 2; i++)
         sprintf(id + 2 * i, "%02x", md[i]);
+}
+
+void mirror_snap_owner(const struct mirror_rel *m,
+                       char owner[MIRROR_ID_LEN + 1])
+{
+    if (!m->group[0]) {
+        memcpy(owner, m->id, MIRROR_ID_LEN + 1);
+        return;
+    }
+    char key[sizeof(m->group) + 8];
+    snprintf(key, sizeof(key), "group:%s", m->group);
+    mirror_id(key, owner);
 }
 
 static int file_path(char *out, size_t cap, const char *id, const char *ext)

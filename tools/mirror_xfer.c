@@ -44,6 +44,8 @@ struct xfer {
     struct mirror_rel *m;
     enum xfer_kind kind;
     bool yes;
+    char owner[MIRROR_ID_LEN + 1]; /* of its snapmirror snapshots */
+    const char *group_snap;      /* group member: the group's snapshot */
     struct mirror_state state;
     struct volume vol;           /* the source */
     struct sfs_snap_rec *snaps;  /* its snapshots, oldest first */
@@ -72,7 +74,7 @@ static const char *const kind_verb[] = {
 static bool is_own_snapshot(const struct xfer *x, const char *name)
 {
     char prefix[64];
-    int n = snprintf(prefix, sizeof(prefix), "snapmirror.%s.", x->m->id);
+    int n = snprintf(prefix, sizeof(prefix), "snapmirror.%s.", x->owner);
     return !strncmp(name, prefix, (size_t)n);
 }
 
@@ -585,15 +587,29 @@ static double now_seconds(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-int mirror_transfer(struct mirror_rel *m, enum xfer_kind kind, bool yes,
-                    const struct mirror_adopt *adopt)
+/* The group's snapshot, taken before the transfer: the newest to send. */
+static void find_group_snapshot(struct xfer *x)
+{
+    snprintf(x->new_snap, sizeof(x->new_snap), "%s", x->group_snap);
+    for (size_t i = 0; i < x->n; i++)
+        if (!strcmp(x->snaps[i].name, x->group_snap))
+            return; /* new_snap_epoch stays 0: the group's to delete */
+    xfer_fail(x, "the group's snapshot %s is missing at %s", x->group_snap,
+              x->m->src);
+}
+
+int mirror_transfer(struct mirror_rel *m, enum xfer_kind kind,
+                    const struct xfer_opts *o)
 {
     static struct xfer x; /* static: reachable when a check dies */
     memset(&x, 0, sizeof(x));
     x.m = m;
     x.kind = kind;
-    x.yes = yes;
-    x.adopt = adopt;
+    x.yes = o->yes;
+    x.adopt = o->adopt;
+    x.group_snap = o->group_snap;
+    mirror_snap_owner(m, x.owner);
+    const struct mirror_adopt *adopt = o->adopt;
     snprintf(x.xfer_tag, sizeof(x.xfer_tag), "mirror-xfer:%d", (int)getpid());
     mirror_state_load(m->id, &x.state);
     volume_open(&x.vol, "mirror", m->src);
@@ -604,10 +620,14 @@ int mirror_transfer(struct mirror_rel *m, enum xfer_kind kind, bool yes,
     char epoch_arg[32];
     snprintf(epoch_arg, sizeof(epoch_arg), "%llu",
              (unsigned long long)(adopt ? adopt->epoch : 0));
-    const char *resync[] = { "--resync", NULL };
+    const char *resync[] = { "--resync", NULL, NULL };
     const char *adopt_args[] = { "--adopt", epoch_arg, NULL };
+    const char *hold_back[] = { "--hold-back", NULL };
+    if (x.group_snap)
+        resync[1] = "--hold-back";
     open_destination(&x, kind == XFER_RESYNC    ? resync
                          : kind == XFER_REVERSE ? adopt_args
+                         : x.group_snap         ? hold_back
                                                 : NULL);
     check_destination(&x);
     if (kind == XFER_RESYNC)
@@ -622,8 +642,10 @@ int mirror_transfer(struct mirror_rel *m, enum xfer_kind kind, bool yes,
 
     double t0 = now_seconds();
     time_t start = time(NULL);
-    if (mirror_policy_kind(m->policy) != SFS_KEEP_VAULT ||
-        kind == XFER_RESYNC || kind == XFER_REVERSE) {
+    if (x.group_snap) {
+        find_group_snapshot(&x);
+    } else if (mirror_policy_kind(m->policy) != SFS_KEEP_VAULT ||
+               kind == XFER_RESYNC || kind == XFER_REVERSE) {
         take_source_snapshot(&x);
         list_source(&x);
         for (size_t i = 0; i < x.n; i++)
@@ -642,7 +664,8 @@ int mirror_transfer(struct mirror_rel *m, enum xfer_kind kind, bool yes,
 
     double seconds = now_seconds() - t0;
     if (sent.last) {
-        move_base(&x, sent.last);
+        if (!x.group_snap)
+            move_base(&x, sent.last); /* a group's moves when published */
         snprintf(x.state.newest, sizeof(x.state.newest), "%s", sent.last->name);
         x.state.newest_ctime = sent.last->ctime_sec;
     }
@@ -667,11 +690,51 @@ int mirror_transfer(struct mirror_rel *m, enum xfer_kind kind, bool yes,
     return 0;
 }
 
+/* Publish at the destination: `receive --publish`, no stream. */
+static void publish_destination(struct xfer *x)
+{
+    const char *publish[] = { "--publish", NULL };
+    open_destination(x, publish);
+    uint64_t pruned = 0;
+    finish_destination(x, &pruned);
+}
+
+int mirror_publish(struct mirror_rel *m, const char *newest)
+{
+    static struct xfer x; /* static: reachable when a check dies */
+    memset(&x, 0, sizeof(x));
+    x.m = m;
+    x.kind = XFER_UPDATE;
+    mirror_snap_owner(m, x.owner);
+    mirror_state_load(m->id, &x.state);
+    volume_open(&x.vol, "mirror", m->src);
+    signal(SIGPIPE, SIG_IGN);
+    list_source(&x);
+    publish_destination(&x);
+    const struct sfs_snap_rec *s = NULL;
+    for (size_t i = 0; i < x.n && !s; i++)
+        if (!strcmp(x.snaps[i].name, newest))
+            s = &x.snaps[i];
+    if (s)
+        move_base(&x, s);
+    x.state.to_publish = false;
+    x.state.last_error[0] = 0;
+    int rc = mirror_state_store(m->id, &x.state);
+    if (rc)
+        fprintf(stderr, "snapfs mirror: warning: recording the transfer: "
+                "%s\n", strerror(-rc));
+    free(x.snaps);
+    free(x.vol.store);
+    free(x.vol.mountpoint);
+    return 0;
+}
+
 void mirror_release_source(struct mirror_rel *m)
 {
     static struct xfer x; /* static: reachable when a check dies */
     memset(&x, 0, sizeof(x));
     x.m = m;
+    mirror_snap_owner(m, x.owner);
     mirror_state_load(m->id, &x.state);
     volume_open(&x.vol, "mirror", m->src);
     list_source(&x);

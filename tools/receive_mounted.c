@@ -205,8 +205,9 @@ static int relay_reports(int fd, bool verbose, bool handshake, char **why)
     return rc;
 }
 
-int receive_mounted(struct volume *vol, bool verbose, bool handshake)
+int receive_mounted(struct volume *vol, const struct receive_flags *f)
 {
+    bool verbose = f->verbose, handshake = f->handshake;
     if (handshake) {
         /* After the daemon committed: its hello is what it holds. */
         struct sfs_store *st = volume_read_store(vol, "receive",
@@ -220,7 +221,10 @@ int receive_mounted(struct volume *vol, bool verbose, bool handshake)
     if (fd < 0)
         die("receive", "%s: its daemon cannot be reached: %s", vol->arg,
             strerror(-fd));
-    char *words[] = { "receive", "0" }; /* FLAGS: none yet */
+    char flags[16]; /* fs/receive.h: RECV_FLAG_* */
+    snprintf(flags, sizeof(flags), "%d", (f->hold_back ? 1 : 0) |
+             (f->publish ? 2 : 0) | (handshake || f->publish ? 4 : 0));
+    char *words[] = { "receive", flags };
     int in = STDIN_FILENO;
     int rc = control_send_fds(fd, words, 2, &in, 1);
     char *why = NULL;

@@ -30,7 +30,13 @@ int receive_state_done(const struct volume *vol, bool abort, int rc,
                        const char *token);
 
 /* receive into a mounted VOL: its daemon applies the streams on stdin. */
-int receive_mounted(struct volume *vol, bool verbose, bool handshake);
+/* How a receive treats what it takes (both receives). */
+struct receive_flags {
+    bool verbose, handshake;
+    bool hold_back;   /* take snapshots without publishing them */
+    bool publish;     /* first publish what was held back */
+};
+int receive_mounted(struct volume *vol, const struct receive_flags *f);
 /* --resume-token or --abort of a mounted VOL, through its daemon. */
 int receive_mounted_state(struct volume *vol, bool abort);
 

@@ -324,6 +324,10 @@ int cmd_send(int argc, char **argv)
 static int recv_offline(struct sfs_store *st, struct sfs_receiver *r,
                         struct sfs_codec_ctx *cc)
 {
+    /* As for sending (sfs_send_new): an incremental stream looks up a
+     * few records per change, scattered over the store. */
+    sfs_advise_access(st, sfs_recv_header(r)->from_epoch
+                              ? SFS_ACCESS_SCATTERED : SFS_ACCESS_NORMAL);
     MDB_txn *txn;
     int rc = sfs_txn_begin(st, NULL, true, &txn);
     if (rc)
@@ -347,10 +351,25 @@ static int recv_offline(struct sfs_store *st, struct sfs_receiver *r,
 }
 
 struct recv_opts {
-    bool verbose, handshake;
+    struct receive_flags f;
     unsigned mode;          /* SFS_RECV_RESYNC, SFS_RECV_ADOPT */
     uint64_t adopt_epoch;
 };
+
+static int publish_offline(struct sfs_store *st)
+{
+    MDB_txn *txn;
+    int rc = sfs_txn_begin(st, NULL, true, &txn);
+    if (rc)
+        return rc;
+    rc = sfs_recv_publish_w(st, txn);
+    if (rc) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    rc = sfs_txn_commit(st, txn);
+    return rc ? rc : sfs_mdb_errno(mdb_env_sync(st->env, 1));
+}
 
 static void report_received(const struct recv_opts *o,
                             struct sfs_receiver *r)
@@ -358,7 +377,7 @@ static void report_received(const struct recv_opts *o,
     const struct sfs_stream_hdr *h = sfs_recv_header(r);
     struct sfs_stream_stats s;
     sfs_recv_stats(r, &s);
-    receive_report(o->verbose, o->handshake, h->to_name,
+    receive_report(o->f.verbose, o->f.handshake, h->to_name,
                    h->from_epoch ? h->from_name : NULL, &s);
 }
 
@@ -369,8 +388,11 @@ static int receive_offline(const char *dst, struct volume *vol,
     int rc = sfs_open(vol->store, SFS_OPEN_EXCLUSIVE, &st);
     if (rc)
         die("receive", "%s: %s", dst, open_error(rc));
-    if (o->handshake && (rc = receive_print_hello(st, o->adopt_epoch)))
+    if (o->f.handshake && (rc = receive_print_hello(st, o->adopt_epoch)))
         die("receive", "%s: %s", dst, strerror(-rc));
+    if (o->f.publish && (rc = publish_offline(st)))
+        die("receive", "%s: publishing the snapshots held back: %s", dst,
+            strerror(-rc));
     struct sfs_codec_ctx *cc = sfs_codec_ctx_new();
     struct fd_reader *in = calloc(1, sizeof(*in));
     if (!cc || !in)
@@ -380,12 +402,13 @@ static int receive_offline(const char *dst, struct volume *vol,
     for (;;) {
         struct sfs_receiver *r = NULL;
         rc = sfs_recv_new(fd_reader_read, in, &r);
-        if (rc == -ENODATA && (count > 0 || o->handshake)) {
+        if (rc == -ENODATA && (count > 0 || o->f.handshake || o->f.publish)) {
             sfs_recv_free(r);
             break;
         }
         if (!rc) {
             sfs_recv_set_mode(r, o->mode, o->adopt_epoch);
+            sfs_recv_hold_back(r, o->f.hold_back);
             rc = recv_offline(st, r, cc);
         }
         if (rc) {
@@ -439,9 +462,13 @@ int cmd_receive(int argc, char **argv)
     const char *dst = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-v"))
-            o.verbose = true;
+            o.f.verbose = true;
         else if (!strcmp(argv[i], "--handshake"))
-            o.handshake = true;
+            o.f.handshake = true;
+        else if (!strcmp(argv[i], "--hold-back"))
+            o.f.hold_back = true;
+        else if (!strcmp(argv[i], "--publish"))
+            o.f.publish = true;
         else if (!strcmp(argv[i], "--resume-token"))
             want_token = true;
         else if (!strcmp(argv[i], "--abort"))
@@ -458,7 +485,8 @@ int cmd_receive(int argc, char **argv)
                           argv[i]);
         } else if (argv[i][0] == '-' || dst)
             die_usage("receive", "usage: snapfs receive DST [-v] "
-                      "[--handshake] [--resync | --adopt EPOCH] | "
+                      "[--handshake] [--hold-back] [--publish] "
+                      "[--resync | --adopt EPOCH] | "
                       "DST --resume-token | DST --abort");
         else
             dst = argv[i];
@@ -474,7 +502,7 @@ int cmd_receive(int argc, char **argv)
         die("receive", "%s: is mounted; a resync or reverse resync goes "
             "into an unmounted destination (snapfs umount it first)", dst);
     if (vol.mounted)
-        return receive_mounted(&vol, o.verbose, o.handshake);
+        return receive_mounted(&vol, &o.f);
     return receive_offline(dst, &vol, &o);
 }
 
