@@ -342,10 +342,10 @@ int sfs_block_unref_w(struct sfs_store *st, MDB_txn *txn,
 }
 
 void sfs_block_touch(struct sfs_store *st, MDB_txn *txn,
-                     const uint8_t hash[SFS_HASH_LEN])
+                     const uint8_t hash[SFS_HASH_LEN], bool bytes)
 {
     struct sfs_dedup_rec d;
-    if (dedup_get(st, txn, hash, &d))
+    if (dedup_get(st, txn, hash, &d) || !bytes)
         return;
     uint8_t kb[8];
     sfs_put_be64(kb, d.blob_id);

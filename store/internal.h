@@ -28,11 +28,16 @@ int sfs_vrec_kill_prefix_w(struct sfs_store *st, MDB_txn *txn,
 /* The block a version refers to, if any: 1 and *hash set, or 0. */
 int sfs_rec_blockref(const MDB_val *key, const MDB_val *payload,
                      uint8_t hash[SFS_HASH_LEN]);
-/* Start reading the stored block HASH into the page cache (its dedup
- * record now, its bytes asynchronously); quietly nothing if it is not
- * stored. */
+/* Read the stored block HASH's dedup record into the page cache, and with
+ * BYTES start reading its bytes (asynchronously); quietly nothing if it
+ * is not stored. */
 void sfs_block_touch(struct sfs_store *st, MDB_txn *txn,
-                     const uint8_t hash[SFS_HASH_LEN]);
+                     const uint8_t hash[SFS_HASH_LEN], bool bytes);
+/* Read into the page cache what replacing or killing the live version of
+ * KEY looks up: the live version, its block's dedup record, and the place
+ * of KEY in the history table.  Advice only: errors are ignored. */
+void sfs_vrec_touch(struct sfs_store *st, MDB_txn *txn, const void *key,
+                    size_t klen);
 
 /* prefetch.c: helpers reading ahead of an incremental stream's sender,
  * which starts at PHASE (0 deadlist, 1 birth index) and index row KEY

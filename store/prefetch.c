@@ -90,7 +90,7 @@ static void touch_row(struct sfs_prefetch *p, MDB_txn *txn, bool deadlist,
     MDB_val k = { klen, (void *)key };
     uint8_t hash[SFS_HASH_LEN];
     if (sfs_rec_blockref(&k, &v, hash))
-        sfs_block_touch(p->st, txn, hash);
+        sfs_block_touch(p->st, txn, hash, true);
     sfs_vrec_get(p->st, txn, p->from_epoch, key, klen, &v, &birth);
 }
 

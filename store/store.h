@@ -922,6 +922,24 @@ enum { SFS_RECV_RESYNC = 1, SFS_RECV_ADOPT = 2 };
 void sfs_recv_set_mode(struct sfs_receiver *r, unsigned mode,
                        uint64_t adopt_epoch);
 /*
+ * sfs_stream_frame_size - the whole size (header, payload, checksum) of
+ * the stream frame whose first 8 bytes are HDR; 0 if HDR is not a frame
+ * header.  (For readers that look ahead: see sfs_recv_touch.)
+ */
+size_t sfs_stream_frame_size(const uint8_t hdr[8]);
+/*
+ * sfs_recv_touch - read into ST's page cache what applying the frame
+ * whose first LEN bytes are at FRAME will look up (for a record, up to
+ * its value: the first 4 KiB of a frame are always enough), so that the
+ * receiver, coming later, does not wait for those reads.  For helper
+ * threads of a receive that reads its stream ahead, each in a read-only
+ * transaction TXN of its own.  Advice only: a frame it cannot parse is
+ * ignored (the receiver checks everything).
+ */
+#define SFS_RECV_TOUCH_BYTES 4096
+void sfs_recv_touch(struct sfs_store *st, MDB_txn *txn, const void *frame,
+                    size_t len);
+/*
  * sfs_recv_hold_back - with HOLD_BACK, the snapshot the stream carries is
  * taken but not exposed: sfs_recv_published keeps answering what it did
  * before the first held-back receive, until sfs_recv_publish_w.  Without,

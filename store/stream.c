@@ -65,6 +65,16 @@
  * is the part applied); the same stream resumes where it ended: the sender
  * is started at the recorded position (the "resume token").
  *
+ * Reading cold.  An incremental stream touches a few records per change,
+ * scattered over both stores, so each side turns the kernel's readahead
+ * off for its map (sfs_advise_access: around a random page it reads
+ * megabytes no one needs) and keeps several reads in flight instead: the
+ * sender with helper threads that make its lookups ahead of it
+ * (prefetch.c), the offline receiver with helpers that read the stream
+ * ahead and look up what its frames will need (sfs_recv_touch, driven by
+ * tools/recv_ahead.c).  Both are advice; neither changes what is sent or
+ * applied.
+ *
  * Held back (consistency groups).  A receiver told to hold back
  * (sfs_recv_hold_back) takes the snapshot as always, but the destination
  * keeps exposing the snapshot it exposed before: the "fence" (meta
@@ -1165,6 +1175,42 @@ static int fail(struct sfs_receiver *r, int err, const char *fmt, ...)
     vsnprintf(r->why, sizeof(r->why), fmt, ap);
     va_end(ap);
     return err;
+}
+
+size_t sfs_stream_frame_size(const uint8_t hdr[8])
+{
+    uint32_t len = (uint32_t)hdr[4] << 24 | (uint32_t)hdr[5] << 16 |
+                   (uint32_t)hdr[6] << 8 | hdr[7];
+    if (len > FRAME_MAX || hdr[2] || hdr[3])
+        return 0;
+    return FRAME_HDR + (size_t)len + FRAME_CRC;
+}
+
+void sfs_recv_touch(struct sfs_store *st, MDB_txn *txn, const void *frame,
+                    size_t len)
+{
+    const uint8_t *f = frame;
+    if (len < FRAME_HDR || (f[0] != F_PUT && f[0] != F_KILL))
+        return;
+    size_t payload = sfs_stream_frame_size(f);
+    if (!payload)
+        return;
+    payload -= FRAME_HDR + FRAME_CRC;
+    struct cur c = { f + FRAME_HDR, payload < len - FRAME_HDR
+                                        ? payload : len - FRAME_HDR, false };
+    uint16_t klen = get_u16(&c);
+    const uint8_t *key = get_bytes(&c, klen);
+    if (!key || !klen)
+        return;
+    sfs_vrec_touch(st, txn, key, klen);
+    if (f[0] != F_PUT)
+        return;
+    uint32_t vlen = get_u32(&c);
+    const uint8_t *val = vlen <= VAL_MAX ? get_bytes(&c, vlen) : NULL;
+    MDB_val k = { klen, (void *)key }, v = { vlen, (void *)val };
+    uint8_t hash[SFS_HASH_LEN];
+    if (val && sfs_rec_blockref(&k, &v, hash))
+        sfs_block_touch(st, txn, hash, false);
 }
 
 /* Read the next frame; its payload is r->frame + FRAME_HDR. */

@@ -224,6 +224,28 @@ found:
     return 0;
 }
 
+void sfs_vrec_touch(struct sfs_store *st, MDB_txn *txn, const void *key,
+                    size_t klen)
+{
+    if (klen > SFS_KEY_MAX)
+        return;
+    MDB_val k = { klen, (void *)key }, v;
+    uint8_t hash[SFS_HASH_LEN];
+    if (!mdb_get(txn, st->db_live, &k, &v)) {
+        MDB_val payload = sfs_vpayload(&v);
+        if (sfs_rec_blockref(&k, &payload, hash))
+            sfs_block_touch(st, txn, hash, false);
+    }
+    uint8_t hk[MAXK];
+    hist_key(hk, key, klen, 0);
+    MDB_cursor *c;
+    if (mdb_cursor_open(txn, st->db_hist, &c))
+        return;
+    MDB_val ck = { klen + 8, hk };
+    mdb_cursor_get(c, &ck, &v, MDB_SET_RANGE);
+    mdb_cursor_close(c);
+}
+
 int sfs_vrec_put_w(struct sfs_store *st, MDB_txn *txn, const void *key,
                    size_t klen, const void *val, size_t vlen)
 {

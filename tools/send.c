@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "recv_ahead.h"
 #include "receive_mounted.h"
 #include "replicate.h"
 #include "store.h"
@@ -398,10 +399,16 @@ static int receive_offline(const char *dst, struct volume *vol,
     if (!cc || !in)
         die("receive", "out of memory");
     in->fd = STDIN_FILENO;
+    /* read ahead, warming the destination's pages; or plainly */
+    struct recv_ahead *ahead = NULL;
+    if (recv_ahead_start(STDIN_FILENO, st, &ahead))
+        ahead = NULL;
+    sfs_stream_read_fn read_fn = ahead ? recv_ahead_read : fd_reader_read;
+    void *read_arg = ahead ? (void *)ahead : (void *)in;
     int count = 0;
     for (;;) {
         struct sfs_receiver *r = NULL;
-        rc = sfs_recv_new(fd_reader_read, in, &r);
+        rc = sfs_recv_new(read_fn, read_arg, &r);
         if (rc == -ENODATA && (count > 0 || o->f.handshake || o->f.publish)) {
             sfs_recv_free(r);
             break;
@@ -412,6 +419,7 @@ static int receive_offline(const char *dst, struct volume *vol,
             rc = recv_offline(st, r, cc);
         }
         if (rc) {
+            recv_ahead_stop(ahead);
             sfs_close(st);
             receive_die(dst, sfs_recv_why(r), rc);
         }
@@ -419,6 +427,7 @@ static int receive_offline(const char *dst, struct volume *vol,
         sfs_recv_free(r);
         count++;
     }
+    recv_ahead_stop(ahead);
     free(in);
     sfs_codec_ctx_free(cc);
     sfs_close(st);
