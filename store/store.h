@@ -947,6 +947,9 @@ void sfs_recv_touch(struct sfs_store *st, MDB_txn *txn, const void *frame,
  * groups: see "Held back" in stream.c.)
  */
 void sfs_recv_hold_back(struct sfs_receiver *r, bool hold_back);
+/* Read the rest of the stream (and nothing of it twice) through READ. */
+void sfs_recv_set_reader(struct sfs_receiver *r, sfs_stream_read_fn read,
+                         void *arg);
 const char *sfs_recv_why(const struct sfs_receiver *r);
 void sfs_recv_stats(const struct sfs_receiver *r, struct sfs_stream_stats *out);
 void sfs_recv_free(struct sfs_receiver *r);

@@ -1334,6 +1334,13 @@ void sfs_recv_set_mode(struct sfs_receiver *r, unsigned mode,
     r->adopt_epoch = adopt_epoch;
 }
 
+void sfs_recv_set_reader(struct sfs_receiver *r, sfs_stream_read_fn read,
+                         void *arg)
+{
+    r->read = read;
+    r->arg = arg;
+}
+
 void sfs_recv_hold_back(struct sfs_receiver *r, bool hold_back)
 {
     r->hold_back = hold_back;

@@ -9,6 +9,13 @@
  * dedup record); one thread keeps one read in flight, the helpers keep
  * several.
  *
+ * It starts once a stream turns out to be incremental (a full stream
+ * finds nothing to look up in an empty destination), seeded with what the
+ * plain reader had buffered, and then serves the rest of the input.  The
+ * receiver takes bytes without the lock while they are there; it
+ * publishes how far it got every PUBLISH_BYTES, and waits only when the
+ * reader is behind it.
+ *
  * Guarantees:
  *   - recv_ahead_read is an sfs_stream_read_fn with fd_reader_read's
  *     semantics exactly: LEN bytes, -ENODATA at the end of input before
@@ -34,6 +41,7 @@
 
 #define AHEAD_BYTES (64u << 20)
 #define READ_CHUNK (1u << 20)
+#define PUBLISH_BYTES (256u << 10)
 #define HELPERS 4
 #define TXN_FRAMES 256
 
@@ -41,10 +49,13 @@ struct recv_ahead {
     int fd;
     struct sfs_store *st;
     pthread_mutex_t lock;
-    pthread_cond_t changed;      /* any position or the state moved */
+    pthread_cond_t data;         /* tail or err moved: readers wait */
+    pthread_cond_t space;        /* room was made: the reader waits */
+    bool reader_waiting;
     uint8_t *ring;               /* AHEAD_BYTES */
-    uint64_t tail;               /* bytes read from fd */
-    uint64_t head;               /* bytes given to the receiver */
+    uint64_t tail;               /* atomic: bytes in (read from fd) */
+    uint64_t head;               /* the receiver's own position */
+    uint64_t head_seen;          /* atomic: its position, as published */
     uint64_t scan[HELPERS];      /* where each helper is */
     int err;                     /* at tail: 0, -ENODATA (end), -errno */
     bool stop;
@@ -58,14 +69,31 @@ struct helper_arg {
     int index;
 };
 
+static uint64_t load(const uint64_t *p)
+{
+    return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+
+static void store(uint64_t *p, uint64_t v)
+{
+    __atomic_store_n(p, v, __ATOMIC_RELEASE);
+}
+
 /* The bytes no one needs any more are those before this. */
 static uint64_t low_water(const struct recv_ahead *a)
 {
-    uint64_t low = a->head;
+    uint64_t low = load(&a->head_seen);
     for (int i = 0; i < a->nhelpers; i++)
         if (a->scan[i] < low)
             low = a->scan[i];
     return low;
+}
+
+/* Room was made (under the lock): wake the reader if it waits for it. */
+static void made_room(struct recv_ahead *a)
+{
+    if (a->reader_waiting)
+        pthread_cond_signal(&a->space);
 }
 
 /* Copy N bytes at absolute position AT out of the ring. */
@@ -78,17 +106,29 @@ static void ring_copy(const struct recv_ahead *a, uint64_t at, void *out,
     memcpy((uint8_t *)out + first, a->ring, n - first);
 }
 
+static void ring_put(struct recv_ahead *a, uint64_t at, const void *in,
+                     size_t n)
+{
+    size_t off = (size_t)(at % AHEAD_BYTES);
+    size_t first = n < AHEAD_BYTES - off ? n : AHEAD_BYTES - off;
+    memcpy(a->ring + off, in, first);
+    memcpy(a->ring, (const uint8_t *)in + first, n - first);
+}
+
 static void *reader_main(void *arg)
 {
     struct recv_ahead *a = arg;
     pthread_mutex_lock(&a->lock);
     while (!a->stop && !a->err) {
-        uint64_t room = AHEAD_BYTES - (a->tail - low_water(a));
+        uint64_t tail = load(&a->tail);
+        uint64_t room = AHEAD_BYTES - (tail - low_water(a));
         if (!room) {
-            pthread_cond_wait(&a->changed, &a->lock);
+            a->reader_waiting = true;
+            pthread_cond_wait(&a->space, &a->lock);
+            a->reader_waiting = false;
             continue;
         }
-        size_t off = (size_t)(a->tail % AHEAD_BYTES);
+        size_t off = (size_t)(tail % AHEAD_BYTES);
         size_t want = AHEAD_BYTES - off;
         if (want > room)
             want = (size_t)room;
@@ -101,31 +141,49 @@ static void *reader_main(void *arg)
         if (n < 0 && e == EINTR)
             continue;
         if (n > 0)
-            a->tail += (uint64_t)n;
+            store(&a->tail, tail + (uint64_t)n);
         else
             a->err = n == 0 ? -ENODATA : -e;
-        pthread_cond_broadcast(&a->changed);
+        pthread_cond_broadcast(&a->data);
     }
     a->reader_done = true;
-    pthread_cond_broadcast(&a->changed);
+    pthread_cond_broadcast(&a->data);
     pthread_mutex_unlock(&a->lock);
     return NULL;
+}
+
+/* The receiver's position, published (under the lock). */
+static void publish_head(struct recv_ahead *a)
+{
+    store(&a->head_seen, a->head);
+    made_room(a);
 }
 
 int recv_ahead_read(void *arg, void *buf, size_t len)
 {
     struct recv_ahead *a = arg;
+    if (a->head + len <= load(&a->tail)) { /* there: no lock */
+        ring_copy(a, a->head, buf, len);
+        a->head += len;
+        if (a->head - load(&a->head_seen) >= PUBLISH_BYTES) {
+            pthread_mutex_lock(&a->lock);
+            publish_head(a);
+            pthread_mutex_unlock(&a->lock);
+        }
+        return 0;
+    }
     pthread_mutex_lock(&a->lock);
-    while (a->tail - a->head < len && !a->err)
-        pthread_cond_wait(&a->changed, &a->lock);
-    size_t have = (size_t)(a->tail - a->head);
+    publish_head(a);
+    while (load(&a->tail) - a->head < len && !a->err)
+        pthread_cond_wait(&a->data, &a->lock);
+    size_t have = (size_t)(load(&a->tail) - a->head);
     int rc = 0;
     if (have < len) /* the input ended or failed first */
         rc = a->err != -ENODATA ? a->err : have ? -EPIPE : -ENODATA;
     size_t take = have < len ? have : len;
     ring_copy(a, a->head, buf, take);
     a->head += take;
-    pthread_cond_broadcast(&a->changed);
+    publish_head(a);
     pthread_mutex_unlock(&a->lock);
     return rc;
 }
@@ -134,9 +192,20 @@ int recv_ahead_read(void *arg, void *buf, size_t len)
  * or the helper should end. */
 static bool wait_bytes(struct recv_ahead *a, uint64_t at, size_t n)
 {
-    while (!a->stop && a->tail < at + n && !a->err)
-        pthread_cond_wait(&a->changed, &a->lock);
-    return !a->stop && a->tail >= at + n;
+    while (!a->stop && load(&a->tail) < at + n && !a->err)
+        pthread_cond_wait(&a->data, &a->lock);
+    return !a->stop && load(&a->tail) >= at + n;
+}
+
+/* Renew TXN now and then, so that it does not keep the pages the
+ * receiver's commits free from being reused; NULL if that fails. */
+static MDB_txn *renew(MDB_txn *txn)
+{
+    mdb_txn_reset(txn);
+    if (!mdb_txn_renew(txn))
+        return txn;
+    mdb_txn_abort(txn);
+    return NULL;
 }
 
 static void *helper_main(void *arg)
@@ -147,7 +216,7 @@ static void *helper_main(void *arg)
     if (mdb_txn_begin(a->st->env, NULL, MDB_RDONLY, &txn))
         txn = NULL;
     uint8_t frame[SFS_RECV_TOUCH_BYTES];
-    uint64_t at = 0, frames = 0;
+    uint64_t at = 0, frames = 0, touched = 0;
     pthread_mutex_lock(&a->lock);
     while (txn && wait_bytes(a, at, 8)) {
         uint8_t hdr[8];
@@ -157,25 +226,20 @@ static void *helper_main(void *arg)
         if (!size || !wait_bytes(a, at, n))
             break;
         bool mine = frames++ % HELPERS == (uint64_t)h->index;
-        if (mine && at >= a->head) { /* the receiver is not there yet */
+        if (mine && at >= load(&a->head_seen)) { /* not read yet */
             ring_copy(a, at, frame, n);
             pthread_mutex_unlock(&a->lock);
             sfs_recv_touch(a->st, txn, frame, n);
-            if (frames % TXN_FRAMES < HELPERS) {
-                mdb_txn_reset(txn);
-                if (mdb_txn_renew(txn)) {
-                    mdb_txn_abort(txn);
-                    txn = NULL;
-                }
-            }
+            if (++touched % TXN_FRAMES == 0)
+                txn = renew(txn);
             pthread_mutex_lock(&a->lock);
         }
         at += size;
         a->scan[h->index] = at;
-        pthread_cond_broadcast(&a->changed);
+        made_room(a);
     }
     a->scan[h->index] = UINT64_MAX; /* ended: holds nothing back */
-    pthread_cond_broadcast(&a->changed);
+    made_room(a);
     pthread_mutex_unlock(&a->lock);
     if (txn)
         mdb_txn_abort(txn);
@@ -183,17 +247,21 @@ static void *helper_main(void *arg)
     return NULL;
 }
 
-int recv_ahead_start(int fd, struct sfs_store *st, struct recv_ahead **out)
+int recv_ahead_start(int fd, struct sfs_store *st, const void *seed,
+                     size_t seed_len, struct recv_ahead **out)
 {
     struct recv_ahead *a = calloc(1, sizeof(*a));
-    if (!a || !(a->ring = malloc(AHEAD_BYTES))) {
+    if (!a || seed_len > AHEAD_BYTES || !(a->ring = malloc(AHEAD_BYTES))) {
         free(a);
         return -ENOMEM;
     }
     a->fd = fd;
     a->st = st;
+    ring_put(a, 0, seed, seed_len);
+    a->tail = seed_len;
     pthread_mutex_init(&a->lock, NULL);
-    pthread_cond_init(&a->changed, NULL);
+    pthread_cond_init(&a->data, NULL);
+    pthread_cond_init(&a->space, NULL);
     int rc = -pthread_create(&a->reader, NULL, reader_main, a);
     if (rc) {
         free(a->ring);
@@ -223,7 +291,8 @@ void recv_ahead_stop(struct recv_ahead *a)
         return;
     pthread_mutex_lock(&a->lock);
     a->stop = true;
-    pthread_cond_broadcast(&a->changed);
+    pthread_cond_broadcast(&a->data);
+    pthread_cond_broadcast(&a->space);
     bool reader_done = a->reader_done;
     pthread_mutex_unlock(&a->lock);
     for (int i = 0; i < a->nhelpers; i++)
@@ -235,7 +304,8 @@ void recv_ahead_stop(struct recv_ahead *a)
         return;
     }
     pthread_join(a->reader, NULL);
-    pthread_cond_destroy(&a->changed);
+    pthread_cond_destroy(&a->data);
+    pthread_cond_destroy(&a->space);
     pthread_mutex_destroy(&a->lock);
     free(a->ring);
     free(a);

@@ -399,12 +399,9 @@ static int receive_offline(const char *dst, struct volume *vol,
     if (!cc || !in)
         die("receive", "out of memory");
     in->fd = STDIN_FILENO;
-    /* read ahead, warming the destination's pages; or plainly */
-    struct recv_ahead *ahead = NULL;
-    if (recv_ahead_start(STDIN_FILENO, st, &ahead))
-        ahead = NULL;
-    sfs_stream_read_fn read_fn = ahead ? recv_ahead_read : fd_reader_read;
-    void *read_arg = ahead ? (void *)ahead : (void *)in;
+    struct recv_ahead *ahead = NULL; /* from the first incremental on */
+    sfs_stream_read_fn read_fn = fd_reader_read;
+    void *read_arg = in;
     int count = 0;
     for (;;) {
         struct sfs_receiver *r = NULL;
@@ -412,6 +409,14 @@ static int receive_offline(const char *dst, struct volume *vol,
         if (rc == -ENODATA && (count > 0 || o->f.handshake || o->f.publish)) {
             sfs_recv_free(r);
             break;
+        }
+        if (!rc && !ahead && sfs_recv_header(r)->from_epoch &&
+            !recv_ahead_start(STDIN_FILENO, st, in->buf + in->pos,
+                              in->end - in->pos, &ahead)) {
+            in->pos = in->end; /* handed over */
+            read_fn = recv_ahead_read;
+            read_arg = ahead;
+            sfs_recv_set_reader(r, read_fn, read_arg);
         }
         if (!rc) {
             sfs_recv_set_mode(r, o->mode, o->adopt_epoch);
