@@ -34,7 +34,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "internal.h"
 
@@ -50,6 +49,9 @@ struct sfs_prefetch {
     size_t klen;
     uint64_t sender_rows;           /* atomic: rows the sender is past */
     bool stop;                      /* atomic */
+    pthread_mutex_t lock;           /* for waiting helpers: */
+    pthread_cond_t moved;           /* the sender moved, or stops */
+    int waiting;                    /* helpers waiting (under lock) */
     pthread_t threads[PREFETCH_THREADS];
     int nthreads;
 };
@@ -64,18 +66,26 @@ static bool stopped(struct sfs_prefetch *p)
     return __atomic_load_n(&p->stop, __ATOMIC_ACQUIRE);
 }
 
+static bool near_sender(struct sfs_prefetch *p, uint64_t row)
+{
+    return row < __atomic_load_n(&p->sender_rows, __ATOMIC_ACQUIRE) +
+                     PREFETCH_AHEAD;
+}
+
 /* Wait until ROW is at most PREFETCH_AHEAD rows ahead of the sender;
- * false if the sender ended meanwhile. */
+ * false if the sender ended meanwhile.  The sender wakes waiting helpers
+ * every PREFETCH_CHUNK rows (sfs_prefetch_progress). */
 static bool wait_for_sender(struct sfs_prefetch *p, uint64_t row)
 {
-    while (!stopped(p)) {
-        uint64_t at = __atomic_load_n(&p->sender_rows, __ATOMIC_ACQUIRE);
-        if (row < at + PREFETCH_AHEAD)
-            return true;
-        struct timespec ts = { 0, 200 * 1000 };
-        nanosleep(&ts, NULL);
-    }
-    return false;
+    if (near_sender(p, row))
+        return !stopped(p);
+    pthread_mutex_lock(&p->lock);
+    p->waiting++;
+    while (!stopped(p) && !near_sender(p, row))
+        pthread_cond_wait(&p->moved, &p->lock);
+    p->waiting--;
+    pthread_mutex_unlock(&p->lock);
+    return !stopped(p);
 }
 
 /* The sender's lookups for one index row (stream.c, incr_key). */
@@ -162,6 +172,8 @@ int sfs_prefetch_start(struct sfs_store *st, uint64_t from_epoch,
     p->phase = phase;
     memcpy(p->key, key, klen);
     p->klen = klen;
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->moved, NULL);
     for (int i = 0; i < PREFETCH_THREADS; i++) {
         struct helper *h = malloc(sizeof(*h));
         if (!h)
@@ -179,16 +191,28 @@ int sfs_prefetch_start(struct sfs_store *st, uint64_t from_epoch,
 
 void sfs_prefetch_progress(struct sfs_prefetch *p, uint64_t rows)
 {
-    if (p)
-        __atomic_store_n(&p->sender_rows, rows, __ATOMIC_RELEASE);
+    if (!p)
+        return;
+    __atomic_store_n(&p->sender_rows, rows, __ATOMIC_RELEASE);
+    if (rows % PREFETCH_CHUNK)
+        return;
+    pthread_mutex_lock(&p->lock);
+    if (p->waiting)
+        pthread_cond_broadcast(&p->moved);
+    pthread_mutex_unlock(&p->lock);
 }
 
 void sfs_prefetch_stop(struct sfs_prefetch *p)
 {
     if (!p)
         return;
+    pthread_mutex_lock(&p->lock);
     __atomic_store_n(&p->stop, true, __ATOMIC_RELEASE);
+    pthread_cond_broadcast(&p->moved);
+    pthread_mutex_unlock(&p->lock);
     for (int i = 0; i < p->nthreads; i++)
         pthread_join(p->threads[i], NULL);
+    pthread_cond_destroy(&p->moved);
+    pthread_mutex_destroy(&p->lock);
     free(p);
 }
