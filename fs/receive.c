@@ -342,7 +342,8 @@ static void report_why(struct session *s)
 
 static int receive_streams(struct session *s)
 {
-    if (s->flags & RECV_FLAG_PUBLISH) {
+    /* a volume serving its live tree (broken off) holds nothing back */
+    if (s->flags & RECV_FLAG_PUBLISH && s->v->live_view != SFS_VIEW_LIVE) {
         int rc = in_batch(s, publish_fn);
         if (!rc)
             rc = publish(s->v);

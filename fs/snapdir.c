@@ -812,8 +812,8 @@ static void collect_live_names(struct vol *v, struct stash **head,
         sfs_dir_list(v->st, txn, v->live_view, ids[k], 0, stash_name, &sa);
     }
     uint64_t published;
-    if (publish && txn && !sfs_recv_published(v->st, txn, &published) &&
-        published)
+    if (publish && txn && v->live_view != SFS_VIEW_LIVE &&
+        !sfs_recv_published(v->st, txn, &published) && published)
         v->live_view = published;
     vol_read_end(v);
     free(ids);

@@ -39,6 +39,10 @@ void sfs_block_touch(struct sfs_store *st, MDB_txn *txn,
 void sfs_vrec_touch(struct sfs_store *st, MDB_txn *txn, const void *key,
                     size_t klen);
 
+/* The snapshot a destination exposes while it holds newer ones back
+ * (stream.c, "Held back"): 0 and *EPOCH, or -ENOENT (none held back). */
+int sfs_recv_fence(struct sfs_store *st, MDB_txn *txn, uint64_t *epoch);
+
 /* prefetch.c: helpers reading ahead of an incremental stream's sender,
  * which starts at PHASE (0 deadlist, 1 birth index) and index row KEY
  * (KLEN 0: the first row after FROM_EPOCH).  0 or -ENOMEM/-EINVAL. */

@@ -25,7 +25,9 @@
  *
  * Guarantees: helpers only read, in their own read-only transactions, of
  * records that the stream's snapshots hold (the caller holds both
- * snapshots); whatever a helper meets (an error, a damaged row) just
+ * snapshots), renewed every PREFETCH_RENEW_ROWS rows so that they do not
+ * keep the pages a mounted source's commits free from being reused;
+ * whatever a helper meets (an error, a damaged row) just
  * stops it: prefetching is advice, the sender checks everything itself.
  * sfs_prefetch_stop returns once every helper has ended.
  */
@@ -40,6 +42,7 @@
 #define PREFETCH_THREADS 4
 #define PREFETCH_CHUNK 16
 #define PREFETCH_AHEAD 4096
+#define PREFETCH_RENEW_ROWS 1024
 
 struct sfs_prefetch {
     struct sfs_store *st;
@@ -104,6 +107,27 @@ static void touch_row(struct sfs_prefetch *p, MDB_txn *txn, bool deadlist,
     sfs_vrec_get(p->st, txn, p->from_epoch, key, klen, &v, &birth);
 }
 
+/* Renew TXN and put *C back on the row K names (index rows between two
+ * held snapshots do not change).  False if that fails. */
+static bool renew_at(struct sfs_prefetch *p, MDB_txn *txn, bool deadlist,
+                     MDB_cursor **c, MDB_val *k, MDB_val *v)
+{
+    uint8_t at[SFS_KEY_MAX + 16];
+    size_t len = k->mv_size;
+    memcpy(at, k->mv_data, len);
+    mdb_cursor_close(*c);
+    *c = NULL;
+    mdb_txn_reset(txn);
+    if (mdb_txn_renew(txn) ||
+        mdb_cursor_open(txn, deadlist ? p->st->db_dead : p->st->db_born, c)) {
+        *c = NULL;
+        return false;
+    }
+    k->mv_size = len;
+    k->mv_data = at;
+    return mdb_cursor_get(*c, k, v, MDB_SET_RANGE) == 0;
+}
+
 /* Walk one phase's rows from START (KLEN 0: the first row after the base)
  * on; *ROW counts rows across phases.  False once the helper should end. */
 static bool walk_phase(struct helper *h, MDB_txn *txn, bool deadlist,
@@ -120,6 +144,11 @@ static bool walk_phase(struct helper *h, MDB_txn *txn, bool deadlist,
     int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
     bool go_on = true;
     for (; !mrc; mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT), (*row)++) {
+        if (*row && *row % PREFETCH_RENEW_ROWS == 0 &&
+            !renew_at(p, txn, deadlist, &c, &k, &v)) {
+            go_on = false;
+            break;
+        }
         const uint8_t *r = k.mv_data;
         if (k.mv_size <= hdr || k.mv_size - hdr > SFS_KEY_MAX ||
             sfs_get_be64(r) > p->to_epoch)
@@ -133,7 +162,8 @@ static bool walk_phase(struct helper *h, MDB_txn *txn, bool deadlist,
         if (!deadlist || sfs_get_be64(r + 8) <= p->from_epoch)
             touch_row(p, txn, deadlist, r + hdr, k.mv_size - hdr);
     }
-    mdb_cursor_close(c);
+    if (c)
+        mdb_cursor_close(c);
     return go_on;
 }
 

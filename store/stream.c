@@ -863,6 +863,15 @@ int sfs_recv_state(struct sfs_store *st, MDB_txn *txn,
 
 static int prune_snap_records(struct sfs_store *st, MDB_txn *txn);
 
+int sfs_recv_fence(struct sfs_store *st, MDB_txn *txn, uint64_t *epoch)
+{
+    struct fence f;
+    int rc = meta_get(st, txn, META_FENCE, &f, sizeof(f));
+    if (!rc)
+        *epoch = f.epoch;
+    return rc;
+}
+
 int sfs_recv_published(struct sfs_store *st, MDB_txn *txn, uint64_t *epoch)
 {
     struct fence f;
@@ -1016,6 +1025,8 @@ int sfs_recv_break_w(struct sfs_store *st, MDB_txn *txn)
     int rc = sfs_recv_abort_w(st, txn);
     struct fence f;
     int frc = rc ? rc : meta_get(st, txn, META_FENCE, &f, sizeof(f));
+    if (frc && frc != -ENOENT)
+        return frc;
     if (frc == 0 && !f.epoch)
         return -ENOMSG; /* held back since the baseline: nothing exposed */
     if (frc == 0 && f.epoch != st->state.newest_snap)
@@ -1053,18 +1064,18 @@ int sfs_recv_resync_w(struct sfs_store *st, MDB_txn *txn, uint64_t epoch)
 {
     struct sfs_snap_rec base;
     int rc = sfs_snap_get(st, txn, epoch, &base);
+    struct fence f;
+    int frc = rc ? rc : meta_get(st, txn, META_FENCE, &f, sizeof(f));
+    if (frc == 0 && f.epoch > epoch) /* what it exposed goes below */
+        rc = meta_del(st, txn, META_FENCE, strlen(META_FENCE));
+    else if (frc != -ENOENT)
+        rc = frc;
     struct newer_arg na = { .epoch = epoch };
     if (!rc)
         rc = sfs_snap_foreach(st, txn, newer_cb, &na);
     for (size_t i = na.n; !rc && i-- > 0;)
         rc = sfs_snap_delete_w(st, txn, na.epochs[i]);
     free(na.epochs);
-    struct fence f;
-    int frc = rc ? rc : meta_get(st, txn, META_FENCE, &f, sizeof(f));
-    if (frc == 0 && f.epoch > epoch) /* what it exposed is gone */
-        rc = meta_del(st, txn, META_FENCE, strlen(META_FENCE));
-    else if (frc != -ENOENT)
-        rc = frc;
     if (!rc)
         rc = meta_del(st, txn, META_PARTIAL, strlen(META_PARTIAL));
     if (!rc && sfs_live_changed(st, txn))

@@ -669,6 +669,12 @@ int sfs_snap_delete_w(struct sfs_store *st, MDB_txn *txn, uint64_t epoch)
         return holds;
     if (holds > 0)
         return -EBUSY;
+    uint64_t fence;
+    int rc = sfs_recv_fence(st, txn, &fence);
+    if (rc && rc != -ENOENT)
+        return rc;
+    if (!rc && fence == epoch)
+        return -EBUSY; /* exposed while newer ones are held back */
     return sfs_snap_delete_unheld_w(st, txn, epoch);
 }
 

@@ -358,7 +358,7 @@ static int offline_break(struct sfs_store *st, MDB_txn *txn, void *arg)
 
 /* Break the destination ARG (a local volume).  PUBLISH: a group member
  * whose committed snapshot is not published yet publishes it first. */
-static int break_one(const char *arg, bool publish)
+static int break_one(const char *arg, bool publish, bool in_group)
 {
     static struct volume vol;
     volume_open(&vol, CMD, arg);
@@ -370,6 +370,11 @@ static int break_one(const char *arg, bool publish)
     if (rc == -ENOTCONN)
         die(CMD, "%s: is not a mirror destination (it follows no volume)",
             arg);
+    if (rc == -EALREADY && in_group) { /* a group break that stopped */
+        printf("snapfs mirror: %s: broken off already\n", arg);
+        free(vol.store);
+        return 0;
+    }
     if (rc == -EALREADY)
         die(CMD, "%s: is broken off already (writable)", arg);
     if (rc == -EBUSY)
@@ -394,7 +399,7 @@ static int mirror_break(const char *arg)
     canonical_dst(arg, false, dst, sizeof(dst));
     mirror_id(dst, id);
     if (mirror_rel_load(id, &m))
-        return break_one(arg, false); /* a destination of another host */
+        return break_one(arg, false, false); /* of another host's */
     size_t n;
     v = rel_all(&m, &n);
     static int locks[SFS_CGROUP_MAX];
@@ -404,11 +409,26 @@ static int mirror_break(const char *arg)
             die(CMD, "group %s: %s is not a local volume; break each member "
                 "on its own host", m.group, v[i].dst);
         locks[i] = lock_or_die(&v[i]);
+        static struct volume member;
+        volume_open(&member, CMD, n == 1 ? arg : v[i].dst);
+        if (member.mounted) /* before any member changes */
+            die(CMD, "%s: is mounted (read-only, as a mirror); unmount it, "
+                "break, and mount it again to write", member.arg);
+        free(member.store);
+        free(member.mountpoint);
     }
+    /* one member marked to publish means every member has the snapshot
+     * (mirror_group.c, THEORY): then every member publishes it first */
+    bool committed = false;
     for (size_t i = 0; i < n; i++) {
         struct mirror_state st;
         mirror_state_load(v[i].id, &st);
-        break_one(n == 1 ? arg : v[i].dst, st.to_publish);
+        committed |= st.to_publish;
+    }
+    for (size_t i = 0; i < n; i++) {
+        break_one(n == 1 ? arg : v[i].dst, committed, n > 1);
+        struct mirror_state st;
+        mirror_state_load(v[i].id, &st);
         if (st.to_publish) { /* published by the break */
             st.to_publish = false;
             mirror_state_store(v[i].id, &st);

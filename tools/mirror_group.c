@@ -196,19 +196,32 @@ static void publish_member(struct mirror_rel *m, const void *arg)
     mirror_publish(m, arg);
 }
 
-/* Phase 2 for every member whose state says so (see THEORY). */
+/* Phase 2 (see THEORY).  One member marked to publish S proves that
+ * every member received S (the marks are written after phase 1 ended
+ * everywhere, one file at a time, so a crash may have left only some):
+ * then every member publishes S. */
 static int publish_committed(struct mirror_rel *v, size_t n)
 {
-    int failed = 0;
-    for (size_t i = 0; i < n; i++) {
+    char snap[SFS_NAME_MAX + 1] = "";
+    for (size_t i = 0; i < n && !snap[0]; i++) {
         struct mirror_state st;
         mirror_state_load(v[i].id, &st);
-        if (!st.to_publish)
-            continue;
-        if (!in_child(publish_member, &v[i], st.newest)) {
+        if (st.to_publish)
+            snprintf(snap, sizeof(snap), "%s", st.newest);
+    }
+    int failed = 0;
+    for (size_t i = 0; snap[0] && i < n; i++) {
+        struct mirror_state st;
+        mirror_state_load(v[i].id, &st);
+        if (!st.to_publish || strcmp(st.newest, snap)) {
+            st.to_publish = true;
+            snprintf(st.newest, sizeof(st.newest), "%s", snap);
+            mirror_state_store(v[i].id, &st);
+        }
+        if (!in_child(publish_member, &v[i], snap)) {
             fprintf(stderr, "snapfs mirror: group %s: %s could not publish "
                     "%s; the next update publishes it first\n", v[i].group,
-                    v[i].dst, st.newest);
+                    v[i].dst, snap);
             failed = 1;
         }
     }

@@ -101,7 +101,7 @@ test_expect_success 'the next update sends on from what arrived, and both expose
 	assert_eq "$s" "$(snaps "$G2")"
 '
 
-test_expect_success 'receive --hold-back takes a snapshot without exposing it; --publish exposes it; break goes back to what was exposed' '
+test_expect_success 'receive --hold-back takes a snapshot without exposing it (nor lets it be deleted); --publish exposes it, and changes nothing on a writable volume; break goes back to what was exposed' '
 	vol_umount "$M1" &&
 	H=$TEST_TMP/hb.store && "$SNAPFS" mkfs "$H" --size 1G >/dev/null &&
 	"$SNAPFS" snapshot create "$MNT" hb.1 >/dev/null &&
@@ -114,9 +114,13 @@ test_expect_success 'receive --hold-back takes a snapshot without exposing it; -
 	"$SNAPFS" send "$MNT" hb.2 --from hb.1 | "$SNAPFS" receive "$H" --hold-back &&
 	shows "$M1" "$MNT" hb.1 && ! test -e "$M1/.snapshot/hb.2" &&
 	vol_umount "$M1" && vol_mount "$H" "$M1" && shows "$M1" "$MNT" hb.1 && vol_umount "$M1" &&
+	assert_fails "$SNAPFS" snapshot delete "$H" hb.1 2>"$REF/err" &&
+	assert_eq "hb.1 hb.2" "$(snaps "$H")" &&
 	"$SNAPFS" mirror break "$H" >/dev/null &&
 	assert_eq hb.1 "$(snaps "$H")" &&
-	vol_mount "$H" "$M1" && assert_eq db "$(cat "$M1/data")" && vol_umount "$M1" &&
+	vol_mount "$H" "$M1" && assert_eq db "$(cat "$M1/data")" &&
+	echo written >"$M1/dr" && "$SNAPFS" receive "$H" --publish </dev/null &&
+	assert_eq written "$(cat "$M1/dr")" && echo again >"$M1/dr2" && vol_umount "$M1" &&
 	"$SNAPFS" snapshot delete "$MNT" hb.1 >/dev/null && "$SNAPFS" snapshot delete "$MNT" hb.2 >/dev/null
 '
 
