@@ -137,15 +137,26 @@ static char *mount_options(const char *store, const char *extra,
  * an unfinished receive): its newest snapshot, the last complete one, read
  * only, since its live tree may hold part of a receive (store/stream.c).
  */
-static bool following(struct sfs_store *st)
+static int recv_state(struct sfs_store *st, struct sfs_recv_state *rs)
 {
     MDB_txn *txn;
-    struct sfs_recv_state rs = { 0 };
-    if (sfs_txn_begin(st, NULL, false, &txn))
-        return false;
-    int rc = sfs_recv_state(st, txn, &rs);
-    mdb_txn_abort(txn);
-    return !rc && ((rs.follows && !rs.writable) || rs.partial);
+    int rc = sfs_txn_begin(st, NULL, false, &txn);
+    if (!rc) {
+        rc = sfs_recv_state(st, txn, rs);
+        mdb_txn_abort(txn);
+    }
+    return rc;
+}
+
+static bool is_following(const struct sfs_recv_state *rs)
+{
+    return (rs->follows && !rs->writable) || rs->partial;
+}
+
+static bool following(struct sfs_store *st)
+{
+    struct sfs_recv_state rs;
+    return !recv_state(st, &rs) && is_following(&rs);
 }
 
 /* What a mirror destination shows: its published snapshot (the newest,
@@ -153,16 +164,9 @@ static bool following(struct sfs_store *st)
 static int published_view(struct sfs_store *st, uint64_t *view)
 {
     *view = SFS_VIEW_LIVE;
-    if (!following(st))
-        return 0;
-    MDB_txn *txn;
-    int rc = sfs_txn_begin(st, NULL, false, &txn);
     struct sfs_recv_state rs;
-    if (!rc) {
-        rc = sfs_recv_state(st, txn, &rs);
-        mdb_txn_abort(txn);
-    }
-    if (rc)
+    int rc = recv_state(st, &rs);
+    if (rc || !is_following(&rs))
         return rc;
     if (rs.held_back && !rs.published)
         return -ENOMSG;

@@ -33,9 +33,8 @@ bool recv_slot_busy(struct recv_slot *s);
  * a thread of its own that reports to CONN (protocol in control.c) and
  * closes both.  FLAGS and NUMS are the request's options (RECV_FLAG_*,
  * no numbers yet: anything else is -EINVAL).  0: the thread owns both
- * fds; else a
- * negative errno (-EINPROGRESS: a receive is running) and the caller
- * still owns them.
+ * fds; else a negative errno (-EINPROGRESS: a receive is running) and
+ * the caller still owns them.
  */
 enum {
     RECV_FLAG_HOLD_BACK = 1,  /* received snapshots are not published

@@ -874,12 +874,12 @@ int sfs_recv_fence(struct sfs_store *st, MDB_txn *txn, uint64_t *epoch)
 
 int sfs_recv_published(struct sfs_store *st, MDB_txn *txn, uint64_t *epoch)
 {
-    struct fence f;
-    int rc = meta_get(st, txn, META_FENCE, &f, sizeof(f));
-    if (rc && rc != -ENOENT)
-        return rc;
-    *epoch = rc == 0 ? f.epoch : st->state.newest_snap;
-    return 0;
+    int rc = sfs_recv_fence(st, txn, epoch);
+    if (rc == -ENOENT) { /* nothing held back: the newest */
+        *epoch = st->state.newest_snap;
+        rc = 0;
+    }
+    return rc;
 }
 
 /* Remove the fence: the newest snapshot is exposed; a doomed fence
@@ -894,10 +894,8 @@ static int drop_fence(struct sfs_store *st, MDB_txn *txn)
         rc = meta_del(st, txn, META_FENCE, strlen(META_FENCE));
     if (rc || !f.doomed || !f.epoch || f.epoch == st->state.newest_snap)
         return rc;
-    rc = sfs_snap_holds(st, txn, f.epoch, NULL, NULL);
-    if (rc == 0)
-        rc = sfs_snap_delete_w(st, txn, f.epoch);
-    return rc == -ENOENT || rc > 0 ? 0 : rc;
+    rc = sfs_snap_delete_w(st, txn, f.epoch); /* unless held meanwhile */
+    return rc == -ENOENT || rc == -EBUSY ? 0 : rc;
 }
 
 int sfs_recv_publish_w(struct sfs_store *st, MDB_txn *txn)

@@ -237,16 +237,13 @@ static int mirror_run(const char *arg, enum xfer_kind kind, bool yes)
 /* The schedule's SLOT was run for M (for all of its group). */
 static void mark_served(const struct mirror_rel *m, int64_t slot)
 {
-    struct mirror_rel *v = NULL;
-    size_t n = 1;
-    if (m->group[0] && mirror_group_members(m->group, &v, &n))
-        return;
+    size_t n;
+    struct mirror_rel *v = rel_all(m, &n);
     for (size_t i = 0; i < n; i++) {
-        const char *id = v ? v[i].id : m->id;
         struct mirror_state st;
-        mirror_state_load(id, &st);
+        mirror_state_load(v[i].id, &st);
         st.last_sched = slot;
-        mirror_state_store(id, &st);
+        mirror_state_store(v[i].id, &st);
     }
     free(v);
 }
@@ -358,13 +355,19 @@ static int offline_break(struct sfs_store *st, MDB_txn *txn, void *arg)
 
 /* Break the destination ARG (a local volume).  PUBLISH: a group member
  * whose committed snapshot is not published yet publishes it first. */
+/* Open the destination ARG, which a break needs unmounted. */
+static void open_unmounted(struct volume *vol, const char *arg)
+{
+    volume_open(vol, CMD, arg);
+    if (vol->mounted)
+        die(CMD, "%s: is mounted (read-only, as a mirror); unmount it, "
+            "break, and mount it again to write", arg);
+}
+
 static int break_one(const char *arg, bool publish, bool in_group)
 {
     static struct volume vol;
-    volume_open(&vol, CMD, arg);
-    if (vol.mounted)
-        die(CMD, "%s: is mounted (read-only, as a mirror); unmount it, "
-            "break, and mount it again to write", arg);
+    open_unmounted(&vol, arg);
     struct break_arg b = { .publish = publish };
     int rc = volume_offline(&vol, CMD, offline_break, &b, true);
     if (rc == -ENOTCONN)
@@ -409,11 +412,8 @@ static int mirror_break(const char *arg)
             die(CMD, "group %s: %s is not a local volume; break each member "
                 "on its own host", m.group, v[i].dst);
         locks[i] = lock_or_die(&v[i]);
-        static struct volume member;
-        volume_open(&member, CMD, n == 1 ? arg : v[i].dst);
-        if (member.mounted) /* before any member changes */
-            die(CMD, "%s: is mounted (read-only, as a mirror); unmount it, "
-                "break, and mount it again to write", member.arg);
+        static struct volume member; /* checked before any member changes */
+        open_unmounted(&member, n == 1 ? arg : v[i].dst);
         free(member.store);
         free(member.mountpoint);
     }

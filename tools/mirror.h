@@ -101,7 +101,7 @@ int mirror_transfer(struct mirror_rel *m, enum xfer_kind kind,
                     const struct xfer_opts *o);
 /* Group member M: publish its snapshots held back at the destination,
  * then move the base at the source to NEWEST (as a transfer would). */
-int mirror_publish(struct mirror_rel *m, const char *newest);
+void mirror_publish(struct mirror_rel *m, const char *newest);
 /* A relationship ends: release its hold at the source and delete the
  * snapshots it took there (snapmirror.ID.*). */
 void mirror_release_source(struct mirror_rel *m);

@@ -699,7 +699,7 @@ static void publish_destination(struct xfer *x)
     finish_destination(x, &pruned);
 }
 
-int mirror_publish(struct mirror_rel *m, const char *newest)
+void mirror_publish(struct mirror_rel *m, const char *newest)
 {
     static struct xfer x; /* static: reachable when a check dies */
     memset(&x, 0, sizeof(x));
@@ -726,7 +726,6 @@ int mirror_publish(struct mirror_rel *m, const char *newest)
     free(x.snaps);
     free(x.vol.store);
     free(x.vol.mountpoint);
-    return 0;
 }
 
 void mirror_release_source(struct mirror_rel *m)

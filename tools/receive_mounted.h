@@ -29,13 +29,13 @@ int receive_print_hello(struct sfs_store *st, uint64_t after_epoch);
 int receive_state_done(const struct volume *vol, bool abort, int rc,
                        const char *token);
 
-/* receive into a mounted VOL: its daemon applies the streams on stdin. */
 /* How a receive treats what it takes (both receives). */
 struct receive_flags {
     bool verbose, handshake;
     bool hold_back;   /* take snapshots without publishing them */
     bool publish;     /* first publish what was held back */
 };
+/* receive into a mounted VOL: its daemon applies the streams on stdin. */
 int receive_mounted(struct volume *vol, const struct receive_flags *f);
 /* --resume-token or --abort of a mounted VOL, through its daemon. */
 int receive_mounted_state(struct volume *vol, bool abort);

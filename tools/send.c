@@ -402,12 +402,14 @@ static void heap_on_huge_pages(void)
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
     mallopt(M_TRIM_THRESHOLD, 512 << 20);
     mallopt(M_TOP_PAD, 512 << 20);
-    uintptr_t start = (uintptr_t)sbrk(0);
+    void *top = sbrk(0);
+    if (top == (void *)-1)
+        return;
     void *volatile grow = malloc(8u << 20); /* more than the heap has: it */
     free(grow);                             /* grows, by the pad */
+    uintptr_t start = ((uintptr_t)top + huge - 1) & ~(huge - 1);
     uintptr_t end = (uintptr_t)sbrk(0);
-    start = (start + huge - 1) & ~(huge - 1);
-    if (start != (uintptr_t)-1 && end > start)
+    if (end > start)
         madvise((void *)start, end - start, MADV_HUGEPAGE);
 }
 

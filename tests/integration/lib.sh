@@ -452,6 +452,17 @@ ctime_ns() { local r; r=$(sysc times "$1") && set -- $r && echo "$4"; }
 # long_name N [CHAR]: a name of N bytes
 long_name() { head -c "$1" /dev/zero | tr '\0' "${2:-n}"; }
 
+# snaps [VOL]: the names of VOL's snapshots (default $MNT), oldest first
+snaps() {
+	"$SNAPFS" snapshot list "${1:-$MNT}" --json |
+	python3 -c "import json,sys; print(' '.join(s['name'] for s in json.load(sys.stdin)))"
+}
+# mirror_field DST FIELD: FIELD of DST's relationship, from mirror show --json
+mirror_field() {
+	"$SNAPFS" mirror show "$1" --json |
+	python3 -c "import json,sys; print(json.load(sys.stdin)[0][\"$2\"])"
+}
+
 # store_listing DIR: names, types, sizes and checksums of all files of DIR
 store_listing() {
 	(cd "$1" && find . -printf '%p %y %m %s\n' | sort &&

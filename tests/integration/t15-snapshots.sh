@@ -12,7 +12,6 @@ vol_create --size 1G
 KiB=1024
 phys() { "$SNAPFS" info "$MNT" --json | python3 -c "import json,sys; print(json.load(sys.stdin)['physical_bytes'])"; }
 reclaim() { "$SNAPFS" snapshot reclaim "$MNT" "$@" --json | python3 -c "import json,sys; print(json.load(sys.stdin)['physical_bytes'])"; }
-snaps() { "$SNAPFS" snapshot list "$MNT" --json | python3 -c "import json,sys; print(' '.join(s['name'] for s in json.load(sys.stdin)))"; }
 # blocks N SEED: N distinct 64 KiB random blocks, the same for the same SEED
 blocks() { python3 -c "import random,sys; r=random.Random($2); sys.stdout.buffer.write(bytes(r.getrandbits(8) for _ in range($1*65536)))"; }
 

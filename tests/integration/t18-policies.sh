@@ -21,7 +21,6 @@ vol_create --size 1G
 
 at() { date -u -d "$1" +%s; }	# at 'YYYY-MM-DD HH:MM': seconds since the epoch
 Q="'"
-snaps() { "$SNAPFS" snapshot list "${1:-$MNT}" --json | python3 -c "import json,sys; print(' '.join(s['name'] for s in json.load(sys.stdin)))"; }
 policies() { "$SNAPFS" policy list "${1:-$MNT}" --json; }
 # NAME:LAST_RUN of every policy
 last_runs() { policies "$@" | python3 -c 'import json,sys; print(" ".join("%s:%s" % (p["name"], p["last_run"]) for p in json.load(sys.stdin)))'; }

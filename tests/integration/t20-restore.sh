@@ -14,7 +14,6 @@ vol_create --size 1G
 
 TREELIST=$(cd "$(dirname "$0")" && pwd)/treelist.py
 tree() { python3 "$TREELIST" "${1:-$MNT}"; }
-snaps() { "$SNAPFS" snapshot list "$MNT" --json | python3 -c "import json,sys; print(' '.join(s['name'] for s in json.load(sys.stdin)))"; }
 # same_tree LISTING [DIR]: DIR (default $MNT) lists exactly as LISTING
 same_tree() {
 	tree "${2:-$MNT}" >"$REF/now.tree" &&

@@ -8,7 +8,6 @@
 test_have_prereq SNAPFS || { say "# skipping: needs snapfs"; test_done; }
 vol_create --size 2G
 
-snaps() { "$SNAPFS" snapshot list "$1" --json | python3 -c "import json,sys; print(' '.join(s['name'] for s in json.load(sys.stdin)))"; }
 phys() { "$SNAPFS" info "$1" --json | python3 -c "import json,sys; print(json.load(sys.stdin)['physical_bytes'])"; }
 reclaim() { "$SNAPFS" snapshot reclaim "$1" "$2" --json | python3 -c "import json,sys; print(json.load(sys.stdin)['physical_bytes'])"; }
 listing() { sysc tree "$1" | sed 's/ ino=[0-9]*//'; }

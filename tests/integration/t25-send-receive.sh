@@ -22,7 +22,6 @@ same_snapshot() {
 	vol_umount "$DMNT" &&
 	diff -u "$REF/src.tree" "$REF/dst.tree" >&2
 }
-snaps() { "$SNAPFS" snapshot list "$1" --json | python3 -c "import json,sys; print(' '.join(s['name'] for s in json.load(sys.stdin)))"; }
 
 test_expect_success 'set up a source: data, modes, owners, times, xattrs, ACLs, DOS attributes, a qtree, hard links, holes, devices' '
 	mkdir -p dir/sub && echo a >dir/a && ln dir/a dir/sub/a.link &&

@@ -15,7 +15,6 @@ TREELIST=$(cd "$(dirname "$0")" && pwd)/treelist.py
 tree() { python3 "$TREELIST" "$1" --usec --holes; }
 DST=$TEST_TMP/dst.store
 DMNT=$TEST_TMP/dst.mnt
-snaps() { "$SNAPFS" snapshot list "$1" --json | python3 -c "import json,sys; print(' '.join(s['name'] for s in json.load(sys.stdin)))"; }
 # mounted_is NAME: the mounted destination lists as the source's NAME
 mounted_is() {
 	tree "$MNT/.snapshot/$1" >"$REF/src.tree" &&

@@ -17,15 +17,10 @@ export SNAPFS_MIRROR_DIR=$TEST_TMP/mirrors
 TREELIST=$(cd "$(dirname "$0")" && pwd)/treelist.py
 tree() { python3 "$TREELIST" "$1" --usec --holes; }
 DST=$TEST_TMP/dst.store DMNT=$TEST_TMP/dst.mnt
-json_field() { # json_field DST FIELD: from mirror show --json
-	"$SNAPFS" mirror show "$1" --json |
-	python3 -c "import json,sys; print(json.load(sys.stdin)[0][\"$2\"])"
-}
-snaps() { "$SNAPFS" snapshot list "$1" --json | python3 -c "import json,sys; print(' '.join(s['name'] for s in json.load(sys.stdin)))"; }
 # same_as_source STORE [SNAP]: STORE's snapshot SNAP (default: the newest it
 # received) lists exactly as the source's
 same_as_source() {
-	local s=${2:-$(json_field "$1" newest_snapshot)}
+	local s=${2:-$(mirror_field "$1" newest_snapshot)}
 	tree "$MNT/.snapshot/$s" >"$REF/src.tree" &&
 	vol_mount "$1" "$DMNT" &&
 	tree "$DMNT/.snapshot/$s" >"$REF/dst.tree" &&
@@ -56,12 +51,12 @@ test_expect_success 'mirror create refuses a bad policy, a vault without retenti
 
 test_expect_success 'initialize transfers every source snapshot and a new one; the destination lists as the source' '
 	"$SNAPFS" mirror create "$MNT" "$DST" --policy mirror >/dev/null &&
-	assert_eq uninitialized "$(json_field "$DST" state)" &&
+	assert_eq uninitialized "$(mirror_field "$DST" state)" &&
 	"$SNAPFS" mirror initialize "$DST" >"$REF/out" &&
 	assert_grep "initialized to snapmirror\..*: 2 snapshots" "$REF/out" &&
-	assert_eq snapmirrored "$(json_field "$DST" state)" &&
+	assert_eq snapmirrored "$(mirror_field "$DST" state)" &&
 	same_as_source "$DST" && same_as_source "$DST" daily.1 &&
-	test "$(json_field "$DST" bytes_transferred)" -gt 2000000
+	test "$(mirror_field "$DST" bytes_transferred)" -gt 2000000
 '
 
 test_expect_success 'a mounted destination is read-only, at its newest snapshot' '
@@ -78,9 +73,9 @@ test_expect_success 'update carries only the change; mirror retention drops what
 	"$SNAPFS" snapshot create "$MNT" daily.2 >/dev/null &&
 	"$SNAPFS" snapshot delete "$MNT" daily.1 >/dev/null &&
 	"$SNAPFS" mirror update "$DST" >"$REF/out" &&
-	test "$(json_field "$DST" last_transfer_bytes)" -lt 200000 &&
+	test "$(mirror_field "$DST" last_transfer_bytes)" -lt 200000 &&
 	same_as_source "$DST" && same_as_source "$DST" daily.2 &&
-	newest=$(json_field "$DST" newest_snapshot) &&
+	newest=$(mirror_field "$DST" newest_snapshot) &&
 	assert_eq "daily.2 $newest" "$(snaps "$DST")" &&
 	assert_eq "daily.2 $newest" "$(snaps "$MNT")" &&
 	"$SNAPFS" snapshot list "$MNT" --json | python3 -c "import json,sys; print([s[\"name\"] for s in json.load(sys.stdin) if s[\"held\"]])" >"$REF/held" &&
@@ -89,12 +84,12 @@ test_expect_success 'update carries only the change; mirror retention drops what
 
 test_expect_success 'quiesce stops transfers until resume' '
 	"$SNAPFS" mirror quiesce "$DST" >/dev/null &&
-	assert_eq quiesced "$(json_field "$DST" state)" &&
+	assert_eq quiesced "$(mirror_field "$DST" state)" &&
 	assert_fails "$SNAPFS" mirror update "$DST" 2>"$REF/err" &&
 	assert_grep "quiesced; snapfs mirror resume" "$REF/err" &&
 	"$SNAPFS" mirror resume "$DST" >/dev/null &&
 	"$SNAPFS" mirror update "$DST" >/dev/null &&
-	assert_eq snapmirrored "$(json_field "$DST" state)"
+	assert_eq snapmirrored "$(mirror_field "$DST" state)"
 '
 
 test_expect_success 'a destination with data of its own, or following another volume, is refused and unchanged' '
@@ -148,23 +143,23 @@ test_expect_success 'a --via command carries the transfer' '
 	"$SNAPFS" mkfs "$F" --size 2G >/dev/null &&
 	"$SNAPFS" mirror create "$MNT" drhost:flaky --via "$TEST_TMP/flaky $F" >/dev/null &&
 	"$SNAPFS" mirror initialize drhost:flaky >/dev/null &&
-	assert_eq "via $TEST_TMP/flaky $F" "$(json_field drhost:flaky transport)" &&
+	assert_eq "via $TEST_TMP/flaky $F" "$(mirror_field drhost:flaky transport)" &&
 	same_as_source "$F"
 '
 
 test_expect_success 'a transfer cut in the middle leaves the destination at its last snapshot; the next update resumes, resending at most a batch' '
-	before=$(json_field drhost:flaky newest_snapshot) &&
+	before=$(mirror_field drhost:flaky newest_snapshot) &&
 	head -c 60000000 /dev/urandom >dir/huge &&
 	touch "$TEST_TMP/cut" &&
 	assert_fails "$SNAPFS" mirror update drhost:flaky 2>"$REF/err" &&
 	assert_grep "truncated" "$REF/err" &&
-	assert_eq "$before" "$(json_field drhost:flaky newest_snapshot)" &&
-	assert_eq True "$(json_field drhost:flaky unfinished)" &&
+	assert_eq "$before" "$(mirror_field drhost:flaky newest_snapshot)" &&
+	assert_eq True "$(mirror_field drhost:flaky unfinished)" &&
 	vol_mount "$F" "$DMNT" && assert_missing "$DMNT/dir/huge" && vol_umount "$DMNT" &&
 	rm "$TEST_TMP/cut" &&
 	"$SNAPFS" mirror update drhost:flaky >"$REF/out" &&
-	sent=$(json_field drhost:flaky last_transfer_bytes) &&
-	resent=$(json_field drhost:flaky bytes_resent) &&
+	sent=$(mirror_field drhost:flaky last_transfer_bytes) &&
+	resent=$(mirror_field drhost:flaky bytes_resent) &&
 	# the receiver commits every 32 MiB: what was cut after that is resent
 	test "$sent" -lt 40000000 && test "$resent" -gt 0 && test "$resent" -lt 36000000 &&
 	same_as_source "$F" && "$SNAPFS" fsck "$F" >/dev/null &&
@@ -185,7 +180,7 @@ test_expect_success 'test-failover clones the newest mirrored snapshot writable 
 test_expect_success 'break makes the destination writable; update then refuses it' '
 	"$SNAPFS" mirror break "$DST" >"$REF/out" &&
 	assert_grep "broken off" "$REF/out" &&
-	assert_eq broken-off "$(json_field "$DST" state)" &&
+	assert_eq broken-off "$(mirror_field "$DST" state)" &&
 	vol_mount "$DST" "$DMNT" && echo local >"$DMNT/written-at-dr" && vol_umount "$DMNT" &&
 	assert_fails "$SNAPFS" mirror update "$DST" 2>"$REF/err" &&
 	assert_grep "broken off" "$REF/err"
@@ -197,7 +192,7 @@ test_expect_success 'resync states what it discards and, unconfirmed, changes no
 	assert_grep "not confirmed: nothing was changed" "$REF/err" &&
 	vol_mount "$DST" "$DMNT" && test -e "$DMNT/written-at-dr" && vol_umount "$DMNT" &&
 	"$SNAPFS" mirror resync "$DST" --yes >/dev/null 2>&1 &&
-	assert_eq snapmirrored "$(json_field "$DST" state)" &&
+	assert_eq snapmirrored "$(mirror_field "$DST" state)" &&
 	same_as_source "$DST" &&
 	vol_mount "$DST" "$DMNT" && assert_missing "$DMNT/written-at-dr" && vol_umount "$DMNT"
 '
@@ -232,10 +227,10 @@ test_expect_success 'fail over and fail back: break, reverse-resync to the old s
 	assert_fails "$SNAPFS" mirror show "$TEST_TMP/new.store" 2>/dev/null &&
 	assert_fails "$SNAPFS" mirror reverse-resync "$DST" "$STORE" </dev/null 2>"$REF/err1" &&
 	assert_grep "not confirmed: nothing was changed" "$REF/err1" &&
-	assert_eq broken-off "$(json_field "$DST" state)" &&
+	assert_eq broken-off "$(mirror_field "$DST" state)" &&
 	"$SNAPFS" mirror reverse-resync "$DST" "$STORE" --yes >/dev/null 2>"$REF/err" &&
 	assert_grep "this discards the changes written there" "$REF/err" &&
-	assert_eq snapmirrored "$(json_field "$STORE" state)" &&
+	assert_eq snapmirrored "$(mirror_field "$STORE" state)" &&
 	vol_mount "$STORE" "$MNT" && assert_eq at-dr "$(cat "$MNT/dr-file")" &&
 	assert_missing "$MNT/lost-at-source" && ! echo x 2>/dev/null >"$MNT/ro" &&
 	vol_umount "$MNT" &&
@@ -244,7 +239,7 @@ test_expect_success 'fail over and fail back: break, reverse-resync to the old s
 	vol_mount "$STORE" "$MNT" && cd "$MNT" && echo back >back &&
 	"$SNAPFS" mirror update "$DST" >/dev/null &&
 	same_as_source "$DST" &&
-	assert_eq snapmirrored "$(json_field "$DST" state)" &&
+	assert_eq snapmirrored "$(mirror_field "$DST" state)" &&
 	"$SNAPFS" mirror show "$DST" >"$REF/show" && assert_grep "Source: *$STORE" "$REF/show"
 '
 
@@ -287,7 +282,7 @@ test_expect_success 'a peer destination: the transfer runs over TLS with the pee
 '
 
 test_expect_success 'delete ends the relationship: the source'"'"'s hold and snapmirror snapshots go, the destination keeps its snapshots' '
-	kept=$(snaps "$DST") && newest=$(json_field "$DST" newest_snapshot) &&
+	kept=$(snaps "$DST") && newest=$(mirror_field "$DST" newest_snapshot) &&
 	"$SNAPFS" mirror delete "$DST" >/dev/null &&
 	assert_eq "$kept" "$(snaps "$DST")" &&
 	! snaps "$MNT" | grep -q "${newest%.*}" &&

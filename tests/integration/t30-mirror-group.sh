@@ -18,11 +18,6 @@ tree() { python3 "$TREELIST" "$1" --usec --holes; }
 S2=$TEST_TMP/src2.store S2MNT=$TEST_TMP/src2.mnt
 G1=$TEST_TMP/g1.store G2=$TEST_TMP/g2.store
 M1=$TEST_TMP/g1.mnt M2=$TEST_TMP/g2.mnt
-json_field() { # json_field DST FIELD: from mirror show --json
-	"$SNAPFS" mirror show "$1" --json |
-	python3 -c "import json,sys; print(json.load(sys.stdin)[0][\"$2\"])"
-}
-snaps() { "$SNAPFS" snapshot list "$1" --json | python3 -c "import json,sys; print(' '.join(s['name'] for s in json.load(sys.stdin)))"; }
 # shows MOUNT SRCMNT SNAP: the mounted destination lists as SRCMNT's SNAP
 shows() {
 	tree "$2/.snapshot/$3" >"$REF/src.tree" &&
@@ -65,22 +60,22 @@ test_expect_success 'initialize brings both destinations to one group snapshot o
 	assert_grep "group app created: 2 members" "$REF/out" &&
 	"$SNAPFS" mirror initialize "$G2" >"$REF/out" &&
 	assert_grep "group app: 2 members at snapmirror\." "$REF/out" &&
-	s=$(json_field "$G1" newest_snapshot) &&
-	assert_eq "$s" "$(json_field "$G2" newest_snapshot)" &&
-	assert_eq app "$(json_field "$G1" group)" &&
+	s=$(mirror_field "$G1" newest_snapshot) &&
+	assert_eq "$s" "$(mirror_field "$G2" newest_snapshot)" &&
+	assert_eq app "$(mirror_field "$G1" group)" &&
 	"$SNAPFS" snapshot list "$MNT" --json | grep -q "\"group\":{" &&
 	vol_mount "$G1" "$M1" && vol_mount "$G2" "$M2" &&
 	shows "$M1" "$MNT" "$s" && shows "$M2" "$S2MNT" "$s"
 '
 
 test_expect_success 'a member that fails leaves both destinations exposing the previous group snapshot, mounted, in the tree and in .snapshot' '
-	before=$(json_field "$G1" newest_snapshot) &&
+	before=$(mirror_field "$G1" newest_snapshot) &&
 	head -c 3000000 /dev/urandom >table && echo 2 >"$S2MNT/wal/000002" &&
 	vol_umount "$M2" && block "$G2" &&
 	assert_fails "$SNAPFS" mirror update "$G1" >"$REF/out" 2>"$REF/err" &&
 	unblock &&
 	assert_grep "did not receive .*; no member exposes it" "$REF/err" &&
-	new=$(json_field "$G1" newest_snapshot) && test "$new" != "$before" &&
+	new=$(mirror_field "$G1" newest_snapshot) && test "$new" != "$before" &&
 	shows "$M1" "$MNT" "$before" &&
 	ls "$M1/.snapshot" >"$REF/ls1" && assert_grep "^$before$" "$REF/ls1" &&
 	! grep -q "^$new$" "$REF/ls1" &&
@@ -90,9 +85,9 @@ test_expect_success 'a member that fails leaves both destinations exposing the p
 test_expect_success 'the next update sends on from what arrived, and both expose the new group snapshot together' '
 	"$SNAPFS" mirror update "$G1" >"$REF/out" &&
 	assert_grep "group app: 2 members at" "$REF/out" &&
-	s=$(json_field "$G1" newest_snapshot) &&
-	assert_eq "$s" "$(json_field "$G2" newest_snapshot)" &&
-	test "$(json_field "$G1" last_transfer_bytes)" -lt 1000000 &&
+	s=$(mirror_field "$G1" newest_snapshot) &&
+	assert_eq "$s" "$(mirror_field "$G2" newest_snapshot)" &&
+	test "$(mirror_field "$G1" last_transfer_bytes)" -lt 1000000 &&
 	shows "$M1" "$MNT" "$s" &&
 	vol_mount "$G2" "$M2" && shows "$M2" "$S2MNT" "$s" && vol_umount "$M2" &&
 	assert_cmp table "$M1/table" &&
@@ -126,29 +121,29 @@ test_expect_success 'receive --hold-back takes a snapshot without exposing it (n
 
 test_expect_success 'quiesce and resume act on every member' '
 	"$SNAPFS" mirror quiesce "$G2" >/dev/null &&
-	assert_eq quiesced "$(json_field "$G1" state)" &&
+	assert_eq quiesced "$(mirror_field "$G1" state)" &&
 	assert_fails "$SNAPFS" mirror update "$G1" 2>"$REF/err" &&
 	assert_grep "is quiesced" "$REF/err" &&
 	"$SNAPFS" mirror resume "$G1" >/dev/null &&
-	assert_eq snapmirrored "$(json_field "$G2" state)"
+	assert_eq snapmirrored "$(mirror_field "$G2" state)"
 '
 
 test_expect_success 'break makes every member writable at the group snapshot, discarding what was held back; resync makes them follow again' '
-	s=$(json_field "$G1" newest_snapshot) &&
+	s=$(mirror_field "$G1" newest_snapshot) &&
 	echo later >"$S2MNT/log" && block "$G2" &&
 	assert_fails "$SNAPFS" mirror update "$G1" 2>/dev/null && unblock &&
 	"$SNAPFS" mirror break "$G1" >"$REF/out" &&
 	assert_eq 2 "$(grep -c "broken off" "$REF/out")" &&
-	assert_eq broken-off "$(json_field "$G1" state)" &&
-	assert_eq broken-off "$(json_field "$G2" state)" &&
+	assert_eq broken-off "$(mirror_field "$G1" state)" &&
+	assert_eq broken-off "$(mirror_field "$G2" state)" &&
 	assert_eq "$s" "$(snaps "$G1")" && assert_eq "$s" "$(snaps "$G2")" &&
 	vol_mount "$G1" "$M1" && echo dr >"$M1/written-at-dr" && vol_umount "$M1" &&
 	assert_fails "$SNAPFS" mirror update "$G1" 2>"$REF/err" &&
 	assert_grep "broken off" "$REF/err" &&
 	"$SNAPFS" mirror resync "$G1" --yes >/dev/null 2>"$REF/err" &&
 	assert_grep "discards the changes written there" "$REF/err" &&
-	s=$(json_field "$G1" newest_snapshot) &&
-	assert_eq "$s" "$(json_field "$G2" newest_snapshot)" &&
+	s=$(mirror_field "$G1" newest_snapshot) &&
+	assert_eq "$s" "$(mirror_field "$G2" newest_snapshot)" &&
 	vol_mount "$G1" "$M1" && shows "$M1" "$MNT" "$s" && assert_missing "$M1/written-at-dr" && vol_umount "$M1" &&
 	vol_mount "$G2" "$M2" && shows "$M2" "$S2MNT" "$s" && assert_eq later "$(cat "$M2/log")" && vol_umount "$M2"
 '
@@ -162,11 +157,11 @@ test_expect_success 'update --due runs a scheduled group once per slot' '
 	assert_eq 1 "$(grep -c "group nightly: 2 members at" "$REF/o1")" &&
 	SNAPFS_CLOCK_FILE=$TEST_TMP/clock "$SNAPFS" mirror update --due >"$REF/o2" &&
 	! test -s "$REF/o2" &&
-	assert_eq "$(json_field "$TEST_TMP/d1.store" newest_snapshot)" "$(json_field "$TEST_TMP/d2.store" newest_snapshot)"
+	assert_eq "$(mirror_field "$TEST_TMP/d1.store" newest_snapshot)" "$(mirror_field "$TEST_TMP/d2.store" newest_snapshot)"
 '
 
 test_expect_success 'delete ends every member: the sources keep no snapmirror snapshot of the group, the destinations keep theirs' '
-	s=$(json_field "$G1" newest_snapshot) &&
+	s=$(mirror_field "$G1" newest_snapshot) &&
 	"$SNAPFS" mirror delete "$G2" >"$REF/out" &&
 	assert_eq 2 "$(grep -c deleted "$REF/out")" &&
 	assert_fails "$SNAPFS" mirror show "$G1" 2>/dev/null &&
