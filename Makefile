@@ -15,12 +15,18 @@ PKGS    := fuse3 lmdb libzstd libssl libcrypto
 WARN    := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
            -Wstrict-prototypes -Wmissing-prototypes
 DEFS    := -D_FILE_OFFSET_BITS=64 -DFUSE_USE_VERSION=314
-PKGCF   := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKGLIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-LIBS    := $(if $(PKGLIBS),$(PKGLIBS),-lfuse3 -llmdb -lzstd -lssl -lcrypto) -lpthread
+# The package flags are read when a compile or a link first needs them (a
+# recursive variable that caches itself), never when the Makefile is
+# parsed: `make test` and `make run` install the packages first, and
+# what pkg-config said before that would be wrong.
+PKGCF    = $(eval PKGCF := $$(call pkgconfig,--cflags))$(PKGCF)
+PKGLIBS  = $(eval PKGLIBS := $$(call pkgconfig,--libs))$(PKGLIBS)
+LIBS     = $(PKGLIBS) -lpthread
+pkgconfig = $(or $(shell pkg-config $(1) $(PKGS) 2>/dev/null),\
+    $(error the build packages are missing (pkg-config knows no $(PKGS)): run 'make deps' as root))
 
-CFLAGS_release := $(WARN) $(DEFS) $(PKGCF) -O2 -g
-CFLAGS_asan    := $(WARN) $(DEFS) $(PKGCF) -O1 -g -fno-omit-frame-pointer \
+CFLAGS_release  = $(WARN) $(DEFS) $(PKGCF) -O2 -g
+CFLAGS_asan     = $(WARN) $(DEFS) $(PKGCF) -O1 -g -fno-omit-frame-pointer \
                   -fsanitize=address,undefined -fno-sanitize-recover=undefined
 LDFLAGS_release :=
 LDFLAGS_asan    := -fsanitize=address,undefined
@@ -73,23 +79,10 @@ $(foreach f,$(FLAVOURS),$(eval $(call flavour_rules,$(f))))
 
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=build/asan/unit/%)
 
-# Debian packages: build dependencies, then what the tests and the
-# benchmark run (real peers: acl/attr tools, fio, python3 for helpers).
-DEB_BUILD := gcc make pkg-config libfuse3-dev fuse3 liblmdb-dev libzstd-dev \
-             libssl-dev libacl1-dev libattr1-dev
-DEB_TEST  := acl attr lmdb-utils fio python3 psmisc util-linux bc dump e2fsprogs strace \
-             openssl rsync
+# Every package the build, the tests and the benchmarks need (Debian's,
+# and npm's into build/npm): contrib/deps.sh has the lists.
 deps:
-	@missing=$$(for p in $(DEB_BUILD) $(DEB_TEST); do \
-	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
-	if [ -z "$$missing" ]; then exit 0; fi; \
-	if [ "$$(id -u)" = 0 ]; then \
-	    echo "make deps: installing $$missing"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-	else \
-	    echo "make deps: missing Debian packages; run as root or install them:"; \
-	    echo "  sudo apt-get install $$missing"; exit 1; \
-	fi
+	@bash contrib/deps.sh
 
 unit: $(UNIT_BINS)
 	@fail=0; pass=0; for t in $(UNIT_BINS); do \
@@ -104,16 +97,21 @@ test: deps
 	$(MAKE) unit
 	$(MAKE) integration
 
-run: deps all
+# Each target that installs packages builds in a second make, which reads
+# the package flags only once the packages are there.
+run: deps
+	@$(MAKE) --no-print-directory all
 	@bash contrib/demo.sh
 
-bench: deps all
+bench: deps
+	$(MAKE) all
 	SNAPFS=$(CURDIR)/build/release/snapfs bash tests/bench/bench.sh
 	SNAPFS=$(CURDIR)/build/release/snapfs bash tests/bench/snapbench.sh
 	SNAPFS=$(CURDIR)/build/release/snapfs bash tests/bench/dumpbench.sh
 	SNAPFS=$(CURDIR)/build/release/snapfs bash tests/bench/mirrorbench.sh
 
-soak: deps build/release/snapfs build/asan/snapfs build/asan/snapfs-damage build/asan/unit/test_vrec
+soak: deps
+	$(MAKE) build/release/snapfs build/asan/snapfs build/asan/snapfs-damage build/asan/unit/test_vrec
 	SOAK=1 build/asan/unit/test_vrec
 	SNAPFS=$(CURDIR)/build/release/snapfs SOAK=1 bash tests/integration/t13-crash.sh
 	SNAPFS=$(CURDIR)/build/asan/snapfs SNAPFS_DAMAGE=$(CURDIR)/build/asan/snapfs-damage \
