@@ -48,6 +48,7 @@
 # assert_zeros, assert_missing, assert_fails, assert_gone, assert_errno
 # (via sysc.py: one system call, prints the errno name), assert_one_line,
 # assert_grep.  Helpers: pid_running, wait_gone, next_second, as_nobody,
+# root_chown, root_mknod,
 # rand_file, atime_ns/mtime_ns/ctime_ns, long_name, store_listing, sysc.
 #
 # With the snapfs backend, test_done adds three tests at the end: the
@@ -440,6 +441,13 @@ next_second() {
 
 # as_nobody COMMAND...: run as uid/gid 65534 without supplementary groups.
 as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups -- "$@"; }
+
+# root_chown SPEC FILE..., root_mknod ARGS...: setup steps that only root
+# can take.  As another user they do nothing: the files keep the tester's
+# own owner and no device node is made, and the tests compare the tree as
+# it then is.  (Tests that assert the step itself take the ROOT prereq.)
+root_chown() { test_have_prereq ROOT || return 0; chown "$@"; }
+root_mknod() { test_have_prereq ROOT || return 0; mknod "$@"; }
 
 # rand_file PATH SIZE_IN_BYTES: incompressible content
 rand_file() { head -c "$2" /dev/urandom >"$1"; }

@@ -38,7 +38,44 @@ done
 log=$(mktemp -p "${TMPDIR:-/tmp}") || exit 2
 trap 'rm -f "$log"' EXIT
 
-total_pass=0 total_fail=0 bad_scripts=
+# fuse_preflight: can this user mount a snapfs volume at all?  Where FUSE
+# cannot be used, every script would fail at its first mount; say once
+# why, with the fix, and stop.
+fuse_preflight() {
+	[ "${TEST_BACKEND:-snapfs}" = snapfs ] || return 0
+	local snapfs=${SNAPFS:-$(cd .. && cd .. && pwd)/build/asan/snapfs}
+	if ! [ -x "$snapfs" ]; then
+		echo "run-all: the snapfs binary '$snapfs' is missing (make build/asan/snapfs, or set SNAPFS=)" >&2
+		return 1
+	fi
+	local d err why=
+	d=$(mktemp -d -p "${TMPDIR:-/tmp}" snapfs-preflight.XXXXXX) || return 1
+	if ! err=$("$snapfs" mkfs "$d/store" --size 64M 2>&1 >/dev/null); then
+		why="snapfs mkfs failed: $err"
+	elif mkdir "$d/mnt" && ! err=$(cd "$d" && "$snapfs" mount "$d/store" "$d/mnt" 2>&1); then
+		why=$err
+	else
+		"$snapfs" umount "$d/mnt" >/dev/null 2>&1
+	fi
+	rm -rf "$d"
+	[ -z "$why" ] && return 0
+	{
+		echo "run-all: FUSE cannot be used here, so no test can run: $why"
+		if ! [ -e /dev/fuse ]; then
+			echo "  fix: there is no /dev/fuse: load the module (modprobe fuse), or run the container with --device /dev/fuse --cap-add SYS_ADMIN"
+		elif ! [ -r /dev/fuse ] || ! [ -w /dev/fuse ]; then
+			echo "  fix: $(id -un) cannot open /dev/fuse ($(stat -c '%A %U:%G' /dev/fuse)): make it crw-rw-rw- as Debian does (chmod 666 /dev/fuse), or run the tests as root"
+		elif [ "$(id -u)" != 0 ] && ! [ -u "$(command -v fusermount3 2>/dev/null || echo /nonexistent)" ]; then
+			echo "  fix: mounting as $(id -un) needs the setuid fusermount3 of Debian's fuse3 package (make deps)"
+		else
+			echo "  fix: check that the fuse module is loaded and that this user may mount FUSE filesystems"
+		fi
+	} >&2
+	return 1
+}
+fuse_preflight || exit 1
+
+total_pass=0 total_fail=0 bad_scripts= skipped_scripts=
 start_all=$(date +%s)
 echo "# backend: ${TEST_BACKEND:-snapfs}${SNAPFS:+, SNAPFS=$SNAPFS}"
 for t in "${scripts[@]}"; do
@@ -54,6 +91,8 @@ for t in "${scripts[@]}"; do
 	secs=$(( $(date +%s) - start ))
 	result=$(tail -n 1 "$log")
 	skipped=$(sed -n 's/^# \([0-9]*\) skipped$/\1/p' "$log")
+	# a script that cannot run here says why ("# skipping: needs root")
+	why=$(sed -n 's/^# skipping: //p' "$log" | head -n 1)
 	if [[ $result =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
 		p=${BASH_REMATCH[1]} f=${BASH_REMATCH[2]}
 		if [ "$f" = 0 ] && [ "$rc" != 0 ]; then
@@ -66,7 +105,9 @@ for t in "${scripts[@]}"; do
 	fi
 	total_pass=$((total_pass + p))
 	total_fail=$((total_fail + f))
-	printf '%-28s %s%s (%ss)\n' "$t" "$result" "${skipped:+, $skipped skipped}" "$secs"
+	printf '%-28s %s%s%s (%ss)\n' "$t" "$result" "${skipped:+, $skipped skipped}" \
+		"${why:+, all skipped: $why}" "$secs"
+	[ -n "$why" ] && skipped_scripts="$skipped_scripts ${t%.sh}"
 	if [ "$f" != 0 ]; then
 		bad_scripts="$bad_scripts ${t%.sh}"
 		if [ -z "$verbose" ] && [ "$p$f" = 01 ] && [[ $result = no* ]]; then
@@ -77,6 +118,6 @@ for t in "${scripts[@]}"; do
 		fi
 	fi
 done
-echo "# $(( $(date +%s) - start_all ))s in all${bad_scripts:+; failing:$bad_scripts}"
+echo "# $(( $(date +%s) - start_all ))s in all${skipped_scripts:+; skipped here:$skipped_scripts}${bad_scripts:+; failing:$bad_scripts}"
 echo "$total_pass passed, $total_fail failed"
 [ "$total_fail" = 0 ]

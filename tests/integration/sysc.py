@@ -139,7 +139,15 @@ def tree(top):
     for p, st, row in rows:
         if stat.S_ISREG(st.st_mode):
             h = hashlib.sha256()
-            with open(p, "rb") as fh:
+            try:
+                fh = open(p, "rb")
+            except PermissionError:
+                # a file its mode keeps from us (not root): say so, the
+                # same way each time, rather than stop the listing
+                row.append("content=<EACCES>")
+                print(" ".join(row))
+                continue
+            with fh:
                 if st.st_size > BIG_FILE:
                     # only the first and last MiB of very large (sparse)
                     # files, to keep snapshots fast

@@ -4,7 +4,7 @@
 # options passed through, and `umount` works on it.
 . "$(dirname "$0")/lib.sh"
 test_have_prereq SNAPFS || { say "# skipping: needs snapfs"; test_done; }
-test_have_prereq ROOT || { say "# skipping: needs root"; test_done; }
+test_have_prereq ROOT || { say "# skipping: needs root (it installs /sbin/mount.fuse.snapfs and mounts through mount(8))"; test_done; }
 
 HELPER=$(cd "$(dirname "$0")/../../contrib" && pwd)/mount.fuse.snapfs
 INSTALLED=

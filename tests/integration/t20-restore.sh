@@ -28,7 +28,7 @@ test_expect_success 'set up a tree: contents, modes, owners, times, xattrs, ACLs
 	setfacl -m u:65534:rw dir/a && setfacl -d -m g:65534:rx dir/sub &&
 	setfattr -n user.color -v blue dir/big &&
 	truncate -s 5M sparse && printf x | dd of=sparse bs=1 seek=3000000 conv=notrunc 2>/dev/null &&
-	chown 65534:65534 dir/sub && chmod 4750 mod &&
+	root_chown 65534:65534 dir/sub && chmod 4750 mod &&
 	touch -h -d "2001-02-03 04:05:06.789" dir/sym dir/a mod &&
 	tree >"$REF/s1.tree" && "$SNAPFS" snapshot create "$MNT" s1 >/dev/null &&
 	echo two >mod && rm gone dir/sub/a.link && setfacl -b dir/a &&

@@ -26,11 +26,11 @@ same_snapshot() {
 test_expect_success 'set up a source: data, modes, owners, times, xattrs, ACLs, DOS attributes, a qtree, hard links, holes, devices' '
 	mkdir -p dir/sub && echo a >dir/a && ln dir/a dir/sub/a.link &&
 	head -c 3000000 /dev/urandom >dir/big && ln -s ../mod dir/sym && mkfifo dir/fifo &&
-	mknod dir/null c 1 3 && echo one >mod &&
+	root_mknod dir/null c 1 3 && echo one >mod &&
 	setfacl -m u:65534:rw dir/a && setfacl -d -m g:65534:rx dir/sub &&
 	setfattr -n user.DOSATTRIB -v 0x22 dir/a && setfattr -n user.color -v blue dir/big &&
 	truncate -s 5M sparse && printf x | dd of=sparse bs=1 seek=3000000 conv=notrunc 2>/dev/null &&
-	chown 65534:65534 dir/sub && chmod 4750 mod &&
+	root_chown 65534:65534 dir/sub && chmod 4750 mod &&
 	touch -h -d "2001-02-03 04:05:06.789" dir/sym dir/a mod &&
 	"$SNAPFS" qtree create "$MNT" proj --quota 100M --security-style ntfs >/dev/null &&
 	echo q >proj/file &&

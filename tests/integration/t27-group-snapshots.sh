@@ -172,7 +172,7 @@ test_expect_success 'bad members and taken names are refused, naming the member;
 '
 
 test_expect_success 'a write while frozen waits, and completes when the freeze is thawed' '
-	echo old >"$MNT/w" &&
+	echo old >"$MNT/w" && rm -f "$REF/fz" &&
 	{ python3 "$TEST_TMP/freeze.py" "$STORE" 20000 15 "$REF/thaw" >"$REF/fz" & } &&
 	fz=$! &&
 	wait_line "$REF/fz" &&
@@ -189,6 +189,7 @@ test_expect_success 'a write while frozen waits, and completes when the freeze i
 # background, pid $fz), then write TEXT into w, which must wait; sets $ms
 # to the time the write took.
 frozen_write() {
+	rm -f "$REF/fz" &&	# the job truncates it later: no stale reply
 	{ python3 "$TEST_TMP/freeze.py" "$STORE" "$1" "$2" >"$REF/fz" & } &&
 	fz=$! &&
 	wait_line "$REF/fz" && assert_eq OK "$(cat "$REF/fz")" "frozen" &&
