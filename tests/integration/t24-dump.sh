@@ -328,10 +328,11 @@ test_expect_success 'the two parts restore together as one uninterrupted dump' '
 test_expect_success 'a killed dump leaves its context; contexts delete releases and deletes its snapshot' '
 	rm -f "$OUT/started"
 	("$SNAPFS" dump -0 -b 64 -f "$OUT/pipe" "$MNT" 2>/dev/null; true) &
+	dumper=$!
 	slow_reader "$OUT/started" <"$OUT/pipe" &
 	reader=$!
 	while ! test -e "$OUT/started"; do sleep 0.1; done && sleep 1.5 &&
-	pkill -KILL -f "snapfs dump -0 -b 64 -f $OUT/pipe" && sleep 0.5 && kill $reader &&
+	pkill -KILL -f "snapfs dump -0 -b 64 -f $OUT/pipe" && wait $dumper && kill $reader &&
 	"$SNAPFS" dump contexts "$MNT" >"$OUT/ctx" &&
 	assert_grep "^2  *restartable " "$OUT/ctx" &&
 	"$SNAPFS" dump contexts delete "$MNT" 2 >"$OUT/del" &&

@@ -116,7 +116,7 @@ test_expect_success 'a second receive while one runs is refused, and so is a sna
 	echo four >dir/file && "$SNAPFS" snapshot create "$MNT" s4 >/dev/null &&
 	"$SNAPFS" send "$MNT" s4 --from s3 >"$TEST_TMP/s34.stream" &&
 	paused_receive "$TEST_TMP/s34.stream" 100 "$REF/err1" || exit 1
-	sleep 0.5 &&
+	receiving &&
 	rc=0; "$SNAPFS" receive "$DMNT" <"$TEST_TMP/s34.stream" 2>"$REF/err" || rc=$?
 	assert_eq 1 "$rc" && assert_grep "another receive into it is running" "$REF/err" || exit 1
 	rc=0; "$SNAPFS" snapshot create "$DMNT" local 2>"$REF/err" || rc=$?

@@ -28,7 +28,14 @@ shows() {
 block() {
 	mkfifo "$TEST_TMP/blockfifo" &&
 	{ "$SNAPFS" receive "$1" <"$TEST_TMP/blockfifo" >/dev/null 2>&1 & } &&
-	exec 4>"$TEST_TMP/blockfifo" && sleep 0.3
+	exec 4>"$TEST_TMP/blockfifo" &&
+	# until the receive holds the store's lock
+	for _ in $(seq 200); do
+		flock -n "$1/lock" true 2>/dev/null || return 0
+		sleep 0.05
+	done
+	say "block: the receive never took $1/lock" >&2
+	return 1
 }
 unblock() { exec 4>&- 2>/dev/null; wait; rm -f "$TEST_TMP/blockfifo"; }
 test_at_exit unblock
