@@ -222,6 +222,23 @@ int dst_open(const struct mirror_rel *m, const char *const extra[],
     return rc;
 }
 
+int dst_hello(const struct mirror_rel *m, char *line, size_t cap, char *err,
+              size_t errcap)
+{
+    struct dst_conn c;
+    int rc = dst_open(m, NULL, &c, err, errcap);
+    if (rc)
+        return rc;
+    rc = dst_read_line(&c, line, cap);
+    dst_end_input(&c);
+    char why[512];
+    dst_close(&c, why, sizeof(why));
+    if (rc)
+        snprintf(err, errcap, "%s", why[0] ? why : "the destination did not "
+                 "answer");
+    return rc;
+}
+
 int dst_read_line(struct dst_conn *c, char *line, size_t cap)
 {
     for (;;) {
