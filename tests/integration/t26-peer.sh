@@ -20,18 +20,6 @@ cli() { SNAPFS_CONFIG_DIR=$CLI "$SNAPFS" "$@"; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 test_lazy_prereq OPENSSL 'command -v openssl'
 
-# start_server DIR NAME: a foreground server of config dir DIR on a port
-# the system picks; its stdout, stderr and exit status in $TEST_TMP/NAME.*
-start_server() {
-	( SNAPFS_CONFIG_DIR=$1 "$SNAPFS" peer serve --listen 127.0.0.1:0 --foreground \
-		>"$TEST_TMP/$2.out" 2>"$TEST_TMP/$2.log" </dev/null
-	  echo $? >"$TEST_TMP/$2.rc" ) >/dev/null 2>&1 &
-	for _ in $(seq 100); do
-		grep -q '^listening on ' "$TEST_TMP/$2.out" 2>/dev/null && break
-		sleep 0.1
-	done
-	sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$TEST_TMP/$2.out"
-}
 stop_servers() {
 	local f
 	for f in "$SRV/serve.pid" "$TEST_TMP/srv2/serve.pid"; do
@@ -69,7 +57,7 @@ test_expect_success 'peer passphrase without a NAME, with a bad one, or the rese
 	assert_missing "$SRV/serve.key"
 '
 
-PORT=$(start_server "$SRV" serve)
+PORT=$(peer_server_start "$SRV" serve)
 [ -n "$PORT" ] || test_bail "peer serve did not start: $(cat "$TEST_TMP/serve.log")"
 
 test_expect_success 'peer create reads the passphrase from stdin or a file and stores the peer 0600' '

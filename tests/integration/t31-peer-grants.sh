@@ -27,19 +27,6 @@ srv() { SNAPFS_CONFIG_DIR=$SRV "$SNAPFS" "$@"; }
 cli() { SNAPFS_CONFIG_DIR=$CLI "$SNAPFS" "$@"; }	# the host that is peer a
 cli2() { SNAPFS_CONFIG_DIR=$CLI2 "$SNAPFS" "$@"; }	# the host that is peer b
 
-# start_server DIR NAME [OPTIONS]: a foreground server of config dir DIR on
-# a port the system picks (printed); its output in $TEST_TMP/NAME.*
-start_server() {
-	local dir=$1 name=$2
-	shift 2
-	( SNAPFS_CONFIG_DIR=$dir "$SNAPFS" peer serve --listen 127.0.0.1:0 --foreground "$@" \
-		>"$TEST_TMP/$name.out" 2>"$TEST_TMP/$name.log" </dev/null ) >/dev/null 2>&1 &
-	for _ in $(seq 100); do
-		grep -q '^listening on ' "$TEST_TMP/$name.out" 2>/dev/null && break
-		sleep 0.1
-	done
-	sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$TEST_TMP/$name.out"
-}
 stop_servers() {
 	local f
 	for f in "$SRV/serve.pid" "$TEST_TMP/host-lim/serve.pid"; do
@@ -91,7 +78,7 @@ test_expect_success 'set up: three volumes on the serving host, peers a and b wi
 	srv peer passphrase b >"$REF/pass.b" 2>/dev/null
 '
 
-PORT=$(start_server "$SRV" serve)
+PORT=$(peer_server_start "$SRV" serve)
 [ -n "$PORT" ] || test_bail "peer serve did not start: $(cat "$TEST_TMP/serve.log")"
 cli peer create srv "127.0.0.1:$PORT" <"$REF/pass.a" >/dev/null &&
 cli2 peer create srv "127.0.0.1:$PORT" <"$REF/pass.b" >/dev/null ||
@@ -281,7 +268,7 @@ test_expect_success 'connections per peer and the idle timeout: a third connecti
 		"$SNAPFS" mkfs "$TEST_TMP/l$i.store" --size 256M >/dev/null &&
 		SNAPFS_CONFIG_DIR=$L "$SNAPFS" peer allow c receive "$TEST_TMP/l$i.store" >/dev/null || exit 1
 	done &&
-	port=$(start_server "$L" lim --max-per-peer 2 --idle-timeout 4) && test -n "$port" &&
+	port=$(peer_server_start "$L" lim --max-per-peer 2 --idle-timeout 4) && test -n "$port" &&
 	SNAPFS_CONFIG_DIR=$C "$SNAPFS" peer create lim "127.0.0.1:$port" <"$REF/pass.c" >/dev/null &&
 	mkfifo "$TEST_TMP/hold1" "$TEST_TMP/hold2" &&
 	for i in 1 2; do
