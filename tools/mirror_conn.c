@@ -7,8 +7,8 @@
  * Three transports, one interface:
  *   local   this binary (/proc/self/exe) as a child, over pipes;
  *   peer    DST is PEER:PATH: the command runs on the peer over TLS 1.3
- *           with the peers' shared key (peer.h), so the transfer is
- *           encrypted and authenticated;
+ *           with this host's key there (peer.h), so the transfer is
+ *           encrypted and authenticated, if the peer grants it;
  *   via     the relationship's command run by /bin/sh with the extra
  *           words appended ("$@"), e.g. `ssh drhost snapfs receive
  *           --handshake /srv/dr/vol1.store`: whatever the command reaches,

@@ -1,14 +1,17 @@
 /*
  * peer.h - the native peer transport: an encrypted, authenticated byte
  * channel to another host, over which one snapfs subcommand runs there
- * with its stdin and stdout connected to us.
+ * with its stdin and stdout connected to us, if that host grants it.
  *
- * Hosts share a secret made from a passphrase (`snapfs peer passphrase`
- * on the serving host, `snapfs peer create NAME HOST:PORT` on the other);
- * the connection is TLS 1.3 with that secret as an external pre-shared key
- * (theory in peer_tls.c).  Everything here returns 0 or a negative errno
- * and prints nothing; peer_strerror() gives the words for the command
- * layer.
+ * Each peer that connects to a host shares a secret with that host alone,
+ * made from a passphrase (`snapfs peer passphrase NAME` on the serving
+ * host, `snapfs peer create NAME HOST:PORT` on the other); the connection
+ * is TLS 1.3 with a key derived from it as an external pre-shared key
+ * (theory in peer_tls.c), so the server knows which peer connects.  What
+ * a peer may run there, on which volume, its grants say (peer_grants.c),
+ * checked again on what the command opens (peer_guard.c).  Everything
+ * here returns 0 or a negative errno and prints nothing; peer_strerror()
+ * gives the words for the command layer.
  */
 #ifndef SNAPFS_PEER_H
 #define SNAPFS_PEER_H

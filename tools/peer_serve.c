@@ -89,20 +89,30 @@ static void on_child(int sig)
     (void)sig; /* only to end ppoll */
 }
 
+/* Control characters (a peer's words may hold them) as '?': S stays
+ * one line. */
+static void one_line(char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < ' ' || *s == 0x7f)
+            *s = '?';
+}
+
 /* One line of the server's log (stderr: the terminal or DIR/serve.log). */
 static void serve_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void serve_log(const char *fmt, ...)
 {
-    char when[32];
+    char when[32], line[2048];
     time_t now = time(NULL);
     struct tm tm;
     strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime_r(&now, &tm));
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "%s snapfs peer serve[%d]: ", when, (int)getpid());
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
+    one_line(line);
+    fprintf(stderr, "%s snapfs peer serve[%d]: %s\n", when, (int)getpid(),
+            line);
 }
 
 /* ---- one connection ---- */
@@ -220,8 +230,11 @@ static void close_gently(SSL *ssl, int sock)
 /* Refuse: TELL goes to the client, one line with WHY to the log. */
 static int refuse(struct conn *c, const char *tell, const char *why)
 {
+    char text[1024];
+    snprintf(text, sizeof(text), "%s", tell);
+    one_line(text);
     serve_log("%s: refused '%s': %s", c->who, c->shown, why);
-    peer_frame_send(c->ssl, PF_REFUSE, tell, strlen(tell));
+    peer_frame_send(c->ssl, PF_REFUSE, text, strlen(text));
     return -EPERM;
 }
 

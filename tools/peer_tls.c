@@ -1,29 +1,44 @@
 /*
  * peer_tls.c - the peer protocol: TLS 1.3 with an external pre-shared
- * key, and the frames spoken inside it.
+ * key per peer, and the frames spoken inside it.
  *
- * Theory.  Two hosts hold the same 256-bit key K, derived from a
- * passphrase of 150 random bits that an administrator carried from one
- * host to the other (peer_conf.c).  A connection is TLS 1.3 only (no
- * other version is offered or accepted), with K as an external PSK under
- * the identity "snapfs-peer-v1", in psk_dhe_ke mode (the PSK and an
- * ephemeral X25519/ECDHE exchange), cipher TLS_AES_128_GCM_SHA256.  No
- * certificates exist: the server has none, so a client without K cannot
- * complete a handshake, and the client demands one (SSL_VERIFY_PEER with
- * no trusted roots), so a server that did not use K cannot either; both
- * sides then check that the PSK was used.
+ * Theory.  Each peer that may connect to a server holds a 256-bit key K
+ * of its own, derived from a passphrase of 150 random bits that the
+ * serving host's administrator made for that peer alone and carried to
+ * it (peer_conf.c); the server holds the K of every such peer.  From K
+ * both sides derive, with HKDF-SHA256 (RFC 5869, salt "snapfs-peer-v2"),
+ * an identity I = "snapfs-peer-v2:" + hex of 16 bytes under the label
+ * "identity", and the TLS PSK P = 32 bytes under "tls13 external psk".
+ * A connection is TLS 1.3 only (no other version is offered or
+ * accepted); the client offers P under the identity I, in psk_dhe_ke
+ * mode (the PSK and an ephemeral X25519/ECDHE exchange), cipher
+ * TLS_AES_128_GCM_SHA256.  The server looks I up among its peers (each
+ * compared in constant time) and, for the one that matches, uses its P;
+ * an identity it does not know gets no PSK.  No certificates exist: the
+ * server has none, so a client without a known K cannot complete a
+ * handshake, and the client demands one (SSL_VERIFY_PEER with no trusted
+ * roots), so a server that did not use P cannot either; both sides then
+ * check that the PSK was used, and the server knows, from the identity
+ * whose PSK completed the handshake, which peer is connected.
+ *
+ * Earlier versions had one key per serving host, used as the PSK itself
+ * under the fixed identity "snapfs-peer-v1".  A server that still holds
+ * that key (serve.key) accepts it as the peer "legacy", under the old
+ * identity (records made then) and as any other key, under its derived
+ * identity (records made since with that passphrase).
  *
  * - Authenticated: both ends, mutually.  The client's binder (an HMAC
- *   keyed from K over its hello) proves K to the server before the server
- *   sends anything encrypted; the server's Finished proves K to the client.
- *   A wrong key fails the handshake with an alert; nothing after it is
- *   processed.
- * - On the wire: a passive observer sees the hellos (the fixed identity,
- *   random nonces, ephemeral public keys), then AES-GCM records: lengths
- *   and timing, never content.  The ephemeral exchange gives forward
- *   secrecy: a key stolen later does not decrypt recorded sessions.  An
- *   observer can test passphrase guesses against a recorded binder
- *   offline; at 150 bits that is out of reach.
+ *   keyed from P over its hello) proves P to the server before the server
+ *   sends anything encrypted; the server's Finished proves P to the
+ *   client.  A wrong key fails the handshake with an alert; nothing after
+ *   it is processed.
+ * - On the wire: a passive observer sees the hellos (the peer's identity,
+ *   which is fixed for a key and says nothing about P or K, random
+ *   nonces, ephemeral public keys), then AES-GCM records: lengths and
+ *   timing, never content.  The ephemeral exchange gives forward secrecy:
+ *   a key stolen later does not decrypt recorded sessions.  An observer
+ *   can test passphrase guesses against a recorded binder offline; at 150
+ *   bits that is out of reach.
  * - Replay: no 0-RTT data is accepted (no session tickets are issued
  *   either); every handshake mixes the server's fresh random and key
  *   share, so a recorded connection replayed to the server fails at the
@@ -31,12 +46,13 @@
  *   can be dropped, reordered or repeated inside a connection.
  *
  * Frames inside the connection: a type byte, a 32-bit big-endian length,
- * the payload (at most 1 MiB).  The client sends REQUEST (the argv); the
- * server answers ACCEPT, or REFUSE with the reason and closes.  Then both
- * sides send DATA (stdin upstream, stdout downstream) and one EOF each;
- * the server ends with EXIT (status and the command's stderr) and a TLS
- * close_notify, so a connection cut short is never mistaken for a
- * complete command: without EXIT the client reports the loss.
+ * the payload (at most 1 MiB; the server takes less: peer_serve.c).  The
+ * client sends REQUEST (the argv); the server answers ACCEPT, or REFUSE
+ * with the reason and closes.  Then both sides send DATA (stdin
+ * upstream, stdout downstream) and one EOF each; the server ends with
+ * EXIT (status and the command's stderr) and a TLS close_notify, so a
+ * connection cut short is never mistaken for a complete command: without
+ * EXIT the client reports the loss.
  */
 #define _GNU_SOURCE
 #include <errno.h>

@@ -6,7 +6,11 @@
  * (STORE/control.sock), after a syncfs of the mountpoint so that the
  * kernel's writeback cache is in the daemon first; an unmounted one is
  * opened directly, exclusively, and changed in one write transaction.
- * Either way a change is all or nothing.
+ * Either way a change is all or nothing.  A program may set a check of
+ * the store directory every control socket is reached through
+ * (control_set_check: a command run for a peer, peer_guard.c); the
+ * directory is then opened first and the socket reached inside the very
+ * directory that was checked.
  */
 #define _GNU_SOURCE
 #include <errno.h>

@@ -251,14 +251,17 @@ test_expect_success 'a mirror runs through the receive grant, into a mounted des
 	vol_umount "$TEST_TMP/v1.mnt"
 '
 
-test_expect_success 'the server'"'"'s limits: words, word size and request size are refused with one log line each' '
+test_expect_success 'the server'"'"'s limits: words, word size and request size are refused with one log line each, a newline in a word too' '
 	refused "the request has 41 words (the server takes at most 32)" info $(seq 40) &&
 	long=$(long_name 5000) &&
 	refused "word 2 of the request is 5000 bytes (the server takes at most 4096)" info "$long" &&
 	big=$(for i in $(seq 30); do printf "%s " "$(long_name 3000)"; done) &&
 	refused "larger than the server takes (65536 bytes)" info $big &&
 	assert_grep "peer a: refused .a request of [0-9]* bytes.: larger than the server takes" "$TEST_TMP/serve.log" &&
-	assert_grep "peer a: refused .info 1 2 3 .*: the request has 41 words" "$TEST_TMP/serve.log"
+	assert_grep "peer a: refused .info 1 2 3 .*: the request has 41 words" "$TEST_TMP/serve.log" &&
+	refused "peer a has no send or receive grant for x?FAKE" info "$(printf "x\nFAKE")" &&
+	assert_grep "peer a: refused .info x?FAKE.: " "$TEST_TMP/serve.log" &&
+	! grep -q "^FAKE" "$TEST_TMP/serve.log"
 '
 
 test_expect_success 'connections per peer and the idle timeout: a third connection is refused, idle ones are closed' '
