@@ -115,6 +115,8 @@ static int peer_revoke(int argc, char **argv)
     int rc = peer_grants_remove(&all, 1, &removed, &unmatched);
     if (rc == -ENOENT)
         rc = 0; /* it had none */
+    if (rc == -EBADMSG)
+        die(cmd, "%s/grants: damaged; nothing was revoked", peer_config_dir());
     if (!rc)
         rc = peer_inbound_delete(name);
     if (rc)
@@ -499,6 +501,10 @@ static int peer_delete(int argc, char **argv)
 {
     no_more_args("peer delete", argc, argv, 2);
     int rc = peer_record_delete(argv[1]);
+    if (rc == -ENOENT && peer_inbound_exists(argv[1]))
+        die("peer delete", "%s: no such peer this host connects to (a peer "
+            "that connects here goes with snapfs peer revoke %s)", argv[1],
+            argv[1]);
     if (rc == -ENOENT)
         die("peer delete", "%s: no such peer", argv[1]);
     if (rc)

@@ -213,10 +213,10 @@ int peer_grant_resolve(const char *volume, struct peer_grant *g)
         return -ENOMEM;
     struct peer_volume_id id;
     int rc = strlen(store) < sizeof(g->path) ? 0 : -ENAMETOOLONG;
-    if (!rc && (store[0] != '/' || strchr(store, '\n')))
-        rc = -EINVAL; /* no path a grants line can hold */
     if (!rc)
         rc = peer_volume_id_at(store, &id);
+    if (!rc && (store[0] != '/' || strchr(store, '\n')))
+        rc = -EINVAL; /* no path a grants line can hold */
     if (!rc) {
         snprintf(g->path, sizeof(g->path), "%s", store);
         memcpy(g->uuid, id.uuid, sizeof(g->uuid));

@@ -471,7 +471,8 @@ mirror_field() {
 peer_server_start() {
 	local dir=$1 name=$2
 	shift 2
-	( SNAPFS_CONFIG_DIR=$dir "$SNAPFS" peer serve --listen 127.0.0.1:0 --foreground "$@" \
+	( cd / &&	# so that no volume is busy because of it
+	  SNAPFS_CONFIG_DIR=$dir "$SNAPFS" peer serve --listen 127.0.0.1:0 --foreground "$@" \
 		>"$TEST_TMP/$name.out" 2>"$TEST_TMP/$name.log" </dev/null
 	  echo $? >"$TEST_TMP/$name.rc" ) >/dev/null 2>&1 &
 	for _ in $(seq 100); do

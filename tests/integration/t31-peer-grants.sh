@@ -369,6 +369,9 @@ test_expect_success 'bad input to allow, deny, grants and revoke: one message, n
 	assert_eq 1 "$rc" && assert_grep "^snapfs peer grants: nobody: no such peer connects here" "$REF/err" &&
 	{ srv peer revoke nobody 2>"$REF/err"; rc=$?; } &&
 	assert_eq 1 "$rc" && assert_grep "^snapfs peer revoke: nobody: no such peer connects here" "$REF/err" &&
+	{ srv peer delete b 2>"$REF/err"; rc=$?; } &&
+	assert_eq 1 "$rc" && assert_grep "^snapfs peer delete: b: no such peer this host connects to (a peer that connects here goes with snapfs peer revoke b)$" "$REF/err" &&
+	test -e "$SRV/clients/b.key" &&
 	{ srv peer serve --max-per-peer 0 2>"$REF/err"; rc=$?; } &&
 	assert_eq 2 "$rc" && assert_grep "give a whole number from 1 to 16" "$REF/err" &&
 	assert_cmp "$REF/grants.before" "$SRV/grants" &&
