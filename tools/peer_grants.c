@@ -29,7 +29,6 @@
  * nothing; a damaged grants file allows nothing; nothing here prints.
  */
 #define _GNU_SOURCE
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
