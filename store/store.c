@@ -325,6 +325,13 @@ static int load_super(struct sfs_store *st)
     return rc ? rc : sfs_mdb_errno(crc);
 }
 
+static int (*open_check)(const struct sfs_store *st);
+
+void sfs_set_open_check(int (*check)(const struct sfs_store *st))
+{
+    open_check = check;
+}
+
 int sfs_open(const char *path, int flags, struct sfs_store **out)
 {
     int rc = check_is_store(path);
@@ -350,6 +357,8 @@ int sfs_open(const char *path, int flags, struct sfs_store **out)
     if (rc)
         goto fail;
     rc = load_super(st);
+    if (!rc && open_check)
+        rc = open_check(st);
     if (rc)
         goto fail;
     st->map_size = map_size_for(st->super.volume_size);

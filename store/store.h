@@ -130,6 +130,15 @@ int sfs_open(const char *path, int flags, struct sfs_store **out);
 void sfs_close(struct sfs_store *st);
 
 /*
+ * sfs_set_open_check - a check that every later sfs_open of this process
+ * runs on the store it opened, before returning it (NULL: none).  CHECK
+ * sees what was opened, whatever the path resolved to, and returns 0 or
+ * a negative errno, which sfs_open then returns (the store closed).  For
+ * a program that may reach only a given volume; set once, at its start.
+ */
+void sfs_set_open_check(int (*check)(const struct sfs_store *st));
+
+/*
  * sfs_map_region - the address and length of LMDB's map of the store.
  * Errors: -ENOENT (not mapped: the environment is closed), or the errno
  * of reading /proc/self/maps.

@@ -50,6 +50,10 @@ void volume_open_path(struct volume *vol, const char *cmd, const char *arg,
                       char **path);
 /* Connect to STORE/control.sock: an fd or a negative errno. */
 int control_connect(const char *store);
+/* A check of the store directory of every later control_connect (NULL:
+ * none): it gets the directory opened (O_PATH), the socket is reached
+ * through that very directory, and a negative errno refuses it. */
+void control_set_check(int (*check)(int dirfd));
 /* Send one request line (WORDS joined by tabs) on FD: 0 or -EPIPE. */
 int control_send(int fd, char **words, int n);
 /* The same, passing the NFDS (at most 4) descriptors FDS with it. */

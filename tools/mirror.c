@@ -36,6 +36,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "cli.h"
 #include "mirror.h"
 #include "replicate.h"
@@ -113,6 +115,26 @@ static const char *next_opt(int argc, char **argv, int *i, const char *opt)
 
 /* ---- create ---- */
 
+/* A destination on peer PEER: the peer must know this host and grant it
+ * receive into the volume; ask it (a handshake of `receive`), or die
+ * naming the grant it needs. */
+static void check_peer_grant(const struct mirror_rel *m, const char *arg,
+                             const char *peer)
+{
+    struct peer_record r;
+    if (peer_record_load(peer, &r))
+        die(CMD, "%s: no peer named '%s' (snapfs peer create %s "
+            "HOST:PORT)", arg, peer, peer);
+    OPENSSL_cleanse(&r, sizeof(r));
+    char line[2048], err[1200];
+    int rc = dst_hello(m, line, sizeof(line), err, sizeof(err));
+    if (rc == -EPERM) /* the refusal names the grant */
+        die(CMD, "%s: %s; nothing was recorded", arg, err);
+    if (rc)
+        die(CMD, "%s: %s; nothing was recorded (the relationship needs a "
+            "receive grant for this host on %s)", arg, err, peer);
+}
+
 static void check_destination_arg(struct mirror_rel *m, const char *arg)
 {
     if (m->via[0]) {
@@ -122,11 +144,7 @@ static void check_destination_arg(struct mirror_rel *m, const char *arg)
     canonical_dst(arg, false, m->dst, sizeof(m->dst));
     char peer[PEER_NAME_MAX + 1], path[PATH_MAX];
     if (mirror_dst_kind(m, peer, path) == DST_PEER) {
-        struct peer_record r;
-        if (peer_record_load(peer, &r))
-            die(CMD, "%s: no peer named '%s' (snapfs peer create %s "
-                "HOST:PORT)", arg, peer, peer);
-        memset(&r, 0, sizeof(r));
+        check_peer_grant(m, arg, peer);
         return;
     }
     struct volume v;
@@ -213,6 +231,11 @@ static int mirror_create(int argc, char **argv)
     printf("snapfs mirror: %s -> %s created (policy %s%s%s); "
            "snapfs mirror initialize %s starts it\n", m.src, m.dst, m.policy,
            m.keep[0] ? ", keep " : "", m.keep, pos[1]);
+    char peer[PEER_NAME_MAX + 1], path[PATH_MAX];
+    if (mirror_dst_kind(&m, peer, path) == DST_PEER)
+        printf("snapfs mirror: it uses this host's receive grant for %s on "
+               "peer %s (a mirror restore from there needs a send grant "
+               "too)\n", path, peer);
     return 0;
 }
 
@@ -761,20 +784,15 @@ static void ask_destination(const struct mirror_rel *m, struct shown *s)
         s->state = "transferring";
         return;
     }
-    struct dst_conn c;
     char line[2048];
-    if (dst_open(m, NULL, &c, s->reason, sizeof(s->reason))) {
+    int rc = dst_hello(m, line, sizeof(line), s->reason, sizeof(s->reason));
+    if (!rc && destination_info_parse(line, &s->d))
+        rc = -EPROTO;
+    if (rc) {
         s->state = "unknown";
-        return;
-    }
-    int rc = dst_read_line(&c, line, sizeof(line));
-    dst_end_input(&c);
-    char err[512];
-    dst_close(&c, err, sizeof(err));
-    if (rc || destination_info_parse(line, &s->d)) {
-        s->state = "unknown";
-        snprintf(s->reason, sizeof(s->reason), "%s",
-                 err[0] ? err : "the destination did not answer");
+        if (rc == -EPROTO)
+            snprintf(s->reason, sizeof(s->reason), "the destination does not "
+                     "speak the mirror protocol");
         return;
     }
     s->have_d = true;

@@ -153,6 +153,10 @@ struct dst_conn {
 /* Start it; 0, or a negative errno with a message in ERR. */
 int dst_open(const struct mirror_rel *m, const char *const extra[],
              struct dst_conn *c, char *err, size_t cap);
+/* Start it, read its hello line into LINE and let it end: 0, or a
+ * negative errno with the reason in ERR (a peer's refusal among them). */
+int dst_hello(const struct mirror_rel *m, char *line, size_t cap, char *err,
+              size_t errcap);
 /* Read one line of its stdout (without the newline): 0, -EPIPE at its
  * end, or a negative errno. */
 int dst_read_line(struct dst_conn *c, char *line, size_t cap);

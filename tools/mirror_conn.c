@@ -7,8 +7,8 @@
  * Three transports, one interface:
  *   local   this binary (/proc/self/exe) as a child, over pipes;
  *   peer    DST is PEER:PATH: the command runs on the peer over TLS 1.3
- *           with the peers' shared key (peer.h), so the transfer is
- *           encrypted and authenticated;
+ *           with this host's key there (peer.h), so the transfer is
+ *           encrypted and authenticated, if the peer grants it;
  *   via     the relationship's command run by /bin/sh with the extra
  *           words appended ("$@"), e.g. `ssh drhost snapfs receive
  *           --handshake /srv/dr/vol1.store`: whatever the command reaches,
@@ -219,6 +219,23 @@ int dst_open(const struct mirror_rel *m, const char *const extra[],
                (char *const *)argv, c);
     if (rc)
         snprintf(err, cap, "starting the receiving end: %s", strerror(-rc));
+    return rc;
+}
+
+int dst_hello(const struct mirror_rel *m, char *line, size_t cap, char *err,
+              size_t errcap)
+{
+    struct dst_conn c;
+    int rc = dst_open(m, NULL, &c, err, errcap);
+    if (rc)
+        return rc;
+    rc = dst_read_line(&c, line, cap);
+    dst_end_input(&c);
+    char why[512];
+    dst_close(&c, why, sizeof(why));
+    if (rc)
+        snprintf(err, errcap, "%s", why[0] ? why : "the destination did not "
+                 "answer");
     return rc;
 }
 

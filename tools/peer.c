@@ -1,15 +1,26 @@
 /*
- * peer.c - `snapfs peer passphrase|create|list|delete|serve|run`: the
- * command layer of the peer transport (peer.h).
+ * peer.c - `snapfs peer ...`: the command layer of the peer transport
+ * (peer.h).
  *
- * `passphrase` is the only command that ever shows a secret: it prints
- * the passphrase it just made, once, and keeps only the key derived from
- * it.  `create` reads a passphrase from a file or standard input (never
- * from the command line, which other users see in ps) and stores the key
- * with the peer's address.  `list` shows names and addresses only.
+ * On the host that serves, for each peer that connects to it:
+ *   passphrase NAME   make (or replace) NAME's own passphrase: printed
+ *                     once, only the key derived from it is kept
+ *   revoke NAME       NAME's key and grants go; no other peer is touched
+ *   allow NAME send|receive VOLUME...   grants, by volume identity
+ *   deny NAME [send|receive [VOLUME...]]   removes grants
+ *   grants [NAME] [--json]   the grants, and the peers with none yet
+ *   serve             the server (peer_serve.c)
+ * On the host that connects:
+ *   create NAME HOST:PORT   reads the passphrase from a file or standard
+ *                     input (never from the command line, which other
+ *                     users see in ps) and stores the key with the address
+ *   delete NAME, run NAME -- SUBCOMMAND...
+ * And `list`: both kinds, names and addresses or grant counts, never a
+ * secret.  `passphrase` is the only command that ever shows a secret.
  * `run` relays its own stdin and stdout to a command on the peer, prints
  * the remote stderr on its stderr and exits with the remote status.
- * Errors: one line "snapfs peer CMD: OBJECT: why", exit 1 (usage 2).
+ * Errors: one line "snapfs peer CMD: OBJECT: why", exit 1 (usage 2); a
+ * refused command changes nothing.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -36,32 +47,295 @@ static void no_more_args(const char *cmd, int argc, char **argv, int want)
         die_usage(cmd, "wrong number of arguments");
 }
 
-/* ---- passphrase ---- */
+/* ---- the peers that connect here ---- */
+
+/* NAME as the name of a peer that connects here, or a usage error. */
+static void check_inbound_name(const char *cmd, const char *name)
+{
+    if (!strcmp(name, PEER_LEGACY_NAME))
+        die_usage(cmd, "'%s' names the host passphrase of an earlier snapfs "
+                  "(peers made with it); choose another name", name);
+    if (!peer_name_valid(name))
+        die_usage(cmd, "'%s': a peer name is 1 to %d letters, digits, '.', "
+                  "'_' or '-', not starting with '.'", name, PEER_NAME_MAX);
+}
+
+/* NAME may connect here (or is the legacy host key), or die. */
+static void need_inbound(const char *cmd, const char *name)
+{
+    if (!peer_inbound_exists(name))
+        die(cmd, "%s: no such peer connects here (snapfs peer passphrase %s "
+            "makes one; snapfs peer list shows them)", name, name);
+}
 
 static int peer_passphrase(int argc, char **argv)
 {
-    no_more_args("peer passphrase", argc, argv, 1);
+    const char *cmd = "peer passphrase";
+    if (argc == 1)
+        die_usage(cmd, "give the NAME of the peer it is for: each peer that "
+                  "connects here has a passphrase of its own");
+    no_more_args(cmd, argc, argv, 2);
+    const char *name = argv[1];
+    check_inbound_name(cmd, name);
     char pass[PEER_PASSPHRASE_SIZE];
-    uint8_t key[PEER_KEY_LEN], old[PEER_KEY_LEN];
-    bool replaced = peer_serve_key_load(old) == 0;
-    OPENSSL_cleanse(old, sizeof(old));
+    uint8_t key[PEER_KEY_LEN];
+    bool replaced = peer_inbound_exists(name);
     int rc = peer_passphrase_generate(pass);
     if (!rc)
         rc = peer_passphrase_key(pass, key);
     if (!rc)
-        rc = peer_serve_key_store(key);
+        rc = peer_inbound_store(name, key);
     OPENSSL_cleanse(key, sizeof(key));
     if (rc) {
         OPENSSL_cleanse(pass, sizeof(pass));
-        die("peer passphrase", "%s: %s", peer_config_dir(), strerror(-rc));
+        die(cmd, "%s: %s", peer_config_dir(), strerror(-rc));
     }
     printf("%s\n", pass);
     fflush(stdout);
     OPENSSL_cleanse(pass, sizeof(pass));
     if (replaced)
-        fprintf(stderr, "snapfs peer passphrase: replaces the previous "
-                        "passphrase; peers created with it can no longer "
-                        "connect\n");
+        fprintf(stderr, "snapfs peer passphrase: replaces %s's previous "
+                        "passphrase (no other peer's); its grants stay\n", name);
+    else
+        fprintf(stderr, "snapfs peer passphrase: %s can connect, and do "
+                        "nothing until granted: snapfs peer allow %s "
+                        "send|receive VOLUME\n", name, name);
+    return 0;
+}
+
+static int peer_revoke(int argc, char **argv)
+{
+    const char *cmd = "peer revoke";
+    no_more_args(cmd, argc, argv, 2);
+    const char *name = argv[1];
+    need_inbound(cmd, name);
+    struct peer_grant all = { .op = PEER_OP_LOOK };
+    snprintf(all.peer, sizeof(all.peer), "%s", name);
+    size_t removed, unmatched;
+    int rc = peer_grants_remove(&all, 1, &removed, &unmatched);
+    if (rc == -ENOENT)
+        rc = 0; /* it had none */
+    if (rc == -EBADMSG)
+        die(cmd, "%s/grants: damaged; nothing was revoked", peer_config_dir());
+    if (!rc)
+        rc = peer_inbound_delete(name);
+    if (rc)
+        die(cmd, "%s: %s", name, strerror(-rc));
+    printf("snapfs: revoked peer %s (%zu grant%s removed); it can no longer "
+           "connect\n", name, removed, removed == 1 ? "" : "s");
+    return 0;
+}
+
+/* ---- grants ---- */
+
+static const char *resolve_error(int rc)
+{
+    return rc == -EINVAL ? "a path with a newline cannot be granted"
+                         : open_error(rc);
+}
+
+static int peer_allow(int argc, char **argv)
+{
+    const char *cmd = "peer allow";
+    if (argc < 4)
+        die_usage(cmd, "give NAME send|receive VOLUME...");
+    const char *name = argv[1];
+    struct peer_grant *g = calloc((size_t)argc, sizeof(*g));
+    if (!g)
+        die(cmd, "out of memory");
+    enum peer_op op;
+    if (peer_op_parse(argv[2], &op))
+        die_usage(cmd, "'%s': give send or receive", argv[2]);
+    for (int i = 3; i < argc; i++)
+        if (argv[i][0] == '-')
+            die_usage(cmd, "unknown option '%s'", argv[i]);
+    need_inbound(cmd, name);
+    size_t n = 0;
+    for (int i = 3; i < argc; i++, n++) {
+        int rc = peer_grant_resolve(argv[i], &g[n]);
+        if (rc)
+            die(cmd, "%s: %s; nothing was granted", argv[i], resolve_error(rc));
+        snprintf(g[n].peer, sizeof(g[n].peer), "%s", name);
+        g[n].op = op;
+    }
+    size_t added;
+    int rc = peer_grants_add(g, n, &added);
+    if (rc == -EBADMSG)
+        die(cmd, "%s/grants: damaged; nothing was granted", peer_config_dir());
+    if (rc)
+        die(cmd, "%s/grants: %s; nothing was granted", peer_config_dir(),
+            strerror(-rc));
+    for (size_t i = 0; i < n; i++) {
+        char uuid[SFS_UUID_TEXT];
+        sfs_uuid_format(g[i].uuid, uuid);
+        printf("snapfs: peer %s may %s %s (volume %s)\n", name,
+               op == PEER_OP_SEND ? "send from" : "receive into", g[i].path,
+               uuid);
+    }
+    free(g);
+    return 0;
+}
+
+/* VOLUME as peer deny matches it: resolved when it still is a volume,
+ * else its absolute path as written. */
+static void deny_pattern(const char *volume, struct peer_grant *p)
+{
+    if (!peer_grant_resolve(volume, p))
+        return;
+    char cwd[PATH_MAX] = "";
+    if (volume[0] != '/' && !getcwd(cwd, sizeof(cwd)))
+        cwd[0] = 0;
+    if (snprintf(p->path, sizeof(p->path), "%s%s%s", cwd, cwd[0] ? "/" : "",
+                 volume) >= (int)sizeof(p->path))
+        die_usage("peer deny", "%s: the path is too long", volume);
+    size_t n = strlen(p->path);
+    while (n > 1 && p->path[n - 1] == '/')
+        p->path[--n] = 0;
+}
+
+static int peer_deny(int argc, char **argv)
+{
+    const char *cmd = "peer deny";
+    if (argc < 2)
+        die_usage(cmd, "give NAME [send|receive [VOLUME...]]");
+    const char *name = argv[1];
+    enum peer_op op = PEER_OP_LOOK;
+    if (argc > 2 && peer_op_parse(argv[2], &op))
+        die_usage(cmd, "'%s': give send or receive", argv[2]);
+    size_t n = argc > 3 ? (size_t)argc - 3 : 1;
+    struct peer_grant *p = calloc(n, sizeof(*p));
+    if (!p)
+        die(cmd, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        if (argc > 3)
+            deny_pattern(argv[3 + i], &p[i]);
+        snprintf(p[i].peer, sizeof(p[i].peer), "%s", name);
+        p[i].op = op;
+    }
+    size_t removed, unmatched;
+    int rc = peer_grants_remove(p, n, &removed, &unmatched);
+    if (rc == -ENOENT && argc > 3)
+        die(cmd, "%s: peer %s has no %s grant for it (snapfs peer grants %s "
+            "lists them); nothing was removed", argv[3 + unmatched], name,
+            peer_op_name(op), name);
+    if (rc == -ENOENT)
+        die(cmd, "%s: has no %s%sgrant (snapfs peer grants lists them)", name,
+            argc > 2 ? argv[2] : "", argc > 2 ? " " : "");
+    if (rc)
+        die(cmd, "%s/grants: %s; nothing was removed", peer_config_dir(),
+            rc == -EBADMSG ? "damaged" : strerror(-rc));
+    printf("snapfs: peer %s: %zu grant%s removed\n", name, removed,
+           removed == 1 ? "" : "s");
+    free(p);
+    return 0;
+}
+
+/* Whether G's volume is still there: "ok", "missing", or "replaced" (by
+ * another volume at its path). */
+static const char *grant_state(const struct peer_grant *g)
+{
+    struct peer_volume_id id;
+    if (peer_volume_id_at(g->path, &id))
+        return "missing";
+    return memcmp(id.uuid, g->uuid, sizeof(id.uuid)) ? "replaced" : "ok";
+}
+
+static void grants_text(const struct peer_grants *t, char **names, size_t n)
+{
+    printf("%-16s %-9s %-8s %-36s %s\n", "PEER", "OPERATION", "STATE", "UUID",
+           "VOLUME");
+    for (size_t i = 0; i < t->n; i++) {
+        char uuid[SFS_UUID_TEXT];
+        sfs_uuid_format(t->g[i].uuid, uuid);
+        printf("%-16s %-9s %-8s %-36s %s\n", t->g[i].peer,
+               peer_op_name(t->g[i].op), grant_state(&t->g[i]), uuid,
+               t->g[i].path);
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!peer_grants_count(t, names[i]))
+            printf("%-16s no grant yet: it can only connect\n", names[i]);
+}
+
+static void grants_json(const struct peer_grants *t, char **names, size_t n)
+{
+    printf("{\"grants\":[");
+    for (size_t i = 0; i < t->n; i++) {
+        char uuid[SFS_UUID_TEXT];
+        sfs_uuid_format(t->g[i].uuid, uuid);
+        printf("%s{\"peer\":", i ? "," : "");
+        json_string(t->g[i].peer);
+        printf(",\"operation\":\"%s\",\"volume\":", peer_op_name(t->g[i].op));
+        json_string(t->g[i].path);
+        printf(",\"uuid\":\"%s\",\"state\":\"%s\"}", uuid,
+               grant_state(&t->g[i]));
+    }
+    printf("],\"without_grant\":[");
+    for (size_t i = 0, shown = 0; i < n; i++)
+        if (!peer_grants_count(t, names[i])) {
+            printf("%s", shown++ ? "," : "");
+            json_string(names[i]);
+        }
+    printf("]}\n");
+}
+
+/* Keep only NAME's grants and name (none if NAME is NULL). */
+static void only_peer(struct peer_grants *t, char **names, size_t *n,
+                      const char *name)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < t->n; i++)
+        if (!strcmp(t->g[i].peer, name))
+            t->g[kept++] = t->g[i];
+    t->n = kept;
+    kept = 0;
+    for (size_t i = 0; i < *n; i++) {
+        if (!strcmp(names[i], name))
+            names[kept++] = names[i];
+        else
+            free(names[i]);
+    }
+    *n = kept;
+}
+
+static int peer_grants(int argc, char **argv)
+{
+    const char *cmd = "peer grants", *name = NULL;
+    bool json = false;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--json"))
+            json = true;
+        else if (argv[i][0] == '-')
+            die_usage(cmd, "unknown option '%s'", argv[i]);
+        else if (!name)
+            name = argv[i];
+        else
+            die_usage(cmd, "give at most one peer NAME");
+    }
+    struct peer_grants t;
+    char **names;
+    size_t n;
+    int rc = peer_inbound_names(&names, &n);
+    if (rc)
+        die(cmd, "%s: %s", peer_config_dir(), strerror(-rc));
+    rc = peer_grants_load(&t);
+    if (rc == -EBADMSG)
+        die(cmd, "%s/grants: damaged at line %d", peer_config_dir(), t.bad_line);
+    if (rc)
+        die(cmd, "%s/grants: %s", peer_config_dir(), strerror(-rc));
+    if (name) {
+        if (!peer_inbound_exists(name) && !peer_grants_count(&t, name))
+            die(cmd, "%s: no such peer connects here (snapfs peer list shows "
+                "them)", name);
+        only_peer(&t, names, &n, name);
+    }
+    if (json)
+        grants_json(&t, names, n);
+    else
+        grants_text(&t, names, n);
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    peer_grants_free(&t);
     return 0;
 }
 
@@ -144,19 +418,15 @@ static int peer_create(int argc, char **argv)
 
 /* ---- list, delete ---- */
 
-static int peer_list(int argc, char **argv)
+/* The peers this host connects to: NAME ADDRESS. */
+static void list_outgoing(bool json, bool *first)
 {
-    bool json = argc == 2 && !strcmp(argv[1], "--json");
-    if (!json)
-        no_more_args("peer list", argc, argv, 1);
     char **names;
     size_t n;
     int rc = peer_record_names(&names, &n);
     if (rc)
         die("peer list", "%s: %s", peer_config_dir(), strerror(-rc));
-    if (json)
-        printf("[");
-    else
+    if (!json)
         printf("%-24s %s\n", "NAME", "ADDRESS");
     for (size_t i = 0; i < n; i++) {
         struct peer_record r;
@@ -164,19 +434,66 @@ static int peer_list(int argc, char **argv)
         OPENSSL_cleanse(r.key, sizeof(r.key));
         const char *addr = rc ? "(damaged record)" : r.address;
         if (json) {
-            printf("%s{\"name\":", i ? "," : "");
+            printf("%s{\"name\":", *first ? "" : ",");
             json_string(names[i]);
-            printf(",\"address\":");
+            printf(",\"direction\":\"outgoing\",\"address\":");
             json_string(addr);
             printf("}");
+            *first = false;
         } else {
             printf("%-24s %s\n", names[i], addr);
         }
         free(names[i]);
     }
+    free(names);
+}
+
+/* The peers that connect here: NAME and how many grants it has. */
+static void list_incoming(bool json, bool *first)
+{
+    char **names;
+    size_t n;
+    struct peer_grants t;
+    int rc = peer_inbound_names(&names, &n);
+    if (rc)
+        die("peer list", "%s: %s", peer_config_dir(), strerror(-rc));
+    rc = peer_grants_load(&t);
+    if (rc)
+        die("peer list", "%s/grants: %s", peer_config_dir(),
+            rc == -EBADMSG ? "damaged" : strerror(-rc));
+    if (!json && n)
+        printf("\n%-24s %s\n", "CONNECTS HERE", "GRANTS");
+    for (size_t i = 0; i < n; i++) {
+        size_t count = peer_grants_count(&t, names[i]);
+        if (json) {
+            printf("%s{\"name\":", *first ? "" : ",");
+            json_string(names[i]);
+            printf(",\"direction\":\"incoming\",\"grants\":%zu,"
+                   "\"legacy\":%s}", count,
+                   strcmp(names[i], PEER_LEGACY_NAME) ? "false" : "true");
+            *first = false;
+        } else if (count) {
+            printf("%-24s %zu\n", names[i], count);
+        } else {
+            printf("%-24s none yet: it can only connect\n", names[i]);
+        }
+        free(names[i]);
+    }
+    free(names);
+    peer_grants_free(&t);
+}
+
+static int peer_list(int argc, char **argv)
+{
+    bool json = argc == 2 && !strcmp(argv[1], "--json"), first = true;
+    if (!json)
+        no_more_args("peer list", argc, argv, 1);
+    if (json)
+        printf("[");
+    list_outgoing(json, &first);
+    list_incoming(json, &first);
     if (json)
         printf("]\n");
-    free(names);
     return 0;
 }
 
@@ -184,6 +501,10 @@ static int peer_delete(int argc, char **argv)
 {
     no_more_args("peer delete", argc, argv, 2);
     int rc = peer_record_delete(argv[1]);
+    if (rc == -ENOENT && peer_inbound_exists(argv[1]))
+        die("peer delete", "%s: no such peer this host connects to (a peer "
+            "that connects here goes with snapfs peer revoke %s)", argv[1],
+            argv[1]);
     if (rc == -ENOENT)
         die("peer delete", "%s: no such peer", argv[1]);
     if (rc)
@@ -194,14 +515,31 @@ static int peer_delete(int argc, char **argv)
 
 /* ---- serve ---- */
 
+/* The value of OPT, an integer in [MIN, MAX], or a usage error. */
+static int int_option(const char *cmd, const char *opt, const char *v, int min,
+                      int max)
+{
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (!*v || *end || n < min || n > max)
+        die_usage(cmd, "%s %s: give a whole number from %d to %d", opt, v, min,
+                  max);
+    return (int)n;
+}
+
 static int peer_serve(int argc, char **argv)
 {
-    const char *cmd = "peer serve", *listen = NULL;
+    const char *cmd = "peer serve", *v;
+    struct peer_serve_opts o = { .per_peer = PEER_PER_PEER_DEFAULT,
+                                 .idle_seconds = PEER_IDLE_DEFAULT };
     bool foreground = false;
     for (int i = 1; i < argc; i++) {
-        const char *v = option_value(cmd, "--listen", argc, argv, &i);
-        if (v)
-            listen = v;
+        if ((v = option_value(cmd, "--listen", argc, argv, &i)))
+            o.listen = v;
+        else if ((v = option_value(cmd, "--max-per-peer", argc, argv, &i)))
+            o.per_peer = int_option(cmd, "--max-per-peer", v, 1, 16);
+        else if ((v = option_value(cmd, "--idle-timeout", argc, argv, &i)))
+            o.idle_seconds = int_option(cmd, "--idle-timeout", v, 1, 86400);
         else if (!strcmp(argv[i], "--foreground") || !strcmp(argv[i], "-f"))
             foreground = true;
         else
@@ -209,12 +547,10 @@ static int peer_serve(int argc, char **argv)
     }
     struct peer_server *s;
     char bound[300], why[4200];
-    int rc = peer_serve_open(listen, &s, bound, sizeof(bound), why, sizeof(why));
+    int rc = peer_serve_open(&o, &s, bound, sizeof(bound), why, sizeof(why));
     if (rc == -ENOKEY)
-        die(cmd, "%s: no passphrase yet (run 'snapfs peer passphrase' first)", why);
-    if (rc == -EBADMSG)
-        die(cmd, "%s/serve.key: damaged (run 'snapfs peer passphrase' to make "
-                 "a new one)", why);
+        die(cmd, "%s: no peer may connect yet (make one with 'snapfs peer "
+                 "passphrase NAME')", why);
     if (rc == -EALREADY)
         die(cmd, "%s: a server of this config dir runs already (pid %s)",
             peer_config_dir(), why);
@@ -364,12 +700,15 @@ int cmd_peer(int argc, char **argv)
         const char *name;
         int (*fn)(int, char **);
     } subs[] = {
-        { "passphrase", peer_passphrase }, { "create", peer_create },
+        { "passphrase", peer_passphrase }, { "revoke", peer_revoke },
+        { "allow", peer_allow }, { "deny", peer_deny },
+        { "grants", peer_grants }, { "create", peer_create },
         { "list", peer_list }, { "delete", peer_delete },
         { "serve", peer_serve }, { "run", peer_run },
     };
     if (argc < 2)
-        die_usage("peer", "give passphrase, create, list, delete, serve or run");
+        die_usage("peer", "give passphrase, revoke, allow, deny, grants, "
+                  "create, list, delete, serve or run");
     for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
         if (!strcmp(argv[1], subs[i].name))
             return subs[i].fn(argc - 1, argv + 1);

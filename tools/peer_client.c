@@ -46,7 +46,7 @@ struct peer_link {
     pthread_cond_t cond;
     bool setup_done;
     int setup_rc;
-    char refusal[256];
+    char refusal[1024];
     /* the end, for peer_wait */
     int rc, status;
     char *errtext;
@@ -120,9 +120,9 @@ static int request(struct peer_link *l, SSL *ssl)
     size_t n;
     int rc = peer_frame_send(ssl, PF_REQUEST, l->request, l->request_len);
     if (!rc)
-        rc = peer_frame_recv(ssl, &type, &answer, &n);
+        rc = peer_frame_recv(ssl, PEER_FRAME_MAX, &type, &answer, &n);
     if (rc)
-        return rc;
+        return rc == -EMSGSIZE ? -EPROTO : rc;
     if (type == PF_REFUSE)
         snprintf(l->refusal, sizeof(l->refusal), "%s", (char *)answer);
     free(answer);
@@ -154,7 +154,7 @@ static void *link_thread(void *arg)
     SSL_CTX *ctx = NULL;
     int rc = connect_address(l->rec.address, &sock);
     if (!rc) {
-        ctx = peer_tls_ctx(false, l->rec.key);
+        ctx = peer_tls_client_ctx(l->rec.key, l->rec.legacy);
         ssl = ctx ? SSL_new(ctx) : NULL;
         rc = ssl && SSL_set_fd(ssl, sock) ? 0 : -ENOMEM;
     }

@@ -1,17 +1,26 @@
 /*
- * peer_conf.c - the peer config dir: passphrases, the key `peer serve`
- * accepts, and the records of the peers this host connects to.
+ * peer_conf.c - the peer config dir: passphrases, the keys of the peers
+ * that connect to this host's `peer serve`, and the records of the peers
+ * this host connects to.
  *
  * The dir is $SNAPFS_CONFIG_DIR or /var/lib/snapfs/peers (mode 0700):
  *
- *   serve.key     the key this host's `peer serve` accepts (hex, 0600)
- *   NAME.peer     "address HOST:PORT" and "key HEX" lines (0600)
- *   serve.pid     the running server (peer_serve.c), serve.log its log
+ *   clients/NAME.key  the key of peer NAME, which may connect here
+ *                     (hex, 0600; `peer passphrase NAME`)
+ *   serve.key         the one host key of earlier versions, still
+ *                     accepted as the peer "legacy" until revoked
+ *   NAME.peer         a peer this host connects to: "address HOST:PORT",
+ *                     "key HEX" and "protocol 2" lines (0600; a record
+ *                     without "protocol" was made before peers had keys
+ *                     of their own and authenticates as they did)
+ *   grants            what each peer may do here (peer_grants.c)
+ *   serve.pid         the running server (peer_serve.c), serve.log its log
  *
  * Guarantees: a passphrase is never stored, only the key derived from it;
  * every file holding a key is created 0600 and replaced whole (written to
  * a temporary file, synced, renamed), so a crash leaves the old file or
- * the new one; nothing here prints.
+ * the new one; each peer's key is a file of its own, so replacing or
+ * revoking one touches no other; nothing here prints.
  *
  * A passphrase is 30 characters of Crockford's base32 alphabet (no I, L,
  * O, U) drawn from OpenSSL's random generator: 150 bits, shown as six
@@ -43,6 +52,7 @@
 #define PASS_GROUP 5
 #define KDF_SALT "snapfs-peer-v1"
 #define KDF_ROUNDS 100000
+#define INBOUND_DIR "clients"
 
 static const char crockford[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
@@ -242,6 +252,11 @@ static int write_secret_file(const char *leaf, const char *text, bool replace)
     return rc;
 }
 
+int peer_config_replace(const char *leaf, const char *text)
+{
+    return write_secret_file(leaf, text, true);
+}
+
 /* DIR/LEAF into BUF (NUL-terminated); -ENOENT, -EFBIG, ... */
 static int read_config_file(const char *leaf, char *buf, size_t cap)
 {
@@ -260,26 +275,175 @@ static int read_config_file(const char *leaf, char *buf, size_t cap)
     return rc;
 }
 
-int peer_serve_key_store(const uint8_t key[PEER_KEY_LEN])
+/* ---- lists of names ---- */
+
+static int compare_names(const void *a, const void *b)
 {
-    char hex[2 * PEER_KEY_LEN + 2];
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void sort_names(char **names, size_t n)
+{
+    if (n)
+        qsort(names, n, sizeof(*names), compare_names);
+}
+
+/* Append a copy of NAME to *NAMES (*N of them). */
+static int add_name(char ***names, size_t *n, const char *name)
+{
+    char *copy = strdup(name);
+    size_t cap = *n; /* array_append doubles when n == cap */
+    int rc = copy ? array_append(names, n, &cap, &copy, sizeof(copy)) : -ENOMEM;
+    if (rc)
+        free(copy);
+    return rc;
+}
+
+/* The valid peer names N of the files N.SUFFIX in DIR (unsorted; none
+ * if DIR is missing). */
+static int list_names(const char *dir, const char *suffix, char ***names,
+                      size_t *n)
+{
+    *names = NULL;
+    *n = 0;
+    DIR *d = opendir(dir);
+    if (!d)
+        return errno == ENOENT ? 0 : -errno;
+    size_t slen = strlen(suffix);
+    int rc = 0;
+    struct dirent *e;
+    while (!rc && (e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (len <= slen || strcmp(e->d_name + len - slen, suffix))
+            continue;
+        char name[PEER_NAME_MAX + 1];
+        if (len - slen <= PEER_NAME_MAX) {
+            snprintf(name, sizeof(name), "%.*s", (int)(len - slen), e->d_name);
+            if (peer_name_valid(name))
+                rc = add_name(names, n, name);
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+int peer_record_names(char ***names, size_t *n)
+{
+    int rc = list_names(peer_config_dir(), ".peer", names, n);
+    if (!rc)
+        sort_names(*names, *n);
+    return rc;
+}
+
+/* ---- the peers that connect here, and their keys ---- */
+
+/* DIR/clients/NAME.key, or DIR/serve.key for PEER_LEGACY_NAME. */
+static int inbound_leaf(const char *name, char *leaf, size_t cap)
+{
+    if (!strcmp(name, PEER_LEGACY_NAME)) {
+        snprintf(leaf, cap, "serve.key");
+        return 0;
+    }
+    if (!peer_name_valid(name))
+        return -EINVAL;
+    snprintf(leaf, cap, INBOUND_DIR "/%s.key", name);
+    return 0;
+}
+
+int peer_inbound_store(const char *name, const uint8_t key[PEER_KEY_LEN])
+{
+    char dir[PATH_MAX], hex[2 * PEER_KEY_LEN + 2], leaf[PEER_NAME_MAX + 16];
+    if (!peer_name_valid(name) || !strcmp(name, PEER_LEGACY_NAME))
+        return -EINVAL;
+    int rc = peer_config_make();
+    if (!rc)
+        rc = peer_config_path(dir, sizeof(dir), INBOUND_DIR);
+    if (!rc)
+        rc = make_dirs(dir, 0700);
+    if (rc)
+        return rc;
+    inbound_leaf(name, leaf, sizeof(leaf));
     key_to_hex(key, hex);
     strcat(hex, "\n");
-    int rc = write_secret_file("serve.key", hex, true);
+    rc = write_secret_file(leaf, hex, true);
     OPENSSL_cleanse(hex, sizeof(hex));
     return rc;
 }
 
-int peer_serve_key_load(uint8_t key[PEER_KEY_LEN])
+int peer_inbound_load(const char *name, uint8_t key[PEER_KEY_LEN])
 {
-    char buf[256];
-    int rc = read_config_file("serve.key", buf, sizeof(buf));
-    if (rc == -ENOENT)
-        return -ENOKEY;
+    char buf[256], leaf[PEER_NAME_MAX + 16];
+    if (inbound_leaf(name, leaf, sizeof(leaf)))
+        return -ENOENT;
+    int rc = read_config_file(leaf, buf, sizeof(buf));
     if (!rc)
         rc = key_from_hex(buf, key) ? -EBADMSG : 0;
+    else if (rc == -EFBIG)
+        rc = -EBADMSG;
     OPENSSL_cleanse(buf, sizeof(buf));
     return rc;
+}
+
+int peer_inbound_delete(const char *name)
+{
+    char leaf[PEER_NAME_MAX + 16], path[PATH_MAX];
+    int rc = inbound_leaf(name, leaf, sizeof(leaf));
+    if (rc)
+        return -ENOENT;
+    rc = peer_config_path(path, sizeof(path), leaf);
+    if (!rc && unlink(path))
+        rc = -errno;
+    return rc;
+}
+
+bool peer_inbound_exists(const char *name)
+{
+    char leaf[PEER_NAME_MAX + 16], path[PATH_MAX];
+    return !inbound_leaf(name, leaf, sizeof(leaf)) &&
+           !peer_config_path(path, sizeof(path), leaf) &&
+           access(path, F_OK) == 0;
+}
+
+int peer_inbound_names(char ***names, size_t *n)
+{
+    char dir[PATH_MAX];
+    int rc = peer_config_path(dir, sizeof(dir), INBOUND_DIR);
+    if (!rc)
+        rc = list_names(dir, ".key", names, n);
+    if (!rc && peer_inbound_exists(PEER_LEGACY_NAME))
+        rc = add_name(names, n, PEER_LEGACY_NAME);
+    if (!rc)
+        sort_names(*names, *n);
+    return rc;
+}
+
+int peer_inbound_keys(struct peer_key **keys, size_t *n)
+{
+    char **names;
+    size_t count;
+    *keys = NULL;
+    *n = 0;
+    int rc = peer_inbound_names(&names, &count);
+    if (rc)
+        return rc;
+    *keys = OPENSSL_secure_zalloc(count ? count * sizeof(**keys) : 1);
+    for (size_t i = 0; i < count; i++) {
+        struct peer_key *k = &(*keys)[*n];
+        if (*keys && !peer_inbound_load(names[i], k->key)) {
+            snprintf(k->name, sizeof(k->name), "%s", names[i]);
+            k->legacy = !strcmp(names[i], PEER_LEGACY_NAME);
+            (*n)++; /* a damaged key file lets no one in */
+        }
+        free(names[i]);
+    }
+    free(names);
+    return *keys ? 0 : -ENOMEM;
+}
+
+void peer_inbound_keys_free(struct peer_key *keys, size_t n)
+{
+    if (keys)
+        OPENSSL_secure_clear_free(keys, n ? n * sizeof(*keys) : 1);
 }
 
 static int record_leaf(const char *name, char *leaf, size_t cap)
@@ -301,7 +465,8 @@ int peer_record_store(const struct peer_record *r)
     if (rc)
         return rc;
     key_to_hex(r->key, hex);
-    snprintf(text, sizeof(text), "address %s\nkey %s\n", r->address, hex);
+    snprintf(text, sizeof(text), "address %s\nkey %s\n%s", r->address, hex,
+             r->legacy ? "" : "protocol 2\n");
     rc = write_secret_file(leaf, text, false);
     OPENSSL_cleanse(hex, sizeof(hex));
     OPENSSL_cleanse(text, sizeof(text));
@@ -329,9 +494,14 @@ int peer_record_load(const char *name, struct peer_record *r)
         return rc == -EFBIG ? -EINVAL : rc;
     const char *addr = record_field(text, "address");
     const char *key = record_field(text, "key");
+    const char *protocol = record_field(text, "protocol");
     memset(r, 0, sizeof(*r));
     snprintf(r->name, sizeof(r->name), "%s", name);
-    rc = addr && key ? key_from_hex(key, r->key) : -EINVAL;
+    r->legacy = !protocol; /* made before peers had keys of their own */
+    if (protocol && strncmp(protocol, "2\n", 2))
+        rc = -EINVAL;
+    if (!rc)
+        rc = addr && key ? key_from_hex(key, r->key) : -EINVAL;
     if (!rc && copy_part(r->address, sizeof(r->address), addr,
                          strcspn(addr, "\n")))
         rc = -EINVAL;
@@ -351,37 +521,3 @@ int peer_record_delete(const char *name)
     return rc;
 }
 
-static int compare_names(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-int peer_record_names(char ***names, size_t *n)
-{
-    *names = NULL;
-    *n = 0;
-    DIR *d = opendir(peer_config_dir());
-    if (!d)
-        return errno == ENOENT ? 0 : -errno;
-    size_t cap = 0;
-    int rc = 0;
-    struct dirent *e;
-    while (!rc && (e = readdir(d))) {
-        size_t len = strlen(e->d_name);
-        if (len <= 5 || strcmp(e->d_name + len - 5, ".peer"))
-            continue;
-        char *name = strndup(e->d_name, len - 5);
-        if (!name || !peer_name_valid(name)) {
-            rc = name ? 0 : -ENOMEM;
-            free(name);
-            continue;
-        }
-        rc = array_append(names, n, &cap, &name, sizeof(name));
-        if (rc)
-            free(name);
-    }
-    closedir(d);
-    if (*n)
-        qsort(*names, *n, sizeof(**names), compare_names);
-    return rc;
-}

@@ -21,7 +21,10 @@
  * on EXIT.  A connection that closes or breaks before that is
  * -ECONNRESET, never a silent success.  A local reader that went away
  * (EPIPE) makes the rest of the data be discarded, not an error: the
- * command's exit status tells what happened.
+ * command's exit status tells what happened.  The server's limits: a
+ * frame larger than frame_max ends the relay (-EMSGSIZE) before it is
+ * buffered, and so does a connection on which nothing moved either way
+ * for idle_seconds (-ETIMEDOUT).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -30,6 +33,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -125,6 +129,8 @@ void peer_relay_init(struct peer_relay *r, SSL *ssl, int sock, int src,
     r->err = err;
     r->child = child;
     r->server = child > 0;
+    r->frame_max = PEER_FRAME_MAX;
+    clock_gettime(CLOCK_MONOTONIC, &r->last_moved);
     int fds[] = { sock, src, dst, err };
     for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
         if (fds[i] >= 0)
@@ -185,12 +191,17 @@ static int flush_out(struct peer_relay *r)
     return moved;
 }
 
-/* How many bytes `in` should hold: a whole frame, at least IN_SOFT. */
+/* How many bytes `in` should hold: a whole frame, at least IN_SOFT;
+ * nothing more past the header of a frame over the limit (parse_frames
+ * refuses it). */
 static size_t in_wanted(const struct peer_relay *r)
 {
     if (buf_avail(&r->in) < PEER_FRAME_HDR)
         return IN_SOFT;
-    size_t frame = PEER_FRAME_HDR + peer_be32(r->in.p + r->in.off + 1);
+    uint32_t n = peer_be32(r->in.p + r->in.off + 1);
+    if (n > r->frame_max)
+        return 0;
+    size_t frame = PEER_FRAME_HDR + n;
     return frame > IN_SOFT ? frame : IN_SOFT;
 }
 
@@ -242,8 +253,8 @@ static int parse_frames(struct peer_relay *r)
            buf_avail(&r->pend) < PEND_LIMIT) {
         const uint8_t *f = r->in.p + r->in.off;
         uint32_t n = peer_be32(f + 1);
-        if (n > PEER_FRAME_MAX)
-            return -EPROTO;
+        if (n > r->frame_max)
+            return -EMSGSIZE;
         if (buf_avail(&r->in) < PEER_FRAME_HDR + (size_t)n)
             break;
         int rc = take_frame(r, f[0], f + PEER_FRAME_HDR, n);
@@ -352,6 +363,20 @@ static bool finished(const struct peer_relay *r)
     return r->exit_received && r->dst < 0;
 }
 
+/* Milliseconds until the relay has been idle for idle_seconds (-1:
+ * never); 0 once it has. */
+static int idle_left_ms(const struct peer_relay *r)
+{
+    if (r->idle_seconds <= 0)
+        return -1;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long long idle = (now.tv_sec - r->last_moved.tv_sec) * 1000LL +
+                     (now.tv_nsec - r->last_moved.tv_nsec) / 1000000;
+    long long left = r->idle_seconds * 1000LL - idle;
+    return left > 0 ? (int)left : 0;
+}
+
 static void wait_for_io(struct peer_relay *r)
 {
     struct pollfd p[4];
@@ -369,7 +394,10 @@ static void wait_for_io(struct peer_relay *r)
     /* a command that closed stdout and stderr is watched every 20 ms
      * until it exits; everything else wakes poll itself */
     bool reaping = r->server && !r->exit_sent && r->src < 0 && r->err < 0;
-    poll(p, n, reaping || !n ? 20 : -1);
+    int timeout = idle_left_ms(r);
+    if ((reaping || !n) && (timeout < 0 || timeout > 20))
+        timeout = 20;
+    poll(p, n, timeout);
 }
 
 int peer_relay_run(struct peer_relay *r)
@@ -388,9 +416,13 @@ int peer_relay_run(struct peer_relay *r)
                 rc = s;
             moved |= s > 0;
         }
+        if (moved)
+            clock_gettime(CLOCK_MONOTONIC, &r->last_moved);
         if (!rc && !moved && !finished(r)) {
             if (r->peer_closed)
                 rc = -ECONNRESET; /* closed before the command ended */
+            else if (idle_left_ms(r) == 0)
+                rc = -ETIMEDOUT;
             else
                 wait_for_io(r);
         }

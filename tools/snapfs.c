@@ -25,6 +25,7 @@
 #include "ops.h"
 #include "store.h"
 #include "cli.h"
+#include "peer.h"
 #include <stdarg.h>
 
 /* ---- messages and parsing ---- */
@@ -125,6 +126,9 @@ const char *open_error(int rc)
     case -EPROTONOSUPPORT:
         return "volume has a newer on-disk format than this snapfs supports";
     case -EBUSY: return "volume is mounted or in use by another snapfs command";
+    case -EPERM: /* peer_guard.c */
+        return "not the volume the peer's grant names (the path leads "
+               "elsewhere now)";
     default: return strerror(-rc);
     }
 }
@@ -513,10 +517,14 @@ static void usage(FILE *out)
           "          [--rename-to NAME] [--force] [-v] [PATH...]\n"
           "    read a dump (ours or Linux dump's): list, restore (levels in order),\n"
           "    extract PATHs; several -f are the parts of one restarted dump\n"
-          "  peer passphrase                     make the passphrase this host's server accepts\n"
+          "  peer passphrase NAME | revoke NAME   on the serving host: peer NAME's own\n"
+          "    passphrase (printed once), or NAME and its grants gone\n"
+          "  peer allow NAME send|receive VOLUME... | deny NAME [send|receive [VOLUME...]]\n"
+          "  peer grants [NAME] [--json]          what each peer may do here\n"
+          "  peer serve [--listen ADDR:PORT] [--foreground] [--max-per-peer N]\n"
+          "             [--idle-timeout SECONDS]   (default 0.0.0.0:11104, 4, 600)\n"
           "  peer create NAME HOST[:PORT] [--passphrase-file F]   (else read from stdin)\n"
           "  peer list [--json] | delete NAME\n"
-          "  peer serve [--listen ADDR:PORT] [--foreground]       (default 0.0.0.0:11104)\n"
           "  peer run NAME -- SUBCOMMAND [ARGS...]   run send, receive, snapshot list or\n"
           "    info on the peer, stdin and stdout relayed (TLS 1.3, pre-shared key)\n"
           "  help\n", out);
@@ -531,6 +539,11 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     argc--;
     argv++;
+    if (!peer_guard_install()) {
+        fprintf(stderr, "snapfs: %s: not a volume identity; this command may "
+                        "reach no volume\n", PEER_GUARD_ENV);
+        return 1;
+    }
     if (!strcmp(cmd, "mkfs"))
         return cmd_mkfs(argc, argv);
     if (!strcmp(cmd, "mount"))

@@ -6,7 +6,11 @@
  * (STORE/control.sock), after a syncfs of the mountpoint so that the
  * kernel's writeback cache is in the daemon first; an unmounted one is
  * opened directly, exclusively, and changed in one write transaction.
- * Either way a change is all or nothing.
+ * Either way a change is all or nothing.  A program may set a check of
+ * the store directory every control socket is reached through
+ * (control_set_check: a command run for a peer, peer_guard.c); the
+ * directory is then opened first and the socket reached inside the very
+ * directory that was checked.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -26,19 +30,49 @@
 
 /* ---- talking to the daemon ---- */
 
+static int (*control_check)(int dirfd);
+
+void control_set_check(int (*check)(int dirfd))
+{
+    control_check = check;
+}
+
+/* The socket's address: STORE/control.sock; with a check, the store
+ * directory is opened first (*DIRFD), checked, and the socket reached
+ * through it, so that what was checked is what is connected to. */
+static int control_address(const char *store, struct sockaddr_un *addr,
+                           int *dirfd)
+{
+    *dirfd = -1;
+    if (!control_check) {
+        snprintf(addr->sun_path, sizeof(addr->sun_path), "%s/control.sock",
+                 store);
+        return 0;
+    }
+    *dirfd = open(store, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (*dirfd < 0)
+        return -errno;
+    snprintf(addr->sun_path, sizeof(addr->sun_path),
+             "/proc/self/fd/%d/control.sock", *dirfd);
+    return control_check(*dirfd);
+}
+
 int control_connect(const char *store)
 {
     struct sockaddr_un addr = { .sun_family = AF_UNIX };
-    snprintf(addr.sun_path, sizeof(addr.sun_path), "%s/control.sock", store);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    if (connect(fd, (struct sockaddr *)&addr, sizeof(addr))) {
-        int rc = -errno;
-        close(fd);
-        return rc;
+    int dirfd, fd = -1;
+    int rc = control_address(store, &addr, &dirfd);
+    if (!rc) {
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        rc = fd < 0 ? -errno : 0;
     }
-    return fd;
+    if (!rc && connect(fd, (struct sockaddr *)&addr, sizeof(addr)))
+        rc = -errno;
+    if (dirfd >= 0)
+        close(dirfd);
+    if (rc && fd >= 0)
+        close(fd);
+    return rc ? rc : fd;
 }
 
 int control_send(int fd, char **words, int n)

@@ -49,7 +49,8 @@
 # (via sysc.py: one system call, prints the errno name), assert_one_line,
 # assert_grep.  Helpers: pid_running, wait_gone, next_second, as_nobody,
 # root_chown, root_mknod,
-# rand_file, atime_ns/mtime_ns/ctime_ns, long_name, store_listing, sysc.
+# rand_file, atime_ns/mtime_ns/ctime_ns, long_name, store_listing, sysc,
+# snaps, mirror_field, peer_server_start.
 #
 # With the snapfs backend, test_done adds three tests at the end: the
 # volume unmounts and its daemon exits, fsck finds the store clean, and no
@@ -469,6 +470,24 @@ snaps() {
 mirror_field() {
 	"$SNAPFS" mirror show "$1" --json |
 	python3 -c "import json,sys; print(json.load(sys.stdin)[0][\"$2\"])"
+}
+
+# peer_server_start DIR NAME [OPTIONS...]: `snapfs peer serve` of config
+# dir DIR in the foreground, in the background, on a port of 127.0.0.1 the
+# system picks (printed); its stdout, stderr (the log) and exit status in
+# $TEST_TMP/NAME.out, .log and .rc.  Stop it by its DIR/serve.pid.
+peer_server_start() {
+	local dir=$1 name=$2
+	shift 2
+	( cd / &&	# so that no volume is busy because of it
+	  SNAPFS_CONFIG_DIR=$dir "$SNAPFS" peer serve --listen 127.0.0.1:0 --foreground "$@" \
+		>"$TEST_TMP/$name.out" 2>"$TEST_TMP/$name.log" </dev/null
+	  echo $? >"$TEST_TMP/$name.rc" ) >/dev/null 2>&1 &
+	for _ in $(seq 100); do
+		grep -q '^listening on ' "$TEST_TMP/$name.out" 2>/dev/null && break
+		sleep 0.1
+	done
+	sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$TEST_TMP/$name.out"
 }
 
 # store_listing DIR: names, types, sizes and checksums of all files of DIR

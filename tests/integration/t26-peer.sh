@@ -1,13 +1,15 @@
 #!/bin/bash
 # Peers: two "hosts" on loopback, each with its own config dir
-# (SNAPFS_CONFIG_DIR).  `peer passphrase` makes a passphrase shown once and
-# keeps only a 0600 key; `peer create` stores a peer from a passphrase read
-# on stdin or from a file; `peer list` never shows a secret; `peer serve`
-# speaks TLS 1.3 with the shared key only, runs allowlisted subcommands
-# and passes back their output, exit status and stderr; a wrong
-# passphrase, a refused command, plain TCP and TLS 1.2 are turned away
-# while it keeps serving; SIGTERM stops it.  The relay of large streams
-# both ways is tested by the unit test test_peer (64 MiB each way).
+# (SNAPFS_CONFIG_DIR).  `peer passphrase NAME` makes peer NAME's own
+# passphrase, shown once, and keeps only a 0600 key; `peer create` stores
+# a peer from a passphrase read on stdin or from a file; `peer list` never
+# shows a secret; `peer serve` speaks TLS 1.3 with the peers' keys only,
+# runs allowlisted subcommands that a grant allows and passes back their
+# output, exit status and stderr; a wrong passphrase, a refused command,
+# plain TCP and TLS 1.2 are turned away while it keeps serving; a new
+# passphrase for one peer locks out only its old one; SIGTERM stops it.
+# Grants in depth are t31's; the relay of large streams both ways is
+# tested by the unit test test_peer (64 MiB each way).
 . "$(dirname "$0")/lib.sh"
 test_have_prereq SNAPFS || { say "# skipping: needs snapfs"; test_done; }
 vol_create --size 64M
@@ -18,18 +20,6 @@ cli() { SNAPFS_CONFIG_DIR=$CLI "$SNAPFS" "$@"; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 test_lazy_prereq OPENSSL 'command -v openssl'
 
-# start_server DIR NAME: a foreground server of config dir DIR on a port
-# the system picks; its stdout, stderr and exit status in $TEST_TMP/NAME.*
-start_server() {
-	( SNAPFS_CONFIG_DIR=$1 "$SNAPFS" peer serve --listen 127.0.0.1:0 --foreground \
-		>"$TEST_TMP/$2.out" 2>"$TEST_TMP/$2.log" </dev/null
-	  echo $? >"$TEST_TMP/$2.rc" ) >/dev/null 2>&1 &
-	for _ in $(seq 100); do
-		grep -q '^listening on ' "$TEST_TMP/$2.out" 2>/dev/null && break
-		sleep 0.1
-	done
-	sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$TEST_TMP/$2.out"
-}
 stop_servers() {
 	local f
 	for f in "$SRV/serve.pid" "$TEST_TMP/srv2/serve.pid"; do
@@ -39,37 +29,59 @@ stop_servers() {
 }
 test_at_exit stop_servers
 
-test_expect_success 'peer passphrase prints 6 groups of 5 characters and keeps only a 0600 key' '
-	srv peer passphrase >"$REF/pass" 2>"$REF/err" &&
+test_expect_success 'peer passphrase NAME prints 6 groups of 5 characters and keeps only a 0600 key of its own' '
+	srv peer passphrase a >"$REF/pass" 2>"$REF/err" &&
 	assert_one_line "$REF/pass" &&
 	grep -Eqx "[0-9A-HJKMNP-TV-Z]{5}(-[0-9A-HJKMNP-TV-Z]{5}){5}" "$REF/pass" &&
-	! test -s "$REF/err" &&
+	assert_grep "a can connect, and do nothing until granted: snapfs peer allow a" "$REF/err" &&
 	assert_stat "$SRV" %a 700 &&
-	assert_stat "$SRV/serve.key" %a 600 &&
+	assert_stat "$SRV/clients" %a 700 &&
+	assert_stat "$SRV/clients/a.key" %a 600 &&
 	! grep -rqF "$(cat "$REF/pass")" "$SRV" &&
-	srv peer passphrase >"$REF/pass2" &&
-	assert_ne "$(cat "$REF/pass")" "$(cat "$REF/pass2")" "two passphrases"
+	srv peer passphrase b >"$REF/passb" 2>/dev/null &&
+	assert_stat "$SRV/clients/b.key" %a 600 &&
+	assert_ne "$(cat "$REF/pass")" "$(cat "$REF/passb")" "two peers, two passphrases" &&
+	cp "$REF/pass" "$REF/pass2"
 '
 
-PORT=$(start_server "$SRV" serve)
+test_expect_success 'peer passphrase without a NAME, with a bad one, or the reserved legacy is refused; nothing is made' '
+	{ srv peer passphrase >"$REF/out" 2>"$REF/err"; rc=$?; } &&
+	assert_eq 2 "$rc" && ! test -s "$REF/out" &&
+	assert_grep "give the NAME of the peer it is for" "$REF/err" &&
+	{ srv peer passphrase ../x >"$REF/out" 2>"$REF/err"; rc=$?; } &&
+	assert_eq 2 "$rc" && ! test -s "$REF/out" &&
+	{ srv peer passphrase legacy >"$REF/out" 2>"$REF/err"; rc=$?; } &&
+	assert_eq 2 "$rc" && ! test -s "$REF/out" &&
+	assert_grep "host passphrase of an earlier snapfs" "$REF/err" &&
+	assert_eq "a.key b.key" "$(ls "$SRV/clients" | tr "\n" " " | sed "s/ $//")" &&
+	assert_missing "$SRV/serve.key"
+'
+
+PORT=$(peer_server_start "$SRV" serve)
 [ -n "$PORT" ] || test_bail "peer serve did not start: $(cat "$TEST_TMP/serve.log")"
 
 test_expect_success 'peer create reads the passphrase from stdin or a file and stores the peer 0600' '
 	cli peer create a "127.0.0.1:$PORT" <"$REF/pass2" >"$REF/out" &&
 	assert_grep "created peer a (127.0.0.1:$PORT)" "$REF/out" &&
-	cli peer create b "127.0.0.1:$PORT" --passphrase-file "$REF/pass2" </dev/null &&
+	cli peer create b "127.0.0.1:$PORT" --passphrase-file "$REF/passb" </dev/null &&
 	assert_stat "$CLI/a.peer" %a 600 && assert_stat "$CLI/b.peer" %a 600 &&
-	! grep -rqF "$(cat "$REF/pass2")" "$CLI"
+	assert_grep "^protocol 2$" "$CLI/a.peer" &&
+	! grep -rqF "$(cat "$REF/pass2")" "$CLI" && ! grep -rqF "$(cat "$REF/passb")" "$CLI"
 '
 
-test_expect_success 'peer list shows names and addresses, never the passphrase or the key' '
+test_expect_success 'peer list shows names and addresses, or grant counts, never the passphrase or the key' '
 	cli peer list >"$REF/list" && cli peer list --json >"$REF/list.json" &&
 	assert_grep "^a  *127.0.0.1:$PORT$" "$REF/list" &&
 	assert_grep "^b  *127.0.0.1:$PORT$" "$REF/list" &&
-	assert_eq "[{\"name\":\"a\",\"address\":\"127.0.0.1:$PORT\"},{\"name\":\"b\",\"address\":\"127.0.0.1:$PORT\"}]" \
+	assert_eq "[{\"name\":\"a\",\"direction\":\"outgoing\",\"address\":\"127.0.0.1:$PORT\"},{\"name\":\"b\",\"direction\":\"outgoing\",\"address\":\"127.0.0.1:$PORT\"}]" \
 		"$(cat "$REF/list.json")" &&
+	srv peer list >"$REF/slist" && srv peer list --json >"$REF/slist.json" &&
+	assert_grep "^a  *none yet: it can only connect$" "$REF/slist" &&
+	assert_eq "[{\"name\":\"a\",\"direction\":\"incoming\",\"grants\":0,\"legacy\":false},{\"name\":\"b\",\"direction\":\"incoming\",\"grants\":0,\"legacy\":false}]" \
+		"$(cat "$REF/slist.json")" &&
 	key=$(sed -n "s/^key //p" "$CLI/a.peer") && test ${#key} = 64 &&
-	for f in "$REF/list" "$REF/list.json"; do
+	skey=$(cat "$SRV/clients/a.key") && assert_eq "$key" "$skey" "the two ends hold one key" &&
+	for f in "$REF/list" "$REF/list.json" "$REF/slist" "$REF/slist.json"; do
 		! grep -qiF "$key" "$f" && ! grep -qF "$(cat "$REF/pass2")" "$f" || exit 1
 	done
 '
@@ -87,6 +99,7 @@ test_expect_success 'peer create refuses a malformed passphrase, a taken name, a
 
 test_expect_success 'peer run NAME -- info STORE prints what a local info prints' '
 	"$SNAPFS" mkfs "$VOL" --size 256M >/dev/null &&
+	srv peer allow a send "$VOL" >/dev/null && srv peer allow b send "$VOL" >/dev/null &&
 	"$SNAPFS" info "$VOL" >"$REF/local" &&
 	cli peer run a -- info "$VOL" >"$REF/remote" 2>"$REF/err" &&
 	! test -s "$REF/err" &&
@@ -98,15 +111,15 @@ test_expect_success 'peer run NAME -- info STORE prints what a local info prints
 '
 
 test_expect_success 'the remote exit status and stderr message come back' '
-	want=0 && { "$SNAPFS" info "$TEST_TMP/nonexistent" 2>"$REF/local.err" || want=$?; } &&
+	want=0 && { "$SNAPFS" send "$VOL" nosuch >/dev/null 2>"$REF/local.err" || want=$?; } &&
 	assert_eq 1 "$want" "local exit status" &&
-	{ cli peer run a -- info "$TEST_TMP/nonexistent" >"$REF/out" 2>"$REF/err"; rc=$?; } &&
+	{ cli peer run a -- send "$VOL" nosuch >"$REF/out" 2>"$REF/err"; rc=$?; } &&
 	assert_eq 1 "$rc" "exit status" &&
 	assert_cmp "$REF/local.err" "$REF/err" &&
 	! test -s "$REF/out" &&
-	{ cli peer run a -- info --bogus "$VOL" 2>"$REF/err"; rc=$?; } &&
+	{ cli peer run a -- send "$VOL" s1 -I s0 --resume x 2>"$REF/err"; rc=$?; } &&
 	assert_eq 2 "$rc" "a usage error of the remote command" &&
-	assert_grep "snapfs info:" "$REF/err"
+	assert_grep "^snapfs send: --resume sends one stream" "$REF/err"
 '
 
 test_expect_success 'a command the allowlist does not name is refused, logged, and nothing is created' '
@@ -118,7 +131,7 @@ test_expect_success 'a command the allowlist does not name is refused, logged, a
 	assert_fails cli peer run a -- snapshot delete "$VOL" s1 2>"$REF/err" &&
 	assert_grep "not allowed" "$REF/err" &&
 	"$SNAPFS" snapshot list "$VOL" | grep -q "^s1 " &&
-	assert_grep "refused .mkfs $TEST_TMP/x.store.: not allowed" "$TEST_TMP/serve.log"
+	assert_grep "127.0.0.1:[0-9]* peer a: refused .mkfs $TEST_TMP/x.store.: .mkfs $TEST_TMP/x.store. is not allowed" "$TEST_TMP/serve.log"
 '
 
 test_expect_success 'a wrong passphrase fails with "authentication failed", and the server keeps serving' '
@@ -141,10 +154,23 @@ test_expect_success 'an unknown peer and a port nobody listens on give one clear
 	assert_grep "^snapfs peer run: closed: connection refused" "$REF/err"
 '
 
-test_expect_success OPENSSL 'the wire is TLS 1.3 with the shared key, and nothing else is accepted' '
-	key=$(cat "$SRV/serve.key") &&
+# psk_of KEYFILE: "IDENTITY PSK" of the peer key in KEYFILE, by RFC 5869
+# written out here (HKDF-SHA256, salt snapfs-peer-v2): what peer_tls.c
+# derives with OpenSSL's HKDF, so that any TLS 1.3 client can connect.
+psk_of() {
+	python3 - "$1" <<-\EOF
+	import hashlib, hmac, sys
+	key = bytes.fromhex(open(sys.argv[1]).read().strip())
+	prk = hmac.new(b"snapfs-peer-v2", key, hashlib.sha256).digest()
+	okm = lambda info, n: hmac.new(prk, info + b"\x01", hashlib.sha256).digest()[:n]
+	print("snapfs-peer-v2:" + okm(b"identity", 16).hex(), okm(b"tls13 external psk", 32).hex())
+	EOF
+}
+
+test_expect_success OPENSSL 'the wire is TLS 1.3 with a peer'"'"'s key, and nothing else is accepted' '
+	set -- $(psk_of "$SRV/clients/a.key") &&
 	echo | timeout 10 openssl s_client -connect "127.0.0.1:$PORT" -tls1_3 \
-		-psk "$key" -psk_identity snapfs-peer-v1 >"$REF/ok" 2>&1 &&
+		-psk "$2" -psk_identity "$1" >"$REF/ok" 2>&1 &&
 	assert_grep "^Reused, TLSv1.3, Cipher is TLS_AES_128_GCM_SHA256$" "$REF/ok" &&
 	! echo | timeout 10 openssl s_client -connect "127.0.0.1:$PORT" -tls1_2 >"$REF/t12" 2>&1 &&
 	! echo | timeout 10 openssl s_client -connect "127.0.0.1:$PORT" -tls1_3 >"$REF/nokey" 2>&1 &&
@@ -169,14 +195,15 @@ test_expect_success 'a plain TCP client sending garbage is disconnected; the ser
 	assert b"snapfs" not in got and len(got) < 100, got
 	EOF
 	cli peer run a -- info "$VOL" >/dev/null &&
-	assert_grep "handshake failed (not TLS 1.3 with the peer key)" "$TEST_TMP/serve.log"
+	assert_grep "handshake failed (not TLS 1.3 with a peer key)" "$TEST_TMP/serve.log"
 '
 
-test_expect_success 'a new passphrase on the server locks out peers made with the old one' '
-	srv peer passphrase >"$REF/pass3" 2>"$REF/err" &&
-	assert_grep "replaces the previous passphrase" "$REF/err" &&
+test_expect_success 'a new passphrase for one peer locks out its old one only; its grants stay' '
+	srv peer passphrase a >"$REF/pass3" 2>"$REF/err" &&
+	assert_grep "replaces a.s previous passphrase (no other peer.s); its grants stay" "$REF/err" &&
 	assert_fails cli peer run a -- info "$VOL" 2>"$REF/err" &&
 	assert_grep "authentication failed" "$REF/err" &&
+	cli peer run b -- info "$VOL" >/dev/null &&
 	cli peer delete a >"$REF/out" && assert_grep "deleted peer a" "$REF/out" &&
 	assert_missing "$CLI/a.peer" &&
 	cli peer create a "127.0.0.1:$PORT" <"$REF/pass3" >/dev/null &&
@@ -193,7 +220,8 @@ test_expect_success 'a second server of the same config dir is refused' '
 
 test_expect_success 'without --foreground the server detaches, writes its pidfile and log, and stops on SIGTERM' '
 	D=$TEST_TMP/srv2 &&
-	SNAPFS_CONFIG_DIR=$D "$SNAPFS" peer passphrase >"$REF/pass4" &&
+	SNAPFS_CONFIG_DIR=$D "$SNAPFS" peer passphrase two >"$REF/pass4" 2>/dev/null &&
+	SNAPFS_CONFIG_DIR=$D "$SNAPFS" peer allow two send "$VOL" >/dev/null &&
 	SNAPFS_CONFIG_DIR=$D "$SNAPFS" peer serve --listen 127.0.0.1:0 >"$REF/out" &&
 	pid=$(cat "$D/serve.pid") && kill -0 "$pid" &&
 	assert_grep "^listening on 127.0.0.1:[0-9]* (pid $pid)$" "$REF/out" &&
@@ -204,7 +232,7 @@ test_expect_success 'without --foreground the server detaches, writes its pidfil
 	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done &&
 	assert_gone "$pid" &&
 	assert_missing "$D/serve.pid" &&
-	assert_grep "127.0.0.1:[0-9]*: .info $VOL.: exit 0" "$D/serve.log" &&
+	assert_grep "127.0.0.1:[0-9]* peer two: .info $VOL.: exit 0" "$D/serve.log" &&
 	assert_grep "stopped by signal 15" "$D/serve.log" &&
 	assert_fails cli peer run two -- info "$VOL" 2>"$REF/err" &&
 	assert_grep "connection refused" "$REF/err"

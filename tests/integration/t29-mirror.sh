@@ -260,14 +260,24 @@ test_expect_success 'update --due runs a scheduled relationship once per slot of
 SRV=$TEST_TMP/host-srv CLI=$TEST_TMP/host-cli
 stop_server() { [ -s "$SRV/serve.pid" ] && kill -TERM "$(cat "$SRV/serve.pid")" 2>/dev/null; return 0; }
 test_at_exit stop_server
-test_expect_success 'a peer destination: the transfer runs over TLS with the peers'"'"' key; a wrong passphrase is refused' '
-	SNAPFS_CONFIG_DIR=$SRV "$SNAPFS" peer passphrase >"$REF/pass" &&
+test_expect_success 'a peer destination: created once the peer grants receive (the refusal names the grant); the transfer runs over TLS with the peer'"'"'s key; a wrong passphrase is refused' '
+	SNAPFS_CONFIG_DIR=$SRV "$SNAPFS" peer passphrase prod >"$REF/pass" 2>/dev/null &&
 	SNAPFS_CONFIG_DIR=$SRV "$SNAPFS" peer serve --listen 127.0.0.1:0 >"$REF/serve" &&
 	port=$(sed -n "s/^listening on 127\.0\.0\.1:\([0-9]*\) .*/\1/p" "$REF/serve") &&
 	test -n "$port" &&
 	SNAPFS_CONFIG_DIR=$CLI "$SNAPFS" peer create dr "127.0.0.1:$port" <"$REF/pass" >/dev/null &&
 	P=$TEST_TMP/peer.store && "$SNAPFS" mkfs "$P" --size 1G >/dev/null &&
-	SNAPFS_CONFIG_DIR=$CLI "$SNAPFS" mirror create "$MNT" "dr:$P" >/dev/null &&
+	assert_fails env SNAPFS_CONFIG_DIR=$CLI "$SNAPFS" mirror create "$MNT" "dr:$P" 2>"$REF/err" &&
+	assert_one_line "$REF/err" &&
+	assert_grep "^snapfs mirror: dr:$P: peer dr: the peer refused the command: peer prod has no grant on this host: it may only connect (its administrator grants with: snapfs peer allow prod send|receive VOLUME); nothing was recorded$" "$REF/err" &&
+	assert_fails "$SNAPFS" mirror show "dr:$P" 2>"$REF/err2" &&
+	assert_grep "no mirror relationship has this destination" "$REF/err2" &&
+	SNAPFS_CONFIG_DIR=$SRV "$SNAPFS" peer allow prod send "$MNT" >/dev/null &&
+	assert_fails env SNAPFS_CONFIG_DIR=$CLI "$SNAPFS" mirror create "$MNT" "dr:$P" 2>"$REF/err" &&
+	assert_grep "peer prod has no receive grant for $P on this host (its administrator grants it with: snapfs peer allow prod receive $P)" "$REF/err" &&
+	SNAPFS_CONFIG_DIR=$SRV "$SNAPFS" peer allow prod receive "$P" >/dev/null &&
+	SNAPFS_CONFIG_DIR=$CLI "$SNAPFS" mirror create "$MNT" "dr:$P" >"$REF/out" &&
+	assert_grep "uses this host.s receive grant for $P on peer dr" "$REF/out" &&
 	SNAPFS_CONFIG_DIR=$CLI "$SNAPFS" mirror initialize "dr:$P" >/dev/null &&
 	same_as_source "$P" &&
 	echo peer >peerfile &&

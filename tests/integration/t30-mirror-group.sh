@@ -7,7 +7,8 @@
 # the tree and in .snapshot), and the next update goes on from what
 # arrived.  Held-back receives by hand (receive --hold-back, --publish);
 # quiesce, break, resync, schedules and delete act on the whole group;
-# bad group definitions are refused with one message and nothing recorded.
+# bad group definitions are refused with one message and nothing recorded;
+# a group on a peer needs the peer's receive grant for every member.
 . "$(dirname "$0")/lib.sh"
 test_have_prereq SNAPFS || { say "# skipping: needs snapfs"; test_done; }
 vol_create --size 1G
@@ -177,8 +178,35 @@ test_expect_success 'delete ends every member: the sources keep no snapmirror sn
 	"$SNAPFS" mirror delete "$TEST_TMP/d1.store" >/dev/null
 '
 
+SRV=$TEST_TMP/host-srv P1=$TEST_TMP/p1.store P2=$TEST_TMP/p2.store
+stop_server() { [ -s "$SRV/serve.pid" ] && kill -TERM "$(cat "$SRV/serve.pid")" 2>/dev/null; return 0; }
+test_at_exit stop_server
+test_expect_success 'a group on a peer: refused, naming the grant, until the peer grants every member; then mirrored through it' '
+	export SNAPFS_CONFIG_DIR=$TEST_TMP/host-cli &&
+	"$SNAPFS" mkfs "$P1" --size 1G >/dev/null && "$SNAPFS" mkfs "$P2" --size 1G >/dev/null &&
+	srv() { SNAPFS_CONFIG_DIR=$SRV "$SNAPFS" "$@"; } &&
+	srv peer passphrase prod >"$REF/pass" 2>/dev/null &&
+	srv peer allow prod receive "$P1" >/dev/null &&
+	port=$(peer_server_start "$SRV" serve) && test -n "$port" &&
+	"$SNAPFS" peer create dr "127.0.0.1:$port" <"$REF/pass" >/dev/null &&
+	{ "$SNAPFS" mirror create "$MNT,$S2MNT" "dr:$P1,dr:$P2" --group peered 2>"$REF/err"; rc=$?; } &&
+	assert_eq 1 "$rc" && assert_one_line "$REF/err" &&
+	assert_grep "^snapfs mirror: dr:$P2: .*peer prod has no receive grant for $P2 on this host (its administrator grants it with: snapfs peer allow prod receive $P2); nothing was recorded$" "$REF/err" &&
+	"$SNAPFS" mirror show >"$REF/show" && assert_grep "no mirror relationships" "$REF/show" &&
+	srv peer allow prod receive "$P2" >/dev/null &&
+	"$SNAPFS" mirror create "$MNT,$S2MNT" "dr:$P1,dr:$P2" --group peered >/dev/null &&
+	"$SNAPFS" mirror initialize "dr:$P2" >"$REF/out" &&
+	assert_grep "group peered: 2 members at snapmirror\." "$REF/out" &&
+	echo more >data && "$SNAPFS" mirror update "dr:$P1" >/dev/null &&
+	s=$(mirror_field "dr:$P1" newest_snapshot) &&
+	assert_eq "$s" "$(snaps "$P1")" && assert_eq "$s" "$(snaps "$P2")" &&
+	vol_mount "$P1" "$M1" && assert_eq more "$(cat "$M1/data")" && vol_umount "$M1" &&
+	"$SNAPFS" mirror delete "dr:$P1" >/dev/null &&
+	assert_grep "peer prod: refused .receive --handshake $P2.: " "$TEST_TMP/serve.log"
+'
+
 test_expect_success 'every destination is fsck clean' '
-	for v in "$G1" "$G2" "$TEST_TMP/hb.store" "$TEST_TMP/d1.store" "$TEST_TMP/d2.store"; do
+	for v in "$G1" "$G2" "$TEST_TMP/hb.store" "$TEST_TMP/d1.store" "$TEST_TMP/d2.store" "$P1" "$P2"; do
 		"$SNAPFS" fsck "$v" >/dev/null || return 1
 	done
 '

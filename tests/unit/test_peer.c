@@ -1,17 +1,22 @@
 /*
  * test_peer.c - the peer transport below the command line: TLS 1.3 with
- * the pre-shared key over loopback TCP, and the relay both ways.  A
- * server process (forked, as `peer serve` forks one per connection) runs
- * an echo command with pipes for stdin, stdout and stderr; the client
- * relays from a thread, as peer_spawn does.  Checked: 64 MiB each way
- * arrive byte for byte (SHA-256 of what went and what came) while both
- * directions run at once, the exit status and stderr come back; a wrong
- * key fails the handshake on both sides with -EACCES; a server that dies
- * mid-stream is -ECONNRESET for the client (never a clean end), and a
- * client that goes away is -ECONNRESET for the server, which then stops
- * the command; a command that closes its stdout early still gets its
- * stdin and its status comes when it exits; argv frames decode to what was encoded, malformed ones
- * are -EPROTO.
+ * pre-shared keys over loopback TCP, and the relay both ways.  A server
+ * process (forked, as `peer serve` forks one per connection) accepts the
+ * keys of several peers and runs an echo command with pipes for stdin,
+ * stdout and stderr; the client relays from a thread, as peer_spawn does.
+ * Checked: 64 MiB each way arrive byte for byte (SHA-256 of what went and
+ * what came) while both directions run at once, the exit status and
+ * stderr come back; the server knows which peer's key the client proved
+ * (and the host key of earlier versions under its old identity and the
+ * new one); a key it does not hold fails the handshake on both sides
+ * with -EACCES; a server that dies mid-stream is -ECONNRESET for the
+ * client (never a clean end), and a client that goes away is -ECONNRESET
+ * for the server, which then stops the command; the server's limits: a
+ * frame over its size is -EMSGSIZE without being buffered, a connection
+ * idle too long -ETIMEDOUT, a request frame over the limit is refused
+ * unread; a command that closes its stdout early still gets its stdin
+ * and its status comes when it exits; argv frames decode to what was
+ * encoded, malformed ones are -EPROTO.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -36,6 +41,23 @@
 
 static const uint8_t key_a[PEER_KEY_LEN] = "0123456789abcdef0123456789abcdef";
 static const uint8_t key_b[PEER_KEY_LEN] = "0123456789abcdef0123456789abcdeF";
+static const uint8_t key_c[PEER_KEY_LEN] = "0123456789abcdef0123456789abcdeC";
+
+/* The server accepts peers "a" and "b", and "legacy" (the host key of
+ * earlier versions, key_c). */
+static struct peer_key server_keys[3];
+
+static void make_server_keys(void)
+{
+    const uint8_t *keys[] = { key_a, key_b, key_c };
+    const char *names[] = { "a", "b", "legacy" };
+    for (int i = 0; i < 3; i++) {
+        snprintf(server_keys[i].name, sizeof(server_keys[i].name), "%s",
+                 names[i]);
+        memcpy(server_keys[i].key, keys[i], PEER_KEY_LEN);
+        server_keys[i].legacy = i == 2;
+    }
+}
 
 /* ---- loopback TCP ---- */
 
@@ -66,9 +88,13 @@ static int connect_loopback(int port)
     return fd;
 }
 
-static SSL *tls_on(int fd, bool server, const uint8_t *key, SSL_CTX **ctx)
+/* A server with server_keys, or a client showing KEY (LEGACY: under the
+ * identity of earlier versions). */
+static SSL *tls_on(int fd, bool server, const uint8_t *key, bool legacy,
+                   SSL_CTX **ctx)
 {
-    *ctx = peer_tls_ctx(server, key);
+    *ctx = server ? peer_tls_server_ctx(server_keys, 3)
+                  : peer_tls_client_ctx(key, legacy);
     SSL *ssl = *ctx ? SSL_new(*ctx) : NULL;
     if (!ssl || !SSL_set_fd(ssl, fd)) {
         fprintf(stderr, "cannot make a TLS connection\n");
@@ -134,33 +160,70 @@ static pid_t start_command(int fds[3], void (*command)(void))
     return pid;
 }
 
-enum server_end { SERVER_RELAY, SERVER_RELAY_SINK, SERVER_DIE_AFTER_HANDSHAKE };
+enum server_end {
+    SERVER_RELAY, SERVER_RELAY_SINK, SERVER_DIE_AFTER_HANDSHAKE,
+    SERVER_REQUEST, /* read one request frame (at most PEER_REQUEST_MAX) */
+};
+
+/* What the server process does and expects. */
+struct server_plan {
+    enum server_end end;
+    const char *peer;   /* the name the client must authenticate as */
+    uint32_t frame_max; /* 0: the relay's default */
+    int idle_seconds;
+};
 
 /* Exit status of the server process: 0 relayed, 10 + n for -errno n
  * classes: 10 -EACCES, 11 -ECONNRESET (and its command was stopped),
- * 12 anything else. */
+ * 12 anything else, 13 -EMSGSIZE, 14 -ETIMEDOUT; 15: the client proved
+ * another peer's key than the plan's. */
 static int exit_code(int rc)
 {
-    return rc == 0 ? 0 : rc == -EACCES ? 10 : rc == -ECONNRESET ? 11 : 12;
+    switch (rc) {
+    case 0: return 0;
+    case -EACCES: return 10;
+    case -ECONNRESET: return 11;
+    case -EMSGSIZE: return 13;
+    case -ETIMEDOUT: return 14;
+    default: return 12;
+    }
 }
 
-static pid_t fork_server(int lfd, const uint8_t *key, enum server_end end)
+static int read_request(SSL *ssl)
+{
+    uint8_t type, *p;
+    size_t n;
+    int rc = peer_frame_recv(ssl, PEER_REQUEST_MAX, &type, &p, &n);
+    if (!rc)
+        free(p);
+    return rc;
+}
+
+static pid_t fork_server(int lfd, const struct server_plan *plan)
 {
     pid_t pid = fork();
     if (pid)
         return pid;
     int sock = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
     SSL_CTX *ctx;
-    SSL *ssl = tls_on(sock, true, key, &ctx);
+    SSL *ssl = tls_on(sock, true, NULL, false, &ctx);
     char why[256];
     int rc = peer_tls_handshake(ssl, true, why, sizeof(why));
-    if (rc || end == SERVER_DIE_AFTER_HANDSHAKE)
+    const char *peer = peer_tls_peer_name(ssl);
+    if (!rc && (!peer || strcmp(peer, plan->peer)))
+        _exit(15);
+    if (rc || plan->end == SERVER_DIE_AFTER_HANDSHAKE)
         _exit(exit_code(rc));
+    if (plan->end == SERVER_REQUEST)
+        _exit(exit_code(read_request(ssl)));
     int fds[3];
     struct peer_relay r;
-    pid_t cmd = start_command(fds, end == SERVER_RELAY_SINK ? sink_command
-                                                          : echo_command);
+    pid_t cmd = start_command(fds, plan->end == SERVER_RELAY_SINK
+                                       ? sink_command : echo_command);
     peer_relay_init(&r, ssl, sock, fds[1], fds[0], fds[2], cmd);
+    if (plan->frame_max)
+        r.frame_max = plan->frame_max;
+    r.idle_seconds = plan->idle_seconds;
     rc = peer_relay_run(&r);
     if (rc && r.child > 0) {
         kill(r.child, SIGTERM);
@@ -204,11 +267,11 @@ static void *client_thread(void *arg)
 /* Connect and handshake; the relay thread gets one end of a socketpair,
  * *LOCAL the other. */
 static int client_start(struct client *c, int port, const uint8_t *key,
-                        SSL_CTX **ctx, int *local)
+                        bool legacy, SSL_CTX **ctx, int *local)
 {
     memset(c, 0, sizeof(*c));
     c->sock = connect_loopback(port);
-    c->ssl = tls_on(c->sock, false, key, ctx);
+    c->ssl = tls_on(c->sock, false, key, legacy, ctx);
     char why[256];
     int rc = peer_tls_handshake(c->ssl, false, why, sizeof(why));
     if (rc)
@@ -291,7 +354,7 @@ static void pump(int fd, uint8_t sent[32], uint8_t got[32], uint64_t *received)
 
 /* ---- the tests ---- */
 
-/* A server process with KEY_A and a client with CLIENT_KEY. */
+/* A server process with server_keys and a client with CLIENT_KEY. */
 struct pair {
     int lfd, local;
     pid_t server;
@@ -299,13 +362,21 @@ struct pair {
     SSL_CTX *ctx;
 };
 
-static int pair_start(struct pair *p, const uint8_t *client_key,
-                      enum server_end end)
+static int pair_start_plan(struct pair *p, const uint8_t *client_key,
+                           bool legacy, const struct server_plan *plan)
 {
     int port;
     p->lfd = listen_loopback(&port);
-    p->server = fork_server(p->lfd, key_a, end);
-    return client_start(&p->c, port, client_key, &p->ctx, &p->local);
+    p->server = fork_server(p->lfd, plan);
+    return client_start(&p->c, port, client_key, legacy, &p->ctx, &p->local);
+}
+
+/* Peer "a" (key_a) against a server ending as END. */
+static int pair_start(struct pair *p, const uint8_t *client_key,
+                      enum server_end end)
+{
+    struct server_plan plan = { .end = end, .peer = "a" };
+    return pair_start_plan(p, client_key, false, &plan);
 }
 
 static void pair_end(struct pair *p)
@@ -340,11 +411,116 @@ static void test_big_stream_both_ways(void)
 
 static void test_wrong_key(void)
 {
+    static const uint8_t unknown[PEER_KEY_LEN] = "0123456789abcdef0123456789abcde?";
     struct pair p;
-    int rc = pair_start(&p, key_b, SERVER_RELAY);
+    int rc = pair_start(&p, unknown, SERVER_RELAY);
     CHECK(rc == -EACCES, "client handshake with a wrong key: %d", rc);
     CHECK(server_exit(p.server) == 10, "the server did not see -EACCES");
     pair_end(&p);
+    /* a peer's key under the identity of earlier versions is no key the
+     * server holds there */
+    struct server_plan plan = { .end = SERVER_DIE_AFTER_HANDSHAKE, .peer = "a" };
+    rc = pair_start_plan(&p, key_a, true, &plan);
+    CHECK(rc == -EACCES, "key a as the legacy identity: %d", rc);
+    CHECK(server_exit(p.server) == 10, "the server did not see -EACCES");
+    pair_end(&p);
+}
+
+/* The server knows which peer proved its key: each key its own name,
+ * the host key of earlier versions under both identities. */
+static void test_peer_identity(void)
+{
+    const struct {
+        const uint8_t *key;
+        bool legacy;
+        const char *peer;
+    } cases[] = {
+        { key_a, false, "a" }, { key_b, false, "b" },
+        { key_c, true, "legacy" }, { key_c, false, "legacy" },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct server_plan plan = { .end = SERVER_DIE_AFTER_HANDSHAKE,
+                                    .peer = cases[i].peer };
+        struct pair p;
+        int rc = pair_start_plan(&p, cases[i].key, cases[i].legacy, &plan);
+        CHECK(rc == 0, "case %zu: handshake %d", i, rc);
+        CHECK(server_exit(p.server) == 0, "case %zu: the server saw another "
+              "peer than %s", i, cases[i].peer);
+        close(p.local);
+        pthread_join(p.c.thread, NULL);
+        pair_end(&p);
+    }
+    char id_a[PEER_IDENTITY_SIZE], id_b[PEER_IDENTITY_SIZE];
+    CHECK_RC(peer_key_identity(key_a, id_a));
+    CHECK_RC(peer_key_identity(key_b, id_b));
+    CHECK(strlen(id_a) == PEER_IDENTITY_SIZE - 1 &&
+          !strncmp(id_a, "snapfs-peer-v2:", 15), "identity '%s'", id_a);
+    CHECK(strcmp(id_a, id_b), "two keys, one identity");
+    CHECK(!strstr(id_a, "0123456789abcdef"), "the identity shows the key");
+}
+
+/* A client that did the handshake as peer "a" and relays nothing:
+ * what it writes is up to the test. */
+struct raw_client {
+    int lfd, sock;
+    pid_t server;
+    SSL_CTX *ctx;
+    SSL *ssl;
+};
+
+static void raw_start(struct raw_client *c, const struct server_plan *plan)
+{
+    int port;
+    c->lfd = listen_loopback(&port);
+    c->server = fork_server(c->lfd, plan);
+    c->sock = connect_loopback(port);
+    c->ssl = tls_on(c->sock, false, key_a, false, &c->ctx);
+    char why[256];
+    CHECK_RC(peer_tls_handshake(c->ssl, false, why, sizeof(why)));
+}
+
+/* The server's exit code once it ended. */
+static int raw_end(struct raw_client *c)
+{
+    int code = server_exit(c->server);
+    SSL_free(c->ssl);
+    peer_tls_ctx_free(c->ctx);
+    close(c->sock);
+    close(c->lfd);
+    return code;
+}
+
+/* The server's limits: a frame over frame_max ends the relay before it
+ * is buffered; a relay idle for idle_seconds ends; a request frame over
+ * PEER_REQUEST_MAX is refused unread. */
+static void test_server_limits(void)
+{
+    struct raw_client c;
+    struct server_plan plan = { .end = SERVER_RELAY, .peer = "a",
+                                .frame_max = 1024 };
+    raw_start(&c, &plan);
+    static uint8_t big[4096];
+    CHECK_RC(peer_frame_send(c.ssl, PF_DATA, big, sizeof(big)));
+    CHECK(raw_end(&c) == 13, "a frame over the limit was taken");
+
+    plan = (struct server_plan){ .end = SERVER_RELAY, .peer = "a",
+                                 .idle_seconds = 1 };
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    raw_start(&c, &plan);
+    int code = raw_end(&c);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    CHECK(code == 14, "an idle relay did not time out: %d", code);
+    CHECK(t1.tv_sec - t0.tv_sec < 5, "it took %ld s",
+          (long)(t1.tv_sec - t0.tv_sec));
+
+    plan = (struct server_plan){ .end = SERVER_REQUEST, .peer = "a" };
+    raw_start(&c, &plan);
+    uint8_t hdr[PEER_FRAME_HDR];
+    peer_frame_header(hdr, PF_REQUEST, PEER_REQUEST_MAX + 1);
+    CHECK(SSL_write(c.ssl, hdr, sizeof(hdr)) == (int)sizeof(hdr),
+          "cannot write a header");
+    CHECK(raw_end(&c) == 13, "an oversized request was read");
 }
 
 static void test_server_dies(void)
@@ -391,10 +567,11 @@ static void test_stdout_closed_early(void)
 static void test_client_goes_away(void)
 {
     int port, lfd = listen_loopback(&port);
-    pid_t server = fork_server(lfd, key_a, SERVER_RELAY);
+    struct server_plan plan = { .end = SERVER_RELAY, .peer = "a" };
+    pid_t server = fork_server(lfd, &plan);
     SSL_CTX *ctx;
     int sock = connect_loopback(port);
-    SSL *ssl = tls_on(sock, false, key_a, &ctx);
+    SSL *ssl = tls_on(sock, false, key_a, false, &ctx);
     char why[256];
     CHECK_RC(peer_tls_handshake(ssl, false, why, sizeof(why)));
     CHECK_RC(peer_frame_send(ssl, PF_DATA, "partial", 7));
@@ -428,8 +605,11 @@ static void test_argv_frames(void)
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
+    make_server_keys();
     test_argv_frames();
     test_wrong_key();
+    test_peer_identity();
+    test_server_limits();
     test_server_dies();
     test_client_goes_away();
     test_stdout_closed_early();
