@@ -14,6 +14,10 @@
  *  - Permission checks are the kernel's (default_permissions and POSIX
  *    ACLs); this file keeps modes and ACLs in sync and applies ACL
  *    inheritance and the umask, which the kernel leaves to us.
+ *  - A file's times are those its users see, to the nanosecond: with the
+ *    writeback cache the kernel dates every change of a regular file's
+ *    data and we store the times it sends, never stamping our own
+ *    (kernel_times); without it we stamp them and the kernel shows ours.
  */
 #define _GNU_SOURCE
 #include "ops.h"
@@ -82,14 +86,17 @@ struct sfs_codec_ctx *fs_codec(void)
 
 /* ---- attributes ---- */
 
+static struct snapfs_fs *fs_of(struct vol *v)
+{
+    return (struct snapfs_fs *)((char *)v - offsetof(struct snapfs_fs, vol));
+}
+
 /* The root's link count includes a visible .snapshot, as ZFS counts .zfs. */
 static void inode_to_stat(struct vol *v, const struct sfs_inode *i,
                           struct stat *s)
 {
-    struct snapfs_fs *fs =
-        (struct snapfs_fs *)((char *)v - offsetof(struct snapfs_fs, vol));
     inode_stat(i, i->ino, v->st->super.block_size, s);
-    if (i->ino == SFS_ROOT_INO && snapdir_listed(&fs->snapdirs))
+    if (i->ino == SFS_ROOT_INO && snapdir_listed(&fs_of(v)->snapdirs))
         s->st_nlink++;
 }
 
@@ -111,6 +118,33 @@ static void touch_mtime_ctime(struct sfs_inode *i)
     set_now(&i->mtime_sec, &i->mtime_nsec);
     i->ctime_sec = i->mtime_sec;
     i->ctime_nsec = i->mtime_nsec;
+}
+
+/*
+ * Whose clock dates a change of a regular file's data.  With the
+ * writeback cache, the kernel's: it keeps its own mtime and ctime of a
+ * regular file it has cached (it takes ours only when it first looks
+ * the file up), stamps them itself on write(2), O_DIRECT writes, mmap
+ * stores, O_TRUNC, fallocate and copy_file_range, and sends them with a
+ * truncation or in a SETATTR when it writes the inode back (close,
+ * fsync, sync, eviction).  The data of a stamped write can reach us
+ * after those times, and a store in the clock tick of the previous one
+ * is not stamped again, so a time of ours would be one the kernel never
+ * shows, and would appear only after a remount or in a snapshot.
+ * Without the writeback cache the kernel keeps no times (S_NOCMTIME)
+ * and takes ours after each change: then we stamp.
+ */
+static bool kernel_times(struct vol *v, const struct sfs_inode *i)
+{
+    return (fs_of(v)->conn_want & FUSE_CAP_WRITEBACK_CACHE) &&
+           S_ISREG(i->mode);
+}
+
+/* I's data changed: mtime and ctime now, unless the kernel keeps them. */
+static void data_changed(struct vol *v, struct sfs_inode *i)
+{
+    if (!kernel_times(v, i))
+        touch_mtime_ctime(i);
 }
 
 static void fill_entry(struct vol *v, const struct sfs_inode *i,
@@ -278,20 +312,52 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
     fuse_reply_attr(req, &s, TIMEOUT);
 }
 
+static void set_time(int64_t *sec, uint32_t *nsec, const struct timespec *ts)
+{
+    *sec = ts->tv_sec;
+    *nsec = (uint32_t)ts->tv_nsec;
+}
+
 static void apply_time(const struct stat *attr, int to_set, int flag_set,
                        int flag_now, bool mtime, const struct timespec *now,
                        struct sfs_inode *i)
 {
     int64_t *sec = mtime ? &i->mtime_sec : &i->atime_sec;
     uint32_t *nsec = mtime ? &i->mtime_nsec : &i->atime_nsec;
-    if (to_set & flag_now) {
-        *sec = now->tv_sec;
-        *nsec = (uint32_t)now->tv_nsec;
-    } else if (to_set & flag_set) {
-        const struct timespec *ts = mtime ? &attr->st_mtim : &attr->st_atim;
-        *sec = ts->tv_sec;
-        *nsec = (uint32_t)ts->tv_nsec;
-    }
+    if (to_set & flag_now)
+        set_time(sec, nsec, now);
+    else if (to_set & flag_set)
+        set_time(sec, nsec, mtime ? &attr->st_mtim : &attr->st_atim);
+}
+
+#define SETATTR_CHANGES                                                     \
+    (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID |           \
+     FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |  \
+     FUSE_SET_ATTR_MTIME_NOW)
+
+/*
+ * The times of a setattr.  The kernel's ctime when it sends one (with
+ * the writeback cache it keeps a regular file's times, and sends them
+ * with every change, a truncation included); else one reading of our
+ * clock for UTIME_NOW, a truncation that changed the size, and ctime
+ * when anything changed (truncate(2) to the same size changes nothing).
+ */
+static void setattr_times(struct vol *v, const struct stat *attr, int to_set,
+                          bool resized, struct sfs_inode *i)
+{
+    struct timespec now;
+    if (to_set & FUSE_SET_ATTR_CTIME)
+        now = attr->st_ctim;
+    else
+        clock_gettime(CLOCK_REALTIME, &now);
+    if (resized && !kernel_times(v, i))
+        set_time(&i->mtime_sec, &i->mtime_nsec, &now);
+    apply_time(attr, to_set, FUSE_SET_ATTR_ATIME, FUSE_SET_ATTR_ATIME_NOW,
+               false, &now, i);
+    apply_time(attr, to_set, FUSE_SET_ATTR_MTIME, FUSE_SET_ATTR_MTIME_NOW,
+               true, &now, i);
+    if (resized || (to_set & (SETATTR_CHANGES | FUSE_SET_ATTR_CTIME)))
+        set_time(&i->ctime_sec, &i->ctime_nsec, &now);
 }
 
 /* Keep the access ACL in step with a new mode. */
@@ -328,6 +394,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
     if (rc)
         goto out_unlocked;
     rc = sfs_inode_get(v->st, txn, v->live_view, ino, &i);
+    bool resized = false;
     if (!rc && (to_set & FUSE_SET_ATTR_SIZE)) {
         if (S_ISDIR(i.mode))
             rc = -EISDIR;
@@ -335,11 +402,11 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
             rc = -EINVAL;
         else if ((uint64_t)attr->st_size > SFS_MAX_FILE_SIZE)
             rc = -EFBIG;
-        else if ((uint64_t)attr->st_size != i.size)
+        else if ((uint64_t)attr->st_size != i.size) {
             rc = sfs_file_truncate_w(v->st, txn, fs_codec(), &i,
                                      (uint64_t)attr->st_size);
-        if (!rc)
-            touch_mtime_ctime(&i);
+            resized = true;
+        }
     }
     if (!rc && (to_set & FUSE_SET_ATTR_MODE)) {
         i.mode = (i.mode & S_IFMT) | (attr->st_mode & 07777);
@@ -349,25 +416,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
         i.uid = attr->st_uid;
     if (to_set & FUSE_SET_ATTR_GID)
         i.gid = attr->st_gid;
-    /* One instant for UTIME_NOW times and ctime: the kernel's ctime when
-     * it sends one (with the writeback cache it keeps the times), else
-     * one reading of our clock. */
-    struct timespec now;
-    if (to_set & FUSE_SET_ATTR_CTIME)
-        now = attr->st_ctim;
-    else
-        clock_gettime(CLOCK_REALTIME, &now);
-    apply_time(attr, to_set, FUSE_SET_ATTR_ATIME, FUSE_SET_ATTR_ATIME_NOW,
-               false, &now, &i);
-    apply_time(attr, to_set, FUSE_SET_ATTR_MTIME, FUSE_SET_ATTR_MTIME_NOW,
-               true, &now, &i);
-    if (to_set & FUSE_SET_ATTR_CTIME) {
-        i.ctime_sec = attr->st_ctim.tv_sec;
-        i.ctime_nsec = (uint32_t)attr->st_ctim.tv_nsec;
-    } else {
-        i.ctime_sec = now.tv_sec;
-        i.ctime_nsec = (uint32_t)now.tv_nsec;
-    }
+    setattr_times(v, attr, to_set, resized, &i);
     if (!rc)
         rc = sfs_inode_put_w(v->st, txn, &i);
     rc = vol_change_end(v, rc, 0);
@@ -923,7 +972,7 @@ static int truncate_to_zero(struct vol *v, uint64_t ino)
         rc = sfs_inode_get(v->st, txn, v->live_view, ino, &i);
         if (!rc && i.size) {
             rc = sfs_file_truncate_w(v->st, txn, fs_codec(), &i, 0);
-            touch_mtime_ctime(&i);
+            data_changed(v, &i);
             if (!rc)
                 rc = sfs_inode_put_w(v->st, txn, &i);
         }
@@ -1075,9 +1124,11 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
  * merged and hashed outside it, new blocks are found under the lock and
  * compressed outside it, and the result is applied in one nested
  * transaction.  The node's write lock keeps writes to one file in order.
+ * CLIENT_CHANGE: a client's change, which dates the file (data_changed);
+ * false for cached blocks stored later, whose write dated it already.
  */
 int fs_write_through(struct vol *v, uint64_t ino, const char *buf,
-                     size_t size, uint64_t off, bool touch_times)
+                     size_t size, uint64_t off, bool client_change)
 {
     struct sfs_wplan plan = { 0 };
     struct sfs_inode i;
@@ -1109,8 +1160,8 @@ int fs_write_through(struct vol *v, uint64_t ino, const char *buf,
             if (plan.off + plan.len > i.size)
                 i.size = plan.off + plan.len;
             i.blocks += (uint64_t)plan.units_delta;
-            if (touch_times)
-                touch_mtime_ctime(&i);
+            if (client_change)
+                data_changed(v, &i);
             rc = sfs_inode_put_w(v->st, txn, &i);
         }
         bool again = rc == -EAGAIN;
@@ -1134,10 +1185,10 @@ static int note_cached_write(struct vol *v, uint64_t ino, uint64_t end)
     if (rc)
         return rc;
     rc = sfs_inode_get(v->st, txn, v->live_view, ino, &i);
-    if (!rc) {
+    if (!rc && (end > i.size || !kernel_times(v, &i))) {
         if (end > i.size)
             i.size = end;
-        touch_mtime_ctime(&i);
+        data_changed(v, &i);
         rc = sfs_inode_put_w(v->st, txn, &i);
     }
     return vol_change_end(v, rc, 0);

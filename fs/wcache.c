@@ -22,8 +22,10 @@
  *   - the stored extent of a cached block has no content past `len`
  *     (truncation and hole punching flush first), so flushing `len` bytes,
  *     or the whole block, stores exactly the current content;
- *   - the inode record's size and times are updated at write time, so
- *     getattr and the read path's size are right; only the extent lags.
+ *   - the inode record's size (and times, where the daemon keeps them:
+ *     ops.c, kernel_times) is updated at write time, so getattr and the
+ *     read path's size are right; only the extent lags, and storing it
+ *     later changes no time.
  *
  * Reads overlay cached blocks on what the store returns, under the write
  * lock of the node.  A node with cached blocks is pinned (it cannot leave

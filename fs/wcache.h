@@ -32,9 +32,11 @@ bool wcache_drop(struct vol *v, struct node *n, uint64_t first, uint64_t last);
  * WAIT false: skip nodes whose lock is busy (the committer). */
 int wcache_flush_all(struct vol *v, bool wait);
 
-/* From ops.c: the write path without the cache, and helpers. */
+/* From ops.c: the write path without the cache (CLIENT_CHANGE: a
+ * client's write, which dates the file; false for cached blocks stored
+ * later), and helpers. */
 int fs_write_through(struct vol *v, uint64_t ino, const char *buf, size_t size,
-                     uint64_t off, bool touch_times);
+                     uint64_t off, bool client_change);
 void fs_destroy_orphan(struct vol *v, uint64_t ino);
 struct sfs_codec_ctx *fs_codec(void);
 

@@ -207,11 +207,16 @@ static int max_id_cb(void *arg, const struct sfs_dumpctx *c)
     return 0;
 }
 
-/* The smallest N such that snapshot_for_backup.N does not exist. */
+/* snapshot_for_backup.N, N the id the snapshot gets (or the next free
+ * number above it, when that name was taken by hand): ids are never
+ * reused, so a dump never makes a name an earlier dump made, which a
+ * mirror destination may still hold after the source deleted it. */
 static int auto_snapshot_name(struct sfs_store *st, MDB_txn *txn, char *out)
 {
-    for (unsigned n = 0; n < 100000; n++) {
-        snprintf(out, SFS_NAME_MAX + 1, AUTO_SNAP_PREFIX "%u", n);
+    uint64_t first = st->state.next_snap_id;
+    for (uint64_t n = first; n < first + 100000; n++) {
+        snprintf(out, SFS_NAME_MAX + 1, AUTO_SNAP_PREFIX "%llu",
+                 (unsigned long long)n);
         struct sfs_snap_rec s;
         int rc = sfs_snap_find(st, txn, out, &s);
         if (rc == -ENOENT)

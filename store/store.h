@@ -1108,9 +1108,11 @@ struct sfs_dumpctx {
 /*
  * Start a dump: C->path, level, label, ntrec, pid, created and either
  * C->snapshot or C->auto_snapshot are given.  In one transaction: picks
- * the id, creates snapshot_for_backup.N when auto_snapshot (the smallest
- * N free), holds the snapshot with tag "dump:ID", finds the base in the
- * dump dates (ddate, base_epoch, base_level), and records the context.
+ * the id, creates snapshot_for_backup.N when auto_snapshot (N the
+ * snapshot's id, never reused; the next free N above it if that name
+ * was taken by hand), holds the snapshot with tag "dump:ID", finds the
+ * base in the dump dates (ddate, base_epoch, base_level), and records the
+ * context.
  * Errors: -EINVAL (path or level), -ENOENT (no such snapshot), -EEXIST,
  * -ENOSPC (no snapshot name free), and those of sfs_snap_take_w.
  */

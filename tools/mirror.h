@@ -56,7 +56,7 @@ int mirror_dir(char *out, size_t cap);
 /* The id of the relationship to DST. */
 void mirror_id(const char *dst, char id[MIRROR_ID_LEN + 1]);
 /* Whose snapmirror snapshots M's are: M's id, or its group's (the id of
- * "group:NAME"), as in snapmirror.OWNER.TIME. */
+ * "group:NAME"), as in snapmirror.OWNER.TIME.N. */
 void mirror_snap_owner(const struct mirror_rel *m,
                        char owner[MIRROR_ID_LEN + 1]);
 /* Load (-ENOENT: none), store (replaced whole, durably), delete. */
@@ -99,6 +99,19 @@ struct xfer_opts {
 };
 int mirror_transfer(struct mirror_rel *m, enum xfer_kind kind,
                     const struct xfer_opts *o);
+/*
+ * Take a snapshot named snapmirror.OWNER.TIME.N (see mirror_xfer.c: new
+ * at the sources and their destinations whatever the clock) by running
+ * ARGV, `snapshot create ...` with the name at ARGV[AT] (set here), N
+ * from SEQ, the sources' next snapshot id (mirror_source_seq).  0, or
+ * the failure with ERR: the command's message, or "every name is taken".
+ * NAME is the name tried last.
+ */
+int mirror_take_snapshot(char **argv, size_t at, const char *owner,
+                         uint64_t seq, char *name, size_t cap, char *err,
+                         size_t errcap);
+/* The next snapshot id of volume SRC (dies if it cannot be read). */
+uint64_t mirror_source_seq(const char *src);
 /* Group member M: publish its snapshots held back at the destination,
  * then move the base at the source to NEWEST (as a transfer would). */
 void mirror_publish(struct mirror_rel *m, const char *newest);

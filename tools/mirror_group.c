@@ -18,8 +18,9 @@
  *      transfer beside it);
  *   2. publishes what an earlier transfer left committed but unpublished
  *      (phase 2 below, cut short);
- *   3. takes one group snapshot, snapmirror.GID.TIME, of every source at
- *      one point in time (`snapshot create --group`, tools/group.c);
+ *   3. takes one group snapshot, snapmirror.GID.TIME.N, of every source
+ *      at one point in time (`snapshot create --group`, tools/group.c;
+ *      names: mirror_xfer.c);
  *   4. phase 1: transfers each member up to that snapshot, held back at
  *      its destination (`receive --hold-back`): every destination takes
  *      the snapshot, none exposes it.  A member that fails stops the
@@ -46,7 +47,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -228,35 +228,27 @@ static int publish_committed(struct mirror_rel *v, size_t n)
     return failed;
 }
 
-/* Take snapmirror.GID.TIME of every source at one point in time. */
+/* Take snapmirror.GID.TIME.N of every source at one point in time. */
 static void take_group_snapshot(const struct mirror_rel *v, size_t n,
                                 char *name, size_t cap)
 {
-    char owner[MIRROR_ID_LEN + 1], stamp[32], srcs[8192] = "";
+    char owner[MIRROR_ID_LEN + 1], srcs[8192] = "";
     mirror_snap_owner(&v[0], owner);
-    time_t now = time(NULL);
-    struct tm tm;
-    strftime(stamp, sizeof(stamp), "%Y-%m-%d_%H%M%S", localtime_r(&now, &tm));
+    uint64_t seq = 0;
     for (size_t i = 0; i < n; i++) {
         size_t len = strlen(srcs);
         snprintf(srcs + len, sizeof(srcs) - len, "%s%s", i ? "," : "",
                  v[i].src);
+        uint64_t s = mirror_source_seq(v[i].src);
+        if (s > seq)
+            seq = s;
     }
     char err[512];
-    for (int attempt = 1; attempt < 100; attempt++) {
-        if (attempt == 1)
-            snprintf(name, cap, "snapmirror.%s.%s", owner, stamp);
-        else
-            snprintf(name, cap, "snapmirror.%s.%s-%d", owner, stamp, attempt);
-        char *argv[] = { "snapshot", "create", "--group", srcs, name, NULL };
-        if (!run_self(argv, err, sizeof(err)))
-            return;
-        if (!strstr(err, "exists"))
-            die(CMD, "group %s: taking the group snapshot %s: %s",
-                v[0].group, name, err);
-    }
-    die(CMD, "group %s: taking a group snapshot: every name is taken",
-        v[0].group);
+    char *argv[] = { "snapshot", "create", "--group", srcs, NULL, NULL };
+    if (mirror_take_snapshot(argv, 4, owner, seq, name, cap, err,
+                             sizeof(err)))
+        die(CMD, "group %s: taking the group snapshot %s: %s", v[0].group,
+            name, err);
 }
 
 static void lock_all(const struct mirror_rel *v, size_t n, int *locks)

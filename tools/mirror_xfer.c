@@ -9,7 +9,8 @@
  *   2. checks that the transfer applies (or, for resync, states what the
  *      destination will discard and asks);
  *   3. under the policies that mirror, takes a new source snapshot
- *      snapmirror.ID.TIME, so that the destination catches up to now;
+ *      snapmirror.ID.TIME.N, so that the destination catches up to now
+ *      (names: mirror_take_snapshot);
  *   4. holds every snapshot it will send (tag mirror-xfer:PID), resumes
  *      an unfinished stream at its checkpoint, then sends one stream per
  *      snapshot newer than the base that the policy transfers, each
@@ -39,6 +40,7 @@
 #include "cli.h"
 #include "mirror.h"
 #include "replicate.h"
+#include "scheduler.h"
 
 struct xfer {
     struct mirror_rel *m;
@@ -50,6 +52,7 @@ struct xfer {
     struct volume vol;           /* the source */
     struct sfs_snap_rec *snaps;  /* its snapshots, oldest first */
     size_t n, cap;
+    uint64_t seq;                /* its next snapshot id, when listed */
     uint8_t src_uuid[16];
     struct sfs_retention ret;
     uint64_t *ret_epochs;
@@ -147,6 +150,62 @@ static void fail_remote(struct xfer *x, const char *what)
     xfer_fail(x, "%s", remote_reason(err));
 }
 
+/* ---- snapmirror names ---- */
+
+/*
+ * A transfer's snapshot is named snapmirror.OWNER.TIME.N.  TIME, local
+ * time to the second by the mirror clock (scheduler_clock), is for
+ * people.  N makes the name new at the sources and at every destination
+ * whatever that clock says (transfers within one second, a clock set
+ * back): it is the sources' next snapshot id (the highest, for a group)
+ * when the transfer starts.  Ids are never reused and each such name is
+ * followed by the taking of its own snapshot, which moves the id on, so
+ * a source never makes one N twice; and OWNER's names reach a
+ * destination only from the sources that mirror to it.  The time alone
+ * repeated: a fail-over and fail-back round within a second made again,
+ * at the old source, the name its first update had left at the old
+ * destination.  A name taken by hand at a source moves N on.
+ */
+int mirror_take_snapshot(char **argv, size_t at, const char *owner,
+                         uint64_t seq, char *name, size_t cap, char *err,
+                         size_t errcap)
+{
+    int64_t now;
+    int rc = scheduler_clock(&now);
+    if (rc) {
+        snprintf(name, cap, "snapmirror.%s", owner);
+        snprintf(err, errcap, "reading the clock: %s", strerror(-rc));
+        return rc;
+    }
+    char stamp[32];
+    time_t t = (time_t)now;
+    struct tm tm;
+    strftime(stamp, sizeof(stamp), "%Y-%m-%d_%H%M%S", localtime_r(&t, &tm));
+    for (uint64_t n = seq; n < seq + 100; n++) {
+        snprintf(name, cap, "snapmirror.%s.%s.%llu", owner, stamp,
+                 (unsigned long long)n);
+        argv[at] = name;
+        if (!run_self(argv, err, errcap))
+            return 0;
+        if (!strstr(err, "exists"))
+            return -EIO;
+    }
+    snprintf(err, errcap, "every name is taken");
+    return -EEXIST;
+}
+
+uint64_t mirror_source_seq(const char *src)
+{
+    struct volume vol;
+    volume_open(&vol, "mirror", src);
+    struct sfs_store *st = volume_read_store(&vol, "mirror", "read");
+    uint64_t seq = st->state.next_snap_id;
+    sfs_close(st);
+    free(vol.store);
+    free(vol.mountpoint);
+    return seq;
+}
+
 /* ---- the source ---- */
 
 static int collect_cb(void *a, const struct sfs_snap_rec *s)
@@ -160,6 +219,7 @@ static void list_source(struct xfer *x)
 {
     struct sfs_store *st = volume_read_store(&x->vol, "mirror", "read");
     memcpy(x->src_uuid, st->super.uuid, 16);
+    x->seq = st->state.next_snap_id;
     MDB_txn *txn;
     x->n = 0;
     int rc = sfs_txn_begin(st, NULL, false, &txn);
@@ -182,30 +242,15 @@ static const struct sfs_snap_rec *source_snap(const struct xfer *x,
     return NULL;
 }
 
-/* Take snapmirror.ID.TIME at the source. */
+/* Take snapmirror.ID.TIME.N at the source. */
 static void take_source_snapshot(struct xfer *x)
 {
-    char stamp[32];
-    time_t now = time(NULL);
-    struct tm tm;
-    strftime(stamp, sizeof(stamp), "%Y-%m-%d_%H%M%S", localtime_r(&now, &tm));
-    for (int attempt = 1; attempt < 100; attempt++) {
-        if (attempt == 1)
-            snprintf(x->new_snap, sizeof(x->new_snap), "snapmirror.%s.%s",
-                     x->m->id, stamp);
-        else
-            snprintf(x->new_snap, sizeof(x->new_snap), "snapmirror.%s.%s-%d",
-                     x->m->id, stamp, attempt);
-        char err[512];
-        char *argv[] = { "snapshot", "create", x->m->src, x->new_snap, NULL };
-        int status = run_self(argv, err, sizeof(err));
-        if (!status)
-            return;
-        if (!strstr(err, "exists"))
-            xfer_fail(x, "taking snapshot %s of %s: %s", x->new_snap,
-                      x->m->src, err);
-    }
-    xfer_fail(x, "taking a snapshot of %s: every name is taken", x->m->src);
+    char err[512];
+    char *argv[] = { "snapshot", "create", x->m->src, NULL, NULL };
+    if (mirror_take_snapshot(argv, 3, x->owner, x->seq, x->new_snap,
+                             sizeof(x->new_snap), err, sizeof(err)))
+        xfer_fail(x, "taking snapshot %s of %s: %s", x->new_snap, x->m->src,
+                  err);
 }
 
 /* Hold NAME for the transfer's duration. */

@@ -87,7 +87,7 @@ test_expect_success 'an attribute larger than Linux restore takes is skipped by 
 	cmp "$MNT/sparse" "$MNT2/r0/sparse"
 '
 
-test_expect_success 'the dump made snapshot_for_backup.0, held it, and deleted it at the end' '
+test_expect_success 'the dump made its snapshot_for_backup snapshot, held it, and deleted it at the end' '
 	"$SNAPFS" snapshot list "$MNT" >"$OUT/snaps" &&
 	! grep -q snapshot_for_backup "$OUT/snaps" &&
 	"$SNAPFS" dump contexts "$MNT" >"$OUT/ctx" &&
@@ -303,9 +303,10 @@ test_expect_success 'SIGINT while writing files leaves a restartable context tha
 	assert_eq 1 "$(cat "$OUT/int.rc")" &&
 	assert_grep "interrupted.*restartable: snapfs dump --restart 1 " "$OUT/int.err" &&
 	"$SNAPFS" dump contexts "$MNT" >"$OUT/ctx" &&
-	assert_grep "^1  *restartable  *0  */  *snapshot_for_backup.0 " "$OUT/ctx" &&
-	assert_eq "dump:1" "$("$SNAPFS" snapshot holds "$MNT" snapshot_for_backup.0)" &&
-	assert_fails "$SNAPFS" snapshot delete "$MNT" snapshot_for_backup.0
+	assert_grep "^1  *restartable  *0  */  *snapshot_for_backup\.[1-9][0-9]* " "$OUT/ctx" &&
+	awk '"'"'$1 == 1 { print $5 }'"'"' "$OUT/ctx" >"$OUT/sfb1" &&
+	assert_eq "dump:1" "$("$SNAPFS" snapshot holds "$MNT" "$(cat "$OUT/sfb1")")" &&
+	assert_fails "$SNAPFS" snapshot delete "$MNT" "$(cat "$OUT/sfb1")"
 '
 
 test_expect_success 'dump --restart writes the rest as part 2 and ends the context' '
@@ -325,7 +326,7 @@ test_expect_success 'the two parts restore together as one uninterrupted dump' '
 	assert_cmp "$OUT/a" "$OUT/b"
 '
 
-test_expect_success 'a killed dump leaves its context; contexts delete releases and deletes its snapshot' '
+test_expect_success 'a killed dump leaves its context, its snapshot named anew; contexts delete releases and deletes it' '
 	rm -f "$OUT/started"
 	("$SNAPFS" dump -0 -b 64 -f "$OUT/pipe" "$MNT" 2>/dev/null; true) &
 	dumper=$!
@@ -335,8 +336,10 @@ test_expect_success 'a killed dump leaves its context; contexts delete releases 
 	pkill -KILL -f "snapfs dump -0 -b 64 -f $OUT/pipe" && wait $dumper && kill $reader &&
 	"$SNAPFS" dump contexts "$MNT" >"$OUT/ctx" &&
 	assert_grep "^2  *restartable " "$OUT/ctx" &&
+	sfb2=$(awk '"'"'$1 == 2 { print $5 }'"'"' "$OUT/ctx") &&
+	assert_ne "$(cat "$OUT/sfb1")" "$sfb2" "the name the first dump'"'"'s snapshot had" &&
 	"$SNAPFS" dump contexts delete "$MNT" 2 >"$OUT/del" &&
-	assert_grep "deleted dump context 2 .*snapshot_for_backup.0 deleted" "$OUT/del" &&
+	assert_grep "deleted dump context 2 .*$sfb2 deleted" "$OUT/del" &&
 	! "$SNAPFS" snapshot list "$MNT" | grep -q snapshot_for_backup &&
 	rc=0; "$SNAPFS" dump contexts delete "$MNT" 2 2>"$OUT/err" || rc=$?
 	assert_eq 1 "$rc" && assert_grep "no dump context 2" "$OUT/err" &&

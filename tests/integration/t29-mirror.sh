@@ -243,6 +243,40 @@ test_expect_success 'fail over and fail back: break, reverse-resync to the old s
 	"$SNAPFS" mirror show "$DST" >"$REF/show" && assert_grep "Source: *$STORE" "$REF/show"
 '
 
+# frozen COMMAND...: run COMMAND with the mirror clock standing still, at
+# the second of $TEST_TMP/frozen (2027-01-15 08:00:00 UTC)
+frozen() { SNAPFS_CLOCK_FILE=$TEST_TMP/frozen "$@"; }
+echo 1800000000 >"$TEST_TMP/frozen"
+
+# made_name OUTPUT: the snapshot an update or initialize said it went to
+made_name() { sed -n "s/^snapfs mirror: .*: [a-z]* to \([^:]*\): .*/\1/p" "$1"; }
+
+test_expect_success 'updates within one second of the clock all succeed, each taking a snapshot of a name never used before' '
+	for i in 1 2 3; do
+		echo "$i" >"same-second-$i" &&
+		frozen "$SNAPFS" mirror update "$DST" >"$REF/same$i" || exit 1
+	done &&
+	for f in "$REF"/same[123]; do made_name "$f"; done >"$REF/names" &&
+	assert_eq 3 "$(sort -u "$REF/names" | grep -c "^snapmirror\.[0-9a-f]*\.2027-01-15_080000\.[0-9]*$")" &&
+	assert_eq "$(tail -n 1 "$REF/names")" "$(mirror_field "$DST" newest_snapshot)" &&
+	same_as_source "$DST"
+'
+
+test_expect_success 'a fail-over and fail-back round within one second of the clock succeeds, and updates go on' '
+	echo round >round && frozen "$SNAPFS" mirror update "$DST" >/dev/null &&
+	cd "$TEST_TMP" && vol_umount "$MNT" &&
+	frozen "$SNAPFS" mirror break "$DST" >/dev/null &&
+	frozen "$SNAPFS" mirror reverse-resync "$DST" "$STORE" --yes >/dev/null 2>&1 &&
+	frozen "$SNAPFS" mirror break "$STORE" >/dev/null &&
+	frozen "$SNAPFS" mirror reverse-resync "$STORE" "$DST" --yes >/dev/null 2>&1 &&
+	vol_mount "$STORE" "$MNT" && cd "$MNT" &&
+	for i in 1 2; do
+		echo "$i" >>round && frozen "$SNAPFS" mirror update "$DST" >/dev/null || exit 1
+	done &&
+	same_as_source "$DST" &&
+	assert_eq snapmirrored "$(mirror_field "$DST" state)"
+'
+
 test_expect_success 'update --due runs a scheduled relationship once per slot of the clock, the first time as its baseline' '
 	echo 1700000000 >"$TEST_TMP/clock" &&
 	"$SNAPFS" mkfs "$TEST_TMP/sched.store" --size 1G >/dev/null &&

@@ -156,6 +156,20 @@ test_expect_success 'break makes every member writable at the group snapshot, di
 	vol_mount "$G2" "$M2" && shows "$M2" "$S2MNT" "$s" && assert_eq later "$(cat "$M2/log")" && vol_umount "$M2"
 '
 
+test_expect_success 'group updates within one second of the clock all succeed, each group snapshot named anew' '
+	echo 1800000000 >"$TEST_TMP/frozen" &&
+	for i in 1 2 3; do
+		echo "$i" >>"$S2MNT/log" &&
+		SNAPFS_CLOCK_FILE=$TEST_TMP/frozen "$SNAPFS" mirror update "$G1" >"$REF/same$i" || exit 1
+	done &&
+	sed -n "s/^snapfs mirror: group app: 2 members at //p" "$REF"/same[123] >"$REF/names" &&
+	assert_eq 3 "$(sort -u "$REF/names" | grep -c "^snapmirror\.[0-9a-f]*\.2027-01-15_080000\.[0-9]*$")" &&
+	s=$(tail -n 1 "$REF/names") &&
+	assert_eq "$s" "$(mirror_field "$G1" newest_snapshot)" &&
+	assert_eq "$s" "$(mirror_field "$G2" newest_snapshot)" &&
+	vol_mount "$G2" "$M2" && shows "$M2" "$S2MNT" "$s" && vol_umount "$M2"
+'
+
 test_expect_success 'update --due runs a scheduled group once per slot' '
 	"$SNAPFS" mkfs "$TEST_TMP/d1.store" --size 1G >/dev/null &&
 	"$SNAPFS" mkfs "$TEST_TMP/d2.store" --size 1G >/dev/null &&
