@@ -34,9 +34,9 @@ LDFLAGS_asan    := -fsanitize=address,undefined
 STORE_SRC := $(sort $(wildcard store/*.c))
 FS_SRC    := $(sort $(wildcard fs/*.c))
 TAPE_SRC  := $(sort $(wildcard tape/*.c))
-TOOLS_SRC := $(sort $(wildcard tools/*.c))
+TOOLS_SRC := $(sort $(wildcard tools/*.c tools/*/*.c))
 UNIT_SRC  := $(sort $(wildcard tests/unit/*.c))
-HDRS      := $(wildcard store/*.h fs/*.h tape/*.h tools/*.h tests/unit/*.h)
+HDRS      := $(wildcard store/*.h fs/*.h tape/*.h tools/*.h tools/*/*.h tests/unit/*.h)
 
 FLAVOURS := release asan
 
@@ -46,7 +46,7 @@ all: build/release/snapfs build/release/snapfs-damage
 define flavour_rules
 build/$(1)/%.o: %.c $(HDRS)
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(CFLAGS_$(1)) -Istore -Ifs -Itape -c $$< -o $$@
+	$$(CC) $$(CFLAGS_$(1)) -Istore -Ifs -Itape -Itools -c $$< -o $$@
 
 build/$(1)/libsnapstore.a: $(STORE_SRC:%.c=build/$(1)/%.o)
 	@rm -f $$@
@@ -66,7 +66,7 @@ build/$(1)/snapfs-damage: build/$(1)/tools/damage.o build/$(1)/libsnapstore.a
 
 # the peer transport's test links the two files it tests
 build/$(1)/unit/test_peer: build/$(1)/tests/unit/test_peer.o \
-                           build/$(1)/tools/peer_relay.o build/$(1)/tools/peer_tls.o
+                           build/$(1)/tools/peer/peer_relay.o build/$(1)/tools/peer/peer_tls.o
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(LIBS)
 

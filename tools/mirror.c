@@ -39,32 +39,18 @@
 #include <openssl/crypto.h>
 
 #include "cli.h"
-#include "mirror.h"
-#include "replicate.h"
+#include "mirror/mirror.h"
+#include "mirror/replicate.h"
 #include "scheduler.h"
 
 #define CMD "mirror"
 
 /* ---- finding relationships ---- */
 
-/* A local volume's store directory, or ARG as it is. */
-static void canonical_dst(const char *arg, bool via, char *out, size_t cap)
-{
-    struct stat sb;
-    if (!via && !stat(arg, &sb)) {
-        bool mounted;
-        char *store = resolve_volume(arg, &mounted);
-        snprintf(out, cap, "%s", store ? store : arg);
-        free(store);
-        return;
-    }
-    snprintf(out, cap, "%s", arg);
-}
-
 static void rel_get(const char *arg, struct mirror_rel *m)
 {
     char dst[PATH_MAX], id[MIRROR_ID_LEN + 1];
-    canonical_dst(arg, false, dst, sizeof(dst));
+    mirror_canonical_dst(arg, false, dst, sizeof(dst));
     mirror_id(dst, id);
     int rc = mirror_rel_load(id, m);
     if (rc == -ENOENT && strcmp(dst, arg)) {
@@ -115,46 +101,6 @@ static const char *next_opt(int argc, char **argv, int *i, const char *opt)
 
 /* ---- create ---- */
 
-/* A destination on peer PEER: the peer must know this host and grant it
- * receive into the volume; ask it (a handshake of `receive`), or die
- * naming the grant it needs. */
-static void check_peer_grant(const struct mirror_rel *m, const char *arg,
-                             const char *peer)
-{
-    struct peer_record r;
-    if (peer_record_load(peer, &r))
-        die(CMD, "%s: no peer named '%s' (snapfs peer create %s "
-            "HOST:PORT)", arg, peer, peer);
-    OPENSSL_cleanse(&r, sizeof(r));
-    char line[2048], err[1200];
-    int rc = dst_hello(m, line, sizeof(line), err, sizeof(err));
-    if (rc == -EPERM) /* the refusal names the grant */
-        die(CMD, "%s: %s; nothing was recorded", arg, err);
-    if (rc)
-        die(CMD, "%s: %s; nothing was recorded (the relationship needs a "
-            "receive grant for this host on %s)", arg, err, peer);
-}
-
-static void check_destination_arg(struct mirror_rel *m, const char *arg)
-{
-    if (m->via[0]) {
-        snprintf(m->dst, sizeof(m->dst), "%s", arg);
-        return;
-    }
-    canonical_dst(arg, false, m->dst, sizeof(m->dst));
-    char peer[PEER_NAME_MAX + 1], path[PATH_MAX];
-    if (mirror_dst_kind(m, peer, path) == DST_PEER) {
-        check_peer_grant(m, arg, peer);
-        return;
-    }
-    struct volume v;
-    volume_open(&v, CMD, arg);
-    free(v.store);
-    free(v.mountpoint);
-    if (!strcmp(m->dst, m->src))
-        die(CMD, "%s: the destination is the source", arg);
-}
-
 static void check_policy(const struct mirror_rel *m)
 {
     int kind = mirror_policy_kind(m->policy);
@@ -177,21 +123,6 @@ static void check_policy(const struct mirror_rel *m)
         die_usage(CMD, "--schedule %s: not a schedule (every:MINUTES, "
                   "hourly, daily, weekly, monthly; see snapfs policy)",
                   m->schedule);
-}
-
-void mirror_rel_check(struct mirror_rel *m, const char *src, const char *dst)
-{
-    struct volume v;
-    volume_open(&v, CMD, src);
-    snprintf(m->src, sizeof(m->src), "%s", v.store);
-    free(v.store);
-    free(v.mountpoint);
-    check_destination_arg(m, dst);
-    mirror_id(m->dst, m->id);
-    struct mirror_rel old;
-    if (!mirror_rel_load(m->id, &old))
-        die(CMD, "%s: a relationship to this destination exists already "
-            "(from %s)", dst, old.src);
 }
 
 static int mirror_create(int argc, char **argv)
@@ -422,7 +353,7 @@ static int mirror_break(const char *arg)
 {
     static struct mirror_rel m, *v;
     char dst[PATH_MAX], id[MIRROR_ID_LEN + 1];
-    canonical_dst(arg, false, dst, sizeof(dst));
+    mirror_canonical_dst(arg, false, dst, sizeof(dst));
     mirror_id(dst, id);
     if (mirror_rel_load(id, &m))
         return break_one(arg, false, false); /* of another host's */
@@ -542,7 +473,7 @@ static int mirror_reverse(int argc, char **argv)
     volume_open(&vol, CMD, pos[0]);
     snprintf(m.src, sizeof(m.src), "%s", vol.store);
     snprintf(m.policy, sizeof(m.policy), "mirror");
-    check_destination_arg(&m, pos[1]);
+    mirror_check_destination(&m, pos[1]);
     mirror_id(m.dst, m.id);
     uint8_t old_source[16];
     uint64_t own_epoch, src_epoch;
@@ -643,7 +574,7 @@ static int mirror_restore(int argc, char **argv)
         die(CMD, "%s: is mounted; unmount the new volume for the restore",
             to);
     struct mirror_rel from = { 0 };
-    canonical_dst(pos[0], false, from.dst, sizeof(from.dst));
+    mirror_canonical_dst(pos[0], false, from.dst, sizeof(from.dst));
     rc = pipe_stream(&from, pos[1], target.store, err, sizeof(err));
     if (rc)
         die(CMD, "%s: restoring %s from %s: %s", to, pos[1], pos[0], err);

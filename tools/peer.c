@@ -35,7 +35,7 @@
 #include <openssl/crypto.h>
 
 #include "cli.h"
-#include "peer.h"
+#include "peer/peer.h"
 
 #define REMOTE_STDERR_MAX (64u << 10)
 

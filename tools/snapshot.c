@@ -302,22 +302,6 @@ static void print_list(const struct listing *ls, bool json)
         printf("]\n");
 }
 
-const char *snapshot_error(int rc)
-{
-    switch (rc) {
-    case -EACCES:
-        return "permission denied (only root or the volume's owner may "
-               "manage snapshots)";
-    case -ENOENT: return "no such snapshot (it was removed meanwhile)";
-    case -EEXIST: return "that name was taken meanwhile";
-    case -ENOSPC: return "the volume is full";
-    case -EINPROGRESS:
-        return "a stream is being received into it; try when the receive "
-               "has ended";
-    default: return strerror(-rc);
-    }
-}
-
 int cmd_snapshot(int argc, char **argv)
 {
     if (argc < 2)

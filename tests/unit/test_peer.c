@@ -34,7 +34,7 @@
 #include <openssl/evp.h>
 
 #include "check.h"
-#include "../../tools/peer_wire.h"
+#include "../../tools/peer/peer_wire.h"
 
 #define STREAM_BYTES (64u << 20)
 #define ECHO_STATUS 7

@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "peer.h"
+#include "peer/peer.h"
 #include "store.h"
 
 #define MIRROR_DIR_DEFAULT "/var/lib/snapfs/mirrors"
@@ -124,12 +124,19 @@ int mirror_policy_kind(const char *policy);
 int mirror_parse_keep(const char *text, struct sfs_retention *ret,
                       char *why, size_t cap);
 
-/* ---- mirror.c ---- */
+/* ---- mirror_rel.c ---- */
 
 /* Fill M's source, destination and id from SRC and DST as `mirror
  * create` does; dies (one message) if they are not volumes, the same, or
  * DST has a relationship already. */
 void mirror_rel_check(struct mirror_rel *m, const char *src, const char *dst);
+/* mirror_rel.c: a local destination's store directory (VIA: ARG as it
+ * is, a path on the far end), or ARG as it is when it is not local. */
+void mirror_canonical_dst(const char *arg, bool via, char *out, size_t cap);
+/* mirror_rel.c: set M's destination from ARG (with M's via): a local
+ * volume that is not M's source, or a peer granting this host receive
+ * into it; dies (one message) otherwise. */
+void mirror_check_destination(struct mirror_rel *m, const char *arg);
 
 /* ---- mirror_group.c: consistency group relationships ---- */
 
