@@ -6,8 +6,10 @@
  * indexes and manifests on top of this; nothing here knows their format.
  *
  * Names are relative to the target's prefix: '/'-separated components,
- * each 1 to 255 bytes of [A-Za-z0-9._~+=@,:-], none starting with '.'
- * (so neither '.' nor '..'), at most OBJSTORE_NAME_MAX bytes in all.  An
+ * each 1 to 255 bytes of [A-Za-z0-9._~-], none starting with '.' (so
+ * neither '.' nor '..'), at most OBJSTORE_NAME_MAX bytes in all: the
+ * characters that need no escaping in a URL, a path or XML, so that every
+ * S3-compatible server and filesystem sees the same name.  An
  * object appears whole or not at all: a reader sees the old content or
  * the new one, never part of either.
  *
