@@ -28,6 +28,7 @@
 
 #include "check.h"
 #include "objstore.h"
+#include "objstore_s3.h"
 
 static char scratch[256];
 
@@ -497,6 +498,154 @@ static void test_atomic(void)
     objstore_close(os);
 }
 
+/* ---- the s3 backend's parsers (no server needed) ---- */
+
+static bool xml_is(const char *xml, const char *tag, const char *want)
+{
+    char out[64];
+    return xml_text(xml, xml + strlen(xml), tag, out, sizeof(out)) && !strcmp(out, want);
+}
+
+static void test_xml(void)
+{
+    const char *err = "<?xml version=\"1.0\"?>\n<Error><Code>SlowDown</Code>"
+                      "<Message>a &lt;b&gt; &amp; &quot;c&quot; &#65;&#x42; &#x20AC;</Message>"
+                      "<KeyMarker>no</KeyMarker><Key>yes</Key><Empty/></Error>";
+    CHECK(xml_is(err, "Code", "SlowDown"), "code");
+    CHECK(xml_is(err, "Message", "a <b> & \"c\" AB \xe2\x82\xac"), "entities");
+    CHECK(xml_is(err, "Key", "yes"), "Key is not KeyMarker");
+    CHECK(xml_is(err, "Empty", ""), "an empty element");
+    char out[8];
+    CHECK(!xml_text(err, err + strlen(err), "Missing", out, sizeof(out)), "absent");
+    CHECK(!xml_text(err, err + strlen(err), "Message", out, sizeof(out)), "too long for OUT");
+    const char *bad[] = { "<Code>open", "<Code>a &bogus; b</Code>", "<Code>&#0;</Code>",
+                          "<Code>&#x110000;</Code>", "<Code>a<b/>c</Code>", "<Code", "<Code>&amp" };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+        CHECK(!xml_text(bad[i], bad[i] + strlen(bad[i]), "Code", out, sizeof(out)),
+              "malformed reads as absent: %s", bad[i]);
+    /* bounded: the end given is respected even without a NUL */
+    char cut[] = { '<', 'C', 'o', 'd', 'e', '>', 'x', '<', '/', 'C', 'o', 'd', 'e', '>' };
+    CHECK(!xml_text(cut, cut + sizeof(cut) - 1, "Code", out, sizeof(out)), "cut before '>'");
+    CHECK(xml_text(cut, cut + sizeof(cut), "Code", out, sizeof(out)) && !strcmp(out, "x"), "whole");
+
+    const char *page = "<ListBucketResult><IsTruncated>true</IsTruncated>"
+                       "<Contents><Key>p/a</Key><Size>1</Size></Contents>"
+                       "<Contents><Key>p/b&amp;c</Key><Size>22</Size></Contents>"
+                       "<NextContinuationToken>t+/=</NextContinuationToken></ListBucketResult>";
+    const char *p = page, *end = page + strlen(page), *in, *in_end;
+    int n = 0;
+    while (xml_next(&p, end, "Contents", &in, &in_end)) {
+        char key[16];
+        CHECK(xml_text(in, in_end, "Key", key, sizeof(key)), "key %d", n);
+        CHECK(!strcmp(key, n ? "p/b&c" : "p/a"), "key %d: %s", n, key);
+        n++;
+    }
+    CHECK(n == 2, "two Contents: %d", n);
+    CHECK(xml_is(page, "NextContinuationToken", "t+/="), "token");
+}
+
+static void test_uri_encode(void)
+{
+    char buf[64];
+    size_t len = 0;
+    CHECK(s3_uri_encode(buf, sizeof(buf), &len, "a/b c+d=~._-", true) &&
+          !strcmp(buf, "a/b%20c%2Bd%3D~._-"), "path: %s", buf);
+    len = 0;
+    CHECK(s3_uri_encode(buf, sizeof(buf), &len, "pre/fix/", false) && !strcmp(buf, "pre%2Ffix%2F"),
+          "query: %s", buf);
+    len = 0;
+    CHECK(!s3_uri_encode(buf, 8, &len, "abc/def", false), "does not fit");
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_creds(void)
+{
+    char cred[600], conf[600], why[512], region[64];
+    struct s3_creds c;
+    snprintf(cred, sizeof(cred), "%s/credentials", scratch);
+    snprintf(conf, sizeof(conf), "%s/config", scratch);
+    write_text(cred, "[default]\naws_access_key_id = AKIADEFAULT\naws_secret_access_key = s1\n"
+                     "; comment\n[work]\n  aws_access_key_id=AKIAWORK  \naws_secret_access_key = s2=\n"
+                     "aws_session_token = tok\n[half]\naws_access_key_id = AKIAHALF\n");
+    write_text(conf, "[default]\nregion = eu-west-1\n[profile work]\nregion=us-west-2\n"
+                     "[profile cfg]\naws_access_key_id = AKIACFG\naws_secret_access_key = s3\n"
+                     "[profile bad]\nregion = us_west\n");
+    setenv("AWS_SHARED_CREDENTIALS_FILE", cred, 1);
+    setenv("AWS_CONFIG_FILE", conf, 1);
+    unsetenv("AWS_ACCESS_KEY_ID");
+    unsetenv("AWS_SECRET_ACCESS_KEY");
+    unsetenv("AWS_SESSION_TOKEN");
+    unsetenv("AWS_PROFILE");
+    unsetenv("AWS_REGION");
+    unsetenv("AWS_DEFAULT_REGION");
+
+    CHECK(s3_load_creds(NULL, &c, why, sizeof(why)) == 0 && !strcmp(c.key_id, "AKIADEFAULT") &&
+          !strcmp(c.secret, "s1") && !c.token[0], "default profile");
+    CHECK(s3_load_creds("work", &c, why, sizeof(why)) == 0 && !strcmp(c.key_id, "AKIAWORK") &&
+          !strcmp(c.secret, "s2=") && !strcmp(c.token, "tok"), "named profile");
+    CHECK(s3_load_creds("cfg", &c, why, sizeof(why)) == 0 && !strcmp(c.key_id, "AKIACFG"),
+          "keys in the config file");
+    CHECK(s3_load_creds("half", &c, why, sizeof(why)) == -EACCES && !c.key_id[0], "no secret");
+    CHECK(strstr(why, "profile half of") && !strstr(why, "AKIAHALF"), "why: %s", why);
+    setenv("AWS_PROFILE", "work", 1);
+    CHECK(s3_load_creds(NULL, &c, why, sizeof(why)) == 0 && !strcmp(c.key_id, "AKIAWORK"), "AWS_PROFILE");
+    setenv("AWS_ACCESS_KEY_ID", "AKIAENV", 1);
+    CHECK(s3_load_creds(NULL, &c, why, sizeof(why)) == -EACCES, "an id without a secret");
+    setenv("AWS_SECRET_ACCESS_KEY", "envsecret", 1);
+    setenv("AWS_SESSION_TOKEN", "envtoken", 1);
+    CHECK(s3_load_creds(NULL, &c, why, sizeof(why)) == 0 && !strcmp(c.key_id, "AKIAENV") &&
+          !strcmp(c.token, "envtoken"), "the environment wins");
+    CHECK(s3_load_creds("default", &c, why, sizeof(why)) == 0 && !strcmp(c.key_id, "AKIADEFAULT"),
+          "an explicit profile wins over the environment");
+
+    CHECK(s3_load_region(NULL, NULL, region, sizeof(region), why, sizeof(why)) == 0 &&
+          !strcmp(region, "us-west-2"), "AWS_PROFILE's region: %s", region);
+    unsetenv("AWS_PROFILE");
+    CHECK(s3_load_region(NULL, NULL, region, sizeof(region), why, sizeof(why)) == 0 &&
+          !strcmp(region, "eu-west-1"), "default's region: %s", region);
+    CHECK(s3_load_region(NULL, "nosuch", region, sizeof(region), why, sizeof(why)) == 0 &&
+          !strcmp(region, "us-east-1"), "us-east-1 at last: %s", region);
+    CHECK(s3_load_region(NULL, "bad", region, sizeof(region), why, sizeof(why)) == -EINVAL, "bad");
+    setenv("AWS_DEFAULT_REGION", "ap-south-1", 1);
+    CHECK(s3_load_region(NULL, NULL, region, sizeof(region), why, sizeof(why)) == 0 &&
+          !strcmp(region, "ap-south-1"), "AWS_DEFAULT_REGION");
+    setenv("AWS_REGION", "ca-central-1", 1);
+    CHECK(s3_load_region(NULL, NULL, region, sizeof(region), why, sizeof(why)) == 0 &&
+          !strcmp(region, "ca-central-1"), "AWS_REGION first");
+    CHECK(s3_load_region("x:y", NULL, region, sizeof(region), why, sizeof(why)) == -EINVAL,
+          "a region with ':' would break the signature");
+    unsetenv("AWS_REGION");
+    unsetenv("AWS_DEFAULT_REGION");
+
+    /* open refuses bad targets and options before any request */
+    struct objstore *os;
+    struct objstore_opts o = OBJSTORE_OPTS_INIT;
+    CHECK(objstore_open("s3://", &o, &os) == -EINVAL, "no bucket");
+    CHECK(objstore_open("s3://bad bucket/x", &o, &os) == -EINVAL, "bad bucket");
+    CHECK(objstore_open("s3://b/a/../c", &o, &os) == -EINVAL, "bad prefix");
+    CHECK(strstr(objstore_why(NULL), "prefix"), "why: %s", objstore_why(NULL));
+    o.endpoint = "ftp://host";
+    CHECK(objstore_open("s3://b/p", &o, &os) == -EINVAL, "ftp endpoint");
+    o.endpoint = "http://host/path";
+    CHECK(objstore_open("s3://b/p", &o, &os) == -EINVAL, "an endpoint with a path");
+    unsetenv("AWS_ACCESS_KEY_ID");
+    unsetenv("AWS_SECRET_ACCESS_KEY");
+    unsetenv("AWS_SESSION_TOKEN");
+    setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials", 1);
+    setenv("AWS_CONFIG_FILE", "/nonexistent/config", 1);
+    o.endpoint = "http://127.0.0.1:9";
+    CHECK(objstore_open("s3://b/p", &o, &os) == -EACCES, "no credentials");
+    CHECK(strstr(objstore_why(NULL), "no credentials"), "why: %s", objstore_why(NULL));
+    unsetenv("AWS_SHARED_CREDENTIALS_FILE");
+    unsetenv("AWS_CONFIG_FILE");
+}
+
 /* ---- the driver of the integration tests ---- */
 
 static void usage(void)
@@ -701,6 +850,9 @@ int main(int argc, char **argv)
     test_locks();
     test_lock_race();
     test_atomic();
+    test_xml();
+    test_uri_encode();
+    test_creds();
     char cmd[400];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", scratch);
     if (system(cmd))

@@ -439,7 +439,7 @@ static struct verdict network_error(struct s3_req *r, CURLcode cc)
     default:
         break;
     }
-    s3req_say(r, "%s%s", msg, v.retry ? "" : " (not retried)");
+    s3req_say(r, "%s", msg);
     return v;
 }
 
@@ -628,7 +628,7 @@ static void reap(struct s3 *s3)
 void s3_drive(struct s3 *s3, bool (*stop)(void *arg), void *arg)
 {
     for (;;) {
-        long wait = wake_backoff(s3);
+        wake_backoff(s3);
         start_ready(s3);
         if (stop(arg) || (!s3->running && !s3->ready && !s3->backoff))
             return;
@@ -637,6 +637,10 @@ void s3_drive(struct s3 *s3, bool (*stop)(void *arg), void *arg)
         reap(s3);
         if (stop(arg))
             return;
+        /* what the reaped requests' FINISH submitted starts at once */
+        long wait = wake_backoff(s3);
+        if (s3->ready && s3->running < s3->parallel)
+            continue;
         if (s3->running || s3->backoff)
             curl_multi_poll(s3->multi, NULL, 0, (int)wait, NULL);
     }
