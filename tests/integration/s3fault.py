@@ -11,6 +11,11 @@
                      500 InternalError
           first503   the same with 503 SlowDown
           part2      every upload of part 2 of a multipart upload: 500
+          lostcomplete  the first CompleteMultipartUpload of each upload is
+                     forwarded (the upload completes), and its answer
+                     replaced by a 500, as if the answer had been lost;
+                     a repeat gets 404 NoSuchUpload, as from AWS once an
+                     upload is complete (moto would answer 200 again)
           pass       none
         and writes "STATUS METHOD URL [N]" for every request to LOG, N the
         number of requests it was handling when this one arrived (itself
@@ -49,7 +54,7 @@ def make_handler(upstream, log, mode):
     active = [0]
 
     def injected(method, url):
-        if mode == "pass":
+        if mode in ("pass", "lostcomplete"):
             return False
         if mode == "part2":
             return method == "PUT" and "partNumber=2&" in url
@@ -69,8 +74,9 @@ def make_handler(upstream, log, mode):
                 log.write("%d %s %s [%d]\n" % (status, self.command, self.path, self.arrived))
                 log.flush()
 
-        def fail(self):
-            status, code = (503, "SlowDown") if mode == "first503" else (500, "InternalError")
+        def fail(self, status=None, code=None):
+            if status is None:
+                status, code = (503, "SlowDown") if mode == "first503" else (500, "InternalError")
             body = error_xml(code)
             self.send_response(status)
             self.send_header("Content-Type", "application/xml")
@@ -80,6 +86,17 @@ def make_handler(upstream, log, mode):
                 self.wfile.write(body)
             self.note(status)
 
+        def is_complete(self):
+            return mode == "lostcomplete" and self.command == "POST" and "uploadId=" in self.path
+
+        def answer_lost(self):
+            if not self.is_complete():
+                return False
+            with lock:
+                first = ("complete", self.path) not in seen
+                seen.add(("complete", self.path))
+            return first
+
         def forward(self, body):
             conn = http.client.HTTPConnection("127.0.0.1", upstream, timeout=60)
             headers = {k: v for k, v in self.headers.items()
@@ -87,6 +104,10 @@ def make_handler(upstream, log, mode):
             conn.request(self.command, self.path, body=body, headers=headers)
             resp = conn.getresponse()
             data = resp.read()
+            if self.answer_lost():
+                conn.close()
+                self.fail()
+                return
             self.send_response(resp.status)
             for k, v in resp.getheaders():
                 if k.lower() in ("transfer-encoding", "connection"):
@@ -111,6 +132,8 @@ def make_handler(upstream, log, mode):
                 body = self.rfile.read(n) if n else None
                 if injected(self.command, self.path):
                     self.fail()
+                elif self.is_complete() and ("complete", self.path) in seen:
+                    self.fail(404, "NoSuchUpload")
                 else:
                     self.forward(body)
             finally:

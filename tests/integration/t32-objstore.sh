@@ -30,6 +30,10 @@ unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE \
 mkdir -p "$TEST_TMP/aws" && chmod 700 "$TEST_TMP/aws"
 export AWS_SHARED_CREDENTIALS_FILE=$TEST_TMP/aws/credentials AWS_CONFIG_FILE=$TEST_TMP/aws/config
 
+# the stock client that checks what the API stored
+if command -v aws >/dev/null; then test_set_prereq AWSCLI
+else say "# the aws CLI is missing: the checks with a stock client skip"; fi
+
 PIDS=
 stop_servers() { [ -z "$PIDS" ] || kill $PIDS 2>/dev/null; return 0; }
 test_at_exit stop_servers
@@ -61,6 +65,7 @@ xml_field() { sed -n "s:.*<$1>\([^<]*\)</$1>.*:\1:p"; }
 
 start_moto() {
 	command -v moto_server >/dev/null || { say "# moto_server is not installed: the moto tests skip"; return 1; }
+	command -v curl >/dev/null || { say "# curl is missing to set moto up: the moto tests skip"; return 1; }
 	INITIAL_NO_AUTH_ACTION_COUNT=$MOTO_FREE_ACTIONS moto_server -H 127.0.0.1 -p 0 \
 		>"$TEST_TMP/moto.log" 2>&1 </dev/null &
 	local pid=$! u="http://127.0.0.1"
@@ -119,7 +124,7 @@ stop_faults() { [ -s "$TEST_TMP/fault.pids" ] && kill $(cat "$TEST_TMP/fault.pid
 test_at_exit stop_faults
 ms_now() { echo $(( ${EPOCHREALTIME/./} / 1000 )); }
 
-test_expect_success MOTO 'moto: objects put through the API are listed by the aws CLI with their sizes and read back byte for byte' '
+test_expect_success MOTO,AWSCLI 'moto: objects put through the API are listed by the aws CLI with their sizes and read back byte for byte' '
 	rand_file "$REF/small" 1000 && : >"$REF/empty" && rand_file "$REF/mid" 1048576 &&
 	mo s3://vault put t1/small "$REF/small" &&
 	mo s3://vault put t1/empty "$REF/empty" &&
@@ -135,7 +140,7 @@ test_expect_success MOTO 'moto: objects put through the API are listed by the aw
 	mo s3://vault get t1/empty >"$REF/empty.api" && assert_cmp "$REF/empty" "$REF/empty.api"
 '
 
-test_expect_success MOTO 'moto: an object above 16 MiB goes up as a multipart upload of 3 parts and reads back whole' '
+test_expect_success MOTO,AWSCLI 'moto: an object above 16 MiB goes up as a multipart upload of 3 parts and reads back whole' '
 	rand_file "$REF/big" 41943040 &&
 	mo s3://vault put t2/big "$REF/big" &&
 	assert_grep "\"POST /vault/t2/big?uploads= " "$TEST_TMP/moto.log" &&
@@ -159,7 +164,7 @@ test_expect_success MOTO 'moto: a ranged read returns exactly the bytes asked fo
 	assert_grep "range: ERANGE: .*416 InvalidRange" "$REF/err"
 '
 
-test_expect_success MOTO 'moto: stat gives the size; a missing object is ENOENT; deleting twice succeeds' '
+test_expect_success MOTO,AWSCLI 'moto: stat gives the size; a missing object is ENOENT; deleting twice succeeds' '
 	assert_eq 1000 "$(mo s3://vault stat t1/small)" &&
 	mo s3://vault delete t1/small && mo s3://vault delete t1/small &&
 	assert_fails mo s3://vault stat t1/small 2>"$REF/err" &&
@@ -193,7 +198,7 @@ test_expect_success MOTO 'moto: put-if-absent does not replace an object (If-Non
 	mo s3://vault get t7/once >"$REF/once" && assert_cmp "$REF/first" "$REF/once"
 '
 
-test_expect_success MOTO 'moto: 60 objects go up and come back through the asynchronous calls' '
+test_expect_success MOTO,AWSCLI 'moto: 60 objects go up and come back through the asynchronous calls' '
 	mo s3://vault put-many t8 60 100000 >"$REF/out" &&
 	assert_eq "60 done, 0 failed, 0 differ" "$(cat "$REF/out")" &&
 	mo s3://vault check-many t8 60 100000 >"$REF/out" &&
@@ -258,7 +263,7 @@ test_expect_success MOTO 'a server answering 500 (or 503 SlowDown) once to every
 	assert_grep "^200 PUT /vault/t11/slow" "$TEST_TMP/first503.log"
 '
 
-test_expect_success MOTO 'a multipart upload whose part 2 keeps failing is aborted: EIO with the server'"'"'s message, no upload or object left' '
+test_expect_success MOTO,AWSCLI 'a multipart upload whose part 2 keeps failing is aborted: EIO with the server'"'"'s message, no upload or object left' '
 	port=$(fault_server proxy "$MOTO_PORT" "$TEST_TMP/part2.log" part2) && test -n "$port" &&
 	export OBJSTORE_RETRIES=1 OBJSTORE_ENDPOINT=http://127.0.0.1:$port &&
 	assert_fails mo s3://vault put t12/big "$REF/big" 2>"$REF/err" &&
@@ -267,6 +272,15 @@ test_expect_success MOTO 'a multipart upload whose part 2 keeps failing is abort
 	assert_grep "^204 DELETE /vault/t12/big?uploadId=" "$TEST_TMP/part2.log" &&
 	assert_eq None "$(awsm s3api list-multipart-uploads --bucket vault --query Uploads --output text)" &&
 	unset OBJSTORE_ENDPOINT && assert_fails mo s3://vault stat t12/big
+'
+
+test_expect_success MOTO 'a multipart upload completed but whose answer was lost: the retry finds it done and succeeds' '
+	port=$(fault_server proxy "$MOTO_PORT" "$TEST_TMP/lost.log" lostcomplete) && test -n "$port" &&
+	OBJSTORE_ENDPOINT=http://127.0.0.1:$port mo s3://vault put t12/lost "$REF/big" &&
+	assert_grep "^500 POST /vault/t12/lost?uploadId=" "$TEST_TMP/lost.log" &&
+	assert_grep "^404 POST /vault/t12/lost?uploadId=" "$TEST_TMP/lost.log" &&
+	assert_grep "^200 HEAD /vault/t12/lost " "$TEST_TMP/lost.log" &&
+	mo s3://vault get t12/lost >"$REF/lost" && assert_cmp "$REF/big" "$REF/lost"
 '
 
 test_expect_success 'a server that accepts and never answers fails with ETIMEDOUT within the bound (1 s, 1 retry)' '
@@ -316,7 +330,7 @@ awss() {
 	aws --endpoint-url "http://127.0.0.1:$S3RVER_PORT" "$@"
 }
 
-test_expect_success S3RVER 's3rver: objects under a prefix, one of them multipart, are listed by the aws CLI with their sizes and read back' '
+test_expect_success S3RVER,AWSCLI 's3rver: objects under a prefix, one of them multipart, are listed by the aws CLI with their sizes and read back' '
 	rand_file "$REF/small" 1000 && rand_file "$REF/big" 41943040 &&
 	sr s3://vault/backups/v1 put config "$REF/small" &&
 	sr s3://vault/backups/v1 put packs/00/p1 "$REF/big" &&
@@ -332,7 +346,7 @@ test_expect_success S3RVER 's3rver: objects under a prefix, one of them multipar
 	tail -c 40 "$REF/big" >"$REF/tail.want" && assert_cmp "$REF/tail.want" "$REF/tail"
 '
 
-test_expect_success S3RVER 's3rver: 1100 objects are listed whole, across pages of 1000 (continuation tokens)' '
+test_expect_success S3RVER,AWSCLI 's3rver: 1100 objects are listed whole, across pages of 1000 (continuation tokens)' '
 	sr s3://vault/backups/v1 put-many many 1100 64 >"$REF/out" &&
 	assert_eq "1100 done, 0 failed, 0 differ" "$(cat "$REF/out")" &&
 	sr s3://vault/backups/v1 list many/ >"$REF/many" &&

@@ -156,6 +156,7 @@ static void test_put_get(void)
     CHECK(objstore_get_range(os, "packs/ab/pack1", big - 99, 100, part) == -ERANGE, "past end");
     CHECK(objstore_get_range(os, "packs/ab/pack1", big + 1, 0, part) == -ERANGE, "beyond");
     CHECK(objstore_get_range(os, "nope", 0, 1, part) == -ENOENT, "range of missing");
+    CHECK(objstore_get_range(os, "packs/ab/pack1", UINT64_MAX, 2, part) == -EINVAL, "overflow");
 
     uint64_t size;
     CHECK(objstore_stat(os, "packs/ab/pack1", &size) == 0 && size == big, "stat");

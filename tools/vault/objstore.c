@@ -212,10 +212,20 @@ int objstore_get(struct objstore *os, const char *name, void **buf, size_t *len)
     return rc ? rc : os->be->get(os, name, buf, len);
 }
 
+static int check_range(struct objstore *os, uint64_t off, size_t len)
+{
+    if (len && off > UINT64_MAX - len)
+        return objstore_fail(os, -EINVAL, "the range [%llu, +%zu) overflows",
+                             (unsigned long long)off, len);
+    return 0;
+}
+
 int objstore_get_range(struct objstore *os, const char *name, uint64_t off,
                        size_t len, void *buf)
 {
     int rc = enter(os, name, false);
+    if (!rc)
+        rc = check_range(os, off, len);
     return rc ? rc : os->be->get_range(os, name, off, len, buf);
 }
 
@@ -322,6 +332,8 @@ int objstore_get_async(struct objstore *os, const char *name, uint64_t off,
                        size_t len, void *buf, objstore_done_fn *done, void *arg)
 {
     int rc = check_async(os, name, done);
+    if (!rc)
+        rc = check_range(os, off, len);
     if (rc)
         return rc;
     make_room(os);

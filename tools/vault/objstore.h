@@ -40,7 +40,10 @@
  *   -ENOENT       the bucket does not exist (NoSuchBucket, why names it)
  *   -ENOMEM       out of memory
  * A file:// store reports the errors of the system calls (-EACCES,
- * -ENOSPC, -EIO, -EROFS, -ENOTDIR, ...), why naming the path.
+ * -ENOSPC, -EIO, -EROFS, -ENOTDIR, ...), why naming the path.  Unlike a
+ * bucket, a directory cannot hold both "a" and "a/b": the second put
+ * fails (-ENOTDIR or -EISDIR), so callers should not use a name as both
+ * an object and a directory.
  *
  * A handle is used by one thread at a time.  Asynchronous transfers
  * complete on that thread: their done callback runs inside
@@ -103,7 +106,7 @@ int objstore_open(const char *target, const struct objstore_opts *o,
 
 /* Wait for the asynchronous transfers still running (as objstore_wait, its
  * result lost), release everything, forget the credentials.  NULL is a
- * no-op. */
+ * no-op.  Never from a done callback. */
 void objstore_close(struct objstore *os);
 
 /* The detail of the last error on OS (NULL: of the last failed
@@ -131,8 +134,10 @@ int objstore_put(struct objstore *os, const char *name, const void *buf,
  * of "create once" objects.  s3: `If-None-Match: *` (AWS since 2024,
  * MinIO, recent Ceph); a server that does not implement it says so
  * (-EOPNOTSUPP), but some servers silently ignore the header and replace
- * the object: objstore_lock below is built on plain puts and a listing so
- * that it is correct on every server.
+ * the object (s3rver does): objstore_lock below is built on plain puts
+ * and a listing so that it is correct on every server.  A put retried
+ * after its first attempt succeeded unseen (the answer lost) reports
+ * -EEXIST: a caller that must know reads the object back.
  *   -EEXIST      an object NAME exists (412 PreconditionFailed)
  *   -EOPNOTSUPP  the server does not implement conditional writes
  *   -EINVAL, -EFBIG, -EDEADLK as objstore_put
@@ -153,7 +158,8 @@ int objstore_get(struct objstore *os, const char *name, void **buf, size_t *len)
  * Read LEN bytes of object NAME from offset OFF into BUF.
  *   -ENOENT   no object NAME
  *   -ERANGE   the object ends before OFF + LEN (BUF's content unspecified)
- *   -EINVAL, -EDEADLK as objstore_get
+ *   -EINVAL   NAME is not a valid name, or OFF + LEN overflows
+ *   -EDEADLK  called from a done callback
  */
 int objstore_get_range(struct objstore *os, const char *name, uint64_t off,
                        size_t len, void *buf);
@@ -193,8 +199,8 @@ int objstore_list(struct objstore *os, const char *prefix,
  * would have returned.  At most `parallel` requests are in flight (file://
  * does the work at once and defers DONE); a submit waits while 2 x
  * `parallel` transfers are already queued, running earlier DONEs then.
- * The submit itself fails only with -EINVAL (bad name, DONE NULL), in
- * which case DONE never runs.
+ * The submit itself fails only with -EINVAL (bad name, DONE NULL, the
+ * range overflows) or -ENOMEM, in which case DONE never runs.
  */
 typedef void objstore_done_fn(void *arg, int rc);
 int objstore_put_async(struct objstore *os, const char *name, const void *buf,

@@ -256,6 +256,31 @@ static void upload_abort(struct upload *u)
     s3req_submit(r);
 }
 
+/* After a retried CompleteMultipartUpload was told NoSuchUpload: the
+ * first attempt may have completed it unseen.  The object there with the
+ * upload's size is the upload's; anything else keeps the error. */
+static void completion_checked(struct s3_req *r)
+{
+    struct upload *u = r->ctx;
+    if (!r->rc && r->content_length == (curl_off_t)u->len)
+        u->rc = 0;
+    s3req_free(r);
+    upload_end(u); /* the upload is gone: nothing to abort */
+}
+
+static bool completed_unseen(struct upload *u, struct s3_req *r)
+{
+    if (r->rc != -ENOENT || strcmp(r->code, "NoSuchUpload") || r->attempt < 2)
+        return false;
+    struct s3_req *head = s3req_new(u->x.s3, "HEAD", u->name, NULL);
+    if (!head)
+        return false;
+    head->ctx = u;
+    head->finish = completion_checked;
+    s3req_submit(head);
+    return true;
+}
+
 static void completed(struct s3_req *r)
 {
     struct upload *u = r->ctx;
@@ -263,7 +288,10 @@ static void completed(struct s3_req *r)
         s3req_say(r, "exists already");
     if (r->rc)
         upload_failed(u, r->rc, r->why);
+    bool checking = completed_unseen(u, r);
     s3req_free(r);
+    if (checking)
+        return;
     if (u->rc)
         upload_abort(u);
     else
