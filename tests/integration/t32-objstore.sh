@@ -303,6 +303,27 @@ test_expect_success 'nothing listening is ECONNREFUSED after the retries' '
 	assert_le 150 "$took" "two backoffs: 50-100 ms, then 100-200 ms" && assert_le "$took" 3000
 '
 
+test_expect_success MOTO 'https: with the CA in ca_file, objects go and come back; without it the endpoint is refused with EPROTO' '
+	test -e "$REF/big" || rand_file "$REF/big" 41943040
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+		-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+		-keyout "$TEST_TMP/tls.key" -out "$TEST_TMP/tls.crt" 2>"$REF/openssl.err" ||
+		{ cat "$REF/openssl.err"; exit 1; }
+	# a second moto, without IAM: any key is accepted
+	moto_server -H 127.0.0.1 -p 0 -c "$TEST_TMP/tls.crt" -k "$TEST_TMP/tls.key" \
+		>"$TEST_TMP/motos.log" 2>&1 </dev/null &
+	pid=$!
+	echo $pid >>"$TEST_TMP/fault.pids"
+	port=$(wait_line "$TEST_TMP/motos.log" "s|.*Running on https://127\.0\.0\.1:\([0-9]*\).*|\1|p" $pid) &&
+	curl -sf --cacert "$TEST_TMP/tls.crt" -X PUT "https://127.0.0.1:$port/tlsvault" >/dev/null &&
+	export OBJSTORE_ENDPOINT=https://127.0.0.1:$port OBJSTORE_RETRIES=1 &&
+	assert_fails mo s3://tlsvault open 2>"$REF/err" &&
+	assert_grep "open: EPROTO: s3://tlsvault: listing: GET: SSL certificate problem" "$REF/err" &&
+	export OBJSTORE_CA_FILE=$TEST_TMP/tls.crt &&
+	mo s3://tlsvault put over/tls "$REF/big" &&
+	mo s3://tlsvault get over/tls >"$REF/tls.back" && assert_cmp "$REF/big" "$REF/tls.back"
+'
+
 # ---------------------------------------------------------------- s3rver
 
 start_s3rver() {

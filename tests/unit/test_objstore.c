@@ -659,7 +659,7 @@ static void usage(void)
             "  lock DIR HOLDER HOLD_SECONDS (exclusive, stale after 60 s)\n"
             "environment: OBJSTORE_ENDPOINT, OBJSTORE_REGION, OBJSTORE_PROFILE,\n"
             "  OBJSTORE_PATH_STYLE (-1, 0, 1), OBJSTORE_PARALLEL, OBJSTORE_RETRIES,\n"
-            "  OBJSTORE_TIMEOUT (seconds)\n");
+            "  OBJSTORE_TIMEOUT (seconds), OBJSTORE_CA_FILE\n");
     exit(2);
 }
 
@@ -824,6 +824,7 @@ static int drive(int argc, char **argv)
     o.parallel = env_unsigned("OBJSTORE_PARALLEL");
     o.retries = env_unsigned("OBJSTORE_RETRIES");
     o.timeout = env_unsigned("OBJSTORE_TIMEOUT");
+    o.ca_file = getenv("OBJSTORE_CA_FILE");
     struct objstore *os;
     int rc = objstore_open(argv[0], &o, &os);
     if (rc)

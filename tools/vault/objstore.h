@@ -83,6 +83,9 @@ struct objstore_opts {
     unsigned parallel; /* s3: requests in flight at most; 0: 8 */
     unsigned retries;  /* s3: retries of one request at most; 0: 5 */
     unsigned timeout;  /* s3: seconds without progress; 0: 30 */
+    /* s3 over https: the CA certificates (PEM) that vouch for the
+     * endpoint, for a private CA; NULL: the system's */
+    const char *ca_file;
 };
 /* The defaults: what a NULL opts means. */
 #define OBJSTORE_OPTS_INIT { .path_style = -1 }

@@ -649,6 +649,7 @@ static void s3_close(struct objstore *os)
     if (s3->multi)
         curl_multi_cleanup(s3->multi);
     OPENSSL_cleanse(&s3->creds, sizeof(s3->creds));
+    free(s3->ca_file);
     free(s3);
 }
 
@@ -765,6 +766,8 @@ static int configure(struct s3 *s3, const char *bucket_prefix, const struct objs
     s3->parallel = o->parallel;
     s3->retries = o->retries ? o->retries : DEFAULT_RETRIES;
     s3->timeout = o->timeout ? o->timeout : DEFAULT_TIMEOUT;
+    if (o->ca_file && !(s3->ca_file = strdup(o->ca_file)))
+        return objstore_fail(s3->os, -ENOMEM, "out of memory");
     return 0;
 }
 

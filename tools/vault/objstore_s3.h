@@ -102,6 +102,7 @@ struct s3 {
     char sigv4[128];             /* aws:amz:REGION:s3 */
     struct s3_creds creds;
     unsigned parallel, retries, timeout;
+    char *ca_file;               /* NULL: the system's CA certificates */
     CURLM *multi;
     struct s3_req *ready, **ready_tail, *backoff;
     unsigned running;            /* requests in flight */

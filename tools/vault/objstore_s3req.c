@@ -342,6 +342,8 @@ static bool start_attempt(struct s3_req *r)
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, (long)s3->timeout);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    if (s3->ca_file)
+        curl_easy_setopt(e, CURLOPT_CAINFO, s3->ca_file);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->curl_err);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
