@@ -11,7 +11,7 @@
 # (-O1, AddressSanitizer and UndefinedBehaviorSanitizer), which the tests run.
 
 CC      ?= cc
-PKGS    := fuse3 lmdb libzstd libssl libcrypto
+PKGS    := fuse3 lmdb libzstd libssl libcrypto libcurl
 WARN    := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
            -Wstrict-prototypes -Wmissing-prototypes
 DEFS    := -D_FILE_OFFSET_BITS=64 -DFUSE_USE_VERSION=314
@@ -35,6 +35,8 @@ STORE_SRC := $(sort $(wildcard store/*.c))
 FS_SRC    := $(sort $(wildcard fs/*.c))
 TAPE_SRC  := $(sort $(wildcard tape/*.c))
 TOOLS_SRC := $(sort $(wildcard tools/*.c tools/*/*.c))
+# the vault's object store (s3://, file://), also linked alone into its test
+OBJSTORE_SRC := $(sort $(wildcard tools/vault/objstore*.c))
 UNIT_SRC  := $(sort $(wildcard tests/unit/*.c))
 HDRS      := $(wildcard store/*.h fs/*.h tape/*.h tools/*.h tools/*/*.h tests/unit/*.h)
 
@@ -46,7 +48,7 @@ all: build/release/snapfs build/release/snapfs-damage
 define flavour_rules
 build/$(1)/%.o: %.c $(HDRS)
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(CFLAGS_$(1)) -Istore -Ifs -Itape -Itools -c $$< -o $$@
+	$$(CC) $$(CFLAGS_$(1)) -Istore -Ifs -Itape -Itools -Itools/vault -c $$< -o $$@
 
 build/$(1)/libsnapstore.a: $(STORE_SRC:%.c=build/$(1)/%.o)
 	@rm -f $$@
@@ -70,6 +72,12 @@ build/$(1)/unit/test_peer: build/$(1)/tests/unit/test_peer.o \
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(LIBS)
 
+# the object store's test links the object store alone
+build/$(1)/unit/test_objstore: build/$(1)/tests/unit/test_objstore.o \
+                               $(OBJSTORE_SRC:%.c=build/$(1)/%.o)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(LIBS)
+
 build/$(1)/unit/%: build/$(1)/tests/unit/%.o build/$(1)/libsnaptape.a \
                    build/$(1)/libsnapstore.a
 	@mkdir -p $$(dir $$@)
@@ -89,8 +97,9 @@ unit: $(UNIT_BINS)
 	    if ASAN_OPTIONS=detect_leaks=1 $$t; then pass=$$((pass+1)); else echo "FAIL: $$t"; fail=$$((fail+1)); fi; \
 	done; echo "unit: $$pass passed, $$fail failed"; [ $$fail = 0 ]
 
-integration: build/asan/snapfs build/asan/snapfs-damage
+integration: build/asan/snapfs build/asan/snapfs-damage build/asan/unit/test_objstore
 	SNAPFS=$(CURDIR)/build/asan/snapfs SNAPFS_DAMAGE=$(CURDIR)/build/asan/snapfs-damage \
+	    OBJSTORE_TEST=$(CURDIR)/build/asan/unit/test_objstore \
 	    bash tests/integration/run-all.sh
 
 test: deps
