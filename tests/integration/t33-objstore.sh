@@ -400,7 +400,8 @@ test_expect_success S3RVER 's3rver: a second writer is refused while the first h
 '
 
 test_expect_success S3RVER 's3rver: virtual-host addressing (BUCKET.s3.localhost); an unknown key id is EACCES; a missing bucket is ENOENT' '
-	OBJSTORE_PATH_STYLE=0 OBJSTORE_ENDPOINT=http://s3.localhost:$S3RVER_PORT sr s3://vault/backups/v1 stat config >"$REF/size" &&
+	head -c 1000 /dev/urandom >"$REF/vh" && sr s3://vault/backups/v1 put vh "$REF/vh" &&
+	OBJSTORE_PATH_STYLE=0 OBJSTORE_ENDPOINT=http://s3.localhost:$S3RVER_PORT sr s3://vault/backups/v1 stat vh >"$REF/size" &&
 	assert_eq 1000 "$(cat "$REF/size")" &&
 	assert_fails env AWS_ACCESS_KEY_ID=NOBODY AWS_SECRET_ACCESS_KEY=x OBJSTORE_ENDPOINT=http://127.0.0.1:$S3RVER_PORT \
 		"$OBJSTORE_TEST" s3://vault/backups/v1 open 2>"$REF/err" &&
