@@ -1076,8 +1076,9 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
  * compressed outside it, and the result is applied in one nested
  * transaction.  The node's write lock keeps writes to one file in order.
  */
-int fs_write_through(struct vol *v, uint64_t ino, const char *buf,
-                     size_t size, uint64_t off, bool touch_times)
+static int write_through(struct vol *v, uint64_t ino, const char *buf,
+                         size_t size, uint64_t off, bool touch_times,
+                         uint64_t reserved)
 {
     struct sfs_wplan plan = { 0 };
     struct sfs_inode i;
@@ -1085,6 +1086,7 @@ int fs_write_through(struct vol *v, uint64_t ino, const char *buf,
     int rc = sfs_inode_get(v->st, txn, v->live_view, ino, &i);
     if (!rc)
         rc = sfs_wplan_init(v->st, i.size, off, size, &plan);
+    plan.reserved = reserved != 0;
     if (!rc)
         rc = sfs_wplan_fetch_old(v->st, txn, ino, i.size, &plan);
     vol_read_end(v);
@@ -1122,7 +1124,21 @@ int fs_write_through(struct vol *v, uint64_t ino, const char *buf,
     }
 out:
     sfs_wplan_release(&plan);
+    if (!rc && reserved)
+        sfs_space_unreserve(v->st, reserved); /* spent: the data is in */
     return rc;
+}
+
+int fs_write_through(struct vol *v, uint64_t ino, const char *buf,
+                     size_t size, uint64_t off, bool touch_times)
+{
+    return write_through(v, ino, buf, size, off, touch_times, 0);
+}
+
+int fs_store_cached(struct vol *v, uint64_t ino, const char *buf, size_t size,
+                    uint64_t off, uint64_t reserved)
+{
+    return write_through(v, ino, buf, size, off, false, reserved);
 }
 
 /* After writes into cached blocks: the file's size and times now. */
