@@ -229,6 +229,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 }
 
 static int flush_cached(struct vol *v, uint64_t ino);
+static void growth_reset(struct node *n);
 
 static void forget_one(struct vol *v, struct snapdirs *sd, uint64_t ino,
                        uint64_t nlookup)
@@ -371,6 +372,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
     if (!rc)
         rc = sfs_inode_put_w(v->st, txn, &i);
     rc = vol_change_end(v, rc, 0);
+    if (!rc && (to_set & FUSE_SET_ATTR_SIZE))
+        growth_reset(n);
 out_unlocked:
     pthread_mutex_unlock(&n->wlock);
     if (node_unpin(v, n))
@@ -930,8 +933,10 @@ static int truncate_to_zero(struct vol *v, uint64_t ino)
         rc = vol_change_end(v, rc, 0);
     }
     /* Cached blocks go only once the truncation is in the batch. */
-    if (!rc)
+    if (!rc) {
         wcache_drop(v, n, 0, UINT64_MAX);
+        growth_reset(n);
+    }
     pthread_mutex_unlock(&n->wlock);
     if (node_unpin(v, n))
         fs_destroy_orphan(v, ino);
@@ -1160,11 +1165,85 @@ static int note_cached_write(struct vol *v, uint64_t ino, uint64_t end)
 }
 
 /*
+ * THEORY: A FILE CUT SHORT BY ENOSPC
+ *
+ * With the writeback cache the kernel sends a file's dirty pages in
+ * requests of its own making, several at once, and our threads apply
+ * them in any order: a file written from start to end grows out of
+ * order, with holes where requests are still on their way.  If one of
+ * those fails for space (ENOSPC, or EDQUOT in a qtree), its range would
+ * stay a hole inside the file: zeros a reader takes for data, under a
+ * size that claims bytes never stored.  So such a failure cuts the file
+ * back to where it happened,
+ * dropping what later requests had stored beyond (the writer learns of
+ * the error at fsync or close, as of the failed request itself; the
+ * kernel reports it there), and from then on a cache write may not
+ * start beyond the file's end (wb_cut): the kernel still holds the
+ * later pages and sends them all the same.  The file is then exactly
+ * the prefix of what was written that the store holds.
+ *
+ * Only growth is cut: a session of cache writes begins with the first
+ * after a flush, fsync or truncation reached us (wb_session), at the
+ * file's size then (wb_base), and a failure below that offset (an
+ * overwrite of existing data) leaves the old bytes, which are what is
+ * stored.  wb_cut lasts until a truncation (the kernel then knows the
+ * size again) or until the node goes (the kernel forgot the inode, and
+ * the size it had cached).  Direct and uncached writes are synchronous:
+ * their write() fails, and nothing is cut.
+ *
+ * The kernel keeps the size it cached for the inode (with the writeback
+ * cache it trusts its own): until it forgets the inode (a remount,
+ * memory pressure) stat shows the size the writer reached, and reads of
+ * the cut range show what the kernel still caches or zeros.
+ */
+
+/* Before a cache write at OFF into a file of size SIZE. */
+static int growth_begin(struct node *n, uint64_t off, uint64_t size)
+{
+    if (!n->wb_session) {
+        n->wb_session = true;
+        n->wb_base = size;
+    }
+    return n->wb_cut && off > size ? -ENOSPC : 0;
+}
+
+/* A cache write at OFF failed for space: cut the file back to OFF. */
+static void growth_failed(struct vol *v, struct node *n, uint64_t off)
+{
+    if (off < n->wb_base)
+        return;
+    n->wb_cut = true;
+    MDB_txn *txn;
+    struct sfs_inode i;
+    int rc = wcache_flush(v, n); /* the store holds every byte first */
+    if (!rc)
+        rc = vol_change_begin(v, &txn);
+    if (rc)
+        return;
+    rc = sfs_inode_get(v->st, txn, v->live_view, n->ino, &i);
+    if (!rc && i.size > off) {
+        rc = sfs_file_truncate_w(v->st, txn, fs_codec(), &i, off);
+        if (!rc)
+            rc = sfs_inode_put_w(v->st, txn, &i);
+    }
+    vol_change_end(v, rc, 0);
+}
+
+/* The file's size was set (truncation): the kernel knows it again. */
+static void growth_reset(struct node *n)
+{
+    n->wb_session = false;
+    n->wb_cut = false;
+}
+
+/*
  * A write: the partial blocks at its ends go to the cache of dirty partial
  * blocks (wcache.c), the whole blocks between them straight to the store.
+ * CACHE_WRITE: it comes from the kernel's page cache (see the THEORY
+ * above).
  */
 static int write_data(struct vol *v, struct node *n, const char *buf,
-                      size_t size, uint64_t off)
+                      size_t size, uint64_t off, bool cache_write)
 {
     uint32_t bs = v->st->super.block_size;
     uint64_t pos = off, end = off + size;
@@ -1175,6 +1254,8 @@ static int write_data(struct vol *v, struct node *n, const char *buf,
     MDB_txn *txn = vol_read_begin(v);
     int grc = sfs_inode_get(v->st, txn, v->live_view, n->ino, &i);
     vol_read_end(v);
+    if (!grc && cache_write)
+        grc = growth_begin(n, off, i.size);
     if (grc)
         return grc;
     while (pos < end) {
@@ -1209,6 +1290,8 @@ static int write_data(struct vol *v, struct node *n, const char *buf,
             any_cached |= cached;
             pos = chunk_end;
         }
+        if ((rc == -ENOSPC || rc == -EDQUOT) && cache_write)
+            growth_failed(v, n, off);
         if (rc)
             return rc;
     }
@@ -1226,7 +1309,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
         return;
     }
     pthread_mutex_lock(&n->wlock);
-    int rc = write_data(v, n, buf, size, (uint64_t)off);
+    int rc = write_data(v, n, buf, size, (uint64_t)off, fi->writepage);
     pthread_mutex_unlock(&n->wlock);
     if (node_unpin(v, n))
         fs_destroy_orphan(v, ino);
@@ -1245,6 +1328,7 @@ static int flush_cached(struct vol *v, uint64_t ino)
     pthread_mutex_lock(&n->wlock);
     int rc = wcache_flush(v, n);
     int lost = wcache_take_error(n);
+    n->wb_session = false; /* the kernel wrote the file back */
     pthread_mutex_unlock(&n->wlock);
     if (node_unpin(v, n))
         fs_destroy_orphan(v, ino);

@@ -152,6 +152,11 @@ struct node {
     struct wblock *dirty;  /* cached partial blocks (wcache.c), under wlock */
     uint32_t ncached;      /* their number; atomic, for unlocked peeks */
     int quota_error;       /* -EDQUOT: a cached block was lost (wcache.c) */
+    /* Growth through the kernel's page cache, under wlock (ops.c, THEORY:
+     * A FILE CUT SHORT BY ENOSPC): */
+    bool wb_session;       /* cache writes came since the last flush */
+    bool wb_cut;           /* one failed for space: grow contiguously only */
+    uint64_t wb_base;      /* the file's size when the session began */
     struct node *next;
 };
 

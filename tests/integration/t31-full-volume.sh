@@ -25,6 +25,7 @@ test_expect_success 'before filling: files of root and of a user, a snapshot' '
 	mkdir user && chown 65534:65534 user &&
 	as_nobody sh -c "mkdir user/d user/gone && echo u >user/f && head -c 200000 /dev/urandom >user/big" &&
 	cp user/big "$REF/ubig" &&
+	rand_file old $((4 * MiB)) && cp old "$REF/old" &&
 	"$SNAPFS" snapshot create "$MNT" before >/dev/null
 '
 
@@ -32,8 +33,10 @@ test_expect_success 'filling the volume ends in ENOSPC' '
 	$FILL --limit 160M fill1 >"$REF/fill1" &&
 	cat "$REF/fill1" &&
 	assert_grep "ENOSPC" "$REF/fill1" &&
+	assert_fails dd if=/dev/urandom of=fill2 bs=64k oflag=direct status=none 2>"$REF/dd.err" &&
+	assert_grep "No space left on device" "$REF/dd.err" &&
 	sync &&
-	assert_le "$(avail)" $((2 * MiB)) "available after the fill"
+	assert_le "$(avail)" $((256 * 1024)) "available after the fill"
 '
 
 test_expect_success 'partial overwrites on the full volume are refused with ENOSPC or kept' '
@@ -41,6 +44,13 @@ test_expect_success 'partial overwrites on the full volume are refused with ENOS
 		r=$(sysc pwrite keep/a $((i * 30000 + 17)) xxxx) || exit 1
 		case $r in OK*|ENOSPC) ;; *) echo "pwrite: $r"; exit 1 ;; esac
 	done
+'
+
+test_expect_success 'overwriting a file the snapshot holds fails for space and keeps its size' '
+	rand_file "$REF/new" $((4 * MiB)) &&
+	assert_fails dd if="$REF/new" of=old bs=1M conv=notrunc,fsync status=none 2>"$REF/dd.err" &&
+	assert_grep "No space left on device" "$REF/dd.err" &&
+	assert_eq $((4 * MiB)) "$(stat -c %s old)"
 '
 
 test_expect_success 'snapshot create, list, hold, holds and release work on the full volume' '
@@ -98,15 +108,34 @@ test_expect_success NOBODY 'a failing snapshot create says "creating snapshot NA
 	assert_eq "before full1 full2b m.2031-01-01_0002" "$(snaps)"
 '
 
-test_expect_success REMOUNT 'after a remount the changes made on the full volume are there' '
+test_expect_success REMOUNT 'after a remount a file cut short by ENOSPC is exactly what was stored' '
 	vol_remount &&
+	$FILL --verify fill1 >"$REF/out" && cat "$REF/out" &&
+	assert_grep "prefix=yes" "$REF/out" &&
+	assert_le $((40 * MiB)) "$(stat -c %s fill1)" "the fill kept most of the volume"
+'
+
+test_expect_success REMOUNT 'the overwritten file has its size and each block old or new, never zeros' '
+	assert_eq $((4 * MiB)) "$(stat -c %s old)" &&
+	python3 -c "
+import sys
+old, new, now = (open(p, \"rb\").read() for p in sys.argv[1:])
+bs = 64 * 1024
+bad = [o for o in range(0, len(now), bs)
+       if now[o:o + bs] not in (old[o:o + bs], new[o:o + bs])]
+print(\"blocks neither old nor new:\", bad)
+sys.exit(1 if bad else 0)
+" "$REF/old" "$REF/new" old
+'
+
+test_expect_success REMOUNT 'the changes made on the full volume are there after the remount' '
 	assert_cmp "$REF/part.short" rootdir/part &&
 	assert_cmp "$REF/ubig.short" user/big &&
 	assert_cmp "$REF/a" .snapshot/before/keep/a
 '
 
-test_expect_success 'deleting the file and the snapshots that hold it gives the space back' '
-	rm fill1 &&
+test_expect_success 'deleting the files and the snapshots that hold them gives the space back' '
+	rm fill1 fill2 &&
 	"$SNAPFS" snapshot delete "$MNT" full1 full2b m.2031-01-01_0002 >/dev/null &&
 	sync &&
 	assert_le $((40 * MiB)) "$(avail)" "available after the deletes" &&
