@@ -42,6 +42,8 @@
  * say): the access mode plus one, so that 0 means "unknown". */
 #define FH_OF_FLAGS(flags) ((uint64_t)((flags) & O_ACCMODE) + 1)
 #define FH_READ_ONLY(fh) ((fh) == (uint64_t)O_RDONLY + 1)
+#define FH_WRITES(fh) ((fh) == (uint64_t)O_WRONLY + 1 || \
+                       (fh) == (uint64_t)O_RDWR + 1)
 
 static struct vol *VOL(fuse_req_t req)
 {
@@ -93,6 +95,19 @@ static void inode_to_stat(struct vol *v, const struct sfs_inode *i,
         s->st_nlink++;
 }
 
+/* How long the kernel may keep attributes of MODE (0 near full: space.c). */
+static double attr_timeout(struct vol *v, uint32_t mode)
+{
+    struct snapfs_fs *fs =
+        (struct snapfs_fs *)((char *)v - offsetof(struct snapfs_fs, vol));
+    return space_attr_timeout(&fs->space, mode, TIMEOUT);
+}
+
+static struct space *SPACE(fuse_req_t req)
+{
+    return &((struct snapfs_fs *)fuse_req_userdata(req))->space;
+}
+
 static void set_now(int64_t *sec, uint32_t *nsec)
 {
     struct timespec ts;
@@ -119,7 +134,7 @@ static void fill_entry(struct vol *v, const struct sfs_inode *i,
     memset(e, 0, sizeof(*e));
     e->ino = i->ino;
     e->generation = 0;
-    e->attr_timeout = TIMEOUT;
+    e->attr_timeout = attr_timeout(v, i->mode);
     e->entry_timeout = TIMEOUT;
     inode_to_stat(v, i, &e->attr);
 }
@@ -266,9 +281,13 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
         snapdir_getattr(req, SD(req), v, ino);
         return;
     }
+    /* Near full, the kernel asks this before each write(2) through its
+     * cache, naming the handle: the gate (space.c). */
+    int rc = fi && FH_WRITES(fi->fh) ? space_gate(SPACE(req)) : 0;
     struct sfs_inode i;
     MDB_txn *txn = vol_read_begin(v);
-    int rc = sfs_inode_get(v->st, txn, v->live_view, ino, &i);
+    if (!rc)
+        rc = sfs_inode_get(v->st, txn, v->live_view, ino, &i);
     vol_read_end(v);
     if (rc) {
         fuse_reply_err(req, -rc);
@@ -276,7 +295,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
     }
     struct stat s;
     inode_to_stat(v, &i, &s);
-    fuse_reply_attr(req, &s, TIMEOUT);
+    fuse_reply_attr(req, &s, attr_timeout(v, i.mode));
 }
 
 static void apply_time(const struct stat *attr, int to_set, int flag_set,
@@ -384,7 +403,7 @@ out_unlocked:
     }
     struct stat s;
     inode_to_stat(v, &i, &s);
-    fuse_reply_attr(req, &s, TIMEOUT);
+    fuse_reply_attr(req, &s, attr_timeout(v, i.mode));
 }
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -968,6 +987,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     }
     fi->keep_cache = 1;
     fi->fh = FH_OF_FLAGS(fi->flags);
+    fi->direct_io = space_direct_open(SPACE(req), fi->flags);
     node_open(v, ino, 1);
     if (fuse_reply_open(req, fi))
         node_open(v, ino, -1);
@@ -988,6 +1008,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
     fill_entry(v, &i, &e);
     fi->keep_cache = 1;
     fi->fh = FH_OF_FLAGS(fi->flags);
+    fi->direct_io = space_direct_open(SPACE(req), fi->flags);
     node_add_lookup(v, i.ino, 1);
     node_open(v, i.ino, 1);
     if (fuse_reply_create(req, &e, fi)) {
@@ -1313,6 +1334,8 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
     pthread_mutex_unlock(&n->wlock);
     if (node_unpin(v, n))
         fs_destroy_orphan(v, ino);
+    if (!rc)
+        space_wrote(SPACE(req), size, fi->writepage);
     if (rc)
         fuse_reply_err(req, -rc);
     else

@@ -179,5 +179,7 @@ bool node_mark_orphan_if_referenced(struct vol *v, uint64_t ino);
 /* The inodes the kernel holds references to (malloc'd; *COUNT of them),
  * or NULL when out of memory. */
 uint64_t *node_list_referenced(struct vol *v, size_t *count);
+/* The same, of the inodes with open files. */
+uint64_t *node_list_open(struct vol *v, size_t *count);
 
 #endif

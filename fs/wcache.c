@@ -46,10 +46,12 @@
  *     straight to the store.
  * Space: a cached block is acknowledged data, so storing it must never
  * meet a full volume.  Its space is reserved when it enters the cache
- * (sfs_space_reserve, sfs_block_cost bytes: a write that finds no room
- * for that fails with ENOSPC, at write time), it is stored with the
- * right to use the reservations (fs_store_cached), and the reservation
- * goes back when it is stored or dropped.  So a flush never fails for
+ * (sfs_space_reserve, sfs_block_cost bytes, what a whole block may
+ * cost), it is stored with the right to use the reservations
+ * (fs_store_cached), and the reservation goes back when it is stored or
+ * dropped.  A write that finds no room to reserve goes straight to the
+ * store instead, where its block costs what it really takes (a short or
+ * compressible one far less) or fails with ENOSPC at write time.  So a flush never fails for
  * space, and neither does anything that flushes first: snapshots and
  * every other control change, truncation, fsync, close, unmount (see
  * store.c, THEORY: THE RESERVE).  A block that cannot be stored for
@@ -254,6 +256,8 @@ int wcache_write(struct vol *v, struct node *n, const char *buf, size_t size,
                 return 0; /* no room: the caller writes through */
         }
         int rc = load_block(v, n, blockno, &b);
+        if (rc == -ENOSPC)
+            return 0; /* no room to reserve: the caller writes through */
         if (rc)
             return rc;
     }

@@ -42,9 +42,9 @@
  * (sfs_space_reserve: ordinary writes see that much less), and stores
  * the data as SFS_SPACE_RESERVED, which does not count the reservations.
  * Since every reservation was taken out of the space ordinary writes
- * could use, and each is at least what storing its block costs
+ * could use, and each is what storing its block is checked against
  * (sfs_block_cost), the reserved data always fits, with half the slop
- * to spare for B-tree splits.
+ * to spare for its records and B-tree splits.
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -522,9 +522,11 @@ int sfs_used_bytes(struct sfs_store *st, MDB_txn *txn, uint64_t *out)
 
 uint64_t sfs_block_cost(const struct sfs_store *st)
 {
-    /* block_store_new's check (its bytes and a header page) and a page
-     * for the records that point to it (extent, dedup, born). */
-    return (uint64_t)st->super.block_size + 8192 + 4096;
+    /* What block_store_new checks: its bytes and two pages (LMDB's page
+     * header, the rounding); its few records (extent, dedup, born) share
+     * pages with others and are covered by the half of the slop that
+     * SFS_SPACE_RESERVED leaves. */
+    return (uint64_t)st->super.block_size + 8192;
 }
 
 int sfs_space_left(struct sfs_store *st, MDB_txn *txn, enum sfs_space_use use,
