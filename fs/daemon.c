@@ -273,11 +273,13 @@ int snapfs_serve(const char *store, const char *mountpoint, const char *options,
         goto fail_vol;
     }
     fs->snapdirs.se = se;
+    space_start(&fs->space, &fs->vol, se, mountpoint, !fs->no_writeback);
     struct control ctl;
     rc = control_start(&ctl, &fs->vol, store);
     if (rc) {
         fprintf(stderr, "snapfs mount: %s/control.sock: %s\n", store,
                 strerror(-rc));
+        space_stop(&fs->space);
         fuse_session_unmount(se);
         goto fail_vol;
     }
@@ -299,6 +301,7 @@ int snapfs_serve(const char *store, const char *mountpoint, const char *options,
     int loop_rc = fuse_session_loop_mt(se, cfg);
     fuse_loop_cfg_destroy(cfg);
 
+    space_stop(&fs->space);
     fuse_session_unmount(se);
     scheduler_stop(&sched);
     control_stop(&ctl);

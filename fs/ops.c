@@ -46,6 +46,8 @@
  * say): the access mode plus one, so that 0 means "unknown". */
 #define FH_OF_FLAGS(flags) ((uint64_t)((flags) & O_ACCMODE) + 1)
 #define FH_READ_ONLY(fh) ((fh) == (uint64_t)O_RDONLY + 1)
+#define FH_WRITES(fh) ((fh) == (uint64_t)O_WRONLY + 1 || \
+                       (fh) == (uint64_t)O_RDWR + 1)
 
 static struct vol *VOL(fuse_req_t req)
 {
@@ -98,6 +100,19 @@ static void inode_to_stat(struct vol *v, const struct sfs_inode *i,
     inode_stat(i, i->ino, v->st->super.block_size, s);
     if (i->ino == SFS_ROOT_INO && snapdir_listed(&fs_of(v)->snapdirs))
         s->st_nlink++;
+}
+
+/* How long the kernel may keep attributes of MODE (0 near full: space.c). */
+static double attr_timeout(struct vol *v, uint32_t mode)
+{
+    struct snapfs_fs *fs =
+        (struct snapfs_fs *)((char *)v - offsetof(struct snapfs_fs, vol));
+    return space_attr_timeout(&fs->space, mode, TIMEOUT);
+}
+
+static struct space *SPACE(fuse_req_t req)
+{
+    return &((struct snapfs_fs *)fuse_req_userdata(req))->space;
 }
 
 static void set_now(int64_t *sec, uint32_t *nsec)
@@ -153,7 +168,7 @@ static void fill_entry(struct vol *v, const struct sfs_inode *i,
     memset(e, 0, sizeof(*e));
     e->ino = i->ino;
     e->generation = 0;
-    e->attr_timeout = TIMEOUT;
+    e->attr_timeout = attr_timeout(v, i->mode);
     e->entry_timeout = TIMEOUT;
     inode_to_stat(v, i, &e->attr);
 }
@@ -263,6 +278,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 }
 
 static int flush_cached(struct vol *v, uint64_t ino);
+static void growth_reset(struct node *n);
 
 static void forget_one(struct vol *v, struct snapdirs *sd, uint64_t ino,
                        uint64_t nlookup)
@@ -299,9 +315,13 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
         snapdir_getattr(req, SD(req), v, ino);
         return;
     }
+    /* Near full, the kernel asks this before each write(2) through its
+     * cache, naming the handle: the gate (space.c). */
+    int rc = fi && FH_WRITES(fi->fh) ? space_gate(SPACE(req)) : 0;
     struct sfs_inode i;
     MDB_txn *txn = vol_read_begin(v);
-    int rc = sfs_inode_get(v->st, txn, v->live_view, ino, &i);
+    if (!rc)
+        rc = sfs_inode_get(v->st, txn, v->live_view, ino, &i);
     vol_read_end(v);
     if (rc) {
         fuse_reply_err(req, -rc);
@@ -309,7 +329,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
     }
     struct stat s;
     inode_to_stat(v, &i, &s);
-    fuse_reply_attr(req, &s, TIMEOUT);
+    fuse_reply_attr(req, &s, attr_timeout(v, i.mode));
 }
 
 static void set_time(int64_t *sec, uint32_t *nsec, const struct timespec *ts)
@@ -420,6 +440,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
     if (!rc)
         rc = sfs_inode_put_w(v->st, txn, &i);
     rc = vol_change_end(v, rc, 0);
+    if (!rc && (to_set & FUSE_SET_ATTR_SIZE))
+        growth_reset(n);
 out_unlocked:
     pthread_mutex_unlock(&n->wlock);
     if (node_unpin(v, n))
@@ -430,7 +452,7 @@ out_unlocked:
     }
     struct stat s;
     inode_to_stat(v, &i, &s);
-    fuse_reply_attr(req, &s, TIMEOUT);
+    fuse_reply_attr(req, &s, attr_timeout(v, i.mode));
 }
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -979,8 +1001,10 @@ static int truncate_to_zero(struct vol *v, uint64_t ino)
         rc = vol_change_end(v, rc, 0);
     }
     /* Cached blocks go only once the truncation is in the batch. */
-    if (!rc)
+    if (!rc) {
         wcache_drop(v, n, 0, UINT64_MAX);
+        growth_reset(n);
+    }
     pthread_mutex_unlock(&n->wlock);
     if (node_unpin(v, n))
         fs_destroy_orphan(v, ino);
@@ -1012,6 +1036,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     }
     fi->keep_cache = 1;
     fi->fh = FH_OF_FLAGS(fi->flags);
+    fi->direct_io = space_direct_open(SPACE(req), fi->flags);
     node_open(v, ino, 1);
     if (fuse_reply_open(req, fi))
         node_open(v, ino, -1);
@@ -1032,6 +1057,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
     fill_entry(v, &i, &e);
     fi->keep_cache = 1;
     fi->fh = FH_OF_FLAGS(fi->flags);
+    fi->direct_io = space_direct_open(SPACE(req), fi->flags);
     node_add_lookup(v, i.ino, 1);
     node_open(v, i.ino, 1);
     if (fuse_reply_create(req, &e, fi)) {
@@ -1127,8 +1153,9 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
  * CLIENT_CHANGE: a client's change, which dates the file (data_changed);
  * false for cached blocks stored later, whose write dated it already.
  */
-int fs_write_through(struct vol *v, uint64_t ino, const char *buf,
-                     size_t size, uint64_t off, bool client_change)
+static int write_through(struct vol *v, uint64_t ino, const char *buf,
+                         size_t size, uint64_t off, bool client_change,
+                         uint64_t reserved)
 {
     struct sfs_wplan plan = { 0 };
     struct sfs_inode i;
@@ -1136,6 +1163,7 @@ int fs_write_through(struct vol *v, uint64_t ino, const char *buf,
     int rc = sfs_inode_get(v->st, txn, v->live_view, ino, &i);
     if (!rc)
         rc = sfs_wplan_init(v->st, i.size, off, size, &plan);
+    plan.reserved = reserved != 0;
     if (!rc)
         rc = sfs_wplan_fetch_old(v->st, txn, ino, i.size, &plan);
     vol_read_end(v);
@@ -1173,7 +1201,21 @@ int fs_write_through(struct vol *v, uint64_t ino, const char *buf,
     }
 out:
     sfs_wplan_release(&plan);
+    if (!rc && reserved)
+        sfs_space_unreserve(v->st, reserved); /* spent: the data is in */
     return rc;
+}
+
+int fs_write_through(struct vol *v, uint64_t ino, const char *buf,
+                     size_t size, uint64_t off, bool client_change)
+{
+    return write_through(v, ino, buf, size, off, client_change, 0);
+}
+
+int fs_store_cached(struct vol *v, uint64_t ino, const char *buf, size_t size,
+                    uint64_t off, uint64_t reserved)
+{
+    return write_through(v, ino, buf, size, off, false, reserved);
 }
 
 /* After writes into cached blocks: the file's size and times now. */
@@ -1195,11 +1237,85 @@ static int note_cached_write(struct vol *v, uint64_t ino, uint64_t end)
 }
 
 /*
+ * THEORY: A FILE CUT SHORT BY ENOSPC
+ *
+ * With the writeback cache the kernel sends a file's dirty pages in
+ * requests of its own making, several at once, and our threads apply
+ * them in any order: a file written from start to end grows out of
+ * order, with holes where requests are still on their way.  If one of
+ * those fails for space (ENOSPC, or EDQUOT in a qtree), its range would
+ * stay a hole inside the file: zeros a reader takes for data, under a
+ * size that claims bytes never stored.  So such a failure cuts the file
+ * back to where it happened,
+ * dropping what later requests had stored beyond (the writer learns of
+ * the error at fsync or close, as of the failed request itself; the
+ * kernel reports it there), and from then on a cache write may not
+ * start beyond the file's end (wb_cut): the kernel still holds the
+ * later pages and sends them all the same.  The file is then exactly
+ * the prefix of what was written that the store holds.
+ *
+ * Only growth is cut: a session of cache writes begins with the first
+ * after a flush, fsync or truncation reached us (wb_session), at the
+ * file's size then (wb_base), and a failure below that offset (an
+ * overwrite of existing data) leaves the old bytes, which are what is
+ * stored.  wb_cut lasts until a truncation (the kernel then knows the
+ * size again) or until the node goes (the kernel forgot the inode, and
+ * the size it had cached).  Direct and uncached writes are synchronous:
+ * their write() fails, and nothing is cut.
+ *
+ * The kernel keeps the size it cached for the inode (with the writeback
+ * cache it trusts its own): until it forgets the inode (a remount,
+ * memory pressure) stat shows the size the writer reached, and reads of
+ * the cut range show what the kernel still caches or zeros.
+ */
+
+/* Before a cache write at OFF into a file of size SIZE. */
+static int growth_begin(struct node *n, uint64_t off, uint64_t size)
+{
+    if (!n->wb_session) {
+        n->wb_session = true;
+        n->wb_base = size;
+    }
+    return n->wb_cut && off > size ? -ENOSPC : 0;
+}
+
+/* A cache write at OFF failed for space: cut the file back to OFF. */
+static void growth_failed(struct vol *v, struct node *n, uint64_t off)
+{
+    if (off < n->wb_base)
+        return;
+    n->wb_cut = true;
+    MDB_txn *txn;
+    struct sfs_inode i;
+    int rc = wcache_flush(v, n); /* the store holds every byte first */
+    if (!rc)
+        rc = vol_change_begin(v, &txn);
+    if (rc)
+        return;
+    rc = sfs_inode_get(v->st, txn, v->live_view, n->ino, &i);
+    if (!rc && i.size > off) {
+        rc = sfs_file_truncate_w(v->st, txn, fs_codec(), &i, off);
+        if (!rc)
+            rc = sfs_inode_put_w(v->st, txn, &i);
+    }
+    vol_change_end(v, rc, 0);
+}
+
+/* The file's size was set (truncation): the kernel knows it again. */
+static void growth_reset(struct node *n)
+{
+    n->wb_session = false;
+    n->wb_cut = false;
+}
+
+/*
  * A write: the partial blocks at its ends go to the cache of dirty partial
  * blocks (wcache.c), the whole blocks between them straight to the store.
+ * CACHE_WRITE: it comes from the kernel's page cache (see the THEORY
+ * above).
  */
 static int write_data(struct vol *v, struct node *n, const char *buf,
-                      size_t size, uint64_t off)
+                      size_t size, uint64_t off, bool cache_write)
 {
     uint32_t bs = v->st->super.block_size;
     uint64_t pos = off, end = off + size;
@@ -1210,6 +1326,8 @@ static int write_data(struct vol *v, struct node *n, const char *buf,
     MDB_txn *txn = vol_read_begin(v);
     int grc = sfs_inode_get(v->st, txn, v->live_view, n->ino, &i);
     vol_read_end(v);
+    if (!grc && cache_write)
+        grc = growth_begin(n, off, i.size);
     if (grc)
         return grc;
     while (pos < end) {
@@ -1244,6 +1362,8 @@ static int write_data(struct vol *v, struct node *n, const char *buf,
             any_cached |= cached;
             pos = chunk_end;
         }
+        if ((rc == -ENOSPC || rc == -EDQUOT) && cache_write)
+            growth_failed(v, n, off);
         if (rc)
             return rc;
     }
@@ -1261,10 +1381,12 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
         return;
     }
     pthread_mutex_lock(&n->wlock);
-    int rc = write_data(v, n, buf, size, (uint64_t)off);
+    int rc = write_data(v, n, buf, size, (uint64_t)off, fi->writepage);
     pthread_mutex_unlock(&n->wlock);
     if (node_unpin(v, n))
         fs_destroy_orphan(v, ino);
+    if (!rc)
+        space_wrote(SPACE(req), size, fi->writepage);
     if (rc)
         fuse_reply_err(req, -rc);
     else
@@ -1280,6 +1402,7 @@ static int flush_cached(struct vol *v, uint64_t ino)
     pthread_mutex_lock(&n->wlock);
     int rc = wcache_flush(v, n);
     int lost = wcache_take_error(n);
+    n->wb_session = false; /* the kernel wrote the file back */
     pthread_mutex_unlock(&n->wlock);
     if (node_unpin(v, n))
         fs_destroy_orphan(v, ino);

@@ -7,12 +7,14 @@
 #include <fuse_lowlevel.h>
 
 #include "snapdir.h"
+#include "space.h"
 #include "volume.h"
 
 /* Everything a FUSE request can reach: fuse_req_userdata() points here. */
 struct snapfs_fs {
     struct vol vol;
     struct snapdirs snapdirs; /* .snapshot (snapdir.c) */
+    struct space space;       /* ENOSPC at write() near full (space.c) */
     bool no_writeback;   /* -o no_writeback_cache given */
     unsigned conn_want;  /* capabilities granted at init */
 };

@@ -644,16 +644,31 @@ bool node_mark_orphan_if_referenced(struct vol *v, uint64_t ino)
     return referenced;
 }
 
-uint64_t *node_list_referenced(struct vol *v, size_t *count)
+/* The inodes of the nodes for which KEEP says so (see node_list_*). */
+static uint64_t *node_list(struct vol *v, bool (*keep)(const struct node *),
+                           size_t *count)
 {
     pthread_mutex_lock(&v->nodes_lock);
     uint64_t *ids = malloc((v->nnodes + 1) * sizeof(*ids));
     size_t n = 0;
     for (size_t b = 0; ids && b < v->nbuckets; b++)
         for (struct node *p = v->buckets[b]; p; p = p->next)
-            if (p->nlookup)
+            if (keep(p))
                 ids[n++] = p->ino;
     pthread_mutex_unlock(&v->nodes_lock);
     *count = n;
     return ids;
+}
+
+static bool is_referenced(const struct node *n) { return n->nlookup; }
+static bool is_open(const struct node *n) { return n->nopen; }
+
+uint64_t *node_list_referenced(struct vol *v, size_t *count)
+{
+    return node_list(v, is_referenced, count);
+}
+
+uint64_t *node_list_open(struct vol *v, size_t *count)
+{
+    return node_list(v, is_open, count);
 }

@@ -152,6 +152,11 @@ struct node {
     struct wblock *dirty;  /* cached partial blocks (wcache.c), under wlock */
     uint32_t ncached;      /* their number; atomic, for unlocked peeks */
     int quota_error;       /* -EDQUOT: a cached block was lost (wcache.c) */
+    /* Growth through the kernel's page cache, under wlock (ops.c, THEORY:
+     * A FILE CUT SHORT BY ENOSPC): */
+    bool wb_session;       /* cache writes came since the last flush */
+    bool wb_cut;           /* one failed for space: grow contiguously only */
+    uint64_t wb_base;      /* the file's size when the session began */
     struct node *next;
 };
 
@@ -174,5 +179,7 @@ bool node_mark_orphan_if_referenced(struct vol *v, uint64_t ino);
 /* The inodes the kernel holds references to (malloc'd; *COUNT of them),
  * or NULL when out of memory. */
 uint64_t *node_list_referenced(struct vol *v, size_t *count);
+/* The same, of the inodes with open files. */
+uint64_t *node_list_open(struct vol *v, size_t *count);
 
 #endif

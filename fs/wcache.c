@@ -46,7 +46,18 @@
  *   - when the cache is over its budget (WCACHE_BUDGET), by the writer,
  *     for its own inode; if that does not make room the write goes
  *     straight to the store.
- * A block that cannot be stored (ENOSPC) stays cached and the error goes to
+ * Space: a cached block is acknowledged data, so storing it must never
+ * meet a full volume.  Its space is reserved when it enters the cache
+ * (sfs_space_reserve, sfs_block_cost bytes, what a whole block may
+ * cost), it is stored with the right to use the reservations
+ * (fs_store_cached), and the reservation goes back when it is stored or
+ * dropped.  A write that finds no room to reserve goes straight to the
+ * store instead, where its block costs what it really takes (a short or
+ * compressible one far less) or fails with ENOSPC at write time.  So a flush never fails for
+ * space, and neither does anything that flushes first: snapshots and
+ * every other control change, truncation, fsync, close, unmount (see
+ * store.c, THEORY: THE RESERVE).  A block that cannot be stored for
+ * another reason (an I/O error) stays cached and the error goes to
  * whoever flushed (fsync, close).  A block its qtree has no room for
  * (EDQUOT) is dropped, as the kernel drops pages whose writeback failed,
  * and the error waits on the node for the file's next close or fsync: kept
@@ -69,6 +80,7 @@ struct wblock {
     uint64_t blockno;
     uint32_t len;      /* bytes of content from the block start */
     uint8_t *data;     /* block_size bytes */
+    uint64_t reserved; /* bytes of space reserved for it (see THEORY) */
     struct wblock *next;
 };
 
@@ -94,6 +106,8 @@ static bool over_budget(struct vol *v, uint32_t bs)
 static void free_block(struct vol *v, struct node *n, struct wblock *b,
                        uint32_t bs)
 {
+    if (b->reserved)
+        sfs_space_unreserve(v->st, b->reserved);
     free(b->data);
     free(b);
     charge(v, -(int64_t)bs);
@@ -138,8 +152,13 @@ static int load_block(struct vol *v, struct node *n, uint64_t blockno,
     }
     struct sfs_inode i;
     struct sfs_rplan plan;
+    uint64_t cost = sfs_block_cost(v->st);
     MDB_txn *txn = vol_read_begin(v);
-    int rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, n->ino, &i);
+    int rc = sfs_space_reserve(v->st, txn, cost);
+    if (!rc) {
+        b->reserved = cost;
+        rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, n->ino, &i);
+    }
     if (!rc)
         rc = sfs_rplan_collect(v->st, txn, SFS_VIEW_LIVE, n->ino, i.size,
                                blockno * bs, bs, &plan);
@@ -151,6 +170,8 @@ static int load_block(struct vol *v, struct node *n, uint64_t blockno,
         sfs_rplan_release(&plan);
     }
     if (rc) {
+        if (b->reserved)
+            sfs_space_unreserve(v->st, b->reserved);
         free(data);
         free(b);
         return rc;
@@ -189,8 +210,10 @@ int wcache_flush(struct vol *v, struct node *n)
             uint64_t len = i.size - bstart < bs ? i.size - bstart : bs;
             if (len < b->len)
                 len = b->len;
-            rc = fs_write_through(v, n->ino, (const char *)b->data,
-                                  (size_t)len, bstart, false);
+            rc = fs_store_cached(v, n->ino, (const char *)b->data,
+                                 (size_t)len, bstart, b->reserved);
+            if (!rc)
+                b->reserved = 0; /* spent */
         } else if (rc == -ENOENT) {
             rc = 0; /* the inode is gone: nothing to keep */
         }
@@ -235,6 +258,8 @@ int wcache_write(struct vol *v, struct node *n, const char *buf, size_t size,
                 return 0; /* no room: the caller writes through */
         }
         int rc = load_block(v, n, blockno, &b);
+        if (rc == -ENOSPC)
+            return 0; /* no room to reserve: the caller writes through */
         if (rc)
             return rc;
     }

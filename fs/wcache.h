@@ -37,6 +37,11 @@ int wcache_flush_all(struct vol *v, bool wait);
  * later), and helpers. */
 int fs_write_through(struct vol *v, uint64_t ino, const char *buf, size_t size,
                      uint64_t off, bool client_change);
+/* Store a cached block whose space was reserved (RESERVED bytes,
+ * sfs_space_reserve): it may use the reservations, and hands RESERVED
+ * back once stored.  The file's times are not touched. */
+int fs_store_cached(struct vol *v, uint64_t ino, const char *buf, size_t size,
+                    uint64_t off, uint64_t reserved);
 void fs_destroy_orphan(struct vol *v, uint64_t ino);
 struct sfs_codec_ctx *fs_codec(void);
 

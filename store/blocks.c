@@ -206,11 +206,10 @@ static int block_store_new(struct sfs_store *st, MDB_txn *txn,
                            const struct sfs_prepared_block *pb, bool allow_slop)
 {
     uint64_t avail;
-    int rc = sfs_space_avail(st, txn, &avail);
+    int rc = sfs_space_left(st, txn, allow_slop ? SFS_SPACE_RESERVED
+                                                : SFS_SPACE_ORDINARY, &avail);
     if (rc)
         return rc;
-    if (allow_slop)
-        avail += sfs_slop_bytes(st) / 2;
     /* A blob costs its bytes rounded up to pages, plus a header page. */
     if ((uint64_t)pb->csize + 8192 > avail)
         return -ENOSPC;

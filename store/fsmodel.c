@@ -916,7 +916,8 @@ int sfs_wplan_apply(struct sfs_store *st, MDB_txn *txn, uint64_t ino,
         int rc = sfs_extent_get(st, txn, SFS_VIEW_LIVE, ino, b->blockno, &old);
         if (rc)
             return rc;
-        rc = sfs_extent_set_w(st, txn, ino, b->blockno, &b->pb, b->buf, false);
+        rc = sfs_extent_set_w(st, txn, ino, b->blockno, &b->pb, b->buf,
+                              plan->reserved);
         if (rc == -EAGAIN) {
             again = 1;
             continue;

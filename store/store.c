@@ -19,11 +19,32 @@
  *
  * Space.  The volume has a size fixed at mkfs.  "Used" is the bytes of
  * LMDB pages that all tables occupy (mdb_stat: O(1) per table), so
- * metadata counts as well as data.  Ordinary writes get ENOSPC once less
- * than the slop (1/32 of the size, as ZFS's spa_slop_shift=5, at least
- * 1 MiB) would remain; deletes, which need a little space to record
- * their changes, may use the slop.  The LMDB map is sized well above the
+ * metadata counts as well as data.  The LMDB map is sized well above the
  * volume size, so the map never fills before the volume does.
+ *
+ * THEORY: THE RESERVE.  A full volume must still let its owner clean up:
+ * delete files and snapshots, rename, change attributes, truncate, take
+ * a snapshot before cleaning up.  Those changes need a little space
+ * themselves (LMDB copies the pages it changes; with snapshots, a
+ * deleted file's records move to history rather than going away).  So
+ * ordinary growth (new blocks, new objects) stops while the reserve, the
+ * slop (1/32 of the size, as ZFS's spa_slop_shift=5, at least 1 MiB),
+ * is still free; the changes above are not checked at all, and the few
+ * allocations they make (the trimmed last block of a truncation) may use
+ * half of it (SFS_SPACE_RESERVED).  Only changes that add something can
+ * use the reserve, and each adds at most a few records, so a reserve of
+ * 1/32 covers many thousands of them: snapshot creation is the only one
+ * that can repeat without end, and it is an administrator's command.
+ *
+ * Reservations.  A daemon keeps some written data in memory before
+ * storing it (cached partial blocks, fs/wcache.c) and has acknowledged
+ * it; storing it later must not fail.  So it reserves the space first
+ * (sfs_space_reserve: ordinary writes see that much less), and stores
+ * the data as SFS_SPACE_RESERVED, which does not count the reservations.
+ * Since every reservation was taken out of the space ordinary writes
+ * could use, and each is what storing its block is checked against
+ * (sfs_block_cost), the reserved data always fits, with half the slop
+ * to spare for its records and B-tree splits.
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -508,13 +529,50 @@ int sfs_used_bytes(struct sfs_store *st, MDB_txn *txn, uint64_t *out)
     return 0;
 }
 
-int sfs_space_avail(struct sfs_store *st, MDB_txn *txn, uint64_t *out)
+uint64_t sfs_block_cost(const struct sfs_store *st)
+{
+    /* What block_store_new checks: its bytes and two pages (LMDB's page
+     * header, the rounding); its few records (extent, dedup, born) share
+     * pages with others and are covered by the half of the slop that
+     * SFS_SPACE_RESERVED leaves. */
+    return (uint64_t)st->super.block_size + 8192;
+}
+
+int sfs_space_left(struct sfs_store *st, MDB_txn *txn, enum sfs_space_use use,
+                   uint64_t *out)
 {
     uint64_t used;
     int rc = sfs_used_bytes(st, txn, &used);
     if (rc)
         return rc;
-    uint64_t limit = st->super.volume_size - sfs_slop_bytes(st);
-    *out = used >= limit ? 0 : limit - used;
+    uint64_t slop = sfs_slop_bytes(st), taken = used;
+    if (use == SFS_SPACE_ORDINARY)
+        taken += __atomic_load_n(&st->space_reserved, __ATOMIC_RELAXED);
+    else
+        slop /= 2;
+    uint64_t limit = st->super.volume_size - slop;
+    *out = taken >= limit ? 0 : limit - taken;
     return 0;
+}
+
+int sfs_space_avail(struct sfs_store *st, MDB_txn *txn, uint64_t *out)
+{
+    return sfs_space_left(st, txn, SFS_SPACE_ORDINARY, out);
+}
+
+int sfs_space_reserve(struct sfs_store *st, MDB_txn *txn, uint64_t bytes)
+{
+    uint64_t avail;
+    int rc = sfs_space_avail(st, txn, &avail);
+    if (rc)
+        return rc;
+    if (bytes > avail)
+        return -ENOSPC;
+    __atomic_add_fetch(&st->space_reserved, bytes, __ATOMIC_RELAXED);
+    return 0;
+}
+
+void sfs_space_unreserve(struct sfs_store *st, uint64_t bytes)
+{
+    __atomic_sub_fetch(&st->space_reserved, bytes, __ATOMIC_RELAXED);
 }

@@ -97,6 +97,7 @@ struct sfs_store {
     int lock_fd;         /* flock on STORE/lock, held while open for writing */
     uint64_t map_size;
     bool readonly;
+    uint64_t space_reserved; /* sfs_space_reserve (atomic) */
 };
 
 /* ---- store.c: environment, transactions ---- */
@@ -173,9 +174,43 @@ int sfs_mdb_errno(int rc);
 
 /* Bytes of LMDB pages in use by all tables, as of TXN. */
 int sfs_used_bytes(struct sfs_store *st, MDB_txn *txn, uint64_t *out);
-/* Bytes an ordinary write may still use before ENOSPC (slop reserved). */
+/*
+ * Space (theory at the top of store.c).  What an allocation may use
+ * depends on what it is for:
+ *   SFS_SPACE_ORDINARY  new data and new objects: everything but the
+ *                       reserve (the slop) and the space reserved by
+ *                       sfs_space_reserve;
+ *   SFS_SPACE_RESERVED  data whose space was reserved before (a daemon's
+ *                       cached blocks) and the few allocations of changes
+ *                       that must work on a full volume (the trimmed
+ *                       last block of a truncation): also the
+ *                       reservations and half of the reserve.
+ * Deletes, renames, attribute changes and snapshot records are not
+ * checked at all: they may use the whole reserve.
+ */
+enum sfs_space_use { SFS_SPACE_ORDINARY, SFS_SPACE_RESERVED };
+/* Bytes an allocation of kind USE may still take, as of TXN. */
+int sfs_space_left(struct sfs_store *st, MDB_txn *txn, enum sfs_space_use use,
+                   uint64_t *out);
+/* Bytes an ordinary write may still use before ENOSPC (what df shows as
+ * available): sfs_space_left(SFS_SPACE_ORDINARY). */
 int sfs_space_avail(struct sfs_store *st, MDB_txn *txn, uint64_t *out);
 uint64_t sfs_slop_bytes(const struct sfs_store *st);
+/* What storing one block of the volume's block size may cost at most:
+ * its pages, a header page, and its records. */
+uint64_t sfs_block_cost(const struct sfs_store *st);
+/*
+ * Reservations: space promised to data that is not stored yet (a
+ * daemon's cached partial blocks), so that storing it later never meets
+ * a full volume.  sfs_space_reserve takes BYTES out of what ordinary
+ * writes may use (-ENOSPC if they are not there); sfs_space_unreserve
+ * gives them back, unused, or once the data is stored.  Reservations
+ * live in the handle (st->space_reserved), not in the store: they end
+ * with the process.  Reserving is serialized with the writes of TXN by
+ * the caller; unreserving may happen anywhere (atomic).
+ */
+int sfs_space_reserve(struct sfs_store *st, MDB_txn *txn, uint64_t bytes);
+void sfs_space_unreserve(struct sfs_store *st, uint64_t bytes);
 
 void sfs_log_corruption(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
@@ -1313,6 +1348,9 @@ struct sfs_wplan {
     struct sfs_wplan_block *blocks;
     uint8_t *data;          /* nblocks * bs: the blocks' new contents */
     uint8_t *cdata;         /* nblocks * compress bound, allocated lazily */
+    bool reserved;          /* the caller reserved the space of its blocks
+                             * (sfs_space_reserve): they are stored as
+                             * SFS_SPACE_RESERVED; set after init */
 };
 int sfs_wplan_init(struct sfs_store *st, uint64_t file_size, uint64_t off,
                    size_t len, struct sfs_wplan *plan);

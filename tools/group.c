@@ -208,7 +208,8 @@ static void fail(struct group *g, struct member *who, const char *what,
                      "taken, could not be deleted again: %s", g->name,
                      m->vol.arg, snapshot_error(rc));
     }
-    die(g->cmd, "%s: %s: %s%s%s", who->vol.arg, what,
+    die(g->cmd, "%s: creating snapshot %s: %s: %s%s%s", who->vol.arg, g->name,
+        what,
         why == -ETIMEDOUT ? "its freeze expired (the daemon thawed it after "
                             "its timeout)" : snapshot_error(why),
         undone ? " (the group's snapshots already taken were deleted)" : "",

@@ -39,7 +39,10 @@ static int offline_list(struct sfs_store *st, MDB_txn *txn, void *arg)
     return sfs_snap_list(st, txn, listing_add, arg);
 }
 
-static void get_listing(struct volume *vol, const char *cmd, struct listing *ls)
+/* The listing of VOL; on failure the command dies saying what it was
+ * DOING ("creating snapshot X"), since the listing is a step of that. */
+static void get_listing(struct volume *vol, const char *cmd, const char *doing,
+                        struct listing *ls)
 {
     memset(ls, 0, sizeof(*ls));
     int rc;
@@ -59,10 +62,7 @@ static void get_listing(struct volume *vol, const char *cmd, struct listing *ls)
         rc = volume_offline(vol, cmd, offline_list, ls, false);
     }
     if (rc)
-        die(cmd, "%s: listing snapshots: %s", vol->arg,
-            rc == -EACCES ? "permission denied (only root or the volume's "
-                            "owner may manage snapshots)"
-                          : strerror(-rc));
+        die(cmd, "%s: %s: %s", vol->arg, doing, snapshot_error(rc));
 }
 
 static const struct sfs_snap_line *find_name(const struct listing *ls,
@@ -88,7 +88,9 @@ void snapshot_check_new_name(struct volume *vol, const char *cmd,
                              const char *name)
 {
     struct listing ls;
-    get_listing(vol, cmd, &ls);
+    char doing[SFS_NAME_MAX + 32];
+    snprintf(doing, sizeof(doing), "creating snapshot %s", name);
+    get_listing(vol, cmd, doing, &ls);
     check_new_name(&ls, cmd, vol->arg, name);
     free(ls.lines);
 }
@@ -302,6 +304,32 @@ static void print_list(const struct listing *ls, bool json)
         printf("]\n");
 }
 
+/* What subcommand SUB does to NM, for its error messages: a failure
+ * anywhere in a create says "creating snapshot NAME: REASON". */
+static void describe(const char *sub, const struct names *nm, char *out,
+                     size_t cap)
+{
+    const char *first = nm->n ? nm->v[0] : "";
+    if (!strcmp(sub, "create"))
+        snprintf(out, cap, "creating snapshot %s", first);
+    else if (!strcmp(sub, "delete") && nm->n > 1)
+        snprintf(out, cap, "deleting %d snapshots", nm->n);
+    else if (!strcmp(sub, "delete"))
+        snprintf(out, cap, "deleting snapshot %s", first);
+    else if (!strcmp(sub, "rename"))
+        snprintf(out, cap, "renaming snapshot %s", first);
+    else if (!strcmp(sub, "hold"))
+        snprintf(out, cap, "placing a hold on snapshot %s", first);
+    else if (!strcmp(sub, "release"))
+        snprintf(out, cap, "releasing a hold on snapshot %s", first);
+    else if (!strcmp(sub, "holds"))
+        snprintf(out, cap, "listing the holds of snapshot %s", first);
+    else if (!strcmp(sub, "reclaim"))
+        snprintf(out, cap, "estimating what deleting frees");
+    else
+        snprintf(out, cap, "listing snapshots");
+}
+
 int cmd_snapshot(int argc, char **argv)
 {
     if (argc < 2)
@@ -348,8 +376,10 @@ int cmd_snapshot(int argc, char **argv)
     struct volume vol;
     volume_open(&vol, cmd, args[0]);
     struct names nm = { n - 1, args + 1 };
+    char doing[SFS_NAME_MAX + 64];
+    describe(sub, &nm, doing, sizeof(doing));
     struct listing ls;
-    get_listing(&vol, cmd, &ls);
+    get_listing(&vol, cmd, doing, &ls);
     int rc = 0;
     if (!strcmp(sub, "list")) {
         if (nm.n)
@@ -440,7 +470,7 @@ int cmd_snapshot(int argc, char **argv)
         }
     }
     if (rc)
-        die(cmd, "%s: %s", vol.arg, snapshot_error(rc));
+        die(cmd, "%s: %s: %s", vol.arg, doing, snapshot_error(rc));
     free(ls.lines);
     free(args);
     free(vol.store);

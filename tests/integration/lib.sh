@@ -50,7 +50,9 @@
 # assert_grep.  Helpers: pid_running, wait_gone, next_second, as_nobody,
 # root_chown, root_mknod,
 # rand_file, atime_ns/mtime_ns/ctime_ns, long_name, store_listing, sysc,
-# snaps, mirror_field, peer_server_start.
+# snaps, mirror_field, peer_server_start, wait_snaps, use_policy_clock and
+# set_clock (the policies' test clock); fill.py (in $TEST_DIR) writes
+# files until the volume is full.
 #
 # With the snapfs backend, test_done adds three tests at the end: the
 # volume unmounts and its daemon exits, fsck finds the store clean, and no
@@ -466,6 +468,26 @@ snaps() {
 	"$SNAPFS" snapshot list "${1:-$MNT}" --json |
 	python3 -c "import json,sys; print(' '.join(s['name'] for s in json.load(sys.stdin)))"
 }
+# wait_snaps 'NAMES' [VOL]: poll until VOL's snapshots are exactly NAMES (30 s)
+wait_snaps() {
+	local i
+	for i in $(seq 300); do
+		[ "$(snaps "${2:-$MNT}")" = "$1" ] && return 0
+		sleep 0.1
+	done
+	assert_eq "$1" "$(snaps "${2:-$MNT}")" "snapshots after waiting 30 s"
+}
+# use_policy_clock 'YYYY-MM-DD HH:MM': daemons mounted from now on run
+# their policies by the test clock $CLOCK (fs/scheduler.c), ticking every
+# 50 ms, set to that time; set_clock 'YYYY-MM-DD HH:MM' moves it (the
+# daemon's time from its next tick on)
+use_policy_clock() {
+	CLOCK=$TEST_TMP/clock
+	SNAPFS_CLOCK_FILE=$CLOCK SNAPFS_POLICY_TICK_MS=50
+	export CLOCK SNAPFS_CLOCK_FILE SNAPFS_POLICY_TICK_MS
+	set_clock "$1"
+}
+set_clock() { date -u -d "$1" +%s >"$CLOCK.new" && mv "$CLOCK.new" "$CLOCK"; }
 # mirror_field DST FIELD: FIELD of DST's relationship, from mirror show --json
 mirror_field() {
 	"$SNAPFS" mirror show "$1" --json |

@@ -11,12 +11,7 @@
 . "$(dirname "$0")/lib.sh"
 test_have_prereq SNAPFS || { say "# skipping: needs snapfs"; test_done; }
 
-CLOCK=$TEST_TMP/clock
-SNAPFS_CLOCK_FILE=$CLOCK SNAPFS_POLICY_TICK_MS=50
-export SNAPFS_CLOCK_FILE SNAPFS_POLICY_TICK_MS
-# set_clock 'YYYY-MM-DD HH:MM': the daemon's time from its next tick on
-set_clock() { date -u -d "$1" +%s >"$CLOCK.new" && mv "$CLOCK.new" "$CLOCK"; }
-set_clock '2031-01-01 00:00'
+use_policy_clock '2031-01-01 00:00'
 vol_create --size 1G
 
 at() { date -u -d "$1" +%s; }	# at 'YYYY-MM-DD HH:MM': seconds since the epoch
@@ -24,15 +19,6 @@ Q="'"
 policies() { "$SNAPFS" policy list "${1:-$MNT}" --json; }
 # NAME:LAST_RUN of every policy
 last_runs() { policies "$@" | python3 -c 'import json,sys; print(" ".join("%s:%s" % (p["name"], p["last_run"]) for p in json.load(sys.stdin)))'; }
-# wait_snaps 'NAMES': poll until the snapshot list is exactly NAMES (30 s)
-wait_snaps() {
-	local i
-	for i in $(seq 300); do
-		[ "$(snaps)" = "$1" ] && return 0
-		sleep 0.1
-	done
-	assert_eq "$1" "$(snaps)" "snapshots after waiting 30 s"
-}
 # the volume's state, to show that a refused command changed nothing
 state() { policies && snaps; }
 

@@ -1,0 +1,351 @@
+/*
+ * space.c - on a full volume write() itself answers ENOSPC, with the
+ * kernel's writeback cache too, and nothing write() accepted is lost for
+ * want of space.
+ *
+ * THEORY
+ *
+ * Without the writeback cache every write(2) is a request that the
+ * daemon answers after storing it or refusing it for space: ENOSPC
+ * reaches write() by itself.  With the cache, write() copies into the
+ * kernel's page cache and returns; the kernel sends the pages later
+ * (writeback), and a failure then reaches only fsync() and close().  How
+ * much it may hold so is bounded: the kernel keeps the dirty and
+ * in-writeback pages of a FUSE mount (its bdi, which has a strict limit)
+ * under max_bytes of /sys/class/bdi/MAJ:MIN, 1% of the system's dirty
+ * threshold by default (tens of MiB).  Call that the bound.  While the
+ * volume's room exceeds the bound, plus what write(2) calls under way may
+ * add (SPACE_WRITES_UNDER_WAY), at the worst cost per byte, nothing needs
+ * doing: whatever the kernel holds will fit.  That costs nothing: the
+ * daemon counts what is written against the room it measured, and
+ * measures again only when the count runs out (or a second passed).
+ *
+ * Below that the volume is *near full*, and three things keep write()
+ * honest:
+ *   1. New opens for writing only (O_WRONLY: copies, loggers, streams)
+ *      get direct I/O: their writes are requests, refused exactly when
+ *      the space is gone.  O_RDWR opens keep the cache: the kernel
+ *      refuses a shared mapping of a direct-I/O file, and programs that
+ *      read and write a file (databases) map it.
+ *   2. The bound shrinks: the daemon lowers the mount's max_bytes to
+ *      SPACE_DIRTY_NEAR_FULL (when it may: as root), so the kernel
+ *      throttles writers to what it can send soon.  Pages dirtied before
+ *      are still to come, but every byte of writeback received since was
+ *      one of them until the new bound is reached, so the bound decays
+ *      by what arrives: max(new bound, old bound - arrived).  And the
+ *      mount cannot hold more than the whole system's dirty and
+ *      in-writeback pages (/proc/meminfo), usually far less than the
+ *      bound: what the kernel may hold is the smaller of the two.
+ *   3. Every write(2) through the cache asks first.  The kernel refreshes
+ *      a file's size and mode before a cached write when its attributes
+ *      are stale; near full they are never kept (timeout 0, and those of
+ *      files open at the change are invalidated), and that GETATTR names
+ *      the file handle.  It is the gate: it answers ENOSPC, failing the
+ *      write(2) before anything is copied, unless the room covers the
+ *      bound plus SPACE_WRITES_UNDER_WAY at the worst cost per byte.
+ * So what the kernel may still send always fits, and a writer through
+ * the cache stops with up to that much still free (about 11 MiB once the
+ * bound is lowered), which direct-I/O writers and the reserve's changes
+ * can use.  Near full ends SPACE_LEAVE_MARGIN above where it began (the
+ * bdi gets its bound back), so that a volume at the edge does not flap.
+ *
+ * Limits: one write(2) passes the gate once, so a single call larger
+ * than SPACE_WRITES_UNDER_WAY can still meet a full volume at writeback
+ * (the error reaches fsync and close, and ops.c cuts the file to what
+ * was stored), as can writes through a shared mapping, which do not ask.
+ * An lseek(SEEK_END) of a file open for writing refreshes the size too:
+ * near full it answers ENOSPC where a write would.
+ */
+#define _GNU_SOURCE
+#include "space.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- the bdi's files ---- */
+
+static int read_text(const char *dir, const char *name, char *buf, size_t cap)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    ssize_t n = read(fd, buf, cap - 1);
+    int rc = n < 0 ? -errno : 0;
+    close(fd);
+    if (rc)
+        return rc;
+    buf[n] = 0;
+    buf[strcspn(buf, "\n")] = 0;
+    return 0;
+}
+
+static int write_text(const char *dir, const char *name, const char *text)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    ssize_t n = write(fd, text, strlen(text));
+    int rc = n < 0 ? -errno : 0;
+    close(fd);
+    return rc;
+}
+
+/* The kernel's bound for the mount now (its max_bytes), or 0. */
+static uint64_t bdi_bound(const struct space *sp)
+{
+    char buf[32];
+    if (!sp->bdi[0] || read_text(sp->bdi, "max_bytes", buf, sizeof(buf)))
+        return 0;
+    return strtoull(buf, NULL, 10);
+}
+
+/* MOUNTPOINT's device as /proc/self/mountinfo has it ("0:52"), without
+ * a stat, which would wait for our own loop. */
+static int mount_device(const char *mountpoint, char *dev, size_t cap)
+{
+    char real[PATH_MAX];
+    if (!realpath(mountpoint, real))
+        return -errno;
+    FILE *f = fopen("/proc/self/mountinfo", "r");
+    if (!f)
+        return -errno;
+    char *line = NULL;
+    size_t len = 0;
+    int rc = -ENOENT;
+    while (getline(&line, &len, f) > 0) {
+        char devno[32], point[PATH_MAX];
+        if (sscanf(line, "%*s %*s %31s %*s %4095s", devno, point) != 2)
+            continue;
+        /* Octal escapes (\040 for a space) compare as they are: a path
+         * with them just finds no bdi. */
+        if (!strcmp(point, real) && strstr(line, " fuse.snapfs ")) {
+            snprintf(dev, cap, "%s", devno);
+            rc = 0; /* the last one: ours, mounted over any older */
+        }
+    }
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+/* ---- measuring ---- */
+
+/* What storing BYTES of data may cost at most (blocks, headers). */
+static uint64_t cost_of(struct space *sp, uint64_t bytes)
+{
+    uint64_t bs = sp->vol->st->super.block_size;
+    return bytes + (bytes + bs - 1) / bs * 8192;
+}
+
+/* Dirty and in-writeback pages of the whole system (/proc/meminfo):
+ * the mount's cannot be more.  UINT64_MAX if unknown. */
+static uint64_t system_dirty(void)
+{
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f)
+        return UINT64_MAX;
+    char line[128];
+    uint64_t sum = 0;
+    int found = 0;
+    while (fgets(line, sizeof(line), f)) {
+        unsigned long long kb;
+        if (sscanf(line, "Dirty: %llu kB", &kb) == 1 ||
+            sscanf(line, "Writeback: %llu kB", &kb) == 1 ||
+            sscanf(line, "WritebackTmp: %llu kB", &kb) == 1) {
+            sum += (uint64_t)kb << 10;
+            found++;
+        }
+    }
+    fclose(f);
+    return found ? sum : UINT64_MAX;
+}
+
+/* What the kernel may hold that we have not seen (see THEORY, 2). */
+static uint64_t kernel_may_hold(struct space *sp)
+{
+    uint64_t held = sp->bound;
+    if (sp->lowered) {
+        uint64_t arrived = __atomic_load_n(&sp->arrived, __ATOMIC_RELAXED);
+        held = arrived < sp->bound ? sp->bound - arrived : 0;
+        if (held < SPACE_DIRTY_NEAR_FULL)
+            held = SPACE_DIRTY_NEAR_FULL;
+    }
+    uint64_t system = system_dirty();
+    return system < held ? system : held;
+}
+
+/* The room a cache write needs: what the kernel may send, and what
+ * write(2) calls past the gate may add. */
+static uint64_t room_needed(struct space *sp)
+{
+    return cost_of(sp, kernel_may_hold(sp) + SPACE_WRITES_UNDER_WAY);
+}
+
+/* Near full begins below this (one 1 MiB request may cross it). */
+static uint64_t near_full_below(struct space *sp)
+{
+    return cost_of(sp, sp->bound + SPACE_WRITES_UNDER_WAY) + (1u << 20);
+}
+
+static uint64_t available(struct space *sp)
+{
+    uint64_t avail = 0;
+    MDB_txn *txn = vol_read_begin(sp->vol);
+    if (sfs_space_avail(sp->vol->st, txn, &avail))
+        avail = 0; /* unknown: the safe side */
+    vol_read_end(sp->vol);
+    return avail;
+}
+
+/* ---- near full: in and out ---- */
+
+/* The kernel asks before the next cached write to every open file. */
+static void invalidate_open_files(struct space *sp)
+{
+    size_t count;
+    uint64_t *ids = node_list_open(sp->vol, &count);
+    for (size_t i = 0; ids && i < count; i++)
+        fuse_lowlevel_notify_inval_inode(sp->se, ids[i], -1, 0);
+    free(ids);
+}
+
+static void lower_bound(struct space *sp)
+{
+    uint64_t now = bdi_bound(sp);
+    if (now > sp->bound)
+        sp->bound = now; /* more memory since the mount: more dirty */
+    char text[32];
+    snprintf(text, sizeof(text), "%u", SPACE_DIRTY_NEAR_FULL);
+    if (!sp->bdi[0] ||
+        read_text(sp->bdi, "max_ratio_fine", sp->saved_ratio,
+                  sizeof(sp->saved_ratio)) ||
+        write_text(sp->bdi, "max_bytes", text))
+        return; /* not root: the kernel keeps its bound */
+    __atomic_store_n(&sp->arrived, 0, __ATOMIC_RELAXED);
+    sp->lowered = true;
+}
+
+static void enter(struct space *sp)
+{
+    lower_bound(sp);
+    __atomic_store_n(&sp->near_full, true, __ATOMIC_RELEASE);
+    invalidate_open_files(sp);
+}
+
+static void leave(struct space *sp)
+{
+    if (sp->lowered && write_text(sp->bdi, "max_ratio_fine", sp->saved_ratio))
+        fprintf(stderr, "snapfs: %s: could not give back the dirty limit "
+                        "(max_ratio_fine %s)\n", sp->bdi, sp->saved_ratio);
+    sp->lowered = false;
+    __atomic_store_n(&sp->near_full, false, __ATOMIC_RELEASE);
+}
+
+/* Measure the room, change mode if it crossed a threshold, and set how
+ * much may be written before the next measure.  Returns the room; with
+ * NEEDED, also what a cached write needs now (0 when not near full). */
+static uint64_t measure(struct space *sp, uint64_t *needed)
+{
+    pthread_mutex_lock(&sp->lock);
+    uint64_t avail = available(sp), below = near_full_below(sp);
+    bool near = __atomic_load_n(&sp->near_full, __ATOMIC_ACQUIRE);
+    if (!near && avail < below)
+        enter(sp);
+    else if (near && avail >= below + SPACE_LEAVE_MARGIN)
+        leave(sp);
+    near = __atomic_load_n(&sp->near_full, __ATOMIC_ACQUIRE);
+    int64_t room = near ? 0 : (int64_t)(avail - below);
+    __atomic_store_n(&sp->room, room, __ATOMIC_RELAXED);
+    __atomic_store_n(&sp->measured_ms, vol_now_ms(), __ATOMIC_RELAXED);
+    if (needed)
+        *needed = near ? room_needed(sp) : 0;
+    pthread_mutex_unlock(&sp->lock);
+    return avail;
+}
+
+/* ---- the hooks ---- */
+
+void space_start(struct space *sp, struct vol *v, struct fuse_session *se,
+                 const char *mountpoint, bool writeback)
+{
+    memset(sp, 0, sizeof(*sp));
+    pthread_mutex_init(&sp->lock, NULL);
+    sp->vol = v;
+    sp->se = se;
+    sp->enabled = writeback;
+    if (!writeback)
+        return;
+    char dev[32];
+    if (!mount_device(mountpoint, dev, sizeof(dev)))
+        snprintf(sp->bdi, sizeof(sp->bdi), "/sys/class/bdi/%s", dev);
+    sp->bound = bdi_bound(sp);
+    if (!sp->bound)
+        sp->bound = SPACE_DIRTY_UNKNOWN;
+    measure(sp, NULL);
+}
+
+void space_stop(struct space *sp)
+{
+    pthread_mutex_lock(&sp->lock);
+    if (sp->lowered)
+        leave(sp);
+    pthread_mutex_unlock(&sp->lock);
+    pthread_mutex_destroy(&sp->lock);
+}
+
+/* Count USED bytes against the room; measure when it ran out (always,
+ * near full) or a while passed.  The cost while there is room: two
+ * atomic operations and a clock read. */
+static void spend(struct space *sp, uint64_t used)
+{
+    int64_t left = __atomic_sub_fetch(&sp->room, (int64_t)used,
+                                      __ATOMIC_RELAXED);
+    uint64_t age = vol_now_ms() -
+                   __atomic_load_n(&sp->measured_ms, __ATOMIC_RELAXED);
+    if (left <= 0 || age >= SPACE_MEASURE_MS)
+        measure(sp, NULL);
+}
+
+void space_wrote(struct space *sp, size_t bytes, bool cache_write)
+{
+    if (!sp->enabled)
+        return;
+    if (cache_write && sp->lowered)
+        __atomic_add_fetch(&sp->arrived, bytes, __ATOMIC_RELAXED);
+    /* Each write may also reserve its two partial blocks (wcache.c). */
+    spend(sp, cost_of(sp, bytes) + 2 * sfs_block_cost(sp->vol->st));
+}
+
+bool space_direct_open(struct space *sp, int flags)
+{
+    if (!sp->enabled || (flags & O_ACCMODE) != O_WRONLY)
+        return false;
+    spend(sp, 0); /* near full, or freed space ending it: measured */
+    return __atomic_load_n(&sp->near_full, __ATOMIC_ACQUIRE);
+}
+
+int space_gate(struct space *sp)
+{
+    if (!sp->enabled || !__atomic_load_n(&sp->near_full, __ATOMIC_ACQUIRE))
+        return 0;
+    uint64_t needed;
+    uint64_t avail = measure(sp, &needed);
+    return avail >= needed ? 0 : -ENOSPC; /* needed 0: it just ended */
+}
+
+double space_attr_timeout(struct space *sp, mode_t mode, double normal)
+{
+    bool near = sp->enabled &&
+                __atomic_load_n(&sp->near_full, __ATOMIC_ACQUIRE);
+    return near && S_ISREG(mode) ? 0.0 : normal;
+}
