@@ -23,9 +23,13 @@
  *    mapped onto mode bits), which dump and the vault carry.
  *  - NFS: an NFS-Ganesha export through FSAL_VFS (file handles from
  *    name_to_handle_at, which snapfs keeps valid across inode eviction and
- *    daemon restarts); its Filesystem_Id is derived from the volume's
- *    UUID, so clients see the same fsid after a remount (FUSE gives each
- *    mount a new device number).
+ *    daemon restarts).  FUSE gives each mount a new device number and no
+ *    statfs fsid, so the handles Ganesha makes would change with a
+ *    remount: the export indexes the volume by the device's major number
+ *    alone (fsid_type = Major64, 0 for every FUSE mount: one snapfs
+ *    volume per Ganesha), and clients see a Filesystem_Id derived from
+ *    the volume's UUID.  A client's handles are then the same before and
+ *    after the volume is remounted.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -253,10 +257,12 @@ static void print_nfs(const char *cmd, const struct share_target *t,
            "\tSecType = sys;\n"
            "\tProtocols = 3, 4;\n"
            "\tTransports = TCP;\n"
-           "\t# the same fsid after a remount (FUSE gives each mount a new device)\n"
+           "\t# the same fsid and file handles after a remount (FUSE gives each\n"
+           "\t# mount a new device): one snapfs volume per NFS-Ganesha\n"
            "\tFilesystem_Id = %llu.%llu;\n"
            "\tFSAL {\n"
            "\t\tName = VFS;\n"
+           "\t\tfsid_type = Major64;\n"
            "\t}\n"
            "}\n",
            t->real, t->mount, t->snapdir,
