@@ -12,6 +12,9 @@
 #   server_stop NAME      stop it now and wait until it is gone
 #   wait_port PORT PID    until 127.0.0.1:PORT accepts connections (30 s
 #                         at most, and only while PID runs)
+#   nas_skip_unless WHY TEST...
+#                         unless each TEST (a shell condition) holds, say
+#                         "skipping: WHY" and end the script (test_done)
 
 free_port() {
 	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -62,4 +65,14 @@ wait_port() {
 		sleep 0.1
 	done
 	return 1
+}
+
+nas_skip_unless() {
+	local why=$1 t
+	shift
+	for t; do
+		eval "$t" >/dev/null 2>&1 && continue
+		say "# skipping: $why"
+		test_done
+	done
 }

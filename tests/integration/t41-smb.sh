@@ -11,19 +11,13 @@
 # is refused with one message and prints nothing.
 . "$(dirname "$0")/lib.sh"
 . "$TEST_DIR/nas.sh"
-test_have_prereq SNAPFS || { say "# skipping: needs snapfs"; test_done; }
-if ! test_have_prereq ROOT; then
-	say "# skipping: smbd with a user of its own database needs root"
-	test_done
-fi
-for p in smbd smbclient smbpasswd testparm getfattr; do
-	command -v $p >/dev/null ||
-		{ say "# skipping: $p is missing (make deps installs samba, smbclient)"; test_done; }
-done
-if ! [ -e "$(smbd -b | sed -n 's/^ *MODULESDIR: //p')/vfs/shadow_copy2.so" ]; then
-	say "# skipping: Samba's shadow_copy2 module is missing (make deps installs samba-vfs-modules)"
-	test_done
-fi
+nas_skip_unless "needs snapfs" "test_have_prereq SNAPFS"
+nas_skip_unless "smbd with a user of its own database needs root" "test_have_prereq ROOT"
+nas_skip_unless "samba, smbclient or attr missing (make deps installs them)" \
+	"command -v smbd" "command -v smbclient" "command -v smbpasswd" \
+	"command -v testparm" "command -v getfattr"
+nas_skip_unless "Samba's shadow_copy2 module is missing (make deps installs samba-vfs-modules)" \
+	'test -e "$(smbd -b | sed -n "s/^ *MODULESDIR: //p")/vfs/shadow_copy2.so"'
 vol_create --size 1G
 
 SMB=$TEST_TMP/smb

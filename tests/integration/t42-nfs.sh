@@ -10,23 +10,13 @@
 # NFS clients see it.  NFSv4 only: see the note printed below for v3.
 . "$(dirname "$0")/lib.sh"
 . "$TEST_DIR/nas.sh"
-test_have_prereq SNAPFS || { say "# skipping: needs snapfs"; test_done; }
-if ! test_have_prereq ROOT; then
-	say "# skipping: NFS-Ganesha's FSAL_VFS opens files by handle, which needs root"
-	test_done
-fi
-for p in ganesha.nfsd nfs-ls nfs-cat nfs-cp; do
-	command -v $p >/dev/null ||
-		{ say "# skipping: $p is missing (make deps installs nfs-ganesha, nfs-ganesha-vfs, libnfs-utils)"; test_done; }
-done
-if ! ls /usr/lib/*/ganesha/libfsalvfs.so >/dev/null 2>&1; then
-	say "# skipping: NFS-Ganesha's FSAL_VFS is missing (make deps installs nfs-ganesha-vfs)"
-	test_done
-fi
-if ! python3 -c 'import ctypes; ctypes.CDLL("libnfs.so.13")' 2>/dev/null; then
-	say "# skipping: libnfs.so.13 cannot be loaded (make deps installs libnfs-utils)"
-	test_done
-fi
+nas_skip_unless "needs snapfs" "test_have_prereq SNAPFS"
+nas_skip_unless "NFS-Ganesha's FSAL_VFS opens files by handle, which needs root" \
+	"test_have_prereq ROOT"
+nas_skip_unless "nfs-ganesha, nfs-ganesha-vfs or libnfs-utils missing (make deps installs them)" \
+	"command -v ganesha.nfsd" "ls /usr/lib/*/ganesha/libfsalvfs.so" \
+	"command -v nfs-ls" "command -v nfs-cat" "command -v nfs-cp" \
+	"python3 -c 'import ctypes; ctypes.CDLL(\"libnfs.so.13\")'"
 say "# NFSv3 is not tested: NFS-Ganesha registers NFSv3 with rpcbind (a system service on port 111) when it starts and exits without one; NFSv4 needs no rpcbind"
 test_lazy_prereq DROP_CACHES 'test -w /proc/sys/vm/drop_caches'
 vol_create --size 1G
