@@ -13,9 +13,15 @@
  *  - Samba: Windows "Previous Versions" come from vfs_shadow_copy2 over
  *    MOUNT/.snapshot.  A snapshot is a previous version when its name is
  *    PREFIX.YYYY-MM-DD_HHMM with PREFIX free of dots (as snapshot
- *    policies name them), dated in the server's local time as policies
- *    date them; other names (before-upgrade, snapmirror.*, a dump's
- *    snapshot_for_backup.*) are not, and stay reachable in .snapshot.
+ *    policies name them), the time read as UTC (shadow:localtime = no):
+ *    Samba 4.17's lookup of a version by its token (with a snapprefix)
+ *    compares the token with the server's local time, so with localtime
+ *    a server not in UTC lists versions it cannot open; read as UTC,
+ *    every listed version opens, and its time is exact when the snapfs
+ *    daemon runs in UTC (policies name snapshots in its local time).
+ *    Other names (before-upgrade, snapmirror.*, a dump's
+ *    snapshot_for_backup.*) are not versions and stay reachable in
+ *    .snapshot.
  *    The volume's snapdir setting applies as it is when a client asks:
  *    hidden hides .snapshot from listings while previous versions work
  *    (they are reached by path), disabled removes both.  DOS attributes
@@ -196,13 +202,13 @@ static void print_smb(const struct share_target *t, const char *name)
            "\tread only = no\n"
            "\tvfs objects = shadow_copy2\n"
            "\t# Previous Versions: the snapshots named PREFIX.YYYY-MM-DD_HHMM\n"
-           "\t# (policy snapshots), dated in local time as the policies date them\n"
+           "\t# (policy snapshots), the time read as UTC (run snapfs in UTC)\n"
            "\tshadow:mountpoint = %s\n"
            "\tshadow:snapdir = %s\n"
            "\tshadow:snapprefix = ^[^.]\\{1,\\}$\n"
            "\tshadow:delimiter = .\n"
            "\tshadow:format = .%%Y-%%m-%%d_%%H%%M\n"
-           "\tshadow:localtime = yes\n"
+           "\tshadow:localtime = no\n"
            "\tshadow:sort = desc\n"
            "\t# DOS attributes in the user.DOSATTRIB xattr (dump and vault carry it)\n"
            "\tea support = yes\n"

@@ -122,6 +122,20 @@ test_expect_success 'each snapshot named as a policy names it is one @GMT token,
 	assert_cmp "$REF/want" "$REF/got"
 '
 
+test_expect_success 'a snapshot a policy takes is the previous version of its scheduled time' '
+	"$SNAPFS" policy create "$MNT" nightly --schedule daily@00:10 --keep 3 &&
+	echo v3 >d/f &&
+	# due at the first 00:10 after its creation; a later --now takes
+	# the snapshot of the latest scheduled time (the test runs in UTC)
+	"$SNAPFS" policy run "$MNT" --now "2030-01-01 00:10" &&
+	assert_eq nightly.2030-01-01_0010 "$(ls .snapshot | grep ^nightly)" &&
+	printf "%s\n" "$T3" "$T1" "$T2" @GMT-2030.01.01-00.10.00 | sort >"$REF/want" &&
+	tokens d/f >"$REF/got" &&
+	assert_cmp "$REF/want" "$REF/got" &&
+	rm -f "$REF/got" && smbc "get @GMT-2030.01.01-00.10.00/d/f $REF/got" &&
+	assert_eq v3 "$(cat "$REF/got")"
+'
+
 test_expect_success 'an old version read by its token equals the snapshot file' '
 	for s in "$T1 $D1 v1" "$T2 $H2 v2" "$T3 $W3 v0"; do
 		set -- $s &&
@@ -268,6 +282,19 @@ test_expect_success 'a share of a directory inside the volume has the Previous V
 	SHARE=sub tokens f >"$REF/got" && assert_cmp "$REF/want" "$REF/got" &&
 	rm -f "$REF/got" && SHARE=sub smbc "get $T1/f $REF/got" &&
 	assert_eq v1 "$(cat "$REF/got")"
+'
+
+test_expect_success 'the tokens are the names'"'"' times read as UTC, and every one opens, whatever smbd'"'"'s time zone' '
+	server_stop smbd &&
+	TZ=Asia/Kolkata server_start smbd smbd -F --no-process-group -s "$SMB/smb.conf" &&
+	wait_port "$SMB_PORT" "$SERVER_PID" &&
+	tokens d/f >"$REF/got" &&
+	assert_cmp "$REF/want" "$REF/got" &&
+	for s in "$T1 v1" "$T2 v2" "$T3 v0"; do
+		set -- $s &&
+		rm -f "$REF/got" && smbc "get $1/d/f $REF/got" &&
+		assert_eq "$2" "$(cat "$REF/got")" || exit 1
+	done
 '
 
 test_expect_success 'smbd stops, and whatever it forked with it' '
