@@ -185,6 +185,14 @@ test_expect_success 'snapdir=hidden: .snapshot is not listed, and is reached by 
 	nls .snapshot >"$REF/got" && assert_cmp "$REF/want" "$REF/got"
 '
 
+test_expect_success DROP_CACHES 'snapdir=hidden: after eviction, files under .snapshot read' '
+	check_evicted .snapshot/s1/d/f .snapshot/s1/d/e/deep d d/f
+'
+
+test_expect_success DROP_CACHES 'snapdir=hidden: after eviction, directories under .snapshot list to a client that looks them up by name' '
+	check_evicted .snapshot/s1/d .snapshot/s1 .snapshot
+'
+
 test_expect_success 'snapdir=disabled: no .snapshot' '
 	"$SNAPFS" set "$MNT" snapdir=disabled &&
 	printf "%s\n" d small >"$REF/want" &&
