@@ -37,7 +37,7 @@ check_handles() {
 
 PATHS="d d/e d/f d/l big .snapshot .snapshot/s1 .snapshot/s1/d
 	.snapshot/s1/d/e .snapshot/s1/d/f .snapshot/s1/d/l .snapshot/s1/big
-	.snapshot/s1/d/e/deep ."
+	.snapshot/s1/d/e/deep d/.snapshot/s1/f ."
 
 test_expect_success HANDLES 'handles of the live tree and of .snapshot are taken' '
 	mkdir -p d/e &&
@@ -57,7 +57,10 @@ test_expect_success HANDLES 'handles of the live tree and of .snapshot are taken
 	grep -qx ".snapshot/s1/d/l	link f" "$REF/expect" &&
 	grep -qx "d	dir e,f,l" "$REF/expect" &&
 	grep -qx ".snapshot	dir s1" "$REF/expect" &&
-	grep -qx ".snapshot/s1/d/e	dir deep" "$REF/expect"
+	grep -qx ".snapshot/s1/d/e	dir deep" "$REF/expect" &&
+	# a file reached through DIR/.snapshot is the canonical node
+	assert_eq "$(handle_of .snapshot/s1/d/f "$REF/handles")" \
+		"$(handle_of d/.snapshot/s1/f "$REF/handles")"
 '
 
 test_expect_success HANDLES 'every handle names the same object after the kernel evicted the inodes' '
