@@ -5,7 +5,10 @@
  * Guarantees:
  *  - Node ids are inode numbers (the root is 1 = FUSE_ROOT_ID), assigned
  *    once and never reused, so NFS file handles stay valid across inode
- *    eviction and daemon restarts; "." and ".." are answered for any node.
+ *    eviction and daemon restarts; "." is answered in any node and ".."
+ *    in any directory (the kernel resolves handles so), with the object's
+ *    generation (node_generation), and "." of an object that is gone is
+ *    ESTALE.
  *  - Every change is one nested transaction in the current batch (see
  *    volume.c): it happens entirely or not at all.
  *  - An inode whose last link goes while the kernel or an open file still
@@ -167,7 +170,7 @@ static void fill_entry(struct vol *v, const struct sfs_inode *i,
 {
     memset(e, 0, sizeof(*e));
     e->ino = i->ino;
-    e->generation = 0;
+    e->generation = node_generation(i);
     e->attr_timeout = attr_timeout(v, i->mode);
     e->entry_timeout = TIMEOUT;
     inode_to_stat(v, i, &e->attr);
@@ -249,7 +252,9 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     struct sfs_inode pi, ci;
     uint64_t ino = 0;
     rc = sfs_inode_get(v->st, txn, v->live_view, parent, &pi);
-    if (!rc && !S_ISDIR(pi.mode))
+    if (rc == -ENOENT && !strcmp(name, "."))
+        rc = -ESTALE; /* the handle of an object that is gone */
+    if (!rc && !S_ISDIR(pi.mode) && strcmp(name, "."))
         rc = -ENOTDIR;
     if (!rc) {
         if (!strcmp(name, ".")) {

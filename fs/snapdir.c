@@ -32,6 +32,17 @@
  * such care (a file may have many dentries) and always use the canonical
  * id.  The table is bounded by what the kernel keeps in its inode cache.
  *
+ * File handles.  An NFS server (nfsd, or NFS-Ganesha's FSAL_VFS through
+ * open_by_handle_at) keeps the kernel's handle of a node: its node id and
+ * generation.  Once the kernel has evicted the inode it resolves the
+ * handle by looking up "." in the node id, whatever its type, and a
+ * directory's path by looking up ".." and finding its name in the parent's
+ * listing; so "." is answered for every node and ".." for directories.
+ * The generation of an object's node is derived from the object (see
+ * node_generation); table nodes take one drawn at random for the daemon
+ * run, as their ids start again from 1 in the next run: a handle of one
+ * from an earlier run is stale, never another directory.
+ *
  * Validity.  A snapshot can be deleted while the kernel still holds nodes
  * of it.  Every request resolves its node under the volume lock and checks
  * that the snapshot at that epoch is still the one with that id (one
@@ -59,7 +70,10 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #define TAG SFS_SNAP_ID_MAX
 #define LOW_MASK (((uint64_t)1 << SFS_INO_BITS) - 1)
@@ -294,6 +308,10 @@ int snapdirs_init(struct snapdirs *sd, struct vol *v)
     memset(sd, 0, sizeof(*sd));
     pthread_mutex_init(&sd->lock, NULL);
     sd->next_table_id = 1;
+    while (!sd->table_generation)
+        if (getrandom(&sd->table_generation, sizeof(sd->table_generation), 0) !=
+            sizeof(sd->table_generation))
+            sd->table_generation = (uint32_t)time(NULL) ^ (uint32_t)getpid();
     sd->by_id = calloc(NBUCKETS, sizeof(*sd->by_id));
     sd->by_key = calloc(NBUCKETS, sizeof(*sd->by_key));
     if (!sd->by_id || !sd->by_key)
@@ -414,6 +432,16 @@ uint64_t noderef_st_ino(const struct noderef *r, uint64_t obj)
 
 /* ---- attributes ---- */
 
+uint32_t node_generation(const struct sfs_inode *i)
+{
+    if (i->ino == SFS_ROOT_INO)
+        return 0;
+    uint64_t h = (i->ino * 0x9E3779B97F4A7C15ull) ^
+                 ((uint64_t)i->btime_sec * 0xC2B2AE3D27D4EB4Full) ^
+                 ((uint64_t)i->btime_nsec * 0x165667B19E3779F9ull);
+    return (uint32_t)(h >> 32) ^ (uint32_t)h;
+}
+
 void inode_stat(const struct sfs_inode *i, uint64_t st_ino,
                 uint32_t block_size, struct stat *s)
 {
@@ -447,6 +475,7 @@ int snapdir_child_entry(struct snapdirs *sd, const struct noderef *r,
         if (rc)
             return rc;
     }
+    e->generation = e->ino == st_ino ? node_generation(i) : sd->table_generation;
     e->attr_timeout = timeout;
     e->entry_timeout = timeout;
     inode_stat(i, st_ino, block_size, &e->attr);
@@ -511,9 +540,14 @@ static int snapdir_entry(struct snapdirs *sd, struct vol *v, MDB_txn *txn,
                          uint64_t dir, struct fuse_entry_param *e)
 {
     memset(e, 0, sizeof(*e));
+    struct sfs_inode d;
     int rc = snapdir_stat(sd, v, txn, dir, &e->attr);
     if (!rc)
+        rc = sfs_inode_get(v->st, txn, v->live_view, dir, &d);
+    if (!rc)
         rc = table_ref(sd, dir, 0, dir, &e->ino);
+    if (!rc)
+        e->generation = node_generation(&d);
     e->attr_timeout = VIEW_TIMEOUT;
     e->entry_timeout = VIEW_TIMEOUT;
     return rc;
@@ -592,12 +626,13 @@ static int lookup_in_view(struct snapdirs *sd, struct vol *v, MDB_txn *txn,
     int rc = sfs_inode_get(v->st, txn, p->view, p->obj, &dir);
     if (rc)
         return rc == -ENOENT ? -ESTALE : rc;
+    if (!strcmp(name, ".")) /* in any node: how handles are resolved */
+        return snapdir_child_entry(sd, p, &dir, v->st->super.block_size,
+                                   VIEW_TIMEOUT, e);
     if (!S_ISDIR(dir.mode))
         return -ENOTDIR;
     uint64_t ino;
-    if (!strcmp(name, "."))
-        ino = p->obj;
-    else if (!strcmp(name, "..") && p->obj == p->entry)
+    if (!strcmp(name, "..") && p->obj == p->entry)
         return snapdir_entry(sd, v, txn, p->entry, e);
     else if (!strcmp(name, ".."))
         ino = dir.parent ? dir.parent : SFS_ROOT_INO;
@@ -618,6 +653,11 @@ void snapdir_lookup(fuse_req_t req, struct snapdirs *sd, struct vol *v,
 {
     struct noderef p;
     struct fuse_entry_param e;
+    if (!strcmp(name, ".") && snapdir_mode(sd) == SNAPDIR_DISABLED) {
+        /* a file handle: snapshots are out of reach while disabled */
+        fuse_reply_err(req, ESTALE);
+        return;
+    }
     MDB_txn *txn = vol_read_begin(v);
     int rc = noderef_resolve(sd, v, txn, parent, &p);
     if (!rc && p.kind == NODE_SNAPDIR)

@@ -66,6 +66,7 @@ struct snapdirs {
     struct view_node **by_id, **by_key;
     size_t nbuckets, nviews;
     uint64_t next_table_id;
+    uint32_t table_generation; /* of every table node of this daemon run */
     struct fuse_session *se; /* for invalidations; set once serving */
     /* Names of the live directories the kernel knows, stashed before a
      * wholesale change of the live tree (see snapdir_live_changing). */
@@ -86,6 +87,16 @@ int noderef_resolve(struct snapdirs *sd, struct vol *v, MDB_txn *txn,
 /* struct stat of inode I, shown with inode number ST_INO. */
 void inode_stat(const struct sfs_inode *i, uint64_t st_ino,
                 uint32_t block_size, struct stat *s);
+
+/*
+ * The generation the kernel gets with object I's node (and puts in file
+ * handles): derived from the object's id and birth time, so it is the same
+ * for every reply about that object, in every daemon run, and a node id
+ * that ever named another object (histories that diverged and met again
+ * in a fail-back) makes the old handle stale.  The live root's is 0, the
+ * kernel's own for FUSE_ROOT_ID.
+ */
+uint32_t node_generation(const struct sfs_inode *i);
 
 /* The inode number clients see for an object of R's view. */
 uint64_t noderef_st_ino(const struct noderef *r, uint64_t obj);

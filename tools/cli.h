@@ -101,6 +101,13 @@ int snapshot_create_group(const char *cmd, const char *members,
                           const char *name);
 int cmd_set(int argc, char **argv);
 int cmd_get(int argc, char **argv);
+/* settings.c: the value of setting NAME of VOL into VALUE (CAP bytes):
+ * 0, -ENOENT (no such setting) or the negative errno of the request. */
+int volume_setting(struct volume *vol, const char *cmd, const char *name,
+                   char *value, size_t cap);
+/* share.c: `share smb|nfs PATH`, the share definitions of a mounted
+ * volume for Samba and NFS-Ganesha */
+int cmd_share(int argc, char **argv);
 /* diff.c: `snapshot diff`; ARGV starts at "diff". */
 int cmd_snapshot_diff(int argc, char **argv);
 int cmd_policy(int argc, char **argv);

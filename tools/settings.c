@@ -113,8 +113,12 @@ static int offline_get(struct sfs_store *st, MDB_txn *txn, void *arg)
     return sfs_setting_foreach(st, txn, print_setting, arg);
 }
 
+typedef int (*setting_cb)(void *arg, const char *name, const char *value,
+                          const char *dflt, const char *allowed,
+                          const char *what);
+
 /* The daemon's lines: NAME VALUE DEFAULT ALLOWED WHAT, tab-separated. */
-static int print_remote(struct volume *vol, struct get_arg *ga)
+static int remote_settings(struct volume *vol, setting_cb cb, void *arg)
 {
     char *words[] = { "settings" }, *data = NULL;
     int rc = volume_request(vol, words, 1, &data);
@@ -128,7 +132,7 @@ static int print_remote(struct volume *vol, struct get_arg *ga)
         if (n != 5)
             rc = -EPROTO;
         else
-            print_setting(ga, f[0], f[1], f[2], f[3], f[4]);
+            rc = cb(arg, f[0], f[1], f[2], f[3], f[4]);
     }
     free(data);
     return rc;
@@ -148,11 +152,43 @@ int cmd_get(int argc, char **argv)
     if (!ga.only)
         printf("%-12s %-10s %-10s %-28s %s\n", "NAME", "VALUE", "DEFAULT",
                "ALLOWED", "WHAT");
-    int rc = vol.mounted ? print_remote(&vol, &ga)
+    int rc = vol.mounted ? remote_settings(&vol, print_setting, &ga)
                          : volume_offline(&vol, cmd, offline_get, &ga, false);
     if (rc)
         die(cmd, "%s: %s", vol.arg, strerror(-rc));
     free(vol.store);
     free(vol.mountpoint);
     return 0;
+}
+
+struct value_arg {
+    const char *name;
+    char *value;
+    size_t cap;
+    bool found;
+};
+
+static int copy_value(void *arg, const char *name, const char *value,
+                      const char *dflt, const char *allowed, const char *what)
+{
+    struct value_arg *va = arg;
+    if (strcmp(name, va->name))
+        return 0;
+    va->found = true;
+    snprintf(va->value, va->cap, "%s", value);
+    return 0;
+}
+
+static int offline_value(struct sfs_store *st, MDB_txn *txn, void *arg)
+{
+    return sfs_setting_foreach(st, txn, copy_value, arg);
+}
+
+int volume_setting(struct volume *vol, const char *cmd, const char *name,
+                   char *value, size_t cap)
+{
+    struct value_arg va = { name, value, cap, false };
+    int rc = vol->mounted ? remote_settings(vol, copy_value, &va)
+                          : volume_offline(vol, cmd, offline_value, &va, false);
+    return rc ? rc : va.found ? 0 : -ENOENT;
 }

@@ -362,6 +362,9 @@ static void usage(FILE *out)
           "  peer list [--json] | delete NAME\n"
           "  peer run NAME -- SUBCOMMAND [ARGS...]   run send, receive, snapshot list or\n"
           "    info on the peer, stdin and stdout relayed (TLS 1.3, pre-shared key)\n"
+          "  share smb DIR [--name SHARE]          an smb.conf share of a mounted\n"
+          "    volume (Previous Versions from .snapshot, DOS attributes in xattrs)\n"
+          "  share nfs DIR [--name PSEUDO] [--id N] an NFS-Ganesha EXPORT block\n"
           "  help\n", out);
 }
 
@@ -413,6 +416,8 @@ int main(int argc, char **argv)
         return cmd_peer(argc, argv);
     if (!strcmp(cmd, "mirror"))
         return cmd_mirror(argc, argv);
+    if (!strcmp(cmd, "share"))
+        return cmd_share(argc, argv);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         usage(stdout);
         return 0;
