@@ -35,8 +35,10 @@ STORE_SRC := $(sort $(wildcard store/*.c))
 FS_SRC    := $(sort $(wildcard fs/*.c))
 TAPE_SRC  := $(sort $(wildcard tape/*.c))
 TOOLS_SRC := $(sort $(wildcard tools/*.c))
+VAULT_SRC := $(sort $(wildcard tools/vault/*.c))
 UNIT_SRC  := $(sort $(wildcard tests/unit/*.c))
 HDRS      := $(wildcard store/*.h fs/*.h tape/*.h tools/*.h tests/unit/*.h)
+VAULT_HDRS := $(wildcard tools/vault/*.h)
 
 FLAVOURS := release asan
 
@@ -48,6 +50,15 @@ build/$(1)/%.o: %.c $(HDRS)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CFLAGS_$(1)) -Istore -Ifs -Itape -c $$< -o $$@
 
+# the vault's files and tests also depend on the vault's headers
+build/$(1)/tools/vault/%.o: tools/vault/%.c $(HDRS) $(VAULT_HDRS)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS_$(1)) -Istore -Ifs -Itape -c $$< -o $$@
+
+build/$(1)/tests/unit/test_vault_%.o: tests/unit/test_vault_%.c $(HDRS) $(VAULT_HDRS)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS_$(1)) -Istore -Ifs -Itape -c $$< -o $$@
+
 build/$(1)/libsnapstore.a: $(STORE_SRC:%.c=build/$(1)/%.o)
 	@rm -f $$@
 	ar rcs $$@ $$^
@@ -56,9 +67,14 @@ build/$(1)/libsnaptape.a: $(TAPE_SRC:%.c=build/$(1)/%.o)
 	@rm -f $$@
 	ar rcs $$@ $$^
 
+build/$(1)/libsnapvault.a: $(VAULT_SRC:%.c=build/$(1)/%.o)
+	@rm -f $$@
+	ar rcs $$@ $$^
+
 build/$(1)/snapfs: $(FS_SRC:%.c=build/$(1)/%.o) \
                    $(filter-out build/$(1)/tools/damage.o,$(TOOLS_SRC:%.c=build/$(1)/%.o)) \
-                   build/$(1)/libsnaptape.a build/$(1)/libsnapstore.a
+                   build/$(1)/libsnapvault.a build/$(1)/libsnaptape.a \
+                   build/$(1)/libsnapstore.a
 	$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(LIBS)
 
 build/$(1)/snapfs-damage: build/$(1)/tools/damage.o build/$(1)/libsnapstore.a
@@ -67,6 +83,12 @@ build/$(1)/snapfs-damage: build/$(1)/tools/damage.o build/$(1)/libsnapstore.a
 # the peer transport's test links the two files it tests
 build/$(1)/unit/test_peer: build/$(1)/tests/unit/test_peer.o \
                            build/$(1)/tools/peer_relay.o build/$(1)/tools/peer_tls.o
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(LIBS)
+
+# the vault's tests link the vault engine
+build/$(1)/unit/test_vault_%: build/$(1)/tests/unit/test_vault_%.o \
+                              build/$(1)/libsnapvault.a build/$(1)/libsnapstore.a
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(LIBS)
 
