@@ -11,7 +11,7 @@
 # (-O1, AddressSanitizer and UndefinedBehaviorSanitizer), which the tests run.
 
 CC      ?= cc
-PKGS    := fuse3 lmdb libzstd libssl libcrypto
+PKGS    := fuse3 lmdb libzstd libssl libcrypto libcurl
 WARN    := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
            -Wstrict-prototypes -Wmissing-prototypes
 DEFS    := -D_FILE_OFFSET_BITS=64 -DFUSE_USE_VERSION=314
@@ -34,11 +34,13 @@ LDFLAGS_asan    := -fsanitize=address,undefined
 STORE_SRC := $(sort $(wildcard store/*.c))
 FS_SRC    := $(sort $(wildcard fs/*.c))
 TAPE_SRC  := $(sort $(wildcard tape/*.c))
-TOOLS_SRC := $(sort $(wildcard tools/*.c))
+TOOLS_SRC := $(sort $(wildcard tools/*.c tools/vault/*.c))
+# the vault's object store (s3://, file://), also linked alone into its test
+OBJSTORE_SRC := $(sort $(wildcard tools/vault/objstore*.c))
+# the vault engine, linked into the vault's unit tests as a library
 VAULT_SRC := $(sort $(wildcard tools/vault/*.c))
 UNIT_SRC  := $(sort $(wildcard tests/unit/*.c))
-HDRS      := $(wildcard store/*.h fs/*.h tape/*.h tools/*.h tests/unit/*.h)
-VAULT_HDRS := $(wildcard tools/vault/*.h)
+HDRS      := $(wildcard store/*.h fs/*.h tape/*.h tools/*.h tools/vault/*.h tests/unit/*.h)
 
 FLAVOURS := release asan
 
@@ -48,16 +50,7 @@ all: build/release/snapfs build/release/snapfs-damage
 define flavour_rules
 build/$(1)/%.o: %.c $(HDRS)
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(CFLAGS_$(1)) -Istore -Ifs -Itape -c $$< -o $$@
-
-# the vault's files and tests also depend on the vault's headers
-build/$(1)/tools/vault/%.o: tools/vault/%.c $(HDRS) $(VAULT_HDRS)
-	@mkdir -p $$(dir $$@)
-	$$(CC) $$(CFLAGS_$(1)) -Istore -Ifs -Itape -c $$< -o $$@
-
-build/$(1)/tests/unit/test_vault_%.o: tests/unit/test_vault_%.c $(HDRS) $(VAULT_HDRS)
-	@mkdir -p $$(dir $$@)
-	$$(CC) $$(CFLAGS_$(1)) -Istore -Ifs -Itape -c $$< -o $$@
+	$$(CC) $$(CFLAGS_$(1)) -Istore -Ifs -Itape -Itools/vault -c $$< -o $$@
 
 build/$(1)/libsnapstore.a: $(STORE_SRC:%.c=build/$(1)/%.o)
 	@rm -f $$@
@@ -73,8 +66,7 @@ build/$(1)/libsnapvault.a: $(VAULT_SRC:%.c=build/$(1)/%.o)
 
 build/$(1)/snapfs: $(FS_SRC:%.c=build/$(1)/%.o) \
                    $(filter-out build/$(1)/tools/damage.o,$(TOOLS_SRC:%.c=build/$(1)/%.o)) \
-                   build/$(1)/libsnapvault.a build/$(1)/libsnaptape.a \
-                   build/$(1)/libsnapstore.a
+                   build/$(1)/libsnaptape.a build/$(1)/libsnapstore.a
 	$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(LIBS)
 
 build/$(1)/snapfs-damage: build/$(1)/tools/damage.o build/$(1)/libsnapstore.a
@@ -83,6 +75,12 @@ build/$(1)/snapfs-damage: build/$(1)/tools/damage.o build/$(1)/libsnapstore.a
 # the peer transport's test links the two files it tests
 build/$(1)/unit/test_peer: build/$(1)/tests/unit/test_peer.o \
                            build/$(1)/tools/peer_relay.o build/$(1)/tools/peer_tls.o
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(LIBS)
+
+# the object store's test links the object store alone
+build/$(1)/unit/test_objstore: build/$(1)/tests/unit/test_objstore.o \
+                               $(OBJSTORE_SRC:%.c=build/$(1)/%.o)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(LIBS)
 

@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 
 # What compiles snapfs.
 DEB_BUILD=(gcc make pkg-config libfuse3-dev fuse3 liblmdb-dev libzstd-dev
-           libssl-dev libacl1-dev libattr1-dev)
+           libssl-dev libacl1-dev libattr1-dev libcurl4-openssl-dev)
 # What the tests and the benchmarks run: file tools, Linux dump/restore,
 # and the real peers of the NAS, vault, NDMP and application tests.
 DEB_TEST=(acl attr lmdb-utils fio python3 psmisc util-linux bc dump e2fsprogs
