@@ -519,6 +519,14 @@ static void usage(FILE *out)
           "  peer serve [--listen ADDR:PORT] [--foreground]       (default 0.0.0.0:11104)\n"
           "  peer run NAME -- SUBCOMMAND [ARGS...]   run send, receive, snapshot list or\n"
           "    info on the peer, stdin and stdout relayed (TLS 1.3, pre-shared key)\n"
+          "  vault init TARGET            TARGET: s3://BUCKET[/PREFIX] or file:///PATH\n"
+          "  vault key list|add TARGET | key remove TARGET KEYID\n"
+          "  vault backup VOL SNAPSHOT TARGET [--label L]... [--pack-size SIZE]\n"
+          "  vault restore TARGET SNAPSHOT NEWSTORE\n"
+          "  vault list TARGET [--json] | show TARGET SNAPSHOT [--json]\n"
+          "  vault check TARGET [--read-data]\n"
+          "    every vault command: [--endpoint URL] [--region R] [--passphrase-file F]\n"
+          "    (or SNAPFS_VAULT_PASSPHRASE, or a prompt); encrypted, incremental forever\n"
           "  help\n", out);
 }
 
@@ -565,6 +573,8 @@ int main(int argc, char **argv)
         return cmd_peer(argc, argv);
     if (!strcmp(cmd, "mirror"))
         return cmd_mirror(argc, argv);
+    if (!strcmp(cmd, "vault"))
+        return cmd_vault(argc, argv);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         usage(stdout);
         return 0;

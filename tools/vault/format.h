@@ -199,6 +199,10 @@ size_t vault_index_count(const struct vault_index *x);
  * -ENOMEM. */
 int vault_index_add(struct vault_index *x, const uint8_t id[VC_ID],
                     const struct vault_loc *loc);
+/* Blob ID moves to LOC (its pack was written): 0 or -ENOENT. */
+int vault_index_set(struct vault_index *x, const uint8_t id[VC_ID],
+                    const struct vault_loc *loc);
+#define VAULT_PACK_PENDING UINT32_MAX /* in a pack not written yet */
 /* Where blob ID is, or NULL. */
 const struct vault_loc *vault_index_find(const struct vault_index *x,
                                          const uint8_t id[VC_ID]);

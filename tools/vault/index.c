@@ -89,19 +89,11 @@ static int table_grow(struct table *t, const void *items, size_t item_size,
     return 0;
 }
 
-static int array_room(void **items, size_t *cap, size_t n, size_t size)
+/* Entry numbers are 32 bits (0: an empty slot). */
+static int array_room(void *items, size_t *cap, size_t n, size_t size)
 {
-    if (n < *cap)
-        return 0;
-    if (n >= UINT32_MAX - 1)
-        return -EOVERFLOW;
-    size_t c = *cap ? 2 * *cap : 1024;
-    void *p = realloc(*items, c * size);
-    if (!p)
-        return -ENOMEM;
-    *items = p;
-    *cap = c;
-    return 0;
+    return n >= UINT32_MAX - 1 ? -EOVERFLOW
+                               : vault_grow(items, cap, n, size);
 }
 
 struct vault_index *vault_index_new(void)
@@ -138,7 +130,7 @@ int vault_index_pack(struct vault_index *x, const uint8_t id[VC_ID],
 {
     if (!vault_index_pack_find(x, id, no))
         return 0;
-    int rc = array_room((void **)&x->packs, &x->pcap, x->np,
+    int rc = array_room(&x->packs, &x->pcap, x->np,
                         sizeof(struct pent));
     if (!rc)
         rc = table_grow(&x->pslots, x->packs, sizeof(struct pent), x->np + 1);
@@ -172,22 +164,40 @@ size_t vault_index_count(const struct vault_index *x)
     return x->n;
 }
 
-const struct vault_loc *vault_index_find(const struct vault_index *x,
-                                         const uint8_t id[VC_ID])
+static struct ient *find_entry(const struct vault_index *x,
+                               const uint8_t id[VC_ID])
 {
     if (!x->eslots.nslots)
         return NULL;
     uint32_t e = x->eslots.slots[table_probe(&x->eslots, x->ents,
                                              sizeof(struct ient), id)];
-    return e ? &x->ents[e - 1].loc : NULL;
+    return e ? &x->ents[e - 1] : NULL;
 }
+
+int vault_index_set(struct vault_index *x, const uint8_t id[VC_ID],
+                    const struct vault_loc *loc)
+{
+    struct ient *e = find_entry(x, id);
+    if (!e)
+        return -ENOENT;
+    e->loc = *loc;
+    return 0;
+}
+
+const struct vault_loc *vault_index_find(const struct vault_index *x,
+                                         const uint8_t id[VC_ID])
+{
+    const struct ient *e = find_entry(x, id);
+    return e ? &e->loc : NULL;
+}
+
 
 int vault_index_add(struct vault_index *x, const uint8_t id[VC_ID],
                     const struct vault_loc *loc)
 {
     if (vault_index_find(x, id))
         return 0;
-    int rc = array_room((void **)&x->ents, &x->cap, x->n,
+    int rc = array_room(&x->ents, &x->cap, x->n,
                         sizeof(struct ient));
     if (!rc)
         rc = table_grow(&x->eslots, x->ents, sizeof(struct ient), x->n + 1);

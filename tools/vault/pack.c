@@ -210,14 +210,8 @@ int vault_packer_add(struct vault_packer *p, const struct vault_keys *k,
                      uint8_t type, const uint8_t id[VC_ID],
                      const struct vault_stored *s)
 {
-    if (p->n == p->cap) {
-        size_t cap = p->cap ? 2 * p->cap : 256;
-        struct vault_pack_entry *e = realloc(p->ents, cap * sizeof(*e));
-        if (!e)
-            return -ENOMEM;
-        p->ents = e;
-        p->cap = cap;
-    }
+    if (vault_grow(&p->ents, &p->cap, p->n, sizeof(*p->ents)))
+        return -ENOMEM;
     size_t at = p->buf.len;
     if (at + vault_blob_size(s->csize) > UINT32_MAX - VAULT_TRAILER_MAX)
         return -EFBIG;

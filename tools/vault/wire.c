@@ -3,6 +3,8 @@
  * Guarantees: a reader never reads outside the bytes it was given; a
  * writer never writes outside what it allocated.
  */
+#include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,6 +60,20 @@ void vw_u16(struct vw *w, uint16_t v)
 {
     uint8_t b[2] = { (uint8_t)(v >> 8), (uint8_t)v };
     vw_bytes(w, b, 2);
+}
+
+int vault_grow(void *items, size_t *cap, size_t n, size_t size)
+{
+    void **arr = items;
+    if (n < *cap)
+        return 0;
+    size_t c = *cap ? 2 * *cap : 16;
+    void *p = c > SIZE_MAX / size ? NULL : realloc(*arr, c * size);
+    if (!p)
+        return -ENOMEM;
+    *arr = p;
+    *cap = c;
+    return 0;
 }
 
 void vault_put_be32(uint8_t *p, uint32_t v)

@@ -60,6 +60,10 @@ static inline bool vr_done(const struct vr *r)
     return !r->bad && r->left == 0;
 }
 
+/* Room for one more item in the array *ITEMS of N items of SIZE bytes
+ * (capacity *CAP, doubled when full): 0 or -ENOMEM. */
+int vault_grow(void *items, size_t *cap, size_t n, size_t size);
+
 void vault_put_be32(uint8_t *p, uint32_t v);
 uint32_t vault_get_be32(const uint8_t *p);
 
