@@ -188,6 +188,41 @@ static size_t read_secret(const char *cmd, const char *file, const char *env,
     return n;
 }
 
+/* ---- what a command holds until it ends ---- */
+
+struct holder {
+    struct volume *vol;
+    const char *cmd;
+    char tag[32];
+};
+
+/* The vault's lock and a snapshot hold are released however the command
+ * ends: normally, or through die() (exit runs release_at_exit). */
+static struct {
+    struct vault *v;                 /* its lock */
+    struct holder *hold;             /* holds snapshot NAME */
+    char name[SFS_NAME_MAX + 1];
+} held;
+
+static void release_at_exit(void)
+{
+    struct vault *v = held.v;
+    struct holder *h = held.hold;
+    held.v = NULL;
+    held.hold = NULL;
+    if (h)
+        volume_hold(h->vol, h->cmd, held.name, h->tag, false);
+    if (v)
+        vault_unlock(v);
+}
+
+static void close_vault(struct vault *v)
+{
+    if (held.v == v)
+        held.v = NULL;
+    vault_close(v);
+}
+
 /* ---- reaching the vault ---- */
 
 static struct objstore_opts store_opts(const struct vopts *o)
@@ -206,7 +241,7 @@ static void die_vault(const char *cmd, struct vault *v, int rc)
     const char *why = vault_why(v);
     char msg[1200];
     snprintf(msg, sizeof(msg), "%s", why && *why ? why : strerror(-rc));
-    vault_close(v);
+    close_vault(v);
     die(cmd, "%s", msg);
 }
 
@@ -228,6 +263,7 @@ static struct vault *open_vault(const struct vopts *o, const char *target,
         rc = vault_lock(v, lock > 0, what);
     if (rc)
         die_vault(o->cmd, v, rc);
+    held.v = v;
     return v;
 }
 #define NO_LOCK 0
@@ -270,7 +306,7 @@ static int vault_init_cmd(int argc, char **argv)
     printf("snapfs: created vault %.8s at %s\n", id, o.pos[0]);
     printf("  keep the passphrase safe: without it the vault's data cannot "
            "be read by anyone\n");
-    vault_close(v);
+    close_vault(v);
     return 0;
 }
 
@@ -317,7 +353,7 @@ static int key_list(int argc, char **argv)
         die_vault(o.cmd, v, rc);
     if (o.json)
         printf("]\n");
-    vault_close(v);
+    close_vault(v);
     return 0;
 }
 
@@ -336,7 +372,7 @@ static int key_add(int argc, char **argv)
     if (rc)
         die_vault(o.cmd, v, rc);
     printf("snapfs: added key %.8s to %s\n", id, o.pos[0]);
-    vault_close(v);
+    close_vault(v);
     return 0;
 }
 
@@ -350,7 +386,7 @@ static int key_remove(int argc, char **argv)
     if (rc)
         die_vault(o.cmd, v, rc);
     printf("snapfs: removed key %.8s from %s\n", id, o.pos[0]);
-    vault_close(v);
+    close_vault(v);
     return 0;
 }
 
@@ -377,12 +413,6 @@ static void on_interrupt(int sig)
     (void)sig;
     interrupted = 1;
 }
-
-struct holder {
-    struct volume *vol;
-    const char *cmd;
-    char tag[32];
-};
 
 static int hold_cb(void *arg, const char *name, bool hold)
 {
@@ -467,17 +497,17 @@ static void hold_snapshot(struct holder *h, struct sfs_store *st,
     if (rc)
         die(h->cmd, "%s: holding snapshot %s: %s", h->vol->arg, name,
             snapshot_error(rc));
+    held.hold = h;
+    snprintf(held.name, sizeof(held.name), "%s", name);
     MDB_txn *txn;
     rc = sfs_txn_begin(st, NULL, false, &txn);
     if (!rc) {
         rc = sfs_snap_find(st, txn, name, snap);
         mdb_txn_abort(txn);
     }
-    if (rc) {
-        volume_hold(h->vol, h->cmd, name, h->tag, false);
+    if (rc)
         die(h->cmd, "%s: snapshot %s: %s", h->vol->arg, name,
             rc == -ENOENT ? "not found" : strerror(-rc));
-    }
 }
 
 static void print_backup(const struct vopts *o, const char *volarg,
@@ -550,6 +580,7 @@ static int vault_backup_cmd(int argc, char **argv)
     int rc = vault_backup(v, st, &snap, &bo, &r);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     progress_clear(&pa.p);
+    held.hold = NULL;
     volume_hold(&vol, o.cmd, snap.name, h.tag, false);
     sfs_close(st);
     if (rc) {
@@ -560,7 +591,7 @@ static int vault_backup_cmd(int argc, char **argv)
     }
     print_backup(&o, vol.arg, &r, (double)(t1.tv_sec - t0.tv_sec) +
                                       (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
-    vault_close(v);
+    close_vault(v);
     return 0;
 }
 
@@ -619,8 +650,8 @@ static int vault_list_cmd(int argc, char **argv)
     parse_args(&o, "vault list", O_JSON, 1, "TARGET [--json]", argc, argv);
     struct vault *v = open_vault(&o, o.pos[0], NO_LOCK, NULL);
     struct vault_snapshot *s;
-    size_t n;
-    int rc = vault_snapshots(v, &s, &n);
+    size_t n, bad;
+    int rc = vault_snapshots(v, &s, &n, &bad);
     if (rc)
         die_vault(o.cmd, v, rc);
     if (o.json)
@@ -640,7 +671,11 @@ static int vault_list_cmd(int argc, char **argv)
     if (o.json)
         printf("]\n");
     free(s);
-    vault_close(v);
+    if (bad) {
+        fflush(stdout);
+        die_vault(o.cmd, v, -EBADMSG);
+    }
+    close_vault(v);
     return 0;
 }
 
@@ -694,7 +729,7 @@ static int vault_show_cmd(int argc, char **argv)
     } else {
         show_text(&s);
     }
-    vault_close(v);
+    close_vault(v);
     return 0;
 }
 
@@ -736,7 +771,7 @@ static int vault_restore_cmd(int argc, char **argv)
         char why[1200];
         snprintf(why, sizeof(why), "%s", vault_why(v)[0] ? vault_why(v)
                                                           : strerror(-rc));
-        vault_close(v);
+        close_vault(v);
         die(o.cmd, "%s; nothing was restored", why);
     }
     char id[9], got[32];
@@ -748,7 +783,7 @@ static int vault_restore_cmd(int argc, char **argv)
            (unsigned long long)r.blocks, got,
            (double)(t1.tv_sec - t0.tv_sec) +
                (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
-    vault_close(v);
+    close_vault(v);
     return 0;
 }
 
@@ -786,7 +821,7 @@ static int vault_check_cmd(int argc, char **argv)
         printf("note: %llu packs are in no index (left by an interrupted "
                "backup; the next backup indexes them)\n",
                (unsigned long long)st.unindexed);
-    vault_close(v);
+    close_vault(v);
     if (rc) {
         printf("%d problem%s found\n", rc, rc == 1 ? "" : "s");
         return 1;
@@ -805,6 +840,7 @@ int cmd_vault(int argc, char **argv)
     const char *sub = argv[1];
     argc--;
     argv++;
+    atexit(release_at_exit);
     if (!strcmp(sub, "init"))
         return vault_init_cmd(argc, argv);
     if (!strcmp(sub, "key"))

@@ -96,8 +96,8 @@ static int base_cb(void *arg, const uint8_t id[VC_ID],
                    const struct vault_manifest *m)
 {
     struct base_scan *b = arg;
-    if (memcmp(m->volume, b->st->super.uuid, 16))
-        return 0;
+    if (!m || memcmp(m->volume, b->st->super.uuid, 16))
+        return 0; /* damaged manifests are no base (check reports them) */
     if (m->epoch == b->snap->epoch) {
         memcpy(b->same.id, id, VC_ID);
         b->same.m = *m;
@@ -441,7 +441,7 @@ static int find_base(struct backup *b, const struct sfs_snap_rec *snap,
                      struct vault_snapshot *base, char *held)
 {
     struct base_scan s = { .st = b->st, .snap = snap };
-    int rc = vault_each_manifest(b->v, false, base_cb, &s);
+    int rc = vault_each_manifest(b->v, true, base_cb, &s);
     if (!rc && s.found_same) {
         b->r->already = true;
         b->r->snap = s.same;

@@ -368,8 +368,10 @@ static int read_config(struct vault *v, void **obj, size_t *len)
                         "newer than this snapfs reads (%u): use a newer "
                         "snapfs", objstore_target(v->os), version,
                         VAULT_FORMAT);
-    if (rc)
+    if (rc) {
         free(*obj);
+        *obj = NULL;
+    }
     return rc;
 }
 
@@ -673,14 +675,21 @@ int vault_each_manifest(struct vault *v, bool with_bad, vault_manifest_cb cb,
 }
 
 struct snap_array {
+    struct vault *v;
     struct vault_snapshot *s;
-    size_t n, cap;
+    size_t n, cap, bad;
+    char first_bad[VAULT_WHY_MAX];
 };
 
 static int collect_snapshot(void *arg, const uint8_t id[VC_ID],
                             const struct vault_manifest *m)
 {
     struct snap_array *a = arg;
+    if (!m) {
+        if (!a->bad++)
+            snprintf(a->first_bad, sizeof(a->first_bad), "%s", a->v->why);
+        return 0;
+    }
     if (vault_grow(&a->s, &a->cap, a->n, sizeof(*a->s)))
         return -ENOMEM;
     memcpy(a->s[a->n].id, id, VC_ID);
@@ -699,10 +708,11 @@ static int cmp_snapshot(const void *a, const void *b)
     return x->m.epoch < y->m.epoch ? -1 : x->m.epoch > y->m.epoch;
 }
 
-int vault_snapshots(struct vault *v, struct vault_snapshot **out, size_t *n)
+int vault_snapshots(struct vault *v, struct vault_snapshot **out, size_t *n,
+                    size_t *bad)
 {
-    struct snap_array a = { 0 };
-    int rc = vault_each_manifest(v, false, collect_snapshot, &a);
+    struct snap_array a = { .v = v };
+    int rc = vault_each_manifest(v, true, collect_snapshot, &a);
     if (rc) {
         free(a.s);
         return rc;
@@ -711,6 +721,10 @@ int vault_snapshots(struct vault *v, struct vault_snapshot **out, size_t *n)
         qsort(a.s, a.n, sizeof(*a.s), cmp_snapshot);
     *out = a.s;
     *n = a.n;
+    *bad = a.bad;
+    if (a.bad)
+        vault_fail(v, 0, "%s%s", a.first_bad,
+                   a.bad > 1 ? " (and other manifests)" : "");
     return 0;
 }
 
@@ -729,10 +743,12 @@ int vault_find_snapshot(struct vault *v, const char *spec,
                         struct vault_snapshot *out)
 {
     struct vault_snapshot *all;
-    size_t n, match = 0;
-    int rc = vault_snapshots(v, &all, &n);
+    size_t n, bad, match = 0;
+    int rc = vault_snapshots(v, &all, &n, &bad);
     if (rc)
         return rc;
+    char damaged[VAULT_WHY_MAX];
+    snprintf(damaged, sizeof(damaged), "%s", v->why);
     char ids[512] = "";
     for (size_t i = 0; i < n; i++) {
         if (!snapshot_matches(&all[i], spec))
@@ -746,6 +762,9 @@ int vault_find_snapshot(struct vault *v, const char *spec,
                  hex);
     }
     free(all);
+    if (!match && bad)
+        return vault_fail(v, -ENOENT, "%s: not among the snapshots whose "
+                          "manifest can be read; %s", spec, damaged);
     if (!match)
         return vault_fail(v, -ENOENT, "%s: no such snapshot in the vault "
                           "(snapfs vault list shows them)", spec);

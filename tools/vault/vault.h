@@ -81,11 +81,16 @@ struct vault_snapshot {
     uint8_t id[VC_ID];
     struct vault_manifest m;
 };
-/* Every snapshot, oldest backup first (*OUT malloc'd).  A manifest that
- * does not decode fails the listing (-EBADMSG, why names it). */
-int vault_snapshots(struct vault *v, struct vault_snapshot **out, size_t *n);
-/* SPEC: a snapshot's id (4 hex digits at least of it) or its name.
- * -ENOENT, -EINVAL (several match: why lists their ids). */
+/* Every snapshot, oldest backup first (*OUT malloc'd).  Manifests that
+ * do not authenticate (or are of a newer format) are left out and counted
+ * in *BAD, why naming the first: the others stay listable and
+ * restorable. */
+int vault_snapshots(struct vault *v, struct vault_snapshot **out, size_t *n,
+                    size_t *bad);
+/* SPEC: a snapshot's id (4 hex digits at least of it) or its name, among
+ * the manifests that can be read.  -ENOENT (why also names a damaged
+ * manifest, if there is one), -EINVAL (several match: why lists their
+ * ids). */
 int vault_find_snapshot(struct vault *v, const char *spec,
                         struct vault_snapshot *out);
 
