@@ -109,8 +109,9 @@ unit: $(UNIT_BINS)
 	    if ASAN_OPTIONS=detect_leaks=1 $$t; then pass=$$((pass+1)); else echo "FAIL: $$t"; fail=$$((fail+1)); fi; \
 	done; echo "unit: $$pass passed, $$fail failed"; [ $$fail = 0 ]
 
-integration: build/asan/snapfs build/asan/snapfs-damage
+integration: build/asan/snapfs build/asan/snapfs-damage build/asan/unit/test_objstore
 	SNAPFS=$(CURDIR)/build/asan/snapfs SNAPFS_DAMAGE=$(CURDIR)/build/asan/snapfs-damage \
+	    OBJSTORE_TEST=$(CURDIR)/build/asan/unit/test_objstore \
 	    bash tests/integration/run-all.sh
 
 test: deps

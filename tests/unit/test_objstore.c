@@ -7,6 +7,11 @@
  * rules, locks (exclusive, shared, stale, foreign, refresh, races), and
  * atomicity: readers racing a writer, and writers killed with SIGKILL at
  * random moments, only ever see whole objects.
+ *
+ * With arguments it is the driver of tests/integration/t32-objstore.sh:
+ * `test_objstore TARGET COMMAND ARGS...` runs one command against any
+ * target (the S3 servers there), options from the environment; see
+ * usage().  Errors: "test_objstore: COMMAND: ENAME: why" on stderr, exit 1.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -23,6 +28,7 @@
 
 #include "check.h"
 #include "objstore.h"
+#include "objstore_s3.h"
 
 static char scratch[256];
 
@@ -96,7 +102,7 @@ static void test_names(void)
 {
     struct objstore *os = open_or_die(target_for("names"));
     static const char *bad[] = { "", "/a", "a/", "a//b", "..", "../x", "a/../b", ".hidden",
-                                 "a/.b", "a b", "a\nb", "a%b", "é" };
+                                 "a/.b", "a b", "a\nb", "a%b", "é", "a+b", "a:b", "a=b", "a@b", "a,b" };
     for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
         CHECK(objstore_put(os, bad[i], "x", 1) == -EINVAL, "put '%s'", bad[i]);
         CHECK(strstr(objstore_why(os), "not a valid"), "why: %s", objstore_why(os));
@@ -112,7 +118,7 @@ static void test_names(void)
     longname[OBJSTORE_NAME_MAX] = 0;
     CHECK_RC(objstore_put(os, longname, "x", 1));
     CHECK(got(os, longname, "x", 1), "longest name");
-    CHECK_RC(objstore_put(os, "ok/A-Z_0.9~+=@,:-", "y", 1));
+    CHECK_RC(objstore_put(os, "ok/A-Z_0.9~-", "y", 1));
     CHECK(objstore_list(os, "/x", NULL, NULL) == -EINVAL, "bad prefix");
     CHECK(objstore_list(os, "a//", NULL, NULL) == -EINVAL, "bad prefix //");
     objstore_close(os);
@@ -150,6 +156,7 @@ static void test_put_get(void)
     CHECK(objstore_get_range(os, "packs/ab/pack1", big - 99, 100, part) == -ERANGE, "past end");
     CHECK(objstore_get_range(os, "packs/ab/pack1", big + 1, 0, part) == -ERANGE, "beyond");
     CHECK(objstore_get_range(os, "nope", 0, 1, part) == -ENOENT, "range of missing");
+    CHECK(objstore_get_range(os, "packs/ab/pack1", UINT64_MAX, 2, part) == -EINVAL, "overflow");
 
     uint64_t size;
     CHECK(objstore_stat(os, "packs/ab/pack1", &size) == 0 && size == big, "stat");
@@ -492,8 +499,345 @@ static void test_atomic(void)
     objstore_close(os);
 }
 
-int main(void)
+/* ---- the s3 backend's parsers (no server needed) ---- */
+
+static bool xml_is(const char *xml, const char *tag, const char *want)
 {
+    char out[64];
+    return xml_text(xml, xml + strlen(xml), tag, out, sizeof(out)) && !strcmp(out, want);
+}
+
+static void test_xml(void)
+{
+    const char *err = "<?xml version=\"1.0\"?>\n<Error><Code>SlowDown</Code>"
+                      "<Message>a &lt;b&gt; &amp; &quot;c&quot; &#65;&#x42; &#x20AC;</Message>"
+                      "<KeyMarker>no</KeyMarker><Key>yes</Key><Empty/></Error>";
+    CHECK(xml_is(err, "Code", "SlowDown"), "code");
+    CHECK(xml_is(err, "Message", "a <b> & \"c\" AB \xe2\x82\xac"), "entities");
+    CHECK(xml_is(err, "Key", "yes"), "Key is not KeyMarker");
+    CHECK(xml_is(err, "Empty", ""), "an empty element");
+    char out[8];
+    CHECK(!xml_text(err, err + strlen(err), "Missing", out, sizeof(out)), "absent");
+    CHECK(!xml_text(err, err + strlen(err), "Message", out, sizeof(out)), "too long for OUT");
+    const char *bad[] = { "<Code>open", "<Code>a &bogus; b</Code>", "<Code>&#0;</Code>",
+                          "<Code>&#x110000;</Code>", "<Code>a<b/>c</Code>", "<Code", "<Code>&amp" };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+        CHECK(!xml_text(bad[i], bad[i] + strlen(bad[i]), "Code", out, sizeof(out)),
+              "malformed reads as absent: %s", bad[i]);
+    /* bounded: the end given is respected even without a NUL */
+    char cut[] = { '<', 'C', 'o', 'd', 'e', '>', 'x', '<', '/', 'C', 'o', 'd', 'e', '>' };
+    CHECK(!xml_text(cut, cut + sizeof(cut) - 1, "Code", out, sizeof(out)), "cut before '>'");
+    CHECK(xml_text(cut, cut + sizeof(cut), "Code", out, sizeof(out)) && !strcmp(out, "x"), "whole");
+
+    const char *page = "<ListBucketResult><IsTruncated>true</IsTruncated>"
+                       "<Contents><Key>p/a</Key><Size>1</Size></Contents>"
+                       "<Contents><Key>p/b&amp;c</Key><Size>22</Size></Contents>"
+                       "<NextContinuationToken>t+/=</NextContinuationToken></ListBucketResult>";
+    const char *p = page, *end = page + strlen(page), *in, *in_end;
+    int n = 0;
+    while (xml_next(&p, end, "Contents", &in, &in_end)) {
+        char key[16];
+        CHECK(xml_text(in, in_end, "Key", key, sizeof(key)), "key %d", n);
+        CHECK(!strcmp(key, n ? "p/b&c" : "p/a"), "key %d: %s", n, key);
+        n++;
+    }
+    CHECK(n == 2, "two Contents: %d", n);
+    CHECK(xml_is(page, "NextContinuationToken", "t+/="), "token");
+}
+
+static void test_uri_encode(void)
+{
+    char buf[64];
+    size_t len = 0;
+    CHECK(s3_uri_encode(buf, sizeof(buf), &len, "a/b c+d=~._-", true) &&
+          !strcmp(buf, "a/b%20c%2Bd%3D~._-"), "path: %s", buf);
+    len = 0;
+    CHECK(s3_uri_encode(buf, sizeof(buf), &len, "pre/fix/", false) && !strcmp(buf, "pre%2Ffix%2F"),
+          "query: %s", buf);
+    len = 0;
+    CHECK(!s3_uri_encode(buf, 8, &len, "abc/def", false), "does not fit");
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_creds(void)
+{
+    char cred[600], conf[600], why[512], region[64];
+    struct s3_creds c;
+    snprintf(cred, sizeof(cred), "%s/credentials", scratch);
+    snprintf(conf, sizeof(conf), "%s/config", scratch);
+    write_text(cred, "[default]\naws_access_key_id = AKIADEFAULT\naws_secret_access_key = s1\n"
+                     "; comment\n[work]\n  aws_access_key_id=AKIAWORK  \naws_secret_access_key = s2=\n"
+                     "aws_session_token = tok\n[half]\naws_access_key_id = AKIAHALF\n");
+    write_text(conf, "[default]\nregion = eu-west-1\n[profile work]\nregion=us-west-2\n"
+                     "[profile cfg]\naws_access_key_id = AKIACFG\naws_secret_access_key = s3\n"
+                     "[profile bad]\nregion = us_west\n");
+    setenv("AWS_SHARED_CREDENTIALS_FILE", cred, 1);
+    setenv("AWS_CONFIG_FILE", conf, 1);
+    unsetenv("AWS_ACCESS_KEY_ID");
+    unsetenv("AWS_SECRET_ACCESS_KEY");
+    unsetenv("AWS_SESSION_TOKEN");
+    unsetenv("AWS_PROFILE");
+    unsetenv("AWS_REGION");
+    unsetenv("AWS_DEFAULT_REGION");
+
+    CHECK(s3_load_creds(NULL, &c, why, sizeof(why)) == 0 && !strcmp(c.key_id, "AKIADEFAULT") &&
+          !strcmp(c.secret, "s1") && !c.token[0], "default profile");
+    CHECK(s3_load_creds("work", &c, why, sizeof(why)) == 0 && !strcmp(c.key_id, "AKIAWORK") &&
+          !strcmp(c.secret, "s2=") && !strcmp(c.token, "tok"), "named profile");
+    CHECK(s3_load_creds("cfg", &c, why, sizeof(why)) == 0 && !strcmp(c.key_id, "AKIACFG"),
+          "keys in the config file");
+    CHECK(s3_load_creds("half", &c, why, sizeof(why)) == -EACCES && !c.key_id[0], "no secret");
+    CHECK(strstr(why, "profile half of") && !strstr(why, "AKIAHALF"), "why: %s", why);
+    setenv("AWS_PROFILE", "work", 1);
+    CHECK(s3_load_creds(NULL, &c, why, sizeof(why)) == 0 && !strcmp(c.key_id, "AKIAWORK"), "AWS_PROFILE");
+    setenv("AWS_ACCESS_KEY_ID", "AKIAENV", 1);
+    CHECK(s3_load_creds(NULL, &c, why, sizeof(why)) == -EACCES, "an id without a secret");
+    setenv("AWS_SECRET_ACCESS_KEY", "envsecret", 1);
+    setenv("AWS_SESSION_TOKEN", "envtoken", 1);
+    CHECK(s3_load_creds(NULL, &c, why, sizeof(why)) == 0 && !strcmp(c.key_id, "AKIAENV") &&
+          !strcmp(c.token, "envtoken"), "the environment wins");
+    CHECK(s3_load_creds("default", &c, why, sizeof(why)) == 0 && !strcmp(c.key_id, "AKIADEFAULT"),
+          "an explicit profile wins over the environment");
+
+    CHECK(s3_load_region(NULL, NULL, region, sizeof(region), why, sizeof(why)) == 0 &&
+          !strcmp(region, "us-west-2"), "AWS_PROFILE's region: %s", region);
+    unsetenv("AWS_PROFILE");
+    CHECK(s3_load_region(NULL, NULL, region, sizeof(region), why, sizeof(why)) == 0 &&
+          !strcmp(region, "eu-west-1"), "default's region: %s", region);
+    CHECK(s3_load_region(NULL, "nosuch", region, sizeof(region), why, sizeof(why)) == 0 &&
+          !strcmp(region, "us-east-1"), "us-east-1 at last: %s", region);
+    CHECK(s3_load_region(NULL, "bad", region, sizeof(region), why, sizeof(why)) == -EINVAL, "bad");
+    setenv("AWS_DEFAULT_REGION", "ap-south-1", 1);
+    CHECK(s3_load_region(NULL, NULL, region, sizeof(region), why, sizeof(why)) == 0 &&
+          !strcmp(region, "ap-south-1"), "AWS_DEFAULT_REGION");
+    setenv("AWS_REGION", "ca-central-1", 1);
+    CHECK(s3_load_region(NULL, NULL, region, sizeof(region), why, sizeof(why)) == 0 &&
+          !strcmp(region, "ca-central-1"), "AWS_REGION first");
+    CHECK(s3_load_region("x:y", NULL, region, sizeof(region), why, sizeof(why)) == -EINVAL,
+          "a region with ':' would break the signature");
+    unsetenv("AWS_REGION");
+    unsetenv("AWS_DEFAULT_REGION");
+
+    /* open refuses bad targets and options before any request */
+    struct objstore *os;
+    struct objstore_opts o = OBJSTORE_OPTS_INIT;
+    CHECK(objstore_open("s3://", &o, &os) == -EINVAL, "no bucket");
+    CHECK(objstore_open("s3://bad bucket/x", &o, &os) == -EINVAL, "bad bucket");
+    CHECK(objstore_open("s3://b/a/../c", &o, &os) == -EINVAL, "bad prefix");
+    CHECK(strstr(objstore_why(NULL), "prefix"), "why: %s", objstore_why(NULL));
+    o.endpoint = "ftp://host";
+    CHECK(objstore_open("s3://b/p", &o, &os) == -EINVAL, "ftp endpoint");
+    o.endpoint = "http://host/path";
+    CHECK(objstore_open("s3://b/p", &o, &os) == -EINVAL, "an endpoint with a path");
+    unsetenv("AWS_ACCESS_KEY_ID");
+    unsetenv("AWS_SECRET_ACCESS_KEY");
+    unsetenv("AWS_SESSION_TOKEN");
+    setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials", 1);
+    setenv("AWS_CONFIG_FILE", "/nonexistent/config", 1);
+    o.endpoint = "http://127.0.0.1:9";
+    CHECK(objstore_open("s3://b/p", &o, &os) == -EACCES, "no credentials");
+    CHECK(strstr(objstore_why(NULL), "no credentials"), "why: %s", objstore_why(NULL));
+    unsetenv("AWS_SHARED_CREDENTIALS_FILE");
+    unsetenv("AWS_CONFIG_FILE");
+}
+
+/* ---- the driver of the integration tests ---- */
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: test_objstore TARGET COMMAND ARGS...\n"
+            "  open | put NAME FILE | put-if-absent NAME FILE | get NAME (to stdout)\n"
+            "  range NAME OFF LEN | stat NAME | delete NAME | list [PREFIX]\n"
+            "  put-many PREFIX COUNT SIZE | check-many PREFIX COUNT SIZE (async)\n"
+            "  lock DIR HOLDER HOLD_SECONDS (exclusive, stale after 60 s)\n"
+            "environment: OBJSTORE_ENDPOINT, OBJSTORE_REGION, OBJSTORE_PROFILE,\n"
+            "  OBJSTORE_PATH_STYLE (-1, 0, 1), OBJSTORE_PARALLEL, OBJSTORE_RETRIES,\n"
+            "  OBJSTORE_TIMEOUT (seconds), OBJSTORE_CA_FILE\n");
+    exit(2);
+}
+
+static unsigned env_unsigned(const char *name)
+{
+    const char *v = getenv(name);
+    return v ? (unsigned)strtoul(v, NULL, 10) : 0;
+}
+
+static int fail(const char *cmd, int rc, struct objstore *os)
+{
+    fprintf(stderr, "test_objstore: %s: %s: %s\n", cmd, strerrorname_np(-rc), objstore_why(os));
+    return 1;
+}
+
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        perror(path);
+        exit(1);
+    }
+    fseek(f, 0, SEEK_END);
+    *len = (size_t)ftell(f);
+    rewind(f);
+    char *buf = malloc(*len ? *len : 1);
+    if (!buf || fread(buf, 1, *len, f) != *len) {
+        perror(path);
+        exit(1);
+    }
+    fclose(f);
+    return buf;
+}
+
+static int print_entry(void *arg, const char *name, uint64_t size)
+{
+    (void)arg;
+    printf("%s %llu\n", name, (unsigned long long)size);
+    return 0;
+}
+
+struct many {
+    int done, failed;
+    char **bufs;
+};
+
+static void many_done(void *arg, int rc)
+{
+    struct many *m = arg;
+    m->done++;
+    m->failed += rc != 0;
+}
+
+/* put-many / check-many: COUNT objects PREFIX/I of SIZE bytes of fill(I),
+ * all submitted at once, through the async calls. */
+static int drive_many(struct objstore *os, bool put, const char *prefix, int count, size_t size)
+{
+    struct many m = { .bufs = calloc((size_t)count, sizeof(char *)) };
+    char name[300];
+    for (int i = 0; i < count; i++) {
+        m.bufs[i] = malloc(size ? size : 1);
+        if (put)
+            fill(m.bufs[i], size, (unsigned)i);
+        snprintf(name, sizeof(name), "%s/%d", prefix, i);
+        int rc = put ? objstore_put_async(os, name, m.bufs[i], size, many_done, &m)
+                     : objstore_get_async(os, name, 0, size, m.bufs[i], many_done, &m);
+        if (rc)
+            return fail(put ? "put-many" : "check-many", rc, os);
+    }
+    int rc = objstore_wait(os), bad = 0;
+    char *want = malloc(size ? size : 1);
+    for (int i = 0; i < count; i++) {
+        fill(want, size, (unsigned)i);
+        bad += !put && memcmp(want, m.bufs[i], size) != 0;
+        free(m.bufs[i]);
+    }
+    free(want);
+    free(m.bufs);
+    if (rc)
+        return fail(put ? "put-many" : "check-many", rc, os);
+    printf("%d done, %d failed, %d differ\n", m.done, m.failed, bad);
+    return m.done == count && !m.failed && !bad ? 0 : 1;
+}
+
+static int drive_lock(struct objstore *os, const char *dir, const char *holder, unsigned hold)
+{
+    struct objstore_lock *l;
+    int rc = objstore_lock(os, dir, true, holder, 60, &l);
+    if (rc)
+        return fail("lock", rc, os);
+    printf("locked\n");
+    fflush(stdout);
+    sleep(hold);
+    rc = objstore_unlock(l);
+    return rc ? fail("unlock", rc, os) : 0;
+}
+
+static int drive_get(struct objstore *os, const char *name, uint64_t off, size_t len, bool range)
+{
+    void *buf = NULL;
+    size_t n = len;
+    int rc = range ? objstore_get_range(os, name, off, len, buf = malloc(len ? len : 1))
+                   : objstore_get(os, name, &buf, &n);
+    if (!rc)
+        fwrite(buf, 1, n, stdout);
+    free(buf);
+    return rc ? fail(range ? "range" : "get", rc, os) : 0;
+}
+
+static int drive_put(struct objstore *os, const char *name, const char *file, bool if_absent)
+{
+    size_t len;
+    char *buf = read_file(file, &len);
+    int rc = if_absent ? objstore_put_if_absent(os, name, buf, len)
+                       : objstore_put(os, name, buf, len);
+    free(buf);
+    return rc ? fail(if_absent ? "put-if-absent" : "put", rc, os) : 0;
+}
+
+static int drive_command(struct objstore *os, int argc, char **argv)
+{
+    const char *cmd = argv[0];
+    uint64_t size;
+    int rc;
+    if (!strcmp(cmd, "open") && argc == 1)
+        return 0;
+    if ((!strcmp(cmd, "put") || !strcmp(cmd, "put-if-absent")) && argc == 3)
+        return drive_put(os, argv[1], argv[2], cmd[3] == '-');
+    if (!strcmp(cmd, "get") && argc == 2)
+        return drive_get(os, argv[1], 0, 0, false);
+    if (!strcmp(cmd, "range") && argc == 4)
+        return drive_get(os, argv[1], strtoull(argv[2], NULL, 10), strtoul(argv[3], NULL, 10), true);
+    if (!strcmp(cmd, "stat") && argc == 2) {
+        if ((rc = objstore_stat(os, argv[1], &size)))
+            return fail(cmd, rc, os);
+        printf("%llu\n", (unsigned long long)size);
+        return 0;
+    }
+    if (!strcmp(cmd, "delete") && argc == 2)
+        return (rc = objstore_delete(os, argv[1])) ? fail(cmd, rc, os) : 0;
+    if (!strcmp(cmd, "list") && argc <= 2)
+        return (rc = objstore_list(os, argc == 2 ? argv[1] : "", print_entry, NULL))
+                   ? fail(cmd, rc, os) : 0;
+    if ((!strcmp(cmd, "put-many") || !strcmp(cmd, "check-many")) && argc == 4)
+        return drive_many(os, cmd[0] == 'p', argv[1], atoi(argv[2]), strtoul(argv[3], NULL, 10));
+    if (!strcmp(cmd, "lock") && argc == 4)
+        return drive_lock(os, argv[1], argv[2], (unsigned)atoi(argv[3]));
+    usage();
+    return 2;
+}
+
+static int drive(int argc, char **argv)
+{
+    if (argc < 2)
+        usage();
+    struct objstore_opts o = OBJSTORE_OPTS_INIT;
+    o.endpoint = getenv("OBJSTORE_ENDPOINT");
+    o.region = getenv("OBJSTORE_REGION");
+    o.profile = getenv("OBJSTORE_PROFILE");
+    if (getenv("OBJSTORE_PATH_STYLE"))
+        o.path_style = atoi(getenv("OBJSTORE_PATH_STYLE"));
+    o.parallel = env_unsigned("OBJSTORE_PARALLEL");
+    o.retries = env_unsigned("OBJSTORE_RETRIES");
+    o.timeout = env_unsigned("OBJSTORE_TIMEOUT");
+    o.ca_file = getenv("OBJSTORE_CA_FILE");
+    struct objstore *os;
+    int rc = objstore_open(argv[0], &o, &os);
+    if (rc)
+        return fail("open", rc, NULL);
+    rc = drive_command(os, argc - 1, argv + 1);
+    objstore_close(os);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1)
+        return drive(argc - 1, argv + 1);
     snprintf(scratch, sizeof(scratch), "%s/test_objstore.XXXXXX",
              getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(scratch)) {
@@ -508,6 +852,9 @@ int main(void)
     test_locks();
     test_lock_race();
     test_atomic();
+    test_xml();
+    test_uri_encode();
+    test_creds();
     char cmd[400];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", scratch);
     if (system(cmd))

@@ -44,12 +44,20 @@ int objstore_fail(struct objstore *os, int rc, const char *fmt, ...)
     return rc;
 }
 
+void objstore_format(char *buf, size_t size, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, size, fmt, ap);
+    va_end(ap);
+}
+
 /* ---- names ---- */
 
 static bool name_char_ok(char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           (c >= '0' && c <= '9') || strchr("._~+=@,:-", c);
+           (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '~' || c == '-';
 }
 
 bool objstore_name_ok(const char *name, bool prefix)
@@ -104,7 +112,8 @@ static int open_backend(struct objstore *os, const char *target,
                                  target);
         return objstore_file_open(os, target + 7);
     }
-    (void)o;
+    if (!strncmp(target, "s3://", 5))
+        return objstore_s3_open(os, target + 5, o);
     return objstore_fail(os, -EINVAL,
                          "%s: a target is s3://BUCKET/PREFIX or file:///path",
                          target);
@@ -203,10 +212,20 @@ int objstore_get(struct objstore *os, const char *name, void **buf, size_t *len)
     return rc ? rc : os->be->get(os, name, buf, len);
 }
 
+static int check_range(struct objstore *os, uint64_t off, size_t len)
+{
+    if (len && off > UINT64_MAX - len)
+        return objstore_fail(os, -EINVAL, "the range [%llu, +%zu) overflows",
+                             (unsigned long long)off, len);
+    return 0;
+}
+
 int objstore_get_range(struct objstore *os, const char *name, uint64_t off,
                        size_t len, void *buf)
 {
     int rc = enter(os, name, false);
+    if (!rc)
+        rc = check_range(os, off, len);
     return rc ? rc : os->be->get_range(os, name, off, len, buf);
 }
 
@@ -313,6 +332,8 @@ int objstore_get_async(struct objstore *os, const char *name, uint64_t off,
                        size_t len, void *buf, objstore_done_fn *done, void *arg)
 {
     int rc = check_async(os, name, done);
+    if (!rc)
+        rc = check_range(os, off, len);
     if (rc)
         return rc;
     make_room(os);

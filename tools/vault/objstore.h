@@ -6,8 +6,10 @@
  * indexes and manifests on top of this; nothing here knows their format.
  *
  * Names are relative to the target's prefix: '/'-separated components,
- * each 1 to 255 bytes of [A-Za-z0-9._~+=@,:-], none starting with '.'
- * (so neither '.' nor '..'), at most OBJSTORE_NAME_MAX bytes in all.  An
+ * each 1 to 255 bytes of [A-Za-z0-9._~-], none starting with '.' (so
+ * neither '.' nor '..'), at most OBJSTORE_NAME_MAX bytes in all: the
+ * characters that need no escaping in a URL, a path or XML, so that every
+ * S3-compatible server and filesystem sees the same name.  An
  * object appears whole or not at all: a reader sees the old content or
  * the new one, never part of either.
  *
@@ -38,7 +40,10 @@
  *   -ENOENT       the bucket does not exist (NoSuchBucket, why names it)
  *   -ENOMEM       out of memory
  * A file:// store reports the errors of the system calls (-EACCES,
- * -ENOSPC, -EIO, -EROFS, -ENOTDIR, ...), why naming the path.
+ * -ENOSPC, -EIO, -EROFS, -ENOTDIR, ...), why naming the path.  Unlike a
+ * bucket, a directory cannot hold both "a" and "a/b": the second put
+ * fails (-ENOTDIR or -EISDIR), so callers should not use a name as both
+ * an object and a directory.
  *
  * A handle is used by one thread at a time.  Asynchronous transfers
  * complete on that thread: their done callback runs inside
@@ -78,6 +83,9 @@ struct objstore_opts {
     unsigned parallel; /* s3: requests in flight at most; 0: 8 */
     unsigned retries;  /* s3: retries of one request at most; 0: 5 */
     unsigned timeout;  /* s3: seconds without progress; 0: 30 */
+    /* s3 over https: the CA certificates (PEM) that vouch for the
+     * endpoint, for a private CA; NULL: the system's */
+    const char *ca_file;
 };
 /* The defaults: what a NULL opts means. */
 #define OBJSTORE_OPTS_INIT { .path_style = -1 }
@@ -101,7 +109,7 @@ int objstore_open(const char *target, const struct objstore_opts *o,
 
 /* Wait for the asynchronous transfers still running (as objstore_wait, its
  * result lost), release everything, forget the credentials.  NULL is a
- * no-op. */
+ * no-op.  Never from a done callback. */
 void objstore_close(struct objstore *os);
 
 /* The detail of the last error on OS (NULL: of the last failed
@@ -129,8 +137,10 @@ int objstore_put(struct objstore *os, const char *name, const void *buf,
  * of "create once" objects.  s3: `If-None-Match: *` (AWS since 2024,
  * MinIO, recent Ceph); a server that does not implement it says so
  * (-EOPNOTSUPP), but some servers silently ignore the header and replace
- * the object: objstore_lock below is built on plain puts and a listing so
- * that it is correct on every server.
+ * the object (s3rver does): objstore_lock below is built on plain puts
+ * and a listing so that it is correct on every server.  A put retried
+ * after its first attempt succeeded unseen (the answer lost) reports
+ * -EEXIST: a caller that must know reads the object back.
  *   -EEXIST      an object NAME exists (412 PreconditionFailed)
  *   -EOPNOTSUPP  the server does not implement conditional writes
  *   -EINVAL, -EFBIG, -EDEADLK as objstore_put
@@ -151,7 +161,8 @@ int objstore_get(struct objstore *os, const char *name, void **buf, size_t *len)
  * Read LEN bytes of object NAME from offset OFF into BUF.
  *   -ENOENT   no object NAME
  *   -ERANGE   the object ends before OFF + LEN (BUF's content unspecified)
- *   -EINVAL, -EDEADLK as objstore_get
+ *   -EINVAL   NAME is not a valid name, or OFF + LEN overflows
+ *   -EDEADLK  called from a done callback
  */
 int objstore_get_range(struct objstore *os, const char *name, uint64_t off,
                        size_t len, void *buf);
@@ -191,8 +202,8 @@ int objstore_list(struct objstore *os, const char *prefix,
  * would have returned.  At most `parallel` requests are in flight (file://
  * does the work at once and defers DONE); a submit waits while 2 x
  * `parallel` transfers are already queued, running earlier DONEs then.
- * The submit itself fails only with -EINVAL (bad name, DONE NULL), in
- * which case DONE never runs.
+ * The submit itself fails only with -EINVAL (bad name, DONE NULL, the
+ * range overflows) or -ENOMEM, in which case DONE never runs.
  */
 typedef void objstore_done_fn(void *arg, int rc);
 int objstore_put_async(struct objstore *os, const char *name, const void *buf,

@@ -50,6 +50,10 @@ struct objstore {
 int objstore_fail(struct objstore *os, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* snprintf into BUF, cut to SIZE (messages may be cut, never overrun). */
+void objstore_format(char *buf, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* An asynchronous transfer ended with RC (WHY its detail when RC < 0):
  * remember the first error for objstore_wait, then run DONE. */
 void objstore_complete(struct objstore *os, objstore_done_fn *done, void *arg,
