@@ -104,17 +104,20 @@ int vault_load_index_object(struct vault *v, const char *name)
     return rc;
 }
 
-/* Write an index object for the single pack D, as the session's. */
-static int index_one_pack(struct vault *v, const struct vault_pack_desc *d)
+/* The index object of the single pack D, sealed into OBJ; its id. */
+static int index_object(struct vault *v, const struct vault_pack_desc *d,
+                        struct vw *obj, uint8_t id[VC_ID])
 {
-    struct vw obj = { 0 };
-    int rc = vault_index_encode(&v->keys, d, 1, &obj);
-    uint8_t id[VC_ID];
+    int rc = vault_index_encode(&v->keys, d, 1, obj);
     if (!rc)
-        rc = vault_put_object(v, "index", &obj, id);
-    vw_free(&obj);
-    if (rc)
-        return rc;
+        vc_sha256(obj->p, obj->len, id);
+    return rc;
+}
+
+/* Pack D is the session's, indexed by the object index/ID. */
+static int session_add(struct vault *v, const struct vault_pack_desc *d,
+                       const uint8_t id[VC_ID])
+{
     if (vault_grow(&v->session, &v->session_cap, v->nsession,
                    sizeof(*v->session)))
         return -ENOMEM;
@@ -127,6 +130,18 @@ static int index_one_pack(struct vault *v, const struct vault_pack_desc *d)
     vault_obj_name("index", id, sp->index_name, sizeof(sp->index_name));
     v->nsession++;
     return 0;
+}
+
+/* Write an index object for the single pack D, as the session's. */
+static int index_one_pack(struct vault *v, const struct vault_pack_desc *d)
+{
+    struct vw obj = { 0 };
+    uint8_t id[VC_ID];
+    int rc = index_object(v, d, &obj, id);
+    if (!rc)
+        rc = vault_put_object(v, "index", &obj, NULL);
+    vw_free(&obj);
+    return rc ? rc : session_add(v, d, id);
 }
 
 struct recover_scan {
@@ -309,35 +324,133 @@ int vault_read_blob(struct vault *v, uint8_t type, const uint8_t id[VC_ID],
 
 /* ---- writing ---- */
 
-/* Write the pack P holds, index it (in memory and in an index object of
- * its own) and start P again. */
-static int write_pack(struct vault *v, struct vault_packer *p)
-{
-    struct vault_pack_desc d = { .ents = p->ents, .n = p->n };
+/*
+ * Packs go up asynchronously, at most MAX_INFLIGHT transfers at a time
+ * (memory: that many packs).  A pack's index object is submitted from the
+ * pack's completion, so it is never in the store before its pack; an
+ * error of either is kept for vault_wait.
+ */
+#define MAX_INFLIGHT 4
+
+struct upload {
+    struct vault *v;
+    uint8_t *buf;               /* the object's bytes (owned) */
+    size_t len;
+    struct vault_pack_desc d;   /* a pack: its entries (owned) */
     char name[128];
-    int rc = vault_packer_finish(p, &v->keys, d.id);
-    if (rc)
-        return vault_fail(v, rc, "sealing a pack: %s", strerror(-rc));
-    d.size = p->buf.len;
-    vault_pack_name(d.id, name, sizeof(name));
-    rc = objstore_put(v->os, name, p->buf.p, p->buf.len);
-    if (rc)
-        return vault_os_fail(v, rc);
-    v->uploaded += p->buf.len;
-    v->packs_written++;
+};
+
+static void upload_free(struct upload *u)
+{
+    free(u->buf);
+    free(u->d.ents);
+    free(u);
+}
+
+static void async_fail(struct vault *v, int rc, const char *what)
+{
+    if (!v->async_rc)
+        vault_fail(v, v->async_rc = rc, "%s: %s", what, strerror(-rc));
+}
+
+static int submit(struct vault *v, struct upload *u, objstore_done_fn *done)
+{
+    v->inflight++;
+    int rc = objstore_put_async(v->os, u->name, u->buf, u->len, done, u);
+    if (rc) {
+        v->inflight--;
+        upload_free(u);
+    }
+    return rc;
+}
+
+static void index_done(void *arg, int rc)
+{
+    struct upload *u = arg;
+    u->v->inflight--;
+    if (!rc)
+        u->v->uploaded += u->len;
+    upload_free(u);
+}
+
+/* The pack D is in the store: its blobs leave PENDING, in memory. */
+static int index_in_memory(struct vault *v, const struct vault_pack_desc *d)
+{
     uint32_t no;
-    rc = vault_index_pack(v->index, d.id, d.size, &no);
-    for (size_t i = 0; !rc && i < d.n; i++) {
-        const struct vault_pack_entry *e = &d.ents[i];
+    int rc = vault_index_pack(v->index, d->id, d->size, &no);
+    for (size_t i = 0; !rc && i < d->n; i++) {
+        const struct vault_pack_entry *e = &d->ents[i];
         struct vault_loc loc = { no, e->offset, e->length, e->lsize, e->type };
         rc = vault_index_set(v->index, e->id, &loc);
     }
-    if (!rc)
-        rc = index_one_pack(v, &d);
-    if (!rc)
-        rc = vault_keep_lock(v);
-    vault_packer_reset(p);
     return rc;
+}
+
+static void pack_done(void *arg, int rc)
+{
+    struct upload *u = arg, *ix = NULL;
+    struct vault *v = u->v;
+    v->inflight--;
+    if (!rc) {
+        v->uploaded += u->len;
+        v->packs_written++;
+        struct vw obj = { 0 };
+        uint8_t id[VC_ID];
+        rc = index_in_memory(v, &u->d);
+        if (!rc)
+            rc = index_object(v, &u->d, &obj, id);
+        if (!rc)
+            rc = session_add(v, &u->d, id);
+        if (!rc && !(ix = calloc(1, sizeof(*ix))))
+            rc = -ENOMEM;
+        if (!rc) {
+            *ix = (struct upload){ .v = v, .buf = obj.p, .len = obj.len };
+            obj.p = NULL;
+            vault_obj_name("index", id, ix->name, sizeof(ix->name));
+            rc = submit(v, ix, index_done);
+        }
+        vw_free(&obj);
+        if (rc)
+            async_fail(v, rc, "indexing a pack");
+    }
+    upload_free(u);
+}
+
+int vault_wait(struct vault *v)
+{
+    int rc = objstore_wait(v->os);
+    if (rc)
+        return vault_os_fail(v, rc);
+    return v->async_rc;
+}
+
+/* Send the pack P holds on its way, and start P again. */
+static int write_pack(struct vault *v, struct vault_packer *p)
+{
+    struct upload *u = calloc(1, sizeof(*u));
+    if (!u)
+        return -ENOMEM;
+    u->v = v;
+    int rc = vault_packer_finish(p, &v->keys, u->d.id);
+    if (!rc && !(u->d.ents = malloc(p->n * sizeof(*p->ents) + 1)))
+        rc = -ENOMEM;
+    if (rc) {
+        upload_free(u);
+        return vault_fail(v, rc, "sealing a pack: %s", strerror(-rc));
+    }
+    memcpy(u->d.ents, p->ents, p->n * sizeof(*p->ents));
+    u->d.n = p->n;
+    u->d.size = u->len = p->buf.len;
+    u->buf = p->buf.p; /* the upload owns the bytes now */
+    memset(&p->buf, 0, sizeof(p->buf));
+    vault_packer_reset(p);
+    vault_pack_name(u->d.id, u->name, sizeof(u->name));
+    rc = submit(v, u, pack_done);
+    if (rc)
+        return vault_os_fail(v, rc);
+    if (v->inflight >= MAX_INFLIGHT && (rc = vault_wait(v)))
+        return rc;
+    return vault_keep_lock(v);
 }
 
 int vault_add_blob(struct vault *v, uint8_t type, const uint8_t id[VC_ID],
@@ -402,6 +515,8 @@ int vault_flush(struct vault *v)
     for (int i = 0; !rc && i < 2; i++)
         if (v->packers[i].n)
             rc = write_pack(v, &v->packers[i]);
+    if (!rc)
+        rc = vault_wait(v);
     if (!rc)
         rc = consolidate_session(v);
     for (size_t i = 0; i < v->nsession; i++)

@@ -187,6 +187,8 @@ void vault_close(struct vault *v)
 {
     if (!v)
         return;
+    if (v->os)
+        objstore_wait(v->os); /* completions still use V */
     vault_unlock(v);
     for (size_t i = 0; i < v->nsession; i++)
         free(v->session[i].d.ents);

@@ -52,6 +52,8 @@ struct vault {
     size_t nsession, session_cap;
     uint64_t uploaded;            /* bytes put this session */
     uint64_t packs_written;
+    unsigned inflight;            /* asynchronous puts running */
+    int async_rc;                 /* the first error of one (why set) */
     /* reading */
     struct vault_window win;
     uint64_t fetched;             /* bytes read from the store */
@@ -109,9 +111,12 @@ int vault_add_blob(struct vault *v, uint8_t type, const uint8_t id[VC_ID],
  * compressed when that pays. */
 int vault_add_plain(struct vault *v, uint8_t type, const void *plain,
                     uint32_t len, uint8_t id[VC_ID]);
-/* Write what the packers hold, then one index object for every pack of
- * the session, and delete the session's per-pack index objects. */
+/* Write what the packers hold, wait for every upload, then write one
+ * index object for every pack of the session, and delete the session's
+ * per-pack index objects. */
 int vault_flush(struct vault *v);
+/* Wait for the uploads in flight: 0 or the first error (why set). */
+int vault_wait(struct vault *v);
 /* Refresh the lock if it is due: -ESTALE if it was lost. */
 int vault_keep_lock(struct vault *v);
 
