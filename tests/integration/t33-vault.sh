@@ -403,6 +403,69 @@ test_expect_success 'a backup of a snapshot that does not exist, and bad argumen
 	{ rc=0; "$SNAPFS" vault list "s3://" 2>"$REF/err" || rc=$?; } && assert_eq 1 "$rc"
 '
 
+# ---- s3:// against moto_server on loopback
+
+MOTO_PID=
+stop_moto() { [ -z "$MOTO_PID" ] || kill "$MOTO_PID" 2>/dev/null; return 0; }
+test_at_exit stop_moto
+# start_moto: moto_server on a port the system picks, a bucket "vaults"
+start_moto() {
+	command -v moto_server >/dev/null && command -v curl >/dev/null || return 1
+	moto_server -H 127.0.0.1 -p 0 >"$TEST_TMP/moto.log" 2>&1 </dev/null &
+	MOTO_PID=$!
+	local i port=
+	for i in $(seq 100); do
+		port=$(sed -n "s|.*Running on http://127\.0\.0\.1:\([0-9]*\).*|\1|p" "$TEST_TMP/moto.log")
+		[ -n "$port" ] && break
+		pid_running "$MOTO_PID" || return 1
+		sleep 0.1
+	done
+	[ -n "$port" ] && ENDPOINT=http://127.0.0.1:$port &&
+	curl -sf -X PUT "$ENDPOINT/vaults" >/dev/null
+}
+unset AWS_PROFILE AWS_SESSION_TOKEN
+export AWS_ACCESS_KEY_ID=vaulttest AWS_SECRET_ACCESS_KEY=vaulttest AWS_REGION=us-east-1
+export AWS_SHARED_CREDENTIALS_FILE=$TEST_TMP/no-aws-credentials AWS_CONFIG_FILE=$TEST_TMP/no-aws-config
+if start_moto; then test_set_prereq MOTO
+else say "# moto_server cannot be started here: the s3:// tests skip"; fi
+command -v aws >/dev/null && test_set_prereq AWSCLI
+S3=s3://vaults/nas1/vol1
+
+test_expect_success MOTO 's3://: a full and an incremental backup into moto restore to their source snapshots' '
+	"$SNAPFS" vault init "$S3" --endpoint "$ENDPOINT" >/dev/null &&
+	"$SNAPFS" vault backup "$MNT" s7 "$S3" --endpoint "$ENDPOINT" >"$REF/out" &&
+	assert_grep "(full)" "$REF/out" &&
+	dd if=/dev/urandom of=data20m bs=1M count=2 seek=3 conv=notrunc 2>/dev/null &&
+	setfattr -n user.DOSATTRIB -v 0x21 mod &&
+	"$SNAPFS" snapshot create "$MNT" s8 >/dev/null &&
+	"$SNAPFS" vault backup "$MNT" s8 "$S3" --endpoint "$ENDPOINT" >"$REF/out" &&
+	assert_grep "(incremental from s7)" "$REF/out" &&
+	up=$(uploaded "$REF/out") && test "$up" -gt 2000000 && test "$up" -lt 2500000 &&
+	"$SNAPFS" vault restore "$S3" s7 "$TEST_TMP/s3r7.store" --endpoint "$ENDPOINT" >/dev/null &&
+	restored s7 "$TEST_TMP/s3r7.store" &&
+	"$SNAPFS" vault restore "$S3" s8 "$TEST_TMP/s3r8.store" --endpoint "$ENDPOINT" >/dev/null &&
+	restored s8 "$TEST_TMP/s3r8.store" &&
+	"$SNAPFS" vault check "$S3" --read-data --endpoint "$ENDPOINT" >"$REF/out" &&
+	assert_grep "no problems found" "$REF/out"
+'
+
+test_expect_success MOTO,AWSCLI 's3://: the aws CLI lists the vault'"'"'s objects and none holds plaintext' '
+	aws --endpoint-url "$ENDPOINT" s3 ls "s3://vaults/nas1/vol1/" --recursive >"$REF/ls" &&
+	assert_grep "nas1/vol1/config$" "$REF/ls" && assert_grep "nas1/vol1/snapshots/[0-9a-f]\{64\}$" "$REF/ls" &&
+	assert_grep "nas1/vol1/data/[0-9a-f][0-9a-f]/[0-9a-f]\{64\}$" "$REF/ls" &&
+	aws --endpoint-url "$ENDPOINT" s3 cp "s3://vaults/nas1/vol1" "$TEST_TMP/s3copy" --recursive >/dev/null &&
+	test "$(find "$TEST_TMP/s3copy" -type f | wc -l)" -gt 5 &&
+	! grep -r -a -l -F "$MARKER" "$TEST_TMP/s3copy" &&
+	! grep -r -a -l -F "DOSATTRIB" "$TEST_TMP/s3copy"
+'
+
+test_expect_success MOTO 's3://: a wrong passphrase and a missing bucket are one message each' '
+	{ rc=0; SNAPFS_VAULT_PASSPHRASE=wrong "$SNAPFS" vault list "$S3" --endpoint "$ENDPOINT" 2>"$REF/err" || rc=$?; } &&
+	assert_eq 1 "$rc" && assert_one_line "$REF/err" && assert_grep "wrong passphrase" "$REF/err" &&
+	{ rc=0; "$SNAPFS" vault list s3://nosuchbucket/x --endpoint "$ENDPOINT" 2>"$REF/err" || rc=$?; } &&
+	assert_eq 1 "$rc" && assert_one_line "$REF/err"
+'
+
 test_expect_success 'no vault command left a lock behind' '
 	! find "$VDIR/locks" -type f | grep -q .
 '
