@@ -917,8 +917,8 @@ int sfs_stream_end_parse(const struct sfs_stream_frame *f, uint64_t *puts,
  * A stream written record by record (no block bytes: its receiver has a
  * block source).  new writes the header HDR (its version, layout and
  * start are set here); put and kill write a record (-EINVAL for a key or
- * value larger than a stream carries), with a checkpoint every few
- * thousand records so that the receiver commits in bounded batches; end
+ * value larger than a stream carries), with a checkpoint every 256
+ * records so that the receiver commits in bounded batches; end
  * writes the end frame.  Errors are WRITE's, or -ENOMEM.
  */
 struct sfs_stream_writer;
@@ -1014,7 +1014,8 @@ void sfs_recv_set_reader(struct sfs_receiver *r, sfs_stream_read_fn read,
  * Blocks a stream does not carry: for a record whose block ST lacks, the
  * receiver calls FN, which fills RAW (bytes malloc'd; the receiver
  * releases them) with the stored form of the block whose SHA-256 is HASH.
- * The bytes are checked against HASH before they are stored (-EIO).  FN
+ * The bytes are checked against HASH before they are stored (-EIO), and
+ * count toward sfs_recv_step_w's MAX_BYTES as the stream's own do.  FN
  * returns 0 or a negative errno, which ends the receive (sfs_recv_why
  * then says nothing: FN's caller knows why).
  */

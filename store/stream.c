@@ -79,7 +79,7 @@
  * (sfs_send_omit_blocks) sends the records only; they name their blocks
  * by SHA-256, which the vault keeps separately, once each.  To restore,
  * the vault writes a stream of its own (sfs_stream_writer: puts and kills
- * without blocks, checkpoints every few thousand records) and the
+ * without blocks, checkpoints every 256 records) and the
  * receiver asks a block source for each block the destination lacks
  * (sfs_recv_set_block_source), checking the bytes against the hash as it
  * checks carried ones.  sfs_stream_frame_parse gives such callers a
@@ -869,7 +869,9 @@ int sfs_stream_end_parse(const struct sfs_stream_frame *f, uint64_t *puts,
     return c.bad || c.left || pos.records != *puts + *kills ? -EBADMSG : 0;
 }
 
-#define WRITER_STEP_RECORDS 4096
+/* Records between checkpoints: few, for the blocks a block source gives
+ * count toward a receiver's batch (256 blocks of 64 KiB: 16 MiB). */
+#define WRITER_STEP_RECORDS 256
 
 struct sfs_stream_writer {
     struct buf frame;
@@ -1401,6 +1403,7 @@ struct sfs_receiver {
     uint64_t *ret_epochs;       /* sorted */
     sfs_block_source_fn block_src; /* blocks the stream does not carry */
     void *block_arg;
+    uint64_t step_fetched;      /* bytes it gave in this step */
     char why[256];
 };
 
@@ -1605,6 +1608,8 @@ static int fetch_block(struct sfs_receiver *r, const uint8_t *hash,
     int rc = r->block_src(r->block_arg, hash, raw);
     if (!rc && raw->lsize > SFS_BLOCK_SIZE_MAX)
         rc = -EBADMSG;
+    if (!rc)
+        r->step_fetched += raw->csize;
     if (rc)
         sfs_raw_block_release(raw);
     return rc;
@@ -2115,6 +2120,7 @@ int sfs_recv_step_w(struct sfs_store *st, MDB_txn *txn,
     if (!r->begun || r->ended)
         return -EINVAL;
     uint64_t start = r->offset;
+    r->step_fetched = 0;
     for (;;) {
         int rc = read_frame(r);
         if (rc)
@@ -2132,7 +2138,7 @@ int sfs_recv_step_w(struct sfs_store *st, MDB_txn *txn,
             rc = read_checkpoint(r, &c);
             if (!rc && c.left)
                 rc = fail(r, -EBADMSG, "a damaged checkpoint");
-            if (!rc && r->offset - start >= max_bytes)
+            if (!rc && r->offset - start + r->step_fetched >= max_bytes)
                 return save_checkpoint(st, txn, r);
             break;
         case F_RETENTION:

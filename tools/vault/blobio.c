@@ -283,8 +283,8 @@ int vault_fetch_blob(struct vault *v, uint8_t type, const uint8_t id[VC_ID],
                           "kind of blob", hex);
     vault_pack_name(vault_index_pack_id(v->index, loc->pack), name,
                     sizeof(name));
-    const uint8_t *bytes;
-    bool owned;
+    const uint8_t *bytes = NULL;
+    bool owned = false;
     int rc = read_sealed(v, loc, name, &bytes, &owned);
     if (rc)
         return rc;
