@@ -525,6 +525,9 @@ static void usage(FILE *out)
           "  vault restore TARGET SNAPSHOT NEWSTORE\n"
           "  vault list TARGET [--json] | show TARGET SNAPSHOT [--json]\n"
           "  vault check TARGET [--read-data]\n"
+          "  vault forget TARGET SNAPSHOT... | --keep-last|-daily|-weekly|-monthly N\n"
+          "               --keep-label LABEL=N [--dry-run] [--prune]\n"
+          "  vault prune TARGET [--dry-run]   delete what no snapshot refers to\n"
           "    every vault command: [--endpoint URL] [--region R] [--passphrase-file F]\n"
           "    (or SNAPFS_VAULT_PASSPHRASE, or a prompt); encrypted, incremental forever\n"
           "  help\n", out);

@@ -8,6 +8,9 @@
  *   vault restore TARGET SNAPSHOT NEWSTORE
  *   vault list TARGET [--json] | show TARGET SNAPSHOT [--json]
  *   vault check TARGET [--read-data]
+ *   vault forget TARGET SNAPSHOT... | --keep-last/daily/weekly/monthly N
+ *                --keep-label LABEL=N [--dry-run] [--prune]
+ *   vault prune TARGET [--dry-run]
  *   every one: [--endpoint URL] [--region R] [--passphrase-file FILE]
  *
  * Passphrases come from --passphrase-file (its first line), the
@@ -43,7 +46,9 @@
 
 /* ---- options ---- */
 
-enum { O_JSON = 1, O_READ_DATA = 2, O_LABEL = 4, O_PACK = 8, O_NEWPASS = 16 };
+enum { O_JSON = 1, O_READ_DATA = 2, O_LABEL = 4, O_PACK = 8, O_NEWPASS = 16,
+       O_KEEP = 32, O_DRY = 64 };
+#define POS_MAX 64
 
 struct vopts {
     const char *cmd;           /* "vault backup", for messages */
@@ -52,9 +57,53 @@ struct vopts {
     bool json, read_data;
     const char *labels[LABELS_MAX];
     uint32_t nlabels;
-    char *pos[4];
+    struct vault_keep_policy keep;
+    bool keep_given, dry_run, prune;
+    char *pos[POS_MAX];
     int npos;
 };
+
+/* --keep-label LABEL=N */
+static void keep_label(struct vopts *o, const char *v)
+{
+    const char *eq = strrchr(v, '=');
+    char *end;
+    unsigned long n = eq ? strtoul(eq + 1, &end, 10) : 0;
+    if (!eq || eq == v || !eq[1] || *end || !n || n > UINT32_MAX ||
+        (size_t)(eq - v) > SFS_NAME_MAX)
+        die_usage(o->cmd, "--keep-label %s: give LABEL=N (N >= 1)", v);
+    if (o->keep.nlabels == VAULT_KEEP_LABELS)
+        die_usage(o->cmd, "at most %d --keep-label", VAULT_KEEP_LABELS);
+    snprintf(o->keep.labels[o->keep.nlabels].label, SFS_NAME_MAX + 1, "%.*s",
+             (int)(eq - v), v);
+    o->keep.labels[o->keep.nlabels++].keep = (uint32_t)n;
+    o->keep_given = true;
+}
+
+/* --keep-last/daily/weekly/monthly N at ARGV[*I]: true if one. */
+static bool keep_rule(struct vopts *o, int argc, char **argv, int *i)
+{
+    static const char *const names[] = { "--keep-last", "--keep-daily",
+                                         "--keep-weekly", "--keep-monthly" };
+    uint32_t *slots[] = { &o->keep.last, &o->keep.daily, &o->keep.weekly,
+                          &o->keep.monthly };
+    for (int k = 0; k < 4; k++) {
+        const char *v = option_value(o->cmd, names[k], argc, argv, i);
+        if (!v)
+            continue;
+        char *end;
+        unsigned long n = strtoul(v, &end, 10);
+        if (!*v || *end || !n || n > UINT32_MAX)
+            die_usage(o->cmd, "%s %s: give a count of 1 or more", names[k], v);
+        *slots[k] = (uint32_t)n;
+        o->keep_given = true;
+        return true;
+    }
+    const char *v = option_value(o->cmd, "--keep-label", argc, argv, i);
+    if (v)
+        keep_label(o, v);
+    return v != NULL;
+}
 
 static void check_label(const char *cmd, const char *l)
 {
@@ -94,26 +143,39 @@ static bool parse_option(struct vopts *o, unsigned allowed, int argc,
         if (parse_size(v, &o->pack_size) || o->pack_size < VAULT_PACK_MIN ||
             o->pack_size > VAULT_PACK_MAX)
             die_usage(o->cmd, "--pack-size %s: give 1M to 128M", v);
+    } else if ((allowed & O_KEEP) && keep_rule(o, argc, argv, i)) {
+    } else if ((allowed & O_KEEP) && !strcmp(argv[*i], "--prune")) {
+        o->prune = true;
+    } else if ((allowed & O_DRY) && !strcmp(argv[*i], "--dry-run")) {
+        o->dry_run = true;
     } else
         return false;
     return true;
 }
 
-/* Parse ARGV (from 1) into O: exactly NPOS positional arguments. */
-static void parse_args(struct vopts *o, const char *cmd, unsigned allowed,
-                       int npos, const char *usage, int argc, char **argv)
+/* Parse ARGV (from 1) into O: MIN to MAX positional arguments. */
+static void parse_some(struct vopts *o, const char *cmd, unsigned allowed,
+                       int min, int max, const char *usage, int argc,
+                       char **argv)
 {
     memset(o, 0, sizeof(*o));
     o->cmd = cmd;
     for (int i = 1; i < argc; i++) {
         if (parse_option(o, allowed, argc, argv, &i))
             continue;
-        if ((argv[i][0] == '-' && argv[i][1]) || o->npos == npos)
+        if ((argv[i][0] == '-' && argv[i][1]) || o->npos == max)
             die_usage(cmd, "usage: snapfs %s %s", cmd, usage);
         o->pos[o->npos++] = argv[i];
     }
-    if (o->npos != npos)
+    if (o->npos < min)
         die_usage(cmd, "usage: snapfs %s %s", cmd, usage);
+}
+
+/* Exactly NPOS positional arguments. */
+static void parse_args(struct vopts *o, const char *cmd, unsigned allowed,
+                       int npos, const char *usage, int argc, char **argv)
+{
+    parse_some(o, cmd, allowed, npos, npos, usage, argc, argv);
 }
 
 /* ---- passphrases ---- */
@@ -830,13 +892,151 @@ static int vault_check_cmd(int argc, char **argv)
     return 0;
 }
 
+/* ---- forget and prune ---- */
+
+static void print_prune(const struct vault_prune_stats *st, bool dry_run)
+{
+    char unused[32], freed[32], moved[32], written[32];
+    format_bytes(st->unused_bytes, unused, sizeof(unused));
+    format_bytes(st->bytes_freed, freed, sizeof(freed));
+    format_bytes(st->bytes_moved, moved, sizeof(moved));
+    format_bytes(st->bytes_written, written, sizeof(written));
+    printf("%s: %llu snapshots keep what they refer to; %llu packs, %s in "
+           "blobs nothing refers to\n", dry_run ? "would prune" : "pruned",
+           (unsigned long long)st->snapshots, (unsigned long long)st->packs,
+           unused);
+    printf("  packs %s: %llu (nothing in them referred to), repacked: %llu "
+           "(%s moved)\n", dry_run ? "to delete" : "deleted",
+           (unsigned long long)st->packs_deleted,
+           (unsigned long long)st->packs_repacked, moved);
+    if (!dry_run)
+        printf("  freed %s, wrote %s\n", freed, written);
+    if (st->recovered)
+        printf("  %llu packs an interrupted backup left were indexed first\n",
+               (unsigned long long)st->recovered);
+}
+
+static void prune_now(const struct vopts *o, struct vault *v)
+{
+    int rc = vault_lock_readers(v, "prune");
+    struct vault_prune_stats st;
+    if (!rc)
+        rc = vault_prune(v, o->dry_run, &st);
+    if (rc)
+        die_vault(o->cmd, v, rc);
+    print_prune(&st, o->dry_run);
+}
+
+static int vault_prune_cmd(int argc, char **argv)
+{
+    struct vopts o;
+    parse_args(&o, "vault prune", O_DRY, 1, "TARGET [--dry-run]", argc, argv);
+    struct vault *v = open_vault(&o, o.pos[0], WRITE_LOCK, "prune");
+    prune_now(&o, v);
+    close_vault(v);
+    return 0;
+}
+
+static void reasons(unsigned why, char *out, size_t cap)
+{
+    static const char *const names[] = { "last", "daily", "weekly",
+                                         "monthly", "label" };
+    out[0] = 0;
+    for (int k = 0; k < 5; k++)
+        if (why & (1u << k)) {
+            size_t n = strlen(out);
+            snprintf(out + n, cap - n, "%s%s", n ? "," : "", names[k]);
+        }
+}
+
+static void forget_line(const struct vault_snapshot *s, unsigned why,
+                        bool dry_run)
+{
+    char id[9], when[32], uuid[SFS_UUID_TEXT], r[64];
+    short_id(s->id, id);
+    local_time(s->m.ctime_sec, when, sizeof(when));
+    sfs_uuid_format(s->m.volume, uuid);
+    reasons(why, r, sizeof(r));
+    printf("%-6s  %-8s  %-19s  %.8s  %s%s%s%s\n",
+           why ? "keep" : dry_run ? "forget?" : "forget", id, when, uuid,
+           s->m.name, why ? " (" : "", r, why ? ")" : "");
+}
+
+/* Forget what the keep rules do not keep. */
+static int forget_by_policy(const struct vopts *o, struct vault *v,
+                            const struct vault_snapshot *s, size_t n)
+{
+    unsigned *keep = calloc(n + 1, sizeof(*keep));
+    int rc = keep ? vault_policy_apply(&o->keep, s, n, keep) : -ENOMEM;
+    int forgotten = 0;
+    for (size_t i = 0; !rc && i < n; i++) {
+        forget_line(&s[i], keep[i], o->dry_run);
+        if (!keep[i] && !o->dry_run)
+            rc = vault_forget(v, &s[i]);
+        forgotten += !keep[i] && !rc;
+    }
+    free(keep);
+    if (rc)
+        die_vault(o->cmd, v, rc);
+    return forgotten;
+}
+
+/* Forget the snapshots the arguments name. */
+static int forget_named(const struct vopts *o, struct vault *v)
+{
+    int forgotten = 0;
+    for (int i = 1; i < o->npos; i++) {
+        struct vault_snapshot s;
+        int rc = vault_find_snapshot(v, o->pos[i], &s);
+        if (!rc && !o->dry_run)
+            rc = vault_forget(v, &s);
+        if (rc)
+            die_vault(o->cmd, v, rc);
+        forget_line(&s, 0, o->dry_run);
+        forgotten++;
+    }
+    return forgotten;
+}
+
+static int vault_forget_cmd(int argc, char **argv)
+{
+    struct vopts o;
+    const char *usage = "TARGET [SNAPSHOT...] [--keep-last N] [--keep-daily "
+                        "N] [--keep-weekly N] [--keep-monthly N] "
+                        "[--keep-label LABEL=N]... [--dry-run] [--prune]";
+    parse_some(&o, "vault forget", O_KEEP | O_DRY, 1, POS_MAX, usage, argc,
+               argv);
+    if ((o.npos > 1) == o.keep_given)
+        die_usage(o.cmd, "give the snapshots to forget, or keep rules (not "
+                  "both): snapfs vault forget %s", usage);
+    struct vault *v = open_vault(&o, o.pos[0], WRITE_LOCK, "forget");
+    struct vault_snapshot *s = NULL;
+    size_t n = 0, bad = 0;
+    int rc = o.keep_given ? vault_snapshots(v, &s, &n, &bad) : 0;
+    if (rc)
+        die_vault(o.cmd, v, rc);
+    if (bad)
+        fprintf(stderr, "snapfs vault forget: left alone: %s\n", vault_why(v));
+    int forgotten = o.keep_given ? forget_by_policy(&o, v, s, n)
+                                 : forget_named(&o, v);
+    free(s);
+    printf("%s %d snapshot%s\n", o.dry_run ? "would forget" : "forgot",
+           forgotten, forgotten == 1 ? "" : "s");
+    if (o.prune)
+        prune_now(&o, v);
+    else if (forgotten && !o.dry_run)
+        printf("  their data stays until snapfs vault prune %s\n", o.pos[0]);
+    close_vault(v);
+    return 0;
+}
+
 /* ---- dispatch ---- */
 
 int cmd_vault(int argc, char **argv)
 {
     if (argc < 2)
-        die_usage("vault", "give init, key, backup, restore, list, show or "
-                  "check");
+        die_usage("vault", "give init, key, backup, restore, list, show, "
+                  "check, forget or prune");
     const char *sub = argv[1];
     argc--;
     argv++;
@@ -855,5 +1055,9 @@ int cmd_vault(int argc, char **argv)
         return vault_show_cmd(argc, argv);
     if (!strcmp(sub, "check"))
         return vault_check_cmd(argc, argv);
+    if (!strcmp(sub, "forget"))
+        return vault_forget_cmd(argc, argv);
+    if (!strcmp(sub, "prune"))
+        return vault_prune_cmd(argc, argv);
     die_usage("vault", "unknown subcommand '%s'", sub);
 }

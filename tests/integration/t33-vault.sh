@@ -403,6 +403,56 @@ test_expect_success 'a backup of a snapshot that does not exist, and bad argumen
 	{ rc=0; "$SNAPFS" vault list "s3://" 2>"$REF/err" || rc=$?; } && assert_eq 1 "$rc"
 '
 
+# ---- retention: forget and prune
+
+# same_restored NAME A B: snapshot NAME of the restored stores A and B lists the same
+same_restored() {
+	vol_mount "$2" "$RMNT" && tree "$RMNT/.snapshot/$1" >"$REF/a.tree" && vol_umount "$RMNT" &&
+	vol_mount "$3" "$RMNT" && tree "$RMNT/.snapshot/$1" >"$REF/b.tree" && vol_umount "$RMNT" &&
+	diff -u "$REF/a.tree" "$REF/b.tree" >&2
+}
+names() { "$SNAPFS" vault list "$V" --json | python3 -c "import json,sys; print(' '.join(s[\"name\"] for s in json.load(sys.stdin)))"; }
+
+test_expect_success 'forget --dry-run lists what the rules keep and forgets nothing' '
+	before=$(names) &&
+	"$SNAPFS" vault forget "$V" --keep-last 1 --keep-label daily=1 --dry-run >"$REF/out" &&
+	assert_grep "^keep .* s7 (last)" "$REF/out" && assert_grep "^keep .* daily.s3 (label)" "$REF/out" &&
+	assert_grep "^forget? .* s2$" "$REF/out" && assert_grep "would forget 5 snapshots" "$REF/out" &&
+	assert_eq "$before" "$(names)"
+'
+
+test_expect_success 'forget by rules, then prune: space comes back, every kept snapshot restores as before, check reads it all' '
+	size0=$(du -sb "$VDIR" | cut -f1) &&
+	"$SNAPFS" vault forget "$V" --keep-last 1 --keep-label daily=1 >"$REF/out" &&
+	assert_grep "forgot 5 snapshots" "$REF/out" && assert_grep "stays until snapfs vault prune" "$REF/out" &&
+	assert_eq "daily.s3 s7" "$(names)" &&
+	test "$(du -sb "$VDIR" | cut -f1)" -ge $((size0 - 100000)) &&
+	"$SNAPFS" vault prune "$V" >"$REF/out" &&
+	assert_grep "pruned: 2 snapshots" "$REF/out" &&
+	size1=$(du -sb "$VDIR" | cut -f1) && test "$size1" -lt $((size0 - 200000000)) &&
+	"$SNAPFS" vault check "$V" --read-data >"$REF/out" && assert_grep "no problems found" "$REF/out" &&
+	"$SNAPFS" vault restore "$V" daily.s3 "$TEST_TMP/p3.store" >/dev/null &&
+	same_restored daily.s3 "$TEST_TMP/r3.store" "$TEST_TMP/p3.store" &&
+	"$SNAPFS" vault restore "$V" s7 "$TEST_TMP/p7.store" >/dev/null && restored s7 "$TEST_TMP/p7.store" &&
+	"$SNAPFS" vault prune "$V" >"$REF/out" && assert_grep "deleted: 0 .* repacked: 0" "$REF/out"
+'
+
+test_expect_success 'forget by name, and a prune that a running restore would see is refused' '
+	"$SNAPFS" vault forget "$V" daily.s3 >"$REF/out" && assert_grep "forgot 1 snapshot$" "$REF/out" &&
+	assert_eq "s7" "$(names)" &&
+	{ rc=0; "$SNAPFS" vault forget "$V" 2>"$REF/err" || rc=$?; } && assert_eq 2 "$rc" &&
+	{ rc=0; "$SNAPFS" vault forget "$V" s7 --keep-last 1 2>"$REF/err" || rc=$?; } && assert_eq 2 "$rc" &&
+	mkdir -p "$VDIR/locks/read" &&
+	printf "snapfs-lock 1\nexclusive 0\nrefreshed %s\nholder snapfs vault restore (pid 1, host elsewhere, boot x)\n" "$(date +%s)" \
+		>"$VDIR/locks/read/0123456789abcdef0123456789abcdef" &&
+	{ rc=0; "$SNAPFS" vault prune "$V" 2>"$REF/err" || rc=$?; } &&
+	assert_eq 1 "$rc" && assert_one_line "$REF/err" && assert_grep "locked by snapfs vault restore" "$REF/err" &&
+	rm "$VDIR/locks/read/0123456789abcdef0123456789abcdef" &&
+	"$SNAPFS" vault prune "$V" >"$REF/out" && assert_grep "pruned: 1 snapshots" "$REF/out" &&
+	"$SNAPFS" vault check "$V" --read-data >"$REF/out" && assert_grep "no problems found" "$REF/out" &&
+	"$SNAPFS" vault restore "$V" s7 "$TEST_TMP/q7.store" >/dev/null && restored s7 "$TEST_TMP/q7.store"
+'
+
 # ---- s3:// against moto_server on loopback
 # moto runs without IAM here, so it does not verify signatures: a vault
 # lists by directory (keys/, index/...), which moto's signature check

@@ -470,6 +470,16 @@ int vault_add_blob(struct vault *v, uint8_t type, const uint8_t id[VC_ID],
     return 1;
 }
 
+int vault_move_blob(struct vault *v, const struct vault_pack_entry *e,
+                    const uint8_t *sealed)
+{
+    struct vault_packer *p = &v->packers[e->type == VB_DATA ? 0 : 1];
+    int rc = vault_packer_add_sealed(p, e, sealed);
+    if (!rc && p->buf.len >= v->pack_size)
+        rc = write_pack(v, p);
+    return rc;
+}
+
 int vault_add_plain(struct vault *v, uint8_t type, const void *plain,
                     uint32_t len, uint8_t id[VC_ID])
 {
@@ -509,18 +519,27 @@ static int consolidate_session(struct vault *v)
     return rc;
 }
 
-int vault_flush(struct vault *v)
+int vault_flush_packs(struct vault *v)
 {
     int rc = 0;
     for (int i = 0; !rc && i < 2; i++)
         if (v->packers[i].n)
             rc = write_pack(v, &v->packers[i]);
-    if (!rc)
-        rc = vault_wait(v);
-    if (!rc)
-        rc = consolidate_session(v);
+    return rc ? rc : vault_wait(v);
+}
+
+void vault_session_clear(struct vault *v)
+{
     for (size_t i = 0; i < v->nsession; i++)
         free(v->session[i].d.ents);
     v->nsession = 0;
+}
+
+int vault_flush(struct vault *v)
+{
+    int rc = vault_flush_packs(v);
+    if (!rc)
+        rc = consolidate_session(v);
+    vault_session_clear(v);
     return rc;
 }

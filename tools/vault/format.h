@@ -152,6 +152,11 @@ struct vault_packer {
 int vault_packer_add(struct vault_packer *p, const struct vault_keys *k,
                      uint8_t type, const uint8_t id[VC_ID],
                      const struct vault_stored *s);
+/* A blob as another pack holds it (E, its sealed bytes SEALED): moved
+ * as it is (a blob's sealing does not depend on its place). */
+int vault_packer_add_sealed(struct vault_packer *p,
+                            const struct vault_pack_entry *e,
+                            const uint8_t *sealed);
 int vault_packer_finish(struct vault_packer *p, const struct vault_keys *k,
                         uint8_t pack_id[VC_ID]);
 /* Empty it for the next pack (keeps the memory). */

@@ -206,26 +206,53 @@ void vault_entry_read(struct vr *r, struct vault_pack_entry *e)
     e->lsize = vr_u32(r);
 }
 
-int vault_packer_add(struct vault_packer *p, const struct vault_keys *k,
-                     uint8_t type, const uint8_t id[VC_ID],
-                     const struct vault_stored *s)
+/* Room for a blob of LENGTH sealed bytes. */
+static int packer_room(struct vault_packer *p, size_t length)
 {
     if (vault_grow(&p->ents, &p->cap, p->n, sizeof(*p->ents)))
         return -ENOMEM;
-    size_t at = p->buf.len;
-    if (at + vault_blob_size(s->csize) > UINT32_MAX - VAULT_TRAILER_MAX)
-        return -EFBIG;
-    int rc = vault_blob_seal(k, type, id, s, &p->buf);
-    if (rc)
-        return rc;
+    return p->buf.len + length > UINT32_MAX - VAULT_TRAILER_MAX ? -EFBIG : 0;
+}
+
+/* The blob just appended at AT is entry N. */
+static void packer_entry(struct vault_packer *p, uint8_t type,
+                         const uint8_t id[VC_ID], size_t at, uint32_t lsize)
+{
     struct vault_pack_entry *e = &p->ents[p->n++];
     e->type = type;
     memcpy(e->id, id, VC_ID);
     e->offset = (uint32_t)at;
     e->length = (uint32_t)(p->buf.len - at);
-    e->lsize = s->lsize;
-    p->lsize += s->lsize;
-    return 0;
+    e->lsize = lsize;
+    p->lsize += lsize;
+}
+
+int vault_packer_add(struct vault_packer *p, const struct vault_keys *k,
+                     uint8_t type, const uint8_t id[VC_ID],
+                     const struct vault_stored *s)
+{
+    size_t at = p->buf.len;
+    int rc = packer_room(p, vault_blob_size(s->csize));
+    if (!rc)
+        rc = vault_blob_seal(k, type, id, s, &p->buf);
+    if (!rc)
+        packer_entry(p, type, id, at, s->lsize);
+    return rc;
+}
+
+int vault_packer_add_sealed(struct vault_packer *p,
+                            const struct vault_pack_entry *e,
+                            const uint8_t *sealed)
+{
+    size_t at = p->buf.len;
+    int rc = packer_room(p, e->length);
+    if (!rc)
+        vw_bytes(&p->buf, sealed, e->length);
+    if (!rc && p->buf.failed)
+        rc = -ENOMEM;
+    if (!rc)
+        packer_entry(p, e->type, e->id, at, e->lsize);
+    return rc;
 }
 
 int vault_packer_finish(struct vault_packer *p, const struct vault_keys *k,

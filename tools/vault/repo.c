@@ -51,12 +51,14 @@
  * anywhere, it leaves packs (with or without their index) and no
  * manifest; the next backup loads the per-pack indexes, reads the
  * trailers of packs no index lists (blobio.c), and so uploads none of
- * them again.  Nothing is ever deleted but superseded index objects (after
- * the one that replaces them is written) and lock objects.
+ * them again.  A backup deletes nothing but its own per-pack index
+ * objects (after the one that replaces them is written) and its lock;
+ * only `forget` (manifests) and `prune` (packs nothing kept refers to,
+ * prune.c) delete more.
  *
  * Locks.  One writer at a time (objstore_lock, exclusive, in locks/write):
- * backup, key changes and check; restores take a shared lock in
- * locks/read, which a future pruner would take exclusively.  A lock holder
+ * backup, key changes, check, forget and prune; restores take a shared
+ * lock in locks/read, which prune takes exclusively.  A lock holder
  * says who it is ("pid P, host H, boot B"); a lock of a process of this
  * host that no longer runs is removed before trying (kill -9 must not
  * leave a vault locked for the stale time), others are stale after
@@ -465,17 +467,18 @@ static int remove_if_dead(void *arg, const char *name, uint64_t size)
     return 0;
 }
 
-int vault_lock(struct vault *v, bool write, const char *what)
+/* A lock in DIR, after the locks of processes gone are removed. */
+static int take_lock(struct vault *v, const char *dir, bool exclusive,
+                     const char *what, struct objstore_lock **out)
 {
     char holder[256];
     lock_holder(what, holder, sizeof(holder));
-    const char *dir = write ? LOCK_WRITE_DIR : LOCK_READ_DIR;
     struct dead_scan d = { v, 0 };
     char prefix[32];
     snprintf(prefix, sizeof(prefix), "%s/", dir);
     objstore_list(v->os, prefix, remove_if_dead, &d);
-    int rc = objstore_lock(v->os, dir, write, holder, VAULT_LOCK_STALE,
-                           &v->lock);
+    int rc = objstore_lock(v->os, dir, exclusive, holder, VAULT_LOCK_STALE,
+                           out);
     if (rc == -EBUSY)
         return vault_fail(v, rc, "%s", objstore_why(v->os));
     if (rc)
@@ -484,11 +487,24 @@ int vault_lock(struct vault *v, bool write, const char *what)
     return 0;
 }
 
+int vault_lock(struct vault *v, bool write, const char *what)
+{
+    return take_lock(v, write ? LOCK_WRITE_DIR : LOCK_READ_DIR, write, what,
+                     &v->lock);
+}
+
+int vault_lock_readers(struct vault *v, const char *what)
+{
+    return take_lock(v, LOCK_READ_DIR, true, what, &v->readers_lock);
+}
+
 int vault_keep_lock(struct vault *v)
 {
-    if (!v->lock || time(NULL) - v->lock_refreshed < VAULT_LOCK_REFRESH)
+    if (time(NULL) - v->lock_refreshed < VAULT_LOCK_REFRESH)
         return 0;
-    int rc = objstore_lock_refresh(v->lock);
+    int rc = v->lock ? objstore_lock_refresh(v->lock) : 0;
+    if (!rc && v->readers_lock)
+        rc = objstore_lock_refresh(v->readers_lock);
     if (rc)
         return vault_os_fail(v, rc);
     v->lock_refreshed = time(NULL);
@@ -497,9 +513,11 @@ int vault_keep_lock(struct vault *v)
 
 int vault_unlock(struct vault *v)
 {
-    struct objstore_lock *l = v->lock;
-    v->lock = NULL;
-    return l ? objstore_unlock(l) : 0;
+    struct objstore_lock *l = v->lock, *r = v->readers_lock;
+    v->lock = v->readers_lock = NULL;
+    int rc = r ? objstore_unlock(r) : 0;
+    int wrc = l ? objstore_unlock(l) : 0;
+    return rc ? rc : wrc;
 }
 
 /* ---- keys ---- */

@@ -43,6 +43,7 @@ struct vault {
     char key_id[VC_HEX];          /* the key object that opened it */
     struct vault_index *index;    /* NULL until vault_load_index */
     struct objstore_lock *lock;
+    struct objstore_lock *readers_lock; /* prune: no reader meanwhile */
     int64_t lock_refreshed;
     char why[VAULT_WHY_MAX];
     /* writing (backup) */
@@ -117,6 +118,16 @@ int vault_add_plain(struct vault *v, uint8_t type, const void *plain,
 int vault_flush(struct vault *v);
 /* Wait for the uploads in flight: 0 or the first error (why set). */
 int vault_wait(struct vault *v);
+/* Forget the session's packs (their index objects stay). */
+void vault_session_clear(struct vault *v);
+/* Write what the packers hold and wait (the session's per-pack index
+ * objects stay). */
+int vault_flush_packs(struct vault *v);
+/* Repacking: the blob E (SEALED, its bytes in an old pack) into the
+ * packer of its type, whatever the index says; the index points at its
+ * new place once its new pack is written. */
+int vault_move_blob(struct vault *v, const struct vault_pack_entry *e,
+                    const uint8_t *sealed);
 /* Refresh the lock if it is due: -ESTALE if it was lost. */
 int vault_keep_lock(struct vault *v);
 

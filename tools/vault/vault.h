@@ -47,13 +47,16 @@ const char *vault_target(const struct vault *v);
 void vault_id_hex(const struct vault *v, char out[VC_HEX]);
 
 /*
- * Locks.  Writers (backup, key changes, check) take the write lock,
- * exclusive; readers (restore) the read lock, shared.  A lock whose
+ * Locks.  Writers (backup, key changes, check, forget, prune) take the
+ * write lock, exclusive; readers (restore) the read lock, shared.  A lock whose
  * holder was a process of this host that is gone is removed (after a
  * kill -9); one of another host after VAULT_LOCK_STALE seconds without
  * a refresh.  -EBUSY: why says who holds it.
  */
 int vault_lock(struct vault *v, bool write, const char *what);
+/* The read lock too, exclusively (prune: no restore may read a pack it
+ * deletes).  -EBUSY: why says who reads. */
+int vault_lock_readers(struct vault *v, const char *what);
 int vault_unlock(struct vault *v);
 
 /* ---- keys ---- */
@@ -93,6 +96,50 @@ int vault_snapshots(struct vault *v, struct vault_snapshot **out, size_t *n,
  * ids). */
 int vault_find_snapshot(struct vault *v, const char *spec,
                         struct vault_snapshot *out);
+
+/* ---- retention (forget.c) ---- */
+
+#define VAULT_KEEP_LABELS 16
+struct vault_keep_policy {
+    uint32_t last, daily, weekly, monthly;
+    uint32_t nlabels;
+    struct {
+        char label[SFS_NAME_MAX + 1];
+        uint32_t keep;
+    } labels[VAULT_KEEP_LABELS];
+};
+/* Why a policy keeps a snapshot (0: it does not). */
+enum { VAULT_KEPT_LAST = 1, VAULT_KEPT_DAILY = 2, VAULT_KEPT_WEEKLY = 4,
+       VAULT_KEPT_MONTHLY = 8, VAULT_KEPT_LABEL = 16 };
+/* KEEP[i]: why P keeps S[i], each source volume's snapshots taken on
+ * their own, newest first (see forget.c).  0 or -ENOMEM. */
+int vault_policy_apply(const struct vault_keep_policy *p,
+                       const struct vault_snapshot *s, size_t n,
+                       unsigned *keep);
+/* Forget S: delete its manifest (V locked for writing).  What it refers
+ * to stays until vault_prune. */
+int vault_forget(struct vault *v, const struct vault_snapshot *s);
+
+/* ---- prune (prune.c) ---- */
+
+struct vault_prune_stats {
+    uint64_t snapshots;       /* manifests whose references were marked */
+    uint64_t packs;           /* packs indexed */
+    uint64_t packs_deleted;   /* nothing in them referenced */
+    uint64_t packs_repacked;  /* over a quarter of them unreferenced */
+    uint64_t unused_bytes;    /* of unreferenced blobs, in all packs */
+    uint64_t bytes_moved;     /* referenced blobs copied into new packs */
+    uint64_t bytes_written;   /* new packs and index objects */
+    uint64_t bytes_freed;     /* old packs deleted */
+    uint64_t recovered;       /* packs no index listed, indexed first */
+};
+/*
+ * vault_prune - delete what no snapshot refers to (V locked for writing
+ * and its readers locked out: vault_lock_readers): see prune.c.  With
+ * DRY_RUN only the figures.  Refused (-EBADMSG, nothing deleted) when a
+ * manifest, a link or a metadata chunk cannot be read.
+ */
+int vault_prune(struct vault *v, bool dry_run, struct vault_prune_stats *st);
 
 /* ---- backup (backup.c) ---- */
 
