@@ -259,7 +259,8 @@ struct holder {
 };
 
 /* The vault's lock and a snapshot hold are released however the command
- * ends: normally, or through die() (exit runs release_at_exit). */
+ * ends: normally, or through die() (exit runs release_at_exit, registered
+ * when a vault is opened). */
 static struct {
     struct vault *v;                 /* its lock */
     struct holder *hold;             /* holds snapshot NAME */
@@ -325,6 +326,12 @@ static struct vault *open_vault(const struct vopts *o, const char *target,
         rc = vault_lock(v, lock > 0, what);
     if (rc)
         die_vault(o->cmd, v, rc);
+    /* Registered now, after the libraries the object store set up
+     * registered their own clean-up: exit handlers run newest first, so
+     * ours runs while the store can still delete the lock object. */
+    static bool registered;
+    if (!registered && !atexit(release_at_exit))
+        registered = true;
     held.v = v;
     return v;
 }
@@ -1040,7 +1047,6 @@ int cmd_vault(int argc, char **argv)
     const char *sub = argv[1];
     argc--;
     argv++;
-    atexit(release_at_exit);
     if (!strcmp(sub, "init"))
         return vault_init_cmd(argc, argv);
     if (!strcmp(sub, "key"))

@@ -453,6 +453,25 @@ test_expect_success 'forget by name, and a prune that a running restore would se
 	"$SNAPFS" vault restore "$V" s7 "$TEST_TMP/q7.store" >/dev/null && restored s7 "$TEST_TMP/q7.store"
 '
 
+test_expect_success 'prune repacks a pack mostly unreferenced, keeping what a snapshot needs' '
+	V2=file://$TEST_TMP/vault2 && "$SNAPFS" vault init "$V2" >/dev/null &&
+	mkdir rp && head -c 6000000 /dev/urandom >rp/A && head -c 10000000 /dev/urandom >rp/B &&
+	"$SNAPFS" snapshot create "$MNT" rp1 >/dev/null &&
+	"$SNAPFS" vault backup "$MNT" rp1 "$V2" --pack-size 64M >/dev/null &&
+	rm rp/B && "$SNAPFS" snapshot delete "$MNT" rp1 >/dev/null &&
+	"$SNAPFS" snapshot create "$MNT" rp2 >/dev/null &&
+	"$SNAPFS" vault backup "$MNT" rp2 "$V2" >"$REF/out" && assert_grep "(full)" "$REF/out" &&
+	"$SNAPFS" vault forget "$V2" rp1 >/dev/null &&
+	size0=$(du -sb "$TEST_TMP/vault2" | cut -f1) &&
+	"$SNAPFS" vault prune "$V2" >"$REF/out" &&
+	assert_grep "9\.[0-9]* MiB in blobs nothing refers to" "$REF/out" &&
+	assert_grep "repacked: 1 " "$REF/out" &&
+	test "$(du -sb "$TEST_TMP/vault2" | cut -f1)" -lt $((size0 - 9500000)) &&
+	"$SNAPFS" vault check "$V2" --read-data >"$REF/out" && assert_grep "no problems found" "$REF/out" &&
+	"$SNAPFS" vault restore "$V2" rp2 "$TEST_TMP/rp2.store" >/dev/null && restored rp2 "$TEST_TMP/rp2.store" &&
+	rm -r rp && "$SNAPFS" snapshot delete "$MNT" rp2 >/dev/null
+'
+
 # ---- s3:// against moto_server on loopback
 # moto runs without IAM here, so it does not verify signatures: a vault
 # lists by directory (keys/, index/...), which moto's signature check
@@ -513,15 +532,19 @@ test_expect_success MOTO,AWSCLI 's3://: the aws CLI lists the vault'"'"'s object
 	! grep -r -a -l -F "DOSATTRIB" "$TEST_TMP/s3copy"
 '
 
-test_expect_success MOTO 's3://: a wrong passphrase and a missing bucket are one message each' '
+test_expect_success MOTO 's3://: a wrong passphrase, a missing bucket and a missing snapshot are one message each, and leave no lock' '
 	{ rc=0; SNAPFS_VAULT_PASSPHRASE=wrong "$SNAPFS" vault list "$S3" --endpoint "$ENDPOINT" 2>"$REF/err" || rc=$?; } &&
 	assert_eq 1 "$rc" && assert_one_line "$REF/err" && assert_grep "wrong passphrase" "$REF/err" &&
+	{ rc=0; "$SNAPFS" vault backup "$MNT" nosuch "$S3" --endpoint "$ENDPOINT" 2>"$REF/err" || rc=$?; } &&
+	assert_eq 1 "$rc" && assert_one_line "$REF/err" && assert_grep "no snapshot named nosuch" "$REF/err" &&
+	{ ! test_have_prereq AWSCLI ||
+	  ! aws --endpoint-url "$ENDPOINT" s3 ls "s3://vaults/nas1/vol1/locks/" --recursive | grep -q .; } &&
 	{ rc=0; "$SNAPFS" vault list s3://nosuchbucket/x --endpoint "$ENDPOINT" 2>"$REF/err" || rc=$?; } &&
 	assert_eq 1 "$rc" && assert_one_line "$REF/err"
 '
 
 test_expect_success 'no vault command left a lock behind' '
-	! find "$VDIR/locks" -type f | grep -q .
+	! find "$VDIR/locks" "$TEST_TMP/vault2/locks" -type f | grep -q .
 '
 
 test_done
