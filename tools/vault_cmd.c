@@ -824,10 +824,15 @@ static int vault_restore_cmd(int argc, char **argv)
         die(o.cmd, "%s: name too long", newstore);
     struct progress_arg pa;
     progress_start(&pa.p, "restore", s.m.logical);
+    struct sigaction sa = { .sa_handler = on_interrupt };
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    struct vault_restore_opts ro = { progress_cb, &pa, &interrupted };
     struct vault_restore_result r;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    rc = vault_restore(v, &s, partial, scratch, progress_cb, &pa, &r);
+    rc = vault_restore(v, &s, partial, scratch, &ro, &r);
     if (!rc)
         rc = store_dir_publish(partial, newstore);
     clock_gettime(CLOCK_MONOTONIC, &t1);

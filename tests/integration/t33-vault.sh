@@ -370,6 +370,20 @@ test_expect_success 'a backup killed with kill -9 leaves the vault as it was, an
 	"$SNAPFS" vault check "$V" >"$REF/out" && assert_grep "no problems found" "$REF/out"
 '
 
+test_expect_success 'an interrupted restore (SIGINT) says so and leaves nothing behind' '
+	"$SNAPFS" vault restore "$V" s5 "$TEST_TMP/int.store" >"$REF/out" 2>"$REF/err" &
+	pid=$!
+	for i in $(seq 3000); do
+		ls -d "$TEST_TMP"/int.store.partial-* >/dev/null 2>&1 && break
+		sleep 0.01
+	done
+	kill -STOP $pid && kill -INT $pid && kill -CONT $pid &&
+	{ rc=0; wait $pid || rc=$?; } &&
+	assert_eq 1 "$rc" && assert_one_line "$REF/err" &&
+	assert_grep "interrupted; nothing was restored" "$REF/err" &&
+	no_store_made "$TEST_TMP/int.store"
+'
+
 test_expect_success 'an unmounted volume is backed up from its store, and restores to its snapshot' '
 	rm bulk1 bulk2 && echo offline >offline &&
 	cd "$TEST_TMP" && vol_umount "$MNT" &&

@@ -33,6 +33,7 @@ struct checker {
     struct vault_index *links_seen;
     uint8_t *listed;             /* per indexed pack: seen in the store */
     uint64_t missing;            /* blocks of the link being checked */
+    int err;                     /* what stopped a listing */
 };
 
 static void problem(struct checker *c, const char *fmt, ...)
@@ -170,6 +171,8 @@ static int pack_listed(void *arg, const char *name, uint64_t size)
 {
     struct checker *c = arg;
     uint8_t id[VC_ID];
+    if ((c->err = vault_keep_lock(c->v)))
+        return 1; /* the lock is lost: another writer may be at work */
     if (strlen(name) != 8 + 64 || vc_unhex(name + 8, id, VC_ID) ||
         strncmp(name + 5, name + 8, 2)) {
         problem(c, "%s: not a pack's name", name);
@@ -188,7 +191,7 @@ static int check_packs(struct checker *c)
         return -ENOMEM;
     int rc = objstore_list(v->os, "data/", pack_listed, c);
     if (rc)
-        return vault_os_fail(v, rc);
+        return c->err ? c->err : vault_os_fail(v, rc);
     for (uint32_t no = 0; no < np; no++) {
         if (c->listed[no])
             continue;
@@ -262,7 +265,7 @@ int vault_check(struct vault *v, bool read_data, vault_problem_fn report,
 {
     memset(stats, 0, sizeof(*stats));
     struct checker c = { v, read_data, report, arg, stats, 0,
-                         vault_index_new(), NULL, 0 };
+                         vault_index_new(), NULL, 0, 0 };
     if (!c.links_seen)
         return -ENOMEM;
     check_keys(&c);

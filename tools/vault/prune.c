@@ -129,7 +129,9 @@ static int mark_chain(struct pruner *p, const struct vault_manifest *m)
 {
     struct vault_link *links;
     size_t n;
-    int rc = vault_load_chain(p->v, m, &links, &n);
+    int rc = vault_keep_lock(p->v);
+    if (!rc)
+        rc = vault_load_chain(p->v, m, &links, &n);
     if (rc)
         return rc;
     for (size_t i = n; !rc && i-- > 0;) {
@@ -209,7 +211,10 @@ static int repack_one(struct pruner *p, struct pack_info *pi,
     void *buf;
     size_t len;
     vault_pack_name(pi->d.id, name, sizeof(name));
-    int rc = objstore_get(v->os, name, &buf, &len);
+    int rc = vault_keep_lock(v);
+    if (rc)
+        return rc;
+    rc = objstore_get(v->os, name, &buf, &len);
     if (rc)
         return vault_os_fail(v, rc);
     uint8_t sha[VC_ID];

@@ -52,9 +52,7 @@ struct restorer {
     uint64_t pending;
     bool scratch_made;
     struct sfs_stream_hdr hdr;     /* of the link replayed last */
-    /* progress */
-    vault_progress_fn progress;
-    void *progress_arg;
+    const struct vault_restore_opts *o;
     uint64_t block_bytes;
     struct vault_restore_result *r;
 };
@@ -121,6 +119,8 @@ static int on_frame(void *arg, const struct sfs_stream_frame *f)
     struct restorer *rs = arg;
     MDB_val k = { f->klen, (void *)f->key }, v = { f->vlen, (void *)f->val };
     int rc = 0;
+    if (rs->o->interrupted && *rs->o->interrupted)
+        return vault_fail(rs->v, -EINTR, "interrupted");
     if (f->type == SFS_FRAME_HEADER)
         return sfs_stream_header_parse(f, &rs->hdr);
     if (f->type == SFS_FRAME_PUT)
@@ -274,8 +274,13 @@ static int fetch_block(void *arg, const uint8_t hash[SFS_HASH_LEN],
     struct vault *v = rs->v;
     uint8_t id[VC_ID], *plain;
     struct vault_stored s;
+    if (rs->o->interrupted && *rs->o->interrupted)
+        return vault_fail(v, -EINTR, "interrupted");
+    int rc = vault_keep_lock(v);
+    if (rc)
+        return rc;
     vc_blob_id(&v->keys, hash, id);
-    int rc = vault_fetch_blob(v, VB_DATA, id, &plain, &s);
+    rc = vault_fetch_blob(v, VB_DATA, id, &plain, &s);
     if (rc)
         return rc;
     raw->bytes = malloc(s.csize + 1);
@@ -290,9 +295,9 @@ static int fetch_block(void *arg, const uint8_t hash[SFS_HASH_LEN],
     free(plain);
     rs->r->blocks++;
     rs->block_bytes += s.lsize;
-    if (rs->progress)
-        rs->progress(rs->progress_arg, rs->block_bytes, rs->s->m.logical,
-                     rs->r->files);
+    if (rs->o->progress)
+        rs->o->progress(rs->o->progress_arg, rs->block_bytes,
+                        rs->s->m.logical, rs->r->files);
     return 0;
 }
 
@@ -386,14 +391,13 @@ static int write_store(struct restorer *rs, const char *path)
 
 int vault_restore(struct vault *v, const struct vault_snapshot *s,
                   const char *newstore, const char *scratch,
-                  vault_progress_fn progress, void *arg,
+                  const struct vault_restore_opts *o,
                   struct vault_restore_result *r)
 {
     memset(r, 0, sizeof(*r));
     v->why[0] = 0;
     v->fetched = 0;
-    struct restorer rs = { .v = v, .s = s, .progress = progress,
-                           .progress_arg = arg, .r = r };
+    struct restorer rs = { .v = v, .s = s, .o = o, .r = r };
     int rc = v->index ? 0 : vault_load_index(v, false, NULL);
     if (!rc)
         rc = vault_load_chain(v, &s->m, &rs.links, &rs.nlinks);

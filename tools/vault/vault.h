@@ -205,9 +205,14 @@ struct vault_restore_result {
  * space, removed at the end.  On failure NEWSTORE may be left partly
  * made: the caller builds it under a temporary name.
  */
+struct vault_restore_opts {
+    vault_progress_fn progress;
+    void *progress_arg;
+    const volatile sig_atomic_t *interrupted; /* set: stop (-EINTR) */
+};
 int vault_restore(struct vault *v, const struct vault_snapshot *s,
                   const char *newstore, const char *scratch,
-                  vault_progress_fn progress, void *arg,
+                  const struct vault_restore_opts *o,
                   struct vault_restore_result *r);
 
 /* ---- check (check.c) ---- */
