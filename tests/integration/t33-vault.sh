@@ -486,6 +486,18 @@ test_expect_success 'prune repacks a pack mostly unreferenced, keeping what a sn
 	rm -r rp && "$SNAPFS" snapshot delete "$MNT" rp2 >/dev/null
 '
 
+test_expect_success PYTHON 'progress (bytes, rate) shows on a terminal, and nothing of it elsewhere' '
+	V2=file://$TEST_TMP/vault2 &&
+	"$SNAPFS" snapshot create "$MNT" tty1 >/dev/null &&
+	(unset SNAPFS_VAULT_PASSPHRASE; on_tty "$PASS" "$SNAPFS" vault backup "$MNT" tty1 "$V2") >"$REF/tty" &&
+	assert_grep "backup: [0-9.]* MiB, [0-9]* files, [0-9.]* MB/s" "$REF/tty" &&
+	assert_grep "backed up snapshot tty1" "$REF/tty" &&
+	echo more >>mod && "$SNAPFS" snapshot create "$MNT" tty2 >/dev/null &&
+	"$SNAPFS" vault backup "$MNT" tty2 "$V2" >"$REF/out" 2>"$REF/err" &&
+	! test -s "$REF/err" && ! grep -q "MB/s" "$REF/out" &&
+	"$SNAPFS" snapshot delete "$MNT" tty1 >/dev/null && "$SNAPFS" snapshot delete "$MNT" tty2 >/dev/null
+'
+
 # ---- s3:// against moto_server on loopback
 # moto runs without IAM here, so it does not verify signatures: a vault
 # lists by directory (keys/, index/...), which moto's signature check
