@@ -34,8 +34,25 @@ export AWS_SHARED_CREDENTIALS_FILE=$TEST_TMP/aws/credentials AWS_CONFIG_FILE=$TE
 if command -v aws >/dev/null; then test_set_prereq AWSCLI
 else say "# the aws CLI is missing: the checks with a stock client skip"; fi
 
-PIDS=
-stop_servers() { [ -z "$PIDS" ] || kill $PIDS 2>/dev/null; return 0; }
+# start_bg LOG COMMAND...: COMMAND in the background in a process group
+# of its own (a server and whatever it forks: a version manager's shim
+# may), its output in LOG; its pid in BG_PID.  Every group is stopped at
+# exit.
+start_bg() {
+	local log=$1
+	shift
+	set -m
+	"$@" >"$log" 2>&1 </dev/null &
+	BG_PID=$!
+	set +m
+	echo "$BG_PID" >>"$TEST_TMP/servers.pids"
+}
+stop_servers() {
+	local p
+	[ -s "$TEST_TMP/servers.pids" ] || return 0
+	for p in $(cat "$TEST_TMP/servers.pids"); do kill -- "-$p" 2>/dev/null; done
+	return 0
+}
 test_at_exit stop_servers
 
 # wait_line FILE SED_EXPR PID: what SED_EXPR prints from FILE once it
@@ -66,10 +83,9 @@ xml_field() { sed -n "s:.*<$1>\([^<]*\)</$1>.*:\1:p"; }
 start_moto() {
 	command -v moto_server >/dev/null || { say "# moto_server is not installed: the moto tests skip"; return 1; }
 	command -v curl >/dev/null || { say "# curl is missing to set moto up: the moto tests skip"; return 1; }
-	INITIAL_NO_AUTH_ACTION_COUNT=$MOTO_FREE_ACTIONS moto_server -H 127.0.0.1 -p 0 \
-		>"$TEST_TMP/moto.log" 2>&1 </dev/null &
-	local pid=$! u="http://127.0.0.1"
-	PIDS="$PIDS $pid"
+	start_bg "$TEST_TMP/moto.log" env INITIAL_NO_AUTH_ACTION_COUNT=$MOTO_FREE_ACTIONS \
+		moto_server -H 127.0.0.1 -p 0
+	local pid=$BG_PID u="http://127.0.0.1"
 	MOTO_PORT=$(wait_line "$TEST_TMP/moto.log" 's|.*Running on http://127\.0\.0\.1:\([0-9]*\).*|\1|p' $pid) ||
 		{ say "# moto_server did not start: $(tail -n 3 "$TEST_TMP/moto.log")"; return 1; }
 	u=$u:$MOTO_PORT
@@ -115,13 +131,9 @@ aws_listing() { awk '{ print $4, $3 }' | sort; }
 fault_server() {
 	local out pid
 	out=$(mktemp "$TEST_TMP/fault.XXXXXX") || return 1
-	python3 "$TEST_DIR/s3fault.py" "$@" >"$out" 2>"$out.err" </dev/null &
-	pid=$!
-	echo "$pid" >>"$TEST_TMP/fault.pids"
-	wait_line "$out" '1p' $pid
+	start_bg "$out" python3 "$TEST_DIR/s3fault.py" "$@"
+	wait_line "$out" '1p' $BG_PID
 }
-stop_faults() { [ -s "$TEST_TMP/fault.pids" ] && kill $(cat "$TEST_TMP/fault.pids") 2>/dev/null; return 0; }
-test_at_exit stop_faults
 ms_now() { echo $(( ${EPOCHREALTIME/./} / 1000 )); }
 
 test_expect_success MOTO,AWSCLI 'moto: objects put through the API are listed by the aws CLI with their sizes and read back byte for byte' '
@@ -310,11 +322,9 @@ test_expect_success MOTO 'https: with the CA in ca_file, objects go and come bac
 		-keyout "$TEST_TMP/tls.key" -out "$TEST_TMP/tls.crt" 2>"$REF/openssl.err" ||
 		{ cat "$REF/openssl.err"; exit 1; }
 	# a second moto, without IAM: any key is accepted
-	moto_server -H 127.0.0.1 -p 0 -c "$TEST_TMP/tls.crt" -k "$TEST_TMP/tls.key" \
-		>"$TEST_TMP/motos.log" 2>&1 </dev/null &
-	pid=$!
-	echo $pid >>"$TEST_TMP/fault.pids"
-	port=$(wait_line "$TEST_TMP/motos.log" "s|.*Running on https://127\.0\.0\.1:\([0-9]*\).*|\1|p" $pid) &&
+	start_bg "$TEST_TMP/motos.log" moto_server -H 127.0.0.1 -p 0 \
+		-c "$TEST_TMP/tls.crt" -k "$TEST_TMP/tls.key"
+	port=$(wait_line "$TEST_TMP/motos.log" "s|.*Running on https://127\.0\.0\.1:\([0-9]*\).*|\1|p" $BG_PID) &&
 	curl -sf --cacert "$TEST_TMP/tls.crt" -X PUT "https://127.0.0.1:$port/tlsvault" >/dev/null &&
 	export OBJSTORE_ENDPOINT=https://127.0.0.1:$port OBJSTORE_RETRIES=1 &&
 	assert_fails mo s3://tlsvault open 2>"$REF/err" &&
@@ -331,11 +341,10 @@ start_s3rver() {
 	mkdir -p "$TEST_TMP/s3rver"
 	# its continuation tokens use DES, which Node's OpenSSL 3 keeps in
 	# the legacy provider
-	NODE_OPTIONS=--openssl-legacy-provider "$S3RVER" -d "$TEST_TMP/s3rver" -a 127.0.0.1 -p 0 \
-		--service-endpoint localhost --configure-bucket vault \
-		>"$TEST_TMP/s3rver.log" 2>&1 </dev/null &
-	local pid=$!
-	PIDS="$PIDS $pid"
+	start_bg "$TEST_TMP/s3rver.log" env NODE_OPTIONS=--openssl-legacy-provider \
+		"$S3RVER" -d "$TEST_TMP/s3rver" -a 127.0.0.1 -p 0 \
+		--service-endpoint localhost --configure-bucket vault
+	local pid=$BG_PID
 	S3RVER_PORT=$(wait_line "$TEST_TMP/s3rver.log" 's|.*listening on 127\.0\.0\.1:\([0-9]*\).*|\1|p' $pid) ||
 		{ say "# s3rver did not start: $(tail -n 3 "$TEST_TMP/s3rver.log")"; return 1; }
 }

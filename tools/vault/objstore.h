@@ -203,7 +203,8 @@ int objstore_list(struct objstore *os, const char *prefix,
  * does the work at once and defers DONE); a submit waits while 2 x
  * `parallel` transfers are already queued, running earlier DONEs then.
  * The submit itself fails only with -EINVAL (bad name, DONE NULL, the
- * range overflows) or -ENOMEM, in which case DONE never runs.
+ * range overflows), -EFBIG (s3: beyond 5 TiB) or -ENOMEM, and then DONE
+ * never runs.
  */
 typedef void objstore_done_fn(void *arg, int rc);
 int objstore_put_async(struct objstore *os, const char *name, const void *buf,
@@ -223,9 +224,10 @@ int objstore_wait(struct objstore *os);
  * Locks: exclusive (one writer) or shared (many, none while an exclusive
  * lock is held) over a vault, for the repository layer.  A lock is an
  * object DIR/ID (ID random) holding the holder's description and the
- * time it was last refreshed; objstore_lock writes its own, lists DIR and
- * reads every other lock there: if one conflicts and is fresh, its own is
- * deleted again and the call fails.  Two lockers racing may both fail,
+ * time it was last refreshed.  objstore_lock looks for a conflicting
+ * fresh lock in DIR (and fails if there is one), writes its own, and
+ * looks again: if one conflicts now, its own is deleted again and the
+ * call fails.  Two lockers racing may both fail,
  * never both succeed (S3 has read-after-write and list-after-write
  * consistency since 2020, as MinIO, Ceph and moto do).  A lock not
  * refreshed for STALE_SECONDS (by the locker's clock; the hosts' clocks
