@@ -505,13 +505,17 @@ test_expect_success PYTHON 'progress (bytes, rate) shows on a terminal, and noth
 # signatures themselves.
 
 MOTO_PID=
-stop_moto() { [ -z "$MOTO_PID" ] || kill "$MOTO_PID" 2>/dev/null; return 0; }
+# the server runs in a process group of its own (a version manager's shim
+# may fork it): the whole group is stopped at exit
+stop_moto() { [ -z "$MOTO_PID" ] || kill -- "-$MOTO_PID" 2>/dev/null; return 0; }
 test_at_exit stop_moto
 # start_moto: moto_server on a port the system picks, a bucket "vaults"
 start_moto() {
 	command -v moto_server >/dev/null && command -v curl >/dev/null || return 1
+	set -m
 	moto_server -H 127.0.0.1 -p 0 >"$TEST_TMP/moto.log" 2>&1 </dev/null &
 	MOTO_PID=$!
+	set +m
 	local i port=
 	for i in $(seq 100); do
 		port=$(sed -n "s|.*Running on http://127\.0\.0\.1:\([0-9]*\).*|\1|p" "$TEST_TMP/moto.log")
