@@ -211,11 +211,6 @@ int vault_index_set(struct vault_index *x, const uint8_t id[VC_ID],
 /* Where blob ID is, or NULL. */
 const struct vault_loc *vault_index_find(const struct vault_index *x,
                                          const uint8_t id[VC_ID]);
-/* Every blob: CB returns 0 to go on or a negative errno, returned. */
-int vault_index_foreach(const struct vault_index *x,
-                        int (*cb)(void *arg, const uint8_t *id,
-                                  const struct vault_loc *loc),
-                        void *arg);
 
 /* A pack as an index object lists it. */
 struct vault_pack_desc {

@@ -211,19 +211,6 @@ int vault_index_add(struct vault_index *x, const uint8_t id[VC_ID],
     return 1;
 }
 
-int vault_index_foreach(const struct vault_index *x,
-                        int (*cb)(void *arg, const uint8_t *id,
-                                  const struct vault_loc *loc),
-                        void *arg)
-{
-    for (size_t i = 0; i < x->n; i++) {
-        int rc = cb(arg, x->ents[i].id, &x->ents[i].loc);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
 int vault_index_add_pack(struct vault_index *x,
                          const struct vault_pack_desc *p)
 {

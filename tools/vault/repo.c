@@ -100,11 +100,6 @@ const char *vault_why(const struct vault *v)
     return v ? v->why : "";
 }
 
-const char *vault_target(const struct vault *v)
-{
-    return objstore_target(v->os);
-}
-
 void vault_id_hex(const struct vault *v, char out[VC_HEX])
 {
     vc_hex(v->config.id, VC_ID, out);

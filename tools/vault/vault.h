@@ -42,7 +42,6 @@ int vault_connect(const char *target, const struct objstore_opts *o,
 int vault_open_keys(struct vault *v, const char *pass, size_t plen);
 void vault_close(struct vault *v);
 const char *vault_why(const struct vault *v);
-const char *vault_target(const struct vault *v);
 /* The vault's id, hex. */
 void vault_id_hex(const struct vault *v, char out[VC_HEX]);
 
