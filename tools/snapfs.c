@@ -523,6 +523,7 @@ static void usage(FILE *out)
           "  vault key list|add TARGET | key remove TARGET KEYID\n"
           "  vault backup VOL SNAPSHOT TARGET [--label L]... [--pack-size SIZE]\n"
           "  vault restore TARGET SNAPSHOT NEWSTORE\n"
+          "  vault restore-file TARGET SNAPSHOT PATH --to DEST   a file or a tree, out\n"
           "  vault list TARGET [--json] | show TARGET SNAPSHOT [--json]\n"
           "  vault check TARGET [--read-data]\n"
           "  vault forget TARGET SNAPSHOT... | --keep-last|-daily|-weekly|-monthly N\n"

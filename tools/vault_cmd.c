@@ -6,6 +6,7 @@
  *   vault key list|add TARGET | key remove TARGET KEYID
  *   vault backup VOL SNAPSHOT TARGET [--label L]... [--pack-size SIZE]
  *   vault restore TARGET SNAPSHOT NEWSTORE
+ *   vault restore-file TARGET SNAPSHOT PATH --to DEST
  *   vault list TARGET [--json] | show TARGET SNAPSHOT [--json]
  *   vault check TARGET [--read-data]
  *   vault forget TARGET SNAPSHOT... | --keep-last/daily/weekly/monthly N
@@ -47,12 +48,12 @@
 /* ---- options ---- */
 
 enum { O_JSON = 1, O_READ_DATA = 2, O_LABEL = 4, O_PACK = 8, O_NEWPASS = 16,
-       O_KEEP = 32, O_DRY = 64 };
+       O_KEEP = 32, O_DRY = 64, O_TO = 128 };
 #define POS_MAX 64
 
 struct vopts {
     const char *cmd;           /* "vault backup", for messages */
-    const char *endpoint, *region, *pass_file, *new_pass_file;
+    const char *endpoint, *region, *pass_file, *new_pass_file, *to;
     uint64_t pack_size;
     bool json, read_data;
     const char *labels[LABELS_MAX];
@@ -148,6 +149,9 @@ static bool parse_option(struct vopts *o, unsigned allowed, int argc,
         o->prune = true;
     } else if ((allowed & O_DRY) && !strcmp(argv[*i], "--dry-run")) {
         o->dry_run = true;
+    } else if ((allowed & O_TO) &&
+               (v = option_value(o->cmd, "--to", argc, argv, i))) {
+        o->to = v;
     } else
         return false;
     return true;
@@ -861,6 +865,59 @@ static int vault_restore_cmd(int argc, char **argv)
     return 0;
 }
 
+/* ---- restore-file ---- */
+
+static int vault_restore_file_cmd(int argc, char **argv)
+{
+    struct vopts o;
+    const char *usage = "TARGET SNAPSHOT PATH --to DEST";
+    parse_args(&o, "vault restore-file", O_TO, 3, usage, argc, argv);
+    if (!o.to)
+        die_usage(o.cmd, "usage: snapfs %s %s", o.cmd, usage);
+    struct stat sb;
+    if (!lstat(o.to, &sb))
+        die(o.cmd, "%s: already exists; nothing was restored", o.to);
+    store_dir_check_new(o.cmd, o.to);
+    struct vault *v = open_vault(&o, o.pos[0], READ_LOCK, "restore-file");
+    struct vault_snapshot s;
+    int rc = vault_find_snapshot(v, o.pos[1], &s);
+    if (rc)
+        die_vault(o.cmd, v, rc);
+    const char *tmp = getenv("TMPDIR");
+    char scratch[PATH_MAX];
+    snprintf(scratch, sizeof(scratch), "%s/snapfs-vault-%d",
+             tmp && *tmp ? tmp : "/tmp", (int)getpid());
+    struct progress_arg pa;
+    progress_start(&pa.p, "restore", 0);
+    struct sigaction sa = { .sa_handler = on_interrupt };
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    struct vault_restore_opts ro = { progress_cb, &pa, &interrupted };
+    struct vault_extract_result r;
+    rc = vault_restore_file(v, &s, o.pos[2], o.to, scratch, &ro, &r);
+    progress_clear(&pa.p);
+    if (rc) {
+        char why[1200];
+        snprintf(why, sizeof(why), "%s", vault_why(v)[0] ? vault_why(v)
+                                                          : strerror(-rc));
+        close_vault(v);
+        die(o.cmd, "%s; nothing was restored", why);
+    }
+    char id[9], bytes[32], got[32];
+    short_id(s.id, id);
+    format_bytes(r.bytes, bytes, sizeof(bytes));
+    format_bytes(r.fetched, got, sizeof(got));
+    printf("snapfs: restored %s of snapshot %s (%s) as %s: %llu objects, %s "
+           "of data (%llu blocks, %s read from the vault)\n", o.pos[2],
+           s.m.name, id, o.to, (unsigned long long)r.objects, bytes,
+           (unsigned long long)r.blocks, got);
+    if (r.not_owned)
+        printf("  owners not restored on %llu objects (only root may give "
+               "files away)\n", (unsigned long long)r.not_owned);
+    close_vault(v);
+    return 0;
+}
+
 /* ---- check ---- */
 
 static void print_problem(void *arg, const char *problem)
@@ -1047,8 +1104,8 @@ static int vault_forget_cmd(int argc, char **argv)
 int cmd_vault(int argc, char **argv)
 {
     if (argc < 2)
-        die_usage("vault", "give init, key, backup, restore, list, show, "
-                  "check, forget or prune");
+        die_usage("vault", "give init, key, backup, restore, restore-file, "
+                  "list, show, check, forget or prune");
     const char *sub = argv[1];
     argc--;
     argv++;
@@ -1060,6 +1117,8 @@ int cmd_vault(int argc, char **argv)
         return vault_backup_cmd(argc, argv);
     if (!strcmp(sub, "restore"))
         return vault_restore_cmd(argc, argv);
+    if (!strcmp(sub, "restore-file"))
+        return vault_restore_file_cmd(argc, argv);
     if (!strcmp(sub, "list"))
         return vault_list_cmd(argc, argv);
     if (!strcmp(sub, "show"))

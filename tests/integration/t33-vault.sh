@@ -135,6 +135,26 @@ test_expect_success 'each backup of the chain restores on its own to its source 
 	"$SNAPFS" qtree list "$TEST_TMP/r3.store" >"$REF/q" && assert_grep "proj.*ntfs" "$REF/q"
 '
 
+test_expect_success 'restore-file copies a directory and a file of a vaulted snapshot out as the snapshot has them, fetching only their blocks' '
+	mkdir "$TEST_TMP/rf-tmp" &&
+	TMPDIR=$TEST_TMP/rf-tmp "$SNAPFS" vault restore-file "$V" s1 /dir --to "$MNT/got-dir" >"$REF/out" &&
+	! ls -A "$TEST_TMP/rf-tmp" | grep -q . &&
+	assert_grep "restored /dir of snapshot s1 ([0-9a-f]*) as $MNT/got-dir" "$REF/out" &&
+	blocks=$(sed -n "s/.*data (\([0-9]*\) blocks.*/\1/p" "$REF/out") &&
+	test "$blocks" -ge 46 && test "$blocks" -lt 60 &&
+	tree "$MNT/.snapshot/s1/dir" >"$REF/src.tree" && tree "$MNT/got-dir" >"$REF/got.tree" &&
+	diff -u "$REF/src.tree" "$REF/got.tree" >&2 &&
+	"$SNAPFS" vault restore-file "$V" s1 sparse --to "$MNT/got-sparse" >/dev/null &&
+	cmp "$MNT/.snapshot/s1/sparse" "$MNT/got-sparse" &&
+	assert_eq "$(stat -c "%a %u %g %s %y" "$MNT/.snapshot/s1/sparse")" "$(stat -c "%a %u %g %s %y" "$MNT/got-sparse")" &&
+	{ rc=0; "$SNAPFS" vault restore-file "$V" s1 /nosuch --to "$MNT/got-x" 2>"$REF/err" || rc=$?; } &&
+	assert_eq 1 "$rc" && assert_one_line "$REF/err" && assert_grep "/nosuch: not in the snapshot" "$REF/err" &&
+	assert_missing "$MNT/got-x" &&
+	{ rc=0; "$SNAPFS" vault restore-file "$V" s1 /mod --to "$MNT/got-sparse" 2>"$REF/err" || rc=$?; } &&
+	assert_eq 1 "$rc" && assert_grep "already exists" "$REF/err" &&
+	rm -rf "$MNT/got-dir" "$MNT/got-sparse"
+'
+
 test_expect_success 'vault show and list --json tell identity, labels, kind and sizes' '
 	uuid=$("$SNAPFS" info "$MNT" --json | python3 -c "import json,sys; print(json.load(sys.stdin)[\"uuid\"])") &&
 	js=$("$SNAPFS" vault show "$V" daily.s3 --json) &&

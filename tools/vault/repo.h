@@ -141,6 +141,23 @@ int vault_link_replay(struct vault *v, const struct vault_manifest *m,
                       const struct vault_link *l, vault_frame_cb cb,
                       void *arg);
 
+/*
+ * restore.c as a tool for other restores: the snapshot S's chain
+ * replayed into a scratch table in the new directory SCRATCH (removed by
+ * close); then stores made from its records, KEEP (NULL: all) choosing
+ * which, each block of them fetched from the vault.  R counts for all.
+ */
+struct vault_restorer;
+typedef bool (*vault_key_filter)(void *arg, const uint8_t *key, size_t klen);
+int vault_restorer_open(struct vault *v, const struct vault_snapshot *s,
+                        const char *scratch,
+                        const struct vault_restore_opts *o,
+                        struct vault_restore_result *r,
+                        struct vault_restorer **out);
+int vault_restorer_store(struct vault_restorer *rs, const char *path,
+                         vault_key_filter keep, void *arg);
+void vault_restorer_close(struct vault_restorer *rs);
+
 /* Every manifest: CB(ARG, id, manifest); a damaged one (or of a newer
  * format) fails the scan (-EBADMSG, -EPROTONOSUPPORT, why names the
  * object), or with WITH_BAD goes to CB as a NULL manifest (why set). */

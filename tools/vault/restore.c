@@ -41,9 +41,10 @@
 #define RECV_BATCH_BYTES (32u << 20)
 #define SYNTH_RECORDS 256              /* records written per refill */
 
-struct restorer {
+struct vault_restorer {
     struct vault *v;
     const struct vault_snapshot *s;
+    char *scratch;                 /* its directory */
     struct vault_link *links;      /* the full link first */
     size_t nlinks;
     MDB_env *env;
@@ -55,11 +56,13 @@ struct restorer {
     const struct vault_restore_opts *o;
     uint64_t block_bytes;
     struct vault_restore_result *r;
+    vault_key_filter keep;         /* the records a store gets (NULL: all) */
+    void *keep_arg;
 };
 
 /* ---- the scratch table ---- */
 
-static int scratch_open(struct restorer *rs, const char *dir)
+static int scratch_open(struct vault_restorer *rs, const char *dir)
 {
     if (mkdir(dir, 0700))
         return vault_fail(rs->v, -errno, "%s: %s", dir, strerror(errno));
@@ -79,7 +82,7 @@ static int scratch_open(struct restorer *rs, const char *dir)
               : 0;
 }
 
-static void scratch_close(struct restorer *rs, const char *dir)
+static void scratch_close(struct vault_restorer *rs, const char *dir)
 {
     if (rs->txn)
         mdb_txn_abort(rs->txn);
@@ -96,7 +99,7 @@ static void scratch_close(struct restorer *rs, const char *dir)
 }
 
 /* Commit the scratch table now and then (bounded memory). */
-static int scratch_step(struct restorer *rs)
+static int scratch_step(struct vault_restorer *rs)
 {
     if (++rs->pending < SCRATCH_BATCH)
         return 0;
@@ -116,7 +119,7 @@ static int scratch_step(struct restorer *rs)
  * header is the snapshot's. */
 static int on_frame(void *arg, const struct sfs_stream_frame *f)
 {
-    struct restorer *rs = arg;
+    struct vault_restorer *rs = arg;
     MDB_val k = { f->klen, (void *)f->key }, v = { f->vlen, (void *)f->val };
     int rc = 0;
     if (rs->o->interrupted && *rs->o->interrupted)
@@ -139,7 +142,7 @@ static const uint8_t kinds[] = { SFS_K_INODE, SFS_K_DIRENT, SFS_K_XATTR,
                                  SFS_K_EXTENT };
 
 struct synth {
-    struct restorer *rs;
+    struct vault_restorer *rs;
     MDB_txn *txn;
     MDB_cursor *cur;
     unsigned kind;             /* index into kinds; past the end: done */
@@ -193,6 +196,9 @@ static int synth_more(struct synth *s)
             s->finished = true;
             return sfs_stream_writer_end(s->w);
         }
+        if (!rc && s->rs->keep &&
+            !s->rs->keep(s->rs->keep_arg, k.mv_data, k.mv_size))
+            continue;
         if (!rc)
             rc = sfs_stream_writer_put(s->w, k.mv_data, k.mv_size, v.mv_data,
                                        v.mv_size);
@@ -232,14 +238,11 @@ static int synth_read(void *arg, void *buf, size_t len)
     return 0;
 }
 
-static int synth_start(struct restorer *rs, struct synth *s)
+static int synth_start(struct vault_restorer *rs, struct synth *s)
 {
     memset(s, 0, sizeof(*s));
     s->rs = rs;
-    int rc = mdb_txn_commit(rs->txn);
-    rs->txn = NULL;
-    if (!rc)
-        rc = mdb_txn_begin(rs->env, NULL, MDB_RDONLY, &s->txn);
+    int rc = mdb_txn_begin(rs->env, NULL, MDB_RDONLY, &s->txn);
     if (!rc)
         rc = mdb_cursor_open(s->txn, rs->dbi, &s->cur);
     if (rc)
@@ -270,7 +273,7 @@ static void synth_end(struct synth *s)
 static int fetch_block(void *arg, const uint8_t hash[SFS_HASH_LEN],
                        struct sfs_raw_block *raw)
 {
-    struct restorer *rs = arg;
+    struct vault_restorer *rs = arg;
     struct vault *v = rs->v;
     uint8_t id[VC_ID], *plain;
     struct vault_stored s;
@@ -347,7 +350,7 @@ static int forget_source(struct sfs_store *st)
     return rc ? rc : sfs_mdb_errno(mdb_env_sync(st->env, 1));
 }
 
-static int make_store(struct restorer *rs, const char *path,
+static int make_store(struct vault_restorer *rs, const char *path,
                       struct sfs_store **st)
 {
     const struct vault_manifest *m = &rs->s->m;
@@ -363,7 +366,7 @@ static int make_store(struct restorer *rs, const char *path,
               : 0;
 }
 
-static int write_store(struct restorer *rs, const char *path)
+static int write_store(struct vault_restorer *rs, const char *path)
 {
     struct sfs_store *st;
     int rc = make_store(rs, path, &st);
@@ -389,28 +392,77 @@ static int write_store(struct restorer *rs, const char *path)
     return rc;
 }
 
+/* Replay the chain into the scratch table and seal it. */
+static int replay_chain(struct vault_restorer *rs)
+{
+    struct vault *v = rs->v;
+    int rc = vault_load_chain(v, &rs->s->m, &rs->links, &rs->nlinks);
+    if (!rc)
+        rc = scratch_open(rs, rs->scratch);
+    for (size_t i = 0; !rc && i < rs->nlinks; i++)
+        rc = vault_link_replay(v, &rs->s->m, &rs->links[i], on_frame, rs);
+    if (!rc) {
+        int mrc = mdb_txn_commit(rs->txn);
+        rs->txn = NULL;
+        if (mrc)
+            rc = vault_fail(v, sfs_mdb_errno(mrc), "the scratch table: %s",
+                            mdb_strerror(mrc));
+    }
+    return rc;
+}
+
+int vault_restorer_open(struct vault *v, const struct vault_snapshot *s,
+                        const char *scratch,
+                        const struct vault_restore_opts *o,
+                        struct vault_restore_result *r,
+                        struct vault_restorer **out)
+{
+    memset(r, 0, sizeof(*r));
+    v->why[0] = 0;
+    v->fetched = 0;
+    struct vault_restorer *rs = calloc(1, sizeof(*rs));
+    if (!rs || !(rs->scratch = strdup(scratch))) {
+        free(rs);
+        return -ENOMEM;
+    }
+    *rs = (struct vault_restorer){ .v = v, .s = s, .o = o, .r = r,
+                                   .scratch = rs->scratch };
+    *out = rs;
+    int rc = v->index ? 0 : vault_load_index(v, false, NULL);
+    return rc ? rc : replay_chain(rs);
+}
+
+int vault_restorer_store(struct vault_restorer *rs, const char *path,
+                         vault_key_filter keep, void *arg)
+{
+    rs->keep = keep;
+    rs->keep_arg = arg;
+    int rc = write_store(rs, path);
+    rs->r->links = (uint32_t)rs->nlinks;
+    rs->r->fetched = rs->v->fetched;
+    return rc;
+}
+
+void vault_restorer_close(struct vault_restorer *rs)
+{
+    if (!rs)
+        return;
+    if (rs->scratch_made)
+        scratch_close(rs, rs->scratch);
+    vault_links_free(rs->links, rs->nlinks);
+    free(rs->scratch);
+    free(rs);
+}
+
 int vault_restore(struct vault *v, const struct vault_snapshot *s,
                   const char *newstore, const char *scratch,
                   const struct vault_restore_opts *o,
                   struct vault_restore_result *r)
 {
-    memset(r, 0, sizeof(*r));
-    v->why[0] = 0;
-    v->fetched = 0;
-    struct restorer rs = { .v = v, .s = s, .o = o, .r = r };
-    int rc = v->index ? 0 : vault_load_index(v, false, NULL);
+    struct vault_restorer *rs = NULL;
+    int rc = vault_restorer_open(v, s, scratch, o, r, &rs);
     if (!rc)
-        rc = vault_load_chain(v, &s->m, &rs.links, &rs.nlinks);
-    if (!rc)
-        rc = scratch_open(&rs, scratch);
-    for (size_t i = 0; !rc && i < rs.nlinks; i++)
-        rc = vault_link_replay(v, &s->m, &rs.links[i], on_frame, &rs);
-    if (!rc)
-        rc = write_store(&rs, newstore);
-    if (rs.scratch_made)
-        scratch_close(&rs, scratch);
-    vault_links_free(rs.links, rs.nlinks);
-    r->links = (uint32_t)rs.nlinks;
-    r->fetched = v->fetched;
+        rc = vault_restorer_store(rs, newstore, NULL, NULL);
+    vault_restorer_close(rs);
     return rc;
 }

@@ -214,6 +214,30 @@ int vault_restore(struct vault *v, const struct vault_snapshot *s,
                   const struct vault_restore_opts *o,
                   struct vault_restore_result *r);
 
+/* ---- restore-file (extract.c) ---- */
+
+struct vault_extract_result {
+    uint64_t objects;    /* files, directories, links... made */
+    uint64_t bytes;      /* of file data written */
+    uint64_t not_owned;  /* owners that could not be set (not root) */
+    uint64_t blocks;     /* blocks fetched from the vault */
+    uint64_t fetched;    /* bytes read from the object store */
+};
+/*
+ * vault_restore_file - copy PATH ("/a/b" or "a/b") of snapshot S out to
+ * DEST (a path that does not exist; its parent a directory): a file, or a
+ * directory with everything under it, with contents (holes kept), hard
+ * links inside it, xattrs (ACLs, DOS attributes), owners (as root), modes
+ * and nanosecond times; only its own blocks are fetched.  SCRATCH as for
+ * vault_restore (SCRATCH.names and SCRATCH.files are used too).  -ENOENT
+ * (PATH is not in the snapshot); a failure removes DEST again.
+ */
+int vault_restore_file(struct vault *v, const struct vault_snapshot *s,
+                       const char *path, const char *dest,
+                       const char *scratch,
+                       const struct vault_restore_opts *o,
+                       struct vault_extract_result *r);
+
 /* ---- check (check.c) ---- */
 
 typedef void (*vault_problem_fn)(void *arg, const char *problem);
