@@ -37,6 +37,8 @@ TAPE_SRC  := $(sort $(wildcard tape/*.c))
 TOOLS_SRC := $(sort $(wildcard tools/*.c tools/*/*.c))
 # the vault's object store (s3://, file://), also linked alone into its test
 OBJSTORE_SRC := $(sort $(wildcard tools/vault/objstore*.c))
+# the vault engine, linked into the vault's unit tests as a library
+VAULT_SRC := $(sort $(wildcard tools/vault/*.c))
 UNIT_SRC  := $(sort $(wildcard tests/unit/*.c))
 HDRS      := $(wildcard store/*.h fs/*.h tape/*.h tools/*.h tools/*/*.h tests/unit/*.h)
 
@@ -58,6 +60,10 @@ build/$(1)/libsnaptape.a: $(TAPE_SRC:%.c=build/$(1)/%.o)
 	@rm -f $$@
 	ar rcs $$@ $$^
 
+build/$(1)/libsnapvault.a: $(VAULT_SRC:%.c=build/$(1)/%.o)
+	@rm -f $$@
+	ar rcs $$@ $$^
+
 build/$(1)/snapfs: $(FS_SRC:%.c=build/$(1)/%.o) \
                    $(filter-out build/$(1)/tools/damage.o,$(TOOLS_SRC:%.c=build/$(1)/%.o)) \
                    build/$(1)/libsnaptape.a build/$(1)/libsnapstore.a
@@ -75,6 +81,12 @@ build/$(1)/unit/test_peer: build/$(1)/tests/unit/test_peer.o \
 # the object store's test links the object store alone
 build/$(1)/unit/test_objstore: build/$(1)/tests/unit/test_objstore.o \
                                $(OBJSTORE_SRC:%.c=build/$(1)/%.o)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(LIBS)
+
+# the vault's tests link the vault engine
+build/$(1)/unit/test_vault_%: build/$(1)/tests/unit/test_vault_%.o \
+                              build/$(1)/libsnapvault.a build/$(1)/libsnapstore.a
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(LIBS)
 

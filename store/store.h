@@ -913,8 +913,68 @@ struct sfs_retention {
 int sfs_send_set_retention(struct sfs_sender *s,
                            const struct sfs_retention *ret);
 
+/* Puts never carry block bytes, only the records (which name their
+ * blocks by SHA-256): for a caller that keeps the blocks itself (the
+ * vault).  A receiver of such a stream needs a block source
+ * (sfs_recv_set_block_source). */
+void sfs_send_omit_blocks(struct sfs_sender *s);
+
 void sfs_send_stats(const struct sfs_sender *s, struct sfs_stream_stats *out);
 void sfs_send_free(struct sfs_sender *s);
+
+/*
+ * Streams kept in another form.  The vault stores a stream's records
+ * apart from its blocks (each block once, under a keyed name) and, to
+ * restore, writes a stream of its own that a receiver applies with the
+ * blocks coming from a block source.
+ */
+enum { SFS_FRAME_HEADER = 'H', SFS_FRAME_PUT = 'P', SFS_FRAME_KILL = 'K',
+       SFS_FRAME_CHECKPOINT = 'C', SFS_FRAME_RETENTION = 'R',
+       SFS_FRAME_END = 'Z' };
+struct sfs_stream_frame {
+    uint8_t type;                 /* SFS_FRAME_* */
+    const uint8_t *payload;       /* the whole payload (all types) */
+    size_t plen;
+    const uint8_t *key;           /* put, kill */
+    size_t klen;
+    const uint8_t *val;           /* put: the record's value */
+    size_t vlen;
+    bool blockref;                /* put: the record refers to a block, */
+    uint8_t hash[SFS_HASH_LEN];   /* this one (SHA-256 of its bytes) */
+    bool carried;                 /* put: the frame carries the block's */
+    struct sfs_raw_block raw;     /* stored bytes (pointing into FRAME) */
+};
+/* Parse the frame of LEN bytes at FRAME (LEN: sfs_stream_frame_size of
+ * its first 8 bytes), checking its checksum and, for puts and kills, the
+ * shape a receiver checks.  Pointers point into FRAME.  0 or -EBADMSG. */
+int sfs_stream_frame_parse(const void *frame, size_t len,
+                           struct sfs_stream_frame *out);
+/* The contents of a header frame: 0, -EBADMSG, or -EPROTONOSUPPORT
+ * (another stream version or record layout). */
+int sfs_stream_header_parse(const struct sfs_stream_frame *f,
+                            struct sfs_stream_hdr *out);
+/* The counts of an end frame (records put, killed): 0 or -EBADMSG. */
+int sfs_stream_end_parse(const struct sfs_stream_frame *f, uint64_t *puts,
+                         uint64_t *kills);
+
+/*
+ * A stream written record by record (no block bytes: its receiver has a
+ * block source).  new writes the header HDR (its version, layout and
+ * start are set here); put and kill write a record (-EINVAL for a key or
+ * value larger than a stream carries), with a checkpoint every 256
+ * records so that the receiver commits in bounded batches; end
+ * writes the end frame.  Errors are WRITE's, or -ENOMEM.
+ */
+struct sfs_stream_writer;
+int sfs_stream_writer_new(const struct sfs_stream_hdr *hdr,
+                          sfs_stream_write_fn write, void *arg,
+                          struct sfs_stream_writer **out);
+int sfs_stream_writer_put(struct sfs_stream_writer *w, const void *key,
+                          size_t klen, const void *val, size_t vlen);
+int sfs_stream_writer_kill(struct sfs_stream_writer *w, const void *key,
+                           size_t klen);
+int sfs_stream_writer_end(struct sfs_stream_writer *w);
+void sfs_stream_writer_free(struct sfs_stream_writer *w);
 
 struct sfs_receiver;
 /*
@@ -994,6 +1054,19 @@ void sfs_recv_hold_back(struct sfs_receiver *r, bool hold_back);
 /* Read the rest of the stream (and nothing of it twice) through READ. */
 void sfs_recv_set_reader(struct sfs_receiver *r, sfs_stream_read_fn read,
                          void *arg);
+/*
+ * Blocks a stream does not carry: for a record whose block ST lacks, the
+ * receiver calls FN, which fills RAW (bytes malloc'd; the receiver
+ * releases them) with the stored form of the block whose SHA-256 is HASH.
+ * The bytes are checked against HASH before they are stored (-EIO), and
+ * count toward sfs_recv_step_w's MAX_BYTES as the stream's own do.  FN
+ * returns 0 or a negative errno, which ends the receive (sfs_recv_why
+ * then says nothing: FN's caller knows why).
+ */
+typedef int (*sfs_block_source_fn)(void *arg, const uint8_t hash[SFS_HASH_LEN],
+                                   struct sfs_raw_block *raw);
+void sfs_recv_set_block_source(struct sfs_receiver *r, sfs_block_source_fn fn,
+                               void *arg);
 const char *sfs_recv_why(const struct sfs_receiver *r);
 void sfs_recv_stats(const struct sfs_receiver *r, struct sfs_stream_stats *out);
 void sfs_recv_free(struct sfs_receiver *r);

@@ -75,6 +75,16 @@
  * tools/recv_ahead.c).  Both are advice; neither changes what is sent or
  * applied.
  *
+ * Kept apart (the vault).  A sender told to omit blocks
+ * (sfs_send_omit_blocks) sends the records only; they name their blocks
+ * by SHA-256, which the vault keeps separately, once each.  To restore,
+ * the vault writes a stream of its own (sfs_stream_writer: puts and kills
+ * without blocks, checkpoints every 256 records) and the
+ * receiver asks a block source for each block the destination lacks
+ * (sfs_recv_set_block_source), checking the bytes against the hash as it
+ * checks carried ones.  sfs_stream_frame_parse gives such callers a
+ * frame's parts with the receiver's own checks.
+ *
  * Held back (consistency groups).  A receiver told to hold back
  * (sfs_recv_hold_back) takes the snapshot as always, but the destination
  * keeps exposing the snapshot it exposed before: the "fence" (meta
@@ -396,6 +406,7 @@ struct sfs_sender {
     uint64_t *ret_epochs;
     struct sfs_prefetch *prefetch; /* incremental: helpers reading ahead */
     uint64_t rows;                 /* index rows passed (for them) */
+    bool omit_blocks;              /* puts never carry block bytes */
     /* the step in progress */
     MDB_txn *txn;
     uint64_t step_records, max_records, step_start_bytes;
@@ -412,9 +423,9 @@ static void frame_start(struct buf *b, uint8_t type, uint8_t flags)
     put_u32(b, 0); /* the length, filled in by frame_send */
 }
 
-static int frame_send(struct sfs_sender *s)
+/* Fill in the frame's length and append its checksum: 0 or -ENOMEM. */
+static int frame_finish(struct buf *b)
 {
-    struct buf *b = &s->frame;
     if (b->failed)
         return -ENOMEM;
     uint32_t len = (uint32_t)(b->len - FRAME_HDR);
@@ -422,9 +433,15 @@ static int frame_send(struct sfs_sender *s)
                       (uint8_t)(len >> 8), (uint8_t)len };
     memcpy(b->p + 4, be, 4);
     put_u32(b, crc32c(b->p, b->len));
-    if (b->failed)
-        return -ENOMEM;
-    int rc = s->write(s->arg, b->p, b->len);
+    return b->failed ? -ENOMEM : 0;
+}
+
+static int frame_send(struct sfs_sender *s)
+{
+    struct buf *b = &s->frame;
+    int rc = frame_finish(b);
+    if (!rc)
+        rc = s->write(s->arg, b->p, b->len);
     if (!rc)
         s->stats.bytes += b->len;
     return rc;
@@ -459,7 +476,8 @@ static int send_put(struct sfs_sender *s, const MDB_val *k, const MDB_val *v)
 {
     uint8_t hash[SFS_HASH_LEN];
     struct sfs_raw_block raw = { 0 };
-    bool with_block = sfs_rec_blockref(k, v, hash) && !sent_recently(s, hash);
+    bool with_block = !s->omit_blocks && sfs_rec_blockref(k, v, hash) &&
+                      !sent_recently(s, hash);
     if (with_block) {
         int rc = sfs_block_fetch(s->st, s->txn, hash, &raw);
         if (rc)
@@ -744,6 +762,11 @@ int sfs_send_step(struct sfs_sender *s, MDB_txn *txn, uint64_t max_records)
     return rc ? rc : s->done;
 }
 
+void sfs_send_omit_blocks(struct sfs_sender *s)
+{
+    s->omit_blocks = true;
+}
+
 void sfs_send_stats(const struct sfs_sender *s, struct sfs_stream_stats *out)
 {
     *out = s->stats;
@@ -758,6 +781,213 @@ void sfs_send_free(struct sfs_sender *s)
     free(s->sent);
     free(s->ret_epochs);
     free(s);
+}
+
+/* ---- streams kept in another form (the vault) ---- */
+
+static uint32_t get_be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
+           p[3];
+}
+
+/* A put's payload: key, value, maybe the block; the checks apply_put
+ * makes of its shape. */
+static int parse_put(struct cur *c, uint8_t flags, struct sfs_stream_frame *f)
+{
+    f->klen = get_u16(c);
+    f->key = get_bytes(c, f->klen);
+    f->vlen = get_u32(c);
+    f->val = f->vlen <= VAL_MAX ? get_bytes(c, f->vlen) : NULL;
+    if (flags & PUT_HAS_BLOCK) {
+        f->carried = true;
+        f->raw.codec = get_u8(c);
+        f->raw.lsize = get_u32(c);
+        f->raw.csize = get_u32(c);
+        f->raw.bytes = (void *)get_bytes(c, f->raw.csize);
+    }
+    if (c->bad || c->left || !f->key || !f->val || f->klen == 0 ||
+        f->klen > SFS_KEY_MAX || (flags & ~PUT_HAS_BLOCK) ||
+        (f->key[0] == SFS_K_INODE && f->vlen != sizeof(struct sfs_inode)) ||
+        f->raw.lsize > SFS_BLOCK_SIZE_MAX)
+        return -EBADMSG;
+    MDB_val k = { f->klen, (void *)f->key }, v = { f->vlen, (void *)f->val };
+    f->blockref = sfs_rec_blockref(&k, &v, f->hash);
+    if (f->carried)
+        memcpy(f->raw.hash, f->hash, SFS_HASH_LEN);
+    return f->carried && !f->blockref ? -EBADMSG : 0;
+}
+
+int sfs_stream_frame_parse(const void *frame, size_t len,
+                           struct sfs_stream_frame *out)
+{
+    const uint8_t *f = frame;
+    memset(out, 0, sizeof(*out));
+    if (len < FRAME_HDR + FRAME_CRC || sfs_stream_frame_size(f) != len ||
+        crc32c(f, len - FRAME_CRC) != get_be32(f + len - FRAME_CRC))
+        return -EBADMSG;
+    out->type = f[0];
+    out->payload = f + FRAME_HDR;
+    out->plen = len - FRAME_HDR - FRAME_CRC;
+    struct cur c = { out->payload, out->plen, false };
+    switch (f[0]) {
+    case F_PUT:
+        return parse_put(&c, f[1], out);
+    case F_KILL:
+        out->klen = get_u16(&c);
+        out->key = get_bytes(&c, out->klen);
+        return c.bad || c.left || f[1] || !out->klen ||
+               out->klen > SFS_KEY_MAX ? -EBADMSG : 0;
+    case F_HEADER: case F_CHECKPOINT: case F_RETENTION: case F_END:
+        return f[1] ? -EBADMSG : 0;
+    default:
+        return -EBADMSG;
+    }
+}
+
+int sfs_stream_header_parse(const struct sfs_stream_frame *f,
+                            struct sfs_stream_hdr *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (f->type != F_HEADER)
+        return -EBADMSG;
+    struct cur c = { f->payload, f->plen, false };
+    return get_header(&c, out);
+}
+
+int sfs_stream_end_parse(const struct sfs_stream_frame *f, uint64_t *puts,
+                         uint64_t *kills)
+{
+    if (f->type != F_END)
+        return -EBADMSG;
+    struct cur c = { f->payload, f->plen, false };
+    struct sfs_stream_pos pos;
+    get_pos(&c, &pos);
+    *puts = get_u64(&c);
+    *kills = get_u64(&c);
+    (void)get_u64(&c);
+    return c.bad || c.left || pos.records != *puts + *kills ? -EBADMSG : 0;
+}
+
+/* Records between checkpoints: few, for the blocks a block source gives
+ * count toward a receiver's batch (256 blocks of 64 KiB: 16 MiB). */
+#define WRITER_STEP_RECORDS 256
+
+struct sfs_stream_writer {
+    struct buf frame;
+    sfs_stream_write_fn write;
+    void *arg;
+    struct sfs_stream_pos pos;  /* records, bytes and the last key */
+    uint64_t puts, kills;
+    uint64_t step_records, step_start;
+};
+
+static int writer_send(struct sfs_stream_writer *w)
+{
+    int rc = frame_finish(&w->frame);
+    if (!rc)
+        rc = w->write(w->arg, w->frame.p, w->frame.len);
+    if (!rc)
+        w->pos.bytes += w->frame.len;
+    return rc;
+}
+
+static int writer_checkpoint(struct sfs_stream_writer *w, uint8_t type)
+{
+    frame_start(&w->frame, type, 0);
+    w->pos.records = w->puts + w->kills;
+    put_pos(&w->frame, &w->pos);
+    if (type == F_END) {
+        put_u64(&w->frame, w->puts);
+        put_u64(&w->frame, w->kills);
+        put_u64(&w->frame, 0);
+    }
+    w->step_records = 0;
+    w->step_start = w->pos.bytes;
+    return writer_send(w);
+}
+
+/* After a record: a checkpoint when the step is full, so that a receiver
+ * commits in bounded batches. */
+static int writer_record(struct sfs_stream_writer *w, const void *key,
+                         size_t klen)
+{
+    memcpy(w->pos.key, key, klen);
+    w->pos.len = (uint32_t)klen;
+    if (++w->step_records < WRITER_STEP_RECORDS &&
+        w->pos.bytes - w->step_start < STEP_BYTES)
+        return 0;
+    return writer_checkpoint(w, F_CHECKPOINT);
+}
+
+int sfs_stream_writer_new(const struct sfs_stream_hdr *hdr,
+                          sfs_stream_write_fn write, void *arg,
+                          struct sfs_stream_writer **out)
+{
+    struct sfs_stream_writer *w = calloc(1, sizeof(*w));
+    if (!w)
+        return -ENOMEM;
+    w->write = write;
+    w->arg = arg;
+    struct sfs_stream_hdr h = *hdr;
+    h.version = SFS_STREAM_VERSION;
+    h.layout = layout_signature();
+    memset(&h.start, 0, sizeof(h.start));
+    frame_start(&w->frame, F_HEADER, 0);
+    put_header(&w->frame, &h);
+    int rc = writer_send(w);
+    if (rc) {
+        sfs_stream_writer_free(w);
+        return rc;
+    }
+    w->step_start = w->pos.bytes;
+    *out = w;
+    return 0;
+}
+
+int sfs_stream_writer_put(struct sfs_stream_writer *w, const void *key,
+                          size_t klen, const void *val, size_t vlen)
+{
+    if (!klen || klen > SFS_KEY_MAX || vlen > VAL_MAX)
+        return -EINVAL;
+    frame_start(&w->frame, F_PUT, 0);
+    put_u16(&w->frame, (uint16_t)klen);
+    put_bytes(&w->frame, key, klen);
+    put_u32(&w->frame, (uint32_t)vlen);
+    put_bytes(&w->frame, val, vlen);
+    int rc = writer_send(w);
+    if (rc)
+        return rc;
+    w->puts++;
+    return writer_record(w, key, klen);
+}
+
+int sfs_stream_writer_kill(struct sfs_stream_writer *w, const void *key,
+                           size_t klen)
+{
+    if (!klen || klen > SFS_KEY_MAX)
+        return -EINVAL;
+    frame_start(&w->frame, F_KILL, 0);
+    put_u16(&w->frame, (uint16_t)klen);
+    put_bytes(&w->frame, key, klen);
+    int rc = writer_send(w);
+    if (rc)
+        return rc;
+    w->kills++;
+    return writer_record(w, key, klen);
+}
+
+int sfs_stream_writer_end(struct sfs_stream_writer *w)
+{
+    return writer_checkpoint(w, F_END);
+}
+
+void sfs_stream_writer_free(struct sfs_stream_writer *w)
+{
+    if (!w)
+        return;
+    free(w->frame.p);
+    free(w);
 }
 
 /* ---- destination records ---- */
@@ -1171,6 +1401,9 @@ struct sfs_receiver {
     struct fence fence;         /* while finishing: the fence to keep */
     struct sfs_retention ret;   /* from an 'R' frame; kind 0: none */
     uint64_t *ret_epochs;       /* sorted */
+    sfs_block_source_fn block_src; /* blocks the stream does not carry */
+    void *block_arg;
+    uint64_t step_fetched;      /* bytes it gave in this step */
     char why[256];
 };
 
@@ -1353,6 +1586,33 @@ void sfs_recv_set_reader(struct sfs_receiver *r, sfs_stream_read_fn read,
 void sfs_recv_hold_back(struct sfs_receiver *r, bool hold_back)
 {
     r->hold_back = hold_back;
+}
+
+void sfs_recv_set_block_source(struct sfs_receiver *r, sfs_block_source_fn fn,
+                               void *arg)
+{
+    r->block_src = fn;
+    r->block_arg = arg;
+}
+
+/* A block the destination lacks and the frame does not carry: from the
+ * block source, into RAW (owned: the caller releases it). */
+static int fetch_block(struct sfs_receiver *r, const uint8_t *hash,
+                       struct sfs_raw_block *raw)
+{
+    if (!r->block_src)
+        return fail(r, -EBADMSG, "a record before byte %llu refers to a "
+                    "block the stream did not carry",
+                    (unsigned long long)r->offset);
+    memset(raw, 0, sizeof(*raw));
+    int rc = r->block_src(r->block_arg, hash, raw);
+    if (!rc && raw->lsize > SFS_BLOCK_SIZE_MAX)
+        rc = -EBADMSG;
+    if (!rc)
+        r->step_fetched += raw->csize;
+    if (rc)
+        sfs_raw_block_release(raw);
+    return rc;
 }
 
 static void uuid_text(const uint8_t *u, char *out)
@@ -1573,16 +1833,21 @@ static int apply_put(struct sfs_store *st, MDB_txn *txn,
     MDB_val k = { klen, (void *)key }, v = { vlen, (void *)val };
     uint8_t hash[SFS_HASH_LEN];
     bool blockref = sfs_rec_blockref(&k, &v, hash);
-    bool ref_taken = false;
+    bool ref_taken = false, fetched = false;
     if (blockref) {
         int rc = sfs_block_exists(st, txn, hash);
-        if (rc == -ENOENT && !raw.bytes)
-            return fail(r, -EBADMSG, "a record before byte %llu refers to a "
-                        "block the stream did not carry",
-                        (unsigned long long)r->offset);
+        if (rc == -ENOENT && !raw.bytes) {
+            rc = fetch_block(r, hash, &raw);
+            if (rc)
+                return rc;
+            rc = -ENOENT;
+            fetched = true;
+        }
         if (rc == -ENOENT) {
             memcpy(raw.hash, hash, SFS_HASH_LEN);
             rc = sfs_block_put_raw_w(st, txn, cc, &raw, false);
+            if (fetched)
+                sfs_raw_block_release(&raw);
             if (rc == -EIO)
                 return fail(r, rc, "the block of the record before byte %llu "
                             "does not match its hash",
@@ -1596,7 +1861,7 @@ static int apply_put(struct sfs_store *st, MDB_txn *txn,
     if (rc < 0)
         return rc;
     r->stats.records++;
-    if (raw.bytes) {
+    if (raw.bytes || fetched) {
         r->stats.blocks++;
         r->stats.block_bytes += raw.csize;
     }
@@ -1855,6 +2120,7 @@ int sfs_recv_step_w(struct sfs_store *st, MDB_txn *txn,
     if (!r->begun || r->ended)
         return -EINVAL;
     uint64_t start = r->offset;
+    r->step_fetched = 0;
     for (;;) {
         int rc = read_frame(r);
         if (rc)
@@ -1872,7 +2138,7 @@ int sfs_recv_step_w(struct sfs_store *st, MDB_txn *txn,
             rc = read_checkpoint(r, &c);
             if (!rc && c.left)
                 rc = fail(r, -EBADMSG, "a damaged checkpoint");
-            if (!rc && r->offset - start >= max_bytes)
+            if (!rc && r->offset - start + r->step_fetched >= max_bytes)
                 return save_checkpoint(st, txn, r);
             break;
         case F_RETENTION:

@@ -116,6 +116,13 @@ int cmd_qtree(int argc, char **argv);
  * `clone` */
 int cmd_snapshot_restore(int argc, char **argv);
 int cmd_clone(int argc, char **argv);
+/* A new store made under a temporary name: dies (as CMD) unless NEWSTORE
+ * is free and its parent a directory; publish renames PARTIAL to
+ * NEWSTORE, never over anything (-EEXIST), durably; remove takes away a
+ * partial store. */
+void store_dir_check_new(const char *cmd, const char *newstore);
+int store_dir_publish(const char *partial, const char *newstore);
+void store_dir_remove(const char *dir);
 /* dump.c: `dump` (and its dates and contexts) */
 int cmd_dump(int argc, char **argv);
 /* send.c: `send` and `receive`, replication streams */
@@ -127,5 +134,7 @@ int cmd_tape_restore(int argc, char **argv);
 int cmd_peer(int argc, char **argv);
 /* mirror.c: `mirror ...`, relationships */
 int cmd_mirror(int argc, char **argv);
+/* vault_cmd.c: `vault ...`, backup to object storage */
+int cmd_vault(int argc, char **argv);
 
 #endif

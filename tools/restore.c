@@ -289,7 +289,7 @@ static void on_signal(int sig)
     clone_interrupted = 1;
 }
 
-static void remove_store_dir(const char *dir)
+void store_dir_remove(const char *dir)
 {
     static const char *files[] = { "data.mdb", "lock.mdb", "lock" };
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
@@ -371,7 +371,7 @@ static int build_clone(struct volume *vol, uint64_t epoch, const char *partial,
 }
 
 /* Rename PARTIAL to NEWSTORE, never over something, and make it durable. */
-static int publish(const char *partial, const char *newstore)
+int store_dir_publish(const char *partial, const char *newstore)
 {
     if (renameat2(AT_FDCWD, partial, AT_FDCWD, newstore, RENAME_NOREPLACE))
         return -errno;
@@ -388,18 +388,18 @@ static int publish(const char *partial, const char *newstore)
     return 0;
 }
 
-static void check_new_store(const char *newstore)
+void store_dir_check_new(const char *cmd, const char *newstore)
 {
     struct stat sb;
     if (!lstat(newstore, &sb))
-        die("clone", "%s: already exists; nothing was changed", newstore);
+        die(cmd, "%s: already exists; nothing was changed", newstore);
     char parent[PATH_MAX];
     snprintf(parent, sizeof(parent), "%s", newstore);
     char *slash = strrchr(parent, '/');
     if (slash)
         *(slash == parent ? slash + 1 : slash) = 0;
     if (stat(slash ? parent : ".", &sb) || !S_ISDIR(sb.st_mode))
-        die("clone", "%s: its parent directory does not exist", newstore);
+        die(cmd, "%s: its parent directory does not exist", newstore);
 }
 
 int cmd_clone(int argc, char **argv)
@@ -413,7 +413,7 @@ int cmd_clone(int argc, char **argv)
     const char *name = argv[2], *newstore = argv[3];
     struct volume vol;
     volume_open(&vol, "clone", argv[1]);
-    check_new_store(newstore);
+    store_dir_check_new("clone", newstore);
     struct view v;
     struct sfs_snap_rec s;
     view_open(&vol, "clone", &v);
@@ -436,10 +436,10 @@ int cmd_clone(int argc, char **argv)
     memset(&cur, 0, sizeof(cur));
     rc = build_clone(&vol, s.epoch, partial, &cur);
     if (!rc)
-        rc = publish(partial, newstore);
+        rc = store_dir_publish(partial, newstore);
     int hrc = volume_hold(&vol, "clone", name, tag, false);
     if (rc) {
-        remove_store_dir(partial);
+        store_dir_remove(partial);
         die("clone", "%s: %s", newstore,
             rc == -EEXIST ? "was created meanwhile; nothing was changed"
             : rc == -EIO  ? "a block of the snapshot is damaged (see snapfs "

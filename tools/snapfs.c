@@ -365,6 +365,18 @@ static void usage(FILE *out)
           "  share smb DIR [--name SHARE]          an smb.conf share of a mounted\n"
           "    volume (Previous Versions from .snapshot, DOS attributes in xattrs)\n"
           "  share nfs DIR [--name PSEUDO] [--id N] an NFS-Ganesha EXPORT block\n"
+          "  vault init TARGET            TARGET: s3://BUCKET[/PREFIX] or file:///PATH\n"
+          "  vault key list|add TARGET | key remove TARGET KEYID\n"
+          "  vault backup VOL SNAPSHOT TARGET [--label L]... [--pack-size SIZE]\n"
+          "  vault restore TARGET SNAPSHOT NEWSTORE\n"
+          "  vault restore-file TARGET SNAPSHOT PATH --to DEST   a file or a tree, out\n"
+          "  vault list TARGET [--json] | show TARGET SNAPSHOT [--json]\n"
+          "  vault check TARGET [--read-data]\n"
+          "  vault forget TARGET SNAPSHOT... | --keep-last|-daily|-weekly|-monthly N\n"
+          "               --keep-label LABEL=N [--dry-run] [--prune]\n"
+          "  vault prune TARGET [--dry-run]   delete what no snapshot refers to\n"
+          "    every vault command: [--endpoint URL] [--region R] [--passphrase-file F]\n"
+          "    (or SNAPFS_VAULT_PASSPHRASE, or a prompt); encrypted, incremental forever\n"
           "  help\n", out);
 }
 
@@ -418,6 +430,8 @@ int main(int argc, char **argv)
         return cmd_mirror(argc, argv);
     if (!strcmp(cmd, "share"))
         return cmd_share(argc, argv);
+    if (!strcmp(cmd, "vault"))
+        return cmd_vault(argc, argv);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         usage(stdout);
         return 0;

@@ -1,0 +1,177 @@
+/*
+ * repo.h - the repository: a vault opened on its object store, with the
+ * key, the index, the lock and the packers the engine's files share
+ * (backup.c, restore.c, check.c, keys and listings in repo.c).  The
+ * command layer sees only vault.h.
+ */
+#ifndef SNAPFS_VAULT_REPO_H
+#define SNAPFS_VAULT_REPO_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "format.h"
+#include "objstore.h"
+#include "vault.h"
+
+#define VAULT_WHY_MAX 1024
+#define VAULT_LOCK_STALE 1800   /* seconds: a lock not refreshed is stale */
+#define VAULT_LOCK_REFRESH 300  /* seconds between refreshes */
+
+/* A pack of this session not yet in an index object of the session. */
+struct vault_session_pack {
+    struct vault_pack_desc d; /* entries malloc'd */
+    char index_name[16 + VC_HEX];
+};
+
+/* The window of a pack a sequential reader is served from (blobio.c). */
+struct vault_window {
+    uint32_t pack;
+    uint64_t off;
+    size_t len;
+    uint8_t *buf;
+    uint32_t next_pack; /* where the blob read last ended */
+    uint64_t next;
+};
+
+struct vault {
+    struct objstore *os;
+    struct vault_keys keys;
+    struct vault_config config;
+    void *config_obj;             /* the config as read */
+    size_t config_len;
+    char key_id[VC_HEX];          /* the key object that opened it */
+    struct vault_index *index;    /* NULL until vault_load_index */
+    struct objstore_lock *lock;
+    struct objstore_lock *readers_lock; /* prune: no reader meanwhile */
+    int64_t lock_refreshed;
+    char why[VAULT_WHY_MAX];
+    /* writing (backup) */
+    uint32_t pack_size;
+    struct vault_packer packers[2]; /* [0] data, [1] metadata */
+    struct vault_session_pack *session;
+    size_t nsession, session_cap;
+    uint64_t uploaded;            /* bytes put this session */
+    uint64_t packs_written;
+    unsigned inflight;            /* asynchronous puts running */
+    int async_rc;                 /* the first error of one (why set) */
+    /* reading */
+    struct vault_window win;
+    uint64_t fetched;             /* bytes read from the store */
+};
+
+/* Set V's why from FMT and return RC. */
+int vault_fail(struct vault *v, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* RC from the object store: V's why is the store's. */
+int vault_os_fail(struct vault *v, int rc);
+
+/* Object names. */
+void vault_pack_name(const uint8_t id[VC_ID], char *out, size_t cap);
+void vault_obj_name(const char *dir, const uint8_t id[VC_ID], char *out,
+                    size_t cap);
+
+/* The ids of the objects DIR/ID (*IDS malloc'd; names that are not an id
+ * are passed over). */
+int vault_list_ids(struct vault *v, const char *dir, uint8_t (**ids)[VC_ID],
+                   size_t *n);
+/* Store a sealed object as DIR/SHA256 (its id into ID, may be NULL). */
+int vault_put_object(struct vault *v, const char *dir, const struct vw *obj,
+                     uint8_t *id);
+
+/*
+ * The index: every index object read (and packs that no index lists,
+ * found by listing data/ and read from their trailers, when RECOVER: a
+ * backup interrupted between a pack and its index; their index is
+ * written).  -EBADMSG when an index object is damaged (why names it).
+ */
+int vault_load_index(struct vault *v, bool recover, uint64_t *recovered);
+/* A pack's trailer, read from the store (*ENTS malloc'd). */
+int vault_read_trailer(struct vault *v, const uint8_t pack[VC_ID],
+                       uint64_t size, struct vault_pack_entry **ents,
+                       size_t *n);
+
+/* Read blob ID of TYPE from its pack and open it into *PLAIN (malloc'd)
+ * with S pointing into it: -ENOENT (no such blob: why says), -EBADMSG
+ * (damaged: why names the pack). */
+int vault_fetch_blob(struct vault *v, uint8_t type, const uint8_t id[VC_ID],
+                     uint8_t **plain, struct vault_stored *s);
+/* As vault_fetch_blob, and decoded: *OUT (malloc'd, *LEN bytes) is the
+ * plaintext whose keyed hash is ID. */
+int vault_read_blob(struct vault *v, uint8_t type, const uint8_t id[VC_ID],
+                    uint8_t **out, size_t *len);
+
+/*
+ * Writing blobs (backup): add the blob (its id, stored form) to the
+ * packer of its type unless the index has it; a full packer is written
+ * (pack, then an index object for it).  1 added, 0 the vault had it.
+ */
+int vault_add_blob(struct vault *v, uint8_t type, const uint8_t id[VC_ID],
+                   const struct vault_stored *s);
+/* Plaintext PLAIN as a blob of TYPE named by its keyed hash (into ID);
+ * compressed when that pays. */
+int vault_add_plain(struct vault *v, uint8_t type, const void *plain,
+                    uint32_t len, uint8_t id[VC_ID]);
+/* Write what the packers hold, wait for every upload, then write one
+ * index object for every pack of the session, and delete the session's
+ * per-pack index objects. */
+int vault_flush(struct vault *v);
+/* Wait for the uploads in flight: 0 or the first error (why set). */
+int vault_wait(struct vault *v);
+/* Forget the session's packs (their index objects stay). */
+void vault_session_clear(struct vault *v);
+/* Write what the packers hold and wait (the session's per-pack index
+ * objects stay). */
+int vault_flush_packs(struct vault *v);
+/* Repacking: the blob E (SEALED, its bytes in an old pack) into the
+ * packer of its type, whatever the index says; the index points at its
+ * new place once its new pack is written. */
+int vault_move_blob(struct vault *v, const struct vault_pack_entry *e,
+                    const uint8_t *sealed);
+/* Refresh the lock if it is due: -ESTALE if it was lost. */
+int vault_keep_lock(struct vault *v);
+
+/* chain.c: the links of M's chain, the full one first (*LINKS
+ * malloc'd: vault_links_free); each link's records through CB, checked
+ * (see chain.c). */
+int vault_load_chain(struct vault *v, const struct vault_manifest *m,
+                     struct vault_link **links, size_t *n);
+void vault_links_free(struct vault_link *links, size_t n);
+int vault_link_replay(struct vault *v, const struct vault_manifest *m,
+                      const struct vault_link *l, vault_frame_cb cb,
+                      void *arg);
+
+/*
+ * restore.c as a tool for other restores: the snapshot S's chain
+ * replayed into a scratch table in the new directory SCRATCH (removed by
+ * close); then stores made from its records, KEEP (NULL: all) choosing
+ * which, each block of them fetched from the vault.  R counts for all.
+ */
+struct vault_restorer;
+typedef bool (*vault_key_filter)(void *arg, const uint8_t *key, size_t klen);
+int vault_restorer_open(struct vault *v, const struct vault_snapshot *s,
+                        const char *scratch,
+                        const struct vault_restore_opts *o,
+                        struct vault_restore_result *r,
+                        struct vault_restorer **out);
+int vault_restorer_store(struct vault_restorer *rs, const char *path,
+                         vault_key_filter keep, void *arg);
+void vault_restorer_close(struct vault_restorer *rs);
+
+/* Every manifest: CB(ARG, id, manifest); a damaged one (or of a newer
+ * format) fails the scan (-EBADMSG, -EPROTONOSUPPORT, why names the
+ * object), or with WITH_BAD goes to CB as a NULL manifest (why set). */
+typedef int (*vault_manifest_cb)(void *arg, const uint8_t id[VC_ID],
+                                 const struct vault_manifest *m);
+int vault_each_manifest(struct vault *v, bool with_bad, vault_manifest_cb cb,
+                        void *arg);
+/* Read every index object into a new index for V; a damaged one goes to
+ * BAD (with why) when BAD is given, else fails the read.  *COUNT (may be
+ * NULL): index objects listed. */
+int vault_read_indexes(struct vault *v, vault_problem_fn bad, void *arg,
+                       uint64_t *count);
+/* Read the index object NAME into V's index: -EBADMSG, -EPROTONOSUPPORT
+ * (why names it); one deleted since it was listed is no error. */
+int vault_load_index_object(struct vault *v, const char *name);
+
+#endif
