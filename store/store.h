@@ -520,6 +520,17 @@ int sfs_policy_create_w(struct sfs_store *st, MDB_txn *txn,
                         const struct sfs_policy *p);
 /* Removes the policy, not its snapshots.  -ENOENT if there is none. */
 int sfs_policy_delete_w(struct sfs_store *st, MDB_txn *txn, const char *name);
+/*
+ * Give policy P->name the schedule, keep and prefix of P (its creation
+ * and last run are its own).  A new schedule starts at NOW: the first
+ * slot after NOW is its first run (as for a new policy).  A smaller keep
+ * applies at the next run's retention.  A new prefix names the snapshots
+ * taken from then on; those of the old prefix are no longer the
+ * policy's (retention leaves them).  -ENOENT (no such policy), -EINVAL
+ * (bad field), -EEXIST (another policy has the prefix).
+ */
+int sfs_policy_modify_w(struct sfs_store *st, MDB_txn *txn,
+                        const struct sfs_policy *p, int64_t now);
 int sfs_policy_get(struct sfs_store *st, MDB_txn *txn, const char *name,
                    struct sfs_policy *out);
 typedef int (*sfs_policy_cb)(void *arg, const struct sfs_policy *p);
