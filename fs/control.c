@@ -29,6 +29,8 @@
  *   snapshot-diff A [B]            data: sfs_diff_write lines (B: live)
  *   policy-create NAME SCHEDULE KEEP PREFIX [NOW]
  *   policy-delete NAME             the policy only; its snapshots stay
+ *   policy-modify NAME SCHEDULE KEEP PREFIX [NOW]
+ *                                  all three replaced (sfs_policy_modify_w)
  *   policy-list [NOW]              data: one sfs_policy_line per policy
  *   policy-run [NOW]               data: one sfs_policy_event line each
  *   snapshot-restore NAME          roll the live tree back to NAME;
@@ -613,25 +615,42 @@ static int policy_now(int argc, char **argv, int i, int64_t *now)
     return 0;
 }
 
-static int do_policy_create(struct vol *v, MDB_txn *txn, int argc, char **argv)
+/* NAME SCHEDULE KEEP PREFIX into *P (the words of create and modify). */
+static int policy_words(int argc, char **argv, struct sfs_policy *p)
 {
-    struct sfs_policy p;
-    memset(&p, 0, sizeof(p));
+    memset(p, 0, sizeof(*p));
     if (argc < 4 || strlen(argv[0]) > SFS_POLICY_NAME_MAX ||
         strlen(argv[3]) > SFS_POLICY_PREFIX_MAX)
         return -EINVAL;
     char *end;
     unsigned long keep = strtoul(argv[2], &end, 10);
     int rc = *end || keep > SFS_POLICY_KEEP_MAX
-                 ? -EINVAL : sfs_schedule_parse(argv[1], &p.sched);
-    if (!rc)
-        rc = policy_now(argc, argv, 4, &p.created);
+                 ? -EINVAL : sfs_schedule_parse(argv[1], &p->sched);
     if (rc)
         return rc;
-    memcpy(p.name, argv[0], strlen(argv[0]));
-    memcpy(p.prefix, argv[3], strlen(argv[3]));
-    p.keep = (uint32_t)keep;
-    return sfs_policy_create_w(v->st, txn, &p);
+    memcpy(p->name, argv[0], strlen(argv[0]));
+    memcpy(p->prefix, argv[3], strlen(argv[3]));
+    p->keep = (uint32_t)keep;
+    return 0;
+}
+
+static int do_policy_create(struct vol *v, MDB_txn *txn, int argc, char **argv)
+{
+    struct sfs_policy p;
+    int rc = policy_words(argc, argv, &p);
+    if (!rc)
+        rc = policy_now(argc, argv, 4, &p.created);
+    return rc ? rc : sfs_policy_create_w(v->st, txn, &p);
+}
+
+static int do_policy_modify(struct vol *v, MDB_txn *txn, int argc, char **argv)
+{
+    struct sfs_policy p;
+    int64_t now;
+    int rc = policy_words(argc, argv, &p);
+    if (!rc)
+        rc = policy_now(argc, argv, 4, &now);
+    return rc ? rc : sfs_policy_modify_w(v->st, txn, &p, now);
 }
 
 static int do_policy_delete(struct vol *v, MDB_txn *txn, int argc, char **argv)
@@ -782,6 +801,8 @@ static int dispatch(struct control *c, FILE *out, int argc, char **argv)
         return change(v, do_policy_create, argc, argv);
     if (!strcmp(cmd, "policy-delete"))
         return change(v, do_policy_delete, argc, argv);
+    if (!strcmp(cmd, "policy-modify"))
+        return change(v, do_policy_modify, argc, argv);
     if (!strcmp(cmd, "policy-list"))
         return query(v, out, q_policy_list, argc, argv);
     if (!strcmp(cmd, "policy-run"))

@@ -4,7 +4,8 @@
  * Order of events, and what each guarantees:
  *   1. open the store exclusively (a second mount gets EBUSY: "already
  *      mounted"), reap orphans a crash left behind (inodes unlinked while
- *      open), start group commit;
+ *      open), count the ledger of what only snapshots hold if the store
+ *      predates it (store/blocks.c), start group commit;
  *   2. create the FUSE session and mount, with default_permissions (the
  *      kernel checks permissions and POSIX ACLs), allow_other when run by
  *      root (NAS exports), fsname = the store path and type fuse.snapfs;
@@ -226,6 +227,16 @@ int snapfs_serve(const char *store, const char *mountpoint, const char *options,
                 strerror(-rc));
         goto fail;
     }
+    rc = st->readonly ? 0 : sfs_ledger_count(st);
+    if (rc < 0) {
+        fprintf(stderr, "snapfs mount: %s: counting what only snapshots "
+                        "hold: %s\n", store, strerror(-rc));
+        goto fail;
+    }
+    if (rc == 1)
+        fprintf(stderr, "snapfs mount: %s: counted what only snapshots hold "
+                        "(once: the store was made by an older snapfs)\n",
+                store);
     uint64_t published;
     rc = published_view(st, &published);
     if (rc) {

@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "acl.h"
+#include "autodelete.h"
 #include "wcache.h"
 
 #define TIMEOUT 86400.0
@@ -321,8 +322,14 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
         return;
     }
     /* Near full, the kernel asks this before each write(2) through its
-     * cache, naming the handle: the gate (space.c). */
-    int rc = fi && FH_WRITES(fi->fh) ? space_gate(SPACE(req)) : 0;
+     * cache, naming the handle: the gate (space.c).  Autodelete may make
+     * room first. */
+    uint64_t need = 0;
+    int rc = fi && FH_WRITES(fi->fh) ? space_gate(SPACE(req), &need) : 0;
+    if (rc == -ENOSPC) {
+        autodelete_run(v, need);
+        rc = space_gate(SPACE(req), &need); /* freed, or moved meanwhile */
+    }
     struct sfs_inode i;
     MDB_txn *txn = vol_read_begin(v);
     if (!rc)
@@ -1248,10 +1255,11 @@ static int note_cached_write(struct vol *v, uint64_t ino, uint64_t end)
  * requests of its own making, several at once, and our threads apply
  * them in any order: a file written from start to end grows out of
  * order, with holes where requests are still on their way.  If one of
- * those fails for space (ENOSPC, or EDQUOT in a qtree), its range would
- * stay a hole inside the file: zeros a reader takes for data, under a
- * size that claims bytes never stored.  So such a failure cuts the file
- * back to where it happened,
+ * those fails for space (ENOSPC, or EDQUOT in a qtree) for good (when
+ * snapshot autodelete could not make room), its range would stay a hole
+ * inside the file: zeros a reader takes for data, under a size that
+ * claims bytes never stored.  So such a failure cuts the file back to
+ * where it happened,
  * dropping what later requests had stored beyond (the writer learns of
  * the error at fsync or close, as of the failed request itself; the
  * kernel reports it there), and from then on a cache write may not
@@ -1284,12 +1292,9 @@ static int growth_begin(struct node *n, uint64_t off, uint64_t size)
     return n->wb_cut && off > size ? -ENOSPC : 0;
 }
 
-/* A cache write at OFF failed for space: cut the file back to OFF. */
-static void growth_failed(struct vol *v, struct node *n, uint64_t off)
+/* Cut N's file back to OFF; under N's write lock. */
+static void cut_back(struct vol *v, struct node *n, uint64_t off)
 {
-    if (off < n->wb_base)
-        return;
-    n->wb_cut = true;
     MDB_txn *txn;
     struct sfs_inode i;
     int rc = wcache_flush(v, n); /* the store holds every byte first */
@@ -1304,6 +1309,18 @@ static void growth_failed(struct vol *v, struct node *n, uint64_t off)
             rc = sfs_inode_put_w(v->st, txn, &i);
     }
     vol_change_end(v, rc, 0);
+}
+
+/* A cache write at OFF failed for space, for good (autodelete could not
+ * help): cut the file back to OFF if that was growth. */
+static void growth_failed(struct vol *v, struct node *n, uint64_t off)
+{
+    pthread_mutex_lock(&n->wlock);
+    if (off >= n->wb_base) {
+        n->wb_cut = true;
+        cut_back(v, n, off);
+    }
+    pthread_mutex_unlock(&n->wlock);
 }
 
 /* The file's size was set (truncation): the kernel knows it again. */
@@ -1357,22 +1374,33 @@ static int write_data(struct vol *v, struct node *n, const char *buf,
             pos = run_end;
         } else {
             bool cached = false;
-            /* While a snapshot stores the cache, write through. */
+            /* While a control change stores the cache, write through,
+             * after storing this file's cached blocks: a cached copy of
+             * this block stored later would undo this write. */
             if (!__atomic_load_n(&v->cache_barrier, __ATOMIC_ACQUIRE))
                 rc = wcache_write(v, n, buf + (pos - off),
                                   (size_t)(chunk_end - pos), pos, &cached);
+            else if (__atomic_load_n(&n->ncached, __ATOMIC_ACQUIRE))
+                rc = wcache_flush(v, n);
             if (!rc && !cached)
                 rc = fs_write_through(v, n->ino, buf + (pos - off),
                                       (size_t)(chunk_end - pos), pos, true);
             any_cached |= cached;
             pos = chunk_end;
         }
-        if ((rc == -ENOSPC || rc == -EDQUOT) && cache_write)
-            growth_failed(v, n, off);
         if (rc)
             return rc;
     }
     return any_cached ? note_cached_write(v, n->ino, end) : 0;
+}
+
+static int write_locked(struct vol *v, struct node *n, const char *buf,
+                        size_t size, uint64_t off, bool cache_write)
+{
+    pthread_mutex_lock(&n->wlock);
+    int rc = write_data(v, n, buf, size, off, cache_write);
+    pthread_mutex_unlock(&n->wlock);
+    return rc;
 }
 
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
@@ -1385,9 +1413,12 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
         fuse_reply_err(req, ENOMEM);
         return;
     }
-    pthread_mutex_lock(&n->wlock);
-    int rc = write_data(v, n, buf, size, (uint64_t)off, fi->writepage);
-    pthread_mutex_unlock(&n->wlock);
+    int rc = write_locked(v, n, buf, size, (uint64_t)off, fi->writepage);
+    /* Full: autodelete may make room (it needs no write lock held). */
+    if (rc == -ENOSPC && autodelete_run(v, size + (size >> 3) + (1u << 20)))
+        rc = write_locked(v, n, buf, size, (uint64_t)off, fi->writepage);
+    if ((rc == -ENOSPC || rc == -EDQUOT) && fi->writepage)
+        growth_failed(v, n, (uint64_t)off); /* for good: cut the file */
     if (node_unpin(v, n))
         fs_destroy_orphan(v, ino);
     if (!rc)
@@ -1615,29 +1646,28 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
     readdir_common(req, ino, size, off, true);
 }
 
+/* The live tree's share of the volume: the snapshot reserve is not
+ * counted in the size (store.c). */
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
     struct vol *v = VOL(req);
-    uint64_t used = 0, avail = 0;
+    struct sfs_space sp;
     MDB_txn *txn = vol_read_begin(v);
-    int rc = sfs_used_bytes(v->st, txn, &used);
-    if (!rc)
-        rc = sfs_space_avail(v->st, txn, &avail);
+    int rc = sfs_space_get(v->st, txn, &sp);
     uint64_t files = v->st->state.live_inodes;
     vol_read_end(v);
     if (rc) {
         fuse_reply_err(req, -rc);
         return;
     }
-    uint64_t size = v->st->super.volume_size;
     struct statvfs s = { 0 };
     s.f_bsize = v->st->super.block_size;
     s.f_frsize = 4096;
-    s.f_blocks = size / 4096;
-    s.f_bfree = used >= size ? 0 : (size - used) / 4096;
-    s.f_bavail = avail / 4096;
+    s.f_blocks = sp.live_size / 4096;
+    s.f_bfree = sp.live_free / 4096;
+    s.f_bavail = sp.avail / 4096;
     /* Inodes cost a few hundred bytes of metadata each. */
-    s.f_ffree = avail / 512;
+    s.f_ffree = sp.avail / 512;
     s.f_favail = s.f_ffree;
     s.f_files = files + s.f_ffree;
     s.f_namemax = SFS_NAME_MAX;

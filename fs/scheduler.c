@@ -11,6 +11,9 @@
  * down across slots takes one snapshot for the latest at its first tick
  * (see store/policy.c).  Nothing is written when nothing is due.
  *
+ * Each tick also runs snapshot autodelete if it is due (autodelete.c):
+ * the reserve trigger, and a volume nearly full before writes fail.
+ *
  * The clock is time(2).  For tests, SNAPFS_CLOCK_FILE may name a file
  * holding seconds since the epoch, read at every tick and by the control
  * commands that need "now": tests move time by rewriting the file instead
@@ -25,6 +28,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "autodelete.h"
 #include "control.h"
 
 int scheduler_clock(int64_t *now)
@@ -139,6 +143,7 @@ static void tick(struct scheduler *s)
     else if (events)
         log_events(s, when, events);
     free(events);
+    autodelete_run(s->vol, 0); /* the reserve, a volume filling */
 }
 
 static void *scheduler_main(void *arg)

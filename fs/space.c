@@ -221,9 +221,6 @@ static void invalidate_open_files(struct space *sp)
 
 static void lower_bound(struct space *sp)
 {
-    uint64_t now = bdi_bound(sp);
-    if (now > sp->bound)
-        sp->bound = now; /* more memory since the mount: more dirty */
     char text[32];
     snprintf(text, sizeof(text), "%u", SPACE_DIRTY_NEAR_FULL);
     if (!sp->bdi[0] ||
@@ -257,6 +254,9 @@ static void leave(struct space *sp)
 static uint64_t measure(struct space *sp, uint64_t *needed)
 {
     pthread_mutex_lock(&sp->lock);
+    uint64_t now = sp->lowered ? 0 : bdi_bound(sp);
+    if (now > sp->bound)
+        sp->bound = now; /* the system's dirty threshold grew */
     uint64_t avail = available(sp), below = near_full_below(sp);
     bool near = __atomic_load_n(&sp->near_full, __ATOMIC_ACQUIRE);
     if (!near && avail < below)
@@ -334,13 +334,12 @@ bool space_direct_open(struct space *sp, int flags)
     return __atomic_load_n(&sp->near_full, __ATOMIC_ACQUIRE);
 }
 
-int space_gate(struct space *sp)
+int space_gate(struct space *sp, uint64_t *need)
 {
     if (!sp->enabled || !__atomic_load_n(&sp->near_full, __ATOMIC_ACQUIRE))
         return 0;
-    uint64_t needed;
-    uint64_t avail = measure(sp, &needed);
-    return avail >= needed ? 0 : -ENOSPC; /* needed 0: it just ended */
+    uint64_t avail = measure(sp, need);
+    return avail >= *need ? 0 : -ENOSPC; /* need 0: it just ended */
 }
 
 double space_attr_timeout(struct space *sp, mode_t mode, double normal)

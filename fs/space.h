@@ -52,8 +52,9 @@ void space_wrote(struct space *sp, size_t bytes, bool cache_write);
 /* At an open with FLAGS: should the file be opened for direct I/O? */
 bool space_direct_open(struct space *sp, int flags);
 /* The GETATTR of a handle open for writing through the cache, which the
- * kernel sends before a cached write(2): 0, or -ENOSPC to fail it. */
-int space_gate(struct space *sp);
+ * kernel sends before a cached write(2): 0, or -ENOSPC to fail it, with
+ * *NEED the bytes that would have to be available. */
+int space_gate(struct space *sp, uint64_t *need);
 /* The attribute timeout of an inode of MODE: NORMAL, or 0 near full. */
 double space_attr_timeout(struct space *sp, mode_t mode, double normal);
 

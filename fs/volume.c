@@ -509,6 +509,14 @@ void vol_freeze_unpin(struct vol *v)
     pthread_mutex_unlock(&v->gate_lock);
 }
 
+bool vol_frozen(struct vol *v)
+{
+    pthread_mutex_lock(&v->gate_lock);
+    bool frozen = still_frozen(v);
+    pthread_mutex_unlock(&v->gate_lock);
+    return frozen;
+}
+
 void vol_thaw(struct vol *v)
 {
     pthread_mutex_lock(&v->gate_lock);

@@ -137,6 +137,8 @@ int vol_freeze(struct vol *v, uint64_t timeout_ms);
 int vol_freeze_pin(struct vol *v);
 void vol_freeze_unpin(struct vol *v);
 void vol_thaw(struct vol *v);
+/* Is the volume frozen now (a snapshot in the making)? */
+bool vol_frozen(struct vol *v);
 
 uint64_t vol_now_ms(void);
 

@@ -29,6 +29,32 @@
  * Space counters in st->state: blob_count, phys_bytes (sum of csize),
  * stored_logical (sum of lsize over blobs) and ref_logical (sum of lsize
  * over references) change in the same transaction as the tables.
+ *
+ * THEORY: THE LEDGER (what only snapshots hold)
+ *
+ * A snapshot reserve and its autodelete need, at any moment and cheaply,
+ * the space that only snapshots hold: what deleting every snapshot would
+ * free.  That is the history tables (hist, dead, deadstat: their pages
+ * are counted by LMDB) and the blocks that no live version refers to any
+ * more.  For those, each dedup record counts, besides all its references,
+ * its live ones (`live`).  Every reference is taken by a live version (a
+ * write, a restore, a receive, a clone: history is never written but by
+ * moving a live version there), so references change in three ways:
+ *   - taken (sfs_block_ref_w, sfs_block_addref_w): live + 1;
+ *   - the live version moves to history, a snapshot still seeing it
+ *     (sfs_block_to_history_w): live - 1, the reference stays;
+ *   - dropped, by a live version freed (replaced with no snapshot seeing
+ *     it) or a history version freed (its last snapshot deleted)
+ *     (sfs_block_unref_w): the reference goes, and live - 1 if live.
+ * A block with references but no live ones is held only by snapshots;
+ * st->state.snap_blob_bytes sums what those occupy (sfs_blob_bytes),
+ * moved exactly when a block's live count reaches 0 with references
+ * left, or comes back from 0, or such a block is freed.  All of it
+ * changes in the transaction of the change, so it is as exact and as
+ * durable as the refcounts, and fsck checks it.  Stores made before the
+ * ledger have no live counts: sfs_ledger_count counts them once (the
+ * daemon does at mount) and sets SFS_STATE_LEDGER; until then the
+ * snapshot space reads as 0.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -201,6 +227,37 @@ int sfs_block_info(struct sfs_store *st, MDB_txn *txn,
     return dedup_get(st, txn, hash, out);
 }
 
+/* ---- the ledger (THEORY above) ---- */
+
+uint64_t sfs_blob_bytes(uint32_t csize)
+{
+    /* LMDB keeps a value over about half a page on pages of its own,
+     * after a 16-byte header; smaller ones share leaf pages. */
+    if (csize < 2048)
+        return csize + 16;
+    return ((uint64_t)csize + 16 + 4095) / 4096 * 4096;
+}
+
+static void ledger_add(struct sfs_store *st, const struct sfs_dedup_rec *d)
+{
+    st->state.snap_blob_bytes += sfs_blob_bytes(d->csize);
+}
+
+static void ledger_sub(struct sfs_store *st, const struct sfs_dedup_rec *d)
+{
+    uint64_t b = sfs_blob_bytes(d->csize);
+    st->state.snap_blob_bytes = st->state.snap_blob_bytes > b
+                                    ? st->state.snap_blob_bytes - b : 0;
+}
+
+/* One more live reference in D (which has references). */
+static void live_taken(struct sfs_store *st, struct sfs_dedup_rec *d)
+{
+    if (d->live == 0 && d->refcount > 0)
+        ledger_sub(st, d); /* back from the snapshots only */
+    d->live++;
+}
+
 /* Store a new blob and its dedup record with one reference. */
 static int block_store_new(struct sfs_store *st, MDB_txn *txn,
                            const struct sfs_prepared_block *pb, bool allow_slop)
@@ -223,7 +280,7 @@ static int block_store_new(struct sfs_store *st, MDB_txn *txn,
         return rc;
     struct sfs_dedup_rec d = { .blob_id = id, .refcount = 1,
                                .csize = pb->csize, .lsize = pb->ref.lsize,
-                               .codec = pb->codec };
+                               .codec = pb->codec, .live = 1 };
     rc = dedup_put(st, txn, pb->ref.hash, &d);
     if (rc)
         return rc;
@@ -246,6 +303,7 @@ int sfs_block_ref_w(struct sfs_store *st, MDB_txn *txn,
                                d.lsize, pb->ref.lsize);
             return -EIO;
         }
+        live_taken(st, &d);
         d.refcount++;
         rc = dedup_put(st, txn, pb->ref.hash, &d);
         if (!rc)
@@ -280,6 +338,7 @@ int sfs_block_addref_w(struct sfs_store *st, MDB_txn *txn,
     int rc = referenced_block(st, txn, hash, &d);
     if (rc)
         return rc;
+    live_taken(st, &d);
     d.refcount++;
     rc = dedup_put(st, txn, hash, &d);
     if (!rc)
@@ -312,18 +371,37 @@ int sfs_block_put_raw_w(struct sfs_store *st, MDB_txn *txn,
     return block_store_new(st, txn, &pb, allow_slop);
 }
 
+int sfs_block_to_history_w(struct sfs_store *st, MDB_txn *txn,
+                           const uint8_t hash[SFS_HASH_LEN])
+{
+    struct sfs_dedup_rec d;
+    int rc = referenced_block(st, txn, hash, &d);
+    if (rc || d.live == 0) /* 0: a store whose ledger is not counted yet */
+        return rc;
+    if (--d.live == 0)
+        ledger_add(st, &d); /* only snapshots hold it now */
+    return dedup_put(st, txn, hash, &d);
+}
+
 int sfs_block_unref_w(struct sfs_store *st, MDB_txn *txn,
-                      const uint8_t hash[SFS_HASH_LEN])
+                      const uint8_t hash[SFS_HASH_LEN], bool live)
 {
     struct sfs_dedup_rec d;
     int rc = referenced_block(st, txn, hash, &d);
     if (rc)
         return rc;
     st->state.ref_logical -= d.lsize;
+    bool snapshots_only = d.live == 0;
+    if (live && d.live)
+        d.live--;
     if (d.refcount > 1) {
         d.refcount--;
+        if (!snapshots_only && d.live == 0)
+            ledger_add(st, &d);
         return dedup_put(st, txn, hash, &d);
     }
+    if (snapshots_only)
+        ledger_sub(st, &d);
     MDB_val k = { SFS_HASH_LEN, (void *)hash };
     rc = sfs_mdb_errno(mdb_del(txn, st->db_dedup, &k, NULL));
     if (rc)
@@ -419,4 +497,152 @@ void sfs_raw_block_release(struct sfs_raw_block *raw)
 {
     free(raw->bytes);
     raw->bytes = NULL;
+}
+
+/* ---- counting the ledger of an older store ---- */
+
+#define LEDGER_BATCH 50000
+
+/* Apply FN to up to LEDGER_BATCH records of table DBI from *POS on (its
+ * key, empty at the start), in one transaction, and commit.  *POS moves
+ * past them; 1 while records remain, 0 at the end, or a negative errno. */
+typedef int (*ledger_fn)(struct sfs_store *st, MDB_txn *txn,
+                         MDB_cursor *c, MDB_val *k, MDB_val *v);
+
+static int ledger_batch(struct sfs_store *st, MDB_dbi dbi, ledger_fn fn,
+                        uint8_t *pos, size_t *plen)
+{
+    MDB_txn *txn;
+    MDB_cursor *c;
+    int rc = sfs_txn_begin(st, NULL, true, &txn);
+    if (rc)
+        return rc;
+    rc = sfs_mdb_errno(mdb_cursor_open(txn, dbi, &c));
+    if (rc) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    MDB_val k = { *plen, pos }, v;
+    int mrc = mdb_cursor_get(c, &k, &v, *plen ? MDB_SET_RANGE : MDB_FIRST);
+    if (!mrc && *plen && k.mv_size == *plen && !memcmp(k.mv_data, pos, *plen))
+        mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT); /* done last time */
+    int n = 0;
+    for (; !mrc && !rc && n < LEDGER_BATCH; n++) {
+        rc = fn(st, txn, c, &k, &v);
+        if (rc)
+            break;
+        memcpy(pos, k.mv_data, k.mv_size);
+        *plen = k.mv_size;
+        mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(c);
+    if (!rc && mrc && mrc != MDB_NOTFOUND)
+        rc = sfs_mdb_errno(mrc);
+    if (rc) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    rc = sfs_txn_commit(st, txn);
+    return rc ? rc : mrc == MDB_NOTFOUND ? 0 : 1;
+}
+
+static int ledger_reset(struct sfs_store *st, MDB_txn *txn, MDB_cursor *c,
+                        MDB_val *k, MDB_val *v)
+{
+    struct sfs_dedup_rec d;
+    if (v->mv_size != sizeof(d))
+        return 0; /* fsck's to report */
+    memcpy(&d, v->mv_data, sizeof(d));
+    d.live = 0;
+    MDB_val nv = { sizeof(d), &d };
+    return sfs_mdb_errno(mdb_cursor_put(c, k, &nv, MDB_CURRENT));
+}
+
+static int ledger_count_live(struct sfs_store *st, MDB_txn *txn, MDB_cursor *c,
+                             MDB_val *k, MDB_val *v)
+{
+    MDB_val p = sfs_vpayload(v);
+    uint8_t hash[SFS_HASH_LEN];
+    struct sfs_dedup_rec d;
+    if (!sfs_rec_blockref(k, &p, hash) || dedup_get(st, txn, hash, &d))
+        return 0; /* a dangling reference: fsck's to report */
+    d.live++;
+    return dedup_put(st, txn, hash, &d);
+}
+
+/* Count in the block of dedup record V if only snapshots hold it. */
+static void ledger_sum(struct sfs_store *st, const MDB_val *v)
+{
+    struct sfs_dedup_rec d;
+    if (v->mv_size == sizeof(d)) {
+        memcpy(&d, v->mv_data, sizeof(d));
+        if (d.refcount && !d.live)
+            ledger_add(st, &d);
+    }
+}
+
+/* Run FN over the whole of table DBI, a batch per transaction. */
+static int ledger_pass(struct sfs_store *st, MDB_dbi dbi, ledger_fn fn)
+{
+    uint8_t pos[SFS_KEY_MAX + 16];
+    size_t plen = 0;
+    int rc;
+    while ((rc = ledger_batch(st, dbi, fn, pos, &plen)) == 1)
+        ;
+    return rc;
+}
+
+int sfs_ledger_count(struct sfs_store *st)
+{
+    if (st->state.flags & SFS_STATE_LEDGER)
+        return 0;
+    int rc = ledger_pass(st, st->db_dedup, ledger_reset);
+    if (!rc)
+        rc = ledger_pass(st, st->db_live, ledger_count_live);
+    if (rc)
+        return rc;
+    /* The sum and the flag in one transaction (which reloads st->state). */
+    MDB_txn *txn;
+    rc = sfs_txn_begin(st, NULL, true, &txn);
+    if (rc)
+        return rc;
+    st->state.snap_blob_bytes = 0;
+    MDB_cursor *c;
+    rc = sfs_mdb_errno(mdb_cursor_open(txn, st->db_dedup, &c));
+    if (!rc) {
+        MDB_val k, v;
+        int mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+        for (; !mrc; mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+            ledger_sum(st, &v);
+        mdb_cursor_close(c);
+        if (mrc != MDB_NOTFOUND)
+            rc = sfs_mdb_errno(mrc);
+    }
+    if (rc) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    st->state.flags |= SFS_STATE_LEDGER;
+    rc = sfs_txn_commit(st, txn);
+    return rc ? rc : 1;
+}
+
+int sfs_snap_space(struct sfs_store *st, MDB_txn *txn, uint64_t *out)
+{
+    *out = 0;
+    if (!(st->state.flags & SFS_STATE_LEDGER))
+        return 0;
+    MDB_dbi dbis[] = { st->db_hist, st->db_dead, st->db_deadstat };
+    uint64_t bytes = st->state.snap_blob_bytes;
+    for (size_t i = 0; i < sizeof(dbis) / sizeof(dbis[0]); i++) {
+        MDB_stat ms;
+        int rc = mdb_stat(txn, dbis[i], &ms);
+        if (rc)
+            return sfs_mdb_errno(rc);
+        bytes += (uint64_t)ms.ms_psize * (ms.ms_branch_pages +
+                                          ms.ms_leaf_pages +
+                                          ms.ms_overflow_pages);
+    }
+    *out = bytes;
+    return 0;
 }

@@ -7,8 +7,9 @@
  *   1. blocks: every dedup record has its blob, and the blob decodes to
  *      bytes whose SHA-256 is the key.  Damaged hashes are remembered.
  *   2. references: every version (live and history) that refers to a
- *      block is counted; each block's refcount must equal its count, and
- *      the volume's space counters must equal the sums.
+ *      block is counted; each block's refcount must equal its count, its
+ *      live count those of live versions, and the volume's space counters
+ *      (the ledger of blocks only snapshots hold among them) the sums.
  *   3. the live tree, walked from the root: every entry points to a live
  *      inode of the type it says, directories' ".." are right, link counts
  *      match the entries found, extents refer to stored, undamaged blocks
@@ -38,6 +39,8 @@
 struct slot {
     uint8_t key[32];
     uint64_t a, b;
+    uint64_t live_found, live_rec; /* blocks: live references */
+    uint32_t csize;
     uint8_t flags;
     bool used;
 };
@@ -154,6 +157,8 @@ static int check_blocks(struct fsck *f)
         }
         memcpy(&d, v.mv_data, sizeof(d));
         s->b = d.refcount;
+        s->live_rec = d.live;
+        s->csize = d.csize;
         count++;
         phys += d.csize;
         logical += d.lsize;
@@ -218,9 +223,38 @@ static int count_refs_in(struct fsck *f, MDB_dbi dbi, bool hist)
             continue;
         }
         s->a++;
+        s->live_found += !hist;
     }
     mdb_cursor_close(c);
     return rc == MDB_NOTFOUND ? 0 : sfs_mdb_errno(rc);
+}
+
+/* The ledger (blocks.c): live counts, and the bytes only snapshots hold. */
+static void check_ledger(struct fsck *f)
+{
+    const struct sfs_state *st = &f->st->state;
+    if (!(st->flags & SFS_STATE_LEDGER))
+        return; /* not counted yet: the next mount counts it */
+    uint64_t snap_bytes = 0;
+    for (size_t i = 0; i < f->blocks.cap; i++) {
+        struct slot *s = &f->blocks.slots[i];
+        if (!s->used)
+            continue;
+        if (s->a && !s->live_found)
+            snap_bytes += sfs_blob_bytes(s->csize);
+        if (s->live_found == s->live_rec)
+            continue;
+        char hx[17];
+        hex8(s->key, hx);
+        problem(f, "block %s: %llu live references recorded, %llu found", hx,
+                (unsigned long long)s->live_rec,
+                (unsigned long long)s->live_found);
+    }
+    if (snap_bytes != st->snap_blob_bytes)
+        problem(f, "space counters: %llu bytes of blocks only snapshots hold "
+                   "recorded, %llu found",
+                (unsigned long long)st->snap_blob_bytes,
+                (unsigned long long)snap_bytes);
 }
 
 static int check_refcounts(struct fsck *f)
@@ -239,6 +273,7 @@ static int check_refcounts(struct fsck *f)
         problem(f, "block %s: refcount %llu, but %llu references found", hx,
                 (unsigned long long)s->b, (unsigned long long)s->a);
     }
+    check_ledger(f);
     return 0;
 }
 

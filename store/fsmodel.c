@@ -153,7 +153,7 @@ uint64_t sfs_rec_logical_size(const MDB_val *key, const MDB_val *payload)
 }
 
 int sfs_rec_release_w(struct sfs_store *st, MDB_txn *txn, const MDB_val *key,
-                      const MDB_val *payload)
+                      const MDB_val *payload, bool live)
 {
     uint8_t hash[SFS_HASH_LEN];
     const uint8_t *k = key->mv_data, *v = payload->mv_data;
@@ -164,7 +164,16 @@ int sfs_rec_release_w(struct sfs_store *st, MDB_txn *txn, const MDB_val *key,
     }
     if (!sfs_rec_blockref(key, payload, hash))
         return 0;
-    return sfs_block_unref_w(st, txn, hash);
+    return sfs_block_unref_w(st, txn, hash, live);
+}
+
+int sfs_rec_to_history_w(struct sfs_store *st, MDB_txn *txn,
+                         const MDB_val *key, const MDB_val *payload)
+{
+    uint8_t hash[SFS_HASH_LEN];
+    if (!sfs_rec_blockref(key, payload, hash))
+        return 0;
+    return sfs_block_to_history_w(st, txn, hash);
 }
 
 int sfs_rec_addref_w(struct sfs_store *st, MDB_txn *txn, const MDB_val *key,

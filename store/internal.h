@@ -11,9 +11,14 @@
 /* What a version of KEY costs in logical bytes (extent data, xattr value);
  * 0 for inodes and directory entries. */
 uint64_t sfs_rec_logical_size(const MDB_val *key, const MDB_val *payload);
-/* Drop the block references a version holds, as it is freed. */
+/* Drop the block references a version holds, as it is freed; LIVE: it
+ * was the live version (else one in history). */
 int sfs_rec_release_w(struct sfs_store *st, MDB_txn *txn, const MDB_val *key,
-                      const MDB_val *payload);
+                      const MDB_val *payload, bool live);
+/* The live version moves to history: its block reference stops being a
+ * live one (the ledger, blocks.c). */
+int sfs_rec_to_history_w(struct sfs_store *st, MDB_txn *txn,
+                         const MDB_val *key, const MDB_val *payload);
 /* Take the references a copy of a version holds (the reverse of
  * sfs_rec_release_w): a block reference, or the inline bytes counted. */
 int sfs_rec_addref_w(struct sfs_store *st, MDB_txn *txn, const MDB_val *key,

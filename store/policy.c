@@ -21,6 +21,17 @@
  * forward.  every:N slots are the minutes of each day that are multiples
  * of N, so a step past midnight lands on midnight.
  *
+ * Daylight saving: slots are times of the local clock, and each is one
+ * instant, chosen the same way every time (at_local).  When the clocks
+ * go back, an hour of clock times happens twice: a slot in it is its
+ * first happening, so the second is never a new slot (a daily@01:30, an
+ * hourly or an every:N policy runs once for each clock time of that
+ * hour, not twice).  When they go forward, an hour of clock times does
+ * not happen: a slot in it is the instant that clock time names in
+ * standard time, just after the jump (daily@02:30 runs once that day, at
+ * 03:30 summer time, and its snapshot is named for 03:30), and an hourly
+ * slot landing on the next one's instant is one slot, not two.
+ *
  * A policy is due at NOW when prev(NOW) is later than both its creation
  * and its last run; the run takes one snapshot, for prev(NOW), and records
  * prev(NOW) as its last run.  A volume that was unmounted across several
@@ -161,10 +172,51 @@ void sfs_schedule_format(const struct sfs_schedule *s, char *out, size_t cap)
     }
 }
 
+/* TM's date and wall-clock time, normalized (day 0, hour 24 and such). */
+static struct tm wall_normalized(const struct tm *tm)
+{
+    struct tm c = *tm, out;
+    c.tm_isdst = 0;
+    time_t t = timegm(&c); /* calendar arithmetic only: no zone */
+    gmtime_r(&t, &out);
+    return out;
+}
+
+static int wall_cmp(const struct tm *a, const struct tm *b)
+{
+    int ka[] = { a->tm_year, a->tm_mon, a->tm_mday, a->tm_hour, a->tm_min };
+    int kb[] = { b->tm_year, b->tm_mon, b->tm_mday, b->tm_hour, b->tm_min };
+    for (int i = 0; i < 5; i++)
+        if (ka[i] != kb[i])
+            return ka[i] < kb[i] ? -1 : 1;
+    return 0;
+}
+
+/*
+ * The instant local time reads TM (date, hour, minute), decided the same
+ * way every time (see THEORY, daylight saving): when the clocks go back
+ * and that time happens twice, the first; when they go forward over it,
+ * the instant it names in standard time, which lies after the jump.
+ * (mktime with tm_isdst -1 picks one of two by what it was asked last.)
+ */
 static int64_t at_local(struct tm tm)
 {
-    tm.tm_isdst = -1;
-    return (int64_t)mktime(&tm);
+    struct tm want = wall_normalized(&tm);
+    int64_t first = INT64_MAX, after = INT64_MAX;
+    for (int dst = 0; dst <= 1; dst++) {
+        struct tm c = want, shown;
+        c.tm_isdst = dst;
+        time_t t = mktime(&c);
+        if (t == (time_t)-1)
+            continue;
+        localtime_r(&t, &shown);
+        int cmp = wall_cmp(&shown, &want);
+        if (cmp == 0 && t < first)
+            first = t;
+        else if (cmp > 0 && t < after)
+            after = t;
+    }
+    return first != INT64_MAX ? first : after;
 }
 
 /* The slot of the current period of NOW (it may be later than NOW). */
@@ -222,11 +274,12 @@ static void step_period(const struct sfs_schedule *s, struct tm *tm, int dir)
     }
 }
 
-/* The broken-down latest slot <= NOW. */
+/* The broken-down latest slot <= NOW.  A slot skipped by the clocks
+ * going forward lands after the jump, so the one before may be needed. */
 static struct tm latest_slot(const struct sfs_schedule *s, int64_t now)
 {
     struct tm tm = period_slot(s, now);
-    if (at_local(tm) > now)
+    for (int i = 0; i < 3 && at_local(tm) > now; i++)
         step_period(s, &tm, -1);
     return tm;
 }
@@ -239,8 +292,13 @@ int64_t sfs_schedule_prev(const struct sfs_schedule *s, int64_t now)
 int64_t sfs_schedule_next(const struct sfs_schedule *s, int64_t now)
 {
     struct tm tm = latest_slot(s, now);
-    step_period(s, &tm, 1);
-    return at_local(tm);
+    int64_t t;
+    int i = 0;
+    do { /* a skipped slot may land on the one after it: the next later */
+        step_period(s, &tm, 1);
+        t = at_local(tm);
+    } while (t <= now && ++i < 3);
+    return t;
 }
 
 /* ---- policy names, prefixes, snapshot names ---- */
@@ -404,6 +462,40 @@ int sfs_policy_create_w(struct sfs_store *st, MDB_txn *txn,
     rec.created = p->created;
     rec.last_run = p->last_run;
     return policy_put(st, txn, &rec, MDB_NOOVERWRITE);
+}
+
+struct prefix_other {
+    const char *name, *prefix;
+};
+
+static int prefix_of_other_cb(void *arg, const struct sfs_policy *p)
+{
+    const struct prefix_other *po = arg;
+    return strcmp(p->name, po->name) && !strcmp(p->prefix, po->prefix)
+               ? -EEXIST : 0;
+}
+
+int sfs_policy_modify_w(struct sfs_store *st, MDB_txn *txn,
+                        const struct sfs_policy *p, int64_t now)
+{
+    struct sfs_policy rec;
+    int rc = sfs_policy_get(st, txn, p->name, &rec);
+    if (rc)
+        return rc;
+    if (sfs_policy_prefix_valid(p->prefix) || sfs_policy_keep_valid(p->keep) ||
+        schedule_valid(&p->sched))
+        return -EINVAL;
+    struct prefix_other po = { p->name, p->prefix };
+    rc = sfs_policy_foreach(st, txn, prefix_of_other_cb, &po);
+    if (rc)
+        return rc;
+    if (memcmp(&rec.sched, &p->sched, sizeof(rec.sched)))
+        rec.created = now; /* the new schedule starts now */
+    rec.sched = p->sched;
+    rec.keep = p->keep;
+    memset(rec.prefix, 0, sizeof(rec.prefix));
+    memcpy(rec.prefix, p->prefix, strlen(p->prefix));
+    return policy_put(st, txn, &rec, 0);
 }
 
 int sfs_policy_delete_w(struct sfs_store *st, MDB_txn *txn, const char *name)

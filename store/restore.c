@@ -182,7 +182,7 @@ int sfs_rec_set_live_w(struct sfs_store *st, MDB_txn *txn, const uint8_t *key,
     if (target && has_current && cv.mv_size == tlen &&
         !memcmp(cv.mv_data, target, tlen))
         return ref_taken && sfs_rec_blockref(&k, &p, hash)
-                   ? sfs_block_unref_w(st, txn, hash)
+                   ? sfs_block_unref_w(st, txn, hash, true)
                    : 0;
     if (!target && !has_current)
         return 0;

@@ -36,6 +36,14 @@
  * 1/32 covers many thousands of them: snapshot creation is the only one
  * that can repeat without end, and it is an administrator's command.
  *
+ * The snapshot reserve (setting snapshot-reserve, N% of the size) is
+ * space only snapshots may use, as on ONTAP: the live tree sees a volume
+ * of the rest (df's size), and ordinary writes leave the part of the
+ * reserve that snapshots do not use yet (what only snapshots hold is the
+ * ledger of blocks.c plus the history tables: sfs_snap_space).  When
+ * snapshots hold more than the reserve they spill into the live tree's
+ * share, which then has that much less.
+ *
  * Reservations.  A daemon keeps some written data in memory before
  * storing it (cached partial blocks, fs/wcache.c) and has acknowledged
  * it; storing it later must not fail.  So it reserves the space first
@@ -278,6 +286,7 @@ int sfs_mkfs(const char *path, const struct sfs_mkfs_opts *o)
     st.state.next_ino = SFS_ROOT_INO + 1;
     st.state.next_blob = 1;
     st.state.next_snap_id = 1;
+    st.state.flags = SFS_STATE_LEDGER; /* an empty ledger is counted */
 
     rc = put_meta(&st, txn, META_SUPER, &st.super, sizeof(st.super));
     if (!rc)
@@ -538,16 +547,36 @@ uint64_t sfs_block_cost(const struct sfs_store *st)
     return (uint64_t)st->super.block_size + 8192;
 }
 
+/* The snapshot reserve (snapshot-reserve), and the part of it that
+ * snapshots do not use, which the live tree must leave them. */
+static int snap_reserve(struct sfs_store *st, MDB_txn *txn, uint64_t *reserve,
+                        uint64_t *snapshots, uint64_t *unused)
+{
+    uint32_t pct;
+    *reserve = *snapshots = *unused = 0;
+    int rc = sfs_setting_percent(st, txn, "snapshot-reserve", &pct);
+    if (!rc)
+        rc = sfs_snap_space(st, txn, snapshots);
+    if (rc)
+        return rc;
+    *reserve = st->super.volume_size * pct / 100;
+    *unused = *snapshots < *reserve ? *reserve - *snapshots : 0;
+    return 0;
+}
+
 int sfs_space_left(struct sfs_store *st, MDB_txn *txn, enum sfs_space_use use,
                    uint64_t *out)
 {
-    uint64_t used;
+    uint64_t used, reserve, snapshots, unused = 0;
     int rc = sfs_used_bytes(st, txn, &used);
+    if (!rc && use == SFS_SPACE_ORDINARY)
+        rc = snap_reserve(st, txn, &reserve, &snapshots, &unused);
     if (rc)
         return rc;
     uint64_t slop = sfs_slop_bytes(st), taken = used;
     if (use == SFS_SPACE_ORDINARY)
-        taken += __atomic_load_n(&st->space_reserved, __ATOMIC_RELAXED);
+        taken += __atomic_load_n(&st->space_reserved, __ATOMIC_RELAXED) +
+                 unused;
     else
         slop /= 2;
     uint64_t limit = st->super.volume_size - slop;
@@ -558,6 +587,27 @@ int sfs_space_left(struct sfs_store *st, MDB_txn *txn, enum sfs_space_use use,
 int sfs_space_avail(struct sfs_store *st, MDB_txn *txn, uint64_t *out)
 {
     return sfs_space_left(st, txn, SFS_SPACE_ORDINARY, out);
+}
+
+int sfs_space_get(struct sfs_store *st, MDB_txn *txn, struct sfs_space *out)
+{
+    uint64_t unused;
+    memset(out, 0, sizeof(*out));
+    out->size = st->super.volume_size;
+    int rc = sfs_used_bytes(st, txn, &out->used);
+    if (!rc)
+        rc = snap_reserve(st, txn, &out->reserve, &out->snapshots, &unused);
+    if (!rc)
+        rc = sfs_space_avail(st, txn, &out->avail);
+    if (rc)
+        return rc;
+    out->live_size = out->size - out->reserve;
+    uint64_t in_reserve = out->snapshots < out->reserve ? out->snapshots
+                                                        : out->reserve;
+    uint64_t live_used = out->used - in_reserve;
+    out->live_free = live_used < out->live_size ? out->live_size - live_used
+                                                : 0;
+    return 0;
 }
 
 int sfs_space_reserve(struct sfs_store *st, MDB_txn *txn, uint64_t bytes)

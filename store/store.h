@@ -85,7 +85,17 @@ struct sfs_state {
     uint64_t ref_logical;    /* sum of logical sizes over all references */
     uint64_t inline_bytes;   /* bytes kept inline in extent records */
     uint64_t live_inodes;    /* inodes in the live tree */
+    /* Appended later: stores made before read these as 0. */
+    uint64_t snap_blob_bytes; /* the ledger: bytes of the blobs that only
+                               * snapshots refer to (blocks.c) */
+    uint64_t flags;          /* SFS_STATE_* */
 };
+
+/* sfs_state.flags: the ledger (live references per block, and
+ * snap_blob_bytes) is counted.  Stores made before it was kept, or
+ * written by a snapfs that did not keep it, have it clear until
+ * sfs_ledger_count runs (a daemon does at mount). */
+#define SFS_STATE_LEDGER 1
 
 struct sfs_store {
     MDB_env *env;
@@ -195,6 +205,18 @@ int sfs_space_left(struct sfs_store *st, MDB_txn *txn, enum sfs_space_use use,
 /* Bytes an ordinary write may still use before ENOSPC (what df shows as
  * available): sfs_space_left(SFS_SPACE_ORDINARY). */
 int sfs_space_avail(struct sfs_store *st, MDB_txn *txn, uint64_t *out);
+/* The volume's space as df and `snapfs info` show it. */
+struct sfs_space {
+    uint64_t size;      /* the volume (mkfs --size) */
+    uint64_t used;      /* LMDB pages in use, all tables */
+    uint64_t reserve;   /* the snapshot reserve (snapshot-reserve) */
+    uint64_t snapshots; /* what only snapshots hold (sfs_snap_space) */
+    uint64_t live_size; /* size - reserve: the live tree's share (df) */
+    uint64_t live_free; /* of it, not used (by the live tree, or by
+                         * snapshots spilling past their reserve) */
+    uint64_t avail;     /* what ordinary writes may use (df) */
+};
+int sfs_space_get(struct sfs_store *st, MDB_txn *txn, struct sfs_space *out);
 uint64_t sfs_slop_bytes(const struct sfs_store *st);
 /* What storing one block of the volume's block size may cost at most:
  * its pages, a header page, and its records. */
@@ -324,6 +346,24 @@ typedef int (*sfs_hold_cb)(void *arg, const char *tag);
 int sfs_snap_holds(struct sfs_store *st, MDB_txn *txn, uint64_t epoch,
                    sfs_hold_cb cb, void *arg);
 
+/* ---- autodelete.c: snapshot autodelete (settings snapshot-autodelete,
+ * -trigger, -target; theory at the top of autodelete.c) ---- */
+
+/*
+ * Is a snapshot to be deleted now?  1 yes, 0 no, or a negative errno.
+ * NEED: a write is about to fail unless that many bytes are available
+ * (0: none is); STARTED: deleting has begun, so it goes on until the
+ * target is reached even when the trigger no longer holds.  WHY (CAP
+ * bytes) gets the figures that decided, for the log.
+ */
+int sfs_autodelete_due(struct sfs_store *st, MDB_txn *txn, uint64_t need,
+                       bool started, char *why, size_t cap);
+/* The snapshot autodelete deletes next: the oldest that is not held, not
+ * the newest dump of a path, not a destination's newest received or
+ * exposed one.  0, or -ENOENT when none may go. */
+int sfs_autodelete_pick(struct sfs_store *st, MDB_txn *txn,
+                        struct sfs_snap_rec *out);
+
 /* ---- cgroup.c: consistency groups (snapshots of several volumes taken
  * at one point in time; `snapshot create --group`) ---- */
 
@@ -417,6 +457,12 @@ int sfs_setting_foreach(struct sfs_store *st, MDB_txn *txn,
 int sfs_setting_check(const char *name, const char *value);
 /* The allowed values of NAME, comma-separated, for messages; -ENOENT. */
 int sfs_setting_allowed(const char *name, char *buf, size_t cap);
+/* A percentage setting's value ("N%"); -EINVAL for another setting. */
+int sfs_setting_percent(struct sfs_store *st, MDB_txn *txn, const char *name,
+                        uint32_t *pct);
+/* 1 if setting NAME reads VALUE, 0 if not, or a negative errno. */
+int sfs_setting_is(struct sfs_store *st, MDB_txn *txn, const char *name,
+                   const char *value);
 /* ---- policy.c: snapshot policies (named schedules with retention) ---- */
 
 /*
@@ -483,6 +529,17 @@ int sfs_policy_create_w(struct sfs_store *st, MDB_txn *txn,
                         const struct sfs_policy *p);
 /* Removes the policy, not its snapshots.  -ENOENT if there is none. */
 int sfs_policy_delete_w(struct sfs_store *st, MDB_txn *txn, const char *name);
+/*
+ * Give policy P->name the schedule, keep and prefix of P (its creation
+ * and last run are its own).  A new schedule starts at NOW: the first
+ * slot after NOW is its first run (as for a new policy).  A smaller keep
+ * applies at the next run's retention.  A new prefix names the snapshots
+ * taken from then on; those of the old prefix are no longer the
+ * policy's (retention leaves them).  -ENOENT (no such policy), -EINVAL
+ * (bad field), -EEXIST (another policy has the prefix).
+ */
+int sfs_policy_modify_w(struct sfs_store *st, MDB_txn *txn,
+                        const struct sfs_policy *p, int64_t now);
 int sfs_policy_get(struct sfs_store *st, MDB_txn *txn, const char *name,
                    struct sfs_policy *out);
 typedef int (*sfs_policy_cb)(void *arg, const struct sfs_policy *p);
@@ -588,18 +645,40 @@ int sfs_block_exists(struct sfs_store *st, MDB_txn *txn,
  */
 int sfs_block_ref_w(struct sfs_store *st, MDB_txn *txn,
                     struct sfs_prepared_block *pb, bool allow_slop);
-/* Drop one reference; the blob is freed when none remain. */
+/* Drop one reference, held by a LIVE version or a version in history;
+ * the blob is freed when none remain. */
 int sfs_block_unref_w(struct sfs_store *st, MDB_txn *txn,
-                      const uint8_t hash[SFS_HASH_LEN]);
-/* Refcount and sizes of a block, for fsck and reclaim. */
+                      const uint8_t hash[SFS_HASH_LEN], bool live);
+/* The live version holding a reference moved to history (a snapshot
+ * still sees it): the reference stays, it is no longer a live one. */
+int sfs_block_to_history_w(struct sfs_store *st, MDB_txn *txn,
+                           const uint8_t hash[SFS_HASH_LEN]);
+/* Refcount and sizes of a block, for fsck and reclaim.  Every reference
+ * taken is a live version's (writes, restores, receives, clones); LIVE
+ * counts those still live (the ledger; theory in blocks.c). */
 struct sfs_dedup_rec {
     uint64_t blob_id;
     uint64_t refcount;
     uint32_t csize;
     uint32_t lsize;
     uint8_t codec;
-    uint8_t pad[7];
+    uint8_t pad[3];
+    uint32_t live;   /* 0 in stores made before the ledger */
 };
+/* What a blob of CSIZE bytes occupies in its table (LMDB's pages). */
+uint64_t sfs_blob_bytes(uint32_t csize);
+/*
+ * Count the ledger of a store that does not have it (SFS_STATE_LEDGER
+ * clear): every block's live references and the bytes only snapshots
+ * hold; nothing if it is counted.  Runs its own transactions (batches,
+ * the flag set in the last); TXN-less, the store opened for writing and
+ * exclusively.  Returns 1 if it counted, 0 if there was nothing to do,
+ * or a negative errno.
+ */
+int sfs_ledger_count(struct sfs_store *st);
+/* Bytes only snapshots hold: their blocks (the ledger) and the tables
+ * of history; 0 while the ledger is not counted. */
+int sfs_snap_space(struct sfs_store *st, MDB_txn *txn, uint64_t *out);
 int sfs_block_info(struct sfs_store *st, MDB_txn *txn,
                    const uint8_t hash[SFS_HASH_LEN], struct sfs_dedup_rec *out);
 

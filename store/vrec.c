@@ -125,12 +125,13 @@ static void dead_key(uint8_t *buf, uint64_t death, uint64_t birth,
     memcpy(buf + 16, k, klen);
 }
 
-/* Free a version for good: drop its references and its born row. */
+/* Free a version for good: drop its references and its born row.  LIVE:
+ * it is the live version (else one in history). */
 static int free_version(struct sfs_store *st, MDB_txn *txn, const MDB_val *k,
-                        const MDB_val *stored)
+                        const MDB_val *stored, bool live)
 {
     MDB_val payload = sfs_vpayload(stored);
-    int rc = sfs_rec_release_w(st, txn, k, &payload);
+    int rc = sfs_rec_release_w(st, txn, k, &payload, live);
     if (rc)
         return rc;
     return born_row(st, txn, sfs_vbirth(stored), k->mv_data, k->mv_size,
@@ -160,7 +161,7 @@ static int kill_version(struct sfs_store *st, MDB_txn *txn, const MDB_val *k,
     int rc;
 
     if (birth > st->state.newest_snap) {
-        rc = free_version(st, txn, k, &stored);
+        rc = free_version(st, txn, k, &stored, true);
         goto out;
     }
     uint8_t hk[MAXK], dk[MAXK + 8];
@@ -182,6 +183,8 @@ static int kill_version(struct sfs_store *st, MDB_txn *txn, const MDB_val *k,
     MDB_val payload = sfs_vpayload(&stored);
     rc = deadstat_add(st, txn, cur, birth, 1,
                       (int64_t)sfs_rec_logical_size(k, &payload));
+    if (!rc)
+        rc = sfs_rec_to_history_w(st, txn, k, &payload);
 out:
     free(heap);
     return rc;
@@ -267,7 +270,7 @@ int sfs_vrec_put_w(struct sfs_store *st, MDB_txn *txn, const void *key,
         if (sfs_vbirth(&old) == cur) {
             /* Same epoch: free in place, keep the born row. */
             MDB_val payload = sfs_vpayload(&old);
-            rc = sfs_rec_release_w(st, txn, &k, &payload);
+            rc = sfs_rec_release_w(st, txn, &k, &payload, true);
             had_born_row = true;
         } else {
             rc = kill_version(st, txn, &k, &old);
@@ -644,7 +647,7 @@ static int free_snapshot_only(struct sfs_store *st, MDB_txn *txn,
         rc = deadstat_add(st, txn, death, birth, -1,
                           -(int64_t)sfs_rec_logical_size(&base, &payload));
         if (!rc)
-            rc = free_version(st, txn, &base, &hval);
+            rc = free_version(st, txn, &base, &hval, false);
         if (!rc)
             rc = mdb_err(mdb_del(txn, st->db_hist, &hkey, NULL));
         if (!rc)

@@ -5,6 +5,9 @@
  *
  *   snapfs-damage STORE PATH [OFFSET]
  *   snapfs-damage STORE --format-version N   (a store "from the future")
+ *   snapfs-damage STORE --unledger           (a store from before the
+ *                      ledger of what only snapshots hold: no live
+ *                      counts, SFS_STATE_LEDGER clear)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -55,8 +58,48 @@ static int set_format_version(const char *path, uint32_t version)
     return rc;
 }
 
+/* Make the store look as a snapfs before the ledger left it. */
+static int unledger(const char *path)
+{
+    struct sfs_store *st;
+    int rc = sfs_open(path, SFS_OPEN_EXCLUSIVE, &st);
+    if (rc)
+        return rc;
+    MDB_txn *txn = NULL;
+    MDB_cursor *c = NULL;
+    rc = sfs_txn_begin(st, NULL, true, &txn);
+    if (!rc)
+        rc = sfs_mdb_errno(mdb_cursor_open(txn, st->db_dedup, &c));
+    MDB_val k, v;
+    int mrc = rc ? MDB_NOTFOUND : mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    for (; !rc && !mrc; mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        struct sfs_dedup_rec d;
+        memcpy(&d, v.mv_data, sizeof(d));
+        d.live = 0;
+        MDB_val nv = { sizeof(d), &d };
+        rc = sfs_mdb_errno(mdb_cursor_put(c, &k, &nv, MDB_CURRENT));
+    }
+    if (c)
+        mdb_cursor_close(c);
+    if (!rc) {
+        st->state.flags &= ~(uint64_t)SFS_STATE_LEDGER;
+        st->state.snap_blob_bytes = 0;
+        rc = sfs_txn_commit(st, txn);
+    } else if (txn) {
+        mdb_txn_abort(txn);
+    }
+    sfs_close(st);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 3 && !strcmp(argv[2], "--unledger")) {
+        int rc = unledger(argv[1]);
+        if (rc)
+            fprintf(stderr, "snapfs-damage: %s: %s\n", argv[1], strerror(-rc));
+        return rc ? 1 : 0;
+    }
     if (argc == 4 && !strcmp(argv[2], "--format-version")) {
         int rc = set_format_version(argv[1], (uint32_t)atoi(argv[3]));
         if (rc)

@@ -21,6 +21,7 @@
 struct volume_figures {
     uint64_t size, used, avail, phys, stored_logical, ref_logical, inline_bytes;
     uint64_t logical, blocks, inodes, snapshots, file_bytes, free_pages;
+    uint64_t snap_bytes, reserve; /* only snapshots hold; their reserve */
     uint32_t block_size;
     const char *codec;
     int level;
@@ -43,9 +44,12 @@ static int gather(struct sfs_store *st, struct volume_figures *f)
     if (rc)
         return rc;
     memset(f, 0, sizeof(*f));
-    rc = sfs_used_bytes(st, txn, &f->used);
-    if (!rc)
-        rc = sfs_space_avail(st, txn, &f->avail);
+    struct sfs_space sp;
+    rc = sfs_space_get(st, txn, &sp);
+    f->used = sp.used;
+    f->avail = sp.avail;
+    f->snap_bytes = sp.snapshots;
+    f->reserve = sp.reserve;
     if (!rc)
         rc = sfs_snap_foreach(st, txn, count_snap, &f->snapshots);
     MDB_stat ms;
@@ -101,7 +105,13 @@ static void print_text(const char *store, bool mounted,
     printf("blocks:           %llu stored, %u-byte block size\n",
            (unsigned long long)f->blocks, f->block_size);
     printf("files:            %llu\n", (unsigned long long)f->inodes);
-    printf("snapshots:        %llu\n", (unsigned long long)f->snapshots);
+    format_bytes(f->snap_bytes, a, sizeof(a));
+    format_bytes(f->reserve, b, sizeof(b));
+    printf("snapshots:        %llu, holding %s only they use",
+           (unsigned long long)f->snapshots, a);
+    if (f->reserve)
+        printf(" (reserve %s)", b);
+    printf("\n");
     format_bytes(f->file_bytes, d, sizeof(d));
     format_bytes(f->used, e, sizeof(e));
     printf("store file:       %s for %s in use (%.2fx)\n", d, e,
@@ -117,7 +127,8 @@ static void print_json(const char *store, bool mounted,
            "\"unique_logical_bytes\":%llu,\"compression\":\"%s\","
            "\"compression_level\":%d,\"compression_ratio\":%.4f,"
            "\"dedup_ratio\":%.4f,\"blocks\":%llu,\"block_size\":%u,"
-           "\"files\":%llu,\"snapshots\":%llu,\"store_file_bytes\":%llu}\n",
+           "\"files\":%llu,\"snapshots\":%llu,\"snapshot_bytes\":%llu,"
+           "\"snapshot_reserve\":%llu,\"store_file_bytes\":%llu}\n",
            store, mounted ? "true" : "false", f->uuid,
            (unsigned long long)f->size,
            (unsigned long long)f->used, (unsigned long long)f->avail,
@@ -126,6 +137,7 @@ static void print_json(const char *store, bool mounted,
            ratio(f->stored_logical, f->phys), ratio(f->logical, f->stored_logical),
            (unsigned long long)f->blocks, f->block_size,
            (unsigned long long)f->inodes, (unsigned long long)f->snapshots,
+           (unsigned long long)f->snap_bytes, (unsigned long long)f->reserve,
            (unsigned long long)f->file_bytes);
 }
 

@@ -1,6 +1,9 @@
 /*
- * policy.c - `snapfs policy create|list|delete|run`: snapshot policies,
- * named schedules with retention (see store/policy.c for the rules).
+ * policy.c - `snapfs policy create|modify|list|delete|run`: snapshot
+ * policies, named schedules with retention (see store/policy.c for the
+ * rules).  A policy's label, by which a vault keeps its snapshots, is
+ * its snapshots' name up to the first '.': the first part of its prefix
+ * (`modify --label` changes that part).
  *
  * A mounted volume runs its due policies itself (fs/scheduler.c); these
  * commands go through its control socket.  On an unmounted volume they
@@ -30,7 +33,7 @@
 struct policy_args {
     const char *pos[3];
     int npos;
-    const char *schedule, *keep, *prefix, *now;
+    const char *schedule, *keep, *prefix, *label, *now;
     bool json;
 };
 
@@ -46,6 +49,8 @@ static void parse_args(const char *cmd, int argc, char **argv,
             a->keep = v;
         else if ((v = option_value(cmd, "--prefix", argc, argv, &i)))
             a->prefix = v;
+        else if ((v = option_value(cmd, "--label", argc, argv, &i)))
+            a->label = v;
         else if ((v = option_value(cmd, "--now", argc, argv, &i)))
             a->now = v;
         else if (!strcmp(argv[i], "--json"))
@@ -60,14 +65,14 @@ static void parse_args(const char *cmd, int argc, char **argv,
 }
 
 /* Refuse the options SUB does not take (ALLOWED: a string of their
- * letters: s chedule, k eep, p refix, n ow, j son). */
+ * letters: s chedule, k eep, p refix, l abel, n ow, j son). */
 static void only_options(const char *cmd, const struct policy_args *a,
                          const char *allowed)
 {
     const struct { const char *set; char letter; const char *name; } opts[] = {
         { a->schedule, 's', "--schedule" }, { a->keep, 'k', "--keep" },
-        { a->prefix, 'p', "--prefix" },     { a->now, 'n', "--now" },
-        { a->json ? "" : NULL, 'j', "--json" },
+        { a->prefix, 'p', "--prefix" },     { a->label, 'l', "--label" },
+        { a->now, 'n', "--now" },           { a->json ? "" : NULL, 'j', "--json" },
     };
     for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
         if (opts[i].set && !strchr(allowed, opts[i].letter))
@@ -97,6 +102,50 @@ static void format_time(int64_t when, char *out, size_t cap)
     strftime(out, cap, "%Y-%m-%d %H:%M", &tm);
 }
 
+static void check_schedule(const char *cmd, const char *text,
+                           struct sfs_schedule *out)
+{
+    if (sfs_schedule_parse(text, out))
+        die_usage(cmd, "--schedule '%s' is not a schedule; give "
+                       SCHEDULE_HELP, text);
+}
+
+static uint32_t check_keep(const char *cmd, const char *text)
+{
+    char *end;
+    unsigned long keep = strtoul(text, &end, 10);
+    if (end == text || *end || text[0] == '-' ||
+        sfs_policy_keep_valid(keep > SFS_POLICY_KEEP_MAX ? 0 : (uint32_t)keep))
+        die_usage(cmd, "--keep '%s': give the number of snapshots to keep, "
+                       "1 to %d", text, SFS_POLICY_KEEP_MAX);
+    return (uint32_t)keep;
+}
+
+static void set_prefix(const char *cmd, const char *prefix,
+                       struct sfs_policy *p)
+{
+    if (sfs_policy_prefix_valid(prefix))
+        die_usage(cmd, "--prefix '%s' is not a valid snapshot name prefix "
+                       "(1 to %d bytes, no '/' or control characters)",
+                  prefix, SFS_POLICY_PREFIX_MAX);
+    memset(p->prefix, 0, sizeof(p->prefix));
+    memcpy(p->prefix, prefix, strlen(prefix));
+}
+
+/* --label L: the prefix's part up to its first '.' becomes L. */
+static void set_label(const char *cmd, const char *label, struct sfs_policy *p)
+{
+    const char *rest = strchr(p->prefix, '.');
+    char prefix[SFS_POLICY_PREFIX_MAX + 2];
+    if (!*label || strchr(label, '.') ||
+        snprintf(prefix, sizeof(prefix), "%s%s", label, rest ? rest : "") >
+            SFS_POLICY_PREFIX_MAX)
+        die_usage(cmd, "--label '%s' is not a label (1 or more bytes, no '.', "
+                       "and with the rest of the prefix at most %d)", label,
+                  SFS_POLICY_PREFIX_MAX);
+    set_prefix(cmd, prefix, p);
+}
+
 /* The policy create asks for, every field checked. */
 static void build_policy(const char *cmd, const struct policy_args *a,
                          struct sfs_policy *p)
@@ -108,23 +157,10 @@ static void build_policy(const char *cmd, const struct policy_args *a,
                        "digits, '.', '-' or '_')", name, SFS_POLICY_NAME_MAX);
     if (!a->schedule || !a->keep)
         die_usage(cmd, "give --schedule and --keep");
-    if (sfs_schedule_parse(a->schedule, &p->sched))
-        die_usage(cmd, "--schedule '%s' is not a schedule; give "
-                       SCHEDULE_HELP, a->schedule);
-    char *end;
-    unsigned long keep = strtoul(a->keep, &end, 10);
-    if (end == a->keep || *end || a->keep[0] == '-' ||
-        sfs_policy_keep_valid(keep > SFS_POLICY_KEEP_MAX ? 0 : (uint32_t)keep))
-        die_usage(cmd, "--keep '%s': give the number of snapshots to keep, "
-                       "1 to %d", a->keep, SFS_POLICY_KEEP_MAX);
-    const char *prefix = a->prefix ? a->prefix : name;
-    if (sfs_policy_prefix_valid(prefix))
-        die_usage(cmd, "--prefix '%s' is not a valid snapshot name prefix "
-                       "(1 to %d bytes, no '/' or control characters)",
-                  prefix, SFS_POLICY_PREFIX_MAX);
+    check_schedule(cmd, a->schedule, &p->sched);
+    p->keep = check_keep(cmd, a->keep);
+    set_prefix(cmd, a->prefix ? a->prefix : name, p);
     memcpy(p->name, name, strlen(name));
-    memcpy(p->prefix, prefix, strlen(prefix));
-    p->keep = (uint32_t)keep;
 }
 
 /* ---- the listing (also used to check names and prefixes) ---- */
@@ -228,6 +264,11 @@ static void print_json(const struct plisting *ls)
         printf(",\"schedule\":\"%s\",\"keep\":%u,\"prefix\":", sched,
                l->p.keep);
         json_string(l->p.prefix);
+        char label[SFS_POLICY_PREFIX_MAX + 1];
+        snprintf(label, sizeof(label), "%.*s",
+                 (int)strcspn(l->p.prefix, "."), l->p.prefix);
+        printf(",\"label\":");
+        json_string(label);
         printf(",\"snapshots\":%u,\"created\":%lld,\"last_run\":", l->snapshots,
                (long long)l->p.created);
         if (l->p.last_run)
@@ -296,6 +337,12 @@ static int offline_create(struct sfs_store *st, MDB_txn *txn, void *arg)
     return sfs_policy_create_w(st, txn, &o->p);
 }
 
+static int offline_modify(struct sfs_store *st, MDB_txn *txn, void *arg)
+{
+    struct offline *o = arg;
+    return sfs_policy_modify_w(st, txn, &o->p, o->now);
+}
+
 static int offline_delete(struct sfs_store *st, MDB_txn *txn, void *arg)
 {
     return sfs_policy_delete_w(st, txn, ((struct offline *)arg)->name);
@@ -309,6 +356,34 @@ static int offline_run(struct sfs_store *st, MDB_txn *txn, void *arg)
     return rc < 0 ? rc : 0;
 }
 
+/* Write policy O->p: through the daemon (request WORD) or offline (FN);
+ * then say it was VERBED. */
+static void put_policy(struct volume *vol, const char *cmd,
+                       const struct policy_args *a, struct offline *o,
+                       const char *word,
+                       int (*fn)(struct sfs_store *, MDB_txn *, void *),
+                       const char *verbed)
+{
+    char sched[SFS_SCHEDULE_TEXT_MAX];
+    sfs_schedule_format(&o->p.sched, sched, sizeof(sched));
+    int rc;
+    if (vol->mounted) {
+        char keep[16], nbuf[32], *data = NULL;
+        snprintf(keep, sizeof(keep), "%u", o->p.keep);
+        char *words[6] = { (char *)word, o->p.name, sched, keep, o->p.prefix };
+        int n = now_word(a, o->now, nbuf, sizeof(nbuf), words, 5);
+        rc = volume_request(vol, words, n, &data);
+        free(data);
+    } else {
+        rc = volume_offline(vol, cmd, fn, o, true);
+    }
+    if (rc)
+        die(cmd, "%s: %s", vol->arg, change_error(rc));
+    printf("snapfs: %s policy %s of %s: %s, keeping %u snapshots named "
+           "%s.YYYY-MM-DD_HHMM\n", verbed, o->p.name, vol->arg, sched,
+           o->p.keep, o->p.prefix);
+}
+
 static void policy_create(struct volume *vol, const char *cmd,
                           const struct policy_args *a, int64_t now,
                           const struct sfs_policy *p, const struct plisting *ls)
@@ -320,24 +395,42 @@ static void policy_create(struct volume *vol, const char *cmd,
         if (!strcmp(ls->lines[i].p.prefix, o.p.prefix))
             die(cmd, "%s: policy '%s' already uses the prefix '%s'", vol->arg,
                 ls->lines[i].p.name, o.p.prefix);
-    char sched[SFS_SCHEDULE_TEXT_MAX];
-    sfs_schedule_format(&o.p.sched, sched, sizeof(sched));
-    int rc;
-    if (vol->mounted) {
-        char keep[16], nbuf[32], *data = NULL;
-        snprintf(keep, sizeof(keep), "%u", o.p.keep);
-        char *words[6] = { "policy-create", o.p.name, sched, keep, o.p.prefix };
-        int n = now_word(a, now, nbuf, sizeof(nbuf), words, 5);
-        rc = volume_request(vol, words, n, &data);
-        free(data);
-    } else {
-        rc = volume_offline(vol, cmd, offline_create, &o, true);
-    }
-    if (rc)
-        die(cmd, "%s: %s", vol->arg, change_error(rc));
-    printf("snapfs: created policy %s of %s: %s, keeping %u snapshots named "
-           "%s.YYYY-MM-DD_HHMM\n", o.p.name, vol->arg, sched, o.p.keep,
-           o.p.prefix);
+    put_policy(vol, cmd, a, &o, "policy-create", offline_create, "created");
+}
+
+/* The policy modify asks for: the existing one with the options given. */
+static void modified_policy(struct volume *vol, const char *cmd,
+                            const struct policy_args *a,
+                            const struct plisting *ls, struct sfs_policy *p)
+{
+    if (!a->schedule && !a->keep && !a->prefix && !a->label)
+        die_usage(cmd, "give --schedule, --keep, --prefix or --label");
+    const struct sfs_policy_line *l = find_policy(ls, a->pos[1]);
+    if (!l)
+        die(cmd, "%s: no policy named '%s'", vol->arg, a->pos[1]);
+    *p = l->p;
+    if (a->schedule)
+        check_schedule(cmd, a->schedule, &p->sched);
+    if (a->keep)
+        p->keep = check_keep(cmd, a->keep);
+    if (a->prefix)
+        set_prefix(cmd, a->prefix, p);
+    if (a->label)
+        set_label(cmd, a->label, p);
+    for (size_t i = 0; i < ls->n; i++)
+        if (strcmp(ls->lines[i].p.name, p->name) &&
+            !strcmp(ls->lines[i].p.prefix, p->prefix))
+            die(cmd, "%s: policy '%s' already uses the prefix '%s'", vol->arg,
+                ls->lines[i].p.name, p->prefix);
+}
+
+static void policy_modify(struct volume *vol, const char *cmd,
+                          const struct policy_args *a, int64_t now,
+                          const struct plisting *ls)
+{
+    struct offline o = { .now = now };
+    modified_policy(vol, cmd, a, ls, &o.p);
+    put_policy(vol, cmd, a, &o, "policy-modify", offline_modify, "modified");
 }
 
 static void policy_delete(struct volume *vol, const char *cmd,
@@ -390,15 +483,14 @@ static void policy_run(struct volume *vol, const char *cmd,
 int cmd_policy(int argc, char **argv)
 {
     if (argc < 2)
-        die_usage("policy", "give create, list, delete or run");
+        die_usage("policy", "give create, modify, list, delete or run");
     const char *sub = argv[1];
     char cmd[64];
     snprintf(cmd, sizeof(cmd), "policy %s", sub);
     struct policy_args a;
     int want; /* positional arguments */
-    if (!strcmp(sub, "create"))
-        want = 2;
-    else if (!strcmp(sub, "delete"))
+    if (!strcmp(sub, "create") || !strcmp(sub, "modify") ||
+        !strcmp(sub, "delete"))
         want = 2;
     else if (!strcmp(sub, "list") || !strcmp(sub, "run"))
         want = 1;
@@ -406,6 +498,7 @@ int cmd_policy(int argc, char **argv)
         die_usage("policy", "unknown subcommand '%s'", sub);
     parse_args(cmd, argc, argv, &a);
     only_options(cmd, &a, !strcmp(sub, "create") ? "skpn"
+                          : !strcmp(sub, "modify") ? "skpln"
                           : !strcmp(sub, "list") ? "nj"
                           : !strcmp(sub, "run")  ? "n" : "");
     if (a.npos != want)
@@ -422,6 +515,8 @@ int cmd_policy(int argc, char **argv)
         get_policies(&vol, cmd, &a, now, &ls);
     if (!strcmp(sub, "create"))
         policy_create(&vol, cmd, &a, now, &p, &ls);
+    else if (!strcmp(sub, "modify"))
+        policy_modify(&vol, cmd, &a, now, &ls);
     else if (!strcmp(sub, "delete"))
         policy_delete(&vol, cmd, a.pos[1], &ls);
     else if (!strcmp(sub, "run"))

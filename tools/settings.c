@@ -48,8 +48,8 @@ static void parse_assignment(const char *cmd, char *arg, struct assignment *a)
     if (sfs_setting_allowed(a->name, allowed, sizeof(allowed)))
         die(cmd, "unknown setting '%s' (see 'snapfs get VOL')", a->name);
     if (sfs_setting_check(a->name, a->value))
-        die(cmd, "%s: '%s' is not allowed (one of: %s)", a->name, a->value,
-            allowed);
+        die(cmd, "%s: '%s' is not allowed (%s%s)", a->name, a->value,
+            strchr(allowed, '%') ? "a percentage, " : "one of: ", allowed);
 }
 
 int cmd_set(int argc, char **argv)
@@ -104,7 +104,7 @@ static int print_setting(void *arg, const char *name, const char *value,
     if (ga->only)
         printf("%s\n", value);
     else
-        printf("%-12s %-10s %-10s %-28s %s\n", name, value, dflt, allowed, what);
+        printf("%-27s %-8s %-8s %-26s %s\n", name, value, dflt, allowed, what);
     return 0;
 }
 
@@ -150,7 +150,7 @@ int cmd_get(int argc, char **argv)
     struct volume vol;
     volume_open(&vol, cmd, argv[1]);
     if (!ga.only)
-        printf("%-12s %-10s %-10s %-28s %s\n", "NAME", "VALUE", "DEFAULT",
+        printf("%-27s %-8s %-8s %-26s %s\n", "NAME", "VALUE", "DEFAULT",
                "ALLOWED", "WHAT");
     int rc = vol.mounted ? remote_settings(&vol, print_setting, &ga)
                          : volume_offline(&vol, cmd, offline_get, &ga, false);

@@ -329,6 +329,7 @@ static void usage(FILE *out)
           "  clone VOL NAME NEWSTORE\n"
           "  set VOL NAME=VALUE... | get VOL [NAME]    e.g. snapdir=visible|hidden|disabled\n"
           "  policy create VOL NAME --schedule SCHEDULE --keep N [--prefix P]\n"
+          "  policy modify VOL NAME [--schedule S] [--keep N] [--prefix P] [--label L]\n"
           "  policy list VOL [--json] | delete VOL NAME | run VOL [--now 'YYYY-MM-DD HH:MM']\n"
           "    SCHEDULE: every:N (minutes), hourly[@MM], daily[@HH:MM],\n"
           "    weekly[@DAY[@HH:MM]], monthly[@D[@HH:MM]] (D 1-28)\n"

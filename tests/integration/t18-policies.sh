@@ -64,7 +64,7 @@ test_expect_success 'policy create, then list shows it (text and --json)' '
 	"$SNAPFS" policy list "$MNT" >out &&
 	assert_eq "NAME SCHEDULE KEEP PREFIX SNAPSHOTS LAST RUN NEXT RUN" "$(head -1 out | tr -s " ")" &&
 	assert_eq "nightly daily@00:10 3 daily 0 never 2031-01-01 00:10" "$(sed -n 2p out | tr -s " ")" &&
-	assert_eq "[{\"name\":\"nightly\",\"schedule\":\"daily@00:10\",\"keep\":3,\"prefix\":\"daily\",\"snapshots\":0,\"created\":$(at "2031-01-01 00:00"),\"last_run\":null,\"next_run\":$(at "2031-01-01 00:10"),\"due\":false}]" "$(policies)"
+	assert_eq "[{\"name\":\"nightly\",\"schedule\":\"daily@00:10\",\"keep\":3,\"prefix\":\"daily\",\"label\":\"daily\",\"snapshots\":0,\"created\":$(at "2031-01-01 00:00"),\"last_run\":null,\"next_run\":$(at "2031-01-01 00:10"),\"due\":false}]" "$(policies)"
 '
 
 test_expect_success 'a duplicate name, a prefix in use and an unknown policy are refused' '
@@ -179,6 +179,80 @@ test_expect_success 'policies survive a remount and the daemon catches up at mou
 	wait_snaps "daily.manual daily.2031-01-05_0010 daily.2031-01-06_0010 daily.2031-01-10_0010 h.2031-02-01_0905 h.2031-02-01_1105 q.2031-02-01_1100 h.2031-02-01_1305 q.2031-02-01_1315" &&
 	assert_eq "hourly:$(at "2031-02-01 13:05") quarter:$(at "2031-02-01 13:15")" "$(last_runs)" &&
 	assert_grep "policy hourly: kept held snapshot h.2031-02-01_0905" "$STORE/daemon.log"
+'
+
+test_expect_success 'policy modify: schedule, keep, prefix and label; the policy keeps its runs' '
+	"$SNAPFS" policy create "$MNT" mod --schedule every:15 --keep 3 --prefix m >/dev/null &&
+	"$SNAPFS" policy modify "$MNT" mod --schedule hourly@40 --keep 2 >out &&
+	assert_eq "snapfs: modified policy mod of $MNT: hourly@40, keeping 2 snapshots named m.YYYY-MM-DD_HHMM" "$(cat out)" &&
+	set_clock "2031-02-01 13:40" &&
+	for i in $(seq 300); do
+		snaps | grep -qw m.2031-02-01_1340 && break
+		sleep 0.1
+	done &&
+	snaps | grep -qw m.2031-02-01_1340 &&
+	"$SNAPFS" policy modify "$MNT" mod --prefix db.m >/dev/null &&
+	"$SNAPFS" policy modify "$MNT" mod --label weekly >out &&
+	assert_grep "keeping 2 snapshots named weekly.m.YYYY-MM-DD_HHMM" out &&
+	policies | python3 -c "import json,sys; p=[x for x in json.load(sys.stdin) if x[\"name\"]==\"mod\"][0]; print(p[\"schedule\"], p[\"keep\"], p[\"prefix\"], p[\"label\"], p[\"last_run\"])" >out &&
+	assert_eq "hourly@40 2 weekly.m weekly $(at "2031-02-01 13:40")" "$(cat out)"
+'
+
+test_expect_success 'policy modify refuses bad input and changes nothing' '
+	state >"$REF/before" &&
+	assert_fails "$SNAPFS" policy modify "$MNT" mod 2>err &&
+	assert_grep "give --schedule, --keep, --prefix or --label" err &&
+	assert_fails "$SNAPFS" policy modify "$MNT" nosuch --keep 1 2>err &&
+	assert_eq "snapfs policy modify: $MNT: no policy named ${Q}nosuch${Q}" "$(cat err)" &&
+	assert_fails "$SNAPFS" policy modify "$MNT" mod --prefix q 2>err &&
+	assert_eq "snapfs policy modify: $MNT: policy ${Q}quarter${Q} already uses the prefix ${Q}q${Q}" "$(cat err)" &&
+	assert_fails "$SNAPFS" policy modify "$MNT" mod --label a.b 2>err &&
+	assert_grep "is not a label" err &&
+	assert_fails "$SNAPFS" policy modify "$MNT" mod --keep 0 2>err &&
+	assert_grep "give the number of snapshots to keep" err &&
+	assert_fails "$SNAPFS" policy modify "$MNT" mod --schedule daily@24:00 2>err &&
+	assert_grep "is not a schedule" err &&
+	state >"$REF/after" &&
+	assert_cmp "$REF/before" "$REF/after"
+'
+
+test_expect_success 'unmounted: policy modify works on the store' '
+	cd "$TEST_TMP" && vol_umount "$MNT" &&
+	"$SNAPFS" policy modify "$STORE" mod --keep 5 --now "2031-02-01 14:00" >/dev/null &&
+	"$SNAPFS" policy list "$STORE" --now "2031-02-01 14:00" >out &&
+	assert_grep "^mod  *hourly@40  *5  *weekly.m " out &&
+	vol_mount "$STORE" "$MNT"
+'
+
+# Daylight saving, by the daemon: a second volume whose daemon runs in a
+# zone with US rules (a POSIX TZ string: no zone files needed).
+DST_TZ="EST5EDT,M3.2.0,M11.1.0"
+local_clock() { TZ=$DST_TZ date -d "$1" +%s >"$CLOCK.new" && mv "$CLOCK.new" "$CLOCK"; }
+
+test_expect_success 'daylight saving: a repeated hour runs once, a skipped slot runs once' '
+	cd "$TEST_TMP" && "$SNAPFS" mkfs "$TEST_TMP/dst.store" --size 1G >/dev/null &&
+	local_clock "2031-11-02 00:10 EDT" &&
+	TZ=$DST_TZ vol_mount "$TEST_TMP/dst.store" "$TEST_TMP/dst" &&
+	D=$TEST_TMP/dst &&
+	"$SNAPFS" policy create "$D" h --schedule hourly@30 --keep 10 >/dev/null &&
+	"$SNAPFS" policy create "$D" d --schedule daily@02:30 --keep 10 >/dev/null &&
+	local_clock "2031-11-02 00:30 EDT" && wait_snaps "h.2031-11-02_0030" "$D" &&
+	local_clock "2031-11-02 01:30 EDT" && wait_snaps "h.2031-11-02_0030 h.2031-11-02_0130" "$D" &&
+	local_clock "2031-11-02 01:31 EST" &&	# the same clock time, an hour later
+	local_clock "2031-11-02 02:30 EST" &&
+	wait_snaps "h.2031-11-02_0030 h.2031-11-02_0130 d.2031-11-02_0230 h.2031-11-02_0230" "$D" &&
+	! grep "exists already" "$TEST_TMP/dst.store/daemon.log" &&
+	"$SNAPFS" policy delete "$D" h >/dev/null &&
+	local_clock "2032-03-14 01:59 EST" &&	# the day before: caught up
+	wait_snaps "h.2031-11-02_0030 h.2031-11-02_0130 d.2031-11-02_0230 h.2031-11-02_0230 d.2032-03-13_0230" "$D" &&
+	local_clock "2032-03-14 03:00 EDT" &&	# 02:30 EST never comes: the jump
+	local_clock "2032-03-14 03:30 EDT" &&
+	wait_snaps "h.2031-11-02_0030 h.2031-11-02_0130 d.2031-11-02_0230 h.2031-11-02_0230 d.2032-03-13_0230 d.2032-03-14_0330" "$D" &&
+	local_clock "2032-03-14 23:00 EDT" &&
+	local_clock "2032-03-15 02:30 EDT" &&
+	wait_snaps "h.2031-11-02_0030 h.2031-11-02_0130 d.2031-11-02_0230 h.2031-11-02_0230 d.2032-03-13_0230 d.2032-03-14_0330 d.2032-03-15_0230" "$D" &&
+	assert_eq 1 "$(grep -c "created snapshot d.2032-03-14_0330" "$TEST_TMP/dst.store/daemon.log")" &&
+	vol_umount "$D" && "$SNAPFS" fsck "$TEST_TMP/dst.store" >/dev/null
 '
 
 test_done

@@ -4,7 +4,9 @@
  * schedule syntax, and runs on a scratch volume: a snapshot per slot named
  * after it, one snapshot on catch-up, idempotent runs, retention by the
  * time in the names, held snapshots kept and reported, foreign names left
- * alone.  Runs with TZ=UTC.
+ * alone; daylight saving (POSIX TZ rules, US and European): a skipped or
+ * repeated slot runs once; modify (schedule, keep, prefix).  Runs with
+ * TZ=UTC but for the daylight-saving cases.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -305,6 +307,138 @@ static void test_runs(void)
     testvol_remove(st, dir);
 }
 
+/* ---- daylight saving ---- */
+
+/* The policy clock in zone TZ: run SCHED minute by minute from FROM to TO
+ * (UTC), as the scheduler does, and give the names of the snapshots it
+ * takes ("a b c").  Every slot it runs for is <= the minute it runs at,
+ * and every next slot is later than the minute. */
+static const char *dst_runs(const char *tz, const char *sched,
+                            const char *from, const char *to)
+{
+    static char names[1024];
+    setenv("TZ", tz, 1);
+    tzset();
+    struct sfs_policy p = make_policy("p", sched, 1, "p", from);
+    names[0] = 0;
+    for (int64_t now = T(from); now < T(to); now += 60) {
+        int64_t prev = sfs_schedule_prev(&p.sched, now);
+        int64_t next = sfs_schedule_next(&p.sched, now);
+        CHECK(prev <= now && next > now, "%s %s at %s: prev %s, next %s", tz,
+              sched, show(now), show(prev), show(next));
+        int64_t slot = sfs_policy_due(&p, now);
+        if (!slot)
+            continue;
+        char name[SFS_NAME_MAX + 1];
+        sfs_policy_snap_name(&p, slot, name, sizeof(name));
+        size_t n = strlen(names);
+        snprintf(names + n, sizeof(names) - n, "%s%s", n ? " " : "", name);
+        p.last_run = slot;
+    }
+    setenv("TZ", "UTC", 1);
+    tzset();
+    return names;
+}
+
+/* Spring forward skips 02:00-03:00, fall back repeats 01:00-02:00 (US
+ * rules, POSIX TZ strings: no zone files needed); Central Europe's
+ * change at 02:00/03:00 the other way round. */
+#define US "EST5EDT,M3.2.0,M11.1.0"
+#define EU "CET-1CEST,M3.5.0,M10.5.0/3"
+
+static void test_dst(void)
+{
+    static const struct {
+        const char *tz, *sched, *from, *to, *want;
+    } cases[] = {
+        /* a daily slot the clocks skip runs once, just after the jump */
+        { US, "daily@02:30", "2031-03-08 12:00", "2031-03-10 18:00",
+          "p.2031-03-09_0330 p.2031-03-10_0230" },
+        { EU, "daily@02:30", "2031-03-29 12:00", "2031-03-31 12:00",
+          "p.2031-03-30_0330 p.2031-03-31_0230" },
+        /* a daily slot the clocks repeat runs once, the first time */
+        { US, "daily@01:30", "2031-11-01 12:00", "2031-11-03 18:00",
+          "p.2031-11-02_0130 p.2031-11-03_0130" },
+        { EU, "daily@02:30", "2031-10-25 12:00", "2031-10-27 12:00",
+          "p.2031-10-26_0230 p.2031-10-27_0230" },
+        /* hourly: the skipped hour's slot is the next one's, the
+         * repeated hour's runs once */
+        { US, "hourly@30", "2031-03-09 05:00", "2031-03-09 09:00",
+          "p.2031-03-09_0030 p.2031-03-09_0130 p.2031-03-09_0330 "
+          "p.2031-03-09_0430" },
+        { US, "hourly@30", "2031-11-02 04:00", "2031-11-02 09:00",
+          "p.2031-11-02_0030 p.2031-11-02_0130 p.2031-11-02_0230 "
+          "p.2031-11-02_0330" },
+        /* every:30 through the repeated hour: each clock time once */
+        { US, "every:30", "2031-11-02 04:45", "2031-11-02 07:45",
+          "p.2031-11-02_0100 p.2031-11-02_0130 p.2031-11-02_0200 "
+          "p.2031-11-02_0230" },
+        /* a weekly slot on a change day */
+        { US, "weekly@sun@01:30", "2031-11-01 12:00", "2031-11-03 12:00",
+          "p.2031-11-02_0130" },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        EXPECT_STR(cases[i].want, dst_runs(cases[i].tz, cases[i].sched,
+                                           cases[i].from, cases[i].to));
+}
+
+/* ---- modify ---- */
+
+static void test_modify(void)
+{
+    char dir[256];
+    st = testvol_create(dir, sizeof(dir), 4096, SFS_CODEC_NONE);
+    struct sfs_policy p = make_policy("nightly", "daily@00:10", 3, "d",
+                                      "2031-01-01 00:00");
+    struct sfs_policy other = make_policy("other", "monthly@28", 1, "o",
+                                          "2031-01-01 00:00");
+    IN_TXN(sfs_policy_create_w(st, txn, &p));
+    IN_TXN(sfs_policy_create_w(st, txn, &other));
+    CHECK(run_at("2031-01-01 00:10") == 1, "first slot");
+    CHECK(run_at("2031-01-02 00:10") == 1, "second slot");
+
+    /* a new schedule starts at the change: no run for a slot before it */
+    struct sfs_policy m = p;
+    CHECK_RC(sfs_schedule_parse("daily@06:00", &m.sched));
+    IN_TXN(sfs_policy_modify_w(st, txn, &m, T("2031-01-02 07:00")));
+    CHECK(run_at("2031-01-02 07:01") == 0, "the 06:00 before the change");
+    CHECK(run_at("2031-01-03 06:00") == 1, "the new schedule");
+    EXPECT_STR("created d.2031-01-03_0600", events);
+
+    /* a smaller keep applies at the next run */
+    m.keep = 1;
+    IN_TXN(sfs_policy_modify_w(st, txn, &m, T("2031-01-03 07:00")));
+    EXPECT_STR("d.2031-01-01_0010 d.2031-01-02_0010 d.2031-01-03_0600",
+               snapshots());
+    CHECK(run_at("2031-01-04 06:00") == 4, "retention by the new keep");
+    EXPECT_STR("d.2031-01-04_0600", snapshots());
+
+    /* a new prefix names the next snapshots; the old ones stay */
+    snprintf(m.prefix, sizeof(m.prefix), "daily.db");
+    IN_TXN(sfs_policy_modify_w(st, txn, &m, T("2031-01-04 07:00")));
+    CHECK(run_at("2031-01-05 06:00") == 1, "new prefix");
+    EXPECT_STR("d.2031-01-04_0600 daily.db.2031-01-05_0600", snapshots());
+
+    /* refused: another policy's prefix, a bad keep, an unknown policy */
+    MDB_txn *txn;
+    CHECK_RC(sfs_txn_begin(st, NULL, true, &txn));
+    struct sfs_policy bad = m;
+    snprintf(bad.prefix, sizeof(bad.prefix), "o");
+    CHECK(sfs_policy_modify_w(st, txn, &bad, 0) == -EEXIST, "prefix taken");
+    bad = m;
+    bad.keep = 0;
+    CHECK(sfs_policy_modify_w(st, txn, &bad, 0) == -EINVAL, "keep 0");
+    bad = m;
+    snprintf(bad.name, sizeof(bad.name), "nope");
+    CHECK(sfs_policy_modify_w(st, txn, &bad, 0) == -ENOENT, "no policy");
+    struct sfs_policy got;
+    CHECK_RC(sfs_policy_get(st, txn, "nightly", &got));
+    CHECK(got.keep == 1 && !strcmp(got.prefix, "daily.db") &&
+          got.last_run == T("2031-01-05 06:00"), "the record after modify");
+    mdb_txn_abort(txn);
+    testvol_remove(st, dir);
+}
+
 int main(void)
 {
     setenv("TZ", "UTC", 1);
@@ -312,5 +446,7 @@ int main(void)
     test_arithmetic();
     test_syntax();
     test_runs();
+    test_dst();
+    test_modify();
     return test_done("test_policy");
 }

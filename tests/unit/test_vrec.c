@@ -7,9 +7,10 @@
  * deletes, snapshot takes and snapshot deletes run against both; after
  * each step every view (live and each snapshot) must read exactly as the
  * model says, key by key and by prefix scan, and the bookkeeping must add
- * up: block refcounts equal the versions that refer to them, the deadlist
- * matches hist row for row, and deleting every snapshot and every record
- * frees every byte.
+ * up: block refcounts equal the versions that refer to them, the ledger
+ * of blocks only snapshots hold is exactly what deleting every snapshot
+ * frees, the deadlist matches hist row for row, and deleting every
+ * snapshot and every record frees every byte.
  *
  * SOAK=1 runs many more and longer sequences.
  */
@@ -177,6 +178,51 @@ static void check_refcounts(struct sfs_store *st, MDB_txn *txn)
           (unsigned long long)dead, (unsigned long long)hist);
 }
 
+/* The ledger (blocks.c): each block's live count is the live versions
+ * that refer to it, snap_blob_bytes sums the blocks with none, and those
+ * are exactly what deleting every snapshot frees. */
+static void check_ledger(struct sfs_store *st, MDB_txn *txn)
+{
+    MDB_cursor *c;
+    MDB_val k, v;
+    uint64_t bytes = 0, phys = 0;
+    CHECK_RC(mdb_cursor_open(txn, st->db_dedup, &c));
+    while (!mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        struct sfs_dedup_rec d;
+        memcpy(&d, v.mv_data, sizeof(d));
+        static uint8_t hashes[NPAT][SFS_HASH_LEN];
+        static bool hashed;
+        for (int pat = 1; !hashed && pat < NPAT; pat++)
+            pattern_hash(pat, hashes[pat]);
+        hashed = true;
+        uint64_t live = 0;
+        for (int key = 0; key < NKEYS; key++)
+            live += live_vals[key] &&
+                    !memcmp(hashes[live_vals[key]], k.mv_data, SFS_HASH_LEN);
+        CHECK(d.live == live, "block with %llu live references, %llu live "
+              "versions", (unsigned long long)d.live,
+              (unsigned long long)live);
+        if (d.refcount && !d.live) {
+            bytes += sfs_blob_bytes(d.csize);
+            phys += d.csize;
+        }
+    }
+    mdb_cursor_close(c);
+    CHECK(bytes == st->state.snap_blob_bytes, "ledger %llu, blocks %llu",
+          (unsigned long long)st->state.snap_blob_bytes,
+          (unsigned long long)bytes);
+    if (!nsnaps)
+        return;
+    uint64_t epochs[MAXSNAP];
+    for (int i = 0; i < nsnaps; i++)
+        epochs[i] = snaps[i].epoch;
+    struct sfs_reclaim r;
+    CHECK_RC(sfs_snap_reclaim(st, txn, epochs, (size_t)nsnaps, &r));
+    CHECK(r.physical == phys, "deleting every snapshot frees %llu, the "
+          "ledger says %llu", (unsigned long long)r.physical,
+          (unsigned long long)phys);
+}
+
 static void check_all(struct sfs_store *st, MDB_txn *txn)
 {
     check_view(st, txn, SFS_VIEW_LIVE, live_vals);
@@ -186,6 +232,7 @@ static void check_all(struct sfs_store *st, MDB_txn *txn)
         check_scan(st, txn, snaps[i].epoch, snaps[i].vals);
     }
     check_refcounts(st, txn);
+    check_ledger(st, txn);
 }
 
 static void take_snapshot(struct sfs_store *st, MDB_txn *txn, int serial)
