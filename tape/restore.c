@@ -1242,13 +1242,31 @@ static int write_block(struct rst *r, void *arg, const uint8_t *blk,
     return 0;
 }
 
+/* ENOSPC or EDQUOT: the destination has no room (not a failure of the
+ * restore: what fits is restored, what does not is named incomplete). */
+static bool dest_full(int err)
+{
+    return err == ENOSPC || err == EDQUOT;
+}
+
+/* No room even to create the file: its data is skipped in the dump, and
+ * the caller names it incomplete with nothing written.  RC, or the error
+ * of reading on. */
+static int skip_for_room(struct rst *r, uint64_t *written, int rc)
+{
+    *written = 0;
+    int src = skip_data(r);
+    return src ? src : rc;
+}
+
 /* A new regular file at PATH, its data from the dump; holes stay holes. */
 static int write_regular(struct rst *r, const char *path, uint64_t *written)
 {
     int fd = openat(r->o->destfd, path, O_WRONLY | O_CREAT | O_EXCL |
                                         O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
-        return fail_dest(r, "open", shown(path), -errno);
+        return dest_full(errno) ? skip_for_room(r, written, -errno)
+                                : fail_dest(r, "open", shown(path), -errno);
     struct filew w = { .fd = fd };
     struct write_ctx c = { &w, path, r->h.di.size };
     uint64_t size = r->h.di.size, done;
@@ -1280,7 +1298,8 @@ static int write_symlink(struct rst *r, const char *path)
     if (rc)
         return rc;
     if (symlinkat((char *)c.buf, r->o->destfd, path))
-        rc = fail_dest(r, "symlink", shown(path), -errno);
+        rc = dest_full(errno) ? -errno
+                              : fail_dest(r, "symlink", shown(path), -errno);
     free(c.buf);
     return rc;
 }
@@ -1295,8 +1314,11 @@ static int write_special(struct rst *r, const char *path)
 {
     const struct dump_inode *di = &r->h.di;
     if (mknodat(r->o->destfd, path, di->mode & (S_IFMT | 0700),
-                device_of(di)))
-        return fail_dest(r, "mknod", shown(path), -errno);
+                device_of(di))) {
+        uint64_t none;
+        return dest_full(errno) ? skip_for_room(r, &none, -errno)
+                                : fail_dest(r, "mknod", shown(path), -errno);
+    }
     return skip_data(r);
 }
 
