@@ -138,6 +138,8 @@ soak: deps
 	SNAPFS=$(CURDIR)/build/asan/snapfs SNAPFS_DAMAGE=$(CURDIR)/build/asan/snapfs-damage \
 	    SOAK=1 TEST_TIMEOUT=600 bash tests/integration/t10-blocks.sh
 	SNAPFS=$(CURDIR)/build/asan/snapfs SOAK=1 TEST_TIMEOUT=1800 bash tests/integration/t14-partial-writes.sh
+	SNAPFS=$(CURDIR)/build/asan/snapfs SNAPFS_DAMAGE=$(CURDIR)/build/asan/snapfs-damage \
+	    SOAK=1 bash tests/integration/t38-crash-loop.sh
 
 clean:
 	rm -rf build

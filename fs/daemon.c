@@ -5,7 +5,9 @@
  *   1. open the store exclusively (a second mount gets EBUSY: "already
  *      mounted"), reap orphans a crash left behind (inodes unlinked while
  *      open), count the ledger of what only snapshots hold if the store
- *      predates it (store/blocks.c), start group commit;
+ *      predates it (store/blocks.c), release the holds and remove the
+ *      partial stores of clones that were killed (leftovers.c), start
+ *      group commit;
  *   2. create the FUSE session and mount, with default_permissions (the
  *      kernel checks permissions and POSIX ACLs), allow_other when run by
  *      root (NAS exports), fsname = the store path and type fuse.snapfs;
@@ -18,6 +20,7 @@
  */
 #define _GNU_SOURCE
 #include "control.h"
+#include "leftovers.h"
 #include "ops.h"
 #include "scheduler.h"
 #include "wcache.h"
@@ -237,6 +240,12 @@ int snapfs_serve(const char *store, const char *mountpoint, const char *options,
         fprintf(stderr, "snapfs mount: %s: counted what only snapshots hold "
                         "(once: the store was made by an older snapfs)\n",
                 store);
+    rc = st->readonly ? 0 : leftovers_clean(st, store);
+    if (rc) {
+        fprintf(stderr, "snapfs mount: %s: cleaning after killed commands: "
+                        "%s\n", store, strerror(-rc));
+        goto fail;
+    }
     uint64_t published;
     rc = published_view(st, &published);
     if (rc) {

@@ -402,6 +402,25 @@ void store_dir_check_new(const char *cmd, const char *newstore)
         die(cmd, "%s: its parent directory does not exist", newstore);
 }
 
+/* The hold's tag: clone:PID, and the absolute path of PARTIAL when the
+ * tag has room (200 bytes), so that the next mount can remove it if
+ * this process is killed (fs/leftovers.c). */
+static void clone_tag(const char *partial, char *tag, size_t cap)
+{
+    char dir[PATH_MAX], real[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s", partial);
+    char *slash = strrchr(dir, '/');
+    const char *base = slash ? slash + 1 : partial;
+    if (slash)
+        *(slash == dir ? slash + 1 : slash) = 0;
+    int n = -1;
+    if (realpath(slash ? dir : ".", real))
+        n = snprintf(tag, cap, "clone:%d:%s%s%s", (int)getpid(), real,
+                     strcmp(real, "/") ? "/" : "", base);
+    if (n < 0 || n > 200)
+        snprintf(tag, cap, "clone:%d", (int)getpid());
+}
+
 int cmd_clone(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++)
@@ -420,11 +439,11 @@ int cmd_clone(int argc, char **argv)
     find_snapshot(&v, "clone", vol.arg, name, &s);
     view_close(&v);
 
-    char tag[64], partial[PATH_MAX];
-    snprintf(tag, sizeof(tag), "clone:%d", (int)getpid());
+    char tag[256], partial[PATH_MAX];
     if (snprintf(partial, sizeof(partial), "%s.partial-%d", newstore,
                  (int)getpid()) >= (int)sizeof(partial))
         die("clone", "%s: name too long", newstore);
+    clone_tag(partial, tag, sizeof(tag));
     int rc = volume_hold(&vol, "clone", name, tag, true);
     if (rc)
         die("clone", "%s: holding snapshot '%s': %s", vol.arg, name,
