@@ -230,7 +230,15 @@ static pid_t fork_server(int lfd, const struct server_plan *plan)
         waitpid(r.child, NULL, 0);
     }
     peer_relay_free(&r);
+    /* as peer serve closes after a relay that ended well: close_notify,
+     * then the client's last bytes read until it closes, so that no reset
+     * destroys what it has not read yet (the tail of the stream) */
     SSL_shutdown(ssl);
+    shutdown(sock, SHUT_WR);
+    char sink[4096];
+    struct pollfd pf = { .fd = sock, .events = POLLIN };
+    while (!rc && poll(&pf, 1, 10000) > 0 && read(sock, sink, sizeof(sink)) > 0)
+        continue;
     _exit(exit_code(rc));
 }
 
