@@ -9,6 +9,7 @@
 # snapshot create says "creating snapshot NAME: REASON".
 . "$(dirname "$0")/lib.sh"
 test_have_prereq SNAPFS || { say "# skipping: needs snapfs"; test_done; }
+test_have_prereq ROOT || { say "# skipping: needs root (root fills the volume past the users' share, and the daemon must be root to use the reserve as tested)"; test_done; }
 
 use_policy_clock '2031-01-01 00:00'
 vol_create --size 64M || test_bail "cannot create a 64 MiB volume"
