@@ -44,7 +44,7 @@ HDRS      := $(wildcard store/*.h fs/*.h tape/*.h tools/*.h tools/*/*.h tests/un
 
 FLAVOURS := release asan
 
-.PHONY: all deps test unit integration run bench soak clean check-deps
+.PHONY: all deps print-deps test unit integration run bench soak clean check-deps
 all: build/release/snapfs build/release/snapfs-damage
 
 define flavour_rules
@@ -99,10 +99,24 @@ $(foreach f,$(FLAVOURS),$(eval $(call flavour_rules,$(f))))
 
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=build/asan/unit/%)
 
-# Every package the build, the tests and the benchmarks need (Debian's,
-# and npm's into build/npm): contrib/deps.sh has the lists.
+# Every package the build, the tests and the benchmarks need: Debian's
+# (what compiles snapfs; the file tools, Linux dump/restore and the real
+# peers of the NAS, vault, NDMP and application tests) and npm's, into
+# build/npm.  contrib/deps.sh installs what is missing.
+DEB_BUILD := gcc make pkg-config libfuse3-dev fuse3 liblmdb-dev libzstd-dev \
+             libssl-dev libacl1-dev libattr1-dev libcurl4-openssl-dev
+DEB_TEST  := acl attr lmdb-utils fio python3 psmisc util-linux bc dump \
+             e2fsprogs strace openssl rsync procps curl jq \
+             samba samba-common-bin smbclient samba-vfs-modules \
+             nfs-ganesha nfs-ganesha-vfs libnfs-utils \
+             restic amanda-common postgresql s3cmd
+NPM_TEST  := s3rver@3
 deps:
-	@bash contrib/deps.sh
+	@DEB_BUILD="$(DEB_BUILD)" DEB_TEST="$(DEB_TEST)" NPM_TEST="$(NPM_TEST)" \
+	    bash contrib/deps.sh
+
+print-deps:
+	@echo 'DEB_BUILD="$(DEB_BUILD)"; DEB_TEST="$(DEB_TEST)"; NPM_TEST="$(NPM_TEST)"'
 
 unit: $(UNIT_BINS)
 	@fail=0; pass=0; for t in $(UNIT_BINS); do \

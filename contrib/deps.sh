@@ -16,18 +16,15 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-# What compiles snapfs.
-DEB_BUILD=(gcc make pkg-config libfuse3-dev fuse3 liblmdb-dev libzstd-dev
-           libssl-dev libacl1-dev libattr1-dev libcurl4-openssl-dev)
-# What the tests and the benchmarks run: file tools, Linux dump/restore,
-# and the real peers of the NAS, vault, NDMP and application tests.
-DEB_TEST=(acl attr lmdb-utils fio python3 psmisc util-linux bc dump e2fsprogs
-          strace openssl rsync procps
-          samba smbclient samba-vfs-modules
-          nfs-ganesha nfs-ganesha-vfs libnfs-utils
-          restic amanda-common postgresql s3cmd)
-# npm packages, installed into build/npm (never system-wide).
-NPM_TEST=(s3rver@3)
+# The lists are the Makefile's (DEB_BUILD, DEB_TEST, NPM_TEST), passed in
+# the environment by `make deps`; run by hand, the script reads them there.
+if [ -z "${DEB_BUILD:-}" ] || [ -z "${DEB_TEST:-}" ]; then
+    eval "$(make -s --no-print-directory print-deps)" || exit 1
+fi
+read -r -a DEB_BUILD <<<"$DEB_BUILD"
+read -r -a DEB_TEST <<<"$DEB_TEST"
+read -r -a NPM_TEST <<<"${NPM_TEST:-}"
+# npm packages are installed into build/npm (never system-wide).
 NPM_DIR=build/npm
 
 installed() {
