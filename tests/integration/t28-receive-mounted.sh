@@ -85,10 +85,14 @@ paused_receive() {
 		"$SNAPFS" receive "$DMNT" 2>"$3" &
 	pid=$!
 }
-# receiving: wait (10 s at most) until the daemon has begun the receive
+# receiving: wait (10 s at most) until the daemon has taken the receive:
+# an abort is then refused because a receive runs (before, with nothing
+# unfinished, it finds nothing to discard: nothing changes either way).
+# A resume token is no sign: a stream paused in its header has none yet.
 receiving() {
 	for _ in $(seq 100); do
-		"$SNAPFS" receive "$DMNT" --resume-token >/dev/null 2>&1 && return 0
+		"$SNAPFS" receive "$DMNT" --abort 2>"$TEST_TMP/probe.err"
+		grep -q "a receive into it is running" "$TEST_TMP/probe.err" && return 0
 		sleep 0.1
 	done
 	say "no receive began" >&2
@@ -116,12 +120,16 @@ test_expect_success 'a second receive while one runs is refused, and so is a sna
 	echo four >dir/file && "$SNAPFS" snapshot create "$MNT" s4 >/dev/null &&
 	"$SNAPFS" send "$MNT" s4 --from s3 >"$TEST_TMP/s34.stream" &&
 	paused_receive "$TEST_TMP/s34.stream" 100 "$REF/err1" || exit 1
-	receiving &&
+	receiving || exit 1
 	rc=0; "$SNAPFS" receive "$DMNT" <"$TEST_TMP/s34.stream" 2>"$REF/err" || rc=$?
 	assert_eq 1 "$rc" && assert_grep "another receive into it is running" "$REF/err" || exit 1
 	rc=0; "$SNAPFS" snapshot create "$DMNT" local 2>"$REF/err" || rc=$?
 	assert_eq 1 "$rc" && assert_grep "a stream is being received into it" "$REF/err" || exit 1
-	kill $pid && echo go >"$TEST_TMP/gate" || exit 1
+	kill $pid || exit 1
+	# the command is gone before the rest of the stream comes (wait would
+	# wait for the whole pipeline, whose head waits for the gate)
+	while kill -0 $pid 2>/dev/null; do sleep 0.05; done
+	echo go >"$TEST_TMP/gate" || exit 1
 	wait $pid || :
 	assert_eq "s1 s2 s3" "$(snaps "$DMNT")" || exit 1
 	for _ in $(seq 50); do	# the daemon ends the killed command'"'"'s receive
