@@ -189,8 +189,7 @@ install: $(INSTALL_BIN)
 	    $(D)$(SYSCONFDIR)/snapfs/volumes
 	install -m 0755 $(INSTALL_BIN) $(D)$(BINDIR)/snapfs
 	$(SUBST) contrib/mount.fuse.snapfs >$(D)$(MOUNTHELPERDIR)/mount.fuse.snapfs
-	$(SUBST) contrib/umount.fuse.snapfs >$(D)$(MOUNTHELPERDIR)/umount.fuse.snapfs
-	chmod 0755 $(D)$(MOUNTHELPERDIR)/mount.fuse.snapfs $(D)$(MOUNTHELPERDIR)/umount.fuse.snapfs
+	chmod 0755 $(D)$(MOUNTHELPERDIR)/mount.fuse.snapfs
 	ln -sf mount.fuse.snapfs $(D)$(MOUNTHELPERDIR)/mount.snapfs
 	$(SUBST) contrib/systemd/snapfs-unit >$(D)$(LIBEXECDIR)/snapfs-unit
 	chmod 0755 $(D)$(LIBEXECDIR)/snapfs-unit
@@ -208,7 +207,6 @@ install: $(INSTALL_BIN)
 uninstall:
 	rm -f $(D)$(BINDIR)/snapfs $(D)$(LIBEXECDIR)/snapfs-unit \
 	    $(D)$(MOUNTHELPERDIR)/mount.fuse.snapfs $(D)$(MOUNTHELPERDIR)/mount.snapfs \
-	    $(D)$(MOUNTHELPERDIR)/umount.fuse.snapfs \
 	    $(D)$(COMPLETIONDIR)/snapfs $(D)$(DOCDIR)/volume.conf.example \
 	    $(addprefix $(D)$(UNITDIR)/,$(notdir $(UNITS))) \
 	    $(addprefix $(D)$(MANDIR)/man8/,$(notdir $(MAN_PAGES)))
