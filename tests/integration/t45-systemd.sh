@@ -211,6 +211,23 @@ test_expect_success 'dump runs the rotation on the volume: its dump dates choose
 	! ls "$TEST_TMP/dumps" | grep partial
 '
 
+test_expect_success 'a tape (a character device) gets the dump of DUMP_PATH as given' '
+	today=$(date +%F) &&
+	tomorrow=$(date -d "$today + 1 day" +%F) &&
+	fullday=$(date -d "$today + 3 days" +%a) &&
+	mkdir -p "$MNT/eng" && echo e >"$MNT/eng/f" &&
+	printf "STORE=%s\nMOUNTPOINT=%s\nDUMP_TO=/dev/null\nDUMP_PATH=eng/\nDUMP_FULL_DAY=%s\n" \
+		"$STORE" "$MNT" "$fullday" >"$SNAPFS_VOLUMES_DIR/tape.conf" &&
+	"$UNIT" check tape >"$REF/out" &&
+	assert_grep "tape.conf is right" "$REF/out" &&
+	"$UNIT" dump tape >"$REF/out" 2>&1 &&
+	assert_grep "level 0 dump of $STORE/eng to /dev/null (no level 0 dump of /eng is recorded)" "$REF/out" &&
+	"$SNAPFS" dump dates "$MNT" >"$REF/dates" &&
+	assert_grep "^/eng  *0  " "$REF/dates" &&
+	assert_eq "1 day 1 after the level 0 dump of $today" \
+		"$("$UNIT" dump-level tape --today "$tomorrow")"
+'
+
 test_expect_success 'dump refuses to overwrite a dump file and a target that is neither tape nor directory' '
 	tomorrow=$(date -d "$(date +%F) + 1 day" +%F) &&
 	! "$UNIT" dump main --today "$tomorrow" 2>"$REF/err" &&
