@@ -257,11 +257,11 @@ test_expect_success 'mirror updates each destination, and one that fails stops n
 	vol_umount "$TEST_TMP/dr.mnt"
 '
 
-test_expect_success ROOT 'mount -t fuse.snapfs runs the installed helper, and umount keeps the data' '
+test_expect_success ROOT 'mount -t fuse.snapfs and -t snapfs run the installed helper, and umount keeps the data' '
 	made= &&
-	if ! [ -e /sbin/mount.fuse.snapfs ]; then
-		ln -s "$PREFIX/sbin/mount.fuse.snapfs" /sbin/mount.fuse.snapfs && made=/sbin/mount.fuse.snapfs
-	fi &&
+	for h in mount.fuse.snapfs mount.snapfs; do
+		if ! [ -e /sbin/$h ]; then ln -s "$PREFIX/sbin/$h" /sbin/$h && made="$made /sbin/$h"; fi
+	done &&
 	trap "rm -f $made" EXIT &&
 	cd "$TEST_TMP" &&
 	SNAPFS=$SNAPFS mount -t fuse.snapfs -o noatime,x-systemd.requires=network-online.target,_netdev "$V2" "$M2" &&
@@ -272,7 +272,8 @@ test_expect_success ROOT 'mount -t fuse.snapfs runs the installed helper, and um
 	cp "$M2/via-fstab" "$REF/via-fstab" &&
 	umount "$M2" &&
 	wait_gone "$pid" &&
-	vol_mount "$V2" "$M2" &&
+	SNAPFS=$SNAPFS mount -t snapfs "$V2" "$M2" &&
+	grep " $M2 fuse.snapfs " /proc/mounts &&
 	assert_cmp "$REF/via-fstab" "$M2/via-fstab" &&
 	vol_umount "$M2"
 '
