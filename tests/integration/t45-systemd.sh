@@ -48,7 +48,7 @@ while True:
         f.write(m.replace("\n", " ") + "\n")
 ' "$TEST_TMP/notify.sock" "$TEST_TMP/notify.log" ) &
 	NOTIFY_PID=$!
-	for _ in $(seq 100); do [ -e "$TEST_TMP/notify.log.up" ] && return 0; sleep 0.05; done
+	for _ in $(seq 600); do [ -e "$TEST_TMP/notify.log.up" ] && return 0; sleep 0.05; done
 	return 1
 }
 test_at_exit '[ -n "$NOTIFY_PID" ] && kill $NOTIFY_PID 2>/dev/null'
@@ -219,7 +219,9 @@ test_expect_success 'a tape (a character device) gets the dump of DUMP_PATH as g
 	printf "STORE=%s\nMOUNTPOINT=%s\nDUMP_TO=/dev/null\nDUMP_PATH=eng/\nDUMP_FULL_DAY=%s\n" \
 		"$STORE" "$MNT" "$fullday" >"$SNAPFS_VOLUMES_DIR/tape.conf" &&
 	"$UNIT" check tape >"$REF/out" &&
-	assert_grep "tape.conf is right" "$REF/out" &&
+	assert_grep "tape.conf is right: STORE=$STORE MOUNTPOINT=$MNT\$" "$REF/out" &&
+	"$UNIT" check rot >"$REF/out" &&
+	assert_grep "rot.conf is right: STORE=$V2 (no MOUNTPOINT: snapfs@rot.service cannot mount it)" "$REF/out" &&
 	"$UNIT" dump tape >"$REF/out" 2>&1 &&
 	assert_grep "level 0 dump of $STORE/eng to /dev/null (no level 0 dump of /eng is recorded)" "$REF/out" &&
 	"$SNAPFS" dump dates "$MNT" >"$REF/dates" &&
