@@ -67,6 +67,36 @@ test_expect_success 'every command of the dispatch has a man page that shows it'
 	done
 '
 
+# help_subcommands: "COMMAND SUBCOMMAND" for each subcommand the help names
+# (the first word of each "|" part of a line of a dispatched command)
+help_subcommands() {
+	"$SNAPFS" help | awk -v cmds="$(dispatch_commands | tr "\n" " ")" '
+	BEGIN { n = split(cmds, c, " "); for (i = 1; i <= n; i++) known[c[i]] = 1 }
+	/^  [a-z]/ {
+		line = substr($0, 3); split(line, w, " "); cmd = w[1]
+		if (!(cmd in known)) next
+		nseg = split(substr(line, length(cmd) + 2), seg, / \| /)
+		for (s = 1; s <= nseg; s++) {
+			split(seg[s], t, " "); word = t[1]
+			if (word == cmd) word = t[2]
+			nalt = split(word, alt, "|")
+			for (a = 1; a <= nalt; a++)
+				if (alt[a] ~ /^[a-z][a-z-]*$/) print cmd, alt[a]
+		}
+	}' | sort -u
+}
+
+test_expect_success 'every subcommand the help names is in its command'"'"'s page' '
+	help_subcommands >"$REF/subs" &&
+	test $(wc -l <"$REF/subs") -ge 50 &&
+	missing= &&
+	while read -r c sub; do
+		(cd "$ROOT/usr/share/man" && MANWIDTH=200 man -l "man8/snapfs-$c.8" 2>/dev/null) |
+			col -b | grep -qw -- "$sub" || missing="$missing $c:$sub"
+	done <"$REF/subs" &&
+	assert_eq "" "$missing" "subcommands in no page of their command"
+'
+
 test_expect_success 'every option of the help and of the parsers is in a man page' '
 	(cd "$ROOT/usr/share/man" &&
 	 for p in man8/*.8; do MANWIDTH=200 man -l "$p" 2>/dev/null; done) | col -b >"$REF/all-pages" &&
