@@ -6,12 +6,15 @@
 #   make run        deps, build, a demo volume in ./demo.store on ./demo.mnt
 #   make bench      deps, release build, the benchmark (see tests/bench)
 #   make soak       the long randomized and crash-loop runs
+#   make install    the release build, helpers, units, man pages and bash
+#                   completion under $(DESTDIR)$(PREFIX) (default /usr/local);
+#                   make uninstall removes them
 #
 # Two flavours share the sources: build/release (-O2) and build/asan
 # (-O1, AddressSanitizer and UndefinedBehaviorSanitizer), which the tests run.
 
 CC      ?= cc
-PKGS    := fuse3 lmdb libzstd libssl libcrypto libcurl
+PKGS    := fuse3 lmdb libzstd libssl libcrypto libcurl libsystemd
 WARN    := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
            -Wstrict-prototypes -Wmissing-prototypes
 DEFS    := -D_FILE_OFFSET_BITS=64 -DFUSE_USE_VERSION=314
@@ -44,7 +47,8 @@ HDRS      := $(wildcard store/*.h fs/*.h tape/*.h tools/*.h tools/*/*.h tests/un
 
 FLAVOURS := release asan
 
-.PHONY: all deps print-deps test unit integration run bench soak clean check-deps
+.PHONY: all deps print-deps test unit integration run bench soak clean check-deps \
+        install uninstall
 all: build/release/snapfs build/release/snapfs-damage
 
 define flavour_rules
@@ -104,12 +108,14 @@ UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=build/asan/unit/%)
 # peers of the NAS, vault, NDMP and application tests) and npm's, into
 # build/npm.  contrib/deps.sh installs what is missing.
 DEB_BUILD := gcc make pkg-config libfuse3-dev fuse3 liblmdb-dev libzstd-dev \
-             libssl-dev libacl1-dev libattr1-dev libcurl4-openssl-dev
+             libssl-dev libacl1-dev libattr1-dev libcurl4-openssl-dev \
+             libsystemd-dev
 DEB_TEST  := acl attr lmdb-utils fio python3 psmisc util-linux bc dump \
              e2fsprogs strace openssl rsync procps curl jq \
              samba samba-common-bin smbclient samba-vfs-modules \
              nfs-ganesha nfs-ganesha-vfs libnfs-utils \
-             restic amanda-common postgresql s3cmd
+             restic amanda-common postgresql s3cmd \
+             systemd mandoc man-db bsdextrautils
 NPM_TEST  := s3rver@3
 deps:
 	@DEB_BUILD="$(DEB_BUILD)" DEB_TEST="$(DEB_TEST)" NPM_TEST="$(NPM_TEST)" \
@@ -154,6 +160,57 @@ soak: deps
 	SNAPFS=$(CURDIR)/build/asan/snapfs SOAK=1 TEST_TIMEOUT=1800 bash tests/integration/t14-partial-writes.sh
 	SNAPFS=$(CURDIR)/build/asan/snapfs SNAPFS_DAMAGE=$(CURDIR)/build/asan/snapfs-damage \
 	    SOAK=1 bash tests/integration/t38-crash-loop.sh
+
+# ---- install ----
+# Where things go: PREFIX (default /usr/local) and DESTDIR (a staging
+# root) as usual.  mount(8) finds its helpers in /sbin only, and the
+# volumes' configuration is /etc/snapfs/volumes whatever the prefix.
+# INSTALL_BIN is the binary installed (default the release build).
+PREFIX        ?= /usr/local
+BINDIR        ?= $(PREFIX)/bin
+LIBEXECDIR    ?= $(PREFIX)/lib/snapfs
+MANDIR        ?= $(PREFIX)/share/man
+UNITDIR       ?= $(PREFIX)/lib/systemd/system
+COMPLETIONDIR ?= $(PREFIX)/share/bash-completion/completions
+DOCDIR        ?= $(PREFIX)/share/doc/snapfs
+SYSCONFDIR    ?= /etc
+MOUNTHELPERDIR ?= /sbin
+INSTALL_BIN   ?= build/release/snapfs
+MAN_PAGES     := $(sort $(wildcard contrib/man/*.8))
+UNITS         := $(sort $(wildcard contrib/systemd/*.service contrib/systemd/*.timer))
+# the installed paths written into the scripts, units and pages
+SUBST = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' \
+            -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g'
+D = $(DESTDIR)
+
+install: $(INSTALL_BIN)
+	install -d -m 0755 $(D)$(BINDIR) $(D)$(LIBEXECDIR) $(D)$(MANDIR)/man8 \
+	    $(D)$(UNITDIR) $(D)$(COMPLETIONDIR) $(D)$(DOCDIR) $(D)$(MOUNTHELPERDIR) \
+	    $(D)$(SYSCONFDIR)/snapfs/volumes
+	install -m 0755 $(INSTALL_BIN) $(D)$(BINDIR)/snapfs
+	$(SUBST) contrib/mount.fuse.snapfs >$(D)$(MOUNTHELPERDIR)/mount.fuse.snapfs
+	chmod 0755 $(D)$(MOUNTHELPERDIR)/mount.fuse.snapfs
+	ln -sf mount.fuse.snapfs $(D)$(MOUNTHELPERDIR)/mount.snapfs
+	$(SUBST) contrib/systemd/snapfs-unit >$(D)$(LIBEXECDIR)/snapfs-unit
+	chmod 0755 $(D)$(LIBEXECDIR)/snapfs-unit
+	for f in $(UNITS); do \
+	    $(SUBST) $$f >$(D)$(UNITDIR)/$${f##*/} && chmod 0644 $(D)$(UNITDIR)/$${f##*/} || exit 1; \
+	done
+	for f in $(MAN_PAGES); do \
+	    if [ -L $$f ]; then ln -sf $$(readlink $$f) $(D)$(MANDIR)/man8/$${f##*/} || exit 1; continue; fi; \
+	    $(SUBST) $$f >$(D)$(MANDIR)/man8/$${f##*/} && chmod 0644 $(D)$(MANDIR)/man8/$${f##*/} || exit 1; \
+	done
+	install -m 0644 contrib/completion/snapfs $(D)$(COMPLETIONDIR)/snapfs
+	$(SUBST) contrib/systemd/volume.conf.example >$(D)$(DOCDIR)/volume.conf.example
+	chmod 0644 $(D)$(DOCDIR)/volume.conf.example
+
+uninstall:
+	rm -f $(D)$(BINDIR)/snapfs $(D)$(LIBEXECDIR)/snapfs-unit \
+	    $(D)$(MOUNTHELPERDIR)/mount.fuse.snapfs $(D)$(MOUNTHELPERDIR)/mount.snapfs \
+	    $(D)$(COMPLETIONDIR)/snapfs $(D)$(DOCDIR)/volume.conf.example \
+	    $(addprefix $(D)$(UNITDIR)/,$(notdir $(UNITS))) \
+	    $(addprefix $(D)$(MANDIR)/man8/,$(notdir $(MAN_PAGES)))
+	-rmdir $(D)$(LIBEXECDIR) $(D)$(DOCDIR) 2>/dev/null
 
 clean:
 	rm -rf build

@@ -13,16 +13,19 @@
  *      root (NAS exports), fsname = the store path and type fuse.snapfs;
  *   3. write STORE/daemon.pid and tell the waiting parent "ready" (a
  *      failure before this point is reported to it instead, and nothing
- *      stays mounted);
+ *      stays mounted); in the foreground under systemd (Type=notify),
+ *      tell it READY=1 once the mount answers (service.c);
  *   4. serve with a multithreaded loop until unmounted or signalled, and
  *      run due snapshot policies on a thread (scheduler.c);
- *   5. commit and sync everything, remove the pid file, close the store.
+ *   5. commit and sync everything (systemd is told STOPPING=1 first),
+ *      remove the pid file, close the store.
  */
 #define _GNU_SOURCE
 #include "control.h"
 #include "leftovers.h"
 #include "ops.h"
 #include "scheduler.h"
+#include "service.h"
 #include "wcache.h"
 
 #include <errno.h>
@@ -308,6 +311,11 @@ int snapfs_serve(const char *store, const char *mountpoint, const char *options,
     if (ready_fd >= 0) {
         tell_parent(&ready_fd, 0);
         detach_stdio(store);
+    } else {
+        rc = service_ready_when_answering(store, mountpoint);
+        if (rc)
+            fprintf(stderr, "snapfs: %s: cannot tell systemd when the mount "
+                            "is ready: %s\n", store, strerror(-rc));
     }
     struct scheduler sched; /* after detaching: it logs to daemon.log */
     rc = scheduler_start(&sched, &fs->vol, store);
@@ -320,6 +328,8 @@ int snapfs_serve(const char *store, const char *mountpoint, const char *options,
     fuse_loop_cfg_set_max_threads(cfg, 16);
     int loop_rc = fuse_session_loop_mt(se, cfg);
     fuse_loop_cfg_destroy(cfg);
+    if (ready_fd < 0)
+        service_stopping(store);
 
     space_stop(&fs->space);
     fuse_session_unmount(se);

@@ -202,8 +202,11 @@ static int cmd_mount(int argc, char **argv)
         die("mount", "%s: a snapfs volume (%s) is already mounted here", mnt,
             already);
 
-    if (foreground)
-        return snapfs_serve(store, mnt, opts, -1);
+    if (foreground) {
+        int status = snapfs_serve(store, mnt, opts, -1);
+        free(opts);
+        return status;
+    }
 
     int pipefd[2];
     if (pipe2(pipefd, O_CLOEXEC))
