@@ -157,6 +157,11 @@ int vault_restorer_open(struct vault *v, const struct vault_snapshot *s,
 int vault_restorer_store(struct vault_restorer *rs, const char *path,
                          vault_key_filter keep, void *arg);
 void vault_restorer_close(struct vault_restorer *rs);
+/* The table the chain was replayed into (each key of the snapshot with
+ * its value), to read from (read-only transactions of ENV); valid until
+ * vault_restorer_close. */
+void vault_restorer_table(struct vault_restorer *rs, MDB_env **env,
+                          MDB_dbi *dbi);
 
 /* Every manifest: CB(ARG, id, manifest); a damaged one (or of a newer
  * format) fails the scan (-EBADMSG, -EPROTONOSUPPORT, why names the
