@@ -177,12 +177,12 @@ test_expect_success 'a damaged pack is EIO for the file whose block it damages; 
 			good=$((good + 1))
 		else
 			assert_grep "Input/output error" "$REF/err" || exit 1
-			bad=$((bad + 1))
+			bad=$((bad + 1)) failed=$f
 		fi
 	done &&
 	assert_eq 1 "$bad" && assert_eq 6 "$good" &&
 	vm_stop &&
-	assert_grep "damaged" "$LOG"
+	assert_grep "snapshot s1 of volume $UUID: /$failed: reading a block: data/.*: damaged" "$LOG"
 '
 
 test_expect_success 'a prune meanwhile (s1 backed up whole, then forgotten): what s1 alone had is EIO, what s2 keeps reads right' '
@@ -236,6 +236,22 @@ test_expect_success 'bad input: a wrong passphrase, not a vault, no mountpoint, 
 	{ rc=0; "$SNAPFS" vault mount "$V" "$TEST_TMP/vm2" --cache "$CACHE" 2>"$REF/err" || rc=$?; } &&
 	assert_eq 1 "$rc" && assert_one_line "$REF/err" && assert_grep "another vault mount uses" "$REF/err" &&
 	! mountpoint -q "$TEST_TMP/vm2" &&
+	vm_stop
+'
+
+test_expect_success 'two vaulted snapshots of one name (s1 was forgotten above) show as NAME@ID, each with its own tree' '
+	cp "$MNT/.snapshot/s2/small" "$TEST_TMP/small.s2" &&
+	"$SNAPFS" snapshot delete "$MNT" s2 >/dev/null &&
+	echo changed >small && "$SNAPFS" snapshot create "$MNT" s2 >/dev/null &&
+	"$SNAPFS" vault backup "$MNT" s2 "$V" >/dev/null &&
+	ids=$("$SNAPFS" vault list "$V" --json | python3 -c "
+import json, sys
+print(\" \".join(s[\"id\"][:8] for s in json.load(sys.stdin) if s[\"name\"] == \"s2\"))") &&
+	set -- $ids && test $# = 2 &&
+	vm_start --cache "$CACHE" &&
+	assert_eq "$(printf "%s\n" "s2@$1" "s2@$2" | sort)" "$(ls "$VM/$UUID")" &&
+	cmp "$TEST_TMP/small.s2" "$VM/$UUID/s2@$1/small" &&
+	assert_eq changed "$(cat "$VM/$UUID/s2@$2/small")" &&
 	vm_stop
 '
 

@@ -573,14 +573,59 @@ static int open_blob(struct vbrowse *b, const uint8_t id[VC_ID],
     return 0;
 }
 
+struct name_find {
+    uint64_t ino;
+    char *name;
+};
+
+static int name_cb(void *arg, const MDB_val *key, const MDB_val *val)
+{
+    struct name_find *f = arg;
+    struct sfs_dirent d;
+    if (sfs_rec_dirent_decode(key, val, &d) || d.ino != f->ino)
+        return 0;
+    memcpy(f->name, d.name, strlen(d.name) + 1);
+    return 1;
+}
+
+/* A path of OBJ in T (for messages), found up its parent hints; "inode
+ * N" when there is none. */
+static void path_of(struct vb_table *t, uint64_t obj, char *out, size_t cap)
+{
+    char path[PATH_MAX] = "", name[SFS_NAME_MAX + 1], longer[PATH_MAX];
+    uint64_t at = obj;
+    for (int depth = 0; t && at != SFS_ROOT_INO && depth < 64; depth++) {
+        struct sfs_inode in;
+        uint8_t prefix[9];
+        struct name_find f = { at, name };
+        name[0] = 0;
+        if (inode_of(t, at, &in) || !in.parent)
+            break;
+        sfs_rec_prefix(prefix, SFS_K_DIRENT, in.parent);
+        if (rec_scan(t, prefix, prefix, 9, name_cb, &f) < 0 || !name[0] ||
+            snprintf(longer, sizeof(longer), "/%s%s", name, path) >=
+                (int)sizeof(longer))
+            break;
+        memcpy(path, longer, sizeof(path));
+        at = in.parent;
+    }
+    if (at == SFS_ROOT_INO && path[0])
+        snprintf(out, cap, "%s", path);
+    else
+        snprintf(out, cap, "inode %llu", (unsigned long long)obj);
+}
+
 /* A file's error, to the log: -EIO. */
 static int file_fail(struct vbrowse *b, const struct vb_snap *s, uint64_t obj,
                      int rc, const char *what)
 {
+    char why[VAULT_WHY_MAX], path[PATH_MAX];
+    snprintf(why, sizeof(why), "%s", vault_why(b->v)[0] ? vault_why(b->v)
+                                                        : strerror(-rc));
+    path_of(s->t, obj, path, sizeof(path));
     b->st.errors++;
-    vb_logf(b, "snapshot %s of volume %s, inode %llu: %s: %s", s->shown,
-            b->vols[s->vol].name, (unsigned long long)obj, what,
-            vault_why(b->v)[0] ? vault_why(b->v) : strerror(-rc));
+    vb_logf(b, "snapshot %s of volume %s: %s: %s: %s", s->shown,
+            b->vols[s->vol].name, path, what, why);
     return rc == -ENOMEM ? rc : -EIO;
 }
 
