@@ -185,6 +185,17 @@ test_expect_success 'a damaged pack is EIO for the file whose block it damages; 
 	assert_grep "snapshot s1 of volume $UUID: /$failed: reading a block: data/.*: damaged" "$LOG"
 '
 
+test_expect_success 'damaged metadata is EIO for the snapshot it belongs to (the incremental s2: its pack is the smallest); s1 reads on' '
+	flip "$(find "$VDIR/data" -type f -printf "%s %p\n" | sort -n | head -1 | cut -d" " -f2)" &&
+	vm_start --cache "$CACHE" &&
+	{ ! ls "$VM/$UUID/s2" >/dev/null 2>"$REF/err"; } &&
+	assert_grep "Input/output error" "$REF/err" &&
+	cmp "$MNT/.snapshot/s1/data/small5k" "$VM/$UUID/s1/data/small5k" &&
+	vm_stop &&
+	assert_grep "snapshot s2 of volume $UUID: its metadata cannot be read: .*damaged" "$LOG" &&
+	assert_grep "unmounted; 1 snapshot(s) entered" "$LOG"
+'
+
 test_expect_success 'a prune meanwhile (s1 backed up whole, then forgotten): what s1 alone had is EIO, what s2 keeps reads right' '
 	rm -rf "$VDIR" && "$SNAPFS" vault init "$V" >/dev/null &&
 	"$SNAPFS" vault backup "$MNT" s2 "$V" --pack-size 1M >/dev/null &&
