@@ -27,7 +27,7 @@ moto_run() {
 	set +m
 	local i port=
 	for i in $(seq 100); do
-		port=$(sed -n "s|.*Running on http://127\.0\.0\.1:\([0-9]*\).*|\1|p" "$TEST_TMP/moto.log")
+		port=$(sed -n "s|.*Running on http://127\.0\.0\.1:\([0-9]*\).*|\1|p" "$TEST_TMP/moto.log" 2>/dev/null)
 		[ -n "$port" ] && break
 		pid_running "$MOTO_PID" || return 1
 		sleep 0.1
