@@ -335,8 +335,8 @@ int vcache_get(struct vcache *c, const uint8_t id[VC_ID], uint8_t **buf,
 void vcache_put(struct vcache *c, const uint8_t id[VC_ID], const void *buf,
                 size_t len)
 {
-    if (find(c, id) || !make_room(c, len, NULL))
-        return;
+    if (len > c->bound || find(c, id) || !make_room(c, len, NULL))
+        return; /* one larger than the bound evicts nothing */
     char path[PATH_MAX], tmp[PATH_MAX + 8];
     block_path(c, id, path, sizeof(path));
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
