@@ -137,6 +137,15 @@ test_expect_success 'at unmount the cache directory is emptied' '
 	assert_eq 0 "$(files_in "$CACHE")"
 '
 
+test_expect_success 'SIGTERM ends a mount as unmounting does: unmounted, its cache emptied' '
+	vm_start --cache "$CACHE" &&
+	cmp "$MNT/.snapshot/s2/data/small5k" "$VM/$UUID/s2/data/small5k" &&
+	test "$(files_in "$CACHE")" -gt 1 &&
+	kill -TERM "$(cat "$VM_PIDFILE")" && wait_gone "$(cat "$VM_PIDFILE")" 30 &&
+	! mountpoint -q "$VM" && assert_eq 0 "$(files_in "$CACHE")" &&
+	assert_grep "unmounted; 1 snapshot(s) entered, 1 block(s) fetched" "$LOG"
+'
+
 test_expect_success 'reading one small file of a large volume fetches its one block, not the volume' '
 	vm_start --cache "$CACHE" --keep-cache &&
 	cmp "$MNT/.snapshot/s1/data/small5k" "$VM/$UUID/s1/data/small5k" &&

@@ -25,8 +25,9 @@ struct vault_mount_opts {
  * vault_mount - serve every snapshot of V (opened with its keys) read-only
  * at MOUNTPOINT until it is unmounted (fusermount3 -u) or the process is
  * told to stop (SIGINT, SIGTERM, SIGHUP); then the cache is removed (its
- * blocks kept with KEEP_CACHE).  Returns when the mount has ended (in the
- * background: the parent returns once the mount is up, 0).  What stops it
+ * blocks kept with KEEP_CACHE).  Returns when the mount has ended; in the
+ * background the calling process exits (0) once the mount is up, and a
+ * child of it serves and returns at the end.  What stops it
  * from starting goes to WHY (CAP bytes) with a negative errno: -EBUSY
  * (another mount uses the cache directory), the vault's errors (its
  * index or manifests), -EIO (the mount itself failed).  Once mounted,
