@@ -17,6 +17,8 @@
  * -EIO for the read asking for it, with a message to the log: a missing
  * pack (a concurrent prune) first reloads the index once (a repacked
  * blob is found at its new place), then is -EIO; never other bytes.
+ * A snapshot's node ids never change while mounted: snapshots are only
+ * added (new backups, found by refresh()), never moved or removed.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -34,6 +36,7 @@
 
 #define OBJ_MASK (((uint64_t)1 << SFS_INO_BITS) - 1)
 #define RELOAD_EVERY 2 /* seconds between index reloads at most */
+#define REFRESH_EVERY 1 /* seconds between looks for new snapshots */
 #define SHOWN_MAX (SFS_NAME_MAX + 1)
 
 struct vb_snap;
@@ -52,6 +55,7 @@ struct vb_table {
 
 struct vb_snap {
     struct vault_snapshot s;
+    size_t slot;             /* its place in snaps[]: its node ids */
     uint32_t vol;
     char shown[SHOWN_MAX];   /* its name, or NAME@ID for names seen twice */
     struct vb_table *t;
@@ -60,18 +64,27 @@ struct vb_snap {
 
 struct vb_volume {
     char name[SFS_UUID_TEXT];
-    size_t first, n;         /* its snapshots in snaps[] */
+    uint8_t uuid[16];
+    size_t *members;         /* its snapshots' slots, in the order found */
+    size_t n, cap;
     int64_t newest;
 };
+
+typedef uint8_t vb_id[VC_ID];
 
 struct vbrowse {
     struct vault *v;
     struct vcache *c;
     vb_log_fn log;
-    struct vb_snap *snaps;
-    size_t nsnaps;
+    struct vb_snap **snaps;  /* never moved: node ids and tables point in */
+    size_t nsnaps, snaps_cap;
     struct vb_volume *vols;
-    size_t nvols;
+    size_t nvols, vols_cap;
+    vb_id *passed;           /* manifests that cannot be read: not again */
+    size_t npassed, passed_cap;
+    vb_id *indexes;          /* index objects read into the index */
+    size_t nindexes, indexes_cap;
+    int64_t refreshed;       /* when the manifests were listed last */
     struct sfs_codec_ctx *cc;
     uint8_t *block;          /* the block decoded last */
     uint32_t block_max;      /* the largest block size of the snapshots */
@@ -105,36 +118,138 @@ static int64_t now_sec(void)
     return ts.tv_sec;
 }
 
+/* ---- the index ---- */
+
+static bool id_in(const vb_id *ids, size_t n, const uint8_t id[VC_ID])
+{
+    for (size_t i = 0; i < n; i++)
+        if (!memcmp(ids[i], id, VC_ID))
+            return true;
+    return false;
+}
+
+static int id_add(vb_id **ids, size_t *n, size_t *cap, const uint8_t id[VC_ID])
+{
+    if (vault_grow(ids, cap, *n, sizeof(**ids)))
+        return -ENOMEM;
+    memcpy((*ids)[(*n)++], id, VC_ID);
+    return 0;
+}
+
+/* Read the index objects not read yet into the index; with FRESH a new
+ * index of every one (after a prune: the old one names packs that may be
+ * gone), the window of the old one going with it. */
+static int load_indexes(struct vbrowse *b, bool fresh)
+{
+    struct vault *v = b->v;
+    uint8_t (*ids)[VC_ID] = NULL;
+    size_t n = 0;
+    int rc = vault_list_ids(v, "index", &ids, &n);
+    if (!rc && (fresh || !v->index)) {
+        vault_index_free(v->index);
+        v->index = vault_index_new();
+        b->nindexes = 0;
+        free(v->win.buf);
+        memset(&v->win, 0, sizeof(v->win));
+        rc = v->index ? 0 : -ENOMEM;
+    }
+    for (size_t i = 0; !rc && i < n; i++) {
+        char name[128];
+        if (id_in(b->indexes, b->nindexes, ids[i]))
+            continue;
+        vault_obj_name("index", ids[i], name, sizeof(name));
+        rc = vault_load_index_object(v, name);
+        if (!rc)
+            rc = id_add(&b->indexes, &b->nindexes, &b->indexes_cap, ids[i]);
+    }
+    free(ids);
+    return rc;
+}
+
 /* ---- the catalogue: volumes and their snapshots ---- */
 
-static int by_volume(const void *a, const void *b)
+static struct vb_volume *volume_for(struct vbrowse *b, const uint8_t uuid[16])
 {
-    const struct vb_snap *x = a, *y = b;
-    int c = memcmp(x->s.m.volume, y->s.m.volume, 16);
-    if (c)
-        return c;
-    /* then in backup order, as vault_snapshots gave them */
-    return x->vol < y->vol ? -1 : x->vol > y->vol;
+    for (size_t i = 0; i < b->nvols; i++)
+        if (!memcmp(b->vols[i].uuid, uuid, 16))
+            return &b->vols[i];
+    if (vault_grow(&b->vols, &b->vols_cap, b->nvols, sizeof(*b->vols)))
+        return NULL;
+    struct vb_volume *v = &b->vols[b->nvols++];
+    memset(v, 0, sizeof(*v));
+    memcpy(v->uuid, uuid, 16);
+    sfs_uuid_format(uuid, v->name);
+    return v;
 }
 
-/* The names snapshots of volume V are shown under. */
-static void name_snapshots(struct vbrowse *b, const struct vb_volume *v)
+/* The name S is shown under: its own, or NAME@ID (TWICE: another
+ * snapshot of its volume has the name). */
+static void show_as(struct vb_snap *s, bool twice)
 {
-    for (size_t i = v->first; i < v->first + v->n; i++) {
-        struct vb_snap *s = &b->snaps[i];
-        bool twice = false;
-        for (size_t j = v->first; j < v->first + v->n && !twice; j++)
-            twice = j != i && !strcmp(b->snaps[j].s.m.name, s->s.m.name);
-        char hex[VC_HEX];
-        vc_hex(s->s.id, VC_ID, hex);
-        if (twice)
-            snprintf(s->shown, sizeof(s->shown), "%.*s@%.8s",
-                     SFS_NAME_MAX - 9, s->s.m.name, hex);
-        else
-            snprintf(s->shown, sizeof(s->shown), "%s", s->s.m.name);
+    char hex[VC_HEX];
+    vc_hex(s->s.id, VC_ID, hex);
+    if (twice)
+        snprintf(s->shown, sizeof(s->shown), "%.*s@%.8s", SFS_NAME_MAX - 9,
+                 s->s.m.name, hex);
+    else
+        snprintf(s->shown, sizeof(s->shown), "%s", s->s.m.name);
+}
+
+/* Is NAME shown (AS_SHOWN) or had (else) by another snapshot than S of
+ * volume V? */
+static bool name_taken(struct vbrowse *b, const struct vb_volume *v,
+                       const struct vb_snap *s, const char *name,
+                       bool as_shown)
+{
+    for (size_t i = 0; i < v->n; i++) {
+        const struct vb_snap *o = b->snaps[v->members[i]];
+        if (o != s && !strcmp(as_shown ? o->shown : o->s.m.name, name))
+            return true;
     }
+    return false;
 }
 
+/* The block buffer fits blocks of BS bytes and xattr values. */
+static int fit_blocks(struct vbrowse *b, uint32_t bs)
+{
+    uint32_t cap = bs > SFS_XATTR_SIZE_MAX ? bs : SFS_XATTR_SIZE_MAX;
+    if (bs > b->block_max)
+        b->block_max = bs;
+    if (b->block && cap <= b->block_cap)
+        return 0;
+    uint8_t *block = realloc(b->block, cap);
+    if (!block)
+        return -ENOMEM;
+    b->block = block;
+    b->block_cap = cap;
+    b->memo = false;
+    return 0;
+}
+
+/* S into the catalogue, in its volume's directory. */
+static int add_snapshot(struct vbrowse *b, const struct vault_snapshot *s)
+{
+    struct vb_volume *v = volume_for(b, s->m.volume);
+    struct vb_snap *n = calloc(1, sizeof(*n));
+    if (!v || !n || vault_grow(&b->snaps, &b->snaps_cap, b->nsnaps,
+                               sizeof(*b->snaps)) ||
+        vault_grow(&v->members, &v->cap, v->n, sizeof(*v->members))) {
+        free(n);
+        return -ENOMEM;
+    }
+    n->s = *s;
+    n->slot = b->nsnaps;
+    n->vol = (uint32_t)(v - b->vols);
+    show_as(n, name_taken(b, v, n, s->m.name, true));
+    b->snaps[b->nsnaps++] = n;
+    v->members[v->n++] = n->slot;
+    if (s->m.ctime_sec > v->newest)
+        v->newest = s->m.ctime_sec;
+    return fit_blocks(b, s->m.block_size);
+}
+
+/* Every snapshot at the start, in backup order; two of one name in a
+ * volume both shown as NAME@ID. */
 static int catalogue(struct vbrowse *b)
 {
     struct vault_snapshot *list;
@@ -145,37 +260,58 @@ static int catalogue(struct vbrowse *b)
     if (bad)
         vb_logf(b, "%zu snapshot manifest(s) cannot be read and are not "
                 "shown: %s", bad, vault_why(b->v));
-    b->snaps = calloc(n + 1, sizeof(*b->snaps));
-    b->vols = calloc(n + 1, sizeof(*b->vols));
-    if (!b->snaps || !b->vols) {
-        free(list);
-        return -ENOMEM;
-    }
-    for (size_t i = 0; i < n; i++) {
-        b->snaps[i].s = list[i];
-        b->snaps[i].vol = (uint32_t)i; /* backup order, for the sort */
-    }
+    for (size_t i = 0; !rc && i < n; i++)
+        rc = add_snapshot(b, &list[i]);
     free(list);
-    qsort(b->snaps, n, sizeof(*b->snaps), by_volume);
-    b->nsnaps = n;
-    for (size_t i = 0; i < n; i++) {
-        struct vb_snap *s = &b->snaps[i];
-        if (!i || memcmp(s->s.m.volume, s[-1].s.m.volume, 16)) {
-            struct vb_volume *v = &b->vols[b->nvols++];
-            sfs_uuid_format(s->s.m.volume, v->name);
-            v->first = i;
-        }
-        struct vb_volume *v = &b->vols[b->nvols - 1];
-        s->vol = (uint32_t)(b->nvols - 1);
-        v->n++;
-        if (s->s.m.ctime_sec > v->newest)
-            v->newest = s->s.m.ctime_sec;
-        if (s->s.m.block_size > b->block_max)
-            b->block_max = s->s.m.block_size;
+    for (size_t i = 0; !rc && i < b->nsnaps; i++) {
+        struct vb_snap *s = b->snaps[i];
+        show_as(s, name_taken(b, &b->vols[s->vol], s, s->s.m.name, false));
     }
-    for (size_t i = 0; i < b->nvols; i++)
-        name_snapshots(b, &b->vols[i]);
-    return 0;
+    b->refreshed = now_sec();
+    return rc;
+}
+
+static bool snapshot_known(struct vbrowse *b, const uint8_t id[VC_ID])
+{
+    for (size_t i = 0; i < b->nsnaps; i++)
+        if (!memcmp(b->snaps[i]->s.id, id, VC_ID))
+            return true;
+    return id_in(b->passed, b->npassed, id);
+}
+
+/* Snapshots backed up since the catalogue was read last (at most every
+ * REFRESH_EVERY seconds), and the index objects that came with them;
+ * snapshots forgotten meanwhile stay until the next mount. */
+static void refresh(struct vbrowse *b)
+{
+    if (now_sec() - b->refreshed < REFRESH_EVERY)
+        return;
+    b->refreshed = now_sec();
+    uint8_t (*ids)[VC_ID] = NULL;
+    size_t n = 0, added = 0;
+    int rc = vault_list_ids(b->v, "snapshots", &ids, &n);
+    for (size_t i = 0; !rc && i < n; i++) {
+        struct vault_snapshot s;
+        if (snapshot_known(b, ids[i]))
+            continue;
+        memcpy(s.id, ids[i], VC_ID);
+        rc = vault_manifest_read(b->v, ids[i], &s.m);
+        if (rc == -EBADMSG || rc == -EPROTONOSUPPORT) {
+            vb_logf(b, "a new snapshot manifest cannot be read and is not "
+                    "shown: %s", vault_why(b->v));
+            rc = id_add(&b->passed, &b->npassed, &b->passed_cap, ids[i]);
+        } else if (rc == -ENOENT) {
+            rc = 0;
+        } else if (!rc && !(rc = add_snapshot(b, &s))) {
+            added++;
+        }
+    }
+    free(ids);
+    if (!rc && added)
+        rc = load_indexes(b, false);
+    if (rc)
+        vb_logf(b, "looking for new snapshots: %s", vault_why(b->v)[0]
+                ? vault_why(b->v) : strerror(-rc));
 }
 
 int vb_open(struct vault *v, struct vcache *c, vb_log_fn log,
@@ -185,15 +321,14 @@ int vb_open(struct vault *v, struct vcache *c, vb_log_fn log,
     if (!b)
         return -ENOMEM;
     *b = (struct vbrowse){ .v = v, .c = c, .log = log, .uid = getuid(),
-                           .gid = getgid(), .block_max = SFS_BLOCK_SIZE_MIN };
+                           .gid = getgid() };
     *out = b;
-    int rc = vault_load_index(v, false, NULL);
+    int rc = load_indexes(b, true);
+    if (!rc)
+        rc = fit_blocks(b, SFS_BLOCK_SIZE_MIN);
     if (!rc)
         rc = catalogue(b);
-    b->block_cap = b->block_max > SFS_XATTR_SIZE_MAX ? b->block_max
-                                                      : SFS_XATTR_SIZE_MAX;
-    if (!rc && (!(b->cc = sfs_codec_ctx_new()) ||
-                !(b->block = malloc(b->block_cap))))
+    if (!rc && !(b->cc = sfs_codec_ctx_new()))
         rc = -ENOMEM;
     return rc;
 }
@@ -211,15 +346,22 @@ void vb_close(struct vbrowse *b)
 {
     if (!b)
         return;
-    for (size_t i = 0; i < b->nsnaps; i++)
-        if (b->snaps[i].t) {
-            vcache_forget(b->c, b->snaps[i].s.id);
-            table_close(b->snaps[i].t);
+    for (size_t i = 0; i < b->nsnaps; i++) {
+        struct vb_snap *s = b->snaps[i];
+        if (s->t) {
+            vcache_forget(b->c, s->s.id);
+            table_close(s->t);
         }
+        free(s);
+    }
+    for (size_t i = 0; i < b->nvols; i++)
+        free(b->vols[i].members);
     sfs_codec_ctx_free(b->cc);
     free(b->block);
     free(b->snaps);
     free(b->vols);
+    free(b->passed);
+    free(b->indexes);
     free(b);
 }
 
@@ -354,7 +496,7 @@ static struct vb_snap *snap_of(struct vbrowse *b, uint64_t node, uint64_t *obj)
     if (!slot || slot > b->nsnaps)
         return NULL;
     *obj = node & OBJ_MASK;
-    return &b->snaps[slot - 1];
+    return b->snaps[slot - 1];
 }
 
 /* The volume NODE is the directory of, or NULL. */
@@ -385,7 +527,7 @@ static void inode_stat(const struct vb_snap *s, uint64_t node,
 static int snap_stat(struct vbrowse *b, struct vb_snap *s, uint64_t obj,
                      struct stat *st, bool *stable)
 {
-    uint64_t node = node_of((size_t)(s - b->snaps), obj);
+    uint64_t node = node_of(s->slot, obj);
     if (obj == SFS_ROOT_INO && !s->entered) {
         dir_stat(b, node, s->s.m.ctime_sec, st);
         *stable = false;
@@ -417,8 +559,29 @@ int vb_getattr(struct vbrowse *b, uint64_t node, struct stat *st,
         if (b->vols[i].newest > when)
             when = b->vols[i].newest;
     dir_stat(b, node, when, st);
-    *stable = true;
+    *stable = false; /* new backups come */
     return 0;
+}
+
+/* NAME in the top (a volume) or in volume PARENT (a snapshot); a name
+ * not there may be a new backup's. */
+static int lookup_catalogue(struct vbrowse *b, uint64_t parent,
+                            const char *name, struct stat *st, bool *stable)
+{
+    for (int pass = 0; pass < 2; pass++) {
+        struct vb_volume *v = volume_of(b, parent);
+        for (size_t i = 0; !v && i < b->nvols; i++)
+            if (!strcmp(b->vols[i].name, name))
+                return vb_getattr(b, 2 + i, st, stable);
+        for (size_t i = 0; v && i < v->n; i++) {
+            struct vb_snap *s = b->snaps[v->members[i]];
+            if (!strcmp(s->shown, name))
+                return snap_stat(b, s, SFS_ROOT_INO, st, stable);
+        }
+        if (!pass)
+            refresh(b);
+    }
+    return -ENOENT;
 }
 
 int vb_lookup(struct vbrowse *b, uint64_t parent, const char *name,
@@ -427,18 +590,8 @@ int vb_lookup(struct vbrowse *b, uint64_t parent, const char *name,
     uint64_t obj;
     struct vb_snap *s = snap_of(b, parent, &obj);
     struct vb_volume *v = volume_of(b, parent);
-    if (parent == VB_TOP) {
-        for (size_t i = 0; i < b->nvols; i++)
-            if (!strcmp(b->vols[i].name, name))
-                return vb_getattr(b, 2 + i, st, stable);
-        return -ENOENT;
-    }
-    if (v) {
-        for (size_t i = v->first; i < v->first + v->n; i++)
-            if (!strcmp(b->snaps[i].shown, name))
-                return snap_stat(b, &b->snaps[i], SFS_ROOT_INO, st, stable);
-        return -ENOENT;
-    }
+    if (parent == VB_TOP || v)
+        return lookup_catalogue(b, parent, name, st, stable);
     if (!s)
         return -ENOENT;
     struct vb_table *t;
@@ -460,7 +613,10 @@ int vb_opendir(struct vbrowse *b, uint64_t node)
     uint64_t obj;
     struct vb_table *t;
     struct vb_snap *s = snap_of(b, node, &obj);
-    return s ? table_of(b, s, &t) : 0;
+    if (s)
+        return table_of(b, s, &t);
+    refresh(b); /* a listing of the top or a volume shows new backups */
+    return 0;
 }
 
 /* ---- listing ---- */
@@ -497,7 +653,7 @@ static int list_snapshot_dir(struct vbrowse *b, struct vb_snap *s,
     if (!slen)
         return 0;
     sfs_rec_prefix(prefix, SFS_K_DIRENT, obj);
-    struct list_walk w = { b, (size_t)(s - b->snaps), cb, arg };
+    struct list_walk w = { b, s->slot, cb, arg };
     return rec_scan(t, prefix, start, slen, list_cb, &w);
 }
 
@@ -517,8 +673,9 @@ int vb_readdir(struct vbrowse *b, uint64_t node, uint64_t off,
         return list_snapshot_dir(b, s, obj, off, cb, arg);
     size_t n = v ? v->n : b->nvols;
     for (uint64_t i = off < 3 ? 0 : off - 2; i < n; i++) {
-        const char *name = v ? b->snaps[v->first + i].shown : b->vols[i].name;
-        uint64_t child = v ? node_of(v->first + i, SFS_ROOT_INO) : 2 + i;
+        const struct vb_snap *c = v ? b->snaps[v->members[i]] : NULL;
+        const char *name = c ? c->shown : b->vols[i].name;
+        uint64_t child = c ? node_of(c->slot, SFS_ROOT_INO) : 2 + i;
         if (cb(arg, name, child, S_IFDIR, 3 + i))
             break;
     }
@@ -535,9 +692,7 @@ static int reload_index(struct vbrowse *b)
     if (b->reloaded && now_sec() - b->reloaded < RELOAD_EVERY)
         return -ENOENT;
     b->reloaded = now_sec();
-    free(b->v->win.buf);
-    memset(&b->v->win, 0, sizeof(b->v->win));
-    return vault_load_index(b->v, false, NULL);
+    return load_indexes(b, true);
 }
 
 /* Data blob ID, opened (*PLAIN malloc'd, S into it): from the cache, or

@@ -170,6 +170,10 @@ typedef int (*vault_manifest_cb)(void *arg, const uint8_t id[VC_ID],
                                  const struct vault_manifest *m);
 int vault_each_manifest(struct vault *v, bool with_bad, vault_manifest_cb cb,
                         void *arg);
+/* The manifest snapshots/ID: -ENOENT (none), -EBADMSG, -EPROTONOSUPPORT
+ * (why names it), or the store's errors. */
+int vault_manifest_read(struct vault *v, const uint8_t id[VC_ID],
+                        struct vault_manifest *m);
 /* Read every index object into a new index for V; a damaged one goes to
  * BAD (with why) when BAD is given, else fails the read.  *COUNT (may be
  * NULL): index objects listed. */

@@ -55,7 +55,16 @@
  * prune running meanwhile may delete or repack packs, which is a missing
  * pack here: the index is read again once (a repacked blob is found at
  * its new place), else EIO - never other bytes, since a blob opens only
- * under its own id.  New backups appear at the next mount.
+ * under its own id.
+ *
+ * New backups.  Listing the top or a volume's directory (or looking up a
+ * name not there) lists the manifests again, at most once a second, and
+ * reads only what is new: the new manifests and index objects (an index
+ * object is never changed, only added or, by prune, replaced by one
+ * written first).  So the top and volume directories are not cached by
+ * the kernel, while a snapshot's directories are, for as long as it
+ * likes.  A snapshot forgotten meanwhile stays shown until the next
+ * mount (and its files are EIO once a prune took their packs).
  *
  * One request at a time (fuse_session_loop): the vault handle, the
  * window and the cache are not shared between threads.
@@ -173,8 +182,9 @@ static void op_opendir(fuse_req_t req, fuse_ino_t node,
         fuse_reply_err(req, -rc);
         return;
     }
-    fi->keep_cache = 1;
-    fi->cache_readdir = 1;
+    /* a snapshot's directories never change; the top and a volume's
+     * gain new backups */
+    fi->keep_cache = fi->cache_readdir = in_snapshot(node);
     fuse_reply_open(req, fi);
 }
 
