@@ -256,7 +256,7 @@ test_expect_success 'a background mount returns once mounted, and unmounting end
 	test -z "$(ls -A "$TEST_TMP/bg")"
 '
 
-test_expect_success 'bad input: a wrong passphrase, not a vault, no mountpoint, a cache in use: one message, nothing mounted' '
+test_expect_success 'bad input: a wrong passphrase, not a vault, no mountpoint, a cache directory in use or holding other files: one message, nothing mounted' '
 	{ rc=0; SNAPFS_VAULT_PASSPHRASE=wrong "$SNAPFS" vault mount "$V" "$VM" 2>"$REF/err" || rc=$?; } &&
 	assert_eq 1 "$rc" && assert_one_line "$REF/err" && assert_grep "passphrase" "$REF/err" &&
 	! mountpoint -q "$VM" &&
@@ -266,6 +266,10 @@ test_expect_success 'bad input: a wrong passphrase, not a vault, no mountpoint, 
 	{ rc=0; "$SNAPFS" vault mount "$V" "$TEST_TMP/nosuch" 2>"$REF/err" || rc=$?; } &&
 	assert_eq 1 "$rc" && assert_one_line "$REF/err" &&
 	assert_grep "nosuch: mountpoint does not exist" "$REF/err" &&
+	mkdir -p "$TEST_TMP/mine" && echo keep >"$TEST_TMP/mine/file" &&
+	{ rc=0; "$SNAPFS" vault mount "$V" "$VM" --cache "$TEST_TMP/mine" 2>"$REF/err" || rc=$?; } &&
+	assert_eq 1 "$rc" && assert_one_line "$REF/err" && assert_grep "holds other files than a vault mount" "$REF/err" &&
+	assert_eq keep "$(cat "$TEST_TMP/mine/file")" && assert_eq file "$(ls -A "$TEST_TMP/mine")" &&
 	{ rc=0; "$SNAPFS" vault mount "$V" "$VM" --cache-size 10 2>"$REF/err" || rc=$?; } &&
 	assert_eq 2 "$rc" && assert_grep "cache-size" "$REF/err" &&
 	vm_start --cache "$CACHE" &&

@@ -5,7 +5,8 @@
  * evicted, never while pinned; a block larger than the bound not kept;
  * one mount per directory; blocks kept at close taken up again by the
  * next open (a partial write removed), oldest first out; the directory
- * emptied, or removed, at close.
+ * emptied, or removed, at close; a directory holding other files is
+ * refused.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -148,6 +149,17 @@ int main(void)
     strcat(dir, "/cache");
     test_lru(dir);
     test_kept(dir);
+    /* a directory holding something else is no cache */
+    struct vcache *c;
+    char file[300];
+    CHECK(!mkdir(dir, 0700), "%s made", dir);
+    snprintf(file, sizeof(file), "%s/mine", dir);
+    close(open(file, O_WRONLY | O_CREAT, 0600));
+    CHECK(vcache_open(dir, BOUND, &c) == -ENOTEMPTY, "a directory holding "
+          "other files is refused");
+    CHECK(access(file, F_OK) == 0, "and its files are left alone");
+    unlink(file);
+    rmdir(dir);
     *strrchr(dir, '/') = 0;
     rmdir(dir);
     return test_done("test_vault_cache");

@@ -27,7 +27,8 @@ typedef void (*vcache_evict_fn)(void *owner);
 struct vcache;
 /* The cache in directory DIR (made if missing: DIR/blocks, DIR/meta),
  * at most BOUND bytes of files; blocks a kept cache holds are taken up
- * again (oldest first out).  -EBUSY: another mount uses DIR. */
+ * again (oldest first out).  -EBUSY: another mount uses DIR;
+ * -ENOTEMPTY: DIR holds other things than a cache. */
 int vcache_open(const char *dir, uint64_t bound, struct vcache **out);
 /* Remove what the cache holds (its blocks too unless KEEP_BLOCKS; DIR
  * itself when REMOVE_DIR and nothing is kept) and free it. */

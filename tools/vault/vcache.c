@@ -9,7 +9,10 @@
  * which cannot be read without it); a block is written under a temporary
  * name and renamed, so a killed mount leaves whole blocks or none (and a
  * damaged one fails to open: browse.c drops it and fetches it again);
- * one mount at a time uses a directory (a lock file).  Memory: ~100 bytes
+ * one mount at a time uses a directory (its lock file, MARKER, which also
+ * says the directory is a cache: a directory holding other things is
+ * refused, and nothing but the cache's own files is ever removed from
+ * it).  Memory: ~100 bytes
  * an entry.  Not thread-safe: the mount serves one request at a time.
  */
 #define _GNU_SOURCE
@@ -28,6 +31,7 @@
 #include "browse.h"
 
 #define BUCKETS 65536u
+#define MARKER ".snapfs-vault-cache"
 
 struct ventry {
     uint8_t id[VC_ID];
@@ -165,6 +169,24 @@ static void empty_dir(const char *dir)
     nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* DIR is empty, or a cache (it has MARKER): else -ENOTEMPTY. */
+static int check_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return -errno;
+    bool other = false, marked = false;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (!strcmp(de->d_name, MARKER))
+            marked = true;
+        else if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+            other = true;
+    }
+    closedir(d);
+    return other && !marked ? -ENOTEMPTY : 0;
+}
+
 static int by_mtime(const void *a, const void *b)
 {
     const struct ventry *x = *(struct ventry *const *)a,
@@ -240,7 +262,10 @@ int vcache_open(const char *dir, uint64_t bound, struct vcache **out)
     char path[PATH_MAX];
     int rc = make_dir(dir);
     if (!rc) {
-        snprintf(path, sizeof(path), "%s/lock", dir);
+        rc = check_dir(dir);
+        snprintf(path, sizeof(path), "%s/" MARKER, dir);
+    }
+    if (!rc) {
         c->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
         if (c->lock_fd < 0)
             rc = -errno;
@@ -294,7 +319,7 @@ void vcache_close(struct vcache *c, bool keep_blocks, bool remove_dir)
             snprintf(path, sizeof(path), "%s/blocks", c->dir);
             empty_dir(path);
             rmdir(path);
-            snprintf(path, sizeof(path), "%s/lock", c->dir);
+            snprintf(path, sizeof(path), "%s/" MARKER, c->dir);
             unlink(path);
             if (remove_dir)
                 rmdir(c->dir);

@@ -472,6 +472,9 @@ int vault_mount(struct vault *v, const char *mountpoint,
     if (rc) {
         snprintf(why, cap, "%s: %s", dir, rc == -EBUSY
                  ? "another vault mount uses this cache directory"
+                 : rc == -ENOTEMPTY ? "holds other files than a vault "
+                                      "mount's cache (give a new or empty "
+                                      "directory)"
                  : strerror(-rc));
         if (made)
             rmdir(dir);
