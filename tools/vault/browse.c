@@ -38,6 +38,9 @@
 #define RELOAD_EVERY 2 /* seconds between index reloads at most */
 #define REFRESH_EVERY 1 /* seconds between looks for new snapshots */
 #define SHOWN_MAX (SFS_NAME_MAX + 1)
+/* Tables open at most: each maps its own 1 TiB of address space
+ * (restore.c's scratch table), and a process has 128 TiB. */
+#define TABLES_MAX 16
 
 struct vb_snap;
 
@@ -51,6 +54,7 @@ struct vb_table {
     MDB_env *env;
     MDB_dbi dbi;
     MDB_txn *txn;
+    uint64_t used;           /* b->tick when used last */
 };
 
 struct vb_snap {
@@ -85,6 +89,8 @@ struct vbrowse {
     vb_id *indexes;          /* index objects read into the index */
     size_t nindexes, indexes_cap;
     int64_t refreshed;       /* when the manifests were listed last */
+    size_t ntables;          /* snapshots' tables open */
+    uint64_t tick;
     struct sfs_codec_ctx *cc;
     uint8_t *block;          /* the block decoded last */
     uint32_t block_max;      /* the largest block size of the snapshots */
@@ -338,6 +344,8 @@ static void table_close(struct vb_table *t)
     if (t->txn)
         mdb_txn_abort(t->txn);
     vault_restorer_close(t->rs);
+    if (t->snap->t == t)
+        t->b->ntables--;
     t->snap->t = NULL;
     free(t);
 }
@@ -382,6 +390,24 @@ static void table_evicted(void *owner)
     table_close(owner);
 }
 
+/* With TABLES_MAX open, the least recently used goes (its files with
+ * it: it is replayed again when its snapshot is entered again). */
+static void close_oldest_table(struct vbrowse *b)
+{
+    struct vb_table *oldest = NULL;
+    if (b->ntables < TABLES_MAX)
+        return;
+    for (size_t i = 0; i < b->nsnaps; i++) {
+        struct vb_table *t = b->snaps[i]->t;
+        if (t && (!oldest || t->used < oldest->used))
+            oldest = t;
+    }
+    if (oldest) {
+        vcache_forget(b->c, oldest->snap->s.id);
+        table_close(oldest);
+    }
+}
+
 /* The size of the files of directory DIR's table. */
 static uint64_t table_bytes(const char *dir)
 {
@@ -405,9 +431,11 @@ static int table_of(struct vbrowse *b, struct vb_snap *s,
     if (t) {
         vcache_touch(b->c, s->s.id);
         vcache_pin(b->c, t);
+        t->used = ++b->tick;
         *out = t;
         return 0;
     }
+    close_oldest_table(b);
     char dir[PATH_MAX];
     vcache_meta_dir(b->c, s->s.id, dir, sizeof(dir));
     if (!(t = calloc(1, sizeof(*t))))
@@ -431,6 +459,8 @@ static int table_of(struct vbrowse *b, struct vb_snap *s,
     }
     s->t = t;
     s->entered = true;
+    t->used = ++b->tick;
+    b->ntables++;
     b->st.snapshots++;
     rc = vcache_charge(b->c, s->s.id, table_bytes(dir), table_evicted, t);
     if (rc) {
