@@ -41,7 +41,8 @@
  * browse.c keeps the block decoded last.
  *
  * Bounded.  Memory: the vault's index, one window (4 MiB), one block,
- * the cache's entries.  Disk: the cache (vcache.c), whose blocks and
+ * the cache's entries, at most 16 open tables (address space: each maps
+ * its own, as a restore's scratch table does).  Disk: the cache (vcache.c), whose blocks and
  * metadata tables together stay under --cache-size, the least recently
  * used going first; a table evicted is replayed again if its snapshot is
  * entered again.  Blocks are cached sealed, as the vault holds them.
