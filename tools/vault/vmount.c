@@ -28,8 +28,9 @@
  * numbers are the store's object ids within a snapshot: hard links share
  * one, and no table maps them.
  *
- * Fetching only what is read.  Listing the top or a volume reads nothing
- * but the manifests (read at mount, with the index).  Entering a
+ * Fetching only what is read.  Listing the top or a volume reads only
+ * the manifests (read at mount, with the index; new ones later, below).
+ * Entering a
  * snapshot's directory replays its metadata chain into a table in the
  * cache - its metadata packs only, the restorer's windows keeping that
  * to a request per few megabytes.  A read fetches each block it covers
@@ -42,10 +43,11 @@
  *
  * Bounded.  Memory: the vault's index, one window (4 MiB), one block,
  * the cache's entries, at most 16 open tables (address space: each maps
- * its own, as a restore's scratch table does).  Disk: the cache (vcache.c), whose blocks and
- * metadata tables together stay under --cache-size, the least recently
- * used going first; a table evicted is replayed again if its snapshot is
- * entered again.  Blocks are cached sealed, as the vault holds them.
+ * its own, as a restore's scratch table does).  Disk: the cache
+ * (vcache.c), whose blocks and metadata tables together stay under
+ * --cache-size, the least recently used going first; a table evicted is
+ * replayed again if its snapshot is entered again.  Blocks are cached
+ * sealed, as the vault holds them.
  *
  * Correctness.  Read-only twice over: mounted "ro" (the kernel refuses
  * writes itself) and every changing operation answered EROFS here.  Every
@@ -54,9 +56,9 @@
  * damaged or missing pack is EIO for the files that need it, with a
  * message to the log, and other files read on.  No lock is taken: a
  * prune running meanwhile may delete or repack packs, which is a missing
- * pack here: the index is read again once (a repacked blob is found at
- * its new place), else EIO - never other bytes, since a blob opens only
- * under its own id.
+ * pack here: the index is read again (at most every 2 seconds; a
+ * repacked blob is found at its new place), else EIO - never other
+ * bytes, since a blob opens only under its own id.
  *
  * New backups.  Listing the top or a volume's directory (or looking up a
  * name not there) lists the manifests again, at most once a second, and
