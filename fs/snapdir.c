@@ -445,22 +445,7 @@ uint32_t node_generation(const struct sfs_inode *i)
 void inode_stat(const struct sfs_inode *i, uint64_t st_ino,
                 uint32_t block_size, struct stat *s)
 {
-    memset(s, 0, sizeof(*s));
-    s->st_ino = st_ino;
-    s->st_mode = i->mode;
-    s->st_nlink = i->nlink;
-    s->st_uid = i->uid;
-    s->st_gid = i->gid;
-    s->st_rdev = i->rdev;
-    s->st_size = (off_t)i->size;
-    s->st_blocks = (blkcnt_t)i->blocks;
-    s->st_blksize = block_size;
-    s->st_atim.tv_sec = i->atime_sec;
-    s->st_atim.tv_nsec = i->atime_nsec;
-    s->st_mtim.tv_sec = i->mtime_sec;
-    s->st_mtim.tv_nsec = i->mtime_nsec;
-    s->st_ctim.tv_sec = i->ctime_sec;
-    s->st_ctim.tv_nsec = i->ctime_nsec;
+    sfs_inode_stat(i, st_ino, block_size, s);
 }
 
 int snapdir_child_entry(struct snapdirs *sd, const struct noderef *r,

@@ -418,17 +418,9 @@ static int list_cb(void *a, const MDB_val *key, const MDB_val *val,
 {
     (void)birth;
     struct list_arg *la = a;
-    const uint8_t *k = key->mv_data;
     struct sfs_dirent d;
-    struct dirent_val dv;
-    memcpy(&dv, val->mv_data, sizeof(dv));
-    d.ino = dv.ino;
-    d.type = dv.type;
-    d.cookie = sfs_get_be64(k + 9) + 3;
-    size_t n = key->mv_size - 17 - 1;
-    memcpy(d.name, k + 17, n);
-    d.name[n] = 0;
-    return la->cb(la->arg, &d);
+    int rc = sfs_rec_dirent_decode(key, val, &d);
+    return rc ? rc : la->cb(la->arg, &d);
 }
 
 int sfs_dir_list(struct sfs_store *st, MDB_txn *txn, uint64_t view,
@@ -715,6 +707,128 @@ int sfs_extent_scan(struct sfs_store *st, MDB_txn *txn, uint64_t view,
     return sfs_vrec_scan(st, txn, view, p, 9, s, 17, escan_cb, &ea);
 }
 
+/* ---- records read raw (store.h) ---- */
+
+size_t sfs_rec_prefix(uint8_t k[9], uint8_t kind, uint64_t id)
+{
+    k[0] = kind;
+    sfs_put_be64(k + 1, id);
+    return 9;
+}
+
+size_t sfs_rec_inode_key(uint8_t k[9], uint64_t ino)
+{
+    return inode_key(k, ino);
+}
+
+int sfs_rec_dirent_key(uint8_t k[SFS_KEY_MAX], uint64_t dir,
+                       const char *name)
+{
+    return dirent_key(k, dir, name);
+}
+
+size_t sfs_rec_dirent_start(uint8_t k[17], uint64_t dir, uint64_t after)
+{
+    /* Entries with cookie > after, i.e. hash >= after - 2. */
+    uint64_t from = after < 3 ? 0 : after - 2;
+    if (from >= (1ull << 62))
+        return 0;
+    sfs_rec_prefix(k, SFS_K_DIRENT, dir);
+    sfs_put_be64(k + 9, from);
+    return 17;
+}
+
+int sfs_rec_xattr_key(uint8_t k[SFS_KEY_MAX], uint64_t ino, const char *name)
+{
+    return xattr_key(k, ino, name);
+}
+
+size_t sfs_rec_extent_key(uint8_t k[17], uint64_t ino, uint64_t blockno)
+{
+    return extent_key(k, ino, blockno);
+}
+
+int sfs_rec_inode_decode(const MDB_val *val, struct sfs_inode *out)
+{
+    if (val->mv_size != sizeof(*out)) {
+        sfs_log_corruption("inode record of %zu bytes", val->mv_size);
+        return -EIO;
+    }
+    memcpy(out, val->mv_data, sizeof(*out));
+    return 0;
+}
+
+int sfs_rec_dirent_decode(const MDB_val *key, const MDB_val *val,
+                          struct sfs_dirent *out)
+{
+    const uint8_t *k = key->mv_data;
+    if (key->mv_size < 19 || key->mv_size > 17 + SFS_NAME_MAX + 1 ||
+        k[key->mv_size - 1] || val->mv_size < sizeof(struct dirent_val)) {
+        sfs_log_corruption("malformed directory entry record");
+        return -EIO;
+    }
+    struct dirent_val dv;
+    memcpy(&dv, val->mv_data, sizeof(dv));
+    out->ino = dv.ino;
+    out->type = dv.type;
+    out->cookie = sfs_get_be64(k + 9) + 3;
+    memcpy(out->name, k + 17, key->mv_size - 17);
+    return 0;
+}
+
+int sfs_rec_extent_decode(const MDB_val *key, const MDB_val *val,
+                          uint64_t *blockno, struct sfs_extent *out)
+{
+    if (key->mv_size != 17)
+        return extent_decode(&(MDB_val){ 0, NULL }, out);
+    *blockno = sfs_get_be64((const uint8_t *)key->mv_data + 9);
+    return extent_decode(val, out);
+}
+
+int sfs_rec_xattr_decode(const MDB_val *key, const MDB_val *val,
+                         struct sfs_xattr_rec *out)
+{
+    const uint8_t *k = key->mv_data, *v = val->mv_data;
+    memset(out, 0, sizeof(*out));
+    if (key->mv_size < 11 || k[key->mv_size - 1] || !val->mv_size ||
+        (v[0] == XV_BLOB && val->mv_size != 1 + sizeof(out->ref)) ||
+        (v[0] != XV_BLOB && v[0] != XV_INLINE)) {
+        sfs_log_corruption("malformed xattr record");
+        return -EIO;
+    }
+    out->name = (const char *)k + 9;
+    out->in_block = v[0] == XV_BLOB;
+    if (out->in_block) {
+        memcpy(&out->ref, v + 1, sizeof(out->ref));
+        out->len = out->ref.lsize;
+    } else {
+        out->bytes = v + 1;
+        out->len = val->mv_size - 1;
+    }
+    return 0;
+}
+
+void sfs_inode_stat(const struct sfs_inode *i, uint64_t st_ino,
+                    uint32_t block_size, struct stat *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->st_ino = st_ino;
+    s->st_mode = i->mode;
+    s->st_nlink = i->nlink;
+    s->st_uid = i->uid;
+    s->st_gid = i->gid;
+    s->st_rdev = i->rdev;
+    s->st_size = (off_t)i->size;
+    s->st_blocks = (blkcnt_t)i->blocks;
+    s->st_blksize = block_size;
+    s->st_atim.tv_sec = i->atime_sec;
+    s->st_atim.tv_nsec = i->atime_nsec;
+    s->st_mtim.tv_sec = i->mtime_sec;
+    s->st_mtim.tv_nsec = i->mtime_nsec;
+    s->st_ctim.tv_sec = i->ctime_sec;
+    s->st_ctim.tv_nsec = i->ctime_nsec;
+}
+
 /* ---- read plans ---- */
 
 struct rcollect {
@@ -772,19 +886,32 @@ int sfs_rplan_collect(struct sfs_store *st, MDB_txn *txn, uint64_t view,
     return r;
 }
 
+/* Inline data against the first 8 bytes of its SHA-256. */
+static int inline_check(const uint8_t *data, uint32_t lsize,
+                        const uint8_t sum[8])
+{
+    uint8_t h[SFS_HASH_LEN];
+    sfs_sha256(data, lsize, h);
+    if (memcmp(h, sum, 8)) {
+        sfs_log_corruption("inline data fails verification");
+        return -EIO;
+    }
+    return 0;
+}
+
+int sfs_extent_inline_check(const struct sfs_extent *e)
+{
+    return inline_check(e->inline_data, e->lsize, e->inline_sum);
+}
+
 static int rblock_decode(struct sfs_rplan_block *b, struct sfs_codec_ctx *cc,
                          uint8_t *blockbuf)
 {
     if (b->is_inline) {
-        uint8_t h[SFS_HASH_LEN];
-        sfs_sha256(b->inline_copy, b->lsize, h);
-        if (memcmp(h, b->inline_sum, 8)) {
-            sfs_log_corruption("inline data of block %llu fails verification",
-                               (unsigned long long)b->blockno);
-            return -EIO;
-        }
-        memcpy(blockbuf, b->inline_copy, b->lsize);
-        return 0;
+        int rc = inline_check(b->inline_copy, b->lsize, b->inline_sum);
+        if (!rc)
+            memcpy(blockbuf, b->inline_copy, b->lsize);
+        return rc;
     }
     return sfs_block_decode(cc, &b->raw, blockbuf);
 }

@@ -816,6 +816,52 @@ typedef int (*sfs_extent_cb)(void *arg, uint64_t blockno,
 int sfs_extent_scan(struct sfs_store *st, MDB_txn *txn, uint64_t view,
                     uint64_t ino, uint64_t from, sfs_extent_cb cb, void *arg);
 
+/*
+ * Records read raw: a flat table of one view's records (a key as above,
+ * its version's payload as value: what a replication stream's puts
+ * carry), read without a store - the vault's mount keeps each snapshot's
+ * records so.  Keys are made and values decoded here, so that the layouts
+ * stay fsmodel.c's.  Decoders answer -EIO for a malformed record.
+ */
+/* The 9 bytes every record of KIND about object ID starts with (the
+ * entries of directory ID, the xattrs or extents of inode ID). */
+size_t sfs_rec_prefix(uint8_t k[9], uint8_t kind, uint64_t id);
+size_t sfs_rec_inode_key(uint8_t k[9], uint64_t ino);
+/* -ENAMETOOLONG */
+int sfs_rec_dirent_key(uint8_t k[SFS_KEY_MAX], uint64_t dir,
+                       const char *name);
+/* The first key (17 bytes) an entry of DIR with cookie > AFTER can
+ * have; 0 when no entry can follow AFTER. */
+size_t sfs_rec_dirent_start(uint8_t k[17], uint64_t dir, uint64_t after);
+/* -ERANGE (a name longer than an xattr's) */
+int sfs_rec_xattr_key(uint8_t k[SFS_KEY_MAX], uint64_t ino,
+                      const char *name);
+size_t sfs_rec_extent_key(uint8_t k[17], uint64_t ino, uint64_t blockno);
+int sfs_rec_inode_decode(const MDB_val *val, struct sfs_inode *out);
+int sfs_rec_dirent_decode(const MDB_val *key, const MDB_val *val,
+                          struct sfs_dirent *out);
+/* An extent record: its block number and the extent, as sfs_extent_get
+ * gives it (inline_data points into VAL). */
+int sfs_rec_extent_decode(const MDB_val *key, const MDB_val *val,
+                          uint64_t *blockno, struct sfs_extent *out);
+/* An xattr record: its name (into KEY) and its value, inline (BYTES, LEN
+ * point into VAL) or in a block (REF). */
+struct sfs_xattr_rec {
+    const char *name;
+    bool in_block;
+    const uint8_t *bytes;
+    size_t len;
+    struct sfs_blockref ref;
+};
+int sfs_rec_xattr_decode(const MDB_val *key, const MDB_val *val,
+                         struct sfs_xattr_rec *out);
+/* Inline extent data checked against its checksum: 0 or -EIO. */
+int sfs_extent_inline_check(const struct sfs_extent *e);
+/* An inode's attributes as stat(2) gives them, numbered ST_INO. */
+struct stat;
+void sfs_inode_stat(const struct sfs_inode *i, uint64_t st_ino,
+                    uint32_t block_size, struct stat *s);
+
 /* ---- restore.c: rollback, restoring a path, cloning ---- */
 
 /*

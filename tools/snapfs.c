@@ -379,6 +379,8 @@ static void usage(FILE *out)
           "  vault forget TARGET SNAPSHOT... | --keep-last|-daily|-weekly|-monthly N\n"
           "               --keep-label LABEL=N [--dry-run] [--prune]\n"
           "  vault prune TARGET [--dry-run]   delete what no snapshot refers to\n"
+          "  vault mount TARGET MOUNTPOINT [--cache-size BYTES] [--cache DIR [--keep-cache]] [-f]\n"
+          "                               every snapshot, read-only, fetched as read\n"
           "    every vault command: [--endpoint URL] [--region R] [--passphrase-file F]\n"
           "    (or SNAPFS_VAULT_PASSPHRASE, or a prompt); encrypted, incremental forever\n"
           "  help\n", out);

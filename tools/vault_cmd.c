@@ -12,6 +12,8 @@
  *   vault forget TARGET SNAPSHOT... | --keep-last/daily/weekly/monthly N
  *                --keep-label LABEL=N [--dry-run] [--prune]
  *   vault prune TARGET [--dry-run]
+ *   vault mount TARGET MOUNTPOINT [--cache-size BYTES] [--cache DIR]
+ *               [--keep-cache] [-f]
  *   every one: [--endpoint URL] [--region R] [--passphrase-file FILE]
  *
  * Passphrases come from --passphrase-file (its first line), the
@@ -41,6 +43,7 @@
 #include "cli.h"
 #include "progress.h"
 #include "vault/vault.h"
+#include "vault/vmount.h"
 
 #define PASS_MAX 1024
 #define LABELS_MAX 15
@@ -1099,13 +1102,76 @@ static int vault_forget_cmd(int argc, char **argv)
     return 0;
 }
 
+/* ---- mount ---- */
+
+#define MOUNT_USAGE "TARGET MOUNTPOINT [--cache-size BYTES] [--cache DIR] " \
+                    "[--keep-cache] [-f]"
+
+/* The mount's own options out of ARGV into MO; the others into REST. */
+static int mount_options(int argc, char **argv, struct vault_mount_opts *mo,
+                         char **rest)
+{
+    const char *cmd = "vault mount", *v;
+    int n = 0;
+    *mo = (struct vault_mount_opts){ .cache_size = VAULT_MOUNT_CACHE_DEFAULT };
+    for (int i = 0; i < argc; i++) {
+        if (!i) {
+            rest[n++] = argv[i];
+        } else if ((v = option_value(cmd, "--cache-size", argc, argv, &i))) {
+            if (parse_size(v, &mo->cache_size) ||
+                mo->cache_size < VAULT_MOUNT_CACHE_MIN)
+                die_usage(cmd, "--cache-size %s: give 1M or more", v);
+        } else if ((v = option_value(cmd, "--cache", argc, argv, &i))) {
+            mo->cache_dir = v;
+        } else if (!strcmp(argv[i], "--keep-cache")) {
+            mo->keep_cache = true;
+        } else if (!strcmp(argv[i], "-f")) {
+            mo->foreground = true;
+        } else {
+            rest[n++] = argv[i];
+        }
+    }
+    rest[n] = NULL;
+    if (mo->keep_cache && !mo->cache_dir)
+        die_usage(cmd, "--keep-cache needs --cache DIR (where to keep it)");
+    return n;
+}
+
+static int vault_mount_cmd(int argc, char **argv)
+{
+    struct vault_mount_opts mo;
+    char **rest = calloc((size_t)argc + 1, sizeof(*rest));
+    if (!rest)
+        die("vault mount", "out of memory");
+    int nrest = mount_options(argc, argv, &mo, rest);
+    struct vopts o;
+    parse_args(&o, "vault mount", 0, 2, MOUNT_USAGE, nrest, rest);
+    const char *mountpoint = o.pos[1];
+    struct stat sb;
+    int serr = stat(mountpoint, &sb) ? errno : 0;
+    if (serr || !S_ISDIR(sb.st_mode))
+        die(o.cmd, "%s: mountpoint %s; nothing was mounted", mountpoint,
+            !serr || serr == ENOENT ? "does not exist or is not a directory"
+                                    : strerror(serr));
+    struct vault *v = open_vault(&o, o.pos[0], NO_LOCK, "mount");
+    char why[1200];
+    int rc = vault_mount(v, mountpoint, &mo, why, sizeof(why));
+    free(rest);
+    close_vault(v);
+    if (rc && why[0])
+        die(o.cmd, "%s; nothing was mounted", why);
+    if (rc)
+        die(o.cmd, "%s", strerror(-rc));
+    return 0;
+}
+
 /* ---- dispatch ---- */
 
 int cmd_vault(int argc, char **argv)
 {
     if (argc < 2)
         die_usage("vault", "give init, key, backup, restore, restore-file, "
-                  "list, show, check, forget or prune");
+                  "list, show, check, forget, prune or mount");
     const char *sub = argv[1];
     argc--;
     argv++;
@@ -1129,5 +1195,7 @@ int cmd_vault(int argc, char **argv)
         return vault_forget_cmd(argc, argv);
     if (!strcmp(sub, "prune"))
         return vault_prune_cmd(argc, argv);
+    if (!strcmp(sub, "mount"))
+        return vault_mount_cmd(argc, argv);
     die_usage("vault", "unknown subcommand '%s'", sub);
 }

@@ -642,6 +642,31 @@ struct manifest_scan {
     int err;
 };
 
+int vault_manifest_read(struct vault *v, const uint8_t id[VC_ID],
+                        struct vault_manifest *m)
+{
+    char name[128];
+    vault_obj_name("snapshots", id, name, sizeof(name));
+    void *obj;
+    size_t len;
+    int rc = objstore_get(v->os, name, &obj, &len);
+    if (rc == -ENOENT)
+        return rc;
+    if (rc)
+        return vault_os_fail(v, rc);
+    uint8_t sha[VC_ID];
+    vc_sha256(obj, len, sha);
+    rc = memcmp(sha, id, VC_ID) ? -EBADMSG
+                                : vault_manifest_decode(&v->keys, obj, len, m);
+    free(obj);
+    if (rc)
+        vault_fail(v, rc, "%s: %s", name,
+                   rc == -EPROTONOSUPPORT ? "made by a newer snapfs"
+                                          : "damaged (it does not "
+                                            "authenticate)");
+    return rc;
+}
+
 static int manifest_one(void *arg, const char *name, uint64_t size)
 {
     struct manifest_scan *s = arg;
@@ -649,26 +674,14 @@ static int manifest_one(void *arg, const char *name, uint64_t size)
     uint8_t id[VC_ID];
     if (vc_unhex(name + strlen("snapshots/"), id, VC_ID))
         return 0; /* not a manifest's name */
-    void *obj;
-    size_t len;
-    int rc = objstore_get(v->os, name, &obj, &len);
+    struct vault_manifest m;
+    int rc = vault_manifest_read(v, id, &m);
     if (rc == -ENOENT)
         return 0; /* forgotten meanwhile */
-    if (rc) {
-        s->err = vault_os_fail(v, rc);
+    if (rc && rc != -EBADMSG && rc != -EPROTONOSUPPORT) {
+        s->err = rc;
         return 1;
     }
-    uint8_t sha[VC_ID];
-    vc_sha256(obj, len, sha);
-    struct vault_manifest m;
-    rc = memcmp(sha, id, VC_ID) ? -EBADMSG
-                                : vault_manifest_decode(&v->keys, obj, len, &m);
-    free(obj);
-    if (rc)
-        vault_fail(v, rc, "%s: %s", name,
-                   rc == -EPROTONOSUPPORT ? "made by a newer snapfs"
-                                          : "damaged (it does not "
-                                            "authenticate)");
     if (rc && !s->with_bad) {
         s->err = rc;
         return 1;

@@ -157,6 +157,11 @@ int vault_restorer_open(struct vault *v, const struct vault_snapshot *s,
 int vault_restorer_store(struct vault_restorer *rs, const char *path,
                          vault_key_filter keep, void *arg);
 void vault_restorer_close(struct vault_restorer *rs);
+/* The table the chain was replayed into (each key of the snapshot with
+ * its value), to read from (read-only transactions of ENV); valid until
+ * vault_restorer_close. */
+void vault_restorer_table(struct vault_restorer *rs, MDB_env **env,
+                          MDB_dbi *dbi);
 
 /* Every manifest: CB(ARG, id, manifest); a damaged one (or of a newer
  * format) fails the scan (-EBADMSG, -EPROTONOSUPPORT, why names the
@@ -165,6 +170,10 @@ typedef int (*vault_manifest_cb)(void *arg, const uint8_t id[VC_ID],
                                  const struct vault_manifest *m);
 int vault_each_manifest(struct vault *v, bool with_bad, vault_manifest_cb cb,
                         void *arg);
+/* The manifest snapshots/ID: -ENOENT (none), -EBADMSG, -EPROTONOSUPPORT
+ * (why names it), or the store's errors. */
+int vault_manifest_read(struct vault *v, const uint8_t id[VC_ID],
+                        struct vault_manifest *m);
 /* Read every index object into a new index for V; a damaged one goes to
  * BAD (with why) when BAD is given, else fails the read.  *COUNT (may be
  * NULL): index objects listed. */

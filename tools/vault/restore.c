@@ -443,6 +443,13 @@ int vault_restorer_store(struct vault_restorer *rs, const char *path,
     return rc;
 }
 
+void vault_restorer_table(struct vault_restorer *rs, MDB_env **env,
+                          MDB_dbi *dbi)
+{
+    *env = rs->env;
+    *dbi = rs->dbi;
+}
+
 void vault_restorer_close(struct vault_restorer *rs)
 {
     if (!rs)
