@@ -157,6 +157,13 @@ int vault_restorer_open(struct vault *v, const struct vault_snapshot *s,
 int vault_restorer_store(struct vault_restorer *rs, const char *path,
                          vault_key_filter keep, void *arg);
 void vault_restorer_close(struct vault_restorer *rs);
+/* A new volume at PATH made as M's source was (size, block size,
+ * compression), opened exclusively; why names PATH. */
+int vault_mkfs_like(struct vault *v, const struct vault_manifest *m,
+                    const char *path, struct sfs_store **st);
+/* The restorer's scratch table: the snapshot's records, by key. */
+void vault_restorer_table(struct vault_restorer *rs, MDB_env **env,
+                          MDB_dbi *dbi);
 
 /* Every manifest: CB(ARG, id, manifest); a damaged one (or of a newer
  * format) fails the scan (-EBADMSG, -EPROTONOSUPPORT, why names the
