@@ -202,6 +202,7 @@ static int cmd_mount(int argc, char **argv)
         die("mount", "%s: a snapfs volume (%s) is already mounted here", mnt,
             already);
 
+    vault_daemon_install();
     if (foreground)
         return snapfs_serve(store, mnt, opts, -1);
 
