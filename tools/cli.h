@@ -148,5 +148,11 @@ int cmd_vault(int argc, char **argv);
  * relationships when its policies take snapshots they select (installed
  * by `snapfs mount` before the daemon starts) */
 void vault_daemon_install(void);
+/* The updates of the vault relationships of volume UUID whose policies
+ * select some of the snapshots CREATED (N), run one after the other as
+ * child processes on VOLUME, their output on ours (`policy run`): how
+ * many failed. */
+int vault_updates_run(const char *volume, const uint8_t uuid[16],
+                      char *const *created, size_t n);
 
 #endif

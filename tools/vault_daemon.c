@@ -17,6 +17,8 @@
  * at unmount running updates get SIGTERM (they stop, keep what they
  * uploaded and release their holds while the control socket still
  * serves) and are waited for, then killed after VAULT_STOP_WAIT_MS.
+ * `snapfs policy run` (a timer's, for an unmounted volume) runs the same
+ * updates after its snapshots, one after the other, waiting for each.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -59,20 +61,31 @@ static struct job *job_of(const char *store)
     return free_slot;
 }
 
-static void start(const char *volstore, struct job *j)
+/* `snapfs vault update VOLUME --store STORE` as a child (stdin
+ * /dev/null; with TO_LOG its stdout goes to stderr, the daemon's log;
+ * none of the daemon's descriptors, the FUSE device's and the store's):
+ * 0 or an errno. */
+static int spawn_update(const char *volume, const char *store, bool to_log,
+                        pid_t *pid)
 {
-    char *argv[] = { "snapfs", "vault", "update", (char *)volstore,
-                     "--store", j->store, NULL };
+    char *argv[] = { "snapfs", "vault", "update", (char *)volume,
+                     "--store", (char *)store, NULL };
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null",
                                      O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, STDERR_FILENO, STDOUT_FILENO);
-    /* none of the daemon's descriptors (the FUSE device, the store's) */
+    if (to_log)
+        posix_spawn_file_actions_adddup2(&fa, STDERR_FILENO, STDOUT_FILENO);
     posix_spawn_file_actions_addclosefrom_np(&fa, STDERR_FILENO + 1);
-    pid_t pid;
-    int rc = posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, environ);
+    int rc = posix_spawn(pid, "/proc/self/exe", &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
+    return rc;
+}
+
+static void start(const char *volstore, struct job *j)
+{
+    pid_t pid;
+    int rc = spawn_update(volstore, j->store, true, &pid);
     j->pending = false;
     if (rc) {
         fprintf(stderr, "snapfs: %s: vault: could not start the update to "
@@ -121,20 +134,54 @@ static bool selected(const char *policy, char *const *created, size_t n)
     return false;
 }
 
+/* The relationships of volume UUID whose policies select some of
+ * CREATED (*R malloc'd): how many, 0 on any error. */
+static size_t relationships_for(const uint8_t uuid[16], char *const *created,
+                                size_t n, struct vault_relationship **r)
+{
+    size_t nr, m = 0;
+    if (!n || vault_rel_all(r, &nr))
+        return 0;
+    for (size_t i = 0; i < nr; i++)
+        if (!memcmp((*r)[i].volume, uuid, 16) &&
+            selected((*r)[i].policy, created, n))
+            (*r)[m++] = (*r)[i];
+    if (!m) {
+        free(*r);
+        *r = NULL;
+    }
+    return m;
+}
+
+int vault_updates_run(const char *volume, const uint8_t uuid[16],
+                      char *const *created, size_t n)
+{
+    struct vault_relationship *r = NULL;
+    size_t m = relationships_for(uuid, created, n, &r);
+    int failed = 0;
+    for (size_t i = 0; i < m; i++) {
+        pid_t pid;
+        int ws = 0, rc = spawn_update(volume, r[i].store, false, &pid);
+        fflush(stdout);
+        if (!rc && waitpid(pid, &ws, 0) != pid)
+            rc = errno;
+        if (rc)
+            fprintf(stderr, "snapfs: %s: vault: could not run the update to "
+                    "object store %s: %s\n", volume, r[i].store,
+                    strerror(rc));
+        failed += rc || !WIFEXITED(ws) || WEXITSTATUS(ws);
+    }
+    free(r);
+    return failed;
+}
+
 static void after_tick(const char *volstore, const uint8_t uuid[16],
                        char *const *created, size_t n)
 {
     reap(volstore);
-    if (!n)
-        return;
-    struct vault_relationship *r;
-    size_t nr;
-    if (vault_rel_all(&r, &nr))
-        return;
+    struct vault_relationship *r = NULL;
+    size_t nr = relationships_for(uuid, created, n, &r);
     for (size_t i = 0; i < nr; i++) {
-        if (memcmp(r[i].volume, uuid, 16) ||
-            !selected(r[i].policy, created, n))
-            continue;
         struct job *j = job_of(r[i].store);
         if (!j) {
             fprintf(stderr, "snapfs: %s: vault: more than %d object stores; "

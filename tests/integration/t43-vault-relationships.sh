@@ -271,6 +271,22 @@ test_expect_success 'relationship delete keeps the vaulted snapshots; then the v
 	"$SNAPFS" vault policy create gone --rule daily=1 >/dev/null && "$SNAPFS" vault policy delete gone >/dev/null
 '
 
+test_expect_success 'policy run of an unmounted volume (a timer'"'"'s) updates its relationships after the snapshots it takes' '
+	C=$TEST_TMP/c.store &&
+	"$SNAPFS" mkfs "$C" --size 1G >/dev/null &&
+	"$SNAPFS" vault protect "$C" --store nas1 >/dev/null &&
+	"$SNAPFS" policy create "$C" nightly --schedule daily@00:10 --keep 2 --prefix daily --now "2027-01-01 12:00" >/dev/null &&
+	"$SNAPFS" policy create "$C" hours --schedule hourly --keep 2 --prefix hourly --now "2027-01-01 12:00" >/dev/null &&
+	"$SNAPFS" policy run "$C" --now "2027-01-01 13:01" >"$REF/out" &&
+	assert_grep "created snapshot hourly.2027-01-01_1300" "$REF/out" && ! grep -q "backed up" "$REF/out" &&
+	"$SNAPFS" policy run "$C" --now "2027-01-02 00:11" >"$REF/out" &&
+	assert_grep "^snapfs: policy nightly: created snapshot daily.2027-01-02_0010$" "$REF/out" &&
+	assert_grep "^snapfs: backed up snapshot daily.2027-01-02_0010 of $C into nas1 as [0-9a-f]* (full)$" "$REF/out" &&
+	assert_grep "^snapfs: updated $C in object store nas1 (policy DailyBackup): 1 snapshot backed up" "$REF/out" &&
+	vnames | grep -q "daily.2027-01-02_0010" && ! vnames | grep -q "hourly.2027" &&
+	"$SNAPFS" vault relationship delete "$C" --store nas1 >/dev/null
+'
+
 . "$TEST_DIR/moto.sh"
 moto_start vaults
 
