@@ -150,6 +150,23 @@ test_expect_success 'update backs up only what the policy selects, the newest of
 	assert_grep "0 snapshots backed up (0 B uploaded), 0 forgotten; newest in the vault: daily.3" "$REF/out"
 '
 
+test_expect_success 'one update per relationship: while one holds its lock, another is refused naming it, and the state is transferring' '
+	ua=$(rels | jpy "[r[\"volume\"].replace(\"-\", \"\") for r in j if r[\"source\"] == \"$STORE\"][0]") &&
+	lock=$CONF/relationships/$ua.nas1.lock && test -f "$lock" &&
+	echo 4242 >"$lock" &&
+	{ python3 -c "import fcntl, sys, time; f = open(sys.argv[1], \"r+\"); fcntl.flock(f, fcntl.LOCK_EX); time.sleep(60)" "$lock" & } &&
+	holder=$! &&
+	for i in $(seq 300); do
+		[ "$(rels | jpy "[r[\"state\"] for r in j if r[\"source\"] == \"$STORE\"][0]")" = transferring ] && break
+		sleep 0.1
+	done &&
+	refused 1 "an update of $STORE to object store nas1 runs already (pid 4242)" vault update "$MNT" &&
+	refused 1 "an update of $MNT to object store nas1 runs (pid 4242); nothing was changed" \
+		vault relationship delete "$MNT" --store nas1 &&
+	kill "$holder" && { wait "$holder" 2>/dev/null || :; } &&
+	assert_eq idle "$(rels | jpy "[r[\"state\"] for r in j if r[\"source\"] == \"$STORE\"][0]")"
+'
+
 test_expect_success 'vault diff of two vaulted snapshots: created, deleted, modified and renamed paths, as snapshot diff prints them' '
 	echo new >new.txt && rm gone.txt && echo changed >mod.txt && mv old-name new-name &&
 	"$SNAPFS" snapshot create "$MNT" daily.4 >/dev/null &&
