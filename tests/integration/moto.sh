@@ -19,7 +19,7 @@ test_at_exit moto_stop
 moto_run() {
 	command -v moto_server >/dev/null && command -v curl >/dev/null || return 1
 	set -m
-	moto_server -H 127.0.0.1 -p 0 >"$TEST_TMP/moto.log" 2>&1 </dev/null &
+	(cd "$TEST_TMP" && exec moto_server -H 127.0.0.1 -p 0 >"$TEST_TMP/moto.log" 2>&1 </dev/null) &
 	MOTO_PID=$!
 	set +m
 	local i port=

@@ -14,6 +14,17 @@ test_have_prereq SNAPFS || { say "# skipping: needs snapfs"; test_done; }
 
 export TZ=UTC SNAPFS_CONFIG_DIR=$TEST_TMP/conf
 use_policy_clock '2026-12-01 12:00'
+# moto first: the daemons run their updates with the credentials of the
+# environment they were mounted in
+. "$TEST_DIR/moto.sh"
+moto_start vaults
+# a server that accepts connections and never answers (an object store
+# that stops answering), stopped at exit
+SILENT_PID=
+stop_silent() { [ -z "$SILENT_PID" ] || kill "$SILENT_PID" 2>/dev/null; return 0; }
+test_at_exit stop_silent
+(cd "$TEST_TMP" && exec python3 "$TEST_DIR/s3fault.py" silent >"$TEST_TMP/silent.out") &
+SILENT_PID=$!
 vol_create --size 1G
 B=$TEST_TMP/b.store BMNT=$TEST_TMP/b.mnt
 "$SNAPFS" mkfs "$B" --size 1G >/dev/null && vol_mount "$B" "$BMNT" ||
@@ -304,9 +315,6 @@ test_expect_success 'policy run of an unmounted volume (a timer'"'"'s) updates i
 	"$SNAPFS" vault relationship delete "$C" --store nas1 >/dev/null
 '
 
-. "$TEST_DIR/moto.sh"
-moto_start vaults
-
 test_expect_success MOTO 's3://: a store on moto, a volume protected with DailyBackup, updated' '
 	"$SNAPFS" vault store add s3 s3://vaults/t43 --endpoint "$ENDPOINT" --region us-east-1 --init \
 		--passphrase-file "$TEST_TMP/pass" >"$REF/out" &&
@@ -328,6 +336,27 @@ test_expect_success MOTO 'relationship delete --forget forgets the volume'"'"'s 
 	assert_grep "forgot its 3 vaulted snapshots; their data stays until snapfs vault prune s3" "$REF/out" &&
 	assert_eq "" "$(vnames s3)" && vnames | grep -q daily.7 &&
 	assert_eq "$STORE" "$(rels | jpy "\" \".join(r[\"source\"] for r in j)")"
+'
+
+test_expect_success MOTO 'an update stuck on a store that stops answering blocks neither clients nor policies, and unmount stops it' '
+	"$SNAPFS" vault store add hang s3://vaults/hang --endpoint "$ENDPOINT" --init \
+		--passphrase-file "$TEST_TMP/pass" >/dev/null &&
+	"$SNAPFS" vault protect "$BMNT" --store hang >/dev/null &&
+	for i in $(seq 100); do port=$(head -1 "$TEST_TMP/silent.out"); [ -n "$port" ] && break; sleep 0.1; done &&
+	test -n "$port" &&
+	sed -i "s|^endpoint=.*|endpoint=http://127.0.0.1:$port|" "$CONF/stores/hang.store" &&
+	set_clock "2026-12-04 00:11" &&
+	for i in $(seq 300); do grep -q "vault: update to object store hang started" "$B/daemon.log" && break; sleep 0.1; done &&
+	assert_grep "vault: update to object store hang started" "$B/daemon.log" &&
+	set_clock "2026-12-04 01:01" &&
+	for i in $(seq 300); do snaps "$BMNT" | grep -q "hourly.2026-12-04_0100" && break; sleep 0.1; done &&
+	snaps "$BMNT" | grep -q "hourly.2026-12-04_0100" &&
+	echo still >"$BMNT/written" && assert_eq still "$(cat "$BMNT/written")" &&
+	! grep -q "vault: update to object store hang (pid [0-9]*) ended" "$B/daemon.log" &&
+	start=$(date +%s) && vol_umount "$BMNT" && end=$(date +%s) &&
+	assert_le $((end - start)) 20 "seconds to unmount" &&
+	assert_grep "vault: update to object store hang (pid [0-9]*) ended: \(signal 15\|exit 1\)" "$B/daemon.log" &&
+	"$SNAPFS" vault relationship delete "$B" --store hang >/dev/null
 '
 
 test_expect_success 'no command left a vault lock or an update lock held' '
