@@ -883,6 +883,9 @@ static void update_one(const struct ops_args *a,
     uint64_t bytes = 0;
     int backed = back_up_selected(cmd, &b, v, r->store, r, &p, &bytes);
     sfs_close(st);
+    free(vol.store); /* static, and used again by the next relationship */
+    free(vol.mountpoint);
+    vol.store = vol.mountpoint = NULL;
     struct vault_rel_state *s = &updating.st;
     int forgotten = retain(cmd, v, r, &p, s);
     vault_cmd_close(v);

@@ -299,7 +299,7 @@ test_expect_success 'relationship delete keeps the vaulted snapshots; then the v
 	"$SNAPFS" vault policy create gone --rule daily=1 >/dev/null && "$SNAPFS" vault policy delete gone >/dev/null
 '
 
-test_expect_success 'policy run of an unmounted volume (a timer'"'"'s) updates its relationships after the snapshots it takes' '
+test_expect_success 'policy run of an unmounted volume (a timer'"'"'s) updates its relationships after the snapshots it takes; a volume gone is unprotected by its path' '
 	C=$TEST_TMP/c.store &&
 	"$SNAPFS" mkfs "$C" --size 1G >/dev/null &&
 	"$SNAPFS" vault protect "$C" --store nas1 >/dev/null &&
@@ -312,10 +312,13 @@ test_expect_success 'policy run of an unmounted volume (a timer'"'"'s) updates i
 	assert_grep "^snapfs: backed up snapshot daily.2027-01-02_0010 of $C into nas1 as [0-9a-f]* (full)$" "$REF/out" &&
 	assert_grep "^snapfs: updated $C in object store nas1 (policy DailyBackup): 1 snapshot backed up" "$REF/out" &&
 	vnames | grep -q "daily.2027-01-02_0010" && ! vnames | grep -q "hourly.2027" &&
-	"$SNAPFS" vault relationship delete "$C" --store nas1 >/dev/null
+	rm -r "$C" &&
+	"$SNAPFS" vault relationship delete "$C" --store nas1 >"$REF/out" &&
+	assert_grep "^snapfs: deleted the relationship of $C with object store nas1$" "$REF/out" &&
+	vnames | grep -q "daily.2027-01-02_0010"
 '
 
-test_expect_success MOTO 's3://: a store on moto, a volume protected with DailyBackup, updated' '
+test_expect_success MOTO 's3://: a store on moto, a volume protected with DailyBackup; an update without --store updates each of its relationships' '
 	"$SNAPFS" vault store add s3 s3://vaults/t43 --endpoint "$ENDPOINT" --region us-east-1 --init \
 		--passphrase-file "$TEST_TMP/pass" >"$REF/out" &&
 	assert_grep "added object store s3: s3://vaults/t43 (new vault" "$REF/out" &&
@@ -323,7 +326,9 @@ test_expect_success MOTO 's3://: a store on moto, a volume protected with DailyB
 	assert_eq "('"'"'$ENDPOINT'"'"', '"'"'us-east-1'"'"')" "$(cat "$REF/s")" &&
 	"$SNAPFS" vault protect "$MNT" --store s3 >"$REF/out" &&
 	assert_grep "policy DailyBackup (daily=7)" "$REF/out" &&
-	"$SNAPFS" vault update "$MNT" --store s3 >"$REF/out" &&
+	"$SNAPFS" vault update "$MNT" >"$REF/out" &&
+	assert_grep "^snapfs: updated $STORE in object store nas1 (policy keep2): 0 snapshots backed up" "$REF/out" &&
+	assert_grep "^snapfs: updated $STORE in object store s3 (policy DailyBackup): 3 snapshots backed up" "$REF/out" &&
 	assert_grep "backed up snapshot daily.5 " "$REF/out" && assert_grep "backed up snapshot daily.7 " "$REF/out" &&
 	! grep -q "weekly.1\|hourly.1\|t.1" "$REF/out" &&
 	assert_eq "daily.5 daily.6 daily.7" "$(vnames s3)" &&
