@@ -695,7 +695,7 @@ int vault_cmd_backup_one(const struct vault_cmd_backup *b, struct vault *v,
     catch_interrupts();
     hold_snapshot(&h, b->st, name, &snap);
     struct progress_arg pa;
-    progress_start(&pa.p, "backup", 0);
+    progress_start(&pa.p, b->what ? b->what : "backup", 0);
     if (b->progress)
         progress_force(&pa.p);
     struct vault_backup_opts bo = {

@@ -63,6 +63,8 @@ struct vault_cmd_backup {
     uint32_t nlabels;
     uint32_t pack_size;
     bool progress;                   /* --progress: even off a terminal */
+    const char *what;                /* the progress line's word; NULL:
+                                        "backup" */
 };
 int vault_cmd_backup_one(const struct vault_cmd_backup *b, struct vault *v,
                          const char *name, struct vault_backup_result *r,

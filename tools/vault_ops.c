@@ -793,12 +793,17 @@ static int back_up_selected(const char *cmd, const struct vault_cmd_backup *b,
     free(vs);
     if (n < 0)
         die(cmd, "%s", strerror(-n));
-    for (size_t i = 0; i < src.n; i++) {
+    struct vault_cmd_backup one = *b;
+    char what[SFS_NAME_MAX + 48];
+    one.what = what;
+    for (size_t i = 0, k = 0; i < src.n; i++) {
         if (!pick[i])
             continue;
         struct vault_backup_result res;
         double secs;
-        rc = vault_cmd_backup_one(b, v, src.v[i].name, &res, &secs);
+        snprintf(what, sizeof(what), "backup %s (%zu of %d)", src.v[i].name,
+                 ++k, n);
+        rc = vault_cmd_backup_one(&one, v, src.v[i].name, &res, &secs);
         if (rc) {
             const char *why = vault_cmd_backup_error(rc);
             if (why)

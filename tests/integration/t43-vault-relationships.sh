@@ -239,7 +239,14 @@ test_expect_success 'progress: nothing off a terminal, lines of bytes and rate w
 	echo more >>mod.txt && "$SNAPFS" snapshot create "$MNT" t.1 >/dev/null &&
 	"$SNAPFS" vault backup "$MNT" t.1 nas1 --progress >"$REF/out" 2>"$REF/err" &&
 	assert_grep "^backup: [0-9.]* MiB, [0-9]* files, [0-9.]* MB/s" "$REF/err" &&
-	! grep -q "MB/s" "$REF/out"
+	! grep -q "MB/s" "$REF/out" &&
+	"$SNAPFS" snapshot create "$MNT" daily.6a >/dev/null &&
+	"$SNAPFS" vault update "$MNT" >"$REF/out" 2>"$REF/err" && ! test -s "$REF/err" &&
+	"$SNAPFS" snapshot delete "$MNT" daily.6a >/dev/null &&
+	"$SNAPFS" snapshot create "$MNT" daily.6b >/dev/null &&
+	"$SNAPFS" vault update "$MNT" --progress >"$REF/out" 2>"$REF/err" &&
+	assert_grep "^backup daily.6b (1 of 1): [0-9.]* MiB, [0-9]* files, [0-9.]* MB/s" "$REF/err" &&
+	"$SNAPFS" snapshot delete "$MNT" daily.6b >/dev/null
 '
 
 test_expect_success 'the daemon runs the update when the volume'"'"'s policy takes a snapshot the vault policy selects' '

@@ -97,6 +97,14 @@ static void test_to_back_up(void)
           "after the vault's newest: daily.3 and weekly.2 (%d)", got);
     CHECK(!pick[5], "what the vault has is not sent again");
 
+    /* a manual backup of a newer snapshot (no rule's label) does not
+     * count either */
+    struct vault_snapshot u[] = { vaulted(vol_a, "daily.2", 6, NULL),
+                                  vaulted(vol_a, "adhoc", 20, NULL) };
+    got = vault_rel_to_back_up(&p, vol_a, s, n, u, 2, pick);
+    CHECK(got == 2 && pick[0] && pick[6],
+          "a manual backup is no limit: daily.3 and weekly.2 (%d)", got);
+
     /* another volume's newer snapshots do not count */
     struct vault_snapshot w[] = { vaulted(vol_b, "daily.9", 50, NULL) };
     got = vault_rel_to_back_up(&p, vol_a, s, n, w, 1, pick);

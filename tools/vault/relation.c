@@ -8,8 +8,10 @@
  * are ever chosen, either way; a vaulted snapshot of another volume, or
  * one of this volume without such a label (a manual `vault backup`), is
  * never forgotten; nothing older than what the vault already holds of
- * the volume is sent again, so retention and updates never undo each
- * other; the newest KEEP of a label are never forgotten.
+ * the volume under the policy's labels is sent again, so retention and
+ * updates never undo each other (a manual backup of a newer snapshot
+ * does not make the update skip the policy's); the newest KEEP of a
+ * label are never forgotten.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -33,6 +35,15 @@ bool vault_rel_selects(const struct vault_rel_policy *p, const char *name)
     return rule_of(&p->keep, label) >= 0;
 }
 
+static bool has_rule_label(const struct vault_keep_policy *k,
+                           const struct vault_manifest *m)
+{
+    for (uint32_t i = 0; i < m->nlabels; i++)
+        if (rule_of(k, m->labels[i]) >= 0)
+            return true;
+    return false;
+}
+
 /* Source snapshots, newest first. */
 static int source_newest_first(const void *a, const void *b)
 {
@@ -47,9 +58,10 @@ int vault_rel_to_back_up(const struct vault_rel_policy *p,
                          const struct vault_snapshot *vs, size_t nv,
                          bool *pick)
 {
-    uint64_t newest = 0;
+    uint64_t newest = 0; /* of the policy's own: not a manual backup's */
     for (size_t i = 0; i < nv; i++)
-        if (!memcmp(vs[i].m.volume, volume, 16) && vs[i].m.epoch > newest)
+        if (!memcmp(vs[i].m.volume, volume, 16) && vs[i].m.epoch > newest &&
+            has_rule_label(&p->keep, &vs[i].m))
             newest = vs[i].m.epoch;
     const struct vault_rel_source **order = malloc((n + 1) * sizeof(*order));
     if (!order)
@@ -74,15 +86,6 @@ int vault_rel_to_back_up(const struct vault_rel_policy *p,
     }
     free(order);
     return picked;
-}
-
-static bool has_rule_label(const struct vault_keep_policy *k,
-                           const struct vault_manifest *m)
-{
-    for (uint32_t i = 0; i < m->nlabels; i++)
-        if (rule_of(k, m->labels[i]) >= 0)
-            return true;
-    return false;
 }
 
 int vault_rel_to_forget(const struct vault_rel_policy *p,

@@ -136,8 +136,9 @@ struct vault_rel_source {
 /*
  * vault_rel_to_back_up - which of the source's snapshots SRC (N of them,
  * any order) the update backs up: those P selects, newer (by epoch) than
- * every snapshot of VOLUME the vault holds (VS, NV: so that what retention
- * forgot is not sent again), and among those only the newest KEEP of each
+ * every snapshot of VOLUME with one of P's labels the vault holds (VS,
+ * NV: so that what retention forgot is not sent again; a manual backup
+ * does not count), and among those only the newest KEEP of each
  * label (older ones retention would forget at once).  PICK[i] is set for
  * each chosen; returns how many, or -ENOMEM.
  */
