@@ -108,7 +108,9 @@ static int list_names(const char *sub, const char *suffix, char ***names,
     char dir[PATH_MAX];
     *names = NULL;
     *n = 0;
-    snprintf(dir, sizeof(dir), "%s/%s", vault_conf_dir(), sub);
+    if (snprintf(dir, sizeof(dir), "%s/%s", vault_conf_dir(), sub) >=
+        (int)sizeof(dir))
+        return -ENAMETOOLONG;
     DIR *d = opendir(dir);
     if (!d)
         return errno == ENOENT ? 0 : -errno;

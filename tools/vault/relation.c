@@ -95,7 +95,7 @@ int vault_rel_to_forget(const struct vault_rel_policy *p,
 {
     /* The policy's snapshots of the volume, on their own, under its
      * label rules only (forget.c's walk, newest first). */
-    struct vault_snapshot *mine = malloc((nv + 1) * sizeof(*mine));
+    struct vault_snapshot *mine = calloc(nv + 1, sizeof(*mine));
     size_t *at = malloc((nv + 1) * sizeof(*at));
     unsigned *keep = calloc(nv + 1, sizeof(*keep));
     int rc = mine && at && keep ? 0 : -ENOMEM;
