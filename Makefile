@@ -88,8 +88,10 @@ build/$(1)/unit/test_objstore: build/$(1)/tests/unit/test_objstore.o \
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(LIBS)
 
-# the vault's tests link the vault engine
+# the vault's tests link the vault engine (and the record files its
+# host configuration is kept in)
 build/$(1)/unit/test_vault_%: build/$(1)/tests/unit/test_vault_%.o \
+                              build/$(1)/tools/kvfile.o \
                               build/$(1)/libsnapvault.a build/$(1)/libsnapstore.a
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(LIBS)

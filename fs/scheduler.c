@@ -14,6 +14,11 @@
  * Each tick also runs snapshot autodelete if it is due (autodelete.c):
  * the reserve trigger, and a volume nearly full before writes fail.
  *
+ * After each tick the command layer's hook runs (scheduler_set_hook),
+ * told which snapshots the policies created: the vault runs the updates
+ * of its relationships from there, as child processes, so that nothing
+ * here waits for an object store and fs/ knows nothing of vaults.
+ *
  * The clock is time(2).  For tests, SNAPFS_CLOCK_FILE may name a file
  * holding seconds since the epoch, read at every tick and by the control
  * commands that need "now": tests move time by rewriting the file instead
@@ -48,6 +53,13 @@ int scheduler_clock(int64_t *now)
         return -EINVAL;
     *now = v;
     return 0;
+}
+
+static struct scheduler_hook hook;
+
+void scheduler_set_hook(const struct scheduler_hook *h)
+{
+    hook = *h;
 }
 
 /* ---- one run ---- */
@@ -93,8 +105,10 @@ int scheduler_run(struct vol *v, int64_t now, char **events)
 
 /* ---- the thread ---- */
 
+/* Log EVENTS (taken apart); the names of the snapshots created are left
+ * in CREATED (pointing into EVENTS, N at most CAP). */
 static void log_events(const struct scheduler *s, const char *when,
-                       char *events)
+                       char *events, char **created, size_t cap, size_t *n)
 {
     static const char *const what[] = {
         [SFS_POLICY_CREATED] = "created snapshot",
@@ -106,9 +120,12 @@ static void log_events(const struct scheduler *s, const char *when,
          line = strtok_r(NULL, "\n", &save)) {
         int event;
         char *policy, *snap;
-        if (!sfs_policy_event_parse(line, &event, &policy, &snap))
-            fprintf(stderr, "snapfs: %s: %s: policy %s: %s %s\n", s->store,
-                    when, policy, what[event], snap);
+        if (sfs_policy_event_parse(line, &event, &policy, &snap))
+            continue;
+        fprintf(stderr, "snapfs: %s: %s: policy %s: %s %s\n", s->store,
+                when, policy, what[event], snap);
+        if (event == SFS_POLICY_CREATED && *n < cap)
+            created[(*n)++] = snap;
     }
 }
 
@@ -128,7 +145,8 @@ static void tick(struct scheduler *s)
     MDB_txn *txn = vol_read_begin(s->vol);
     int due = sfs_policy_any_due(s->vol->st, txn, now);
     vol_read_end(s->vol);
-    char when[32], *events = NULL;
+    char when[32], *events = NULL, *created[64];
+    size_t ncreated = 0;
     time_t t = (time_t)now;
     struct tm tm;
     localtime_r(&t, &tm);
@@ -141,7 +159,9 @@ static void tick(struct scheduler *s)
         fprintf(stderr, "snapfs: %s: %s: running policies: %s\n", s->store,
                 when, strerror(-rc));
     else if (events)
-        log_events(s, when, events);
+        log_events(s, when, events, created, 64, &ncreated);
+    if (hook.after_tick)
+        hook.after_tick(s->store, s->vol->st->super.uuid, created, ncreated);
     free(events);
     autodelete_run(s->vol, 0); /* the reserve, a volume filling */
 }
@@ -217,6 +237,8 @@ void scheduler_stop(struct scheduler *s)
     pthread_cond_signal(&s->wake);
     pthread_mutex_unlock(&s->lock);
     pthread_join(s->thread, NULL);
+    if (hook.stop)
+        hook.stop(s->store);
     pthread_cond_destroy(&s->wake);
     pthread_mutex_destroy(&s->lock);
     s->running = false;

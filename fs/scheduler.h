@@ -23,6 +23,22 @@ struct scheduler {
     bool running;
 };
 
+/*
+ * What the command layer runs in the daemon beside the policies (the
+ * vault's relationships, tools/vault_daemon.c), set before the daemon
+ * starts: after_tick on the scheduler's thread after every tick, with the
+ * store, the volume's UUID and the names of the snapshots that tick's
+ * policies created (N, often none); stop once, when the scheduler stops.
+ * Neither may block for long: they start and reap child processes, they
+ * never wait for one (stop excepted, which ends them).
+ */
+struct scheduler_hook {
+    void (*after_tick)(const char *store, const uint8_t uuid[16],
+                       char *const *created, size_t n);
+    void (*stop)(const char *store);
+};
+void scheduler_set_hook(const struct scheduler_hook *h);
+
 /* Start the thread that runs due policies every tick (and once at once). */
 int scheduler_start(struct scheduler *s, struct vol *v, const char *store);
 /* Stop it and wait for it; a no-op if it is not running. */

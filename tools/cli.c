@@ -29,14 +29,25 @@ void die_usage(const char *cmd, const char *fmt, ...)
     exit(2);
 }
 
+static void (*die_hook)(const char *cmd, const char *msg);
+
+void die_set_hook(void (*fn)(const char *cmd, const char *msg))
+{
+    die_hook = fn;
+}
+
 void die(const char *cmd, const char *fmt, ...)
 {
+    char msg[2048];
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "snapfs %s: ", cmd);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    fprintf(stderr, "snapfs %s: %s\n", cmd, msg);
+    void (*fn)(const char *, const char *) = die_hook;
+    die_hook = NULL; /* once, even if it dies itself */
+    if (fn)
+        fn(cmd, msg);
     exit(1);
 }
 

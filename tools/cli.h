@@ -15,6 +15,10 @@ void die_usage(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3), noreturn));
 void die(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3), noreturn));
+/* FN(CMD, MESSAGE) runs once when die() is next called, after the message
+ * is printed and before the exit (NULL: none): a command records why it
+ * failed. */
+void die_set_hook(void (*fn)(const char *cmd, const char *msg));
 int parse_size(const char *s, uint64_t *out);
 char *mounted_store(const char *path);
 char *resolve_volume(const char *arg, bool *mounted);
@@ -110,6 +114,10 @@ int volume_setting(struct volume *vol, const char *cmd, const char *name,
 int cmd_share(int argc, char **argv);
 /* diff.c: `snapshot diff`; ARGV starts at "diff". */
 int cmd_snapshot_diff(int argc, char **argv);
+/* The lines of sfs_diff_write (DATA, changed in place) on stdout as
+ * `snapshot diff` prints them, or as its JSON array; their "examined"
+ * line into STATS.  0, or -EPROTO for a line of another form. */
+int diff_print_changes(char *data, bool json, struct sfs_diff_stats *stats);
 int cmd_policy(int argc, char **argv);
 int cmd_qtree(int argc, char **argv);
 /* restore.c: `snapshot restore|restore-file` (ARGV as cmd_snapshot's) and
@@ -136,5 +144,15 @@ int cmd_peer(int argc, char **argv);
 int cmd_mirror(int argc, char **argv);
 /* vault_cmd.c: `vault ...`, backup to object storage */
 int cmd_vault(int argc, char **argv);
+/* vault_daemon.c: a mounted volume's daemon runs the updates of its vault
+ * relationships when its policies take snapshots they select (installed
+ * by `snapfs mount` before the daemon starts) */
+void vault_daemon_install(void);
+/* The updates of the vault relationships of volume UUID whose policies
+ * select some of the snapshots CREATED (N), run one after the other as
+ * child processes on VOLUME, their output on ours (`policy run`): how
+ * many failed. */
+int vault_updates_run(const char *volume, const uint8_t uuid[16],
+                      char *const *created, size_t n);
 
 #endif

@@ -109,7 +109,7 @@ static void print_json_change(char *line, bool first)
     putchar('}');
 }
 
-static int print_changes(char *data, bool json, struct sfs_diff_stats *stats)
+int diff_print_changes(char *data, bool json, struct sfs_diff_stats *stats)
 {
     int rc = -EPROTO, count = 0;
     if (json)
@@ -191,7 +191,7 @@ int cmd_snapshot_diff(int argc, char **argv)
     struct sfs_diff_stats stats;
     int rc = diff_lines(&vol, cmd, names, nn, epochs[0], epochs[1], &data);
     if (!rc)
-        rc = print_changes(data, json, &stats);
+        rc = diff_print_changes(data, json, &stats);
     free(data);
     if (rc)
         die(cmd, "%s: %s", vol.arg, diff_error(rc));

@@ -300,8 +300,10 @@ static void print_table(const struct plisting *ls)
     }
 }
 
-/* Print the event lines of a run; returns how many there were. */
-static int print_events(const char *vol, char *events)
+/* Print the event lines of a run; returns how many there were.  The
+ * snapshots created are left in CREATED (into EVENTS, *N of CAP). */
+static int print_events(const char *vol, char *events, char **created,
+                        size_t cap, size_t *n)
 {
     int count = 0;
     for (char *save = NULL, *line = events ? strtok_r(events, "\n", &save)
@@ -314,7 +316,11 @@ static int print_events(const char *vol, char *events)
         count++;
         printf("snapfs: policy %s: ", policy);
         switch (event) {
-        case SFS_POLICY_CREATED: printf("created snapshot %s\n", snap); break;
+        case SFS_POLICY_CREATED:
+            printf("created snapshot %s\n", snap);
+            if (*n < cap)
+                created[(*n)++] = snap;
+            break;
         case SFS_POLICY_DELETED: printf("deleted snapshot %s\n", snap); break;
         case SFS_POLICY_EXISTED:
             printf("snapshot %s exists already; counted as this run's\n", snap);
@@ -455,6 +461,23 @@ static void policy_delete(struct volume *vol, const char *cmd,
            vol->arg, snaps, snaps == 1 ? "" : "s");
 }
 
+/* The vault relationships whose policies select the snapshots the run
+ * created are updated now, as the daemon does for a mounted volume's own
+ * runs (tools/vault_daemon.c): how many updates failed. */
+static int run_vault_updates(struct volume *vol, const char *cmd,
+                             char *const *created, size_t n)
+{
+    struct sfs_store *st;
+    int rc = sfs_open(vol->store, SFS_OPEN_RDONLY, &st);
+    if (rc)
+        die(cmd, "%s: %s", vol->arg, open_error(rc));
+    uint8_t uuid[16];
+    memcpy(uuid, st->super.uuid, 16);
+    sfs_close(st);
+    fflush(stdout);
+    return vault_updates_run(vol->arg, uuid, created, n);
+}
+
 static void policy_run(struct volume *vol, const char *cmd,
                        const struct policy_args *a, int64_t now)
 {
@@ -475,9 +498,14 @@ static void policy_run(struct volume *vol, const char *cmd,
     }
     if (rc)
         die(cmd, "%s: running policies: %s", vol->arg, change_error(rc));
-    if (!print_events(vol->arg, events))
+    char *created[64];
+    size_t n = 0;
+    if (!print_events(vol->arg, events, created, 64, &n))
         printf("snapfs: %s: no policy is due\n", vol->arg);
+    int failed = n ? run_vault_updates(vol, cmd, created, n) : 0;
     free(events);
+    if (failed)
+        exit(1);
 }
 
 int cmd_policy(int argc, char **argv)

@@ -21,12 +21,17 @@
 struct progress {
     const char *what;
     bool tty;
-    bool drawn;
+    bool drawn;      /* a terminal line to take away */
+    bool lines;      /* forced: whole lines, not a terminal */
+    bool last_drawn; /* something was shown at all */
     uint64_t total;
     struct timespec start, last;
 };
 
 void progress_start(struct progress *p, const char *what, uint64_t total);
+/* Show progress even when stderr is not a terminal (--progress): one
+ * whole line at most every second instead of a redrawn one. */
+void progress_force(struct progress *p);
 void progress_update(struct progress *p, uint64_t bytes, uint64_t files);
 void progress_finish(struct progress *p, const char *verb, uint64_t bytes,
                      uint64_t files);

@@ -202,6 +202,7 @@ static int cmd_mount(int argc, char **argv)
         die("mount", "%s: a snapfs volume (%s) is already mounted here", mnt,
             already);
 
+    vault_daemon_install();
     if (foreground) {
         int status = snapfs_serve(store, mnt, opts, -1);
         free(opts);
@@ -371,18 +372,26 @@ static void usage(FILE *out)
           "  share nfs DIR [--name PSEUDO] [--id N] an NFS-Ganesha EXPORT block\n"
           "  vault init TARGET            TARGET: s3://BUCKET[/PREFIX] or file:///PATH\n"
           "  vault key list|add TARGET | key remove TARGET KEYID\n"
-          "  vault backup VOL SNAPSHOT TARGET [--label L]... [--pack-size SIZE]\n"
-          "  vault restore TARGET SNAPSHOT NEWSTORE\n"
+          "  vault backup VOL SNAPSHOT TARGET [--label L]... [--pack-size SIZE] [--progress]\n"
+          "  vault restore TARGET SNAPSHOT NEWSTORE [--progress]\n"
           "  vault restore-file TARGET SNAPSHOT PATH --to DEST   a file or a tree, out\n"
           "  vault list TARGET [--json] | show TARGET SNAPSHOT [--json]\n"
           "  vault check TARGET [--read-data]\n"
           "  vault forget TARGET SNAPSHOT... | --keep-last|-daily|-weekly|-monthly N\n"
           "               --keep-label LABEL=N [--dry-run] [--prune]\n"
           "  vault prune TARGET [--dry-run]   delete what no snapshot refers to\n"
+          "  vault diff TARGET SNAP1 SNAP2 [--json]   as snapshot diff, from the vault\n"
           "  vault mount TARGET MOUNTPOINT [--cache-size BYTES] [--cache DIR [--keep-cache]] [-f]\n"
           "                               every snapshot, read-only, fetched as read\n"
           "    every vault command: [--endpoint URL] [--region R] [--passphrase-file F]\n"
-          "    (or SNAPFS_VAULT_PASSPHRASE, or a prompt); encrypted, incremental forever\n"
+          "    (or SNAPFS_VAULT_PASSPHRASE, or a prompt); encrypted, incremental forever;\n"
+          "    TARGET may be an object store's NAME\n"
+          "  vault store add NAME TARGET [--endpoint URL] [--region R] [--profile P]\n"
+          "               [--passphrase-file F] [--init] | store list [--json] | store remove NAME\n"
+          "  vault policy create NAME --rule LABEL=KEEP... | policy list [--json] | policy delete NAME\n"
+          "  vault protect VOL... --store NAME [--policy DailyBackup|NAME]\n"
+          "  vault relationship list [--json] | relationship delete VOL --store NAME [--forget]\n"
+          "  vault update VOL [--store NAME] [--progress]   back up what the policy selects\n"
           "  help\n", out);
 }
 

@@ -15,6 +15,13 @@
  *   vault mount TARGET MOUNTPOINT [--cache-size BYTES] [--cache DIR]
  *               [--keep-cache] [-f]
  *   every one: [--endpoint URL] [--region R] [--passphrase-file FILE]
+ *   (vault_ops.c: store, policy, protect, relationship, update, diff)
+ *
+ * TARGET is a URL (s3://BUCKET/PREFIX, file:///PATH) or the name of an
+ * object store (`vault store add`): its target, endpoint, region, AWS
+ * profile and passphrase file, unless the command line gives them.
+ * backup, restore and restore-file take --progress: the progress lines
+ * even when stderr is not a terminal.
  *
  * Passphrases come from --passphrase-file (its first line), the
  * environment (SNAPFS_VAULT_PASSPHRASE; SNAPFS_VAULT_NEW_PASSPHRASE and
@@ -42,23 +49,23 @@
 
 #include "cli.h"
 #include "progress.h"
-#include "vault/vault.h"
 #include "vault/vmount.h"
+#include "vault_cmd.h"
 
-#define PASS_MAX 1024
+#define PASS_MAX VAULT_PASS_MAX
 #define LABELS_MAX 15
 
 /* ---- options ---- */
 
 enum { O_JSON = 1, O_READ_DATA = 2, O_LABEL = 4, O_PACK = 8, O_NEWPASS = 16,
-       O_KEEP = 32, O_DRY = 64, O_TO = 128 };
+       O_KEEP = 32, O_DRY = 64, O_TO = 128, O_PROGRESS = 256 };
 #define POS_MAX 64
 
 struct vopts {
     const char *cmd;           /* "vault backup", for messages */
     const char *endpoint, *region, *pass_file, *new_pass_file, *to;
     uint64_t pack_size;
-    bool json, read_data;
+    bool json, read_data, progress;
     const char *labels[LABELS_MAX];
     uint32_t nlabels;
     struct vault_keep_policy keep;
@@ -136,6 +143,8 @@ static bool parse_option(struct vopts *o, unsigned allowed, int argc,
         o->json = true;
     else if ((allowed & O_READ_DATA) && !strcmp(argv[*i], "--read-data"))
         o->read_data = true;
+    else if ((allowed & O_PROGRESS) && !strcmp(argv[*i], "--progress"))
+        o->progress = true;
     else if ((allowed & O_LABEL) &&
              (v = option_value(o->cmd, "--label", argc, argv, i))) {
         check_label(o->cmd, v);
@@ -257,6 +266,14 @@ static size_t read_secret(const char *cmd, const char *file, const char *env,
     return n;
 }
 
+size_t vault_cmd_passphrase(const char *cmd, const char *file, bool confirm,
+                            char *buf)
+{
+    return read_secret(cmd, file, "SNAPFS_VAULT_PASSPHRASE",
+                       confirm ? "New vault passphrase: "
+                               : "Vault passphrase: ", confirm, buf);
+}
+
 /* ---- what a command holds until it ends ---- */
 
 struct holder {
@@ -286,7 +303,7 @@ static void release_at_exit(void)
         vault_unlock(v);
 }
 
-static void close_vault(struct vault *v)
+void vault_cmd_close(struct vault *v)
 {
     if (held.v == v)
         held.v = NULL;
@@ -295,44 +312,67 @@ static void close_vault(struct vault *v)
 
 /* ---- reaching the vault ---- */
 
-static struct objstore_opts store_opts(const struct vopts *o)
+void vault_where_resolve(const char *cmd, const char *arg,
+                         const char *endpoint, const char *region,
+                         const char *pass_file, struct vault_where *w)
 {
-    struct objstore_opts so = OBJSTORE_OPTS_INIT;
-    so.endpoint = o->endpoint;
-    so.region = o->region;
-    return so;
+    memset(w, 0, sizeof(*w));
+    w->so = (struct objstore_opts)OBJSTORE_OPTS_INIT;
+    w->target = arg;
+    w->pass_file = pass_file;
+    if (!strstr(arg, "://")) {
+        int rc = vault_store_load(arg, &w->conf);
+        if (rc == -ENOENT)
+            die(cmd, "%s: no object store of that name (see snapfs vault "
+                "store list), and no target (s3://BUCKET/PREFIX or "
+                "file:///PATH)", arg);
+        if (rc)
+            die(cmd, "object store %s: %s", arg, strerror(-rc));
+        w->store = arg;
+        w->target = w->conf.target;
+        w->so = vault_store_opts(&w->conf);
+        if (!pass_file &&
+            !vault_store_pass_path(arg, w->pass_path, sizeof(w->pass_path)))
+            w->pass_file = w->pass_path;
+    }
+    if (endpoint)
+        w->so.endpoint = endpoint;
+    if (region)
+        w->so.region = region;
 }
 
-static void die_vault(const char *cmd, struct vault *v, int rc)
-    __attribute__((noreturn));
+static struct vault_where *where_of(const struct vopts *o, const char *arg)
+{
+    static struct vault_where w; /* one vault a command */
+    vault_where_resolve(o->cmd, arg, o->endpoint, o->region, o->pass_file, &w);
+    return &w;
+}
 
-static void die_vault(const char *cmd, struct vault *v, int rc)
+void vault_cmd_die(const char *cmd, struct vault *v, int rc)
 {
     const char *why = vault_why(v);
     char msg[1200];
     snprintf(msg, sizeof(msg), "%s", why && *why ? why : strerror(-rc));
-    close_vault(v);
+    vault_cmd_close(v);
     die(cmd, "%s", msg);
 }
 
-/* Open TARGET with the passphrase; with a lock when LOCK ("": none). */
-static struct vault *open_vault(const struct vopts *o, const char *target,
-                                int lock, const char *what)
+struct vault *vault_cmd_open(const char *cmd, const struct vault_where *w,
+                             int lock, const char *what)
 {
-    struct objstore_opts so = store_opts(o);
     struct vault *v;
-    int rc = vault_connect(target, &so, &v);
+    int rc = vault_connect(w->target, &w->so, &v);
     if (rc)
-        die_vault(o->cmd, v, rc);
+        vault_cmd_die(cmd, v, rc);
     char pass[PASS_MAX];
-    size_t plen = read_secret(o->cmd, o->pass_file, "SNAPFS_VAULT_PASSPHRASE",
+    size_t plen = read_secret(cmd, w->pass_file, "SNAPFS_VAULT_PASSPHRASE",
                               "Vault passphrase: ", false, pass);
     rc = vault_open_keys(v, pass, plen);
     vc_wipe(pass, sizeof(pass));
     if (!rc && lock)
         rc = vault_lock(v, lock > 0, what);
     if (rc)
-        die_vault(o->cmd, v, rc);
+        vault_cmd_die(cmd, v, rc);
     /* Registered now, after the libraries the object store set up
      * registered their own clean-up: exit handlers run newest first, so
      * ours runs while the store can still delete the lock object. */
@@ -342,18 +382,21 @@ static struct vault *open_vault(const struct vopts *o, const char *target,
     held.v = v;
     return v;
 }
-#define NO_LOCK 0
-#define WRITE_LOCK 1
-#define READ_LOCK (-1)
+/* Open TARGET with the passphrase; with a lock when LOCK (NO_LOCK: none). */
+static struct vault *open_vault(const struct vopts *o, const char *target,
+                                int lock, const char *what)
+{
+    return vault_cmd_open(o->cmd, where_of(o, target), lock, what);
+}
 
-static void short_id(const uint8_t id[VC_ID], char out[9])
+void short_vault_id(const uint8_t id[VC_ID], char out[9])
 {
     char hex[VC_HEX];
     vc_hex(id, VC_ID, hex);
     snprintf(out, 9, "%.8s", hex);
 }
 
-static void local_time(int64_t sec, char *out, size_t cap)
+void vault_local_time(int64_t sec, char *out, size_t cap)
 {
     time_t t = (time_t)sec;
     struct tm tm;
@@ -371,18 +414,20 @@ static int vault_init_cmd(int argc, char **argv)
     char pass[PASS_MAX];
     size_t plen = read_secret(o.cmd, o.pass_file, "SNAPFS_VAULT_PASSPHRASE",
                               "New vault passphrase: ", true, pass);
-    struct objstore_opts so = store_opts(&o);
+    struct objstore_opts so = OBJSTORE_OPTS_INIT;
+    so.endpoint = o.endpoint;
+    so.region = o.region;
     struct vault *v;
     int rc = vault_init(o.pos[0], &so, pass, plen, NULL, &v);
     vc_wipe(pass, sizeof(pass));
     if (rc)
-        die_vault(o.cmd, v, rc);
+        vault_cmd_die(o.cmd, v, rc);
     char id[VC_HEX];
     vault_id_hex(v, id);
     printf("snapfs: created vault %.8s at %s\n", id, o.pos[0]);
     printf("  keep the passphrase safe: without it the vault's data cannot "
            "be read by anyone\n");
-    close_vault(v);
+    vault_cmd_close(v);
     return 0;
 }
 
@@ -395,7 +440,7 @@ static int print_key(void *arg, const struct vault_key_line *k)
 {
     struct key_print *p = arg;
     char when[32];
-    local_time(k->info.created, when, sizeof(when));
+    vault_local_time(k->info.created, when, sizeof(when));
     if (p->json) {
         printf("%s{\"id\":\"%s\",\"current\":%s,\"created\":%lld,\"host\":",
                p->n ? "," : "", k->id, k->current ? "true" : "false",
@@ -426,10 +471,10 @@ static int key_list(int argc, char **argv)
         printf("  %-8s  %-19s  %-16s %s\n", "ID", "CREATED", "USER", "HOST");
     int rc = vault_keys_list(v, print_key, &p);
     if (rc)
-        die_vault(o.cmd, v, rc);
+        vault_cmd_die(o.cmd, v, rc);
     if (o.json)
         printf("]\n");
-    close_vault(v);
+    vault_cmd_close(v);
     return 0;
 }
 
@@ -446,9 +491,9 @@ static int key_add(int argc, char **argv)
     int rc = vault_key_add(v, pass, plen, NULL, id);
     vc_wipe(pass, sizeof(pass));
     if (rc)
-        die_vault(o.cmd, v, rc);
+        vault_cmd_die(o.cmd, v, rc);
     printf("snapfs: added key %.8s to %s\n", id, o.pos[0]);
-    close_vault(v);
+    vault_cmd_close(v);
     return 0;
 }
 
@@ -460,9 +505,9 @@ static int key_remove(int argc, char **argv)
     char id[VC_HEX];
     int rc = vault_key_remove(v, o.pos[1], id);
     if (rc)
-        die_vault(o.cmd, v, rc);
+        vault_cmd_die(o.cmd, v, rc);
     printf("snapfs: removed key %.8s from %s\n", id, o.pos[0]);
-    close_vault(v);
+    vault_cmd_close(v);
     return 0;
 }
 
@@ -586,11 +631,11 @@ static void hold_snapshot(struct holder *h, struct sfs_store *st,
             rc == -ENOENT ? "not found" : strerror(-rc));
 }
 
-static void print_backup(const struct vopts *o, const char *volarg,
-                         const struct vault_backup_result *r, double secs)
+void vault_cmd_print_backup(const char *target, const char *volarg,
+                            const struct vault_backup_result *r, double secs)
 {
     char id[9], blocks[32], up[32], meta[32];
-    short_id(r->snap.id, id);
+    short_vault_id(r->snap.id, id);
     if (r->already) {
         printf("snapfs: snapshot %s of %s is in the vault already (%s); "
                "nothing was uploaded\n", r->snap.m.name, volarg, id);
@@ -600,7 +645,7 @@ static void print_backup(const struct vopts *o, const char *volarg,
     format_bytes(r->uploaded, up, sizeof(up));
     format_bytes(r->meta_bytes, meta, sizeof(meta));
     printf("snapfs: backed up snapshot %s of %s into %s as %s (%s%s)\n",
-           r->snap.m.name, volarg, o->pos[2], id,
+           r->snap.m.name, volarg, target, id,
            r->base[0] ? "incremental from " : "full",
            r->base[0] ? r->base : "");
     printf("  records: %llu (%s of metadata)\n",
@@ -618,56 +663,88 @@ static void print_backup(const struct vopts *o, const char *volarg,
                (unsigned long long)r->recovered);
 }
 
-static const char *backup_error(int rc)
+const char *vault_cmd_backup_error(int rc)
 {
     return rc == -EINTR ? "interrupted; what was uploaded is kept and the "
                           "next backup uses it again"
                         : NULL;
 }
 
-static int vault_backup_cmd(int argc, char **argv)
+static void catch_interrupts(void)
 {
-    struct vopts o;
-    parse_args(&o, "vault backup", O_LABEL | O_PACK, 3, "VOL SNAPSHOT TARGET "
-               "[--label LABEL]... [--pack-size SIZE]", argc, argv);
-    static struct volume vol; /* static: reachable when a check dies */
-    volume_open(&vol, o.cmd, o.pos[0]);
-    struct sfs_store *st = volume_read_store(&vol, o.cmd, "back up");
-    struct holder h = { &vol, o.cmd, "" };
-    snprintf(h.tag, sizeof(h.tag), "vault:%d", (int)getpid());
-    release_stale_holds(&vol, st, o.cmd);
-    struct vault *v = open_vault(&o, o.pos[2], WRITE_LOCK, "backup");
-    struct sfs_snap_rec snap;
     struct sigaction sa = { .sa_handler = on_interrupt };
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    hold_snapshot(&h, st, o.pos[1], &snap);
+    sigaction(SIGHUP, &sa, NULL);
+}
+
+struct sfs_store *vault_cmd_source(const char *cmd, struct volume *vol,
+                                   const char *arg)
+{
+    volume_open(vol, cmd, arg);
+    struct sfs_store *st = volume_read_store(vol, cmd, "back up");
+    release_stale_holds(vol, st, cmd);
+    return st;
+}
+
+int vault_cmd_backup_one(const struct vault_cmd_backup *b, struct vault *v,
+                         const char *name, struct vault_backup_result *r,
+                         double *secs)
+{
+    static struct holder h; /* held.hold points here until released */
+    h = (struct holder){ b->vol, b->cmd, "" };
+    snprintf(h.tag, sizeof(h.tag), "vault:%d", (int)getpid());
+    struct sfs_snap_rec snap;
+    catch_interrupts();
+    hold_snapshot(&h, b->st, name, &snap);
     struct progress_arg pa;
-    progress_start(&pa.p, "backup", 0);
+    progress_start(&pa.p, b->what ? b->what : "backup", 0);
+    if (b->progress)
+        progress_force(&pa.p);
     struct vault_backup_opts bo = {
-        .pack_size = (uint32_t)o.pack_size, .labels = o.labels,
-        .nlabels = o.nlabels, .hold = hold_cb, .hold_arg = &h,
+        .pack_size = b->pack_size, .labels = b->labels,
+        .nlabels = b->nlabels, .hold = hold_cb, .hold_arg = &h,
         .progress = progress_cb, .progress_arg = &pa,
         .interrupted = &interrupted,
     };
-    struct vault_backup_result r;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    int rc = vault_backup(v, st, &snap, &bo, &r);
+    int rc = vault_backup(v, b->st, &snap, &bo, r);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     progress_clear(&pa.p);
     held.hold = NULL;
-    volume_hold(&vol, o.cmd, snap.name, h.tag, false);
+    volume_hold(b->vol, b->cmd, snap.name, h.tag, false);
+    *secs = (double)(t1.tv_sec - t0.tv_sec) +
+            (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    return rc;
+}
+
+static int vault_backup_cmd(int argc, char **argv)
+{
+    struct vopts o;
+    parse_args(&o, "vault backup", O_LABEL | O_PACK | O_PROGRESS, 3,
+               "VOL SNAPSHOT TARGET [--label LABEL]... [--pack-size SIZE] "
+               "[--progress]", argc, argv);
+    static struct volume vol; /* static: reachable when a check dies */
+    struct sfs_store *st = vault_cmd_source(o.cmd, &vol, o.pos[0]);
+    struct vault *v = open_vault(&o, o.pos[2], WRITE_LOCK, "backup");
+    struct vault_cmd_backup b = {
+        .cmd = o.cmd, .vol = &vol, .st = st, .labels = o.labels,
+        .nlabels = o.nlabels, .pack_size = (uint32_t)o.pack_size,
+        .progress = o.progress,
+    };
+    struct vault_backup_result r;
+    double secs;
+    int rc = vault_cmd_backup_one(&b, v, o.pos[1], &r, &secs);
     sfs_close(st);
     if (rc) {
-        const char *why = backup_error(rc);
+        const char *why = vault_cmd_backup_error(rc);
         if (why)
             die(o.cmd, "%s", why);
-        die_vault(o.cmd, v, rc);
+        vault_cmd_die(o.cmd, v, rc);
     }
-    print_backup(&o, vol.arg, &r, (double)(t1.tv_sec - t0.tv_sec) +
-                                      (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
-    close_vault(v);
+    vault_cmd_print_backup(o.pos[2], vol.arg, &r, secs);
+    vault_cmd_close(v);
     return 0;
 }
 
@@ -710,8 +787,8 @@ static void list_line(const struct vault_snapshot *s)
     const struct vault_manifest *m = &s->m;
     char id[9], when[32], uuid[SFS_UUID_TEXT], logical[32], added[32],
         stored[32];
-    short_id(s->id, id);
-    local_time(m->ctime_sec, when, sizeof(when));
+    short_vault_id(s->id, id);
+    vault_local_time(m->ctime_sec, when, sizeof(when));
     uuid_text(m->volume, uuid);
     format_bytes(m->logical, logical, sizeof(logical));
     format_bytes(m->added, added, sizeof(added));
@@ -729,7 +806,7 @@ static int vault_list_cmd(int argc, char **argv)
     size_t n, bad;
     int rc = vault_snapshots(v, &s, &n, &bad);
     if (rc)
-        die_vault(o.cmd, v, rc);
+        vault_cmd_die(o.cmd, v, rc);
     if (o.json)
         printf("[");
     else
@@ -749,9 +826,9 @@ static int vault_list_cmd(int argc, char **argv)
     free(s);
     if (bad) {
         fflush(stdout);
-        die_vault(o.cmd, v, -EBADMSG);
+        vault_cmd_die(o.cmd, v, -EBADMSG);
     }
-    close_vault(v);
+    vault_cmd_close(v);
     return 0;
 }
 
@@ -761,8 +838,8 @@ static void show_text(const struct vault_snapshot *s)
     char id[VC_HEX], uuid[SFS_UUID_TEXT], created[32], backed[32], b[4][32];
     vc_hex(s->id, VC_ID, id);
     uuid_text(m->volume, uuid);
-    local_time(m->ctime_sec, created, sizeof(created));
-    local_time(m->backup_time, backed, sizeof(backed));
+    vault_local_time(m->ctime_sec, created, sizeof(created));
+    vault_local_time(m->backup_time, backed, sizeof(backed));
     format_bytes(m->logical, b[0], sizeof(b[0]));
     format_bytes(m->added, b[1], sizeof(b[1]));
     format_bytes(m->stored, b[2], sizeof(b[2]));
@@ -798,14 +875,14 @@ static int vault_show_cmd(int argc, char **argv)
     struct vault_snapshot s;
     int rc = vault_find_snapshot(v, o.pos[1], &s);
     if (rc)
-        die_vault(o.cmd, v, rc);
+        vault_cmd_die(o.cmd, v, rc);
     if (o.json) {
         json_manifest(&s);
         printf("\n");
     } else {
         show_text(&s);
     }
-    close_vault(v);
+    vault_cmd_close(v);
     return 0;
 }
 
@@ -814,15 +891,15 @@ static int vault_show_cmd(int argc, char **argv)
 static int vault_restore_cmd(int argc, char **argv)
 {
     struct vopts o;
-    parse_args(&o, "vault restore", 0, 3, "TARGET SNAPSHOT NEWSTORE", argc,
-               argv);
+    parse_args(&o, "vault restore", O_PROGRESS, 3, "TARGET SNAPSHOT NEWSTORE "
+               "[--progress]", argc, argv);
     const char *newstore = o.pos[2];
     store_dir_check_new(o.cmd, newstore);
     struct vault *v = open_vault(&o, o.pos[0], READ_LOCK, "restore");
     struct vault_snapshot s;
     int rc = vault_find_snapshot(v, o.pos[1], &s);
     if (rc)
-        die_vault(o.cmd, v, rc);
+        vault_cmd_die(o.cmd, v, rc);
     char partial[PATH_MAX], scratch[PATH_MAX];
     if (snprintf(partial, sizeof(partial), "%s.partial-%d", newstore,
                  (int)getpid()) >= (int)sizeof(partial) ||
@@ -831,10 +908,9 @@ static int vault_restore_cmd(int argc, char **argv)
         die(o.cmd, "%s: name too long", newstore);
     struct progress_arg pa;
     progress_start(&pa.p, "restore", s.m.logical);
-    struct sigaction sa = { .sa_handler = on_interrupt };
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
+    if (o.progress)
+        progress_force(&pa.p);
+    catch_interrupts();
     struct vault_restore_opts ro = { progress_cb, &pa, &interrupted };
     struct vault_restore_result r;
     struct timespec t0, t1;
@@ -852,11 +928,11 @@ static int vault_restore_cmd(int argc, char **argv)
         char why[1200];
         snprintf(why, sizeof(why), "%s", vault_why(v)[0] ? vault_why(v)
                                                           : strerror(-rc));
-        close_vault(v);
+        vault_cmd_close(v);
         die(o.cmd, "%s; nothing was restored", why);
     }
     char id[9], got[32];
-    short_id(s.id, id);
+    short_vault_id(s.id, id);
     format_bytes(r.fetched, got, sizeof(got));
     printf("snapfs: restored snapshot %s (%s) into %s: %llu files, %llu "
            "blocks, %s read from the vault in %.1f s\n", s.m.name, id,
@@ -864,7 +940,7 @@ static int vault_restore_cmd(int argc, char **argv)
            (unsigned long long)r.blocks, got,
            (double)(t1.tv_sec - t0.tv_sec) +
                (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
-    close_vault(v);
+    vault_cmd_close(v);
     return 0;
 }
 
@@ -873,8 +949,9 @@ static int vault_restore_cmd(int argc, char **argv)
 static int vault_restore_file_cmd(int argc, char **argv)
 {
     struct vopts o;
-    const char *usage = "TARGET SNAPSHOT PATH --to DEST";
-    parse_args(&o, "vault restore-file", O_TO, 3, usage, argc, argv);
+    const char *usage = "TARGET SNAPSHOT PATH --to DEST [--progress]";
+    parse_args(&o, "vault restore-file", O_TO | O_PROGRESS, 3, usage, argc,
+               argv);
     if (!o.to)
         die_usage(o.cmd, "usage: snapfs %s %s", o.cmd, usage);
     struct stat sb;
@@ -885,16 +962,16 @@ static int vault_restore_file_cmd(int argc, char **argv)
     struct vault_snapshot s;
     int rc = vault_find_snapshot(v, o.pos[1], &s);
     if (rc)
-        die_vault(o.cmd, v, rc);
+        vault_cmd_die(o.cmd, v, rc);
     const char *tmp = getenv("TMPDIR");
     char scratch[PATH_MAX];
     snprintf(scratch, sizeof(scratch), "%s/snapfs-vault-%d",
              tmp && *tmp ? tmp : "/tmp", (int)getpid());
     struct progress_arg pa;
     progress_start(&pa.p, "restore", 0);
-    struct sigaction sa = { .sa_handler = on_interrupt };
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    if (o.progress)
+        progress_force(&pa.p);
+    catch_interrupts();
     struct vault_restore_opts ro = { progress_cb, &pa, &interrupted };
     struct vault_extract_result r;
     rc = vault_restore_file(v, &s, o.pos[2], o.to, scratch, &ro, &r);
@@ -903,11 +980,11 @@ static int vault_restore_file_cmd(int argc, char **argv)
         char why[1200];
         snprintf(why, sizeof(why), "%s", vault_why(v)[0] ? vault_why(v)
                                                           : strerror(-rc));
-        close_vault(v);
+        vault_cmd_close(v);
         die(o.cmd, "%s; nothing was restored", why);
     }
     char id[9], bytes[32], got[32];
-    short_id(s.id, id);
+    short_vault_id(s.id, id);
     format_bytes(r.bytes, bytes, sizeof(bytes));
     format_bytes(r.fetched, got, sizeof(got));
     printf("snapfs: restored %s of snapshot %s (%s) as %s: %llu objects, %s "
@@ -917,7 +994,7 @@ static int vault_restore_file_cmd(int argc, char **argv)
     if (r.not_owned)
         printf("  owners not restored on %llu objects (only root may give "
                "files away)\n", (unsigned long long)r.not_owned);
-    close_vault(v);
+    vault_cmd_close(v);
     return 0;
 }
 
@@ -939,7 +1016,7 @@ static int vault_check_cmd(int argc, char **argv)
     struct vault_check_stats st;
     int rc = vault_check(v, o.read_data, print_problem, NULL, &st);
     if (rc < 0)
-        die_vault(o.cmd, v, rc);
+        vault_cmd_die(o.cmd, v, rc);
     char read[32];
     format_bytes(st.data_read, read, sizeof(read));
     printf("checked %llu keys, %llu snapshots, %llu metadata links (%llu "
@@ -955,7 +1032,7 @@ static int vault_check_cmd(int argc, char **argv)
         printf("note: %llu packs are in no index (left by an interrupted "
                "backup; the next backup indexes them)\n",
                (unsigned long long)st.unindexed);
-    close_vault(v);
+    vault_cmd_close(v);
     if (rc) {
         printf("%d problem%s found\n", rc, rc == 1 ? "" : "s");
         return 1;
@@ -995,7 +1072,7 @@ static void prune_now(const struct vopts *o, struct vault *v)
     if (!rc)
         rc = vault_prune(v, o->dry_run, &st);
     if (rc)
-        die_vault(o->cmd, v, rc);
+        vault_cmd_die(o->cmd, v, rc);
     print_prune(&st, o->dry_run);
 }
 
@@ -1005,7 +1082,7 @@ static int vault_prune_cmd(int argc, char **argv)
     parse_args(&o, "vault prune", O_DRY, 1, "TARGET [--dry-run]", argc, argv);
     struct vault *v = open_vault(&o, o.pos[0], WRITE_LOCK, "prune");
     prune_now(&o, v);
-    close_vault(v);
+    vault_cmd_close(v);
     return 0;
 }
 
@@ -1025,8 +1102,8 @@ static void forget_line(const struct vault_snapshot *s, unsigned why,
                         bool dry_run)
 {
     char id[9], when[32], uuid[SFS_UUID_TEXT], r[64];
-    short_id(s->id, id);
-    local_time(s->m.ctime_sec, when, sizeof(when));
+    short_vault_id(s->id, id);
+    vault_local_time(s->m.ctime_sec, when, sizeof(when));
     sfs_uuid_format(s->m.volume, uuid);
     reasons(why, r, sizeof(r));
     printf("%-6s  %-8s  %-19s  %.8s  %s%s%s%s\n",
@@ -1049,7 +1126,7 @@ static int forget_by_policy(const struct vopts *o, struct vault *v,
     }
     free(keep);
     if (rc)
-        die_vault(o->cmd, v, rc);
+        vault_cmd_die(o->cmd, v, rc);
     return forgotten;
 }
 
@@ -1063,7 +1140,7 @@ static int forget_named(const struct vopts *o, struct vault *v)
         if (!rc && !o->dry_run)
             rc = vault_forget(v, &s);
         if (rc)
-            die_vault(o->cmd, v, rc);
+            vault_cmd_die(o->cmd, v, rc);
         forget_line(&s, 0, o->dry_run);
         forgotten++;
     }
@@ -1086,7 +1163,7 @@ static int vault_forget_cmd(int argc, char **argv)
     size_t n = 0, bad = 0;
     int rc = o.keep_given ? vault_snapshots(v, &s, &n, &bad) : 0;
     if (rc)
-        die_vault(o.cmd, v, rc);
+        vault_cmd_die(o.cmd, v, rc);
     if (bad)
         fprintf(stderr, "snapfs vault forget: left alone: %s\n", vault_why(v));
     int forgotten = o.keep_given ? forget_by_policy(&o, v, s, n)
@@ -1098,7 +1175,7 @@ static int vault_forget_cmd(int argc, char **argv)
         prune_now(&o, v);
     else if (forgotten && !o.dry_run)
         printf("  their data stays until snapfs vault prune %s\n", o.pos[0]);
-    close_vault(v);
+    vault_cmd_close(v);
     return 0;
 }
 
@@ -1157,7 +1234,7 @@ static int vault_mount_cmd(int argc, char **argv)
     char why[1200];
     int rc = vault_mount(v, mountpoint, &mo, why, sizeof(why));
     free(rest);
-    close_vault(v);
+    vault_cmd_close(v);
     if (rc && why[0])
         die(o.cmd, "%s; nothing was mounted", why);
     if (rc)
@@ -1171,7 +1248,8 @@ int cmd_vault(int argc, char **argv)
 {
     if (argc < 2)
         die_usage("vault", "give init, key, backup, restore, restore-file, "
-                  "list, show, check, forget, prune or mount");
+                  "list, show, diff, check, forget, prune, mount, store, "
+                  "policy, protect, relationship or update");
     const char *sub = argv[1];
     argc--;
     argv++;
@@ -1197,5 +1275,17 @@ int cmd_vault(int argc, char **argv)
         return vault_prune_cmd(argc, argv);
     if (!strcmp(sub, "mount"))
         return vault_mount_cmd(argc, argv);
+    if (!strcmp(sub, "diff"))
+        return cmd_vault_diff(argc, argv);
+    if (!strcmp(sub, "store"))
+        return cmd_vault_store(argc, argv);
+    if (!strcmp(sub, "policy"))
+        return cmd_vault_policy(argc, argv);
+    if (!strcmp(sub, "protect"))
+        return cmd_vault_protect(argc, argv);
+    if (!strcmp(sub, "relationship"))
+        return cmd_vault_relationship(argc, argv);
+    if (!strcmp(sub, "update"))
+        return cmd_vault_update(argc, argv);
     die_usage("vault", "unknown subcommand '%s'", sub);
 }

@@ -519,9 +519,9 @@ test_expect_success PYTHON 'progress (bytes, rate) shows on a terminal, and noth
 '
 
 # ---- s3:// against moto_server on loopback (moto.sh)
+
 . "$TEST_DIR/moto.sh"
-start_moto
-command -v aws >/dev/null && test_set_prereq AWSCLI
+moto_start vaults
 S3=s3://vaults/nas1/vol1
 
 test_expect_success MOTO 's3://: a full and an incremental backup into moto restore to their source snapshots' '

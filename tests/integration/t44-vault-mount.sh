@@ -298,7 +298,7 @@ print(\" \".join(s[\"id\"][:8] for s in json.load(sys.stdin) if s[\"name\"] == \
 
 # ---- s3:// against moto_server on loopback (moto.sh)
 . "$TEST_DIR/moto.sh"
-start_moto
+moto_start vaults
 S3=s3://vaults/mount/vol1
 
 test_expect_success MOTO 's3://: a vault in moto mounts, and a snapshot lists exactly as its source' '

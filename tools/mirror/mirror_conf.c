@@ -30,49 +30,37 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "kvfile.h"
 #include "mirror.h"
 
-enum field_type { FT_STR, FT_BOOL, FT_I64, FT_U64, FT_DBL };
-
-struct field {
-    const char *key;
-    enum field_type type;
-    size_t off, size;
+static const struct kv_field rel_fields[] = {
+    KV_FIELD(mirror_rel, src, KV_STR),
+    KV_FIELD(mirror_rel, dst, KV_STR),
+    KV_FIELD(mirror_rel, via, KV_STR),
+    KV_FIELD(mirror_rel, policy, KV_STR),
+    KV_FIELD(mirror_rel, keep, KV_STR),
+    KV_FIELD(mirror_rel, schedule, KV_STR),
+    KV_FIELD(mirror_rel, quiesced, KV_BOOL),
+    KV_FIELD(mirror_rel, group, KV_STR),
 };
 
-#define FIELD(st, name, type) \
-    { #name, type, offsetof(struct st, name), sizeof(((struct st *)0)->name) }
-
-static const struct field rel_fields[] = {
-    FIELD(mirror_rel, src, FT_STR),
-    FIELD(mirror_rel, dst, FT_STR),
-    FIELD(mirror_rel, via, FT_STR),
-    FIELD(mirror_rel, policy, FT_STR),
-    FIELD(mirror_rel, keep, FT_STR),
-    FIELD(mirror_rel, schedule, FT_STR),
-    FIELD(mirror_rel, quiesced, FT_BOOL),
-    FIELD(mirror_rel, group, FT_STR),
+static const struct kv_field state_fields[] = {
+    KV_FIELD(mirror_state, last_start, KV_I64),
+    KV_FIELD(mirror_state, last_end, KV_I64),
+    KV_FIELD(mirror_state, last_sched, KV_I64),
+    KV_FIELD(mirror_state, last_seconds, KV_DBL),
+    KV_FIELD(mirror_state, last_bytes, KV_U64),
+    KV_FIELD(mirror_state, total_bytes, KV_U64),
+    KV_FIELD(mirror_state, resent_bytes, KV_U64),
+    KV_FIELD(mirror_state, transfers, KV_U64),
+    KV_FIELD(mirror_state, newest, KV_STR),
+    KV_FIELD(mirror_state, newest_ctime, KV_I64),
+    KV_FIELD(mirror_state, held, KV_STR),
+    KV_FIELD(mirror_state, attempt_to, KV_U64),
+    KV_FIELD(mirror_state, attempt_bytes, KV_U64),
+    KV_FIELD(mirror_state, last_error, KV_STR),
+    KV_FIELD(mirror_state, to_publish, KV_BOOL),
 };
-
-static const struct field state_fields[] = {
-    FIELD(mirror_state, last_start, FT_I64),
-    FIELD(mirror_state, last_end, FT_I64),
-    FIELD(mirror_state, last_sched, FT_I64),
-    FIELD(mirror_state, last_seconds, FT_DBL),
-    FIELD(mirror_state, last_bytes, FT_U64),
-    FIELD(mirror_state, total_bytes, FT_U64),
-    FIELD(mirror_state, resent_bytes, FT_U64),
-    FIELD(mirror_state, transfers, FT_U64),
-    FIELD(mirror_state, newest, FT_STR),
-    FIELD(mirror_state, newest_ctime, FT_I64),
-    FIELD(mirror_state, held, FT_STR),
-    FIELD(mirror_state, attempt_to, FT_U64),
-    FIELD(mirror_state, attempt_bytes, FT_U64),
-    FIELD(mirror_state, last_error, FT_STR),
-    FIELD(mirror_state, to_publish, FT_BOOL),
-};
-
-#define NFIELDS(a) (sizeof(a) / sizeof((a)[0]))
 
 int mirror_dir(char *out, size_t cap)
 {
@@ -117,109 +105,13 @@ static int file_path(char *out, size_t cap, const char *id, const char *ext)
                ? -ENAMETOOLONG : 0;
 }
 
-static void field_set(const struct field *f, void *base, const char *val)
-{
-    char *p = (char *)base + f->off;
-    switch (f->type) {
-    case FT_STR:
-        snprintf(p, f->size, "%s", val);
-        break;
-    case FT_BOOL:
-        *(bool *)p = !strcmp(val, "1");
-        break;
-    case FT_I64:
-        *(int64_t *)p = strtoll(val, NULL, 10);
-        break;
-    case FT_U64:
-        *(uint64_t *)p = strtoull(val, NULL, 10);
-        break;
-    case FT_DBL:
-        *(double *)p = strtod(val, NULL);
-        break;
-    }
-}
-
-static void field_print(const struct field *f, const void *base, FILE *out)
-{
-    const char *p = (const char *)base + f->off;
-    switch (f->type) {
-    case FT_STR:
-        fprintf(out, "%s=", f->key);
-        for (const char *c = p; *c; c++) /* one line per field */
-            fputc(*c == '\n' || *c == '\r' ? ' ' : *c, out);
-        fputc('\n', out);
-        break;
-    case FT_BOOL:
-        fprintf(out, "%s=%d\n", f->key, *(const bool *)p ? 1 : 0);
-        break;
-    case FT_I64:
-        fprintf(out, "%s=%lld\n", f->key, (long long)*(const int64_t *)p);
-        break;
-    case FT_U64:
-        fprintf(out, "%s=%llu\n", f->key,
-                (unsigned long long)*(const uint64_t *)p);
-        break;
-    case FT_DBL:
-        fprintf(out, "%s=%.3f\n", f->key, *(const double *)p);
-        break;
-    }
-}
-
-static int load_fields(const char *path, const struct field *fields, size_t n,
-                       void *base)
-{
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return -errno;
-    char line[2048];
-    while (fgets(line, sizeof(line), f)) {
-        line[strcspn(line, "\n")] = 0;
-        char *eq = strchr(line, '=');
-        if (!eq)
-            continue;
-        *eq = 0;
-        for (size_t i = 0; i < n; i++)
-            if (!strcmp(fields[i].key, line))
-                field_set(&fields[i], base, eq + 1);
-    }
-    int rc = ferror(f) ? -EIO : 0;
-    fclose(f);
-    return rc;
-}
-
-static int store_fields(const char *path, const struct field *fields, size_t n,
-                        const void *base)
-{
-    char tmp[PATH_MAX + 16];
-    snprintf(tmp, sizeof(tmp), "%s.tmp%d", path, (int)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return -errno;
-    FILE *f = fdopen(fd, "w");
-    if (!f) {
-        close(fd);
-        unlink(tmp);
-        return -ENOMEM;
-    }
-    for (size_t i = 0; i < n; i++)
-        field_print(&fields[i], base, f);
-    int rc = fflush(f) || fsync(fd) ? -errno : 0;
-    if (fclose(f) && !rc)
-        rc = -errno;
-    if (!rc && rename(tmp, path))
-        rc = -errno;
-    if (rc)
-        unlink(tmp);
-    return rc;
-}
-
 int mirror_rel_load(const char *id, struct mirror_rel *m)
 {
     char path[PATH_MAX];
     int rc = file_path(path, sizeof(path), id, "mirror");
     memset(m, 0, sizeof(*m));
     if (!rc)
-        rc = load_fields(path, rel_fields, NFIELDS(rel_fields), m);
+        rc = kv_load(path, rel_fields, KV_NFIELDS(rel_fields), m);
     snprintf(m->id, sizeof(m->id), "%s", id);
     return rc;
 }
@@ -228,7 +120,7 @@ int mirror_rel_store(const struct mirror_rel *m)
 {
     char path[PATH_MAX];
     int rc = file_path(path, sizeof(path), m->id, "mirror");
-    return rc ? rc : store_fields(path, rel_fields, NFIELDS(rel_fields), m);
+    return rc ? rc : kv_store(path, rel_fields, KV_NFIELDS(rel_fields), m);
 }
 
 int mirror_rel_delete(const char *id)
@@ -251,7 +143,7 @@ int mirror_state_load(const char *id, struct mirror_state *s)
     memset(s, 0, sizeof(*s));
     int rc = file_path(path, sizeof(path), id, "state");
     if (!rc)
-        rc = load_fields(path, state_fields, NFIELDS(state_fields), s);
+        rc = kv_load(path, state_fields, KV_NFIELDS(state_fields), s);
     return rc == -ENOENT ? 0 : rc;
 }
 
@@ -260,7 +152,7 @@ int mirror_state_store(const char *id, const struct mirror_state *s)
     char path[PATH_MAX];
     int rc = file_path(path, sizeof(path), id, "state");
     return rc ? rc
-              : store_fields(path, state_fields, NFIELDS(state_fields), s);
+              : kv_store(path, state_fields, KV_NFIELDS(state_fields), s);
 }
 
 int mirror_rel_ids(char ***ids, size_t *n)

@@ -46,6 +46,7 @@
 #include <openssl/rand.h>
 
 #include "cli.h"
+#include "kvfile.h"
 #include "peer.h"
 
 #define PASS_CHARS 30
@@ -68,28 +69,9 @@ int peer_config_path(char *out, size_t cap, const char *leaf)
     return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
 }
 
-/* mkdir -p of PATH's parents (0755), then PATH itself with MODE. */
-static int make_dirs(const char *path, mode_t mode)
-{
-    char buf[PATH_MAX];
-    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
-        return -ENAMETOOLONG;
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = 0;
-        if (mkdir(buf, 0755) && errno != EEXIST)
-            return -errno;
-        *p = '/';
-    }
-    if (mkdir(buf, mode) && errno != EEXIST)
-        return -errno;
-    return 0;
-}
-
 int peer_config_make(void)
 {
-    return make_dirs(peer_config_dir(), 0700);
+    return kv_make_dirs(peer_config_dir(), 0700);
 }
 
 bool peer_name_valid(const char *name)
@@ -359,7 +341,7 @@ int peer_inbound_store(const char *name, const uint8_t key[PEER_KEY_LEN])
     if (!rc)
         rc = peer_config_path(dir, sizeof(dir), INBOUND_DIR);
     if (!rc)
-        rc = make_dirs(dir, 0700);
+        rc = kv_make_dirs(dir, 0700);
     if (rc)
         return rc;
     inbound_leaf(name, leaf, sizeof(leaf));

@@ -157,6 +157,10 @@ int vault_restorer_open(struct vault *v, const struct vault_snapshot *s,
 int vault_restorer_store(struct vault_restorer *rs, const char *path,
                          vault_key_filter keep, void *arg);
 void vault_restorer_close(struct vault_restorer *rs);
+/* A new volume at PATH made as M's source was (size, block size,
+ * compression), opened exclusively; why names PATH. */
+int vault_mkfs_like(struct vault *v, const struct vault_manifest *m,
+                    const char *path, struct sfs_store **st);
 /* The table the chain was replayed into (each key of the snapshot with
  * its value), to read from (read-only transactions of ENV); valid until
  * vault_restorer_close. */

@@ -350,10 +350,9 @@ static int forget_source(struct sfs_store *st)
     return rc ? rc : sfs_mdb_errno(mdb_env_sync(st->env, 1));
 }
 
-static int make_store(struct vault_restorer *rs, const char *path,
-                      struct sfs_store **st)
+int vault_mkfs_like(struct vault *v, const struct vault_manifest *m,
+                    const char *path, struct sfs_store **st)
 {
-    const struct vault_manifest *m = &rs->s->m;
     struct sfs_mkfs_opts o = { .volume_size = m->volume_size,
                                .block_size = m->block_size,
                                .codec = (int)m->codec,
@@ -361,7 +360,7 @@ static int make_store(struct vault_restorer *rs, const char *path,
     int rc = sfs_mkfs(path, &o);
     if (!rc)
         rc = sfs_open(path, SFS_OPEN_EXCLUSIVE, st);
-    return rc ? vault_fail(rs->v, rc, "%s: making the new volume: %s", path,
+    return rc ? vault_fail(v, rc, "%s: making the new volume: %s", path,
                            strerror(-rc))
               : 0;
 }
@@ -369,7 +368,7 @@ static int make_store(struct vault_restorer *rs, const char *path,
 static int write_store(struct vault_restorer *rs, const char *path)
 {
     struct sfs_store *st;
-    int rc = make_store(rs, path, &st);
+    int rc = vault_mkfs_like(rs->v, &rs->s->m, path, &st);
     if (rc)
         return rc;
     struct synth s;

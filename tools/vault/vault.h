@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "format.h"
 #include "objstore.h"
@@ -253,5 +254,20 @@ struct vault_check_stats {
  * problems, or a negative errno that stopped the check. */
 int vault_check(struct vault *v, bool read_data, vault_problem_fn report,
                 void *arg, struct vault_check_stats *stats);
+
+/* ---- diff (vdiff.c) ---- */
+
+/*
+ * vault_diff - what changed between the vaulted snapshots A and B (A the
+ * older, both of one volume), from the vault alone: sfs_diff_write's
+ * lines ("C<tab>PATH", "R<tab>OLD -> NEW", then the "examined" line)
+ * into OUT.  SCRATCH is a directory path (not existing) for the work
+ * space, left for the caller to remove (SCRATCH/store is a store).
+ * -EXDEV (two volumes), -EINVAL (A is B, or newer), the restorer's
+ * errors.
+ */
+int vault_diff(struct vault *v, const struct vault_snapshot *a,
+               const struct vault_snapshot *b, const char *scratch,
+               FILE *out);
 
 #endif
