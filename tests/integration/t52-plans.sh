@@ -1,0 +1,278 @@
+#!/bin/bash
+# Recovery plans: `snapfs plan` over two mirrored volume pairs on one
+# host.  A test clones the newest mirrored snapshots, mounts them and runs
+# the step scripts against them while replication goes on, and cleanup
+# leaves nothing behind; a planned migration carries the newest source
+# data in a final update, breaks, mounts and runs the steps in priority
+# order; a failing step stops the plan naming the step, its exit status
+# and its last line of stderr, and the next run resumes there; reprotect
+# makes the old sources follow, failback returns to the original
+# direction with the data intact; a disaster run breaks without the
+# source store and resumes after kill -9; bad input changes nothing.
+. "$(dirname "$0")/lib.sh"
+test_have_prereq SNAPFS || { say "# skipping: needs snapfs"; test_done; }
+vol_create --size 1G
+
+export SNAPFS_MIRROR_DIR=$TEST_TMP/mirrors SNAPFS_CONFIG_DIR=$TEST_TMP/config
+TREELIST=$(cd "$(dirname "$0")" && pwd)/treelist.py
+tree() { python3 "$TREELIST" "$1" --usec; }
+# content DIR: its tree without its root (whose mtime a step script's
+# marker changes) and without the markers
+content() { tree "$1" | grep -v -e "^\\. " -e "^marker-"; }
+S1=$STORE M1=$MNT
+S2=$TEST_TMP/db.store M2=$TEST_TMP/db.mnt
+D1=$TEST_TMP/dr-app.store DM1=$TEST_TMP/dr/app
+D2=$TEST_TMP/dr-db.store DM2=$TEST_TMP/dr/db
+LOG=$TEST_TMP/steps.log
+# every mountpoint the plans use is unmounted at exit
+for m in "$M2" "$DM1" "$DM2" "$DM1.test" "$DM2.test" "$TEST_TMP/check"; do
+	echo "$m" >>"$TEST_TMP/.mounts"
+done
+
+# the step script: a marker file in the volume it brought up, and a line
+# in $LOG; fails (exit 3) while $TEST_TMP/fail-$STEP exists, and waits
+# while $TEST_TMP/hang exists
+cat >"$TEST_TMP/step.sh" <<EOF
+#!/bin/sh
+echo "\$SNAPFS_PLAN_PHASE \$SNAPFS_PLAN_STEP \$SNAPFS_PLAN_STORE_1" >>"$LOG"
+if [ -e "$TEST_TMP/hang" ]; then
+	ps -o pgid= -p \$\$ | tr -d " " >"$TEST_TMP/hung.pgid"; sleep 60
+fi
+if [ -e "$TEST_TMP/fail-\$SNAPFS_PLAN_STEP" ]; then
+	echo "starting the application" >&2
+	echo "database would not start" >&2
+	exit 3
+fi
+echo "\$SNAPFS_PLAN_PHASE" >"\$SNAPFS_PLAN_MOUNT_1/marker-\$SNAPFS_PLAN_PHASE"
+EOF
+chmod +x "$TEST_TMP/step.sh"
+
+# jfield FILE EXPR: a value of the JSON in FILE (EXPR on j, Python)
+jfield() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1"; }
+# rel_source DST: the source of DST's relationship
+rel_source() { mirror_field "$1" source; }
+plan_state() { "$SNAPFS" plan show "$1" --json >"$REF/show.json" && jfield "$REF/show.json" 'j["state"]["summary"]'; }
+
+test_expect_success 'set up two source volumes with data, each mirrored to an empty destination' '
+	"$SNAPFS" mkfs "$S2" --size 1G >/dev/null && vol_mount "$S2" "$M2" &&
+	echo app-v1 >app.conf && head -c 200000 /dev/urandom >app.bin &&
+	echo rows-v1 >"$M2/table" && mkdir "$M2/wal" && echo 1 >"$M2/wal/1" &&
+	"$SNAPFS" mkfs "$D1" --size 1G >/dev/null && "$SNAPFS" mkfs "$D2" --size 1G >/dev/null &&
+	"$SNAPFS" mirror create "$M1" "$D1" >/dev/null &&
+	"$SNAPFS" mirror create "$M2" "$D2" >/dev/null &&
+	"$SNAPFS" mirror initialize "$D1" >/dev/null &&
+	"$SNAPFS" mirror initialize "$D2" >/dev/null &&
+	assert_eq snapmirrored "$(mirror_field "$D1" state)"
+'
+
+test_expect_success 'bad plans are refused with one message and nothing is stored' '
+	assert_fails "$SNAPFS" plan create p1 --step "$TEST_TMP/nowhere.store" 2>"$REF/e1" &&
+	assert_grep "step 1: .*nowhere.store: no mirror relationship has this destination" "$REF/e1" &&
+	assert_fails "$SNAPFS" plan create p1 --priority 1 --step "$D1" 2>"$REF/e2" &&
+	assert_grep "give --step first" "$REF/e2" &&
+	assert_fails "$SNAPFS" plan create p1 --step "$D1" --step "$D1" 2>"$REF/e3" &&
+	assert_grep "steps 1 and 2: both name $D1" "$REF/e3" &&
+	assert_fails "$SNAPFS" plan create p1 --step group:erp 2>"$REF/e4" &&
+	assert_grep "no mirror group named .erp." "$REF/e4" &&
+	echo "{\"steps\": [{\"relationship\": \"$D1\", \"prio\": 2}]}" >"$TEST_TMP/bad.json" &&
+	assert_fails "$SNAPFS" plan create p1 --file "$TEST_TMP/bad.json" 2>"$REF/e5" &&
+	assert_grep "step 1: unknown key \"prio\"" "$REF/e5" &&
+	echo "{\"steps\": [" >"$TEST_TMP/broken.json" &&
+	assert_fails "$SNAPFS" plan create p1 --file "$TEST_TMP/broken.json" 2>"$REF/e6" &&
+	assert_grep "broken.json: line" "$REF/e6" &&
+	assert_fails "$SNAPFS" plan create "../x" --step "$D1" 2>"$REF/e7" &&
+	assert_grep "not a plan name" "$REF/e7" &&
+	assert_fails "$SNAPFS" plan create p1 --step "$D1" --mount relative/dir 2>"$REF/e8" &&
+	assert_grep "mountpoints are absolute paths" "$REF/e8" &&
+	assert_fails "$SNAPFS" plan test nosuch 2>"$REF/e9" &&
+	assert_grep "nosuch: no such plan" "$REF/e9" &&
+	"$SNAPFS" plan list >"$REF/list" && assert_grep "no recovery plans" "$REF/list"
+'
+
+test_expect_success 'a plan is created from a file, steps sorted by priority; a second of that name is refused' '
+	cat >"$TEST_TMP/dr.json" <<-EOF &&
+	{"steps": [
+	  {"relationship": "$D1", "priority": 2, "mount": "$DM1", "script": "$TEST_TMP/step.sh"},
+	  {"relationship": "$D2", "priority": 1, "mount": "$DM2", "script": "$TEST_TMP/step.sh", "timeout": 30}
+	]}
+	EOF
+	"$SNAPFS" plan create dr --file "$TEST_TMP/dr.json" >"$REF/out" &&
+	assert_grep "dr created: 2 steps, 2 relationships" "$REF/out" &&
+	"$SNAPFS" plan show dr --json >"$REF/show.json" &&
+	assert_eq "$D2 $D1" "$(jfield "$REF/show.json" "\" \".join(s[\"members\"][0][\"destination\"] for s in j[\"steps\"])")" &&
+	assert_eq "$S2" "$(jfield "$REF/show.json" "j[\"steps\"][0][\"members\"][0][\"source\"]")" &&
+	assert_eq "$DM1.test" "$(jfield "$REF/show.json" "j[\"steps\"][1][\"members\"][0][\"test_mount\"]")" &&
+	assert_eq ready "$(plan_state dr)" &&
+	assert_fails "$SNAPFS" plan create dr --step "$D1" 2>"$REF/err" &&
+	assert_grep "a plan of this name exists" "$REF/err" &&
+	"$SNAPFS" plan list >"$REF/list" && assert_grep "^dr  *2  *ready$" "$REF/list"
+'
+
+test_expect_success 'plan test: clones of the newest mirrored snapshots, mounted, equal to them; the steps ran against the clones in priority order' '
+	cd "$TEST_TMP" &&
+	n1=$(mirror_field "$D1" newest_snapshot) && n2=$(mirror_field "$D2" newest_snapshot) &&
+	"$SNAPFS" plan test dr --json >"$REF/test.json" &&
+	assert_eq ok "$(jfield "$REF/test.json" "j[\"result\"]")" &&
+	assert_eq "clone mount script clone mount script" "$(jfield "$REF/test.json" "\" \".join(a[\"action\"] for a in j[\"actions\"])")" &&
+	assert_eq "1 1 1 2 2 2" "$(jfield "$REF/test.json" "\" \".join(str(a[\"step\"]) for a in j[\"actions\"])")" &&
+	assert_eq "test 1 $D2.test-dr
+test 2 $D1.test-dr" "$(cat "$LOG")" &&
+	mountpoint -q "$DM1.test" && mountpoint -q "$DM2.test" &&
+	content "$M1/.snapshot/$n1" >"$REF/a1" && content "$DM1.test" >"$REF/b1" &&
+	diff -u "$REF/a1" "$REF/b1" >&2 &&
+	content "$M2/.snapshot/$n2" >"$REF/a2" && content "$DM2.test" >"$REF/b2" &&
+	diff -u "$REF/a2" "$REF/b2" >&2 &&
+	assert_eq test "$(cat "$DM1.test/marker-test")" &&
+	assert_eq testing "$(plan_state dr)"
+'
+
+test_expect_success 'replication goes on during the test: an update carries a change; the clones stay as they were' '
+	echo app-v2 >"$M1/app.conf" &&
+	"$SNAPFS" mirror update "$D1" >/dev/null &&
+	assert_eq snapmirrored "$(mirror_field "$D1" state)" &&
+	n1=$(mirror_field "$D1" newest_snapshot) &&
+	assert_eq app-v2 "$(cat "$M1/.snapshot/$n1/app.conf")" &&
+	assert_eq app-v1 "$(cat "$DM1.test/app.conf")"
+'
+
+test_expect_success 'a run, a second test or a delete while a test is active is refused, changing nothing' '
+	assert_fails "$SNAPFS" plan delete dr 2>"$REF/err3" &&
+	assert_grep "dr: a test is active; nothing was deleted" "$REF/err3" &&
+	assert_fails "$SNAPFS" plan run dr --planned-migration 2>"$REF/err" &&
+	assert_grep "plan dr: a test is active; snapfs plan cleanup first" "$REF/err" &&
+	assert_eq snapmirrored "$(mirror_field "$D1" state)" &&
+	assert_fails "$SNAPFS" plan test dr 2>"$REF/err2" &&
+	assert_grep "a test is active" "$REF/err2"
+'
+
+test_expect_success 'plan cleanup unmounts and removes the clones: nothing is left' '
+	cd "$TEST_TMP" &&
+	"$SNAPFS" plan cleanup dr >"$REF/out" &&
+	assert_grep "cleanup done" "$REF/out" &&
+	! mountpoint -q "$DM1.test" 2>/dev/null && ! mountpoint -q "$DM2.test" 2>/dev/null &&
+	assert_missing "$D1.test-dr" && assert_missing "$D2.test-dr" &&
+	assert_missing "$DM1.test" && assert_missing "$DM2.test" &&
+	! grep -q "test-dr" /proc/self/mountinfo &&
+	assert_eq ready "$(plan_state dr)" &&
+	assert_fails "$SNAPFS" plan cleanup dr 2>"$REF/err" &&
+	assert_grep "no test is active" "$REF/err"
+'
+
+test_expect_success 'plan run needs a mode, one of the two' '
+	assert_fails "$SNAPFS" plan run dr 2>"$REF/e1" &&
+	assert_grep "give --planned-migration (the sources answer) or --disaster" "$REF/e1" &&
+	assert_fails "$SNAPFS" plan run dr --planned-migration --disaster 2>"$REF/e2" &&
+	assert_grep "one of the two" "$REF/e2"
+'
+
+test_expect_success 'a planned migration whose step fails stops there, naming the step, its exit status and last line of stderr' '
+	cd "$TEST_TMP" && : >"$LOG" &&
+	echo app-v3 >"$M1/app.conf" && echo rows-v3 >"$M2/table" &&
+	touch "$TEST_TMP/fail-2" &&
+	assert_fails "$SNAPFS" plan run dr --planned-migration >"$REF/out" 2>"$REF/err" &&
+	assert_grep "plan dr: step 2: its script exited 3: database would not start" "$REF/err" &&
+	assert_grep "script .*: failed" "$REF/out" &&
+	assert_eq run-stopped "$(plan_state dr)" &&
+	assert_eq "planned-migration 1 $D2
+planned-migration 2 $D1" "$(cat "$LOG")" &&
+	assert_eq broken-off "$(mirror_field "$D1" state)" &&
+	assert_fails "$SNAPFS" plan test dr 2>"$REF/err2" &&
+	assert_grep "its run stopped in the middle; finish it first" "$REF/err2"
+'
+
+test_expect_success 'the next run resumes at the failed step: the final update carried the newest data, the destinations are mounted and writable' '
+	cd "$TEST_TMP" && rm "$TEST_TMP/fail-2" &&
+	"$SNAPFS" plan run dr --planned-migration --json >"$REF/run.json" &&
+	assert_eq ok "$(jfield "$REF/run.json" "j[\"result\"]")" &&
+	assert_eq "script" "$(jfield "$REF/run.json" "\" \".join(a[\"action\"] for a in j[\"actions\"])")" &&
+	assert_eq "planned-migration 1 $D2
+planned-migration 2 $D1
+planned-migration 2 $D1" "$(cat "$LOG")" &&
+	assert_eq app-v3 "$(cat "$DM1/app.conf")" && assert_eq rows-v3 "$(cat "$DM2/table")" &&
+	assert_eq planned-migration "$(cat "$DM1/marker-planned-migration")" &&
+	assert_eq planned-migration "$(cat "$DM2/marker-planned-migration")" &&
+	echo written-at-dr >"$DM1/dr-file" && echo rows-dr >"$DM2/table" &&
+	! mountpoint -q "$M1" && ! mountpoint -q "$M2" &&
+	assert_eq failed-over "$(plan_state dr)" &&
+	assert_fails "$SNAPFS" plan run dr --planned-migration 2>"$REF/err" &&
+	assert_grep "has failed over already" "$REF/err"
+'
+
+test_expect_success 'reprotect: the old sources follow the new ones; a change at the new side arrives at the old after an update' '
+	cd "$TEST_TMP" &&
+	assert_fails "$SNAPFS" plan failback dr 2>"$REF/err" &&
+	assert_grep "reprotect it first" "$REF/err" &&
+	"$SNAPFS" plan reprotect dr >"$REF/out" &&
+	assert_grep "reverse resync .*: ok" "$REF/out" &&
+	assert_eq snapmirrored "$(mirror_field "$S1" state)" &&
+	assert_eq "$D1" "$(rel_source "$S1")" && assert_eq "$D2" "$(rel_source "$S2")" &&
+	echo later-at-dr >"$DM1/later" &&
+	"$SNAPFS" mirror update "$S1" >/dev/null &&
+	vol_mount "$S1" "$TEST_TMP/check" &&
+	assert_eq later-at-dr "$(cat "$TEST_TMP/check/later")" &&
+	assert_eq written-at-dr "$(cat "$TEST_TMP/check/dr-file")" &&
+	! echo x 2>/dev/null >"$TEST_TMP/check/ro" &&
+	vol_umount "$TEST_TMP/check" &&
+	assert_eq reprotected "$(plan_state dr)"
+'
+
+test_expect_success 'failback: back to the original direction, served where they were, data intact; the destinations follow again' '
+	cd "$TEST_TMP" && : >"$LOG" &&
+	echo last-at-dr >"$DM2/last" &&
+	"$SNAPFS" plan failback dr >"$REF/out" &&
+	assert_grep "failback done" "$REF/out" &&
+	mountpoint -q "$M1" && mountpoint -q "$M2" &&
+	assert_eq later-at-dr "$(cat "$M1/later")" && assert_eq last-at-dr "$(cat "$M2/last")" &&
+	assert_eq rows-dr "$(cat "$M2/table")" && assert_eq failback "$(cat "$M1/marker-failback")" &&
+	echo back-home >"$M1/home" &&
+	assert_eq "failback 1 $S2
+failback 2 $S1" "$(cat "$LOG")" &&
+	assert_eq "$S1" "$(rel_source "$D1")" && assert_eq "$S2" "$(rel_source "$D2")" &&
+	"$SNAPFS" mirror update "$D1" >/dev/null &&
+	assert_eq snapmirrored "$(mirror_field "$D1" state)" &&
+	n1=$(mirror_field "$D1" newest_snapshot) &&
+	assert_eq back-home "$(cat "$M1/.snapshot/$n1/home")" &&
+	! mountpoint -q "$DM1" && assert_eq ready "$(plan_state dr)"
+'
+
+test_expect_success 'with a source store gone, a planned migration refuses before breaking anything' '
+	cd "$TEST_TMP" && "$SNAPFS" mirror update "$D2" >/dev/null &&
+	vol_umount "$M2" && mv "$S2" "$S2.away" &&
+	assert_fails "$SNAPFS" plan run dr --planned-migration 2>"$REF/err" &&
+	assert_grep "plan dr: step 1: the final update of $D2 failed: nothing was broken off" "$REF/err" &&
+	assert_eq snapmirrored "$(mirror_field "$D1" state)" &&
+	assert_eq snapmirrored "$(mirror_field "$D2" state)"
+'
+
+test_expect_success 'a disaster run without the source store, killed -9 in a step, resumes from where it stopped' '
+	cd "$TEST_TMP" && : >"$LOG" && touch "$TEST_TMP/hang" &&
+	{ "$SNAPFS" plan run dr --disaster >"$REF/out1" 2>&1 & } && pid=$! &&
+	for _ in $(seq 300); do test -s "$TEST_TMP/hung.pgid" && break; sleep 0.1; done &&
+	test -s "$TEST_TMP/hung.pgid" &&
+	kill -9 "$pid" && { wait "$pid" 2>/dev/null || :; } && rm "$TEST_TMP/hang" &&
+	kill -- "-$(cat "$TEST_TMP/hung.pgid")" && rm "$TEST_TMP/hung.pgid" &&
+	assert_eq run-stopped "$(plan_state dr)" &&
+	mountpoint -q "$DM2" &&
+	"$SNAPFS" plan run dr --disaster --json >"$REF/run.json" &&
+	assert_eq ok "$(jfield "$REF/run.json" "j[\"result\"]")" &&
+	assert_eq "script mount script" "$(jfield "$REF/run.json" "\" \".join(a[\"action\"] for a in j[\"actions\"])")" &&
+	assert_eq disaster "$(cat "$DM2/marker-disaster")" &&
+	assert_eq disaster "$(cat "$DM1/marker-disaster")" &&
+	assert_eq rows-dr "$(cat "$DM2/table")" && assert_eq back-home "$(cat "$DM1/home")" &&
+	echo after-disaster >"$DM2/new" &&
+	assert_eq broken-off "$(mirror_field "$D2" state)" &&
+	assert_eq failed-over "$(plan_state dr)"
+'
+
+test_expect_success 'delete removes the plan and leaves its relationships and volumes as they are' '
+	cd "$TEST_TMP" && mv "$S2.away" "$S2" &&
+	"$SNAPFS" plan delete dr >"$REF/out" &&
+	assert_grep "dr deleted" "$REF/out" &&
+	assert_fails "$SNAPFS" plan show dr 2>"$REF/err" &&
+	assert_grep "no such plan" "$REF/err" &&
+	assert_eq broken-off "$(mirror_field "$D1" state)" &&
+	assert_eq after-disaster "$(cat "$DM2/new")" &&
+	"$SNAPFS" umount "$DM1" && "$SNAPFS" umount "$DM2"
+'
+
+test_done
