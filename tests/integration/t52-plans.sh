@@ -25,7 +25,10 @@ D1=$TEST_TMP/dr-app.store DM1=$TEST_TMP/dr/app
 D2=$TEST_TMP/dr-db.store DM2=$TEST_TMP/dr/db
 LOG=$TEST_TMP/steps.log
 # every mountpoint the plans use is unmounted at exit
-for m in "$M2" "$DM1" "$DM2" "$DM1.test" "$DM2.test" "$TEST_TMP/check"; do
+GS1=$TEST_TMP/ga-src.store GS2=$TEST_TMP/gb-src.store GM1=$TEST_TMP/ga.mnt GM2=$TEST_TMP/gb.mnt
+GD1=$TEST_TMP/grp-a.store GD2=$TEST_TMP/grp-b.store GDM=$TEST_TMP/drg
+for m in "$M2" "$DM1" "$DM2" "$DM1.test" "$DM2.test" "$TEST_TMP/check" "$GM1" "$GM2" \
+	"$GDM/grp-a" "$GDM/grp-b" "$GDM.test/grp-a" "$GDM.test/grp-b"; do
 	echo "$m" >>"$TEST_TMP/.mounts"
 done
 
@@ -156,6 +159,43 @@ test_expect_success 'plan cleanup unmounts and removes the clones: nothing is le
 	assert_eq ready "$(plan_state dr)" &&
 	assert_fails "$SNAPFS" plan cleanup dr 2>"$REF/err" &&
 	assert_grep "no test is active" "$REF/err"
+'
+
+test_expect_success 'a plan over a consistency group, made with --step options: one step, each member on MOUNT/MEMBER' '
+	cd "$TEST_TMP" &&
+	"$SNAPFS" mkfs "$GS1" --size 256M >/dev/null && "$SNAPFS" mkfs "$GS2" --size 256M >/dev/null &&
+	"$SNAPFS" mkfs "$GD1" --size 256M >/dev/null && "$SNAPFS" mkfs "$GD2" --size 256M >/dev/null &&
+	vol_mount "$GS1" "$GM1" && vol_mount "$GS2" "$GM2" &&
+	echo ga >"$GM1/a" && echo gb >"$GM2/b" &&
+	"$SNAPFS" mirror create "$GM1,$GM2" "$GD1,$GD2" --group erp >/dev/null &&
+	"$SNAPFS" mirror initialize "$GD1" >/dev/null &&
+	assert_fails "$SNAPFS" plan create grp --step "$GD1" 2>"$REF/err" &&
+	assert_grep "is a member of group erp: name the group" "$REF/err" &&
+	"$SNAPFS" plan create grp --step group:erp --mount "$GDM" --script "$TEST_TMP/step.sh" --timeout 2 >/dev/null &&
+	"$SNAPFS" plan show grp --json >"$REF/g.json" &&
+	assert_eq "erp 2 2" "$(jfield "$REF/g.json" "j[\"steps\"][0][\"group\"], len(j[\"steps\"][0][\"members\"]), j[\"steps\"][0][\"timeout\"]")" &&
+	assert_eq "$GDM/grp-a $GDM/grp-b" "$(jfield "$REF/g.json" "\" \".join(m[\"mount\"] for m in j[\"steps\"][0][\"members\"])")" &&
+	"$SNAPFS" plan test grp >/dev/null &&
+	assert_eq ga "$(cat "$GDM.test/grp-a/a")" && assert_eq gb "$(cat "$GDM.test/grp-b/b")" &&
+	assert_eq test "$(cat "$GDM.test/grp-a/marker-test")" &&
+	"$SNAPFS" plan cleanup grp >/dev/null &&
+	assert_missing "$GD1.test-grp" && assert_missing "$GDM.test/grp-b"
+'
+
+test_expect_success 'a step script past its timeout is killed and the step fails; the next run resumes and the whole group is up' '
+	cd "$TEST_TMP" && touch "$TEST_TMP/hang" &&
+	assert_fails "$SNAPFS" plan run grp --disaster --json >"$REF/g.json" 2>/dev/null &&
+	assert_eq "failed 1 124" "$(jfield "$REF/g.json" "j[\"result\"], j[\"failed_step\"], j[\"exit_code\"]")" &&
+	assert_eq "timed out after 2 seconds (its processes were killed)" "$(jfield "$REF/g.json" "j[\"stderr\"]")" &&
+	pg=$(cat "$TEST_TMP/hung.pgid") &&
+	for _ in $(seq 100); do kill -0 -- "-$pg" 2>/dev/null || break; sleep 0.1; done &&
+	! kill -0 -- "-$pg" 2>/dev/null &&
+	rm "$TEST_TMP/hang" "$TEST_TMP/hung.pgid" &&
+	assert_eq broken-off "$(mirror_field "$GD1" state)" && assert_eq broken-off "$(mirror_field "$GD2" state)" &&
+	"$SNAPFS" plan run grp --disaster >/dev/null &&
+	assert_eq disaster "$(cat "$GDM/grp-a/marker-disaster")" && assert_eq gb "$(cat "$GDM/grp-b/b")" &&
+	echo w >"$GDM/grp-b/written" &&
+	"$SNAPFS" umount "$GDM/grp-a" && "$SNAPFS" umount "$GDM/grp-b"
 '
 
 test_expect_success 'plan run needs a mode, one of the two' '

@@ -293,6 +293,26 @@ static int step_relationships(json_t *s, size_t idx, struct mirror_rel **rels,
     return rc;
 }
 
+/* A plan brings destinations up on this host: each must be local. */
+static int check_local(const struct mirror_rel *rels, size_t n, size_t idx,
+                       char *why, size_t cap)
+{
+    for (size_t i = 0; i < n; i++) {
+        char peer[PEER_NAME_MAX + 1], path[PATH_MAX];
+        enum dst_kind k = mirror_dst_kind(&rels[i], peer, path);
+        if (k == DST_PEER)
+            return fail(why, cap, "step %zu: %s is on peer %s: a plan "
+                        "clones, breaks and mounts destinations on the host "
+                        "it runs on, so they must be volumes of this host",
+                        idx, rels[i].dst, peer);
+        if (k == DST_VIA)
+            return fail(why, cap, "step %zu: %s is reached through a --via "
+                        "command: a plan needs destinations on this host",
+                        idx, rels[i].dst);
+    }
+    return 0;
+}
+
 static int step_from_json(json_t *s, size_t idx, struct plan_step *st,
                           char *why, size_t cap)
 {
@@ -324,6 +344,11 @@ static int step_from_json(json_t *s, size_t idx, struct plan_step *st,
         rc = step_relationships(s, idx, &rels, &st->n, &group, why, cap);
     if (rc)
         return rc;
+    rc = check_local(rels, st->n, idx, why, cap);
+    if (rc) {
+        free(rels);
+        return rc;
+    }
     st->group = dup_or_empty(group);
     st->script = dup_or_empty(script);
     st->m = calloc(st->n, sizeof(*st->m));
