@@ -279,7 +279,7 @@ test_expect_success 'with a source store gone, a planned migration refuses befor
 	cd "$TEST_TMP" && "$SNAPFS" mirror update "$D2" >/dev/null &&
 	vol_umount "$M2" && mv "$S2" "$S2.away" &&
 	assert_fails "$SNAPFS" plan run dr --planned-migration 2>"$REF/err" &&
-	assert_grep "plan dr: step 1: the final update of $D2 failed: nothing was broken off" "$REF/err" &&
+	assert_grep "plan dr: step 1: the final update of $D2 failed: nothing was broken off (if $S2 is lost, plan run --disaster): " "$REF/err" &&
 	assert_eq snapmirrored "$(mirror_field "$D1" state)" &&
 	assert_eq snapmirrored "$(mirror_field "$D2" state)"
 '

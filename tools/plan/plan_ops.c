@@ -80,6 +80,10 @@ static int failed(struct ctx *c, size_t step, int code, const char *last,
     va_start(ap, fmt);
     vsnprintf(c->rep->error, sizeof(c->rep->error), fmt, ap);
     va_end(ap);
+    size_t len = strlen(c->rep->error);
+    if (last && last[0] && !strstr(c->rep->error, last)) /* its words too */
+        snprintf(c->rep->error + len, sizeof(c->rep->error) - len, ": %s",
+                 last);
     c->rep->failed_step = (int)step + 1;
     c->rep->exit_code = code;
     snprintf(c->rep->last_err, sizeof(c->rep->last_err), "%s",
