@@ -5,7 +5,8 @@
  *   plan create NAME --file PLAN.json
  *   plan create NAME --step DST|group:NAME [--priority N] [--mount DIR]
  *                    [--test-mount DIR] [--source-mount DIR]
- *                    [--script CMD] [--timeout SECONDS] [--step ...]
+ *                    [--source PEER:PATH] [--script CMD]
+ *                    [--timeout SECONDS] [--step ...]
  *   plan list [--json] | show NAME [--json] | delete NAME
  *   plan test NAME | cleanup NAME [--json]
  *   plan run NAME --planned-migration|--disaster [--json]
@@ -65,6 +66,7 @@ static const struct {
     { "--priority", "priority", true },    { "--mount", "mount", false },
     { "--test-mount", "test_mount", false },
     { "--source-mount", "source_mount", false },
+    { "--source", "source", false },
     { "--script", "script", false },       { "--timeout", "timeout", true },
 };
 
@@ -108,8 +110,8 @@ static json_t *steps_from_args(int argc, char **argv, int from)
             die_usage(CMD, "%s: unknown option (usage: snapfs plan create "
                       "NAME --file PLAN.json | --step DST|group:NAME "
                       "[--priority N] [--mount DIR] [--test-mount DIR] "
-                      "[--source-mount DIR] [--script CMD] [--timeout S] "
-                      "...)", argv[i]);
+                      "[--source-mount DIR] [--source PEER:PATH] [--script "
+                      "CMD] [--timeout S] ...)", argv[i]);
         set_step_opt(last, step_opts[k].opt, step_opts[k].key,
                      step_opts[k].number, v);
     }

@@ -315,4 +315,86 @@ test_expect_success 'delete removes the plan and leaves its relationships and vo
 	"$SNAPFS" umount "$DM1" && "$SNAPFS" umount "$DM2"
 '
 
+# Across a TLS peer, from the DR host: the relationship is the production
+# host's; the DR host's plan names its local destination and the source
+# on the peer.  Both hosts are config dirs of this machine, each serving
+# the other on loopback.
+PROD=$TEST_TMP/prod-cfg DRC=$TEST_TMP/dr-cfg
+XS=$TEST_TMP/x-src.store XM=$TEST_TMP/x.mnt XD=$TEST_TMP/x-dst.store XDM=$TEST_TMP/xdr
+for m in "$XM" "$XDM" "$XDM.test" "$TEST_TMP/xcheck"; do echo "$m" >>"$TEST_TMP/.mounts"; done
+prod() { SNAPFS_CONFIG_DIR=$PROD SNAPFS_MIRROR_DIR=$TEST_TMP/prod-mirrors "$SNAPFS" "$@"; }
+dr() { SNAPFS_CONFIG_DIR=$DRC SNAPFS_MIRROR_DIR=$TEST_TMP/dr-mirrors "$SNAPFS" "$@"; }
+stop_servers() {
+	local d
+	for d in "$PROD" "$DRC"; do
+		[ -s "$d/serve.pid" ] && kill -TERM "$(cat "$d/serve.pid")" 2>/dev/null
+	done
+	return 0
+}
+test_at_exit stop_servers
+# serve_port OUTPUT: the port `peer serve` said it listens on
+serve_port() { sed -n "s/^listening on 127\.0\.0\.1:\([0-9]*\) .*/\1/p" "$1"; }
+
+test_expect_success 'across a TLS peer: production mirrors to the DR host, each host serving the other' '
+	cd "$TEST_TMP" &&
+	"$SNAPFS" mkfs "$XS" --size 256M >/dev/null && "$SNAPFS" mkfs "$XD" --size 256M >/dev/null &&
+	vol_mount "$XS" "$XM" && echo x-v1 >"$XM/data" &&
+	dr peer passphrase prod >"$REF/pass-prod" 2>/dev/null &&
+	dr peer allow prod receive "$XD" >/dev/null &&
+	dr peer serve --listen 127.0.0.1:0 >"$REF/serve-dr" &&
+	prod peer create dr "127.0.0.1:$(serve_port "$REF/serve-dr")" <"$REF/pass-prod" >/dev/null &&
+	prod peer passphrase dr >"$REF/pass-dr" 2>/dev/null &&
+	prod peer allow dr receive "$XS" >/dev/null &&
+	prod peer serve --listen 127.0.0.1:0 >"$REF/serve-prod" &&
+	dr peer create prod "127.0.0.1:$(serve_port "$REF/serve-prod")" <"$REF/pass-dr" >/dev/null &&
+	prod mirror create "$XM" "dr:$XD" >/dev/null &&
+	prod mirror initialize "dr:$XD" >/dev/null &&
+	assert_eq snapmirrored "$(SNAPFS_CONFIG_DIR=$PROD SNAPFS_MIRROR_DIR=$TEST_TMP/prod-mirrors mirror_field "dr:$XD" state)"
+'
+
+test_expect_success 'across a TLS peer: production refuses a plan over a peer destination; the DR host makes it, naming the source on the peer' '
+	assert_fails prod plan create x --step "dr:$XD" 2>"$REF/err" &&
+	assert_grep "dr:$XD is on peer dr: a plan clones, breaks and mounts destinations on the host it runs on" "$REF/err" &&
+	assert_fails dr plan create x --step "$XD" --source "$XS" 2>"$REF/err2" &&
+	assert_grep "give the source.s host as PEER:PATH" "$REF/err2" &&
+	assert_fails dr plan create x --step "$TEST_TMP/x-none.store" 2>"$REF/err3" &&
+	assert_grep "no mirror relationship has this destination .*, and it is no mirror destination of this host" "$REF/err3" &&
+	dr plan create x --step "$XD" --mount "$XDM" --script "$TEST_TMP/step.sh" --source "prod:$XS" >/dev/null &&
+	dr plan show x --json >"$REF/x.json" &&
+	assert_eq "prod:$XS True" "$(jfield "$REF/x.json" "j[\"steps\"][0][\"members\"][0][\"source\"], j[\"steps\"][0][\"members\"][0][\"remote\"]")"
+'
+
+test_expect_success 'across a TLS peer: the DR host tests its plan while production goes on mirroring, and cleans up' '
+	cd "$TEST_TMP" &&
+	dr plan test x >/dev/null &&
+	assert_eq x-v1 "$(cat "$XDM.test/data")" && assert_eq test "$(cat "$XDM.test/marker-test")" &&
+	echo x-v2 >"$XM/data" && prod mirror update "dr:$XD" >/dev/null &&
+	assert_eq x-v1 "$(cat "$XDM.test/data")" &&
+	dr plan cleanup x >/dev/null && assert_missing "$XD.test-x"
+'
+
+test_expect_success 'across a TLS peer: a planned migration from the DR host is refused; after the disaster the DR host breaks, mounts and runs its step' '
+	cd "$TEST_TMP" &&
+	assert_fails dr plan run x --planned-migration 2>"$REF/err" &&
+	assert_grep "follows a volume of another host, whose relationship is there: run its final update there" "$REF/err" &&
+	echo x-v3 >"$XM/data" && prod mirror update "dr:$XD" >/dev/null &&
+	vol_umount "$XM" &&
+	dr plan run x --disaster >/dev/null &&
+	assert_eq x-v3 "$(cat "$XDM/data")" && assert_eq disaster "$(cat "$XDM/marker-disaster")" &&
+	echo at-dr >"$XDM/dr-file"
+'
+
+test_expect_success 'across a TLS peer: reprotect makes the production volume follow the DR one over TLS; failback from here is refused' '
+	cd "$TEST_TMP" &&
+	dr plan reprotect x >"$REF/out" &&
+	assert_grep "reverse resync .*prod:$XS: ok" "$REF/out" &&
+	echo later >"$XDM/later" && dr mirror update "prod:$XS" >/dev/null &&
+	vol_mount "$XS" "$TEST_TMP/xcheck" &&
+	assert_eq later "$(cat "$TEST_TMP/xcheck/later")" && assert_eq at-dr "$(cat "$TEST_TMP/xcheck/dr-file")" &&
+	vol_umount "$TEST_TMP/xcheck" &&
+	assert_fails dr plan failback x 2>"$REF/err" &&
+	assert_grep "prod:$XS is on another host: break and serve it there" "$REF/err" &&
+	"$SNAPFS" umount "$XDM"
+'
+
 test_done

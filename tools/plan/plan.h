@@ -26,6 +26,9 @@ struct plan_member {
     char *mount;        /* where the destination is served ("": nowhere) */
     char *test_mount;   /* where `plan test` mounts its clone */
     char *source_mount; /* where the source is served ("": as found) */
+    bool remote;        /* DST follows a volume of another host: its
+                           relationship is not in this host's registry;
+                           SRC is then "" or PEER:PATH as the plan says */
 };
 
 struct plan_step {
@@ -102,6 +105,14 @@ void plan_exec_self(char *const argv[], char *out, size_t cap,
  * (then its process group is killed). */
 void plan_exec_script(const char *script, char *const env[], int timeout,
                       struct exec_result *r);
+
+/* What volume PATH (a local store or mountpoint, or PEER:PATH) says of
+ * itself as a mirror destination, as `receive --handshake` tells it (on
+ * the peer through `peer run`, which needs a receive grant there): 0 with
+ * D set, or -EIO with R the failed command's result. */
+struct destination_info;
+int plan_probe(const char *path, struct destination_info *d,
+               struct exec_result *r);
 
 /* ---- plan_ops.c ---- */
 

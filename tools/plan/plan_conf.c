@@ -33,6 +33,7 @@
 
 #include "plan_cli.h"
 #include "mirror/mirror.h"
+#include "mirror/replicate.h"
 #include "peer/peer.h"
 #include "plan.h"
 
@@ -182,7 +183,7 @@ static int step_int(json_t *s, const char *key, int dflt, int min, int max,
 
 static const char *const step_keys[] = {
     "relationship", "group", "priority", "mount", "test_mount",
-    "source_mount", "script", "timeout", NULL
+    "source_mount", "script", "timeout", "source", NULL
 };
 
 static int check_keys(json_t *s, size_t idx, char *why, size_t cap)
@@ -196,7 +197,7 @@ static int check_keys(json_t *s, size_t idx, char *why, size_t cap)
         if (!step_keys[k])
             return fail(why, cap, "step %zu: unknown key \"%s\" (a step has "
                         "relationship or group, priority, mount, test_mount, "
-                        "source_mount, script, timeout)", idx, key);
+                        "source_mount, script, timeout, source)", idx, key);
     }
     return 0;
 }
@@ -244,7 +245,35 @@ static void member_from(struct plan_member *mb, const struct mirror_rel *r,
                                  : dup_or_empty("");
 }
 
-/* The relationships of step S: one, or a group's members. */
+/* DST (given as REL), which no relationship of this host names: a
+ * local mirror destination following a volume of another host (the DR
+ * host's view), its source "" or the step's "source" (PEER:PATH). */
+static int remote_relationship(json_t *s, size_t idx, const char *rel,
+                               const char *dst, struct mirror_rel *out,
+                               char *why, size_t cap)
+{
+    struct destination_info d;
+    struct exec_result r;
+    const char *source;
+    int rc = step_string(s, "source", &source, idx, why, cap);
+    if (rc)
+        return rc;
+    if (dst[0] != '/' || plan_probe(dst, &d, &r) ||
+        (strcmp(d.state, "follows") && strcmp(d.state, "broken")))
+        return fail(why, cap, "step %zu: %s: no mirror relationship has "
+                    "this destination (snapfs mirror show lists them), and "
+                    "it is no mirror destination of this host", idx, rel);
+    if (source[0] && (source[0] == '/' || !strchr(source, ':')))
+        return fail(why, cap, "step %zu: \"source\" %s: give the source's "
+                    "host as PEER:PATH", idx, source);
+    memset(out, 0, sizeof(*out));
+    snprintf(out->dst, sizeof(out->dst), "%s", dst);
+    snprintf(out->src, sizeof(out->src), "%s", source);
+    return 1; /* remote */
+}
+
+/* The relationships of step S: one, or a group's members.  1: the one
+ * relationship is another host's (remote_relationship). */
 static int step_relationships(json_t *s, size_t idx, struct mirror_rel **rels,
                               size_t *n, const char **group, char *why,
                               size_t cap)
@@ -280,15 +309,18 @@ static int step_relationships(json_t *s, size_t idx, struct mirror_rel **rels,
         return -ENOMEM;
     rc = mirror_rel_load(id, *rels);
     if (rc == -ENOENT)
-        rc = fail(why, cap, "step %zu: %s: no mirror relationship has this "
-                  "destination (snapfs mirror show lists them)", idx, rel);
+        rc = remote_relationship(s, idx, rel, dst, *rels, why, cap);
     else if (!rc && (*rels)->group[0])
         rc = fail(why, cap, "step %zu: %s is a member of group %s: name the "
                   "group (\"group\": \"%s\")", idx, rel, (*rels)->group,
                   (*rels)->group);
-    else if (rc)
+    else if (rc < 0)
         rc = fail(why, cap, "step %zu: %s: %s", idx, rel, strerror(-rc));
-    if (rc)
+    else if (!rc && json_object_get(s, "source"))
+        rc = fail(why, cap, "step %zu: \"source\" names the source of a "
+                  "relationship of another host; %s is this host's", idx,
+                  rel);
+    if (rc < 0)
         free(*rels);
     return rc;
 }
@@ -342,8 +374,9 @@ static int step_from_json(json_t *s, size_t idx, struct plan_step *st,
     struct mirror_rel *rels = NULL;
     if (!rc)
         rc = step_relationships(s, idx, &rels, &st->n, &group, why, cap);
-    if (rc)
+    if (rc < 0)
         return rc;
+    bool remote = rc == 1;
     rc = check_local(rels, st->n, idx, why, cap);
     if (rc) {
         free(rels);
@@ -354,8 +387,10 @@ static int step_from_json(json_t *s, size_t idx, struct plan_step *st,
     st->m = calloc(st->n, sizeof(*st->m));
     if (!st->m)
         abort();
-    for (size_t i = 0; i < st->n; i++)
+    for (size_t i = 0; i < st->n; i++) {
         member_from(&st->m[i], &rels[i], group[0], mount, tmount, smount);
+        st->m[i].remote = remote;
+    }
     free(rels);
     return 0;
 }
@@ -463,10 +498,10 @@ json_t *plan_to_json(const struct plan *p)
         json_t *members = json_array();
         for (size_t k = 0; k < s->n; k++)
             json_array_append_new(members, json_pack(
-                "{s:s, s:s, s:s, s:s, s:s}", "source", s->m[k].src,
+                "{s:s, s:s, s:s, s:s, s:s, s:b}", "source", s->m[k].src,
                 "destination", s->m[k].dst, "mount", s->m[k].mount,
                 "test_mount", s->m[k].test_mount, "source_mount",
-                s->m[k].source_mount));
+                s->m[k].source_mount, "remote", s->m[k].remote));
         json_array_append_new(steps, json_pack(
             "{s:i, s:i, s:s, s:s, s:i, s:o}", "step", (int)i + 1,
             "priority", s->priority, "group", s->group, "script", s->script,
@@ -511,6 +546,7 @@ static int stored_step(json_t *s, struct plan_step *st)
             stored_string(v, "test_mount", &mb->test_mount) ||
             stored_string(v, "source_mount", &mb->source_mount))
             return -EINVAL;
+        mb->remote = json_is_true(json_object_get(v, "remote"));
     }
     return 0;
 }

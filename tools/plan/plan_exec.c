@@ -21,6 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mirror/replicate.h"
+#include "peer/peer.h"
 #include "plan.h"
 
 static double now_seconds(void)
@@ -193,4 +195,31 @@ void plan_exec_script(const char *script, char *const env[], int timeout,
         return;
     }
     finish(pid, &io, timeout, t0, r);
+}
+
+int plan_probe(const char *path, struct destination_info *d,
+               struct exec_result *r)
+{
+    char out[4096], peer[PEER_NAME_MAX + 1];
+    const char *colon = strchr(path, ':');
+    size_t n = colon ? (size_t)(colon - path) : 0;
+    bool remote = path[0] != '/' && colon && n <= PEER_NAME_MAX;
+    if (remote) {
+        memcpy(peer, path, n);
+        peer[n] = 0;
+    }
+    char *local[] = { "receive", "--handshake", (char *)path, NULL };
+    char *far[] = { "peer", "run", peer, "--", "receive", "--handshake",
+                    remote ? (char *)colon + 1 : (char *)path, NULL };
+    plan_exec_self(remote ? far : local, out, sizeof(out), false, r);
+    if (r->status)
+        return -EIO;
+    out[strcspn(out, "\n")] = 0;
+    if (destination_info_parse(out, d)) {
+        r->status = 1;
+        snprintf(r->last_err, sizeof(r->last_err), "%s: not a snapfs "
+                 "volume's description: %.200s", path, out);
+        return -EIO;
+    }
+    return 0;
 }

@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "plan_cli.h"
+#include "mirror/replicate.h"
 #include "plan.h"
 
 struct ctx {
@@ -184,33 +185,20 @@ static void sides_of(struct ctx *c, size_t i, size_t k, struct sides *sd)
     }
 }
 
-/* The relationship whose destination is DST, as `mirror show --json`
- * reports it: its state, source and newest snapshot.  0, or the failed
- * command's result in R. */
-struct rel_view {
-    char state[32], source[PATH_MAX], newest[256];
-};
-static int view(const char *dst, struct rel_view *v, struct exec_result *r)
+/* PATH is a volume of another host (PEER:PATH). */
+static bool elsewhere(const char *path)
 {
-    static char out[65536];
-    char *argv[] = { "mirror", "show", (char *)dst, "--json", NULL };
-    plan_exec_self(argv, out, sizeof(out), false, r);
-    if (r->status)
-        return -EIO;
-    json_t *j = json_loads(out, 0, NULL), *o = json_array_get(j, 0);
-    const char *s = json_string_value(json_object_get(o, "state")),
-               *src = json_string_value(json_object_get(o, "source")),
-               *n = json_string_value(json_object_get(o, "newest_snapshot"));
-    snprintf(v->state, sizeof(v->state), "%s", s ? s : "");
-    snprintf(v->source, sizeof(v->source), "%s", src ? src : "");
-    snprintf(v->newest, sizeof(v->newest), "%s", n ? n : "");
-    json_decref(j);
-    if (!s) {
-        snprintf(r->last_err, sizeof(r->last_err), "mirror show %s: no "
-                 "relationship in its output", dst);
-        r->status = 1;
-        return -EIO;
-    }
+    return path[0] != '/';
+}
+
+/* What PATH says of itself (plan_probe), or a failure naming step I. */
+static int probe(struct ctx *c, size_t i, const char *path,
+                 struct destination_info *d)
+{
+    struct exec_result r;
+    if (plan_probe(path, d, &r))
+        return failed(c, i, r.status, r.last_err, "step %zu: %s cannot be "
+                      "asked what it is", i + 1, path);
     return 0;
 }
 
@@ -359,16 +347,19 @@ static int test_member(struct ctx *c, size_t i, size_t k)
             return -EIO;
     }
     if (!is_done(c, key)) {
-        struct rel_view v;
-        struct exec_result r;
-        if (view(sd.to, &v, &r))
-            return failed(c, i, r.status, r.last_err, "step %zu: %s: its "
-                          "relationship cannot be read", i + 1, sd.to);
-        if (!v.newest[0] || !strcmp(v.newest, "-"))
+        struct destination_info d;
+        if (elsewhere(sd.to))
+            return failed(c, i, 0, NULL, "step %zu: %s is on another host: "
+                          "a test clones on the host it runs on", i + 1,
+                          sd.to);
+        if (probe(c, i, sd.to, &d))
+            return -EIO;
+        if (!d.newest_src_epoch || strcmp(d.state, "follows"))
             return failed(c, i, 0, NULL, "step %zu: %s holds no mirrored "
-                          "snapshot to test with (state %s)", i + 1, sd.to,
-                          v.state);
-        char *argv[] = { "clone", (char *)sd.to, v.newest, clone, NULL };
+                          "snapshot to test with (it is %s)", i + 1, sd.to,
+                          !strcmp(d.state, "broken") ? "broken off"
+                                                     : "no mirror");
+        char *argv[] = { "clone", (char *)sd.to, d.newest, clone, NULL };
         int rc = self_action(c, i, sd.to, "clone", argv);
         if (rc || mark_done(c, key))
             return -EIO;
@@ -426,6 +417,12 @@ static int final_update(struct ctx *c, size_t i, size_t k)
     sides_of(c, i, k, &sd);
     char key[64], found[PATH_MAX], fkey[64];
     char *update[] = { "mirror", "update", (char *)sd.to, NULL };
+    if (c->p->steps[i].m[k].remote && !c->st.reversed)
+        return failed(c, i, 0, NULL, "step %zu: %s follows a volume of "
+                      "another host, whose relationship is there: run its "
+                      "final update there (snapfs mirror update), then plan "
+                      "run --disaster here; nothing was broken off", i + 1,
+                      sd.to);
     key_of(c, key, sizeof(key), "update", i, k);
     if (!is_done(c, key)) {
         if (self_action(c, i, sd.to, "update", update))
@@ -477,15 +474,16 @@ static int break_member(struct ctx *c, size_t i, size_t k)
     char key[64], mnt[PATH_MAX];
     if (action_done(c, i, k, "break", &sd, key, sizeof(key)))
         return 0;
-    struct rel_view v;
-    struct exec_result r;
-    if (view(sd.to, &v, &r))
-        return failed(c, i, r.status, r.last_err, "step %zu: %s: its "
-                      "relationship cannot be read", i + 1, sd.to);
-    if (!strcmp(v.state, "broken-off")) {
+    struct destination_info d;
+    if (probe(c, i, sd.to, &d))
+        return -EIO;
+    if (!strcmp(d.state, "broken")) {
         skipped(c, i, sd.to, "break", "broken off already");
         return mark_done(c, key);
     }
+    if (elsewhere(sd.to))
+        return failed(c, i, 0, NULL, "step %zu: %s is on another host: break "
+                      "it there (snapfs mirror break)", i + 1, sd.to);
     if (mount_of(sd.to, mnt, sizeof(mnt)) && umount_action(c, i, sd.to, mnt))
         return -EIO;
     char *argv[] = { "mirror", "break", (char *)sd.to, NULL };
@@ -496,6 +494,15 @@ static int break_member(struct ctx *c, size_t i, size_t k)
 
 static int run_storage(struct ctx *c, bool planned)
 {
+    for (size_t i = 0; i < c->p->n; i++) /* before anything changes */
+        for (size_t k = 0; k < c->p->steps[i].n; k++) {
+            struct sides sd;
+            sides_of(c, i, k, &sd);
+            if (elsewhere(sd.to))
+                return failed(c, i, 0, NULL, "step %zu: %s is on another "
+                              "host: break and serve it there (snapfs mirror "
+                              "break); nothing was changed", i + 1, sd.to);
+        }
     for (size_t i = 0; i < c->p->n; i++)
         for (size_t k = 0; planned && k < c->p->steps[i].n; k++)
             if (final_update(c, i, k))
@@ -536,9 +543,14 @@ static int reverse_member(struct ctx *c, size_t i, size_t k)
     char key[64], mnt[PATH_MAX];
     if (action_done(c, i, k, "reverse", &sd, key, sizeof(key)))
         return 0;
-    struct rel_view v;
-    struct exec_result r;
-    if (!view(sd.from, &v, &r) && !strcmp(v.source, sd.to)) {
+    struct destination_info from, to;
+    if (!sd.from[0])
+        return failed(c, i, 0, NULL, "step %zu: %s follows a volume of "
+                      "another host that the plan does not name: give the "
+                      "step its \"source\" (PEER:PATH)", i + 1, sd.to);
+    if (!plan_probe(sd.from, &from, &(struct exec_result){ 0 }) &&
+        !plan_probe(sd.to, &to, &(struct exec_result){ 0 }) &&
+        !strcmp(from.state, "follows") && !memcmp(from.source, to.uuid, 16)) {
         skipped(c, i, sd.from, "reverse resync", "follows already");
         return mark_done(c, key);
     }
