@@ -2,12 +2,12 @@
  * plan.c - `snapfs plan`: recovery plans over mirror relationships and
  * groups, as a site recovery manager runs them over array replication.
  *
- *   plan create NAME --file PLAN.json
+ *   plan create NAME --file PLAN.json [--json]
  *   plan create NAME --step DST|group:NAME [--priority N] [--mount DIR]
  *                    [--test-mount DIR] [--source-mount DIR]
  *                    [--source PEER:PATH] [--script CMD]
  *                    [--timeout SECONDS] [--step ...]
- *   plan list [--json] | show NAME [--json] | delete NAME
+ *   plan list [--json] | show NAME [--json] | delete NAME [--json]
  *   plan test NAME | cleanup NAME [--json]
  *   plan run NAME --planned-migration|--disaster [--json]
  *   plan reprotect NAME | failback NAME [--json]
@@ -30,6 +30,13 @@
 #include "plan/plan.h"
 
 #define CMD "plan"
+
+static void print_json(json_t *j)
+{
+    char *t = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    printf("%s\n", t ? t : "null");
+    free(t);
+}
 
 static void usage(void) __attribute__((noreturn));
 static void usage(void)
@@ -88,11 +95,15 @@ static void set_step_opt(json_t *last, const char *opt, const char *key,
     json_object_set_new(last, key, json_integer(v));
 }
 
-static json_t *steps_from_args(int argc, char **argv, int from)
+static json_t *steps_from_args(int argc, char **argv, int from, bool *json)
 {
     json_t *steps = json_array(), *last = NULL;
     for (int i = from; i < argc; i++) {
         const char *v;
+        if (!strcmp(argv[i], "--json")) {
+            *json = true;
+            continue;
+        }
         if ((v = option_value(CMD, "--step", argc, argv, &i))) {
             last = json_object();
             if (!strncmp(v, "group:", 6))
@@ -128,18 +139,27 @@ static int plan_create(int argc, char **argv)
     const char *name = argv[2];
     check_name(name);
     json_t *j;
-    int i = 3;
-    const char *file = argc > 3 ? option_value(CMD, "--file", argc, argv, &i)
-                                : NULL;
+    bool json = false, has_file = false;
+    const char *file = NULL;
+    for (int i = 3; i < argc; i++)
+        has_file |= !strcmp(argv[i], "--file");
+    for (int i = 3; has_file && i < argc; i++) {
+        const char *v = option_value(CMD, "--file", argc, argv, &i);
+        if (v && !file)
+            file = v;
+        else if (!strcmp(argv[i], "--json"))
+            json = true;
+        else
+            die_usage(CMD, "--file takes the whole plan: no other options "
+                      "but --json");
+    }
     if (file) {
-        if (i + 1 < argc)
-            die_usage(CMD, "--file takes the whole plan: no other options");
         json_error_t e;
         j = json_load_file(file, 0, &e);
         if (!j)
             die(CMD, "%s: line %d: %s", file, e.line, e.text);
     } else {
-        j = steps_from_args(argc, argv, 3);
+        j = steps_from_args(argc, argv, 3, &json);
     }
     struct plan p;
     char why[1024];
@@ -157,8 +177,14 @@ static int plan_create(int argc, char **argv)
     size_t n = 0;
     for (size_t s = 0; s < p.n; s++)
         n += p.steps[s].n;
-    printf("snapfs plan: %s created: %zu steps, %zu relationships\n", name,
-           p.n, n);
+    if (json) {
+        json_t *out = plan_to_json(&p);
+        print_json(out);
+        json_decref(out);
+    } else {
+        printf("snapfs plan: %s created: %zu steps, %zu relationships\n",
+               name, p.n, n);
+    }
     plan_free(&p);
     return 0;
 }
@@ -189,13 +215,6 @@ static json_t *plan_with_state(const struct plan *p)
         plan_state_free(&s);
     }
     return j;
-}
-
-static void print_json(json_t *j)
-{
-    char *t = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    printf("%s\n", t ? t : "null");
-    free(t);
 }
 
 static int plan_list(int argc, char **argv)
@@ -269,8 +288,9 @@ static int plan_show(int argc, char **argv)
 
 static int plan_remove(int argc, char **argv)
 {
-    if (argc != 3 || argv[2][0] == '-')
-        die_usage(CMD, "usage: snapfs plan delete NAME");
+    bool json = argc == 4 && !strcmp(argv[3], "--json");
+    if ((argc != 3 && !json) || argv[2][0] == '-')
+        die_usage(CMD, "usage: snapfs plan delete NAME [--json]");
     struct plan p;
     load_or_die(argv[2], &p);
     int lock = plan_lock(p.name);
@@ -287,8 +307,11 @@ static int plan_remove(int argc, char **argv)
     int rc = plan_delete(p.name);
     if (rc)
         die(CMD, "%s: %s", p.name, strerror(-rc));
-    printf("snapfs plan: %s deleted (its relationships are untouched)\n",
-           p.name);
+    if (json)
+        printf("{\"plan\": \"%s\", \"deleted\": true}\n", p.name);
+    else
+        printf("snapfs plan: %s deleted (its relationships are untouched)\n",
+               p.name);
     plan_state_free(&s);
     plan_free(&p);
     if (lock >= 0)

@@ -99,8 +99,11 @@ test_expect_success 'a plan is created from a file, steps sorted by priority; a 
 	  {"relationship": "$D2", "priority": 1, "mount": "$DM2", "script": "$TEST_TMP/step.sh", "timeout": 30}
 	]}
 	EOF
-	"$SNAPFS" plan create dr --file "$TEST_TMP/dr.json" >"$REF/out" &&
-	assert_grep "dr created: 2 steps, 2 relationships" "$REF/out" &&
+	"$SNAPFS" plan create dr --file "$TEST_TMP/dr.json" --json >"$REF/show.json" &&
+	assert_eq "dr 2" "$(jfield "$REF/show.json" "j[\"name\"], len(j[\"steps\"])")" &&
+	"$SNAPFS" plan show dr >"$REF/show.txt" &&
+	assert_grep "^Plan: dr (ready)$" "$REF/show.txt" &&
+	assert_grep "^step 1  priority 1  script: $TEST_TMP/step.sh  timeout 30 s$" "$REF/show.txt" &&
 	"$SNAPFS" plan show dr --json >"$REF/show.json" &&
 	assert_eq "$D2 $D1" "$(jfield "$REF/show.json" "\" \".join(s[\"members\"][0][\"destination\"] for s in j[\"steps\"])")" &&
 	assert_eq "$S2" "$(jfield "$REF/show.json" "j[\"steps\"][0][\"members\"][0][\"source\"]")" &&
@@ -306,8 +309,8 @@ test_expect_success 'a disaster run without the source store, killed -9 in a ste
 
 test_expect_success 'delete removes the plan and leaves its relationships and volumes as they are' '
 	cd "$TEST_TMP" && mv "$S2.away" "$S2" &&
-	"$SNAPFS" plan delete dr >"$REF/out" &&
-	assert_grep "dr deleted" "$REF/out" &&
+	"$SNAPFS" plan delete dr --json >"$REF/out" &&
+	assert_eq "dr True" "$(jfield "$REF/out" "j[\"plan\"], j[\"deleted\"]")" &&
 	assert_fails "$SNAPFS" plan show dr 2>"$REF/err" &&
 	assert_grep "no such plan" "$REF/err" &&
 	assert_eq broken-off "$(mirror_field "$D1" state)" &&
