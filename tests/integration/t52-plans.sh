@@ -278,13 +278,26 @@ failback 2 $S1" "$(cat "$LOG")" &&
 	! mountpoint -q "$DM1" && assert_eq ready "$(plan_state dr)"
 '
 
+test_expect_success 'a planned migration whose second update fails mounts the first source again where it was, and the plan is as before' '
+	cd "$TEST_TMP" && "$SNAPFS" mirror quiesce "$D1" >/dev/null &&
+	assert_fails "$SNAPFS" plan run dr --planned-migration >"$REF/out" 2>"$REF/err" &&
+	assert_grep "plan dr: step 2: the final update of $D1 failed: nothing was broken off .*quiesced" "$REF/err" &&
+	assert_grep "unmount .*$S2: ok" "$REF/out" &&
+	assert_grep "mount source again .*$S2: ok" "$REF/out" &&
+	mountpoint -q "$M2" && mountpoint -q "$M1" &&
+	assert_eq snapmirrored "$(mirror_field "$D2" state)" &&
+	assert_eq ready "$(plan_state dr)" &&
+	"$SNAPFS" mirror resume "$D1" >/dev/null
+'
+
 test_expect_success 'with a source store gone, a planned migration refuses before breaking anything' '
 	cd "$TEST_TMP" && "$SNAPFS" mirror update "$D2" >/dev/null &&
 	vol_umount "$M2" && mv "$S2" "$S2.away" &&
 	assert_fails "$SNAPFS" plan run dr --planned-migration 2>"$REF/err" &&
 	assert_grep "plan dr: step 1: the final update of $D2 failed: nothing was broken off (if $S2 is lost, plan run --disaster): " "$REF/err" &&
 	assert_eq snapmirrored "$(mirror_field "$D1" state)" &&
-	assert_eq snapmirrored "$(mirror_field "$D2" state)"
+	assert_eq snapmirrored "$(mirror_field "$D2" state)" &&
+	mountpoint -q "$M1" && assert_eq ready "$(plan_state dr)"
 '
 
 test_expect_success 'a disaster run without the source store, killed -9 in a step, resumes from where it stopped' '

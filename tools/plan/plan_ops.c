@@ -87,8 +87,9 @@ static int failed(struct ctx *c, size_t step, int code, const char *last,
                  last);
     c->rep->failed_step = (int)step + 1;
     c->rep->exit_code = code;
-    snprintf(c->rep->last_err, sizeof(c->rep->last_err), "%s",
-             last ? last : "");
+    if (last != c->rep->last_err) /* a report's own words are there */
+        snprintf(c->rep->last_err, sizeof(c->rep->last_err), "%s",
+                 last ? last : "");
     return -EIO;
 }
 
@@ -415,7 +416,7 @@ static int final_update(struct ctx *c, size_t i, size_t k)
 {
     struct sides sd;
     sides_of(c, i, k, &sd);
-    char key[64], found[PATH_MAX], fkey[64];
+    char key[64], found[PATH_MAX];
     char *update[] = { "mirror", "update", (char *)sd.to, NULL };
     if (c->p->steps[i].m[k].remote && !c->st.reversed)
         return failed(c, i, 0, NULL, "step %zu: %s follows a volume of "
@@ -434,7 +435,6 @@ static int final_update(struct ctx *c, size_t i, size_t k)
             return -EIO;
     }
     key_of(c, key, sizeof(key), "unmount-source", i, k);
-    snprintf(fkey, sizeof(fkey), "%zu:%zu", i + 1, k + 1);
     if (!is_done(c, key) && mount_of(sd.from, found, sizeof(found)) &&
         (remember_source_mount(c, i, k, &sd, found) ||
          umount_action(c, i, sd.from, found)))
@@ -446,24 +446,48 @@ static int final_update(struct ctx *c, size_t i, size_t k)
         return 0;
     if (!self_action(c, i, sd.to, "final update", update))
         return mark_done(c, key);
-    int rc = failed(c, i, c->rep->exit_code, c->rep->last_err, "step %zu: "
-                    "the final update of %s failed: nothing was broken off",
-                    i + 1, sd.to);
-    const char *back = json_string_value(json_object_get(c->st.found, fkey));
-    if (!back)
-        back = sd.from_mount;
-    char remount[64];
-    key_of(c, remount, sizeof(remount), "unmount-source", i, k);
-    json_object_del(c->st.done, remount);
-    if (back[0] && !mounted_on(sd.from, back)) {
-        char *argv[] = { "mount", (char *)sd.from, (char *)back, NULL };
-        struct exec_result r;
-        plan_exec_self(argv, NULL, 0, false, &r);
-        report(c, i, sd.from, "mount source again",
-               r.status ? "failed" : "ok", r.seconds, r.last_err);
+    return failed(c, i, c->rep->exit_code, c->rep->last_err, "step %zu: the "
+                  "final update of %s failed: nothing was broken off", i + 1,
+                  sd.to);
+}
+
+/* Some destination was broken off by this operation (a disaster run that
+ * stopped, resumed as a planned migration). */
+static bool any_broken(struct ctx *c)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(c->st.done, key, v) {
+        if (strstr(key, "break:"))
+            return true;
     }
+    return false;
+}
+
+/* A planned migration that failed before any break: every source it
+ * unmounted is mounted again where it was, and the run is forgotten (the
+ * plan is as before it; the sources change again, so a new run starts
+ * with new updates). */
+static void undo_migration(struct ctx *c)
+{
+    for (size_t i = 0; i < c->p->n; i++)
+        for (size_t k = 0; k < c->p->steps[i].n; k++) {
+            struct sides sd;
+            char key[64];
+            if (!action_done(c, i, k, "unmount-source", &sd, key,
+                             sizeof(key)) || !sd.from_mount[0] ||
+                mounted_on(sd.from, sd.from_mount))
+                continue;
+            char *argv[] = { "mount", (char *)sd.from, sd.from_mount, NULL };
+            struct exec_result r;
+            plan_exec_self(argv, NULL, 0, false, &r);
+            report(c, i, sd.from, "mount source again",
+                   r.status ? "failed" : "ok", r.seconds, r.last_err);
+        }
+    c->st.operation[0] = 0;
+    c->st.mode[0] = 0;
+    json_object_clear(c->st.done);
     save(c);
-    return rc;
 }
 
 /* Member K's destination broken off (writable at its newest snapshot),
@@ -505,8 +529,11 @@ static int run_storage(struct ctx *c, bool planned)
         }
     for (size_t i = 0; i < c->p->n; i++)
         for (size_t k = 0; planned && k < c->p->steps[i].n; k++)
-            if (final_update(c, i, k))
+            if (final_update(c, i, k)) {
+                if (!any_broken(c))
+                    undo_migration(c);
                 return -EIO;
+            }
     for (size_t i = 0; i < c->p->n; i++)
         for (size_t k = 0; k < c->p->steps[i].n; k++)
             if (break_member(c, i, k))
