@@ -201,6 +201,20 @@ test_expect_success 'a step script past its timeout is killed and the step fails
 	"$SNAPFS" umount "$GDM/grp-a" && "$SNAPFS" umount "$GDM/grp-b"
 '
 
+test_expect_success 'a group plan reprotects member by member and fails back: the sources serve again where they were, with what was written at DR' '
+	cd "$TEST_TMP" &&
+	"$SNAPFS" plan reprotect grp >/dev/null &&
+	assert_eq "$GD1" "$(rel_source "$GS1")" && assert_eq "$GD2" "$(rel_source "$GS2")" &&
+	! mountpoint -q "$GM1" &&
+	"$SNAPFS" plan failback grp >/dev/null &&
+	mountpoint -q "$GM1" && mountpoint -q "$GM2" &&
+	assert_eq w "$(cat "$GM2/written")" && assert_eq ga "$(cat "$GM1/a")" &&
+	assert_eq "$GS1" "$(rel_source "$GD1")" && assert_eq "$GS2" "$(rel_source "$GD2")" &&
+	assert_eq "" "$(mirror_field "$GD1" group)" &&
+	echo gb2 >"$GM2/b" && "$SNAPFS" mirror update "$GD2" >/dev/null &&
+	assert_eq ready "$(plan_state grp)"
+'
+
 test_expect_success 'plan run needs a mode, one of the two' '
 	assert_fails "$SNAPFS" plan run dr 2>"$REF/e1" &&
 	assert_grep "give --planned-migration (the sources answer) or --disaster" "$REF/e1" &&

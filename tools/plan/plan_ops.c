@@ -22,10 +22,12 @@
  *
  * Order.  A run first does the storage of every step (final updates,
  * breaks), then brings the steps up in priority order (mounts, then the
- * script); a planned migration whose final update fails stops before any
- * break, with the source mounted again as it was.  Steps of equal
- * priority run in the plan's order.  Relationships are found where this
- * host's registry has them (`mirror show`), whichever way they point.
+ * script); a planned migration whose update fails stops before any
+ * break, with every source it unmounted mounted again as it was and the
+ * run forgotten.  Steps of equal priority run in the plan's order.  What
+ * a volume is (following, broken off, its newest snapshot, whose
+ * destination) is asked of the volume itself (plan_probe: `receive
+ * --handshake`), never assumed from the state file.
  *
  * Direction.  state.reversed says the destinations are the sources now
  * (after reprotect): "from" is the side that follows nobody and "to" the
