@@ -382,6 +382,15 @@ static int cleanup_member(struct ctx *c, size_t i, size_t k)
     if (umount_action(c, i, clone, tm))
         return -EIO;
     rmdir(tm); /* made by the test; kept if something else is in it */
+    if (c->p->steps[i].group[0]) { /* and a group's MOUNT.test, if empty */
+        char parent[PATH_MAX];
+        snprintf(parent, sizeof(parent), "%s", tm);
+        char *slash = strrchr(parent, '/');
+        if (slash && slash != parent) {
+            *slash = 0;
+            rmdir(parent);
+        }
+    }
     if (access(clone, F_OK))
         return 0;
     if (access(data, F_OK))
