@@ -14,7 +14,7 @@
 # (-O1, AddressSanitizer and UndefinedBehaviorSanitizer), which the tests run.
 
 CC      ?= cc
-PKGS    := fuse3 lmdb libzstd libssl libcrypto libcurl libsystemd
+PKGS    := fuse3 lmdb libzstd libssl libcrypto libcurl libsystemd jansson
 WARN    := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
            -Wstrict-prototypes -Wmissing-prototypes
 DEFS    := -D_FILE_OFFSET_BITS=64 -DFUSE_USE_VERSION=314
@@ -111,7 +111,7 @@ UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=build/asan/unit/%)
 # build/npm.  contrib/deps.sh installs what is missing.
 DEB_BUILD := gcc make pkg-config libfuse3-dev fuse3 liblmdb-dev libzstd-dev \
              libssl-dev libacl1-dev libattr1-dev libcurl4-openssl-dev \
-             libsystemd-dev
+             libsystemd-dev libjansson-dev
 DEB_TEST  := acl attr lmdb-utils fio python3 psmisc util-linux bc dump \
              e2fsprogs strace openssl rsync procps curl jq \
              samba samba-common-bin smbclient samba-vfs-modules \

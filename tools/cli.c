@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <ftw.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -206,4 +207,19 @@ const char *snapshot_error(int rc)
                "has ended";
     default: return strerror(-rc);
     }
+}
+
+static int remove_entry(const char *path, const struct stat *sb, int flag,
+                        struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path) ? errno : 0; /* positive: nftw's own failure is -1 */
+}
+
+int remove_tree(const char *dir)
+{
+    int rc = nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return rc > 0 ? -rc : rc < 0 ? -errno : 0;
 }

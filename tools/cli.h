@@ -29,6 +29,9 @@ void format_bytes(uint64_t bytes, char *out, size_t cap);
  * (capacity *CAP, doubled as needed).  0 or -ENOMEM. */
 int array_append(void *items, size_t *n, size_t *cap, const void *item,
                  size_t size);
+/* Remove DIR and everything under it (symlinks are not followed):
+ * 0, or -errno of the first removal that failed. */
+int remove_tree(const char *dir);
 /* S as a JSON string on stdout. */
 void json_string(const char *s);
 /* "--opt VALUE" or "--opt=VALUE" at ARGV[*I]: the value, advancing *I past
@@ -154,5 +157,7 @@ void vault_daemon_install(void);
  * many failed. */
 int vault_updates_run(const char *volume, const uint8_t uuid[16],
                       char *const *created, size_t n);
+/* plan.c: `plan ...`, recovery plans over mirrors */
+int cmd_plan(int argc, char **argv);
 
 #endif

@@ -27,7 +27,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -654,15 +653,6 @@ static int mirror_test_failover(int argc, char **argv)
     return 0;
 }
 
-static int remove_entry(const char *path, const struct stat *sb, int flag,
-                        struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path) ? -errno : 0;
-}
-
 static int mirror_test_cleanup(const char *dst)
 {
     static struct volume vol;
@@ -690,9 +680,9 @@ static int mirror_test_cleanup(const char *dst)
             die(CMD, "%s: the test clone %s is mounted; unmount it first",
                 dst, clone);
         }
-        rc = nftw(clone, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+        rc = remove_tree(clone);
         if (rc)
-            die(CMD, "%s: removing %s: %s", dst, clone, strerror(errno));
+            die(CMD, "%s: removing %s: %s", dst, clone, strerror(-rc));
     }
     unlink(record);
     printf("snapfs mirror: %s: test failover %s discarded\n", dst, clone);

@@ -347,6 +347,12 @@ static void usage(FILE *out)
           "  mirror break DST | resync DST [--yes] | show [DST] [--json]\n"
           "  mirror reverse-resync NEWSRC NEWDST [--via CMD] [--yes]\n"
           "  mirror restore DST SNAP --to VOL | test-failover DST [--to PATH] | test-cleanup DST\n"
+          "  plan create NAME [--json] --file PLAN.json | --step DST|group:NAME [--priority N]\n"
+          "    [--mount DIR] [--test-mount DIR] [--source-mount DIR] [--source PEER:PATH]\n"
+          "    [--script CMD] [--timeout S]\n"
+          "  plan list [--json] | show NAME [--json] | delete NAME [--json]\n"
+          "  plan test|cleanup|reprotect|failback NAME [--json]\n"
+          "  plan run NAME --planned-migration|--disaster [--json]   recovery plans\n"
           "  dump -LEVEL [-b BLOCKING] [-f OUT] [-L LABEL] [--snapshot NAME] VOL[/PATH]\n"
           "  dump --restart ID [-f OUT] VOL | dump dates VOL [--json]\n"
           "  dump contexts VOL [--json] | dump contexts delete VOL ID\n"
@@ -443,6 +449,8 @@ int main(int argc, char **argv)
         return cmd_peer(argc, argv);
     if (!strcmp(cmd, "mirror"))
         return cmd_mirror(argc, argv);
+    if (!strcmp(cmd, "plan"))
+        return cmd_plan(argc, argv);
     if (!strcmp(cmd, "share"))
         return cmd_share(argc, argv);
     if (!strcmp(cmd, "vault"))
