@@ -310,7 +310,7 @@ int snapfs_serve(const char *store, const char *mountpoint, const char *options,
         detach_stdio(store);
     }
     struct scheduler sched; /* after detaching: it logs to daemon.log */
-    rc = scheduler_start(&sched, &fs->vol, store);
+    rc = scheduler_start(&sched, &fs->vol, store, mountpoint);
     if (rc)
         fprintf(stderr, "snapfs: %s: snapshot policies will not run: %s\n",
                 store, strerror(-rc));
