@@ -172,8 +172,9 @@ static int spawn_hook(const char *cmd, char **envp, int out_fd, pid_t *pid)
     posix_spawn_file_actions_adddup2(&fa, out_fd, 2);
     posix_spawn_file_actions_addchdir_np(&fa, "/");
     posix_spawnattr_init(&at);
-    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                  POSIX_SPAWN_SETSIGDEF);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP |
+                                      POSIX_SPAWN_SETSIGMASK |
+                                      POSIX_SPAWN_SETSIGDEF);
     posix_spawnattr_setpgroup(&at, 0);
     posix_spawnattr_setsigmask(&at, &none);
     posix_spawnattr_setsigdefault(&at, &dflt);
@@ -312,7 +313,8 @@ void hooks_before(struct hooks_run *r)
         snprintf(r->labels, sizeof(r->labels), "consistency=crash");
         return;
     }
-    struct hook_env env = { r->volume, r->snapshot, "pre", NULL, timeout_of(h) };
+    struct hook_env env = { r->volume, r->snapshot, "pre", NULL,
+                            timeout_of(h) };
     log_line(r, "pre hook: running for snapshot %s of %s", r->snapshot,
              r->volume);
     hook_run(h->pre, &env, r->log, r->log_arg, &r->pre);

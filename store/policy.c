@@ -392,7 +392,8 @@ static int hex_get(const char *s, size_t len, char *out, size_t cap)
     if (len % 2 || len / 2 >= cap)
         return -EINVAL;
     for (size_t i = 0; i < len; i += 2) {
-        int hi = sfs_hex_digit(s[i]), lo = hi < 0 ? -1 : sfs_hex_digit(s[i + 1]);
+        int hi = sfs_hex_digit(s[i]);
+        int lo = hi < 0 ? -1 : sfs_hex_digit(s[i + 1]);
         if (lo < 0)
             return -EINVAL;
         out[i / 2] = (char)(hi << 4 | lo);

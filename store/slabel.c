@@ -111,7 +111,8 @@ int sfs_snap_take_labelled_w(struct sfs_store *st, MDB_txn *txn,
     if (labels && *labels) {
         uint8_t k[SL_PLEN + 8];
         sl_key(k, s.epoch);
-        MDB_val key = { sizeof(k), k }, val = { strlen(labels), (void *)labels };
+        MDB_val key = { sizeof(k), k };
+        MDB_val val = { strlen(labels), (void *)labels };
         rc = sfs_mdb_errno(mdb_put(txn, st->db_meta, &key, &val, 0));
     }
     if (!rc && out)
@@ -165,8 +166,8 @@ static int labels_of_key(void *arg, const MDB_val *key, const MDB_val *val)
         return 0; /* not ours to judge here; sfs_snap_labels_get reports */
     memcpy(text, val->mv_data, val->mv_size);
     text[val->mv_size] = 0;
-    return ls->cb(ls->arg, sfs_get_be64((const uint8_t *)key->mv_data + SL_PLEN),
-                  text);
+    const uint8_t *k = key->mv_data;
+    return ls->cb(ls->arg, sfs_get_be64(k + SL_PLEN), text);
 }
 
 int sfs_snap_labels_foreach(struct sfs_store *st, MDB_txn *txn,

@@ -48,6 +48,9 @@ void volume_open(struct volume *vol, const char *cmd, const char *arg);
  * a volume. */
 void volume_open_path(struct volume *vol, const char *cmd, const char *arg,
                       char **path);
+/* The mountpoints of every mounted snapfs volume, into *OUT (malloc'd
+ * array of malloc'd strings); returns how many. */
+size_t mounted_volumes(char ***out);
 /* Connect to STORE/control.sock: an fd or a negative errno. */
 int control_connect(const char *store);
 /* A check of the store directory of every later control_connect (NULL:
@@ -165,5 +168,7 @@ int cmd_mirror(int argc, char **argv);
 int cmd_vault(int argc, char **argv);
 /* health_cmd.c: `health`, checks for monitoring (exit 0/1/2) */
 int cmd_health(int argc, char **argv);
+/* config_cmd.c: `config export|import`, a volume's configuration */
+int cmd_config(int argc, char **argv);
 
 #endif

@@ -141,29 +141,6 @@ static void fix_leftovers(struct volume *vol, struct collected *c)
 
 /* ---- the volumes ---- */
 
-/* Every mounted snapfs volume's mountpoint. */
-static size_t mounted_volumes(char ***out)
-{
-    FILE *f = fopen("/proc/self/mountinfo", "r");
-    char line[8192];
-    size_t n = 0, cap = 0;
-    *out = NULL;
-    while (f && fgets(line, sizeof(line), f)) {
-        char mnt[PATH_MAX], fstype[64];
-        char *dash = strstr(line, " - ");
-        if (sscanf(line, "%*s %*s %*s %*s %4095s", mnt) != 1 || !dash ||
-            sscanf(dash + 3, "%63s", fstype) != 1 ||
-            strcmp(fstype, "fuse.snapfs"))
-            continue;
-        char *copy = strdup(mnt);
-        if (!copy || array_append(out, &n, &cap, &copy, sizeof(copy)))
-            die("health", "out of memory");
-    }
-    if (f)
-        fclose(f);
-    return n;
-}
-
 /* A volume that cannot be opened is a critical result, not an exit. */
 static bool volume_opens(const char *arg, struct collected *c)
 {

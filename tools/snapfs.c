@@ -320,6 +320,9 @@ static void usage(FILE *out)
           "  fsck STORE\n"
           "  health [VOL...|--all] [--json] [--fix] [--full] [--cert FILE]... [--peer-timeout MS]\n"
           "    checks for monitoring: exit 0 ok, 1 warning, 2 critical\n"
+          "  config export VOL...|--all > FILE | import FILE [VOL] [--apply]\n"
+          "    settings, policies and qtrees as versioned JSON; import is a dry run\n"
+          "    unless --apply\n"
           "  snapshot create VOL NAME | list VOL [--json] | delete VOL NAME...\n"
           "  snapshot create --group VOL,VOL,... NAME\n"
           "    one snapshot NAME of each VOL, all at one point in time (a\n"
@@ -442,6 +445,8 @@ int main(int argc, char **argv)
         return cmd_vault(argc, argv);
     if (!strcmp(cmd, "health"))
         return cmd_health(argc, argv);
+    if (!strcmp(cmd, "config"))
+        return cmd_config(argc, argv);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         usage(stdout);
         return 0;

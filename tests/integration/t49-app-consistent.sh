@@ -233,8 +233,59 @@ test_expect_success 'bad hook options are refused with one message, nothing run 
 	! "$SNAPFS" policy list "$MNT" | grep -q "^p2 "
 '
 
+# MariaDB: its data directory on the volume too, a private socket, no
+# TCP; the hook holds FLUSH TABLES WITH READ LOCK across the snapshot
+MYSQLD=$(command -v mariadbd || command -v mysqld)
+MYSQL=$(command -v mariadb || command -v mysql)
+INSTALL_DB=$(command -v mariadb-install-db || command -v mysql_install_db)
+MHOOK=$(cd "$TEST_DIR/../.." && pwd)/contrib/hooks/mariadb
+MSOCK=$SOCK/mariadb.sock
+my() { "$MYSQL" --no-defaults --socket="$MSOCK" -uroot --batch --skip-column-names "$@"; }
+if [ -n "$MYSQLD" ] && [ -n "$MYSQL" ] && [ -n "$INSTALL_DB" ] && [ "$(id -u)" = 0 ] &&
+   mkdir -p "$MNT/mariadb" "$TEST_TMP/mhook" && pg_own "$MNT/mariadb" &&
+   TMPDIR=$PGLOG "$INSTALL_DB" --no-defaults --datadir="$MNT/mariadb" --user=nobody \
+	--auth-root-authentication-method=normal --skip-test-db >"$PGLOG/mariadb-install.log" 2>&1; then
+	( cd / && TMPDIR=$PGLOG exec "$MYSQLD" --no-defaults --datadir="$MNT/mariadb" --user=nobody \
+		--socket="$MSOCK" --skip-networking --pid-file="$SOCK/mariadb.pid" \
+		--log-error="$PGLOG/mariadb.log" ) </dev/null >/dev/null 2>&1 &
+	test_at_exit '[ -s "$SOCK/mariadb.pid" ] && kill "$(cat "$SOCK/mariadb.pid")" 2>/dev/null; sleep 1'
+	for i in $(seq 300); do my -e "SELECT 1" >/dev/null 2>&1 && break; sleep 0.1; done
+	my -e "SELECT 1" >/dev/null 2>&1 && test_set_prereq MARIADB
+fi
+test_have_prereq MARIADB ||
+	say "# skipping the MariaDB hook tests: no MariaDB server here, or it did not start (as root, with mariadb-server)"
+MPRE="$MHOOK pre --state-dir=$TEST_TMP/mhook --max-hold=60 --socket=$MSOCK -uroot"
+MPOST="$MHOOK post --state-dir=$TEST_TMP/mhook"
+
+test_expect_success MARIADB 'the MariaDB hook holds FLUSH TABLES WITH READ LOCK across the snapshot: a write waits until the post hook, the snapshot is labelled application' '
+	my -e "CREATE DATABASE d; CREATE TABLE d.t (i INT) ENGINE=MyISAM; INSERT INTO d.t VALUES (1)" &&
+	# between the hooks: an insert from another session must wait for the lock
+	"$SNAPFS" snapshot create "$MNT" my1 --pre "$MPRE" \
+		--post "timeout 3 $MYSQL --no-defaults --socket=$MSOCK -uroot -e \"INSERT INTO d.t VALUES (2)\"; echo \$? >$TEST_TMP/insert.rc; $MPOST" \
+		>"$REF/out" 2>"$REF/err" &&
+	cat "$REF/err" &&
+	assert_grep "pre hook: mariadb: tables flushed and locked for snapshot my1" "$REF/err" &&
+	assert_eq 124 "$(cat "$TEST_TMP/insert.rc")" "the insert waited for the lock (timeout)" &&
+	assert_grep "post hook: mariadb: tables unlocked" "$REF/err" &&
+	assert_eq consistency=application "$(label "$MNT" my1)" &&
+	my -e "INSERT INTO d.t VALUES (3)" &&
+	assert_eq 2 "$(my -e "SELECT count(*) FROM d.t WHERE i IN (1, 3)")" &&
+	assert_eq "" "$(ls "$TEST_TMP/mhook")" "the session is gone" &&
+	test -f "$MNT/.snapshot/my1/mariadb/d/t.MYD"
+'
+
+test_expect_success MARIADB 'a MariaDB pre hook that times out is killed with its session: the lock goes with it' '
+	"$SNAPFS" snapshot create "$MNT" my2 --hook-timeout 2 --on-hook-failure crash-consistent \
+		--pre "$MPRE; sleep 30" --post "$MPOST" >"$REF/out" 2>"$REF/err" &&
+	assert_eq consistency=crash,pre-hook=timeout "$(label "$MNT" my2)" &&
+	timeout 10 "$MYSQL" --no-defaults --socket=$MSOCK -uroot -e "INSERT INTO d.t VALUES (4)" &&
+	assert_eq 1 "$(my -e "SELECT count(*) FROM d.t WHERE i = 4")" &&
+	assert_eq "" "$(ls "$TEST_TMP/mhook")" "no session left"
+'
+
 test_expect_success 'the first server stops cleanly (the volume is then free to unmount)' '
 	touch "$REF/stop" &&
+	{ ! test -s "$SOCK/mariadb.pid" || { pid=$(cat "$SOCK/mariadb.pid") && kill $pid && wait_gone $pid; }; } &&
 	as_pg "$PGBIN/pg_ctl" -D "$MNT/pgdata" -m fast -w stop >/dev/null &&
 	assert_grep "database system is shut down" "$PGLOG/main.log"
 '

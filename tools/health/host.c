@@ -76,8 +76,8 @@ static void check_mirror(const char *id, const char *store,
     char subject[2 * PATH_MAX + 8], lag[32], period[32];
     snprintf(subject, sizeof(subject), "%s -> %s", m.src, m.dst);
     if (!s.newest[0]) {
-        health_add(rep, arg, "mirror", subject, HEALTH_WARNING, "not initialized "
-                   "(no snapshot at the destination yet)%s%s",
+        health_add(rep, arg, "mirror", subject, HEALTH_WARNING, "not "
+                   "initialized (no snapshot at the destination yet)%s%s",
                    s.last_error[0] ? "; last error: " : "", s.last_error);
         return;
     }
@@ -85,17 +85,17 @@ static void check_mirror(const char *id, const char *store,
     format_age(age < 0 ? 0 : age, lag, sizeof(lag));
     int64_t p = schedule_period(m.schedule, o->now);
     if (!p) {
-        health_add(rep, arg, "mirror", subject, HEALTH_OK, "lag %s (newest %s); "
-                   "no schedule to judge it by", lag, s.newest);
+        health_add(rep, arg, "mirror", subject, HEALTH_OK, "lag %s (newest "
+                   "%s); no schedule to judge it by", lag, s.newest);
         return;
     }
     format_age(p, period, sizeof(period));
     int level = age > HEALTH_LAG_CRIT * p   ? HEALTH_CRITICAL
                 : age > HEALTH_LAG_WARN * p ? HEALTH_WARNING : HEALTH_OK;
-    health_add(rep, arg, "mirror", subject, level, "lag %s (newest %s), schedule "
-               "%s (every %s)%s%s%s", lag, s.newest, m.schedule, period,
-               level ? ": past its schedule" : "", s.last_error[0] ?
-               "; last error: " : "", s.last_error);
+    health_add(rep, arg, "mirror", subject, level, "lag %s (newest %s), "
+               "schedule %s (every %s)%s%s%s", lag, s.newest, m.schedule,
+               period, level ? ": past its schedule" : "",
+               s.last_error[0] ? "; last error: " : "", s.last_error);
 }
 
 void health_mirrors(const char *store, const struct health_opts *o,
@@ -160,17 +160,18 @@ void health_peers(const struct health_opts *o, health_report rep, void *arg)
         if (peer_record_load(names[i], &r) ||
             peer_address_split(r.address, host, sizeof(host), port,
                                sizeof(port))) {
-            health_add(rep, arg, "peer", names[i], HEALTH_WARNING, "its record "
-                       "cannot be read");
+            health_add(rep, arg, "peer", names[i], HEALTH_WARNING,
+                       "its record cannot be read");
         } else {
             int rc = tcp_reach(host, port, o->peer_timeout_ms);
             if (rc)
-                health_add(rep, arg, "peer", names[i], HEALTH_WARNING, "%s is not "
-                           "reachable: %s", r.address, rc == -ETIMEDOUT
-                           ? "no answer within the timeout" : strerror(-rc));
+                health_add(rep, arg, "peer", names[i], HEALTH_WARNING,
+                           "%s is not reachable: %s", r.address,
+                           rc == -ETIMEDOUT ? "no answer within the timeout"
+                                            : strerror(-rc));
             else
-                health_add(rep, arg, "peer", names[i], HEALTH_OK, "%s answers",
-                           r.address);
+                health_add(rep, arg, "peer", names[i], HEALTH_OK,
+                           "%s answers", r.address);
         }
         OPENSSL_cleanse(&r, sizeof(r)); /* it held the peer's key */
         free(names[i]);
@@ -185,15 +186,15 @@ static void check_cert_file(const char *path, const struct health_opts *o,
 {
     FILE *f = fopen(path, "r");
     if (!f) {
-        health_add(rep, arg, "certificate", path, HEALTH_WARNING, "cannot be "
-                   "read: %s", strerror(errno));
+        health_add(rep, arg, "certificate", path, HEALTH_WARNING,
+                   "cannot be read: %s", strerror(errno));
         return;
     }
     X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
     fclose(f);
     if (!x) {
-        health_add(rep, arg, "certificate", path, HEALTH_WARNING, "no PEM "
-                   "certificate in it");
+        health_add(rep, arg, "certificate", path, HEALTH_WARNING,
+                   "no PEM certificate in it");
         return;
     }
     ASN1_TIME *now = ASN1_TIME_set(NULL, (time_t)o->now);
@@ -202,18 +203,18 @@ static void check_cert_file(const char *path, const struct health_opts *o,
     char subject[256] = "";
     X509_NAME_oneline(X509_get_subject_name(x), subject, sizeof(subject));
     if (!ok) {
-        health_add(rep, arg, "certificate", path, HEALTH_WARNING, "its expiry "
-                   "date cannot be read");
+        health_add(rep, arg, "certificate", path, HEALTH_WARNING,
+                   "its expiry date cannot be read");
     } else {
         double left = days + secs / 86400.0;
         int level = left < HEALTH_CERT_CRIT_DAYS   ? HEALTH_CRITICAL
                     : left < HEALTH_CERT_WARN_DAYS ? HEALTH_WARNING : HEALTH_OK;
         if (left < 0)
-            health_add(rep, arg, "certificate", path, level, "%s expired %.1f "
-                       "days ago", subject, -left);
+            health_add(rep, arg, "certificate", path, level, "%s expired "
+                       "%.1f days ago", subject, -left);
         else
-            health_add(rep, arg, "certificate", path, level, "%s expires in %.1f "
-                       "days", subject, left);
+            health_add(rep, arg, "certificate", path, level, "%s expires in "
+                       "%.1f days", subject, left);
     }
     ASN1_TIME_free(now);
     X509_free(x);

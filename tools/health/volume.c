@@ -103,8 +103,8 @@ static void check_space(struct sfs_store *st, MDB_txn *txn, const char *subj,
     if (!rc)
         rc = sfs_spacelog_foreach(st, txn, trend_add, &t);
     if (rc) {
-        health_add(rep, arg, "space", subj, HEALTH_CRITICAL, "cannot read the "
-                   "space: %s", strerror(-rc));
+        health_add(rep, arg, "space", subj, HEALTH_CRITICAL, "cannot read "
+                   "the space: %s", strerror(-rc));
         free(t.v);
         return;
     }
@@ -136,8 +136,8 @@ static void check_space(struct sfs_store *st, MDB_txn *txn, const char *subj,
                 level = HEALTH_WARNING;
         }
     }
-    health_add(rep, arg, "space", subj, level, "%u%% of %s used, %s available; %s",
-               pct, size, avail, trend);
+    health_add(rep, arg, "space", subj, level, "%u%% of %s used, %s "
+               "available; %s", pct, size, avail, trend);
     free(t.v);
 }
 
@@ -220,34 +220,36 @@ static void check_consistency(struct sfs_store *st, MDB_txn *txn,
         rc = sfs_snap_labels_foreach(st, txn, quick_labels, &q);
     *count = q.count;
     if (rc) {
-        health_add(rep, arg, "consistency", subj, HEALTH_CRITICAL, "reading the "
-                   "store failed: %s", strerror(-rc));
+        health_add(rep, arg, "consistency", subj, HEALTH_CRITICAL,
+                   "reading the store failed: %s", strerror(-rc));
         return;
     }
     if (q.problems) {
-        health_add(rep, arg, "consistency", subj, HEALTH_CRITICAL, "%u problem%s "
-                   "in the snapshot records, first: %s; run snapfs fsck",
-                   q.problems, q.problems == 1 ? "" : "s", q.problem);
+        health_add(rep, arg, "consistency", subj, HEALTH_CRITICAL,
+                   "%u problem%s in the snapshot records, first: %s; run "
+                   "snapfs fsck", q.problems, q.problems == 1 ? "" : "s",
+                   q.problem);
         return;
     }
     if (!o->full) {
-        health_add(rep, arg, "consistency", subj, HEALTH_OK, "quick check clean: "
-                   "%llu snapshot records, their groups and labels (--full runs "
-                   "fsck)", (unsigned long long)q.count);
+        health_add(rep, arg, "consistency", subj, HEALTH_OK, "quick check "
+                   "clean: %llu snapshot records, their groups and labels "
+                   "(--full runs fsck)", (unsigned long long)q.count);
         return;
     }
     struct full f = { 0 };
     rc = sfs_fsck(st, full_problem, &f);
     if (rc < 0)
-        health_add(rep, arg, "consistency", subj, HEALTH_CRITICAL, "fsck could "
-                   "not run: %s", strerror(-rc));
+        health_add(rep, arg, "consistency", subj, HEALTH_CRITICAL,
+                   "fsck could not run: %s", strerror(-rc));
     else if (f.problems)
-        health_add(rep, arg, "consistency", subj, HEALTH_CRITICAL, "fsck found %u "
-                   "problem%s, first: %s", f.problems, f.problems == 1 ? "" : "s",
-                   f.first);
+        health_add(rep, arg, "consistency", subj, HEALTH_CRITICAL,
+                   "fsck found %u problem%s, first: %s", f.problems,
+                   f.problems == 1 ? "" : "s", f.first);
     else
-        health_add(rep, arg, "consistency", subj, HEALTH_OK, "fsck clean (every "
-                   "block, reference count, the tree, history and qtrees)");
+        health_add(rep, arg, "consistency", subj, HEALTH_OK, "fsck clean "
+                   "(every block, reference count, the tree, history and "
+                   "qtrees)");
 }
 
 /* ---- snapshot ids ---- */
@@ -259,8 +261,8 @@ static void check_snapshots(struct sfs_store *st, const char *subj,
     unsigned pct = (unsigned)(used * 100 / SFS_SNAP_ID_MAX);
     int level = pct >= HEALTH_IDS_CRIT_PCT   ? HEALTH_CRITICAL
                 : pct >= HEALTH_IDS_WARN_PCT ? HEALTH_WARNING : HEALTH_OK;
-    health_add(rep, arg, "snapshots", subj, level, "%llu snapshots; %llu of the "
-               "%llu snapshot ids a volume has in its life used (%u%%)",
+    health_add(rep, arg, "snapshots", subj, level, "%llu snapshots; %llu of "
+               "the %llu snapshot ids a volume has in its life used (%u%%)",
                (unsigned long long)count, (unsigned long long)used,
                (unsigned long long)SFS_SNAP_ID_MAX, pct);
 }
@@ -296,16 +298,16 @@ static void check_dumps(struct sfs_store *st, MDB_txn *txn, const char *subj,
     if (ds.text)
         fclose(ds.text);
     if (rc)
-        health_add(rep, arg, "dumps", subj, HEALTH_WARNING, "cannot read the dump "
-                   "dates: %s", strerror(-rc));
+        health_add(rep, arg, "dumps", subj, HEALTH_WARNING, "cannot read the "
+                   "dump dates: %s", strerror(-rc));
     else if (!ds.n)
         health_add(rep, arg, "dumps", subj, HEALTH_OK, "no dump recorded");
     else {
         double days = (double)(o->now - ds.newest) / 86400;
         int level = days > HEALTH_DUMP_CRIT_DAYS   ? HEALTH_CRITICAL
                     : days > HEALTH_DUMP_WARN_DAYS ? HEALTH_WARNING : HEALTH_OK;
-        health_add(rep, arg, "dumps", subj, level, "newest dump %.1f days ago; "
-                   "last dump per path and level: %s", days, text);
+        health_add(rep, arg, "dumps", subj, level, "newest dump %.1f days "
+                   "ago; last dump per path and level: %s", days, text);
     }
     free(text);
 }
@@ -319,17 +321,18 @@ static void check_leftovers(struct sfs_store *st, MDB_txn *txn,
     size_t n = 0;
     int rc = leftovers_find(st, txn, &v, &n);
     if (rc)
-        health_add(rep, arg, "leftovers", subj, HEALTH_WARNING, "cannot read the "
-                   "holds: %s", strerror(-rc));
+        health_add(rep, arg, "leftovers", subj, HEALTH_WARNING, "cannot read "
+                   "the holds: %s", strerror(-rc));
     else if (!n)
-        health_add(rep, arg, "leftovers", subj, HEALTH_OK, "no hold or partial "
-                   "clone of a command that is gone");
+        health_add(rep, arg, "leftovers", subj, HEALTH_OK, "no hold or "
+                   "partial clone of a command that is gone");
     for (size_t i = 0; i < n; i++) {
         const char *partial = leftover_partial(&v[i]);
-        health_add(rep, arg, "leftovers", subj, HEALTH_WARNING, "snapshot %s is "
-                   "held by '%s', a clone that is gone%s%s (--fix releases it%s)",
-                   v[i].snap, v[i].tag, partial ? "; its partial store is left: "
-                   : "", partial ? partial : "",
+        health_add(rep, arg, "leftovers", subj, HEALTH_WARNING, "snapshot %s "
+                   "is held by '%s', a clone that is gone%s%s (--fix "
+                   "releases it%s)", v[i].snap, v[i].tag,
+                   partial ? "; its partial store is left: " : "",
+                   partial ? partial : "",
                    partial ? " and removes the partial store" : "");
     }
     free(v);
@@ -365,22 +368,22 @@ static void check_readers(struct sfs_store *st, const char *subj,
     struct readers r = { 0 };
     mdb_reader_list(st->env, reader_line, &r);
     if (!r.dead) {
-        health_add(rep, arg, "readers", subj, HEALTH_OK, "%u LMDB reader slot%s "
-                   "in use, none of a dead process", r.slots,
+        health_add(rep, arg, "readers", subj, HEALTH_OK, "%u LMDB reader "
+                   "slot%s in use, none of a dead process", r.slots,
                    r.slots == 1 ? "" : "s");
         return;
     }
     int cleared = 0;
     if (o->fix && !mdb_reader_check(st->env, &cleared) && cleared > 0) {
-        health_add(rep, arg, "readers", subj, HEALTH_OK, "cleared %d LMDB reader "
-                   "slot%s of dead processes (pid %s)", cleared,
+        health_add(rep, arg, "readers", subj, HEALTH_OK, "cleared %d LMDB "
+                   "reader slot%s of dead processes (pid %s)", cleared,
                    cleared == 1 ? "" : "s", r.pids);
         return;
     }
-    health_add(rep, arg, "readers", subj, HEALTH_WARNING, "%u LMDB reader slot%s "
-               "held by dead processes (pid %s): they keep old pages from being "
-               "reused until cleared (--fix)", r.dead, r.dead == 1 ? "" : "s",
-               r.pids);
+    health_add(rep, arg, "readers", subj, HEALTH_WARNING, "%u LMDB reader "
+               "slot%s held by dead processes (pid %s): they keep old pages "
+               "from being reused until cleared (--fix)", r.dead,
+               r.dead == 1 ? "" : "s", r.pids);
 }
 
 void health_volume(struct sfs_store *st, const char *subj,
@@ -391,8 +394,8 @@ void health_volume(struct sfs_store *st, const char *subj,
     if (!rc)
         rc = sfs_txn_begin(st, NULL, false, &txn);
     if (rc) {
-        health_add(rep, arg, "consistency", subj, HEALTH_CRITICAL, "cannot read "
-                   "the store: %s", strerror(-rc));
+        health_add(rep, arg, "consistency", subj, HEALTH_CRITICAL,
+                   "cannot read the store: %s", strerror(-rc));
         return;
     }
     uint64_t count = 0;
