@@ -82,6 +82,11 @@ build/$(1)/unit/test_peer: build/$(1)/tests/unit/test_peer.o \
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(LIBS)
 
+# the JSON reader's test links the reader
+build/$(1)/unit/test_json: build/$(1)/tests/unit/test_json.o build/$(1)/tools/config/json.o
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(LIBS)
+
 # the object store's test links the object store alone
 build/$(1)/unit/test_objstore: build/$(1)/tests/unit/test_objstore.o \
                                $(OBJSTORE_SRC:%.c=build/$(1)/%.o)
@@ -116,7 +121,7 @@ DEB_TEST  := acl attr lmdb-utils fio python3 psmisc util-linux bc dump \
              e2fsprogs strace openssl rsync procps curl jq \
              samba samba-common-bin smbclient samba-vfs-modules \
              nfs-ganesha nfs-ganesha-vfs libnfs-utils \
-             restic amanda-common postgresql s3cmd \
+             restic amanda-common postgresql mariadb-server s3cmd \
              systemd mandoc man-db bsdextrautils
 NPM_TEST  := s3rver@3
 deps:

@@ -15,7 +15,7 @@
  *
  * Protocol: a request is one line of tab-separated words.  The reply is
  * zero or more data lines, then "OK" or "ERR <errno>" (a positive errno).
- *   snapshot-create NAME
+ *   snapshot-create NAME [LABELS]  LABELS: sfs_labels_valid's list
  *   snapshot-delete NAME...        all or none
  *   snapshot-rename OLD NEW
  *   snapshot-reclaim NAME...       data: "<physical> <logical>"
@@ -23,14 +23,18 @@
  *   snapshot-hold NAME TAG
  *   snapshot-release NAME TAG
  *   snapshot-holds NAME            data: one tag per line
+ *   snapshot-labels                data: "EPOCH LABELS" per snapshot
+ *                                  that has labels
  *   set NAME VALUE                 a volume setting (store/settings.c)
  *   settings                       data: NAME VALUE DEFAULT ALLOWED WHAT
  *   snapshot-find NAME             data: "<epoch>"
  *   snapshot-diff A [B]            data: sfs_diff_write lines (B: live)
- *   policy-create NAME SCHEDULE KEEP PREFIX [NOW]
+ *   policy-create NAME SCHEDULE KEEP PREFIX [NOW [HOOKS]]
  *   policy-delete NAME             the policy only; its snapshots stay
- *   policy-modify NAME SCHEDULE KEEP PREFIX [NOW]
- *                                  all three replaced (sfs_policy_modify_w)
+ *   policy-modify NAME SCHEDULE KEEP PREFIX [NOW [HOOKS]]
+ *                                  all three replaced (sfs_policy_modify_w);
+ *                                  HOOKS (sfs_hooks_format's word) replaces
+ *                                  the hooks, which stay without it
  *   policy-list [NOW]              data: one sfs_policy_line per policy
  *   policy-run [NOW]               data: one sfs_policy_event line each
  *   snapshot-restore NAME          roll the live tree back to NAME;
@@ -56,8 +60,9 @@
  *                                  receive (nothing when there is none)
  *   receive-abort                  discard an unfinished receive (ENOENT:
  *                                  none; EBUSY: of a full stream)
- * NOW is seconds since the epoch; without it, the policy clock (see
- * scheduler.c).
+ * NOW is seconds since the epoch; without it, or "-", the policy clock
+ * (see scheduler.c).  policy-run runs the policies with hooks one by one,
+ * their hooks around them, on this thread (scheduler.c).
  *
  * RECEIVE (tools/receive_mounted.c, fs/receive.c).  The request carries
  * one file descriptor (SCM_RIGHTS, with the request's bytes): the stream's
@@ -93,9 +98,10 @@
  *                         changes in flight, store every cached block and
  *                         commit: "OK" means frozen, with every write
  *                         acknowledged so far in the committed store
- *   snapshot-create NAME [GROUP]
+ *   snapshot-create NAME [GROUP [LABELS]]
  *                         take snapshot NAME of the frozen live tree, as
- *                         member of GROUP (sfs_cgroup_format's word)
+ *                         member of GROUP (sfs_cgroup_format's word; "-"
+ *                         none), with LABELS
  *   thaw                  open the gate, answer "OK", end the session
  * The session ends, thawing, also when the client closes the connection
  * (it died), sends something else than a request, or TIMEOUT_MS after the
@@ -312,7 +318,10 @@ static int find_epochs(struct vol *v, MDB_txn *txn, int argc, char **argv,
 
 static int do_create(struct vol *v, MDB_txn *txn, int argc, char **argv)
 {
-    return argc == 1 ? sfs_snap_take_w(v->st, txn, argv[0], NULL) : -EINVAL;
+    if (argc != 1 && argc != 2)
+        return -EINVAL;
+    return sfs_snap_take_labelled_w(v->st, txn, argv[0], NULL,
+                                    argc == 2 ? argv[1] : NULL, NULL);
 }
 
 static int do_delete(struct vol *v, MDB_txn *txn, int argc, char **argv)
@@ -551,6 +560,19 @@ static int q_list(struct vol *v, MDB_txn *txn, FILE *out, int argc,
     return sfs_snap_list(v->st, txn, q_list_line, out);
 }
 
+static int q_labels_line(void *arg, uint64_t epoch, const char *labels)
+{
+    fprintf(arg, "%llu\t%s\n", (unsigned long long)epoch, labels);
+    return 0;
+}
+
+static int q_labels(struct vol *v, MDB_txn *txn, FILE *out, int argc,
+                    char **argv)
+{
+    return argc ? -EINVAL
+                : sfs_snap_labels_foreach(v->st, txn, q_labels_line, out);
+}
+
 static int q_hold_line(void *arg, const char *tag)
 {
     fprintf(arg, "%s\n", tag);
@@ -602,17 +624,34 @@ static int q_diff(struct vol *v, MDB_txn *txn, FILE *out, int argc,
 
 /* ---- policies ---- */
 
-/* NOW from ARGV[I], the last word, when given; else the policy clock. */
-static int policy_now(int argc, char **argv, int i, int64_t *now)
+/* NOW from ARGV[I] when given (the last word, or followed by the HOOKS
+ * word when HOOKS_OK); else, or "-", the policy clock. */
+static int policy_now_hooks(int argc, char **argv, int i, bool hooks_ok,
+                            int64_t *now)
 {
-    if (i >= argc)
+    if (i + 1 < argc && !(hooks_ok && i + 2 == argc))
+        return -EINVAL;
+    if (i >= argc || !strcmp(argv[i], "-"))
         return scheduler_clock(now);
     char *end;
     long long t = strtoll(argv[i], &end, 10);
-    if (end == argv[i] || *end || t <= 0 || i + 1 != argc)
+    if (end == argv[i] || *end || t <= 0)
         return -EINVAL;
     *now = t;
     return 0;
+}
+
+static int policy_now(int argc, char **argv, int i, int64_t *now)
+{
+    return policy_now_hooks(argc, argv, i, false, now);
+}
+
+/* The HOOKS word after NOW (ARGV[5]): 1 and *H, or 0 when not given. */
+static int policy_hooks_word(int argc, char **argv, struct sfs_hookspec *h)
+{
+    if (argc < 6)
+        return 0;
+    return sfs_hooks_parse(argv[5], h) ? -EINVAL : 1;
 }
 
 /* NAME SCHEDULE KEEP PREFIX into *P (the words of create and modify). */
@@ -639,18 +678,27 @@ static int do_policy_create(struct vol *v, MDB_txn *txn, int argc, char **argv)
     struct sfs_policy p;
     int rc = policy_words(argc, argv, &p);
     if (!rc)
-        rc = policy_now(argc, argv, 4, &p.created);
-    return rc ? rc : sfs_policy_create_w(v->st, txn, &p);
+        rc = policy_now_hooks(argc, argv, 4, true, &p.created);
+    if (!rc)
+        rc = policy_hooks_word(argc, argv, &p.hooks);
+    return rc < 0 ? rc : sfs_policy_create_w(v->st, txn, &p);
 }
 
 static int do_policy_modify(struct vol *v, MDB_txn *txn, int argc, char **argv)
 {
     struct sfs_policy p;
+    struct sfs_hookspec h;
     int64_t now;
     int rc = policy_words(argc, argv, &p);
     if (!rc)
-        rc = policy_now(argc, argv, 4, &now);
-    return rc ? rc : sfs_policy_modify_w(v->st, txn, &p, now);
+        rc = policy_now_hooks(argc, argv, 4, true, &now);
+    int hooks = rc ? rc : policy_hooks_word(argc, argv, &h);
+    if (hooks < 0)
+        return hooks;
+    rc = sfs_policy_modify_w(v->st, txn, &p, now);
+    if (!rc && hooks)
+        rc = sfs_policy_hooks_set_w(v->st, txn, p.name, &h);
+    return rc;
 }
 
 static int do_policy_delete(struct vol *v, MDB_txn *txn, int argc, char **argv)
@@ -793,6 +841,8 @@ static int dispatch(struct control *c, FILE *out, int argc, char **argv)
         return change(v, do_release, argc, argv);
     if (!strcmp(cmd, "snapshot-holds"))
         return query(v, out, q_holds, argc, argv);
+    if (!strcmp(cmd, "snapshot-labels"))
+        return query(v, out, q_labels, argc, argv);
     if (!strcmp(cmd, "snapshot-find"))
         return query(v, out, q_find, argc, argv);
     if (!strcmp(cmd, "snapshot-diff"))
@@ -851,19 +901,21 @@ int control_reply_status(int fd, int rc)
 static int do_frozen_create(struct vol *v, MDB_txn *txn, void *arg)
 {
     char **argv = arg;
-    struct sfs_cgroup g;
-    if (!argv[1])
-        return sfs_snap_take_w(v->st, txn, argv[0], NULL);
-    int rc = sfs_cgroup_parse(argv[1], &g);
-    return rc ? rc : sfs_cgroup_take_w(v->st, txn, argv[0], &g, NULL);
+    struct sfs_cgroup g = { .count = 0 };
+    int rc = argv[1] ? sfs_cgroup_parse(argv[1], &g) : 0;
+    return rc ? rc : sfs_snap_take_labelled_w(v->st, txn, argv[0],
+                                              g.count ? &g : NULL, argv[2],
+                                              NULL);
 }
 
-/* snapshot-create NAME [GROUP] inside the session: only while frozen. */
+/* snapshot-create NAME [GROUP [LABELS]] inside the session: only while
+ * frozen. */
 static int frozen_create(struct vol *v, int argc, char **argv)
 {
-    if (argc < 1 || argc > 2)
+    if (argc < 1 || argc > 3)
         return -EINVAL;
-    char *words[3] = { argv[0], argc == 2 ? argv[1] : NULL, NULL };
+    char *words[4] = { argv[0], argc >= 2 ? argv[1] : NULL,
+                       argc == 3 ? argv[2] : NULL, NULL };
     if (__atomic_load_n(&v->receiving, __ATOMIC_ACQUIRE))
         return -EINPROGRESS;
     int rc = vol_freeze_pin(v);

@@ -318,7 +318,7 @@ int snapfs_serve(const char *store, const char *mountpoint, const char *options,
                             "is ready: %s\n", store, strerror(-rc));
     }
     struct scheduler sched; /* after detaching: it logs to daemon.log */
-    rc = scheduler_start(&sched, &fs->vol, store);
+    rc = scheduler_start(&sched, &fs->vol, store, mountpoint);
     if (rc)
         fprintf(stderr, "snapfs: %s: snapshot policies will not run: %s\n",
                 store, strerror(-rc));

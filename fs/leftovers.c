@@ -11,7 +11,9 @@
  * one that is still there under that name, is removed.  A clone that
  * still runs keeps both.  (Dump contexts also hold their snapshot, but
  * they are meant to outlive their dump: `dump --restart` continues one,
- * `dump contexts delete` abandons it.)
+ * `dump contexts delete` abandons it.)  `snapfs health` reports the same
+ * leftovers and cleans them with --fix (leftovers_find, leftover_partial,
+ * leftover_remove_partial).
  */
 #define _GNU_SOURCE
 #include "leftovers.h"
@@ -28,16 +30,11 @@
 
 #define CLONE_TAG "clone:"
 
-struct stale {
-    char snap[SFS_NAME_MAX + 1];
-    char tag[256];
-};
-
 struct stale_list {
     struct sfs_store *st;
     MDB_txn *txn;
     const char *snap;
-    struct stale *v;
+    struct leftover *v;
     size_t n, cap;
 };
 
@@ -68,7 +65,7 @@ static int note_hold(void *arg, const char *tag)
         return 0;
     if (sl->n == sl->cap) {
         size_t cap = sl->cap ? 2 * sl->cap : 4;
-        struct stale *v = realloc(sl->v, cap * sizeof(*v));
+        struct leftover *v = realloc(sl->v, cap * sizeof(*v));
         if (!v)
             return -ENOMEM;
         sl->v = v;
@@ -88,43 +85,81 @@ static int note_snapshot(void *arg, const struct sfs_snap_rec *s)
     return rc < 0 ? rc : 0;
 }
 
-/* Remove the partial store PATH of clone PID, if it is one. */
-static void remove_partial(const char *store, const char *path, pid_t pid)
+const char *leftover_partial(const struct leftover *l)
 {
+    static __thread char path[PATH_MAX];
+    const char *colon = strchr(l->tag + strlen(CLONE_TAG), ':');
+    if (!colon)
+        return NULL;
+    pid_t pid = (pid_t)strtol(l->tag + strlen(CLONE_TAG), NULL, 10);
     char suffix[32], p[PATH_MAX + 16];
     snprintf(suffix, sizeof(suffix), ".partial-%d", (int)pid);
+    snprintf(path, sizeof(path), "%s", colon + 1);
     size_t n = strlen(path), m = strlen(suffix);
     struct stat sb;
     snprintf(p, sizeof(p), "%s/data.mdb", path);
     if (n <= m || strcmp(path + n - m, suffix) || stat(p, &sb))
-        return; /* not ours, or gone */
+        return NULL; /* not ours, or gone */
+    return path;
+}
+
+int leftover_remove_partial(const struct leftover *l)
+{
+    const char *path = leftover_partial(l);
+    if (!path)
+        return -ENOENT;
+    char p[PATH_MAX + 16];
     static const char *files[] = { "data.mdb", "lock.mdb", "lock" };
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         snprintf(p, sizeof(p), "%s/%s", path, files[i]);
         unlink(p);
     }
-    if (rmdir(path))
+    return rmdir(path) ? -errno : 0;
+}
+
+/* Remove the partial store of stale clone L, saying so. */
+static void remove_partial(const char *store, const struct leftover *l)
+{
+    const char *path = leftover_partial(l);
+    if (!path)
+        return;
+    char copy[PATH_MAX];
+    snprintf(copy, sizeof(copy), "%s", path);
+    int rc = leftover_remove_partial(l);
+    if (rc)
         fprintf(stderr, "snapfs mount: %s: could not remove the partial clone "
-                        "%s: %s\n", store, path, strerror(errno));
+                        "%s: %s\n", store, copy, strerror(-rc));
     else
         fprintf(stderr, "snapfs mount: %s: removed the partial clone %s of a "
-                        "clone that is gone\n", store, path);
+                        "clone that is gone\n", store, copy);
 }
 
 /* Release the hold of stale clone S and remove its partial store. */
 static int clean_one(struct sfs_store *st, MDB_txn *txn, const char *store,
-                     const struct stale *s)
+                     const struct leftover *s)
 {
     int rc = sfs_snap_release_w(st, txn, s->snap, s->tag);
     if (rc)
         return rc;
     fprintf(stderr, "snapfs mount: %s: released the hold '%s' on snapshot %s "
                     "(the clone is gone)\n", store, s->tag, s->snap);
-    const char *colon = strchr(s->tag + strlen(CLONE_TAG), ':');
-    if (colon)
-        remove_partial(store, colon + 1,
-                       (pid_t)strtol(s->tag + strlen(CLONE_TAG), NULL, 10));
+    remove_partial(store, s);
     return 0;
+}
+
+int leftovers_find(struct sfs_store *st, MDB_txn *txn, struct leftover **out,
+                   size_t *n)
+{
+    struct stale_list sl = { .st = st, .txn = txn };
+    int rc = sfs_snap_foreach(st, txn, note_snapshot, &sl);
+    if (rc) {
+        free(sl.v);
+        sl.v = NULL;
+        sl.n = 0;
+    }
+    *out = sl.v;
+    *n = sl.n;
+    return rc;
 }
 
 int leftovers_clean(struct sfs_store *st, const char *store)
@@ -134,7 +169,7 @@ int leftovers_clean(struct sfs_store *st, const char *store)
     if (rc)
         return rc;
     struct stale_list sl = { .st = st, .txn = txn };
-    rc = sfs_snap_foreach(st, txn, note_snapshot, &sl);
+    rc = leftovers_find(st, txn, &sl.v, &sl.n);
     for (size_t i = 0; !rc && i < sl.n; i++)
         rc = clean_one(st, txn, store, &sl.v[i]);
     free(sl.v);

@@ -11,6 +11,18 @@
  * down across slots takes one snapshot for the latest at its first tick
  * (see store/policy.c).  Nothing is written when nothing is due.
  *
+ * A policy with hooks (application-consistent snapshots, hooks.c) runs
+ * alone, after the others: its pre hook runs on this thread with no lock
+ * held and no transaction open (FUSE threads go on serving, and the hook
+ * may write to the volume: a database checkpoint), then its snapshot,
+ * labelled, is one control change, then its post hook.  A hook that hangs
+ * holds this thread up to its timeout, never a client.  The hooks' output
+ * and outcome go to the log.
+ *
+ * Each tick also takes a sample of the volume's space when one is due
+ * (at most one an hour, by the policy clock; store/spacelog.c), from which
+ * `snapfs health` computes the trend of its free space.
+ *
  * Each tick also runs snapshot autodelete if it is due (autodelete.c):
  * the reserve trigger, and a volume nearly full before writes fail.
  *
@@ -35,6 +47,12 @@
 
 #include "autodelete.h"
 #include "control.h"
+#include "hooks.h"
+
+/* What hooks are told the volume is (SNAPFS_VOLUME) and the log's name
+ * of it: a daemon serves one volume, set once by scheduler_start. */
+static const char *hook_volume = "";
+static const char *log_store = "";
 
 int scheduler_clock(int64_t *now)
 {
@@ -64,8 +82,12 @@ void scheduler_set_hook(const struct scheduler_hook *h)
 
 /* ---- one run ---- */
 
+/* One run: every due policy without hooks (NAME NULL), or policy NAME
+ * with LABELS (or ABANDON), its events kept. */
 struct run_arg {
     int64_t now;
+    const char *name, *labels;
+    bool abandon;
     char *events;
     size_t len;
     int changes;
@@ -79,8 +101,12 @@ static int run_due(struct vol *v, MDB_txn *txn, void *arg)
     FILE *f = open_memstream(&ra->events, &ra->len);
     if (!f)
         return -ENOMEM;
-    int rc = sfs_policy_run_due_w(v->st, txn, ra->now,
-                                  sfs_policy_event_write, f);
+    int rc = ra->name
+                 ? sfs_policy_run_one_w(v->st, txn, ra->name, ra->now,
+                                        ra->labels, ra->abandon,
+                                        sfs_policy_event_write, f)
+                 : sfs_policy_run_due_w(v->st, txn, ra->now,
+                                        sfs_policy_event_write, f);
     if (fclose(f) && rc >= 0)
         rc = -ENOMEM;
     if (rc < 0)
@@ -89,11 +115,66 @@ static int run_due(struct vol *v, MDB_txn *txn, void *arg)
     return 0;
 }
 
+/* ---- policies with hooks: one by one, their hooks around them ---- */
+
+static void log_hook_line(void *arg, const char *line)
+{
+    fprintf(stderr, "snapfs: %s: policy %s: %s\n", log_store,
+            (const char *)arg, line);
+}
+
+/* Run policy H with its hooks; its events are appended to OUT. */
+static int run_hooked(struct vol *v, int64_t now,
+                      const struct sfs_policy_hooked *h, FILE *out,
+                      int *changes)
+{
+    struct hooks_run r = { .spec = &h->p.hooks, .volume = hook_volume,
+                           .snapshot = h->snap, .log = log_hook_line,
+                           .log_arg = (void *)h->p.name };
+    hooks_before(&r);
+    struct run_arg ra = { .name = h->p.name, .now = now, .labels = r.labels,
+                          .abandon = r.verdict == HOOKS_ABANDONED };
+    int rc = control_change(v, run_due, &ra);
+    hooks_after(&r, rc ? "failed" : hooks_result_word(r.verdict));
+    if (!rc && ra.events)
+        fputs(ra.events, out);
+    free(ra.events);
+    *changes += ra.changes;
+    return rc;
+}
+
+static int run_all_hooked(struct vol *v, int64_t now, FILE *out,
+                          int *changes)
+{
+    struct sfs_policy_hooked *due;
+    size_t n;
+    MDB_txn *txn = vol_read_begin(v);
+    int rc = sfs_policy_hooked_due(v->st, txn, now, &due, &n);
+    vol_read_end(v);
+    for (size_t i = 0; !rc && i < n; i++)
+        rc = run_hooked(v, now, &due[i], out, changes);
+    free(due);
+    return rc;
+}
+
 int scheduler_run(struct vol *v, int64_t now, char **events)
 {
     struct run_arg ra = { .now = now };
     int rc = control_change(v, run_due, &ra);
-    if (!rc && ra.changes && v->notify_changed)
+    char *hooked = NULL;
+    size_t hlen = 0;
+    FILE *f = rc ? NULL : open_memstream(&hooked, &hlen);
+    if (!rc && f) {
+        if (ra.events)
+            fputs(ra.events, f);
+        rc = run_all_hooked(v, now, f, &ra.changes);
+        fclose(f);
+        free(ra.events);
+        ra.events = hooked;
+    } else if (!rc) {
+        rc = -ENOMEM;
+    }
+    if (ra.changes && v->notify_changed)
         v->notify_changed(v, VOL_CHANGED_SNAPSHOTS);
     if (rc) {
         free(ra.events);
@@ -115,6 +196,8 @@ static void log_events(const struct scheduler *s, const char *when,
         [SFS_POLICY_EXISTED] = "snapshot exists already, not taken:",
         [SFS_POLICY_DELETED] = "deleted snapshot",
         [SFS_POLICY_HELD] = "kept held snapshot",
+        [SFS_POLICY_ABANDONED] = "abandoned snapshot (its pre hook failed; "
+                                 "nothing taken):",
     };
     for (char *save = NULL, *line = strtok_r(events, "\n", &save); line;
          line = strtok_r(NULL, "\n", &save)) {
@@ -127,6 +210,24 @@ static void log_events(const struct scheduler *s, const char *when,
         if (event == SFS_POLICY_CREATED && *n < cap)
             created[(*n)++] = snap;
     }
+}
+
+static int record_space(struct vol *v, MDB_txn *txn, void *arg)
+{
+    int rc = sfs_spacelog_record_w(v->st, txn, *(int64_t *)arg);
+    return rc < 0 ? rc : 0;
+}
+
+/* A space sample, when one is due (a read first: no commit otherwise). */
+static void sample_space(struct scheduler *s, int64_t now)
+{
+    MDB_txn *txn = vol_read_begin(s->vol);
+    int due = sfs_spacelog_due(s->vol->st, txn, now);
+    vol_read_end(s->vol);
+    int rc = due > 0 ? control_change(s->vol, record_space, &now) : due;
+    if (rc)
+        fprintf(stderr, "snapfs: %s: recording a space sample: %s\n",
+                s->store, strerror(-rc));
 }
 
 static void tick(struct scheduler *s)
@@ -163,6 +264,7 @@ static void tick(struct scheduler *s)
     if (hook.after_tick)
         hook.after_tick(s->store, s->vol->st->super.uuid, created, ncreated);
     free(events);
+    sample_space(s, now);
     autodelete_run(s->vol, 0); /* the reserve, a volume filling */
 }
 
@@ -206,9 +308,12 @@ static unsigned tick_ms_setting(const char *store)
     return (unsigned)v;
 }
 
-int scheduler_start(struct scheduler *s, struct vol *v, const char *store)
+int scheduler_start(struct scheduler *s, struct vol *v, const char *store,
+                    const char *mountpoint)
 {
     memset(s, 0, sizeof(*s));
+    hook_volume = mountpoint;
+    log_store = store;
     s->vol = v;
     s->store = store;
     s->tick_ms = tick_ms_setting(store);

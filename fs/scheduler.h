@@ -39,8 +39,10 @@ struct scheduler_hook {
 };
 void scheduler_set_hook(const struct scheduler_hook *h);
 
-/* Start the thread that runs due policies every tick (and once at once). */
-int scheduler_start(struct scheduler *s, struct vol *v, const char *store);
+/* Start the thread that runs due policies every tick (and once at once);
+ * hooks are told the volume is MOUNTPOINT. */
+int scheduler_start(struct scheduler *s, struct vol *v, const char *store,
+                    const char *mountpoint);
 /* Stop it and wait for it; a no-op if it is not running. */
 void scheduler_stop(struct scheduler *s);
 
@@ -50,7 +52,8 @@ int scheduler_clock(int64_t *now);
 
 /*
  * Run the policies of V due at NOW as one control change (committed and
- * synced), and tell the FUSE layer when snapshots came or went.  On
+ * synced), then each due policy with hooks alone, its hooks around it
+ * (hooks.c), and tell the FUSE layer when snapshots came or went.  On
  * success *EVENTS holds the events, one sfs_policy_event_write line each
  * (malloc'd, caller frees).  Returns 0 or a negative errno.
  */

@@ -573,6 +573,23 @@ static int group_seen(void *arg, uint64_t epoch)
     return 0;
 }
 
+/* ---- pass 7: every label record belongs to a snapshot, and reads ---- */
+
+static int labels_seen(void *arg, uint64_t epoch, const char *labels)
+{
+    struct fsck *f = arg;
+    struct sfs_snap_rec s;
+    int rc = sfs_snap_get(f->st, f->txn, epoch, &s);
+    if (rc == -ENOENT)
+        problem(f, "labels of snapshot epoch %llu, which does not exist",
+                (unsigned long long)epoch);
+    else if (rc)
+        return rc;
+    else if (sfs_labels_valid(labels))
+        problem(f, "snapshot %s: its labels are not a label list", s.name);
+    return 0;
+}
+
 int sfs_fsck(struct sfs_store *st, sfs_fsck_report report, void *arg)
 {
     struct fsck f = { .st = st, .report = report, .arg = arg };
@@ -597,6 +614,8 @@ int sfs_fsck(struct sfs_store *st, sfs_fsck_report report, void *arg)
         rc = check_qtrees(&f);
     if (!rc)
         rc = sfs_cgroup_foreach_epoch(st, f.txn, group_seen, &f);
+    if (!rc)
+        rc = sfs_snap_labels_foreach(st, f.txn, labels_seen, &f);
     mdb_txn_abort(f.txn);
 out:
     free(f.blocks.slots);

@@ -96,10 +96,6 @@ static inline int sfs_hex_digit(char ch)
     return -1;
 }
 
-/* Calls CB with the epoch of every group record (cgroup.c; 0 for a
- * malformed key), for fsck. */
-int sfs_cgroup_foreach_epoch(struct sfs_store *st, MDB_txn *txn,
-                             int (*cb)(void *arg, uint64_t epoch), void *arg);
 
 /* Delete a snapshot whatever holds it (the reclaim dry run). */
 int sfs_snap_delete_unheld_w(struct sfs_store *st, MDB_txn *txn,

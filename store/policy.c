@@ -340,6 +340,87 @@ static int schedule_valid(const struct sfs_schedule *s)
     return 0;
 }
 
+/* ---- hooks (application-consistent snapshots; run by fs/hooks.c) ---- */
+
+bool sfs_hooks_any(const struct sfs_hookspec *h)
+{
+    return h->pre[0] || h->post[0];
+}
+
+static int hook_cmd_valid(const char *cmd, size_t cap)
+{
+    size_t n = strnlen(cmd, cap);
+    if (n == cap)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)cmd[i] < 0x20 || cmd[i] == 0x7f)
+            return -EINVAL;
+    return 0;
+}
+
+int sfs_hooks_valid(const struct sfs_hookspec *h)
+{
+    if (hook_cmd_valid(h->pre, sizeof(h->pre)) ||
+        hook_cmd_valid(h->post, sizeof(h->post)) ||
+        h->timeout > SFS_HOOK_TIMEOUT_MAX ||
+        h->on_failure > SFS_HOOK_CRASH_CONSISTENT)
+        return -EINVAL;
+    return 0;
+}
+
+static char *hex_put(char *o, const char *text)
+{
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++)
+        o += sprintf(o, "%02x", *p);
+    return o;
+}
+
+void sfs_hooks_format(const struct sfs_hookspec *h, char *out, size_t cap)
+{
+    char buf[SFS_HOOKS_WORD_MAX];
+    char *o = buf + sprintf(buf, "%u:%u:", h->timeout, h->on_failure);
+    o = hex_put(o, h->pre);
+    *o++ = ':';
+    o = hex_put(o, h->post);
+    *o = 0;
+    snprintf(out, cap, "%s", buf);
+}
+
+/* Hex digits [S, S+LEN) into the string OUT of CAP bytes. */
+static int hex_get(const char *s, size_t len, char *out, size_t cap)
+{
+    if (len % 2 || len / 2 >= cap)
+        return -EINVAL;
+    for (size_t i = 0; i < len; i += 2) {
+        int hi = sfs_hex_digit(s[i]);
+        int lo = hi < 0 ? -1 : sfs_hex_digit(s[i + 1]);
+        if (lo < 0)
+            return -EINVAL;
+        out[i / 2] = (char)(hi << 4 | lo);
+    }
+    out[len / 2] = 0;
+    return 0;
+}
+
+int sfs_hooks_parse(const char *word, struct sfs_hookspec *h)
+{
+    memset(h, 0, sizeof(*h));
+    unsigned timeout, failure;
+    int pos = 0;
+    if (sscanf(word, "%u:%u:%n", &timeout, &failure, &pos) != 2 || !pos)
+        return -EINVAL;
+    const char *pre = word + pos, *colon = strchr(pre, ':');
+    if (!colon)
+        return -EINVAL;
+    const char *post = colon + 1;
+    if (hex_get(pre, (size_t)(colon - pre), h->pre, sizeof(h->pre)) ||
+        hex_get(post, strlen(post), h->post, sizeof(h->post)))
+        return -EINVAL;
+    h->timeout = timeout;
+    h->on_failure = failure;
+    return sfs_hooks_valid(h);
+}
+
 bool sfs_policy_owns(const struct sfs_policy *p, const char *snap)
 {
     /* the stamp: ".YYYY-MM-DD_HHMM", D a digit */
@@ -448,7 +529,8 @@ int sfs_policy_create_w(struct sfs_store *st, MDB_txn *txn,
                         const struct sfs_policy *p)
 {
     if (sfs_policy_name_valid(p->name) || sfs_policy_prefix_valid(p->prefix) ||
-        sfs_policy_keep_valid(p->keep) || schedule_valid(&p->sched))
+        sfs_policy_keep_valid(p->keep) || schedule_valid(&p->sched) ||
+        sfs_hooks_valid(&p->hooks))
         return -EINVAL;
     int rc = sfs_policy_foreach(st, txn, prefix_taken_cb, (void *)p->prefix);
     if (rc)
@@ -461,6 +543,7 @@ int sfs_policy_create_w(struct sfs_store *st, MDB_txn *txn,
     rec.keep = p->keep;
     rec.created = p->created;
     rec.last_run = p->last_run;
+    rec.hooks = p->hooks;
     return policy_put(st, txn, &rec, MDB_NOOVERWRITE);
 }
 
@@ -495,6 +578,23 @@ int sfs_policy_modify_w(struct sfs_store *st, MDB_txn *txn,
     rec.keep = p->keep;
     memset(rec.prefix, 0, sizeof(rec.prefix));
     memcpy(rec.prefix, p->prefix, strlen(p->prefix));
+    return policy_put(st, txn, &rec, 0);
+}
+
+int sfs_policy_hooks_set_w(struct sfs_store *st, MDB_txn *txn,
+                           const char *name, const struct sfs_hookspec *h)
+{
+    struct sfs_policy rec;
+    int rc = sfs_policy_get(st, txn, name, &rec);
+    if (rc)
+        return rc;
+    if (sfs_hooks_valid(h))
+        return -EINVAL;
+    memset(&rec.hooks, 0, sizeof(rec.hooks)); /* no stray bytes on disk */
+    memcpy(rec.hooks.pre, h->pre, strlen(h->pre));
+    memcpy(rec.hooks.post, h->post, strlen(h->post));
+    rec.hooks.timeout = h->timeout;
+    rec.hooks.on_failure = h->on_failure;
     return policy_put(st, txn, &rec, 0);
 }
 
@@ -599,10 +699,16 @@ void sfs_policy_line_format(const struct sfs_policy_line *l, FILE *out)
 {
     char sched[SFS_SCHEDULE_TEXT_MAX];
     sfs_schedule_format(&l->p.sched, sched, sizeof(sched));
-    fprintf(out, "%s\t%s\t%u\t%lld\t%lld\t%lld\t%d\t%u\t%s\n", l->p.name,
+    fprintf(out, "%s\t%s\t%u\t%lld\t%lld\t%lld\t%d\t%u\t%s", l->p.name,
             sched, l->p.keep, (long long)l->p.created,
             (long long)l->p.last_run, (long long)l->next_run, l->due ? 1 : 0,
             l->snapshots, l->p.prefix);
+    if (sfs_hooks_any(&l->p.hooks)) { /* after the prefix (no tab in it) */
+        char word[SFS_HOOKS_WORD_MAX];
+        sfs_hooks_format(&l->p.hooks, word, sizeof(word));
+        fprintf(out, "\t%s", word);
+    }
+    fputc('\n', out);
 }
 
 int sfs_policy_line_parse(const char *line, struct sfs_policy_line *l)
@@ -618,10 +724,20 @@ int sfs_policy_line_parse(const char *line, struct sfs_policy_line *l)
                &pos) != 8 || line[pos] != '\t')
         return -EINVAL;
     pos++;
-    size_t n = strcspn(line + pos, "\n");
+    size_t n = strcspn(line + pos, "\t\n");
     if (n > SFS_POLICY_PREFIX_MAX || sfs_schedule_parse(sched, &l->p.sched))
         return -EINVAL;
     memcpy(l->p.prefix, line + pos, n);
+    if (line[pos + n] == '\t') { /* the hooks (sfs_policy_line_format) */
+        char word[SFS_HOOKS_WORD_MAX];
+        size_t w = strcspn(line + pos + n + 1, "\n");
+        if (w >= sizeof(word))
+            return -EINVAL;
+        memcpy(word, line + pos + n + 1, w);
+        word[w] = 0;
+        if (sfs_hooks_parse(word, &l->p.hooks))
+            return -EINVAL;
+    }
     memcpy(l->p.name, name, strlen(name));
     l->p.keep = keep;
     l->p.created = created;
@@ -666,11 +782,19 @@ static int apply_retention(struct run_ctx *rc, const struct sfs_policy *p)
     return err;
 }
 
-static int run_one(struct run_ctx *rc, struct sfs_policy *p, int64_t slot)
+static int run_one(struct run_ctx *rc, struct sfs_policy *p, int64_t slot,
+                   const char *labels, bool abandon)
 {
     char name[SFS_NAME_MAX + 1];
     sfs_policy_snap_name(p, slot, name, sizeof(name));
-    int err = sfs_snap_take_w(rc->st, rc->txn, name, NULL);
+    if (abandon) {
+        p->last_run = slot;
+        int err = policy_put(rc->st, rc->txn, p, 0);
+        rc->changes++;
+        return err ? err : report(rc, SFS_POLICY_ABANDONED, p, name);
+    }
+    int err = sfs_snap_take_labelled_w(rc->st, rc->txn, name, NULL, labels,
+                                       NULL);
     if (err == -EEXIST) {
         err = report(rc, SFS_POLICY_EXISTED, p, name);
     } else if (!err) {
@@ -707,11 +831,61 @@ int sfs_policy_run_due_w(struct sfs_store *st, MDB_txn *txn, int64_t now,
     int err = sfs_policy_foreach(st, txn, policies_add, &ps);
     for (size_t i = 0; !err && i < ps.n; i++) {
         int64_t slot = sfs_policy_due(&ps.v[i], now);
-        if (slot)
-            err = run_one(&rc, &ps.v[i], slot);
+        if (slot && !sfs_hooks_any(&ps.v[i].hooks))
+            err = run_one(&rc, &ps.v[i], slot, NULL, false);
     }
     free(ps.v);
     return err ? err : rc.changes;
+}
+
+int sfs_policy_run_one_w(struct sfs_store *st, MDB_txn *txn, const char *name,
+                         int64_t now, const char *labels, bool abandon,
+                         sfs_policy_report rep, void *arg)
+{
+    struct sfs_policy p;
+    struct run_ctx rc = { st, txn, rep, arg, 0 };
+    int err = sfs_policy_get(st, txn, name, &p);
+    if (err)
+        return err;
+    int64_t slot = sfs_policy_due(&p, now);
+    if (slot)
+        err = run_one(&rc, &p, slot, labels, abandon);
+    return err ? err : rc.changes;
+}
+
+struct hooked_list {
+    int64_t now;
+    struct sfs_policy_hooked *v;
+    size_t n, cap;
+};
+
+static int hooked_add(void *arg, const struct sfs_policy *p)
+{
+    struct hooked_list *hl = arg;
+    int64_t slot = sfs_policy_due(p, hl->now);
+    if (!slot || !sfs_hooks_any(&p->hooks))
+        return 0;
+    if (reserve((void **)&hl->v, &hl->cap, hl->n, sizeof(*hl->v)))
+        return -ENOMEM;
+    hl->v[hl->n].p = *p;
+    sfs_policy_snap_name(p, slot, hl->v[hl->n].snap, sizeof(hl->v[hl->n].snap));
+    hl->n++;
+    return 0;
+}
+
+int sfs_policy_hooked_due(struct sfs_store *st, MDB_txn *txn, int64_t now,
+                          struct sfs_policy_hooked **out, size_t *n)
+{
+    struct hooked_list hl = { .now = now };
+    int rc = sfs_policy_foreach(st, txn, hooked_add, &hl);
+    if (rc) {
+        free(hl.v);
+        hl.v = NULL;
+        hl.n = 0;
+    }
+    *out = hl.v;
+    *n = hl.n;
+    return rc;
 }
 
 struct due_arg {
@@ -738,6 +912,7 @@ int sfs_policy_any_due(struct sfs_store *st, MDB_txn *txn, int64_t now)
 static const char *const event_words[] = {
     [SFS_POLICY_CREATED] = "created", [SFS_POLICY_EXISTED] = "existed",
     [SFS_POLICY_DELETED] = "deleted", [SFS_POLICY_HELD] = "held",
+    [SFS_POLICY_ABANDONED] = "abandoned",
 };
 
 int sfs_policy_event_write(void *file, int event, const char *policy,
@@ -753,7 +928,7 @@ int sfs_policy_event_parse(char *line, int *event, char **policy, char **snap)
     if (!t2)
         return -EINVAL;
     *t1 = *t2 = 0;
-    for (int e = SFS_POLICY_CREATED; e <= SFS_POLICY_HELD; e++)
+    for (int e = SFS_POLICY_CREATED; e <= SFS_POLICY_ABANDONED; e++)
         if (!strcmp(line, event_words[e])) {
             *event = e;
             *policy = t1 + 1;

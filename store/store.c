@@ -400,7 +400,8 @@ int sfs_open(const char *path, int flags, struct sfs_store **out)
             goto fail;
     }
     int dead;
-    mdb_reader_check(st->env, &dead);
+    if (!(flags & SFS_OPEN_KEEP_READERS))
+        mdb_reader_check(st->env, &dead);
     *out = st;
     return 0;
 fail:

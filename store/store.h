@@ -127,7 +127,10 @@ struct sfs_mkfs_opts {
  */
 int sfs_mkfs(const char *path, const struct sfs_mkfs_opts *opts);
 
-enum { SFS_OPEN_RDONLY = 1, SFS_OPEN_EXCLUSIVE = 2 };
+/* SFS_OPEN_KEEP_READERS: leave the LMDB reader slots of dead processes
+ * as they are (an open clears them otherwise); for `snapfs health`,
+ * which reports them. */
+enum { SFS_OPEN_RDONLY = 1, SFS_OPEN_EXCLUSIVE = 2, SFS_OPEN_KEEP_READERS = 4 };
 
 /*
  * sfs_open - open the store in PATH.
@@ -389,6 +392,10 @@ int sfs_cgroup_get(struct sfs_store *st, MDB_txn *txn, uint64_t epoch,
                    struct sfs_cgroup *out);
 /* Forget the group of the snapshot at EPOCH (none is not an error). */
 int sfs_cgroup_delete_w(struct sfs_store *st, MDB_txn *txn, uint64_t epoch);
+/* Calls CB with the epoch of every group record (cgroup.c; 0 for a
+ * malformed key), for fsck. */
+int sfs_cgroup_foreach_epoch(struct sfs_store *st, MDB_txn *txn,
+                             int (*cb)(void *arg, uint64_t epoch), void *arg);
 /* G as one word: "-" (no group) or "CREATED:UUID,UUID,..."; and back
  * (-EINVAL if TEXT is not such a word). */
 void sfs_cgroup_format(const struct sfs_cgroup *g, FILE *out);
@@ -396,6 +403,57 @@ int sfs_cgroup_parse(const char *text, struct sfs_cgroup *g);
 /* A volume UUID in the usual 8-4-4-4-12 lower-case hex form, and back. */
 void sfs_uuid_format(const uint8_t *uuid, char *out);
 int sfs_uuid_parse(const char *text, uint8_t *uuid);
+
+/* ---- slabel.c: snapshot labels (KEY=VALUE words recorded with a
+ * snapshot, e.g. consistency=application; theory at the top of slabel.c)
+ * ---- */
+
+#define SFS_LABELS_MAX 255 /* bytes of a snapshot's labels, "k=v,k=v" */
+/* 0 if TEXT is a label list: "" or KEY=VALUE words joined by ',', each
+ * KEY 1-32 of [a-z0-9._-], each VALUE 1-64 printable bytes other than
+ * ',' '=' and space, no KEY twice, at most SFS_LABELS_MAX bytes. */
+int sfs_labels_valid(const char *text);
+/*
+ * Take snapshot NAME (sfs_snap_take_w; with G, as a group member:
+ * sfs_cgroup_take_w) and record LABELS ("" or NULL: none) with it in the
+ * same transaction.  -EINVAL for a bad label list; else the take's errors.
+ * Deleting the snapshot deletes its labels.
+ */
+int sfs_snap_take_labelled_w(struct sfs_store *st, MDB_txn *txn,
+                             const char *name, const struct sfs_cgroup *g,
+                             const char *labels, struct sfs_snap_rec *out);
+/* The labels of the snapshot at EPOCH into OUT (SFS_LABELS_MAX + 1
+ * bytes): 0 ("" when it has none) or a negative errno. */
+int sfs_snap_labels_get(struct sfs_store *st, MDB_txn *txn, uint64_t epoch,
+                        char *out);
+/* Forget the labels of the snapshot at EPOCH (none is not an error). */
+int sfs_snap_labels_delete_w(struct sfs_store *st, MDB_txn *txn,
+                             uint64_t epoch);
+/* CB(ARG, EPOCH, LABELS) for every snapshot that has labels, by epoch. */
+typedef int (*sfs_labels_cb)(void *arg, uint64_t epoch, const char *labels);
+int sfs_snap_labels_foreach(struct sfs_store *st, MDB_txn *txn,
+                            sfs_labels_cb cb, void *arg);
+
+/* ---- spacelog.c: samples of the volume's space over time (theory at
+ * the top of spacelog.c) ---- */
+
+#define SFS_SPACELOG_INTERVAL 3600 /* seconds between samples, at least */
+#define SFS_SPACELOG_KEEP 336      /* samples kept: two weeks of hours */
+struct sfs_space_sample {
+    int64_t when;   /* seconds since the epoch */
+    uint64_t used;  /* bytes of the live tree's share in use */
+    uint64_t avail; /* bytes ordinary writes may still use */
+    uint64_t size;  /* the live tree's share */
+};
+/* Is a sample due at NOW?  1 yes, 0 no, or a negative errno. */
+int sfs_spacelog_due(struct sfs_store *st, MDB_txn *txn, int64_t now);
+/* Take a sample as of NOW if one is due: 1 taken, 0 not due, or a
+ * negative errno. */
+int sfs_spacelog_record_w(struct sfs_store *st, MDB_txn *txn, int64_t now);
+typedef int (*sfs_spacelog_cb)(void *arg, const struct sfs_space_sample *s);
+/* Every sample, oldest first. */
+int sfs_spacelog_foreach(struct sfs_store *st, MDB_txn *txn,
+                         sfs_spacelog_cb cb, void *arg);
 
 /* A snapshot with the bytes that only it holds (what deleting it frees)
  * and the consistency group it was taken in (count 0: none). */
@@ -500,6 +558,40 @@ int64_t sfs_schedule_next(const struct sfs_schedule *s, int64_t now);
 #define SFS_POLICY_PREFIX_MAX (SFS_NAME_MAX - SFS_POLICY_STAMP_LEN)
 #define SFS_POLICY_KEEP_MAX 10000
 
+/*
+ * Hooks run around a snapshot (application-consistent snapshots; the
+ * runner is fs/hooks.c).  Commands are run by /bin/sh -c; "" is none.
+ */
+#define SFS_HOOK_CMD_MAX 1023
+#define SFS_HOOK_TIMEOUT_DEFAULT 60 /* seconds */
+#define SFS_HOOK_TIMEOUT_MAX 86400
+enum sfs_hook_failure {
+    SFS_HOOK_ABANDON = 0,        /* a failed pre hook: no snapshot */
+    SFS_HOOK_CRASH_CONSISTENT,   /* a failed pre hook: taken, labelled crash */
+};
+struct sfs_hookspec {
+    char pre[SFS_HOOK_CMD_MAX + 1];
+    char post[SFS_HOOK_CMD_MAX + 1];
+    uint32_t timeout;    /* seconds; 0 reads as SFS_HOOK_TIMEOUT_DEFAULT */
+    uint32_t on_failure; /* enum sfs_hook_failure */
+};
+/* Has H a pre or a post hook? */
+bool sfs_hooks_any(const struct sfs_hookspec *h);
+/* 0 if H is valid: commands without control characters, timeout 0 to
+ * SFS_HOOK_TIMEOUT_MAX, a known on_failure. */
+int sfs_hooks_valid(const struct sfs_hookspec *h);
+/* H as one word "TIMEOUT:FAILURE:PREHEX:POSTHEX" (the commands in hex,
+ * so any byte travels in a tab-separated line), and back (-EINVAL). */
+#define SFS_HOOKS_WORD_MAX (32 + 4 * (SFS_HOOK_CMD_MAX + 1))
+void sfs_hooks_format(const struct sfs_hookspec *h, char *out, size_t cap);
+int sfs_hooks_parse(const char *word, struct sfs_hookspec *h);
+
+/*
+ * The record is this struct as stored; fields were only ever appended
+ * (hooks last), and a record is read by copying the bytes it has and
+ * zeroing the rest, so a record written before hooks existed reads as a
+ * policy without hooks.
+ */
 struct sfs_policy {
     char name[SFS_POLICY_NAME_MAX + 1];
     char prefix[SFS_POLICY_PREFIX_MAX + 1];
@@ -507,6 +599,7 @@ struct sfs_policy {
     uint32_t keep;     /* snapshots of the policy retention keeps */
     int64_t created;
     int64_t last_run;  /* scheduled time of the last run; 0: none yet */
+    struct sfs_hookspec hooks; /* none: a crash-consistent snapshot */
 };
 
 /* 0 if NAME may name a policy: 1-64 letters, digits, '.', '-', '_'. */
@@ -540,6 +633,10 @@ int sfs_policy_delete_w(struct sfs_store *st, MDB_txn *txn, const char *name);
  */
 int sfs_policy_modify_w(struct sfs_store *st, MDB_txn *txn,
                         const struct sfs_policy *p, int64_t now);
+/* Give policy NAME the hooks H (the rest of it stays).  -ENOENT,
+ * -EINVAL (bad hooks). */
+int sfs_policy_hooks_set_w(struct sfs_store *st, MDB_txn *txn,
+                           const char *name, const struct sfs_hookspec *h);
 int sfs_policy_get(struct sfs_store *st, MDB_txn *txn, const char *name,
                    struct sfs_policy *out);
 typedef int (*sfs_policy_cb)(void *arg, const struct sfs_policy *p);
@@ -567,6 +664,7 @@ enum sfs_policy_event {
     SFS_POLICY_EXISTED,     /* its name was taken: nothing taken */
     SFS_POLICY_DELETED,     /* retention deleted it */
     SFS_POLICY_HELD,        /* retention would delete it, but it is held */
+    SFS_POLICY_ABANDONED,   /* its pre hook failed: nothing taken */
 };
 typedef int (*sfs_policy_report)(void *arg, int event, const char *policy,
                                  const char *snap);
@@ -580,6 +678,27 @@ typedef int (*sfs_policy_report)(void *arg, int event, const char *policy,
  */
 int sfs_policy_run_due_w(struct sfs_store *st, MDB_txn *txn, int64_t now,
                          sfs_policy_report report, void *arg);
+/*
+ * sfs_policy_run_due_w runs the due policies without hooks; a policy with
+ * hooks runs alone, its hooks around it (outside any transaction), with
+ * sfs_policy_run_one_w: if policy NAME is due at NOW, take its snapshot
+ * with LABELS and apply retention, as above, or with ABANDON take
+ * nothing and record the slot as run (event SFS_POLICY_ABANDONED), so a
+ * failing hook is tried again at the next slot, not at every tick.
+ * Returns the changes made (0: not due), or a negative errno.
+ */
+int sfs_policy_run_one_w(struct sfs_store *st, MDB_txn *txn, const char *name,
+                         int64_t now, const char *labels, bool abandon,
+                         sfs_policy_report report, void *arg);
+/* A due policy with hooks and the name of the snapshot it takes. */
+struct sfs_policy_hooked {
+    struct sfs_policy p;
+    char snap[SFS_NAME_MAX + 1];
+};
+/* The policies with hooks due at NOW, in name order, into *OUT
+ * (malloc'd, *N of them): 0 or a negative errno. */
+int sfs_policy_hooked_due(struct sfs_store *st, MDB_txn *txn, int64_t now,
+                          struct sfs_policy_hooked **out, size_t *n);
 /* Is any policy due at NOW?  1 yes, 0 no, or a negative errno. */
 int sfs_policy_any_due(struct sfs_store *st, MDB_txn *txn, int64_t now);
 /* Events as tab-separated lines "EVENT POLICY SNAPSHOT" (EVENT: created,

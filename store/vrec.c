@@ -697,6 +697,8 @@ int sfs_snap_delete_unheld_w(struct sfs_store *st, MDB_txn *txn,
     rc = free_snapshot_only(st, txn, epoch, prev, next);
     if (!rc)
         rc = sfs_cgroup_delete_w(st, txn, epoch);
+    if (!rc)
+        rc = sfs_snap_labels_delete_w(st, txn, epoch);
     if (rc)
         return rc;
     rc = mdb_err(mdb_del(txn, st->db_snaps, &k, NULL));

@@ -55,6 +55,9 @@ void volume_open(struct volume *vol, const char *cmd, const char *arg);
  * a volume. */
 void volume_open_path(struct volume *vol, const char *cmd, const char *arg,
                       char **path);
+/* The mountpoints of every mounted snapfs volume, into *OUT (malloc'd
+ * array of malloc'd strings); returns how many. */
+size_t mounted_volumes(char ***out);
 /* Connect to STORE/control.sock: an fd or a negative errno. */
 int control_connect(const char *store);
 /* A check of the store directory of every later control_connect (NULL:
@@ -103,9 +106,36 @@ int cmd_snapshot(int argc, char **argv);
 void snapshot_check_new_name(struct volume *vol, const char *cmd,
                              const char *name);
 const char *snapshot_error(int rc);
-/* group.c: `snapshot create --group VOL,VOL,... NAME` */
+/* group.c: `snapshot create --group VOL,VOL,... NAME`, with the hooks
+ * of SPEC around it (NULL: none; see hookopt.c) */
 int snapshot_create_group(const char *cmd, const char *members,
-                          const char *name);
+                          const char *name, const struct sfs_hookspec *spec);
+
+/* ---- hookopt.c: hook options and the messages of hooked snapshots ---- */
+
+struct hook_options {
+    const char *pre, *post, *timeout, *on_failure; /* as given, or NULL */
+};
+/* Is ARGV[*I] a hook option?  Then its value is in O (and *I advanced). */
+bool hook_option(const char *cmd, int argc, char **argv, int *i,
+                 struct hook_options *o);
+bool hook_options_given(const struct hook_options *o);
+/* Check O (dies with a usage message) and set what it gives in H. */
+void hook_options_apply(const char *cmd, const struct hook_options *o,
+                        struct sfs_hookspec *h);
+const char *hook_failure_word(uint32_t on_failure);
+/* A hook log line on stderr, ARG the command's name. */
+void hook_log_stderr(void *arg, const char *line);
+struct hooks_run;
+/* Run R's pre hook for SNAPSHOT of VOLUME (R->spec set): on return the
+ * snapshot is to be taken with R->labels; an abandoned one dies after
+ * running the post hook.  The post hook also runs should the command die
+ * before hooks_finish. */
+void hooks_start(struct hooks_run *r, const char *cmd, const char *volume,
+                 const char *snapshot);
+/* The snapshot was taken: run the post hook; dies (exit 1) saying the
+ * snapshot exists when the post hook failed. */
+void hooks_finish(struct hooks_run *r, const char *cmd);
 int cmd_set(int argc, char **argv);
 int cmd_get(int argc, char **argv);
 /* settings.c: the value of setting NAME of VOL into VALUE (CAP bytes):
@@ -159,5 +189,9 @@ int vault_updates_run(const char *volume, const uint8_t uuid[16],
                       char *const *created, size_t n);
 /* plan.c: `plan ...`, recovery plans over mirrors */
 int cmd_plan(int argc, char **argv);
+/* health_cmd.c: `health`, checks for monitoring (exit 0/1/2) */
+int cmd_health(int argc, char **argv);
+/* config_cmd.c: `config export|import`, a volume's configuration */
+int cmd_config(int argc, char **argv);
 
 #endif

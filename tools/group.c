@@ -60,6 +60,12 @@
  * taken on the other members are deleted again and the command fails
  * naming the member.
  *
+ * HOOKS.  With --pre/--post (hookopt.c, fs/hooks.c) the pre hook runs once
+ * for the whole group, after the checks of step 1 and before step 2 (it
+ * is told SNAPFS_VOLUME=the members as given, comma-separated); every
+ * member's snapshot carries the labels it decided (consistency=...), and
+ * the post hook runs once after step 5, or when the command fails.
+ *
  * A KILLED COMMAND.  The daemons thaw by themselves when the connection
  * closes (the kernel closes it when the process dies) and, at the latest,
  * GROUP_FREEZE_MS after the freeze began; a snapshot asked for after its
@@ -78,6 +84,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "hooks.h"
 #include "store.h"
 
 /* How long a member may stay frozen, and how long we wait for a reply. */
@@ -99,6 +106,7 @@ struct group {
     int n;
     struct sfs_cgroup rec;
     char *word; /* the record as snapshot-create's GROUP word */
+    const char *labels; /* with hooks: consistency=...; else NULL */
 };
 
 /* ---- 1: the checks ---- */
@@ -234,7 +242,8 @@ static void take_offline(struct group *g)
         if (rc)
             m->txn = NULL;
         else
-            rc = sfs_cgroup_take_w(m->st, m->txn, g->name, &g->rec, NULL);
+            rc = sfs_snap_take_labelled_w(m->st, m->txn, g->name, &g->rec,
+                                          g->labels, NULL);
         if (rc)
             fail(g, m, "taking the snapshot", rc);
     }
@@ -304,8 +313,10 @@ static void take_mounted(struct group *g)
     char *freeze[] = { "freeze", timeout };
     round_trip(g, freeze, 2, "freezing it", false);
     /* T: every mounted member is frozen, every unmounted one is held. */
-    char *create[] = { "snapshot-create", (char *)g->name, g->word };
-    round_trip(g, create, 3, "taking the snapshot while frozen", true);
+    char *create[] = { "snapshot-create", (char *)g->name, g->word,
+                       (char *)g->labels };
+    round_trip(g, create, g->labels ? 4 : 3,
+               "taking the snapshot while frozen", true);
     thaw_all(g);
 }
 
@@ -330,9 +341,10 @@ static void commit_offline(struct group *g)
 }
 
 int snapshot_create_group(const char *cmd, const char *members,
-                          const char *name)
+                          const char *name, const struct sfs_hookspec *spec)
 {
     struct group g = { .cmd = cmd, .name = name };
+    struct hooks_run hooks = { .spec = spec };
     char *list = strdup(members);
     if (!list)
         die(cmd, "out of memory");
@@ -340,12 +352,19 @@ int snapshot_create_group(const char *cmd, const char *members,
     for (int i = 0; i < g.n; i++)
         snapshot_check_new_name(&g.m[i].vol, cmd, name);
     make_record(&g);
+    if (spec) {
+        hooks_start(&hooks, cmd, members, name);
+        g.labels = hooks.labels;
+    }
     take_offline(&g);
     take_mounted(&g);
     commit_offline(&g);
     for (int i = 0; i < g.n; i++)
-        printf("snapfs: created snapshot %s of %s (group of %d volumes)\n",
-               name, g.m[i].vol.arg, g.n);
+        printf("snapfs: created snapshot %s of %s (group of %d volumes)%s%s\n",
+               name, g.m[i].vol.arg, g.n, spec ? ", " : "",
+               spec ? hooks.labels : "");
+    if (spec)
+        hooks_finish(&hooks, cmd);
     for (int i = 0; i < g.n; i++) {
         free(g.m[i].vol.store);
         free(g.m[i].vol.mountpoint);

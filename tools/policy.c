@@ -13,6 +13,12 @@
  * checked, and the name and prefix against the existing policies, before
  * anything changes: a refused command names what is wrong and why, and
  * leaves the volume as it was.
+ *
+ * Hooks (`--pre CMD --post CMD --hook-timeout S --on-hook-failure
+ * abandon|crash-consistent`, hookopt.c) make a policy's snapshots
+ * application-consistent: the daemon runs them at the policy's slot
+ * (fs/scheduler.c); `policy run` on an unmounted volume runs them here,
+ * around each hooked policy's own transaction.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -22,6 +28,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "hooks.h"
 #include "store.h"
 
 #define SCHEDULE_HELP                                                       \
@@ -34,6 +41,7 @@ struct policy_args {
     const char *pos[3];
     int npos;
     const char *schedule, *keep, *prefix, *label, *now;
+    struct hook_options hooks;
     bool json;
 };
 
@@ -53,6 +61,8 @@ static void parse_args(const char *cmd, int argc, char **argv,
             a->label = v;
         else if ((v = option_value(cmd, "--now", argc, argv, &i)))
             a->now = v;
+        else if (hook_option(cmd, argc, argv, &i, &a->hooks))
+            ;
         else if (!strcmp(argv[i], "--json"))
             a->json = true;
         else if (argv[i][0] == '-' && argv[i][1])
@@ -65,7 +75,7 @@ static void parse_args(const char *cmd, int argc, char **argv,
 }
 
 /* Refuse the options SUB does not take (ALLOWED: a string of their
- * letters: s chedule, k eep, p refix, l abel, n ow, j son). */
+ * letters: s chedule, k eep, p refix, l abel, n ow, j son, h ooks). */
 static void only_options(const char *cmd, const struct policy_args *a,
                          const char *allowed)
 {
@@ -73,6 +83,8 @@ static void only_options(const char *cmd, const struct policy_args *a,
         { a->schedule, 's', "--schedule" }, { a->keep, 'k', "--keep" },
         { a->prefix, 'p', "--prefix" },     { a->label, 'l', "--label" },
         { a->now, 'n', "--now" },           { a->json ? "" : NULL, 'j', "--json" },
+        { hook_options_given(&a->hooks) ? "" : NULL, 'h', "--pre, --post, "
+          "--hook-timeout and --on-hook-failure" },
     };
     for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
         if (opts[i].set && !strchr(allowed, opts[i].letter))
@@ -161,6 +173,10 @@ static void build_policy(const char *cmd, const struct policy_args *a,
     p->keep = check_keep(cmd, a->keep);
     set_prefix(cmd, a->prefix ? a->prefix : name, p);
     memcpy(p->name, name, strlen(name));
+    hook_options_apply(cmd, &a->hooks, &p->hooks);
+    if (hook_options_given(&a->hooks) && !sfs_hooks_any(&p->hooks))
+        die_usage(cmd, "--hook-timeout and --on-hook-failure need --pre or "
+                       "--post");
 }
 
 /* ---- the listing (also used to check names and prefixes) ---- */
@@ -183,6 +199,9 @@ struct offline {
     struct plisting *ls;
     FILE *events;
     const char *name;
+    bool set_hooks;     /* modify: the hooks are replaced too */
+    const char *labels; /* run_one: the hooked snapshot's labels */
+    bool abandon;       /* run_one: its pre hook failed, abandon it */
 };
 
 static int offline_list(struct sfs_store *st, MDB_txn *txn, void *arg)
@@ -252,6 +271,25 @@ static const struct sfs_policy_line *find_policy(const struct plisting *ls,
 
 /* ---- printing ---- */
 
+/* A policy's hooks in JSON: {"pre","post","timeout","on_failure"} (a
+ * command not set is null). */
+static void print_hooks_json(const struct sfs_hookspec *h)
+{
+    printf("{\"pre\":");
+    if (h->pre[0])
+        json_string(h->pre);
+    else
+        printf("null");
+    printf(",\"post\":");
+    if (h->post[0])
+        json_string(h->post);
+    else
+        printf("null");
+    printf(",\"timeout\":%u,\"on_failure\":\"%s\"}",
+           h->timeout ? h->timeout : SFS_HOOK_TIMEOUT_DEFAULT,
+           hook_failure_word(h->on_failure));
+}
+
 static void print_json(const struct plisting *ls)
 {
     printf("[");
@@ -275,8 +313,13 @@ static void print_json(const struct plisting *ls)
             printf("%lld", (long long)l->p.last_run);
         else
             printf("null");
-        printf(",\"next_run\":%lld,\"due\":%s}", (long long)l->next_run,
+        printf(",\"next_run\":%lld,\"due\":%s", (long long)l->next_run,
                l->due ? "true" : "false");
+        if (sfs_hooks_any(&l->p.hooks)) {
+            printf(",\"hooks\":");
+            print_hooks_json(&l->p.hooks);
+        }
+        printf("}");
     }
     printf("]\n");
 }
@@ -297,6 +340,15 @@ static void print_table(const struct plisting *ls)
         printf("%-20s %-18s %5u %-20s %9u %-16s %s%s\n", l->p.name, sched,
                l->p.keep, l->p.prefix, l->snapshots, last, next,
                l->due ? " (due)" : "");
+        const struct sfs_hookspec *h = &l->p.hooks;
+        if (h->pre[0])
+            printf("    pre hook:  %s\n", h->pre);
+        if (h->post[0])
+            printf("    post hook: %s\n", h->post);
+        if (sfs_hooks_any(h))
+            printf("    hook timeout %u s, on failure: %s\n",
+                   h->timeout ? h->timeout : SFS_HOOK_TIMEOUT_DEFAULT,
+                   hook_failure_word(h->on_failure));
     }
 }
 
@@ -329,6 +381,10 @@ static int print_events(const char *vol, char *events, char **created,
             printf("kept snapshot %s beyond --keep: it is held (see snapfs "
                    "snapshot holds %s %s)\n", snap, vol, snap);
             break;
+        case SFS_POLICY_ABANDONED:
+            printf("abandoned snapshot %s: its pre hook failed (see the "
+                   "log); nothing taken\n", snap);
+            break;
         }
     }
     return count;
@@ -346,7 +402,10 @@ static int offline_create(struct sfs_store *st, MDB_txn *txn, void *arg)
 static int offline_modify(struct sfs_store *st, MDB_txn *txn, void *arg)
 {
     struct offline *o = arg;
-    return sfs_policy_modify_w(st, txn, &o->p, o->now);
+    int rc = sfs_policy_modify_w(st, txn, &o->p, o->now);
+    if (!rc && o->set_hooks)
+        rc = sfs_policy_hooks_set_w(st, txn, o->p.name, &o->p.hooks);
+    return rc;
 }
 
 static int offline_delete(struct sfs_store *st, MDB_txn *txn, void *arg)
@@ -362,6 +421,63 @@ static int offline_run(struct sfs_store *st, MDB_txn *txn, void *arg)
     return rc < 0 ? rc : 0;
 }
 
+/* ---- policies with hooks, on an unmounted volume ---- */
+
+struct hooked_list {
+    struct sfs_policy_hooked *v;
+    size_t n;
+    int64_t now;
+};
+
+static int offline_hooked(struct sfs_store *st, MDB_txn *txn, void *arg)
+{
+    struct hooked_list *hl = arg;
+    return sfs_policy_hooked_due(st, txn, hl->now, &hl->v, &hl->n);
+}
+
+static int offline_run_one(struct sfs_store *st, MDB_txn *txn, void *arg)
+{
+    struct offline *o = arg;
+    int rc = sfs_policy_run_one_w(st, txn, o->name, o->now, o->labels,
+                                  o->abandon, sfs_policy_event_write,
+                                  o->events);
+    return rc < 0 ? rc : 0;
+}
+
+/* Run the due policies with hooks one by one, each in its own
+ * transaction with its hooks around it; events to EVENTS.  Returns how
+ * many had a hook fail (told on stderr), or dies. */
+static int run_hooked(struct volume *vol, const char *cmd, int64_t now,
+                      FILE *events)
+{
+    struct hooked_list hl = { .now = now };
+    int failed = 0, rc = volume_offline(vol, cmd, offline_hooked, &hl, false);
+    for (size_t i = 0; !rc && i < hl.n; i++) {
+        struct sfs_policy_hooked *h = &hl.v[i];
+        struct hooks_run r = { .spec = &h->p.hooks, .volume = vol->arg,
+                               .snapshot = h->snap, .log = hook_log_stderr,
+                               .log_arg = (void *)cmd };
+        hooks_after_at_exit(&r);
+        hooks_before(&r);
+        struct offline o = { .now = now, .name = h->p.name, .events = events,
+                             .labels = r.labels,
+                             .abandon = r.verdict == HOOKS_ABANDONED };
+        rc = volume_offline(vol, cmd, offline_run_one, &o, true);
+        hooks_after(&r, rc ? "failed" : hooks_result_word(r.verdict));
+        hooks_after_at_exit(NULL);
+        if (r.why[0] || r.post_why[0]) {
+            failed++;
+            fprintf(stderr, "snapfs %s: %s: policy %s: %s%s%s\n", cmd,
+                    vol->arg, h->p.name, r.why,
+                    r.why[0] && r.post_why[0] ? "; " : "", r.post_why);
+        }
+    }
+    free(hl.v);
+    if (rc)
+        die(cmd, "%s: running policies: %s", vol->arg, change_error(rc));
+    return failed;
+}
+
 /* Write policy O->p: through the daemon (request WORD) or offline (FN);
  * then say it was VERBED. */
 static void put_policy(struct volume *vol, const char *cmd,
@@ -374,10 +490,16 @@ static void put_policy(struct volume *vol, const char *cmd,
     sfs_schedule_format(&o->p.sched, sched, sizeof(sched));
     int rc;
     if (vol->mounted) {
-        char keep[16], nbuf[32], *data = NULL;
+        char keep[16], nbuf[32], *data = NULL, hooks[SFS_HOOKS_WORD_MAX];
         snprintf(keep, sizeof(keep), "%u", o->p.keep);
-        char *words[6] = { (char *)word, o->p.name, sched, keep, o->p.prefix };
+        char *words[7] = { (char *)word, o->p.name, sched, keep, o->p.prefix };
         int n = now_word(a, o->now, nbuf, sizeof(nbuf), words, 5);
+        if (o->set_hooks) { /* NOW, or "-" (the daemon's clock), then HOOKS */
+            if (n == 5)
+                words[n++] = "-";
+            sfs_hooks_format(&o->p.hooks, hooks, sizeof(hooks));
+            words[n++] = hooks;
+        }
         rc = volume_request(vol, words, n, &data);
         free(data);
     } else {
@@ -386,15 +508,17 @@ static void put_policy(struct volume *vol, const char *cmd,
     if (rc)
         die(cmd, "%s: %s", vol->arg, change_error(rc));
     printf("snapfs: %s policy %s of %s: %s, keeping %u snapshots named "
-           "%s.YYYY-MM-DD_HHMM\n", verbed, o->p.name, vol->arg, sched,
-           o->p.keep, o->p.prefix);
+           "%s.YYYY-MM-DD_HHMM%s\n", verbed, o->p.name, vol->arg, sched,
+           o->p.keep, o->p.prefix,
+           sfs_hooks_any(&o->p.hooks) ? ", with hooks" : "");
 }
 
 static void policy_create(struct volume *vol, const char *cmd,
                           const struct policy_args *a, int64_t now,
                           const struct sfs_policy *p, const struct plisting *ls)
 {
-    struct offline o = { .p = *p, .now = now };
+    struct offline o = { .p = *p, .now = now,
+                         .set_hooks = sfs_hooks_any(&p->hooks) };
     if (find_policy(ls, o.p.name))
         die(cmd, "%s: a policy named '%s' already exists", vol->arg, o.p.name);
     for (size_t i = 0; i < ls->n; i++)
@@ -409,8 +533,10 @@ static void modified_policy(struct volume *vol, const char *cmd,
                             const struct policy_args *a,
                             const struct plisting *ls, struct sfs_policy *p)
 {
-    if (!a->schedule && !a->keep && !a->prefix && !a->label)
-        die_usage(cmd, "give --schedule, --keep, --prefix or --label");
+    if (!a->schedule && !a->keep && !a->prefix && !a->label &&
+        !hook_options_given(&a->hooks))
+        die_usage(cmd, "give --schedule, --keep, --prefix or --label (or "
+                       "hook options)");
     const struct sfs_policy_line *l = find_policy(ls, a->pos[1]);
     if (!l)
         die(cmd, "%s: no policy named '%s'", vol->arg, a->pos[1]);
@@ -423,6 +549,10 @@ static void modified_policy(struct volume *vol, const char *cmd,
         set_prefix(cmd, a->prefix, p);
     if (a->label)
         set_label(cmd, a->label, p);
+    hook_options_apply(cmd, &a->hooks, &p->hooks);
+    if ((a->hooks.timeout || a->hooks.on_failure) && !sfs_hooks_any(&p->hooks))
+        die_usage(cmd, "--hook-timeout and --on-hook-failure need --pre or "
+                       "--post");
     for (size_t i = 0; i < ls->n; i++)
         if (strcmp(ls->lines[i].p.name, p->name) &&
             !strcmp(ls->lines[i].p.prefix, p->prefix))
@@ -434,7 +564,8 @@ static void policy_modify(struct volume *vol, const char *cmd,
                           const struct policy_args *a, int64_t now,
                           const struct plisting *ls)
 {
-    struct offline o = { .now = now };
+    struct offline o = { .now = now,
+                         .set_hooks = hook_options_given(&a->hooks) };
     modified_policy(vol, cmd, a, ls, &o.p);
     put_policy(vol, cmd, a, &o, "policy-modify", offline_modify, "modified");
 }
@@ -482,7 +613,7 @@ static void policy_run(struct volume *vol, const char *cmd,
                        const struct policy_args *a, int64_t now)
 {
     char *events = NULL;
-    int rc;
+    int rc, hook_failures = 0;
     if (vol->mounted) {
         char *words[2] = { "policy-run" }, nbuf[32];
         int n = now_word(a, now, nbuf, sizeof(nbuf), words, 1);
@@ -494,6 +625,8 @@ static void policy_run(struct volume *vol, const char *cmd,
         if (!o.events)
             die(cmd, "%s: %s", vol->arg, strerror(ENOMEM));
         rc = volume_offline(vol, cmd, offline_run, &o, true);
+        if (!rc)
+            hook_failures = run_hooked(vol, cmd, now, o.events);
         fclose(o.events);
     }
     if (rc)
@@ -504,7 +637,7 @@ static void policy_run(struct volume *vol, const char *cmd,
         printf("snapfs: %s: no policy is due\n", vol->arg);
     int failed = n ? run_vault_updates(vol, cmd, created, n) : 0;
     free(events);
-    if (failed)
+    if (failed || hook_failures)
         exit(1);
 }
 
@@ -525,8 +658,8 @@ int cmd_policy(int argc, char **argv)
     else
         die_usage("policy", "unknown subcommand '%s'", sub);
     parse_args(cmd, argc, argv, &a);
-    only_options(cmd, &a, !strcmp(sub, "create") ? "skpn"
-                          : !strcmp(sub, "modify") ? "skpln"
+    only_options(cmd, &a, !strcmp(sub, "create") ? "skpnh"
+                          : !strcmp(sub, "modify") ? "skplnh"
                           : !strcmp(sub, "list") ? "nj"
                           : !strcmp(sub, "run")  ? "n" : "");
     if (a.npos != want)

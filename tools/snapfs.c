@@ -322,10 +322,18 @@ static void usage(FILE *out)
           "  umount MOUNTPOINT\n"
           "  info STORE|MOUNTPOINT [--json]\n"
           "  fsck STORE\n"
+          "  health [VOL...|--all] [--json] [--fix] [--full] [--cert FILE]... [--peer-timeout MS]\n"
+          "    checks for monitoring: exit 0 ok, 1 warning, 2 critical\n"
+          "  config export VOL...|--all > FILE | import FILE [VOL] [--apply]\n"
+          "    settings, policies and qtrees as versioned JSON; import is a dry run\n"
+          "    unless --apply\n"
           "  snapshot create VOL NAME | list VOL [--json] | delete VOL NAME...\n"
           "  snapshot create --group VOL,VOL,... NAME\n"
           "    one snapshot NAME of each VOL, all at one point in time (a\n"
           "    consistency group: mounted VOLs are frozen together for an instant)\n"
+          "  snapshot create ... [--pre CMD] [--post CMD] [--hook-timeout SECONDS]\n"
+          "                  [--on-hook-failure abandon|crash-consistent]\n"
+          "    application-consistent: CMD run before and after, the result labelled\n"
           "  snapshot rename VOL OLD NEW | reclaim VOL NAME... [--json]\n"
           "  snapshot hold VOL NAME TAG | release VOL NAME TAG | holds VOL NAME\n"
           "  snapshot diff VOL A [B] [--json] [--stats]\n"
@@ -335,6 +343,8 @@ static void usage(FILE *out)
           "  policy create VOL NAME --schedule SCHEDULE --keep N [--prefix P]\n"
           "  policy modify VOL NAME [--schedule S] [--keep N] [--prefix P] [--label L]\n"
           "  policy list VOL [--json] | delete VOL NAME | run VOL [--now 'YYYY-MM-DD HH:MM']\n"
+          "  policy create|modify ... [--pre CMD] [--post CMD] [--hook-timeout S]\n"
+          "                [--on-hook-failure abandon|crash-consistent]   ('' removes a hook)\n"
           "    SCHEDULE: every:N (minutes), hourly[@MM], daily[@HH:MM],\n"
           "    weekly[@DAY[@HH:MM]], monthly[@D[@HH:MM]] (D 1-28)\n"
           "  send VOL SNAP [--from BASE | -I BASE] [--resume TOKEN] [-v] > STREAM\n"
@@ -455,6 +465,10 @@ int main(int argc, char **argv)
         return cmd_share(argc, argv);
     if (!strcmp(cmd, "vault"))
         return cmd_vault(argc, argv);
+    if (!strcmp(cmd, "health"))
+        return cmd_health(argc, argv);
+    if (!strcmp(cmd, "config"))
+        return cmd_config(argc, argv);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         usage(stdout);
         return 0;

@@ -8,7 +8,10 @@
  * the store itself.  Names are checked against the listing first, so that
  * a refusal names what is wrong and nothing is changed.  `create --group`
  * (several volumes at one point in time) is group.c's; `list` shows the
- * group each snapshot was taken in.
+ * group each snapshot was taken in, and its labels.  `create --pre CMD
+ * --post CMD` runs hooks around the snapshot (hookopt.c, fs/hooks.c):
+ * the pre hook after the name was checked, the snapshot with the labels
+ * it decided (consistency=application or crash), then the post hook.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -19,14 +22,57 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "hooks.h"
 #include "store.h"
 
 /* ---- the listing (also used to check names) ---- */
 
+struct labelled {
+    uint64_t epoch;
+    char labels[SFS_LABELS_MAX + 1];
+};
+
 struct listing {
     struct sfs_snap_line *lines;
     size_t n, cap;
+    struct labelled *labels; /* the snapshots that have labels */
+    size_t nl, capl;
 };
+
+static int labels_add(void *arg, uint64_t epoch, const char *labels)
+{
+    struct listing *ls = arg;
+    struct labelled l = { .epoch = epoch };
+    snprintf(l.labels, sizeof(l.labels), "%s", labels);
+    return array_append(&ls->labels, &ls->nl, &ls->capl, &l, sizeof(l));
+}
+
+static const char *labels_of(const struct listing *ls, uint64_t epoch)
+{
+    for (size_t i = 0; i < ls->nl; i++)
+        if (ls->labels[i].epoch == epoch)
+            return ls->labels[i].labels;
+    return "";
+}
+
+/* The labels of a mounted volume's snapshots (a daemon that predates
+ * labels answers EOPNOTSUPP: none). */
+static int mounted_labels(struct volume *vol, struct listing *ls)
+{
+    char *data = NULL, *words[] = { "snapshot-labels" };
+    int rc = volume_request(vol, words, 1, &data);
+    for (char *save = NULL, *line = !rc && data ? strtok_r(data, "\n", &save)
+                                                : NULL;
+         !rc && line; line = strtok_r(NULL, "\n", &save)) {
+        char *tab = strchr(line, '\t');
+        if (!tab)
+            rc = -EPROTO;
+        else
+            rc = labels_add(ls, strtoull(line, NULL, 10), tab + 1);
+    }
+    free(data);
+    return rc == -EOPNOTSUPP ? 0 : rc;
+}
 
 static int listing_add(void *arg, const struct sfs_snap_line *l)
 {
@@ -36,7 +82,8 @@ static int listing_add(void *arg, const struct sfs_snap_line *l)
 
 static int offline_list(struct sfs_store *st, MDB_txn *txn, void *arg)
 {
-    return sfs_snap_list(st, txn, listing_add, arg);
+    int rc = sfs_snap_list(st, txn, listing_add, arg);
+    return rc ? rc : sfs_snap_labels_foreach(st, txn, labels_add, arg);
 }
 
 /* The listing of VOL; on failure the command dies saying what it was
@@ -58,6 +105,8 @@ static void get_listing(struct volume *vol, const char *cmd, const char *doing,
                 rc = listing_add(ls, &l);
         }
         free(data);
+        if (!rc)
+            rc = mounted_labels(vol, ls);
     } else {
         rc = volume_offline(vol, cmd, offline_list, ls, false);
     }
@@ -93,6 +142,7 @@ void snapshot_check_new_name(struct volume *vol, const char *cmd,
     get_listing(vol, cmd, doing, &ls);
     check_new_name(&ls, cmd, vol->arg, name);
     free(ls.lines);
+    free(ls.labels);
 }
 
 static void check_existing(const struct listing *ls, const char *cmd,
@@ -125,7 +175,9 @@ static int epochs_of(struct sfs_store *st, MDB_txn *txn, struct names *nm,
 
 static int offline_create(struct sfs_store *st, MDB_txn *txn, void *arg)
 {
-    return sfs_snap_take_w(st, txn, ((struct names *)arg)->v[0], NULL);
+    struct names *nm = arg;
+    return sfs_snap_take_labelled_w(st, txn, nm->v[0], NULL,
+                                    nm->n > 1 ? nm->v[1] : NULL, NULL);
 }
 
 static int offline_delete(struct sfs_store *st, MDB_txn *txn, void *arg)
@@ -268,13 +320,33 @@ static void print_group(const struct sfs_cgroup *g, bool json)
         printf("]}");
 }
 
+/* Labels "k=v,k=v" as a JSON object. */
+static void print_labels_json(const char *labels)
+{
+    printf("{");
+    for (const char *p = labels; *p;) {
+        size_t n = strcspn(p, ","), k = strcspn(p, "=");
+        char word[SFS_LABELS_MAX + 1];
+        snprintf(word, sizeof(word), "%.*s", (int)k, p);
+        printf("%s", p == labels ? "" : ",");
+        json_string(word);
+        snprintf(word, sizeof(word), "%.*s", (int)(n - k - 1), p + k + 1);
+        printf(":");
+        json_string(word);
+        p += n + (p[n] == ',');
+    }
+    printf("}");
+}
+
 static void print_list(const struct listing *ls, bool json)
 {
+    bool labels = ls->nl > 0; /* the LABELS column: only when used */
     if (json)
         printf("[");
     else
-        printf("%-32s %-19s %8s %14s %-4s %s\n", "NAME", "CREATED", "EPOCH",
-               "UNIQUE", "HELD", "GROUP");
+        printf("%-32s %-19s %8s %14s %-4s %s%s\n", "NAME", "CREATED", "EPOCH",
+               "UNIQUE", "HELD", labels ? "GROUP     " : "GROUP",
+               labels ? "LABELS" : "");
     for (size_t i = 0; i < ls->n; i++) {
         const struct sfs_snap_line *l = &ls->lines[i];
         char when[32], size[32];
@@ -298,6 +370,13 @@ static void print_list(const struct listing *ls, bool json)
                    (unsigned long long)l->rec.epoch, size,
                    l->holds ? "yes" : "no");
         print_group(&l->group, json);
+        const char *lab = labels_of(ls, l->rec.epoch);
+        if (json) {
+            printf(",\"labels\":");
+            print_labels_json(lab);
+        } else if (labels) {
+            printf(" %s", *lab ? lab : "-");
+        }
         printf(json ? "}" : "\n");
     }
     if (json)
@@ -345,6 +424,7 @@ int cmd_snapshot(int argc, char **argv)
     snprintf(cmd, sizeof(cmd), "snapshot %s", sub);
     bool json = false;
     const char *group = NULL, *value;
+    struct hook_options hopt = { 0 };
     int n = 0;
     char **args = calloc((size_t)argc, sizeof(*args));
     for (int i = 2; i < argc; i++) {
@@ -353,6 +433,9 @@ int cmd_snapshot(int argc, char **argv)
         else if (!strcmp(sub, "create") &&
                  (value = option_value(cmd, "--group", argc, argv, &i)))
             group = value;
+        else if (!strcmp(sub, "create") &&
+                 hook_option(cmd, argc, argv, &i, &hopt))
+            ;
         else if (argv[i][0] == '-' && argv[i][1])
             die_usage(cmd, "unknown option '%s'", argv[i]);
         else
@@ -364,10 +447,21 @@ int cmd_snapshot(int argc, char **argv)
                  !strcmp(sub, "release") || !strcmp(sub, "holds");
     if (!known)
         die_usage("snapshot", "unknown subcommand '%s'", sub);
+    struct sfs_hookspec spec = { .timeout = 0 };
+    /* here, not in a block: a die() at the end still runs its post hook */
+    struct hooks_run hooks = { .spec = &spec };
+    bool hooked = hook_options_given(&hopt);
+    if (hooked) {
+        hook_options_apply(cmd, &hopt, &spec);
+        if (!sfs_hooks_any(&spec))
+            die_usage(cmd, "--hook-timeout and --on-hook-failure need --pre "
+                           "or --post");
+    }
     if (group) {
         if (n != 1)
             die_usage(cmd, "with --group VOL,VOL,... give one snapshot name");
-        int grc = snapshot_create_group(cmd, group, args[0]);
+        int grc = snapshot_create_group(cmd, group, args[0],
+                                        hooked ? &spec : NULL);
         free(args);
         return grc;
     }
@@ -389,9 +483,19 @@ int cmd_snapshot(int argc, char **argv)
         if (nm.n != 1)
             die_usage(cmd, "give the volume and one snapshot name");
         check_new_name(&ls, cmd, vol.arg, nm.v[0]);
-        rc = run_change(&vol, cmd, "snapshot-create", offline_create, &nm);
+        char *cwords[2] = { nm.v[0], NULL };
+        struct names cnm = { 1, cwords };
+        if (hooked) {
+            hooks_start(&hooks, cmd, vol.arg, nm.v[0]); /* dies if abandoned */
+            cwords[1] = hooks.labels;
+            cnm.n = 2;
+        }
+        rc = run_change(&vol, cmd, "snapshot-create", offline_create, &cnm);
         if (!rc)
-            printf("snapfs: created snapshot %s of %s\n", nm.v[0], vol.arg);
+            printf("snapfs: created snapshot %s of %s%s%s\n", nm.v[0],
+                   vol.arg, hooked ? ", " : "", hooked ? hooks.labels : "");
+        if (!rc && hooked)
+            hooks_finish(&hooks, cmd);
     } else if (!strcmp(sub, "delete")) {
         if (nm.n < 1)
             die_usage(cmd, "give the volume and one or more snapshot names");
@@ -472,6 +576,7 @@ int cmd_snapshot(int argc, char **argv)
     if (rc)
         die(cmd, "%s: %s: %s", vol.arg, doing, snapshot_error(rc));
     free(ls.lines);
+    free(ls.labels);
     free(args);
     free(vol.store);
     free(vol.mountpoint);

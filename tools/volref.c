@@ -325,3 +325,26 @@ void volume_open_path(struct volume *vol, const char *cmd, const char *arg,
         (*path)[--n] = 0;
     volume_open(vol, cmd, prefix); /* keeps PREFIX as vol->arg */
 }
+
+/* Every mounted snapfs volume's mountpoint. */
+size_t mounted_volumes(char ***out)
+{
+    FILE *f = fopen("/proc/self/mountinfo", "r");
+    char line[8192];
+    size_t n = 0, cap = 0;
+    *out = NULL;
+    while (f && fgets(line, sizeof(line), f)) {
+        char mnt[PATH_MAX], fstype[64];
+        char *dash = strstr(line, " - ");
+        if (sscanf(line, "%*s %*s %*s %*s %4095s", mnt) != 1 || !dash ||
+            sscanf(dash + 3, "%63s", fstype) != 1 ||
+            strcmp(fstype, "fuse.snapfs"))
+            continue;
+        char *copy = strdup(mnt);
+        if (!copy || array_append(out, &n, &cap, &copy, sizeof(copy)))
+            die("snapfs", "out of memory");
+    }
+    if (f)
+        fclose(f);
+    return n;
+}
