@@ -38,6 +38,16 @@ static void usage_error(const char *fmt, const char *value)
     exit(3);
 }
 
+/* option_value, but a value missing at the end is a usage error of
+ * health's own (exit 3, UNKNOWN to a monitoring system), not 2. */
+static const char *health_option(const char *opt, int argc, char **argv,
+                                 int *i)
+{
+    if (!strcmp(argv[*i], opt) && *i + 1 >= argc)
+        usage_error("%s needs a value", opt);
+    return option_value("health", opt, argc, argv, i);
+}
+
 struct collected {
     struct health_result *v;
     size_t n, cap;
@@ -221,9 +231,9 @@ int cmd_health(int argc, char **argv)
             o.fix = true;
         else if (!strcmp(argv[i], "--full"))
             o.full = true;
-        else if ((v = option_value(cmd, "--cert", argc, argv, &i)))
+        else if ((v = health_option("--cert", argc, argv, &i)))
             certs[o.ncerts++] = v;
-        else if ((v = option_value(cmd, "--peer-timeout", argc, argv, &i))) {
+        else if ((v = health_option("--peer-timeout", argc, argv, &i))) {
             char *end;
             unsigned long ms = strtoul(v, &end, 10);
             if (end == v || *end || ms < 1 || ms > 60000 || v[0] == '-')

@@ -202,6 +202,7 @@ test_expect_success 'a volume that is not one is critical; bad options exit 3 wi
 	assert_grep "^CRITICAL volume $TEST_TMP/nowhere: cannot be opened: no such directory" "$REF/h" &&
 	health "$MNT" --frobnicate && assert_eq 3 "$(rc)" && assert_one_line "$REF/h.err" &&
 	health "$MNT" --peer-timeout 0 && assert_eq 3 "$(rc)" && assert_one_line "$REF/h.err" &&
+	health "$MNT" --cert && assert_eq 3 "$(rc)" && assert_grep "needs a value" "$REF/h.err" &&
 	health "$MNT" --all && assert_eq 3 "$(rc)" && assert_one_line "$REF/h.err"
 '
 
