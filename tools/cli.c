@@ -162,7 +162,7 @@ int array_append(void *items, size_t *n, size_t *cap, const void *item,
     return 0;
 }
 
-void json_string(const char *s)
+void print_json_string(const char *s)
 {
     putchar('"');
     for (; *s; s++) {

@@ -33,7 +33,7 @@ int array_append(void *items, size_t *n, size_t *cap, const void *item,
  * 0, or -errno of the first removal that failed. */
 int remove_tree(const char *dir);
 /* S as a JSON string on stdout. */
-void json_string(const char *s);
+void print_json_string(const char *s);
 /* "--opt VALUE" or "--opt=VALUE" at ARGV[*I]: the value, advancing *I past
  * a separate one (dies if it is missing); NULL if ARGV[*I] is not OPT. */
 const char *option_value(const char *cmd, const char *opt, int argc,

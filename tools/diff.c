@@ -101,10 +101,10 @@ static void print_json_change(char *line, bool first)
     if (line[0] == 'R' && (arrow = strstr(path, " -> ")))
         *arrow = 0;
     printf("%s{\"change\":\"%c\",\"path\":", first ? "" : ",", line[0]);
-    json_string(path);
+    print_json_string(path);
     if (arrow) {
         printf(",\"new_path\":");
-        json_string(arrow + 4);
+        print_json_string(arrow + 4);
     }
     putchar('}');
 }

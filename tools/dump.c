@@ -630,10 +630,10 @@ static int date_line(void *arg, const struct sfs_dumpdate *d)
     format_date(d->date, when, sizeof(when));
     if (l->json) {
         printf("%s{\"path\":", l->n ? "," : "");
-        json_string(d->path);
+        print_json_string(d->path);
         printf(",\"level\":%d,\"date\":%lld,\"snapshot\":", d->level,
                (long long)d->date);
-        json_string(d->snapshot);
+        print_json_string(d->snapshot);
         putchar('}');
     } else {
         printf("%-24s %2d  %s\n", d->path, d->level, when);
@@ -659,9 +659,9 @@ static int ctx_line(void *arg, const struct sfs_dumpctx *c)
     if (l->json) {
         printf("%s{\"id\":%u,\"state\":\"%s\",\"level\":%d,\"path\":",
                l->n ? "," : "", c->id, ctx_state(c), c->level);
-        json_string(c->path);
+        print_json_string(c->path);
         printf(",\"snapshot\":");
-        json_string(c->snapshot);
+        print_json_string(c->snapshot);
         printf(",\"snapshot_created\":%s,\"files\":%llu,\"bytes\":%llu,"
                "\"parts\":%u,\"updated\":%lld}",
                c->auto_snapshot ? "true" : "false",

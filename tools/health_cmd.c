@@ -203,9 +203,9 @@ static void print_json(const struct collected *c)
     for (size_t i = 0; i < c->n; i++) {
         printf("%s{\"check\":\"%s\",\"subject\":", i ? "," : "",
                c->v[i].check);
-        json_string(c->v[i].subject);
+        print_json_string(c->v[i].subject);
         printf(",\"level\":\"%s\",\"message\":", words[c->v[i].level]);
-        json_string(c->v[i].message);
+        print_json_string(c->v[i].message);
         printf("}");
     }
     printf("]}\n");

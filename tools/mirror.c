@@ -799,7 +799,7 @@ static void show_text(const struct mirror_rel *m, const struct mirror_state *st,
 static void json_kv(const char *key, const char *val, bool comma)
 {
     printf("\"%s\": ", key);
-    json_string(val);
+    print_json_string(val);
     if (comma)
         printf(", ");
 }

@@ -263,9 +263,9 @@ static void grants_json(const struct peer_grants *t, char **names, size_t n)
         char uuid[SFS_UUID_TEXT];
         sfs_uuid_format(t->g[i].uuid, uuid);
         printf("%s{\"peer\":", i ? "," : "");
-        json_string(t->g[i].peer);
+        print_json_string(t->g[i].peer);
         printf(",\"operation\":\"%s\",\"volume\":", peer_op_name(t->g[i].op));
-        json_string(t->g[i].path);
+        print_json_string(t->g[i].path);
         printf(",\"uuid\":\"%s\",\"state\":\"%s\"}", uuid,
                grant_state(&t->g[i]));
     }
@@ -273,7 +273,7 @@ static void grants_json(const struct peer_grants *t, char **names, size_t n)
     for (size_t i = 0, shown = 0; i < n; i++)
         if (!peer_grants_count(t, names[i])) {
             printf("%s", shown++ ? "," : "");
-            json_string(names[i]);
+            print_json_string(names[i]);
         }
     printf("]}\n");
 }
@@ -435,9 +435,9 @@ static void list_outgoing(bool json, bool *first)
         const char *addr = rc ? "(damaged record)" : r.address;
         if (json) {
             printf("%s{\"name\":", *first ? "" : ",");
-            json_string(names[i]);
+            print_json_string(names[i]);
             printf(",\"direction\":\"outgoing\",\"address\":");
-            json_string(addr);
+            print_json_string(addr);
             printf("}");
             *first = false;
         } else {
@@ -467,7 +467,7 @@ static void list_incoming(bool json, bool *first)
         size_t count = peer_grants_count(&t, names[i]);
         if (json) {
             printf("%s{\"name\":", *first ? "" : ",");
-            json_string(names[i]);
+            print_json_string(names[i]);
             printf(",\"direction\":\"incoming\",\"grants\":%zu,"
                    "\"legacy\":%s}", count,
                    strcmp(names[i], PEER_LEGACY_NAME) ? "false" : "true");

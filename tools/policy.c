@@ -277,12 +277,12 @@ static void print_hooks_json(const struct sfs_hookspec *h)
 {
     printf("{\"pre\":");
     if (h->pre[0])
-        json_string(h->pre);
+        print_json_string(h->pre);
     else
         printf("null");
     printf(",\"post\":");
     if (h->post[0])
-        json_string(h->post);
+        print_json_string(h->post);
     else
         printf("null");
     printf(",\"timeout\":%u,\"on_failure\":\"%s\"}",
@@ -298,15 +298,15 @@ static void print_json(const struct plisting *ls)
         char sched[SFS_SCHEDULE_TEXT_MAX];
         sfs_schedule_format(&l->p.sched, sched, sizeof(sched));
         printf("%s{\"name\":", i ? "," : "");
-        json_string(l->p.name);
+        print_json_string(l->p.name);
         printf(",\"schedule\":\"%s\",\"keep\":%u,\"prefix\":", sched,
                l->p.keep);
-        json_string(l->p.prefix);
+        print_json_string(l->p.prefix);
         char label[SFS_POLICY_PREFIX_MAX + 1];
         snprintf(label, sizeof(label), "%.*s",
                  (int)strcspn(l->p.prefix, "."), l->p.prefix);
         printf(",\"label\":");
-        json_string(label);
+        print_json_string(label);
         printf(",\"snapshots\":%u,\"created\":%lld,\"last_run\":", l->snapshots,
                (long long)l->p.created);
         if (l->p.last_run)

@@ -162,7 +162,7 @@ static void print_json(const struct qlisting *ls)
     for (size_t i = 0; i < ls->n; i++) {
         const struct sfs_qtree_info *q = &ls->q[i];
         printf("%s{\"name\":", i ? "," : "");
-        json_string(q->name);
+        print_json_string(q->name);
         printf(",\"id\":%" PRIu64 ",\"security_style\":\"%s\",\"quota_bytes\":"
                "%" PRIu64 ",\"used_bytes\":%" PRIu64 "}", q->ino,
                sfs_qtree_style_name(q->style), q->quota_bytes, q->used_bytes);

@@ -329,10 +329,10 @@ static void print_labels_json(const char *labels)
         char word[SFS_LABELS_MAX + 1];
         snprintf(word, sizeof(word), "%.*s", (int)k, p);
         printf("%s", p == labels ? "" : ",");
-        json_string(word);
+        print_json_string(word);
         snprintf(word, sizeof(word), "%.*s", (int)(n - k - 1), p + k + 1);
         printf(":");
-        json_string(word);
+        print_json_string(word);
         p += n + (p[n] == ',');
     }
     printf("}");

@@ -445,9 +445,9 @@ static int print_key(void *arg, const struct vault_key_line *k)
         printf("%s{\"id\":\"%s\",\"current\":%s,\"created\":%lld,\"host\":",
                p->n ? "," : "", k->id, k->current ? "true" : "false",
                (long long)k->info.created);
-        json_string(k->info.host);
+        print_json_string(k->info.host);
         printf(",\"user\":");
-        json_string(k->info.user);
+        print_json_string(k->info.user);
         printf(",\"kdf\":{\"name\":\"scrypt\",\"N\":%llu,\"r\":%u,\"p\":%u}}",
                (unsigned long long)k->info.kdf.n, k->info.kdf.r,
                k->info.kdf.p);
@@ -762,16 +762,16 @@ static void json_manifest(const struct vault_snapshot *s)
     vc_hex(s->id, VC_ID, id);
     uuid_text(m->volume, uuid);
     printf("{\"id\":\"%s\",\"name\":", id);
-    json_string(m->name);
+    print_json_string(m->name);
     printf(",\"created\":%lld,\"created_nsec\":%u,\"epoch\":%llu,"
            "\"volume\":\"%s\",\"labels\":[", (long long)m->ctime_sec,
            m->ctime_nsec, (unsigned long long)m->epoch, uuid);
     for (uint32_t i = 0; i < m->nlabels; i++) {
         printf(i ? "," : "");
-        json_string(m->labels[i]);
+        print_json_string(m->labels[i]);
     }
     printf("],\"backup_time\":%lld,\"host\":", (long long)m->backup_time);
-    json_string(m->host);
+    print_json_string(m->host);
     printf(",\"incremental\":%s,\"base_epoch\":%llu,\"chain_depth\":%u,"
            "\"logical_bytes\":%llu,\"files\":%llu,\"added_bytes\":%llu,"
            "\"stored_bytes\":%llu,\"block_size\":%u}",

@@ -237,7 +237,7 @@ static void json_opt(const char *key, const char *v)
 {
     printf(",\"%s\":", key);
     if (*v)
-        json_string(v);
+        print_json_string(v);
     else
         printf("null");
 }
@@ -264,7 +264,7 @@ static int store_list(int argc, char **argv)
         int used = users_of(a.cmd, true, s.name, users, sizeof(users));
         if (a.json) {
             printf("%s{\"name\":", shown++ ? "," : "");
-            json_string(s.name);
+            print_json_string(s.name);
             json_opt("target", s.target);
             json_opt("endpoint", s.endpoint);
             json_opt("region", s.region);
@@ -384,11 +384,11 @@ static void policy_line(const char *cmd, const struct vault_rel_policy *p,
         return;
     }
     printf("%s{\"name\":", first ? "" : ",");
-    json_string(p->name);
+    print_json_string(p->name);
     printf(",\"builtin\":%s,\"rules\":[", p->builtin ? "true" : "false");
     for (uint32_t i = 0; i < p->keep.nlabels; i++) {
         printf("%s{\"label\":", i ? "," : "");
-        json_string(p->keep.labels[i].label);
+        print_json_string(p->keep.labels[i].label);
         printf(",\"keep\":%u}", p->keep.labels[i].keep);
     }
     printf("],\"relationships\":%d}", used);
@@ -540,14 +540,14 @@ static void rel_json(const struct vault_relationship *r,
     char uuid[SFS_UUID_TEXT];
     sfs_uuid_format(r->volume, uuid);
     printf("%s{\"source\":", first ? "" : ",");
-    json_string(r->path);
+    print_json_string(r->path);
     printf(",\"volume\":\"%s\",\"store\":", uuid);
-    json_string(r->store);
+    print_json_string(r->store);
     printf(",\"policy\":");
-    json_string(r->policy);
+    print_json_string(r->policy);
     printf(",\"state\":\"%s\",\"last_snapshot\":", state_word(r, st));
     if (st->last_snapshot[0]) {
-        json_string(st->last_snapshot);
+        print_json_string(st->last_snapshot);
         printf(",\"last_snapshot_time\":%lld,\"lag_seconds\":%lld",
                (long long)st->last_ctime, (long long)(now - st->last_ctime));
     } else {
@@ -560,7 +560,7 @@ static void rel_json(const struct vault_relationship *r,
            (unsigned long long)st->total_bytes,
            (unsigned long long)st->updates);
     if (st->error[0])
-        json_string(st->error);
+        print_json_string(st->error);
     else
         printf("null");
     printf("}");

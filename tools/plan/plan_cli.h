@@ -1,17 +1,12 @@
 /*
- * plan_cli.h - cli.h for the files that use jansson: cli.h's json_string
- * (which prints a JSON string) has the name of jansson's constructor, so
- * here it is declared as cli_json_string, which these files never call.
- * The name clashes at link time too: the executable's json_string is the
- * one every call reaches, jansson's own calls included.  So these files
- * make JSON strings with plan_json_str (jansson's json_stringn), never
- * with json_string.
+ * plan_cli.h - cli.h for the files that use jansson, and plan_json_str:
+ * a JSON string of S (jansson's json_stringn: NULL when S is not UTF-8).
+ * cli.h's printer is print_json_string, so no name of jansson's is
+ * defined twice.
  */
 #ifndef SNAPFS_PLAN_CLI_H
 #define SNAPFS_PLAN_CLI_H
-#define json_string cli_json_string
 #include "cli.h"
-#undef json_string
 
 #include <string.h>
 #include <jansson.h>
