@@ -136,5 +136,7 @@ int cmd_peer(int argc, char **argv);
 int cmd_mirror(int argc, char **argv);
 /* vault_cmd.c: `vault ...`, backup to object storage */
 int cmd_vault(int argc, char **argv);
+/* ndmp.c: `ndmp serve|password`, the NDMP server */
+int cmd_ndmp(int argc, char **argv);
 
 #endif

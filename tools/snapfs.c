@@ -343,7 +343,8 @@ static void usage(FILE *out)
           "  mirror break DST | resync DST [--yes] | show [DST] [--json]\n"
           "  mirror reverse-resync NEWSRC NEWDST [--via CMD] [--yes]\n"
           "  mirror restore DST SNAP --to VOL | test-failover DST [--to PATH] | test-cleanup DST\n"
-          "  dump -LEVEL [-b BLOCKING] [-f OUT] [-L LABEL] [--snapshot NAME] VOL[/PATH]\n"
+          "  dump -LEVEL [-b BLOCKING] [-f OUT] [-L LABEL] [--snapshot NAME]\n"
+          "       [--no-dates] VOL[/PATH]\n"
           "  dump --restart ID [-f OUT] VOL | dump dates VOL [--json]\n"
           "  dump contexts VOL [--json] | dump contexts delete VOL ID\n"
           "  qtree create VOL NAME [--security-style unix|ntfs|mixed] [--quota SIZE]\n"
@@ -378,6 +379,9 @@ static void usage(FILE *out)
           "  vault prune TARGET [--dry-run]   delete what no snapshot refers to\n"
           "    every vault command: [--endpoint URL] [--region R] [--passphrase-file F]\n"
           "    (or SNAPFS_VAULT_PASSPHRASE, or a prompt); encrypted, incremental forever\n"
+          "  ndmp serve [--port N] [--listen ADDR] [--max-sessions N] [--tape-dir DIR]\n"
+          "             [--allow-text] [-f]   NDMPv4 for backup applications (port 10000)\n"
+          "  ndmp password USER   an NDMP user's generated password, printed once\n"
           "  help\n", out);
 }
 
@@ -433,6 +437,8 @@ int main(int argc, char **argv)
         return cmd_share(argc, argv);
     if (!strcmp(cmd, "vault"))
         return cmd_vault(argc, argv);
+    if (!strcmp(cmd, "ndmp"))
+        return cmd_ndmp(argc, argv);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         usage(stdout);
         return 0;

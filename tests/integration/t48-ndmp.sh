@@ -1,0 +1,235 @@
+#!/bin/bash
+# NDMP: `snapfs ndmp serve` on loopback, driven by a real DMA, Amanda's
+# ndmjob.  Its queries see MD5 authentication only, the "dump" backup type
+# with its environment and the mounted volume; a backup through the
+# server's own mover onto a file tape is a dump that Debian's restore
+# reads, with file history for the DMA's index; a full restore and a
+# single-file restore through NDMP give back the source attribute by
+# attribute; a level 1 after changes carries the changes; a wrong password
+# and text authentication are refused and logged without a secret; a
+# malformed message and one of absurd length are answered or closed
+# cleanly while other sessions go on; a DMA that disconnects in the
+# middle of a backup leaves no snapshot, hold or dump context behind.
+. "$(dirname "$0")/lib.sh"
+test_have_prereq SNAPFS || { say "# skipping: needs snapfs"; test_done; }
+NDMJOB=$(dpkg -L amanda-common 2>/dev/null | grep '/ndmjob$' | head -1)
+[ -x "$NDMJOB" ] || { say "# skipping: needs ndmjob (Debian's amanda-common)"; test_done; }
+command -v restore >/dev/null || { say "# skipping: needs Debian's dump package"; test_done; }
+vol_create --size 1G
+
+TREE=$(cd "$(dirname "$0")" && pwd)/treelist.py
+CLIENT=$(cd "$(dirname "$0")" && pwd)/ndmpclient.py
+OUT=$TEST_TMP/out
+TAPES=$TEST_TMP/tapes
+CONF=$TEST_TMP/conf
+VOL2=$TEST_TMP/vol2.store
+MNT2=$TEST_TMP/vol2
+mkdir -p "$OUT" "$TAPES"
+export SNAPFS_CONFIG_DIR=$CONF
+
+listing() {
+	python3 "$TREE" "$1" --usec --skip .snapfs-restoresymtable "${@:2}"
+}
+
+# agent USER PASSWORD [FLAGS]: ndmjob's -D argument for our server
+agent() { echo "127.0.0.1:$PORT/${3:-4m},$1,$2"; }
+
+# dma ARGS...: ndmjob -v; its output in $OUT/last (and appended to
+# $OUT/dma.log).  ndmjob always exits 0: success is its closing line
+# "Operation complete" (not "... but had problems.").
+dma() {
+	(cd "$TEST_TMP" && "$NDMJOB" -v "$@") >"$OUT/last" 2>&1
+	{ echo "== ndmjob $*"; cat "$OUT/last"; } >>"$OUT/dma.log"
+	grep -q '"Operation complete"$' "$OUT/last"
+}
+
+server_start() {
+	( cd / && exec "$SNAPFS" ndmp serve --port 0 --listen 127.0.0.1 \
+		--tape-dir "$TAPES" --max-sessions 8 -f \
+		>"$TEST_TMP/server.out" 2>"$TEST_TMP/server.log" </dev/null ) &
+	SERVER_PID=$!
+	for _ in $(seq 200); do
+		grep -q '^snapfs ndmp: listening on port ' "$TEST_TMP/server.out" 2>/dev/null && break
+		sleep 0.05
+	done
+	PORT=$(sed -n 's/^snapfs ndmp: listening on port //p' "$TEST_TMP/server.out")
+}
+test_at_exit '[ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null'
+
+(cd "$TEST_TMP" && "$SNAPFS" ndmp password backup >"$OUT/pw" 2>"$OUT/pw.err")
+PW=$(cat "$OUT/pw")
+server_start
+
+test_expect_success 'setup: a volume with files, links, xattrs and ACLs; a second volume; an NDMP user' '
+	mkdir -p d1/d2 eng &&
+	echo hello >d1/f && echo spec >eng/spec &&
+	head -c 3000000 /dev/urandom >big &&
+	ln d1/f hardlink && ln -s d1/f symlink && mkfifo fifo &&
+	setfattr -n user.foo -v bar d1/f &&
+	setfacl -m u:1000:rw d1/f &&
+	touch -d "2020-01-02 03:04:05" d1/f &&
+	mkdir -p "$VOL2" && "$SNAPFS" mkfs "$VOL2" --size 1G >/dev/null &&
+	vol_mount "$VOL2" "$MNT2"
+'
+
+test_expect_success 'ndmp password prints a generated password once and keeps it in a 0600 file; the server listens' '
+	assert_eq 1 "$(wc -l <"$OUT/pw")" &&
+	assert_grep "shown once" "$OUT/pw.err" &&
+	assert_eq 24 "${#PW}" &&
+	assert_eq 600 "$(stat -c %a "$CONF/ndmp.users")" &&
+	assert_eq 700 "$(stat -c %a "$CONF")" &&
+	test -n "$PORT" && pid_running "$SERVER_PID"
+'
+
+test_expect_success 'ndmjob -q sees MD5 authentication only, the dump backup type with its environment, and the volume' '
+	dma -q -D "$(agent backup "$PW")" &&
+	cp "$OUT/last" "$OUT/q" &&
+	assert_grep "MD5" "$OUT/q" &&
+	! grep -q "AUTH_TEXT\|TEXT" "$OUT/q" &&
+	assert_grep "dump" "$OUT/q" &&
+	assert_grep "FILESYSTEM" "$OUT/q" &&
+	assert_grep "LEVEL" "$OUT/q" &&
+	assert_grep "$MNT" "$OUT/q" &&
+	assert_grep "LOCAL" "$OUT/q" && assert_grep "TCP" "$OUT/q"
+'
+
+test_expect_success 'a wrong password is refused: ndmjob fails, ndmjob reports the failed authentication, the server logs the user and the reason, never a secret' '
+	: >"$TAPES/refused" &&
+	! dma -c -D "$(agent backup WRONGPASSWORD123)" -B dump -f "$TAPES/refused" -C "$MNT" &&
+	assert_grep "connect-auth-md5-failed" "$OUT/last" &&
+	assert_grep "Operation complete but had problems" "$OUT/last" &&
+	assert_grep "authentication of user .backup. failed: wrong password" "$TEST_TMP/server.log" &&
+	! test -s "$TAPES/refused" &&
+	! grep -q "WRONGPASSWORD123" "$TEST_TMP/server.log" &&
+	! grep -qF "$PW" "$TEST_TMP/server.log"
+'
+
+test_expect_success 'text authentication is refused unless enabled, an unknown user too' '
+	! dma -c -D "$(agent backup "$PW" 4t)" -B dump -f "$TAPES/refused" -C "$MNT" &&
+	assert_grep "text authentication is disabled" "$TEST_TMP/server.log" &&
+	! dma -c -D "$(agent nobody "$PW")" -B dump -f "$TAPES/refused" -C "$MNT" &&
+	assert_grep "user .nobody. failed: no such user" "$TEST_TMP/server.log" &&
+	! grep -qF "$PW" "$TEST_TMP/server.log"
+'
+
+test_expect_success 'a level 0 backup through the server mover onto a file tape ends OKAY, with file history' '
+	: >"$TAPES/t0" &&
+	dma -c -D "$(agent backup "$PW")" -B dump -f "$TAPES/t0" -C "$MNT" \
+		-E LEVEL=0 -I "$OUT/index0" &&
+	assert_grep "Operation ended OKAY" "$OUT/last" &&
+	test -s "$TAPES/t0" &&
+	assert_grep "backup done: [0-9]* bytes" "$TEST_TMP/server.log"
+'
+
+test_expect_success 'the tape is a dump that Debian restore -t lists, every name' '
+	restore -t -f "$TAPES/t0" >"$OUT/t0" 2>&1 &&
+	assert_grep "^Level 0 dump of / on " "$OUT/t0" &&
+	sed -n "s/^ *[0-9][0-9]*	//p" "$OUT/t0" | sort >"$OUT/names" &&
+	(cd "$MNT" && find . -path ./.snapshot -prune -o -print | sort) >"$OUT/want" &&
+	assert_cmp "$OUT/want" "$OUT/names"
+'
+
+test_expect_success 'the file history reached the index: every directory entry and node' '
+	assert_grep "d1" "$OUT/index0" &&
+	assert_grep "hardlink" "$OUT/index0" &&
+	assert_grep "spec" "$OUT/index0"
+'
+
+test_expect_success 'the backup snapshot is gone and the dump date is recorded' '
+	"$SNAPFS" snapshot list "$MNT" >"$OUT/snaps" &&
+	! grep -q snapshot_for_backup "$OUT/snaps" &&
+	"$SNAPFS" dump dates "$MNT" >"$OUT/dates" &&
+	assert_grep "^/  *0  " "$OUT/dates"
+'
+
+test_expect_success 'a full restore through NDMP gives back the source attribute by attribute' '
+	mkdir "$MNT2/full" &&
+	dma -x -D "$(agent backup "$PW")" -B dump -f "$TAPES/t0" -C "$MNT2/full" &&
+	assert_grep "recover into $MNT2/full started" "$TEST_TMP/server.log" &&
+	assert_grep "recover done" "$TEST_TMP/server.log" &&
+	listing "$MNT" >"$OUT/a" &&
+	listing "$MNT2/full" >"$OUT/b" &&
+	assert_cmp "$OUT/a" "$OUT/b"
+'
+
+test_expect_success 'a single-file restore through NDMP brings back that file alone, whole' '
+	mkdir "$MNT2/one" &&
+	dma -x -D "$(agent backup "$PW")" -B dump -f "$TAPES/t0" -C "$MNT2/one" d1/f &&
+	cmp "$MNT/d1/f" "$MNT2/one/d1/f" &&
+	assert_eq bar "$(getfattr --only-values -n user.foo "$MNT2/one/d1/f")" &&
+	assert_missing "$MNT2/one/big" &&
+	assert_missing "$MNT2/one/eng"
+'
+
+test_expect_success 'with the index (-J), a single file is recovered by position (DAR): the head and that file read, not the whole tape' '
+	mkdir "$MNT2/dar" &&
+	dma -x -D "$(agent backup "$PW")" -B dump -f "$TAPES/t0" -C "$MNT2/dar" \
+		-J "$OUT/index0" d1/f &&
+	assert_grep "read by position (direct access)" "$TEST_TMP/server.log" &&
+	cmp "$MNT/d1/f" "$MNT2/dar/d1/f" &&
+	assert_eq bar "$(getfattr --only-values -n user.foo "$MNT2/dar/d1/f")" &&
+	assert_missing "$MNT2/dar/big" &&
+	read=$(sed -n "s/.*recover done: \([0-9]*\) bytes.*/\1/p" "$TEST_TMP/server.log" | tail -1) &&
+	test "$read" -gt 0 && test "$read" -lt $(( $(stat -c %s "$TAPES/t0") / 2 ))
+'
+
+test_expect_success 'a level 1 after changes carries the changes only, and restores on top of the level 0' '
+	echo changed >d1/f && echo new >eng/new && rm fifo &&
+	: >"$TAPES/t1" &&
+	dma -c -D "$(agent backup "$PW")" -B dump -f "$TAPES/t1" -C "$MNT" -E LEVEL=1 &&
+	restore -t -f "$TAPES/t1" >"$OUT/t1" 2>&1 &&
+	assert_grep "^Level 1 dump of / on " "$OUT/t1" &&
+	assert_grep "	./eng/new$" "$OUT/t1" &&
+	! grep -q "	./big$" "$OUT/t1" &&
+	dma -x -D "$(agent backup "$PW")" -B dump -f "$TAPES/t1" -C "$MNT2/full" &&
+	listing "$MNT" >"$OUT/a" &&
+	listing "$MNT2/full" >"$OUT/b" &&
+	assert_cmp "$OUT/a" "$OUT/b"
+'
+
+test_expect_success 'a three-way backup: the data service connects over TCP to a remote mover (ndmjob tape-tcp), the stream is a dump' '
+	rm -f "$OUT/sinkport" &&
+	python3 "$CLIENT" sink "$OUT/sinkport" "$OUT/threeway" &
+	for _ in $(seq 200); do test -s "$OUT/sinkport" && break; sleep 0.05; done &&
+	dma -c -D "$(agent backup "$PW")" -B dump -f unused -C "$MNT/eng" \
+		-o tape-tcp=127.0.0.1:$(cat "$OUT/sinkport") &&
+	wait &&
+	restore -t -f "$OUT/threeway" >"$OUT/t3" 2>&1 &&
+	assert_grep "	./spec$" "$OUT/t3" &&
+	! grep -q "	./big$" "$OUT/t3"
+'
+
+test_expect_success 'a malformed message is answered XDR_DECODE_ERR, the session goes on; an absurd length closes it' '
+	python3 "$CLIENT" malformed "$PORT" backup "$OUT/pw" >"$OUT/mal" &&
+	assert_grep "^reply error 18$" "$OUT/mal" &&
+	assert_grep "^answering " "$OUT/mal" &&
+	assert_grep "^closed$" "$OUT/mal" &&
+	assert_grep "does not decode; answered XDR_DECODE_ERR" "$TEST_TMP/server.log" &&
+	assert_grep "a message over [0-9]* bytes; closing" "$TEST_TMP/server.log" &&
+	dma -q -D "$(agent backup "$PW")" &&
+	pid_running "$SERVER_PID"
+'
+
+test_expect_success 'a DMA that disconnects mid-backup leaves no snapshot, hold or dump context' '
+	head -c 48000000 /dev/urandom >bulk &&
+	python3 "$CLIENT" hangup "$PORT" backup "$OUT/pw" "$MNT" >"$OUT/hang" &&
+	assert_grep "^active [1-9]" "$OUT/hang" &&
+	for _ in $(seq 600); do
+		grep -q "backup aborted" "$TEST_TMP/server.log" && break
+		sleep 0.05
+	done &&
+	assert_grep "the DMA left during the backup" "$TEST_TMP/server.log" &&
+	assert_grep "backup aborted" "$TEST_TMP/server.log" &&
+	"$SNAPFS" snapshot list "$MNT" >"$OUT/snaps" &&
+	! grep -q snapshot_for_backup "$OUT/snaps" &&
+	"$SNAPFS" dump contexts "$MNT" >"$OUT/ctx" &&
+	assert_eq 1 "$(wc -l <"$OUT/ctx")" "only the header line" &&
+	rm bulk
+'
+
+test_expect_success 'the server still serves, and stops on SIGTERM' '
+	dma -q -D "$(agent backup "$PW")" &&
+	kill "$SERVER_PID" && wait_gone "$SERVER_PID" 10
+'
+
+test_done

@@ -1,0 +1,682 @@
+/*
+ * ndmp_mover.c - the TAPE service over file tapes, and the MOVER that
+ * moves a data connection's bytes to and from the open tape.
+ *
+ * THEORY.  A file tape is a regular file in the server's tape directory
+ * (--tape-dir): its bytes are the image exactly as a tape drive would
+ * deliver them in a row, so a dump written through the mover is a dump
+ * file that `restore -f` reads.  The head is a byte offset.  A file tape
+ * holds one tape file: writing a filemark (MTIO EOF) ends the tape at
+ * the head (the file is cut there), FSF goes to the end and BSF to the
+ * start, reporting in resid the marks it could not cross; records are
+ * not kept in the file, so FSR and BSR are refused (NOT_SUPPORTED).
+ *
+ * The mover in READ mode (a backup: data connection -> tape) gathers
+ * what arrives into records of record_size and writes each at the head;
+ * the last, partial record is padded with zeros, as a tape drive's fixed
+ * records are.  In WRITE mode (a recover: tape -> data connection) it
+ * waits for MOVER_READ(offset, length) and sends that part of the image;
+ * offsets are positions in the data stream, offset window_offset being
+ * where the head was when the window was set; at the end of the tape it
+ * pauses (EOF) so that the DMA can close it or change tapes.  The window
+ * bounds both directions (a write past it pauses with EOW, a read
+ * outside it pauses with SEEK).
+ *
+ * Guarantees: tapes outside the tape directory (after symlinks are
+ * resolved) are refused; a state change the DMA did not ask for
+ * (halted, paused) is posted to it (NOTIFY_MOVER_HALTED/PAUSED); the
+ * tape and the connections are closed when the session ends.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ndmp_int.h"
+
+#define RECORD_SIZE_DEFAULT 10240
+#define RECORD_SIZE_MAX (1u << 20)
+#define TAPE_IO_MAX (1u << 20)
+
+enum { MTIO_FSF = 0, MTIO_BSF = 1, MTIO_FSR = 2, MTIO_BSR = 3, MTIO_REW = 4,
+       MTIO_EOF = 5, MTIO_OFF = 6, MTIO_TUR = 7 };
+#define TAPE_STATE_WR_PROT 0x0010
+#define TAPE_UNS (0x2 | 0x4 | 0x8 | 0x10 | 0x20)
+
+void mover_init(struct mover_svc *m, struct tape_svc *t)
+{
+    memset(m, 0, sizeof(*m));
+    m->mode = MOVER_MODE_NOACTION;
+    m->listen_fd = m->conn_fd = -1;
+    m->record_size = RECORD_SIZE_DEFAULT;
+    m->window_length = NDMP_LENGTH_INFINITY;
+    memset(t, 0, sizeof(*t));
+    t->fd = -1;
+}
+
+/* ---- TAPE ---- */
+
+static uint32_t reply_error(struct xdr_out *out, uint32_t err)
+{
+    xout_u32(out, err);
+    return NDMP_NO_ERR;
+}
+
+/* DEVICE resolved inside the tape directory, into OUT. */
+static uint32_t tape_resolve(struct session *s, const char *device,
+                             char *out)
+{
+    char dir[PATH_MAX];
+    if (!s->o->tape_dir || !realpath(s->o->tape_dir, dir))
+        return NDMP_NO_DEVICE_ERR;
+    char joined[2 * PATH_MAX];
+    if (device[0] == '/')
+        snprintf(joined, sizeof(joined), "%s", device);
+    else
+        snprintf(joined, sizeof(joined), "%s/%s", dir, device);
+    if (!realpath(joined, out))
+        return NDMP_NO_DEVICE_ERR;
+    size_t n = strlen(dir);
+    if (strncmp(out, dir, n) || out[n] != '/')
+        return NDMP_PERMISSION_ERR;
+    struct stat sb;
+    if (stat(out, &sb) || !S_ISREG(sb.st_mode))
+        return NDMP_NO_DEVICE_ERR;
+    return NDMP_NO_ERR;
+}
+
+uint32_t tape_open(struct session *s, struct xdr_in *x, struct xdr_out *out)
+{
+    char *device = xin_string(x, PATH_MAX);
+    uint32_t mode = xin_u32(x);
+    if (x->bad) {
+        free(device);
+        return NDMP_XDR_DECODE_ERR;
+    }
+    char path[PATH_MAX];
+    uint32_t err = s->tape.fd >= 0 ? NDMP_DEVICE_OPENED_ERR
+                   : mode > 2      ? NDMP_ILLEGAL_ARGS_ERR
+                                   : tape_resolve(s, device, path);
+    if (!err) {
+        int fd = open(path, (mode ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+        if (fd < 0)
+            err = errno == EACCES || errno == EROFS ? NDMP_WRITE_PROTECT_ERR
+                                                    : NDMP_IO_ERR;
+        else {
+            s->tape.fd = fd;
+            s->tape.mode = (int)mode;
+            s->tape.pos = 0;
+            snprintf(s->tape.path, sizeof(s->tape.path), "%s", path);
+            ndmp_log(s->o->log_fd, "%s: tape %s opened %s", s->peer, path,
+                     mode ? "read-write" : "read-only");
+        }
+    } else {
+        ndmp_log(s->o->log_fd, "%s: tape '%s' refused: %s", s->peer, device,
+                 err == NDMP_PERMISSION_ERR ? "outside the tape directory"
+                 : s->o->tape_dir ? "no such file tape"
+                                  : "no --tape-dir was given to serve");
+    }
+    free(device);
+    return reply_error(out, err);
+}
+
+static bool mover_uses_tape(const struct session *s)
+{
+    return s->mover.state == MOVER_ACTIVE || s->mover.state == MOVER_PAUSED ||
+           s->mover.state == MOVER_LISTEN;
+}
+
+uint32_t tape_close(struct session *s, struct xdr_in *x, struct xdr_out *out)
+{
+    if (s->tape.fd < 0)
+        return reply_error(out, NDMP_DEV_NOT_OPEN_ERR);
+    if (mover_uses_tape(s))
+        return reply_error(out, NDMP_DEVICE_BUSY_ERR);
+    close(s->tape.fd);
+    s->tape.fd = -1;
+    return reply_error(out, NDMP_NO_ERR);
+}
+
+uint32_t tape_get_state(struct session *s, struct xdr_in *x,
+                        struct xdr_out *out)
+{
+    xout_u32(out, TAPE_UNS);
+    xout_u32(out, s->tape.fd < 0 ? NDMP_DEV_NOT_OPEN_ERR : NDMP_NO_ERR);
+    xout_u32(out, s->tape.mode == 0 ? TAPE_STATE_WR_PROT : 0);
+    xout_u32(out, 0);           /* file_num: a file tape holds one */
+    xout_u32(out, 0);
+    xout_u32(out, 0);
+    xout_u32(out, 0);
+    xout_u64(out, 0);
+    xout_u64(out, 0);
+    return NDMP_NO_ERR;
+}
+
+static uint64_t tape_size(const struct tape_svc *t)
+{
+    struct stat sb;
+    return fstat(t->fd, &sb) ? 0 : (uint64_t)sb.st_size;
+}
+
+uint32_t tape_mtio(struct session *s, struct xdr_in *x, struct xdr_out *out)
+{
+    uint32_t op = xin_u32(x), count = xin_u32(x);
+    if (x->bad)
+        return NDMP_XDR_DECODE_ERR;
+    uint32_t err = NDMP_NO_ERR, resid = 0;
+    struct tape_svc *t = &s->tape;
+    if (t->fd < 0)
+        err = NDMP_DEV_NOT_OPEN_ERR;
+    else if (mover_uses_tape(s))
+        err = NDMP_DEVICE_BUSY_ERR;
+    else if (op == MTIO_REW || op == MTIO_OFF)
+        t->pos = 0;
+    else if (op == MTIO_TUR)
+        ;
+    else if (op == MTIO_FSF && count) {
+        uint64_t end = tape_size(t);
+        resid = t->pos < end ? count - 1 : count;
+        t->pos = end;
+    } else if (op == MTIO_BSF && count) {
+        resid = count - 1;
+        t->pos = 0;
+    } else if (op == MTIO_EOF && count) {
+        if (t->mode == 0)
+            err = NDMP_WRITE_PROTECT_ERR;
+        else if (ftruncate(t->fd, (off_t)t->pos) || fsync(t->fd))
+            err = NDMP_IO_ERR;
+    } else if (op == MTIO_FSR || op == MTIO_BSR) {
+        err = NDMP_NOT_SUPPORTED_ERR;
+    } else if (op > MTIO_TUR) {
+        err = NDMP_ILLEGAL_ARGS_ERR;
+    }
+    xout_u32(out, err);
+    xout_u32(out, resid);
+    return NDMP_NO_ERR;
+}
+
+uint32_t tape_write(struct session *s, struct xdr_in *x, struct xdr_out *out)
+{
+    size_t len;
+    const uint8_t *data = xin_opaque(x, TAPE_IO_MAX, &len);
+    if (x->bad)
+        return NDMP_XDR_DECODE_ERR;
+    uint32_t err = NDMP_NO_ERR, count = 0;
+    if (s->tape.fd < 0)
+        err = NDMP_DEV_NOT_OPEN_ERR;
+    else if (mover_uses_tape(s))
+        err = NDMP_DEVICE_BUSY_ERR;
+    else if (s->tape.mode == 0)
+        err = NDMP_PERMISSION_ERR;
+    else if (len) {
+        ssize_t n = pwrite(s->tape.fd, data, len, (off_t)s->tape.pos);
+        if (n < 0)
+            err = errno == ENOSPC ? NDMP_EOM_ERR : NDMP_IO_ERR;
+        else {
+            count = (uint32_t)n;
+            s->tape.pos += (uint64_t)n;
+        }
+    }
+    xout_u32(out, err);
+    xout_u32(out, count);
+    return NDMP_NO_ERR;
+}
+
+uint32_t tape_read(struct session *s, struct xdr_in *x, struct xdr_out *out)
+{
+    uint32_t count = xin_u32(x);
+    if (x->bad)
+        return NDMP_XDR_DECODE_ERR;
+    uint32_t err = NDMP_NO_ERR;
+    uint8_t *buf = NULL;
+    ssize_t n = 0;
+    if (s->tape.fd < 0)
+        err = NDMP_DEV_NOT_OPEN_ERR;
+    else if (mover_uses_tape(s))
+        err = NDMP_DEVICE_BUSY_ERR;
+    else if (count > TAPE_IO_MAX)
+        err = NDMP_ILLEGAL_ARGS_ERR;
+    else if (!(buf = malloc(count ? count : 1)))
+        err = NDMP_NO_MEM_ERR;
+    else if ((n = pread(s->tape.fd, buf, count, (off_t)s->tape.pos)) < 0)
+        err = NDMP_IO_ERR;
+    else if (n == 0 && count)
+        err = NDMP_EOF_ERR;
+    else
+        s->tape.pos += (uint64_t)n;
+    xout_u32(out, err);
+    xout_opaque(out, buf, err ? 0 : (size_t)n);
+    free(buf);
+    return NDMP_NO_ERR;
+}
+
+/* ---- MOVER ---- */
+
+static void notify_halted(struct session *s, int reason)
+{
+    struct mover_svc *m = &s->mover;
+    if (m->conn_fd >= 0)
+        close(m->conn_fd);
+    if (m->listen_fd >= 0)
+        close(m->listen_fd);
+    m->conn_fd = m->listen_fd = -1;
+    m->state = MOVER_HALTED;
+    m->halt_reason = reason;
+    struct xdr_out b = { 0 };
+    xout_u32(&b, (uint32_t)reason);
+    ndmp_post(s, NDMP_NOTIFY_MOVER_HALTED, &b);
+    xout_free(&b);
+}
+
+static void notify_paused(struct session *s, int reason)
+{
+    struct mover_svc *m = &s->mover;
+    m->state = MOVER_PAUSED;
+    m->pause_reason = reason;
+    struct xdr_out b = { 0 };
+    xout_u32(&b, (uint32_t)reason);
+    xout_u64(&b, m->seek_position);
+    ndmp_post(s, NDMP_NOTIFY_MOVER_PAUSED, &b);
+    xout_free(&b);
+}
+
+uint32_t mover_get_state(struct session *s, struct xdr_in *x,
+                         struct xdr_out *out)
+{
+    const struct mover_svc *m = &s->mover;
+    xout_u32(out, NDMP_NO_ERR);
+    xout_u32(out, (uint32_t)m->mode);
+    xout_u32(out, (uint32_t)m->state);
+    xout_u32(out, (uint32_t)m->pause_reason);
+    xout_u32(out, (uint32_t)m->halt_reason);
+    xout_u32(out, m->record_size);
+    xout_u32(out, m->record_num);
+    xout_u64(out, m->bytes_moved);
+    xout_u64(out, m->seek_position);
+    xout_u64(out, m->bytes_left_to_read);
+    xout_u64(out, m->window_offset);
+    xout_u64(out, m->window_length);
+    ndmp_put_addr(out, &m->addr);
+    return NDMP_NO_ERR;
+}
+
+uint32_t mover_set_record_size(struct session *s, struct xdr_in *x,
+                               struct xdr_out *out)
+{
+    uint32_t len = xin_u32(x);
+    if (x->bad)
+        return NDMP_XDR_DECODE_ERR;
+    if (s->mover.state != MOVER_IDLE)
+        return reply_error(out, NDMP_ILLEGAL_STATE_ERR);
+    if (len < 512 || len > RECORD_SIZE_MAX || len % 512)
+        return reply_error(out, NDMP_ILLEGAL_ARGS_ERR);
+    s->mover.record_size = len;
+    return reply_error(out, NDMP_NO_ERR);
+}
+
+uint32_t mover_set_window(struct session *s, struct xdr_in *x,
+                          struct xdr_out *out)
+{
+    uint64_t offset = xin_u64(x), length = xin_u64(x);
+    if (x->bad)
+        return NDMP_XDR_DECODE_ERR;
+    struct mover_svc *m = &s->mover;
+    if (m->state != MOVER_IDLE && m->state != MOVER_LISTEN &&
+        m->state != MOVER_PAUSED)
+        return reply_error(out, NDMP_ILLEGAL_STATE_ERR);
+    if (length != NDMP_LENGTH_INFINITY && offset + length < offset)
+        return reply_error(out, NDMP_ILLEGAL_ARGS_ERR);
+    m->window_offset = offset;
+    m->window_length = length;
+    m->tape_base = s->tape.pos;
+    return reply_error(out, NDMP_NO_ERR);
+}
+
+/* What a mover needs before it starts in MODE. */
+static uint32_t mover_ready(struct session *s, uint32_t mode)
+{
+    if (s->mover.state != MOVER_IDLE)
+        return NDMP_ILLEGAL_STATE_ERR;
+    if (mode != MOVER_MODE_READ && mode != MOVER_MODE_WRITE)
+        return NDMP_ILLEGAL_ARGS_ERR;
+    if (s->tape.fd < 0)
+        return NDMP_DEV_NOT_OPEN_ERR;
+    if (mode == MOVER_MODE_READ && s->tape.mode == 0)
+        return NDMP_PERMISSION_ERR;
+    return NDMP_NO_ERR;
+}
+
+static int mover_start(struct session *s, uint32_t mode)
+{
+    struct mover_svc *m = &s->mover;
+    free(m->rec);
+    m->rec = malloc(m->record_size);
+    free(m->pump.buf);
+    m->pump.buf = malloc(PUMP_BYTES);
+    if (!m->rec || !m->pump.buf)
+        return -ENOMEM;
+    m->mode = (int)mode;
+    m->rec_fill = 0;
+    m->pump.head = m->pump.tail = 0;
+    m->bytes_moved = m->record_num = 0;
+    m->bytes_left_to_read = 0;
+    m->seek_position = m->window_offset;
+    m->pause_reason = MOVER_PAUSE_NA;
+    m->halt_reason = MOVER_HALT_NA;
+    return 0;
+}
+
+uint32_t mover_listen(struct session *s, struct xdr_in *x,
+                      struct xdr_out *out)
+{
+    uint32_t mode = xin_u32(x), type = xin_u32(x);
+    if (x->bad)
+        return NDMP_XDR_DECODE_ERR;
+    struct mover_svc *m = &s->mover;
+    uint32_t err = mover_ready(s, mode);
+    if (!err && type != NDMP_ADDR_LOCAL && type != NDMP_ADDR_TCP)
+        err = NDMP_ILLEGAL_ARGS_ERR;
+    if (!err && mover_start(s, mode))
+        err = NDMP_NO_MEM_ERR;
+    if (!err && type == NDMP_ADDR_TCP) {
+        int fd = ndmp_tcp_listen(s, &m->addr);
+        if (fd < 0)
+            err = fd == -EAFNOSUPPORT ? NDMP_NOT_SUPPORTED_ERR
+                                      : NDMP_CONNECT_ERR;
+        else
+            m->listen_fd = fd;
+    } else if (!err) {
+        m->addr = (struct ndmp_addr){ .type = NDMP_ADDR_LOCAL };
+    }
+    if (!err)
+        m->state = MOVER_LISTEN;
+    xout_u32(out, err);
+    ndmp_put_addr(out, err ? &(struct ndmp_addr){ .type = type } : &m->addr);
+    return NDMP_NO_ERR;
+}
+
+bool mover_local_listening(const struct session *s)
+{
+    return s->mover.state == MOVER_LISTEN &&
+           s->mover.addr.type == NDMP_ADDR_LOCAL;
+}
+
+int mover_local_connect(struct session *s)
+{
+    int sp[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp))
+        return -errno;
+    s->mover.conn_fd = sp[1];
+    s->mover.state = MOVER_ACTIVE;
+    return sp[0];
+}
+
+uint32_t mover_connect(struct session *s, struct xdr_in *x,
+                       struct xdr_out *out)
+{
+    uint32_t mode = xin_u32(x);
+    struct ndmp_addr a;
+    if (ndmp_get_addr(x, &a) == -EBADMSG || x->bad)
+        return NDMP_XDR_DECODE_ERR;
+    uint32_t err = mover_ready(s, mode);
+    if (!err && a.type == NDMP_ADDR_LOCAL && !data_local_listening(s))
+        err = NDMP_ILLEGAL_STATE_ERR;
+    if (!err && mover_start(s, mode))
+        err = NDMP_NO_MEM_ERR;
+    if (!err && a.type == NDMP_ADDR_LOCAL) {
+        int fd = mover_local_connect(s);
+        if (fd < 0)
+            err = NDMP_CONNECT_ERR;
+        else {
+            s->mover.addr = a;
+            data_local_accept(s, fd);
+        }
+    } else if (!err) {
+        int fd = ndmp_tcp_connect(&a);
+        if (fd < 0) {
+            err = NDMP_CONNECT_ERR;
+        } else {
+            s->mover.conn_fd = fd;
+            s->mover.addr = a;
+            s->mover.state = MOVER_ACTIVE;
+        }
+    }
+    return reply_error(out, err);
+}
+
+uint32_t mover_read(struct session *s, struct xdr_in *x, struct xdr_out *out)
+{
+    uint64_t offset = xin_u64(x), length = xin_u64(x);
+    if (x->bad)
+        return NDMP_XDR_DECODE_ERR;
+    struct mover_svc *m = &s->mover;
+    if (m->state != MOVER_ACTIVE || m->mode != MOVER_MODE_WRITE)
+        return reply_error(out, NDMP_ILLEGAL_STATE_ERR);
+    if (m->bytes_left_to_read)
+        return reply_error(out, NDMP_READ_IN_PROGRESS_ERR);
+    m->seek_position = offset;
+    m->bytes_left_to_read = length;
+    m->pump.head = m->pump.tail = 0;
+    uint64_t end = m->window_length == NDMP_LENGTH_INFINITY
+                       ? UINT64_MAX : m->window_offset + m->window_length;
+    if (offset < m->window_offset || offset >= end)
+        notify_paused(s, MOVER_PAUSE_SEEK);
+    return reply_error(out, NDMP_NO_ERR);
+}
+
+uint32_t mover_continue(struct session *s, struct xdr_in *x,
+                        struct xdr_out *out)
+{
+    if (s->mover.state != MOVER_PAUSED)
+        return reply_error(out, NDMP_ILLEGAL_STATE_ERR);
+    s->mover.state = MOVER_ACTIVE;
+    s->mover.pause_reason = MOVER_PAUSE_NA;
+    return reply_error(out, NDMP_NO_ERR);
+}
+
+uint32_t mover_abort(struct session *s, struct xdr_in *x,
+                     struct xdr_out *out)
+{
+    int st = s->mover.state;
+    if (st == MOVER_IDLE || st == MOVER_HALTED)
+        return reply_error(out, NDMP_ILLEGAL_STATE_ERR);
+    notify_halted(s, MOVER_HALT_ABORTED);
+    return reply_error(out, NDMP_NO_ERR);
+}
+
+uint32_t mover_close(struct session *s, struct xdr_in *x,
+                     struct xdr_out *out)
+{
+    if (s->mover.state != MOVER_PAUSED && s->mover.state != MOVER_ACTIVE)
+        return reply_error(out, NDMP_ILLEGAL_STATE_ERR);
+    notify_halted(s, MOVER_HALT_CONNECT_CLOSED);
+    return reply_error(out, NDMP_NO_ERR);
+}
+
+uint32_t mover_stop(struct session *s, struct xdr_in *x, struct xdr_out *out)
+{
+    struct mover_svc *m = &s->mover;
+    if (m->state != MOVER_HALTED)
+        return reply_error(out, NDMP_ILLEGAL_STATE_ERR);
+    m->state = MOVER_IDLE;
+    m->mode = MOVER_MODE_NOACTION;
+    m->pause_reason = MOVER_PAUSE_NA;
+    m->halt_reason = MOVER_HALT_NA;
+    m->addr = (struct ndmp_addr){ 0 };
+    return reply_error(out, NDMP_NO_ERR);
+}
+
+/* ---- moving bytes ---- */
+
+/* Write the full (or, at the end, padded) record at the head. */
+static int write_record(struct session *s)
+{
+    struct mover_svc *m = &s->mover;
+    uint64_t end = m->window_length == NDMP_LENGTH_INFINITY
+                       ? UINT64_MAX : m->window_offset + m->window_length;
+    if (m->window_offset + m->bytes_moved + m->record_size > end) {
+        notify_paused(s, MOVER_PAUSE_EOW);
+        return -ENOSPC;
+    }
+    memset(m->rec + m->rec_fill, 0, m->record_size - m->rec_fill);
+    ssize_t n = pwrite(s->tape.fd, m->rec, m->record_size,
+                       (off_t)s->tape.pos);
+    if (n != (ssize_t)m->record_size) {
+        if (n >= 0 || errno == ENOSPC)
+            notify_paused(s, MOVER_PAUSE_EOM);
+        else
+            notify_halted(s, MOVER_HALT_MEDIA_ERROR);
+        return -EIO;
+    }
+    s->tape.pos += m->record_size;
+    m->bytes_moved += m->rec_fill;
+    m->record_num++;
+    m->rec_fill = 0;
+    return 0;
+}
+
+/* READ mode: the data connection has bytes (or ended). */
+static void mover_take(struct session *s)
+{
+    struct mover_svc *m = &s->mover;
+    if (m->rec_fill == m->record_size && write_record(s))
+        return;                    /* a record held over a pause */
+    ssize_t n = recv(m->conn_fd, m->rec + m->rec_fill,
+                     m->record_size - m->rec_fill, MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) {
+        if (m->rec_fill && write_record(s))
+            return;
+        if (!fsync(s->tape.fd))
+            notify_halted(s, n == 0 ? MOVER_HALT_CONNECT_CLOSED
+                                    : MOVER_HALT_CONNECT_ERROR);
+        else
+            notify_halted(s, MOVER_HALT_MEDIA_ERROR);
+        return;
+    }
+    m->rec_fill += (size_t)n;
+    if (m->rec_fill == m->record_size)
+        write_record(s);
+}
+
+/* WRITE mode: the data connection can take bytes. */
+static void mover_give(struct session *s)
+{
+    struct mover_svc *m = &s->mover;
+    struct pump *p = &m->pump;
+    if (p->head == p->tail && m->bytes_left_to_read) {
+        uint64_t want = m->bytes_left_to_read < PUMP_BYTES
+                            ? m->bytes_left_to_read : PUMP_BYTES;
+        uint64_t at = m->tape_base + (m->seek_position - m->window_offset);
+        ssize_t n = pread(s->tape.fd, p->buf, (size_t)want, (off_t)at);
+        if (n < 0) {
+            notify_halted(s, MOVER_HALT_MEDIA_ERROR);
+            return;
+        }
+        if (n == 0) {
+            notify_paused(s, MOVER_PAUSE_EOF);
+            return;
+        }
+        p->head = 0;
+        p->tail = (size_t)n;
+        m->seek_position += (uint64_t)n;
+        m->bytes_left_to_read -= (uint64_t)n;
+    }
+    if (p->head == p->tail)
+        return;
+    ssize_t n = send(m->conn_fd, p->buf + p->head, p->tail - p->head,
+                     MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n < 0) {
+        notify_halted(s, MOVER_HALT_CONNECT_CLOSED);
+        return;
+    }
+    p->head += (size_t)n;
+    m->bytes_moved += (uint64_t)n;
+    m->record_num = (uint32_t)(m->bytes_moved / m->record_size);
+}
+
+/* WRITE mode: did the data end close its side? */
+static void mover_check_closed(struct session *s)
+{
+    uint8_t b;
+    ssize_t n = recv(s->mover.conn_fd, &b, 1, MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+        notify_halted(s, MOVER_HALT_CONNECT_CLOSED);
+}
+
+static int slot_of(const struct pollfd *p, int n, int fd)
+{
+    for (int i = 0; i < n; i++)
+        if (p[i].fd == fd)
+            return i;
+    return -1;
+}
+
+int mover_poll_fds(struct session *s, struct pollfd *p, int n)
+{
+    struct mover_svc *m = &s->mover;
+    int k = 0;
+    if (m->state == MOVER_LISTEN && m->listen_fd >= 0 && k < n)
+        p[k++] = (struct pollfd){ .fd = m->listen_fd, .events = POLLIN };
+    if (m->state != MOVER_ACTIVE || m->conn_fd < 0 || k >= n)
+        return k;
+    short ev = POLLIN;
+    if (m->mode == MOVER_MODE_WRITE &&
+        (m->bytes_left_to_read || m->pump.head != m->pump.tail))
+        ev |= POLLOUT;
+    p[k++] = (struct pollfd){ .fd = m->conn_fd, .events = ev };
+    return k;
+}
+
+void mover_poll_done(struct session *s, const struct pollfd *p, int n)
+{
+    struct mover_svc *m = &s->mover;
+    int i;
+    if (m->state == MOVER_LISTEN && m->listen_fd >= 0 &&
+        (i = slot_of(p, n, m->listen_fd)) >= 0 && p[i].revents) {
+        int c = accept4(m->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (c >= 0) {
+            close(m->listen_fd);
+            m->listen_fd = -1;
+            m->conn_fd = c;
+            m->state = MOVER_ACTIVE;
+        }
+        return;
+    }
+    if (m->state != MOVER_ACTIVE || m->conn_fd < 0 ||
+        (i = slot_of(p, n, m->conn_fd)) < 0 || !p[i].revents)
+        return;
+    if (m->mode == MOVER_MODE_READ) {
+        mover_take(s);
+        return;
+    }
+    if (p[i].revents & POLLOUT)
+        mover_give(s);
+    if (m->state == MOVER_ACTIVE && (p[i].revents & (POLLIN | POLLHUP |
+                                                     POLLERR)))
+        mover_check_closed(s);
+}
+
+void mover_shutdown(struct session *s)
+{
+    struct mover_svc *m = &s->mover;
+    if (m->conn_fd >= 0)
+        close(m->conn_fd);
+    if (m->listen_fd >= 0)
+        close(m->listen_fd);
+    if (s->tape.fd >= 0)
+        close(s->tape.fd);
+    free(m->rec);
+    free(m->pump.buf);
+    m->conn_fd = m->listen_fd = s->tape.fd = -1;
+}
