@@ -157,7 +157,9 @@ uint32_t data_listen(struct session *s, struct xdr_in *x,
         }
     }
     xout_u32(out, err);
-    ndmp_put_addr(out, err ? &(struct ndmp_addr){ .type = type } : &d->addr);
+    /* an error's address: a valid union arm, so that the reply decodes */
+    static const struct ndmp_addr none = { .type = NDMP_ADDR_LOCAL };
+    ndmp_put_addr(out, err ? &none : &d->addr);
     return NDMP_NO_ERR;
 }
 

@@ -328,8 +328,7 @@ uint32_t mover_set_window(struct session *s, struct xdr_in *x,
     if (x->bad)
         return NDMP_XDR_DECODE_ERR;
     struct mover_svc *m = &s->mover;
-    if (m->state != MOVER_IDLE && m->state != MOVER_LISTEN &&
-        m->state != MOVER_PAUSED)
+    if (m->state != MOVER_IDLE && m->state != MOVER_PAUSED)
         return reply_error(out, NDMP_ILLEGAL_STATE_ERR);
     if (length != NDMP_LENGTH_INFINITY && offset + length < offset)
         return reply_error(out, NDMP_ILLEGAL_ARGS_ERR);
@@ -342,10 +341,10 @@ uint32_t mover_set_window(struct session *s, struct xdr_in *x,
 /* What a mover needs before it starts in MODE. */
 static uint32_t mover_ready(struct session *s, uint32_t mode)
 {
-    if (s->mover.state != MOVER_IDLE)
-        return NDMP_ILLEGAL_STATE_ERR;
     if (mode != MOVER_MODE_READ && mode != MOVER_MODE_WRITE)
         return NDMP_ILLEGAL_ARGS_ERR;
+    if (s->mover.state != MOVER_IDLE)
+        return NDMP_ILLEGAL_STATE_ERR;
     if (s->tape.fd < 0)
         return NDMP_DEV_NOT_OPEN_ERR;
     if (mode == MOVER_MODE_READ && s->tape.mode == 0)
@@ -380,9 +379,8 @@ uint32_t mover_listen(struct session *s, struct xdr_in *x,
     if (x->bad)
         return NDMP_XDR_DECODE_ERR;
     struct mover_svc *m = &s->mover;
-    uint32_t err = mover_ready(s, mode);
-    if (!err && type != NDMP_ADDR_LOCAL && type != NDMP_ADDR_TCP)
-        err = NDMP_ILLEGAL_ARGS_ERR;
+    uint32_t err = type != NDMP_ADDR_LOCAL && type != NDMP_ADDR_TCP
+                       ? NDMP_ILLEGAL_ARGS_ERR : mover_ready(s, mode);
     if (!err && mover_start(s, mode))
         err = NDMP_NO_MEM_ERR;
     if (!err && type == NDMP_ADDR_TCP) {
@@ -398,7 +396,9 @@ uint32_t mover_listen(struct session *s, struct xdr_in *x,
     if (!err)
         m->state = MOVER_LISTEN;
     xout_u32(out, err);
-    ndmp_put_addr(out, err ? &(struct ndmp_addr){ .type = type } : &m->addr);
+    /* an error's address: a valid union arm, so that the reply decodes */
+    static const struct ndmp_addr none = { .type = NDMP_ADDR_LOCAL };
+    ndmp_put_addr(out, err ? &none : &m->addr);
     return NDMP_NO_ERR;
 }
 
