@@ -12,6 +12,10 @@ that disconnects in the middle of a backup.
       authenticate, DATA_CONNECT to a TCP listener of ours that never
       reads, DATA_START_BACKUP of FILESYSTEM, wait until the backup has
       moved bytes (prints "active N"), then close the connection
+  ndmpclient.py greet HOST PORT [HOLD]
+      open HOLD connections (default 0) and keep them, then one more: print
+      the greeting of the last ("connected VERSION TEXT" or "refused
+      VERSION TEXT")
   ndmpclient.py sink PORTFILE OUTFILE
       a remote mover's end of a three-way backup, as a TCP listener: the
       port it listens on (127.0.0.1) into PORTFILE, then everything one
@@ -35,10 +39,10 @@ def xstr(s):
 
 
 class Conn:
-    def __init__(self, port):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    def __init__(self, port, host="127.0.0.1"):
+        self.s = socket.create_connection((host, port), timeout=30)
         self.seq = 0
-        self.recv_msg()                       # NOTIFY_CONNECTION_STATUS
+        self.greeting = self.recv_msg()       # NOTIFY_CONNECTION_STATUS
 
     def recv_exact(self, n):
         out = b""
@@ -142,6 +146,16 @@ def hangup(port, user, pwfile, filesystem):
     held.close()
 
 
+def greet(host, port, hold):
+    held = [Conn(port, host) for _ in range(hold)]
+    g = Conn(port, host).greeting
+    reason, version, n = struct.unpack(">III", g[24:36])
+    print("connected" if reason == 0 else "refused" if reason == 2 else reason,
+          version, g[36:36 + n].decode())
+    for c in held:
+        c.s.close()
+
+
 def sink(portfile, outfile):
     ls = socket.socket()
     ls.bind(("127.0.0.1", 0))
@@ -161,6 +175,10 @@ def sink(portfile, outfile):
 
 
 if __name__ == "__main__":
+    if sys.argv[1] == "greet":
+        greet(sys.argv[2], int(sys.argv[3]),
+              int(sys.argv[4]) if len(sys.argv) > 4 else 0)
+        sys.exit(0)
     if sys.argv[1] == "sink":
         sink(sys.argv[2], sys.argv[3])
         sys.exit(0)

@@ -203,16 +203,44 @@ test_expect_success 'a level 1 after changes carries the changes only, and resto
 	assert_cmp "$OUT/a" "$OUT/b"
 '
 
-test_expect_success 'a three-way backup: the data service connects over TCP to a remote mover (ndmjob tape-tcp), the stream is a dump' '
+test_expect_success 'a three-way backup of a qtree: the data service connects over TCP to a remote mover (ndmjob tape-tcp), the stream is a dump; UPDATE=n records no date' '
 	rm -f "$OUT/sinkport" &&
 	python3 "$CLIENT" sink "$OUT/sinkport" "$OUT/threeway" &
 	for _ in $(seq 200); do test -s "$OUT/sinkport" && break; sleep 0.05; done &&
 	dma -c -D "$(agent backup "$PW")" -B dump -f unused -C "$MNT/eng" \
-		-o tape-tcp=127.0.0.1:$(cat "$OUT/sinkport") &&
+		-E UPDATE=n -o tape-tcp=127.0.0.1:$(cat "$OUT/sinkport") &&
 	wait &&
 	restore -t -f "$OUT/threeway" >"$OUT/t3" 2>&1 &&
 	assert_grep "	./spec$" "$OUT/t3" &&
-	! grep -q "	./big$" "$OUT/t3"
+	! grep -q "	./big$" "$OUT/t3" &&
+	"$SNAPFS" dump dates "$MNT" >"$OUT/dates" &&
+	! grep -q "^/eng " "$OUT/dates"
+'
+
+test_expect_success 'EXCLUDE is refused (the dump engine dumps whole trees), with the reason, and nothing is dumped' '
+	: >"$TAPES/excl" &&
+	! dma -c -D "$(agent backup "$PW")" -B dump -f "$TAPES/excl" -C "$MNT" -e "*.tmp" &&
+	assert_grep "EXCLUDE: the dump engine dumps whole trees; not supported" "$OUT/last" &&
+	! test -s "$TAPES/excl"
+'
+
+test_expect_success 'past --max-sessions a connection is told it is refused; the others stay served' '
+	python3 "$CLIENT" greet 127.0.0.1 "$PORT" 8 >"$OUT/greet" &&
+	assert_eq "refused 4 too many sessions" "$(cat "$OUT/greet")" &&
+	assert_grep "refused: 8 sessions already (--max-sessions)" "$TEST_TMP/server.log" &&
+	python3 "$CLIENT" greet 127.0.0.1 "$PORT" >"$OUT/greet" &&
+	assert_eq "connected 4 snapfs NDMP server" "$(cat "$OUT/greet")"
+'
+
+test_expect_success 'the server listens on IPv6 too' '
+	( cd / && exec "$SNAPFS" ndmp serve --port 0 --listen ::1 -f \
+		>"$TEST_TMP/v6.out" 2>"$TEST_TMP/v6.log" </dev/null ) &
+	v6=$! &&
+	for _ in $(seq 200); do grep -q "listening on port" "$TEST_TMP/v6.out" && break; sleep 0.05; done &&
+	python3 "$CLIENT" greet ::1 "$(sed -n "s/.*listening on port //p" "$TEST_TMP/v6.out")" >"$OUT/greet6" &&
+	kill $v6 && wait_gone $v6 10 &&
+	assert_eq "connected 4 snapfs NDMP server" "$(cat "$OUT/greet6")" &&
+	assert_grep "::1 port [0-9]*: session started" "$TEST_TMP/v6.log"
 '
 
 test_expect_success 'a malformed message is answered XDR_DECODE_ERR, the session goes on; an absurd length closes it' '
