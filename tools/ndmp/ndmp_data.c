@@ -208,14 +208,24 @@ uint32_t data_connect(struct session *s, struct xdr_in *x,
 
 /* ---- starting the child ---- */
 
+/* An array's count (at most MAX) and zeroed room for it, SIZE bytes an
+ * element: 0, -EBADMSG or -ENOMEM. */
+static int read_count(struct xdr_in *x, uint32_t max, size_t size,
+                      void **out, uint32_t *n)
+{
+    *n = xin_u32(x);
+    if (x->bad || *n > max)
+        return -EBADMSG;
+    *out = calloc(*n ? *n : 1, size);
+    return *out ? 0 : -ENOMEM;
+}
+
 static int read_env(struct xdr_in *x, struct data_svc *d)
 {
-    uint32_t n = xin_u32(x);
-    if (n > ENV_MAX)
-        return -EBADMSG;
-    d->env = calloc(n ? n : 1, sizeof(*d->env));
-    if (!d->env)
-        return -ENOMEM;
+    uint32_t n;
+    int rc = read_count(x, ENV_MAX, sizeof(*d->env), (void **)&d->env, &n);
+    if (rc)
+        return rc;
     for (; d->nenv < n && !x->bad; d->nenv++) {
         d->env[d->nenv].name = xin_string(x, STRING_MAX);
         d->env[d->nenv].value = xin_string(x, STRING_MAX);
@@ -407,12 +417,11 @@ uint32_t data_start_backup(struct session *s, struct xdr_in *x,
 
 static int read_names(struct xdr_in *x, struct data_svc *d)
 {
-    uint32_t n = xin_u32(x);
-    if (n > NAMES_MAX)
-        return -EBADMSG;
-    d->names = calloc(n ? n : 1, sizeof(*d->names));
-    if (!d->names)
-        return -ENOMEM;
+    uint32_t n;
+    int rc = read_count(x, NAMES_MAX, sizeof(*d->names),
+                        (void **)&d->names, &n);
+    if (rc)
+        return rc;
     for (; d->nnames < n && !x->bad; d->nnames++) {
         struct ndmp_name *nm = &d->names[d->nnames];
         nm->original = xin_string(x, STRING_MAX);
