@@ -294,6 +294,7 @@ static int spawn(struct session *s, char *const argv[], bool to_child)
     d->conn_eof = d->child_eof = false;
     d->bytes = 0;
     d->pump.head = d->pump.tail = 0;
+    clock_gettime(CLOCK_MONOTONIC, &d->started);
     return 0;
 }
 
@@ -734,12 +735,17 @@ static void child_finished(struct session *s, int forced_reason)
     int reason = forced_reason ? forced_reason
                  : ok          ? DATA_HALT_SUCCESSFUL
                                : DATA_HALT_INTERNAL_ERROR;
-    ndmp_log(s->o->log_fd, "%s: %s %s: %llu bytes%s%s", s->peer,
-             d->op == DATA_OP_BACKUP ? "backup" : "recover",
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    double secs = (double)(now.tv_sec - d->started.tv_sec) +
+                  (double)(now.tv_nsec - d->started.tv_nsec) / 1e9;
+    ndmp_log(s->o->log_fd, "%s: %s %s: %llu bytes in %.2f s (%.1f MB/s)%s%s",
+             s->peer, d->op == DATA_OP_BACKUP ? "backup" : "recover",
              reason == DATA_HALT_SUCCESSFUL ? "done"
              : reason == DATA_HALT_ABORTED  ? "aborted"
                                             : "failed",
-             (unsigned long long)d->bytes, ok ? "" : ": ",
+             (unsigned long long)d->bytes, secs,
+             secs > 0 ? (double)d->bytes / secs / 1e6 : 0.0, ok ? "" : ": ",
              ok ? "" : d->last_error[0] ? d->last_error : "no message");
     post_halted(s, reason);
 }

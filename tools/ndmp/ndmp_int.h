@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "ndmp.h"
 
@@ -65,6 +66,7 @@ struct data_svc {
     struct pump pump;
     bool conn_eof, child_eof;
     uint64_t bytes;
+    struct timespec started;  /* when the child was started */
     struct ndmp_env *env;
     size_t nenv;
     struct ndmp_name *names;
