@@ -189,6 +189,32 @@ test_expect_success 'with the index (-J), a single file is recovered by position
 	test "$read" -gt 0 && test "$read" -lt $(( $(stat -c %s "$TAPES/t0") / 2 ))
 '
 
+test_expect_success 'a file recovered under another name (NEW=OLD) lands there, whole' '
+	mkdir -p "$MNT2/ren" &&
+	dma -x -D "$(agent backup "$PW")" -B dump -f "$TAPES/t0" -C "$MNT2/ren" "spec.old=eng/spec" &&
+	cmp "$MNT/eng/spec" "$MNT2/ren/spec.old" &&
+	assert_missing "$MNT2/ren/eng"
+'
+
+test_expect_success 'a recover that the restore refuses fails at the DMA with the restore message, per name' '
+	! dma -x -D "$(agent backup "$PW")" -B dump -f "$TAPES/t0" -C "$MNT2/missing" d1/f &&
+	assert_grep "snapfs restore: $MNT2/missing: no such directory" "$OUT/last" &&
+	assert_grep "DLF .*d1/f" "$OUT/last" &&
+	assert_missing "$MNT2/missing"
+'
+
+test_expect_success 'SNAPSHOT=NAME backs up that snapshot (none is taken), and leaves it unheld' '
+	"$SNAPFS" snapshot create "$MNT" before &&
+	echo after >"$MNT/later" &&
+	: >"$TAPES/snap" &&
+	dma -c -D "$(agent backup "$PW")" -B dump -f "$TAPES/snap" -C "$MNT" -E SNAPSHOT=before -E UPDATE=n &&
+	restore -t -f "$TAPES/snap" >"$OUT/tsnap" 2>&1 &&
+	grep -q "	./d1/f$" "$OUT/tsnap" && ! grep -q "	./later$" "$OUT/tsnap" &&
+	assert_eq "" "$("$SNAPFS" snapshot holds "$MNT" before)" &&
+	! "$SNAPFS" snapshot list "$MNT" | grep -q snapshot_for_backup &&
+	"$SNAPFS" snapshot delete "$MNT" before && rm "$MNT/later"
+'
+
 test_expect_success 'a level 1 after changes carries the changes only, and restores on top of the level 0' '
 	echo changed >d1/f && echo new >eng/new && rm fifo &&
 	: >"$TAPES/t1" &&

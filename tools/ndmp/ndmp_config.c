@@ -87,6 +87,8 @@ uint32_t config_butype_info(struct session *s, struct xdr_in *x,
         { "UPDATE", "y" },      /* record the dump date */
         { "HIST", "n" },        /* file history for the DMA's index */
         { "BLOCKSIZE", "64" },  /* KiB per record when the mover is remote */
+        { "SNAPSHOT", "" },     /* a snapshot to dump instead of a new one */
+        { "DIRECT", "y" },      /* recover by position when names have it */
     };
     size_t n = sizeof(env) / sizeof(env[0]);
     xout_u32(out, NDMP_NO_ERR);

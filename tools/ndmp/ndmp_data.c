@@ -25,7 +25,8 @@
  * (y: record the dump date, the default; n: do not), HIST (y: file
  * history), BLOCKSIZE (KiB per record, 4-256, when the mover is not this
  * server's; with the local mover the mover's record size is used when it
- * is a whole number of KiB in that range).  EXCLUDE is refused: the dump
+ * is a whole number of KiB in that range), SNAPSHOT (dump that snapshot
+ * instead of taking one).  EXCLUDE is refused: the dump
  * engine dumps whole trees.  Recover: the names' destination paths (or
  * PREFIX, or FILESYSTEM for a full restore) say where to; when every name
  * carries its position (fh_info, from the history) the image is read by
@@ -386,7 +387,7 @@ uint32_t data_start_backup(struct session *s, struct xdr_in *x,
     char lv[8], bf[8];
     snprintf(lv, sizeof(lv), "-%d", level);
     snprintf(bf, sizeof(bf), "%d", blocking);
-    char *argv[12];
+    char *argv[14];
     int n = 0;
     argv[n++] = "snapfs";
     argv[n++] = "dump";
@@ -397,6 +398,11 @@ uint32_t data_start_backup(struct session *s, struct xdr_in *x,
     argv[n++] = "-";
     if (!env_yes(d, "UPDATE", true))
         argv[n++] = "--no-dates";
+    const char *snap = env_get(d, "SNAPSHOT");
+    if (snap && *snap) {
+        argv[n++] = "--snapshot";     /* dump it; none is made or deleted */
+        argv[n++] = (char *)snap;
+    }
     argv[n++] = d->filesystem;
     argv[n] = NULL;
     if (!d->pump.buf && !(d->pump.buf = malloc(PUMP_BYTES)))
