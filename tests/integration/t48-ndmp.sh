@@ -298,6 +298,31 @@ test_expect_success 'a DMA that disconnects mid-backup leaves no snapshot, hold 
 	rm bulk
 '
 
+test_expect_success 'bad arguments get one message each and change nothing' '
+	assert_fails "$SNAPFS" ndmp serve --port 70000 2>"$OUT/e1" &&
+	assert_grep "^snapfs ndmp: --port .70000.: give 0 to 65535" "$OUT/e1" &&
+	assert_fails "$SNAPFS" ndmp serve --tape-dir "$TEST_TMP/none" 2>"$OUT/e2" &&
+	assert_grep "tape-dir $TEST_TMP/none: not a directory" "$OUT/e2" &&
+	assert_fails "$SNAPFS" ndmp serve --port "$PORT" --listen 127.0.0.1 2>"$OUT/e3" &&
+	assert_grep "^snapfs ndmp: cannot listen: 127.0.0.1 port $PORT: Address already in use" "$OUT/e3" &&
+	cp "$CONF/ndmp.users" "$OUT/users.before" &&
+	assert_fails "$SNAPFS" ndmp password "bad/user" 2>"$OUT/e4" &&
+	assert_grep "a user name is 1 to 64 of" "$OUT/e4" &&
+	assert_cmp "$OUT/users.before" "$CONF/ndmp.users"
+'
+
+test_expect_success 'without -f the server detaches once it listens, and logs to the config dir' '
+	"$SNAPFS" ndmp serve --port 0 --listen 127.0.0.1 >"$OUT/bg" &&
+	bg=$(sed -n "s/.*(process \([0-9]*\), log .*/\1/p" "$OUT/bg") &&
+	bgport=$(sed -n "s/.*serving on port \([0-9]*\) .*/\1/p" "$OUT/bg") &&
+	pid_running "$bg" &&
+	python3 "$CLIENT" greet 127.0.0.1 "$bgport" >"$OUT/greetbg" &&
+	kill "$bg" && wait_gone "$bg" 10 &&
+	assert_eq "connected 4 snapfs NDMP server" "$(cat "$OUT/greetbg")" &&
+	assert_grep "serving NDMPv4 on port $bgport" "$CONF/ndmp.log" &&
+	assert_eq 600 "$(stat -c %a "$CONF/ndmp.log")"
+'
+
 test_expect_success 'the server still serves, and stops on SIGTERM' '
 	dma -q -D "$(agent backup "$PW")" &&
 	kill "$SERVER_PID" && wait_gone "$SERVER_PID" 10
