@@ -16,6 +16,10 @@ that disconnects in the middle of a backup.
       open HOLD connections (default 0) and keep them, then one more: print
       the greeting of the last ("connected VERSION TEXT" or "refused
       VERSION TEXT")
+  ndmpclient.py tape PORT USER PWFILE DEVICE
+      on an empty file tape: write records of 3000 and 100 bytes, a
+      filemark, a record of 50 bytes; then rewind and print what reads
+      and moves give (one line each: the error code and a count)
   ndmpclient.py sink PORTFILE OUTFILE
       a remote mover's end of a three-way backup, as a TCP listener: the
       port it listens on (127.0.0.1) into PORTFILE, then everything one
@@ -156,6 +160,34 @@ def greet(host, port, hold):
         c.s.close()
 
 
+def tape(port, user, pwfile, device):
+    TAPE_OPEN, TAPE_MTIO, TAPE_WRITE, TAPE_READ = 0x300, 0x303, 0x304, 0x305
+    FSF, BSF, FSR, BSR, REW, EOF = 0, 1, 2, 3, 4, 5
+    c = Conn(port)
+    c.auth(user, password(pwfile))
+
+    def show(what, err, body):
+        (e,) = struct.unpack(">I", body[:4])
+        (n,) = struct.unpack(">I", body[4:8])
+        print(what, err or e, n)
+
+    err, body = c.call(TAPE_OPEN, xstr(device) + struct.pack(">I", 1))
+    print("open", err or struct.unpack(">I", body[:4])[0])
+    for n in (3000, 100):
+        show("write", *c.call(TAPE_WRITE, struct.pack(">I", n) + b"x" * n + b"\0" * (-n % 4)))
+    show("eof", *c.call(TAPE_MTIO, struct.pack(">II", EOF, 1)))
+    show("write", *c.call(TAPE_WRITE, struct.pack(">I", 50) + b"y" * 50 + b"\0" * 2))
+    for what, op, n in (("rew", REW, 1), ("fsr", FSR, 5), ("bsr", BSR, 1)):
+        show(what, *c.call(TAPE_MTIO, struct.pack(">II", op, n)))
+    for _ in range(3):
+        show("read", *c.call(TAPE_READ, struct.pack(">I", 65536)))
+    show("read", *c.call(TAPE_READ, struct.pack(">I", 65536)))
+    show("read", *c.call(TAPE_READ, struct.pack(">I", 65536)))
+    for what, op, n in (("bsf", BSF, 2), ("fsf", FSF, 1)):
+        show(what, *c.call(TAPE_MTIO, struct.pack(">II", op, n)))
+    show("read", *c.call(TAPE_READ, struct.pack(">I", 10)))
+
+
 def sink(portfile, outfile):
     ls = socket.socket()
     ls.bind(("127.0.0.1", 0))
@@ -178,6 +210,9 @@ if __name__ == "__main__":
     if sys.argv[1] == "greet":
         greet(sys.argv[2], int(sys.argv[3]),
               int(sys.argv[4]) if len(sys.argv) > 4 else 0)
+        sys.exit(0)
+    if sys.argv[1] == "tape":
+        tape(int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5])
         sys.exit(0)
     if sys.argv[1] == "sink":
         sink(sys.argv[2], sys.argv[3])

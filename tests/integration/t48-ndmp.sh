@@ -126,6 +126,32 @@ test_expect_success 'ndmjob -o test-mover: the MOVER conformance series passes o
 	assert_grep "FINAL test-mover Passed -- pass=[0-9]* warn=0 fail=0" "$OUT/last"
 '
 
+test_expect_success 'a file tape keeps records and filemarks: reads stop at each, FSR/BSR/FSF/BSF move over them, the data is the records in a row' '
+	: >"$TAPES/rec" &&
+	python3 "$CLIENT" tape "$PORT" backup "$OUT/pw" "$TAPES/rec" >"$OUT/tape" &&
+	cat >"$OUT/tape.want" <<-\EOF &&
+	open 0
+	write 0 3000
+	write 0 100
+	eof 0 0
+	write 0 50
+	rew 0 0
+	fsr 0 3
+	bsr 0 0
+	read 0 100
+	read 12 0
+	read 0 50
+	read 13 0
+	read 13 0
+	bsf 0 1
+	fsf 0 0
+	read 0 10
+	EOF
+	assert_cmp "$OUT/tape.want" "$OUT/tape" &&
+	assert_eq 3150 "$(stat -c %s "$TAPES/rec")" &&
+	assert_eq 0 "$(tr -d xy <"$TAPES/rec" | wc -c)"
+'
+
 test_expect_success 'a level 0 backup through the server mover onto a file tape ends OKAY, with file history' '
 	: >"$TAPES/t0" &&
 	dma -c -D "$(agent backup "$PW")" -B dump -f "$TAPES/t0" -C "$MNT" \

@@ -2,7 +2,7 @@
  * test_ndmp_xdr.c - the NDMP engine's XDR and record marking
  * (tools/ndmp/ndmp_xdr.c).  Checked: what is encoded decodes to the same
  * values (integers, 64-bit integers, strings padded to 4 bytes, fixed
- * opaques); every read past the end of a message, a string longer than
+ * opaques, an empty opaque without a buffer); every read past the end of a message, a string longer than
  * its bound or than the message, and a string with a NUL inside mark
  * the message bad instead of reading beyond it; the record reader
  * assembles a message sent in several fragments and in pieces of one
@@ -46,6 +46,10 @@ static void test_roundtrip(void)
     free(b);
     xin_u32(&x);
     CHECK(x.bad, "a read past the end marks the message bad");
+    xout_free(&o);
+    /* an empty opaque with no buffer behind it (a reply with no data) */
+    xout_opaque(&o, NULL, 0);
+    CHECK(!o.bad && o.len == 4, "empty opaque: len %zu", o.len);
     xout_free(&o);
 }
 

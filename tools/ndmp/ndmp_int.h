@@ -81,10 +81,14 @@ struct data_svc {
 };
 
 struct tape_svc {
-    int fd;                   /* -1: no tape open */
+    int fd;                   /* the data; -1: no tape open */
+    int idx;                  /* the records file (ndmp_tape.c) */
     int mode;                 /* 0 read, 1 read-write, 2 raw */
     char path[4096];
-    uint64_t pos;             /* the head, a byte offset */
+    uint64_t *ent;            /* records (length << 1) and filemarks (1) */
+    size_t nent, cap;
+    size_t pos;               /* the head: the entry it is before */
+    uint64_t pos_off;         /* and that entry's data offset */
 };
 
 struct mover_svc {
@@ -93,6 +97,7 @@ struct mover_svc {
     uint64_t bytes_moved, seek_position, bytes_left_to_read;
     uint64_t window_offset, window_length;
     uint64_t tape_base;       /* the tape offset of window_offset */
+    uint64_t file_end;        /* WRITE mode: where the tape file ends */
     int listen_fd, conn_fd;
     struct ndmp_addr addr;
     uint8_t *rec;             /* READ mode: the record being filled */
@@ -158,7 +163,7 @@ void data_local_accept(struct session *s, int fd);
 /* The session ends: stop a running operation and clean up after it. */
 void data_shutdown(struct session *s);
 
-/* ndmp_mover.c (MOVER and TAPE) */
+/* ndmp_mover.c */
 void mover_init(struct mover_svc *m, struct tape_svc *t);
 uint32_t mover_get_state(struct session *s, struct xdr_in *x,
                          struct xdr_out *out);
@@ -184,6 +189,13 @@ uint32_t mover_close(struct session *s, struct xdr_in *x,
  * end the listening mover takes; -errno. */
 int mover_local_connect(struct session *s);
 bool mover_local_listening(const struct session *s);
+/* ndmp_tape.c (TAPE, and the record layer the mover uses) */
+/* Write one record at the head (what followed is erased): 0, -ENOSPC,
+ * -errno. */
+int tape_write_record(struct tape_svc *t, const void *buf, size_t len);
+/* The data offset where the tape file under the head ends. */
+uint64_t tape_file_end(const struct tape_svc *t);
+void tape_release(struct tape_svc *t);
 uint32_t tape_open(struct session *s, struct xdr_in *x, struct xdr_out *out);
 uint32_t tape_close(struct session *s, struct xdr_in *x,
                     struct xdr_out *out);

@@ -1,31 +1,22 @@
 /*
- * ndmp_mover.c - the TAPE service over file tapes, and the MOVER that
- * moves a data connection's bytes to and from the open tape.
+ * ndmp_mover.c - the MOVER: it moves a data connection's bytes to and
+ * from the open file tape (ndmp_tape.c).
  *
- * THEORY.  A file tape is a regular file in the server's tape directory
- * (--tape-dir): its bytes are the image exactly as a tape drive would
- * deliver them in a row, so a dump written through the mover is a dump
- * file that `restore -f` reads.  The head is a byte offset.  A file tape
- * holds one tape file: writing a filemark (MTIO EOF) ends the tape at
- * the head (the file is cut there), FSF goes to the end and BSF to the
- * start, reporting in resid the marks it could not cross; records are
- * not kept in the file, so FSR and BSR are refused (NOT_SUPPORTED).
- *
- * The mover in READ mode (a backup: data connection -> tape) gathers
- * what arrives into records of record_size and writes each at the head;
- * the last, partial record is padded with zeros, as a tape drive's fixed
- * records are.  In WRITE mode (a recover: tape -> data connection) it
- * waits for MOVER_READ(offset, length) and sends that part of the image;
- * offsets are positions in the data stream, offset window_offset being
- * where the head was when the window was set; at the end of the tape it
+ * THEORY.  In READ mode (a backup: data connection -> tape) the mover
+ * gathers what arrives into records of record_size and writes each at
+ * the head as one tape record; the last, partial record is padded with
+ * zeros, as a drive's fixed records are.  In WRITE mode (a recover: tape
+ * -> data connection) it waits for MOVER_READ(offset, length) and sends
+ * that part of the image; offsets are positions in the data stream,
+ * window_offset being where the head was when the window was set; at
+ * the end of the tape file (a filemark or the end of the medium) it
  * pauses (EOF) so that the DMA can close it or change tapes.  The window
  * bounds both directions (a write past it pauses with EOW, a read
  * outside it pauses with SEEK).
  *
- * Guarantees: tapes outside the tape directory (after symlinks are
- * resolved) are refused; a state change the DMA did not ask for
- * (halted, paused) is posted to it (NOTIFY_MOVER_HALTED/PAUSED); the
- * tape and the connections are closed when the session ends.
+ * Guarantees: a state change the DMA did not ask for (halted, paused) is
+ * posted to it (NOTIFY_MOVER_HALTED/PAUSED); arguments are checked before
+ * state and tape; the connections are closed when the session ends.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -43,12 +34,7 @@
 
 #define RECORD_SIZE_DEFAULT 10240
 #define RECORD_SIZE_MAX (1u << 20)
-#define TAPE_IO_MAX (1u << 20)
 
-enum { MTIO_FSF = 0, MTIO_BSF = 1, MTIO_FSR = 2, MTIO_BSR = 3, MTIO_REW = 4,
-       MTIO_EOF = 5, MTIO_OFF = 6, MTIO_TUR = 7 };
-#define TAPE_STATE_WR_PROT 0x0010
-#define TAPE_UNS (0x2 | 0x4 | 0x8 | 0x10 | 0x20)
 
 void mover_init(struct mover_svc *m, struct tape_svc *t)
 {
@@ -58,202 +44,12 @@ void mover_init(struct mover_svc *m, struct tape_svc *t)
     m->record_size = RECORD_SIZE_DEFAULT;
     m->window_length = NDMP_LENGTH_INFINITY;
     memset(t, 0, sizeof(*t));
-    t->fd = -1;
+    t->fd = t->idx = -1;
 }
-
-/* ---- TAPE ---- */
 
 static uint32_t reply_error(struct xdr_out *out, uint32_t err)
 {
     xout_u32(out, err);
-    return NDMP_NO_ERR;
-}
-
-/* DEVICE resolved inside the tape directory, into OUT. */
-static uint32_t tape_resolve(struct session *s, const char *device,
-                             char *out)
-{
-    char dir[PATH_MAX];
-    if (!s->o->tape_dir || !realpath(s->o->tape_dir, dir))
-        return NDMP_NO_DEVICE_ERR;
-    char joined[2 * PATH_MAX];
-    if (device[0] == '/')
-        snprintf(joined, sizeof(joined), "%s", device);
-    else
-        snprintf(joined, sizeof(joined), "%s/%s", dir, device);
-    if (!realpath(joined, out))
-        return NDMP_NO_DEVICE_ERR;
-    size_t n = strlen(dir);
-    if (strncmp(out, dir, n) || out[n] != '/')
-        return NDMP_PERMISSION_ERR;
-    struct stat sb;
-    if (stat(out, &sb) || !S_ISREG(sb.st_mode))
-        return NDMP_NO_DEVICE_ERR;
-    return NDMP_NO_ERR;
-}
-
-uint32_t tape_open(struct session *s, struct xdr_in *x, struct xdr_out *out)
-{
-    char *device = xin_string(x, PATH_MAX);
-    uint32_t mode = xin_u32(x);
-    if (x->bad) {
-        free(device);
-        return NDMP_XDR_DECODE_ERR;
-    }
-    char path[PATH_MAX];
-    uint32_t err = s->tape.fd >= 0 ? NDMP_DEVICE_OPENED_ERR
-                   : mode > 2      ? NDMP_ILLEGAL_ARGS_ERR
-                                   : tape_resolve(s, device, path);
-    if (!err) {
-        int fd = open(path, (mode ? O_RDWR : O_RDONLY) | O_CLOEXEC);
-        if (fd < 0)
-            err = errno == EACCES || errno == EROFS ? NDMP_WRITE_PROTECT_ERR
-                                                    : NDMP_IO_ERR;
-        else {
-            s->tape.fd = fd;
-            s->tape.mode = (int)mode;
-            s->tape.pos = 0;
-            snprintf(s->tape.path, sizeof(s->tape.path), "%s", path);
-            ndmp_log(s->o->log_fd, "%s: tape %s opened %s", s->peer, path,
-                     mode ? "read-write" : "read-only");
-        }
-    } else {
-        ndmp_log(s->o->log_fd, "%s: tape '%s' refused: %s", s->peer, device,
-                 err == NDMP_PERMISSION_ERR ? "outside the tape directory"
-                 : s->o->tape_dir ? "no such file tape"
-                                  : "no --tape-dir was given to serve");
-    }
-    free(device);
-    return reply_error(out, err);
-}
-
-static bool mover_uses_tape(const struct session *s)
-{
-    return s->mover.state == MOVER_ACTIVE || s->mover.state == MOVER_PAUSED ||
-           s->mover.state == MOVER_LISTEN;
-}
-
-uint32_t tape_close(struct session *s, struct xdr_in *x, struct xdr_out *out)
-{
-    if (s->tape.fd < 0)
-        return reply_error(out, NDMP_DEV_NOT_OPEN_ERR);
-    if (mover_uses_tape(s))
-        return reply_error(out, NDMP_DEVICE_BUSY_ERR);
-    close(s->tape.fd);
-    s->tape.fd = -1;
-    return reply_error(out, NDMP_NO_ERR);
-}
-
-uint32_t tape_get_state(struct session *s, struct xdr_in *x,
-                        struct xdr_out *out)
-{
-    xout_u32(out, TAPE_UNS);
-    xout_u32(out, s->tape.fd < 0 ? NDMP_DEV_NOT_OPEN_ERR : NDMP_NO_ERR);
-    xout_u32(out, s->tape.mode == 0 ? TAPE_STATE_WR_PROT : 0);
-    xout_u32(out, 0);           /* file_num: a file tape holds one */
-    xout_u32(out, 0);
-    xout_u32(out, 0);
-    xout_u32(out, 0);
-    xout_u64(out, 0);
-    xout_u64(out, 0);
-    return NDMP_NO_ERR;
-}
-
-static uint64_t tape_size(const struct tape_svc *t)
-{
-    struct stat sb;
-    return fstat(t->fd, &sb) ? 0 : (uint64_t)sb.st_size;
-}
-
-uint32_t tape_mtio(struct session *s, struct xdr_in *x, struct xdr_out *out)
-{
-    uint32_t op = xin_u32(x), count = xin_u32(x);
-    if (x->bad)
-        return NDMP_XDR_DECODE_ERR;
-    uint32_t err = NDMP_NO_ERR, resid = 0;
-    struct tape_svc *t = &s->tape;
-    if (t->fd < 0)
-        err = NDMP_DEV_NOT_OPEN_ERR;
-    else if (mover_uses_tape(s))
-        err = NDMP_DEVICE_BUSY_ERR;
-    else if (op == MTIO_REW || op == MTIO_OFF)
-        t->pos = 0;
-    else if (op == MTIO_TUR)
-        ;
-    else if (op == MTIO_FSF && count) {
-        uint64_t end = tape_size(t);
-        resid = t->pos < end ? count - 1 : count;
-        t->pos = end;
-    } else if (op == MTIO_BSF && count) {
-        resid = count - 1;
-        t->pos = 0;
-    } else if (op == MTIO_EOF && count) {
-        if (t->mode == 0)
-            err = NDMP_WRITE_PROTECT_ERR;
-        else if (ftruncate(t->fd, (off_t)t->pos) || fsync(t->fd))
-            err = NDMP_IO_ERR;
-    } else if (op == MTIO_FSR || op == MTIO_BSR) {
-        err = NDMP_NOT_SUPPORTED_ERR;
-    } else if (op > MTIO_TUR) {
-        err = NDMP_ILLEGAL_ARGS_ERR;
-    }
-    xout_u32(out, err);
-    xout_u32(out, resid);
-    return NDMP_NO_ERR;
-}
-
-uint32_t tape_write(struct session *s, struct xdr_in *x, struct xdr_out *out)
-{
-    size_t len;
-    const uint8_t *data = xin_opaque(x, TAPE_IO_MAX, &len);
-    if (x->bad)
-        return NDMP_XDR_DECODE_ERR;
-    uint32_t err = NDMP_NO_ERR, count = 0;
-    if (s->tape.fd < 0)
-        err = NDMP_DEV_NOT_OPEN_ERR;
-    else if (mover_uses_tape(s))
-        err = NDMP_DEVICE_BUSY_ERR;
-    else if (s->tape.mode == 0)
-        err = NDMP_PERMISSION_ERR;
-    else if (len) {
-        ssize_t n = pwrite(s->tape.fd, data, len, (off_t)s->tape.pos);
-        if (n < 0)
-            err = errno == ENOSPC ? NDMP_EOM_ERR : NDMP_IO_ERR;
-        else {
-            count = (uint32_t)n;
-            s->tape.pos += (uint64_t)n;
-        }
-    }
-    xout_u32(out, err);
-    xout_u32(out, count);
-    return NDMP_NO_ERR;
-}
-
-uint32_t tape_read(struct session *s, struct xdr_in *x, struct xdr_out *out)
-{
-    uint32_t count = xin_u32(x);
-    if (x->bad)
-        return NDMP_XDR_DECODE_ERR;
-    uint32_t err = NDMP_NO_ERR;
-    uint8_t *buf = NULL;
-    ssize_t n = 0;
-    if (s->tape.fd < 0)
-        err = NDMP_DEV_NOT_OPEN_ERR;
-    else if (mover_uses_tape(s))
-        err = NDMP_DEVICE_BUSY_ERR;
-    else if (count > TAPE_IO_MAX)
-        err = NDMP_ILLEGAL_ARGS_ERR;
-    else if (!(buf = malloc(count ? count : 1)))
-        err = NDMP_NO_MEM_ERR;
-    else if ((n = pread(s->tape.fd, buf, count, (off_t)s->tape.pos)) < 0)
-        err = NDMP_IO_ERR;
-    else if (n == 0 && count)
-        err = NDMP_EOF_ERR;
-    else
-        s->tape.pos += (uint64_t)n;
-    xout_u32(out, err);
-    xout_opaque(out, buf, err ? 0 : (size_t)n);
-    free(buf);
     return NDMP_NO_ERR;
 }
 
@@ -334,7 +130,7 @@ uint32_t mover_set_window(struct session *s, struct xdr_in *x,
         return reply_error(out, NDMP_ILLEGAL_ARGS_ERR);
     m->window_offset = offset;
     m->window_length = length;
-    m->tape_base = s->tape.pos;
+    m->tape_base = s->tape.pos_off;
     return reply_error(out, NDMP_NO_ERR);
 }
 
@@ -369,6 +165,7 @@ static int mover_start(struct session *s, uint32_t mode)
     m->seek_position = m->window_offset;
     m->pause_reason = MOVER_PAUSE_NA;
     m->halt_reason = MOVER_HALT_NA;
+    m->file_end = tape_file_end(&s->tape);
     return 0;
 }
 
@@ -526,16 +323,14 @@ static int write_record(struct session *s)
         return -ENOSPC;
     }
     memset(m->rec + m->rec_fill, 0, m->record_size - m->rec_fill);
-    ssize_t n = pwrite(s->tape.fd, m->rec, m->record_size,
-                       (off_t)s->tape.pos);
-    if (n != (ssize_t)m->record_size) {
-        if (n >= 0 || errno == ENOSPC)
+    int rc = tape_write_record(&s->tape, m->rec, m->record_size);
+    if (rc) {
+        if (rc == -ENOSPC)
             notify_paused(s, MOVER_PAUSE_EOM);
         else
             notify_halted(s, MOVER_HALT_MEDIA_ERROR);
         return -EIO;
     }
-    s->tape.pos += m->record_size;
     m->bytes_moved += m->rec_fill;
     m->record_num++;
     m->rec_fill = 0;
@@ -555,7 +350,7 @@ static void mover_take(struct session *s)
     if (n <= 0) {
         if (m->rec_fill && write_record(s))
             return;
-        if (!fsync(s->tape.fd))
+        if (!fsync(s->tape.fd) && !fsync(s->tape.idx))
             notify_halted(s, n == 0 ? MOVER_HALT_CONNECT_CLOSED
                                     : MOVER_HALT_CONNECT_ERROR);
         else
@@ -576,7 +371,12 @@ static void mover_give(struct session *s)
         uint64_t want = m->bytes_left_to_read < PUMP_BYTES
                             ? m->bytes_left_to_read : PUMP_BYTES;
         uint64_t at = m->tape_base + (m->seek_position - m->window_offset);
-        ssize_t n = pread(s->tape.fd, p->buf, (size_t)want, (off_t)at);
+        if (at >= m->file_end)
+            want = 0;             /* a filemark or the end: EOF */
+        else if (want > m->file_end - at)
+            want = m->file_end - at;
+        ssize_t n = want ? pread(s->tape.fd, p->buf, (size_t)want, (off_t)at)
+                         : 0;
         if (n < 0) {
             notify_halted(s, MOVER_HALT_MEDIA_ERROR);
             return;
@@ -674,9 +474,8 @@ void mover_shutdown(struct session *s)
         close(m->conn_fd);
     if (m->listen_fd >= 0)
         close(m->listen_fd);
-    if (s->tape.fd >= 0)
-        close(s->tape.fd);
+    tape_release(&s->tape);
     free(m->rec);
     free(m->pump.buf);
-    m->conn_fd = m->listen_fd = s->tape.fd = -1;
+    m->conn_fd = m->listen_fd = -1;
 }

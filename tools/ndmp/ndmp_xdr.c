@@ -130,7 +130,7 @@ void xout_u64(struct xdr_out *x, uint64_t v)
 
 void xout_fixed(struct xdr_out *x, const void *p, size_t n)
 {
-    if (!out_room(x, pad4(n)))
+    if (!n || !out_room(x, pad4(n)))
         return;
     memcpy(x->buf + x->len, p, n);
     memset(x->buf + x->len + n, 0, pad4(n) - n);
