@@ -3,7 +3,7 @@
  * (tools/ndmp/).
  *
  *   ndmp serve [--port N (0: any free port)] [--listen ADDR] [--max-sessions N]
- *              [--tape-dir DIR] [--allow-text] [-f]
+ *              [--tape-dir DIR] [--volume STORE]... [--allow-text] [-f]
  *   ndmp password USER
  *
  * Guarantees: every argument is checked before anything is bound or
@@ -31,6 +31,7 @@
 #define CMD "ndmp"
 #define SESSIONS_DEFAULT 16
 #define SESSIONS_MAX 1024
+#define VOLUMES_MAX 256
 
 static long int_arg(const char *opt, const char *v, long lo, long hi)
 {
@@ -56,6 +57,22 @@ static int open_log(void)
     return fd;
 }
 
+/* --volume STORE: a store fs info lists even while it is not mounted. */
+static void add_volume(struct ndmp_serve_opts *o, const char *store)
+{
+    static char *stores[VOLUMES_MAX];
+    char real[PATH_MAX];
+    struct stat sb;
+    if (!realpath(store, real) || stat(real, &sb) || !S_ISDIR(sb.st_mode))
+        die(CMD, "--volume %s: not a volume's store directory", store);
+    if (o->nvolumes == VOLUMES_MAX)
+        die_usage(CMD, "--volume: at most %d", VOLUMES_MAX);
+    if (!(stores[o->nvolumes] = strdup(real)))
+        die(CMD, "out of memory");
+    o->volumes = stores;
+    o->nvolumes++;
+}
+
 static int serve(int argc, char **argv)
 {
     struct ndmp_serve_opts o = { .port = NDMP_PORT_DEFAULT,
@@ -73,6 +90,8 @@ static int serve(int argc, char **argv)
                                           SESSIONS_MAX);
         else if ((v = option_value(CMD, "--tape-dir", argc, argv, &i)))
             o.tape_dir = v;
+        else if ((v = option_value(CMD, "--volume", argc, argv, &i)))
+            add_volume(&o, v);
         else if (!strcmp(argv[i], "--allow-text"))
             o.allow_text = true;
         else if (!strcmp(argv[i], "-f") || !strcmp(argv[i], "--foreground"))

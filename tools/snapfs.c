@@ -380,7 +380,8 @@ static void usage(FILE *out)
           "    every vault command: [--endpoint URL] [--region R] [--passphrase-file F]\n"
           "    (or SNAPFS_VAULT_PASSPHRASE, or a prompt); encrypted, incremental forever\n"
           "  ndmp serve [--port N] [--listen ADDR] [--max-sessions N] [--tape-dir DIR]\n"
-          "             [--allow-text] [-f]   NDMPv4 for backup applications (port 10000)\n"
+          "             [--volume STORE]... [--allow-text] [-f]   NDMPv4 for backup\n"
+          "             applications (port 10000)\n"
           "  ndmp password USER   an NDMP user's generated password, printed once\n"
           "  help\n", out);
 }

@@ -47,7 +47,7 @@ dma() {
 
 server_start() {
 	( cd / && exec "$SNAPFS" ndmp serve --port 0 --listen 127.0.0.1 \
-		--tape-dir "$TAPES" --max-sessions 8 -f \
+		--tape-dir "$TAPES" --max-sessions 8 --volume "$IDLE" -f \
 		>"$TEST_TMP/server.out" 2>"$TEST_TMP/server.log" </dev/null ) &
 	SERVER_PID=$!
 	for _ in $(seq 200); do
@@ -58,6 +58,8 @@ server_start() {
 }
 test_at_exit '[ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null'
 
+IDLE=$TEST_TMP/idle.store	# a volume that is not mounted
+mkdir -p "$IDLE" && "$SNAPFS" mkfs "$IDLE" --size 512M >/dev/null
 (cd "$TEST_TMP" && "$SNAPFS" ndmp password backup >"$OUT/pw" 2>"$OUT/pw.err")
 PW=$(cat "$OUT/pw")
 server_start
@@ -83,7 +85,7 @@ test_expect_success 'ndmp password prints a generated password once and keeps it
 	test -n "$PORT" && pid_running "$SERVER_PID"
 '
 
-test_expect_success 'ndmjob -q sees MD5 authentication only, the dump backup type with its environment, and the volume' '
+test_expect_success 'ndmjob -q sees MD5 authentication only, the dump backup type with its environment, the mounted volume and an unmounted one with its size' '
 	dma -q -D "$(agent backup "$PW")" &&
 	cp "$OUT/last" "$OUT/q" &&
 	assert_grep "MD5" "$OUT/q" &&
@@ -91,7 +93,11 @@ test_expect_success 'ndmjob -q sees MD5 authentication only, the dump backup typ
 	assert_grep "dump" "$OUT/q" &&
 	assert_grep "FILESYSTEM" "$OUT/q" &&
 	assert_grep "LEVEL" "$OUT/q" &&
-	assert_grep "$MNT" "$OUT/q" &&
+	assert_grep "File system $MNT\"$" "$OUT/q" &&
+	assert_grep "File system $IDLE\"$" "$OUT/q" &&
+	sed -n "\|File system $IDLE\"\$|,/^QR \"\"/p" "$OUT/q" >"$OUT/qidle" &&
+	assert_grep "status     unmounted" "$OUT/qidle" &&
+	assert_grep "space      536870912 total" "$OUT/qidle" &&
 	assert_grep "LOCAL" "$OUT/q" && assert_grep "TCP" "$OUT/q"
 '
 

@@ -191,6 +191,8 @@ struct ndmp_serve_opts {
     int max_sessions;
     bool allow_text;          /* AUTH_TEXT accepted (off by default) */
     const char *tape_dir;     /* file tapes live here; NULL: no tapes */
+    char **volumes;           /* stores fs info lists also unmounted */
+    int nvolumes;
     const char *self;         /* the snapfs binary children run */
     int log_fd;
 };

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "ndmp_int.h"
+#include "store.h"
 
 /* butype attributes (ndmp.x) */
 #define BUTYPE_RECOVER_FILELIST 0x0004
@@ -130,6 +131,45 @@ static size_t mounted_volumes(struct fs_entry *v, size_t cap)
     return n;
 }
 
+static bool is_mounted(const struct fs_entry *v, size_t n, const char *store)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(v[i].store, store))
+            return true;
+    return false;
+}
+
+/* A store given with --volume that is not mounted: its sizes from the
+ * store itself (opened read-only); inodes are not counted. */
+static void put_unmounted(struct xdr_out *out, const char *store)
+{
+    struct sfs_store *st = NULL;
+    struct sfs_space sp = { 0 };
+    MDB_txn *txn;
+    int rc = sfs_open(store, SFS_OPEN_RDONLY, &st);
+    if (!rc && !(rc = sfs_txn_begin(st, NULL, false, &txn))) {
+        rc = sfs_space_get(st, txn, &sp);
+        mdb_txn_abort(txn);
+    }
+    if (st)
+        sfs_close(st);
+    xout_u32(out, rc ? 0x1f : 0x18);   /* the _UNS bits */
+    xout_string(out, "snapfs");
+    xout_string(out, store);
+    xout_string(out, store);
+    xout_u64(out, sp.size);
+    xout_u64(out, sp.used);
+    xout_u64(out, sp.avail);
+    xout_u64(out, 0);
+    xout_u64(out, 0);
+    xout_u32(out, 1);
+    put_pval(out, "TYPE", "dump");
+    char status[160];
+    snprintf(status, sizeof(status), "%s%s", rc ? "unavailable: " : "unmounted",
+             rc ? strerror(-rc) : "");
+    xout_string(out, status);
+}
+
 uint32_t config_fs_info(struct session *s, struct xdr_in *x,
                         struct xdr_out *out)
 {
@@ -137,8 +177,14 @@ uint32_t config_fs_info(struct session *s, struct xdr_in *x,
     if (!v)
         return NDMP_NO_MEM_ERR;
     size_t n = mounted_volumes(v, FS_MAX);
+    uint32_t unmounted = 0;
+    for (int i = 0; i < s->o->nvolumes; i++)
+        unmounted += !is_mounted(v, n, s->o->volumes[i]);
     xout_u32(out, NDMP_NO_ERR);
-    xout_u32(out, (uint32_t)n);
+    xout_u32(out, (uint32_t)n + unmounted);
+    for (int i = 0; i < s->o->nvolumes; i++)
+        if (!is_mounted(v, n, s->o->volumes[i]))
+            put_unmounted(out, s->o->volumes[i]);
     for (size_t i = 0; i < n; i++) {
         struct statvfs sv;
         bool known = !statvfs(v[i].mountpoint, &sv);
