@@ -6,8 +6,8 @@
 # reads, with file history for the DMA's index; a full restore and a
 # single-file restore through NDMP give back the source attribute by
 # attribute, and by position (DAR) from the DMA's index; ndmjob's DATA and
-# MOVER conformance series pass; a three-way backup streams to a remote
-# mover over TCP; a level 1 after changes carries the changes; a wrong
+# MOVER conformance series pass; three-way backups stream to a remote
+# mover over TCP (ndmjob's own, and a bare listener) and restore back; a level 1 after changes carries the changes; a wrong
 # password and text authentication are refused and logged without a secret; a
 # malformed message and one of absurd length are answered or closed
 # cleanly while other sessions go on; a DMA that disconnects in the
@@ -299,6 +299,24 @@ test_expect_success 'the server listens on IPv6 too' '
 	kill $v6 && wait_gone $v6 10 &&
 	assert_eq "connected 4 snapfs NDMP server" "$(cat "$OUT/greet6")" &&
 	assert_grep "::1 port [0-9]*: session started" "$TEST_TMP/v6.log"
+'
+
+test_expect_success 'three-way with ndmjob'"'"'s own tape agent (-T .): our data service connects over TCP to the DMA'"'"'s mover, backs up and restores a qtree' '
+	touch "$OUT/simtape" &&
+	dma -c -T . -D "$(agent backup "$PW")" -B dump -f "$OUT/simtape" -C "$MNT/eng" -E UPDATE=n &&
+	assert_grep "Operation ended OKAY" "$OUT/last" &&
+	mkdir "$MNT2/three" &&
+	dma -x -T . -D "$(agent backup "$PW")" -B dump -f "$OUT/simtape" -C "$MNT2/three" &&
+	listing "$MNT/eng" >"$OUT/a" &&
+	listing "$MNT2/three" >"$OUT/b" &&
+	assert_cmp "$OUT/a" "$OUT/b"
+'
+
+test_expect_success 'swap-connect (DATA_LISTEN, MOVER_CONNECT, both LOCAL): the backup is the same dump' '
+	: >"$TAPES/swap" &&
+	dma -c -o swap-connect -D "$(agent backup "$PW")" -B dump -f "$TAPES/swap" -C "$MNT/eng" -E UPDATE=n &&
+	restore -t -f "$TAPES/swap" >"$OUT/tswap" 2>&1 &&
+	assert_grep "	./spec$" "$OUT/tswap" && assert_grep "	./new$" "$OUT/tswap"
 '
 
 test_expect_success 'a malformed message is answered XDR_DECODE_ERR, the session goes on; an absurd length closes it' '
