@@ -1,17 +1,18 @@
 #!/bin/bash
 # NDMP: `snapfs ndmp serve` on loopback, driven by a real DMA, Amanda's
-# ndmjob.  Its queries see MD5 authentication only, the "dump" backup type
-# with its environment and the mounted volume; a backup through the
-# server's own mover onto a file tape is a dump that Debian's restore
-# reads, with file history for the DMA's index; a full restore and a
-# single-file restore through NDMP give back the source attribute by
-# attribute, and by position (DAR) from the DMA's index; ndmjob's DATA and
-# MOVER conformance series pass; three-way backups stream to a remote
-# mover over TCP (ndmjob's own, and a bare listener) and restore back; a level 1 after changes carries the changes; a wrong
-# password and text authentication are refused and logged without a secret; a
-# malformed message and one of absurd length are answered or closed
-# cleanly while other sessions go on; a DMA that disconnects in the
-# middle of a backup leaves no snapshot, hold or dump context behind.
+# ndmjob.  Its queries see MD5 authentication only, the "dump" backup
+# type with its environment, the mounted volume and an unmounted one; a
+# backup through the server's own mover onto a file tape is a dump that
+# Debian's restore reads, with file history for the DMA's index; a full
+# restore and a single-file restore through NDMP give back the source
+# attribute by attribute, and by position (DAR) from the DMA's index;
+# ndmjob's DATA and MOVER conformance series pass; three-way backups
+# stream to a remote mover over TCP (ndmjob's own, and a bare listener)
+# and restore back; a level 1 after changes carries the changes; a wrong
+# password and text authentication are refused and logged without a
+# secret; a malformed message and one of absurd length are answered or
+# closed cleanly while other sessions go on; a DMA that disconnects in
+# the middle of a backup leaves no snapshot, hold or dump context.
 . "$(dirname "$0")/lib.sh"
 test_have_prereq SNAPFS || { say "# skipping: needs snapfs"; test_done; }
 NDMJOB=$(dpkg -L amanda-common 2>/dev/null | grep '/ndmjob$' | head -1)
