@@ -20,6 +20,9 @@ that disconnects in the middle of a backup.
       on an empty file tape: write records of 3000 and 100 bytes, a
       filemark, a record of 50 bytes; then rewind and print what reads
       and moves give (one line each: the error code and a count)
+  ndmpclient.py abort PORT USER PWFILE FILESYSTEM
+      as hangup, but then DATA_ABORT (prints "halted REASON" once the
+      backup has halted), DATA_STOP (prints "stopped STATE")
   ndmpclient.py sink PORTFILE OUTFILE
       a remote mover's end of a three-way backup, as a TCP listener: the
       port it listens on (127.0.0.1) into PORTFILE, then everything one
@@ -116,7 +119,7 @@ def malformed(port, user, pwfile):
         print("closed")
 
 
-def hangup(port, user, pwfile, filesystem):
+def hangup(port, user, pwfile, filesystem, abort=False):
     c = Conn(port)
     c.auth(user, password(pwfile))
     sink = socket.socket()
@@ -146,6 +149,21 @@ def hangup(port, user, pwfile, filesystem):
             print("active", struct.unpack(">Q", body[20:28])[0])
             break
         time.sleep(0.1)
+    if abort:
+        DATA_ABORT, DATA_STOP = 0x403, 0x407
+        err, body = c.call(DATA_ABORT)
+        assert err == 0 and body[:4] == b"\0\0\0\0", "abort"
+        while time.time() < deadline:
+            err, body = c.call(DATA_GET_STATE)
+            state, reason = struct.unpack(">II", body[12:20])
+            if state == 2:
+                print("halted", reason)
+                break
+            time.sleep(0.1)
+        err, body = c.call(DATA_STOP)
+        assert err == 0 and body[:4] == b"\0\0\0\0", "stop"
+        err, body = c.call(DATA_GET_STATE)
+        print("stopped", struct.unpack(">I", body[12:16])[0])
     c.s.close()
     held.close()
 
@@ -222,5 +240,7 @@ if __name__ == "__main__":
         malformed(port, sys.argv[3], sys.argv[4])
     elif mode == "hangup":
         hangup(port, sys.argv[3], sys.argv[4], sys.argv[5])
+    elif mode == "abort":
+        hangup(port, sys.argv[3], sys.argv[4], sys.argv[5], abort=True)
     else:
         sys.exit("usage: see the top of " + sys.argv[0])

@@ -12,7 +12,8 @@
 # password and text authentication are refused and logged without a
 # secret; a malformed message and one of absurd length are answered or
 # closed cleanly while other sessions go on; a DMA that disconnects in
-# the middle of a backup leaves no snapshot, hold or dump context.
+# the middle of a backup, like one aborted by DATA_ABORT, leaves no
+# snapshot, hold or dump context.
 . "$(dirname "$0")/lib.sh"
 test_have_prereq SNAPFS || { say "# skipping: needs snapfs"; test_done; }
 NDMJOB=$(dpkg -L amanda-common 2>/dev/null | grep '/ndmjob$' | head -1)
@@ -372,6 +373,20 @@ test_expect_success 'without -f the server detaches once it listens, and logs to
 	assert_eq "connected 4 snapfs NDMP server" "$(cat "$OUT/greetbg")" &&
 	assert_grep "serving NDMPv4 on port $bgport" "$CONF/ndmp.log" &&
 	assert_eq 600 "$(stat -c %a "$CONF/ndmp.log")"
+'
+
+test_expect_success 'DATA_ABORT of a running backup halts it ABORTED, DATA_STOP makes it idle, and nothing is left behind' '
+	head -c 48000000 /dev/urandom >bulk &&
+	python3 "$CLIENT" abort "$PORT" backup "$OUT/pw" "$MNT" >"$OUT/abort" &&
+	assert_grep "^active [1-9]" "$OUT/abort" &&
+	assert_grep "^halted 2$" "$OUT/abort" &&
+	assert_grep "^stopped 0$" "$OUT/abort" &&
+	assert_grep "backup aborted: [1-9][0-9]* bytes" "$TEST_TMP/server.log" &&
+	"$SNAPFS" snapshot list "$MNT" >"$OUT/snaps" &&
+	! grep -q snapshot_for_backup "$OUT/snaps" &&
+	"$SNAPFS" dump contexts "$MNT" >"$OUT/ctx" &&
+	assert_eq 1 "$(wc -l <"$OUT/ctx")" "only the header line" &&
+	rm bulk
 '
 
 test_expect_success 'the server still serves, and stops on SIGTERM' '
