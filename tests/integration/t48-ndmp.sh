@@ -277,10 +277,13 @@ test_expect_success 'a three-way backup of a qtree: the data service connects ov
 	! grep -q "^/eng " "$OUT/dates"
 '
 
-test_expect_success 'EXCLUDE is refused (the dump engine dumps whole trees), with the reason, and nothing is dumped' '
+test_expect_success 'EXCLUDE and BASE_DATE are refused, with the reason, and nothing is dumped' '
 	: >"$TAPES/excl" &&
 	! dma -c -D "$(agent backup "$PW")" -B dump -f "$TAPES/excl" -C "$MNT" -e "*.tmp" &&
 	assert_grep "EXCLUDE: the dump engine dumps whole trees; not supported" "$OUT/last" &&
+	! test -s "$TAPES/excl" &&
+	! dma -c -D "$(agent backup "$PW")" -B dump -f "$TAPES/excl" -C "$MNT" -E BASE_DATE=123 &&
+	assert_grep "BASE_DATE: token-based incrementals are not offered" "$OUT/last" &&
 	! test -s "$TAPES/excl"
 '
 

@@ -26,7 +26,7 @@
  * history), BLOCKSIZE (KiB per record, 4-256, when the mover is not this
  * server's; with the local mover the mover's record size is used when it
  * is a whole number of KiB in that range), SNAPSHOT (dump that snapshot
- * instead of taking one).  EXCLUDE is refused: the dump
+ * instead of taking one).  EXCLUDE and BASE_DATE are refused: the dump
  * engine dumps whole trees.  Recover: the names' destination paths (or
  * PREFIX, or FILESYSTEM for a full restore) say where to; when every name
  * carries its position (fh_info, from the history) the image is read by
@@ -342,6 +342,11 @@ static uint32_t backup_args(struct session *s, int *level, int *blocking,
     }
     if (env_get(d, "EXCLUDE")) {
         *why = "EXCLUDE: the dump engine dumps whole trees; not supported";
+        return NDMP_ILLEGAL_ARGS_ERR;
+    }
+    if (env_get(d, "BASE_DATE")) {
+        *why = "BASE_DATE: token-based incrementals are not offered; give "
+               "LEVEL (the dump dates are the base)";
         return NDMP_ILLEGAL_ARGS_ERR;
     }
     if (*blocking < 0) {
