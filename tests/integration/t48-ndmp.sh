@@ -47,6 +47,15 @@ dma() {
 	grep -q '"Operation complete"$' "$OUT/last"
 }
 
+# no_backup_left: the volume has no backup snapshot (so no hold on one)
+# and no dump context
+no_backup_left() {
+	"$SNAPFS" snapshot list "$MNT" >"$OUT/snaps" &&
+	! grep -q snapshot_for_backup "$OUT/snaps" &&
+	"$SNAPFS" dump contexts "$MNT" >"$OUT/ctx" &&
+	assert_eq 1 "$(wc -l <"$OUT/ctx")" "only the header line"
+}
+
 server_start() {
 	( cd / && exec "$SNAPFS" ndmp serve --port 0 --listen 127.0.0.1 \
 		--tape-dir "$TAPES" --max-sessions 8 --volume "$IDLE" -f \
@@ -348,10 +357,7 @@ test_expect_success 'a DMA that disconnects mid-backup leaves no snapshot, hold 
 	done &&
 	assert_grep "backup \(aborted\|failed\): [1-9][0-9]* bytes" "$TEST_TMP/server.log" &&
 	assert_grep "the stopped dump.s context [0-9]* of $MNT was deleted with its snapshot" "$TEST_TMP/server.log" &&
-	"$SNAPFS" snapshot list "$MNT" >"$OUT/snaps" &&
-	! grep -q snapshot_for_backup "$OUT/snaps" &&
-	"$SNAPFS" dump contexts "$MNT" >"$OUT/ctx" &&
-	assert_eq 1 "$(wc -l <"$OUT/ctx")" "only the header line" &&
+	no_backup_left &&
 	rm bulk
 '
 
@@ -387,10 +393,7 @@ test_expect_success 'DATA_ABORT of a running backup halts it ABORTED, DATA_STOP 
 	assert_grep "^halted 2$" "$OUT/abort" &&
 	assert_grep "^stopped 0$" "$OUT/abort" &&
 	assert_grep "backup aborted: [1-9][0-9]* bytes" "$TEST_TMP/server.log" &&
-	"$SNAPFS" snapshot list "$MNT" >"$OUT/snaps" &&
-	! grep -q snapshot_for_backup "$OUT/snaps" &&
-	"$SNAPFS" dump contexts "$MNT" >"$OUT/ctx" &&
-	assert_eq 1 "$(wc -l <"$OUT/ctx")" "only the header line" &&
+	no_backup_left &&
 	rm bulk
 '
 
