@@ -3,7 +3,8 @@
 # ndmjob.  Its queries see MD5 authentication only, the "dump" backup
 # type with its environment, the mounted volume and an unmounted one; a
 # backup through the server's own mover onto a file tape is a dump that
-# Debian's restore reads, with file history for the DMA's index; a full
+# Debian's restore reads, with file history for the DMA's index (and
+# the same history read back from the tape, ndmjob -t); a full
 # restore and a single-file restore through NDMP give back the source
 # attribute by attribute, and by position (DAR) from the DMA's index;
 # ndmjob's DATA and MOVER conformance series pass; three-way backups
@@ -192,6 +193,15 @@ test_expect_success 'the file history reached the index: every directory entry, 
 	assert_grep "^DHd [0-9]* spec UNIX [0-9]" "$OUT/index0" &&
 	assert_eq "$(sed -n "s/^ *\([0-9]*\)	.*/\1/p" "$OUT/t0" | sort -un | wc -l)" \
 		"$(grep -c "^DHn [0-9]* UNIX .*@[1-9][0-9]*$" "$OUT/index0")" "a node with its position per inode"
+'
+
+test_expect_success 'ndmjob -t lists the tape (DATA_START_RECOVER_FILEHIST): the same history as the backup gave' '
+	dma -t -D "$(agent backup "$PW")" -B dump -f "$TAPES/t0" -I "$OUT/toc0" &&
+	grep "^DH[dn] " "$OUT/index0" | sort >"$OUT/h.backup" &&
+	grep "^DH[dn] " "$OUT/toc0" | sort >"$OUT/h.toc" &&
+	test -s "$OUT/h.toc" &&
+	assert_cmp "$OUT/h.backup" "$OUT/h.toc" &&
+	assert_grep "file history done: [0-9]* bytes" "$TEST_TMP/server.log"
 '
 
 test_expect_success 'the backup snapshot is gone and the dump date is recorded' '

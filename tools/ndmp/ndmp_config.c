@@ -29,6 +29,7 @@
 #define BUTYPE_BACKUP_INCREMENTAL 0x0020
 #define BUTYPE_RECOVER_INCREMENTAL 0x0040
 #define BUTYPE_BACKUP_FH_DIR 0x0400
+#define BUTYPE_RECOVER_FILEHIST 0x0800
 
 #define FS_MAX 256
 
@@ -99,7 +100,8 @@ uint32_t config_butype_info(struct session *s, struct xdr_in *x,
     for (size_t i = 0; i < n; i++)
         put_pval(out, env[i][0], env[i][1]);
     xout_u32(out, BUTYPE_RECOVER_FILELIST | BUTYPE_BACKUP_INCREMENTAL |
-                     BUTYPE_RECOVER_INCREMENTAL | BUTYPE_BACKUP_FH_DIR);
+                     BUTYPE_RECOVER_INCREMENTAL | BUTYPE_BACKUP_FH_DIR |
+                     BUTYPE_RECOVER_FILEHIST);
     return NDMP_NO_ERR;
 }
 

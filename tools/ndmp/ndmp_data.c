@@ -657,6 +657,43 @@ uint32_t data_start_recover(struct session *s, struct xdr_in *x,
     return reply_error(out, err);
 }
 
+/* File history of an image on tape (the DMA lists a tape it has no
+ * index of): the image read through the history reader, nothing
+ * restored. */
+uint32_t data_start_recover_filehist(struct session *s, struct xdr_in *x,
+                                     struct xdr_out *out)
+{
+    struct data_svc *d = &s->data;
+    free_request(d);
+    int rc = read_env(x, d);
+    if (!rc)
+        rc = read_names(x, d);
+    char *butype;
+    bool dump = butype_is_dump(x, &butype);
+    free(butype);
+    if (rc == -EBADMSG || x->bad)
+        return NDMP_XDR_DECODE_ERR;
+    if (rc)
+        return reply_error(out, NDMP_NO_MEM_ERR);
+    if (d->state != DATA_CONNECTED)
+        return reply_error(out, NDMP_ILLEGAL_STATE_ERR);
+    if (!dump)
+        return reply_error(out, NDMP_ILLEGAL_ARGS_ERR);
+    if (!(d->fh = fh_parser_new()))
+        return reply_error(out, NDMP_NO_MEM_ERR);
+    d->op = DATA_OP_RECOVER_FILEHIST;
+    d->state = DATA_ACTIVE;
+    d->halt_reason = DATA_HALT_NA;
+    d->bytes = 0;
+    d->conn_eof = false;
+    clock_gettime(CLOCK_MONOTONIC, &d->started);
+    d->read_offset = 0;
+    d->read_length = NDMP_LENGTH_INFINITY;
+    d->pending_read = true;
+    ndmp_log(s->o->log_fd, "%s: file history of a tape started", s->peer);
+    return reply_error(out, NDMP_NO_ERR);
+}
+
 /* ---- the end of an operation ---- */
 
 static void post_halted(struct session *s, int reason)
@@ -751,7 +788,9 @@ static void child_finished(struct session *s, int forced_reason)
     double secs = (double)(now.tv_sec - d->started.tv_sec) +
                   (double)(now.tv_nsec - d->started.tv_nsec) / 1e9;
     ndmp_log(s->o->log_fd, "%s: %s %s: %llu bytes in %.2f s (%.1f MB/s)%s%s",
-             s->peer, d->op == DATA_OP_BACKUP ? "backup" : "recover",
+             s->peer, d->op == DATA_OP_BACKUP    ? "backup"
+                      : d->op == DATA_OP_RECOVER ? "recover"
+                                                 : "file history",
              reason == DATA_HALT_SUCCESSFUL ? "done"
              : reason == DATA_HALT_ABORTED  ? "aborted"
                                             : "failed",
@@ -955,6 +994,11 @@ int data_poll_fds(struct session *s, struct pollfd *p, int n)
         p[k++] = (struct pollfd){ .fd = d->listen_fd, .events = POLLIN };
     if (d->state != DATA_ACTIVE)
         return k;
+    if (d->op == DATA_OP_RECOVER_FILEHIST) {
+        if (d->conn_fd >= 0 && k < n)
+            p[k++] = (struct pollfd){ .fd = d->conn_fd, .events = POLLIN };
+        return k;
+    }
     bool pending = d->pump.head != d->pump.tail;
     bool backup = d->op == DATA_OP_BACKUP;
     int src = backup ? d->child_io : d->conn_fd;
@@ -967,6 +1011,23 @@ int data_poll_fds(struct session *s, struct pollfd *p, int n)
     if (d->child_err >= 0 && k < n)
         p[k++] = (struct pollfd){ .fd = d->child_err, .events = POLLIN };
     return k;
+}
+
+/* RECOVER_FILEHIST: the image goes through the history reader only;
+ * its end (TS_END, or the mover closing) ends the operation. */
+static void history_input(struct session *s)
+{
+    struct data_svc *d = &s->data;
+    static uint8_t in[PUMP_BYTES];
+    ssize_t n = read(d->conn_fd, in, sizeof(in));
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n > 0) {
+        d->bytes += (uint64_t)n;
+        fh_feed(d->fh, s, in, (size_t)n);
+    }
+    if (n <= 0 || fh_ended(d->fh))
+        child_finished(s, n < 0 ? DATA_HALT_CONNECT_ERROR : 0);
 }
 
 static short revents_of(const struct pollfd *p, int n, int fd)
@@ -993,6 +1054,11 @@ void data_poll_done(struct session *s, const struct pollfd *p, int n)
     }
     if (d->state != DATA_ACTIVE)
         return;
+    if (d->op == DATA_OP_RECOVER_FILEHIST) {
+        if (revents_of(p, n, d->conn_fd))
+            history_input(s);
+        return;
+    }
     bool backup = d->op == DATA_OP_BACKUP;
     int src = backup ? d->child_io : d->conn_fd;
     int dst = backup ? d->conn_fd : d->child_io;

@@ -55,6 +55,11 @@ struct fh_parser *fh_parser_new(void)
     return calloc(1, sizeof(struct fh_parser));
 }
 
+bool fh_ended(const struct fh_parser *f)
+{
+    return f->ended || f->broken;
+}
+
 void fh_parser_free(struct fh_parser *f)
 {
     if (!f)

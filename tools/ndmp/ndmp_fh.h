@@ -4,6 +4,7 @@
 #ifndef SNAPFS_NDMP_FH_H
 #define SNAPFS_NDMP_FH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,6 +21,8 @@ void fh_feed(struct fh_parser *f, struct session *s, const uint8_t *p,
 /* Post what is batched. */
 void fh_flush(struct fh_parser *f, struct session *s);
 void fh_parser_free(struct fh_parser *f);
+/* The dump's TS_END went by (or what came was no dump). */
+bool fh_ended(const struct fh_parser *f);
 /* How many data blocks follow header H in a dump (shared with the DAR
  * reader, which walks the image the same way). */
 uint32_t dump_data_blocks(const struct dump_header *h);

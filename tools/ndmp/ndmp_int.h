@@ -14,7 +14,8 @@
 
 enum { DATA_IDLE = 0, DATA_ACTIVE = 1, DATA_HALTED = 2, DATA_LISTEN = 3,
        DATA_CONNECTED = 4 };
-enum { DATA_OP_NOACTION = 0, DATA_OP_BACKUP = 1, DATA_OP_RECOVER = 2 };
+enum { DATA_OP_NOACTION = 0, DATA_OP_BACKUP = 1, DATA_OP_RECOVER = 2,
+       DATA_OP_RECOVER_FILEHIST = 3 };
 enum { DATA_HALT_NA = 0, DATA_HALT_SUCCESSFUL = 1, DATA_HALT_ABORTED = 2,
        DATA_HALT_INTERNAL_ERROR = 3, DATA_HALT_CONNECT_ERROR = 4 };
 enum { MOVER_MODE_READ = 0, MOVER_MODE_WRITE = 1, MOVER_MODE_NOACTION = 2 };
@@ -147,6 +148,8 @@ uint32_t data_connect(struct session *s, struct xdr_in *x,
                       struct xdr_out *out);
 uint32_t data_start_backup(struct session *s, struct xdr_in *x,
                            struct xdr_out *out);
+uint32_t data_start_recover_filehist(struct session *s, struct xdr_in *x,
+                                     struct xdr_out *out);
 uint32_t data_start_recover(struct session *s, struct xdr_in *x,
                             struct xdr_out *out);
 uint32_t data_abort(struct session *s, struct xdr_in *x,

@@ -353,6 +353,7 @@ static const struct handler handlers[] = {
     { NDMP_DATA_GET_STATE, data_get_state, false },
     { NDMP_DATA_START_BACKUP, data_start_backup, false },
     { NDMP_DATA_START_RECOVER, data_start_recover, false },
+    { NDMP_DATA_START_RECOVER_FILEHIST, data_start_recover_filehist, false },
     { NDMP_DATA_ABORT, data_abort, false },
     { NDMP_DATA_GET_ENV, data_get_env, false },
     { NDMP_DATA_STOP, data_stop, false },
