@@ -12,7 +12,10 @@
  * or one end of a socketpair whose other end the session's own mover
  * holds, NDMP's LOCAL connection), relays the child's messages to the DMA
  * as LOG_MESSAGE posts, and when HIST=y reads the dump as it passes
- * (ndmp_fh.c) to post file history with each inode's position.
+ * (ndmp_fh.c) to post file history with each inode's position.  A
+ * RECOVER_FILEHIST reads an image through that same reader alone: the
+ * DMA gets the history of a tape it has no index of, nothing is
+ * restored.
  *
  * A backup that stops early (ABORT, the DMA gone, the connection lost)
  * gets SIGTERM; the dump then leaves a restartable context holding its
