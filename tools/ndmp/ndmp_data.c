@@ -57,6 +57,7 @@
 #define NAMES_MAX 1024
 #define STRING_MAX 4096
 #define LEVEL_MAX 31
+#define PIPE_BYTES (1 << 20)
 
 void data_init(struct data_svc *d)
 {
@@ -291,6 +292,7 @@ static int spawn(struct session *s, char *const argv[], bool to_child)
     d->child_io = to_child ? io[1] : io[0];
     d->child_err = err[0];
     fcntl(d->child_io, F_SETFL, O_NONBLOCK);
+    fcntl(d->child_io, F_SETPIPE_SZ, PIPE_BYTES);  /* fewer wake-ups */
     fcntl(d->child_err, F_SETFL, O_NONBLOCK);
     d->errlen = 0;
     d->last_error[0] = 0;

@@ -34,6 +34,7 @@
 
 #define RECORD_SIZE_DEFAULT 10240
 #define RECORD_SIZE_MAX (1u << 20)
+#define TAKE_RECORDS 16
 
 
 void mover_init(struct mover_svc *m, struct tape_svc *t)
@@ -337,29 +338,41 @@ static int write_record(struct session *s)
     return 0;
 }
 
-/* READ mode: the data connection has bytes (or ended). */
-static void mover_take(struct session *s)
+/* READ mode: one record's worth from the data connection; false when
+ * nothing more is there now (or the connection ended). */
+static bool mover_take_one(struct session *s)
 {
     struct mover_svc *m = &s->mover;
     if (m->rec_fill == m->record_size && write_record(s))
-        return;                    /* a record held over a pause */
+        return false;              /* a record held over a pause */
     ssize_t n = recv(m->conn_fd, m->rec + m->rec_fill,
                      m->record_size - m->rec_fill, MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
-        return;
+        return false;
     if (n <= 0) {
         if (m->rec_fill && write_record(s))
-            return;
+            return false;
         if (!fsync(s->tape.fd) && !fsync(s->tape.idx))
             notify_halted(s, n == 0 ? MOVER_HALT_CONNECT_CLOSED
                                     : MOVER_HALT_CONNECT_ERROR);
         else
             notify_halted(s, MOVER_HALT_MEDIA_ERROR);
-        return;
+        return false;
     }
     m->rec_fill += (size_t)n;
     if (m->rec_fill == m->record_size)
-        write_record(s);
+        return write_record(s) == 0;
+    return true;
+}
+
+/* READ mode: the data connection has bytes (or ended): take what is
+ * there, up to TAKE_RECORDS records, before polling again. */
+static void mover_take(struct session *s)
+{
+    for (int i = 0; i < TAKE_RECORDS && s->mover.state == MOVER_ACTIVE &&
+                    s->mover.conn_fd >= 0; i++)
+        if (!mover_take_one(s))
+            return;
 }
 
 /* WRITE mode: the data connection can take bytes. */
