@@ -319,6 +319,22 @@ test_expect_success 'past --max-sessions a connection is told it is refused; the
 	assert_eq "connected 4 snapfs NDMP server" "$(cat "$OUT/greet")"
 '
 
+test_expect_success 'with --allow-text, text authentication is offered and works; MD5 still does' '
+	( cd / && exec "$SNAPFS" ndmp serve --port 0 --listen 127.0.0.1 --allow-text -f \
+		>"$TEST_TMP/text.out" 2>"$TEST_TMP/text.log" </dev/null ) &
+	tx=$! &&
+	for _ in $(seq 200); do grep -q "listening on port" "$TEST_TMP/text.out" && break; sleep 0.05; done &&
+	txport=$(sed -n "s/.*listening on port //p" "$TEST_TMP/text.out") &&
+	dma -q -D "127.0.0.1:$txport/4t,backup,$PW" &&
+	cp "$OUT/last" "$OUT/qtext" &&
+	dma -q -D "127.0.0.1:$txport/4m,backup,$PW" &&
+	kill $tx && wait_gone $tx 10 &&
+	assert_grep "NDMP4_AUTH_MD5 NDMP4_AUTH_TEXT" "$OUT/qtext" &&
+	assert_grep "user .backup. authenticated (text)" "$TEST_TMP/text.log" &&
+	assert_grep "user .backup. authenticated (md5)" "$TEST_TMP/text.log" &&
+	! grep -qF "$PW" "$TEST_TMP/text.log"
+'
+
 test_expect_success 'the server listens on IPv6 too' '
 	( cd / && exec "$SNAPFS" ndmp serve --port 0 --listen ::1 -f \
 		>"$TEST_TMP/v6.out" 2>"$TEST_TMP/v6.log" </dev/null ) &
