@@ -87,6 +87,12 @@ build/$(1)/unit/test_json: build/$(1)/tests/unit/test_json.o build/$(1)/tools/co
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(LIBS)
 
+# the NDMP engine's XDR test links the XDR file alone
+build/$(1)/unit/test_ndmp_xdr: build/$(1)/tests/unit/test_ndmp_xdr.o \
+                               build/$(1)/tools/ndmp/ndmp_xdr.o
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(LIBS)
+
 # the object store's test links the object store alone
 build/$(1)/unit/test_objstore: build/$(1)/tests/unit/test_objstore.o \
                                $(OBJSTORE_SRC:%.c=build/$(1)/%.o)

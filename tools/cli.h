@@ -193,5 +193,7 @@ int cmd_plan(int argc, char **argv);
 int cmd_health(int argc, char **argv);
 /* config_cmd.c: `config export|import`, a volume's configuration */
 int cmd_config(int argc, char **argv);
+/* ndmp.c: `ndmp serve|password`, the NDMP server */
+int cmd_ndmp(int argc, char **argv);
 
 #endif

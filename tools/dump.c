@@ -2,7 +2,8 @@
  * dump.c - `snapfs dump`: a snapshot of a volume, a qtree or a subtree
  * written to a file, a pipe or a tape in the format Linux restore reads.
  *
- *   dump -LEVEL [-b BLOCKING] [-f OUT] [-L LABEL] [--snapshot NAME] VOL[/PATH]
+ *   dump -LEVEL [-b BLOCKING] [-f OUT] [-L LABEL] [--snapshot NAME]
+ *        [--no-dates] VOL[/PATH]
  *   dump --restart ID [-b BLOCKING] [-f OUT] VOL
  *   dump dates VOL [--json]
  *   dump contexts VOL [--json]
@@ -198,6 +199,7 @@ struct dump_opts {
     const char *snapshot;
     uint32_t restart;
     const char *target;
+    bool no_dates;        /* do not record the dump date (NDMP UPDATE=n) */
 };
 
 static int parse_int(const char *s, long lo, long hi, long *out)
@@ -247,6 +249,8 @@ static void parse_opts(int argc, char **argv, struct dump_opts *o)
             if (!o->label[0] || strlen(o->label) > 15)
                 die_usage(CMD, "label '%s': give 1 to 15 characters",
                           o->label);
+        } else if (!strcmp(a, "--no-dates")) {
+            o->no_dates = true;
         } else if (!strcmp(a, "--snapshot")) {
             o->snapshot = next_arg(argc, argv, &i);
         } else if (!strcmp(a, "--restart")) {
@@ -332,6 +336,7 @@ struct run {
     int64_t saved_ns;
     struct progress prog;
     int save_error;
+    bool no_dates;                       /* the date is not recorded */
 };
 
 /* Save the restart point in the context, at most once a second. */
@@ -493,7 +498,7 @@ static void run_dump(struct run *r, const char *outpath, uint32_t from_ino)
         fail(r, outpath, &f);
     uint64_t files = r->files_before + r->last.files;
     uint64_t bytes = r->bytes_before + w.bytes_out;
-    rc = ctx_end(r->vol, r->ctx.id, true, true);
+    rc = ctx_end(r->vol, r->ctx.id, true, !r->no_dates);
     if (rc)
         die(CMD, "%s: the dump is complete but its date could not be "
                  "recorded: %s (context %u is left; see snapfs dump "
@@ -540,7 +545,7 @@ static int dump_new(struct dump_opts *o)
     find_dir(st, SFS_VIEW_LIVE, &vol, path);
     sfs_close(st);
 
-    struct run r = { .vol = &vol };
+    struct run r = { .vol = &vol, .no_dates = o->no_dates };
     struct sfs_dumpctx *c = &r.ctx;
     snprintf(c->path, sizeof(c->path), "%s", path);
     snprintf(c->label, sizeof(c->label), "%s", o->label);

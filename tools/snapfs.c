@@ -363,7 +363,8 @@ static void usage(FILE *out)
           "  plan list [--json] | show NAME [--json] | delete NAME [--json]\n"
           "  plan test|cleanup|reprotect|failback NAME [--json]\n"
           "  plan run NAME --planned-migration|--disaster [--json]   recovery plans\n"
-          "  dump -LEVEL [-b BLOCKING] [-f OUT] [-L LABEL] [--snapshot NAME] VOL[/PATH]\n"
+          "  dump -LEVEL [-b BLOCKING] [-f OUT] [-L LABEL] [--snapshot NAME]\n"
+          "       [--no-dates] VOL[/PATH]\n"
           "  dump --restart ID [-f OUT] VOL | dump dates VOL [--json]\n"
           "  dump contexts VOL [--json] | dump contexts delete VOL ID\n"
           "  qtree create VOL NAME [--security-style unix|ntfs|mixed] [--quota SIZE]\n"
@@ -408,6 +409,10 @@ static void usage(FILE *out)
           "  vault protect VOL... --store NAME [--policy DailyBackup|NAME]\n"
           "  vault relationship list [--json] | relationship delete VOL --store NAME [--forget]\n"
           "  vault update VOL [--store NAME] [--progress]   back up what the policy selects\n"
+          "  ndmp serve [--port N] [--listen ADDR] [--max-sessions N] [--tape-dir DIR]\n"
+          "             [--volume STORE]... [--allow-text] [-f]   NDMPv4 for backup\n"
+          "             applications (port 10000)\n"
+          "  ndmp password USER   an NDMP user's generated password, printed once\n"
           "  help\n", out);
 }
 
@@ -469,6 +474,8 @@ int main(int argc, char **argv)
         return cmd_health(argc, argv);
     if (!strcmp(cmd, "config"))
         return cmd_config(argc, argv);
+    if (!strcmp(cmd, "ndmp"))
+        return cmd_ndmp(argc, argv);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         usage(stdout);
         return 0;

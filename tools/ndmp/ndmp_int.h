@@ -1,0 +1,231 @@
+/*
+ * ndmp_int.h - private to tools/ndmp: one session's state (its DATA,
+ * MOVER and TAPE services), shared by the session loop and the services.
+ */
+#ifndef SNAPFS_NDMP_INT_H
+#define SNAPFS_NDMP_INT_H
+
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "ndmp.h"
+
+enum { DATA_IDLE = 0, DATA_ACTIVE = 1, DATA_HALTED = 2, DATA_LISTEN = 3,
+       DATA_CONNECTED = 4 };
+enum { DATA_OP_NOACTION = 0, DATA_OP_BACKUP = 1, DATA_OP_RECOVER = 2,
+       DATA_OP_RECOVER_FILEHIST = 3 };
+enum { DATA_HALT_NA = 0, DATA_HALT_SUCCESSFUL = 1, DATA_HALT_ABORTED = 2,
+       DATA_HALT_INTERNAL_ERROR = 3, DATA_HALT_CONNECT_ERROR = 4 };
+enum { MOVER_MODE_READ = 0, MOVER_MODE_WRITE = 1, MOVER_MODE_NOACTION = 2 };
+enum { MOVER_IDLE = 0, MOVER_LISTEN = 1, MOVER_ACTIVE = 2, MOVER_PAUSED = 3,
+       MOVER_HALTED = 4 };
+enum { MOVER_PAUSE_NA = 0, MOVER_PAUSE_EOM = 1, MOVER_PAUSE_EOF = 2,
+       MOVER_PAUSE_SEEK = 3, MOVER_PAUSE_EOW = 5 };
+enum { MOVER_HALT_NA = 0, MOVER_HALT_CONNECT_CLOSED = 1,
+       MOVER_HALT_ABORTED = 2, MOVER_HALT_INTERNAL_ERROR = 3,
+       MOVER_HALT_CONNECT_ERROR = 4, MOVER_HALT_MEDIA_ERROR = 5 };
+
+#define PUMP_BYTES (256 * 1024)
+
+/* A bounded buffer between two descriptors. */
+struct pump {
+    uint8_t *buf;
+    size_t head, tail;        /* bytes [head, tail) wait to be written */
+};
+
+/* A data connection's address, as GET_STATE reports it. */
+struct ndmp_addr {
+    uint32_t type;            /* NDMP_ADDR_LOCAL or NDMP_ADDR_TCP */
+    uint32_t ip;              /* host order */
+    uint16_t port;
+};
+
+struct ndmp_env {
+    char *name, *value;
+};
+
+struct ndmp_name {
+    char *original, *destination;
+    uint64_t fh_info;
+};
+
+struct fh_parser;
+struct dar;
+
+struct data_svc {
+    int state, op, halt_reason;
+    int listen_fd, conn_fd;
+    struct ndmp_addr addr;
+    pid_t child;
+    int child_io;             /* backup: its stdout; recover: its stdin */
+    int child_err;
+    char errline[512];        /* the child's stderr, line by line */
+    size_t errlen;
+    char last_error[512];
+    struct pump pump;
+    bool conn_eof, child_eof;
+    uint64_t bytes;
+    struct timespec started;  /* when the child was started */
+    struct ndmp_env *env;
+    size_t nenv;
+    struct ndmp_name *names;
+    size_t nnames;
+    char filesystem[4096];    /* a backup's FILESYSTEM */
+    uint32_t restart_id;      /* a stopped dump's context, to delete */
+    bool hist;
+    bool pending_read;        /* NOTIFY_DATA_READ after the reply */
+    uint64_t read_offset, read_length;   /* the part of the image asked */
+    struct dar *dar;          /* a recover by position (ndmp_dar.c) */
+    struct fh_parser *fh;
+};
+
+struct tape_svc {
+    int fd;                   /* the data; -1: no tape open */
+    int idx;                  /* the records file (ndmp_tape.c) */
+    int mode;                 /* 0 read, 1 read-write, 2 raw */
+    char path[4096];
+    uint64_t *ent;            /* records (length << 1) and filemarks (1) */
+    size_t nent, cap;
+    size_t pos;               /* the head: the entry it is before */
+    uint64_t pos_off;         /* and that entry's data offset */
+};
+
+struct mover_svc {
+    int state, mode, pause_reason, halt_reason;
+    uint32_t record_size, record_num;
+    uint64_t bytes_moved, seek_position, bytes_left_to_read;
+    uint64_t window_offset, window_length;
+    uint64_t tape_base;       /* the tape offset of window_offset */
+    uint64_t file_end;        /* WRITE mode: where the tape file ends */
+    int listen_fd, conn_fd;
+    struct ndmp_addr addr;
+    uint8_t *rec;             /* READ mode: the record being filled */
+    size_t rec_fill;
+    struct pump pump;         /* WRITE mode: tape bytes for the data */
+};
+
+struct session {
+    const struct ndmp_serve_opts *o;
+    int fd;
+    char peer[80];
+    uint32_t seq;
+    bool opened, authed, closing;
+    int auth_failures;
+    char user[NDMP_USER_MAX + 1];
+    uint8_t challenge[NDMP_MD5_CHALLENGE];
+    bool have_challenge;
+    struct data_svc data;
+    struct mover_svc mover;
+    struct tape_svc tape;
+};
+
+/* ndmp_session.c: messages to the DMA */
+void ndmp_post(struct session *s, uint32_t code, struct xdr_out *body);
+void ndmp_log_message(struct session *s, int type, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void ndmp_put_addr(struct xdr_out *x, const struct ndmp_addr *a);
+/* Decode an ndmp4_addr into A: 0 or -EBADMSG. */
+int ndmp_get_addr(struct xdr_in *x, struct ndmp_addr *a);
+/* Listen on the control connection's IPv4 address: fd and *A. */
+int ndmp_tcp_listen(struct session *s, struct ndmp_addr *a);
+/* Connect to A (TCP): fd or -errno. */
+int ndmp_tcp_connect(const struct ndmp_addr *a);
+
+/* A request's handler: decode from X, encode the reply body into OUT;
+ * returns the header's error (NDMP_NO_ERR for a body). */
+typedef uint32_t (*ndmp_handler)(struct session *s, struct xdr_in *x,
+                                 struct xdr_out *out);
+
+/* ndmp_data.c */
+void data_init(struct data_svc *d);
+uint32_t data_get_state(struct session *s, struct xdr_in *x,
+                        struct xdr_out *out);
+uint32_t data_listen(struct session *s, struct xdr_in *x,
+                     struct xdr_out *out);
+uint32_t data_connect(struct session *s, struct xdr_in *x,
+                      struct xdr_out *out);
+uint32_t data_start_backup(struct session *s, struct xdr_in *x,
+                           struct xdr_out *out);
+uint32_t data_start_recover_filehist(struct session *s, struct xdr_in *x,
+                                     struct xdr_out *out);
+uint32_t data_start_recover(struct session *s, struct xdr_in *x,
+                            struct xdr_out *out);
+uint32_t data_abort(struct session *s, struct xdr_in *x,
+                    struct xdr_out *out);
+uint32_t data_stop(struct session *s, struct xdr_in *x, struct xdr_out *out);
+uint32_t data_get_env(struct session *s, struct xdr_in *x,
+                      struct xdr_out *out);
+/* The poll loop: descriptors to watch, and what they said. */
+int data_poll_fds(struct session *s, struct pollfd *p, int n);
+void data_poll_done(struct session *s, const struct pollfd *p, int n);
+/* DATA_LISTEN of type LOCAL, and the mover's MOVER_CONNECT to it. */
+bool data_local_listening(const struct session *s);
+void data_local_accept(struct session *s, int fd);
+/* The session ends: stop a running operation and clean up after it. */
+void data_shutdown(struct session *s);
+
+/* ndmp_mover.c */
+void mover_init(struct mover_svc *m, struct tape_svc *t);
+uint32_t mover_get_state(struct session *s, struct xdr_in *x,
+                         struct xdr_out *out);
+uint32_t mover_listen(struct session *s, struct xdr_in *x,
+                      struct xdr_out *out);
+uint32_t mover_connect(struct session *s, struct xdr_in *x,
+                       struct xdr_out *out);
+uint32_t mover_set_record_size(struct session *s, struct xdr_in *x,
+                               struct xdr_out *out);
+uint32_t mover_set_window(struct session *s, struct xdr_in *x,
+                          struct xdr_out *out);
+uint32_t mover_read(struct session *s, struct xdr_in *x,
+                    struct xdr_out *out);
+uint32_t mover_continue(struct session *s, struct xdr_in *x,
+                        struct xdr_out *out);
+uint32_t mover_abort(struct session *s, struct xdr_in *x,
+                     struct xdr_out *out);
+uint32_t mover_stop(struct session *s, struct xdr_in *x,
+                    struct xdr_out *out);
+uint32_t mover_close(struct session *s, struct xdr_in *x,
+                     struct xdr_out *out);
+/* DATA_CONNECT of type LOCAL: the data end of a socketpair whose other
+ * end the listening mover takes; -errno. */
+int mover_local_connect(struct session *s);
+bool mover_local_listening(const struct session *s);
+/* ndmp_tape.c (TAPE, and the record layer the mover uses) */
+/* Write one record at the head (what followed is erased): 0, -ENOSPC,
+ * -errno. */
+int tape_write_record(struct tape_svc *t, const void *buf, size_t len);
+/* The data offset where the tape file under the head ends. */
+uint64_t tape_file_end(const struct tape_svc *t);
+void tape_release(struct tape_svc *t);
+uint32_t tape_open(struct session *s, struct xdr_in *x, struct xdr_out *out);
+uint32_t tape_close(struct session *s, struct xdr_in *x,
+                    struct xdr_out *out);
+uint32_t tape_get_state(struct session *s, struct xdr_in *x,
+                        struct xdr_out *out);
+uint32_t tape_mtio(struct session *s, struct xdr_in *x, struct xdr_out *out);
+uint32_t tape_write(struct session *s, struct xdr_in *x,
+                    struct xdr_out *out);
+uint32_t tape_read(struct session *s, struct xdr_in *x, struct xdr_out *out);
+int mover_poll_fds(struct session *s, struct pollfd *p, int n);
+void mover_poll_done(struct session *s, const struct pollfd *p, int n);
+void mover_shutdown(struct session *s);
+
+/* ndmp_config.c */
+uint32_t config_host_info(struct session *s, struct xdr_in *x,
+                          struct xdr_out *out);
+uint32_t config_server_info(struct session *s, struct xdr_in *x,
+                            struct xdr_out *out);
+uint32_t config_connection_type(struct session *s, struct xdr_in *x,
+                                struct xdr_out *out);
+uint32_t config_butype_info(struct session *s, struct xdr_in *x,
+                            struct xdr_out *out);
+uint32_t config_fs_info(struct session *s, struct xdr_in *x,
+                        struct xdr_out *out);
+uint32_t config_tape_info(struct session *s, struct xdr_in *x,
+                          struct xdr_out *out);
+uint32_t config_scsi_info(struct session *s, struct xdr_in *x,
+                          struct xdr_out *out);
+
+#endif
