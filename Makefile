@@ -82,11 +82,6 @@ build/$(1)/unit/test_peer: build/$(1)/tests/unit/test_peer.o \
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(LIBS)
 
-# the JSON reader's test links the reader
-build/$(1)/unit/test_json: build/$(1)/tests/unit/test_json.o build/$(1)/tools/config/json.o
-	@mkdir -p $$(dir $$@)
-	$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(LIBS)
-
 # the NDMP engine's XDR test links the XDR file alone
 build/$(1)/unit/test_ndmp_xdr: build/$(1)/tests/unit/test_ndmp_xdr.o \
                                build/$(1)/tools/ndmp/ndmp_xdr.o

@@ -78,7 +78,7 @@ static int config_export(int argc, char **argv)
 
 /* ---- import ---- */
 
-static char *read_file(const char *path)
+static char *read_file(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "r");
     if (!f)
@@ -95,6 +95,7 @@ static char *read_file(const char *path)
     if (memchr(buf, 0, n))
         die("config import", "%s: a NUL byte: not a configuration", path);
     buf[n] = 0;
+    *len = n;
     return buf;
 }
 
@@ -173,15 +174,12 @@ static int config_import(int argc, char **argv)
     if (!file)
         die_usage(cmd, "give the configuration file (and a VOLUME to put "
                        "its one volume's configuration on)");
-    char *text = read_file(file), err[512];
-    struct json *doc = json_parse(text, err, sizeof(err));
-    free(text);
-    if (!doc)
-        die(cmd, "%s: not JSON: %s; nothing changed", file, err);
+    size_t len;
+    char *text = read_file(file, &len), err[512];
     struct cfg_volume *want;
     size_t n;
-    int rc = cfg_from_json(doc, &want, &n, err, sizeof(err));
-    json_free(doc);
+    int rc = cfg_parse(text, len, &want, &n, err, sizeof(err));
+    free(text);
     if (rc)
         die(cmd, "%s: %s; nothing changed", file, err);
     if (onto && n != 1)

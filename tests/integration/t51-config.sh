@@ -7,7 +7,9 @@
 # import onto the volume the file names puts back what was changed since;
 # a step that cannot be done is refused and then nothing is applied; a
 # newer version, an unknown key, a bad value, a file that is not JSON and
-# a file of two volumes given one VOLUME are refused with one message.
+# a file of two volumes given one VOLUME are refused with one message; so
+# are JSON's own faults (a key twice, text after the document, bad UTF-8,
+# a \u0000, nesting past jansson's depth), naming the line and column.
 . "$(dirname "$0")/lib.sh"
 test_have_prereq SNAPFS || { say "# skipping: needs snapfs"; test_done; }
 test_have_prereq PYTHON || { say "# skipping: needs python3"; test_done; }
@@ -113,12 +115,41 @@ test_expect_success 'a newer version, an unknown key, a bad value, not JSON, two
 	assert_grep "volumes\[0\].settings.snapdir: a value this setting does not allow; nothing changed" "$REF/err" &&
 	head -c 100 "$REF/a.json" >"$REF/cut.json" &&
 	assert_fails "$SNAPFS" config import "$REF/cut.json" "$B" --apply 2>"$REF/err" &&
-	assert_grep "not JSON: .* at byte [0-9]*; nothing changed" "$REF/err" &&
+	assert_one_line "$REF/err" &&
+	assert_grep "^snapfs config import: $REF/cut.json: not JSON at line [1-9][0-9]*, column [0-9]*: .*; nothing changed$" "$REF/err" &&
 	"$SNAPFS" config export "$MNT" "$B" >"$REF/two.json" &&
 	assert_fails "$SNAPFS" config import "$REF/two.json" "$B" --apply 2>"$REF/err" &&
 	assert_grep "holds 2 volumes: with VOLUME give a file of one volume; nothing changed" "$REF/err" &&
 	conf "$B" >"$REF/b.after" &&
 	assert_cmp "$REF/b.before" "$REF/b.after"
+'
+
+# refused NAME MESSAGE: importing $REF/NAME.json onto B fails with exactly
+# that one message (file named) and B is as it was
+refused() {
+	conf "$B" >"$REF/b.before" &&
+	assert_fails "$SNAPFS" config import "$REF/$1.json" "$B" --apply 2>"$REF/err" &&
+	assert_eq "snapfs config import: $REF/$1.json: $2; nothing changed" "$(cat "$REF/err")" "$1" &&
+	conf "$B" >"$REF/b.after" &&
+	assert_cmp "$REF/b.before" "$REF/b.after"
+}
+
+# json_faults: JSON's own faults, each refused naming the line and column
+json_faults() {
+	printf '{"snapfs_config": 1,\n "volumes": [], "volumes": []}\n' >"$REF/dup.json" &&
+	refused dup "not JSON at line 2, column 25: duplicate object key near '\"volumes\"'" &&
+	printf '{"snapfs_config": 1, "volumes": []}\n{}\n' >"$REF/after.json" &&
+	refused after "not JSON at line 2, column 1: end of file expected near '{'" &&
+	printf '{"snapfs_config": 1,\n "volumes": [{"store": "/x\377"}]}\n' >"$REF/utf8.json" &&
+	refused utf8 "not JSON at line 2, column 26: unable to decode byte 0xff near '\"/x'" &&
+	printf '{"snapfs_config": 1, "volumes": [{"store": "/x\\u0000y"}]}\n' >"$REF/nul.json" &&
+	refused nul "not JSON at line 1, column 54: \\u0000 is not allowed without JSON_ALLOW_NUL near '\"/x\\u0000y\"'" &&
+	{ printf '{"snapfs_config": 1, "volumes": ' && head -c 3000 /dev/zero | tr '\0' '['; } >"$REF/deep.json" &&
+	refused deep "not JSON at line 1, column 2080: maximum parsing depth reached near '['"
+}
+
+test_expect_success 'a key twice, text after the document, bad UTF-8, a \u0000 and nesting past 2048 are refused naming line and column' '
+	json_faults
 '
 
 test_done

@@ -5,6 +5,9 @@
  * give the steps (snapfs commands) that make it match.
  *
  * Guarantees:
+ *   - the text is parsed by jansson (cfg_parse): one object or array and
+ *     nothing after it, no key twice, no NUL, valid UTF-8, nesting within
+ *     jansson's depth; what is wrong is named with its line and column;
  *   - the document carries its version ("snapfs_config": 1); a newer one
  *     is refused naming both versions, and so is any member this version
  *     does not know, anywhere, naming where: nothing is guessed;
@@ -25,6 +28,8 @@
 #include <string.h>
 
 #include "cli.h"
+
+#include <jansson.h>
 
 /* ---- reading a volume ---- */
 
@@ -167,58 +172,72 @@ static int bad(struct ctx *c, const char *where, const char *what)
 }
 
 /* J is an object whose keys are all among KNOWN (NULL-terminated). */
-static int only_keys(struct ctx *c, const char *where, const struct json *j,
+static int only_keys(struct ctx *c, const char *where, const json_t *j,
                      const char *const *known)
 {
-    if (!j || j->type != JSON_OBJECT)
+    if (!json_is_object(j))
         return bad(c, where, "an object expected");
-    for (size_t i = 0; i < j->n; i++) {
+    const char *key;
+    json_t *value;
+    json_object_foreach((json_t *)j, key, value) {
         size_t k = 0;
-        while (known[k] && strcmp(known[k], j->keys[i]))
+        while (known[k] && strcmp(known[k], key))
             k++;
         if (!known[k]) {
             char what[300];
             snprintf(what, sizeof(what), "unknown key '%.200s' (this snapfs "
-                     "reads configuration version %d)", j->keys[i],
-                     CONFIG_VERSION);
+                     "reads configuration version %d)", key, CONFIG_VERSION);
             return bad(c, where, what);
         }
     }
     return 0;
 }
 
-static int get_string(struct ctx *c, const char *where, const struct json *o,
+static int get_string(struct ctx *c, const char *where, const json_t *o,
                       const char *key, char *out, size_t cap, bool required)
 {
-    const struct json *j = json_get(o, key);
+    const json_t *j = json_object_get(o, key);
     char w[512];
     snprintf(w, sizeof(w), "%s.%s", where, key);
     if (!j)
         return required ? bad(c, w, "missing") : 0;
-    if (j->type != JSON_STRING)
+    if (!json_is_string(j))
         return bad(c, w, "a string expected");
-    if (strlen(j->string) >= cap)
+    if (json_string_length(j) >= cap)
         return bad(c, w, "too long");
-    memcpy(out, j->string, strlen(j->string) + 1);
+    memcpy(out, json_string_value(j), json_string_length(j) + 1);
     return 0;
 }
 
-static int get_uint(struct ctx *c, const char *where, const struct json *o,
+/* A whole number from 0 to MAX: an integer, or a real with no fraction. */
+static bool whole_number(const json_t *j, uint64_t max, uint64_t *out)
+{
+    if (json_is_integer(j)) {
+        json_int_t v = json_integer_value(j);
+        *out = (uint64_t)v;
+        return v >= 0 && (uint64_t)v <= max;
+    }
+    double d = json_real_value(j);  /* 0 when J is not a real */
+    if (!json_is_real(j) || !(d >= 0 && d <= (double)max))
+        return false;
+    *out = (uint64_t)d;
+    return *out <= max && (double)*out == d;
+}
+
+static int get_uint(struct ctx *c, const char *where, const json_t *o,
                     const char *key, uint64_t max, uint64_t *out)
 {
-    const struct json *j = json_get(o, key);
+    const json_t *j = json_object_get(o, key);
     char w[512];
     snprintf(w, sizeof(w), "%s.%s", where, key);
     if (!j)
         return bad(c, w, "missing");
-    if (j->type != JSON_NUMBER || j->number < 0 || j->number > (double)max ||
-        j->number != (double)(uint64_t)j->number)
+    if (!whole_number(j, max, out))
         return bad(c, w, "a whole number in range expected");
-    *out = (uint64_t)j->number;
     return 0;
 }
 
-static int read_hooks(struct ctx *c, const char *where, const struct json *j,
+static int read_hooks(struct ctx *c, const char *where, const json_t *j,
                       struct sfs_hookspec *h)
 {
     static const char *const keys[] = { "pre", "post", "timeout",
@@ -248,7 +267,7 @@ static int read_hooks(struct ctx *c, const char *where, const struct json *j,
     return 0;
 }
 
-static int read_policy(struct ctx *c, const char *where, const struct json *j,
+static int read_policy(struct ctx *c, const char *where, const json_t *j,
                        struct sfs_policy *p)
 {
     static const char *const keys[] = { "name", "schedule", "keep", "prefix",
@@ -275,13 +294,13 @@ static int read_policy(struct ctx *c, const char *where, const struct json *j,
         return bad(c, where, "not a schedule");
     if (sfs_policy_keep_valid(p->keep) || sfs_policy_prefix_valid(p->prefix))
         return bad(c, where, "keep or prefix out of range");
-    const struct json *h = json_get(j, "hooks");
+    const json_t *h = json_object_get(j, "hooks");
     char w[512];
     snprintf(w, sizeof(w), "%s.hooks", where);
     return h ? read_hooks(c, w, h, &p->hooks) : 0;
 }
 
-static int read_qtree(struct ctx *c, const char *where, const struct json *j,
+static int read_qtree(struct ctx *c, const char *where, const json_t *j,
                       struct cfg_qtree *q)
 {
     static const char *const keys[] = { "name", "security_style",
@@ -305,22 +324,24 @@ static int read_qtree(struct ctx *c, const char *where, const struct json *j,
     return 0;
 }
 
-static int read_settings(struct ctx *c, const char *where,
-                         const struct json *j, struct cfg_volume *v)
+static int read_settings(struct ctx *c, const char *where, const json_t *j,
+                         struct cfg_volume *v)
 {
-    if (j->type != JSON_OBJECT)
+    if (!json_is_object(j))
         return bad(c, where, "an object expected");
-    for (size_t i = 0; i < j->n; i++) {
+    const char *key;
+    json_t *value;
+    json_object_foreach((json_t *)j, key, value) {
         struct cfg_setting s;
         char w[512];
-        snprintf(w, sizeof(w), "%.200s.%.64s", where, j->keys[i]);
-        if (j->items[i]->type != JSON_STRING)
+        snprintf(w, sizeof(w), "%.200s.%.64s", where, key);
+        if (!json_is_string(value))
             return bad(c, w, "a string expected");
-        if (strlen(j->keys[i]) >= sizeof(s.name) ||
-            strlen(j->items[i]->string) >= sizeof(s.value))
+        if (strlen(key) >= sizeof(s.name) ||
+            json_string_length(value) >= sizeof(s.value))
             return bad(c, w, "too long");
-        snprintf(s.name, sizeof(s.name), "%s", j->keys[i]);
-        snprintf(s.value, sizeof(s.value), "%s", j->items[i]->string);
+        snprintf(s.name, sizeof(s.name), "%s", key);
+        snprintf(s.value, sizeof(s.value), "%s", json_string_value(value));
         int rc = sfs_setting_check(s.name, s.value);
         if (rc == -ENOENT)
             return bad(c, w, "no such setting");
@@ -334,26 +355,26 @@ static int read_settings(struct ctx *c, const char *where,
 }
 
 /* The array member KEY of O, each element read by FN into the array. */
-static int read_list(struct ctx *c, const char *where, const struct json *o,
+static int read_list(struct ctx *c, const char *where, const json_t *o,
                      const char *key, int (*fn)(struct ctx *, const char *,
-                                                const struct json *, void *),
+                                                const json_t *, void *),
                      void *items, size_t *n, size_t *cap, size_t size)
 {
-    const struct json *j = json_get(o, key);
+    const json_t *j = json_object_get(o, key);
     if (!j)
         return 0;
     char w[512];
     snprintf(w, sizeof(w), "%s.%s", where, key);
-    if (j->type != JSON_ARRAY)
+    if (!json_is_array(j))
         return bad(c, w, "an array expected");
-    for (size_t i = 0; i < j->n; i++) {
+    for (size_t i = 0; i < json_array_size(j); i++) {
         char e[600];
         union {
             struct sfs_policy p;
             struct cfg_qtree q;
         } buf;
         snprintf(e, sizeof(e), "%s[%zu]", w, i);
-        int rc = fn(c, e, j->items[i], &buf);
+        int rc = fn(c, e, json_array_get(j, i), &buf);
         if (!rc)
             rc = array_append(items, n, cap, &buf, size);
         if (rc)
@@ -362,19 +383,17 @@ static int read_list(struct ctx *c, const char *where, const struct json *o,
     return 0;
 }
 
-static int policy_fn(struct ctx *c, const char *w, const struct json *j,
-                     void *out)
+static int policy_fn(struct ctx *c, const char *w, const json_t *j, void *out)
 {
     return read_policy(c, w, j, out);
 }
 
-static int qtree_fn(struct ctx *c, const char *w, const struct json *j,
-                    void *out)
+static int qtree_fn(struct ctx *c, const char *w, const json_t *j, void *out)
 {
     return read_qtree(c, w, j, out);
 }
 
-static int read_volume(struct ctx *c, const char *where, const struct json *j,
+static int read_volume(struct ctx *c, const char *where, const json_t *j,
                        struct cfg_volume *v)
 {
     static const char *const keys[] = { "store", "uuid", "settings",
@@ -386,7 +405,7 @@ static int read_volume(struct ctx *c, const char *where, const struct json *j,
                         true);
     if (!rc)
         rc = get_string(c, where, j, "uuid", v->uuid, sizeof(v->uuid), false);
-    const struct json *s = json_get(j, "settings");
+    const json_t *s = json_object_get(j, "settings");
     char w[512];
     snprintf(w, sizeof(w), "%s.settings", where);
     if (!rc && s)
@@ -400,40 +419,59 @@ static int read_volume(struct ctx *c, const char *where, const struct json *j,
     return rc;
 }
 
-int cfg_from_json(const struct json *doc, struct cfg_volume **out, size_t *n,
-                  char *err, size_t cap)
+/* The parsed document DOC into volumes (see cfg_parse). */
+static int read_document(struct ctx *c, const json_t *doc,
+                         struct cfg_volume **out, size_t *n)
 {
-    struct ctx c = { err, cap };
     static const char *const keys[] = { "snapfs_config", "volumes", NULL };
-    const struct json *ver = json_get(doc, "snapfs_config");
-    *out = NULL;
-    *n = 0;
-    if (!doc || doc->type != JSON_OBJECT || !ver || ver->type != JSON_NUMBER)
-        return bad(&c, "the file", "not a snapfs configuration (no "
-                                   "\"snapfs_config\" version)");
-    if (ver->number > CONFIG_VERSION) {
-        snprintf(err, cap, "the file is configuration version %g, newer than "
-                 "the version %d this snapfs reads; use a newer snapfs",
-                 ver->number, CONFIG_VERSION);
+    const json_t *ver = json_object_get(doc, "snapfs_config");
+    if (!json_is_number(ver))
+        return bad(c, "the file", "not a snapfs configuration (no "
+                                  "\"snapfs_config\" version)");
+    if (json_number_value(ver) > CONFIG_VERSION) {
+        snprintf(c->err, c->cap, "the file is configuration version %g, "
+                 "newer than the version %d this snapfs reads; use a newer "
+                 "snapfs", json_number_value(ver), CONFIG_VERSION);
         return -EINVAL;
     }
-    if (ver->number != CONFIG_VERSION)
-        return bad(&c, "snapfs_config", "not a version this snapfs knows");
-    int rc = only_keys(&c, "the file", doc, keys);
-    const struct json *vols = json_get(doc, "volumes");
-    if (!rc && (!vols || vols->type != JSON_ARRAY))
-        rc = bad(&c, "volumes", "an array expected");
+    if (json_number_value(ver) != CONFIG_VERSION)
+        return bad(c, "snapfs_config", "not a version this snapfs knows");
+    int rc = only_keys(c, "the file", doc, keys);
+    const json_t *vols = json_object_get(doc, "volumes");
+    if (!rc && !json_is_array(vols))
+        rc = bad(c, "volumes", "an array expected");
     size_t capv = 0;
-    for (size_t i = 0; !rc && i < vols->n; i++) {
+    for (size_t i = 0; !rc && i < json_array_size(vols); i++) {
         struct cfg_volume v;
         char w[64];
         snprintf(w, sizeof(w), "volumes[%zu]", i);
-        rc = read_volume(&c, w, vols->items[i], &v);
+        rc = read_volume(c, w, json_array_get(vols, i), &v);
         if (!rc)
             rc = array_append(out, n, &capv, &v, sizeof(v));
         else
             cfg_volume_free(&v);
     }
+    return rc;
+}
+
+int cfg_parse(const char *text, size_t len, struct cfg_volume **out,
+              size_t *n, char *err, size_t cap)
+{
+    struct ctx c = { err, cap };
+    json_error_t e;
+    /* One object or array and nothing after it (jansson's EOF check),
+     * no key twice, no NUL in a string or key (no JSON_ALLOW_NUL), valid
+     * UTF-8, nesting at most JSON_PARSER_MAX_DEPTH. */
+    json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &e);
+    *out = NULL;
+    *n = 0;
+    if (!doc) {
+        snprintf(err, cap, "not JSON at line %d, column %d: %s", e.line,
+                 e.column, e.text);
+        return -EINVAL;
+    }
+    int rc = read_document(&c, doc, out, n);
+    json_decref(doc);
     if (rc) {
         for (size_t i = 0; i < *n; i++)
             cfg_volume_free(&(*out)[i]);

@@ -9,7 +9,6 @@
 #include <limits.h>
 #include <stdio.h>
 
-#include "config/json.h"
 #include "store.h"
 
 #define CONFIG_VERSION 1 /* the "snapfs_config" member: this format */
@@ -41,11 +40,12 @@ int cfg_read(struct sfs_store *st, const char *store, struct cfg_volume *out);
 void cfg_volume_free(struct cfg_volume *v);
 /* The document of the N volumes V. */
 void cfg_write(FILE *out, const struct cfg_volume *v, size_t n);
-/* A document back into volumes: 0, or -EINVAL with the reason in ERR (a
- * newer version, an unknown key, a member of the wrong type, a bad value
- * of a setting, policy or qtree). */
-int cfg_from_json(const struct json *doc, struct cfg_volume **out, size_t *n,
-                  char *err, size_t cap);
+/* The document TEXT (LEN bytes) back into volumes: 0, or -EINVAL with the
+ * reason in ERR (not JSON, with its line and column; a newer version, an
+ * unknown key, a member of the wrong type, a bad value of a setting,
+ * policy or qtree, with where it is). */
+int cfg_parse(const char *text, size_t len, struct cfg_volume **out,
+              size_t *n, char *err, size_t cap);
 
 /* What import does to a volume: one step each. */
 enum cfg_step_kind { CFG_CREATE = 1, CFG_CHANGE, CFG_REFUSE };
