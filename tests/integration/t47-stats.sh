@@ -126,6 +126,28 @@ test_expect_success '--listen serves /metrics over HTTP on loopback; other paths
 '
 test_at_exit 'test -s "$REF/listen.pid" && kill "$(cat "$REF/listen.pid")" 2>/dev/null'
 
+test_lazy_prereq NODE_EXPORTER 'command -v prometheus-node-exporter && command -v curl'
+test_expect_success NODE_EXPORTER 'node_exporter'"'"'s textfile collector reads what --prometheus writes (the documented timer path)' '
+	mkdir -p "$REF/textfile" &&
+	stats "$MNT" --prometheus >"$REF/textfile/snapfs.prom.tmp" &&
+	mv "$REF/textfile/snapfs.prom.tmp" "$REF/textfile/snapfs.prom"
+	port=$(python3 -c "import socket; s=socket.socket(); s.bind((\"127.0.0.1\", 0)); print(s.getsockname()[1])")
+	( cd / && exec prometheus-node-exporter --web.listen-address="127.0.0.1:$port" \
+		--collector.disable-defaults --collector.textfile \
+		--collector.textfile.directory="$REF/textfile" >"$REF/node.log" 2>&1 ) &
+	pid=$! && echo "$pid" >"$REF/node.pid" &&
+	for _ in $(seq 100); do
+		curl -sf "http://127.0.0.1:$port/metrics" >"$REF/node.txt" && break
+		sleep 0.1
+	done &&
+	kill "$pid" && { wait "$pid" 2>/dev/null || :; } &&
+	grep "snapfs_written_bytes_total\|textfile_scrape_error" "$REF/node.txt" &&
+	grep -qx "node_textfile_scrape_error 0" "$REF/node.txt" &&
+	grep -q "^snapfs_written_bytes_total{volume=\"$STORE\"} " "$REF/node.txt" &&
+	grep -q "^snapfs_operation_duration_seconds_bucket{.*op=\"create\".*le=\"+Inf\"} " "$REF/node.txt"
+'
+test_at_exit 'test -s "$REF/node.pid" && kill "$(cat "$REF/node.pid")" 2>/dev/null'
+
 test_expect_success 'bad input: one message naming the path, non-zero exit, nothing printed' '
 	"$SNAPFS" mkfs "$TEST_TMP/idle.store" --size 64M >/dev/null &&
 	mkdir -p "$TEST_TMP/plain" &&
