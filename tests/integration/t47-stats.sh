@@ -109,6 +109,7 @@ import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 assert all(0.25 < r[\"interval_seconds\"] < 5 for r in rows), rows
 assert any(r[\"operations_per_second\"][\"create\"] > 0 for r in rows), rows
+assert all(0 < v[\"p50\"] <= v[\"p99\"] <= v[\"max\"] for r in rows for v in r[\"latency_us\"].values()), rows
 " "$REF/watch.json"
 '
 

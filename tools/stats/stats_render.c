@@ -425,6 +425,16 @@ void stats_print_interval_json(FILE *out, const char *volume,
                 per_second(h->count, secs));
         first = false;
     }
+    fputs("},\"latency_us\":{", out);
+    first = true;
+    for (size_t i = 0; i < d->nhists; i++) {
+        const struct stats_hist *h = &d->hists[i];
+        if (!op_name(h) || !h->count)
+            continue;
+        fprintf(out, "%s\"%s\":", first ? "" : ",", op_name(h));
+        json_latency(out, h, 1e3);
+        first = false;
+    }
     fprintf(out, "},\"read_bytes_per_second\":%.1f,"
             "\"written_bytes_per_second\":%.1f,"
             "\"deduplicated_bytes_per_second\":%.1f,"
