@@ -65,8 +65,8 @@ exec 3>&2
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&3; }
 die() { log "FATAL: $*"; exit 1; }
 case $REFERENCE in
-passthrough) REF_LABEL="passthrough_ll (-o $PT_OPTS)" ;;
-snapfs:?*) REF_LABEL="snapfs -o ${REFERENCE#snapfs:}" ;;
+passthrough) REF_LABEL="passthrough_ll (-o $PT_OPTS)" REF_COL=passthrough ;;
+snapfs:?*) REF_LABEL="snapfs -o ${REFERENCE#snapfs:}" REF_COL="-o ${REFERENCE#snapfs:}" ;;
 *) die "BENCH_REFERENCE must be passthrough or snapfs:OPTIONS (got '$REFERENCE')" ;;
 esac
 
@@ -625,9 +625,9 @@ summary=$(mktemp "$WORK/summary.XXXXXX")
 	echo
 	echo "snapfs benchmark: snapfs${MOUNT_OPTS:+ -o $MOUNT_OPTS} vs. $REF_LABEL, same backing fs ($(stat -f -c %T "$WORK"))"
 	echo "figures: median of $REPS rounds; higher is better for every row"
-	echo "ratio: median over the rounds of snapfs[i]/passthrough[i]; per-round: their min-max (a noise gauge)"
+	echo "ratio: median over the rounds of snapfs[i]/$REF_COL[i]; per-round: their min-max (a noise gauge)"
 	echo
-	printf '%-32s %12s %12s %7s %12s\n' "metric" "snapfs" "passthrough" "ratio" "per-round"
+	printf '%-32s %12s %12s %7s %12s\n' "metric" "snapfs" "$REF_COL" "ratio" "per-round"
 	printf '%-32s %12s %12s %7s %12s\n' "------" "------" "-----------" "-----" "---------"
 } >&1
 for m in "${METRICS[@]}"; do
