@@ -25,9 +25,11 @@ test_expect_success 'the workload is counted exactly: operations, bytes, new, de
 	statscheck exact "$REF/before.json" "$REF/after.json" "$REF/done.json"
 '
 
-test_expect_success 'latencies are > 0 and their percentiles ordered, for every operation that ran' '
+test_expect_success 'latencies are > 0 and their percentiles ordered, for every operation that ran; the store path reaches the same daemon' '
 	statscheck plausible "$REF/after.json" &&
 	assert_eq "$STORE" "$(json_get "$REF/after.json" "s[\"volume\"]")" &&
+	stats "$STORE" --json >"$REF/by-store.json" &&
+	assert_eq 24 "$(json_get "$REF/by-store.json" "s[\"operations\"][\"create\"][\"count\"]")" &&
 	assert_eq True "$(json_get "$REF/after.json" "s[\"health\"][\"ok\"]")"
 '
 
