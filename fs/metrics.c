@@ -91,7 +91,7 @@ static const char *const counter_names[MC_COUNT] = {
     "dedup_bytes", "zero_bytes", "inline_bytes", "wcache_hits",
     "wcache_misses", "wcache_bypasses", "wcache_stored_blocks",
     "wcache_read_overlays", "commits_interval", "commits_size",
-    "commits_sync", "commits_unmount", "commit_errors",
+    "commits_sync", "commits_unmount", "commit_errors", "damaged_reads",
 };
 
 uint64_t metrics_clock(void)

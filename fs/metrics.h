@@ -45,6 +45,8 @@ enum metrics_counter {
     MC_COMMITS_SYNC,        /* fsync or a control change, */
     MC_COMMITS_UNMOUNT,     /* the last one */
     MC_COMMIT_ERRORS,
+    MC_DAMAGED_READS,       /* reads refused with EIO: a block failed its
+                             * verification (snapfs fsck names the file) */
     MC_COUNT
 };
 

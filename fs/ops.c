@@ -1103,6 +1103,8 @@ static void read_view(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off)
         sfs_rplan_release(&plan);
     }
     if (rc) {
+        if (rc == -EIO)
+            metrics_add(MC_DAMAGED_READS, 1);
         fuse_reply_err(req, rc == -ENOENT ? ESTALE : -rc);
     } else {
         metrics_add(MC_READ_BYTES, plan.len);
@@ -1153,6 +1155,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     if (node_unpin(v, n))
         fs_destroy_orphan(v, ino);
     if (rc) {
+        if (rc == -EIO)
+            metrics_add(MC_DAMAGED_READS, 1);
         free(buf);
         fuse_reply_err(req, -rc);
         return;

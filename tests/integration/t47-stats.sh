@@ -6,7 +6,8 @@
 # table, --watch (rates per interval), --prometheus (parsed line by line)
 # and the HTTP listener show them; space and snapshots; every figure
 # starts again at a remount; bad input, a volume mounted with -o nostats,
-# and the control socket's credential rules (root or the store's owner).
+# a read of a damaged block in the health, and the control socket's
+# credential rules (root or the store's owner).
 . "$(dirname "$0")/lib.sh"
 test_have_prereq SNAPFS || { say "# skipping: needs snapfs"; test_done; }
 vol_create --size 256M
@@ -176,6 +177,22 @@ test_expect_success 'a volume mounted with -o nostats says its statistics are of
 	assert_eq 1 "$rc" &&
 	grep -qx "snapfs stats: $TEST_TMP/quiet: statistics are off: the volume was mounted with -o nostats" "$REF/quiet.err" &&
 	vol_umount "$TEST_TMP/quiet"
+'
+
+DAMAGE=${SNAPFS_DAMAGE:-$(dirname "$SNAPFS")/snapfs-damage}
+test_expect_success 'a read that meets a damaged block is counted, and the health says so' '
+	"$SNAPFS" mkfs "$TEST_TMP/hurt.store" --size 64M >/dev/null &&
+	vol_mount "$TEST_TMP/hurt.store" "$TEST_TMP/hurt" &&
+	rand_file "$TEST_TMP/hurt/f" 200000 &&
+	vol_umount "$TEST_TMP/hurt" &&
+	"$DAMAGE" "$TEST_TMP/hurt.store" /f 70000 &&
+	vol_mount "$TEST_TMP/hurt.store" "$TEST_TMP/hurt" &&
+	assert_fails cat "$TEST_TMP/hurt/f" >/dev/null &&
+	stats "$TEST_TMP/hurt" --json >"$REF/hurt.json" &&
+	assert_eq False "$(json_get "$REF/hurt.json" "s[\"health\"][\"ok\"]")" &&
+	assert_eq True "$(json_get "$REF/hurt.json" "s[\"health\"][\"damaged_reads\"] >= 1")" &&
+	stats "$TEST_TMP/hurt" | grep "^health: *[0-9]* reads met a damaged block (snapfs fsck names the files)$" &&
+	vol_umount "$TEST_TMP/hurt"
 '
 
 test_expect_success NOBODY 'another user than root or the store owner is refused, as by every control request' '

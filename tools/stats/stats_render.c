@@ -197,8 +197,12 @@ static void print_health(FILE *out, const struct stats_sample *s)
             "from disk), ", (unsigned long long)stats_gauge(s, "major_faults"));
     print_bytes(out, stats_gauge(s, "batch_bytes"));
     fputs(" in the open batch\nhealth:       ", out);
+    uint64_t damaged = stats_counter(s, "damaged_reads");
     if (err)
         fprintf(out, "commits fail: %s", strerror((int)err));
+    else if (damaged)
+        fprintf(out, "%llu reads met a damaged block (snapfs fsck names the "
+                "files)", (unsigned long long)damaged);
     else
         fputs("ok", out);
     if (stats_gauge(s, "frozen"))
@@ -322,8 +326,10 @@ static void json_commits_object(FILE *out, const struct stats_sample *s)
 static void json_health(FILE *out, const struct stats_sample *s)
 {
     uint64_t err = stats_gauge(s, "commit_error");
-    fprintf(out, "\"health\":{\"ok\":%s,\"commit_error\":",
-            err ? "false" : "true");
+    uint64_t damaged = stats_counter(s, "damaged_reads");
+    fprintf(out, "\"health\":{\"ok\":%s,\"damaged_reads\":%llu,"
+            "\"commit_error\":", err || damaged ? "false" : "true",
+            (unsigned long long)damaged);
     if (err) {
         json_string_to(out, strerror((int)err));
     } else {
@@ -515,6 +521,9 @@ static const struct prom_metric prom_metrics[] = {
       "wcache_read_overlays", "Reads of files with cached blocks.", false },
     { "snapfs_commit_errors_total", "counter", "commit_errors",
       "Batches whose commit failed.", false },
+    { "snapfs_damaged_reads_total", "counter", "damaged_reads",
+      "Reads refused with EIO: a stored block failed its verification.",
+      false },
     { "snapfs_major_page_faults_total", "counter", "major_faults",
       "Major page faults of the daemon (store pages read from disk).", true },
     { "snapfs_write_cache_bytes", "gauge", "wcache_bytes",
