@@ -24,6 +24,7 @@
 #include "control.h"
 #include "leftovers.h"
 #include "metrics.h"
+#include "metrics_ops.h"
 #include "ops.h"
 #include "scheduler.h"
 #include "wcache.h"

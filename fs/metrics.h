@@ -11,8 +11,6 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include <fuse_lowlevel.h>
-
 /* FUSE operations, as counted (forget_multi counts as forget). */
 enum metrics_op {
     MOP_LOOKUP, MOP_FORGET, MOP_GETATTR, MOP_SETATTR, MOP_READLINK,
@@ -64,10 +62,6 @@ void metrics_op_done(enum metrics_op op, uint64_t t0);
 /* A batch of BYTES committed in NS nanoseconds (RC: its result). */
 void metrics_commit(enum metrics_commit_trigger why, uint64_t ns,
                     uint64_t bytes, int rc);
-
-/* OPS with every operation wrapped so that it is counted and timed. */
-void metrics_wrap_ops(const struct fuse_lowlevel_ops *ops,
-                      struct fuse_lowlevel_ops *out);
 
 /* The time serving began (for uptime). */
 void metrics_start(void);

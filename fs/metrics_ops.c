@@ -11,6 +11,8 @@
  * return after the reply was sent, waits for the volume lock, the freeze
  * gate and a commit (fsync) included; the kernel's queueing is not.
  */
+#include "metrics_ops.h"
+
 #include "metrics.h"
 
 /* The operations wrapped (a copy of the table given, set once, before
