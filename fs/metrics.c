@@ -43,7 +43,8 @@
  *                                  commit.bytes; BUCKETS the non-empty
  *                                  buckets "LE:N,LE:N,..." ("-" if none),
  *                                  LE the inclusive upper bound or +Inf
- *   gauge NAME N                   a value now (metrics_report)
+ *   gauge NAME N                   a value now (added by control.c:
+ *                                  space, memory, health)
  */
 #define _GNU_SOURCE
 #include "metrics.h"
