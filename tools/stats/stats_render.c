@@ -614,7 +614,7 @@ static void prom_commits(FILE *out, const char *volume,
     prom_histogram(out, "snapfs_commit_duration_seconds", volume, NULL,
                    stats_hist(s, "commit.ns"), 16, 35, 1e-9);
     prom_family(out, "snapfs_commit_size_bytes", "histogram",
-                "Bytes written into each committed batch.");
+                "File data written into each committed batch (metadata not counted).");
     prom_histogram(out, "snapfs_commit_size_bytes", volume, NULL,
                    stats_hist(s, "commit.bytes"), 12, 27, 1);
 }
