@@ -313,7 +313,8 @@ static const char *const json_daemon[][2] = {
 static void json_commits_object(FILE *out, const struct stats_sample *s)
 {
     const struct stats_hist *size = stats_hist(s, "commit.bytes");
-    fprintf(out, "\"commits\":{\"count\":%llu,", (unsigned long long)commits(s));
+    fprintf(out, "\"commits\":{\"count\":%llu,",
+            (unsigned long long)commits(s));
     json_values(out, s, json_commits, NPAIRS(json_commits), false);
     fprintf(out, ",\"bytes\":%llu,\"size_bytes\":",
             (unsigned long long)(size ? size->sum : 0));
@@ -614,7 +615,8 @@ static void prom_commits(FILE *out, const char *volume,
     prom_histogram(out, "snapfs_commit_duration_seconds", volume, NULL,
                    stats_hist(s, "commit.ns"), 16, 35, 1e-9);
     prom_family(out, "snapfs_commit_size_bytes", "histogram",
-                "File data written into each committed batch (metadata not counted).");
+                "File data written into each committed batch (metadata "
+                "not counted).");
     prom_histogram(out, "snapfs_commit_size_bytes", volume, NULL,
                    stats_hist(s, "commit.bytes"), 12, 27, 1);
 }
