@@ -514,6 +514,8 @@ done
 
 log "snapfs info after the workloads:"
 timeout 60 "$SNAPFS" info "$SN_MNT" 2>&1 3>&- | sed 's/^/    /' >&3 || true
+log "snapfs stats after the workloads (what the daemon counted):"
+timeout 60 "$SNAPFS" stats "$SN_MNT" 2>&1 3>&- | sed 's/^/    /' >&3 || true
 
 log "unmounting both; removing their data"
 stop_pt
