@@ -123,7 +123,7 @@ DEB_TEST  := acl attr lmdb-utils fio python3 psmisc util-linux bc dump \
              samba samba-common-bin smbclient samba-vfs-modules \
              nfs-ganesha nfs-ganesha-vfs libnfs-utils \
              restic amanda-common postgresql mariadb-server s3cmd \
-             systemd mandoc man-db bsdextrautils
+             systemd mandoc man-db bsdextrautils prometheus-node-exporter
 NPM_TEST  := s3rver@3
 deps:
 	@DEB_BUILD="$(DEB_BUILD)" DEB_TEST="$(DEB_TEST)" NPM_TEST="$(NPM_TEST)" \

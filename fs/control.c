@@ -53,6 +53,11 @@
  *   qtree-delete NAME              an empty qtree
  *   qtree-list                     data: one sfs_qtree_line per qtree
  *   sync                           store and commit everything
+ *   stats                          the statistics (metrics.c: the
+ *                                  format), then the volume's state now
+ *                                  as "gauge NAME N" lines (volume_gauges);
+ *                                  stores and commits nothing; ENODATA:
+ *                                  the mount has -o nostats
  *   freeze [TIMEOUT_MS]            a freeze session (below)
  *   receive FLAGS [N1 [N2]]        receive the streams on the descriptor
  *                                  passed with the request (below)
@@ -126,9 +131,11 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/resource.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "metrics.h"
 #include "scheduler.h"
 #include "wcache.h"
 
@@ -792,6 +799,83 @@ static int start_receive(struct control *c, int fd, int argc, char **argv,
     return rc;
 }
 
+/* ---- statistics (metrics.c) ---- */
+
+static void gauge(FILE *out, const char *name, uint64_t value)
+{
+    fprintf(out, "gauge\t%s\t%llu\n", name, (unsigned long long)value);
+}
+
+/* The daemon's resident memory, from /proc/self/statm (0 if unknown). */
+static uint64_t resident_bytes(void)
+{
+    unsigned long long size, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%llu %llu", &size, &resident) != 2)
+            resident = 0;
+        fclose(f);
+    }
+    return resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+static int count_snapshot(void *arg, const struct sfs_snap_rec *s)
+{
+    (*(uint64_t *)arg)++;
+    return 0;
+}
+
+/* Space (store.c's figures, as df and snapfs info show them) and
+ * snapshots, read in the batch under the volume lock, briefly. */
+static int space_gauges(struct vol *v, FILE *out)
+{
+    struct sfs_space sp;
+    uint64_t snapshots = 0;
+    MDB_txn *txn = vol_read_begin(v);
+    int rc = txn ? sfs_space_get(v->st, txn, &sp) : -EROFS;
+    if (!rc)
+        rc = sfs_snap_foreach(v->st, txn, count_snapshot, &snapshots);
+    vol_read_end(v);
+    if (rc)
+        return rc;
+    gauge(out, "space_size", sp.size);
+    gauge(out, "space_used", sp.used);
+    gauge(out, "space_available", sp.avail);
+    gauge(out, "space_snapshot_reserve", sp.reserve);
+    gauge(out, "space_snapshots", sp.snapshots);
+    gauge(out, "snapshots", snapshots);
+    return 0;
+}
+
+/* What the volume holds in memory and its health, now. */
+static void volume_gauges(struct vol *v, FILE *out)
+{
+    pthread_mutex_lock(&v->lock);
+    uint64_t batch = v->dirty ? v->dirty_bytes : 0;
+    int commit_error = v->commit_error;
+    pthread_mutex_unlock(&v->lock);
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru))
+        memset(&ru, 0, sizeof(ru));
+    gauge(out, "batch_bytes", batch);
+    gauge(out, "wcache_bytes", __atomic_load_n(&v->wcache_bytes,
+                                               __ATOMIC_RELAXED));
+    gauge(out, "resident_bytes", resident_bytes());
+    gauge(out, "major_faults", (uint64_t)ru.ru_majflt);
+    gauge(out, "commit_error", (uint64_t)-commit_error);
+    gauge(out, "frozen", vol_frozen(v));
+    gauge(out, "receiving", __atomic_load_n(&v->receiving, __ATOMIC_ACQUIRE));
+}
+
+static int stats(struct vol *v, FILE *out)
+{
+    if (!metrics_enabled)
+        return -ENODATA;
+    metrics_write(out);
+    volume_gauges(v, out);
+    return space_gauges(v, out);
+}
+
 /* What would write the live tree or snapshot it: not while a stream is
  * being received into it (a snapshot would hold part of a stream). */
 static bool disturbs_receive(const char *cmd)
@@ -885,6 +969,8 @@ static int dispatch(struct control *c, FILE *out, int argc, char **argv)
         return change(v, do_recv_abort, argc, argv);
     if (!strcmp(cmd, "sync"))
         return store_and_sync(v);
+    if (!strcmp(cmd, "stats"))
+        return argc ? -EINVAL : stats(v, out);
     return -EOPNOTSUPP;
 }
 

@@ -16,13 +16,17 @@
  *      stays mounted); in the foreground under systemd (Type=notify),
  *      tell it READY=1 once the mount answers (service.c);
  *   4. serve with a multithreaded loop until unmounted or signalled, and
- *      run due snapshot policies on a thread (scheduler.c);
+ *      run due snapshot policies on a thread (scheduler.c); every
+ *      operation is counted and timed (metrics_ops.c) unless the mount
+ *      has `-o nostats`;
  *   5. commit and sync everything (systemd is told STOPPING=1 first),
  *      remove the pid file, close the store.
  */
 #define _GNU_SOURCE
 #include "control.h"
 #include "leftovers.h"
+#include "metrics.h"
+#include "metrics_ops.h"
 #include "ops.h"
 #include "scheduler.h"
 #include "service.h"
@@ -109,7 +113,8 @@ static char *mount_options(const char *store, const char *extra,
 {
     char *opts = NULL;
     const char *allow = geteuid() == 0 ? ",allow_other" : "";
-    /* Our own option: no_writeback_cache turns the kernel cache off. */
+    /* Our own options: no_writeback_cache turns the kernel cache off,
+     * nostats the statistics (metrics.c). */
     char *rest = strdup(extra ? extra : "");
     if (!rest)
         return NULL;
@@ -123,6 +128,10 @@ static char *mount_options(const char *store, const char *extra,
          tok = strtok_r(NULL, ",", &save)) {
         if (!strcmp(tok, "no_writeback_cache")) {
             *no_writeback = true;
+            continue;
+        }
+        if (!strcmp(tok, "nostats")) {
+            metrics_enabled = false;
             continue;
         }
         if (*out)
@@ -283,7 +292,11 @@ int snapfs_serve(const char *store, const char *mountpoint, const char *options,
     }
     fs->vol.notify_changed = notify_changed;
     fs->vol.notify_entry = notify_entry;
-    se = fuse_session_new(&args, &snapfs_ops, sizeof(snapfs_ops), fs);
+    struct fuse_lowlevel_ops ops = snapfs_ops;
+    if (metrics_enabled)
+        metrics_wrap_ops(&snapfs_ops, &ops);
+    metrics_start();
+    se = fuse_session_new(&args, &ops, sizeof(ops), fs);
     fuse_opt_free_args(&args);
     if (!se) {
         fprintf(stderr, "snapfs mount: bad mount options: %s\n",

@@ -42,6 +42,7 @@
 
 #include "acl.h"
 #include "autodelete.h"
+#include "metrics.h"
 #include "wcache.h"
 
 #define TIMEOUT 86400.0
@@ -1101,10 +1102,14 @@ static void read_view(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off)
         rc = buf ? sfs_rplan_finish(&plan, fs_codec(), buf) : -ENOMEM;
         sfs_rplan_release(&plan);
     }
-    if (rc)
+    if (rc) {
+        if (rc == -EIO)
+            metrics_add(MC_DAMAGED_READS, 1);
         fuse_reply_err(req, rc == -ENOENT ? ESTALE : -rc);
-    else
+    } else {
+        metrics_add(MC_READ_BYTES, plan.len);
         fuse_reply_buf(req, buf, plan.len);
+    }
     free(buf);
 }
 
@@ -1126,8 +1131,10 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         return;
     }
     bool cached = __atomic_load_n(&n->ncached, __ATOMIC_ACQUIRE) != 0;
-    if (cached)
+    if (cached) {
         pthread_mutex_lock(&n->wlock);
+        metrics_add(MC_WCACHE_OVERLAYS, 1);
+    }
     MDB_txn *txn = vol_read_begin(v);
     int rc = sfs_inode_get(v->st, txn, v->live_view, ino, &i);
     if (!rc)
@@ -1148,13 +1155,33 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     if (node_unpin(v, n))
         fs_destroy_orphan(v, ino);
     if (rc) {
+        if (rc == -EIO)
+            metrics_add(MC_DAMAGED_READS, 1);
         free(buf);
         fuse_reply_err(req, -rc);
         return;
     }
+    metrics_add(MC_READ_BYTES, plan.len);
     fuse_reply_buf(req, buf, plan.len);
     free(buf);
     sfs_rplan_release(&plan);
+}
+
+/* What a write stored, for the statistics (metrics.c). */
+static void count_stored(const struct sfs_wplan *plan)
+{
+    struct sfs_wplan_tally t;
+    if (!metrics_enabled)
+        return;
+    sfs_wplan_tally(plan, &t);
+    metrics_add(MC_NEW_BLOCKS, t.new_blocks);
+    metrics_add(MC_NEW_LOGICAL, t.new_logical);
+    metrics_add(MC_NEW_STORED, t.new_stored);
+    metrics_add(MC_NEW_COMPRESSED, t.new_compressed);
+    metrics_add(MC_DEDUP_BLOCKS, t.dedup_blocks);
+    metrics_add(MC_DEDUP_BYTES, t.dedup_bytes);
+    metrics_add(MC_ZERO_BYTES, t.zero_bytes);
+    metrics_add(MC_INLINE_BYTES, t.inline_bytes);
 }
 
 /*
@@ -1212,6 +1239,8 @@ static int write_through(struct vol *v, uint64_t ino, const char *buf,
         rc = attempt < 8 ? 0 : -EIO;
     }
 out:
+    if (!rc)
+        count_stored(&plan);
     sfs_wplan_release(&plan);
     if (!rc && reserved)
         sfs_space_unreserve(v->st, reserved); /* spent: the data is in */
@@ -1421,8 +1450,10 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
         growth_failed(v, n, (uint64_t)off); /* for good: cut the file */
     if (node_unpin(v, n))
         fs_destroy_orphan(v, ino);
-    if (!rc)
+    if (!rc) {
         space_wrote(SPACE(req), size, fi->writepage);
+        metrics_add(MC_WRITE_BYTES, size);
+    }
     if (rc)
         fuse_reply_err(req, -rc);
     else

@@ -106,6 +106,7 @@
  */
 #define _GNU_SOURCE
 #include "volume.h"
+#include "metrics.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -144,10 +145,24 @@ static bool commit_due(struct vol *v)
            vol_now_ms() - v->dirty_since_ms >= VOL_COMMIT_INTERVAL_MS;
 }
 
+/* Why the batch is committed now (for the statistics). */
+static enum metrics_commit_trigger commit_trigger(struct vol *v)
+{
+    if (v->stopping)
+        return MCT_UNMOUNT;
+    if (v->commit_wanted)
+        return MCT_SYNC;
+    return v->dirty_bytes >= VOL_COMMIT_DIRTY_BYTES ? MCT_SIZE
+                                                     : MCT_INTERVAL;
+}
+
 /* Commit the batch and open the next.  Called by the committer, locked. */
 static int commit_batch(struct vol *v)
 {
+    enum metrics_commit_trigger why = commit_trigger(v);
+    uint64_t t0 = metrics_clock();
     int rc = sfs_txn_commit(v->st, v->wtxn);
+    metrics_commit(why, metrics_clock() - t0, v->dirty_bytes, rc);
     v->wtxn = NULL;
     if (rc) {
         syslog(LOG_ERR, "snapfs: commit of a batch failed: %s", strerror(-rc));

@@ -76,6 +76,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "metrics.h"
+
 struct wblock {
     uint64_t blockno;
     uint32_t len;      /* bytes of content from the block start */
@@ -205,6 +207,7 @@ int wcache_flush(struct vol *v, struct node *n)
          * dropped (storing it could fail on a full volume and keep the
          * orphan alive).  An unlinked file still open keeps its data. */
         bool unread = !rc && i.nlink == 0 && node_is_unreferenced_orphan(v, n);
+        bool stored = false;
         if (!rc && !unread && bstart < i.size) {
             /* The whole block as the file has it: no old bytes to merge. */
             uint64_t len = i.size - bstart < bs ? i.size - bstart : bs;
@@ -212,8 +215,10 @@ int wcache_flush(struct vol *v, struct node *n)
                 len = b->len;
             rc = fs_store_cached(v, n->ino, (const char *)b->data,
                                  (size_t)len, bstart, b->reserved);
-            if (!rc)
+            if (!rc) {
                 b->reserved = 0; /* spent */
+                stored = true;
+            }
         } else if (rc == -ENOENT) {
             rc = 0; /* the inode is gone: nothing to keep */
         }
@@ -223,6 +228,8 @@ int wcache_flush(struct vol *v, struct node *n)
         }
         if (rc)
             return rc;
+        if (stored)
+            metrics_add(MC_WCACHE_STORED, 1);
         n->dirty = b->next;
         free_block(v, n, b, bs);
         uint64_t ino = n->ino; /* N may be freed by the unpin */
@@ -249,19 +256,26 @@ int wcache_write(struct vol *v, struct node *n, const char *buf, size_t size,
     uint32_t from = (uint32_t)(off - blockno * bs);
     *cached = false;
     struct wblock *b = find_block(n, blockno);
-    if (!b) {
+    if (b) {
+        metrics_add(MC_WCACHE_HITS, 1);
+    } else {
         if (over_budget(v, bs)) {
             int rc = wcache_flush(v, n);
             if (rc)
                 return rc;
-            if (over_budget(v, bs))
+            if (over_budget(v, bs)) {
+                metrics_add(MC_WCACHE_BYPASSES, 1);
                 return 0; /* no room: the caller writes through */
+            }
         }
         int rc = load_block(v, n, blockno, &b);
-        if (rc == -ENOSPC)
+        if (rc == -ENOSPC) {
+            metrics_add(MC_WCACHE_BYPASSES, 1);
             return 0; /* no room to reserve: the caller writes through */
+        }
         if (rc)
             return rc;
+        metrics_add(MC_WCACHE_MISSES, 1);
     }
     memcpy(b->data + from, buf, size);
     if (from + size > b->len)

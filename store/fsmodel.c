@@ -1052,6 +1052,9 @@ int sfs_wplan_apply(struct sfs_store *st, MDB_txn *txn, uint64_t ino,
         int rc = sfs_extent_get(st, txn, SFS_VIEW_LIVE, ino, b->blockno, &old);
         if (rc)
             return rc;
+        /* Only storing a new block takes a blob id: that tells a new
+         * block from a deduplicated one. */
+        uint64_t next_blob = st->state.next_blob;
         rc = sfs_extent_set_w(st, txn, ino, b->blockno, &b->pb, b->buf,
                               plan->reserved);
         if (rc == -EAGAIN) {
@@ -1062,10 +1065,41 @@ int sfs_wplan_apply(struct sfs_store *st, MDB_txn *txn, uint64_t ino,
             return rc;
         b->applied = true;
         plan->units_delta -= (old.lsize + 511) / 512;
-        if (!sfs_is_zero(b->buf, b->len))
+        bool zero = sfs_is_zero(b->buf, b->len);
+        if (!zero)
             plan->units_delta += (b->len + 511) / 512;
+        b->stored_as = zero ? SFS_STORED_HOLE
+                       : b->len <= SFS_INLINE_MAX ? SFS_STORED_INLINE
+                       : st->state.next_blob != next_blob ? SFS_STORED_NEW
+                                                          : SFS_STORED_DEDUP;
     }
     return again ? -EAGAIN : 0;
+}
+
+void sfs_wplan_tally(const struct sfs_wplan *plan, struct sfs_wplan_tally *t)
+{
+    memset(t, 0, sizeof(*t));
+    for (size_t i = 0; i < plan->nblocks; i++) {
+        const struct sfs_wplan_block *b = &plan->blocks[i];
+        switch (b->stored_as) {
+        case SFS_STORED_HOLE:
+            t->zero_bytes += b->len;
+            break;
+        case SFS_STORED_INLINE:
+            t->inline_bytes += b->len;
+            break;
+        case SFS_STORED_DEDUP:
+            t->dedup_blocks++;
+            t->dedup_bytes += b->len;
+            break;
+        case SFS_STORED_NEW:
+            t->new_blocks++;
+            t->new_logical += b->len;
+            t->new_stored += b->pb.csize;
+            t->new_compressed += b->pb.codec != SFS_CODEC_NONE;
+            break;
+        }
+    }
 }
 
 int sfs_wplan_compress(struct sfs_store *st, struct sfs_codec_ctx *cc,
@@ -1107,8 +1141,10 @@ int sfs_wplan_probe(struct sfs_store *st, MDB_txn *txn, struct sfs_wplan *plan)
 
 void sfs_wplan_reset_applied(struct sfs_wplan *plan)
 {
-    for (size_t i = 0; i < plan->nblocks; i++)
+    for (size_t i = 0; i < plan->nblocks; i++) {
         plan->blocks[i].applied = false;
+        plan->blocks[i].stored_as = SFS_STORED_NOTHING;
+    }
     plan->units_delta = 0;
 }
 

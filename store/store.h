@@ -1646,6 +1646,14 @@ int sfs_rplan_finish(struct sfs_rplan *plan, struct sfs_codec_ctx *cc,
                      void *out);
 void sfs_rplan_release(struct sfs_rplan *plan);
 
+/* What an applied block of a write plan became (sfs_wplan_apply). */
+enum sfs_stored_as {
+    SFS_STORED_NOTHING = 0, /* not applied */
+    SFS_STORED_HOLE,        /* all zeros: no block */
+    SFS_STORED_INLINE,      /* a short tail kept in its extent record */
+    SFS_STORED_DEDUP,       /* a block already stored: one more reference */
+    SFS_STORED_NEW,         /* a new block (pb.csize bytes, pb.codec) */
+};
 struct sfs_wplan_block {
     uint64_t blockno;
     uint32_t len;           /* logical length of the new block content */
@@ -1654,6 +1662,7 @@ struct sfs_wplan_block {
     struct sfs_rplan old;   /* old content of a partially written block */
     struct sfs_prepared_block pb;
     bool applied;
+    uint8_t stored_as;      /* enum sfs_stored_as, set when applied */
 };
 struct sfs_wplan {
     uint64_t off;
@@ -1684,6 +1693,15 @@ int sfs_wplan_compress(struct sfs_store *st, struct sfs_codec_ctx *cc,
                        struct sfs_wplan *plan);
 /* After the transaction of an apply was aborted: nothing is applied. */
 void sfs_wplan_reset_applied(struct sfs_wplan *plan);
+/* What an applied plan stored, by kind (for a daemon's statistics): new
+ * blocks with their bytes before and after compression, blocks found
+ * already stored (deduplicated), zeros left as holes, inline tails. */
+struct sfs_wplan_tally {
+    uint64_t new_blocks, new_logical, new_stored, new_compressed;
+    uint64_t dedup_blocks, dedup_bytes;
+    uint64_t zero_bytes, inline_bytes;
+};
+void sfs_wplan_tally(const struct sfs_wplan *plan, struct sfs_wplan_tally *t);
 void sfs_wplan_release(struct sfs_wplan *plan);
 
 /*

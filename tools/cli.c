@@ -164,16 +164,21 @@ int array_append(void *items, size_t *n, size_t *cap, const void *item,
 
 void print_json_string(const char *s)
 {
-    putchar('"');
+    print_json_string_to(stdout, s);
+}
+
+void print_json_string_to(FILE *out, const char *s)
+{
+    fputc('"', out);
     for (; *s; s++) {
         if (*s == '"' || *s == '\\')
-            printf("\\%c", *s);
+            fprintf(out, "\\%c", *s);
         else if ((unsigned char)*s < 0x20)
-            printf("\\u%04x", (unsigned char)*s);
+            fprintf(out, "\\u%04x", (unsigned char)*s);
         else
-            putchar(*s);
+            fputc(*s, out);
     }
-    putchar('"');
+    fputc('"', out);
 }
 
 /* "--opt VALUE" or "--opt=VALUE": the value, advancing *I; NULL if ARG is

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "store.h"
 
@@ -32,8 +33,9 @@ int array_append(void *items, size_t *n, size_t *cap, const void *item,
 /* Remove DIR and everything under it (symlinks are not followed):
  * 0, or -errno of the first removal that failed. */
 int remove_tree(const char *dir);
-/* S as a JSON string on stdout. */
+/* S as a JSON string on stdout, or on OUT. */
 void print_json_string(const char *s);
+void print_json_string_to(FILE *out, const char *s);
 /* "--opt VALUE" or "--opt=VALUE" at ARGV[*I]: the value, advancing *I past
  * a separate one (dies if it is missing); NULL if ARGV[*I] is not OPT. */
 const char *option_value(const char *cmd, const char *opt, int argc,
@@ -82,6 +84,9 @@ void volume_syncfs(struct volume *vol);
  * the daemon answered.
  */
 int volume_request(struct volume *vol, char **words, int n, char **data);
+/* The same without the syncfs: a request that must not disturb what it
+ * asks about (stats). */
+int volume_ask(struct volume *vol, char **words, int n, char **data);
 /* Unmounted: run FN in one write transaction of the store opened
  * exclusively; commit and sync when KEEP and FN returned 0, else abort. */
 int volume_offline(struct volume *vol, const char *cmd,
@@ -195,5 +200,7 @@ int cmd_health(int argc, char **argv);
 int cmd_config(int argc, char **argv);
 /* ndmp.c: `ndmp serve|password`, the NDMP server */
 int cmd_ndmp(int argc, char **argv);
+/* stats.c: `stats VOLUME [--json] [--watch [S]] [--prometheus]` */
+int cmd_stats(int argc, char **argv);
 
 #endif

@@ -113,8 +113,8 @@ static bool mount_option_known(const char *opt)
         "allow_other", "allow_root", "default_permissions", "ro", "rw",
         "nosuid", "suid", "nodev", "dev", "noexec", "exec", "atime",
         "noatime", "relatime", "strictatime", "nodiratime", "sync", "async",
-        "dirsync", "auto_unmount", "no_writeback_cache", "_netdev", "auto",
-        "noauto", "user", "nouser", "users", "defaults", "nofail",
+        "dirsync", "auto_unmount", "no_writeback_cache", "nostats", "_netdev",
+        "auto", "noauto", "user", "nouser", "users", "defaults", "nofail",
     };
     static const char *keyed[] = { "max_read=", "blksize=", "fsname=",
                                    "subtype=", "x-", "comment=" };
@@ -321,6 +321,10 @@ static void usage(FILE *out)
           "  mount STORE MOUNTPOINT [-f] [-o OPTIONS]\n"
           "  umount MOUNTPOINT\n"
           "  info STORE|MOUNTPOINT [--json]\n"
+          "  stats VOL [--json | --prometheus] [--watch [SECONDS] [--count K]]\n"
+          "  stats VOL --listen 127.0.0.1:PORT [--allow-remote]   GET /metrics\n"
+          "    a mounted volume's operations, latencies, bytes, dedup, compression,\n"
+          "    cache, commits and space, counted since its mount\n"
           "  fsck STORE\n"
           "  health [VOL...|--all] [--json] [--fix] [--full] [--cert FILE]... [--peer-timeout MS]\n"
           "    checks for monitoring: exit 0 ok, 1 warning, 2 critical\n"
@@ -476,6 +480,8 @@ int main(int argc, char **argv)
         return cmd_config(argc, argv);
     if (!strcmp(cmd, "ndmp"))
         return cmd_ndmp(argc, argv);
+    if (!strcmp(cmd, "stats"))
+        return cmd_stats(argc, argv);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         usage(stdout);
         return 0;

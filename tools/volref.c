@@ -147,12 +147,16 @@ void volume_syncfs(struct volume *vol)
     }
 }
 
-/* Send a request (words joined by tabs); collect the data lines into
- * *DATA.  Returns 0 or the negative errno the daemon answered. */
-int volume_request(struct volume *vol, char **words, int n,
-                           char **data)
+int volume_request(struct volume *vol, char **words, int n, char **data)
 {
     volume_syncfs(vol);
+    return volume_ask(vol, words, n, data);
+}
+
+/* Send a request (words joined by tabs); collect the data lines into
+ * *DATA.  Returns 0 or the negative errno the daemon answered. */
+int volume_ask(struct volume *vol, char **words, int n, char **data)
+{
     int fd = control_connect(vol->store);
     if (fd < 0)
         return fd;

@@ -21,6 +21,9 @@
 #   BENCH_MKFS_OPTS     extra snapfs mkfs options    (none)
 #   BENCH_MOUNT_OPTS    snapfs mount -o options      (none)
 #   BENCH_PT_OPTS       passthrough_ll -o options    (cache=always,writeback,clone_fd)
+#   BENCH_REFERENCE     what snapfs is compared with: passthrough (passthrough_ll),
+#                       or snapfs:OPTS, a second snapfs volume mounted -o OPTS
+#                       (snapfs:nostats measures what the statistics cost)
 #   BENCH_DROP_CACHES   1/0: drop kernel caches between phases (1 if root)
 #   BENCH_SMALL_CHUNK   small files: drop caches every N files (5000)
 #   BENCH_SEQ_RUNTIME_CAP  time bound of each sequential fio job, s (240)
@@ -46,6 +49,7 @@ VOLSIZE=${BENCH_VOLUME_SIZE:-16G}
 MKFS_OPTS=${BENCH_MKFS_OPTS:-}
 MOUNT_OPTS=${BENCH_MOUNT_OPTS:-}
 PT_OPTS=${BENCH_PT_OPTS:-cache=always,writeback,clone_fd}
+REFERENCE=${BENCH_REFERENCE:-passthrough}
 # fio stops a sequential job after this many seconds (bounds the run on a
 # pathologically slow filesystem; the bandwidth figure stays valid)
 SEQ_RUNTIME_CAP=${BENCH_SEQ_RUNTIME_CAP:-240}
@@ -60,6 +64,11 @@ EXAMPLES=/usr/share/doc/libfuse3-dev/examples
 exec 3>&2
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&3; }
 die() { log "FATAL: $*"; exit 1; }
+case $REFERENCE in
+passthrough) REF_LABEL="passthrough_ll (-o $PT_OPTS)" REF_COL=passthrough ;;
+snapfs:?*) REF_LABEL="snapfs -o ${REFERENCE#snapfs:}" REF_COL="-o ${REFERENCE#snapfs:}" ;;
+*) die "BENCH_REFERENCE must be passthrough or snapfs:OPTIONS (got '$REFERENCE')" ;;
+esac
 
 for v in SIZE_MB RAND_MB RAND_RUNTIME NFILES NDIRS RSS_MB RSS_LIMIT_MB SEQ_RUNTIME_CAP SMALL_CHUNK REPS; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer (got '${!v}')"
@@ -145,6 +154,7 @@ SN_STORE=$WORK/snap-store
 SN_MNT=$WORK/snap-mnt
 RSS_STORE=$WORK/rss-store
 RSS_MNT=$WORK/rss-mnt
+REF_STORE=$WORK/ref-store	# BENCH_REFERENCE=snapfs:OPTS: its volume, on PT_MNT
 LOGS=$WORK/logs
 mkdir -p "$WORK/bin" "$PT_SRC" "$PT_MNT" "$SN_MNT" "$RSS_MNT" "$LOGS"
 
@@ -234,6 +244,11 @@ export PASSTHROUGH_LL=$PT_BIN
 # daemonized snapfs).  The background child of a non-interactive shell is not
 # a process-group leader, so setsid execs without forking and $! stays right.
 start_pt() {
+	if [[ $REFERENCE == snapfs:* ]]; then
+		[[ -d $REF_STORE ]] || snap_mkfs "$REF_STORE"
+		snap_mount "$REF_STORE" "$PT_MNT" "${REFERENCE#snapfs:}"
+		return
+	fi
 	setsid "$PT_BIN" -f -o "source=$PT_SRC,$PT_OPTS,fsname=passthrough_ll-bench" "$PT_MNT" \
 		</dev/null >>"$LOGS/passthrough_ll.log" 2>&1 3>&- &
 	PT_PID=$!
@@ -248,6 +263,10 @@ start_pt() {
 }
 
 stop_pt() {
+	if [[ $REFERENCE == snapfs:* ]]; then
+		snap_umount "$PT_MNT"
+		return
+	fi
 	if mountpoint -q "$PT_MNT"; then
 		fusermount3 -u "$PT_MNT" || fusermount3 -u -z "$PT_MNT"
 	fi
@@ -280,10 +299,10 @@ snap_pid() {
 	[[ -n $pid ]] && kill -0 "$pid" 2>/dev/null && echo "$pid"
 }
 
-snap_mount() {
-	local store=$1 mnt=$2
+snap_mount() {   # snap_mount STORE MNT [OPTIONS, else BENCH_MOUNT_OPTS]
+	local store=$1 mnt=$2 opts=${3:-$MOUNT_OPTS}
 	local -a o=()
-	[[ -n $MOUNT_OPTS ]] && o=(-o "$MOUNT_OPTS")
+	[[ -n $opts ]] && o=(-o "$opts")
 	timeout -k 5 120 "$SNAPFS" mount "$store" "$mnt" "${o[@]}" >>"$LOGS/snapfs-mount.log" 2>&1 3>&- ||
 		{ tail -n 20 "$LOGS/snapfs-mount.log" >&3; log "snapfs mount $store $mnt failed"; return 1; }
 	mountpoint -q "$mnt" || { log "snapfs mount returned but $mnt is not mounted"; return 1; }
@@ -476,8 +495,8 @@ bench_smallfiles() {
 
 # ----------------------------------------------------------------- run ---
 T0=$SECONDS
-log "mounting passthrough_ll (-o source=$PT_SRC,$PT_OPTS) on $PT_MNT"
-start_pt || die "cannot mount passthrough_ll"
+log "mounting the reference, $REF_LABEL, on $PT_MNT"
+start_pt || die "cannot mount the reference ($REF_LABEL)"
 log "mkfs + mount snapfs (--size $VOLSIZE${MKFS_OPTS:+ $MKFS_OPTS}) on $SN_MNT"
 snap_mkfs "$SN_STORE"
 snap_mount "$SN_STORE" "$SN_MNT" || die "cannot mount snapfs"
@@ -495,11 +514,13 @@ done
 
 log "snapfs info after the workloads:"
 timeout 60 "$SNAPFS" info "$SN_MNT" 2>&1 3>&- | sed 's/^/    /' >&3 || true
+log "snapfs stats after the workloads (what the daemon counted):"
+timeout 60 "$SNAPFS" stats "$SN_MNT" 2>&1 3>&- | sed 's/^/    /' >&3 || true
 
 log "unmounting both; removing their data"
 stop_pt
 snap_umount "$SN_MNT" || die "cannot unmount snapfs"
-rm -rf --one-file-system "$SN_STORE" "$PT_SRC"
+rm -rf --one-file-system "$SN_STORE" "$PT_SRC" "$REF_STORE"
 
 # ------------------------------------------------------------ RSS check ---
 log "[rss] fresh snapfs volume; sequential write of ${RSS_MB} MiB (incompressible)"
@@ -591,6 +612,7 @@ summary=$(mktemp "$WORK/summary.XXXXXX")
 	echo "cpus $(nproc)"
 	echo "backing_fs $(stat -f -c %T "$WORK")"
 	echo "passthrough_opts $PT_OPTS"
+	echo "reference $REFERENCE"
 	echo "drop_caches $BENCH_DROP_CACHES"
 	echo "seq_size_mb $SIZE_MB"
 	echo "rand_size_mb $RAND_MB"
@@ -603,11 +625,11 @@ summary=$(mktemp "$WORK/summary.XXXXXX")
 
 {
 	echo
-	echo "snapfs benchmark: snapfs vs. passthrough_ll (-o $PT_OPTS), same backing fs ($(stat -f -c %T "$WORK"))"
+	echo "snapfs benchmark: snapfs${MOUNT_OPTS:+ -o $MOUNT_OPTS} vs. $REF_LABEL, same backing fs ($(stat -f -c %T "$WORK"))"
 	echo "figures: median of $REPS rounds; higher is better for every row"
-	echo "ratio: median over the rounds of snapfs[i]/passthrough[i]; per-round: their min-max (a noise gauge)"
+	echo "ratio: median over the rounds of snapfs[i]/$REF_COL[i]; per-round: their min-max (a noise gauge)"
 	echo
-	printf '%-32s %12s %12s %7s %12s\n' "metric" "snapfs" "passthrough" "ratio" "per-round"
+	printf '%-32s %12s %12s %7s %12s\n' "metric" "snapfs" "$REF_COL" "ratio" "per-round"
 	printf '%-32s %12s %12s %7s %12s\n' "------" "------" "-----------" "-----" "---------"
 } >&1
 for m in "${METRICS[@]}"; do
