@@ -82,7 +82,9 @@ test_expect_success 'systemd-analyze verify accepts every unit' '
 	test $rc = 0 && ! grep -v "^$" "$REF/verify"
 '
 
-test_expect_success 'ExecStart mounts in the foreground and READY=1 comes once the mount answers' '
+# (as root only: the unit's capability bounding set is set with capsh,
+# which another user cannot do)
+test_expect_success ROOT 'ExecStart mounts in the foreground and READY=1 comes once the mount answers' '
 	notify_listen
 	bset=$(unit_bounding_set)
 	echo "bounding set: $bset"
@@ -98,7 +100,7 @@ test_expect_success 'ExecStart mounts in the foreground and READY=1 comes once t
 	assert_eq before-stop "$(cat "$M2/kept")"
 '
 
-test_expect_success 'ExecStop unmounts and returns after the last commit and the exit' '
+test_expect_success ROOT 'ExecStop unmounts and returns after the last commit and the exit' '
 	pid=$(cat "$TEST_TMP/v2.pid") &&
 	setpriv --no-new-privs --bounding-set "$(unit_bounding_set)" "$UNIT" umount v2 &&
 	! mountpoint -q "$M2" &&
