@@ -1264,7 +1264,14 @@ static int note_cached_write(struct vol *v, uint64_t ino, uint64_t end)
 {
     MDB_txn *txn;
     struct sfs_inode i;
-    int rc = vol_change_begin(v, &txn);
+    /* An overwrite the kernel dates itself changes no record: no change
+     * (nor a wait for the committer) on the write path. */
+    txn = vol_read_begin(v);
+    int rc = sfs_inode_get(v->st, txn, v->live_view, ino, &i);
+    vol_read_end(v);
+    if (!rc && end <= i.size && kernel_times(v, &i))
+        return 0;
+    rc = vol_change_begin(v, &txn);
     if (rc)
         return rc;
     rc = sfs_inode_get(v->st, txn, v->live_view, ino, &i);

@@ -151,7 +151,7 @@ struct node {
     uint32_t pins;       /* operations in progress holding the node */
     bool orphan;         /* nlink 0 while referenced: destroy at last ref */
     pthread_mutex_t wlock; /* serializes data writes and truncates */
-    struct wblock *dirty;  /* cached partial blocks (wcache.c), under wlock */
+    struct wfile *dirty;   /* cached small writes (wcache.c), under wlock */
     uint32_t ncached;      /* their number; atomic, for unlocked peeks */
     int quota_error;       /* -EDQUOT: a cached block was lost (wcache.c) */
     /* Growth through the kernel's page cache, under wlock (ops.c, THEORY:

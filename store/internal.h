@@ -129,4 +129,13 @@ static inline MDB_val sfs_vpayload(const MDB_val *v)
     return p;
 }
 
+/* store.c, for compact.c: -ENOENT/-ENOTDIR/-EMEDIUMTYPE unless PATH is a
+ * store directory; the store's lock (flock on PATH/lock) into *FD, or
+ * -EBUSY when another process has it. */
+int sfs_check_is_store(const char *path);
+int sfs_lock_store(const char *path, int *fd);
+/* compact.c: remove a killed compact's temporary file from DIR (the
+ * caller holds the store's lock): 1 if there was one, 0, or -errno. */
+int sfs_compact_leftover_remove(const char *dir);
+
 #endif

@@ -306,7 +306,7 @@ out_env:
     return rc;
 }
 
-static int check_is_store(const char *path)
+int sfs_check_is_store(const char *path)
 {
     struct stat sb;
     if (stat(path, &sb))
@@ -321,18 +321,28 @@ static int check_is_store(const char *path)
     return rc;
 }
 
-static int take_lock(struct sfs_store *st, const char *path)
+int sfs_lock_store(const char *path, int *fd)
 {
     char *lp;
     if (asprintf(&lp, "%s/lock", path) < 0)
         return -ENOMEM;
-    st->lock_fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    *fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     free(lp);
-    if (st->lock_fd < 0)
+    if (*fd < 0)
         return -errno;
-    if (flock(st->lock_fd, LOCK_EX | LOCK_NB))
+    if (flock(*fd, LOCK_EX | LOCK_NB))
         return errno == EWOULDBLOCK ? -EBUSY : -errno;
     return 0;
+}
+
+/* The lock is ours: no compact runs beside us, so a temporary file of
+ * one is a leftover of a compact that was killed. */
+static int take_lock(struct sfs_store *st, const char *path)
+{
+    int rc = sfs_lock_store(path, &st->lock_fd);
+    if (!rc)
+        rc = sfs_compact_leftover_remove(path);
+    return rc < 0 ? rc : 0;
 }
 
 static int load_super(struct sfs_store *st)
@@ -364,7 +374,7 @@ void sfs_set_open_check(int (*check)(const struct sfs_store *st))
 
 int sfs_open(const char *path, int flags, struct sfs_store **out)
 {
-    int rc = check_is_store(path);
+    int rc = sfs_check_is_store(path);
     if (rc)
         return rc;
     struct sfs_store *st = calloc(1, sizeof(*st));

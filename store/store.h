@@ -143,6 +143,55 @@ enum { SFS_OPEN_RDONLY = 1, SFS_OPEN_EXCLUSIVE = 2, SFS_OPEN_KEEP_READERS = 4 };
 int sfs_open(const char *path, int flags, struct sfs_store **out);
 void sfs_close(struct sfs_store *st);
 
+/* ---- compact.c: the store file's pages, and the compacting copy ---- */
+
+/* The temporary file of an unfinished compacting copy, in the store
+ * directory (or the --to directory); removed by the next compact and by
+ * every exclusive open (a mount), which no compact can be running
+ * beside. */
+#define SFS_COMPACT_TEMP "data.mdb.compact"
+
+/* What the store file is made of, in LMDB pages. */
+struct sfs_file_pages {
+    uint64_t page_size;
+    uint64_t file_bytes;    /* data.mdb's size */
+    uint64_t file_pages;    /* pages up to LMDB's high-water mark */
+    uint64_t used_pages;    /* every tree's pages (tables, the main and
+                             * free-list trees) and the two meta pages */
+    uint64_t free_pages;    /* on LMDB's free list, awaiting reuse */
+    uint64_t compact_pages; /* what a compacting copy keeps: the used
+                             * pages less the free-list tree's */
+};
+/* O(number of tables + free-list records). */
+int sfs_file_pages(struct sfs_store *st, MDB_txn *txn,
+                   struct sfs_file_pages *out);
+
+struct sfs_compact_result {
+    struct sfs_file_pages before;
+    uint64_t after_bytes;   /* the new data.mdb's size */
+    uint64_t need_bytes;    /* -ENOSPC: the room the copy needs */
+    uint64_t free_bytes;    /* -ENOSPC: the room there is */
+    int holder_pid;         /* -EBUSY: a process that has the store open,
+                             * or 0 when it is the lock (a mount, an
+                             * offline command) */
+    bool leftover_removed;  /* a killed compact's temporary file went */
+};
+/*
+ * sfs_compact - replace the store in PATH by LMDB's compacting copy of it
+ * (mdb_env_copyfd2, MDB_CP_COMPACT: the used pages only, renumbered),
+ * keeping every record; with TO (an existing, empty directory), write the
+ * copy there as a store and leave PATH as it is.  Offline: the store must
+ * not be open in any other process.  Crash-safe: the copy is written to
+ * SFS_COMPACT_TEMP beside its final place, synced, and renamed over it,
+ * and the directory synced: a kill at any point leaves the old store or
+ * the new one.  Errors: those of sfs_open, -EBUSY (open elsewhere:
+ * OUT->holder_pid), -ENOSPC (not enough room for the copy: OUT's
+ * need_bytes and free_bytes; nothing changed), or an I/O errno (the
+ * temporary file removed, nothing changed).
+ */
+int sfs_compact(const char *path, const char *to,
+                struct sfs_compact_result *out);
+
 /*
  * sfs_set_open_check - a check that every later sfs_open of this process
  * runs on the store it opened, before returning it (NULL: none).  CHECK

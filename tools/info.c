@@ -22,6 +22,7 @@ struct volume_figures {
     uint64_t size, used, avail, phys, stored_logical, ref_logical, inline_bytes;
     uint64_t logical, blocks, inodes, snapshots, file_bytes, free_pages;
     uint64_t snap_bytes, reserve; /* only snapshots hold; their reserve */
+    struct sfs_file_pages pages;  /* the store file (store/compact.c) */
     uint32_t block_size;
     const char *codec;
     int level;
@@ -52,12 +53,9 @@ static int gather(struct sfs_store *st, struct volume_figures *f)
     f->reserve = sp.reserve;
     if (!rc)
         rc = sfs_snap_foreach(st, txn, count_snap, &f->snapshots);
-    MDB_stat ms;
-    if (!rc && !mdb_stat(txn, 0, &ms)) {
-        MDB_envinfo ei;
-        mdb_env_info(st->env, &ei);
-        f->file_bytes = (uint64_t)(ei.me_last_pgno + 1) * ms.ms_psize;
-    }
+    if (!rc)
+        rc = sfs_file_pages(st, txn, &f->pages);
+    f->file_bytes = f->pages.file_pages * f->pages.page_size;
     mdb_txn_abort(txn);
     const struct sfs_state *s = &st->state;
     sfs_uuid_format(st->super.uuid, f->uuid);
@@ -78,6 +76,50 @@ static int gather(struct sfs_store *st, struct volume_figures *f)
 static double ratio(uint64_t a, uint64_t b)
 {
     return b ? (double)a / (double)b : 1.0;
+}
+
+/* What compaction would give back, and the file's size after it. */
+static uint64_t compact_size(const struct volume_figures *f)
+{
+    return f->pages.compact_pages * f->pages.page_size;
+}
+
+static uint64_t compact_gain(const struct volume_figures *f)
+{
+    uint64_t after = compact_size(f);
+    return f->pages.file_bytes > after ? f->pages.file_bytes - after : 0;
+}
+
+/* Bytes of store (the pages all tables use) per file and per logical
+ * byte. */
+static double per_file(const struct volume_figures *f)
+{
+    return f->inodes ? (double)f->used / (double)f->inodes : 0;
+}
+
+static double per_logical(const struct volume_figures *f)
+{
+    return f->logical ? (double)f->used / (double)f->logical : 0;
+}
+
+static void print_pages(const struct volume_figures *f)
+{
+    char a[32], b[32], c[32];
+    const struct sfs_file_pages *p = &f->pages;
+    format_bytes(p->file_bytes, a, sizeof(a));
+    printf("store file size:  %s (%llu bytes)\n", a,
+           (unsigned long long)p->file_bytes);
+    printf("store pages:      %llu in use, %llu free (of %llu, %llu bytes "
+           "each)\n",
+           (unsigned long long)p->used_pages, (unsigned long long)p->free_pages,
+           (unsigned long long)p->file_pages,
+           (unsigned long long)p->page_size);
+    format_bytes(compact_gain(f), b, sizeof(b));
+    format_bytes(compact_size(f), c, sizeof(c));
+    printf("compaction:       would give back %s (the file would be %s; "
+           "snapfs compact)\n", b, c);
+    printf("store cost:       %.0f bytes per file, %.3f bytes per logical "
+           "byte\n", per_file(f), per_logical(f));
 }
 
 static void print_text(const char *store, bool mounted,
@@ -116,6 +158,7 @@ static void print_text(const char *store, bool mounted,
     format_bytes(f->used, e, sizeof(e));
     printf("store file:       %s for %s in use (%.2fx)\n", d, e,
            ratio(f->file_bytes, f->used));
+    print_pages(f);
 }
 
 static void print_json(const char *store, bool mounted,
@@ -128,7 +171,12 @@ static void print_json(const char *store, bool mounted,
            "\"compression_level\":%d,\"compression_ratio\":%.4f,"
            "\"dedup_ratio\":%.4f,\"blocks\":%llu,\"block_size\":%u,"
            "\"files\":%llu,\"snapshots\":%llu,\"snapshot_bytes\":%llu,"
-           "\"snapshot_reserve\":%llu,\"store_file_bytes\":%llu}\n",
+           "\"snapshot_reserve\":%llu,\"store_file_bytes\":%llu,"
+           "\"store_file_size\":%llu,\"page_size\":%llu,"
+           "\"pages_in_file\":%llu,\"pages_in_use\":%llu,"
+           "\"pages_free\":%llu,\"compact_bytes\":%llu,"
+           "\"compact_gain_bytes\":%llu,\"store_bytes_per_file\":%.1f,"
+           "\"store_bytes_per_logical_byte\":%.4f}\n",
            store, mounted ? "true" : "false", f->uuid,
            (unsigned long long)f->size,
            (unsigned long long)f->used, (unsigned long long)f->avail,
@@ -138,7 +186,14 @@ static void print_json(const char *store, bool mounted,
            (unsigned long long)f->blocks, f->block_size,
            (unsigned long long)f->inodes, (unsigned long long)f->snapshots,
            (unsigned long long)f->snap_bytes, (unsigned long long)f->reserve,
-           (unsigned long long)f->file_bytes);
+           (unsigned long long)f->file_bytes,
+           (unsigned long long)f->pages.file_bytes,
+           (unsigned long long)f->pages.page_size,
+           (unsigned long long)f->pages.file_pages,
+           (unsigned long long)f->pages.used_pages,
+           (unsigned long long)f->pages.free_pages,
+           (unsigned long long)compact_size(f),
+           (unsigned long long)compact_gain(f), per_file(f), per_logical(f));
 }
 
 /* Ask the daemon of a mounted volume to commit what it holds. */

@@ -331,6 +331,10 @@ static void usage(FILE *out)
           "  config export VOL...|--all > FILE | import FILE [VOL] [--apply]\n"
           "    settings, policies and qtrees as versioned JSON; import is a dry run\n"
           "    unless --apply\n"
+          "  compact STORE [--to NEWSTORE]\n"
+          "    offline: give the store file's free pages back (LMDB's compacting\n"
+          "    copy, every snapshot and setting kept); --to writes the copy as\n"
+          "    a new store directory and leaves STORE as it is\n"
           "  snapshot create VOL NAME | list VOL [--json] | delete VOL NAME...\n"
           "  snapshot create --group VOL,VOL,... NAME\n"
           "    one snapshot NAME of each VOL, all at one point in time (a\n"
@@ -444,6 +448,8 @@ int main(int argc, char **argv)
         return cmd_info(argc, argv);
     if (!strcmp(cmd, "fsck"))
         return cmd_fsck(argc, argv);
+    if (!strcmp(cmd, "compact"))
+        return cmd_compact(argc, argv);
     if (!strcmp(cmd, "snapshot"))
         return cmd_snapshot(argc, argv);
     if (!strcmp(cmd, "set"))
