@@ -173,6 +173,18 @@ test_expect_success 'completion: mounted volumes and their snapshots' '
 	assert_eq alpha "$(complete_words "$SNAPFS" clone "$MNT" a)"
 '
 
+test_expect_success 'completion: stats, its options and the mounted volumes it reads' '
+	assert_eq stats "$(complete_words "$SNAPFS" sta)" &&
+	assert_eq "$(printf "%s\n" --allow-remote --count --json --listen --prometheus --watch)" \
+		"$(complete_words "$SNAPFS" stats "$MNT" --)" &&
+	complete_words "$SNAPFS" stats "" >"$REF/c" &&
+	assert_grep "^$MNT\$" "$REF/c" &&
+	complete_words "$SNAPFS" stats --watch 5 "" >"$REF/c" &&
+	assert_grep "^$MNT\$" "$REF/c" &&
+	assert_eq "" "$(complete_words "$SNAPFS" stats "$MNT" "")" "one volume only" &&
+	assert_eq "" "$(complete_words "$SNAPFS" stats "$MNT" --watch --count "")" "--count takes a number"
+'
+
 test_expect_success 'completion: mirror relationships and peers' '
 	export SNAPFS_MIRROR_DIR=$TEST_TMP/mirrors SNAPFS_CONFIG_DIR=$TEST_TMP/peers &&
 	"$SNAPFS" mkfs "$TEST_TMP/dst.store" --size 64M >/dev/null &&
