@@ -679,6 +679,34 @@ int sfs_diff(struct sfs_store *st, MDB_txn *txn, uint64_t epoch_a,
     return rc > 0 ? 0 : rc;
 }
 
+/* ---- an incremental's size, before it is sent ---- */
+
+int sfs_diff_blocks_born(struct sfs_store *st, MDB_txn *txn, uint64_t epoch_a,
+                         uint64_t view_b, uint64_t *blocks)
+{
+    uint64_t epoch_b = view_b == SFS_VIEW_LIVE ? st->state.cur_epoch : view_b;
+    *blocks = 0;
+    if (epoch_a >= epoch_b)
+        return -EINVAL;
+    MDB_cursor *c;
+    int rc = sfs_mdb_errno(mdb_cursor_open(txn, st->db_born, &c));
+    if (rc)
+        return rc;
+    uint8_t start[8];
+    sfs_put_be64(start, epoch_a + 1);
+    MDB_val k = { 8, start }, v;
+    int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    for (; !mrc; mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        const uint8_t *kb = k.mv_data;
+        if (k.mv_size <= 8 || sfs_get_be64(kb) > epoch_b)
+            break;
+        if (kb[8] == SFS_K_EXTENT)
+            (*blocks)++;
+    }
+    mdb_cursor_close(c);
+    return mrc && mrc != MDB_NOTFOUND ? sfs_mdb_errno(mrc) : 0;
+}
+
 /* ---- the line format ---- */
 
 void sfs_diff_escape(FILE *out, const char *path)

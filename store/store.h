@@ -1447,6 +1447,17 @@ typedef int (*sfs_diff_cb)(void *arg, char change, uint64_t ino,
 int sfs_diff(struct sfs_store *st, MDB_txn *txn, uint64_t epoch_a,
              uint64_t view_b, sfs_diff_cb cb, void *arg,
              struct sfs_diff_stats *stats);
+/*
+ * sfs_diff_blocks_born - into *BLOCKS, how many block versions (extent
+ * records) were born in (EPOCH_A, VIEW_B]: what an incremental stream from
+ * A to B carries, known before it is sent (for a progress's time left).
+ * An estimate from above: versions an intermediate snapshot kept count
+ * too, and tails shorter than a block count whole.  The cost is the rows
+ * of the interval in the born index, as sfs_diff's first step.  Errors:
+ * -EINVAL (EPOCH_A not older than VIEW_B), -EIO (LMDB).
+ */
+int sfs_diff_blocks_born(struct sfs_store *st, MDB_txn *txn, uint64_t epoch_a,
+                         uint64_t view_b, uint64_t *blocks);
 /* PATH with space, tab, newline, backslash and bytes outside printable
  * ASCII as \ooo (octal), as zfs diff writes them. */
 void sfs_diff_escape(FILE *out, const char *path);

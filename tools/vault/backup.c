@@ -452,12 +452,30 @@ static int find_base(struct backup *b, const struct sfs_snap_rec *snap,
     return rc;
 }
 
+/* What the stream will carry, for the progress's time left: the volume's
+ * logical bytes for a full backup; for an incremental, the blocks born
+ * since the base (an estimate from above, sfs_diff_blocks_born), or 0
+ * (no time left shown) if they cannot be counted. */
+static uint64_t expected_bytes(struct backup *b)
+{
+    if (!b->from)
+        return b->st->state.ref_logical;
+    MDB_txn *txn;
+    uint64_t blocks = 0;
+    if (sfs_txn_begin(b->st, NULL, false, &txn))
+        return 0;
+    if (sfs_diff_blocks_born(b->st, txn, b->from, b->to, &blocks))
+        blocks = 0;
+    mdb_txn_abort(txn);
+    return blocks * b->st->super.block_size;
+}
+
 static int run_backup(struct backup *b, const struct sfs_snap_rec *snap,
                       const struct vault_snapshot *base)
 {
     b->from = base->m.epoch;
     b->to = snap->epoch;
-    b->total = b->from ? 0 : b->st->state.ref_logical;
+    b->total = expected_bytes(b);
     b->chunker.emit = emit_chunk;
     b->chunker.arg = b;
     int rc = send_stream(b);
