@@ -144,6 +144,7 @@ bench: deps
 	SNAPFS=$(CURDIR)/build/release/snapfs bash tests/bench/snapbench.sh
 	SNAPFS=$(CURDIR)/build/release/snapfs bash tests/bench/dumpbench.sh
 	SNAPFS=$(CURDIR)/build/release/snapfs bash tests/bench/mirrorbench.sh
+	SNAPFS=$(CURDIR)/build/release/snapfs bash tests/bench/vaultbench.sh
 
 soak: deps
 	$(MAKE) build/release/snapfs build/asan/snapfs build/asan/snapfs-damage build/asan/unit/test_vrec

@@ -14,8 +14,9 @@
  *
  * Reading: a blob that follows the previous one in the same pack (a
  * restore reads in the order a backup wrote) is served from a window of
- * up to WINDOW bytes of that pack read at once, so that a sequential
- * restore makes a request per few megabytes, not per block; any other
+ * up to WINDOW bytes of that pack read at once (a default pack whole), so
+ * that a sequential restore makes a request per pack, not per block, as
+ * restic's does: on S3 each request costs a round trip; any other
  * blob is read alone.
  */
 #define _GNU_SOURCE
@@ -26,7 +27,7 @@
 #include "repo.h"
 
 #define TRAILER_GUESS (64u << 10)
-#define WINDOW (4u << 20)
+#define WINDOW (17u << 20) /* a default pack (16 MiB) and its last blob */
 
 /* ---- reading packs ---- */
 
@@ -453,21 +454,32 @@ static int write_pack(struct vault *v, struct vault_packer *p)
     return vault_keep_lock(v);
 }
 
+int vault_reserve_blob(struct vault *v, uint8_t type, const uint8_t id[VC_ID],
+                       uint32_t lsize)
+{
+    struct vault_loc pending = { VAULT_PACK_PENDING, 0, 0, lsize, type };
+    return vault_index_add(v->index, id, &pending);
+}
+
+int vault_pack_blob(struct vault *v, uint8_t type, const uint8_t id[VC_ID],
+                    const struct vault_stored *s)
+{
+    struct vault_packer *p = &v->packers[type == VB_DATA ? 0 : 1];
+    int rc = vault_packer_add(p, &v->keys, type, id, s);
+    if (!rc && p->buf.len >= v->pack_size)
+        rc = write_pack(v, p);
+    return rc;
+}
+
 int vault_add_blob(struct vault *v, uint8_t type, const uint8_t id[VC_ID],
                    const struct vault_stored *s)
 {
     if (vault_index_find(v->index, id))
         return 0;
-    struct vault_packer *p = &v->packers[type == VB_DATA ? 0 : 1];
-    int rc = vault_packer_add(p, &v->keys, type, id, s);
-    struct vault_loc pending = { VAULT_PACK_PENDING, 0, 0, s->lsize, type };
-    if (!rc)
-        rc = vault_index_add(v->index, id, &pending);
-    if (rc < 0)
-        return rc;
-    if (p->buf.len >= v->pack_size && (rc = write_pack(v, p)))
-        return rc;
-    return 1;
+    int rc = vault_reserve_blob(v, type, id, s->lsize);
+    if (rc >= 0)
+        rc = vault_pack_blob(v, type, id, s);
+    return rc < 0 ? rc : 1;
 }
 
 int vault_move_blob(struct vault *v, const struct vault_pack_entry *e,

@@ -108,6 +108,14 @@ int vault_read_blob(struct vault *v, uint8_t type, const uint8_t id[VC_ID],
  */
 int vault_add_blob(struct vault *v, uint8_t type, const uint8_t id[VC_ID],
                    const struct vault_stored *s);
+/* The two halves of vault_add_blob, for a caller that packs blobs later
+ * than it learns of them (backup.c, through squeeze.c): reserve marks
+ * blob ID as being packed (1; 0 if the index has it; -ENOMEM), pack adds
+ * it to its packer (a full packer is written). */
+int vault_reserve_blob(struct vault *v, uint8_t type, const uint8_t id[VC_ID],
+                       uint32_t lsize);
+int vault_pack_blob(struct vault *v, uint8_t type, const uint8_t id[VC_ID],
+                    const struct vault_stored *s);
 /* Plaintext PLAIN as a blob of TYPE named by its keyed hash (into ID);
  * compressed when that pays. */
 int vault_add_plain(struct vault *v, uint8_t type, const void *plain,
@@ -130,6 +138,25 @@ int vault_move_blob(struct vault *v, const struct vault_pack_entry *e,
                     const uint8_t *sealed);
 /* Refresh the lock if it is due: -ESTALE if it was lost. */
 int vault_keep_lock(struct vault *v);
+
+/*
+ * squeeze.c: blocks put into the vault's form (vault_codec_pack at LEVEL)
+ * on worker threads, handed back to DONE on the caller's thread in the
+ * order they were queued: with S (NULL when RC, the codec's error, is
+ * not 0).  add takes RAW (the queue releases it) and may first hand back
+ * the oldest block; drain hands back all.  A DONE error stops add and
+ * drain and is returned.
+ */
+struct vault_squeeze;
+typedef int vault_squeezed_fn(void *arg, const uint8_t id[VC_ID],
+                              const struct vault_stored *s, int rc);
+int vault_squeeze_new(int level, struct vault_squeeze **out);
+int vault_squeeze_add(struct vault_squeeze *q, const uint8_t id[VC_ID],
+                      struct sfs_raw_block *raw, vault_squeezed_fn *done,
+                      void *arg);
+int vault_squeeze_drain(struct vault_squeeze *q, vault_squeezed_fn *done,
+                        void *arg);
+void vault_squeeze_free(struct vault_squeeze *q);
 
 /* chain.c: the links of M's chain, the full one first (*LINKS
  * malloc'd: vault_links_free); each link's records through CB, checked
