@@ -17,7 +17,10 @@
  * up to WINDOW bytes of that pack read at once (a default pack whole), so
  * that a sequential restore makes a request per pack, not per block, as
  * restic's does: on S3 each request costs a round trip; any other
- * blob is read alone.
+ * blob is read alone.  VAULT_WINDOWS windows are kept (the one used
+ * longest ago is replaced): a restore of an incremental reads the full
+ * backup's packs and, here and there, a block of a later pack, and
+ * neither sequence should make the other read its window again.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -226,16 +229,23 @@ int vault_load_index(struct vault *v, bool recover, uint64_t *recovered)
 static int read_sealed(struct vault *v, const struct vault_loc *loc,
                        const char *name, const uint8_t **bytes, bool *owned)
 {
-    struct vault_window *w = &v->win;
-    bool sequential = w->buf && loc->pack == w->next_pack &&
-                      loc->offset == w->next;
-    w->next_pack = loc->pack;
-    w->next = (uint64_t)loc->offset + loc->length;
+    bool sequential = v->win_next_set && loc->pack == v->win_next_pack &&
+                      loc->offset == v->win_next;
+    v->win_next_set = true;
+    v->win_next_pack = loc->pack;
+    v->win_next = (uint64_t)loc->offset + loc->length;
     *owned = false;
-    if (w->buf && loc->pack == w->pack && loc->offset >= w->off &&
-        loc->offset + (uint64_t)loc->length <= w->off + w->len) {
-        *bytes = w->buf + (loc->offset - w->off);
-        return 0;
+    struct vault_window *w = &v->win[0];
+    for (unsigned i = 0; i < VAULT_WINDOWS; i++) {
+        struct vault_window *x = &v->win[i];
+        if (x->buf && loc->pack == x->pack && loc->offset >= x->off &&
+            loc->offset + (uint64_t)loc->length <= x->off + x->len) {
+            x->used = ++v->win_tick;
+            *bytes = x->buf + (loc->offset - x->off);
+            return 0;
+        }
+        if (!x->buf || (w->buf && x->used < w->used))
+            w = x; /* the one to replace: empty, or used longest ago */
     }
     uint64_t psize = vault_index_pack_size(v->index, loc->pack);
     size_t len = loc->length;
@@ -256,16 +266,15 @@ static int read_sealed(struct vault *v, const struct vault_loc *loc,
                                : vault_os_fail(v, rc);
     }
     v->fetched += len;
-    if (len == loc->length && w->buf) {
+    if (len == loc->length) { /* a blob alone: the windows stay */
         *bytes = buf;
         *owned = true;
         return 0;
     }
     free(w->buf);
-    w->buf = buf;
-    w->pack = loc->pack;
-    w->off = loc->offset;
-    w->len = len;
+    *w = (struct vault_window){ .pack = loc->pack, .off = loc->offset,
+                                .len = len, .buf = buf,
+                                .used = ++v->win_tick };
     *bytes = buf;
     return 0;
 }

@@ -24,14 +24,14 @@ struct vault_session_pack {
     char index_name[16 + VC_HEX];
 };
 
-/* The window of a pack a sequential reader is served from (blobio.c). */
+/* A window of a pack sequential readers are served from (blobio.c). */
+#define VAULT_WINDOWS 2
 struct vault_window {
     uint32_t pack;
     uint64_t off;
     size_t len;
     uint8_t *buf;
-    uint32_t next_pack; /* where the blob read last ended */
-    uint64_t next;
+    uint64_t used;      /* when it served last (v->win_tick) */
 };
 
 struct vault {
@@ -56,7 +56,11 @@ struct vault {
     unsigned inflight;            /* asynchronous puts running */
     int async_rc;                 /* the first error of one (why set) */
     /* reading */
-    struct vault_window win;
+    struct vault_window win[VAULT_WINDOWS];
+    uint64_t win_tick;
+    bool win_next_set;            /* where the blob read last ended */
+    uint32_t win_next_pack;
+    uint64_t win_next;
     uint64_t fetched;             /* bytes read from the store */
 };
 
