@@ -31,48 +31,13 @@ S3=${VAULT_BENCH_S3:-1}
 VERIFY=${VAULT_BENCH_VERIFY:-1}
 OUT=${VAULT_BENCH_OUT:-vaultbench-results.txt}
 VOLSIZE=${VAULT_BENCH_VOLUME_SIZE:-16G}
-W=
 MNT=
 MOTO_PID=
-MOUNTED=()
-
-log() { printf '[vaultbench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "FATAL: $*"; exit 1; }
-now() { date +%s.%N; }
-calc() { awk "BEGIN { printf \"%.${2:-3}f\", $1 }"; }
-drop_caches() { sync; [ "$(id -u)" = 0 ] && echo 3 >/proc/sys/vm/drop_caches; }
+BENCH_NAME=vaultbench BENCH_KEEP=${VAULT_BENCH_KEEP:-0}
+. "$HERE/benchlib.sh"
+cleanup_extra() { [ -z "$MOTO_PID" ] || kill -- "-$MOTO_PID" 2>/dev/null; }
 loadavg() { cut -d' ' -f1-3 /proc/loadavg | tr ' ' ,; }
-
-cleanup() {
-	local m
-	for m in "${MOUNTED[@]}"; do
-		mountpoint -q "$m" || continue
-		"$SNAPFS" umount "$m" >/dev/null 2>&1 || fusermount3 -uz "$m"
-	done
-	[ -z "$MOTO_PID" ] || kill -- "-$MOTO_PID" 2>/dev/null
-	if [ -n "$W" ] && [ "${VAULT_BENCH_KEEP:-0}" = 1 ]; then
-		log "kept the work dir $W (volumes unmounted)"
-	elif [ -n "$W" ]; then
-		rm -rf "$W"
-		rmdir "$BASE_DIR" 2>/dev/null
-	fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-mount_vol() { # STORE MNT [OPTS]
-	mkdir -p "$2" || die "mkdir $2"
-	"$SNAPFS" mount "$1" "$2" ${3:+-o "$3"} || die "mount $1 on $2 failed"
-	MOUNTED+=("$2")
-}
-umount_vol() { "$SNAPFS" umount "$1" >/dev/null || die "umount $1 failed"; }
-
-# Results: R[key]=value, KEYS in order (for the summary file).
-declare -A R
-KEYS=()
-put() { [ -n "${R[$1]+x}" ] || KEYS+=("$1"); R[$1]=$2; }
 add() { put "$1" "${R[$1]:+${R[$1]} }$2"; } # a per-round list
-median() { tr ' ' '\n' | grep . | sort -g | awk '{ a[NR] = $1 } END { printf "%.3f", a[int((NR + 1) / 2)] }'; }
 range() { tr ' ' '\n' | grep . | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.2f-%.2f", lo, hi }'; }
 bytes_of() { du -sb --apparent-size "$1" | cut -f1; }
 objects_of() { find "$1" -type f | wc -l; }
