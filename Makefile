@@ -109,7 +109,7 @@ DEB_TEST  := acl attr lmdb-utils fio python3 psmisc util-linux bc dump \
              e2fsprogs strace openssl rsync procps curl jq \
              samba samba-common-bin smbclient samba-vfs-modules \
              nfs-ganesha nfs-ganesha-vfs libnfs-utils \
-             restic amanda-common postgresql s3cmd
+             restic amanda-common postgresql s3cmd time
 NPM_TEST  := s3rver@3
 deps:
 	@DEB_BUILD="$(DEB_BUILD)" DEB_TEST="$(DEB_TEST)" NPM_TEST="$(NPM_TEST)" \

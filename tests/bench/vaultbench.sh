@@ -47,16 +47,19 @@ objects_of() { find "$1" -type f | wc -l; }
 # The vault's target, the restic repository of round N.
 vault_url() { [ "$2" = s3 ] && echo "s3://vbench/r$1" || echo "file://$W/r$1/vault"; }
 restic_repo() { [ "$2" = s3 ] && echo "s3:$ENDPOINT/rbench/r$1" || echo "$W/r$1/restic"; }
-vault() { "$SNAPFS" vault "$@" ${ENDPOINT:+--endpoint "$ENDPOINT"}; }
-restic_() { restic -r "$REPO" "$@"; }
+# the commands, as argument lists (run times them with /usr/bin/time)
+vault() { VCMD=("$SNAPFS" vault "$@" ${ENDPOINT:+--endpoint "$ENDPOINT"}); }
+restic_() { VCMD=(restic -r "$REPO" "$@"); }
 
-# run LOG CMD...: run CMD, its output into LOG, timed into SECS
+# run LOG: run the command VCMD, its output into LOG, timed into SECS, its
+# peak resident memory (KiB) into RSS
 run() {
 	local log=$1 t
-	shift
 	t=$(now)
-	"$@" >"$log" 2>&1 || { tail -n 20 "$log" >&2; die "failed: $* (log $log)"; }
+	/usr/bin/time -f %M -o "$log.rss" "${VCMD[@]}" >"$log" 2>&1 ||
+		{ tail -n 20 "$log" >&2; die "failed: ${VCMD[*]} (log $log)"; }
 	SECS=$(calc "$(now) - $t")
+	RSS=$(tail -n 1 "$log.rss")
 }
 
 # The moto requests to BUCKET logged so far (werkzeug's access lines).
@@ -74,19 +77,21 @@ phase() {
 	[ "$tgt" = file ] && size0=$(bytes_of "$W/r$n/$tool")
 	drop_caches
 	case $tool.$what in
-	vault.full) run "$log" vault backup "$MNT" A "$vt" ;;
-	vault.incr) run "$log" vault backup "$MNT" "B$n" "$vt" ;;
+	vault.full) vault backup "$MNT" A "$vt" && run "$log" ;;
+	vault.incr) vault backup "$MNT" "B$n" "$vt" && run "$log" ;;
 	vault.restore)
-		run "$log" vault restore "$vt" "B$n" "$W/r$n/vr.store" ;;
+		vault restore "$vt" "B$n" "$W/r$n/vr.store" && run "$log" ;;
 	restic.full | restic.incr)
-		run "$log" restic_ backup "$MNT" --exclude "$MNT/.snapshot" --host vaultbench --json --quiet ;;
+		restic_ backup "$MNT" --exclude "$MNT/.snapshot" --host vaultbench --json --quiet &&
+			run "$log" ;;
 	restic.restore)
 		rdir=$W/r$n/rr
 		t0=$(now)
-		run "$log" restic_ restore latest --target "$rdir"
+		restic_ restore latest --target "$rdir" && run "$log"
 		sync -f "$rdir" || die "sync -f $rdir"
 		SECS=$(calc "$(now) - $t0") ;;
 	esac
+	add "$tgt.$tool.$what.rss" "$(calc "$RSS / 1024" 1)"
 	put "$tgt.$tool.$what.secs.$n" "$SECS"
 	add "$tgt.$tool.$what.secs" "$SECS"
 	if [ "$tgt" = s3 ]; then
@@ -111,8 +116,8 @@ init_targets() {
 		curl -sf -X PUT "$ENDPOINT/vbench" >/dev/null && curl -sf -X PUT "$ENDPOINT/rbench" >/dev/null ||
 			die "cannot make the buckets in moto"
 	fi
-	run "$W/logs/init.$tgt.$n" vault init "$(vault_url "$n" "$tgt")"
-	run "$W/logs/rinit.$tgt.$n" restic_ init
+	vault init "$(vault_url "$n" "$tgt")" && run "$W/logs/init.$tgt.$n"
+	restic_ init && run "$W/logs/rinit.$tgt.$n"
 }
 
 # listing DIR: path, size and SHA-256 of every file under DIR
@@ -187,7 +192,7 @@ start_moto() {
 	[ -n "$port" ] && ENDPOINT=http://127.0.0.1:$port
 }
 
-for t in restic python3 awk mountpoint du; do
+for t in restic python3 awk mountpoint du /usr/bin/time; do
 	command -v $t >/dev/null || die "needs $t (make deps)"
 done
 [ -x "$SNAPFS" ] || die "no snapfs binary at $SNAPFS"
@@ -258,6 +263,10 @@ mibs() { echo "$1" | awk -v m=$MB '{ for (i = 1; i <= NF; i++) printf "%s%.1f", 
 	row "stored after the full backup (MiB)" "$vs" "$rs" "$(ratios "$vs" "$rs")" .1f full_stored_mib
 	vs=$(mibs "${R[file.vault.incr.stored]}") rs=$(mibs "${R[file.restic.incr.stored]}")
 	row "stored after the incremental (MiB)" "$vs" "$rs" "$(ratios "$vs" "$rs")" .1f incr_stored_mib
+	row "peak memory (RSS), full backup (MiB)" "${R[file.vault.full.rss]}" "${R[file.restic.full.rss]}" \
+		"$(ratios "${R[file.vault.full.rss]}" "${R[file.restic.full.rss]}")" .1f full_rss_mib
+	row "peak memory (RSS), restore (MiB)" "${R[file.vault.restore.rss]}" "${R[file.restic.restore.rss]}" \
+		"$(ratios "${R[file.vault.restore.rss]}" "${R[file.restic.restore.rss]}")" .1f restore_rss_mib
 	row "objects after the incremental" "${R[file.vault.incr.objects]}" "${R[file.restic.incr.objects]}" \
 		"$(ratios "${R[file.vault.incr.objects]}" "${R[file.restic.incr.objects]}")" .0f incr_objects
 	put vault_incr_uploaded_bytes "$(echo "${R[file.vault.incr.uploaded]}" | median)"
