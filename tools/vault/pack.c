@@ -103,11 +103,15 @@ int vault_obj_open(const struct vault_keys *k, const char *type,
  * anyway): a block the volume holds damaged is refused by the backup,
  * not stored for a restore to find.
  */
+/* zstd's search depth (log2) beside the level: level 6 searches 8
+ * candidates in 64 KiB blocks; 16 stored the benchmark's compressible
+ * files 0.75% smaller at the same speed (levels 7 and 8 cost more) */
+#define VAULT_SEARCH_LOG 4
+
 struct vault_codec {
     struct sfs_codec_ctx *sample;  /* the volume's sampler's context */
     ZSTD_CCtx *cctx;
     ZSTD_DCtx *dctx;
-    int level;
     uint8_t *plain;    /* a decoded block */
     size_t plain_cap;
 };
@@ -117,11 +121,14 @@ struct vault_codec *vault_codec_new(int level)
     struct vault_codec *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
-    c->level = level;
     c->sample = sfs_codec_ctx_new();
     c->cctx = ZSTD_createCCtx();
     c->dctx = ZSTD_createDCtx();
-    if (!c->sample || !c->cctx || !c->dctx) {
+    if (!c->sample || !c->cctx || !c->dctx ||
+        ZSTD_isError(ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_compressionLevel,
+                                            level)) ||
+        ZSTD_isError(ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_searchLog,
+                                            VAULT_SEARCH_LOG))) {
         vault_codec_free(c);
         return NULL;
     }
@@ -149,7 +156,7 @@ static size_t compress_below(struct vault_codec *c, const void *plain,
     uint8_t *dst = vw_reserve(out, bound);
     if (!dst)
         return 0;
-    size_t n = ZSTD_compressCCtx(c->cctx, dst, bound, plain, len, c->level);
+    size_t n = ZSTD_compress2(c->cctx, dst, bound, plain, len);
     if (ZSTD_isError(n) || n >= limit)
         return 0;
     vw_commit(out, n);
