@@ -122,7 +122,7 @@ DEB_TEST  := acl attr lmdb-utils fio python3 psmisc util-linux bc dump \
              e2fsprogs strace openssl rsync procps curl jq \
              samba samba-common-bin smbclient samba-vfs-modules \
              nfs-ganesha nfs-ganesha-vfs libnfs-utils \
-             restic amanda-common postgresql mariadb-server s3cmd \
+             restic amanda-common postgresql mariadb-server s3cmd time \
              systemd mandoc man-db bsdextrautils prometheus-node-exporter
 NPM_TEST  := s3rver@3
 deps:
@@ -158,6 +158,7 @@ bench: deps
 	SNAPFS=$(CURDIR)/build/release/snapfs bash tests/bench/snapbench.sh
 	SNAPFS=$(CURDIR)/build/release/snapfs bash tests/bench/dumpbench.sh
 	SNAPFS=$(CURDIR)/build/release/snapfs bash tests/bench/mirrorbench.sh
+	SNAPFS=$(CURDIR)/build/release/snapfs bash tests/bench/vaultbench.sh
 
 soak: deps
 	$(MAKE) build/release/snapfs build/asan/snapfs build/asan/snapfs-damage build/asan/unit/test_vrec

@@ -135,9 +135,10 @@ size_t sfs_compress_bound(uint32_t len)
  * (random data, already compressed media), and is stored raw without
  * spending a full compression on it.  btrfs and ZFS use similar tests.
  */
-static bool looks_incompressible(struct sfs_codec_ctx *cc, const uint8_t *p,
-                                 uint32_t len, int level)
+bool sfs_looks_incompressible(struct sfs_codec_ctx *cc, const void *data,
+                              uint32_t len, int level)
 {
+    const uint8_t *p = data;
     enum { PIECES = 8, PIECE = 512 };
     if (len < 4 * PIECES * PIECE)
         return false;
@@ -161,7 +162,7 @@ int sfs_block_compress(struct sfs_store *st, struct sfs_codec_ctx *cc,
         return 0;
     /* Worth keeping only if it saves a page and 12.5%. */
     size_t budget = len - (len / 8 > 4096 ? len / 8 : 4096);
-    if (looks_incompressible(cc, plain, len, st->super.codec_level))
+    if (sfs_looks_incompressible(cc, plain, len, st->super.codec_level))
         return 0;
     void *buf = out;
     if (!buf) {

@@ -800,6 +800,11 @@ int sfs_block_compress(struct sfs_store *st, struct sfs_codec_ctx *cc,
                        const void *plain, struct sfs_prepared_block *pb,
                        void *out, size_t outcap);
 size_t sfs_compress_bound(uint32_t len);
+/* Does LEN bytes of P look incompressible at zstd LEVEL?  (A 4 KiB
+ * sample from 8 places that does not shrink by a tenth; blocks under
+ * 16 KiB are never judged so.) */
+bool sfs_looks_incompressible(struct sfs_codec_ctx *cc, const void *p,
+                              uint32_t len, int level);
 void sfs_prepared_block_release(struct sfs_prepared_block *pb);
 
 /* Does a block with HASH exist?  0 yes, -ENOENT no. */

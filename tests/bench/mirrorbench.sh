@@ -31,43 +31,8 @@ FIXED=${MIRRORBENCH_FIXED:-200}
 REPS=${MIRRORBENCH_REPS:-3}
 OUT=${MIRRORBENCH_OUT:-mirrorbench-results.txt}
 VOLSIZE=${MIRRORBENCH_VOLUME_SIZE:-16G}
-W=
-MOUNTED=()
-
-log() { printf '[mirrorbench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "FATAL: $*"; exit 1; }
-now() { date +%s.%N; }
-calc() { awk "BEGIN { printf \"%.${2:-3}f\", $1 }"; }
-drop_caches() { sync; [ "$(id -u)" = 0 ] && echo 3 >/proc/sys/vm/drop_caches; }
-
-cleanup() {
-	local m
-	for m in "${MOUNTED[@]}"; do
-		mountpoint -q "$m" || continue
-		"$SNAPFS" umount "$m" >/dev/null 2>&1 || fusermount3 -uz "$m"
-	done
-	if [ -n "$W" ] && [ "${MIRRORBENCH_KEEP:-0}" = 1 ]; then
-		log "kept the work dir $W (volumes unmounted)"
-	elif [ -n "$W" ]; then
-		rm -rf "$W"
-		rmdir "$BASE_DIR" 2>/dev/null
-	fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-mount_vol() { # STORE MNT [OPTS]
-	mkdir -p "$2" || die "mkdir $2"
-	"$SNAPFS" mount "$1" "$2" ${3:+-o "$3"} || die "mount $1 on $2 failed"
-	MOUNTED+=("$2")
-}
-umount_vol() { "$SNAPFS" umount "$1" >/dev/null || die "umount $1 failed"; }
-
-# Results: R[key]=value, KEYS in order (for the summary file).
-declare -A R
-KEYS=()
-put() { [ -n "${R[$1]+x}" ] || KEYS+=("$1"); R[$1]=$2; }
-median() { tr ' ' '\n' | grep . | sort -n | awk '{ a[NR] = $1 } END { printf "%.3f", a[int((NR + 1) / 2)] }'; }
+BENCH_NAME=mirrorbench BENCH_KEEP=${MIRRORBENCH_KEEP:-0}
+. "$HERE/benchlib.sh"
 
 # sendrecv N SNAP [BASE]: time `send SNAP [--from BASE] | receive` of
 # volume N into its destination, cold; sets SECS and BYTES (the stream).

@@ -447,6 +447,22 @@ same_restored() {
 }
 names() { "$SNAPFS" vault list "$V" --json | python3 -c "import json,sys; print(' '.join(s[\"name\"] for s in json.load(sys.stdin)))"; }
 
+DAMAGE=${SNAPFS_DAMAGE:-$(dirname "$SNAPFS")/snapfs-damage}
+test -x "$DAMAGE" && test_set_prereq DAMAGE
+test_expect_success DAMAGE 'a block the volume holds damaged fails the backup with one message, and no snapshot is stored' '
+	D=$TEST_TMP/damaged.store && "$SNAPFS" mkfs "$D" --size 1G >/dev/null &&
+	vol_mount "$D" "$TEST_TMP/damaged.mnt" &&
+	yes "a line of text the volume compresses" | head -c 300000 >"$TEST_TMP/damaged.mnt/text" &&
+	"$SNAPFS" snapshot create "$TEST_TMP/damaged.mnt" d1 >/dev/null &&
+	vol_umount "$TEST_TMP/damaged.mnt" &&
+	"$DAMAGE" "$D" /text 65536 >/dev/null &&
+	{ rc=0; "$SNAPFS" vault backup "$D" d1 "$V" >"$REF/out" 2>"$REF/err" || rc=$?; } &&
+	assert_eq 1 "$rc" && assert_one_line "$REF/err" &&
+	assert_grep "a block of the snapshot: it does not match its hash" "$REF/err" &&
+	"$SNAPFS" vault list "$V" >"$REF/list" &&
+	! grep -q " d1$" "$REF/list"
+'
+
 test_expect_success 'forget --dry-run lists what the rules keep and forgets nothing' '
 	before=$(names) &&
 	"$SNAPFS" vault forget "$V" --keep-last 1 --keep-label daily=1 --dry-run >"$REF/out" &&

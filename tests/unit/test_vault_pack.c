@@ -8,7 +8,11 @@
  * 200,000 blobs, keeps the first place of a blob listed twice, and tells
  * packs apart; index objects and manifests round trip and a flipped byte
  * in either is -EBADMSG, a newer manifest -EPROTONOSUPPORT; chain links
- * round trip and inconsistent ones are refused; a stream cut into chunks
+ * round trip and inconsistent ones are refused; the vault's codec stores a
+ * volume's level-1 block smaller and decodable to it, keeps random data
+ * as it is, compresses small blocks a volume keeps raw, and refuses a
+ * block that is damaged, cut, of another hash or codec (-EBADMSG); a
+ * stream cut into chunks
  * splits back into the same frames whatever the cut, and bytes that are
  * no frame are -EBADMSG.
  */
@@ -16,6 +20,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <zstd.h>
 
 #include "check.h"
 #include "../../tools/vault/format.h"
@@ -66,6 +72,108 @@ static void test_blobs(void)
           "an incompressible block is kept as it is");
     vw_free(&cbuf);
     vw_free(&sealed);
+}
+
+/* LEN bytes of text-like data (words from a small vocabulary, numbers). */
+static void make_text(uint8_t *p, size_t len, unsigned seed)
+{
+    static const char *const words[] = { "vault", "snapshot", "block",
+        "pack", "index", "restore", "backup", "the", "of", "a", "volume",
+        "GET /api/v1/items", "200", "INFO", "WARN" };
+    size_t at = 0;
+    while (at < len) {
+        seed = seed * 1103515245 + 12345;
+        int n = snprintf((char *)p + at, len - at, "%s %u ",
+                         words[(seed >> 16) % 15], (seed >> 8) % 1000);
+        at += n > 0 ? (size_t)n : len;
+    }
+}
+
+/* What a volume stores for a block: zstd at level 1. */
+static struct vault_stored volume_block(const uint8_t *plain, uint32_t len,
+                                        uint8_t *buf, size_t cap)
+{
+    size_t n = ZSTD_compress(buf, cap, plain, len, 1);
+    CHECK(!ZSTD_isError(n) && n < len, "the volume compresses the block");
+    return (struct vault_stored){ SFS_CODEC_ZSTD, len, buf, (uint32_t)n };
+}
+
+/* S decodes to PLAIN (LEN bytes) as the data blob of SHA. */
+static bool decodes_to(const struct vault_stored *s, const uint8_t *plain,
+                       uint32_t len, const uint8_t sha[VC_ID])
+{
+    uint8_t id[VC_ID], *back = malloc(len);
+    vc_blob_id(&keys, sha, id);
+    bool ok = back && vault_stored_decode(&keys, id, s, back, NULL) == 0 &&
+              !memcmp(back, plain, len);
+    free(back);
+    return ok;
+}
+
+/* The vault's codec: smaller, decodable, checked against the hash. */
+static void test_codec(void)
+{
+    enum { LEN = 65536 };
+    static uint8_t text[LEN], rnd[LEN], zbuf[LEN + 1024], bad[LEN + 1024];
+    uint8_t sha[VC_ID], rsha[VC_ID];
+    struct vault_codec *c = vault_codec_new(6);
+    CHECK(c != NULL, "a codec");
+    struct vw out = { 0 };
+    struct vault_stored s;
+
+    make_text(text, LEN, 7);
+    vc_sha256(text, LEN, sha);
+    struct vault_stored in = volume_block(text, LEN, zbuf, sizeof(zbuf));
+    CHECK_RC(vault_codec_pack(c, sha, &in, &out, &s));
+    CHECK(s.codec == SFS_CODEC_ZSTD && s.csize < in.csize,
+          "a level-1 block is stored smaller (%u < %u bytes)", s.csize,
+          in.csize);
+    CHECK(decodes_to(&s, text, LEN, sha), "and decodes to the block");
+
+    CHECK_RC(vc_random(rnd, LEN));
+    vc_sha256(rnd, LEN, rsha);
+    struct vault_stored raw = { SFS_CODEC_NONE, LEN, rnd, LEN };
+    CHECK_RC(vault_codec_pack(c, rsha, &raw, &out, &s));
+    CHECK(s.codec == SFS_CODEC_NONE && s.bytes == rnd && s.csize == LEN,
+          "random data stays as it is");
+    CHECK(decodes_to(&s, rnd, LEN, rsha), "and decodes to the block");
+
+    uint8_t small[3000], ssha[VC_ID];
+    make_text(small, sizeof(small), 9);
+    vc_sha256(small, sizeof(small), ssha);
+    struct vault_stored sraw = { SFS_CODEC_NONE, sizeof(small), small,
+                                 sizeof(small) };
+    CHECK_RC(vault_codec_pack(c, ssha, &sraw, &out, &s));
+    CHECK(s.codec == SFS_CODEC_ZSTD && s.csize < sizeof(small) / 2,
+          "a small text block the volume keeps raw is compressed (%u)",
+          s.csize);
+    CHECK(decodes_to(&s, small, sizeof(small), ssha), "and decodes back");
+
+    /* damage: a flipped byte, a cut, another block's hash, a codec */
+    memcpy(bad, in.bytes, in.csize);
+    struct vault_stored d = in;
+    d.bytes = bad;
+    bad[in.csize / 2] ^= 0x10;
+    CHECK(vault_codec_pack(c, sha, &d, &out, &s) == -EBADMSG,
+          "a damaged block is refused");
+    memcpy(bad, in.bytes, in.csize);
+    d.csize = in.csize - 10;
+    CHECK(vault_codec_pack(c, sha, &d, &out, &s) == -EBADMSG,
+          "a truncated block is refused");
+    CHECK(vault_codec_pack(c, rsha, &in, &out, &s) == -EBADMSG,
+          "a block under another hash is refused");
+    CHECK(vault_codec_pack(c, sha, &raw, &out, &s) == -EBADMSG,
+          "a raw block under another hash is refused");
+    d = in;
+    d.codec = 7;
+    CHECK(vault_codec_pack(c, sha, &d, &out, &s) == -EBADMSG,
+          "an unknown codec is refused");
+    d = raw;
+    d.csize = LEN - 1;
+    CHECK(vault_codec_pack(c, rsha, &d, &out, &s) == -EBADMSG,
+          "a raw block whose sizes differ is refused");
+    vw_free(&out);
+    vault_codec_free(c);
 }
 
 /* A pack of N blocks of random (half compressible) bytes. */
@@ -445,6 +553,7 @@ int main(void)
 {
     CHECK_RC(vc_random(&keys, sizeof(keys)));
     test_blobs();
+    test_codec();
     test_packs();
     test_index_memory();
     test_index_objects();

@@ -45,6 +45,13 @@
  *     in proportion to its change, and a restore reads at most about
  *     twice the snapshot's metadata plus VAULT_DEPTH_MAX small links.
  *
+ * Blocks are stored smaller than the volume keeps them: a volume
+ * compresses for speed (zstd level 1), a vault is written once and kept,
+ * so each block is decoded, checked against its hash and compressed again
+ * at VAULT_DATA_LEVEL when that pays (pack.c's THEORY: what is tried,
+ * what is skipped, why the format does not change), on worker threads
+ * that hand blocks back in the sender's order (squeeze.c).
+ *
  * Sizes in the manifest: logical (apparent sizes of its files) and files
  * (its objects) are the base's plus what the records change (an inode's
  * old size read from the base's view at the source), so an incremental
@@ -62,6 +69,8 @@
 #include "repo.h"
 
 #define VAULT_DEPTH_MAX 64
+/* zstd's level for the blocks a backup stores (pack.c's THEORY) */
+#define VAULT_DATA_LEVEL 6
 #define SEND_STEP_RECORDS 4096
 
 struct backup {
@@ -79,6 +88,7 @@ struct backup {
     bool have_hdr, ended;
     int64_t files, logical;        /* changes from the base */
     uint64_t progress, total, inodes;
+    struct vault_squeeze *squeeze; /* blocks stored smaller (pack.c) */
 };
 
 /* ---- the base ---- */
@@ -191,7 +201,29 @@ static int emit_chunk(void *arg, const void *chunk, size_t len)
     return rc < 0 ? rc : add_chunk_id(b, id);
 }
 
-/* The block a record names, uploaded unless the vault has it. */
+/* A block back from the workers (squeeze.c), in the vault's form: into
+ * its pack. */
+static int block_packed(void *arg, const uint8_t id[VC_ID],
+                        const struct vault_stored *s, int rc)
+{
+    struct backup *b = arg;
+    if (rc)
+        return vault_fail(b->v, rc, "reading a block of the snapshot: %s "
+                          "(snapfs fsck tells more)",
+                          rc == -EBADMSG ? "it does not match its hash"
+                                         : strerror(-rc));
+    rc = vault_pack_blob(b->v, VB_DATA, id, s);
+    if (rc)
+        return rc;
+    b->r->blocks_new++;
+    b->r->block_bytes_new += s->lsize;
+    b->progress += s->lsize;
+    return 0;
+}
+
+/* The block a record names, uploaded unless the vault has it (or is
+ * packing it already): fetched here, put into the vault's form by the
+ * workers, packed by block_packed. */
 static int backup_block(struct backup *b, const uint8_t hash[SFS_HASH_LEN])
 {
     struct vault *v = b->v;
@@ -208,20 +240,12 @@ static int backup_block(struct backup *b, const uint8_t hash[SFS_HASH_LEN])
     if (rc)
         return vault_fail(v, rc, "reading a block of the snapshot: %s "
                           "(snapfs fsck tells more)", strerror(-rc));
-    struct vault_stored s = { raw.codec, raw.lsize, raw.bytes, raw.csize };
-    struct vw buf = { 0 };
-    if (raw.codec == SFS_CODEC_NONE) /* compress what the volume did not */
-        rc = vault_compress(raw.bytes, raw.lsize, &buf, &s);
-    if (!rc)
-        rc = vault_add_blob(v, VB_DATA, id, &s);
-    vw_free(&buf);
-    sfs_raw_block_release(&raw);
-    if (rc < 0)
+    rc = vault_reserve_blob(v, VB_DATA, id, raw.lsize);
+    if (rc < 0) {
+        sfs_raw_block_release(&raw);
         return rc;
-    b->r->blocks_new++;
-    b->r->block_bytes_new += s.lsize;
-    b->progress += s.lsize;
-    return 0;
+    }
+    return vault_squeeze_add(b->squeeze, id, &raw, block_packed, b);
 }
 
 /* An inode record put (NEW) or killed (NEW NULL): files and logical. */
@@ -480,6 +504,8 @@ static int run_backup(struct backup *b, const struct sfs_snap_rec *snap,
     b->chunker.arg = b;
     int rc = send_stream(b);
     if (!rc)
+        rc = vault_squeeze_drain(b->squeeze, block_packed, b);
+    if (!rc)
         rc = vault_chunker_flush(&b->chunker);
     uint8_t link_id[VC_ID];
     if (!rc)
@@ -504,6 +530,8 @@ int vault_backup(struct vault *v, struct sfs_store *st,
     v->uploaded = 0;
     int rc = vault_load_index(v, true, &r->recovered);
     struct backup b = { .v = v, .st = st, .o = o, .r = r };
+    if (!rc)
+        rc = vault_squeeze_new(VAULT_DATA_LEVEL, &b.squeeze);
     struct vault_snapshot base;
     char held[SFS_NAME_MAX + 1] = "";
     if (!rc)
@@ -516,6 +544,7 @@ int vault_backup(struct vault *v, struct sfs_store *st,
         o->hold(o->hold_arg, held, false);
     r->uploaded = v->uploaded;
     r->packs = v->packs_written;
+    vault_squeeze_free(b.squeeze);
     vault_frames_free(&b.frames);
     vault_chunker_free(&b.chunker);
     vault_link_free(&b.link);

@@ -14,9 +14,13 @@
  *
  * Reading: a blob that follows the previous one in the same pack (a
  * restore reads in the order a backup wrote) is served from a window of
- * up to WINDOW bytes of that pack read at once, so that a sequential
- * restore makes a request per few megabytes, not per block; any other
- * blob is read alone.
+ * up to WINDOW bytes of that pack read at once (a default pack whole), so
+ * that a sequential restore makes a request per pack, not per block, as
+ * restic's does: on S3 each request costs a round trip; any other
+ * blob is read alone.  VAULT_WINDOWS windows are kept (the one used
+ * longest ago is replaced): a restore of an incremental reads the full
+ * backup's packs and, here and there, a block of a later pack, and
+ * neither sequence should make the other read its window again.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -26,7 +30,7 @@
 #include "repo.h"
 
 #define TRAILER_GUESS (64u << 10)
-#define WINDOW (4u << 20)
+#define WINDOW (17u << 20) /* a default pack (16 MiB) and its last blob */
 
 /* ---- reading packs ---- */
 
@@ -225,16 +229,23 @@ int vault_load_index(struct vault *v, bool recover, uint64_t *recovered)
 static int read_sealed(struct vault *v, const struct vault_loc *loc,
                        const char *name, const uint8_t **bytes, bool *owned)
 {
-    struct vault_window *w = &v->win;
-    bool sequential = w->buf && loc->pack == w->next_pack &&
-                      loc->offset == w->next;
-    w->next_pack = loc->pack;
-    w->next = (uint64_t)loc->offset + loc->length;
+    bool sequential = v->win_next_set && loc->pack == v->win_next_pack &&
+                      loc->offset == v->win_next;
+    v->win_next_set = true;
+    v->win_next_pack = loc->pack;
+    v->win_next = (uint64_t)loc->offset + loc->length;
     *owned = false;
-    if (w->buf && loc->pack == w->pack && loc->offset >= w->off &&
-        loc->offset + (uint64_t)loc->length <= w->off + w->len) {
-        *bytes = w->buf + (loc->offset - w->off);
-        return 0;
+    struct vault_window *w = &v->win[0];
+    for (unsigned i = 0; i < VAULT_WINDOWS; i++) {
+        struct vault_window *x = &v->win[i];
+        if (x->buf && loc->pack == x->pack && loc->offset >= x->off &&
+            loc->offset + (uint64_t)loc->length <= x->off + x->len) {
+            x->used = ++v->win_tick;
+            *bytes = x->buf + (loc->offset - x->off);
+            return 0;
+        }
+        if (!x->buf || (w->buf && x->used < w->used))
+            w = x; /* the one to replace: empty, or used longest ago */
     }
     uint64_t psize = vault_index_pack_size(v->index, loc->pack);
     size_t len = loc->length;
@@ -255,16 +266,15 @@ static int read_sealed(struct vault *v, const struct vault_loc *loc,
                                : vault_os_fail(v, rc);
     }
     v->fetched += len;
-    if (len == loc->length && w->buf) {
+    if (len == loc->length) { /* a blob alone: the windows stay */
         *bytes = buf;
         *owned = true;
         return 0;
     }
     free(w->buf);
-    w->buf = buf;
-    w->pack = loc->pack;
-    w->off = loc->offset;
-    w->len = len;
+    *w = (struct vault_window){ .pack = loc->pack, .off = loc->offset,
+                                .len = len, .buf = buf,
+                                .used = ++v->win_tick };
     *bytes = buf;
     return 0;
 }
@@ -453,21 +463,32 @@ static int write_pack(struct vault *v, struct vault_packer *p)
     return vault_keep_lock(v);
 }
 
+int vault_reserve_blob(struct vault *v, uint8_t type, const uint8_t id[VC_ID],
+                       uint32_t lsize)
+{
+    struct vault_loc pending = { VAULT_PACK_PENDING, 0, 0, lsize, type };
+    return vault_index_add(v->index, id, &pending);
+}
+
+int vault_pack_blob(struct vault *v, uint8_t type, const uint8_t id[VC_ID],
+                    const struct vault_stored *s)
+{
+    struct vault_packer *p = &v->packers[type == VB_DATA ? 0 : 1];
+    int rc = vault_packer_add(p, &v->keys, type, id, s);
+    if (!rc && p->buf.len >= v->pack_size)
+        rc = write_pack(v, p);
+    return rc;
+}
+
 int vault_add_blob(struct vault *v, uint8_t type, const uint8_t id[VC_ID],
                    const struct vault_stored *s)
 {
     if (vault_index_find(v->index, id))
         return 0;
-    struct vault_packer *p = &v->packers[type == VB_DATA ? 0 : 1];
-    int rc = vault_packer_add(p, &v->keys, type, id, s);
-    struct vault_loc pending = { VAULT_PACK_PENDING, 0, 0, s->lsize, type };
-    if (!rc)
-        rc = vault_index_add(v->index, id, &pending);
-    if (rc < 0)
-        return rc;
-    if (p->buf.len >= v->pack_size && (rc = write_pack(v, p)))
-        return rc;
-    return 1;
+    int rc = vault_reserve_blob(v, type, id, s->lsize);
+    if (rc >= 0)
+        rc = vault_pack_blob(v, type, id, s);
+    return rc < 0 ? rc : 1;
 }
 
 int vault_move_blob(struct vault *v, const struct vault_pack_entry *e,

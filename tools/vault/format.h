@@ -109,6 +109,20 @@ struct vault_stored {
  * least an eighth, else as they are; S points into OUT or PLAIN. */
 int vault_compress(const void *plain, uint32_t len, struct vw *out,
                    struct vault_stored *s);
+/*
+ * A block in the form the vault stores it (pack.c's THEORY): IN, the
+ * block whose SHA-256 is SHA as the volume stores it (zstd or raw),
+ * compressed again at the codec's LEVEL when that makes it smaller; S
+ * points into OUT or at IN's bytes.  -EBADMSG for an IN that does not
+ * decode to the block (damaged, another codec), -ENOMEM.  A codec keeps
+ * zstd's contexts and a buffer from block to block (one user at a time).
+ */
+struct vault_codec;
+struct vault_codec *vault_codec_new(int level);
+void vault_codec_free(struct vault_codec *c);
+int vault_codec_pack(struct vault_codec *c, const uint8_t sha[VC_ID],
+                     const struct vault_stored *in, struct vw *out,
+                     struct vault_stored *s);
 /* Decode S into PLAIN (S->lsize bytes) and check that its keyed hash is
  * ID (and, when SHA is not NULL, give its SHA-256): 0 or -EBADMSG. */
 int vault_stored_decode(const struct vault_keys *k, const uint8_t *id,

@@ -193,7 +193,8 @@ void vault_close(struct vault *v)
     vault_packer_free(&v->packers[0]);
     vault_packer_free(&v->packers[1]);
     vault_index_free(v->index);
-    free(v->win.buf);
+    for (unsigned i = 0; i < VAULT_WINDOWS; i++)
+        free(v->win[i].buf);
     free(v->config_obj);
     objstore_close(v->os);
     vc_wipe(&v->keys, sizeof(v->keys));

@@ -24,14 +24,14 @@ struct vault_session_pack {
     char index_name[16 + VC_HEX];
 };
 
-/* The window of a pack a sequential reader is served from (blobio.c). */
+/* A window of a pack sequential readers are served from (blobio.c). */
+#define VAULT_WINDOWS 2
 struct vault_window {
     uint32_t pack;
     uint64_t off;
     size_t len;
     uint8_t *buf;
-    uint32_t next_pack; /* where the blob read last ended */
-    uint64_t next;
+    uint64_t used;      /* when it served last (v->win_tick) */
 };
 
 struct vault {
@@ -56,7 +56,11 @@ struct vault {
     unsigned inflight;            /* asynchronous puts running */
     int async_rc;                 /* the first error of one (why set) */
     /* reading */
-    struct vault_window win;
+    struct vault_window win[VAULT_WINDOWS];
+    uint64_t win_tick;
+    bool win_next_set;            /* where the blob read last ended */
+    uint32_t win_next_pack;
+    uint64_t win_next;
     uint64_t fetched;             /* bytes read from the store */
 };
 
@@ -108,6 +112,14 @@ int vault_read_blob(struct vault *v, uint8_t type, const uint8_t id[VC_ID],
  */
 int vault_add_blob(struct vault *v, uint8_t type, const uint8_t id[VC_ID],
                    const struct vault_stored *s);
+/* The two halves of vault_add_blob, for a caller that packs blobs later
+ * than it learns of them (backup.c, through squeeze.c): reserve marks
+ * blob ID as being packed (1; 0 if the index has it; -ENOMEM), pack adds
+ * it to its packer (a full packer is written). */
+int vault_reserve_blob(struct vault *v, uint8_t type, const uint8_t id[VC_ID],
+                       uint32_t lsize);
+int vault_pack_blob(struct vault *v, uint8_t type, const uint8_t id[VC_ID],
+                    const struct vault_stored *s);
 /* Plaintext PLAIN as a blob of TYPE named by its keyed hash (into ID);
  * compressed when that pays. */
 int vault_add_plain(struct vault *v, uint8_t type, const void *plain,
@@ -130,6 +142,25 @@ int vault_move_blob(struct vault *v, const struct vault_pack_entry *e,
                     const uint8_t *sealed);
 /* Refresh the lock if it is due: -ESTALE if it was lost. */
 int vault_keep_lock(struct vault *v);
+
+/*
+ * squeeze.c: blocks put into the vault's form (vault_codec_pack at LEVEL)
+ * on worker threads, handed back to DONE on the caller's thread in the
+ * order they were queued: with S (NULL when RC, the codec's error, is
+ * not 0).  add takes RAW (the queue releases it) and may first hand back
+ * the oldest block; drain hands back all.  A DONE error stops add and
+ * drain and is returned.
+ */
+struct vault_squeeze;
+typedef int vault_squeezed_fn(void *arg, const uint8_t id[VC_ID],
+                              const struct vault_stored *s, int rc);
+int vault_squeeze_new(int level, struct vault_squeeze **out);
+int vault_squeeze_add(struct vault_squeeze *q, const uint8_t id[VC_ID],
+                      struct sfs_raw_block *raw, vault_squeezed_fn *done,
+                      void *arg);
+int vault_squeeze_drain(struct vault_squeeze *q, vault_squeezed_fn *done,
+                        void *arg);
+void vault_squeeze_free(struct vault_squeeze *q);
 
 /* chain.c: the links of M's chain, the full one first (*LINKS
  * malloc'd: vault_links_free); each link's records through CB, checked
