@@ -155,8 +155,10 @@ static int load_indexes(struct vbrowse *b, bool fresh)
         vault_index_free(v->index);
         v->index = vault_index_new();
         b->nindexes = 0;
-        free(v->win.buf);
-        memset(&v->win, 0, sizeof(v->win));
+        for (unsigned w = 0; w < VAULT_WINDOWS; w++)
+            free(v->win[w].buf);
+        memset(v->win, 0, sizeof(v->win));
+        v->win_next_set = false;
         rc = v->index ? 0 : -ENOMEM;
     }
     for (size_t i = 0; !rc && i < n; i++) {
