@@ -20,6 +20,10 @@ test_have_prereq SNAPFS || { say "# skipping: needs snapfs"; test_done; }
 NDMJOB=$(dpkg -L amanda-common 2>/dev/null | grep '/ndmjob$' | head -1)
 [ -x "$NDMJOB" ] || { say "# skipping: needs ndmjob (Debian's amanda-common)"; test_done; }
 command -v restore >/dev/null || { say "# skipping: needs Debian's dump package"; test_done; }
+# ndmjob writes its debug log under /var/log/amanda/client, which only
+# root (or Amanda's backup user) may create and write
+[ -w /var/log/amanda/client ] || [ -w /var/log/amanda ] || [ -w /var/log ] ||
+	{ say "# skipping: ndmjob needs to write its log under /var/log/amanda (run as root)"; test_done; }
 vol_create --size 1G
 
 TREE=$(cd "$(dirname "$0")" && pwd)/treelist.py
