@@ -122,7 +122,8 @@ DEB_TEST  := acl attr lmdb-utils fio python3 psmisc util-linux bc dump \
              e2fsprogs strace openssl rsync procps curl jq \
              samba samba-common-bin smbclient samba-vfs-modules \
              nfs-ganesha nfs-ganesha-vfs libnfs-utils \
-             restic amanda-common postgresql mariadb-server s3cmd time \
+             restic amanda-common postgresql postgresql-client-common \
+             mariadb-server mariadb-server-core mariadb-client-core s3cmd time \
              systemd mandoc man-db bsdextrautils prometheus-node-exporter
 NPM_TEST  := s3rver@3
 deps:

@@ -608,8 +608,12 @@ static struct dar *dar_of(const struct data_svc *d)
     return dar;
 }
 
-uint32_t data_start_recover(struct session *s, struct xdr_in *x,
-                            struct xdr_out *out)
+/* A recover request's body (environment, names, backup type) into S's
+ * data service, and the checks both recover forms make: true to go on,
+ * else false with *REPLY the answer (a decode error, no memory, the
+ * wrong state, a backup type other than "dump"). */
+static bool take_recover_request(struct session *s, struct xdr_in *x,
+                                 struct xdr_out *out, uint32_t *reply)
 {
     struct data_svc *d = &s->data;
     free_request(d);
@@ -619,17 +623,29 @@ uint32_t data_start_recover(struct session *s, struct xdr_in *x,
     char *butype;
     bool dump = butype_is_dump(x, &butype);
     free(butype);
-    if (rc == -EBADMSG || x->bad)
-        return NDMP_XDR_DECODE_ERR;
-    if (rc)
-        return reply_error(out, NDMP_NO_MEM_ERR);
-    if (d->state != DATA_CONNECTED)
-        return reply_error(out, NDMP_ILLEGAL_STATE_ERR);
-    if (!dump) {
+    if (rc == -EBADMSG || x->bad) {
+        *reply = NDMP_XDR_DECODE_ERR;
+    } else if (rc) {
+        *reply = reply_error(out, NDMP_NO_MEM_ERR);
+    } else if (d->state != DATA_CONNECTED) {
+        *reply = reply_error(out, NDMP_ILLEGAL_STATE_ERR);
+    } else if (!dump) {
         ndmp_log_message(s, NDMP_LOG_ERROR, "only the backup type \"dump\" "
                                             "is offered");
-        return reply_error(out, NDMP_ILLEGAL_ARGS_ERR);
+        *reply = reply_error(out, NDMP_ILLEGAL_ARGS_ERR);
+    } else {
+        return true;
     }
+    return false;
+}
+
+uint32_t data_start_recover(struct session *s, struct xdr_in *x,
+                            struct xdr_out *out)
+{
+    struct data_svc *d = &s->data;
+    uint32_t reply;
+    if (!take_recover_request(s, x, out, &reply))
+        return reply;
     struct recover_plan p;
     const char *why = NULL;
     uint32_t err = plan_recover(d, &p, &why);
@@ -669,21 +685,9 @@ uint32_t data_start_recover_filehist(struct session *s, struct xdr_in *x,
                                      struct xdr_out *out)
 {
     struct data_svc *d = &s->data;
-    free_request(d);
-    int rc = read_env(x, d);
-    if (!rc)
-        rc = read_names(x, d);
-    char *butype;
-    bool dump = butype_is_dump(x, &butype);
-    free(butype);
-    if (rc == -EBADMSG || x->bad)
-        return NDMP_XDR_DECODE_ERR;
-    if (rc)
-        return reply_error(out, NDMP_NO_MEM_ERR);
-    if (d->state != DATA_CONNECTED)
-        return reply_error(out, NDMP_ILLEGAL_STATE_ERR);
-    if (!dump)
-        return reply_error(out, NDMP_ILLEGAL_ARGS_ERR);
+    uint32_t reply;
+    if (!take_recover_request(s, x, out, &reply))
+        return reply;
     if (!(d->fh = fh_parser_new()))
         return reply_error(out, NDMP_NO_MEM_ERR);
     d->op = DATA_OP_RECOVER_FILEHIST;

@@ -9,7 +9,7 @@
  * restorer: the chain into a table of its own, in the cache) when its
  * directory is first entered - looked into, listed or opened - not when
  * its name is only listed or looked up; until then its directory shows
- * placeholder attributes (0555, the mounting user, the snapshot's time)
+ * stand-in attributes (0555, the mounting user, the snapshot's time)
  * and says they may change.  Every block handed out was opened under
  * the vault's key (AES-GCM with its type and id) and decodes to the
  * SHA-256 its extent names (sfs_block_decode); inline data is checked
