@@ -1,6 +1,7 @@
 #!/bin/bash
 # Configuration backup and DR: `config export` of a host with a mirror
-# relationship, a peer it connects to, a peer that connects to it, a vault
+# relationship, a peer it connects to, a peer that connects to it (with a
+# grant and the fingerprints of their keys), a vault
 # store, policy and relationship and an NDMP user names them all and holds
 # none of their secrets; --with-secrets seals the secrets under a
 # passphrase (none readable in the file); `config import` on a second host
@@ -8,7 +9,8 @@
 # would create it and changes nothing, --apply makes the second host's
 # records the same as the first's (keys, passphrase and password
 # included), after which every item is unchanged; a changed address is
-# changed with the key kept; --json reports the same; a file without the
+# changed with the key kept; a key that is not the one the file's
+# fingerprint names is refused; --json reports the same; a file without the
 # secrets, a wrong passphrase, a newer version, an unknown key and a
 # relationship naming a missing volume are refused with one message and
 # nothing changed.  A mirror relationship --with-config carries the
@@ -42,9 +44,10 @@ for q in json.load(sys.stdin): print(q['name'], q['security_style'], q['quota_by
 echo "config-secret-pass" >"$TEST_TMP/cpass"
 echo "vault-pass-4711" >"$TEST_TMP/vpass"
 
-test_expect_success 'set up host A: a mirror relationship, two peers, a vault store, policy and relationship, an NDMP user' '
+test_expect_success 'set up host A: a mirror relationship, two peers and a grant, a vault store, policy and relationship, an NDMP user' '
 	on hostA "$SNAPFS" peer passphrase west >"$TEST_TMP/west.pass" 2>/dev/null &&
 	on hostA "$SNAPFS" peer create east 127.0.0.1:7000 --passphrase-file "$TEST_TMP/west.pass" >/dev/null &&
+	on hostA "$SNAPFS" peer allow west send "$A" >/dev/null &&
 	on hostA "$SNAPFS" vault store add s1 "file://$TEST_TMP/vault" --passphrase-file "$TEST_TMP/vpass" --init >/dev/null &&
 	on hostA "$SNAPFS" vault policy create weekly --rule weekly=4 >/dev/null &&
 	on hostA "$SNAPFS" vault protect "$A" --store s1 --policy weekly >/dev/null &&
@@ -64,14 +67,16 @@ secrets() {
 test_expect_success 'export names each of them and holds none of their secrets' '
 	on hostA "$SNAPFS" config export "$A" >"$REF/plain.json" &&
 	python3 -c "
-import json
+import hashlib, json
 d = json.load(open(\"$REF/plain.json\"))
 assert d[\"snapfs_config\"] == 2, d
 assert \"secrets\" not in d, d
 m, = d[\"mirrors\"]
 assert (m[\"source\"], m[\"destination\"], m[\"schedule\"], m[\"with_config\"]) == (\"$A\", \"$B\", \"hourly\", False), m
-assert d[\"peers\"] == [{\"name\": \"east\", \"address\": \"127.0.0.1:7000\"}], d
-assert d[\"peer_clients\"] == [{\"name\": \"west\"}], d
+fp = hashlib.sha256(bytes.fromhex(open(\"$HA/config/clients/west.key\").read().strip())).hexdigest()[:16]
+assert d[\"peers\"] == [{\"name\": \"east\", \"address\": \"127.0.0.1:7000\", \"fingerprint\": fp}], d
+assert d[\"peer_clients\"] == [{\"name\": \"west\", \"fingerprint\": fp}], d
+assert d[\"peer_grants\"] == [{\"peer\": \"west\", \"op\": \"send\", \"volume\": \"$A\"}], d
 v = d[\"vault\"]
 assert v[\"stores\"] == [{\"name\": \"s1\", \"target\": \"file://$TEST_TMP/vault\", \"endpoint\": \"\", \"region\": \"\", \"profile\": \"\"}], v
 assert v[\"policies\"] == [{\"name\": \"weekly\", \"keep\": {\"weekly\": 4}}], v
@@ -103,12 +108,13 @@ test_expect_success 'import on host B is a dry run listing each item it would cr
 	cat "$REF/out" &&
 	assert_grep "^host: create peer east (127.0.0.1:7000)$" "$REF/out" &&
 	assert_grep "^host: create peer client west$" "$REF/out" &&
+	assert_grep "^host: create peer grant west send $A$" "$REF/out" &&
 	assert_grep "^host: create vault store s1 (file://$TEST_TMP/vault)$" "$REF/out" &&
 	assert_grep "^host: create vault policy weekly (weekly=4)$" "$REF/out" &&
 	assert_grep "^host: create vault relationship $A -> s1 (policy weekly)$" "$REF/out" &&
 	assert_grep "^host: create mirror $A -> $B (policy mirror)$" "$REF/out" &&
 	assert_grep "^host: create ndmp user bob$" "$REF/out" &&
-	assert_grep "^snapfs config import: 7 to create, 0 to change, 5 unchanged, 0 refused (a dry run" "$REF/out" &&
+	assert_grep "^snapfs config import: 8 to create, 0 to change, 5 unchanged, 0 refused (a dry run" "$REF/out" &&
 	records hostB >"$REF/b.after" &&
 	assert_cmp "$REF/b.before" "$REF/b.after" &&
 	test ! -e "$HB/config" && test ! -e "$HB/mirrors"
@@ -129,7 +135,7 @@ test_expect_success '--apply (passphrase from SNAPFS_CONFIG_PASSPHRASE) gives ho
 	SNAPFS_CONFIG_PASSPHRASE=config-secret-pass on hostB "$SNAPFS" config import "$REF/sealed.json" --apply >"$REF/out" &&
 	assert_grep "^snapfs config import: host: created peer east (127.0.0.1:7000)$" "$REF/out" &&
 	assert_grep "^snapfs config import: host: created ndmp user bob$" "$REF/out" &&
-	for f in east.peer clients/west.key ndmp.users vault/stores/s1.store vault/stores/s1.pass \
+	for f in east.peer clients/west.key grants ndmp.users vault/stores/s1.store vault/stores/s1.pass \
 		vault/policies/weekly.policy; do
 		test -f "$HB/config/$f" || { echo "missing $f"; exit 1; }
 		test "$f" = vault/stores/s1.store || cmp "$HA/config/$f" "$HB/config/$f" || exit 1
@@ -155,7 +161,7 @@ test_expect_success 'a second import finds every item unchanged (--json reports 
 	python3 -c "
 import json
 d = json.load(open(\"$REF/again.json\"))
-assert d[\"dry_run\"] is True and (d[\"create\"], d[\"change\"], d[\"unchanged\"], d[\"refused\"]) == (0, 0, 12, 0), d
+assert d[\"dry_run\"] is True and (d[\"create\"], d[\"change\"], d[\"unchanged\"], d[\"refused\"]) == (0, 0, 13, 0), d
 acts = {(i[\"target\"], i[\"action\"], i[\"item\"]) for i in d[\"items\"]}
 assert (\"host\", \"unchanged\", \"peer east (127.0.0.1:7000)\") in acts, acts
 assert (\"host\", \"unchanged\", \"ndmp user bob\") in acts, acts
@@ -175,6 +181,21 @@ assert i[\"item\"] == \"peer east (127.0.0.1:7001)\", i" &&
 	assert_eq "$(sed -n "s/^key //p" "$HA/config/east.peer")" "$(sed -n "s/^key //p" "$HB/config/east.peer")"
 '
 
+test_expect_success 'without the secrets, a key here that is not the one the file'"'"'s fingerprint names is refused' '
+	on hostB "$SNAPFS" peer passphrase west >/dev/null 2>&1 &&
+	records hostB >"$REF/b.before" &&
+	fp=$(sha256sum <"$HA/config/clients/west.key" | cut -c1-16) &&
+	assert_fails on hostB "$SNAPFS" config import "$REF/plain.json" --apply >"$REF/out" 2>"$REF/err" &&
+	assert_grep "^host: refused: peer client west: this host holds another key for it (fingerprint [0-9a-f]\{16\}, the file.s [0-9a-f]\{16\}); export with --with-secrets to replace it$" "$REF/out" &&
+	assert_grep "^host: change peer east (127.0.0.1:7000)$" "$REF/out" &&
+	assert_grep "1 item refused: nothing applied" "$REF/err" &&
+	records hostB >"$REF/b.after" &&
+	assert_cmp "$REF/b.before" "$REF/b.after" &&
+	SNAPFS_CONFIG_PASSPHRASE=config-secret-pass on hostB "$SNAPFS" config import "$REF/sealed.json" --apply >"$REF/out" &&
+	assert_grep "^snapfs config import: host: changed peer client west$" "$REF/out" &&
+	cmp "$HA/config/clients/west.key" "$HB/config/clients/west.key"
+'
+
 test_expect_success 'without the secrets, what a new host lacks and needs a secret for is refused with why, and nothing applied' '
 	on hostC "$SNAPFS" config import "$REF/plain.json" >"$REF/out" &&
 	assert_grep "^host: refused: peer east (127.0.0.1:7000): its key is not in the file (export with --with-secrets, or snapfs peer create east here)$" "$REF/out" &&
@@ -182,7 +203,8 @@ test_expect_success 'without the secrets, what a new host lacks and needs a secr
 	assert_grep "^host: refused: vault store s1 (file://$TEST_TMP/vault): its passphrase is not in the file" "$REF/out" &&
 	assert_grep "^host: refused: ndmp user bob: its password is not in the file" "$REF/out" &&
 	assert_grep "^host: create vault relationship $A -> s1 (policy weekly)$" "$REF/out" &&
-	assert_grep "^snapfs config import: 3 to create, 0 to change, 5 unchanged, 4 refused" "$REF/out" &&
+	assert_grep "^host: create peer grant west send $A$" "$REF/out" &&
+	assert_grep "^snapfs config import: 4 to create, 0 to change, 5 unchanged, 4 refused" "$REF/out" &&
 	assert_fails on hostC "$SNAPFS" config import "$REF/plain.json" --apply >/dev/null 2>"$REF/err" &&
 	assert_eq "snapfs config import: $REF/plain.json: 4 items refused: nothing applied" "$(cat "$REF/err")" &&
 	test ! -e "$TEST_TMP/hostC"

@@ -45,10 +45,15 @@ struct cfg_volume {
     size_t nqtrees, capqtrees;
 };
 
+/* A key's fingerprint: the first 16 hex digits of SHA-256 of the key
+ * (which names it without revealing it). */
+#define CFG_FINGERPRINT_LEN 16
+
 /* A peer this host connects to; its key only with the secrets. */
 struct cfg_peer {
     char name[PEER_NAME_MAX + 1];
     char address[PEER_ADDRESS_MAX];
+    char fingerprint[CFG_FINGERPRINT_LEN + 1]; /* "" if the file has none */
     bool legacy;
     bool has_key;
     uint8_t key[PEER_KEY_LEN];
@@ -57,8 +62,16 @@ struct cfg_peer {
 /* A peer that may connect here; its key only with the secrets. */
 struct cfg_client {
     char name[PEER_NAME_MAX + 1];
+    char fingerprint[CFG_FINGERPRINT_LEN + 1];
     bool has_key;
     uint8_t key[PEER_KEY_LEN];
+};
+
+/* What a peer may do here: send from or receive into a volume. */
+struct cfg_grant {
+    char peer[PEER_NAME_MAX + 1];
+    enum peer_op op;
+    char volume[PATH_MAX];
 };
 
 /* A vault store; its passphrase only with the secrets. */
@@ -91,6 +104,8 @@ struct cfg_host {
     size_t npeers, cappeers;
     struct cfg_client *clients;
     size_t nclients, capclients;
+    struct cfg_grant *grants;
+    size_t ngrants, capgrants;
     struct cfg_vstore *vstores;
     size_t nvstores, capvstores;
     struct vault_rel_policy *vpolicies;
@@ -201,9 +216,7 @@ int cfg_host_secrets_parse(struct cfg_ctx *c, const json_t *j,
 int cfg_host_parse(struct cfg_ctx *c, const json_t *doc, struct cfg_host *h);
 /* The member names cfg_host_parse reads (NULL-terminated). */
 extern const char *const cfg_host_keys[];
-/* The steps that make this host's records match WANT, appended to P;
- * FILE_VOLS: the volumes the document brings (N of them), which a
- * relationship may name as if they were here. */
+/* The steps that make this host's records match WANT, appended to P. */
 void cfg_plan_host(struct cfg_plan *p, const struct cfg_host *want);
 
 /* ---- config_secret.c: sealing the secrets ---- */

@@ -36,7 +36,19 @@
 #define HOST "host"
 
 const char *const cfg_host_keys[] = { "mirrors", "peers", "peer_clients",
-                                      "vault", "ndmp_users", NULL };
+                                      "peer_grants", "vault", "ndmp_users",
+                                      NULL };
+
+static void fingerprint(const uint8_t key[PEER_KEY_LEN],
+                        char out[CFG_FINGERPRINT_LEN + 1])
+{
+    uint8_t md[VC_ID];
+    char hex[VC_HEX];
+    vc_sha256(key, PEER_KEY_LEN, md);
+    vc_hex(md, sizeof(md), hex);
+    memcpy(out, hex, CFG_FINGERPRINT_LEN);
+    out[CFG_FINGERPRINT_LEN] = 0;
+}
 
 void cfg_host_free(struct cfg_host *h)
 {
@@ -51,6 +63,7 @@ void cfg_host_free(struct cfg_host *h)
     free(h->mirrors);
     free(h->peers);
     free(h->clients);
+    free(h->grants);
     free(h->vstores);
     free(h->vpolicies);
     free(h->vrels);
@@ -108,6 +121,7 @@ static int read_peers(struct cfg_host *h, bool secrets)
         snprintf(p.name, sizeof(p.name), "%s", r.name);
         snprintf(p.address, sizeof(p.address), "%s", r.address);
         p.legacy = r.legacy;
+        fingerprint(r.key, p.fingerprint);
         p.has_key = secrets;
         if (secrets)
             memcpy(p.key, r.key, sizeof(p.key));
@@ -130,8 +144,11 @@ static int read_clients(struct cfg_host *h, bool secrets)
         if (!strcmp(names[i], PEER_LEGACY_NAME))
             continue; /* the one host key of earlier versions: not made anew */
         snprintf(c.name, sizeof(c.name), "%s", names[i]);
-        if (secrets)
-            rc = peer_inbound_load(names[i], c.key);
+        rc = peer_inbound_load(names[i], c.key);
+        if (!rc)
+            fingerprint(c.key, c.fingerprint);
+        if (!secrets)
+            vc_wipe(c.key, sizeof(c.key));
         c.has_key = secrets;
         if (!rc)
             rc = array_append(&h->clients, &h->nclients, &h->capclients, &c,
@@ -140,6 +157,21 @@ static int read_clients(struct cfg_host *h, bool secrets)
     }
     if (!rc)
         free_names(names, n);
+    return rc;
+}
+
+static int read_grants(struct cfg_host *h)
+{
+    struct peer_grants t = { 0 };
+    int rc = peer_grants_load(&t);
+    for (size_t i = 0; !rc && i < t.n; i++) {
+        struct cfg_grant g = { .op = t.g[i].op };
+        snprintf(g.peer, sizeof(g.peer), "%s", t.g[i].peer);
+        snprintf(g.volume, sizeof(g.volume), "%s", t.g[i].path);
+        rc = array_append(&h->grants, &h->ngrants, &h->capgrants, &g,
+                          sizeof(g));
+    }
+    peer_grants_free(&t);
     return rc;
 }
 
@@ -237,6 +269,8 @@ int cfg_host_read(struct cfg_host *h, bool secrets, char *err, size_t cap)
         rc = read_peers(h, secrets);
     if (!rc && (what = "the peers that connect here", 1))
         rc = read_clients(h, secrets);
+    if (!rc && (what = "the peers' grants", 1))
+        rc = read_grants(h);
     if (!rc && (what = "the vault's stores, policies and relationships", 1))
         rc = read_vault(h, secrets);
     if (!rc && (what = "the NDMP users", 1))
@@ -290,25 +324,35 @@ static json_t *vault_json(const struct cfg_host *h)
 json_t *cfg_host_json(const struct cfg_host *h)
 {
     json_t *mirrors = json_array(), *peers = json_array(),
-           *clients = json_array(), *users = json_array();
+           *clients = json_array(), *grants = json_array(),
+           *users = json_array();
     for (size_t i = 0; i < h->nmirrors; i++)
         json_array_append_new(mirrors, mirror_json(&h->mirrors[i]));
     for (size_t i = 0; i < h->npeers; i++) {
-        json_t *p = json_pack("{s:s, s:s}", "name", h->peers[i].name,
-                              "address", h->peers[i].address);
+        json_t *p = json_pack("{s:s, s:s, s:s}", "name", h->peers[i].name,
+                              "address", h->peers[i].address, "fingerprint",
+                              h->peers[i].fingerprint);
         if (h->peers[i].legacy)
             json_object_set_new(p, "legacy", json_true());
         json_array_append_new(peers, p);
     }
     for (size_t i = 0; i < h->nclients; i++)
         json_array_append_new(clients,
-                              json_pack("{s:s}", "name", h->clients[i].name));
+                              json_pack("{s:s, s:s}", "name",
+                                        h->clients[i].name, "fingerprint",
+                                        h->clients[i].fingerprint));
+    for (size_t i = 0; i < h->ngrants; i++)
+        json_array_append_new(grants,
+                              json_pack("{s:s, s:s, s:s}", "peer",
+                                        h->grants[i].peer, "op",
+                                        peer_op_name(h->grants[i].op),
+                                        "volume", h->grants[i].volume));
     for (size_t i = 0; i < h->nnusers; i++)
         json_array_append_new(users,
                               json_pack("{s:s}", "name", h->nusers[i].name));
-    return json_pack("{s:o, s:o, s:o, s:o, s:o}", "mirrors", mirrors, "peers",
-                     peers, "peer_clients", clients, "vault", vault_json(h),
-                     "ndmp_users", users);
+    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}", "mirrors", mirrors,
+                     "peers", peers, "peer_clients", clients, "peer_grants",
+                     grants, "vault", vault_json(h), "ndmp_users", users);
 }
 
 static void set_hex(json_t *o, const char *name, const uint8_t key[PEER_KEY_LEN])
@@ -390,10 +434,23 @@ static int mirror_fn(struct cfg_ctx *c, const char *w, const json_t *j,
                         sizeof(m));
 }
 
+/* The optional member "fingerprint" of J: 16 lower-case hex digits. */
+static int get_fingerprint(struct cfg_ctx *c, const char *w, const json_t *j,
+                           char out[CFG_FINGERPRINT_LEN + 1])
+{
+    int rc = cfg_get_string(c, w, j, "fingerprint", out,
+                            CFG_FINGERPRINT_LEN + 1, false);
+    if (!rc && *out && (strlen(out) != CFG_FINGERPRINT_LEN ||
+                        strspn(out, "0123456789abcdef") != CFG_FINGERPRINT_LEN))
+        return cfg_bad(c, w, "fingerprint: 16 hex digits expected");
+    return rc;
+}
+
 static int peer_fn(struct cfg_ctx *c, const char *w, const json_t *j,
                    void *arg)
 {
-    static const char *const keys[] = { "name", "address", "legacy", NULL };
+    static const char *const keys[] = { "name", "address", "fingerprint",
+                                        "legacy", NULL };
     struct cfg_host *h = arg;
     struct cfg_peer p = { 0 };
     char host[PEER_ADDRESS_MAX], port[16];
@@ -403,6 +460,8 @@ static int peer_fn(struct cfg_ctx *c, const char *w, const json_t *j,
     if (!rc)
         rc = cfg_get_string(c, w, j, "address", p.address, sizeof(p.address),
                             true);
+    if (!rc)
+        rc = get_fingerprint(c, w, j, p.fingerprint);
     if (!rc)
         rc = cfg_get_bool(c, w, j, "legacy", &p.legacy);
     if (rc)
@@ -417,18 +476,45 @@ static int peer_fn(struct cfg_ctx *c, const char *w, const json_t *j,
 static int client_fn(struct cfg_ctx *c, const char *w, const json_t *j,
                      void *arg)
 {
-    static const char *const keys[] = { "name", NULL };
+    static const char *const keys[] = { "name", "fingerprint", NULL };
     struct cfg_host *h = arg;
     struct cfg_client p = { 0 };
     int rc = cfg_only_keys(c, w, j, keys);
     if (!rc)
         rc = cfg_get_string(c, w, j, "name", p.name, sizeof(p.name), true);
+    if (!rc)
+        rc = get_fingerprint(c, w, j, p.fingerprint);
     if (rc)
         return rc;
     if (!peer_name_valid(p.name) || !strcmp(p.name, PEER_LEGACY_NAME))
         return cfg_bad(c, w, "not a peer name");
     return array_append(&h->clients, &h->nclients, &h->capclients, &p,
                         sizeof(p));
+}
+
+static int grant_fn(struct cfg_ctx *c, const char *w, const json_t *j,
+                    void *arg)
+{
+    static const char *const keys[] = { "peer", "op", "volume", NULL };
+    struct cfg_host *h = arg;
+    struct cfg_grant g = { 0 };
+    char op[16];
+    int rc = cfg_only_keys(c, w, j, keys);
+    if (!rc)
+        rc = cfg_get_string(c, w, j, "peer", g.peer, sizeof(g.peer), true);
+    if (!rc)
+        rc = cfg_get_string(c, w, j, "op", op, sizeof(op), true);
+    if (!rc)
+        rc = cfg_get_string(c, w, j, "volume", g.volume, sizeof(g.volume),
+                            true);
+    if (rc)
+        return rc;
+    if (!peer_name_valid(g.peer))
+        return cfg_bad(c, w, "not a peer name");
+    if (peer_op_parse(op, &g.op))
+        return cfg_bad(c, w, "op must be send or receive");
+    return array_append(&h->grants, &h->ngrants, &h->capgrants, &g,
+                        sizeof(g));
 }
 
 static int vstore_fn(struct cfg_ctx *c, const char *w, const json_t *j,
@@ -557,6 +643,8 @@ int cfg_host_parse(struct cfg_ctx *c, const json_t *doc, struct cfg_host *h)
         rc = cfg_each(c, "the file", doc, "peers", peer_fn, h);
     if (!rc)
         rc = cfg_each(c, "the file", doc, "peer_clients", client_fn, h);
+    if (!rc)
+        rc = cfg_each(c, "the file", doc, "peer_grants", grant_fn, h);
     if (!rc && vault)
         rc = cfg_only_keys(c, "vault", vault, vkeys);
     if (!rc && vault)
@@ -606,6 +694,19 @@ static int unknown_secret(struct cfg_ctx *c, const char *kind,
     return cfg_bad(c, "secrets", what);
 }
 
+/* KEY is the one FP (if given) names. */
+static int key_matches(struct cfg_ctx *c, const char *kind, const char *name,
+                       const uint8_t key[PEER_KEY_LEN], const char *fp)
+{
+    char mine[CFG_FINGERPRINT_LEN + 1], what[300];
+    fingerprint(key, mine);
+    if (!*fp || !strcmp(fp, mine))
+        return 0;
+    snprintf(what, sizeof(what), "the key of %s %.100s is not the one its "
+             "fingerprint names", kind, name);
+    return cfg_bad(c, "secrets", what);
+}
+
 static int peer_secret(struct cfg_ctx *c, const char *name, const char *v,
                        size_t len, struct cfg_host *h)
 {
@@ -615,7 +716,8 @@ static int peer_secret(struct cfg_ctx *c, const char *name, const char *v,
                 vc_unhex(v, h->peers[i].key, PEER_KEY_LEN))
                 return cfg_bad(c, "secrets.peers", "a key is 64 hex digits");
             h->peers[i].has_key = true;
-            return 0;
+            return key_matches(c, "peer", name, h->peers[i].key,
+                               h->peers[i].fingerprint);
         }
     return unknown_secret(c, "peer", name);
 }
@@ -630,7 +732,8 @@ static int client_secret(struct cfg_ctx *c, const char *name, const char *v,
                 return cfg_bad(c, "secrets.peer_clients",
                                "a key is 64 hex digits");
             h->clients[i].has_key = true;
-            return 0;
+            return key_matches(c, "peer client", name, h->clients[i].key,
+                               h->clients[i].fingerprint);
         }
     return unknown_secret(c, "peer client", name);
 }
@@ -719,6 +822,22 @@ static int say(int rc, char *err, size_t cap, const char *what)
     return rc;
 }
 
+/* Without the key in the file (*HAS_KEY false), this host's key NOW is
+ * not the one the file's fingerprint FP names: refused, true. */
+static bool other_key(struct cfg_plan *pl, const char *what,
+                      const uint8_t now[PEER_KEY_LEN], const bool *has_key,
+                      const char *fp)
+{
+    char here[CFG_FINGERPRINT_LEN + 1];
+    fingerprint(now, here);
+    if (*has_key || !*fp || !strcmp(here, fp))
+        return false;
+    refuse(pl, what, "this host holds another key for it (fingerprint %s, "
+           "the file's %s); export with --with-secrets to replace it", here,
+           fp);
+    return true;
+}
+
 static int apply_peer(const struct cfg_step *s, char *err, size_t cap)
 {
     const struct cfg_peer *p = s->item;
@@ -752,6 +871,8 @@ static void plan_peers(struct cfg_plan *pl, const struct cfg_host *want)
                    strerror(-rc));
         else if (rc == -ENOENT)
             host_step(pl, CFG_CREATE, what, &p, sizeof(p), apply_peer);
+        else if (other_key(pl, what, now.key, &p.has_key, p.fingerprint))
+            ;
         else if (!strcmp(now.address, p.address) && now.legacy == p.legacy &&
                  (!p.has_key || !memcmp(now.key, p.key, sizeof(p.key))))
             host_step(pl, CFG_SAME, what, NULL, 0, NULL);
@@ -790,12 +911,57 @@ static void plan_clients(struct cfg_plan *pl, const struct cfg_host *want)
                    strerror(-rc));
         else if (rc == -ENOENT)
             host_step(pl, CFG_CREATE, what, c, sizeof(*c), apply_client);
+        else if (other_key(pl, what, now, &c->has_key, c->fingerprint))
+            ;
         else if (!c->has_key || !memcmp(now, c->key, sizeof(now)))
             host_step(pl, CFG_SAME, what, NULL, 0, NULL);
         else
             host_step(pl, CFG_CHANGE, what, c, sizeof(*c), apply_client);
         vc_wipe(now, sizeof(now));
     }
+}
+
+static int apply_grant(const struct cfg_step *s, char *err, size_t cap)
+{
+    size_t added;
+    int rc = peer_config_make();
+    return say(rc ? rc : peer_grants_add(s->item, 1, &added), err, cap,
+               "writing the grants");
+}
+
+static bool granted(const struct peer_grants *t, const struct peer_grant *g)
+{
+    for (size_t i = 0; i < t->n; i++)
+        if (!strcmp(t->g[i].peer, g->peer) && t->g[i].op == g->op &&
+            !memcmp(t->g[i].uuid, g->uuid, sizeof(g->uuid)))
+            return true;
+    return false;
+}
+
+static void plan_grants(struct cfg_plan *pl, const struct cfg_host *want)
+{
+    struct peer_grants t = { 0 };
+    int lrc = want->ngrants ? peer_grants_load(&t) : 0;
+    for (size_t i = 0; i < want->ngrants; i++) {
+        const struct cfg_grant *w = &want->grants[i];
+        struct peer_grant g = { .op = w->op };
+        char what[512];
+        snprintf(what, sizeof(what), "peer grant %s %s %.300s", w->peer,
+                 peer_op_name(w->op), w->volume);
+        snprintf(g.peer, sizeof(g.peer), "%s", w->peer);
+        int rc = peer_grant_resolve(w->volume, &g);
+        if (lrc)
+            refuse(pl, what, "this host's grants cannot be read: %s",
+                   strerror(-lrc));
+        else if (rc)
+            refuse(pl, what, "no volume %.300s here: %s", w->volume,
+                   open_error(rc));
+        else if (granted(&t, &g))
+            host_step(pl, CFG_SAME, what, NULL, 0, NULL);
+        else
+            host_step(pl, CFG_CREATE, what, &g, sizeof(g), apply_grant);
+    }
+    peer_grants_free(&t);
 }
 
 static int apply_vstore(const struct cfg_step *s, char *err, size_t cap)
@@ -1064,6 +1230,7 @@ void cfg_plan_host(struct cfg_plan *p, const struct cfg_host *want)
 {
     plan_peers(p, want);
     plan_clients(p, want);
+    plan_grants(p, want);
     plan_vstores(p, want);
     plan_vpolicies(p, want);
     plan_vrels(p, want);
