@@ -120,10 +120,18 @@ test_expect_success 'import on host B is a dry run listing each item it would cr
 	test ! -e "$HB/config" && test ! -e "$HB/mirrors"
 '
 
-test_expect_success 'the same file read without its passphrase or with a wrong one is refused, nothing changed' '
+test_expect_success 'the same file read without its passphrase, with a wrong one or with one sealed byte altered is refused, nothing changed' '
 	echo "not the passphrase" >"$TEST_TMP/wrong" &&
 	assert_fails on hostB "$SNAPFS" config import "$REF/sealed.json" --passphrase-file "$TEST_TMP/wrong" --apply 2>"$REF/err" &&
 	assert_eq "snapfs config import: $REF/sealed.json: secrets: a wrong passphrase (or the sealed secrets were altered); nothing changed" "$(cat "$REF/err")" &&
+	python3 -c "
+import json
+d = json.load(open(\"$REF/sealed.json\"))
+h = d[\"secrets\"][\"sealed\"]; i = len(h) // 2
+d[\"secrets\"][\"sealed\"] = h[:i] + (\"0\" if h[i] != \"0\" else \"1\") + h[i + 1:]
+json.dump(d, open(\"$REF/flipped.json\", \"w\"))" &&
+	assert_fails on hostB "$SNAPFS" config import "$REF/flipped.json" --passphrase-file "$TEST_TMP/cpass" --apply 2>"$REF/err" &&
+	assert_eq "snapfs config import: $REF/flipped.json: secrets: a wrong passphrase (or the sealed secrets were altered); nothing changed" "$(cat "$REF/err")" &&
 	assert_fails on hostB env -u SNAPFS_CONFIG_PASSPHRASE setsid "$SNAPFS" config import "$REF/sealed.json" --apply </dev/null 2>"$REF/err" &&
 	assert_one_line "$REF/err" &&
 	assert_grep "no passphrase: give --passphrase-file FILE or set SNAPFS_CONFIG_PASSPHRASE" "$REF/err" &&

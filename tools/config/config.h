@@ -231,6 +231,4 @@ json_t *cfg_seal(const char *plain, size_t len, const char *pass,
 int cfg_unseal(struct cfg_ctx *c, const json_t *sealed, const char *pass,
                size_t plen, char **out, size_t *len);
 
-/* ---- mirror_config.c hooks (tools/mirror): carried configuration ---- */
-
 #endif
