@@ -13,7 +13,8 @@
 # fingerprint names is refused; --json reports the same; a file without the
 # secrets, a wrong passphrase, a newer version, an unknown key and a
 # relationship naming a missing volume are refused with one message and
-# nothing changed.  A mirror relationship --with-config carries the
+# nothing changed; a consistency group travels as its members.  A mirror
+# relationship --with-config carries the
 # source's settings, policies and qtrees: the destination shows none of
 # them while it follows, and all of them once broken off, whether by
 # mirror break, by a test failover's clone or by `plan run`.
@@ -291,6 +292,28 @@ test_expect_success '--with-config needs a local destination' '
 	assert_fails on hostA "$SNAPFS" mirror create "$A" east:/srv/x.store --with-config 2>"$REF/err" &&
 	assert_one_line "$REF/err" &&
 	assert_grep "with-config needs a local destination" "$REF/err"
+'
+
+test_expect_success 'a consistency group'"'"'s relationships travel as its members, and import there makes the same group' '
+	for v in g1 g2 gd1 gd2; do
+		"$SNAPFS" mkfs "$TEST_TMP/$v.store" --size 256M >/dev/null || exit 1
+	done &&
+	mkdir -p "$TEST_TMP/hostD" &&
+	on hostD "$SNAPFS" mirror create "$TEST_TMP/g1.store,$TEST_TMP/g2.store" \
+		"$TEST_TMP/gd1.store,$TEST_TMP/gd2.store" --group app --schedule hourly >/dev/null &&
+	on hostD "$SNAPFS" config export "$A" >"$REF/group.json" &&
+	python3 -c "
+import json
+m = json.load(open(\"$REF/group.json\"))[\"mirrors\"]
+assert sorted((r[\"destination\"], r[\"group\"]) for r in m) == [(\"$TEST_TMP/gd1.store\", \"app\"), (\"$TEST_TMP/gd2.store\", \"app\")], m" &&
+	on hostE "$SNAPFS" config import "$REF/group.json" --apply >/dev/null &&
+	on hostD "$SNAPFS" mirror show --json >"$REF/d.json" &&
+	on hostE "$SNAPFS" mirror show --json >"$REF/e.json" &&
+	python3 -c "
+import json
+key = lambda f: sorted((r[\"source\"], r[\"destination\"], r[\"group\"], r[\"schedule\"]) for r in json.load(open(f)))
+d, e = key(\"$REF/d.json\"), key(\"$REF/e.json\")
+assert d == e and len(d) == 2, (d, e)"
 '
 
 test_done

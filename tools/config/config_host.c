@@ -31,6 +31,7 @@
 
 #include "cli.h"
 #include "config/config.h"
+#include "kvfile.h"
 #include "vault/crypto.h"
 
 #define HOST "host"
@@ -1117,7 +1118,11 @@ static void plan_vrels(struct cfg_plan *pl, const struct cfg_host *want)
 
 static int apply_mirror(const struct cfg_step *s, char *err, size_t cap)
 {
-    return say(mirror_rel_store(s->item), err, cap,
+    char dir[PATH_MAX];
+    int rc = mirror_dir_name(dir, sizeof(dir));
+    if (!rc) /* the registry of a new host: its parents too */
+        rc = kv_make_dirs(dir, 0700);
+    return say(rc ? rc : mirror_rel_store(s->item), err, cap,
                "recording the relationship");
 }
 
