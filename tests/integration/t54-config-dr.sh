@@ -9,7 +9,7 @@
 # would create it and changes nothing, --apply makes the second host's
 # records the same as the first's (keys, passphrase and password
 # included), after which every item is unchanged; a changed address is
-# changed with the key kept; a key that is not the one the file's
+# changed with the key kept, a vault policy's rules changed; a key that is not the one the file's
 # fingerprint names is refused; --json reports the same; a file without the
 # secrets, a wrong passphrase, a newer version, an unknown key and a
 # relationship naming a missing volume are refused with one message and
@@ -177,15 +177,17 @@ assert (\"host\", \"unchanged\", \"ndmp user bob\") in acts, acts
 assert (\"$A\", \"unchanged\", \"setting snapdir: visible\") in acts, acts"
 '
 
-test_expect_success 'a peer whose address differs is changed, its key kept, and --json of --apply prints only the report' '
-	sed "s/127.0.0.1:7000/127.0.0.1:7001/" "$REF/plain.json" >"$REF/moved.json" &&
+test_expect_success 'a peer whose address differs and a vault policy whose rules differ are changed (the key kept); --json of --apply prints only the report' '
+	sed -e "s/127.0.0.1:7000/127.0.0.1:7001/" -e "s/\"weekly\": 4/\"weekly\": 5/" "$REF/plain.json" >"$REF/moved.json" &&
 	on hostB "$SNAPFS" config import "$REF/moved.json" --apply --json >"$REF/moved.out" &&
 	python3 -c "
 import json
 d = json.load(open(\"$REF/moved.out\"))
-assert d[\"dry_run\"] is False and d[\"change\"] == 1 and d[\"refused\"] == 0, d
-i, = [i for i in d[\"items\"] if i[\"action\"] == \"change\"]
-assert i[\"item\"] == \"peer east (127.0.0.1:7001)\", i" &&
+assert d[\"dry_run\"] is False and d[\"change\"] == 2 and d[\"refused\"] == 0, d
+c = sorted(i[\"item\"] for i in d[\"items\"] if i[\"action\"] == \"change\")
+assert c == [\"peer east (127.0.0.1:7001)\", \"vault policy weekly (weekly=5)\"], c" &&
+	on hostB "$SNAPFS" vault policy list >"$REF/pol" &&
+	assert_grep "^weekly .*weekly=5" "$REF/pol" &&
 	assert_grep "^address 127.0.0.1:7001$" "$HB/config/east.peer" &&
 	assert_eq "$(sed -n "s/^key //p" "$HA/config/east.peer")" "$(sed -n "s/^key //p" "$HB/config/east.peer")"
 '

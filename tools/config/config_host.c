@@ -847,12 +847,16 @@ static int apply_peer(const struct cfg_step *s, char *err, size_t cap)
     snprintf(r.address, sizeof(r.address), "%s", p->address);
     memcpy(r.key, p->key, sizeof(r.key));
     r.legacy = p->legacy;
+    struct peer_record old;
     int rc = peer_config_make();
+    if (!rc && s->kind == CFG_CHANGE) /* kept to put back on a failure */
+        rc = peer_record_load(p->name, &old);
     if (!rc && s->kind == CFG_CHANGE)
         rc = peer_record_delete(p->name);
-    if (!rc)
-        rc = peer_record_store(&r);
+    if (!rc && (rc = peer_record_store(&r)) && s->kind == CFG_CHANGE)
+        peer_record_store(&old);
     vc_wipe(&r, sizeof(r));
+    vc_wipe(&old, sizeof(old));
     return say(rc, err, cap, "writing the peer's record");
 }
 
@@ -1011,9 +1015,15 @@ static void plan_vstores(struct cfg_plan *pl, const struct cfg_host *want)
 static int apply_vpolicy(const struct cfg_step *s, char *err, size_t cap)
 {
     const struct vault_rel_policy *p = s->item;
-    int rc = s->kind == CFG_CHANGE ? vault_rel_policy_delete(p->name) : 0;
-    return say(rc ? rc : vault_rel_policy_create(p), err, cap,
-               "writing the vault policy");
+    struct vault_rel_policy old;
+    int rc = 0;
+    if (s->kind == CFG_CHANGE) /* kept to put back on a failure */
+        rc = vault_rel_policy_load(p->name, &old);
+    if (!rc && s->kind == CFG_CHANGE)
+        rc = vault_rel_policy_delete(p->name);
+    if (!rc && (rc = vault_rel_policy_create(p)) && s->kind == CFG_CHANGE)
+        vault_rel_policy_create(&old);
+    return say(rc, err, cap, "writing the vault policy");
 }
 
 static void plan_vpolicies(struct cfg_plan *pl, const struct cfg_host *want)
