@@ -173,6 +173,11 @@ bool ndmp_user_valid(const char *user);
 /* Generate a password for USER and store it (replacing an older one) in
  * the root-only file $SNAPFS_CONFIG_DIR/ndmp.users; OUT gets it. */
 int ndmp_password_set(const char *user, char out[NDMP_PASSWORD_CHARS + 1]);
+/* Store PASSWORD (no space or newline) for USER, replacing an older one
+ * (a configuration import brings it): 0, -EINVAL, -errno. */
+int ndmp_password_put(const char *user, const char *password);
+/* Every user's name, in the file's order (malloc'd, each name too). */
+int ndmp_user_names(char ***names, size_t *n);
 /* The password of USER into OUT: 0, -ENOENT (no such user), -errno. */
 int ndmp_password_get(const char *user, char *out, size_t cap);
 /* The path of the users file, for messages. */
