@@ -3,7 +3,8 @@
  * (tools/ndmp/).
  *
  *   ndmp serve [--port N (0: any free port)] [--listen ADDR] [--max-sessions N]
- *              [--tape-dir DIR] [--volume STORE]... [--allow-text] [-f]
+ *              [--tape-dir DIR] [--tape-device DEV]... [--volume STORE]...
+ *              [--allow-text] [-f]
  *   ndmp password USER
  *
  * Guarantees: every argument is checked before anything is bound or
@@ -73,6 +74,23 @@ static void add_volume(struct ndmp_serve_opts *o, const char *store)
     o->nvolumes++;
 }
 
+/* --tape-device DEV: a tape drive TAPE_OPEN may open (its real path). */
+static void add_tape_device(struct ndmp_serve_opts *o, const char *dev)
+{
+    static char *devices[VOLUMES_MAX];
+    char real[PATH_MAX];
+    struct stat sb;
+    if (!realpath(dev, real) || stat(real, &sb) || !S_ISCHR(sb.st_mode))
+        die(CMD, "--tape-device %s: not a character device (a tape drive: "
+                 "/dev/nstN)", dev);
+    if (o->ntape_devices == VOLUMES_MAX)
+        die_usage(CMD, "--tape-device: at most %d", VOLUMES_MAX);
+    if (!(devices[o->ntape_devices] = strdup(real)))
+        die(CMD, "out of memory");
+    o->tape_devices = devices;
+    o->ntape_devices++;
+}
+
 static int serve(int argc, char **argv)
 {
     struct ndmp_serve_opts o = { .port = NDMP_PORT_DEFAULT,
@@ -90,6 +108,8 @@ static int serve(int argc, char **argv)
                                           SESSIONS_MAX);
         else if ((v = option_value(CMD, "--tape-dir", argc, argv, &i)))
             o.tape_dir = v;
+        else if ((v = option_value(CMD, "--tape-device", argc, argv, &i)))
+            add_tape_device(&o, v);
         else if ((v = option_value(CMD, "--volume", argc, argv, &i)))
             add_volume(&o, v);
         else if (!strcmp(argv[i], "--allow-text"))

@@ -372,7 +372,7 @@ static void usage(FILE *out)
           "  plan test|cleanup|reprotect|failback NAME [--json]\n"
           "  plan run NAME --planned-migration|--disaster [--json]   recovery plans\n"
           "  dump -LEVEL [-b BLOCKING] [-f OUT] [-L LABEL] [--snapshot NAME]\n"
-          "       [--no-dates] VOL[/PATH]\n"
+          "       [--no-dates] [--since TOKEN] [--exclude PATTERN]... VOL[/PATH]\n"
           "  dump --restart ID [-f OUT] VOL | dump dates VOL [--json]\n"
           "  dump contexts VOL [--json] | dump contexts delete VOL ID\n"
           "  qtree create VOL NAME [--security-style unix|ntfs|mixed] [--quota SIZE]\n"
