@@ -418,7 +418,8 @@ static void usage(FILE *out)
           "  vault relationship list [--json] | relationship delete VOL --store NAME [--forget]\n"
           "  vault update VOL [--store NAME] [--progress]   back up what the policy selects\n"
           "  ndmp serve [--port N] [--listen ADDR] [--max-sessions N] [--tape-dir DIR]\n"
-          "             [--volume STORE]... [--allow-text] [-f]   NDMPv4 for backup\n"
+          "             [--tape-device DEV]... [--volume STORE]... [--allow-text] [-f]\n"
+          "             NDMPv4 for backup\n"
           "             applications (port 10000)\n"
           "  ndmp password USER   an NDMP user's generated password, printed once\n"
           "  help\n", out);

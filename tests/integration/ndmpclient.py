@@ -30,6 +30,8 @@ that disconnects in the middle of a backup.
       crosses it) and at the end (EOM), and FSF/FSR/BSR moves with their
       residual counts; prints "passed N checks" or the first failure and
       exits 1
+  ndmpclient.py open PORT USER PWFILE DEVICE
+      TAPE_OPEN of DEVICE read-only: prints "open ERR" (the NDMP error)
   ndmpclient.py serverauth PORT USER PWFILE WRONGPWFILE
       CONNECT_SERVER_AUTH before authenticating (prints "before ERR"),
       then authenticate and ask the server to prove itself over a
@@ -396,6 +398,12 @@ if __name__ == "__main__":
         sys.exit(0)
     if sys.argv[1] == "tapeseries":
         tapeseries(int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5])
+        sys.exit(0)
+    if sys.argv[1] == "open":
+        c = Conn(int(sys.argv[2]))
+        c.auth(sys.argv[3], password(sys.argv[4]))
+        err, body = c.call(0x300, xstr(sys.argv[5]) + struct.pack(">I", 0))
+        print("open", err or struct.unpack(">I", body[:4])[0])
         sys.exit(0)
     if sys.argv[1] == "serverauth":
         serverauth(int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5])

@@ -238,6 +238,44 @@ test_expect_success 'a file tape keeps records and filemarks: reads stop at each
 	assert_eq 0 "$(tr -d xy <"$TAPES/rec" | wc -c)"
 '
 
+test_expect_success 'serve --tape-device takes character devices only; one that is no tape drive (/dev/null) is refused at TAPE_OPEN, and the log says why' '
+	assert_fails "$SNAPFS" ndmp serve --tape-device "$TAPES" -f 2>"$OUT/edev" &&
+	assert_grep "^snapfs ndmp: --tape-device $TAPES: not a character device" "$OUT/edev" &&
+	( cd / && exec "$SNAPFS" ndmp serve --port 0 --listen 127.0.0.1 --tape-device /dev/null -f \
+		>"$TEST_TMP/dev.out" 2>"$TEST_TMP/dev.log" </dev/null ) &
+	dv=$! &&
+	for _ in $(seq 200); do grep -q "listening on port" "$TEST_TMP/dev.out" && break; sleep 0.05; done &&
+	python3 "$CLIENT" open "$(sed -n "s/.*listening on port //p" "$TEST_TMP/dev.out")" backup "$OUT/pw" /dev/null >"$OUT/devopen" &&
+	kill $dv && wait_gone $dv 10 &&
+	assert_eq "open 16" "$(cat "$OUT/devopen")" "NDMP_NO_DEVICE_ERR" &&
+	assert_grep "tape ./dev/null. refused: not a tape drive" "$TEST_TMP/dev.log"
+'
+
+# A tape drive: this machine's, if it has one (scsi_debug ptype=1 emulates
+# one where the kernel has the module).
+NST=$(ls /dev/nst[0-9]* 2>/dev/null | head -1)
+if [ -c "$NST" ]; then
+	test_set_prereq TAPEDRIVE
+else
+	say "# skipping the tape drive test: no /dev/nst* here (and no kernel modules for scsi_debug to emulate one)"
+fi
+
+test_expect_success TAPEDRIVE 'on a tape drive (--tape-device): the tape series passes, and a backup through the mover restores equal to the source' '
+	( cd / && exec "$SNAPFS" ndmp serve --port 0 --listen 127.0.0.1 --tape-device "$NST" -f \
+		>"$TEST_TMP/drv.out" 2>"$TEST_TMP/drv.log" </dev/null ) &
+	drv=$! &&
+	for _ in $(seq 200); do grep -q "listening on port" "$TEST_TMP/drv.out" && break; sleep 0.05; done &&
+	dport=$(sed -n "s/.*listening on port //p" "$TEST_TMP/drv.out") &&
+	python3 "$CLIENT" tapeseries "$dport" backup "$OUT/pw" "$NST" >"$OUT/drvseries" &&
+	assert_grep "^passed [0-9]* checks$" "$OUT/drvseries" &&
+	dma -c -D "127.0.0.1:$dport/4m,backup,$PW" -B dump -f "$NST" -C "$MNT" -E UPDATE=n &&
+	mkdir "$MNT2/drive" &&
+	dma -x -D "127.0.0.1:$dport/4m,backup,$PW" -B dump -f "$NST" -C "$MNT2/drive" &&
+	kill $drv && wait_gone $drv 10 &&
+	listing "$MNT" >"$OUT/a" && listing "$MNT2/drive" >"$OUT/b" &&
+	assert_cmp "$OUT/a" "$OUT/b"
+'
+
 test_expect_success 'a level 0 backup through the server mover onto a file tape ends OKAY, with file history' '
 	: >"$TAPES/t0" &&
 	dma -c -D "$(agent backup "$PW")" -B dump -f "$TAPES/t0" -C "$MNT" \
