@@ -30,6 +30,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -85,7 +86,7 @@ uint32_t tapedev_mtio(struct tape_svc *t, uint32_t op, uint32_t count,
     static const short ops[] = { MTFSF, MTBSF, MTFSR, MTBSR, MTREW, MTWEOF,
                                  MTOFFL, MTNOP };
     *resid = 0;
-    if (op >= sizeof(ops) / sizeof(ops[0]))
+    if (op >= sizeof(ops) / sizeof(ops[0]) || count > INT_MAX)
         return NDMP_ILLEGAL_ARGS_ERR;
     if (ops[op] == MTWEOF && t->mode == 0)
         return NDMP_PERMISSION_ERR;
