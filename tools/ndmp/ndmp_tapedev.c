@@ -123,7 +123,7 @@ void tapedev_state(const struct tape_svc *t, uint32_t *file_num,
 }
 
 /* Read the next record into the stage: its length, 0 at a filemark (the
- * head put back before it) or at the end of the data, or -errno. */
+ * head put back before it), -ENOSPC at the end of the data, or -errno. */
 static ssize_t read_record(struct tape_svc *t)
 {
     if (!t->stage && !(t->stage = malloc(STAGE_BYTES)))
@@ -136,25 +136,29 @@ static ssize_t read_record(struct tape_svc *t)
         return 0;
     }
     if (n < 0)
-        return errno == ENOSPC || errno == EIO ? 0 : -errno;
+        return errno == EIO ? -ENOSPC : -errno;  /* blank check: the end */
     t->stage_len = (size_t)n;
     t->pos_off = t->stage_base + (uint64_t)n;
     return n;
 }
 
+/* One record, of which COUNT bytes at most are returned: the record is
+ * read whole into the stage (st refuses a read shorter than the record,
+ * where NDMP returns its first COUNT bytes and passes the rest). */
 uint32_t tapedev_read(struct tape_svc *t, uint8_t *buf, uint32_t count,
                       size_t *got)
 {
     *got = 0;
     new_position(t);
-    ssize_t n = read(t->fd, buf, count);
-    if (n == 0) {
-        mt_op(t->fd, MTBSF, 1);         /* NDMPv4: stay before the mark */
-        return NDMP_EOF_ERR;
-    }
+    ssize_t n = read_record(t);
+    new_position(t);
+    if (n == 0)
+        return NDMP_EOF_ERR;            /* the head put back before it */
     if (n < 0)
-        return errno == ENOSPC || errno == EIO ? NDMP_EOM_ERR : NDMP_IO_ERR;
-    *got = (size_t)n;
+        return n == -ENOSPC ? NDMP_EOM_ERR
+               : n == -ENOMEM ? NDMP_NO_MEM_ERR : NDMP_IO_ERR;
+    *got = (size_t)n < count ? (size_t)n : count;
+    memcpy(buf, t->stage, *got);
     return NDMP_NO_ERR;
 }
 
@@ -181,6 +185,6 @@ ssize_t tapedev_read_at(struct tape_svc *t, uint8_t *buf, size_t want,
         }
         ssize_t n = read_record(t);
         if (n <= 0)
-            return n;
+            return n == -ENOSPC ? 0 : n;        /* the end, as a mark */
     }
 }
