@@ -375,7 +375,7 @@ static void usage(FILE *out)
           "  plan test|cleanup|reprotect|failback NAME [--json]\n"
           "  plan run NAME --planned-migration|--disaster [--json]   recovery plans\n"
           "  dump -LEVEL [-b BLOCKING] [-f OUT] [-L LABEL] [--snapshot NAME]\n"
-          "       [--no-dates] VOL[/PATH]\n"
+          "       [--no-dates] [--since TOKEN] [--exclude PATTERN]... VOL[/PATH]\n"
           "  dump --restart ID [-f OUT] VOL | dump dates VOL [--json]\n"
           "  dump contexts VOL [--json] | dump contexts delete VOL ID\n"
           "  qtree create VOL NAME [--security-style unix|ntfs|mixed] [--quota SIZE]\n"
@@ -421,7 +421,8 @@ static void usage(FILE *out)
           "  vault relationship list [--json] | relationship delete VOL --store NAME [--forget]\n"
           "  vault update VOL [--store NAME] [--progress]   back up what the policy selects\n"
           "  ndmp serve [--port N] [--listen ADDR] [--max-sessions N] [--tape-dir DIR]\n"
-          "             [--volume STORE]... [--allow-text] [-f]   NDMPv4 for backup\n"
+          "             [--tape-device DEV]... [--volume STORE]... [--allow-text] [-f]\n"
+          "             NDMPv4 for backup\n"
           "             applications (port 10000)\n"
           "  ndmp password USER   an NDMP user's generated password, printed once\n"
           "  help\n", out);

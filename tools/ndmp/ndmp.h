@@ -86,6 +86,7 @@ enum ndmp_error {
     NDMP_EOF_ERR = 12,
     NDMP_EOM_ERR = 13,
     NDMP_FILE_NOT_FOUND_ERR = 14,
+    NDMP_NO_TAPE_LOADED_ERR = 15,
     NDMP_NO_DEVICE_ERR = 16,
     NDMP_XDR_DECODE_ERR = 18,
     NDMP_ILLEGAL_STATE_ERR = 19,
@@ -196,6 +197,8 @@ struct ndmp_serve_opts {
     int max_sessions;
     bool allow_text;          /* AUTH_TEXT accepted (off by default) */
     const char *tape_dir;     /* file tapes live here; NULL: no tapes */
+    char **tape_devices;      /* tape drives offered (--tape-device) */
+    int ntape_devices;
     char **volumes;           /* stores fs info lists also unmounted */
     int nvolumes;
     const char *self;         /* the snapfs binary children run */
