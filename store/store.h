@@ -750,6 +750,9 @@ int sfs_policy_hooked_due(struct sfs_store *st, MDB_txn *txn, int64_t now,
                           struct sfs_policy_hooked **out, size_t *n);
 /* Is any policy due at NOW?  1 yes, 0 no, or a negative errno. */
 int sfs_policy_any_due(struct sfs_store *st, MDB_txn *txn, int64_t now);
+/* Does ST run no policy now (a mirror destination following its source:
+ * its snapshots are the source's)?  The runs above then find nothing due. */
+bool sfs_policy_paused(struct sfs_store *st, MDB_txn *txn);
 /* Events as tab-separated lines "EVENT POLICY SNAPSHOT" (EVENT: created,
  * existed, deleted, held).  write is a report for sfs_policy_run_due_w
  * that appends the line to the FILE * it is given; parse points *POLICY
