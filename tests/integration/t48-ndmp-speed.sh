@@ -1,0 +1,70 @@
+#!/bin/bash
+# NDMP, what makes a DMA's job fast besides the data: requests and
+# replies go back and forth without a pause (each message one segment,
+# TCP_NODELAY), so that the many small requests of a job (connect,
+# authenticate, open and rewind the tape, the states asked while it runs,
+# the shutdown) cost milliseconds, not the 40 ms of a delayed ACK each;
+# and an ndmjob backup through the server's mover, its whole job, ends
+# promptly after its data phase.  The throughput figure itself is
+# tests/bench/ndmpbench.sh's.
+. "$(dirname "$0")/lib.sh"
+test_have_prereq SNAPFS || { say "# skipping: needs snapfs"; test_done; }
+NDMJOB=$(dpkg -L amanda-common 2>/dev/null | grep '/ndmjob$' | head -1)
+[ -x "$NDMJOB" ] || { say "# skipping: needs ndmjob (Debian's amanda-common)"; test_done; }
+[ -w /var/log/amanda/client ] || [ -w /var/log/amanda ] || [ -w /var/log ] ||
+	{ say "# skipping: ndmjob needs to write its log under /var/log/amanda (run as root)"; test_done; }
+vol_create --size 1G
+
+CLIENT=$(cd "$(dirname "$0")" && pwd)/ndmpclient.py
+OUT=$TEST_TMP/out
+TAPES=$TEST_TMP/tapes
+export SNAPFS_CONFIG_DIR=$TEST_TMP/conf
+mkdir -p "$OUT" "$TAPES"
+
+( cd / && exec "$SNAPFS" ndmp serve --port 0 --listen 127.0.0.1 \
+	--tape-dir "$TAPES" -f >"$TEST_TMP/server.out" 2>"$TEST_TMP/server.log" </dev/null ) &
+SERVER_PID=$!
+test_at_exit '[ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null'
+for _ in $(seq 200); do
+	grep -q '^snapfs ndmp: listening on port ' "$TEST_TMP/server.out" 2>/dev/null && break
+	sleep 0.05
+done
+PORT=$(sed -n 's/^snapfs ndmp: listening on port //p' "$TEST_TMP/server.out")
+(cd "$TEST_TMP" && "$SNAPFS" ndmp password backup >"$OUT/pw" 2>/dev/null)
+PW=$(cat "$OUT/pw")
+
+# seconds ELAPSED_TEXT: "answered N in S" -> S in milliseconds
+ms() { awk '{ printf "%d\n", $4 * 1000 }' "$1"; }
+
+test_expect_success 'setup: a volume with 8 MB in a few files and 200 small ones; the server listens' '
+	mkdir small &&
+	for i in $(seq 200); do echo "$i" >small/$i || return 1; done &&
+	head -c 8000000 /dev/urandom >big &&
+	test -n "$PORT" && pid_running "$SERVER_PID"
+'
+
+test_expect_success '200 requests of one session are answered in turn without a pause each (under 4 s; 8 s or more if every reply waited for a delayed ACK)' '
+	python3 "$CLIENT" requests "$PORT" backup "$OUT/pw" 200 >"$OUT/req" &&
+	cat "$OUT/req" &&
+	assert_grep "^answered 200 in " "$OUT/req" &&
+	test "$(ms "$OUT/req")" -lt 4000
+'
+
+test_expect_success 'an ndmjob backup through the server mover: OK, its tape holds the whole dump, and the job ends within 3 s of its data phase' '
+	: >"$TAPES/t0" &&
+	start=$(date +%s%N) &&
+	(cd "$TEST_TMP" && "$NDMJOB" -v -c -D "127.0.0.1:$PORT/4m,backup,$PW" -B dump \
+		-b 128 -f "$TAPES/t0" -C "$MNT" -E UPDATE=n) >"$OUT/job" 2>&1 &&
+	end=$(date +%s%N) &&
+	assert_grep "Operation ended OKAY" "$OUT/job" &&
+	bytes=$(sed -n "s/.*backup done: \([0-9]*\) bytes in \([0-9.]*\) s.*/\1/p" "$TEST_TMP/server.log") &&
+	data=$(sed -n "s/.*backup done: \([0-9]*\) bytes in \([0-9.]*\) s.*/\2/p" "$TEST_TMP/server.log") &&
+	test "$bytes" -gt 8000000 &&
+	test "$(stat -c %s "$TAPES/t0")" -ge "$bytes" &&
+	job_ms=$(( (end - start) / 1000000 )) &&
+	data_ms=$(awk -v s="$data" "BEGIN { printf \"%d\", s * 1000 }") &&
+	say "# job ${job_ms} ms, data phase ${data_ms} ms" &&
+	test $((job_ms - data_ms)) -lt 3000
+'
+
+test_done
