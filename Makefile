@@ -160,6 +160,7 @@ bench: deps
 	SNAPFS=$(CURDIR)/build/release/snapfs bash tests/bench/dumpbench.sh
 	SNAPFS=$(CURDIR)/build/release/snapfs bash tests/bench/mirrorbench.sh
 	SNAPFS=$(CURDIR)/build/release/snapfs bash tests/bench/vaultbench.sh
+	SNAPFS=$(CURDIR)/build/release/snapfs bash tests/bench/ndmpbench.sh
 
 soak: deps
 	$(MAKE) build/release/snapfs build/asan/snapfs build/asan/snapfs-damage build/asan/unit/test_vrec

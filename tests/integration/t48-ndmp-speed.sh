@@ -50,17 +50,29 @@ test_expect_success '200 requests of one session are answered in turn without a 
 	test "$(ms "$OUT/req")" -lt 4000
 '
 
-test_expect_success 'an ndmjob backup through the server mover: OK, its tape holds the whole dump, and the job ends within 3 s of its data phase' '
+# ndmjob_debug PID: the debug log of the ndmjob process PID (ndmjob
+# writes one per run under /var/log/amanda/client, with -d 5 its
+# monitor's waits too)
+ndmjob_debug() {
+	grep -l "pid $1: " /var/log/amanda/client/ndmjob.*.debug 2>/dev/null | head -1
+}
+
+test_expect_success 'an ndmjob backup through the server mover ends OKAY with the whole dump on tape; ndmjob hears the end at once (its shutdown does not sit out its 2 s wait) and the job ends within 3 s of its data phase' '
 	: >"$TAPES/t0" &&
 	start=$(date +%s%N) &&
-	(cd "$TEST_TMP" && "$NDMJOB" -v -c -D "127.0.0.1:$PORT/4m,backup,$PW" -B dump \
-		-b 128 -f "$TAPES/t0" -C "$MNT" -E UPDATE=n) >"$OUT/job" 2>&1 &&
+	{ (cd "$TEST_TMP" && exec "$NDMJOB" -d 5 -v -c -D "127.0.0.1:$PORT/4m,backup,$PW" \
+		-B dump -b 128 -f "$TAPES/t0" -C "$MNT" -E UPDATE=n) >"$OUT/job" 2>&1 & } &&
+	job=$! &&
+	wait $job &&
 	end=$(date +%s%N) &&
 	assert_grep "Operation ended OKAY" "$OUT/job" &&
 	bytes=$(sed -n "s/.*backup done: \([0-9]*\) bytes in \([0-9.]*\) s.*/\1/p" "$TEST_TMP/server.log") &&
 	data=$(sed -n "s/.*backup done: \([0-9]*\) bytes in \([0-9.]*\) s.*/\2/p" "$TEST_TMP/server.log") &&
 	test "$bytes" -gt 8000000 &&
 	test "$(stat -c %s "$TAPES/t0")" -ge "$bytes" &&
+	debug=$(ndmjob_debug $job) && test -n "$debug" &&
+	sed -n "/Waiting for operation to halt/,/Operation halted/p" "$debug" >"$OUT/halt" &&
+	assert_grep "mon_wait_for_something() happened, resid=2$" "$OUT/halt" &&
 	job_ms=$(( (end - start) / 1000000 )) &&
 	data_ms=$(awk -v s="$data" "BEGIN { printf \"%d\", s * 1000 }") &&
 	say "# job ${job_ms} ms, data phase ${data_ms} ms" &&
