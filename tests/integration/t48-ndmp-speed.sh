@@ -4,9 +4,12 @@
 # TCP_NODELAY), so that the many small requests of a job (connect,
 # authenticate, open and rewind the tape, the states asked while it runs,
 # the shutdown) cost milliseconds, not the 40 ms of a delayed ACK each;
-# and an ndmjob backup through the server's mover, its whole job, ends
-# promptly after its data phase.  The throughput figure itself is
-# tests/bench/ndmpbench.sh's.
+# an ndmjob backup through the server's mover (the dump writing into the
+# mover's connection itself) ends promptly after its data phase, which
+# ends with the tape synced, the mover halted before DATA_HALTED; and a
+# DMA that disconnects in the middle of such a backup leaves no
+# snapshot, hold or dump context, the server serving on.  The
+# throughput figure itself is tests/bench/ndmpbench.sh's.
 . "$(dirname "$0")/lib.sh"
 test_have_prereq SNAPFS || { say "# skipping: needs snapfs"; test_done; }
 NDMJOB=$(dpkg -L amanda-common 2>/dev/null | grep '/ndmjob$' | head -1)
@@ -36,10 +39,11 @@ PW=$(cat "$OUT/pw")
 # seconds ELAPSED_TEXT: "answered N in S" -> S in milliseconds
 ms() { awk '{ printf "%d\n", $4 * 1000 }' "$1"; }
 
-test_expect_success 'setup: a volume with 8 MB in a few files and 200 small ones; the server listens' '
-	mkdir small &&
+test_expect_success 'setup: a volume with 8 MB in a file and 200 small ones, and 300 MB more in a directory of its own; the server listens' '
+	mkdir small large &&
 	for i in $(seq 200); do echo "$i" >small/$i || return 1; done &&
 	head -c 8000000 /dev/urandom >big &&
+	for i in 1 2 3; do head -c 100000000 /dev/urandom >large/f$i || return 1; done &&
 	test -n "$PORT" && pid_running "$SERVER_PID"
 '
 
@@ -61,14 +65,14 @@ test_expect_success 'an ndmjob backup through the server mover ends OKAY with th
 	: >"$TAPES/t0" &&
 	start=$(date +%s%N) &&
 	{ (cd "$TEST_TMP" && exec "$NDMJOB" -d 5 -v -c -D "127.0.0.1:$PORT/4m,backup,$PW" \
-		-B dump -b 128 -f "$TAPES/t0" -C "$MNT" -E UPDATE=n) >"$OUT/job" 2>&1 & } &&
+		-B dump -b 128 -f "$TAPES/t0" -C "$MNT/small" -E UPDATE=n) >"$OUT/job" 2>&1 & } &&
 	job=$! &&
 	wait $job &&
 	end=$(date +%s%N) &&
 	assert_grep "Operation ended OKAY" "$OUT/job" &&
 	bytes=$(sed -n "s/.*backup done: \([0-9]*\) bytes in \([0-9.]*\) s.*/\1/p" "$TEST_TMP/server.log") &&
 	data=$(sed -n "s/.*backup done: \([0-9]*\) bytes in \([0-9.]*\) s.*/\2/p" "$TEST_TMP/server.log") &&
-	test "$bytes" -gt 8000000 &&
+	test "$bytes" -gt 200000 &&
 	test "$(stat -c %s "$TAPES/t0")" -ge "$bytes" &&
 	debug=$(ndmjob_debug $job) && test -n "$debug" &&
 	sed -n "/Waiting for operation to halt/,/Operation halted/p" "$debug" >"$OUT/halt" &&
@@ -77,6 +81,39 @@ test_expect_success 'an ndmjob backup through the server mover ends OKAY with th
 	data_ms=$(awk -v s="$data" "BEGIN { printf \"%d\", s * 1000 }") &&
 	say "# job ${job_ms} ms, data phase ${data_ms} ms" &&
 	test $((job_ms - data_ms)) -lt 3000
+'
+
+# no_backup_left: the volume has no backup snapshot (so no hold on one)
+# and no dump context
+no_backup_left() {
+	"$SNAPFS" snapshot list "$MNT" >"$OUT/snaps" &&
+	! grep -q snapshot_for_backup "$OUT/snaps" &&
+	"$SNAPFS" dump contexts "$MNT" >"$OUT/ctx" &&
+	assert_eq 1 "$(wc -l <"$OUT/ctx")" "only the header line"
+}
+
+test_expect_success 'a DMA killed in the middle of a backup to the server mover: the dump is stopped, its snapshot and context deleted, the session ends and the server serves on' '
+	: >"$TAPES/t1" &&
+	{ (cd "$TEST_TMP" && exec "$NDMJOB" -v -c -D "127.0.0.1:$PORT/4m,backup,$PW" \
+		-B dump -b 128 -f "$TAPES/t1" -C "$MNT" -E UPDATE=n) >"$OUT/killed" 2>&1 & } &&
+	dma=$! &&
+	for _ in $(seq 600); do
+		test "$(stat -c %s "$TAPES/t1")" -gt 20000000 && break
+		sleep 0.05
+	done &&
+	test "$(stat -c %s "$TAPES/t1")" -gt 20000000 &&
+	kill -9 $dma &&
+	{ wait $dma; true; } &&
+	for _ in $(seq 600); do
+		test "$(grep -c "session ended" "$TEST_TMP/server.log")" -ge 3 && break
+		sleep 0.05
+	done &&
+	assert_grep "the DMA left during the backup; stopping it" "$TEST_TMP/server.log" &&
+	assert_grep "backup aborted: " "$TEST_TMP/server.log" &&
+	assert_grep "context [0-9]* of $MNT was deleted with its snapshot" "$TEST_TMP/server.log" &&
+	no_backup_left &&
+	python3 "$CLIENT" requests "$PORT" backup "$OUT/pw" 1 >"$OUT/req1" &&
+	assert_grep "^answered 1 in " "$OUT/req1"
 '
 
 test_done
