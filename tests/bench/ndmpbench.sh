@@ -13,10 +13,10 @@
 # in files of 100 MB), NDMPBENCH_FILES (2000 small files), NDMPBENCH_REPS (3).
 # Prints each round, then medians: the dump's time; the NDMP job's time
 # (ndmjob started to ndmjob ended: connect, authenticate, open the tape,
-# back up, the DMA's shutdown); the NDMP data phase (START_BACKUP to the
-# dump's end, from the server's log); and the throughput ratios NDMP /
-# dump, each the median of the rounds' ratios with their lowest and
-# highest (the aim: 0.9 or more for the whole job).
+# back up, the DMA's shutdown); the NDMP data phase (START_BACKUP to
+# DATA_HALTED, the tape synced, from the server's log); and the
+# throughput ratios NDMP / dump, each the median of the rounds' ratios
+# with their lowest and highest (the aim: 0.9 or more for the whole job).
 set -u
 SNAPFS=${SNAPFS:-build/release/snapfs}
 DIR=${NDMPBENCH_DIR:-/var/tmp/snapfs-ndmpbench}
