@@ -348,9 +348,12 @@ static int write_record(struct session *s)
     m->unsynced += m->record_size;
     if (m->unsynced >= WRITEBACK_BYTES) {
         /* the disk writes what the backup wrote so far while it goes on,
-         * and the sync at its end finds little left to write */
-        sync_file_range(s->tape.fd, (off_t)(s->tape.pos_off - m->unsynced),
-                        (off_t)m->unsynced, SYNC_FILE_RANGE_WRITE);
+         * and the sync at its end finds little left to write (the tape
+         * may have been changed at a pause: not before its start) */
+        uint64_t head = s->tape.pos_off;
+        uint64_t from = head > m->unsynced ? head - m->unsynced : 0;
+        sync_file_range(s->tape.fd, (off_t)from, (off_t)(head - from),
+                        SYNC_FILE_RANGE_WRITE);
         m->unsynced = 0;
     }
     return 0;

@@ -29,8 +29,8 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
-#include <netinet/tcp.h>
 #include <errno.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
