@@ -10,7 +10,8 @@
 #   SNAPFS=path/to/snapfs bash tests/bench/ndmpbench.sh
 #
 # Knobs: NDMPBENCH_DIR (/var/tmp/snapfs-ndmpbench), NDMPBENCH_MB (1024,
-# in files of 100 MB), NDMPBENCH_FILES (2000 small files), NDMPBENCH_REPS (3).
+# in files of 100 MB), NDMPBENCH_FILES (2000 small files), NDMPBENCH_REPS (3),
+# NDMPBENCH_HIST (0; 1: the NDMP job with file history, ndmjob's -I).
 # Prints each round, then medians: the dump's time; the NDMP job's time
 # (ndmjob started to ndmjob ended: connect, authenticate, open the tape,
 # back up, the DMA's shutdown); the NDMP data phase (START_BACKUP to
@@ -23,6 +24,7 @@ DIR=${NDMPBENCH_DIR:-/var/tmp/snapfs-ndmpbench}
 MB=${NDMPBENCH_MB:-1024}
 FILES=${NDMPBENCH_FILES:-2000}
 REPS=${NDMPBENCH_REPS:-3}
+HIST=${NDMPBENCH_HIST:-0}
 NDMJOB=$(dpkg -L amanda-common 2>/dev/null | grep '/ndmjob$' | head -1)
 SERVER=
 
@@ -70,7 +72,9 @@ run_dump() {
 run_ndmp() {
 	: >"$DIR/tapes/t0" && drop_caches
 	local t=$(now)
-	"$NDMJOB" -v -c -D "$AGENT" -B dump -b 128 -f "$DIR/tapes/t0" -C "$DIR/mnt" >"$DIR/job.out" 2>&1
+	local index=()
+	[ "$HIST" = 1 ] && rm -f "$DIR/index" && index=(-I "$DIR/index")
+	"$NDMJOB" -v -c -D "$AGENT" -B dump -b 128 -f "$DIR/tapes/t0" -C "$DIR/mnt" "${index[@]}" >"$DIR/job.out" 2>&1
 	echo "$(now) - $t" | bc -l >>"$DIR/t.job"
 	grep -q "Operation ended OKAY" "$DIR/job.out" || die "the NDMP backup failed: $(tail -5 "$DIR/job.out")"
 	sed -n 's/.*backup done: [0-9]* bytes in \([0-9.]*\) s.*/\1/p' "$DIR/server.log" | tail -1 >>"$DIR/t.data"
@@ -84,11 +88,12 @@ for ((r = 1; r <= REPS; r++)); do
 	log "round $r ($( ((r % 2)) && echo "dump first" || echo "NDMP first")): dump $d s, NDMP job $j s (ratio $(printf %.2f "$(tail -1 "$DIR/r.job")")), data phase $p s; load $(cut -d' ' -f1 /proc/loadavg)"
 done
 range() { sort -g "$1" | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.2f-%.2f", lo, hi }'; }
+ratio() { sort -g "$1" | awk '{ a[NR] = $1 } END { printf "%.2f", a[int((NR + 1) / 2)] }'; }
 BYTES=$(stat -c %s "$DIR/dump.0")
 d=$(median <"$DIR/t.dump") j=$(median <"$DIR/t.job") p=$(median <"$DIR/t.data")
 printf '%-34s %8s s %8.1f MB/s\n' "snapfs dump -0 -f FILE" "$d" "$(echo "$BYTES / $d / 1000000" | bc -l)"
-printf '%-34s %8s s %8.1f MB/s\n' "NDMP job (ndmjob, LOCAL mover)" "$j" "$(echo "$BYTES / $j / 1000000" | bc -l)"
+printf '%-34s %8s s %8.1f MB/s\n' "NDMP job (ndmjob, LOCAL$([ "$HIST" = 1 ] && echo ", HIST=y" || echo " mover"))" "$j" "$(echo "$BYTES / $j / 1000000" | bc -l)"
 printf '%-34s %8s s %8.1f MB/s\n' "NDMP data phase" "$p" "$(echo "$BYTES / $p / 1000000" | bc -l)"
-printf 'ratio NDMP job / dump (throughput):        %.2f   per round %s\n' "$(median <"$DIR/r.job")" "$(range "$DIR/r.job")"
-printf 'ratio NDMP data phase / dump (throughput): %.2f   per round %s\n' "$(median <"$DIR/r.data")" "$(range "$DIR/r.data")"
+printf 'ratio NDMP job / dump (throughput):        %s   per round %s\n' "$(ratio "$DIR/r.job")" "$(range "$DIR/r.job")"
+printf 'ratio NDMP data phase / dump (throughput): %s   per round %s\n' "$(ratio "$DIR/r.data")" "$(range "$DIR/r.data")"
 printf '%d rounds of %s bytes; load average at the end: %s on %s cores\n' "$REPS" "$BYTES" "$(cut -d' ' -f1-3 /proc/loadavg)" "$(nproc)"
