@@ -36,7 +36,7 @@ PORT=$(sed -n 's/^snapfs ndmp: listening on port //p' "$TEST_TMP/server.out")
 (cd "$TEST_TMP" && "$SNAPFS" ndmp password backup >"$OUT/pw" 2>/dev/null)
 PW=$(cat "$OUT/pw")
 
-# seconds ELAPSED_TEXT: "answered N in S" -> S in milliseconds
+# ms FILE: the S of FILE's "answered N in S", in milliseconds
 ms() { awk '{ printf "%d\n", $4 * 1000 }' "$1"; }
 
 test_expect_success 'setup: a volume with 8 MB in a file and 200 small ones, and 300 MB more in a directory of its own; the server listens' '
@@ -54,15 +54,17 @@ test_expect_success '200 requests of one session are answered in turn without a 
 	test "$(ms "$OUT/req")" -lt 4000
 '
 
-# ndmjob_debug PID: the debug log of the ndmjob process PID (ndmjob
-# writes one per run under /var/log/amanda/client, with -d 5 its
-# monitor's waits too)
+# ndmjob_debug PID MARK: the debug log of the ndmjob process PID, made
+# after the file MARK (ndmjob writes one per run under
+# /var/log/amanda/client, with -d 5 its monitor's waits too; other runs'
+# logs there may name the same pid)
 ndmjob_debug() {
-	grep -l "pid $1: " /var/log/amanda/client/ndmjob.*.debug 2>/dev/null | head -1
+	find /var/log/amanda/client -name "ndmjob.*.debug" -newer "$2" \
+		-exec grep -l "pid $1: " {} + 2>/dev/null | head -1
 }
 
 test_expect_success 'an ndmjob backup through the server mover ends OKAY with the whole dump on tape; ndmjob hears the end at once (its shutdown does not sit out its 2 s wait) and the job ends within 3 s of its data phase' '
-	: >"$TAPES/t0" &&
+	: >"$TAPES/t0" && : >"$OUT/mark" &&
 	start=$(date +%s%N) &&
 	{ (cd "$TEST_TMP" && exec "$NDMJOB" -d 5 -v -c -D "127.0.0.1:$PORT/4m,backup,$PW" \
 		-B dump -b 128 -f "$TAPES/t0" -C "$MNT/small" -E UPDATE=n) >"$OUT/job" 2>&1 & } &&
@@ -74,7 +76,7 @@ test_expect_success 'an ndmjob backup through the server mover ends OKAY with th
 	data=$(sed -n "s/.*backup done: \([0-9]*\) bytes in \([0-9.]*\) s.*/\2/p" "$TEST_TMP/server.log") &&
 	test "$bytes" -gt 200000 &&
 	test "$(stat -c %s "$TAPES/t0")" -ge "$bytes" &&
-	debug=$(ndmjob_debug $job) && test -n "$debug" &&
+	debug=$(ndmjob_debug $job "$OUT/mark") && test -n "$debug" &&
 	sed -n "/Waiting for operation to halt/,/Operation halted/p" "$debug" >"$OUT/halt" &&
 	assert_grep "mon_wait_for_something() happened, resid=2$" "$OUT/halt" &&
 	job_ms=$(( (end - start) / 1000000 )) &&
@@ -97,14 +99,14 @@ test_expect_success 'a DMA killed in the middle of a backup to the server mover:
 	{ (cd "$TEST_TMP" && exec "$NDMJOB" -v -c -D "127.0.0.1:$PORT/4m,backup,$PW" \
 		-B dump -b 128 -f "$TAPES/t1" -C "$MNT" -E UPDATE=n) >"$OUT/killed" 2>&1 & } &&
 	dma=$! &&
-	for _ in $(seq 600); do
+	for _ in $(seq 1200); do
 		test "$(stat -c %s "$TAPES/t1")" -gt 20000000 && break
 		sleep 0.05
 	done &&
 	test "$(stat -c %s "$TAPES/t1")" -gt 20000000 &&
 	kill -9 $dma &&
 	{ wait $dma; true; } &&
-	for _ in $(seq 600); do
+	for _ in $(seq 1200); do
 		test "$(grep -c "session ended" "$TEST_TMP/server.log")" -ge 3 && break
 		sleep 0.05
 	done &&
