@@ -84,8 +84,12 @@ static void progress_line(void *arg, const char *line)
 
 static void die_not_ready(const char *store, const struct upgrade_report *r)
 {
-    fprintf(stderr, "snapfs upgrade: %s: not ready to upgrade to format %u; "
-                    "nothing was changed:\n", store, r->target);
+    if (r->nreasons == 1)
+        die(CMD, "%s: not ready to upgrade to format %u: %s; nothing was "
+                 "changed", store, r->target, r->reasons[0]);
+    fprintf(stderr, "snapfs upgrade: %s: not ready to upgrade to format %u "
+                    "(%zu reasons); nothing was changed:\n", store, r->target,
+            r->nreasons);
     for (size_t i = 0; i < r->nreasons; i++)
         fprintf(stderr, "  %s\n", r->reasons[i]);
     exit(1);
