@@ -48,6 +48,22 @@ test_expect_success 'the committed format-1 store opens as it is: format 1, fsck
 	assert_grep "\"s1\"" "$REF/snaps" && assert_grep "\"s2\"" "$REF/snaps"
 '
 
+test_expect_success 'this snapfs mounts and writes a format-1 store as it is: it stays format 1' '
+	cp -a "$V1" "$TEST_TMP/w1.store" &&
+	vol_mount "$TEST_TMP/w1.store" "$TEST_TMP/w1" &&
+	listing "$TEST_TMP/w1/.snapshot/s2" "$REF/w1.s2.list" &&
+	assert_cmp "$FIX/format1.s2.list" "$REF/w1.s2.list" &&
+	echo "written in format 1" >"$TEST_TMP/w1/new.txt" &&
+	"$SNAPFS" snapshot create "$TEST_TMP/w1" s3 >/dev/null &&
+	vol_umount "$TEST_TMP/w1" &&
+	"$SNAPFS" info "$TEST_TMP/w1.store" --json >"$REF/info" &&
+	assert_eq 1 "$(json "$REF/info" format)" &&
+	"$SNAPFS" fsck "$TEST_TMP/w1.store" &&
+	vol_mount "$TEST_TMP/w1.store" "$TEST_TMP/w1" &&
+	assert_eq "written in format 1" "$(cat "$TEST_TMP/w1/.snapshot/s3/new.txt")" &&
+	vol_umount "$TEST_TMP/w1"
+'
+
 test_expect_success 'upgrade --check reads the whole store, says it is ready, and changes nothing' '
 	cp -a "$V1" "$STORE" &&
 	untouched "$STORE" >"$REF/before" &&
