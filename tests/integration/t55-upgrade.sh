@@ -141,6 +141,24 @@ test_expect_success 'a damaged store: --check lists the damage (exit 1), upgrade
 	untouched "$REF/bad" | assert_cmp "$REF/before" -
 '
 
+test_expect_success ROOT 'no room on the filesystem holding the store: --check says how much is needed (exit 1), upgrade refuses' '
+	mkdir "$TEST_TMP/small" && mount -t tmpfs -o size=1M tmpfs "$TEST_TMP/small" &&
+	cp -a "$V1" "$TEST_TMP/small/v.store" &&
+	"$DAMAGE" "$TEST_TMP/small/v.store" --unledger &&
+	"$SNAPFS" upgrade --check "$TEST_TMP/small/v.store" --json >"$REF/check" &&
+	need=$(json "$REF/check" need_bytes) && free=$(json "$REF/check" free_bytes) &&
+	assert_le 4096 "$need" && assert_le "$need" "$free" &&
+	head -c $((free - need + 4096)) /dev/zero >"$TEST_TMP/small/fill" &&
+	untouched "$TEST_TMP/small/v.store" >"$REF/before" &&
+	{ rc=0; "$SNAPFS" upgrade --check "$TEST_TMP/small/v.store" >"$REF/out" || rc=$?; } &&
+	assert_eq 1 "$rc" &&
+	assert_grep "not ready: no room: the upgrade needs up to .* more on the filesystem holding the store, .* free" "$REF/out" &&
+	refused 1 "not ready to upgrade to format 2: no room: .*; nothing was changed" \
+		"$SNAPFS" upgrade "$TEST_TMP/small/v.store" &&
+	untouched "$TEST_TMP/small/v.store" | assert_cmp "$REF/before" -
+'
+test_at_exit 'umount "$TEST_TMP/small" 2>/dev/null'
+
 test_expect_success 'bad input: no store, not a store, unknown options' '
 	refused 1 "snapfs upgrade: $TEST_TMP/nothing: no such directory" "$SNAPFS" upgrade --check "$TEST_TMP/nothing" &&
 	mkdir "$REF/plain" &&
