@@ -124,13 +124,11 @@ int cmd_upgrade(int argc, char **argv)
     struct upgrade_report r;
     int rc = check ? upgrade_check(store, &r)
                    : upgrade_run(store, &r, progress_line, (void *)arg);
-    if (rc && rc != -EAGAIN && !r.readable)
-        die(CMD, "%s: %s%s", arg, open_error(rc),
-            check ? "" : "; nothing was changed");
     if (rc && rc != -EAGAIN)
-        die(CMD, "%s: %s%s", arg, strerror(-rc),
-            check ? "" : "; running snapfs upgrade again finishes the "
-                         "upgrade");
+        die(CMD, "%s: %s; %s", arg, open_error(rc),
+            r.marked ? "the upgrade stopped: running snapfs upgrade again "
+                       "finishes it"
+                     : "nothing was changed");
     if (check) {
         if (json)
             print_json(arg, &r);

@@ -365,7 +365,7 @@ static int step_fn(struct sfs_store *st, MDB_txn *txn, const void *arg)
     return sfs_upgrade_step_w(st, txn, arg);
 }
 
-static int migrate(struct run *u, const struct upgrade_report *r)
+static int migrate(struct run *u, struct upgrade_report *r)
 {
     struct sfs_store *st = u->st;
     int rc = 0;
@@ -376,9 +376,11 @@ static int migrate(struct run *u, const struct upgrade_report *r)
         rc = in_txn(u, begin_fn, &rec);
         if (rc)
             return rc;
+        r->marked = true;
         say(u, "marked as being upgraded from format %u to %u", rec.from,
             rec.to);
     } else {
+        r->marked = true;
         say(u, "resuming the upgrade from format %u to %u at step '%s'",
             r->format, r->target, r->resume_step);
     }
@@ -396,9 +398,11 @@ static int migrate(struct run *u, const struct upgrade_report *r)
             return rc;
     }
     rc = in_txn(u, finish_fn, NULL);
-    if (!rc)
-        say(u, "wrote the features record and format %u", r->target);
-    return rc;
+    if (rc)
+        return rc;
+    r->marked = false;
+    say(u, "wrote the features record and format %u", r->target);
+    return 0;
 }
 
 int upgrade_run(const char *store, struct upgrade_report *r,

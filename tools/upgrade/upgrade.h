@@ -37,6 +37,8 @@ struct upgrade_report {
     double check_seconds;   /* what the check took */
     double scan_seconds;    /* of it, reading what the upgrade walks */
     double estimate_seconds;/* what the upgrade should take */
+    bool marked;            /* upgrade_run: the store is marked as being
+                             * upgraded (an error then leaves it so) */
 };
 void upgrade_report_free(struct upgrade_report *r);
 
