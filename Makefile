@@ -47,7 +47,7 @@ HDRS      := $(wildcard store/*.h fs/*.h tape/*.h tools/*.h tools/*/*.h tests/un
 
 FLAVOURS := release asan
 
-.PHONY: all deps print-deps test unit integration run bench soak clean check-deps \
+.PHONY: all deps print-deps test unit integration run bench bench-peers soak clean check-deps \
         install uninstall
 all: build/release/snapfs build/release/snapfs-damage
 
@@ -124,7 +124,8 @@ DEB_TEST  := acl attr lmdb-utils fio python3 psmisc util-linux bc dump \
              nfs-ganesha nfs-ganesha-vfs libnfs-utils \
              restic amanda-common postgresql postgresql-client-common \
              mariadb-server mariadb-server-core mariadb-client-core s3cmd time \
-             systemd mandoc man-db bsdextrautils prometheus-node-exporter
+             systemd mandoc man-db bsdextrautils prometheus-node-exporter \
+             fuse2fs bindfs
 NPM_TEST  := s3rver@3
 deps:
 	@DEB_BUILD="$(DEB_BUILD)" DEB_TEST="$(DEB_TEST)" NPM_TEST="$(NPM_TEST)" \
@@ -160,6 +161,16 @@ bench: deps
 	SNAPFS=$(CURDIR)/build/release/snapfs bash tests/bench/dumpbench.sh
 	SNAPFS=$(CURDIR)/build/release/snapfs bash tests/bench/mirrorbench.sh
 	SNAPFS=$(CURDIR)/build/release/snapfs bash tests/bench/vaultbench.sh
+	$(MAKE) --no-print-directory bench-peers
+
+# snapfs beside the FUSE filesystems a user might run instead, each side by
+# side with snapfs in one run (BENCH_REFERENCE in tests/bench/bench.sh)
+bench-peers: deps
+	$(MAKE) build/release/snapfs
+	SNAPFS=$(CURDIR)/build/release/snapfs BENCH_REFERENCE=fuse2fs BENCH_REPS=3 \
+	    BENCH_OUT=bench-fuse2fs.txt bash tests/bench/bench.sh
+	SNAPFS=$(CURDIR)/build/release/snapfs BENCH_REFERENCE=bindfs BENCH_REPS=3 \
+	    BENCH_OUT=bench-bindfs.txt bash tests/bench/bench.sh
 
 soak: deps
 	$(MAKE) build/release/snapfs build/asan/snapfs build/asan/snapfs-damage build/asan/unit/test_vrec

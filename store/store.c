@@ -44,6 +44,24 @@
  * snapshots hold more than the reserve they spill into the live tree's
  * share, which then has that much less.
  *
+ * THEORY: ONE ENVIRONMENT PER STORE PER PROCESS.  LMDB forbids opening
+ * one environment twice in a process: its lock file is guarded by POSIX
+ * record locks, which belong to the process, so closing the second
+ * environment's lock.mdb drops the locks the first still relies on.  The
+ * next process to open the store then believes it is alone, resets the
+ * reader table, and a writer may reuse pages a reader of ours still
+ * reads.  Commands do open a store twice (an offline dump reads it and
+ * saves its restart point through a short exclusive write handle; send
+ * holds snapshots while it reads), so sfs_open shares one MDB_env among
+ * the handles of one process on the same data.mdb (by device and inode,
+ * and by process: a forked child never uses its parent's environment),
+ * counted, closed with the last handle.  The shared environment is opened
+ * read-write whenever the files allow it, so a read-only handle and a
+ * writer can share it; a handle's read-only promise is st->readonly,
+ * which sfs_txn_begin enforces.  The map is sized once, when the
+ * environment is opened (mdb_env_set_mapsize needs no live transaction
+ * in the process).
+ *
  * Reservations.  A daemon keeps some written data in memory before
  * storing it (cached partial blocks, fs/wcache.c) and has acknowledged
  * it; storing it later must not fail.  So it reserves the space first
@@ -71,6 +89,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <dirent.h>
+#include <pthread.h>
 #include <openssl/rand.h>
 
 #define META_SUPER "super"
@@ -169,6 +188,97 @@ static int env_open(const char *path, bool readonly, uint64_t map_size,
     }
     *out = env;
     return 0;
+}
+
+/* The environments this process has open (THEORY: ONE ENVIRONMENT PER
+ * STORE PER PROCESS). */
+struct shared_env {
+    dev_t dev;
+    ino_t ino;
+    pid_t pid;
+    MDB_env *env;
+    bool readonly;          /* opened MDB_RDONLY: the files allow no more */
+    unsigned refs;
+    struct shared_env *next;
+};
+
+static struct shared_env *shared_envs;
+static pthread_mutex_t shared_envs_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* May this process write the store at PATH (its files and directory)? */
+static bool store_writable(const char *path)
+{
+    char p[PATH_MAX];
+    snprintf(p, sizeof(p), "%s/data.mdb", path);
+    if (access(p, W_OK) || access(path, W_OK))
+        return false;
+    snprintf(p, sizeof(p), "%s/lock.mdb", path);
+    return access(p, W_OK) == 0 || errno == ENOENT;
+}
+
+/*
+ * The environment of the store at PATH for a new handle: this process's
+ * open one, or a new one (*FRESH).  READONLY: the handle only reads.
+ * Returns 0, -EROFS if the shared environment is read-only and the handle
+ * would write, or an LMDB/system error.
+ */
+static int shared_env_get(const char *path, bool readonly, MDB_env **env,
+                          bool *fresh)
+{
+    char p[PATH_MAX];
+    struct stat sb;
+    snprintf(p, sizeof(p), "%s/data.mdb", path);
+    if (stat(p, &sb))
+        return -errno;
+    pthread_mutex_lock(&shared_envs_lock);
+    pid_t me = getpid();
+    struct shared_env *e = shared_envs;
+    while (e && !(e->dev == sb.st_dev && e->ino == sb.st_ino && e->pid == me))
+        e = e->next;
+    int rc = 0;
+    if (e) {
+        if (e->readonly && !readonly) {
+            rc = -EROFS;
+        } else {
+            e->refs++;
+            *env = e->env;
+            *fresh = false;
+        }
+    } else if (!(e = calloc(1, sizeof(*e)))) {
+        rc = -ENOMEM;
+    } else {
+        e->readonly = readonly && !store_writable(path);
+        rc = env_open(path, e->readonly, 0, &e->env);
+        if (rc) {
+            free(e);
+        } else {
+            *e = (struct shared_env){ sb.st_dev, sb.st_ino, me, e->env,
+                                      e->readonly, 1, shared_envs };
+            shared_envs = e;
+            *env = e->env;
+            *fresh = true;
+        }
+    }
+    pthread_mutex_unlock(&shared_envs_lock);
+    return rc;
+}
+
+/* A handle is done with ENV: close it with the last one. */
+static void shared_env_put(MDB_env *env)
+{
+    pthread_mutex_lock(&shared_envs_lock);
+    struct shared_env **pe = &shared_envs;
+    while (*pe && (*pe)->env != env)
+        pe = &(*pe)->next;
+    struct shared_env *e = *pe;
+    bool last = !e || --e->refs == 0;
+    if (e && last)
+        *pe = e->next;
+    pthread_mutex_unlock(&shared_envs_lock);
+    if (last) {
+        mdb_env_close(env);
+        free(e);
+    }
 }
 
 static int dir_is_empty_or_missing(const char *path)
@@ -401,8 +511,10 @@ int sfs_open(const char *path, int flags, struct sfs_store **out)
         if (rc)
             goto fail;
     }
-    /* Open with a small map first to read the superblock, then grow. */
-    rc = env_open(path, st->readonly, 0, &st->env);
+    /* A new environment opens with a small map to read the superblock,
+     * then grows; a shared one is already sized. */
+    bool fresh;
+    rc = shared_env_get(path, st->readonly, &st->env, &fresh);
     if (rc)
         goto fail;
     rc = load_super(st, flags);
@@ -413,7 +525,7 @@ int sfs_open(const char *path, int flags, struct sfs_store **out)
     st->map_size = map_size_for(st->super.volume_size);
     MDB_envinfo ei;
     mdb_env_info(st->env, &ei);
-    if (ei.me_mapsize < st->map_size) {
+    if (fresh && ei.me_mapsize < st->map_size) {
         rc = sfs_mdb_errno(mdb_env_set_mapsize(st->env, st->map_size));
         if (rc)
             goto fail;
@@ -433,7 +545,7 @@ void sfs_close(struct sfs_store *st)
     if (!st)
         return;
     if (st->env)
-        mdb_env_close(st->env);
+        shared_env_put(st->env);
     if (st->lock_fd >= 0)
         close(st->lock_fd);
     free(st->path);

@@ -101,6 +101,7 @@ struct rst {
     uint8_t *want, *lead;
     struct rst_link *named;
     size_t nnamed;
+    uint32_t renamed_ino;     /* --rename-to: the one inode given a new name */
 
     /* where things are now */
     struct loc *locs;
@@ -696,6 +697,7 @@ static int select_paths(struct rst *r)
     if (r->o->rename_to && r->named[0].name) {
         uint32_t ino;
         lookup(r, r->o->paths[0], &r->named[0], &ino);
+        r->renamed_ino = ino;
         return loc_set(r, ino, RST_ROOT_INO, r->o->rename_to);
     }
     return 0;
@@ -1365,6 +1367,10 @@ static int add_links(struct rst *r, const struct rst_node *n,
                      const char *first)
 {
     char path[PATH_MAX];
+    /* a file extracted under a new name has that name only: its other
+     * links are in directories that were not extracted */
+    if (r->o->rename_to && n->ino == r->renamed_ino)
+        return 0;
     for (size_t i = 1; i < n->nlinks; i++) {
         if (!link_wanted(r, n->ino, &n->links[i]))
             continue;

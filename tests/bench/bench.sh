@@ -22,8 +22,11 @@
 #   BENCH_MOUNT_OPTS    snapfs mount -o options      (none)
 #   BENCH_PT_OPTS       passthrough_ll -o options    (cache=always,writeback,clone_fd)
 #   BENCH_REFERENCE     what snapfs is compared with: passthrough (passthrough_ll),
-#                       or snapfs:OPTS, a second snapfs volume mounted -o OPTS
-#                       (snapfs:nostats measures what the statistics cost)
+#                       snapfs:OPTS, a second snapfs volume mounted -o OPTS
+#                       (snapfs:nostats measures what the statistics cost),
+#                       or a FUSE filesystem a user might run instead:
+#                       fuse2fs (an ext4 image through e2fsprogs' fuse2fs) or
+#                       bindfs (a directory through bindfs, its defaults)
 #   BENCH_DROP_CACHES   1/0: drop kernel caches between phases (1 if root)
 #   BENCH_SMALL_CHUNK   small files: drop caches every N files (5000)
 #   BENCH_SEQ_RUNTIME_CAP  time bound of each sequential fio job, s (240)
@@ -67,8 +70,15 @@ die() { log "FATAL: $*"; exit 1; }
 case $REFERENCE in
 passthrough) REF_LABEL="passthrough_ll (-o $PT_OPTS)" REF_COL=passthrough ;;
 snapfs:?*) REF_LABEL="snapfs -o ${REFERENCE#snapfs:}" REF_COL="-o ${REFERENCE#snapfs:}" ;;
-*) die "BENCH_REFERENCE must be passthrough or snapfs:OPTIONS (got '$REFERENCE')" ;;
+fuse2fs) REF_LABEL="fuse2fs (an ext4 image)" REF_COL=fuse2fs ;;
+bindfs) REF_LABEL="bindfs (defaults)" REF_COL=bindfs ;;
+*) die "BENCH_REFERENCE must be passthrough, fuse2fs, bindfs or snapfs:OPTIONS (got '$REFERENCE')" ;;
 esac
+case $REFERENCE in
+fuse2fs | bindfs)
+	command -v "$REFERENCE" >/dev/null || die "missing $REFERENCE (make deps installs it)" ;;
+esac
+command -v mkfs.ext4 >/dev/null || [[ $REFERENCE != fuse2fs ]] || die "missing mkfs.ext4"
 
 for v in SIZE_MB RAND_MB RAND_RUNTIME NFILES NDIRS RSS_MB RSS_LIMIT_MB SEQ_RUNTIME_CAP SMALL_CHUNK REPS; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer (got '${!v}')"
@@ -155,6 +165,7 @@ SN_MNT=$WORK/snap-mnt
 RSS_STORE=$WORK/rss-store
 RSS_MNT=$WORK/rss-mnt
 REF_STORE=$WORK/ref-store	# BENCH_REFERENCE=snapfs:OPTS: its volume, on PT_MNT
+REF_IMAGE=$WORK/ref.ext4	# BENCH_REFERENCE=fuse2fs: the ext4 image, on PT_MNT
 LOGS=$WORK/logs
 mkdir -p "$WORK/bin" "$PT_SRC" "$PT_MNT" "$SN_MNT" "$RSS_MNT" "$LOGS"
 
@@ -243,22 +254,34 @@ export PASSTHROUGH_LL=$PT_BIN
 # sched_autogroup that also puts it in its own scheduling group, like a
 # daemonized snapfs).  The background child of a non-interactive shell is not
 # a process-group leader, so setsid execs without forking and $! stays right.
+# fuse2fs and bindfs run in the foreground (-f) for the same reason.
 start_pt() {
-	if [[ $REFERENCE == snapfs:* ]]; then
+	local -a daemon
+	case $REFERENCE in
+	snapfs:*)
 		[[ -d $REF_STORE ]] || snap_mkfs "$REF_STORE"
 		snap_mount "$REF_STORE" "$PT_MNT" "${REFERENCE#snapfs:}"
-		return
-	fi
-	setsid "$PT_BIN" -f -o "source=$PT_SRC,$PT_OPTS,fsname=passthrough_ll-bench" "$PT_MNT" \
-		</dev/null >>"$LOGS/passthrough_ll.log" 2>&1 3>&- &
+		return ;;
+	fuse2fs)
+		# an image the size of the snapfs volume, made once, kept across remounts
+		if [[ ! -f $REF_IMAGE ]]; then
+			truncate -s "$VOLSIZE" "$REF_IMAGE" &&
+				mkfs.ext4 -q -F "$REF_IMAGE" >>"$LOGS/reference.log" 2>&1 ||
+				{ log "mkfs.ext4 $REF_IMAGE failed"; return 1; }
+		fi
+		daemon=(fuse2fs "$REF_IMAGE" "$PT_MNT" -f -o fsname=fuse2fs-bench) ;;
+	bindfs) daemon=(bindfs -f "$PT_SRC" "$PT_MNT") ;;
+	*) daemon=("$PT_BIN" -f -o "source=$PT_SRC,$PT_OPTS,fsname=passthrough_ll-bench" "$PT_MNT") ;;
+	esac
+	setsid "${daemon[@]}" </dev/null >>"$LOGS/reference.log" 2>&1 3>&- &
 	PT_PID=$!
 	local i
 	for ((i = 0; i < 200; i++)); do
 		mountpoint -q "$PT_MNT" && return 0
-		kill -0 "$PT_PID" 2>/dev/null || { PT_PID=""; cat "$LOGS/passthrough_ll.log" >&3; return 1; }
+		kill -0 "$PT_PID" 2>/dev/null || { PT_PID=""; cat "$LOGS/reference.log" >&3; return 1; }
 		sleep 0.05
 	done
-	log "passthrough_ll did not mount within 10 s"
+	log "$REF_LABEL did not mount within 10 s"
 	return 1
 }
 
@@ -520,7 +543,7 @@ timeout 60 "$SNAPFS" stats "$SN_MNT" 2>&1 3>&- | sed 's/^/    /' >&3 || true
 log "unmounting both; removing their data"
 stop_pt
 snap_umount "$SN_MNT" || die "cannot unmount snapfs"
-rm -rf --one-file-system "$SN_STORE" "$PT_SRC" "$REF_STORE"
+rm -rf --one-file-system "$SN_STORE" "$PT_SRC" "$REF_STORE" "$REF_IMAGE"
 
 # ------------------------------------------------------------ RSS check ---
 log "[rss] fresh snapfs volume; sequential write of ${RSS_MB} MiB (incompressible)"

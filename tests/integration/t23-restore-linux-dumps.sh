@@ -295,6 +295,14 @@ test_expect_success '--rename-to restores the subtree under a new name; unknown 
 	assert_grep "^snapfs restore: no/such: not on the dump$" "$REF/err"
 '
 
+test_expect_success '--rename-to of one link of a hard-linked file gives the file under the new name alone' '
+	mkdir "$MNT/ren2" &&
+	restore_into -x -f "$TEST_TMP/L0" --into "$MNT/ren2" --rename-to solo d2/hard2 &&
+	assert_eq "solo" "$(ls -A "$MNT/ren2")" &&
+	assert_cmp "$SRC/d1/hard" "$MNT/ren2/solo" &&
+	assert_stat "$MNT/ren2/solo" %h 1
+'
+
 test_expect_success 'a qtree restored at the root of a volume is a qtree again, and reported' '
 	restore_into -x -f "$TEST_TMP/L0" --into "$MNT" qt &&
 	assert_eq "qtree qt: a qtree again (style=unix quota=1048576)" "$(cat "$REF/out")" &&
