@@ -314,6 +314,21 @@ test_expect_success 'the committed dump restores with snapfs restore, as the com
 	grep -v "^\. " "$REF/rs.list" | assert_cmp "$REF/want" -
 '
 
+test_expect_success 'the committed dump restores into a volume: its qtree is a qtree again, its files as committed' '
+	"$SNAPFS" mkfs "$TEST_TMP/rv.store" --size 16M >/dev/null &&
+	"$SNAPFS" restore -r -f "$FIX/format1.dump" --into "$TEST_TMP/rv.store" >/dev/null &&
+	"$SNAPFS" qtree list "$TEST_TMP/rv.store" --json >"$REF/qtrees" &&
+	python3 -c "
+import json, sys
+q = json.load(open(sys.argv[1]))
+q = q if isinstance(q, list) else q[\"qtrees\"]
+assert [(x[\"name\"], x[\"security_style\"], x[\"quota_bytes\"]) for x in q] == [(\"proj\", \"ntfs\", 4194304)], q" "$REF/qtrees" &&
+	vol_mount "$TEST_TMP/rv.store" "$TEST_TMP/rv" &&
+	listing "$TEST_TMP/rv" "$REF/rv.list" --skip .snapfs-restoresymtable &&
+	vol_umount "$TEST_TMP/rv" &&
+	grep -v "^\. " "$REF/rv.list" | assert_cmp "$REF/want" -
+'
+
 test_expect_success 'the committed dump restores with Linux restore, as the committed s2 lists' '
 	command -v restore >/dev/null || { say "# skipping: no Linux restore"; exit 0; } &&
 	mkdir "$REF/lr" &&
