@@ -42,12 +42,11 @@ static void print_json(const char *store, const struct upgrade_report *r)
     print_list_json("steps", r->steps, r->nsteps);
     printf(",\"problems\":%d,\"blocks\":%llu,\"records\":%llu,"
            "\"need_bytes\":%llu,\"free_bytes\":%llu,"
-           "\"estimate_seconds\":%.3f,\"check_seconds\":%.3f,"
-           "\"scan_seconds\":%.3f}\n",
+           "\"estimate_seconds\":%.3f,\"check_seconds\":%.3f}\n",
            r->problems, (unsigned long long)r->blocks,
            (unsigned long long)r->records, (unsigned long long)r->need_bytes,
            (unsigned long long)r->free_bytes, r->estimate_seconds,
-           r->check_seconds, r->scan_seconds);
+           r->check_seconds);
 }
 
 static void print_text(const char *store, const struct upgrade_report *r)

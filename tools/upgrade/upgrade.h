@@ -35,7 +35,6 @@ struct upgrade_report {
     uint64_t need_bytes;    /* room the upgrade may take on the host */
     uint64_t free_bytes;    /* room there is (statvfs, for its user) */
     double check_seconds;   /* what the check took */
-    double scan_seconds;    /* of it, reading what the upgrade walks */
     double estimate_seconds;/* what the upgrade should take */
     bool marked;            /* upgrade_run: the store is marked as being
                              * upgraded (an error then leaves it so) */
