@@ -138,10 +138,8 @@ static int estimate(const char *store, struct sfs_store *st,
     int rc = sfs_txn_begin(st, NULL, false, &txn);
     if (rc)
         return rc;
-    uint64_t dedup_pages = 0, live_pages = 0;
-    rc = table_size(txn, st->db_dedup, &r->blocks, &dedup_pages);
-    if (!rc)
-        rc = table_size(txn, st->db_live, &r->records, &live_pages);
+    uint64_t blocks, dedup_pages = 0;
+    rc = table_size(txn, st->db_dedup, &blocks, &dedup_pages);
     struct sfs_file_pages fp;
     if (!rc)
         rc = sfs_file_pages(st, txn, &fp);
@@ -180,60 +178,49 @@ static int estimate(const char *store, struct sfs_store *st,
     return 0;
 }
 
-/* The version, the resume point and the steps of an opened store. */
-static int describe(struct sfs_store *st, struct upgrade_report *r,
-                    bool *count_ledger)
+/* The version, the resume point, the tables' sizes, of an opened store. */
+static int read_state(struct sfs_store *st, struct upgrade_report *r)
 {
     uint32_t v = st->super.format_version;
     r->interrupted = v & SFS_FORMAT_UPGRADING;
     r->format = v & ~SFS_FORMAT_UPGRADING;
-    if (r->interrupted) {
-        MDB_txn *txn;
-        struct sfs_upgrade u;
-        int rc = sfs_txn_begin(st, NULL, false, &txn);
-        if (rc)
-            return rc;
+    MDB_txn *txn;
+    int rc = sfs_txn_begin(st, NULL, false, &txn);
+    if (rc)
+        return rc;
+    uint64_t pages;
+    rc = table_size(txn, st->db_dedup, &r->blocks, &pages);
+    if (!rc)
+        rc = table_size(txn, st->db_live, &r->records, &pages);
+    struct sfs_upgrade u;
+    if (!rc && r->interrupted) {
         rc = sfs_upgrade_get(st, txn, &u);
-        mdb_txn_abort(txn);
-        if (rc)
-            return rc == -ENOENT ? -EIO : rc;
+        rc = rc == -ENOENT ? -EIO : rc;
         r->format = u.from;
         snprintf(r->resume_step, sizeof(r->resume_step), "%s", u.step);
     }
+    mdb_txn_abort(txn);
     r->current = !r->interrupted && r->format == SFS_FORMAT_VERSION;
-    *count_ledger = !(st->state.flags & SFS_STATE_LEDGER);
+    return rc;
+}
+
+/* The steps the upgrade of an opened store takes. */
+static void describe_steps(struct upgrade_report *r, bool count_ledger)
+{
     if (r->current)
-        return 0;
+        return;
     if (r->interrupted)
         STEP(r, "resume the upgrade from format %u to %u left at step '%s'",
              r->format, r->target, r->resume_step);
     else
         STEP(r, "mark the store as being upgraded (only snapfs upgrade "
                 "opens it until the end)");
-    if (*count_ledger)
-        STEP(r, "count the ledger of what only snapshots hold: "
-                "SNAPFS_BLOCKS blocks, SNAPFS_RECORDS live records");
+    if (count_ledger)
+        STEP(r, "count the ledger of what only snapshots hold: %llu blocks "
+                "and %llu live records", (unsigned long long)r->blocks,
+             (unsigned long long)r->records);
     STEP(r, "write the features record (ledger ro-compat) and format %u",
          r->target);
-    return 0;
-}
-
-/* Put the counts into the ledger step's line, once they are known. */
-static void fill_counts(struct upgrade_report *r)
-{
-    for (size_t i = 0; i < r->nsteps; i++) {
-        const char *at = strstr(r->steps[i], "SNAPFS_BLOCKS");
-        if (!at)
-            continue;
-        char *s;
-        if (asprintf(&s, "%.*s%llu blocks and %llu live records",
-                     (int)(at - r->steps[i]), r->steps[i],
-                     (unsigned long long)r->blocks,
-                     (unsigned long long)r->records) < 0)
-            return;
-        free(r->steps[i]);
-        r->steps[i] = s;
-    }
 }
 
 int upgrade_check(const char *store, struct upgrade_report *r)
@@ -252,8 +239,10 @@ int upgrade_check(const char *store, struct upgrade_report *r)
     if (rc)
         return rc;
     r->readable = true;
-    bool count_ledger;
-    rc = describe(st, r, &count_ledger);
+    bool count_ledger = !(st->state.flags & SFS_STATE_LEDGER);
+    rc = read_state(st, r);
+    if (!rc)
+        describe_steps(r, count_ledger);
     if (!rc && store_in_use(store))
         REASON(r, "in use: the volume is mounted or another snapfs command "
                   "has it open; unmount it first");
@@ -266,7 +255,6 @@ int upgrade_check(const char *store, struct upgrade_report *r)
     }
     if (!rc && !r->current)
         rc = estimate(store, st, r, count_ledger, t0);
-    fill_counts(r);
     sfs_close(st);
     r->ready = !rc && r->nreasons == 0;
     r->check_seconds = now_seconds() - t0;
