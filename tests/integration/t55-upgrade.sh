@@ -238,6 +238,41 @@ test_expect_success 'an upgrade killed twice resumes twice and its store lists a
 	assert_cmp "$FIX/format1.live.list" "$REF/tl.list"
 '
 
+test_expect_success 'kill -9 at random moments of a longer upgrade (inside transactions too): format 1 or 2, fsck-clean, finished by a rerun' '
+	cp -a "$V1" "$TEST_TMP/long.store" &&
+	vol_mount "$TEST_TMP/long.store" "$TEST_TMP/long" &&
+	python3 -c "
+import os, sys
+for i in range(20):
+    with open(os.path.join(sys.argv[1], \"r%d\" % i), \"wb\") as f:
+        f.write(os.urandom(4096 * 25))" "$TEST_TMP/long" &&
+	"$SNAPFS" snapshot create "$TEST_TMP/long" s3 >/dev/null &&
+	vol_umount "$TEST_TMP/long" &&
+	"$DAMAGE" "$TEST_TMP/long.store" --unledger &&
+	"$SNAPFS" info "$TEST_TMP/long.store" --json >"$REF/info" &&
+	assert_eq 1 "$(json "$REF/info" format)" &&
+	killed=0 seen= &&
+	for delay in 0.02 0.05 0.08 0.11 0.14 0.18 0.22 0.3; do
+		rm -rf "$REF/l" && cp -a "$TEST_TMP/long.store" "$REF/l" &&
+		{ SNAPFS_UPGRADE_BATCH=10 "$SNAPFS" upgrade "$REF/l" >/dev/null 2>&1 & pid=$!; } &&
+		sleep $delay && kill -9 $pid 2>/dev/null && killed=$((killed + 1)); wait $pid
+		"$SNAPFS" upgrade --check "$REF/l" --json >"$REF/check" &&
+		assert_eq 0 "$(json "$REF/check" problems)" "problems after a kill at $delay s" &&
+		state=$(json "$REF/check" format)/$(json "$REF/check" interrupted)/$(json "$REF/check" current) &&
+		case $state in
+		1/false/false) seen="$seen old" ;;
+		1/true/false) seen="$seen marked" ;;
+		2/false/true) seen="$seen new" ;;
+		*) say "state $state" >&2; exit 1 ;;
+		esac &&
+		"$SNAPFS" upgrade "$REF/l" >/dev/null &&
+		"$SNAPFS" fsck "$REF/l" >/dev/null &&
+		"$SNAPFS" info "$REF/l" --json >"$REF/info" &&
+		assert_eq 2 "$(json "$REF/info" format)" || exit 1
+	done &&
+	say "# killed $killed of 8 upgrades before they ended; left:$seen"
+'
+
 # ---- newer formats and unknown features
 
 test_expect_success 'a store of a newer format is refused by every command, naming both versions; nothing changed' '
