@@ -152,7 +152,9 @@ int main(int argc, char **argv)
     }
     uint64_t off = argc > 3 ? strtoull(argv[3], NULL, 0) : 0;
     struct sfs_store *st;
-    int rc = sfs_open(argv[1], SFS_OPEN_EXCLUSIVE, &st);
+    /* a store whose upgrade was interrupted too: damage found after it
+     * was marked must not keep the upgrade from finishing (t55) */
+    int rc = sfs_open(argv[1], SFS_OPEN_EXCLUSIVE | SFS_OPEN_UPGRADE, &st);
     if (rc) {
         fprintf(stderr, "snapfs-damage: %s: %s\n", argv[1], strerror(-rc));
         return 1;

@@ -99,13 +99,27 @@ static bool store_in_use(const char *store)
     return busy;
 }
 
-/* fsck's problems become reasons (the first few; the count says all). */
+/* fsck's problems become reasons (the first few; the count says all),
+ * except in a store whose upgrade was interrupted: it was checked before
+ * it was marked, and a store left marked opens nowhere, so damage found
+ * since does not keep the upgrade from finishing (describe_damage). */
 #define PROBLEMS_LISTED 20
 static void collect_problem(void *arg, const char *problem)
 {
     struct upgrade_report *r = arg;
-    if (++r->problems <= PROBLEMS_LISTED)
+    if (++r->problems <= PROBLEMS_LISTED && !r->interrupted)
         REASON(r, "damaged: %s", problem);
+}
+
+static void describe_damage(struct upgrade_report *r)
+{
+    if (r->problems && r->interrupted)
+        STEP(r, "finish although fsck found %d problem%s since the store "
+                "was marked (snapfs fsck lists them once it is format %u)",
+             r->problems, r->problems == 1 ? "" : "s", r->target);
+    else if (r->problems > PROBLEMS_LISTED)
+        REASON(r, "damaged: %d problems in all (snapfs fsck lists them)",
+               r->problems);
 }
 
 /* The records of table DBI and its pages. */
@@ -249,9 +263,7 @@ int upgrade_check(const char *store, struct upgrade_report *r)
     if (!rc) {
         int n = sfs_fsck(st, collect_problem, r);
         rc = n < 0 ? n : 0;
-        if (r->problems > PROBLEMS_LISTED)
-            REASON(r, "damaged: %d problems in all (snapfs fsck lists them)",
-                   r->problems);
+        describe_damage(r);
     }
     if (!rc && !r->current)
         rc = estimate(store, st, r, count_ledger, t0);
