@@ -22,7 +22,10 @@
  * and a changed directory lists all its entries, so renames and deletions
  * show.  TS_CLRI lists the inodes in use (the objects under the root,
  * despite its name): an incremental restore deletes what it restored
- * before under any other number.
+ * before under any other number.  Excluded names (spec->exclude) are
+ * skipped by the walk and left out of their directories' entries, so
+ * the dump is that of a tree without them; a file with another name
+ * that is not excluded is still dumped, under that name.
  *
  * Order.  Directories first, then files, each in increasing inode order,
  * which is what Linux restore expects.  The walk and the writing read the
@@ -47,6 +50,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fnmatch.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -210,11 +214,22 @@ static int walk_mark_up(struct walk *w, MDB_txn *txn, uint64_t dir)
     }
 }
 
+/* Is the entry NAME left out of the dump? */
+static bool excluded(const struct dump_spec *spec, const char *name)
+{
+    for (char *const *e = spec->exclude; e && *e; e++)
+        if (!fnmatch(*e, name, FNM_PERIOD))
+            return true;
+    return false;
+}
+
 static int walk_entry(void *arg, const struct sfs_dirent *d)
 {
     struct walk *w = arg;
     struct dump_plan *p = w->plan;
     MDB_txn *txn = w->rd.txn;
+    if (excluded(w->spec, d->name))
+        return 0;
     if (d->ino >= (uint64_t)p->maxino) {
         w->f->obj = d->ino;
         return -E2BIG;
@@ -495,21 +510,23 @@ static int put_contents(struct out *o, struct dump_header *h,
 
 struct dirlist {
     struct dump_dirbuf buf;
-    uint64_t root;
+    const struct dump_spec *spec;
     int rc;
 };
 
 static int dirlist_entry(void *arg, const struct sfs_dirent *d)
 {
     struct dirlist *l = arg;
-    return dump_dir_add(&l->buf, dump_ino_of(l->root, d->ino),
+    if (excluded(l->spec, d->name))
+        return 0;
+    return dump_dir_add(&l->buf, dump_ino_of(l->spec->root, d->ino),
                         (uint8_t)d->type, d->name, strlen(d->name));
 }
 
 static int put_dir(struct out *o, uint64_t obj, const struct sfs_inode *i,
                    struct dump_header *h)
 {
-    struct dirlist l = { .root = o->spec->root };
+    struct dirlist l = { .spec = o->spec };
     uint32_t self = dump_ino_of(o->spec->root, obj);
     uint32_t up = obj == o->spec->root ? self
                                        : dump_ino_of(o->spec->root, i->parent);

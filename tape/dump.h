@@ -32,6 +32,11 @@ struct dump_spec {
                               * filesys, dev, host, ntrec, volume, spare */
     uint32_t restart_ino;    /* 0: a whole dump; else only files from this
                               * dump inode on (a restarted dump's part) */
+    /* Names left out: fnmatch(3) patterns matched against each entry's
+     * name (not its path); an entry matched is neither listed in its
+     * directory nor dumped, a directory with all below it.  A
+     * NULL-terminated list, or NULL. */
+    char *const *exclude;
     volatile sig_atomic_t *stop; /* set: stop at the next file */
     /* Called now and then (at least once per record), and when the
      * restart point moves; may be NULL. */

@@ -3,7 +3,7 @@
  * written to a file, a pipe or a tape in the format Linux restore reads.
  *
  *   dump -LEVEL [-b BLOCKING] [-f OUT] [-L LABEL] [--snapshot NAME]
- *        [--no-dates] VOL[/PATH]
+ *        [--no-dates] [--since TOKEN] [--exclude PATTERN]... VOL[/PATH]
  *   dump --restart ID [-b BLOCKING] [-f OUT] VOL
  *   dump dates VOL [--json]
  *   dump contexts VOL [--json]
@@ -21,6 +21,12 @@
  *     it records is never ahead of what is on the output, so a restart
  *     from it loses nothing (it may repeat a few files, which restore
  *     overwrites);
+ *   - a finished dump prints its since-token (DATE-EPOCH: the snapshot's
+ *     date and epoch); --since TOKEN makes an incremental of what changed
+ *     after that dump, whatever the dump dates say (NDMP's BASE_DATE);
+ *   - --exclude leaves out the entries whose names match (the engine's
+ *     spec->exclude); such a dump is not restartable, since its context
+ *     does not keep the patterns;
  *   - the volume is read through the store (read-only, short read
  *     transactions), never through the mount, so clients are not slowed
  *     by a lock, and a mounted volume's daemon only serves the begin,
@@ -45,6 +51,7 @@
 
 #define CMD "dump"
 #define CONTEXT_SAVE_NS 1000000000ll
+#define DUMP_EXCLUDE_MAX 32
 
 static volatile sig_atomic_t dump_stop;
 
@@ -200,6 +207,11 @@ struct dump_opts {
     uint32_t restart;
     const char *target;
     bool no_dates;        /* do not record the dump date (NDMP UPDATE=n) */
+    const char *since;    /* a since-token: the base instead of the dates */
+    int64_t since_date;   /* and what it says */
+    uint64_t since_epoch;
+    char *exclude[DUMP_EXCLUDE_MAX + 1]; /* NULL-terminated patterns */
+    int nexclude;
 };
 
 static int parse_int(const char *s, long lo, long hi, long *out)
@@ -210,6 +222,23 @@ static int parse_int(const char *s, long lo, long hi, long *out)
     if (errno || end == s || *end || v < lo || v > hi)
         return -EINVAL;
     *out = v;
+    return 0;
+}
+
+/* "DATE-EPOCH": 0 or -EINVAL. */
+static int parse_since(const char *tok, int64_t *date, uint64_t *epoch)
+{
+    char *end;
+    errno = 0;
+    long long d = strtoll(tok, &end, 10);
+    if (errno || end == tok || *end != '-' || d <= 0)
+        return -EINVAL;
+    const char *e = end + 1;
+    unsigned long long ep = strtoull(e, &end, 10);
+    if (errno || end == e || *end || *e == '-' || ep == 0)
+        return -EINVAL;
+    *date = d;
+    *epoch = ep;
     return 0;
 }
 
@@ -253,6 +282,20 @@ static void parse_opts(int argc, char **argv, struct dump_opts *o)
             o->no_dates = true;
         } else if (!strcmp(a, "--snapshot")) {
             o->snapshot = next_arg(argc, argv, &i);
+        } else if (!strcmp(a, "--since")) {
+            o->since = next_arg(argc, argv, &i);
+            if (parse_since(o->since, &o->since_date, &o->since_epoch))
+                die_usage(CMD, "--since '%s': not a since-token (DATE-EPOCH, "
+                               "as a finished dump prints it)", o->since);
+        } else if (!strcmp(a, "--exclude")) {
+            const char *e = next_arg(argc, argv, &i);
+            if (!e[0] || strchr(e, '/'))
+                die_usage(CMD, "--exclude '%s': give a name pattern (names "
+                               "are matched, not paths)", e);
+            if (o->nexclude == DUMP_EXCLUDE_MAX)
+                die_usage(CMD, "--exclude: at most %d patterns",
+                          DUMP_EXCLUDE_MAX);
+            o->exclude[o->nexclude++] = (char *)e;
         } else if (!strcmp(a, "--restart")) {
             const char *r = next_arg(argc, argv, &i);
             if (parse_int(r, 1, UINT32_MAX, &v))
@@ -269,9 +312,13 @@ static void parse_opts(int argc, char **argv, struct dump_opts *o)
     }
     if (!o->target)
         die_usage(CMD, "give the volume (VOL or VOL/PATH) to dump");
-    if (o->restart && (o->level >= 0 || o->snapshot))
-        die_usage(CMD, "--restart continues a dump: its level and snapshot "
-                       "are the context's");
+    if (o->restart && (o->level >= 0 || o->snapshot || o->since ||
+                       o->nexclude))
+        die_usage(CMD, "--restart continues a dump: its level, snapshot "
+                       "and base are the context's");
+    if (o->since && o->level == 0)
+        die_usage(CMD, "--since makes an incremental: give a level of 1 "
+                       "or more");
     if (!o->restart && o->level < 0)
         die_usage(CMD, "give the level, -0 (full) to -%d",
                   SFS_DUMP_LEVEL_MAX);
@@ -337,6 +384,7 @@ struct run {
     struct progress prog;
     int save_error;
     bool no_dates;                       /* the date is not recorded */
+    char *const *exclude;                /* names left out, or NULL */
 };
 
 /* Save the restart point in the context, at most once a second. */
@@ -432,7 +480,7 @@ static void fail(struct run *r, const char *out, const struct dump_failure *f)
     else if (f->doing && !output_side)
         snprintf(where, sizeof(where), " (%s)", f->doing);
     if (output_side && r->ctx.phase == SFS_DUMP_PHASE_FILES &&
-        !r->save_error) {
+        !r->save_error && !r->exclude) {
         fprintf(stderr, "snapfs dump: %s: %s%s after %llu files; the dump "
                         "is restartable: snapfs dump --restart %u -f OUT2 "
                         "%s (or snapfs dump contexts delete %s %u)\n",
@@ -442,8 +490,9 @@ static void fail(struct run *r, const char *out, const struct dump_failure *f)
         exit(1);
     }
     int rc = ctx_end(r->vol, r->ctx.id, false, false);
-    fprintf(stderr, "snapfs dump: %s: %s%s; nothing to restart%s\n",
+    fprintf(stderr, "snapfs dump: %s: %s%s; nothing to restart%s%s\n",
             r->vol->arg, failure_reason(f->rc), where,
+            r->exclude ? " (a dump with --exclude is not restartable)" : "",
             rc ? " (the dump context could not be removed: see snapfs dump "
                  "contexts)" : "");
     exit(1);
@@ -457,6 +506,9 @@ static void summary(struct run *r, const char *path, uint64_t files,
                     "done\n", r->ctx.level, r->vol->arg, path,
             r->ctx.snapshot, r->ctx.auto_snapshot ? ", now deleted" : "");
     progress_finish(&r->prog, "snapfs dump: dumped", bytes, files);
+    fprintf(stderr, "snapfs dump: since-token %lld-%llu (snapfs dump "
+                    "--since it: what changes after this dump)\n",
+            (long long)r->ctx.date, (unsigned long long)r->ctx.epoch);
 }
 
 static void run_dump(struct run *r, const char *outpath, uint32_t from_ino)
@@ -467,6 +519,7 @@ static void run_dump(struct run *r, const char *outpath, uint32_t from_ino)
     struct dump_spec spec = { .st = st, .view = r->ctx.epoch,
                               .base_epoch = r->ctx.base_epoch, .root = root,
                               .restart_ino = from_ino, .stop = &dump_stop,
+                              .exclude = r->exclude,
                               .progress = on_progress, .arg = r };
     struct dump_plan plan;
     struct dump_failure f;
@@ -533,6 +586,20 @@ static const char *begin_error(int rc, const struct dump_opts *o)
     }
 }
 
+/* Make the begun dump an incremental from the dump of DATE and EPOCH:
+ * the objects born after EPOCH; the header's ddate DATE, which a
+ * restore checks against the dump restored before. */
+static int since_base(struct run *r, int64_t date, uint64_t epoch)
+{
+    struct sfs_dumpctx *c = &r->ctx;
+    if (epoch >= c->epoch || date > c->date)
+        return -ERANGE;
+    c->ddate = date;
+    c->base_epoch = epoch;
+    c->base_level = c->level - 1;
+    return ctx_update(r->vol, c);
+}
+
 static int dump_new(struct dump_opts *o)
 {
     struct volume vol;
@@ -545,7 +612,8 @@ static int dump_new(struct dump_opts *o)
     find_dir(st, SFS_VIEW_LIVE, &vol, path);
     sfs_close(st);
 
-    struct run r = { .vol = &vol, .no_dates = o->no_dates };
+    struct run r = { .vol = &vol, .no_dates = o->no_dates,
+                     .exclude = o->nexclude ? o->exclude : NULL };
     struct sfs_dumpctx *c = &r.ctx;
     snprintf(c->path, sizeof(c->path), "%s", path);
     snprintf(c->label, sizeof(c->label), "%s", o->label);
@@ -560,7 +628,16 @@ static int dump_new(struct dump_opts *o)
     int rc = ctx_begin(&vol, c);
     if (rc)
         die(CMD, "%s: %s", vol.arg, begin_error(rc, o));
-    if (o->level > 0 && c->base_level < 0)
+    if (o->since && (rc = since_base(&r, o->since_date, o->since_epoch))) {
+        int end = ctx_end(&vol, c->id, false, false);
+        die(CMD, "%s: --since %s: %s%s", vol.arg, o->since,
+            rc == -ERANGE ? "that dump is not older than this one's "
+                            "snapshot (a token of another volume?)"
+                          : strerror(-rc),
+            end ? " (the dump context could not be removed: see snapfs "
+                  "dump contexts)" : "");
+    }
+    if (o->level > 0 && c->base_level < 0 && !o->since)
         fprintf(stderr, "snapfs dump: %s:%s has no dump of a level below "
                         "%d; this dump holds everything\n", vol.arg, path,
                 o->level);

@@ -5,6 +5,9 @@
  *
  *   mirror create SRC DST [--policy mirror|vault|mirror-vault]
  *                 [--keep LABEL=N,...] [--schedule S] [--via CMD]
+ *                 [--with-config]   (the source's configuration travels
+ *                 with the data, applied when the destination is
+ *                 activated: mirror_config.c)
  *   mirror create SRC1,SRC2,... DST1,DST2,... --group NAME [...]
  *                 (a consistency group: mirror_group.c)
  *   mirror initialize DST | update DST | update --due
@@ -142,25 +145,33 @@ static int mirror_create(int argc, char **argv)
             snprintf(m.schedule, sizeof(m.schedule), "%s", v);
         else if ((v = next_opt(argc, argv, &i, "--via")))
             snprintf(m.via, sizeof(m.via), "%s", v);
+        else if (!strcmp(argv[i], "--with-config"))
+            m.with_config = true;
         else if (argv[i][0] == '-' || npos == 2)
             die_usage(CMD, "usage: snapfs mirror create SRC DST [--policy "
                       "mirror|vault|mirror-vault] [--keep LABEL=N,...] "
-                      "[--schedule S] [--via CMD] [--group NAME]");
+                      "[--schedule S] [--via CMD] [--group NAME] "
+                      "[--with-config]");
         else
             pos[npos++] = argv[i];
     }
     if (npos != 2)
         die_usage(CMD, "give the source volume and the destination");
     check_policy(&m);
+    if (m.with_config && (m.via[0] || strchr(pos[1], ':')))
+        die_usage(CMD, "--with-config needs a local destination (the "
+                  "configuration is kept on this host, where the "
+                  "destination is activated)");
     if (group)
         return mirror_group_create(group, pos[0], pos[1], &m);
     mirror_rel_check(&m, pos[0], pos[1]);
     int rc = mirror_rel_store(&m);
     if (rc)
         die(CMD, "%s: recording the relationship: %s", pos[1], strerror(-rc));
-    printf("snapfs mirror: %s -> %s created (policy %s%s%s); "
+    printf("snapfs mirror: %s -> %s created (policy %s%s%s%s); "
            "snapfs mirror initialize %s starts it\n", m.src, m.dst, m.policy,
-           m.keep[0] ? ", keep " : "", m.keep, pos[1]);
+           m.keep[0] ? ", keep " : "", m.keep,
+           m.with_config ? ", with its configuration" : "", pos[1]);
     char peer[PEER_NAME_MAX + 1], path[PATH_MAX];
     if (mirror_dst_kind(&m, peer, path) == DST_PEER)
         printf("snapfs mirror: it uses this host's receive grant for %s on "
@@ -348,6 +359,20 @@ static int break_one(const char *arg, bool publish, bool in_group)
     return 0;
 }
 
+/* M's carried configuration made true on TARGET (activated). */
+static void activate_config(const struct mirror_rel *m, const char *target)
+{
+    char err[1024];
+    if (!m->with_config)
+        return;
+    if (mirror_config_activate(m, target, err, sizeof(err)))
+        die(CMD, "%s: applying the configuration carried from %s: %s "
+            "(snapfs config import shows what it holds)", target, m->src,
+            err);
+    printf("snapfs mirror: %s: the configuration of %s applied (its "
+           "settings, snapshot policies and qtrees)\n", target, m->src);
+}
+
 static int mirror_break(const char *arg)
 {
     static struct mirror_rel m, *v;
@@ -380,6 +405,7 @@ static int mirror_break(const char *arg)
     }
     for (size_t i = 0; i < n; i++) {
         break_one(n == 1 ? arg : v[i].dst, committed, n > 1);
+        activate_config(&v[i], n == 1 ? arg : v[i].dst);
         struct mirror_state st;
         mirror_state_load(v[i].id, &st);
         if (st.to_publish) { /* published by the break */
@@ -643,6 +669,9 @@ static int mirror_test_failover(int argc, char **argv)
     char *args[] = { "clone", vol.store, d.newest, clone, NULL };
     if (run_self(args, err, sizeof(err)))
         die(CMD, "%s: %s", dst, err);
+    static struct mirror_rel rel;
+    if (!mirror_rel_load(id, &rel))
+        activate_config(&rel, clone);
     FILE *f = fopen(record, "we");
     if (!f || fprintf(f, "%s\n", clone) < 0 || fclose(f))
         die(CMD, "%s: recording the test failover: %s", dst, strerror(errno));
@@ -771,6 +800,9 @@ static void show_text(const struct mirror_rel *m, const struct mirror_state *st,
            m->keep);
     if (m->group[0])
         printf("Group:              %s\n", m->group);
+    if (m->with_config)
+        printf("Configuration:      carried with the data, applied when "
+               "the destination is activated\n");
     printf("Schedule:           %s\n", m->schedule[0] ? m->schedule : "none");
     printf("State:              %s%s%s\n", s->state, s->reason[0] ? ": " : "",
            s->reason);
@@ -816,6 +848,7 @@ static void show_json(const struct mirror_rel *m, const struct mirror_state *st,
     json_kv("keep", m->keep, true);
     json_kv("schedule", m->schedule, true);
     json_kv("group", m->group, true);
+    printf("\"with_config\": %s, ", m->with_config ? "true" : "false");
     json_kv("state", s->state, true);
     json_kv("reason", s->reason, true);
     json_kv("newest_snapshot",

@@ -3,7 +3,8 @@
  * (tools/ndmp/).
  *
  *   ndmp serve [--port N (0: any free port)] [--listen ADDR] [--max-sessions N]
- *              [--tape-dir DIR] [--volume STORE]... [--allow-text] [-f]
+ *              [--tape-dir DIR] [--tape-device DEV]... [--volume STORE]...
+ *              [--allow-text] [-f]
  *   ndmp password USER
  *
  * Guarantees: every argument is checked before anything is bound or
@@ -57,20 +58,41 @@ static int open_log(void)
     return fd;
 }
 
+/* PATH's real path, which must be of file type TYPE (S_IFDIR, S_IFCHR),
+ * appended to LIST (*N entries, at most VOLUMES_MAX); WHAT says what
+ * OPT wants. */
+static void add_real_path(const char *opt, const char *path, mode_t type,
+                          const char *what, char **list, int *n)
+{
+    char real[PATH_MAX];
+    struct stat sb;
+    if (!realpath(path, real) || stat(real, &sb) ||
+        (sb.st_mode & S_IFMT) != type)
+        die(CMD, "%s %s: not %s", opt, path, what);
+    if (*n == VOLUMES_MAX)
+        die_usage(CMD, "%s: at most %d", opt, VOLUMES_MAX);
+    if (!(list[*n] = strdup(real)))
+        die(CMD, "out of memory");
+    (*n)++;
+}
+
 /* --volume STORE: a store fs info lists even while it is not mounted. */
 static void add_volume(struct ndmp_serve_opts *o, const char *store)
 {
     static char *stores[VOLUMES_MAX];
-    char real[PATH_MAX];
-    struct stat sb;
-    if (!realpath(store, real) || stat(real, &sb) || !S_ISDIR(sb.st_mode))
-        die(CMD, "--volume %s: not a volume's store directory", store);
-    if (o->nvolumes == VOLUMES_MAX)
-        die_usage(CMD, "--volume: at most %d", VOLUMES_MAX);
-    if (!(stores[o->nvolumes] = strdup(real)))
-        die(CMD, "out of memory");
+    add_real_path("--volume", store, S_IFDIR, "a volume's store directory",
+                  stores, &o->nvolumes);
     o->volumes = stores;
-    o->nvolumes++;
+}
+
+/* --tape-device DEV: a tape drive TAPE_OPEN may open (its real path). */
+static void add_tape_device(struct ndmp_serve_opts *o, const char *dev)
+{
+    static char *devices[VOLUMES_MAX];
+    add_real_path("--tape-device", dev, S_IFCHR,
+                  "a character device (a tape drive: /dev/nstN)", devices,
+                  &o->ntape_devices);
+    o->tape_devices = devices;
 }
 
 static int serve(int argc, char **argv)
@@ -90,6 +112,8 @@ static int serve(int argc, char **argv)
                                           SESSIONS_MAX);
         else if ((v = option_value(CMD, "--tape-dir", argc, argv, &i)))
             o.tape_dir = v;
+        else if ((v = option_value(CMD, "--tape-device", argc, argv, &i)))
+            add_tape_device(&o, v);
         else if ((v = option_value(CMD, "--volume", argc, argv, &i)))
             add_volume(&o, v);
         else if (!strcmp(argv[i], "--allow-text"))

@@ -211,13 +211,15 @@ static size_t secret_from_file(const char *cmd, const char *file, char *buf)
     return strlen(buf);
 }
 
-/* One line from the terminal with echo off, after PROMPT. */
-static size_t secret_from_tty(const char *cmd, const char *prompt, char *buf)
+/* One line from the terminal with echo off, after PROMPT (ENV: the
+ * variable that could have given it). */
+static size_t secret_from_tty(const char *cmd, const char *env,
+                              const char *prompt, char *buf)
 {
     FILE *tty = fopen("/dev/tty", "r+");
     if (!tty)
         die(cmd, "no passphrase: give --passphrase-file FILE or set "
-            "SNAPFS_VAULT_PASSPHRASE (or run on a terminal)");
+            "%s (or run on a terminal)", env);
     struct termios old, quiet;
     bool restore = !tcgetattr(fileno(tty), &old);
     quiet = old;
@@ -236,9 +238,7 @@ static size_t secret_from_tty(const char *cmd, const char *prompt, char *buf)
     return strlen(buf);
 }
 
-/* A passphrase: FILE, else the environment variable ENV, else a prompt
- * (twice when CONFIRM).  Never empty. */
-static size_t read_secret(const char *cmd, const char *file, const char *env,
+size_t vault_cmd_secret(const char *cmd, const char *file, const char *env,
                           const char *prompt, bool confirm, char *buf)
 {
     size_t n;
@@ -251,10 +251,10 @@ static size_t read_secret(const char *cmd, const char *file, const char *env,
             die(cmd, "%s: longer than %d bytes", env, PASS_MAX - 1);
         memcpy(buf, e, n + 1);
     } else {
-        n = secret_from_tty(cmd, prompt, buf);
+        n = secret_from_tty(cmd, env, prompt, buf);
         if (confirm && n) {
             char again[PASS_MAX];
-            size_t m = secret_from_tty(cmd, "Again: ", again);
+            size_t m = secret_from_tty(cmd, env, "Again: ", again);
             bool same = m == n && !memcmp(again, buf, n);
             vc_wipe(again, sizeof(again));
             if (!same)
@@ -269,7 +269,7 @@ static size_t read_secret(const char *cmd, const char *file, const char *env,
 size_t vault_cmd_passphrase(const char *cmd, const char *file, bool confirm,
                             char *buf)
 {
-    return read_secret(cmd, file, "SNAPFS_VAULT_PASSPHRASE",
+    return vault_cmd_secret(cmd, file, "SNAPFS_VAULT_PASSPHRASE",
                        confirm ? "New vault passphrase: "
                                : "Vault passphrase: ", confirm, buf);
 }
@@ -365,7 +365,7 @@ struct vault *vault_cmd_open(const char *cmd, const struct vault_where *w,
     if (rc)
         vault_cmd_die(cmd, v, rc);
     char pass[PASS_MAX];
-    size_t plen = read_secret(cmd, w->pass_file, "SNAPFS_VAULT_PASSPHRASE",
+    size_t plen = vault_cmd_secret(cmd, w->pass_file, "SNAPFS_VAULT_PASSPHRASE",
                               "Vault passphrase: ", false, pass);
     rc = vault_open_keys(v, pass, plen);
     vc_wipe(pass, sizeof(pass));
@@ -412,7 +412,7 @@ static int vault_init_cmd(int argc, char **argv)
     parse_args(&o, "vault init", 0, 1, "TARGET [--endpoint URL] [--region R] "
                "[--passphrase-file FILE]", argc, argv);
     char pass[PASS_MAX];
-    size_t plen = read_secret(o.cmd, o.pass_file, "SNAPFS_VAULT_PASSPHRASE",
+    size_t plen = vault_cmd_secret(o.cmd, o.pass_file, "SNAPFS_VAULT_PASSPHRASE",
                               "New vault passphrase: ", true, pass);
     struct objstore_opts so = OBJSTORE_OPTS_INIT;
     so.endpoint = o.endpoint;
@@ -485,7 +485,7 @@ static int key_add(int argc, char **argv)
                "[--new-passphrase-file FILE]", argc, argv);
     struct vault *v = open_vault(&o, o.pos[0], WRITE_LOCK, "key add");
     char pass[PASS_MAX], id[VC_HEX];
-    size_t plen = read_secret(o.cmd, o.new_pass_file,
+    size_t plen = vault_cmd_secret(o.cmd, o.new_pass_file,
                               "SNAPFS_VAULT_NEW_PASSPHRASE",
                               "New passphrase: ", true, pass);
     int rc = vault_key_add(v, pass, plen, NULL, id);

@@ -35,6 +35,10 @@ void vault_where_resolve(const char *cmd, const char *arg,
 #define VAULT_PASS_MAX 1024
 size_t vault_cmd_passphrase(const char *cmd, const char *file, bool confirm,
                             char *buf);
+/* The same for any secret: FILE, else the environment variable ENV, else
+ * PROMPT on the terminal (twice when CONFIRM).  Never empty (dies). */
+size_t vault_cmd_secret(const char *cmd, const char *file, const char *env,
+                        const char *prompt, bool confirm, char *buf);
 
 #define NO_LOCK 0
 #define WRITE_LOCK 1

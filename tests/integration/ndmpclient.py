@@ -19,7 +19,25 @@ that disconnects in the middle of a backup.
   ndmpclient.py tape PORT USER PWFILE DEVICE
       on an empty file tape: write records of 3000 and 100 bytes, a
       filemark, a record of 50 bytes; then rewind and print what reads
-      and moves give (one line each: the error code and a count)
+      and moves give (one line each: the error code and a count; reads
+      stop before a filemark until FSF crosses it)
+  ndmpclient.py tapeseries PORT USER PWFILE DEVICE
+      the tape series ndmjob's test-tape runs after the phases it gets
+      through (T-WRITE, T-READ, T-MTIO): files of 1 to 100 records of 139
+      to 32768 bytes written with a filemark after each, the position
+      (file, record) checked after each write, read back and compared,
+      reads stopping at each filemark (EOF, the head before it: FSF
+      crosses it) and at the end (EOM), and FSF/FSR/BSR moves with their
+      residual counts; prints "passed N checks" or the first failure and
+      exits 1
+  ndmpclient.py open PORT USER PWFILE DEVICE
+      TAPE_OPEN of DEVICE read-only: prints "open ERR" (the NDMP error)
+  ndmpclient.py serverauth PORT USER PWFILE WRONGPWFILE
+      CONNECT_SERVER_AUTH before authenticating (prints "before ERR"),
+      then authenticate and ask the server to prove itself over a
+      challenge of ours; prints "user USER", and "right password: match"
+      or "... differs" for the MD5 digest the password of PWFILE gives,
+      and the same for WRONGPWFILE's
   ndmpclient.py abort PORT USER PWFILE FILESYSTEM
       as hangup, but then DATA_ABORT (prints "halted REASON" once the
       backup has halted), DATA_STOP (prints "stopped STATE")
@@ -43,6 +61,16 @@ DATA_GET_STATE, DATA_START_BACKUP, DATA_CONNECT = 0x400, 0x401, 0x40A
 def xstr(s):
     b = s.encode()
     return struct.pack(">I", len(b)) + b + b"\0" * (-len(b) % 4)
+
+
+def md5_digest(challenge, pw):
+    """NDMP's MD5 authentication digest of a 64-byte challenge."""
+    n = min(len(pw), 32)
+    msg = bytearray(128)
+    msg[0:n] = pw[:n]
+    msg[64 - n:128 - n] = challenge
+    msg[128 - n:128] = pw[:n]
+    return hashlib.md5(bytes(msg)).digest()
 
 
 class Conn:
@@ -81,17 +109,12 @@ class Conn:
             if typ == REPLY and rseq == self.seq:
                 return err, m[24:]
 
-    def auth(self, user, pw):
-        err, _ = self.call(CONNECT_OPEN, struct.pack(">I", 4))
-        assert err == 0, err
+    def auth(self, user, pw, opened=False):
+        if not opened:
+            err, _ = self.call(CONNECT_OPEN, struct.pack(">I", 4))
+            assert err == 0, err
         err, body = self.call(CONFIG_GET_AUTH_ATTR, struct.pack(">I", 2))
-        challenge = body[8:72]
-        n = min(len(pw), 32)
-        msg = bytearray(128)
-        msg[0:n] = pw[:n]
-        msg[64 - n:128 - n] = challenge
-        msg[128 - n:128] = pw[:n]
-        digest = hashlib.md5(bytes(msg)).digest()
+        digest = md5_digest(body[8:72], pw)
         err, body = self.call(CONNECT_CLIENT_AUTH,
                               struct.pack(">I", 2) + xstr(user) + digest)
         assert err == 0 and struct.unpack(">I", body[:4])[0] == 0, "auth"
@@ -199,11 +222,152 @@ def tape(port, user, pwfile, device):
         show(what, *c.call(TAPE_MTIO, struct.pack(">II", op, n)))
     for _ in range(3):
         show("read", *c.call(TAPE_READ, struct.pack(">I", 65536)))
-    show("read", *c.call(TAPE_READ, struct.pack(">I", 65536)))
-    show("read", *c.call(TAPE_READ, struct.pack(">I", 65536)))
+    show("fsf", *c.call(TAPE_MTIO, struct.pack(">II", FSF, 1)))
+    for _ in range(3):
+        show("read", *c.call(TAPE_READ, struct.pack(">I", 65536)))
     for what, op, n in (("bsf", BSF, 2), ("fsf", FSF, 1)):
         show(what, *c.call(TAPE_MTIO, struct.pack(">II", op, n)))
     show("read", *c.call(TAPE_READ, struct.pack(">I", 10)))
+
+
+SERIES = ((1, 512), (100, 1024), (1, 512), (100, 139), (1, 512),
+          (99, 10240), (1, 512), (3, 32768), (1, 512))
+
+
+def record_bytes(size, recno, fileno):
+    """A record that says where it belongs: no two alike."""
+    head = struct.pack(">III", fileno, recno, size)
+    body = bytes((fileno * 31 + recno * 7 + i) & 0xFF for i in range(size))
+    return (head + body[len(head):])[:size]
+
+
+class TapeFail(Exception):
+    pass
+
+
+def tapeseries(port, user, pwfile, device):
+    TAPE_OPEN, TAPE_CLOSE, TAPE_GET_STATE = 0x300, 0x301, 0x302
+    TAPE_MTIO, TAPE_WRITE, TAPE_READ = 0x303, 0x304, 0x305
+    FSF, FSR, BSR, REW, EOF = 0, 2, 3, 4, 5
+    NO_ERR, EOF_ERR, EOM_ERR = 0, 12, 13
+    c = Conn(port)
+    c.auth(user, password(pwfile))
+    checks = [0]
+
+    def check(cond, what):
+        if not cond:
+            raise TapeFail(what)
+        checks[0] += 1
+
+    def body_err(err, body, what):
+        check(err == 0, "%s: header error %d" % (what, err))
+        return struct.unpack(">I", body[:4])[0]
+
+    def mtio(op, count, what):
+        err, body = c.call(TAPE_MTIO, struct.pack(">II", op, count))
+        e = body_err(err, body, what)
+        check(e == NO_ERR, "%s: error %d" % (what, e))
+        return struct.unpack(">I", body[4:8])[0]
+
+    def at(fileno, recno, what):
+        err, body = c.call(TAPE_GET_STATE)
+        check(err == 0, "%s: header error %d" % (what, err))
+        (e,) = struct.unpack(">I", body[4:8])      # after "unsupported"
+        f, b = struct.unpack(">I", body[12:16])[0], struct.unpack(">I", body[24:28])[0]
+        check(e == NO_ERR and f == fileno and (recno is None or b == recno),
+              "%s: at file %d record %d, expected %s %s" % (what, f, b, fileno, recno))
+
+    def read(count, what, want_err=NO_ERR):
+        err, body = c.call(TAPE_READ, struct.pack(">I", count))
+        e = body_err(err, body, what)
+        check(e == want_err, "%s: error %d, expected %d" % (what, e, want_err))
+        (n,) = struct.unpack(">I", body[4:8])
+        return body[8:8 + n]
+
+    def open_tape(mode):
+        err, body = c.call(TAPE_OPEN, xstr(device) + struct.pack(">I", mode))
+        check(body_err(err, body, "open") == NO_ERR, "open mode %d" % mode)
+
+    def close_tape():
+        err, body = c.call(TAPE_CLOSE)
+        check(body_err(err, body, "close") == NO_ERR, "close")
+
+    try:
+        open_tape(1)
+        mtio(REW, 1, "rewind")
+        for fileno, (n_rec, size) in enumerate(SERIES):
+            for recno in range(n_rec):
+                rec = record_bytes(size, recno, fileno)
+                err, body = c.call(TAPE_WRITE, struct.pack(">I", size) + rec +
+                                   b"\0" * (-size % 4))
+                e = body_err(err, body, "write")
+                check(e == NO_ERR and struct.unpack(">I", body[4:8])[0] == size,
+                      "write file %d record %d" % (fileno, recno))
+                at(fileno, recno + 1, "after write %d.%d" % (fileno, recno))
+            mtio(EOF, 1, "filemark")
+            at(fileno + 1, 0, "after filemark %d" % fileno)
+        mtio(REW, 1, "rewind")
+        close_tape()
+
+        open_tape(0)
+        for fileno, (n_rec, size) in enumerate(SERIES):
+            for recno in range(n_rec):
+                got = read(size, "read %d.%d" % (fileno, recno))
+                check(got == record_bytes(size, recno, fileno),
+                      "file %d record %d differs" % (fileno, recno))
+                at(fileno, recno + 1, "after read %d.%d" % (fileno, recno))
+            read(size, "read at filemark %d" % fileno, EOF_ERR)
+            at(fileno, None, "after EOF %d" % fileno)
+            check(mtio(FSF, 1, "fsf over filemark") == 0, "fsf 1 resid")
+            at(fileno + 1, 0, "after fsf %d" % fileno)
+        read(1024, "read at the end", EOM_ERR)
+
+        for fileno, (n_rec, size) in enumerate(SERIES):
+            check(mtio(REW, 1, "rewind") == 0, "rewind resid")
+            at(0, 0, "after rewind")
+            check(mtio(FSF, fileno, "fsf %d" % fileno) == 0, "fsf resid")
+            at(fileno, 0, "after fsf %d" % fileno)
+            check(mtio(FSR, 1000000, "fsr 1m") == 1000000 - n_rec, "fsr 1m resid")
+            at(fileno, n_rec, "after fsr 1m in file %d" % fileno)
+            check(mtio(BSR, 1000000, "bsr 1m") == 1000000 - n_rec, "bsr 1m resid")
+            at(fileno, 0, "after bsr 1m in file %d" % fileno)
+            check(mtio(FSR, 0, "fsr 0") == 0, "fsr 0 resid")
+            half = n_rec // 2
+            check(mtio(FSR, half, "fsr half") == 0, "fsr half resid")
+            at(fileno, half, "after fsr %d" % half)
+            check(read(size, "read after fsr") == record_bytes(size, half, fileno),
+                  "record %d.%d after fsr" % (fileno, half))
+            if half + 1 > 1:
+                check(mtio(BSR, 2, "bsr 2") == 0, "bsr 2 resid")
+                at(fileno, half - 1, "after bsr 2")
+                check(read(size, "read after bsr") ==
+                      record_bytes(size, half - 1, fileno),
+                      "record %d.%d after bsr" % (fileno, half - 1))
+        close_tape()
+    except TapeFail as e:
+        print("failed:", e)
+        sys.exit(1)
+    print("passed %d checks" % checks[0])
+
+
+def serverauth(port, user, pwfile, wrongfile):
+    CONNECT_SERVER_AUTH = 0x903
+    c = Conn(port)
+    err, _ = c.call(CONNECT_OPEN, struct.pack(">I", 4))
+    challenge = bytes(range(7, 71))
+    req = struct.pack(">I", 2) + challenge
+    err, body = c.call(CONNECT_SERVER_AUTH, req)
+    print("before", err or struct.unpack(">I", body[:4])[0])
+    c.auth(user, password(pwfile), opened=True)
+    err, body = c.call(CONNECT_SERVER_AUTH, req)
+    e, typ = struct.unpack(">II", body[:8])
+    assert err == 0 and e == 0 and typ == 2, (err, e, typ)
+    (n,) = struct.unpack(">I", body[8:12])
+    print("user", body[12:12 + n].decode())
+    digest = body[12 + n + (-n % 4):][:16]
+    for what, f in (("right", pwfile), ("wrong", wrongfile)):
+        same = md5_digest(challenge, password(f)) == digest
+        print(what, "password:", "match" if same else "differs")
 
 
 def sink(portfile, outfile):
@@ -231,6 +395,18 @@ if __name__ == "__main__":
         sys.exit(0)
     if sys.argv[1] == "tape":
         tape(int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5])
+        sys.exit(0)
+    if sys.argv[1] == "tapeseries":
+        tapeseries(int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5])
+        sys.exit(0)
+    if sys.argv[1] == "open":
+        c = Conn(int(sys.argv[2]))
+        c.auth(sys.argv[3], password(sys.argv[4]))
+        err, body = c.call(0x300, xstr(sys.argv[5]) + struct.pack(">I", 0))
+        print("open", err or struct.unpack(">I", body[:4])[0])
+        sys.exit(0)
+    if sys.argv[1] == "serverauth":
+        serverauth(int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5])
         sys.exit(0)
     if sys.argv[1] == "sink":
         sink(sys.argv[2], sys.argv[3])

@@ -231,6 +231,45 @@ test_expect_success 'a dump of a subtree has the subtree at its root' '
 	assert_grep "^Level 0 dump of /d1 on " <(restore -tf "$OUT/sub")
 '
 
+test_expect_success 'dump --exclude leaves out the entries whose names match (a directory whole; a leading dot only matched explicitly); Linux restore gives the rest' '
+	mkdir -p d1/cache/deep && echo c >d1/cache/deep/c && echo t >d1/x.tmp && echo h >d1/.h.tmp &&
+	"$SNAPFS" dump -0 --no-dates --exclude "*.tmp" --exclude cache -f "$OUT/excl" "$MNT/d1" 2>"$OUT/excl.err" &&
+	restore -tf "$OUT/excl" >"$OUT/texcl" 2>&1 &&
+	assert_grep "	./f$" "$OUT/texcl" && assert_grep "	./d2$" "$OUT/texcl" &&
+	assert_grep "	./.h.tmp$" "$OUT/texcl" &&
+	! grep -q "x.tmp\|cache\|deep" "$OUT/texcl" &&
+	mkdir "$MNT2/excl" && (cd "$MNT2/excl" && restore -rf "$OUT/excl" >/dev/null 2>&1) &&
+	cmp d1/f "$MNT2/excl/f" && assert_missing "$MNT2/excl/cache" &&
+	assert_missing "$MNT2/excl/x.tmp" &&
+	rm -r d1/cache d1/x.tmp d1/.h.tmp
+'
+
+test_expect_success 'dump --since the token a dump printed holds what changed after that dump, whatever the dump dates say' '
+	"$SNAPFS" dump -0 --no-dates -f "$OUT/s0" "$MNT/d1" 2>"$OUT/s0.err" &&
+	tok=$(sed -n "s/^snapfs dump: since-token \([0-9]*-[0-9]*\) .*/\1/p" "$OUT/s0.err") &&
+	test -n "$tok" &&
+	echo later >d1/since &&
+	"$SNAPFS" dump -3 --no-dates --since "$tok" -f "$OUT/s1" "$MNT/d1" 2>/dev/null &&
+	assert_eq "since" "$(names_in "$OUT/s1")" &&
+	assert_grep "^Level 3 dump of /d1 on " <(restore -tf "$OUT/s1") &&
+	assert_eq "$(restore -tf "$OUT/s0" 2>&1 | sed -n "s/^Dump   date: //p")" \
+		"$(restore -tf "$OUT/s1" 2>&1 | sed -n "s/^Dumped from: //p")" &&
+	rm d1/since
+'
+
+test_expect_success 'dump --since refuses a token that is no token, one not older than the snapshot, and a level 0; nothing left behind' '
+	"$SNAPFS" snapshot list "$MNT" >"$OUT/snaps.before" &&
+	assert_fails "$SNAPFS" dump -1 --since yesterday -f "$OUT/bad" "$MNT" 2>"$OUT/e1" &&
+	assert_grep "since .yesterday.: not a since-token" "$OUT/e1" &&
+	assert_fails "$SNAPFS" dump -1 --since 1-999999 -f "$OUT/bad" "$MNT" 2>"$OUT/e2" &&
+	assert_grep "that dump is not older than this one.s snapshot" "$OUT/e2" &&
+	assert_fails "$SNAPFS" dump -0 --since 1-1 -f "$OUT/bad" "$MNT" 2>"$OUT/e3" &&
+	assert_grep "since makes an incremental" "$OUT/e3" &&
+	"$SNAPFS" snapshot list "$MNT" >"$OUT/snaps.after" &&
+	assert_cmp "$OUT/snaps.before" "$OUT/snaps.after" &&
+	"$SNAPFS" dump contexts "$MNT" >"$OUT/ctx" && assert_eq 1 "$(wc -l <"$OUT/ctx")"
+'
+
 test_expect_success 'every write is one record of -b KiB, and restore -b reads it' '
 	ASAN_OPTIONS=$ASAN_OPTIONS:detect_leaks=0 strace -f -qq -e trace=write -o "$OUT/strace" \
 		"$SNAPFS" dump -0 -b 16 -f "$OUT/b16" "$MNT/d1" 2>/dev/null &&

@@ -149,8 +149,9 @@ test_expect_success 'completion: commands, subcommands and options' '
 	complete_words "$SNAPFS" dump -- >"$REF/c" &&
 	assert_grep "^--snapshot$" "$REF/c" && assert_grep "^--restart$" "$REF/c" &&
 	assert_grep "^--no-dates$" "$REF/c" &&
+	assert_grep "^--since$" "$REF/c" && assert_grep "^--exclude$" "$REF/c" &&
 	assert_eq "$(printf "%s\n" password serve)" "$(complete_words "$SNAPFS" ndmp "")" &&
-	assert_eq "$(printf "%s\n" --tape-dir)" "$(complete_words "$SNAPFS" ndmp serve -f --port 10000 --ta)" &&
+	assert_eq "$(printf "%s\n" --tape-device --tape-dir)" "$(complete_words "$SNAPFS" ndmp serve -f --port 10000 --ta)" &&
 	mkdir -p "$TEST_TMP/tapes" && : >"$TEST_TMP/tapefile" &&
 	assert_eq "$TEST_TMP/tapes" "$(complete_words "$SNAPFS" ndmp serve --tape-dir "$TEST_TMP/tape")" &&
 	assert_eq "$(printf "%s\n" "$TEST_TMP/tapefile" "$TEST_TMP/tapes")" \

@@ -128,6 +128,20 @@ test_expect_success 'a wrong password is refused: ndmjob fails, ndmjob reports t
 	! grep -qF "$PW" "$TEST_TMP/server.log"
 '
 
+test_expect_success 'CONNECT_SERVER_AUTH: the server proves itself with MD5 over the DMA'"'"'s challenge and the user'"'"'s password (a wrong password gives another digest); refused before the DMA authenticated' '
+	echo WRONGPASSWORDWRONGPASSWO >"$OUT/wrongpw" &&
+	python3 "$CLIENT" serverauth "$PORT" backup "$OUT/pw" "$OUT/wrongpw" >"$OUT/sauth" &&
+	cat >"$OUT/sauth.want" <<-\EOF &&
+	before 4
+	user backup
+	right password: match
+	wrong password: differs
+	EOF
+	assert_cmp "$OUT/sauth.want" "$OUT/sauth" &&
+	assert_grep "the server proved itself to user .backup. (md5)" "$TEST_TMP/server.log" &&
+	! grep -qF "$PW" "$TEST_TMP/server.log"
+'
+
 test_expect_success 'text authentication is refused unless enabled, an unknown user too' '
 	! dma -c -D "$(agent backup "$PW" 4t)" -B dump -f "$TAPES/refused" -C "$MNT" &&
 	assert_grep "text authentication is disabled" "$TEST_TMP/server.log" &&
@@ -148,7 +162,58 @@ test_expect_success 'ndmjob -o test-mover: the MOVER conformance series passes o
 	assert_grep "FINAL test-mover Passed -- pass=[0-9]* warn=0 fail=0" "$OUT/last"
 '
 
-test_expect_success 'a file tape keeps records and filemarks: reads stop at each, FSR/BSR/FSF/BSF move over them, the data is the records in a row' '
+# ndmjob's test-tape cannot send a zero-length TAPE_WRITE (T-BW #6): its
+# request translation allocates the data with glib's g_malloc, which
+# returns NULL for 0 bytes, and ndmjob takes that for a failure before
+# anything is sent.  A g_malloc that allocates 1 byte for 0 (what
+# glibc's malloc does) is preloaded, so that the series reaches the server.
+GMALLOC=$TEST_TMP/gmalloc0.so
+printf '%s\n' '#include <stdlib.h>' \
+	'void *g_malloc(size_t n) { void *p = malloc(n ? n : 1); if (!p) abort(); return p; }' \
+	>"$TEST_TMP/gmalloc0.c"
+if cc -shared -fPIC -o "$GMALLOC" "$TEST_TMP/gmalloc0.c" 2>/dev/null; then
+	test_set_prereq GMALLOC0
+else
+	say "# skipping ndmjob's test-tape past T-BW #6: no C compiler (cc) for the g_malloc shim"
+fi
+
+test_expect_success 'ndmjob -o test-tape as shipped stops at its own zero-length write (T-BW #6: its last request sent is still the TAPE_OPEN before it)' '
+	: >"$TAPES/tt" &&
+	! dma -o test-tape -D "$(agent backup "$PW")" -f "$TAPES/tt" &&
+	assert_grep "Test T-OC Passed -- pass=8 warn=0 fail=0" "$OUT/last" &&
+	assert_grep "Test T-BGS Passed -- pass=4 warn=0 fail=0" "$OUT/last" &&
+	assert_grep "T-BW #6 -- Failed NDMP4_TAPE_OPEN/NDMP9_NO_ERR got NDMP9_NO_ERR" "$OUT/last"
+'
+
+test_expect_success GMALLOC0 'ndmjob -o test-tape: T-OC, T-BGS, T-BW (the zero-length write answered) and T-BR pass; T-BWR stops at ndmjob'"'"'s signed-char compare of bytes the server returned right' '
+	: >"$TAPES/tt" &&
+	! (cd "$TEST_TMP" && LD_PRELOAD=$GMALLOC "$NDMJOB" -v -d6 -o test-tape \
+		-D "$(agent backup "$PW")" -f "$TAPES/tt") >"$OUT/last" 2>&1 &&
+	assert_grep "Test T-OC Passed -- pass=8 warn=0 fail=0" "$OUT/last" &&
+	assert_grep "Test T-BGS Passed -- pass=4 warn=0 fail=0" "$OUT/last" &&
+	assert_grep "Test T-BW Passed -- pass=13 warn=0 fail=0" "$OUT/last" &&
+	assert_grep "Test T-BR Passed -- pass=20 warn=0 fail=0" "$OUT/last" &&
+	assert_grep "T-BWR #23 -- Failed NDMP4_TAPE_READ/NDMP9_NO_ERR Failed compare" "$OUT/last" &&
+	# (ndmjob exits 1: a test failed.)  It compares a char (signed here)
+	# with (i - 4) & 0xff: every byte
+	# of 0x80 and above differs for it, although it is the byte written
+	log=$(ls -t $(grep -l "Opening tape drive $TAPES/tt " /var/log/amanda/client/ndmjob.*.debug) | head -1) &&
+	assert_grep "ndmjob: DATA 0: 0xfc => 0xfffffffc$" "$log" &&
+	! grep "ndmjob: DATA [0-9]*: " "$log" | grep -v ": 0x\([89a-f][0-9a-f]\) => 0xffffff\1$" | grep -q . &&
+	# and the tape holds exactly those 1024 bytes
+	python3 -c "import sys; d=open(sys.argv[1],\"rb\").read(); sys.exit(d != bytes((i - 4) & 255 for i in range(1024)))" "$TAPES/tt"
+'
+
+test_expect_success 'the rest of the tape series (T-WRITE, T-READ, T-MTIO: 9 files of 1 to 100 records, positions, EOF and EOM, FSF/FSR/BSR with residuals) passes on a file tape' '
+	: >"$TAPES/series" &&
+	python3 "$CLIENT" tapeseries "$PORT" backup "$OUT/pw" series >"$OUT/series" &&
+	assert_grep "^passed [0-9]* checks$" "$OUT/series" &&
+	test "$(sed -n "s/^passed \([0-9]*\) checks$/\1/p" "$OUT/series")" -gt 3000 &&
+	assert_eq $(( 512 + 100 * 1024 + 512 + 100 * 139 + 512 + 99 * 10240 + 512 + 3 * 32768 + 512 )) \
+		"$(stat -c %s "$TAPES/series")"
+'
+
+test_expect_success 'a file tape keeps records and filemarks: reads stop at each (before a filemark until FSF crosses it), FSR/BSR/FSF/BSF move over them, the data is the records in a row' '
 	: >"$TAPES/rec" &&
 	python3 "$CLIENT" tape "$PORT" backup "$OUT/pw" "$TAPES/rec" >"$OUT/tape" &&
 	cat >"$OUT/tape.want" <<-\EOF &&
@@ -162,6 +227,8 @@ test_expect_success 'a file tape keeps records and filemarks: reads stop at each
 	bsr 0 0
 	read 0 100
 	read 12 0
+	read 12 0
+	fsf 0 0
 	read 0 50
 	read 13 0
 	read 13 0
@@ -172,6 +239,44 @@ test_expect_success 'a file tape keeps records and filemarks: reads stop at each
 	assert_cmp "$OUT/tape.want" "$OUT/tape" &&
 	assert_eq 3150 "$(stat -c %s "$TAPES/rec")" &&
 	assert_eq 0 "$(tr -d xy <"$TAPES/rec" | wc -c)"
+'
+
+test_expect_success 'serve --tape-device takes character devices only; one that is no tape drive (/dev/null) is refused at TAPE_OPEN, and the log says why' '
+	assert_fails "$SNAPFS" ndmp serve --tape-device "$TAPES" -f 2>"$OUT/edev" &&
+	assert_grep "^snapfs ndmp: --tape-device $TAPES: not a character device" "$OUT/edev" &&
+	( cd / && exec "$SNAPFS" ndmp serve --port 0 --listen 127.0.0.1 --tape-device /dev/null -f \
+		>"$TEST_TMP/dev.out" 2>"$TEST_TMP/dev.log" </dev/null ) &
+	dv=$! &&
+	for _ in $(seq 200); do grep -q "listening on port" "$TEST_TMP/dev.out" && break; sleep 0.05; done &&
+	python3 "$CLIENT" open "$(sed -n "s/.*listening on port //p" "$TEST_TMP/dev.out")" backup "$OUT/pw" /dev/null >"$OUT/devopen" &&
+	kill $dv && wait_gone $dv 10 &&
+	assert_eq "open 16" "$(cat "$OUT/devopen")" "NDMP_NO_DEVICE_ERR" &&
+	assert_grep "tape ./dev/null. refused: not a tape drive" "$TEST_TMP/dev.log"
+'
+
+# A tape drive: this machine's, if it has one (scsi_debug ptype=1 emulates
+# one where the kernel has the module).
+NST=$(ls /dev/nst[0-9]* 2>/dev/null | head -1)
+if [ -c "$NST" ]; then
+	test_set_prereq TAPEDRIVE
+else
+	say "# skipping the tape drive test: no /dev/nst* here (and no kernel modules for scsi_debug to emulate one)"
+fi
+
+test_expect_success TAPEDRIVE 'on a tape drive (--tape-device): the tape series passes, and a backup through the mover restores equal to the source' '
+	( cd / && exec "$SNAPFS" ndmp serve --port 0 --listen 127.0.0.1 --tape-device "$NST" -f \
+		>"$TEST_TMP/drv.out" 2>"$TEST_TMP/drv.log" </dev/null ) &
+	drv=$! &&
+	for _ in $(seq 200); do grep -q "listening on port" "$TEST_TMP/drv.out" && break; sleep 0.05; done &&
+	dport=$(sed -n "s/.*listening on port //p" "$TEST_TMP/drv.out") &&
+	python3 "$CLIENT" tapeseries "$dport" backup "$OUT/pw" "$NST" >"$OUT/drvseries" &&
+	assert_grep "^passed [0-9]* checks$" "$OUT/drvseries" &&
+	dma -c -D "127.0.0.1:$dport/4m,backup,$PW" -B dump -f "$NST" -C "$MNT" -E UPDATE=n &&
+	mkdir "$MNT2/drive" &&
+	dma -x -D "127.0.0.1:$dport/4m,backup,$PW" -B dump -f "$NST" -C "$MNT2/drive" &&
+	kill $drv && wait_gone $drv 10 &&
+	listing "$MNT" >"$OUT/a" && listing "$MNT2/drive" >"$OUT/b" &&
+	assert_cmp "$OUT/a" "$OUT/b"
 '
 
 test_expect_success 'a level 0 backup through the server mover onto a file tape ends OKAY, with file history' '
@@ -300,14 +405,67 @@ test_expect_success 'a three-way backup of a qtree: the data service connects ov
 	! grep -q "^/eng " "$OUT/dates"
 '
 
-test_expect_success 'EXCLUDE and BASE_DATE are refused, with the reason, and nothing is dumped' '
+test_expect_success 'BASE_DATE=0 is a full backup that hands the DMA its DUMP_DATE token (GET_ENV, in its index)' '
+	: >"$TAPES/tok0" &&
+	dma -c -D "$(agent backup "$PW")" -B dump -f "$TAPES/tok0" -C "$MNT" \
+		-E BASE_DATE=0 -E UPDATE=n -I "$OUT/itok0" &&
+	assert_grep "^DE DUMP_DATE=[0-9]*-[0-9]*$" "$OUT/itok0" &&
+	restore -t -f "$TAPES/tok0" >"$OUT/ttok0" 2>&1 &&
+	assert_grep "^Level 0 dump of / on " "$OUT/ttok0" &&
+	assert_grep "	./big$" "$OUT/ttok0"
+'
+
+test_expect_success 'BASE_DATE=that token backs up only what changed since it (not since the dump dates), and restores on top of the full' '
+	tok=$(sed -n "s/^DE DUMP_DATE=//p" "$OUT/itok0") &&
+	echo token >d1/f && echo added >eng/added &&
+	: >"$TAPES/tok1" &&
+	dma -c -D "$(agent backup "$PW")" -B dump -f "$TAPES/tok1" -C "$MNT" \
+		-E BASE_DATE="$tok" -E UPDATE=n -I "$OUT/itok1" &&
+	assert_grep "^DE DUMP_DATE=[0-9]*-[0-9]*$" "$OUT/itok1" &&
+	! grep -q "^DE DUMP_DATE=$tok$" "$OUT/itok1" &&
+	restore -t -f "$TAPES/tok1" >"$OUT/ttok1" 2>&1 &&
+	assert_grep "^Level 1 dump of / on " "$OUT/ttok1" &&
+	assert_grep "	./eng/added$" "$OUT/ttok1" &&
+	assert_grep "	./d1/f$" "$OUT/ttok1" &&
+	! grep -q "	./big$" "$OUT/ttok1" &&
+	! grep -q "	./eng/new$" "$OUT/ttok1" &&
+	mkdir "$MNT2/tok" &&
+	dma -x -D "$(agent backup "$PW")" -B dump -f "$TAPES/tok0" -C "$MNT2/tok" &&
+	dma -x -D "$(agent backup "$PW")" -B dump -f "$TAPES/tok1" -C "$MNT2/tok" &&
+	listing "$MNT" >"$OUT/a" &&
+	listing "$MNT2/tok" >"$OUT/b" &&
+	assert_cmp "$OUT/a" "$OUT/b"
+'
+
+test_expect_success 'EXCLUDE (ndmjob -e, several, wildcards) leaves those files and directories off the tape; a restore has the rest, whole' '
+	echo junk >d1/junk.tmp && echo keep >d1/keep.txt &&
 	: >"$TAPES/excl" &&
-	! dma -c -D "$(agent backup "$PW")" -B dump -f "$TAPES/excl" -C "$MNT" -e "*.tmp" &&
-	assert_grep "EXCLUDE: the dump engine dumps whole trees; not supported" "$OUT/last" &&
-	! test -s "$TAPES/excl" &&
-	! dma -c -D "$(agent backup "$PW")" -B dump -f "$TAPES/excl" -C "$MNT" -E BASE_DATE=123 &&
-	assert_grep "BASE_DATE: token-based incrementals are not offered" "$OUT/last" &&
-	! test -s "$TAPES/excl"
+	dma -c -D "$(agent backup "$PW")" -B dump -f "$TAPES/excl" -C "$MNT" \
+		-e "*.tmp" -e eng -E UPDATE=n &&
+	restore -t -f "$TAPES/excl" >"$OUT/texcl" 2>&1 &&
+	! grep -q "junk.tmp\|	./eng" "$OUT/texcl" &&
+	assert_grep "	./d1/keep.txt$" "$OUT/texcl" &&
+	mkdir "$MNT2/excl" &&
+	dma -x -D "$(agent backup "$PW")" -B dump -f "$TAPES/excl" -C "$MNT2/excl" &&
+	assert_missing "$MNT2/excl/eng" &&
+	assert_missing "$MNT2/excl/d1/junk.tmp" &&
+	cmp "$MNT/big" "$MNT2/excl/big" &&
+	listing "$MNT/d1" --skip junk.tmp >"$OUT/a" &&
+	listing "$MNT2/excl/d1" >"$OUT/b" &&
+	assert_cmp "$OUT/a" "$OUT/b" &&
+	rm d1/junk.tmp d1/keep.txt
+'
+
+test_expect_success 'a BASE_DATE that is no token, a token with LEVEL=0, and an EXCLUDE path are refused with the reason; nothing is dumped' '
+	: >"$TAPES/bad" &&
+	! dma -c -D "$(agent backup "$PW")" -B dump -f "$TAPES/bad" -C "$MNT" -E BASE_DATE=yesterday &&
+	assert_grep "BASE_DATE: give 0, -1 or the DUMP_DATE of an earlier backup" "$OUT/last" &&
+	! dma -c -D "$(agent backup "$PW")" -B dump -f "$TAPES/bad" -C "$MNT" -E BASE_DATE=12-1 -E LEVEL=0 &&
+	assert_grep "BASE_DATE: a token makes an incremental; LEVEL 0 is a full backup" "$OUT/last" &&
+	! dma -c -D "$(agent backup "$PW")" -B dump -f "$TAPES/bad" -C "$MNT" -e d1/f &&
+	assert_grep "EXCLUDE: names are matched, not paths" "$OUT/last" &&
+	! test -s "$TAPES/bad" &&
+	no_backup_left
 '
 
 test_expect_success 'past --max-sessions a connection is told it is refused; the others stay served' '

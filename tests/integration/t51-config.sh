@@ -13,6 +13,7 @@
 . "$(dirname "$0")/lib.sh"
 test_have_prereq SNAPFS || { say "# skipping: needs snapfs"; test_done; }
 test_have_prereq PYTHON || { say "# skipping: needs python3"; test_done; }
+export SNAPFS_CONFIG_DIR=$TEST_TMP/config SNAPFS_MIRROR_DIR=$TEST_TMP/mirrors
 vol_create --size 1G
 B=$TEST_TMP/b.store
 "$SNAPFS" mkfs "$B" --size 1G >/dev/null || test_bail "cannot make volume B"
@@ -39,7 +40,7 @@ test_expect_success 'config export writes the volume'"'"'s settings, policies wi
 	python3 -c "
 import json
 d = json.load(open(\"$REF/a.json\"))
-assert d[\"snapfs_config\"] == 1, d
+assert d[\"snapfs_config\"] == 2, d
 v, = d[\"volumes\"]
 assert v[\"store\"] == \"$STORE\" and len(v[\"uuid\"]) == 36, v
 assert v[\"settings\"][\"snapdir\"] == \"hidden\" and v[\"settings\"][\"snapshot-reserve\"] == \"10%\", v
@@ -58,7 +59,7 @@ test_expect_success 'import onto another volume: a dry run lists what it would d
 	assert_grep "^$B: create policy nightly$" "$REF/out" &&
 	assert_grep "^$B: create policy quarter$" "$REF/out" &&
 	assert_grep "^$B: create qtree proj (ntfs, quota 104857600)$" "$REF/out" &&
-	assert_grep "^snapfs config import: 3 to create, 2 to change, 0 refused (a dry run: nothing was changed; --apply changes it)$" "$REF/out" &&
+	assert_grep "^snapfs config import: 3 to create, 2 to change, 3 unchanged, 0 refused (a dry run: nothing was changed; --apply changes it)$" "$REF/out" &&
 	conf "$B" >"$REF/b.after" &&
 	assert_cmp "$REF/b.before" "$REF/b.after"
 '
@@ -69,7 +70,7 @@ test_expect_success '--apply makes it so: the volume then lists the same configu
 	conf "$MNT" >"$REF/a.conf" && conf "$B" >"$REF/b.conf" &&
 	assert_cmp "$REF/a.conf" "$REF/b.conf" &&
 	"$SNAPFS" config import "$REF/a.json" "$B" >"$REF/out" &&
-	assert_grep "^snapfs config import: 0 to create, 0 to change, 0 refused" "$REF/out"
+	assert_grep "^snapfs config import: 0 to create, 0 to change, 8 unchanged, 0 refused" "$REF/out"
 '
 
 test_expect_success 'import onto the volume the file names puts back what changed since, and leaves what the file does not name' '
@@ -95,17 +96,17 @@ json.dump(d, open(\"$REF/c.json\", \"w\"))" &&
 	conf "$B" >"$REF/b.before" &&
 	assert_fails "$SNAPFS" config import "$REF/c.json" "$B" --apply >"$REF/out" 2>"$REF/err" &&
 	assert_grep "^$B: refused: policy late: its prefix .night. is policy other.s on this volume$" "$REF/out" &&
-	assert_grep "1 step refused: nothing applied" "$REF/err" &&
+	assert_grep "1 item refused: nothing applied" "$REF/err" &&
 	conf "$B" >"$REF/b.after" &&
 	assert_cmp "$REF/b.before" "$REF/b.after"
 '
 
 test_expect_success 'a newer version, an unknown key, a bad value, not JSON, two volumes onto one: one message each, nothing changed' '
 	conf "$B" >"$REF/b.before" &&
-	sed "s/\"snapfs_config\": 1/\"snapfs_config\": 2/" "$REF/a.json" >"$REF/v2.json" &&
-	assert_fails "$SNAPFS" config import "$REF/v2.json" "$B" --apply 2>"$REF/err" &&
+	sed "s/\"snapfs_config\": 2/\"snapfs_config\": 3/" "$REF/a.json" >"$REF/v3.json" &&
+	assert_fails "$SNAPFS" config import "$REF/v3.json" "$B" --apply 2>"$REF/err" &&
 	assert_one_line "$REF/err" &&
-	assert_grep "configuration version 2, newer than the version 1 this snapfs reads" "$REF/err" &&
+	assert_grep "configuration version 3, newer than the version 2 this snapfs reads" "$REF/err" &&
 	sed "s/\"keep\": 4,/\"keep\": 4, \"colour\": \"red\",/" "$REF/a.json" >"$REF/uk.json" &&
 	assert_fails "$SNAPFS" config import "$REF/uk.json" "$B" --apply 2>"$REF/err" &&
 	assert_one_line "$REF/err" &&

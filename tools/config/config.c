@@ -1,20 +1,25 @@
 /*
- * config.c - a volume's configuration as a document: read from the store
- * (settings, policies with their hooks, qtrees), written as JSON, read
- * back from JSON with every member checked, and compared with a volume to
- * give the steps (snapfs commands) that make it match.
+ * config.c - the configuration document: each volume's configuration read
+ * from its store (settings, policies with their hooks, qtrees), the whole
+ * document (with the host's records of config_host.c and the sealed
+ * secrets of config_secret.c) written as JSON and read back with every
+ * member checked, and a volume compared with the document to give the
+ * steps (snapfs commands) that make it match.
  *
  * Guarantees:
  *   - the text is parsed by jansson (cfg_parse): one object or array and
  *     nothing after it, no key twice, no NUL, valid UTF-8, nesting within
  *     jansson's depth; what is wrong is named with its line and column;
- *   - the document carries its version ("snapfs_config": 1); a newer one
+ *   - the document carries its version ("snapfs_config": 2; 1 has
+ *     volumes only and is read as well); a newer one
  *     is refused naming both versions, and so is any member this version
  *     does not know, anywhere, naming where: nothing is guessed;
  *   - every value is checked as the commands check it (setting names and
  *     values, schedules, keep, prefixes, hook commands, qtree styles)
- *     before any step is planned;
- *   - a plan creates what the volume lacks and changes what differs; it
+ *     before any step is planned; a file with secrets opens only with
+ *     its passphrase (else it is refused as a whole);
+ *   - a plan creates what the volume lacks, changes what differs and
+ *     lists what is already so (CFG_SAME); it
  *     never deletes (a policy or qtree the document does not name stays);
  *     what cannot be done is a REFUSE step, so that the caller applies
  *     nothing when anything is refused.
@@ -30,6 +35,7 @@
 #include "cli.h"
 
 #include <jansson.h>
+#include <openssl/crypto.h>
 
 /* ---- reading a volume ---- */
 
@@ -88,95 +94,95 @@ void cfg_volume_free(struct cfg_volume *v)
 
 /* ---- writing ---- */
 
-static void write_string(FILE *out, const char *s)
-{
-    fputc('"', out);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(out, "\\%c", *p);
-        else if (*p < 0x20)
-            fprintf(out, "\\u%04x", *p);
-        else
-            fputc(*p, out);
-    }
-    fputc('"', out);
-}
-
-static void write_policy(FILE *out, const struct sfs_policy *p, bool last)
+static json_t *policy_json(const struct sfs_policy *p)
 {
     char sched[SFS_SCHEDULE_TEXT_MAX];
     sfs_schedule_format(&p->sched, sched, sizeof(sched));
-    fprintf(out, "        {\"name\": ");
-    write_string(out, p->name);
-    fprintf(out, ", \"schedule\": \"%s\", \"keep\": %u, \"prefix\": ", sched,
-            p->keep);
-    write_string(out, p->prefix);
-    if (sfs_hooks_any(&p->hooks)) {
-        fprintf(out, ",\n         \"hooks\": {\"pre\": ");
-        write_string(out, p->hooks.pre);
-        fprintf(out, ", \"post\": ");
-        write_string(out, p->hooks.post);
-        fprintf(out, ", \"timeout\": %u, \"on_failure\": \"%s\"}",
-                p->hooks.timeout ? p->hooks.timeout : SFS_HOOK_TIMEOUT_DEFAULT,
-                p->hooks.on_failure == SFS_HOOK_CRASH_CONSISTENT
-                    ? "crash-consistent" : "abandon");
-    }
-    fprintf(out, "}%s\n", last ? "" : ",");
+    json_t *j = json_pack("{s:s, s:s, s:I, s:s}", "name", p->name,
+                          "schedule", sched, "keep", (json_int_t)p->keep,
+                          "prefix", p->prefix);
+    if (j && sfs_hooks_any(&p->hooks))
+        json_object_set_new(
+            j, "hooks",
+            json_pack("{s:s, s:s, s:I, s:s}", "pre", p->hooks.pre, "post",
+                      p->hooks.post, "timeout",
+                      (json_int_t)(p->hooks.timeout ? p->hooks.timeout
+                                                    : SFS_HOOK_TIMEOUT_DEFAULT),
+                      "on_failure",
+                      p->hooks.on_failure == SFS_HOOK_CRASH_CONSISTENT
+                          ? "crash-consistent" : "abandon"));
+    return j;
 }
 
-static void write_volume(FILE *out, const struct cfg_volume *v, bool last)
+static json_t *volume_json(const struct cfg_volume *v)
 {
-    fprintf(out, "    {\n      \"store\": ");
-    write_string(out, v->store);
-    fprintf(out, ",\n      \"uuid\": \"%s\",\n      \"settings\": {", v->uuid);
-    for (size_t i = 0; i < v->nsettings; i++) {
-        fprintf(out, "%s\n        ", i ? "," : "");
-        write_string(out, v->settings[i].name);
-        fprintf(out, ": ");
-        write_string(out, v->settings[i].value);
-    }
-    fprintf(out, "\n      },\n      \"policies\": [\n");
+    json_t *settings = json_object(), *policies = json_array(),
+           *qtrees = json_array();
+    for (size_t i = 0; i < v->nsettings; i++)
+        json_object_set_new(settings, v->settings[i].name,
+                            json_string(v->settings[i].value));
     for (size_t i = 0; i < v->npolicies; i++)
-        write_policy(out, &v->policies[i], i + 1 == v->npolicies);
-    fprintf(out, "      ],\n      \"qtrees\": [\n");
-    for (size_t i = 0; i < v->nqtrees; i++) {
-        fprintf(out, "        {\"name\": ");
-        write_string(out, v->qtrees[i].name);
-        fprintf(out, ", \"security_style\": \"%s\", \"quota_bytes\": %" PRIu64
-                "}%s\n", sfs_qtree_style_name(v->qtrees[i].style),
-                v->qtrees[i].quota, i + 1 == v->nqtrees ? "" : ",");
-    }
-    fprintf(out, "      ]\n    }%s\n", last ? "" : ",");
+        json_array_append_new(policies, policy_json(&v->policies[i]));
+    for (size_t i = 0; i < v->nqtrees; i++)
+        json_array_append_new(
+            qtrees, json_pack("{s:s, s:s, s:I}", "name", v->qtrees[i].name,
+                              "security_style",
+                              sfs_qtree_style_name(v->qtrees[i].style),
+                              "quota_bytes", (json_int_t)v->qtrees[i].quota));
+    return json_pack("{s:s, s:s, s:o, s:o, s:o}", "store", v->store, "uuid",
+                     v->uuid, "settings", settings, "policies", policies,
+                     "qtrees", qtrees);
 }
 
-void cfg_write(FILE *out, const struct cfg_volume *v, size_t n)
+int cfg_write(FILE *out, const struct cfg_doc *d, const char *pass,
+              size_t plen)
 {
-    fprintf(out, "{\n  \"snapfs_config\": %d,\n  \"volumes\": [\n",
-            CONFIG_VERSION);
-    for (size_t i = 0; i < n; i++)
-        write_volume(out, &v[i], i + 1 == n);
-    fprintf(out, "  ]\n}\n");
+    json_t *doc = json_pack("{s:i}", "snapfs_config", CONFIG_VERSION);
+    json_t *vols = json_array();
+    for (size_t i = 0; i < d->nvols; i++)
+        json_array_append_new(vols, volume_json(&d->vols[i]));
+    json_object_set_new(doc, "volumes", vols);
+    if (d->has_host) {
+        json_t *host = cfg_host_json(&d->host);
+        json_object_update(doc, host);
+        json_decref(host);
+    }
+    int rc = 0;
+    if (d->has_secrets) {
+        json_t *secrets = cfg_host_secrets_json(&d->host);
+        char *plain = json_dumps(secrets, JSON_COMPACT);
+        json_t *sealed = plain ? cfg_seal(plain, strlen(plain), pass, plen)
+                               : NULL;
+        if (plain)
+            OPENSSL_cleanse(plain, strlen(plain));
+        free(plain);
+        json_decref(secrets);
+        if (!sealed)
+            rc = -EIO;
+        else
+            json_object_set_new(doc, "secrets", sealed);
+    }
+    if (!rc && (json_dumpf(doc, out, JSON_INDENT(2)) || fputc('\n', out) < 0
+                || fflush(out)))
+        rc = -EIO;
+    json_decref(doc);
+    return rc;
 }
 
 /* ---- reading a document ---- */
 
-struct ctx {
-    char *err;
-    size_t cap;
-};
-
-static int bad(struct ctx *c, const char *where, const char *what)
+int cfg_bad(struct cfg_ctx *c, const char *where, const char *what)
 {
     snprintf(c->err, c->cap, "%s: %s", where, what);
     return -EINVAL;
 }
 
 /* J is an object whose keys are all among KNOWN (NULL-terminated). */
-static int only_keys(struct ctx *c, const char *where, const json_t *j,
+int cfg_only_keys(struct cfg_ctx *c, const char *where, const json_t *j,
                      const char *const *known)
 {
     if (!json_is_object(j))
-        return bad(c, where, "an object expected");
+        return cfg_bad(c, where, "an object expected");
     const char *key;
     json_t *value;
     json_object_foreach((json_t *)j, key, value) {
@@ -187,24 +193,24 @@ static int only_keys(struct ctx *c, const char *where, const json_t *j,
             char what[300];
             snprintf(what, sizeof(what), "unknown key '%.200s' (this snapfs "
                      "reads configuration version %d)", key, CONFIG_VERSION);
-            return bad(c, where, what);
+            return cfg_bad(c, where, what);
         }
     }
     return 0;
 }
 
-static int get_string(struct ctx *c, const char *where, const json_t *o,
+int cfg_get_string(struct cfg_ctx *c, const char *where, const json_t *o,
                       const char *key, char *out, size_t cap, bool required)
 {
     const json_t *j = json_object_get(o, key);
     char w[512];
     snprintf(w, sizeof(w), "%s.%s", where, key);
     if (!j)
-        return required ? bad(c, w, "missing") : 0;
+        return required ? cfg_bad(c, w, "missing") : 0;
     if (!json_is_string(j))
-        return bad(c, w, "a string expected");
+        return cfg_bad(c, w, "a string expected");
     if (json_string_length(j) >= cap)
-        return bad(c, w, "too long");
+        return cfg_bad(c, w, "too long");
     memcpy(out, json_string_value(j), json_string_length(j) + 1);
     return 0;
 }
@@ -224,35 +230,35 @@ static bool whole_number(const json_t *j, uint64_t max, uint64_t *out)
     return *out <= max && (double)*out == d;
 }
 
-static int get_uint(struct ctx *c, const char *where, const json_t *o,
+int cfg_get_uint(struct cfg_ctx *c, const char *where, const json_t *o,
                     const char *key, uint64_t max, uint64_t *out)
 {
     const json_t *j = json_object_get(o, key);
     char w[512];
     snprintf(w, sizeof(w), "%s.%s", where, key);
     if (!j)
-        return bad(c, w, "missing");
+        return cfg_bad(c, w, "missing");
     if (!whole_number(j, max, out))
-        return bad(c, w, "a whole number in range expected");
+        return cfg_bad(c, w, "a whole number in range expected");
     return 0;
 }
 
-static int read_hooks(struct ctx *c, const char *where, const json_t *j,
+static int read_hooks(struct cfg_ctx *c, const char *where, const json_t *j,
                       struct sfs_hookspec *h)
 {
     static const char *const keys[] = { "pre", "post", "timeout",
                                         "on_failure", NULL };
     char failure[32] = "abandon";
     uint64_t timeout;
-    int rc = only_keys(c, where, j, keys);
+    int rc = cfg_only_keys(c, where, j, keys);
     if (!rc)
-        rc = get_string(c, where, j, "pre", h->pre, sizeof(h->pre), false);
+        rc = cfg_get_string(c, where, j, "pre", h->pre, sizeof(h->pre), false);
     if (!rc)
-        rc = get_string(c, where, j, "post", h->post, sizeof(h->post), false);
+        rc = cfg_get_string(c, where, j, "post", h->post, sizeof(h->post), false);
     if (!rc)
-        rc = get_uint(c, where, j, "timeout", SFS_HOOK_TIMEOUT_MAX, &timeout);
+        rc = cfg_get_uint(c, where, j, "timeout", SFS_HOOK_TIMEOUT_MAX, &timeout);
     if (!rc)
-        rc = get_string(c, where, j, "on_failure", failure, sizeof(failure),
+        rc = cfg_get_string(c, where, j, "on_failure", failure, sizeof(failure),
                         false);
     if (rc)
         return rc;
@@ -260,14 +266,14 @@ static int read_hooks(struct ctx *c, const char *where, const json_t *j,
     if (!strcmp(failure, "crash-consistent"))
         h->on_failure = SFS_HOOK_CRASH_CONSISTENT;
     else if (strcmp(failure, "abandon"))
-        return bad(c, where, "on_failure must be abandon or crash-consistent");
+        return cfg_bad(c, where, "on_failure must be abandon or crash-consistent");
     if (sfs_hooks_valid(h) || !sfs_hooks_any(h))
-        return bad(c, where, "hooks need a pre or a post command without "
+        return cfg_bad(c, where, "hooks need a pre or a post command without "
                              "control characters");
     return 0;
 }
 
-static int read_policy(struct ctx *c, const char *where, const json_t *j,
+static int read_policy(struct cfg_ctx *c, const char *where, const json_t *j,
                        struct sfs_policy *p)
 {
     static const char *const keys[] = { "name", "schedule", "keep", "prefix",
@@ -275,60 +281,60 @@ static int read_policy(struct ctx *c, const char *where, const json_t *j,
     char sched[SFS_SCHEDULE_TEXT_MAX];
     uint64_t keep;
     memset(p, 0, sizeof(*p));
-    int rc = only_keys(c, where, j, keys);
+    int rc = cfg_only_keys(c, where, j, keys);
     if (!rc)
-        rc = get_string(c, where, j, "name", p->name, sizeof(p->name), true);
+        rc = cfg_get_string(c, where, j, "name", p->name, sizeof(p->name), true);
     if (!rc)
-        rc = get_string(c, where, j, "schedule", sched, sizeof(sched), true);
+        rc = cfg_get_string(c, where, j, "schedule", sched, sizeof(sched), true);
     if (!rc)
-        rc = get_uint(c, where, j, "keep", SFS_POLICY_KEEP_MAX, &keep);
+        rc = cfg_get_uint(c, where, j, "keep", SFS_POLICY_KEEP_MAX, &keep);
     if (!rc)
-        rc = get_string(c, where, j, "prefix", p->prefix, sizeof(p->prefix),
+        rc = cfg_get_string(c, where, j, "prefix", p->prefix, sizeof(p->prefix),
                         true);
     if (rc)
         return rc;
     p->keep = (uint32_t)keep;
     if (sfs_policy_name_valid(p->name))
-        return bad(c, where, "not a valid policy name");
+        return cfg_bad(c, where, "not a valid policy name");
     if (sfs_schedule_parse(sched, &p->sched))
-        return bad(c, where, "not a schedule");
+        return cfg_bad(c, where, "not a schedule");
     if (sfs_policy_keep_valid(p->keep) || sfs_policy_prefix_valid(p->prefix))
-        return bad(c, where, "keep or prefix out of range");
+        return cfg_bad(c, where, "keep or prefix out of range");
     const json_t *h = json_object_get(j, "hooks");
     char w[512];
     snprintf(w, sizeof(w), "%s.hooks", where);
     return h ? read_hooks(c, w, h, &p->hooks) : 0;
 }
 
-static int read_qtree(struct ctx *c, const char *where, const json_t *j,
+static int read_qtree(struct cfg_ctx *c, const char *where, const json_t *j,
                       struct cfg_qtree *q)
 {
     static const char *const keys[] = { "name", "security_style",
                                         "quota_bytes", NULL };
     char style[16];
     memset(q, 0, sizeof(*q));
-    int rc = only_keys(c, where, j, keys);
+    int rc = cfg_only_keys(c, where, j, keys);
     if (!rc)
-        rc = get_string(c, where, j, "name", q->name, sizeof(q->name), true);
+        rc = cfg_get_string(c, where, j, "name", q->name, sizeof(q->name), true);
     if (!rc)
-        rc = get_string(c, where, j, "security_style", style, sizeof(style),
+        rc = cfg_get_string(c, where, j, "security_style", style, sizeof(style),
                         true);
     if (!rc)
-        rc = get_uint(c, where, j, "quota_bytes", UINT64_MAX / 2, &q->quota);
+        rc = cfg_get_uint(c, where, j, "quota_bytes", UINT64_MAX / 2, &q->quota);
     if (rc)
         return rc;
     if (sfs_qtree_style_parse(style, &q->style))
-        return bad(c, where, "security_style must be unix, ntfs or mixed");
+        return cfg_bad(c, where, "security_style must be unix, ntfs or mixed");
     if (!q->name[0] || strchr(q->name, '/'))
-        return bad(c, where, "not a qtree name");
+        return cfg_bad(c, where, "not a qtree name");
     return 0;
 }
 
-static int read_settings(struct ctx *c, const char *where, const json_t *j,
+static int read_settings(struct cfg_ctx *c, const char *where, const json_t *j,
                          struct cfg_volume *v)
 {
     if (!json_is_object(j))
-        return bad(c, where, "an object expected");
+        return cfg_bad(c, where, "an object expected");
     const char *key;
     json_t *value;
     json_object_foreach((json_t *)j, key, value) {
@@ -336,17 +342,17 @@ static int read_settings(struct ctx *c, const char *where, const json_t *j,
         char w[512];
         snprintf(w, sizeof(w), "%.200s.%.64s", where, key);
         if (!json_is_string(value))
-            return bad(c, w, "a string expected");
+            return cfg_bad(c, w, "a string expected");
         if (strlen(key) >= sizeof(s.name) ||
             json_string_length(value) >= sizeof(s.value))
-            return bad(c, w, "too long");
+            return cfg_bad(c, w, "too long");
         snprintf(s.name, sizeof(s.name), "%s", key);
         snprintf(s.value, sizeof(s.value), "%s", json_string_value(value));
         int rc = sfs_setting_check(s.name, s.value);
         if (rc == -ENOENT)
-            return bad(c, w, "no such setting");
+            return cfg_bad(c, w, "no such setting");
         if (rc)
-            return bad(c, w, "a value this setting does not allow");
+            return cfg_bad(c, w, "a value this setting does not allow");
         if (array_append(&v->settings, &v->nsettings, &v->capsettings, &s,
                          sizeof(s)))
             return -ENOMEM;
@@ -354,11 +360,25 @@ static int read_settings(struct ctx *c, const char *where, const json_t *j,
     return 0;
 }
 
-/* The array member KEY of O, each element read by FN into the array. */
-static int read_list(struct ctx *c, const char *where, const json_t *o,
-                     const char *key, int (*fn)(struct ctx *, const char *,
-                                                const json_t *, void *),
-                     void *items, size_t *n, size_t *cap, size_t size)
+int cfg_get_bool(struct cfg_ctx *c, const char *where, const json_t *o,
+                 const char *key, bool *out)
+{
+    const json_t *j = json_object_get(o, key);
+    char w[512];
+    snprintf(w, sizeof(w), "%s.%s", where, key);
+    if (!j)
+        return 0;
+    if (!json_is_boolean(j))
+        return cfg_bad(c, w, "true or false expected");
+    *out = json_is_true(j);
+    return 0;
+}
+
+int cfg_each(struct cfg_ctx *c, const char *where, const json_t *o,
+             const char *key,
+             int (*fn)(struct cfg_ctx *, const char *, const json_t *,
+                       void *),
+             void *arg)
 {
     const json_t *j = json_object_get(o, key);
     if (!j)
@@ -366,142 +386,226 @@ static int read_list(struct ctx *c, const char *where, const json_t *o,
     char w[512];
     snprintf(w, sizeof(w), "%s.%s", where, key);
     if (!json_is_array(j))
-        return bad(c, w, "an array expected");
+        return cfg_bad(c, w, "an array expected");
     for (size_t i = 0; i < json_array_size(j); i++) {
         char e[600];
-        union {
-            struct sfs_policy p;
-            struct cfg_qtree q;
-        } buf;
         snprintf(e, sizeof(e), "%s[%zu]", w, i);
-        int rc = fn(c, e, json_array_get(j, i), &buf);
-        if (!rc)
-            rc = array_append(items, n, cap, &buf, size);
+        int rc = fn(c, e, json_array_get(j, i), arg);
         if (rc)
             return rc;
     }
     return 0;
 }
 
-static int policy_fn(struct ctx *c, const char *w, const json_t *j, void *out)
+static int policy_fn(struct cfg_ctx *c, const char *w, const json_t *j,
+                     void *arg)
 {
-    return read_policy(c, w, j, out);
+    struct cfg_volume *v = arg;
+    struct sfs_policy p;
+    int rc = read_policy(c, w, j, &p);
+    return rc ? rc : array_append(&v->policies, &v->npolicies,
+                                  &v->cappolicies, &p, sizeof(p));
 }
 
-static int qtree_fn(struct ctx *c, const char *w, const json_t *j, void *out)
+static int qtree_fn(struct cfg_ctx *c, const char *w, const json_t *j,
+                    void *arg)
 {
-    return read_qtree(c, w, j, out);
+    struct cfg_volume *v = arg;
+    struct cfg_qtree q;
+    int rc = read_qtree(c, w, j, &q);
+    return rc ? rc : array_append(&v->qtrees, &v->nqtrees, &v->capqtrees,
+                                  &q, sizeof(q));
 }
 
-static int read_volume(struct ctx *c, const char *where, const json_t *j,
+static int read_volume(struct cfg_ctx *c, const char *where, const json_t *j,
                        struct cfg_volume *v)
 {
     static const char *const keys[] = { "store", "uuid", "settings",
                                         "policies", "qtrees", NULL };
     memset(v, 0, sizeof(*v));
-    int rc = only_keys(c, where, j, keys);
+    int rc = cfg_only_keys(c, where, j, keys);
     if (!rc)
-        rc = get_string(c, where, j, "store", v->store, sizeof(v->store),
-                        true);
+        rc = cfg_get_string(c, where, j, "store", v->store, sizeof(v->store),
+                            true);
     if (!rc)
-        rc = get_string(c, where, j, "uuid", v->uuid, sizeof(v->uuid), false);
+        rc = cfg_get_string(c, where, j, "uuid", v->uuid, sizeof(v->uuid),
+                            false);
     const json_t *s = json_object_get(j, "settings");
     char w[512];
     snprintf(w, sizeof(w), "%s.settings", where);
     if (!rc && s)
         rc = read_settings(c, w, s, v);
     if (!rc)
-        rc = read_list(c, where, j, "policies", policy_fn, &v->policies,
-                       &v->npolicies, &v->cappolicies, sizeof(*v->policies));
+        rc = cfg_each(c, where, j, "policies", policy_fn, v);
     if (!rc)
-        rc = read_list(c, where, j, "qtrees", qtree_fn, &v->qtrees,
-                       &v->nqtrees, &v->capqtrees, sizeof(*v->qtrees));
+        rc = cfg_each(c, where, j, "qtrees", qtree_fn, v);
     return rc;
 }
 
-/* The parsed document DOC into volumes (see cfg_parse). */
-static int read_document(struct ctx *c, const json_t *doc,
-                         struct cfg_volume **out, size_t *n)
+static int volume_fn(struct cfg_ctx *c, const char *w, const json_t *j,
+                     void *arg)
 {
-    static const char *const keys[] = { "snapfs_config", "volumes", NULL };
+    struct cfg_doc *d = arg;
+    struct cfg_volume v;
+    int rc = read_volume(c, w, j, &v);
+    if (!rc)
+        rc = array_append(&d->vols, &d->nvols, &d->capvols, &v, sizeof(v));
+    if (rc)
+        cfg_volume_free(&v);
+    return rc;
+}
+
+/* The version member of DOC: 0, or why not in C. */
+static int check_version(struct cfg_ctx *c, const json_t *doc, int *version)
+{
     const json_t *ver = json_object_get(doc, "snapfs_config");
     if (!json_is_number(ver))
-        return bad(c, "the file", "not a snapfs configuration (no "
-                                  "\"snapfs_config\" version)");
+        return cfg_bad(c, "the file", "not a snapfs configuration (no "
+                                      "\"snapfs_config\" version)");
     if (json_number_value(ver) > CONFIG_VERSION) {
         snprintf(c->err, c->cap, "the file is configuration version %g, "
                  "newer than the version %d this snapfs reads; use a newer "
                  "snapfs", json_number_value(ver), CONFIG_VERSION);
         return -EINVAL;
     }
-    if (json_number_value(ver) != CONFIG_VERSION)
-        return bad(c, "snapfs_config", "not a version this snapfs knows");
-    int rc = only_keys(c, "the file", doc, keys);
-    const json_t *vols = json_object_get(doc, "volumes");
-    if (!rc && !json_is_array(vols))
-        rc = bad(c, "volumes", "an array expected");
-    size_t capv = 0;
-    for (size_t i = 0; !rc && i < json_array_size(vols); i++) {
-        struct cfg_volume v;
-        char w[64];
-        snprintf(w, sizeof(w), "volumes[%zu]", i);
-        rc = read_volume(c, w, json_array_get(vols, i), &v);
-        if (!rc)
-            rc = array_append(out, n, &capv, &v, sizeof(v));
-        else
-            cfg_volume_free(&v);
-    }
+    if (json_number_value(ver) != 1 && json_number_value(ver) != 2)
+        return cfg_bad(c, "snapfs_config", "not a version this snapfs knows");
+    *version = (int)json_number_value(ver);
+    return 0;
+}
+
+/* Version 1 has volumes only; version 2 adds the host's records and the
+ * sealed secrets. */
+static int check_members(struct cfg_ctx *c, const json_t *doc, int version)
+{
+    static const char *const v1[] = { "snapfs_config", "volumes", NULL };
+    const char *v2[32] = { "snapfs_config", "volumes", "secrets" };
+    size_t n = 3;
+    for (size_t i = 0; cfg_host_keys[i] && n < 31; i++)
+        v2[n++] = cfg_host_keys[i];
+    v2[n] = NULL;
+    return cfg_only_keys(c, "the file", doc, version == 1 ? v1 : v2);
+}
+
+static int read_secrets(struct cfg_ctx *c, const json_t *sealed,
+                        struct cfg_doc *d, cfg_pass_fn pass, void *pass_arg)
+{
+    char buf[CONFIG_PASS_MAX];
+    size_t plen = pass ? pass(pass_arg, buf, sizeof(buf)) : 0;
+    if (!plen)
+        return cfg_bad(c, "secrets", "the file holds sealed secrets and no "
+                                     "passphrase was given");
+    char *plain = NULL;
+    size_t len = 0;
+    int rc = cfg_unseal(c, sealed, buf, plen, &plain, &len);
+    OPENSSL_cleanse(buf, sizeof(buf));
+    if (rc)
+        return -EINVAL;
+    json_error_t e;
+    json_t *j = json_loadb(plain, len, JSON_REJECT_DUPLICATES, &e);
+    OPENSSL_cleanse(plain, len);
+    free(plain);
+    if (!j)
+        return cfg_bad(c, "secrets", "the sealed secrets are not JSON");
+    rc = cfg_host_secrets_parse(c, j, &d->host);
+    json_decref(j);
+    d->has_secrets = !rc;
     return rc;
 }
 
-int cfg_parse(const char *text, size_t len, struct cfg_volume **out,
-              size_t *n, char *err, size_t cap)
+/* The parsed document DOC into D (see cfg_parse). */
+static int read_document(struct cfg_ctx *c, const json_t *doc,
+                         struct cfg_doc *d, cfg_pass_fn pass,
+                         void *pass_arg)
 {
-    struct ctx c = { err, cap };
+    int version = 0;
+    int rc = check_version(c, doc, &version);
+    if (!rc)
+        rc = check_members(c, doc, version);
+    if (!rc && !json_is_array(json_object_get(doc, "volumes")))
+        rc = cfg_bad(c, "volumes", "an array expected");
+    if (!rc)
+        rc = cfg_each(c, "the file", doc, "volumes", volume_fn, d);
+    if (!rc && version >= 2) {
+        d->has_host = true;
+        rc = cfg_host_parse(c, doc, &d->host);
+    }
+    const json_t *sealed = json_object_get(doc, "secrets");
+    if (!rc && sealed)
+        rc = read_secrets(c, sealed, d, pass, pass_arg);
+    return rc;
+}
+
+int cfg_parse(const char *text, size_t len, struct cfg_doc *d,
+              cfg_pass_fn pass, void *pass_arg, char *err, size_t cap)
+{
+    struct cfg_ctx c = { err, cap };
     json_error_t e;
     /* One object or array and nothing after it (jansson's EOF check),
      * no key twice, no NUL in a string or key (no JSON_ALLOW_NUL), valid
      * UTF-8, nesting at most JSON_PARSER_MAX_DEPTH. */
     json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &e);
-    *out = NULL;
-    *n = 0;
+    memset(d, 0, sizeof(*d));
     if (!doc) {
         snprintf(err, cap, "not JSON at line %d, column %d: %s", e.line,
                  e.column, e.text);
         return -EINVAL;
     }
-    int rc = read_document(&c, doc, out, n);
+    int rc = read_document(&c, doc, d, pass, pass_arg);
     json_decref(doc);
-    if (rc) {
-        for (size_t i = 0; i < *n; i++)
-            cfg_volume_free(&(*out)[i]);
-        free(*out);
-        *out = NULL;
-        *n = 0;
-    }
+    if (rc)
+        cfg_doc_free(d);
     return rc;
+}
+
+void cfg_doc_free(struct cfg_doc *d)
+{
+    for (size_t i = 0; i < d->nvols; i++)
+        cfg_volume_free(&d->vols[i]);
+    free(d->vols);
+    cfg_host_free(&d->host);
+    memset(d, 0, sizeof(*d));
 }
 
 /* ---- planning ---- */
 
-struct plan {
-    struct cfg_step *v;
-    size_t n, cap;
-};
-
-static struct cfg_step *step(struct plan *pl, int kind, const char *what)
+struct cfg_step *cfg_step_add(struct cfg_plan *p, int kind,
+                              const char *target, const char *what)
 {
     struct cfg_step s = { .kind = kind };
+    snprintf(s.target, sizeof(s.target), "%s", target);
     snprintf(s.what, sizeof(s.what), "%s", what);
-    if (array_append(&pl->v, &pl->n, &pl->cap, &s, sizeof(s)))
+    if (array_append(&p->v, &p->n, &p->cap, &s, sizeof(s)))
         return NULL;
-    return &pl->v[pl->n - 1];
+    return &p->v[p->n - 1];
 }
 
-static void arg(struct cfg_step *s, const char *a)
+void cfg_step_arg(struct cfg_step *s, const char *a)
 {
     if (s && s->argc < 23)
         s->argv[s->argc++] = strdup(a);
+}
+
+int cfg_step_item(struct cfg_step *s, const void *item, size_t size)
+{
+    if (!s || !(s->item = malloc(size)))
+        return -ENOMEM;
+    memcpy(s->item, item, size);
+    s->item_size = size;
+    return 0;
+}
+
+void cfg_plan_free(struct cfg_plan *p)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        for (int a = 0; a < p->v[i].argc; a++)
+            free(p->v[i].argv[a]);
+        if (p->v[i].item)
+            OPENSSL_cleanse(p->v[i].item, p->v[i].item_size);
+        free(p->v[i].item);
+    }
+    free(p->v);
+    memset(p, 0, sizeof(*p));
 }
 
 static const char *setting_of(const struct cfg_volume *v, const char *name)
@@ -512,23 +616,26 @@ static const char *setting_of(const struct cfg_volume *v, const char *name)
     return NULL;
 }
 
-static void plan_settings(struct plan *pl, const char *vol,
+static void plan_settings(struct cfg_plan *pl, const char *vol,
                           const struct cfg_volume *cur,
                           const struct cfg_volume *want)
 {
     for (size_t i = 0; i < want->nsettings; i++) {
         const struct cfg_setting *s = &want->settings[i];
         const char *now = setting_of(cur, s->name);
-        if (now && !strcmp(now, s->value))
-            continue;
         char what[512], assign[2 * SFS_SETTING_VALUE_MAX + 2];
+        if (now && !strcmp(now, s->value)) {
+            snprintf(what, sizeof(what), "setting %s: %s", s->name, now);
+            cfg_step_add(pl, CFG_SAME, vol, what);
+            continue;
+        }
         snprintf(what, sizeof(what), "setting %s: %s -> %s", s->name,
                  now ? now : "(unset)", s->value);
         snprintf(assign, sizeof(assign), "%s=%s", s->name, s->value);
-        struct cfg_step *st = step(pl, CFG_CHANGE, what);
-        arg(st, "set");
-        arg(st, vol);
-        arg(st, assign);
+        struct cfg_step *st = cfg_step_add(pl, CFG_CHANGE, vol, what);
+        cfg_step_arg(st, "set");
+        cfg_step_arg(st, vol);
+        cfg_step_arg(st, assign);
     }
 }
 
@@ -538,27 +645,27 @@ static void policy_args(struct cfg_step *s, const struct sfs_policy *p,
     char sched[SFS_SCHEDULE_TEXT_MAX], keep[16], timeout[16];
     sfs_schedule_format(&p->sched, sched, sizeof(sched));
     snprintf(keep, sizeof(keep), "%u", p->keep);
-    arg(s, "--schedule");
-    arg(s, sched);
-    arg(s, "--keep");
-    arg(s, keep);
-    arg(s, "--prefix");
-    arg(s, p->prefix);
+    cfg_step_arg(s, "--schedule");
+    cfg_step_arg(s, sched);
+    cfg_step_arg(s, "--keep");
+    cfg_step_arg(s, keep);
+    cfg_step_arg(s, "--prefix");
+    cfg_step_arg(s, p->prefix);
     if (!sfs_hooks_any(&p->hooks) && !clear_hooks)
         return;
-    arg(s, "--pre");
-    arg(s, p->hooks.pre);
-    arg(s, "--post");
-    arg(s, p->hooks.post);
+    cfg_step_arg(s, "--pre");
+    cfg_step_arg(s, p->hooks.pre);
+    cfg_step_arg(s, "--post");
+    cfg_step_arg(s, p->hooks.post);
     if (!sfs_hooks_any(&p->hooks))
         return;
     snprintf(timeout, sizeof(timeout), "%u",
              p->hooks.timeout ? p->hooks.timeout : SFS_HOOK_TIMEOUT_DEFAULT);
-    arg(s, "--hook-timeout");
-    arg(s, timeout);
-    arg(s, "--on-hook-failure");
-    arg(s, p->hooks.on_failure == SFS_HOOK_CRASH_CONSISTENT
-               ? "crash-consistent" : "abandon");
+    cfg_step_arg(s, "--hook-timeout");
+    cfg_step_arg(s, timeout);
+    cfg_step_arg(s, "--on-hook-failure");
+    cfg_step_arg(s, p->hooks.on_failure == SFS_HOOK_CRASH_CONSISTENT
+                        ? "crash-consistent" : "abandon");
 }
 
 static bool same_hooks(const struct sfs_hookspec *a,
@@ -572,7 +679,49 @@ static bool same_hooks(const struct sfs_hookspec *a,
            a->on_failure == b->on_failure;
 }
 
-static void plan_policies(struct plan *pl, const char *vol,
+static bool same_policy(const struct sfs_policy *a, const struct sfs_policy *b)
+{
+    return !memcmp(&a->sched, &b->sched, sizeof(a->sched)) &&
+           a->keep == b->keep && !strcmp(a->prefix, b->prefix) &&
+           same_hooks(&a->hooks, &b->hooks);
+}
+
+/* A step creating (or, when NOW, changing) NAME of VOL with `snapfs CMD
+ * create|modify VOL NAME`; the caller adds the options. */
+static struct cfg_step *command_step(struct cfg_plan *pl, const void *now,
+                                     const char *vol, const char *what,
+                                     const char *cmd, const char *name)
+{
+    struct cfg_step *s =
+        cfg_step_add(pl, now ? CFG_CHANGE : CFG_CREATE, vol, what);
+    cfg_step_arg(s, cmd);
+    cfg_step_arg(s, now ? "modify" : "create");
+    cfg_step_arg(s, vol);
+    cfg_step_arg(s, name);
+    return s;
+}
+
+/* Another policy of CUR uses P's prefix: a REFUSE step, true. */
+static bool prefix_taken(struct cfg_plan *pl, const char *vol,
+                         const struct cfg_volume *cur,
+                         const struct sfs_policy *p)
+{
+    for (size_t k = 0; k < cur->npolicies; k++)
+        if (strcmp(cur->policies[k].name, p->name) &&
+            !strcmp(cur->policies[k].prefix, p->prefix)) {
+            char what[512];
+            snprintf(what, sizeof(what), "policy %s", p->name);
+            struct cfg_step *s = cfg_step_add(pl, CFG_REFUSE, vol, what);
+            if (s)
+                snprintf(s->why, sizeof(s->why), "its prefix '%s' is policy "
+                         "%s's on this volume", p->prefix,
+                         cur->policies[k].name);
+            return true;
+        }
+    return false;
+}
+
+static void plan_policies(struct cfg_plan *pl, const char *vol,
                           const struct cfg_volume *cur,
                           const struct cfg_volume *want)
 {
@@ -581,35 +730,23 @@ static void plan_policies(struct plan *pl, const char *vol,
         for (size_t k = 0; k < cur->npolicies; k++)
             if (!strcmp(cur->policies[k].name, p->name))
                 now = &cur->policies[k];
-        for (size_t k = 0; k < cur->npolicies; k++)
-            if (strcmp(cur->policies[k].name, p->name) &&
-                !strcmp(cur->policies[k].prefix, p->prefix)) {
-                char what[512];
-                snprintf(what, sizeof(what), "policy %s: its prefix '%s' is "
-                         "policy %s's on this volume", p->name, p->prefix,
-                         cur->policies[k].name);
-                step(pl, CFG_REFUSE, what);
-                now = p; /* nothing more for it */
-            }
-        if (now == p)
+        if (prefix_taken(pl, vol, cur, p))
             continue;
         char what[512];
-        if (now && !memcmp(&now->sched, &p->sched, sizeof(p->sched)) &&
-            now->keep == p->keep && !strcmp(now->prefix, p->prefix) &&
-            same_hooks(&now->hooks, &p->hooks))
+        if (now && same_policy(now, p)) {
+            snprintf(what, sizeof(what), "policy %s", p->name);
+            cfg_step_add(pl, CFG_SAME, vol, what);
             continue;
+        }
         snprintf(what, sizeof(what), "policy %s%s", p->name,
                  now ? ": schedule, keep, prefix or hooks differ" : "");
-        struct cfg_step *s = step(pl, now ? CFG_CHANGE : CFG_CREATE, what);
-        arg(s, "policy");
-        arg(s, now ? "modify" : "create");
-        arg(s, vol);
-        arg(s, p->name);
+        struct cfg_step *s = command_step(pl, now, vol, what, "policy",
+                                          p->name);
         policy_args(s, p, now && sfs_hooks_any(&now->hooks));
     }
 }
 
-static void plan_qtrees(struct plan *pl, const char *vol,
+static void plan_qtrees(struct cfg_plan *pl, const char *vol,
                         const struct cfg_volume *cur,
                         const struct cfg_volume *want)
 {
@@ -618,43 +755,31 @@ static void plan_qtrees(struct plan *pl, const char *vol,
         for (size_t k = 0; k < cur->nqtrees; k++)
             if (!strcmp(cur->qtrees[k].name, q->name))
                 now = &cur->qtrees[k];
-        if (now && now->style == q->style && now->quota == q->quota)
-            continue;
         char what[512], quota[32];
         snprintf(what, sizeof(what), "qtree %s (%s, quota %" PRIu64 ")",
                  q->name, sfs_qtree_style_name(q->style), q->quota);
+        if (now && now->style == q->style && now->quota == q->quota) {
+            cfg_step_add(pl, CFG_SAME, vol, what);
+            continue;
+        }
         if (q->quota)
             snprintf(quota, sizeof(quota), "%" PRIu64, q->quota);
         else
             snprintf(quota, sizeof(quota), "none");
-        struct cfg_step *s = step(pl, now ? CFG_CHANGE : CFG_CREATE, what);
-        arg(s, "qtree");
-        arg(s, now ? "modify" : "create");
-        arg(s, vol);
-        arg(s, q->name);
-        arg(s, "--security-style");
-        arg(s, sfs_qtree_style_name(q->style));
-        arg(s, "--quota");
-        arg(s, quota);
+        struct cfg_step *s = command_step(pl, now, vol, what, "qtree",
+                                          q->name);
+        cfg_step_arg(s, "--security-style");
+        cfg_step_arg(s, sfs_qtree_style_name(q->style));
+        cfg_step_arg(s, "--quota");
+        cfg_step_arg(s, quota);
     }
 }
 
-int cfg_plan(const char *vol, const struct cfg_volume *cur,
-             const struct cfg_volume *want, struct cfg_step **out, size_t *n)
+void cfg_plan_volume(struct cfg_plan *p, const char *vol,
+                     const struct cfg_volume *cur,
+                     const struct cfg_volume *want)
 {
-    struct plan pl = { 0 };
-    plan_settings(&pl, vol, cur, want);
-    plan_policies(&pl, vol, cur, want);
-    plan_qtrees(&pl, vol, cur, want);
-    *out = pl.v;
-    *n = pl.n;
-    return 0;
-}
-
-void cfg_steps_free(struct cfg_step *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        for (int a = 0; a < s[i].argc; a++)
-            free(s[i].argv[a]);
-    free(s);
+    plan_settings(p, vol, cur, want);
+    plan_policies(p, vol, cur, want);
+    plan_qtrees(p, vol, cur, want);
 }

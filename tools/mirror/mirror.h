@@ -31,6 +31,8 @@ struct mirror_rel {
     bool quiesced;
     char group[64];             /* "" or the consistency group it is a
                                    member of (mirror_group.c) */
+    bool with_config;           /* the source's configuration travels
+                                   with each transfer (mirror_config.c) */
 };
 
 /* What its transfers left: DIR/ID.state, written by the lock holder. */
@@ -53,6 +55,8 @@ struct mirror_state {
 /* The registry directory ($SNAPFS_MIRROR_DIR or MIRROR_DIR_DEFAULT),
  * made 0700 if missing.  0 or a negative errno. */
 int mirror_dir(char *out, size_t cap);
+/* Its name only (nothing made): 0 or -ENAMETOOLONG. */
+int mirror_dir_name(char *out, size_t cap);
 /* The id of the relationship to DST. */
 void mirror_id(const char *dst, char id[MIRROR_ID_LEN + 1]);
 /* Whose snapmirror snapshots M's are: M's id, or its group's (the id of
@@ -123,6 +127,21 @@ int mirror_policy_kind(const char *policy);
 /* "LABEL=N,..." into RET's rules: 0, or -EINVAL with WHY. */
 int mirror_parse_keep(const char *text, struct sfs_retention *ret,
                       char *why, size_t cap);
+
+/* ---- mirror_config.c: the configuration carried with the data ---- */
+
+/* After a transfer of M (with_config): the source's configuration as it
+ * is now, kept as DIR/ID.config for the destination's activation.  0, or
+ * a negative errno with the reason in ERR. */
+int mirror_config_carry(const struct mirror_rel *m, char *err, size_t cap);
+/* Activating M's destination (break, test failover): the carried
+ * configuration made true on TARGET (the destination, or its clone) by
+ * `config import DIR/ID.config TARGET --apply`.  0 when M carries none;
+ * else that command's status, its last words in ERR. */
+int mirror_config_activate(const struct mirror_rel *m, const char *target,
+                           char *err, size_t cap);
+/* Where M's carried configuration is kept. */
+int mirror_config_path(const struct mirror_rel *m, char *out, size_t cap);
 
 /* ---- mirror_rel.c ---- */
 

@@ -9,6 +9,8 @@
  *               totals, the source snapshot held as the base, a cut
  *               transfer's position (for "bytes resent"), the last error
  *   ID.lock     flock(2)ed by the process transferring
+ *   ID.config   with --with-config: the source's configuration as the
+ *               last transfer left it (mirror_config.c)
  *
  * ID is the first 16 hex digits of SHA-256 of the destination.  Files are
  * "key=value" lines, replaced whole (write, fsync, rename), so a reader
@@ -42,6 +44,7 @@ static const struct kv_field rel_fields[] = {
     KV_FIELD(mirror_rel, schedule, KV_STR),
     KV_FIELD(mirror_rel, quiesced, KV_BOOL),
     KV_FIELD(mirror_rel, group, KV_STR),
+    KV_FIELD(mirror_rel, with_config, KV_BOOL),
 };
 
 static const struct kv_field state_fields[] = {
@@ -62,13 +65,19 @@ static const struct kv_field state_fields[] = {
     KV_FIELD(mirror_state, to_publish, KV_BOOL),
 };
 
-int mirror_dir(char *out, size_t cap)
+int mirror_dir_name(char *out, size_t cap)
 {
     const char *dir = getenv("SNAPFS_MIRROR_DIR");
     if (!dir || !*dir)
         dir = MIRROR_DIR_DEFAULT;
-    if ((size_t)snprintf(out, cap, "%s", dir) >= cap)
-        return -ENAMETOOLONG;
+    return (size_t)snprintf(out, cap, "%s", dir) >= cap ? -ENAMETOOLONG : 0;
+}
+
+int mirror_dir(char *out, size_t cap)
+{
+    int rc = mirror_dir_name(out, cap);
+    if (rc)
+        return rc;
     if (mkdir(out, 0700) && errno != EEXIST)
         return -errno;
     return 0;
@@ -125,8 +134,8 @@ int mirror_rel_store(const struct mirror_rel *m)
 
 int mirror_rel_delete(const char *id)
 {
-    static const char *const exts[] = { "mirror", "state", "lock" };
-    for (size_t i = 0; i < 3; i++) {
+    static const char *const exts[] = { "mirror", "state", "lock", "config" };
+    for (size_t i = 0; i < 4; i++) {
         char path[PATH_MAX];
         int rc = file_path(path, sizeof(path), id, exts[i]);
         if (rc)

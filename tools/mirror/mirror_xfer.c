@@ -726,6 +726,10 @@ int mirror_transfer(struct mirror_rel *m, enum xfer_kind kind,
     if (rc)
         fprintf(stderr, "snapfs mirror: warning: recording the transfer: "
                 "%s\n", strerror(-rc));
+    char cerr[PATH_MAX + 128];
+    if (m->with_config && mirror_config_carry(m, cerr, sizeof(cerr)))
+        fprintf(stderr, "snapfs mirror: warning: %s (the data was "
+                "transferred)\n", cerr);
     report(&x, &sent, seconds, pruned);
     free(x.snaps);
     free(x.ret_epochs);

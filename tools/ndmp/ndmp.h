@@ -86,6 +86,7 @@ enum ndmp_error {
     NDMP_EOF_ERR = 12,
     NDMP_EOM_ERR = 13,
     NDMP_FILE_NOT_FOUND_ERR = 14,
+    NDMP_NO_TAPE_LOADED_ERR = 15,
     NDMP_NO_DEVICE_ERR = 16,
     NDMP_XDR_DECODE_ERR = 18,
     NDMP_ILLEGAL_STATE_ERR = 19,
@@ -173,6 +174,11 @@ bool ndmp_user_valid(const char *user);
 /* Generate a password for USER and store it (replacing an older one) in
  * the root-only file $SNAPFS_CONFIG_DIR/ndmp.users; OUT gets it. */
 int ndmp_password_set(const char *user, char out[NDMP_PASSWORD_CHARS + 1]);
+/* Store PASSWORD (no space or newline) for USER, replacing an older one
+ * (a configuration import brings it): 0, -EINVAL, -errno. */
+int ndmp_password_put(const char *user, const char *password);
+/* Every user's name, in the file's order (malloc'd, each name too). */
+int ndmp_user_names(char ***names, size_t *n);
 /* The password of USER into OUT: 0, -ENOENT (no such user), -errno. */
 int ndmp_password_get(const char *user, char *out, size_t cap);
 /* The path of the users file, for messages. */
@@ -191,6 +197,8 @@ struct ndmp_serve_opts {
     int max_sessions;
     bool allow_text;          /* AUTH_TEXT accepted (off by default) */
     const char *tape_dir;     /* file tapes live here; NULL: no tapes */
+    char **tape_devices;      /* tape drives offered (--tape-device) */
+    int ntape_devices;
     char **volumes;           /* stores fs info lists also unmounted */
     int nvolumes;
     const char *self;         /* the snapfs binary children run */

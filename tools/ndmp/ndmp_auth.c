@@ -37,6 +37,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "cli.h"
 #include "ndmp.h"
 #include "peer/peer.h"
 
@@ -127,17 +128,16 @@ static int generate(char out[NDMP_PASSWORD_CHARS + 1])
     return 0;
 }
 
-int ndmp_password_set(const char *user, char out[NDMP_PASSWORD_CHARS + 1])
+int ndmp_password_put(const char *user, const char *password)
 {
-    if (!ndmp_user_valid(user))
+    if (!ndmp_user_valid(user) || !*password ||
+        strcspn(password, " \n\r") != strlen(password))
         return -EINVAL;
     int rc = peer_config_make();
     char *text = NULL;
     if (!rc)
         rc = users_load(&text);
-    if (!rc)
-        rc = generate(out);
-    size_t cap = USERS_MAX_BYTES + NDMP_USER_MAX + NDMP_PASSWORD_CHARS + 4;
+    size_t cap = USERS_MAX_BYTES + NDMP_USER_MAX + strlen(password) + 4;
     char *next = rc ? NULL : calloc(1, cap);
     if (!rc && !next)
         rc = -ENOMEM;
@@ -151,7 +151,7 @@ int ndmp_password_set(const char *user, char out[NDMP_PASSWORD_CHARS + 1])
                 len += (size_t)snprintf(next + len, cap - len, "%s\n", line);
             line = nl ? nl + 1 : NULL;
         }
-        snprintf(next + len, cap - len, "%s %s\n", user, out);
+        snprintf(next + len, cap - len, "%s %s\n", user, password);
         rc = peer_config_replace(USERS_FILE, next);
         OPENSSL_cleanse(next, cap);
     }
@@ -159,6 +159,39 @@ int ndmp_password_set(const char *user, char out[NDMP_PASSWORD_CHARS + 1])
         OPENSSL_cleanse(text, USERS_MAX_BYTES);
     free(text);
     free(next);
+    return rc;
+}
+
+int ndmp_password_set(const char *user, char out[NDMP_PASSWORD_CHARS + 1])
+{
+    if (!ndmp_user_valid(user))
+        return -EINVAL;
+    int rc = generate(out);
+    return rc ? rc : ndmp_password_put(user, out);
+}
+
+int ndmp_user_names(char ***names, size_t *n)
+{
+    char *text;
+    *names = NULL;
+    *n = 0;
+    int rc = users_load(&text);
+    if (rc)
+        return rc;
+    size_t cap = 0;
+    for (char *line = text; !rc && line && *line;) {
+        char *nl = strchr(line, '\n');
+        if (nl)
+            *nl = 0;
+        char *name = strndup(line, strcspn(line, " "));
+        rc = !name ? -ENOMEM
+             : *name ? array_append(names, n, &cap, &name, sizeof(name)) : 0;
+        if (name && (rc || !*name))
+            free(name);
+        line = nl ? nl + 1 : NULL;
+    }
+    OPENSSL_cleanse(text, USERS_MAX_BYTES);
+    free(text);
     return rc;
 }
 

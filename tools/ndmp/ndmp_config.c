@@ -91,6 +91,8 @@ uint32_t config_butype_info(struct session *s, struct xdr_in *x,
         { "BLOCKSIZE", "64" },  /* KiB per record when the mover is remote */
         { "SNAPSHOT", "" },     /* a snapshot to dump instead of a new one */
         { "DIRECT", "y" },      /* recover by position when names have it */
+        { "BASE_DATE", "-1" },  /* 0 or a DUMP_DATE: token incrementals */
+        { "EXCLUDE", "" },      /* name patterns left out, comma-separated */
     };
     size_t n = sizeof(env) / sizeof(env[0]);
     xout_u32(out, NDMP_NO_ERR);
@@ -226,7 +228,14 @@ uint32_t config_tape_info(struct session *s, struct xdr_in *x,
     if (!names)
         return NDMP_NO_MEM_ERR;
     xout_u32(out, NDMP_NO_ERR);
-    xout_u32(out, (uint32_t)n);
+    xout_u32(out, (uint32_t)(n + (size_t)s->o->ntape_devices));
+    for (int i = 0; i < s->o->ntape_devices; i++) {
+        xout_string(out, "tape drive");
+        xout_u32(out, 1);
+        xout_string(out, s->o->tape_devices[i]);
+        xout_u32(out, 0);
+        xout_u32(out, 0);
+    }
     for (size_t i = 0; i < n; i++) {
         char path[PATH_MAX + NAME_MAX + 2];
         snprintf(path, sizeof(path), "%s/%s", s->o->tape_dir, names[i]);

@@ -29,8 +29,12 @@
  * history), BLOCKSIZE (KiB per record, 4-256, when the mover is not this
  * server's; with the local mover the mover's record size is used when it
  * is a whole number of KiB in that range), SNAPSHOT (dump that snapshot
- * instead of taking one).  EXCLUDE and BASE_DATE are refused: the dump
- * engine dumps whole trees.  Recover: the names' destination paths (or
+ * instead of taking one), EXCLUDE (names left out: comma-separated
+ * patterns, `dump --exclude`), BASE_DATE (token-based incrementals: 0 a
+ * full backup, -1 or none: LEVEL and the dump dates alone, a DUMP_DATE
+ * token of an earlier backup: what changed since it, `dump --since`).
+ * A finished backup's DUMP_DATE (its since-token, which the dump prints
+ * last) is in GET_ENV, for the DMA to give back as BASE_DATE.  Recover: the names' destination paths (or
  * PREFIX, or FILESYSTEM for a full restore) say where to; when every name
  * carries its position (fh_info, from the history) the image is read by
  * position (ndmp_dar.c) unless DIRECT=n.
@@ -58,6 +62,8 @@
 #define STRING_MAX 4096
 #define LEVEL_MAX 31
 #define PIPE_BYTES (1 << 20)
+#define EXCLUDE_MAX 32
+#define SINCE_TOKEN "snapfs dump: since-token "
 
 void data_init(struct data_svc *d)
 {
@@ -88,6 +94,8 @@ static void free_request(struct data_svc *d)
     free(d->names);
     d->names = NULL;
     d->nnames = 0;
+    free(d->exclude);
+    d->exclude = NULL;
 }
 
 static void close_fd(int *fd)
@@ -127,11 +135,23 @@ uint32_t data_get_env(struct session *s, struct xdr_in *x,
         xout_u32(out, 0);
         return NDMP_NO_ERR;
     }
+    bool dated = d->dump_date[0] != 0;
+    size_t n = 0;
+    for (size_t i = 0; i < d->nenv; i++)
+        n += !dated || !d->env[i].name ||
+             strcasecmp(d->env[i].name, "DUMP_DATE");
     xout_u32(out, NDMP_NO_ERR);
-    xout_u32(out, (uint32_t)d->nenv);
+    xout_u32(out, (uint32_t)(n + dated));
     for (size_t i = 0; i < d->nenv; i++) {
+        if (dated && d->env[i].name &&
+            !strcasecmp(d->env[i].name, "DUMP_DATE"))
+            continue;
         xout_string(out, d->env[i].name);
         xout_string(out, d->env[i].value);
+    }
+    if (dated) {
+        xout_string(out, "DUMP_DATE");
+        xout_string(out, d->dump_date);
     }
     return NDMP_NO_ERR;
 }
@@ -319,11 +339,96 @@ static int blocking_factor(struct session *s)
     return 64;
 }
 
+/* What a backup's environment asks of the dump. */
+struct backup_req {
+    int level, blocking;
+    const char *since;              /* BASE_DATE's token, or NULL */
+    char *exclude[EXCLUDE_MAX];     /* into d->exclude */
+    int nexclude;
+};
+
+/* BASE_DATE: none or -1, the dump dates; 0, a full backup (a token
+ * chain's first); a DUMP_DATE token (DATE-EPOCH), an incremental of
+ * what changed since, at LEVEL or 1. */
+static uint32_t base_date_args(struct data_svc *d, bool level_given,
+                               struct backup_req *r, const char **why)
+{
+    const char *v = env_get(d, "BASE_DATE");
+    if (!v || !*v || !strcmp(v, "-1"))
+        return NDMP_NO_ERR;
+    if (!strcmp(v, "0")) {
+        if (level_given && r->level) {
+            *why = "BASE_DATE=0 starts a token chain with a full backup: "
+                   "give LEVEL 0 or none";
+            return NDMP_ILLEGAL_ARGS_ERR;
+        }
+        r->level = 0;
+        return NDMP_NO_ERR;
+    }
+    size_t date = strspn(v, "0123456789");
+    if (!date || v[date] != '-' || !v[date + 1] ||
+        v[date + 1 + strspn(v + date + 1, "0123456789")]) {
+        *why = "BASE_DATE: give 0, -1 or the DUMP_DATE of an earlier backup";
+        return NDMP_ILLEGAL_ARGS_ERR;
+    }
+    if (level_given && !r->level) {
+        *why = "BASE_DATE: a token makes an incremental; LEVEL 0 is a full "
+               "backup";
+        return NDMP_ILLEGAL_ARGS_ERR;
+    }
+    if (!level_given)
+        r->level = 1;
+    r->since = v;
+    return NDMP_NO_ERR;
+}
+
+/* EXCLUDE: name patterns separated by commas, in one variable or in
+ * several (ndmjob's -e sends one per pattern); into d->exclude, one
+ * pattern after the other, each ended by a NUL. */
+static uint32_t exclude_args(struct data_svc *d, struct backup_req *r,
+                             const char **why)
+{
+    size_t len = 0;
+    for (size_t i = 0; i < d->nenv; i++)
+        if (d->env[i].name && !strcasecmp(d->env[i].name, "EXCLUDE"))
+            len += strlen(d->env[i].value) + 1;
+    if (!len)
+        return NDMP_NO_ERR;
+    free(d->exclude);
+    if (!(d->exclude = malloc(len)))
+        return NDMP_NO_MEM_ERR;
+    char *p = d->exclude;
+    for (size_t i = 0; i < d->nenv; i++) {
+        if (!d->env[i].name || strcasecmp(d->env[i].name, "EXCLUDE"))
+            continue;
+        strcpy(p, d->env[i].value);
+        char *save = NULL;
+        for (char *e = strtok_r(p, ",", &save); e;
+             e = strtok_r(NULL, ",", &save)) {
+            e += strspn(e, " ");
+            if (!*e)
+                continue;
+            if (strchr(e, '/')) {
+                *why = "EXCLUDE: names are matched, not paths (no '/')";
+                return NDMP_ILLEGAL_ARGS_ERR;
+            }
+            if (r->nexclude == EXCLUDE_MAX) {
+                *why = "EXCLUDE: at most 32 patterns";
+                return NDMP_ILLEGAL_ARGS_ERR;
+            }
+            r->exclude[r->nexclude++] = e;
+        }
+        p += strlen(d->env[i].value) + 1;
+    }
+    return NDMP_NO_ERR;
+}
+
 /* Check the backup's environment; the reason into WHY. */
-static uint32_t backup_args(struct session *s, int *level, int *blocking,
+static uint32_t backup_args(struct session *s, struct backup_req *r,
                             const char **why)
 {
     struct data_svc *d = &s->data;
+    int *level = &r->level, *blocking = &r->blocking;
     const char *fs = env_get(d, "FILESYSTEM");
     const char *lv = env_get(d, "LEVEL");
     *level = 0;
@@ -345,15 +450,11 @@ static uint32_t backup_args(struct session *s, int *level, int *blocking,
         *why = "FILESYSTEM: too long";
         return NDMP_ILLEGAL_ARGS_ERR;
     }
-    if (env_get(d, "EXCLUDE")) {
-        *why = "EXCLUDE: the dump engine dumps whole trees; not supported";
-        return NDMP_ILLEGAL_ARGS_ERR;
-    }
-    if (env_get(d, "BASE_DATE")) {
-        *why = "BASE_DATE: token-based incrementals are not offered; give "
-               "LEVEL (the dump dates are the base)";
-        return NDMP_ILLEGAL_ARGS_ERR;
-    }
+    uint32_t err = base_date_args(d, lv && *lv, r, why);
+    if (!err)
+        err = exclude_args(d, r, why);
+    if (err)
+        return err;
     if (*blocking < 0) {
         *why = "BLOCKSIZE: give 4 to 256 (KiB per record)";
         return NDMP_ILLEGAL_ARGS_ERR;
@@ -385,9 +486,9 @@ uint32_t data_start_backup(struct session *s, struct xdr_in *x,
                                             "is offered");
         return reply_error(out, NDMP_ILLEGAL_ARGS_ERR);
     }
-    int level, blocking;
+    struct backup_req r = { 0 };
     const char *why = NULL;
-    uint32_t err = backup_args(s, &level, &blocking, &why);
+    uint32_t err = backup_args(s, &r, &why);
     if (err) {
         ndmp_log_message(s, NDMP_LOG_ERROR, "%s", why);
         ndmp_log(s->o->log_fd, "%s: backup refused: %s", s->peer, why);
@@ -395,9 +496,9 @@ uint32_t data_start_backup(struct session *s, struct xdr_in *x,
     }
     d->hist = env_yes(d, "HIST", false);
     char lv[8], bf[8];
-    snprintf(lv, sizeof(lv), "-%d", level);
-    snprintf(bf, sizeof(bf), "%d", blocking);
-    char *argv[14];
+    snprintf(lv, sizeof(lv), "-%d", r.level);
+    snprintf(bf, sizeof(bf), "%d", r.blocking);
+    char *argv[16 + 2 * EXCLUDE_MAX];
     int n = 0;
     argv[n++] = "snapfs";
     argv[n++] = "dump";
@@ -413,6 +514,14 @@ uint32_t data_start_backup(struct session *s, struct xdr_in *x,
         argv[n++] = "--snapshot";     /* dump it; none is made or deleted */
         argv[n++] = (char *)snap;
     }
+    if (r.since) {
+        argv[n++] = "--since";        /* BASE_DATE: the base is the token */
+        argv[n++] = (char *)r.since;
+    }
+    for (int i = 0; i < r.nexclude; i++) {
+        argv[n++] = "--exclude";
+        argv[n++] = r.exclude[i];
+    }
     argv[n++] = d->filesystem;
     argv[n] = NULL;
     if (!d->pump.buf && !(d->pump.buf = malloc(PUMP_BYTES)))
@@ -424,9 +533,13 @@ uint32_t data_start_backup(struct session *s, struct xdr_in *x,
     d->op = DATA_OP_BACKUP;
     d->state = DATA_ACTIVE;
     d->halt_reason = DATA_HALT_NA;
-    ndmp_log(s->o->log_fd, "%s: backup of %s started: level %d, %d KiB "
-                           "records, history %s, dates %s (process %d)",
-             s->peer, d->filesystem, level, blocking, d->hist ? "on" : "off",
+    d->dump_date[0] = 0;
+    ndmp_log(s->o->log_fd, "%s: backup of %s started: level %d%s%s, %d "
+                           "KiB records, %d names excluded, history %s, "
+                           "dates %s (process %d)",
+             s->peer, d->filesystem, r.level, r.since ? " since " : "",
+             r.since ? r.since : "", r.blocking, r.nexclude,
+             d->hist ? "on" : "off",
              env_yes(d, "UPDATE", true) ? "recorded" : "not recorded",
              (int)d->child);
     return reply_error(out, NDMP_NO_ERR);
@@ -905,6 +1018,9 @@ static void read_child_messages(struct session *s)
         if (!d->errline[0] || !strncmp(d->errline, "\r", 1))
             continue;
         snprintf(d->last_error, sizeof(d->last_error), "%s", d->errline);
+        if (!strncmp(d->errline, SINCE_TOKEN, strlen(SINCE_TOKEN)))
+            sscanf(d->errline + strlen(SINCE_TOKEN), "%47[0-9-]",
+                   d->dump_date);
         ndmp_log_message(s, NDMP_LOG_NORMAL, "%s", d->errline);
         ndmp_log(s->o->log_fd, "%s: %s", s->peer, d->errline);
     }

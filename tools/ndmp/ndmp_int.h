@@ -74,6 +74,8 @@ struct data_svc {
     size_t nnames;
     char filesystem[4096];    /* a backup's FILESYSTEM */
     uint32_t restart_id;      /* a stopped dump's context, to delete */
+    char dump_date[48];       /* a finished backup's since-token (DUMP_DATE) */
+    char *exclude;            /* EXCLUDE's copy, cut at its commas */
     bool hist;
     bool pending_read;        /* NOTIFY_DATA_READ after the reply */
     uint64_t read_offset, read_length;   /* the part of the image asked */
@@ -89,7 +91,12 @@ struct tape_svc {
     uint64_t *ent;            /* records (length << 1) and filemarks (1) */
     size_t nent, cap;
     size_t pos;               /* the head: the entry it is before */
-    uint64_t pos_off;         /* and that entry's data offset */
+    uint64_t pos_off;         /* and that entry's data offset (a drive:
+                               * bytes since the last positioning) */
+    bool dev;                 /* a tape drive (ndmp_tapedev.c) */
+    uint8_t *stage;           /* a drive: the record last read */
+    size_t stage_len;
+    uint64_t stage_base;      /* its offset, as pos_off counts */
 };
 
 struct mover_svc {
@@ -198,6 +205,23 @@ bool mover_local_listening(const struct session *s);
 int tape_write_record(struct tape_svc *t, const void *buf, size_t len);
 /* The data offset where the tape file under the head ends. */
 uint64_t tape_file_end(const struct tape_svc *t);
+/* Up to N bytes of the tape's data at offset AT (a file tape: anywhere;
+ * a drive: at or after its head): the count, 0 at a filemark or the end,
+ * or -errno. */
+ssize_t tape_read_at(struct tape_svc *t, void *buf, size_t n, uint64_t at);
+/* What was written is on the medium: 0 or -errno. */
+int tape_sync(struct tape_svc *t);
+/* ndmp_tapedev.c: the same on a Linux tape drive */
+uint32_t tapedev_open(struct tape_svc *t, const char *path, int mode);
+uint32_t tapedev_mtio(struct tape_svc *t, uint32_t op, uint32_t count,
+                      uint32_t *resid);
+void tapedev_state(const struct tape_svc *t, uint32_t *file_num,
+                   uint32_t *blockno, bool *write_protected);
+uint32_t tapedev_read(struct tape_svc *t, uint8_t *buf, uint32_t count,
+                      size_t *got);
+int tapedev_write(struct tape_svc *t, const void *buf, size_t len);
+ssize_t tapedev_read_at(struct tape_svc *t, uint8_t *buf, size_t want,
+                        uint64_t at);
 void tape_release(struct tape_svc *t);
 uint32_t tape_open(struct session *s, struct xdr_in *x, struct xdr_out *out);
 uint32_t tape_close(struct session *s, struct xdr_in *x,

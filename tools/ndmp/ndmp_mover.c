@@ -352,7 +352,7 @@ static bool mover_take_one(struct session *s)
     if (n <= 0) {
         if (m->rec_fill && write_record(s))
             return false;
-        if (!fsync(s->tape.fd) && !fsync(s->tape.idx))
+        if (!tape_sync(&s->tape))
             notify_halted(s, n == 0 ? MOVER_HALT_CONNECT_CLOSED
                                     : MOVER_HALT_CONNECT_ERROR);
         else
@@ -388,7 +388,7 @@ static void mover_give(struct session *s)
             want = 0;             /* a filemark or the end: EOF */
         else if (want > m->file_end - at)
             want = m->file_end - at;
-        ssize_t n = want ? pread(s->tape.fd, p->buf, (size_t)want, (off_t)at)
+        ssize_t n = want ? tape_read_at(&s->tape, p->buf, (size_t)want, at)
                          : 0;
         if (n < 0) {
             notify_halted(s, MOVER_HALT_MEDIA_ERROR);

@@ -295,13 +295,39 @@ static uint32_t connect_close(struct session *s, struct xdr_in *x,
     return NDMP_NO_ERR;
 }
 
+/* The server proves itself to the DMA: MD5 over the DMA's challenge
+ * with the password of the user the DMA authenticated as, the secret
+ * both ends share.  Only after the DMA's own authentication (no user,
+ * no secret) and only MD5 (TEXT would send the password back). */
 static uint32_t connect_server_auth(struct session *s, struct xdr_in *x,
                                     struct xdr_out *out)
 {
-    /* The server proving itself to the client would need a password of
-     * the server's own; snapfs has none to offer. */
-    xout_u32(out, NDMP_NOT_SUPPORTED_ERR);
-    xout_u32(out, NDMP_AUTH_NONE);
+    uint32_t type = xin_u32(x);
+    uint8_t challenge[NDMP_MD5_CHALLENGE];
+    if (type == NDMP_AUTH_MD5)
+        xin_fixed(x, challenge, sizeof(challenge));
+    if (x->bad)
+        return NDMP_XDR_DECODE_ERR;
+    uint32_t err = !s->authed               ? NDMP_NOT_AUTHORIZED_ERR
+                   : type != NDMP_AUTH_MD5  ? NDMP_ILLEGAL_ARGS_ERR
+                                            : NDMP_NO_ERR;
+    char pw[256];
+    if (!err && ndmp_password_get(s->user, pw, sizeof(pw)))
+        err = NDMP_NOT_AUTHORIZED_ERR;  /* the user was removed since */
+    if (err) {
+        xout_u32(out, err);
+        xout_u32(out, NDMP_AUTH_NONE);
+        return NDMP_NO_ERR;
+    }
+    uint8_t digest[16];
+    ndmp_md5_digest(challenge, pw, digest);
+    OPENSSL_cleanse(pw, sizeof(pw));
+    xout_u32(out, NDMP_NO_ERR);
+    xout_u32(out, NDMP_AUTH_MD5);
+    xout_string(out, s->user);
+    xout_fixed(out, digest, sizeof(digest));
+    ndmp_log(s->o->log_fd, "%s: the server proved itself to user '%s' "
+                           "(md5)", s->peer, s->user);
     return NDMP_NO_ERR;
 }
 

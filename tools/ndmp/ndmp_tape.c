@@ -10,12 +10,16 @@
  * 64-bit entry each (length << 1, or 1 for a filemark), in order.  So
  * the tape's data is exactly the image as written — a dump written
  * through the mover is a dump file that `restore -f` reads — while
- * reads return one record at a time, filemarks stop reads (EOF) and the
+ * reads return one record at a time, a filemark stops reads (EOF, the
+ * head left before it as NDMPv4 has it: FSF crosses it) and the
  * end of what was written is the end of the medium (EOM), and FSF, BSF,
  * FSR and BSR move over them as on a drive.  The head is an entry index
  * (and its data offset).  Writing a record or a filemark erases whatever
  * followed the head, as on tape.  A tape file found without its records
  * file (copied in) reads as records of 64 KiB and no filemarks.
+ *
+ * A tape drive given with --tape-device is worked by ndmp_tapedev.c;
+ * the requests below check what is common and pass a drive on.
  *
  * Guarantees: tapes outside the tape directory (after symlinks are
  * resolved) and hidden names are refused; the records file is updated
@@ -137,6 +141,8 @@ static int append_entry(struct tape_svc *t, uint64_t e)
 
 int tape_write_record(struct tape_svc *t, const void *buf, size_t len)
 {
+    if (t->dev)
+        return tapedev_write(t, buf, len);
     int rc = cut_at_head(t);
     if (rc)
         return rc;
@@ -148,10 +154,27 @@ int tape_write_record(struct tape_svc *t, const void *buf, size_t len)
 
 uint64_t tape_file_end(const struct tape_svc *t)
 {
+    if (t->dev)
+        return UINT64_MAX;      /* a drive says so when the mover reads */
     uint64_t off = t->pos_off;
     for (size_t i = t->pos; i < t->nent && !is_mark(t->ent[i]); i++)
         off += rec_len(t->ent[i]);
     return off;
+}
+
+ssize_t tape_read_at(struct tape_svc *t, void *buf, size_t n, uint64_t at)
+{
+    if (t->dev)
+        return tapedev_read_at(t, buf, n, at);
+    ssize_t got = pread(t->fd, buf, n, (off_t)at);
+    return got < 0 ? -errno : got;
+}
+
+int tape_sync(struct tape_svc *t)
+{
+    if (t->dev)
+        return 0;               /* st writes each record as it is given */
+    return fsync(t->fd) || fsync(t->idx) ? -errno : 0;
 }
 
 /* ---- TAPE requests ---- */
@@ -160,6 +183,18 @@ static uint32_t reply_error(struct xdr_out *out, uint32_t err)
 {
     xout_u32(out, err);
     return NDMP_NO_ERR;
+}
+
+/* DEVICE one of the drives given with --tape-device? */
+static bool is_tape_device(const struct session *s, const char *device)
+{
+    char real[PATH_MAX];
+    if (!realpath(device, real))
+        return false;
+    for (int i = 0; i < s->o->ntape_devices; i++)
+        if (!strcmp(real, s->o->tape_devices[i]))
+            return true;
+    return false;
 }
 
 /* DEVICE resolved inside the tape directory, into OUT. */
@@ -206,7 +241,6 @@ static uint32_t open_files(struct tape_svc *t, const char *path, int mode)
     t->mode = mode;
     t->pos = 0;
     t->pos_off = 0;
-    snprintf(t->path, sizeof(t->path), "%s", path);
     return NDMP_NO_ERR;
 }
 
@@ -219,17 +253,26 @@ uint32_t tape_open(struct session *s, struct xdr_in *x, struct xdr_out *out)
         return NDMP_XDR_DECODE_ERR;
     }
     char path[PATH_MAX];
+    bool drive = device[0] == '/' && is_tape_device(s, device);
     uint32_t err = s->tape.fd >= 0 ? NDMP_DEVICE_OPENED_ERR
                    : mode > 2      ? NDMP_ILLEGAL_ARGS_ERR
+                   : drive         ? (realpath(device, path) ? NDMP_NO_ERR
+                                                             : NDMP_NO_DEVICE_ERR)
                                    : tape_resolve(s, device, path);
     if (!err)
-        err = open_files(&s->tape, path, (int)mode);
+        err = drive ? tapedev_open(&s->tape, path, (int)mode)
+                    : open_files(&s->tape, path, (int)mode);
+    if (!err)
+        snprintf(s->tape.path, sizeof(s->tape.path), "%s", path);
     if (!err)
         ndmp_log(s->o->log_fd, "%s: tape %s opened %s", s->peer, path,
                  mode ? "read-write" : "read-only");
     else if (err != NDMP_DEVICE_OPENED_ERR && err != NDMP_ILLEGAL_ARGS_ERR)
         ndmp_log(s->o->log_fd, "%s: tape '%s' refused: %s", s->peer, device,
-                 err == NDMP_PERMISSION_ERR ? "outside the tape directory"
+                 drive && err == NDMP_NO_DEVICE_ERR ? "not a tape drive"
+                 : drive && err == NDMP_DEVICE_BUSY_ERR ? "the drive is busy"
+                 : err == NDMP_NO_TAPE_LOADED_ERR ? "no tape in the drive"
+                 : err == NDMP_PERMISSION_ERR ? "outside the tape directory"
                  : err == NDMP_WRITE_PROTECT_ERR ? "write-protected"
                  : err == NDMP_IO_ERR            ? "cannot be opened"
                  : s->o->tape_dir ? "no such file tape"
@@ -248,6 +291,10 @@ void tape_release(struct tape_svc *t)
     t->ent = NULL;
     t->nent = t->cap = 0;
     t->fd = t->idx = -1;
+    free(t->stage);
+    t->stage = NULL;
+    t->stage_len = 0;
+    t->dev = false;
 }
 
 static bool mover_uses_tape(const struct session *s)
@@ -268,7 +315,7 @@ uint32_t tape_close(struct session *s, struct xdr_in *x, struct xdr_out *out)
 {
     uint32_t err = tape_usable(s);
     if (!err) {
-        if (s->tape.mode && (fsync(s->tape.fd) || fsync(s->tape.idx)))
+        if (s->tape.mode && tape_sync(&s->tape))
             err = NDMP_IO_ERR;
         tape_release(&s->tape);
     }
@@ -280,7 +327,13 @@ uint32_t tape_get_state(struct session *s, struct xdr_in *x,
 {
     const struct tape_svc *t = &s->tape;
     uint32_t file_num = 0, blockno = 0;
-    for (size_t i = 0; t->fd >= 0 && i < t->pos; i++) {
+    bool protect = t->mode == 0;
+    if (t->fd >= 0 && t->dev) {
+        bool medium_protect;
+        tapedev_state(t, &file_num, &blockno, &medium_protect);
+        protect = protect || medium_protect;
+    }
+    for (size_t i = 0; t->fd >= 0 && !t->dev && i < t->pos; i++) {
         if (is_mark(t->ent[i])) {
             file_num++;
             blockno = 0;
@@ -290,7 +343,7 @@ uint32_t tape_get_state(struct session *s, struct xdr_in *x,
     }
     xout_u32(out, TAPE_UNS);
     xout_u32(out, t->fd < 0 ? NDMP_DEV_NOT_OPEN_ERR : NDMP_NO_ERR);
-    xout_u32(out, t->mode == 0 ? TAPE_STATE_WR_PROT : 0);
+    xout_u32(out, protect ? TAPE_STATE_WR_PROT : 0);
     xout_u32(out, file_num);
     xout_u32(out, 0);
     xout_u32(out, 0);
@@ -352,7 +405,9 @@ uint32_t tape_mtio(struct session *s, struct xdr_in *x, struct xdr_out *out)
         return NDMP_XDR_DECODE_ERR;
     struct tape_svc *t = &s->tape;
     uint32_t err = tape_usable(s), resid = 0;
-    if (!err) {
+    if (!err && t->dev)
+        err = tapedev_mtio(t, op, count, &resid);
+    else if (!err) {
         switch (op) {
         case MTIO_FSF: resid = space_files(t, count, true); break;
         case MTIO_BSF: resid = space_files(t, count, false); break;
@@ -402,12 +457,17 @@ uint32_t tape_read(struct session *s, struct xdr_in *x, struct xdr_out *out)
     size_t n = 0;
     if (!err && count > TAPE_IO_MAX)
         err = NDMP_ILLEGAL_ARGS_ERR;
-    else if (!err && count && t->pos == t->nent)
+    else if (!err && count && t->dev) {
+        if (!(buf = malloc(count)))
+            err = NDMP_NO_MEM_ERR;
+        else
+            err = tapedev_read(t, buf, count, &n);
+    } else if (!err && count && t->pos == t->nent)
         err = NDMP_EOM_ERR;
-    else if (!err && count && is_mark(t->ent[t->pos])) {
-        t->pos++;               /* a read stops past the filemark */
-        err = NDMP_EOF_ERR;
-    } else if (!err && count) {
+    else if (!err && count && is_mark(t->ent[t->pos]))
+        err = NDMP_EOF_ERR;     /* the head stays before the filemark
+                                 * (NDMPv4): FSF crosses it */
+    else if (!err && count) {
         uint64_t len = rec_len(t->ent[t->pos]);
         n = len < count ? (size_t)len : count;
         if (!(buf = malloc(n ? n : 1)))

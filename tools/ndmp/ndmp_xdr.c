@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "ndmp.h"
@@ -260,11 +261,21 @@ static int write_all(int fd, const uint8_t *p, size_t n)
     return 0;
 }
 
+/* The mark and the message in one write: two small writes would wait
+ * for the peer's delayed ACK (Nagle) on every reply. */
 int rm_write(int fd, const uint8_t *buf, size_t len)
 {
     uint32_t v = 0x80000000u | (uint32_t)len;
     uint8_t hdr[4] = { (uint8_t)(v >> 24), (uint8_t)(v >> 16),
                        (uint8_t)(v >> 8), (uint8_t)v };
-    int rc = write_all(fd, hdr, 4);
-    return rc ? rc : write_all(fd, buf, len);
+    struct iovec iov[2] = { { hdr, 4 }, { (void *)buf, len } };
+    ssize_t w;
+    do
+        w = writev(fd, iov, 2);
+    while (w < 0 && errno == EINTR);
+    if (w < 0)
+        return -errno;
+    if ((size_t)w < 4)
+        return write_all(fd, hdr + w, 4 - (size_t)w) ?: write_all(fd, buf, len);
+    return write_all(fd, buf + ((size_t)w - 4), len - ((size_t)w - 4));
 }
