@@ -337,6 +337,9 @@ static void usage(FILE *out)
           "    offline: give the store file's free pages back (LMDB's compacting\n"
           "    copy, every snapshot and setting kept); --to writes the copy as\n"
           "    a new store directory and leaves STORE as it is\n"
+          "  upgrade --check STORE [--json] | upgrade STORE\n"
+          "    offline: is the store ready for this snapfs's on-disk format (reads\n"
+          "    it all, changes nothing; exit 0 ready), and the upgrade in place\n"
           "  snapshot create VOL NAME | list VOL [--json] | delete VOL NAME...\n"
           "  snapshot create --group VOL,VOL,... NAME\n"
           "    one snapshot NAME of each VOL, all at one point in time (a\n"
@@ -454,6 +457,8 @@ int main(int argc, char **argv)
         return cmd_fsck(argc, argv);
     if (!strcmp(cmd, "compact"))
         return cmd_compact(argc, argv);
+    if (!strcmp(cmd, "upgrade"))
+        return cmd_upgrade(argc, argv);
     if (!strcmp(cmd, "snapshot"))
         return cmd_snapshot(argc, argv);
     if (!strcmp(cmd, "set"))
