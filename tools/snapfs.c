@@ -156,7 +156,8 @@ static char *filter_mount_options(const char *opts)
 static int cmd_mount(int argc, char **argv)
 {
     bool foreground = false;
-    char *opts = NULL;
+    static char *opts; /* static: still reachable when a check dies */
+    opts = NULL;
     int c;
     opterr = 0;
     optind = 1;
