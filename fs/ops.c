@@ -1282,24 +1282,69 @@ static int write_through(struct vol *v, uint64_t ino, const char *buf,
 }
 
 /*
+ * Incompressible data (media, archives, encrypted files) is written in
+ * long streaks.  Each new block is first tested on a sample (blocks.c),
+ * which costs a small compression per block; once RAW_STREAK blocks of a
+ * file in a row did not compress, a run's first block alone is sampled:
+ * if it looks incompressible the run is stored raw, else every block is
+ * tried as usual (and the streak ends).  Where a file turns from random
+ * to compressible data, at most the part of one run after the turn (less
+ * than a 1 MiB request) is stored raw, however many runs are in flight.
+ */
+#define RAW_STREAK 64
+
+static void skip_compression_in_streak(struct vol *v, struct node *n,
+                                       struct sfs_wplan *plan)
+{
+    if (__atomic_load_n(&n->raw_streak, __ATOMIC_RELAXED) < RAW_STREAK ||
+        plan->nblocks < 2 || v->st->super.codec == SFS_CODEC_NONE)
+        return;
+    const struct sfs_wplan_block *first = &plan->blocks[0];
+    if (!sfs_looks_incompressible(fs_codec(), first->buf, first->len,
+                                  v->st->super.codec_level))
+        return;
+    for (size_t k = 0; k < plan->nblocks; k++)
+        plan->blocks[k].pb.compressed_tried = true;
+}
+
+/* After PLAN was applied: extend N's streak of raw blocks, or end it. */
+static void note_streak(struct node *n, const struct sfs_wplan *plan)
+{
+    uint32_t raw = 0;
+    for (size_t k = 0; k < plan->nblocks; k++) {
+        const struct sfs_wplan_block *b = &plan->blocks[k];
+        if (b->stored_as != SFS_STORED_NEW)
+            continue;
+        if (b->pb.codec != SFS_CODEC_NONE) {
+            __atomic_store_n(&n->raw_streak, 0, __ATOMIC_RELAXED);
+            return;
+        }
+        raw++;
+    }
+    __atomic_add_fetch(&n->raw_streak, raw, __ATOMIC_RELAXED);
+}
+
+/*
  * A run of whole blocks (wrun.c: stored outside the file's write lock):
  * no old content to fetch, so nothing needs the volume lock before the
  * blocks are hashed and compressed, which runs on every core at once,
  * even while the committer commits.
  */
-static int write_whole_blocks(struct vol *v, uint64_t ino, const char *buf,
+static int write_whole_blocks(struct vol *v, struct node *n, const char *buf,
                               size_t size, uint64_t off)
 {
     struct sfs_wplan plan;
-    /* A file size of 0: every block is covered whole, none keeps old
-     * bytes; the size itself is taken in the transaction. */
-    int rc = sfs_wplan_init(v->st, 0, off, size, &plan);
-    if (!rc)
-        rc = sfs_wplan_fill(&plan, fs_codec(), buf);
+    /* Hashed in the request's buffer (no copy); the size is taken in the
+     * transaction. */
+    int rc = sfs_wplan_init_whole(v->st, off, buf, size, &plan);
     if (!rc)
         rc = probe_if_free(v, &plan);
+    if (!rc) {
+        skip_compression_in_streak(v, n, &plan);
+        rc = apply_plan(v, n->ino, &plan, size, true);
+    }
     if (!rc)
-        rc = apply_plan(v, ino, &plan, size, true);
+        note_streak(n, &plan);
     sfs_wplan_release(&plan);
     return rc;
 }
@@ -1437,7 +1482,7 @@ static int write_run(struct vol *v, struct node *n, const char *buf,
     int rc, slot = run_end % bs ? -1 : wrun_begin(n, first, last);
     if (slot >= 0) {
         pthread_mutex_unlock(&n->wlock);
-        rc = write_whole_blocks(v, n->ino, buf, (size_t)(run_end - pos), pos);
+        rc = write_whole_blocks(v, n, buf, (size_t)(run_end - pos), pos);
         pthread_mutex_lock(&n->wlock);
     } else {
         wrun_wait_clear(n, first, last);

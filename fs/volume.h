@@ -174,6 +174,9 @@ struct node {
     /* vol.xattr_gen + 1 when the file was found without a capability
      * xattr, under nodes_lock; 0: not known. */
     uint64_t nocaps_gen;
+    /* Whole blocks of the file in a row that did not compress (atomic;
+     * ops.c, write_whole_blocks). */
+    uint32_t raw_streak;
     uint32_t nruns;
     uint32_t quiet_wanted;
     struct node *next;

@@ -1745,6 +1745,11 @@ struct sfs_wplan {
 };
 int sfs_wplan_init(struct sfs_store *st, uint64_t file_size, uint64_t off,
                    size_t len, struct sfs_wplan *plan);
+/* A plan of whole blocks (OFF and LEN multiples of the block size) that
+ * hashes DATA where it is, without a copy (init and fill in one): DATA
+ * must stay unchanged until the plan is released. */
+int sfs_wplan_init_whole(struct sfs_store *st, uint64_t off, const void *data,
+                         size_t len, struct sfs_wplan *plan);
 int sfs_wplan_fetch_old(struct sfs_store *st, MDB_txn *txn, uint64_t ino,
                         uint64_t file_size, struct sfs_wplan *plan);
 int sfs_wplan_fill(struct sfs_wplan *plan, struct sfs_codec_ctx *cc,
