@@ -45,6 +45,7 @@
 #include "metrics.h"
 #include "wcache.h"
 #include "wrun.h"
+#include "zlevel.h"
 
 #define TIMEOUT 86400.0
 
@@ -1197,13 +1198,36 @@ static void count_stored(const struct sfs_wplan *plan)
  * whose write dated it already.  SIZE: the bytes it counts toward the
  * next commit.
  */
+/* Compress PLAN's blocks not tried yet at the level zlevel.c chooses,
+ * and tell it how fast that went. */
+static int compress_plan(struct vol *v, struct sfs_wplan *plan)
+{
+    int configured = v->st->super.codec_level;
+    uint64_t bytes = 0;
+    for (size_t k = 0; k < plan->nblocks; k++)
+        if (!plan->blocks[k].applied && !plan->blocks[k].pb.compressed_tried)
+            bytes += plan->blocks[k].len;
+    if (!bytes || v->st->super.codec == SFS_CODEC_NONE)
+        return sfs_wplan_compress(v->st, fs_codec(), plan);
+    struct sfs_codec_ctx *cc = fs_codec();
+    sfs_codec_set_level(cc, zlevel_now(configured));
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int rc = sfs_wplan_compress(v->st, cc, plan);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    zlevel_measured(configured, bytes,
+                    (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000 +
+                               (t1.tv_nsec - t0.tv_nsec)));
+    return rc;
+}
+
 static int apply_plan(struct vol *v, uint64_t ino, struct sfs_wplan *plan,
                       size_t size, bool client_change)
 {
     int rc = 0;
     for (int attempt = 0; !rc; attempt++) {
         MDB_txn *txn;
-        rc = sfs_wplan_compress(v->st, fs_codec(), plan);
+        rc = compress_plan(v, plan);
         if (!rc)
             rc = vol_change_begin(v, &txn);
         if (rc)

@@ -771,6 +771,10 @@ struct sfs_blockref {
 struct sfs_codec_ctx;
 struct sfs_codec_ctx *sfs_codec_ctx_new(void);
 void sfs_codec_ctx_free(struct sfs_codec_ctx *c);
+/* The zstd level C compresses at from now on (negative: zstd's fast
+ * levels), instead of the volume's; 0: the volume's again.  Any level
+ * decodes the same: the stored format does not change. */
+void sfs_codec_set_level(struct sfs_codec_ctx *c, int level);
 
 void sfs_sha256(const void *data, size_t len, uint8_t out[SFS_HASH_LEN]);
 bool sfs_is_zero(const void *data, size_t len);

@@ -433,18 +433,25 @@ record_fail() {   # record_fail TARGET METRIC
 	log "  $1 $2 FAILED"
 }
 
-bench_seq_write() {
-	local t=$1 mnt v
+# fio_write TARGET METRIC FILE WHAT [FIO OPTIONS]: a sequential write of
+# SIZE_MB in 1 MiB writes, the final fsync timed, recorded as METRIC
+fio_write() {
+	local t=$1 metric=$2 file=$3 what=$4 mnt v
+	shift 4
 	mnt=$(mnt_of "$t")
-	log "[$t] sequential write ${SIZE_MB} MiB, bs=1M, incompressible, end_fsync"
+	log "[$t] sequential write ${SIZE_MB} MiB, bs=1M, $what, end_fsync"
 	drop_caches
-	if run_fio "seqwrite-$t-r$ROUND" --filename="$mnt/seq.dat" --rw=write --bs=1M \
-		--size="${SIZE_MB}M" --end_fsync=1 --runtime="$SEQ_RUNTIME_CAP" &&
-		v=$(json_get "$LOGS/seqwrite-$t-r$ROUND.json" write bw_bytes); then
-		record "$t" seq_write_mibs "$(awk -v b="$v" 'BEGIN { printf "%.1f", b / 1048576 }')"
+	if run_fio "$metric-$t-r$ROUND" --filename="$mnt/$file" --rw=write --bs=1M \
+		--size="${SIZE_MB}M" --end_fsync=1 --runtime="$SEQ_RUNTIME_CAP" "$@" &&
+		v=$(json_get "$LOGS/$metric-$t-r$ROUND.json" write bw_bytes); then
+		record "$t" "$metric" "$(awk -v b="$v" 'BEGIN { printf "%.1f", b / 1048576 }')"
 	else
-		record_fail "$t" seq_write_mibs
+		record_fail "$t" "$metric"
 	fi
+}
+
+bench_seq_write() {
+	fio_write "$1" seq_write_mibs seq.dat incompressible
 }
 
 # Compressible sequential writes: zeros (fio --zero_buffers: a filesystem
@@ -452,18 +459,8 @@ bench_seq_write() {
 # words, about 3x compressible, no two blocks alike), 1 MiB writes, the
 # final fsync timed.
 bench_zero_write() {
-	local t=$1 mnt v
-	mnt=$(mnt_of "$t")
-	log "[$t] sequential write ${SIZE_MB} MiB of zeros, bs=1M, end_fsync"
-	drop_caches
-	if run_fio "zerowrite-$t-r$ROUND" --filename="$mnt/zero.dat" --rw=write --bs=1M \
-		--size="${SIZE_MB}M" --end_fsync=1 --runtime="$SEQ_RUNTIME_CAP" --zero_buffers &&
-		v=$(json_get "$LOGS/zerowrite-$t-r$ROUND.json" write bw_bytes); then
-		record "$t" zero_write_mibs "$(awk -v b="$v" 'BEGIN { printf "%.1f", b / 1048576 }')"
-	else
-		record_fail "$t" zero_write_mibs
-	fi
-	rm -f "$mnt/zero.dat"
+	fio_write "$1" zero_write_mibs zero.dat zeros --zero_buffers
+	rm -f "$(mnt_of "$1")/zero.dat"
 }
 
 bench_text_write() {
