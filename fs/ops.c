@@ -1354,8 +1354,8 @@ static void note_streak(struct node *n, const struct sfs_wplan *plan)
  * blocks are hashed and compressed, which runs on every core at once,
  * even while the committer commits.
  */
-static int write_whole_blocks(struct vol *v, struct node *n, const char *buf,
-                              size_t size, uint64_t off)
+static int write_whole_blocks(struct vol *v, struct node *n, int slot,
+                              const char *buf, size_t size, uint64_t off)
 {
     struct sfs_wplan plan;
     /* Hashed in the request's buffer (no copy); the size is taken in the
@@ -1365,6 +1365,10 @@ static int write_whole_blocks(struct vol *v, struct node *n, const char *buf,
         rc = probe_if_free(v, &plan);
     if (!rc) {
         skip_compression_in_streak(v, n, &plan);
+        rc = compress_plan(v, &plan);
+    }
+    if (!rc) {
+        wrun_wait_turn(n, slot); /* applied in the order the runs began */
         rc = apply_plan(v, n->ino, &plan, size, true);
     }
     if (!rc)
@@ -1506,7 +1510,8 @@ static int write_run(struct vol *v, struct node *n, const char *buf,
     int rc, slot = run_end % bs ? -1 : wrun_begin(n, first, last);
     if (slot >= 0) {
         pthread_mutex_unlock(&n->wlock);
-        rc = write_whole_blocks(v, n, buf, (size_t)(run_end - pos), pos);
+        rc = write_whole_blocks(v, n, slot, buf, (size_t)(run_end - pos),
+                                pos);
         pthread_mutex_lock(&n->wlock);
     } else {
         wrun_wait_clear(n, first, last);

@@ -21,13 +21,20 @@
  * matters.  So a write registers the run's block range in its node
  * (wrun_begin, under the lock), drops the lock, stores the run (hash and
  * compression outside every lock, then one nested transaction), takes
- * the lock again and unregisters it (wrun_end).  Meanwhile:
+ * the lock again and unregisters it (wrun_end).  The runs of a file are
+ * hashed and compressed at once but applied in the order they began
+ * (wrun_wait_turn), as the lock ordered them before: a file growing
+ * into a full volume or qtree keeps the writes that came first (the cut
+ * after a failed write, ops.c, leaves the prefix before the failure),
+ * and each run's transaction finds the size its predecessors set.
+ * Meanwhile:
  *   - another write into an overlapping range waits until the run is
  *     out (wrun_begin and wrun_wait_clear): writes to the same bytes stay
- *     in order; runs of disjoint blocks are stored in any order, which
- *     changes nothing (each sets its own extents; the size only grows,
- *     to the largest end; the inode's block count moves by each run's
- *     difference, taken in its transaction);
+ *     in order; a partial write into other blocks, stored under the lock,
+ *     may apply between runs, which changes nothing (each sets its own
+ *     extents; the size only grows, to the largest end; the inode's
+ *     block count moves by each one's difference, taken in its
+ *     transaction);
  *   - whoever needs every write that returned, or must not be overtaken
  *     by one (truncation, hole punching, fsync, close, flushes of the
  *     cache, control changes), takes the lock quiet (node_lock_quiet):
@@ -52,8 +59,10 @@
 
 struct wrun_table {
     pthread_cond_t changed;  /* a run ended, or a quiet waiter got in */
+    uint64_t next_ticket;    /* the order runs began in */
     struct {
         uint64_t first, last; /* last == 0: a free slot */
+        uint64_t ticket;
     } runs[RUNS_MAX];
 };
 
@@ -98,8 +107,27 @@ int wrun_begin(struct node *n, uint64_t first, uint64_t last)
         pthread_cond_wait(&n->runs->changed, &n->wlock);
     n->runs->runs[slot].first = first;
     n->runs->runs[slot].last = last;
+    n->runs->runs[slot].ticket = n->runs->next_ticket++;
     n->nruns++;
     return slot;
+}
+
+/* Is a run that began before the one in SLOT still out? */
+static bool earlier_out(const struct node *n, int slot)
+{
+    uint64_t mine = n->runs->runs[slot].ticket;
+    for (int s = 0; s < RUNS_MAX; s++)
+        if (n->runs->runs[s].last && n->runs->runs[s].ticket < mine)
+            return true;
+    return false;
+}
+
+void wrun_wait_turn(struct node *n, int slot)
+{
+    pthread_mutex_lock(&n->wlock);
+    while (earlier_out(n, slot))
+        pthread_cond_wait(&n->runs->changed, &n->wlock);
+    pthread_mutex_unlock(&n->wlock);
 }
 
 void wrun_end(struct node *n, int slot)

@@ -16,6 +16,10 @@
  * overlaps it, while the table is full, or while someone waits for the
  * node to be quiet.  Returns its slot, for wrun_end. */
 int wrun_begin(struct node *n, uint64_t first, uint64_t last);
+/* Wait, without N's lock (it takes it), until every run of N that began
+ * before the one in SLOT is out: runs are applied in the order they
+ * began. */
+void wrun_wait_turn(struct node *n, int slot);
 /* The run in SLOT is stored (or failed): unregister it. */
 void wrun_end(struct node *n, int slot);
 /* Wait until no run out overlaps blocks [FIRST, LAST). */
