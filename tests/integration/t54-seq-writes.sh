@@ -7,7 +7,8 @@
 # that returned before it, none begun after it, and of those in between
 # each block old or new; a SIGKILL loses nothing fsync'd; a file that
 # turns from random data to text is compressed again (the streak of raw
-# blocks ends).
+# blocks ends); a capability set on a file written before is seen by the
+# kernel, which removes it at the next write.
 . "$(dirname "$0")/lib.sh"
 test_have_prereq SNAPFS || { say "# skipping: needs snapfs"; test_done; }
 vol_create --size 2G || test_bail "cannot create a volume"
@@ -222,6 +223,21 @@ test_expect_success 'a SIGKILL while threads write and fsync pass after pass los
 	vol_mount "$STORE" "$MNT" &&
 	$SEQW synccheck "$MNT/k" "$REF/k.synced" 3 24 &&
 	cmp "$MNT/h" "$REF/h.model"
+'
+
+# The kernel asks for security.capability before each write(2), to
+# remove it; the daemon keeps "none" per file, and must forget it when
+# the xattr is set.  CAP: cap_net_raw permitted (VFS revision 2).
+CAP=0x0000000200200000000000000000000000000000
+test_expect_success 'a capability set on a file already written is seen, and the next write removes it' '
+	echo one >"$MNT/capf" && echo two >>"$MNT/capf" &&
+	setfattr -n security.capability -v $CAP "$MNT/capf" &&
+	getfattr -e hex -n security.capability "$MNT/capf" >"$REF/cap.out" &&
+	grep -q "security.capability=$CAP" "$REF/cap.out" &&
+	echo three >>"$MNT/capf" &&
+	! getfattr -n security.capability "$MNT/capf" 2>"$REF/cap.err" &&
+	grep -q "No such attribute" "$REF/cap.err" &&
+	printf "one\ntwo\nthree\n" >"$REF/capf" && cmp "$MNT/capf" "$REF/capf"
 '
 
 # compressed COUNT: how many new blocks the daemon compressed so far
