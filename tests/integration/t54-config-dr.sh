@@ -403,6 +403,17 @@ json.dump(o, open(\"$REF/other.json\", \"w\"))" &&
 	! grep -q " send " "$HP/config/grants"
 '
 
+test_expect_success 'on host P, plan run --disaster (no relationship there) applies the configuration carried to its destination' '
+	P2=$TEST_TMP/pd2.store &&
+	on hostP "$SNAPFS" plan create dr2 --step "$P2" --source "prod:$S" >/dev/null &&
+	assert_eq visible "$("$SNAPFS" get "$P2" snapdir)" &&
+	on hostP "$SNAPFS" plan run dr2 --disaster >"$REF/out" &&
+	conf "$P2" >"$REF/p2.conf" &&
+	conf "$S" >"$REF/s.conf" &&
+	assert_cmp "$REF/s.conf" "$REF/p2.conf" &&
+	grep -q "^disabled$" "$REF/p2.conf"
+'
+
 test_expect_success 'through a --via command the configuration travels the same way and the break there applies it' '
 	V=$TEST_TMP/v.store && "$SNAPFS" mkfs "$V" --size 256M >/dev/null &&
 	mkdir -p "$TEST_TMP/hostV" &&
