@@ -427,8 +427,8 @@ static int receive_config(struct volume *vol)
     if (!rs.follows || rs.writable)
         die("receive", "%s: %s; a configuration is carried to a mirror "
             "destination only; nothing kept", vol->arg,
-            rs.writable ? "is broken off (writable)"
-                        : "is not a mirror destination (it follows no volume)");
+            !rs.follows ? "is not a mirror destination (it follows no volume)"
+                        : "is broken off (writable)");
     char err[1024];
     rc = mirror_config_receive(vol->store, rs.src_uuid, STDIN_FILENO, err,
                                sizeof(err));

@@ -376,7 +376,7 @@ test_expect_success 'a peer without the receive grant for a volume cannot carry 
 	assert_eq visible "$("$SNAPFS" get "$PX" snapdir)"
 '
 
-test_expect_success 'a granted peer cannot slip host records, hooks or another volume'"'"'s configuration into what host P keeps' '
+test_expect_success 'a granted peer cannot slip host records, hooks, another volume'"'"'s configuration, text that is not JSON or an oversized document into what host P keeps' '
 	"$SNAPFS" mkfs "$TEST_TMP/pd2.store" --size 256M >/dev/null &&
 	on hostP "$SNAPFS" peer allow prod receive "$TEST_TMP/pd2.store" >/dev/null &&
 	on hostA "$SNAPFS" mirror create "$S" "dr:$TEST_TMP/pd2.store" --with-config >/dev/null &&
@@ -391,13 +391,17 @@ h = json.loads(json.dumps(d)); h[\"volumes\"][0][\"policies\"][0][\"hooks\"] = {
 json.dump(h, open(\"$REF/hook.json\", \"w\"))
 o = json.loads(json.dumps(d)); o[\"volumes\"][0][\"uuid\"] = \"00000000-0000-0000-0000-000000000001\"
 json.dump(o, open(\"$REF/other.json\", \"w\"))" &&
-	for f in grant hook other; do
+	echo "{\"snapfs_config\": 2," >"$REF/junk.json" &&
+	head -c 1100000 /dev/zero | tr "\\0" " " >"$REF/big.json" &&
+	for f in grant hook other junk big; do
 		assert_fails on hostA "$SNAPFS" peer run dr -- receive --config "$TEST_TMP/pd2.store" <"$REF/$f.json" 2>"$REF/err.$f" || exit 1
 		assert_one_line "$REF/err.$f" || exit 1
 	done &&
 	assert_grep "the configuration carried with the data is refused: it holds host records or secrets" "$REF/err.grant" &&
 	assert_grep "the configuration carried with the data is refused: its policy nightly has hooks" "$REF/err.hook" &&
 	assert_grep "the configuration carried with the data is refused: it is the configuration of volume 00000000-0000-0000-0000-000000000001, and the destination follows volume " "$REF/err.other" &&
+	assert_grep "the configuration carried with the data is refused: not JSON at line 2" "$REF/err.junk" &&
+	assert_grep "the configuration carried with the data is refused: larger than 1024 KiB: not a carried configuration; nothing kept" "$REF/err.big" &&
 	kept "$TEST_TMP/pd2.store" >"$REF/after.json" &&
 	assert_cmp "$REF/good.json" "$REF/after.json" &&
 	! grep -q " send " "$HP/config/grants"
