@@ -370,15 +370,21 @@ static void activate_config(const struct mirror_rel *m, const char *target)
            "settings, snapshot policies and qtrees)\n", target, m->src);
 }
 
-/* The destination of id ID, of no relationship here (its source is on
- * another host): the configuration carried to it, if any, made true on
- * TARGET. */
-static void activate_carried(const char *id, const char *target)
+/* The destination DST (its store; ID its id), of no relationship here
+ * (its source is on another host): the configuration carried to it, if
+ * any, made true on TARGET. */
+static void activate_carried(const char *id, const char *dst,
+                             const char *target)
 {
-    char err[1024];
-    int rc = mirror_config_activate_carried(id, target, err, sizeof(err));
+    char err[1024] = "";
+    int rc = mirror_config_activate_carried(id, dst, target, err,
+                                            sizeof(err));
     if (rc == 1)
         return;
+    if (rc == 2) {
+        printf("snapfs mirror: %s: not applied: %s\n", target, err);
+        return;
+    }
     if (rc)
         die(CMD, "%s: applying the configuration carried with its data: %s "
             "(snapfs config import shows what it holds)", target, err);
@@ -395,7 +401,7 @@ static int mirror_break(const char *arg)
     mirror_id(dst, id);
     if (mirror_rel_load(id, &m)) { /* of another host's */
         break_one(arg, false, false);
-        activate_carried(id, arg);
+        activate_carried(id, dst, arg);
         return 0;
     }
     size_t n;
@@ -690,7 +696,7 @@ static int mirror_test_failover(int argc, char **argv)
     if (!mirror_rel_load(id, &rel))
         activate_config(&rel, clone);
     else
-        activate_carried(id, clone);
+        activate_carried(id, vol.store, clone);
     FILE *f = fopen(record, "we");
     if (!f || fprintf(f, "%s\n", clone) < 0 || fclose(f))
         die(CMD, "%s: recording the test failover: %s", dst, strerror(errno));

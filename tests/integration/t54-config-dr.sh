@@ -418,6 +418,19 @@ test_expect_success 'on host P, plan run --disaster (no relationship there) appl
 	grep -q "^disabled$" "$REF/p2.conf"
 '
 
+test_expect_success 'a configuration left on host P by an earlier relationship of another source volume is not applied by a break there' '
+	Q=$TEST_TMP/q.store QD=$TEST_TMP/qd.store &&
+	"$SNAPFS" mkfs "$Q" --size 256M >/dev/null && "$SNAPFS" mkfs "$QD" --size 256M >/dev/null &&
+	"$SNAPFS" snapshot create "$Q" q1 >/dev/null &&
+	"$SNAPFS" send "$Q" q1 | "$SNAPFS" receive "$QD" &&
+	kept "$TEST_TMP/pd2.store" >"$HP/mirrors/$(printf %s "$QD" | sha256sum | cut -c1-16).config" &&
+	on hostP "$SNAPFS" mirror break "$QD" >"$REF/out" &&
+	assert_grep "^snapfs mirror: $QD: broken off" "$REF/out" &&
+	assert_grep "^snapfs mirror: $QD: not applied: the configuration .* holds is of volume $("$SNAPFS" info "$S" --json | python3 -c "import json,sys; print(json.load(sys.stdin)[\"uuid\"])"), and $QD follows volume $("$SNAPFS" info "$Q" --json | python3 -c "import json,sys; print(json.load(sys.stdin)[\"uuid\"])") (left from an earlier relationship)$" "$REF/out" &&
+	assert_eq visible "$("$SNAPFS" get "$QD" snapdir)" &&
+	! "$SNAPFS" policy list "$QD" --json | grep -q nightly
+'
+
 test_expect_success 'through a --via command the configuration travels the same way and the break there applies it' '
 	V=$TEST_TMP/v.store && "$SNAPFS" mkfs "$V" --size 256M >/dev/null &&
 	mkdir -p "$TEST_TMP/hostV" &&

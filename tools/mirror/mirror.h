@@ -149,12 +149,16 @@ int mirror_config_path(const struct mirror_rel *m, char *out, size_t cap);
  * with why in ERR; nothing kept then. */
 int mirror_config_receive(const char *store, const uint8_t src_uuid[16],
                           int fd, char *err, size_t cap);
-/* Activating the destination of id ID (mirror_id of its store) where no
- * relationship of this host names it: the configuration carried to it
- * applied onto TARGET.  1 when none was carried; else as
+/* Activating the destination DST (its store directory; ID its
+ * mirror_id) where no relationship of this host names it: the
+ * configuration carried to it applied onto TARGET (DST or its clone) if
+ * it is the configuration of the volume DST follows.  1 when none was
+ * carried; 2 when the one there is of another volume (left from an
+ * earlier relationship: not applied, why in ERR); else as
  * mirror_config_activate. */
-int mirror_config_activate_carried(const char *id, const char *target,
-                                   char *err, size_t cap);
+int mirror_config_activate_carried(const char *id, const char *dst,
+                                   const char *target, char *err,
+                                   size_t cap);
 
 /* ---- mirror_rel.c ---- */
 

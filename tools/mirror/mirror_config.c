@@ -27,7 +27,9 @@
  * receiving end refuses a document that has them), and the volume it
  * describes is the one the destination follows (its UUID is the
  * destination's source).  It keeps what it checked: the document
- * re-written from what was parsed, not the bytes received.
+ * re-written from what was parsed, not the bytes received.  Activation
+ * on that host checks the volume again: a document left by an earlier
+ * relationship of another source is not applied.
  *
  * Guarantees: a document is replaced whole (written to a temporary file,
  * synced, renamed), so a crash leaves the one of the transfer before or
@@ -336,10 +338,59 @@ int mirror_config_activate(const struct mirror_rel *m, const char *target,
     return apply_document(path, target, err, cap);
 }
 
-int mirror_config_activate_carried(const char *id, const char *target,
-                                   char *err, size_t cap)
+/* The source volume STORE follows (its UUID as text): 0, -ENOTCONN if
+ * it follows none, or a negative errno. */
+static int followed_source(const char *store, char out[SFS_UUID_TEXT])
 {
-    char path[PATH_MAX];
+    struct sfs_store *st;
+    struct sfs_recv_state rs;
+    MDB_txn *txn;
+    int rc = sfs_open(store, SFS_OPEN_RDONLY, &st);
+    if (rc)
+        return rc;
+    rc = sfs_txn_begin(st, NULL, false, &txn);
+    if (!rc) {
+        rc = sfs_recv_state(st, txn, &rs);
+        mdb_txn_abort(txn);
+    }
+    sfs_close(st);
+    if (!rc && !rs.follows)
+        rc = -ENOTCONN;
+    if (!rc)
+        sfs_uuid_format(rs.src_uuid, out);
+    return rc;
+}
+
+/* The volume whose configuration the document PATH is (UUID text). */
+static int document_volume(const char *path, char out[SFS_UUID_TEXT],
+                           char *err, size_t cap)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    char *text = NULL;
+    size_t len = 0;
+    int rc = read_document(fd, &text, &len);
+    close(fd);
+    struct cfg_doc d;
+    if (!rc)
+        rc = cfg_parse(text, len, &d, NULL, NULL, err, cap);
+    free(text);
+    if (rc)
+        return rc;
+    rc = d.nvols == 1 ? 0 : -EINVAL;
+    if (!rc)
+        snprintf(out, SFS_UUID_TEXT, "%s", d.vols[0].uuid);
+    else
+        snprintf(err, cap, "%s holds %zu volumes", path, d.nvols);
+    cfg_doc_free(&d);
+    return rc;
+}
+
+int mirror_config_activate_carried(const char *id, const char *dst,
+                                   const char *target, char *err, size_t cap)
+{
+    char path[PATH_MAX], doc[SFS_UUID_TEXT], follows[SFS_UUID_TEXT];
     int rc = carried_path(id, false, path, sizeof(path));
     if (rc) {
         snprintf(err, cap, "the mirror registry: %s", strerror(-rc));
@@ -347,5 +398,23 @@ int mirror_config_activate_carried(const char *id, const char *target,
     }
     if (access(path, F_OK))
         return 1;
+    rc = document_volume(path, doc, err, cap);
+    if (rc && !err[0])
+        snprintf(err, cap, "%s: %s", path, strerror(-rc));
+    if (rc)
+        return rc;
+    rc = followed_source(dst, follows);
+    if (rc == -ENOTCONN)
+        return 1; /* it never followed: nothing was carried to it */
+    if (rc) {
+        snprintf(err, cap, "%s: %s", dst, strerror(-rc));
+        return rc;
+    }
+    if (strcmp(doc, follows)) {
+        snprintf(err, cap, "the configuration %s holds is of volume %s, "
+                 "and %s follows volume %s (left from an earlier "
+                 "relationship)", path, doc, dst, follows);
+        return 2;
+    }
     return apply_document(path, target, err, cap);
 }
