@@ -6,8 +6,9 @@
  *   mirror create SRC DST [--policy mirror|vault|mirror-vault]
  *                 [--keep LABEL=N,...] [--schedule S] [--via CMD]
  *                 [--with-config]   (the source's configuration travels
- *                 with the data, applied when the destination is
- *                 activated: mirror_config.c)
+ *                 with the data to the destination's host, local, peer
+ *                 or via, applied when the destination is activated
+ *                 there: mirror_config.c)
  *   mirror create SRC1,SRC2,... DST1,DST2,... --group NAME [...]
  *                 (a consistency group: mirror_group.c)
  *   mirror initialize DST | update DST | update --due
@@ -158,10 +159,6 @@ static int mirror_create(int argc, char **argv)
     if (npos != 2)
         die_usage(CMD, "give the source volume and the destination");
     check_policy(&m);
-    if (m.with_config && (m.via[0] || strchr(pos[1], ':')))
-        die_usage(CMD, "--with-config needs a local destination (the "
-                  "configuration is kept on this host, where the "
-                  "destination is activated)");
     if (group)
         return mirror_group_create(group, pos[0], pos[1], &m);
     mirror_rel_check(&m, pos[0], pos[1]);
@@ -373,14 +370,40 @@ static void activate_config(const struct mirror_rel *m, const char *target)
            "settings, snapshot policies and qtrees)\n", target, m->src);
 }
 
+/* The destination DST (its store; ID its id), of no relationship here
+ * (its source is on another host): the configuration carried to it, if
+ * any, made true on TARGET. */
+static void activate_carried(const char *id, const char *dst,
+                             const char *target)
+{
+    char err[1024] = "";
+    int rc = mirror_config_activate_carried(id, dst, target, err,
+                                            sizeof(err));
+    if (rc == 1)
+        return;
+    if (rc == 2) {
+        printf("snapfs mirror: %s: not applied: %s\n", target, err);
+        return;
+    }
+    if (rc)
+        die(CMD, "%s: applying the configuration carried with its data: %s "
+            "(snapfs config import shows what it holds)", target, err);
+    printf("snapfs mirror: %s: the configuration carried with its data "
+           "applied (its source's settings, snapshot policies and "
+           "qtrees)\n", target);
+}
+
 static int mirror_break(const char *arg)
 {
     static struct mirror_rel m, *v;
     char dst[PATH_MAX], id[MIRROR_ID_LEN + 1];
     mirror_canonical_dst(arg, false, dst, sizeof(dst));
     mirror_id(dst, id);
-    if (mirror_rel_load(id, &m))
-        return break_one(arg, false, false); /* of another host's */
+    if (mirror_rel_load(id, &m)) { /* of another host's */
+        break_one(arg, false, false);
+        activate_carried(id, dst, arg);
+        return 0;
+    }
     size_t n;
     v = rel_all(&m, &n);
     static int locks[SFS_CGROUP_MAX];
@@ -672,6 +695,8 @@ static int mirror_test_failover(int argc, char **argv)
     static struct mirror_rel rel;
     if (!mirror_rel_load(id, &rel))
         activate_config(&rel, clone);
+    else
+        activate_carried(id, vol.store, clone);
     FILE *f = fopen(record, "we");
     if (!f || fprintf(f, "%s\n", clone) < 0 || fclose(f))
         die(CMD, "%s: recording the test failover: %s", dst, strerror(errno));

@@ -5,6 +5,10 @@
  *   send VOL SNAP [--from BASE | -I BASE] [--resume TOKEN] [-v]
  *   receive DST [-v] [--handshake]
  *   receive DST --resume-token | --abort
+ *   receive DST --config      (a mirror --with-config: the source's
+ *                              configuration document on stdin, kept for
+ *                              the destination's activation:
+ *                              mirror_config.c)
  *
  * send holds the snapshots it reads (tag send:PID) until it ends, and
  * reads a mounted volume's store after the daemon committed what it
@@ -33,6 +37,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "mirror/mirror.h"
 #include "mirror/recv_ahead.h"
 #include "mirror/receive_mounted.h"
 #include "mirror/replicate.h"
@@ -404,10 +409,40 @@ static int token_or_abort(const struct volume *vol, bool abort)
     return status;
 }
 
+/* --config: the configuration carried to the destination VOL, kept if
+ * VOL is a following destination and the document is its source's. */
+static int receive_config(struct volume *vol)
+{
+    struct sfs_store *st = volume_read_store(vol, "receive", "receive into");
+    struct sfs_recv_state rs;
+    MDB_txn *txn;
+    int rc = sfs_txn_begin(st, NULL, false, &txn);
+    if (!rc) {
+        rc = sfs_recv_state(st, txn, &rs);
+        mdb_txn_abort(txn);
+    }
+    sfs_close(st);
+    if (rc)
+        die("receive", "%s: %s", vol->arg, strerror(-rc));
+    if (!rs.follows || rs.writable)
+        die("receive", "%s: %s; a configuration is carried to a mirror "
+            "destination only; nothing kept", vol->arg,
+            !rs.follows ? "is not a mirror destination (it follows no volume)"
+                        : "is broken off (writable)");
+    char err[1024];
+    rc = mirror_config_receive(vol->store, rs.src_uuid, STDIN_FILENO, err,
+                               sizeof(err));
+    if (rc)
+        die("receive", "%s: the configuration carried with the data is "
+            "refused: %s; nothing kept", vol->arg, err);
+    free(vol->store);
+    return 0;
+}
+
 int cmd_receive(int argc, char **argv)
 {
     struct recv_opts o = { 0 };
-    bool want_token = false, abort = false;
+    bool want_token = false, abort = false, config = false;
     const char *dst = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-v"))
@@ -422,6 +457,8 @@ int cmd_receive(int argc, char **argv)
             want_token = true;
         else if (!strcmp(argv[i], "--abort"))
             abort = true;
+        else if (!strcmp(argv[i], "--config"))
+            config = true;
         else if (!strcmp(argv[i], "--resync"))
             o.mode = SFS_RECV_RESYNC;
         else if (!strcmp(argv[i], "--adopt") && i + 1 < argc) {
@@ -436,14 +473,20 @@ int cmd_receive(int argc, char **argv)
             die_usage("receive", "usage: snapfs receive DST [-v] "
                       "[--handshake] [--hold-back] [--publish] "
                       "[--resync | --adopt EPOCH] | "
-                      "DST --resume-token | DST --abort");
+                      "DST --resume-token | DST --abort | DST --config");
         else
             dst = argv[i];
     }
     if (!dst)
         die_usage("receive", "usage: snapfs receive DST [-v] [--handshake]");
+    if (config && (want_token || abort || o.mode || o.f.hold_back ||
+                   o.f.publish))
+        die_usage("receive", "--config takes a configuration, no stream: "
+                  "give it alone (with --handshake at most)");
     static struct volume vol; /* static: reachable when a check dies */
     volume_open(&vol, "receive", dst);
+    if (config)
+        return receive_config(&vol);
     if (want_token || abort)
         return vol.mounted ? receive_mounted_state(&vol, abort)
                            : token_or_abort(&vol, abort);

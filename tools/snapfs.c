@@ -364,6 +364,7 @@ static void usage(FILE *out)
           "  send VOL SNAP [--from BASE | -I BASE] [--resume TOKEN] [-v] > STREAM\n"
           "  receive DST [-v] [--hold-back] [--publish] < STREAM\n"
           "  receive DST --resume-token | --abort\n"
+          "  receive DST --config < DOCUMENT   (what mirror --with-config carries)\n"
           "  mirror create SRC DST [--policy mirror|vault|mirror-vault] [--keep LABEL=N,...]\n"
           "                [--schedule SCHEDULE] [--via CMD]   DST: a volume or PEER:PATH\n"
           "                [--with-config]   the source's configuration goes along\n"

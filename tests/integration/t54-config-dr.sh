@@ -17,7 +17,12 @@
 # relationship --with-config carries the
 # source's settings, policies and qtrees: the destination shows none of
 # them while it follows, and all of them once broken off, whether by
-# mirror break, by a test failover's clone or by `plan run`.
+# mirror break, by a test failover's clone or by `plan run`; to a TLS peer
+# on loopback (and through a --via command) the configuration travels with
+# each transfer, is kept on the peer's host without hooks or secrets, and
+# a test failover and a break there apply it; a peer without the receive
+# grant for a volume is refused, and a granted one cannot slip host
+# records, hooks or another volume's configuration in.
 . "$(dirname "$0")/lib.sh"
 test_have_prereq SNAPFS || { say "# skipping: needs snapfs"; test_done; }
 test_have_prereq PYTHON || { say "# skipping: needs python3"; test_done; }
@@ -290,10 +295,153 @@ test_expect_success 'plan run activates a --with-config destination with the sou
 	assert_cmp "$REF/a.conf" "$REF/c.conf"
 '
 
-test_expect_success '--with-config needs a local destination' '
-	assert_fails on hostA "$SNAPFS" mirror create "$A" east:/srv/x.store --with-config 2>"$REF/err" &&
+# To a peer: host P (its own config dir and mirror registry) serves host A
+# over TLS on loopback and grants A (its peer "prod") receive into PD only.
+HP=$TEST_TMP/hostP S=$TEST_TMP/s.store PD=$TEST_TMP/pd.store PX=$TEST_TMP/px.store
+stop_peer() { [ -s "$HP/config/serve.pid" ] && kill -TERM "$(cat "$HP/config/serve.pid")" 2>/dev/null; return 0; }
+test_at_exit stop_peer
+# the carried document host P keeps for its volume STORE (none: nothing)
+kept() { cat "$HP/mirrors/$(printf %s "$1" | sha256sum | cut -c1-16).config" 2>/dev/null; }
+
+test_expect_success 'set up host P serving host A over TLS, granting it receive into one volume' '
+	for s in "$S" "$PD" "$PX"; do "$SNAPFS" mkfs "$s" --size 256M >/dev/null || exit 1; done &&
+	"$SNAPFS" set "$S" snapdir=hidden >/dev/null &&
+	"$SNAPFS" policy create "$S" nightly --schedule daily@02:00 --keep 6 --pre "echo pre-secret-hook" >/dev/null &&
+	"$SNAPFS" qtree create "$S" eng --quota 50M --security-style ntfs >/dev/null &&
+	on hostP "$SNAPFS" peer passphrase prod >"$TEST_TMP/prod.pass" 2>/dev/null &&
+	on hostP "$SNAPFS" peer allow prod receive "$PD" >/dev/null &&
+	port=$(export SNAPFS_MIRROR_DIR=$HP/mirrors; peer_server_start "$HP/config" hostP) &&
+	test -n "$port" &&
+	on hostA "$SNAPFS" peer create dr "127.0.0.1:$port" --passphrase-file "$TEST_TMP/prod.pass" >/dev/null
+'
+
+test_expect_success 'mirror --with-config to a peer: the configuration travels with each transfer and host P keeps it, without hooks or secrets; the destination shows none of it while it follows' '
+	on hostA "$SNAPFS" mirror create "$S" "dr:$PD" --with-config >"$REF/out" &&
+	assert_grep "(policy mirror, with its configuration)" "$REF/out" &&
+	on hostA "$SNAPFS" mirror initialize "dr:$PD" >/dev/null &&
+	kept "$PD" >"$REF/kept.json" &&
+	python3 -c "
+import json
+d = json.load(open(\"$REF/kept.json\"))
+assert sorted(d) == [\"snapfs_config\", \"volumes\"], d
+v, = d[\"volumes\"]
+assert v[\"settings\"][\"snapdir\"] == \"hidden\", v
+p, = v[\"policies\"]
+assert (p[\"name\"], p[\"keep\"]) == (\"nightly\", 6) and \"hooks\" not in p, p
+assert [q[\"name\"] for q in v[\"qtrees\"]] == [\"eng\"], v" &&
+	assert_stat "$(ls "$HP"/mirrors/*.config)" "%a" 600 &&
+	{ cat "$TEST_TMP/prod.pass" "$HP/config/clients/prod.key"; sed -n "s/^key //p" "$HA/config/dr.peer"; echo pre-secret-hook; } >"$REF/secrets" &&
+	test $(grep -c . "$REF/secrets") -eq 4 &&
+	while read -r s; do
+		! grep -qiF "$s" "$REF/kept.json" || { echo "secret in the file: $s"; exit 1; }
+	done <"$REF/secrets" &&
+	assert_eq visible "$("$SNAPFS" get "$PD" snapdir)" &&
+	! conf "$PD" | grep -q "^nightly "
+'
+
+test_expect_success 'on host P, a test failover'"'"'s clone and a break show the source'"'"'s policies, qtrees and snapdir as of the last transfer' '
+	"$SNAPFS" policy modify "$S" nightly --keep 4 >/dev/null &&
+	"$SNAPFS" qtree create "$S" ops --security-style unix >/dev/null &&
+	on hostA "$SNAPFS" mirror update "dr:$PD" >/dev/null &&
+	conf "$S" >"$REF/s.conf" &&
+	grep -q "^nightly daily@02:00 4 nightly$" "$REF/s.conf" && grep -q "^ops unix 0$" "$REF/s.conf" &&
+	on hostP "$SNAPFS" mirror test-failover "$PD" --to "$TEST_TMP/pd.clone" >"$REF/out" &&
+	assert_grep "^snapfs mirror: $TEST_TMP/pd.clone: the configuration carried with its data applied" "$REF/out" &&
+	conf "$TEST_TMP/pd.clone" >"$REF/clone.conf" &&
+	assert_cmp "$REF/s.conf" "$REF/clone.conf" &&
+	on hostP "$SNAPFS" mirror test-cleanup "$PD" >/dev/null &&
+	"$SNAPFS" set "$S" snapdir=disabled >/dev/null &&
+	on hostP "$SNAPFS" mirror break "$PD" >"$REF/out" &&
+	assert_grep "^snapfs mirror: $PD: broken off" "$REF/out" &&
+	assert_grep "^snapfs mirror: $PD: the configuration carried with its data applied" "$REF/out" &&
+	conf "$PD" >"$REF/pd.conf" &&
+	assert_cmp "$REF/s.conf" "$REF/pd.conf" &&
+	grep -q "^hidden$" "$REF/pd.conf" &&
+	"$SNAPFS" policy list "$PD" --json >"$REF/pol.json" &&
+	! grep -q pre-secret-hook "$REF/pol.json"
+'
+
+test_expect_success 'a peer without the receive grant for a volume cannot carry a configuration to it: refused with a clear message, nothing kept' '
+	kept "$PD" >"$REF/kept.json" &&
+	"$SNAPFS" snapshot create "$S" px-base >/dev/null &&
+	"$SNAPFS" send "$S" px-base | "$SNAPFS" receive "$PX" &&
+	assert_fails on hostA "$SNAPFS" peer run dr -- receive --config "$PX" <"$REF/kept.json" >"$REF/out" 2>"$REF/err" &&
 	assert_one_line "$REF/err" &&
-	assert_grep "with-config needs a local destination" "$REF/err"
+	assert_grep "^snapfs peer run: dr: the peer refused the command: peer prod has no receive grant for $PX on this host (its administrator grants it with: snapfs peer allow prod receive $PX)$" "$REF/err" &&
+	test -z "$(kept "$PX")" &&
+	assert_fails on hostA "$SNAPFS" mirror create "$S" "dr:$PX" --with-config 2>"$REF/err" &&
+	assert_grep "no receive grant for $PX" "$REF/err" &&
+	on hostP "$SNAPFS" mirror break "$PX" >"$REF/out" &&
+	! grep -q configuration "$REF/out" &&
+	assert_eq visible "$("$SNAPFS" get "$PX" snapdir)"
+'
+
+test_expect_success 'a granted peer cannot slip host records, hooks, another volume'"'"'s configuration, text that is not JSON or an oversized document into what host P keeps' '
+	"$SNAPFS" mkfs "$TEST_TMP/pd2.store" --size 256M >/dev/null &&
+	on hostP "$SNAPFS" peer allow prod receive "$TEST_TMP/pd2.store" >/dev/null &&
+	on hostA "$SNAPFS" mirror create "$S" "dr:$TEST_TMP/pd2.store" --with-config >/dev/null &&
+	on hostA "$SNAPFS" mirror initialize "dr:$TEST_TMP/pd2.store" >/dev/null &&
+	kept "$TEST_TMP/pd2.store" >"$REF/good.json" && test -s "$REF/good.json" &&
+	python3 -c "
+import json
+d = json.load(open(\"$REF/good.json\"))
+g = dict(d, peer_grants=[{\"peer\": \"prod\", \"op\": \"send\", \"volume\": \"$TEST_TMP/hostP\"}])
+json.dump(g, open(\"$REF/grant.json\", \"w\"))
+h = json.loads(json.dumps(d)); h[\"volumes\"][0][\"policies\"][0][\"hooks\"] = {\"pre\": \"touch $TEST_TMP/owned\", \"post\": \"\", \"timeout\": 60, \"on_failure\": \"abandon\"}
+json.dump(h, open(\"$REF/hook.json\", \"w\"))
+o = json.loads(json.dumps(d)); o[\"volumes\"][0][\"uuid\"] = \"00000000-0000-0000-0000-000000000001\"
+json.dump(o, open(\"$REF/other.json\", \"w\"))" &&
+	echo "{\"snapfs_config\": 2," >"$REF/junk.json" &&
+	head -c 1100000 /dev/zero | tr "\\0" " " >"$REF/big.json" &&
+	for f in grant hook other junk big; do
+		assert_fails on hostA "$SNAPFS" peer run dr -- receive --config "$TEST_TMP/pd2.store" <"$REF/$f.json" 2>"$REF/err.$f" || exit 1
+		assert_one_line "$REF/err.$f" || exit 1
+	done &&
+	assert_grep "the configuration carried with the data is refused: it holds host records or secrets" "$REF/err.grant" &&
+	assert_grep "the configuration carried with the data is refused: its policy nightly has hooks" "$REF/err.hook" &&
+	assert_grep "the configuration carried with the data is refused: it is the configuration of volume 00000000-0000-0000-0000-000000000001, and the destination follows volume " "$REF/err.other" &&
+	assert_grep "the configuration carried with the data is refused: not JSON at line 2" "$REF/err.junk" &&
+	assert_grep "the configuration carried with the data is refused: larger than 1024 KiB: not a carried configuration; nothing kept" "$REF/err.big" &&
+	kept "$TEST_TMP/pd2.store" >"$REF/after.json" &&
+	assert_cmp "$REF/good.json" "$REF/after.json" &&
+	! grep -q " send " "$HP/config/grants"
+'
+
+test_expect_success 'on host P, plan run --disaster (no relationship there) applies the configuration carried to its destination' '
+	P2=$TEST_TMP/pd2.store &&
+	on hostP "$SNAPFS" plan create dr2 --step "$P2" --source "prod:$S" >/dev/null &&
+	assert_eq visible "$("$SNAPFS" get "$P2" snapdir)" &&
+	on hostP "$SNAPFS" plan run dr2 --disaster >"$REF/out" &&
+	conf "$P2" >"$REF/p2.conf" &&
+	conf "$S" >"$REF/s.conf" &&
+	assert_cmp "$REF/s.conf" "$REF/p2.conf" &&
+	grep -q "^disabled$" "$REF/p2.conf"
+'
+
+test_expect_success 'a configuration left on host P by an earlier relationship of another source volume is not applied by a break there' '
+	Q=$TEST_TMP/q.store QD=$TEST_TMP/qd.store &&
+	"$SNAPFS" mkfs "$Q" --size 256M >/dev/null && "$SNAPFS" mkfs "$QD" --size 256M >/dev/null &&
+	"$SNAPFS" snapshot create "$Q" q1 >/dev/null &&
+	"$SNAPFS" send "$Q" q1 | "$SNAPFS" receive "$QD" &&
+	kept "$TEST_TMP/pd2.store" >"$HP/mirrors/$(printf %s "$QD" | sha256sum | cut -c1-16).config" &&
+	on hostP "$SNAPFS" mirror break "$QD" >"$REF/out" &&
+	assert_grep "^snapfs mirror: $QD: broken off" "$REF/out" &&
+	assert_grep "^snapfs mirror: $QD: not applied: the configuration .* holds is of volume $("$SNAPFS" info "$S" --json | python3 -c "import json,sys; print(json.load(sys.stdin)[\"uuid\"])"), and $QD follows volume $("$SNAPFS" info "$Q" --json | python3 -c "import json,sys; print(json.load(sys.stdin)[\"uuid\"])") (left from an earlier relationship)$" "$REF/out" &&
+	assert_eq visible "$("$SNAPFS" get "$QD" snapdir)" &&
+	! "$SNAPFS" policy list "$QD" --json | grep -q nightly
+'
+
+test_expect_success 'through a --via command the configuration travels the same way and the break there applies it' '
+	V=$TEST_TMP/v.store && "$SNAPFS" mkfs "$V" --size 256M >/dev/null &&
+	mkdir -p "$TEST_TMP/hostV" &&
+	on hostA "$SNAPFS" mirror create "$S" viahost:v --via "env SNAPFS_MIRROR_DIR=$TEST_TMP/hostV/mirrors $SNAPFS receive --handshake $V" --with-config >/dev/null &&
+	on hostA "$SNAPFS" mirror initialize viahost:v >/dev/null &&
+	on hostA "$SNAPFS" mirror show viahost:v >"$REF/show" &&
+	assert_grep "^Configuration: *carried with the data" "$REF/show" &&
+	on hostV "$SNAPFS" mirror break "$V" >"$REF/out" &&
+	assert_grep "^snapfs mirror: $V: the configuration carried with its data applied" "$REF/out" &&
+	conf "$S" >"$REF/s.conf" && conf "$V" >"$REF/v.conf" &&
+	assert_cmp "$REF/s.conf" "$REF/v.conf"
 '
 
 test_expect_success 'a consistency group'"'"'s relationships travel as its members, and import there makes the same group' '

@@ -1177,10 +1177,6 @@ static bool mirror_unfit(const struct cfg_host *want,
         snprintf(why, cap, "no peer %s here or in the file", peer);
         return true;
     }
-    if (kind != DST_LOCAL && m->with_config) {
-        snprintf(why, cap, "--with-config needs a local destination");
-        return true;
-    }
     return false;
 }
 

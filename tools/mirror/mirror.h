@@ -142,6 +142,23 @@ int mirror_config_activate(const struct mirror_rel *m, const char *target,
                            char *err, size_t cap);
 /* Where M's carried configuration is kept. */
 int mirror_config_path(const struct mirror_rel *m, char *out, size_t cap);
+/* The receiving end (`receive --config`) of destination STORE, which
+ * follows volume SRC_UUID: the document on FD checked (one volume's
+ * configuration, of that volume, no host records, secrets or hooks) and
+ * kept for STORE's activation.  0, or a negative errno (-EPERM: refused)
+ * with why in ERR; nothing kept then. */
+int mirror_config_receive(const char *store, const uint8_t src_uuid[16],
+                          int fd, char *err, size_t cap);
+/* Activating the destination DST (its store directory; ID its
+ * mirror_id) where no relationship of this host names it: the
+ * configuration carried to it applied onto TARGET (DST or its clone) if
+ * it is the configuration of the volume DST follows.  1 when none was
+ * carried; 2 when the one there is of another volume (left from an
+ * earlier relationship: not applied, why in ERR); else as
+ * mirror_config_activate. */
+int mirror_config_activate_carried(const char *id, const char *dst,
+                                   const char *target, char *err,
+                                   size_t cap);
 
 /* ---- mirror_rel.c ---- */
 

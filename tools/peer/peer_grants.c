@@ -338,19 +338,23 @@ int peer_grants_remove(const struct peer_grant *patterns, size_t n,
  * What a peer may run: the words of the command, the grant it needs, how
  * many volume-and-other words it takes after its options, and its
  * options (a trailing '=' marks one that takes a value: "--from X" or
- * "--from=X").  The first of those words names the volume.
+ * "--from=X").  The first of those words names the volume.  `receive
+ * --config` (a mirror's configuration carried with the data) needs the
+ * receive grant as any receive does: a peer carries a configuration only
+ * to a volume it may receive into (mirror_config.c checks what it is).
  */
+#define PEER_OPTIONS_MAX 10
 static const struct peer_command {
     const char *command, *subcommand;
     enum peer_op need;
     int min_words, max_words;
-    const char *options[8];
+    const char *options[PEER_OPTIONS_MAX];
 } commands[] = {
     { "send", NULL, PEER_OP_SEND, 2, 2,
       { "--from=", "-I=", "--resume=", "-v" } },
     { "receive", NULL, PEER_OP_RECEIVE, 1, 1,
       { "-v", "--handshake", "--hold-back", "--publish", "--resume-token",
-        "--abort", "--resync", "--adopt=" } },
+        "--abort", "--resync", "--adopt=", "--config" } },
     { "snapshot", "list", PEER_OP_LOOK, 1, INT_MAX, { "--json" } },
     { "info", NULL, PEER_OP_LOOK, 1, 1, { "--json" } },
 };
@@ -382,7 +386,7 @@ static void list_commands(char *out, size_t cap)
  * word as its value, 2 one with its value in ARG ("--opt=V"), -1 none. */
 static int option_kind(const struct peer_command *c, const char *arg)
 {
-    for (size_t i = 0; i < 8 && c->options[i]; i++) {
+    for (size_t i = 0; i < PEER_OPTIONS_MAX && c->options[i]; i++) {
         const char *o = c->options[i];
         size_t n = strlen(o);
         bool valued = o[n - 1] == '=';
