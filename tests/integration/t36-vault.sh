@@ -373,16 +373,17 @@ test_expect_success 'a second writer is refused while a backup runs, with a mess
 test_expect_success 'a backup killed with kill -9 leaves the vault as it was, and the next backup resumes without uploading its packs again' '
 	head -c 120000000 /dev/urandom >bulk2 && "$SNAPFS" snapshot create "$MNT" s5 >/dev/null &&
 	"$SNAPFS" vault list "$V" >"$REF/before" &&
-	n=$(ls "$VDIR/index" | wc -l)
+	n=$(find "$VDIR/data" -type f | wc -l)
 	"$SNAPFS" vault backup "$MNT" s5 "$V" --pack-size 1M >/dev/null 2>&1 &
 	pid=$!
-	wait_for $((n + 20)) "$VDIR/index" && kill -STOP $pid &&
+	wait_for $((n + 20)) "$VDIR/data" && kill -STOP $pid &&
 	! "$SNAPFS" vault list "$V" --json 2>/dev/null | grep -q "\"s5\"" &&
 	kill -KILL $pid && { wait $pid || :; } &&
 	"$SNAPFS" snapshot holds "$MNT" s5 >"$REF/holds" && assert_grep "vault:$pid" "$REF/holds" &&
 	"$SNAPFS" vault list "$V" >"$REF/after" && assert_cmp "$REF/before" "$REF/after" &&
 	"$SNAPFS" vault restore "$V" s2 "$TEST_TMP/r2b.store" >/dev/null && restored s2 "$TEST_TMP/r2b.store" &&
 	"$SNAPFS" vault backup "$MNT" s5 "$V" --pack-size 1M >"$REF/out" &&
+	assert_grep "resumed: [1-9][0-9]* packs an interrupted backup had uploaded" "$REF/out" &&
 	up=$(uploaded "$REF/out") && test "$up" -lt 105000000 &&
 	grep "blocks:" "$REF/out" | grep -q "[1-9][0-9]* already in the vault" &&
 	"$SNAPFS" snapshot holds "$MNT" s5 >"$REF/holds" && ! grep -q "vault:" "$REF/holds" &&

@@ -539,6 +539,8 @@ int vault_backup(struct vault *v, struct sfs_store *st,
     if (!rc && !r->already) {
         snprintf(r->base, sizeof(r->base), "%s", held);
         rc = run_backup(&b, snap, &base);
+    } else if (!rc) {
+        rc = vault_flush(v); /* an index for the packs recovered */
     }
     if (held[0] && o->hold)
         o->hold(o->hold_arg, held, false);

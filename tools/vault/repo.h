@@ -18,11 +18,12 @@
 #define VAULT_LOCK_STALE 1800   /* seconds: a lock not refreshed is stale */
 #define VAULT_LOCK_REFRESH 300  /* seconds between refreshes */
 
-/* A pack of this session not yet in an index object of the session. */
+/* A pack of this session (backup, repack). */
 struct vault_session_pack {
     struct vault_pack_desc d; /* entries malloc'd */
-    char index_name[16 + VC_HEX];
 };
+#define VAULT_INDEX_EVERY 64   /* packs an index object of a session lists */
+#define VAULT_INDEX_NAME (16 + VC_HEX)
 
 /* A window of a pack sequential readers are served from (blobio.c). */
 #define VAULT_WINDOWS 2
@@ -51,6 +52,9 @@ struct vault {
     struct vault_packer packers[2]; /* [0] data, [1] metadata */
     struct vault_session_pack *session;
     size_t nsession, session_cap;
+    size_t session_indexed;       /* session[0..this) are in index objects */
+    char (*session_indexes)[VAULT_INDEX_NAME]; /* those objects' names */
+    size_t nsession_indexes, session_indexes_cap;
     uint64_t uploaded;            /* bytes put this session */
     uint64_t packs_written;
     unsigned inflight;            /* asynchronous puts running */
@@ -108,7 +112,8 @@ int vault_read_blob(struct vault *v, uint8_t type, const uint8_t id[VC_ID],
 /*
  * Writing blobs (backup): add the blob (its id, stored form) to the
  * packer of its type unless the index has it; a full packer is written
- * (pack, then an index object for it).  1 added, 0 the vault had it.
+ * (the pack; an index object once VAULT_INDEX_EVERY packs of the session
+ * are stored).  1 added, 0 the vault had it.
  */
 int vault_add_blob(struct vault *v, uint8_t type, const uint8_t id[VC_ID],
                    const struct vault_stored *s);
@@ -124,16 +129,16 @@ int vault_pack_blob(struct vault *v, uint8_t type, const uint8_t id[VC_ID],
  * compressed when that pays. */
 int vault_add_plain(struct vault *v, uint8_t type, const void *plain,
                     uint32_t len, uint8_t id[VC_ID]);
-/* Write what the packers hold, wait for every upload, then write one
- * index object for every pack of the session, and delete the session's
- * per-pack index objects. */
+/* Write what the packers hold, wait for every upload, then write an
+ * index object for the session's packs no index object of the session
+ * lists yet; the session is cleared. */
 int vault_flush(struct vault *v);
 /* Wait for the uploads in flight: 0 or the first error (why set). */
 int vault_wait(struct vault *v);
-/* Forget the session's packs (their index objects stay). */
+/* Forget the session's packs (the index objects written stay). */
 void vault_session_clear(struct vault *v);
-/* Write what the packers hold and wait (the session's per-pack index
- * objects stay). */
+/* Write what the packers hold and wait (session index objects are
+ * written only for each VAULT_INDEX_EVERY packs: v->session_indexes). */
 int vault_flush_packs(struct vault *v);
 /* Repacking: the blob E (SEALED, its bytes in an old pack) into the
  * packer of its type, whatever the index says; the index points at its
