@@ -88,6 +88,8 @@ struct backup {
     bool have_hdr, ended;
     int64_t files, logical;        /* changes from the base */
     uint64_t progress, total, inodes;
+    uint64_t mapped;               /* block bytes read since the volume's
+                                      map was last released */
     struct vault_squeeze *squeeze; /* blocks stored smaller (pack.c) */
 };
 
@@ -240,6 +242,10 @@ static int backup_block(struct backup *b, const uint8_t hash[SFS_HASH_LEN])
     if (rc)
         return vault_fail(v, rc, "reading a block of the snapshot: %s "
                           "(snapfs fsck tells more)", strerror(-rc));
+    if ((b->mapped += raw.csize) >= VAULT_MAP_RELEASE) {
+        vault_map_release(b->st); /* bounded memory: repo.h */
+        b->mapped = 0;
+    }
     rc = vault_reserve_blob(v, VB_DATA, id, raw.lsize);
     if (rc < 0) {
         sfs_raw_block_release(&raw);

@@ -71,6 +71,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -92,6 +93,14 @@ int vault_os_fail(struct vault *v, int rc)
 {
     snprintf(v->why, sizeof(v->why), "%s", objstore_why(v->os));
     return rc;
+}
+
+void vault_map_release(struct sfs_store *st)
+{
+    void *addr;
+    size_t len;
+    if (!sfs_map_region(st, &addr, &len))
+        madvise(addr, len, MADV_DONTNEED); /* advice: errors change nothing */
 }
 
 const char *vault_why(const struct vault *v)

@@ -74,6 +74,18 @@ int vault_fail(struct vault *v, int rc, const char *fmt, ...)
 /* RC from the object store: V's why is the store's. */
 int vault_os_fail(struct vault *v, int rc);
 
+/*
+ * Drop this process's mapping of ST's pages (a store's LMDB map is read-only
+ * and shared: the pages stay in the page cache, and are mapped again
+ * from it when read; nothing is lost, pointers into the map stay valid).
+ * A backup or restore that reads a whole volume through the map would
+ * otherwise keep every page it touched resident in its own memory: the
+ * engine calls this every VAULT_MAP_RELEASE bytes, so that its resident
+ * memory stays bounded whatever the volume's size.
+ */
+#define VAULT_MAP_RELEASE (64u << 20)
+void vault_map_release(struct sfs_store *st);
+
 /* Object names. */
 void vault_pack_name(const uint8_t id[VC_ID], char *out, size_t cap);
 void vault_obj_name(const char *dir, const uint8_t id[VC_ID], char *out,
@@ -166,6 +178,24 @@ int vault_squeeze_add(struct vault_squeeze *q, const uint8_t id[VC_ID],
 int vault_squeeze_drain(struct vault_squeeze *q, vault_squeezed_fn *done,
                         void *arg);
 void vault_squeeze_free(struct vault_squeeze *q);
+
+/*
+ * prefetch.c: a restore's blocks read and opened on a thread of their
+ * own, ahead of the receiver (theory comment).  WALK runs on that thread
+ * and calls WANT for each block the stream's records name, in order
+ * (WANT's error, -ECANCELED when stopped, ends the walk).  take gives the
+ * block HASH in its stored form (RAW's bytes malloc'd) or an error with
+ * V's why set; stop joins the thread (call it before V is used again).
+ */
+struct vault_prefetch;
+typedef int vault_want_fn(void *arg, const uint8_t hash[SFS_HASH_LEN]);
+typedef int vault_walk_fn(void *arg, vault_want_fn *want, void *want_arg);
+int vault_prefetch_start(struct vault *v, vault_walk_fn *walk, void *walk_arg,
+                         struct vault_prefetch **out);
+int vault_prefetch_take(struct vault_prefetch *pf,
+                        const uint8_t hash[SFS_HASH_LEN],
+                        struct sfs_raw_block *raw);
+void vault_prefetch_stop(struct vault_prefetch *pf);
 
 /* chain.c: the links of M's chain, the full one first (*LINKS
  * malloc'd: vault_links_free); each link's records through CB, checked
