@@ -28,11 +28,13 @@
  * the bytes read are planned ones (at most SPAN_MAX).  So a full backup's
  * packs are read whole, one request each, and an incremental's pack, whose
  * blocks are met here and there along the restore, in a few spans rather
- * than a request per block.  SPANS spans are kept, the least recently used
- * replaced.
+ * than a request per block.  A miss reads, with the span it needs, the
+ * spans of the next planned blocks no span holds, BATCH in all, at once
+ * (asynchronous reads: on S3 they run in parallel, as restic's do).
+ * SPANS spans are kept, the least recently used replaced.
  *
  * Memory: the spans (SPANS x SPAN_MAX), the out queue (OUT_DEPTH blocks,
- * at most OUT_BYTES), the plan (PLAN_DEPTH x ~90 bytes): about 100 MiB,
+ * at most OUT_BYTES), the plan (PLAN_DEPTH x ~90 bytes): about 140 MiB,
  * whatever the volume's size.  The object store is used by one thread at
  * a time (a mutex: the receiver's thread refreshes the lock and reads
  * directly under it too).
@@ -57,7 +59,8 @@
 #define PLAN_DEPTH 4096
 #define OUT_DEPTH 512
 #define OUT_BYTES (32u << 20)
-#define SPANS 4
+#define SPANS 6
+#define BATCH 3              /* spans read at once (in parallel on S3) */
 #define SPAN_MAX (17u << 20) /* a default pack (16 MiB) and more */
 #define SPAN_DENSITY 4       /* at least 1/4 of a span is planned blobs */
 
@@ -173,51 +176,126 @@ static size_t span_len(struct vault_prefetch *pf, const struct vault_loc *from)
     return (size_t)(end - from->offset);
 }
 
-/* The span holding LOC, read if need be (NULL: *WHY, *RC say why). */
+/* The span of the cache holding LOC (NULL: none); W: the one to replace
+ * (empty, or used longest ago). */
+static struct span *span_cached(struct vault_prefetch *pf,
+                                const struct vault_loc *loc, struct span **w)
+{
+    *w = &pf->spans[0];
+    for (unsigned i = 0; i < SPANS; i++) {
+        struct span *x = &pf->spans[i];
+        if (x->buf && x->pack == loc->pack && loc->offset >= x->off &&
+            loc->offset + (uint64_t)loc->length <= x->off + x->len)
+            return x;
+        if (!x->buf || ((*w)->buf && x->used < (*w)->used))
+            *w = x;
+    }
+    return NULL;
+}
+
+/* A read of a batch. */
+struct span_read {
+    struct span s;
+    int rc;
+};
+
+static void span_read_done(void *arg, int rc)
+{
+    ((struct span_read *)arg)->rc = rc;
+}
+
+/* Is LOC in one of the N reads of B? */
+static bool in_batch(const struct span_read *b, unsigned n,
+                     const struct vault_loc *loc)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (b[i].s.pack == loc->pack && loc->offset >= b[i].s.off &&
+            loc->offset + (uint64_t)loc->length <= b[i].s.off + b[i].s.len)
+            return true;
+    return false;
+}
+
+/* The reads to make with the one of LOC: the spans of the next planned
+ * blobs that neither the cache nor the batch holds, BATCH at most (so
+ * that on S3 they run in parallel). */
+static unsigned plan_batch(struct vault_prefetch *pf,
+                           const struct vault_loc *loc, struct span_read *b)
+{
+    unsigned n = 0;
+    struct span *w;
+    for (unsigned i = 0; i < pf->pn && n < BATCH; i++) {
+        const struct planned *p = &pf->plan[(pf->phead + i) % PLAN_DEPTH];
+        const struct vault_loc *l = i ? &p->loc : loc;
+        if (i && (p->rc || span_cached(pf, l, &w) || in_batch(b, n, l)))
+            continue;
+        b[n++] = (struct span_read){ .s = { .pack = l->pack, .off = l->offset,
+                                            .len = span_len(pf, l) } };
+    }
+    return n;
+}
+
+/* The N reads of B made (at once), under the store's mutex; the first's
+ * error, with why. */
+static int read_batch(struct vault_prefetch *pf, struct span_read *b,
+                      unsigned n, char **why)
+{
+    struct vault *v = pf->v;
+    char name[128];
+    int rc = 0;
+    pthread_mutex_lock(&pf->os_mu);
+    for (unsigned i = 0; i < n; i++) {
+        b[i].rc = -ENOMEM;
+        vault_pack_name(vault_index_pack_id(v->index, b[i].s.pack), name,
+                        sizeof(name));
+        if ((b[i].s.buf = malloc(b[i].s.len)))
+            b[i].rc = objstore_get_async(v->os, name, b[i].s.off, b[i].s.len,
+                                         b[i].s.buf, span_read_done, &b[i]);
+    }
+    objstore_wait(v->os); /* each read's result is in its rc */
+    vault_pack_name(vault_index_pack_id(v->index, b[0].s.pack), name,
+                    sizeof(name));
+    if ((rc = b[0].rc) == -ERANGE)
+        rc = -EBADMSG, *why = why_of("%s: shorter than indexed (truncated)",
+                                     name);
+    else if (rc == -ENOENT)
+        *why = why_of("%s: missing", name);
+    else if (rc && rc != -ENOMEM)
+        *why = why_of("%s", objstore_why(v->os));
+    pthread_mutex_unlock(&pf->os_mu);
+    return rc;
+}
+
+/* The span holding LOC, read if need be, with the batch plan_batch
+ * chooses (NULL: *WHY, *RC say why).  Reads of the batch that failed
+ * are dropped: their blobs are read again, and fail with their own
+ * message, when their turn comes. */
 static const struct span *span_for(struct vault_prefetch *pf,
                                    const struct vault_loc *loc, int *rc,
                                    char **why)
 {
-    struct span *w = &pf->spans[0];
-    for (unsigned i = 0; i < SPANS; i++) {
-        struct span *x = &pf->spans[i];
-        if (x->buf && x->pack == loc->pack && loc->offset >= x->off &&
-            loc->offset + (uint64_t)loc->length <= x->off + x->len) {
-            x->used = ++pf->tick;
-            return x;
+    struct span *w, *x = span_cached(pf, loc, &w);
+    if (x) {
+        x->used = ++pf->tick;
+        return x;
+    }
+    struct span_read b[BATCH];
+    unsigned n = plan_batch(pf, loc, b);
+    *rc = read_batch(pf, b, n, why);
+    const struct span *got = NULL;
+    for (unsigned i = 0; i < n; i++) {
+        if (b[i].rc) {
+            free(b[i].s.buf);
+            continue;
         }
-        if (!x->buf || (w->buf && x->used < w->used))
-            w = x;
+        pf->fetched += b[i].s.len;
+        span_cached(pf, &(struct vault_loc){ .pack = UINT32_MAX }, &w);
+        free(w->buf);
+        *w = b[i].s;
+        w->used = ++pf->tick;
+        if (!i)
+            got = w;
     }
-    struct vault *v = pf->v;
-    char name[128];
-    vault_pack_name(vault_index_pack_id(v->index, loc->pack), name,
-                    sizeof(name));
-    size_t len = span_len(pf, loc);
-    uint8_t *buf = malloc(len);
-    if (!buf) {
-        *rc = -ENOMEM;
-        return NULL;
-    }
-    pthread_mutex_lock(&pf->os_mu);
-    *rc = objstore_get_range(v->os, name, loc->offset, len, buf);
-    if (*rc == -ERANGE)
-        *rc = -EBADMSG, *why = why_of("%s: shorter than indexed (truncated)",
-                                      name);
-    else if (*rc == -ENOENT)
-        *why = why_of("%s: missing", name);
-    else if (*rc)
-        *why = why_of("%s", objstore_why(v->os));
-    pthread_mutex_unlock(&pf->os_mu);
-    if (*rc) {
-        free(buf);
-        return NULL;
-    }
-    pf->fetched += len;
-    free(w->buf);
-    *w = (struct span){ .pack = loc->pack, .off = loc->offset, .len = len,
-                        .buf = buf, .used = ++pf->tick };
-    return w;
+    return got;
 }
 
 /* The planned block P read and opened into R. */
