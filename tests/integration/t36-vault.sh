@@ -391,6 +391,18 @@ test_expect_success 'a backup killed with kill -9 leaves the vault as it was, an
 	"$SNAPFS" vault check "$V" >"$REF/out" && assert_grep "no problems found" "$REF/out"
 '
 
+test_expect_success 'a backup makes no pack larger than its pack size, and one index object per 64 packs it writes' '
+	"$SNAPFS" vault init "file://$TEST_TMP/v64" >/dev/null &&
+	"$SNAPFS" vault backup "$MNT" s5 "file://$TEST_TMP/v64" --pack-size 1M >"$REF/out" &&
+	packs=$(sed -n "s/.*uploaded: .* in \([0-9]*\) packs.*/\1/p" "$REF/out") &&
+	test "$packs" -gt 128 &&
+	assert_eq "$packs" "$(find "$TEST_TMP/v64/data" -type f | wc -l)" &&
+	assert_eq "" "$(find "$TEST_TMP/v64/data" -type f -size +1048576c)" &&
+	assert_eq $(((packs + 63) / 64)) "$(ls "$TEST_TMP/v64/index" | wc -l)" &&
+	"$SNAPFS" vault restore "file://$TEST_TMP/v64" s5 "$TEST_TMP/r64.store" >/dev/null &&
+	restored s5 "$TEST_TMP/r64.store"
+'
+
 test_expect_success 'an interrupted restore (SIGINT) says so and leaves nothing behind' '
 	"$SNAPFS" vault restore "$V" s5 "$TEST_TMP/int.store" >"$REF/out" 2>"$REF/err" &
 	pid=$!
