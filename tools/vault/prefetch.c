@@ -33,9 +33,10 @@
  * (asynchronous reads: on S3 they run in parallel, as restic's do).
  * SPANS spans are kept, the least recently used replaced.
  *
- * Memory: the spans (SPANS x SPAN_MAX), the out queue (OUT_DEPTH blocks,
- * at most OUT_BYTES), the plan (PLAN_DEPTH x ~90 bytes): about 140 MiB,
- * whatever the volume's size.  The object store is used by one thread at
+ * Memory: the spans (SPANS x SPAN_MAX, mapped each on its own, so that
+ * freeing one gives it back), the out queue (OUT_DEPTH blocks, at most
+ * OUT_BYTES), the plan (PLAN_DEPTH x ~90 bytes): about 120 MiB, whatever
+ * the volume's size.  The object store is used by one thread at
  * a time (a mutex: the receiver's thread refreshes the lock and reads
  * directly under it too).
  *
@@ -53,13 +54,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "repo.h"
 
 #define PLAN_DEPTH 4096
 #define OUT_DEPTH 512
 #define OUT_BYTES (32u << 20)
-#define SPANS 6
+#define SPANS 5
 #define BATCH 3              /* spans read at once (in parallel on S3) */
 #define SPAN_MAX (17u << 20) /* a default pack (16 MiB) and more */
 #define SPAN_DENSITY 4       /* at least 1/4 of a span is planned blobs */
@@ -176,6 +178,22 @@ static size_t span_len(struct vault_prefetch *pf, const struct vault_loc *from)
     return (size_t)(end - from->offset);
 }
 
+/* A span's buffer: mapped of its own, so that freeing it gives its memory
+ * back at once (malloc would keep buffers this large in its arenas). */
+static uint8_t *span_alloc(size_t len)
+{
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static void span_free(struct span *s)
+{
+    if (s->buf)
+        munmap(s->buf, s->len);
+    s->buf = NULL;
+}
+
 /* The span of the cache holding LOC (NULL: none); W: the one to replace
  * (empty, or used longest ago). */
 static struct span *span_cached(struct vault_prefetch *pf,
@@ -247,7 +265,7 @@ static int read_batch(struct vault_prefetch *pf, struct span_read *b,
         b[i].rc = -ENOMEM;
         vault_pack_name(vault_index_pack_id(v->index, b[i].s.pack), name,
                         sizeof(name));
-        if ((b[i].s.buf = malloc(b[i].s.len)))
+        if ((b[i].s.buf = span_alloc(b[i].s.len)))
             b[i].rc = objstore_get_async(v->os, name, b[i].s.off, b[i].s.len,
                                          b[i].s.buf, span_read_done, &b[i]);
     }
@@ -284,12 +302,12 @@ static const struct span *span_for(struct vault_prefetch *pf,
     const struct span *got = NULL;
     for (unsigned i = 0; i < n; i++) {
         if (b[i].rc) {
-            free(b[i].s.buf);
+            span_free(&b[i].s);
             continue;
         }
         pf->fetched += b[i].s.len;
         span_cached(pf, &(struct vault_loc){ .pack = UINT32_MAX }, &w);
-        free(w->buf);
+        span_free(w);
         *w = b[i].s;
         w->used = ++pf->tick;
         if (!i)
@@ -499,7 +517,7 @@ void vault_prefetch_stop(struct vault_prefetch *pf)
         free(pf->out[pf->head].why);
     }
     for (unsigned i = 0; i < SPANS; i++)
-        free(pf->spans[i].buf);
+        span_free(&pf->spans[i]);
     pf->v->fetched += pf->fetched;
     pthread_mutex_destroy(&pf->os_mu);
     pthread_mutex_destroy(&pf->mu);

@@ -83,7 +83,7 @@ int vault_os_fail(struct vault *v, int rc);
  * engine calls this every VAULT_MAP_RELEASE bytes, so that its resident
  * memory stays bounded whatever the volume's size.
  */
-#define VAULT_MAP_RELEASE (64u << 20)
+#define VAULT_MAP_RELEASE (32u << 20)
 void vault_map_release(struct sfs_store *st);
 
 /* Object names. */

@@ -59,6 +59,9 @@ struct vault_restorer {
     vault_key_filter keep;         /* the records a store gets (NULL: all) */
     void *keep_arg;
     struct vault_prefetch *pf;     /* reading blocks ahead, while receiving */
+    struct sfs_store *st;          /* the new store, while receiving */
+    uint64_t mapped;               /* bytes received since its map was
+                                      released (repo.h) */
 };
 
 /* ---- the scratch table ---- */
@@ -328,6 +331,10 @@ static int fetch_block(void *arg, const uint8_t hash[SFS_HASH_LEN],
         return rc;
     rs->r->blocks++;
     rs->block_bytes += raw->lsize;
+    if ((rs->mapped += raw->csize) >= VAULT_MAP_RELEASE) {
+        vault_map_release(rs->st); /* bounded memory, within a batch too */
+        rs->mapped = 0;
+    }
     if (rs->o->progress)
         rs->o->progress(rs->o->progress_arg, rs->block_bytes,
                         rs->s->m.logical, rs->r->files);
@@ -410,12 +417,14 @@ static int write_store(struct vault_restorer *rs, const char *path)
         rc = sfs_recv_new(synth_read, &s, &r);
     if (!rc)
         rc = vault_prefetch_start(rs->v, walk_blocks, rs, &rs->pf);
+    rs->st = st;
     if (!rc) {
         sfs_recv_set_block_source(r, fetch_block, rs);
         rc = receive_all(st, r);
     }
     vault_prefetch_stop(rs->pf);
     rs->pf = NULL;
+    rs->st = NULL;
     if (rc && !rs->v->why[0])
         vault_fail(rs->v, rc, "%s: %s", path,
                    r && sfs_recv_why(r) ? sfs_recv_why(r) : strerror(-rc));
