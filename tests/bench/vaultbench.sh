@@ -4,7 +4,8 @@
 # backup, an incremental after a 1% change, and a restore of the
 # incremental's snapshot, each timed cold; the bytes each stores and the
 # incremental uploads; on s3:// against a moto_server started here on
-# loopback, the requests each sends per GiB.  Rounds alternate which tool
+# loopback, the requests each sends per GiB (and by method and kind of
+# object, to tell which requests they are).  Rounds alternate which tool
 # goes first; ratios are medians of the per-round ratios, with their
 # range.  See tests/bench/README.md.
 #
@@ -64,16 +65,24 @@ run() {
 
 # The moto requests to BUCKET logged so far (werkzeug's access lines).
 requests() { grep -c "\"[A-Z]* /$1[/? ]" "$W/moto.log"; }
+# kinds BUCKET LINE: the requests to BUCKET logged after line LINE, counted
+# by method and object kind (the repository's top directory: data, index,
+# snapshots, keys, locks, config; "listing" for a bucket listing)
+kinds() {
+	tail -n +"$(($2 + 1))" "$W/moto.log" | grep -o "\"[A-Z]* /$1[/? ][^ ]*" |
+		sed -E 's|^"([A-Z]+) /[a-z0-9]+\?.*|\1 listing|; s|^"([A-Z]+) /[a-z0-9]+/r[0-9]+/([a-z]+).*|\1 \2|; s|^"([A-Z]+) .*|\1 other|' |
+		sort | uniq -c | awk '{ printf "%s%s %s %s", (NR > 1 ? ", " : ""), $2, $3, $1 }'
+}
 
 # phase TOOL N TARGET WHAT: time one phase of tool TOOL in round N, cold,
 # and put its figures: WHAT is full, incr or restore.
 phase() {
 	local tool=$1 n=$2 tgt=$3 what=$4 log=$W/logs/$1.$3.$2.$4 before=0 req=0 bucket
-	local vt rdir size0 size1
+	local vt rdir size0 size1 lines=0
 	vt=$(vault_url "$n" "$tgt")
 	REPO=$(restic_repo "$n" "$tgt")
 	[ "$tool" = vault ] && bucket=vbench || bucket=rbench
-	[ "$tgt" = s3 ] && before=$(requests $bucket)
+	[ "$tgt" = s3 ] && before=$(requests $bucket) && lines=$(wc -l <"$W/moto.log")
 	[ "$tgt" = file ] && size0=$(bytes_of "$W/r$n/$tool")
 	drop_caches
 	case $tool.$what in
@@ -97,6 +106,7 @@ phase() {
 	if [ "$tgt" = s3 ]; then
 		req=$(($(requests $bucket) - before))
 		put "$tgt.$tool.$what.requests" "$req"
+		put "$tgt.$tool.$what.kinds" "$(kinds $bucket "$lines")"
 	fi
 	if [ "$tgt" = file ] && [ "$what" != restore ]; then
 		size1=$(bytes_of "$W/r$n/$tool")
@@ -292,6 +302,12 @@ mibs() { echo "$1" | awk -v m=$MB '{ for (i = 1; i <= NF; i++) printf "%s%.1f", 
 		v=${R[s3.vault.incr.secs.$n]} r=${R[s3.restic.incr.secs.$n]}
 		printf '%-40s %12.2f %12.2f %8.2f\n' "incremental backup (s; restic/vault)" "$v" "$r" "$(calc "$r / $v" 3)"
 		put s3_full_mibs.vault "$vb"; put s3_full_mibs.restic "$rb"
+		echo "requests by method and kind:"
+		for what in full incr restore; do
+			for tool in vault restic; do
+				printf '  %-7s %-7s %s\n' "$what" "$tool" "${R[s3.$tool.$what.kinds]}"
+			done
+		done
 		put s3_restore_mibs.vault "$vr"; put s3_restore_mibs.restic "$rr"
 	fi
 	echo

@@ -373,21 +373,34 @@ test_expect_success 'a second writer is refused while a backup runs, with a mess
 test_expect_success 'a backup killed with kill -9 leaves the vault as it was, and the next backup resumes without uploading its packs again' '
 	head -c 120000000 /dev/urandom >bulk2 && "$SNAPFS" snapshot create "$MNT" s5 >/dev/null &&
 	"$SNAPFS" vault list "$V" >"$REF/before" &&
-	n=$(ls "$VDIR/index" | wc -l)
+	n=$(find "$VDIR/data" -type f | wc -l)
 	"$SNAPFS" vault backup "$MNT" s5 "$V" --pack-size 1M >/dev/null 2>&1 &
 	pid=$!
-	wait_for $((n + 20)) "$VDIR/index" && kill -STOP $pid &&
+	wait_for $((n + 20)) "$VDIR/data" && kill -STOP $pid &&
 	! "$SNAPFS" vault list "$V" --json 2>/dev/null | grep -q "\"s5\"" &&
 	kill -KILL $pid && { wait $pid || :; } &&
 	"$SNAPFS" snapshot holds "$MNT" s5 >"$REF/holds" && assert_grep "vault:$pid" "$REF/holds" &&
 	"$SNAPFS" vault list "$V" >"$REF/after" && assert_cmp "$REF/before" "$REF/after" &&
 	"$SNAPFS" vault restore "$V" s2 "$TEST_TMP/r2b.store" >/dev/null && restored s2 "$TEST_TMP/r2b.store" &&
 	"$SNAPFS" vault backup "$MNT" s5 "$V" --pack-size 1M >"$REF/out" &&
+	assert_grep "resumed: [1-9][0-9]* packs an interrupted backup had uploaded" "$REF/out" &&
 	up=$(uploaded "$REF/out") && test "$up" -lt 105000000 &&
 	grep "blocks:" "$REF/out" | grep -q "[1-9][0-9]* already in the vault" &&
 	"$SNAPFS" snapshot holds "$MNT" s5 >"$REF/holds" && ! grep -q "vault:" "$REF/holds" &&
 	"$SNAPFS" vault restore "$V" s5 "$TEST_TMP/r5.store" >/dev/null && restored s5 "$TEST_TMP/r5.store" &&
 	"$SNAPFS" vault check "$V" >"$REF/out" && assert_grep "no problems found" "$REF/out"
+'
+
+test_expect_success 'a backup makes no pack larger than its pack size, and one index object per 64 packs it writes' '
+	"$SNAPFS" vault init "file://$TEST_TMP/v64" >/dev/null &&
+	"$SNAPFS" vault backup "$MNT" s5 "file://$TEST_TMP/v64" --pack-size 1M >"$REF/out" &&
+	packs=$(sed -n "s/.*uploaded: .* in \([0-9]*\) packs.*/\1/p" "$REF/out") &&
+	test "$packs" -gt 128 &&
+	assert_eq "$packs" "$(find "$TEST_TMP/v64/data" -type f | wc -l)" &&
+	assert_eq "" "$(find "$TEST_TMP/v64/data" -type f -size +1048576c)" &&
+	assert_eq $(((packs + 63) / 64)) "$(ls "$TEST_TMP/v64/index" | wc -l)" &&
+	"$SNAPFS" vault restore "file://$TEST_TMP/v64" s5 "$TEST_TMP/r64.store" >/dev/null &&
+	restored s5 "$TEST_TMP/r64.store"
 '
 
 test_expect_success 'an interrupted restore (SIGINT) says so and leaves nothing behind' '

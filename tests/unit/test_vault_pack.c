@@ -231,8 +231,15 @@ static void test_packs(void)
     static uint8_t blocks[N][4096], ids[N][VC_ID];
     struct vault_packer pk = { 0 };
     fill_pack(&pk, N, ids, blocks);
+    uint64_t foretold = vault_packer_size_with(&pk, 0);
+    CHECK(vault_packer_size_with(&pk, 1000) ==
+              foretold + 1000 + VAULT_ENTRY_BYTES,
+          "one more blob adds its bytes and an entry of the trailer");
     uint8_t pack_id[VC_ID], sha[VC_ID];
     CHECK_RC(vault_packer_finish(&pk, &keys, pack_id));
+    CHECK(pk.buf.len == foretold, "a pack is as large as foretold "
+          "(%zu, %llu), trailer included", pk.buf.len,
+          (unsigned long long)foretold);
     vc_sha256(pk.buf.p, pk.buf.len, sha);
     CHECK(!memcmp(sha, pack_id, VC_ID), "a pack is named by its SHA-256");
     struct vault_pack_entry *e;

@@ -88,6 +88,8 @@ struct backup {
     bool have_hdr, ended;
     int64_t files, logical;        /* changes from the base */
     uint64_t progress, total, inodes;
+    uint64_t mapped;               /* bytes read since the volume's map
+                                      was last released */
     struct vault_squeeze *squeeze; /* blocks stored smaller (pack.c) */
 };
 
@@ -221,9 +223,20 @@ static int block_packed(void *arg, const uint8_t id[VC_ID],
     return 0;
 }
 
+/* Count BYTES more read through the volume's map, releasing it every
+ * VAULT_MAP_RELEASE (bounded memory: repo.h). */
+static void mapped(struct backup *b, uint64_t bytes)
+{
+    if ((b->mapped += bytes) >= VAULT_MAP_RELEASE) {
+        vault_map_release(b->st);
+        b->mapped = 0;
+    }
+}
+
 /* The block a record names, uploaded unless the vault has it (or is
  * packing it already): fetched here, put into the vault's form by the
  * workers, packed by block_packed. */
+
 static int backup_block(struct backup *b, const uint8_t hash[SFS_HASH_LEN])
 {
     struct vault *v = b->v;
@@ -240,6 +253,7 @@ static int backup_block(struct backup *b, const uint8_t hash[SFS_HASH_LEN])
     if (rc)
         return vault_fail(v, rc, "reading a block of the snapshot: %s "
                           "(snapfs fsck tells more)", strerror(-rc));
+    mapped(b, raw.csize);
     rc = vault_reserve_blob(v, VB_DATA, id, raw.lsize);
     if (rc < 0) {
         sfs_raw_block_release(&raw);
@@ -283,6 +297,7 @@ static int on_header(struct backup *b, const struct sfs_stream_frame *f)
 
 static int on_put(struct backup *b, const struct sfs_stream_frame *f)
 {
+    mapped(b, f->plen); /* the records the sender read */
     int rc = f->blockref ? backup_block(b, f->hash) : 0;
     if (!rc && f->key[0] == SFS_K_INODE) {
         struct sfs_inode in;
@@ -539,6 +554,8 @@ int vault_backup(struct vault *v, struct sfs_store *st,
     if (!rc && !r->already) {
         snprintf(r->base, sizeof(r->base), "%s", held);
         rc = run_backup(&b, snap, &base);
+    } else if (!rc) {
+        rc = vault_flush(v); /* an index for the packs recovered */
     }
     if (held[0] && o->hold)
         o->hold(o->hold_arg, held, false);

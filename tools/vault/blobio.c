@@ -3,12 +3,18 @@
  * recovered from pack trailers), blobs fetched and opened, blobs packed,
  * packs and their index objects written (see repo.c's THEORY).
  *
- * Guarantees: a pack is written before the index object that lists it,
- * and each pack gets its own index object at once, so a backup killed
- * between two packs loses nothing it wrote; a pack written but not
- * indexed (killed between the two) is found by vault_load_index(RECOVER)
- * and indexed from its own trailer.  A session's per-pack index objects
- * are replaced by one at vault_flush, written before they are deleted.
+ * Guarantees: a pack is written before any index object that lists it.
+ * A session's packs are listed by index objects of up to
+ * VAULT_INDEX_EVERY packs each, written once those packs are stored (and
+ * the last at vault_flush, before the manifest that needs them): a
+ * backup killed in between leaves packs no index lists, which
+ * vault_load_index(RECOVER) finds by listing data/ and indexes from their
+ * own trailers (a ranged read each, as an index object per pack would
+ * have cost), so nothing written is uploaded again.  Requests: a pack is
+ * one PUT (a pack is closed before it would grow over the pack size,
+ * trailer included, so a default pack is under the multipart size) and
+ * an index object is one PUT per VAULT_INDEX_EVERY packs, never deleted
+ * by the backup.
  * A blob is handed on only if it authenticates under its type and id and,
  * read with vault_read_blob, decodes to bytes whose keyed hash is its id.
  *
@@ -18,9 +24,8 @@
  * that a sequential restore makes a request per pack, not per block, as
  * restic's does: on S3 each request costs a round trip; any other
  * blob is read alone.  VAULT_WINDOWS windows are kept (the one used
- * longest ago is replaced): a restore of an incremental reads the full
- * backup's packs and, here and there, a block of a later pack, and
- * neither sequence should make the other read its window again.
+ * longest ago is replaced).  (A whole restore reads through restore.c's
+ * prefetcher instead, which plans its reads per pack.)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -108,19 +113,8 @@ int vault_load_index_object(struct vault *v, const char *name)
     return rc;
 }
 
-/* The index object of the single pack D, sealed into OBJ; its id. */
-static int index_object(struct vault *v, const struct vault_pack_desc *d,
-                        struct vw *obj, uint8_t id[VC_ID])
-{
-    int rc = vault_index_encode(&v->keys, d, 1, obj);
-    if (!rc)
-        vc_sha256(obj->p, obj->len, id);
-    return rc;
-}
-
-/* Pack D is the session's, indexed by the object index/ID. */
-static int session_add(struct vault *v, const struct vault_pack_desc *d,
-                       const uint8_t id[VC_ID])
+/* Pack D is the session's (in no index object of the session yet). */
+static int session_add(struct vault *v, const struct vault_pack_desc *d)
 {
     if (vault_grow(&v->session, &v->session_cap, v->nsession,
                    sizeof(*v->session)))
@@ -131,21 +125,8 @@ static int session_add(struct vault *v, const struct vault_pack_desc *d,
     if (!sp->d.ents)
         return -ENOMEM;
     memcpy(sp->d.ents, d->ents, d->n * sizeof(*d->ents));
-    vault_obj_name("index", id, sp->index_name, sizeof(sp->index_name));
     v->nsession++;
     return 0;
-}
-
-/* Write an index object for the single pack D, as the session's. */
-static int index_one_pack(struct vault *v, const struct vault_pack_desc *d)
-{
-    struct vw obj = { 0 };
-    uint8_t id[VC_ID];
-    int rc = index_object(v, d, &obj, id);
-    if (!rc)
-        rc = vault_put_object(v, "index", &obj, NULL);
-    vw_free(&obj);
-    return rc ? rc : session_add(v, d, id);
 }
 
 struct recover_scan {
@@ -172,7 +153,7 @@ static int recover_pack(void *arg, const char *name, uint64_t size)
     if (!rc)
         rc = vault_index_add_pack(v->index, &d);
     if (!rc)
-        rc = index_one_pack(v, &d);
+        rc = session_add(v, &d); /* the session's index lists it */
     free(d.ents);
     if (rc) {
         s->err = rc;
@@ -336,9 +317,10 @@ int vault_read_blob(struct vault *v, uint8_t type, const uint8_t id[VC_ID],
 
 /*
  * Packs go up asynchronously, at most MAX_INFLIGHT transfers at a time
- * (memory: that many packs).  A pack's index object is submitted from the
- * pack's completion, so it is never in the store before its pack; an
- * error of either is kept for vault_wait.
+ * (memory: that many packs).  An index object of the session's packs is
+ * submitted from the completion of the last pack it lists, so it is never
+ * in the store before its packs; an error of either is kept for
+ * vault_wait.
  */
 #define MAX_INFLIGHT 4
 
@@ -396,30 +378,66 @@ static int index_in_memory(struct vault *v, const struct vault_pack_desc *d)
     return rc;
 }
 
+/* The session's packs that no index object of the session lists yet,
+ * sealed as one index object into OBJ, named in NAME. */
+static int session_index_object(struct vault *v, struct vw *obj,
+                                char name[VAULT_INDEX_NAME])
+{
+    size_t n = v->nsession - v->session_indexed;
+    struct vault_pack_desc *d = malloc(n * sizeof(*d) + 1);
+    if (!d)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        d[i] = v->session[v->session_indexed + i].d;
+    int rc = vault_index_encode(&v->keys, d, n, obj);
+    free(d);
+    uint8_t id[VC_ID];
+    if (!rc) {
+        vc_sha256(obj->p, obj->len, id);
+        vault_obj_name("index", id, name, VAULT_INDEX_NAME);
+    }
+    if (!rc && vault_grow(&v->session_indexes, &v->session_indexes_cap,
+                          v->nsession_indexes, sizeof(*v->session_indexes)))
+        rc = -ENOMEM;
+    if (!rc) {
+        memcpy(v->session_indexes[v->nsession_indexes++], name,
+               VAULT_INDEX_NAME);
+        v->session_indexed = v->nsession;
+    }
+    return rc;
+}
+
+/* VAULT_INDEX_EVERY packs of the session are stored and in no index
+ * object: one for them, on its way. */
+static int index_session_async(struct vault *v)
+{
+    struct upload *ix = calloc(1, sizeof(*ix));
+    struct vw obj = { 0 };
+    int rc = ix ? session_index_object(v, &obj, ix->name) : -ENOMEM;
+    if (rc) {
+        free(ix);
+        vw_free(&obj);
+        return rc;
+    }
+    ix->v = v;
+    ix->buf = obj.p;
+    ix->len = obj.len;
+    return submit(v, ix, index_done);
+}
+
 static void pack_done(void *arg, int rc)
 {
-    struct upload *u = arg, *ix = NULL;
+    struct upload *u = arg;
     struct vault *v = u->v;
     v->inflight--;
     if (!rc) {
         v->uploaded += u->len;
         v->packs_written++;
-        struct vw obj = { 0 };
-        uint8_t id[VC_ID];
         rc = index_in_memory(v, &u->d);
         if (!rc)
-            rc = index_object(v, &u->d, &obj, id);
-        if (!rc)
-            rc = session_add(v, &u->d, id);
-        if (!rc && !(ix = calloc(1, sizeof(*ix))))
-            rc = -ENOMEM;
-        if (!rc) {
-            *ix = (struct upload){ .v = v, .buf = obj.p, .len = obj.len };
-            obj.p = NULL;
-            vault_obj_name("index", id, ix->name, sizeof(ix->name));
-            rc = submit(v, ix, index_done);
-        }
-        vw_free(&obj);
+            rc = session_add(v, &u->d);
+        if (!rc && v->nsession - v->session_indexed >= VAULT_INDEX_EVERY)
+            rc = index_session_async(v);
         if (rc)
             async_fail(v, rc, "indexing a pack");
     }
@@ -463,6 +481,23 @@ static int write_pack(struct vault *v, struct vault_packer *p)
     return vault_keep_lock(v);
 }
 
+/* Make room in P for a blob of LEN sealed bytes: a pack that would grow
+ * over the pack size with it is written first (a blob alone may make a
+ * pack larger). */
+static int room_for(struct vault *v, struct vault_packer *p, size_t len)
+{
+    if (p->n && vault_packer_size_with(p, len) > v->pack_size)
+        return write_pack(v, p);
+    return 0;
+}
+
+/* After a blob went into P: write P if it is full. */
+static int written_if_full(struct vault *v, struct vault_packer *p)
+{
+    return vault_packer_size_with(p, 0) >= v->pack_size ? write_pack(v, p)
+                                                       : 0;
+}
+
 int vault_reserve_blob(struct vault *v, uint8_t type, const uint8_t id[VC_ID],
                        uint32_t lsize)
 {
@@ -474,10 +509,10 @@ int vault_pack_blob(struct vault *v, uint8_t type, const uint8_t id[VC_ID],
                     const struct vault_stored *s)
 {
     struct vault_packer *p = &v->packers[type == VB_DATA ? 0 : 1];
-    int rc = vault_packer_add(p, &v->keys, type, id, s);
-    if (!rc && p->buf.len >= v->pack_size)
-        rc = write_pack(v, p);
-    return rc;
+    int rc = room_for(v, p, vault_blob_size(s->csize));
+    if (!rc)
+        rc = vault_packer_add(p, &v->keys, type, id, s);
+    return rc ? rc : written_if_full(v, p);
 }
 
 int vault_add_blob(struct vault *v, uint8_t type, const uint8_t id[VC_ID],
@@ -495,10 +530,10 @@ int vault_move_blob(struct vault *v, const struct vault_pack_entry *e,
                     const uint8_t *sealed)
 {
     struct vault_packer *p = &v->packers[e->type == VB_DATA ? 0 : 1];
-    int rc = vault_packer_add_sealed(p, e, sealed);
-    if (!rc && p->buf.len >= v->pack_size)
-        rc = write_pack(v, p);
-    return rc;
+    int rc = room_for(v, p, e->length);
+    if (!rc)
+        rc = vault_packer_add_sealed(p, e, sealed);
+    return rc ? rc : written_if_full(v, p);
 }
 
 int vault_add_plain(struct vault *v, uint8_t type, const void *plain,
@@ -518,28 +553,6 @@ int vault_add_plain(struct vault *v, uint8_t type, const void *plain,
     return rc;
 }
 
-/* One index object for every pack of the session; then the per-pack
- * ones go. */
-static int consolidate_session(struct vault *v)
-{
-    if (v->nsession < 2)
-        return 0;
-    struct vault_pack_desc *d = malloc(v->nsession * sizeof(*d));
-    if (!d)
-        return -ENOMEM;
-    for (size_t i = 0; i < v->nsession; i++)
-        d[i] = v->session[i].d;
-    struct vw obj = { 0 };
-    int rc = vault_index_encode(&v->keys, d, v->nsession, &obj);
-    free(d);
-    if (!rc)
-        rc = vault_put_object(v, "index", &obj, NULL);
-    vw_free(&obj);
-    for (size_t i = 0; !rc && i < v->nsession; i++)
-        objstore_delete(v->os, v->session[i].index_name);
-    return rc;
-}
-
 int vault_flush_packs(struct vault *v)
 {
     int rc = 0;
@@ -553,14 +566,21 @@ void vault_session_clear(struct vault *v)
 {
     for (size_t i = 0; i < v->nsession; i++)
         free(v->session[i].d.ents);
-    v->nsession = 0;
+    v->nsession = v->session_indexed = 0;
+    v->nsession_indexes = 0;
 }
 
 int vault_flush(struct vault *v)
 {
     int rc = vault_flush_packs(v);
-    if (!rc)
-        rc = consolidate_session(v);
+    if (!rc && v->nsession > v->session_indexed) {
+        struct vw obj = { 0 };
+        char name[VAULT_INDEX_NAME];
+        rc = session_index_object(v, &obj, name);
+        if (!rc)
+            rc = vault_put_object(v, "index", &obj, NULL);
+        vw_free(&obj);
+    }
     vault_session_clear(v);
     return rc;
 }

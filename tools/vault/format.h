@@ -173,6 +173,9 @@ int vault_packer_add_sealed(struct vault_packer *p,
                             const uint8_t *sealed);
 int vault_packer_finish(struct vault_packer *p, const struct vault_keys *k,
                         uint8_t pack_id[VC_ID]);
+/* The size the pack would have, trailer included, with one more blob of
+ * BLOB_LEN sealed bytes (0: as it is). */
+uint64_t vault_packer_size_with(const struct vault_packer *p, size_t blob_len);
 /* Empty it for the next pack (keeps the memory). */
 void vault_packer_reset(struct vault_packer *p);
 void vault_packer_free(struct vault_packer *p);

@@ -418,6 +418,13 @@ int vault_packer_finish(struct vault_packer *p, const struct vault_keys *k,
     return rc;
 }
 
+uint64_t vault_packer_size_with(const struct vault_packer *p, size_t blob_len)
+{
+    uint64_t n = p->n + (blob_len ? 1 : 0);
+    return (uint64_t)p->buf.len + blob_len + 4 + n * VAULT_ENTRY_BYTES +
+           VC_OVERHEAD + 4;
+}
+
 void vault_packer_reset(struct vault_packer *p)
 {
     p->buf.len = 0;

@@ -18,9 +18,11 @@
  * pack or earlier move has it.
  *
  * Order, so that a prune killed anywhere loses nothing a snapshot needs:
- * new packs (each with its index object), then the new index (every kept
- * and new pack), then the old index objects are deleted, then the old
- * packs.  Killed before the deletions, the vault has duplicates (harmless);
+ * new packs (killed then, they are packs no index lists: duplicates the
+ * next backup or prune indexes from their trailers), then the new index
+ * (every kept and new pack), then the old index objects (and any the
+ * repack wrote) are deleted, then the old packs.  Killed before the
+ * deletions, the vault has duplicates (harmless);
  * between them, packs no index lists (the next backup indexes them from
  * their trailers, the next prune deletes them again).  Prune holds the
  * write lock and the read lock exclusively: no backup adds references and
@@ -291,8 +293,8 @@ static void delete_old(struct pruner *p)
         vault_obj_name("index", p->indexes[i], name, sizeof(name));
         objstore_delete(v->os, name);
     }
-    for (size_t i = 0; i < v->nsession; i++)
-        objstore_delete(v->os, v->session[i].index_name);
+    for (size_t i = 0; i < v->nsession_indexes; i++)
+        objstore_delete(v->os, v->session_indexes[i]);
     for (size_t i = 0; i < p->np; i++) {
         if (p->packs[i].fate == FATE_KEEP)
             continue;
@@ -334,9 +336,12 @@ int vault_prune(struct vault *v, bool dry_run, struct vault_prune_stats *st)
     int rc = p.refs && p.links_seen && p.pack_no ? 0 : -ENOMEM;
     if (!rc)
         rc = vault_load_index(v, !dry_run, &st->recovered);
-    vault_session_clear(v); /* recovered packs are old packs, listed next */
     if (!rc)
         rc = list_packs(&p);
+    /* recovered packs (no index object lists them) are old packs too */
+    for (size_t i = 0; !rc && i < v->nsession; i++)
+        rc = pack_listed(&p, &v->session[i].d);
+    vault_session_clear(v);
     if (!rc)
         rc = vault_each_manifest(v, true, mark_manifest, &p);
     if (!rc) {

@@ -45,16 +45,15 @@
  * anyway, and a disk-backed table would trade memory for a random read
  * per block.  The limit is stated in the README.
  *
- * Crash safety.  A backup writes packs, then for each pack an index
- * object, then the snapshot's manifest: a snapshot exists once its
- * manifest does, and everything it refers to was written before.  Killed
- * anywhere, it leaves packs (with or without their index) and no
- * manifest; the next backup loads the per-pack indexes, reads the
- * trailers of packs no index lists (blobio.c), and so uploads none of
- * them again.  A backup deletes nothing but its own per-pack index
- * objects (after the one that replaces them is written) and its lock;
- * only `forget` (manifests) and `prune` (packs nothing kept refers to,
- * prune.c) delete more.
+ * Crash safety.  A backup writes packs, then index objects listing them
+ * (one per VAULT_INDEX_EVERY packs, the last after its last pack), then
+ * the snapshot's manifest: a snapshot exists once its manifest does, and
+ * everything it refers to was written before.  Killed anywhere, it
+ * leaves packs (with or without an index) and no manifest; the next
+ * backup loads the index objects, reads the trailers of packs no index
+ * lists (blobio.c), and so uploads none of them again.  A backup deletes
+ * nothing but its lock; only `forget` (manifests) and `prune` (packs
+ * nothing kept refers to, prune.c) delete more.
  *
  * Locks.  One writer at a time (objstore_lock, exclusive, in locks/write):
  * backup, key changes, check, forget and prune; restores take a shared
@@ -72,6 +71,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -93,6 +93,14 @@ int vault_os_fail(struct vault *v, int rc)
 {
     snprintf(v->why, sizeof(v->why), "%s", objstore_why(v->os));
     return rc;
+}
+
+void vault_map_release(struct sfs_store *st)
+{
+    void *addr;
+    size_t len;
+    if (!sfs_map_region(st, &addr, &len))
+        madvise(addr, len, MADV_DONTNEED); /* advice: errors change nothing */
 }
 
 const char *vault_why(const struct vault *v)
@@ -190,6 +198,7 @@ void vault_close(struct vault *v)
     for (size_t i = 0; i < v->nsession; i++)
         free(v->session[i].d.ents);
     free(v->session);
+    free(v->session_indexes);
     vault_packer_free(&v->packers[0]);
     vault_packer_free(&v->packers[1]);
     vault_index_free(v->index);

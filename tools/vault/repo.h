@@ -18,11 +18,12 @@
 #define VAULT_LOCK_STALE 1800   /* seconds: a lock not refreshed is stale */
 #define VAULT_LOCK_REFRESH 300  /* seconds between refreshes */
 
-/* A pack of this session not yet in an index object of the session. */
+/* A pack of this session (backup, repack). */
 struct vault_session_pack {
     struct vault_pack_desc d; /* entries malloc'd */
-    char index_name[16 + VC_HEX];
 };
+#define VAULT_INDEX_EVERY 64   /* packs an index object of a session lists */
+#define VAULT_INDEX_NAME (16 + VC_HEX)
 
 /* A window of a pack sequential readers are served from (blobio.c). */
 #define VAULT_WINDOWS 2
@@ -51,6 +52,9 @@ struct vault {
     struct vault_packer packers[2]; /* [0] data, [1] metadata */
     struct vault_session_pack *session;
     size_t nsession, session_cap;
+    size_t session_indexed;       /* session[0..this) are in index objects */
+    char (*session_indexes)[VAULT_INDEX_NAME]; /* those objects' names */
+    size_t nsession_indexes, session_indexes_cap;
     uint64_t uploaded;            /* bytes put this session */
     uint64_t packs_written;
     unsigned inflight;            /* asynchronous puts running */
@@ -69,6 +73,18 @@ int vault_fail(struct vault *v, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* RC from the object store: V's why is the store's. */
 int vault_os_fail(struct vault *v, int rc);
+
+/*
+ * Drop this process's mapping of ST's pages (a store's LMDB map is read-only
+ * and shared: the pages stay in the page cache, and are mapped again
+ * from it when read; nothing is lost, pointers into the map stay valid).
+ * A backup or restore that reads a whole volume through the map would
+ * otherwise keep every page it touched resident in its own memory: the
+ * engine calls this every VAULT_MAP_RELEASE bytes, so that its resident
+ * memory stays bounded whatever the volume's size.
+ */
+#define VAULT_MAP_RELEASE (32u << 20)
+void vault_map_release(struct sfs_store *st);
 
 /* Object names. */
 void vault_pack_name(const uint8_t id[VC_ID], char *out, size_t cap);
@@ -108,7 +124,8 @@ int vault_read_blob(struct vault *v, uint8_t type, const uint8_t id[VC_ID],
 /*
  * Writing blobs (backup): add the blob (its id, stored form) to the
  * packer of its type unless the index has it; a full packer is written
- * (pack, then an index object for it).  1 added, 0 the vault had it.
+ * (the pack; an index object once VAULT_INDEX_EVERY packs of the session
+ * are stored).  1 added, 0 the vault had it.
  */
 int vault_add_blob(struct vault *v, uint8_t type, const uint8_t id[VC_ID],
                    const struct vault_stored *s);
@@ -124,16 +141,16 @@ int vault_pack_blob(struct vault *v, uint8_t type, const uint8_t id[VC_ID],
  * compressed when that pays. */
 int vault_add_plain(struct vault *v, uint8_t type, const void *plain,
                     uint32_t len, uint8_t id[VC_ID]);
-/* Write what the packers hold, wait for every upload, then write one
- * index object for every pack of the session, and delete the session's
- * per-pack index objects. */
+/* Write what the packers hold, wait for every upload, then write an
+ * index object for the session's packs no index object of the session
+ * lists yet; the session is cleared. */
 int vault_flush(struct vault *v);
 /* Wait for the uploads in flight: 0 or the first error (why set). */
 int vault_wait(struct vault *v);
-/* Forget the session's packs (their index objects stay). */
+/* Forget the session's packs (the index objects written stay). */
 void vault_session_clear(struct vault *v);
-/* Write what the packers hold and wait (the session's per-pack index
- * objects stay). */
+/* Write what the packers hold and wait (session index objects are
+ * written only for each VAULT_INDEX_EVERY packs: v->session_indexes). */
 int vault_flush_packs(struct vault *v);
 /* Repacking: the blob E (SEALED, its bytes in an old pack) into the
  * packer of its type, whatever the index says; the index points at its
@@ -161,6 +178,24 @@ int vault_squeeze_add(struct vault_squeeze *q, const uint8_t id[VC_ID],
 int vault_squeeze_drain(struct vault_squeeze *q, vault_squeezed_fn *done,
                         void *arg);
 void vault_squeeze_free(struct vault_squeeze *q);
+
+/*
+ * prefetch.c: a restore's blocks read and opened on a thread of their
+ * own, ahead of the receiver (theory comment).  WALK runs on that thread
+ * and calls WANT for each block the stream's records name, in order
+ * (WANT's error, -ECANCELED when stopped, ends the walk).  take gives the
+ * block HASH in its stored form (RAW's bytes malloc'd) or an error with
+ * V's why set; stop joins the thread (call it before V is used again).
+ */
+struct vault_prefetch;
+typedef int vault_want_fn(void *arg, const uint8_t hash[SFS_HASH_LEN]);
+typedef int vault_walk_fn(void *arg, vault_want_fn *want, void *want_arg);
+int vault_prefetch_start(struct vault *v, vault_walk_fn *walk, void *walk_arg,
+                         struct vault_prefetch **out);
+int vault_prefetch_take(struct vault_prefetch *pf,
+                        const uint8_t hash[SFS_HASH_LEN],
+                        struct sfs_raw_block *raw);
+void vault_prefetch_stop(struct vault_prefetch *pf);
 
 /* chain.c: the links of M's chain, the full one first (*LINKS
  * malloc'd: vault_links_free); each link's records through CB, checked

@@ -58,6 +58,10 @@ struct vault_restorer {
     struct vault_restore_result *r;
     vault_key_filter keep;         /* the records a store gets (NULL: all) */
     void *keep_arg;
+    struct vault_prefetch *pf;     /* reading blocks ahead, while receiving */
+    struct sfs_store *st;          /* the new store, while receiving */
+    uint64_t mapped;               /* bytes received since its map was
+                                      released (repo.h) */
 };
 
 /* ---- the scratch table ---- */
@@ -151,6 +155,7 @@ struct synth {
     struct vw out;             /* written, not yet read */
     size_t off;
     bool finished;
+    bool walking;              /* the prefetcher's walk: counts nothing */
     int err;
 };
 
@@ -204,6 +209,8 @@ static int synth_more(struct synth *s)
                                        v.mv_size);
         if (rc)
             return rc;
+        if (s->walking)
+            continue;
         s->rs->r->records++;
         if (((uint8_t *)k.mv_data)[0] == SFS_K_INODE)
             s->rs->r->files++;
@@ -238,13 +245,19 @@ static int synth_read(void *arg, void *buf, size_t len)
     return 0;
 }
 
-static int synth_start(struct vault_restorer *rs, struct synth *s)
+/* Start S over the scratch table; WALKING: for the prefetcher's thread
+ * (nothing counted, no message: the receiver's own walk reports). */
+static int synth_start(struct vault_restorer *rs, struct synth *s,
+                       bool walking)
 {
     memset(s, 0, sizeof(*s));
     s->rs = rs;
+    s->walking = walking;
     int rc = mdb_txn_begin(rs->env, NULL, MDB_RDONLY, &s->txn);
     if (!rc)
         rc = mdb_cursor_open(s->txn, rs->dbi, &s->cur);
+    if (rc && walking)
+        return sfs_mdb_errno(rc);
     if (rc)
         return vault_fail(rs->v, sfs_mdb_errno(rc), "the scratch table: %s",
                           mdb_strerror(rc));
@@ -268,43 +281,68 @@ static void synth_end(struct synth *s)
 
 /* ---- the new store ---- */
 
+/* ---- the blocks, read ahead (prefetch.c) ---- */
+
+struct walk {
+    vault_want_fn *want;
+    void *want_arg;
+};
+
+static int walk_frame(void *arg, const struct sfs_stream_frame *f)
+{
+    struct walk *w = arg;
+    return f->type == SFS_FRAME_PUT && f->blockref ? w->want(w->want_arg,
+                                                             f->hash)
+                                                   : 0;
+}
+
+/* vault_walk_fn: the stream the receiver gets, written again from the
+ * scratch table (its own read transaction, on the prefetcher's thread),
+ * each block a record names to WANT. */
+static int walk_blocks(void *arg, vault_want_fn *want, void *want_arg)
+{
+    struct vault_restorer *rs = arg;
+    struct synth s;
+    struct vault_frames fr = { 0 };
+    struct walk w = { want, want_arg };
+    int rc = synth_start(rs, &s, true);
+    while (!rc && !s.finished) {
+        rc = synth_more(&s);
+        if (!rc)
+            rc = vault_frames_feed(&fr, s.out.p + s.off, s.out.len - s.off,
+                                   walk_frame, &w);
+        s.off = s.out.len = 0;
+    }
+    vault_frames_free(&fr);
+    synth_end(&s);
+    return rc;
+}
+
 /* The receiver's block source: a data blob of the vault, by the block's
- * keyed hash, in its stored form. */
+ * keyed hash, in its stored form, from the prefetcher. */
 static int fetch_block(void *arg, const uint8_t hash[SFS_HASH_LEN],
                        struct sfs_raw_block *raw)
 {
     struct vault_restorer *rs = arg;
-    struct vault *v = rs->v;
-    uint8_t id[VC_ID], *plain;
-    struct vault_stored s;
     if (rs->o->interrupted && *rs->o->interrupted)
-        return vault_fail(v, -EINTR, "interrupted");
-    int rc = vault_keep_lock(v);
+        return vault_fail(rs->v, -EINTR, "interrupted");
+    int rc = vault_prefetch_take(rs->pf, hash, raw);
     if (rc)
         return rc;
-    vc_blob_id(&v->keys, hash, id);
-    rc = vault_fetch_blob(v, VB_DATA, id, &plain, &s);
-    if (rc)
-        return rc;
-    raw->bytes = malloc(s.csize + 1);
-    if (!raw->bytes) {
-        free(plain);
-        return -ENOMEM;
-    }
-    memcpy(raw->bytes, s.bytes, s.csize);
-    raw->codec = s.codec;
-    raw->lsize = s.lsize;
-    raw->csize = s.csize;
-    free(plain);
     rs->r->blocks++;
-    rs->block_bytes += s.lsize;
+    rs->block_bytes += raw->lsize;
+    if ((rs->mapped += raw->csize) >= VAULT_MAP_RELEASE) {
+        vault_map_release(rs->st); /* bounded memory, within a batch too */
+        rs->mapped = 0;
+    }
     if (rs->o->progress)
         rs->o->progress(rs->o->progress_arg, rs->block_bytes,
                         rs->s->m.logical, rs->r->files);
     return 0;
 }
 
-/* Apply the receiver R to ST in batches, each a transaction. */
+/* Apply the receiver R to ST in batches, each a transaction; after each,
+ * the new store's map is released (repo.h: bounded memory). */
 static int receive_all(struct sfs_store *st, struct sfs_receiver *r)
 {
     struct sfs_codec_ctx *cc = sfs_codec_ctx_new();
@@ -325,6 +363,7 @@ static int receive_all(struct sfs_store *st, struct sfs_receiver *r)
             rc = crc;
             break;
         }
+        vault_map_release(st);
         rc = sfs_txn_begin(st, NULL, true, &txn);
         if (rc)
             break;
@@ -373,13 +412,19 @@ static int write_store(struct vault_restorer *rs, const char *path)
         return rc;
     struct synth s;
     struct sfs_receiver *r = NULL;
-    rc = synth_start(rs, &s);
+    rc = synth_start(rs, &s, false);
     if (!rc)
         rc = sfs_recv_new(synth_read, &s, &r);
+    if (!rc)
+        rc = vault_prefetch_start(rs->v, walk_blocks, rs, &rs->pf);
+    rs->st = st;
     if (!rc) {
         sfs_recv_set_block_source(r, fetch_block, rs);
         rc = receive_all(st, r);
     }
+    vault_prefetch_stop(rs->pf);
+    rs->pf = NULL;
+    rs->st = NULL;
     if (rc && !rs->v->why[0])
         vault_fail(rs->v, rc, "%s: %s", path,
                    r && sfs_recv_why(r) ? sfs_recv_why(r) : strerror(-rc));
