@@ -118,6 +118,9 @@
 #include <time.h>
 #include <syslog.h>
 
+/* the node table's buckets to begin with (it grows) */
+#define NODE_BUCKETS_MIN 4096
+
 uint64_t vol_now_ms(void)
 {
     struct timespec ts;
@@ -295,7 +298,7 @@ int vol_start(struct vol *v, struct sfs_store *st,
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&v->gate_changed, &ca);
     pthread_condattr_destroy(&ca);
-    v->nbuckets = 4096;
+    v->nbuckets = NODE_BUCKETS_MIN;
     v->buckets = calloc(v->nbuckets, sizeof(*v->buckets));
     if (!v->buckets)
         return -ENOMEM;
@@ -343,10 +346,23 @@ int vol_stop(struct vol *v)
     return rc;
 }
 
+/* Called with lock: the map is being read.  The first use after a trim
+ * wakes the committer, which may be asleep without a deadline (nothing
+ * dirty, nothing cached), so that it trims VOL_MAP_TRIM_MS later: without
+ * this a volume that is only read (a `find`, an `ls -lR`) would keep every
+ * page it touched in its resident set until the next write. */
+static void map_use(struct vol *v)
+{
+    if (!v->map_used) {
+        v->map_used = true;
+        pthread_cond_signal(&v->wake_committer);
+    }
+}
+
 MDB_txn *vol_read_begin(struct vol *v)
 {
     pthread_mutex_lock(&v->lock);
-    v->map_used = true;
+    map_use(v);
     return v->wtxn;
 }
 
@@ -362,6 +378,10 @@ static void count_map_bytes(struct vol *v, uint64_t bytes)
 
 void vol_read_end(struct vol *v)
 {
+    /* a read of records (a lookup, a getattr, a directory's entries)
+     * touches a few pages: counted as one, so that a fast scan of the
+     * metadata is trimmed every VOL_MAP_TRIM_BYTES / 4 KiB reads */
+    count_map_bytes(v, VOL_MAP_META_BYTES);
     pthread_mutex_unlock(&v->lock);
 }
 
@@ -392,7 +412,7 @@ int vol_change_begin(struct vol *v, MDB_txn **txn)
         return rc;
     }
     v->op_saved = v->st->state;
-    v->map_used = true;
+    map_use(v);
     *txn = v->op_txn;
     return 0;
 }
@@ -541,11 +561,39 @@ void vol_thaw(struct vol *v)
     pthread_mutex_unlock(&v->gate_lock);
 }
 
-/* ---- node table ---- */
+/* ---- node table ----
+ *
+ * A node for every inode the kernel holds (it looked it up, or opened it)
+ * or a request is working on.  The kernel keeps what it looked up until
+ * memory runs short, so after a `find` of a big volume the table holds a
+ * node per file: the hash table doubles whenever it holds twice as many
+ * nodes as buckets (a rehash now and then, a constant cost per node), so
+ * that finding a node costs the same with millions as with thousands. */
 
 static size_t bucket_of(struct vol *v, uint64_t ino)
 {
-    return (size_t)((ino * 0x9E3779B97F4A7C15ull) >> 40) % v->nbuckets;
+    return (size_t)((ino * 0x9E3779B97F4A7C15ull) >> 32) % v->nbuckets;
+}
+
+/* Twice the buckets, every node moved; on ENOMEM the table stays as it
+ * is (longer chains, still correct). */
+static void grow_buckets(struct vol *v)
+{
+    size_t old_n = v->nbuckets;
+    struct node **old = v->buckets;
+    struct node **fresh = calloc(2 * old_n, sizeof(*fresh));
+    if (!fresh)
+        return;
+    v->buckets = fresh;
+    v->nbuckets = 2 * old_n;
+    for (size_t i = 0; i < old_n; i++)
+        for (struct node *n = old[i], *next; n; n = next) {
+            next = n->next;
+            struct node **head = &v->buckets[bucket_of(v, n->ino)];
+            n->next = *head;
+            *head = n;
+        }
+    free(old);
 }
 
 static struct node *node_find_locked(struct vol *v, uint64_t ino, bool create)
@@ -564,6 +612,8 @@ static struct node *node_find_locked(struct vol *v, uint64_t ino, bool create)
     n->next = *head;
     *head = n;
     v->nnodes++;
+    if (v->nnodes > 2 * v->nbuckets)
+        grow_buckets(v);
     return n;
 }
 

@@ -15,6 +15,7 @@
 #define VOL_COMMIT_DIRTY_BYTES (32u << 20)
 #define VOL_MAP_TRIM_MS 5000
 #define VOL_MAP_TRIM_BYTES (4u << 20)
+#define VOL_MAP_META_BYTES 4096 /* what a read of records counts */
 
 struct node;
 
@@ -52,8 +53,9 @@ struct vol {
 
     /* Node table: lookup and open counts, per-inode write locks. */
     pthread_mutex_t nodes_lock;
-    struct node **buckets;
+    struct node **buckets;  /* grows with the nodes (node_find_locked) */
     size_t nbuckets, nnodes;
+    struct wfile *cached;   /* the files with cached blocks (wcache.c) */
     uint64_t wcache_bytes;  /* bytes of cached partial blocks (atomic) */
     bool cache_barrier;     /* writers write through (atomic); control.c */
 
@@ -149,11 +151,11 @@ struct node {
     uint64_t nlookup;    /* kernel references (lookup/forget) */
     uint32_t nopen;      /* open file handles */
     uint32_t pins;       /* operations in progress holding the node */
-    bool orphan;         /* nlink 0 while referenced: destroy at last ref */
     pthread_mutex_t wlock; /* serializes data writes and truncates */
     struct wfile *dirty;   /* cached small writes (wcache.c), under wlock */
     uint32_t ncached;      /* their number; atomic, for unlocked peeks */
     int quota_error;       /* -EDQUOT: a cached block was lost (wcache.c) */
+    bool orphan;         /* nlink 0 while referenced: destroy at last ref */
     /* Growth through the kernel's page cache, under wlock (ops.c, THEORY:
      * A FILE CUT SHORT BY ENOSPC): */
     bool wb_session;       /* cache writes came since the last flush */
