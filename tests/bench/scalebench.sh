@@ -18,9 +18,10 @@
 #              between two snapshots: the time of `snapshot reclaim` (the
 #              estimate) and of `snapshot delete` (the reclaim itself),
 #              the bytes estimated and the bytes the delete gave back
-#   memory     the daemon's peak resident set (VmHWM) while filling, and
-#              over the rest (mount, listings, snapshots, change, delete),
-#              against SCALEBENCH_RSS_LIMIT_MB (256)
+#   memory     the daemon's peak resident set (VmHWM) in each phase
+#              (fill; find; ls -lR; snapshot creates with the writer; the
+#              change, reclaim and delete), the peak reset between phases
+#              (clear_refs), against SCALEBENCH_RSS_LIMIT_MB (256)
 #   space      the store's pages in use per logical byte written
 #
 # and prints a table with one column per count and the ratio of the last
@@ -69,6 +70,15 @@ elapsed() { calc "$(now) - $1" 3; }
 daemon_pid() { cat "$1/daemon.pid" 2>/dev/null; }
 # VmHWM of PID in MiB
 hwm_mib() { awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null; }
+# peak KEY STORE: the daemon's peak resident set since the last peak (or
+# its start) as KEY, then the peak starts again from what is resident now
+# (clear_refs 5: the kernel's reset of VmHWM)
+peak() {
+	local pid
+	pid=$(daemon_pid "$2")
+	put "$1" "$(hwm_mib "$pid")"
+	echo 5 >"/proc/$pid/clear_refs" 2>/dev/null
+}
 info_field() { # MNT FIELD: a number from `snapfs info --json`
 	"$SNAPFS" info "$1" --json | python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$2"
 }
@@ -110,8 +120,7 @@ one_count() {
 	put "logical_bytes_$n" "$logical"
 	put "store_bytes_in_use_$n" "$(( pages * psize ))"
 	put "store_bytes_per_logical_byte_$n" "$(calc "$pages * $psize / $logical" 4)"
-	pid=$(daemon_pid "$st")
-	put "rss_fill_mib_$n" "$(hwm_mib "$pid")"
+	peak "rss_fill_mib_$n" "$st"
 	log "$n files: created at ${R[create_files_per_sec_$n]}/s, data at ${R[data_mib_per_sec_$n]} MiB/s, peak RSS ${R[rss_fill_mib_$n]} MiB"
 
 	remount_cold "$st" "$mnt"
@@ -123,6 +132,7 @@ one_count() {
 	put "find_names_$n" "$names"
 	put "find_names_per_sec_$n" "$(calc "$names / $secs" 0)"
 	put "find_secs_$n" "$secs"
+	peak "rss_find_mib_$n" "$st"
 	remount_cold "$st" "$mnt"
 	put "mount2_secs_$n" "$MOUNT_SECS"
 	t=$(now)
@@ -132,6 +142,7 @@ one_count() {
 	put "ls_lR_entries_$n" "$lines"
 	put "ls_lR_entries_per_sec_$n" "$(calc "$lines / $secs" 0)"
 	put "ls_lR_secs_$n" "$secs"
+	peak "rss_ls_lR_mib_$n" "$st"
 	log "$n files: mount ${R[mount_secs_$n]} s, find ${R[find_names_per_sec_$n]} names/s, ls -lR ${R[ls_lR_entries_per_sec_$n]} entries/s"
 
 	local key value
@@ -139,6 +150,7 @@ one_count() {
 		put "${key}_$n" "$value"
 	done < <(python3 "$HERE/snapcreate.py" "$SNAPFS" "$mnt" "$st" --creates "$CREATES" \
 		--idle 20 --prefix sc || die "snapcreate.py failed")
+	peak "rss_snapshots_mib_$n" "$st"
 	log "$n files: snapshot create ${R[create_idle_p50_ms_$n]} ms (daemon ${R[create_daemon_idle_p50_ms_$n]}), while writing ${R[create_writing_p50_ms_$n]}/${R[create_writing_p99_ms_$n]} ms; writer p99 ${R[writer_alone_p99_ms_$n]} -> ${R[writer_during_p99_ms_$n]} ms"
 
 	# the snapshots of the create test go first, so that "before" alone
@@ -169,8 +181,8 @@ one_count() {
 	used1=$(info_field "$mnt" used)
 	put "reclaim_freed_bytes_$n" "$(( used0 - used1 ))"
 	put "reclaim_ms_per_changed_file_$n" "$(calc "${R[reclaim_delete_secs_$n]} * 1000 / $changed" 4)"
-	put "rss_after_mib_$n" "$(hwm_mib "$(daemon_pid "$st")")"
-	log "$n files: reclaim estimate ${R[reclaim_estimate_secs_$n]} s, delete ${R[reclaim_delete_secs_$n]} s ($changed files changed), peak RSS ${R[rss_after_mib_$n]} MiB"
+	peak "rss_change_reclaim_mib_$n" "$st"
+	log "$n files: reclaim estimate ${R[reclaim_estimate_secs_$n]} s, delete ${R[reclaim_delete_secs_$n]} s ($changed files changed); peak RSS: find ${R[rss_find_mib_$n]}, ls -lR ${R[rss_ls_lR_mib_$n]}, snapshots ${R[rss_snapshots_mib_$n]}, change and reclaim ${R[rss_change_reclaim_mib_$n]} MiB"
 
 	umount_vol "$mnt"
 	rm -rf "$st"
@@ -201,8 +213,11 @@ rows=(
 	"reclaim_delete_secs|snapshot delete after 1% (s)|follows the change"
 	"reclaim_ms_per_changed_file|  delete per changed file (ms)|flat"
 	"reclaim_freed_bytes|  bytes given back by the delete|follows the change"
-	"rss_fill_mib|daemon peak RSS, fill (MiB)|flat"
-	"rss_after_mib|daemon peak RSS, the rest (MiB)|flat"
+	"rss_fill_mib|daemon peak RSS: fill (MiB)|flat"
+	"rss_find_mib|  find (MiB)|flat"
+	"rss_ls_lR_mib|  ls -lR (MiB)|flat"
+	"rss_snapshots_mib|  snapshot creates, writer (MiB)|flat"
+	"rss_change_reclaim_mib|  1% change, reclaim, delete (MiB)|flat"
 	"store_bytes_per_logical_byte|store bytes per logical byte|flat"
 )
 {
@@ -230,7 +245,7 @@ put data_mb_at_largest "$DATA_MB"
 put rss_limit_mib "$RSS_LIMIT_MB"
 peak=0
 for n in $COUNTS; do
-	for k in rss_fill_mib rss_after_mib; do
+	for k in rss_fill_mib rss_find_mib rss_ls_lR_mib rss_snapshots_mib rss_change_reclaim_mib; do
 		v=${R[${k}_$n]:-0}
 		awk "BEGIN { exit !($v > $peak) }" && peak=$v
 	done
