@@ -46,7 +46,14 @@
  * volume is used, the committer drops those page-table entries
  * (MADV_DONTNEED on a shared file mapping unmaps; the pages stay cached).
  * It holds the volume lock then, so no request holds a pointer into the
- * map.  Memory, the heap: the batch's dirty pages live in it; allocations
+ * map.  A single long change (a snapshot delete, a reclaim estimate: one
+ * nested transaction that may read a good part of the store) holds the
+ * lock all along, so a watch thread also trims, every VOL_MAP_WATCH_MS,
+ * once more than VOL_MAP_RESIDENT_MAX of file pages are resident, without
+ * the lock: that is safe because the map is a read-only MAP_SHARED map of
+ * the file LMDB writes with pwrite (never MDB_WRITEMAP), so a page dropped
+ * under a reader's pointer is faulted in again from the page cache with
+ * the same bytes.  Memory, the heap: the batch's dirty pages live in it; allocations
  * under 4 MiB (LMDB's page runs and nested-transaction lists, our plans)
  * come from two arenas whose freed chunks the next batch reuses, without a
  * page fault or a TLB shootdown per allocation (a lower mmap threshold cost
@@ -117,6 +124,7 @@
 #include <string.h>
 #include <time.h>
 #include <syslog.h>
+#include <unistd.h>
 
 /* the node table's buckets to begin with (it grows) */
 #define NODE_BUCKETS_MIN 4096
@@ -195,6 +203,65 @@ static void trim_map(struct vol *v)
     if (v->map_addr)
         madvise(v->map_addr, v->map_len, MADV_DONTNEED);
     v->map_used = false;
+}
+
+/* Bytes of file pages resident in this process (statm's "shared"). */
+static uint64_t resident_file_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long long size, resident, shared = 0;
+    if (f) {
+        if (fscanf(f, "%llu %llu %llu", &size, &resident, &shared) != 3)
+            shared = 0;
+        fclose(f);
+    }
+    return (uint64_t)shared * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+static void *watch_main(void *arg)
+{
+    struct vol *v = arg;
+    pthread_mutex_lock(&v->watch_lock);
+    while (!v->watch_stop) {
+        struct timespec ts;
+        deadline_after_ms(&ts, VOL_MAP_WATCH_MS);
+        pthread_cond_timedwait(&v->watch_wake, &v->watch_lock, &ts);
+        if (!v->watch_stop && v->map_addr &&
+            resident_file_bytes() > VOL_MAP_RESIDENT_MAX)
+            madvise(v->map_addr, v->map_len, MADV_DONTNEED);
+    }
+    pthread_mutex_unlock(&v->watch_lock);
+    return NULL;
+}
+
+static void watch_start(struct vol *v)
+{
+    pthread_mutex_init(&v->watch_lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&v->watch_wake, &ca);
+    pthread_condattr_destroy(&ca);
+    /* without it the map is trimmed by the committer alone */
+    v->watch_running = !pthread_create(&v->watch, NULL, watch_main, v);
+    if (!v->watch_running) {
+        pthread_cond_destroy(&v->watch_wake);
+        pthread_mutex_destroy(&v->watch_lock);
+    }
+}
+
+static void watch_stop(struct vol *v)
+{
+    if (!v->watch_running)
+        return;
+    pthread_mutex_lock(&v->watch_lock);
+    v->watch_stop = true;
+    pthread_cond_signal(&v->watch_wake);
+    pthread_mutex_unlock(&v->watch_lock);
+    pthread_join(v->watch, NULL);
+    v->watch_running = false;
+    pthread_cond_destroy(&v->watch_wake);
+    pthread_mutex_destroy(&v->watch_lock);
 }
 
 static int open_batch(struct vol *v)
@@ -314,11 +381,14 @@ int vol_start(struct vol *v, struct sfs_store *st,
     pthread_mutex_unlock(&v->lock);
     if (rc)
         pthread_join(v->committer, NULL);
+    else
+        watch_start(v); /* the committer found the map */
     return rc;
 }
 
 int vol_stop(struct vol *v)
 {
+    watch_stop(v);
     pthread_mutex_lock(&v->lock);
     v->stopping = true;
     pthread_cond_signal(&v->wake_committer);

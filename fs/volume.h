@@ -16,6 +16,10 @@
 #define VOL_MAP_TRIM_MS 5000
 #define VOL_MAP_TRIM_BYTES (4u << 20)
 #define VOL_MAP_META_BYTES 4096 /* what a read of records counts */
+/* The map's watch: every VOL_MAP_WATCH_MS, a trim if more than
+ * VOL_MAP_RESIDENT_MAX of file pages are resident (volume.c, THEORY). */
+#define VOL_MAP_WATCH_MS 100
+#define VOL_MAP_RESIDENT_MAX (64u << 20)
 
 struct node;
 
@@ -50,6 +54,11 @@ struct vol {
     pthread_cond_t committed;
     pthread_t committer;
     bool committer_running;
+    /* The map's watch (volume.c), stopped through watch_lock/watch_wake. */
+    pthread_t watch;
+    bool watch_running, watch_stop;
+    pthread_mutex_t watch_lock;
+    pthread_cond_t watch_wake; /* CLOCK_MONOTONIC */
 
     /* Node table: lookup and open counts, per-inode write locks. */
     pthread_mutex_t nodes_lock;
