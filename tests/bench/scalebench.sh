@@ -38,7 +38,8 @@
 # (100), SCALEBENCH_FILE_BYTES (1024), SCALEBENCH_DATA_MB (20480),
 # SCALEBENCH_DATA_FILE_MB (1024), SCALEBENCH_CREATES (100),
 # SCALEBENCH_RSS_LIMIT_MB (256), SCALEBENCH_OUT
-# (scalebench-results.txt), SCALEBENCH_KEEP (1: keep the work dir).
+# (scalebench-results.txt), SCALEBENCH_KEEP (1: keep the work dir),
+# SCALEBENCH_DROP_CACHES (1 as root; 0: never drop the page cache).
 # It needs /dev/fuse and python3, and root to drop the page cache (without
 # it the listings are warm, and the summary says drop_caches 0).
 set -u
@@ -63,7 +64,7 @@ command -v python3 >/dev/null || die "needs python3"
 mkdir -p "$BASE_DIR" && W=$(mktemp -d "$BASE_DIR/run.XXXXXX") || die "cannot make a work dir under $BASE_DIR"
 LARGEST=$(printf '%s\n' $COUNTS | sort -n | tail -1)
 DROP=0
-[ "$(id -u)" = 0 ] && DROP=1
+[ "$(id -u)" = 0 ] && DROP=${SCALEBENCH_DROP_CACHES:-1}
 
 elapsed() { calc "$(now) - $1" 3; }
 # the daemon of STORE: its pid, from STORE/daemon.pid
