@@ -202,6 +202,7 @@ rows=(
 	"mount_secs|mount, cold (s)|flat"
 	"find_names_per_sec|find, cold (names/s)|flat"
 	"ls_lR_entries_per_sec|ls -lR, cold (entries/s)|flat"
+	"start_p50_ms|process start (snapfs help), p50 (ms)|flat"
 	"create_idle_p50_ms|snapshot create, idle, p50 (ms)|flat"
 	"create_idle_p99_ms|snapshot create, idle, p99 (ms)|flat"
 	"create_daemon_idle_p50_ms|  the daemon's part, p50 (ms)|flat"

@@ -185,7 +185,7 @@ printf '\nsnapshot create at scale (ms; %s creates while a writer runs)\n' "$CRE
 printf '%-44s' "files in the volume"
 for n in $SCALES; do printf ' %10s' "$n"; done
 printf '\n'
-for row in "create_idle_p50_ms|create, idle, p50" "create_idle_p99_ms|create, idle, p99" \
+for row in "start_p50_ms|process start (snapfs help), p50" "create_idle_p50_ms|create, idle, p50" "create_idle_p99_ms|create, idle, p99" \
 	"create_daemon_idle_p50_ms|  the daemon's part, p50" "create_daemon_idle_p99_ms|  the daemon's part, p99" \
 	"create_writing_p50_ms|create, writer running, p50" "create_writing_p99_ms|create, writer running, p99" \
 	"writer_alone_p99_ms|writer op p99, no creates" "writer_during_p99_ms|writer op p99, during creates" \

@@ -8,6 +8,8 @@ scalebench.sh.
 
 It prints `key value` lines (times in milliseconds):
 
+  start     N runs of `snapfs help`: what starting the command costs
+            (the program and its shared libraries), p50 / p99 / max;
   idle      N creates (--idle) with nothing else running, one after the
             other: the whole command (`snapfs snapshot create`, process
             start included) and, separately, the daemon's part (the
@@ -123,6 +125,13 @@ def main():
     ap.add_argument("--writer-seconds", type=float, default=5.0)
     a = ap.parse_args()
 
+    start = []
+    for _ in range(a.idle):
+        t = time.perf_counter()
+        subprocess.run([a.snapfs, "help"], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        start.append((time.perf_counter() - t) * 1000.0)
+    summary("start", start)
     idle = [run_create(a.snapfs, a.mnt, "%s-i%d" % (a.prefix, i))
             for i in range(a.idle)]
     summary("create_idle", idle)
