@@ -5,6 +5,9 @@
 #   make test       deps, the ASan+UBSan build, unit and integration tests
 #   make run        deps, build, a demo volume in ./demo.store on ./demo.mnt
 #   make bench      deps, release build, the benchmark (see tests/bench)
+#   make bench-scale  deps, release build, the scale benchmark: 200,000 and
+#                   2,000,000 files with 2 and 20 GiB of data (~40 min,
+#                   ~30 GiB of disk; tests/bench/scalebench.sh)
 #   make soak       the long randomized and crash-loop runs
 #   make install    the release build, helpers, units, man pages and bash
 #                   completion under $(DESTDIR)$(PREFIX) (default /usr/local);
@@ -47,7 +50,7 @@ HDRS      := $(wildcard store/*.h fs/*.h tape/*.h tools/*.h tools/*/*.h tests/un
 
 FLAVOURS := release asan
 
-.PHONY: all deps print-deps test unit integration run bench bench-peers soak clean check-deps \
+.PHONY: all deps print-deps test unit integration run bench bench-peers bench-scale soak clean check-deps \
         install uninstall
 all: build/release/snapfs build/release/snapfs-damage
 
@@ -172,6 +175,10 @@ bench-peers: deps
 	    BENCH_OUT=bench-fuse2fs.txt bash tests/bench/bench.sh
 	SNAPFS=$(CURDIR)/build/release/snapfs BENCH_REFERENCE=bindfs BENCH_REPS=3 \
 	    BENCH_OUT=bench-bindfs.txt bash tests/bench/bench.sh
+
+bench-scale: deps
+	$(MAKE) all
+	SNAPFS=$(CURDIR)/build/release/snapfs bash tests/bench/scalebench.sh
 
 soak: deps
 	$(MAKE) build/release/snapfs build/asan/snapfs build/asan/snapfs-damage build/asan/unit/test_vrec

@@ -1702,6 +1702,7 @@ struct dirbuf {
     bool plus;
     bool full;            /* an entry did not fit: the listing goes on later */
     int error;
+    uint64_t inodes_read; /* readdirplus: records read, for the map's trim */
 };
 
 /* One entry; in readdirplus its lookup reference is counted. */
@@ -1720,6 +1721,7 @@ static int dir_add(void *arg, const struct sfs_dirent *d)
         struct sfs_inode i;
         struct fuse_entry_param e;
         int rc = sfs_inode_get(db->v->st, db->txn, db->dir.view, d->ino, &i);
+        db->inodes_read++;
         if (!rc && db->dir.kind == NODE_VIEW)
             rc = snapdir_child_entry(SD(db->req), &db->dir, &i,
                                      db->v->st->super.block_size, TIMEOUT, &e);
@@ -1817,7 +1819,8 @@ static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size,
                                           .kind = NODE_SNAPDIR }, ino),
                                       SNAPDIR_LIST_OFFSET);
     }
-    vol_read_end(v);
+    /* each inode read is a page of the map (volume.c: the trim) */
+    vol_read_end_bytes(v, db.inodes_read * VOL_MAP_META_BYTES);
     if (rc == 1)
         rc = 0;
     if (!rc)

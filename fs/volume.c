@@ -46,7 +46,14 @@
  * volume is used, the committer drops those page-table entries
  * (MADV_DONTNEED on a shared file mapping unmaps; the pages stay cached).
  * It holds the volume lock then, so no request holds a pointer into the
- * map.  Memory, the heap: the batch's dirty pages live in it; allocations
+ * map.  A single long change (a snapshot delete, a reclaim estimate: one
+ * nested transaction that may read a good part of the store) holds the
+ * lock all along, so a watch thread also trims, every VOL_MAP_WATCH_MS,
+ * once more than VOL_MAP_RESIDENT_MAX of file pages are resident, without
+ * the lock: that is safe because the map is a read-only MAP_SHARED map of
+ * the file LMDB writes with pwrite (never MDB_WRITEMAP), so a page dropped
+ * under a reader's pointer is faulted in again from the page cache with
+ * the same bytes.  Memory, the heap: the batch's dirty pages live in it; allocations
  * under 4 MiB (LMDB's page runs and nested-transaction lists, our plans)
  * come from two arenas whose freed chunks the next batch reuses, without a
  * page fault or a TLB shootdown per allocation (a lower mmap threshold cost
@@ -118,6 +125,10 @@
 #include <string.h>
 #include <time.h>
 #include <syslog.h>
+#include <unistd.h>
+
+/* the node table's buckets to begin with (it grows) */
+#define NODE_BUCKETS_MIN 4096
 
 uint64_t vol_now_ms(void)
 {
@@ -193,6 +204,65 @@ static void trim_map(struct vol *v)
     if (v->map_addr)
         madvise(v->map_addr, v->map_len, MADV_DONTNEED);
     v->map_used = false;
+}
+
+/* Bytes of file pages resident in this process (statm's "shared"). */
+static uint64_t resident_file_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long long size, resident, shared = 0;
+    if (f) {
+        if (fscanf(f, "%llu %llu %llu", &size, &resident, &shared) != 3)
+            shared = 0;
+        fclose(f);
+    }
+    return (uint64_t)shared * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+static void *watch_main(void *arg)
+{
+    struct vol *v = arg;
+    pthread_mutex_lock(&v->watch_lock);
+    while (!v->watch_stop) {
+        struct timespec ts;
+        deadline_after_ms(&ts, VOL_MAP_WATCH_MS);
+        pthread_cond_timedwait(&v->watch_wake, &v->watch_lock, &ts);
+        if (!v->watch_stop && v->map_addr &&
+            resident_file_bytes() > VOL_MAP_RESIDENT_MAX)
+            madvise(v->map_addr, v->map_len, MADV_DONTNEED);
+    }
+    pthread_mutex_unlock(&v->watch_lock);
+    return NULL;
+}
+
+static void watch_start(struct vol *v)
+{
+    pthread_mutex_init(&v->watch_lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&v->watch_wake, &ca);
+    pthread_condattr_destroy(&ca);
+    /* without it the map is trimmed by the committer alone */
+    v->watch_running = !pthread_create(&v->watch, NULL, watch_main, v);
+    if (!v->watch_running) {
+        pthread_cond_destroy(&v->watch_wake);
+        pthread_mutex_destroy(&v->watch_lock);
+    }
+}
+
+static void watch_stop(struct vol *v)
+{
+    if (!v->watch_running)
+        return;
+    pthread_mutex_lock(&v->watch_lock);
+    v->watch_stop = true;
+    pthread_cond_signal(&v->watch_wake);
+    pthread_mutex_unlock(&v->watch_lock);
+    pthread_join(v->watch, NULL);
+    v->watch_running = false;
+    pthread_cond_destroy(&v->watch_wake);
+    pthread_mutex_destroy(&v->watch_lock);
 }
 
 static int open_batch(struct vol *v)
@@ -296,7 +366,7 @@ int vol_start(struct vol *v, struct sfs_store *st,
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&v->gate_changed, &ca);
     pthread_condattr_destroy(&ca);
-    v->nbuckets = 4096;
+    v->nbuckets = NODE_BUCKETS_MIN;
     v->buckets = calloc(v->nbuckets, sizeof(*v->buckets));
     if (!v->buckets)
         return -ENOMEM;
@@ -312,11 +382,14 @@ int vol_start(struct vol *v, struct sfs_store *st,
     pthread_mutex_unlock(&v->lock);
     if (rc)
         pthread_join(v->committer, NULL);
+    else
+        watch_start(v); /* the committer found the map */
     return rc;
 }
 
 int vol_stop(struct vol *v)
 {
+    watch_stop(v);
     pthread_mutex_lock(&v->lock);
     v->stopping = true;
     pthread_cond_signal(&v->wake_committer);
@@ -345,10 +418,23 @@ int vol_stop(struct vol *v)
     return rc;
 }
 
+/* Called with lock: the map is being read.  The first use after a trim
+ * wakes the committer, which may be asleep without a deadline (nothing
+ * dirty, nothing cached), so that it trims VOL_MAP_TRIM_MS later: without
+ * this a volume that is only read (a `find`, an `ls -lR`) would keep every
+ * page it touched in its resident set until the next write. */
+static void map_use(struct vol *v)
+{
+    if (!v->map_used) {
+        v->map_used = true;
+        pthread_cond_signal(&v->wake_committer);
+    }
+}
+
 MDB_txn *vol_read_begin(struct vol *v)
 {
     pthread_mutex_lock(&v->lock);
-    v->map_used = true;
+    map_use(v);
     return v->wtxn;
 }
 
@@ -376,6 +462,10 @@ static void count_map_bytes(struct vol *v, uint64_t bytes)
 
 void vol_read_end(struct vol *v)
 {
+    /* a read of records (a lookup, a getattr, a directory's entries)
+     * touches a few pages: counted as one, so that a fast scan of the
+     * metadata is trimmed every VOL_MAP_TRIM_BYTES / 4 KiB reads */
+    count_map_bytes(v, VOL_MAP_META_BYTES);
     pthread_mutex_unlock(&v->lock);
 }
 
@@ -406,7 +496,7 @@ int vol_change_begin(struct vol *v, MDB_txn **txn)
         return rc;
     }
     v->op_saved = v->st->state;
-    v->map_used = true;
+    map_use(v);
     *txn = v->op_txn;
     return 0;
 }
@@ -555,11 +645,39 @@ void vol_thaw(struct vol *v)
     pthread_mutex_unlock(&v->gate_lock);
 }
 
-/* ---- node table ---- */
+/* ---- node table ----
+ *
+ * A node for every inode the kernel holds (it looked it up, or opened it)
+ * or a request is working on.  The kernel keeps what it looked up until
+ * memory runs short, so after a `find` of a big volume the table holds a
+ * node per file: the hash table doubles whenever it holds twice as many
+ * nodes as buckets (a rehash now and then, a constant cost per node), so
+ * that finding a node costs the same with millions as with thousands. */
 
 static size_t bucket_of(struct vol *v, uint64_t ino)
 {
-    return (size_t)((ino * 0x9E3779B97F4A7C15ull) >> 40) % v->nbuckets;
+    return (size_t)((ino * 0x9E3779B97F4A7C15ull) >> 32) % v->nbuckets;
+}
+
+/* Twice the buckets, every node moved; on ENOMEM the table stays as it
+ * is (longer chains, still correct). */
+static void grow_buckets(struct vol *v)
+{
+    size_t old_n = v->nbuckets;
+    struct node **old = v->buckets;
+    struct node **fresh = calloc(2 * old_n, sizeof(*fresh));
+    if (!fresh)
+        return;
+    v->buckets = fresh;
+    v->nbuckets = 2 * old_n;
+    for (size_t i = 0; i < old_n; i++)
+        for (struct node *n = old[i], *next; n; n = next) {
+            next = n->next;
+            struct node **head = &v->buckets[bucket_of(v, n->ino)];
+            n->next = *head;
+            *head = n;
+        }
+    free(old);
 }
 
 static struct node *node_find_locked(struct vol *v, uint64_t ino, bool create)
@@ -578,6 +696,8 @@ static struct node *node_find_locked(struct vol *v, uint64_t ino, bool create)
     n->next = *head;
     *head = n;
     v->nnodes++;
+    if (v->nnodes > 2 * v->nbuckets)
+        grow_buckets(v);
     return n;
 }
 

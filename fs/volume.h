@@ -15,6 +15,11 @@
 #define VOL_COMMIT_DIRTY_BYTES (32u << 20)
 #define VOL_MAP_TRIM_MS 5000
 #define VOL_MAP_TRIM_BYTES (4u << 20)
+#define VOL_MAP_META_BYTES 4096 /* what a read of records counts */
+/* The map's watch: every VOL_MAP_WATCH_MS, a trim if more than
+ * VOL_MAP_RESIDENT_MAX of file pages are resident (volume.c, THEORY). */
+#define VOL_MAP_WATCH_MS 100
+#define VOL_MAP_RESIDENT_MAX (64u << 20)
 
 struct node;
 struct wrun_table;
@@ -50,11 +55,17 @@ struct vol {
     pthread_cond_t committed;
     pthread_t committer;
     bool committer_running;
+    /* The map's watch (volume.c), stopped through watch_lock/watch_wake. */
+    pthread_t watch;
+    bool watch_running, watch_stop;
+    pthread_mutex_t watch_lock;
+    pthread_cond_t watch_wake; /* CLOCK_MONOTONIC */
 
     /* Node table: lookup and open counts, per-inode write locks. */
     pthread_mutex_t nodes_lock;
-    struct node **buckets;
+    struct node **buckets;  /* grows with the nodes (node_find_locked) */
     size_t nbuckets, nnodes;
+    struct wfile *cached;   /* the files with cached blocks (wcache.c) */
     uint64_t wcache_bytes;  /* bytes of cached partial blocks (atomic) */
     /* Bumped (atomic, under lock) by every change that may set or remove
      * an xattr of a live file: it dates the nodes' cached answers that a
@@ -157,11 +168,11 @@ struct node {
     uint64_t nlookup;    /* kernel references (lookup/forget) */
     uint32_t nopen;      /* open file handles */
     uint32_t pins;       /* operations in progress holding the node */
-    bool orphan;         /* nlink 0 while referenced: destroy at last ref */
     pthread_mutex_t wlock; /* serializes data writes and truncates */
     struct wfile *dirty;   /* cached small writes (wcache.c), under wlock */
     uint32_t ncached;      /* their number; atomic, for unlocked peeks */
     int quota_error;       /* -EDQUOT: a cached block was lost (wcache.c) */
+    bool orphan;         /* nlink 0 while referenced: destroy at last ref */
     /* Growth through the kernel's page cache, under wlock (ops.c, THEORY:
      * A FILE CUT SHORT BY ENOSPC): */
     bool wb_session;       /* cache writes came since the last flush */

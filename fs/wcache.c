@@ -143,7 +143,34 @@ struct wfile {
     struct wblock **slots;
     size_t nslots;        /* a power of two */
     size_t count;
+    /* On vol->cached, under nodes_lock, while it exists: finding what is
+     * cached costs what is cached, not the nodes the kernel holds. */
+    struct node *node;
+    struct wfile *cnext, **cprev;
 };
+
+/* F (of N, new) on the volume's list, with the pin its blocks hold. */
+static void cached_add(struct vol *v, struct node *n, struct wfile *f)
+{
+    pthread_mutex_lock(&v->nodes_lock);
+    n->pins++;
+    f->node = n;
+    f->cnext = v->cached;
+    if (f->cnext)
+        f->cnext->cprev = &f->cnext;
+    f->cprev = &v->cached;
+    v->cached = f;
+    pthread_mutex_unlock(&v->nodes_lock);
+}
+
+static void cached_remove(struct vol *v, struct wfile *f)
+{
+    pthread_mutex_lock(&v->nodes_lock);
+    *f->cprev = f->cnext;
+    if (f->cnext)
+        f->cnext->cprev = f->cprev;
+    pthread_mutex_unlock(&v->nodes_lock);
+}
 
 /* When the last write came into the cache (vol_now_ms; one volume per
  * daemon): the committer's measure of idleness. */
@@ -187,7 +214,7 @@ static bool grow_table(struct wfile *f)
     struct wblock **slots = calloc(nslots, sizeof(*slots));
     if (!slots)
         return false;
-    struct wfile bigger = { slots, nslots, f->count };
+    struct wfile bigger = { .slots = slots, .nslots = nslots };
     for (size_t i = 0; i < f->nslots; i++)
         while (f->slots[i]) {
             struct wblock *b = f->slots[i];
@@ -197,7 +224,8 @@ static bool grow_table(struct wfile *f)
             slots[s] = b;
         }
     free(f->slots);
-    *f = bigger;
+    f->slots = slots;
+    f->nslots = nslots; /* the rest (count, the list's links) stays */
     return true;
 }
 
@@ -231,6 +259,7 @@ static bool release_if_empty(struct vol *v, struct node *n)
     struct wfile *f = n->dirty;
     if (!f || f->count)
         return false;
+    cached_remove(v, f);
     free(f->slots);
     free(f);
     n->dirty = NULL;
@@ -320,9 +349,7 @@ static int new_block(struct vol *v, struct node *n, uint64_t blockno,
     f->count++;
     if (fresh) {
         n->dirty = f;
-        pthread_mutex_lock(&v->nodes_lock);
-        n->pins++;
-        pthread_mutex_unlock(&v->nodes_lock);
+        cached_add(v, n, f);
     }
     __atomic_add_fetch(&n->ncached, 1, __ATOMIC_RELEASE);
     charge(v, b, (int64_t)BLOCK_COST);
@@ -672,20 +699,20 @@ static bool dirty_nodes(struct vol *v, struct node ***out, size_t *count)
     size_t cap = 16, n = 0;
     bool complete = false;
     struct node **list = malloc(cap * sizeof(*list));
-    for (size_t i = 0; list && i < v->nbuckets; i++)
-        for (struct node *nd = v->buckets[i]; nd; nd = nd->next) {
-            if (!__atomic_load_n(&nd->ncached, __ATOMIC_ACQUIRE))
-                continue;
-            if (n == cap) {
-                struct node **bigger = realloc(list, 2 * cap * sizeof(*list));
-                if (!bigger)
-                    goto done;
-                list = bigger;
-                cap *= 2;
-            }
-            nd->pins++;
-            list[n++] = nd;
+    for (struct wfile *f = list ? v->cached : NULL; f; f = f->cnext) {
+        struct node *nd = f->node;
+        if (!__atomic_load_n(&nd->ncached, __ATOMIC_ACQUIRE))
+            continue;
+        if (n == cap) {
+            struct node **bigger = realloc(list, 2 * cap * sizeof(*list));
+            if (!bigger)
+                goto done;
+            list = bigger;
+            cap *= 2;
         }
+        nd->pins++;
+        list[n++] = nd;
+    }
     complete = list != NULL;
 done:
     pthread_mutex_unlock(&v->nodes_lock);

@@ -145,4 +145,20 @@ void sfs_open_why_clear(void);
  * caller holds the store's lock): 1 if there was one, 0, or -errno. */
 int sfs_compact_leftover_remove(const char *dir);
 
+/* store.c: a long walk (a snapshot delete, a reclaim estimate) drops the
+ * map's pages it read from this process's page tables every
+ * SFS_MAP_TRIM_EVERY steps, so that its resident set stays small however
+ * much of the store it reads (the pages stay in the page cache).  Safe
+ * with pointers into the map held: it is a read-only shared map of the
+ * file LMDB writes with pwrite, so a dropped page faults in again with
+ * the same bytes. */
+#define SFS_MAP_TRIM_EVERY 256
+struct sfs_map_trim {
+    void *addr;   /* NULL: the map was not found, no trimming */
+    size_t len;
+    unsigned steps;
+};
+void sfs_map_trim_begin(struct sfs_store *st, struct sfs_map_trim *t);
+void sfs_map_trim_step(struct sfs_map_trim *t);
+
 #endif

@@ -581,6 +581,19 @@ int sfs_map_region(struct sfs_store *st, void **addr, size_t *len)
     return rc;
 }
 
+void sfs_map_trim_begin(struct sfs_store *st, struct sfs_map_trim *t)
+{
+    t->steps = 0;
+    if (sfs_map_region(st, &t->addr, &t->len))
+        t->addr = NULL;
+}
+
+void sfs_map_trim_step(struct sfs_map_trim *t)
+{
+    if (t->addr && ++t->steps % SFS_MAP_TRIM_EVERY == 0)
+        madvise(t->addr, t->len, MADV_DONTNEED);
+}
+
 int sfs_advise_access(struct sfs_store *st, enum sfs_access pattern)
 {
     void *addr;

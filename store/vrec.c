@@ -610,11 +610,14 @@ static int free_snapshot_only(struct sfs_store *st, MDB_txn *txn,
     MDB_val k = { 16, start }, v;
     int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
     uint8_t kb[MAXK + 16];
+    struct sfs_map_trim trim;
+    sfs_map_trim_begin(st, &trim);
     while (!mrc) {
         uint64_t death = sfs_get_be64(k.mv_data);
         uint64_t birth = sfs_get_be64((uint8_t *)k.mv_data + 8);
         if (death > next)
             break;
+        sfs_map_trim_step(&trim);
         if (birth <= prev || birth > epoch) {
             mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
             continue;

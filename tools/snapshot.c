@@ -6,7 +6,11 @@
  * daemon through STORE/control.sock, so a snapshot holds every write
  * acknowledged before the command began.  On an unmounted volume it opens
  * the store itself.  Names are checked against the listing first, so that
- * a refusal names what is wrong and nothing is changed.  `create --group`
+ * a refusal names what is wrong and nothing is changed; except by create,
+ * which costs one request and one durable commit whatever the volume
+ * holds: the store refuses a taken name in the create's own transaction
+ * (with hooks, one lookup by name first, so that no hook runs for a name
+ * that cannot be taken).  `create --group`
  * (several volumes at one point in time) is group.c's; `list` shows the
  * group each snapshot was taken in, and its labels.  `create --pre CMD
  * --post CMD` runs hooks around the snapshot (hookopt.c, fs/hooks.c):
@@ -133,16 +137,42 @@ static void check_new_name(const struct listing *ls, const char *cmd,
         die(cmd, "%s: a snapshot named '%s' already exists", vol, name);
 }
 
+/* Whether VOL has a snapshot named NAME: 0 no, 1 yes, or a negative
+ * errno.  One lookup by name, not the listing: the listing estimates what
+ * each snapshot alone holds (a dry-run delete per snapshot), which a
+ * create has no use for and which grows with the snapshots and their
+ * changes. */
+static int offline_find(struct sfs_store *st, MDB_txn *txn, void *arg)
+{
+    struct sfs_snap_rec s;
+    return sfs_snap_find(st, txn, arg, &s);
+}
+
+static int name_taken(struct volume *vol, const char *cmd, const char *name)
+{
+    int rc;
+    if (vol->mounted) {
+        char *data = NULL, *words[] = { "snapshot-find", (char *)name };
+        rc = volume_ask(vol, words, 2, &data);
+        free(data);
+    } else {
+        rc = volume_offline(vol, cmd, offline_find, (void *)name, false);
+    }
+    return rc == -ENOENT ? 0 : rc == 0 ? 1 : rc;
+}
+
 void snapshot_check_new_name(struct volume *vol, const char *cmd,
                              const char *name)
 {
-    struct listing ls;
-    char doing[SFS_NAME_MAX + 32];
-    snprintf(doing, sizeof(doing), "creating snapshot %s", name);
-    get_listing(vol, cmd, doing, &ls);
-    check_new_name(&ls, cmd, vol->arg, name);
-    free(ls.lines);
-    free(ls.labels);
+    if (sfs_snap_name_valid(name))
+        die(cmd, "'%s' is not a valid snapshot name (1 to 255 bytes, no '/', "
+                 "not '.' or '..')", name);
+    int rc = name_taken(vol, cmd, name);
+    if (rc < 0)
+        die(cmd, "%s: creating snapshot %s: %s", vol->arg, name,
+            snapshot_error(rc));
+    if (rc)
+        die(cmd, "%s: a snapshot named '%s' already exists", vol->arg, name);
 }
 
 static void check_existing(const struct listing *ls, const char *cmd,
@@ -472,25 +502,35 @@ int cmd_snapshot(int argc, char **argv)
     struct names nm = { n - 1, args + 1 };
     char doing[SFS_NAME_MAX + 64];
     describe(sub, &nm, doing, sizeof(doing));
-    struct listing ls;
-    get_listing(&vol, cmd, doing, &ls);
+    struct listing ls = { 0 };
+    bool create = !strcmp(sub, "create");
+    if (!create) /* a create checks its one name alone (below) */
+        get_listing(&vol, cmd, doing, &ls);
     int rc = 0;
     if (!strcmp(sub, "list")) {
         if (nm.n)
             die_usage(cmd, "takes only the volume");
         print_list(&ls, json);
-    } else if (!strcmp(sub, "create")) {
+    } else if (create) {
         if (nm.n != 1)
             die_usage(cmd, "give the volume and one snapshot name");
-        check_new_name(&ls, cmd, vol.arg, nm.v[0]);
         char *cwords[2] = { nm.v[0], NULL };
         struct names cnm = { 1, cwords };
         if (hooked) {
+            /* the hooks run only for a name that can be taken */
+            snapshot_check_new_name(&vol, cmd, nm.v[0]);
             hooks_start(&hooks, cmd, vol.arg, nm.v[0]); /* dies if abandoned */
             cwords[1] = hooks.labels;
             cnm.n = 2;
+        } else if (sfs_snap_name_valid(nm.v[0])) {
+            check_new_name(&ls, cmd, vol.arg, nm.v[0]); /* says why */
         }
+        /* the store refuses a taken name (EEXIST) in the create itself:
+         * one request, one transaction */
         rc = run_change(&vol, cmd, "snapshot-create", offline_create, &cnm);
+        if (rc == -EEXIST)
+            die(cmd, "%s: a snapshot named '%s' already exists", vol.arg,
+                nm.v[0]);
         if (!rc)
             printf("snapfs: created snapshot %s of %s%s%s\n", nm.v[0],
                    vol.arg, hooked ? ", " : "", hooked ? hooks.labels : "");
