@@ -9,7 +9,8 @@
  *                      newer snapfs: CLASS compat, ro-compat or incompat)
  *   snapfs-damage STORE --unledger           (a store from before the
  *                      ledger of what only snapshots hold: no live
- *                      counts, SFS_STATE_LEDGER clear)
+ *                      counts, SFS_STATE_LEDGER clear, format 1 without
+ *                      a features record, as such stores were made)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -114,6 +115,14 @@ static int unledger(const char *path)
     }
     if (c)
         mdb_cursor_close(c);
+    if (!rc) {
+        uint32_t format1 = 1;
+        MDB_val fk = { strlen("features"), "features" };
+        rc = put_format_version(st, txn, &format1);
+        int drc = rc ? 0 : mdb_del(txn, st->db_meta, &fk, NULL);
+        if (!rc && drc != MDB_NOTFOUND)
+            rc = sfs_mdb_errno(drc);
+    }
     if (!rc) {
         st->state.flags &= ~(uint64_t)SFS_STATE_LEDGER;
         st->state.snap_blob_bytes = 0;
