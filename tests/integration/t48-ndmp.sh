@@ -590,6 +590,114 @@ test_expect_success 'DATA_ABORT of a running backup halts it ABORTED, DATA_STOP 
 	rm bulk
 '
 
+# context_of LOG: the context id the server kept for the last stopped
+# backup ("the stopped backup is restartable: context N of ...")
+context_of() {
+	sed -n "s/.*the stopped backup is restartable: context \([0-9]*\) .*/\1/p" "$1" | tail -1
+}
+
+test_expect_success 'a HIST=y backup whose DMA is killed in the files phase keeps its context (restartable, snapshot held), its restart point within what the tape holds' '
+	mkdir -p many &&
+	for i in $(seq 40); do head -c 4000000 /dev/urandom >many/f$i || return 1; done &&
+	: >"$TAPES/r1" || return 1
+	before=$(wc -l <"$TEST_TMP/server.log")
+	(cd "$TEST_TMP" && exec "$NDMJOB" -v -c -D "$(agent backup "$PW")" -B dump \
+		-f "$TAPES/r1" -C "$MNT" -E HIST=y -I "$OUT/ridx1" >"$OUT/r1.out" 2>&1) &
+	job=$!
+	# killed once the tape holds 12 MB of the 160 MB (the files phase)
+	for _ in $(seq 1000); do
+		test "$(stat -c %s "$TAPES/r1")" -gt 12000000 && break
+		pid_running "$job" || break
+		sleep 0.02
+	done &&
+	kill -KILL "$job" && { wait "$job" 2>/dev/null; true; } &&
+	for _ in $(seq 600); do
+		tail -n +$((before + 1)) "$TEST_TMP/server.log" >"$OUT/rlog"
+		grep -q "backup \(aborted\|failed\)" "$OUT/rlog" && break
+		sleep 0.05
+	done &&
+	assert_grep "backup aborted: [1-9][0-9]* bytes" "$OUT/rlog" &&
+	id=$(context_of "$OUT/rlog") && test -n "$id" &&
+	echo "$id" >"$OUT/rid" &&
+	"$SNAPFS" dump contexts "$MNT" >"$OUT/ctx" &&
+	assert_grep "^$id  *restartable  *0  */  *snapshot_for_backup\.[0-9]* " "$OUT/ctx" &&
+	"$SNAPFS" snapshot list "$MNT" >"$OUT/snaps" &&
+	assert_grep snapshot_for_backup "$OUT/snaps" &&
+	ino=$(sed -n "s/.*context $id of .*, from inode \([0-9]*\) (the tape holds \([0-9]*\) bytes.*/\1 \2/p" "$OUT/rlog") &&
+	set -- $ino && test -n "$2" &&
+	test "$2" -le "$(stat -c %s "$TAPES/r1")" &&
+	# the file it restarts from begins on the tape (its history, read
+	# back from the tape with ndmjob -t), below what the tape holds
+	{ dma -t -D "$(agent backup "$PW")" -B dump -f "$TAPES/r1" -I "$OUT/rtoc1" || true; } &&
+	pos=$(sed -n "s/^DHn $1 UNIX .*@\([0-9]*\)$/\1/p" "$OUT/rtoc1") &&
+	test -n "$pos" && test "$pos" -lt "$2"
+'
+
+test_expect_success 'a restart with an unknown or malformed context id is refused with the reason; the kept context, its snapshot and the volume are unchanged' '
+	id=$(cat "$OUT/rid") &&
+	"$SNAPFS" dump contexts "$MNT" >"$OUT/ctx.before" &&
+	"$SNAPFS" snapshot list "$MNT" >"$OUT/snaps.before" &&
+	: >"$TAPES/rbad" &&
+	! dma -c -D "$(agent backup "$PW")" -B dump -f "$TAPES/rbad" -C "$MNT" \
+		-E HIST=y -E RESTART_CONTEXT=4000 &&
+	assert_grep "no dump context 4000 (see snapfs dump contexts)" "$OUT/last" &&
+	! dma -c -D "$(agent backup "$PW")" -B dump -f "$TAPES/rbad" -C "$MNT" \
+		-E RESTART_CONTEXT=x1 &&
+	assert_grep "RESTART_CONTEXT: give the id of a stopped backup" "$OUT/last" &&
+	! dma -c -D "$(agent backup "$PW")" -B dump -f "$TAPES/rbad" -C "$MNT" \
+		-E RESTART_CONTEXT="$id" -E LEVEL=1 &&
+	assert_grep "RESTART_CONTEXT continues a backup: its LEVEL" "$OUT/last" &&
+	"$SNAPFS" dump contexts "$MNT" >"$OUT/ctx.after" &&
+	"$SNAPFS" snapshot list "$MNT" >"$OUT/snaps.after" &&
+	assert_cmp "$OUT/ctx.before" "$OUT/ctx.after" &&
+	assert_cmp "$OUT/snaps.before" "$OUT/snaps.after"
+'
+
+test_expect_success 'RESTART_CONTEXT=ID continues the backup onto a new tape and ends it: no snapshot, hold or context left' '
+	id=$(cat "$OUT/rid") &&
+	: >"$TAPES/r2" &&
+	dma -c -D "$(agent backup "$PW")" -B dump -f "$TAPES/r2" -C "$MNT" \
+		-E HIST=y -E RESTART_CONTEXT="$id" -I "$OUT/ridx2" &&
+	assert_grep "Operation ended OKAY" "$OUT/last" &&
+	assert_grep "backup of $MNT restarted from context $id" "$TEST_TMP/server.log" &&
+	no_backup_left
+'
+
+test_expect_success 'the two tape parts, in order, restore as the whole tree (snapfs restore -r), attribute by attribute' '
+	mkdir "$MNT2/rparts" &&
+	"$SNAPFS" restore -r -f "$TAPES/r1" -f "$TAPES/r2" --into "$MNT2/rparts" 2>"$OUT/rparts.err" &&
+	listing "$MNT" >"$OUT/a" &&
+	listing "$MNT2/rparts" >"$OUT/b" &&
+	assert_cmp "$OUT/a" "$OUT/b"
+'
+
+test_expect_success 'DATA_ABORT of a HIST=y backup through the server mover: GET_ENV gives RESTART_CONTEXT, RESTART_INODE and RESTART_OFFSET; contexts delete releases its snapshot' '
+	: >"$TAPES/r3" &&
+	python3 "$CLIENT" restartable "$PORT" backup "$OUT/pw" "$MNT" "$TAPES/r3" >"$OUT/r3" &&
+	assert_grep "^halted 2$" "$OUT/r3" &&
+	id=$(sed -n "s/^RESTART_CONTEXT=//p" "$OUT/r3") && test -n "$id" &&
+	ino=$(sed -n "s/^RESTART_INODE=//p" "$OUT/r3") && test "$ino" -gt 2 &&
+	off=$(sed -n "s/^RESTART_OFFSET=//p" "$OUT/r3") && test "$off" -gt 8000000 &&
+	test "$off" -le "$(stat -c %s "$TAPES/r3")" &&
+	assert_grep "context $id of $MNT, from inode $ino (the tape holds $off bytes" "$TEST_TMP/server.log" &&
+	"$SNAPFS" dump contexts "$MNT" >"$OUT/ctx" &&
+	assert_grep "^$id  *restartable " "$OUT/ctx" &&
+	"$SNAPFS" dump contexts delete "$MNT" "$id" >"$OUT/del" &&
+	assert_grep "deleted dump context $id of $MNT (snapshot snapshot_for_backup\.[0-9]* deleted)" "$OUT/del" &&
+	no_backup_left
+'
+
+test_expect_success 'a HIST=y backup to another host'"'"'s mover (three-way, TCP) that is aborted has its context deleted, and the log says why' '
+	python3 "$CLIENT" abort "$PORT" backup "$OUT/pw" "$MNT" HIST=y >"$OUT/abort3" &&
+	assert_grep "^halted 2$" "$OUT/abort3" &&
+	assert_grep "context [0-9]* of $MNT was deleted with its snapshot (not restartable: the tape is another host.s (three-way)" "$TEST_TMP/server.log" &&
+	no_backup_left
+'
+
+test_expect_success 'cleanup: the restart tests'"'"' files' '
+	rm -r many
+'
+
 test_expect_success 'the server still serves, and stops on SIGTERM' '
 	dma -q -D "$(agent backup "$PW")" &&
 	kill "$SERVER_PID" && wait_gone "$SERVER_PID" 10
