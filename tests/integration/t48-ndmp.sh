@@ -14,7 +14,13 @@
 # secret; a malformed message and one of absurd length are answered or
 # closed cleanly while other sessions go on; a DMA that disconnects in
 # the middle of a backup, like one aborted by DATA_ABORT, leaves no
-# snapshot, hold or dump context.
+# snapshot, hold or dump context.  Restartable backups: an ndmjob killed
+# in a HIST=y backup's files phase leaves a restartable context whose
+# restart file starts on the tape; RESTART_CONTEXT continues it onto a
+# second tape and ends it (nothing left); the two parts restore as the
+# source with snapfs restore, part 1 reads in Debian's restore; bad ids
+# are refused with nothing changed; DATA_ABORT gives the RESTART_
+# variables in GET_ENV; a three-way backup's context is deleted.
 . "$(dirname "$0")/lib.sh"
 test_have_prereq SNAPFS || { say "# skipping: needs snapfs"; test_done; }
 NDMJOB=$(dpkg -L amanda-common 2>/dev/null | grep '/ndmjob$' | head -1)
@@ -624,7 +630,7 @@ test_expect_success 'a HIST=y backup whose DMA is killed in the files phase keep
 	"$SNAPFS" snapshot list "$MNT" >"$OUT/snaps" &&
 	assert_grep snapshot_for_backup "$OUT/snaps" &&
 	ino=$(sed -n "s/.*context $id of .*, from inode \([0-9]*\) (the tape holds \([0-9]*\) bytes.*/\1 \2/p" "$OUT/rlog") &&
-	set -- $ino && test -n "$2" &&
+	set -- $ino && test -n "$2" && echo "$1" >"$OUT/rino" &&
 	test "$2" -le "$(stat -c %s "$TAPES/r1")" &&
 	# the file it restarts from begins on the tape (its history, read
 	# back from the tape with ndmjob -t), below what the tape holds
@@ -669,6 +675,22 @@ test_expect_success 'the two tape parts, in order, restore as the whole tree (sn
 	listing "$MNT" >"$OUT/a" &&
 	listing "$MNT2/rparts" >"$OUT/b" &&
 	assert_cmp "$OUT/a" "$OUT/b"
+'
+
+test_expect_success 'Debian restore reads part 1 as a dump: every name listed, and the files before the restart point restored whole' '
+	restore -t -f "$TAPES/r1" </dev/null >"$OUT/rt1" 2>&1 &&
+	sed -n "s/^ *[0-9][0-9]*	//p" "$OUT/rt1" | sort >"$OUT/names1" &&
+	(cd "$MNT" && find . -path ./.snapshot -prune -o -print | sort) >"$OUT/want1" &&
+	assert_cmp "$OUT/want1" "$OUT/names1" &&
+	mkdir "$TEST_TMP/lr1" &&
+	# at the end of part 1 restore asks for the next volume: none
+	(cd "$TEST_TMP/lr1" && echo none | restore -r -y -f "$TAPES/r1" >"$OUT/lr1" 2>&1) &&
+	rino=$(cat "$OUT/rino") && n=0 &&
+	for name in $(awk -v r="$rino" "\$1 < r && \$2 ~ /^.\/many\// {print \$2}" "$OUT/rt1"); do
+		cmp "$MNT/$name" "$TEST_TMP/lr1/$name" || return 1
+		n=$((n + 1))
+	done &&
+	test "$n" -gt 0
 '
 
 test_expect_success 'DATA_ABORT of a HIST=y backup through the server mover: GET_ENV gives RESTART_CONTEXT, RESTART_INODE and RESTART_OFFSET; contexts delete releases its snapshot' '
