@@ -851,7 +851,8 @@ static int delete_context(int argc, char **argv)
 }
 
 /* contexts rewind VOL ID INODE: the restart point moved back to INODE
- * (the first file not wholly on the medium), never forward. */
+ * (the first file not wholly on the medium), never forward; prints the
+ * point it has now. */
 static int rewind_context(int argc, char **argv)
 {
     if (argc != 6)
@@ -876,15 +877,15 @@ static int rewind_context(int argc, char **argv)
     if (c.phase != SFS_DUMP_PHASE_FILES || !c.next_ino)
         die(CMD, "%s: dump %ld is not restartable (it stopped before its "
                  "files)", vol.arg, id);
-    if ((uint32_t)ino > c.next_ino)
-        die(CMD, "%s: dump %ld restarts at inode %u already; a restart "
-                 "point is only moved back", vol.arg, id, c.next_ino);
-    c.next_ino = (uint32_t)ino;
-    rc = ctx_update(&vol, &c);
-    if (rc)
-        die(CMD, "%s: %s", vol.arg, strerror(-rc));
-    printf("snapfs: dump context %ld of %s restarts at inode %ld\n", id,
-           vol.arg, ino);
+    /* a point already before INODE stays: it loses nothing either */
+    if ((uint32_t)ino < c.next_ino) {
+        c.next_ino = (uint32_t)ino;
+        rc = ctx_update(&vol, &c);
+        if (rc)
+            die(CMD, "%s: %s", vol.arg, strerror(-rc));
+    }
+    printf("snapfs: dump context %ld of %s restarts at inode %u\n", id,
+           vol.arg, c.next_ino);
     free(vol.store);
     free(vol.mountpoint);
     return 0;

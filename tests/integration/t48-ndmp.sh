@@ -604,13 +604,13 @@ context_of() {
 
 test_expect_success 'a HIST=y backup whose DMA is killed in the files phase keeps its context (restartable, snapshot held), its restart point within what the tape holds' '
 	mkdir -p many &&
-	for i in $(seq 40); do head -c 4000000 /dev/urandom >many/f$i || return 1; done &&
+	for i in $(seq 24); do head -c 4000000 /dev/urandom >many/f$i || return 1; done &&
 	: >"$TAPES/r1" || return 1
 	before=$(wc -l <"$TEST_TMP/server.log")
 	(cd "$TEST_TMP" && exec "$NDMJOB" -v -c -D "$(agent backup "$PW")" -B dump \
 		-f "$TAPES/r1" -C "$MNT" -E HIST=y -I "$OUT/ridx1" >"$OUT/r1.out" 2>&1) &
 	job=$!
-	# killed once the tape holds 12 MB of the 160 MB (the files phase)
+	# killed once the tape holds 12 MB of the 96 MB (the files phase)
 	for _ in $(seq 1000); do
 		test "$(stat -c %s "$TAPES/r1")" -gt 12000000 && break
 		pid_running "$job" || break

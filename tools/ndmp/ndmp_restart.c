@@ -90,21 +90,40 @@ uint64_t restart_on_tape(const struct session *s)
     return m->bytes_moved;
 }
 
-/* Run `snapfs dump contexts WHAT VOL ID [INODE]`: its exit status. */
+/* Run `snapfs dump contexts WHAT VOL ID [INODE]`: its exit status; the
+ * first line it prints into LINE (CAP bytes, may be 0). */
 static int run_contexts(struct session *s, const char *what, char *vol,
-                        char *id, char *ino)
+                        char *id, char *ino, char *line, size_t cap)
 {
     char *argv[] = { "snapfs", "dump", "contexts", (char *)what, vol, id,
                      ino, NULL };
+    int out[2];
+    if (pipe2(out, O_CLOEXEC))
+        return 1;
     pid_t pid = fork();
     if (pid == 0) {
         int null = open("/dev/null", O_RDWR);
         dup2(null, 0);
-        dup2(null, 1);
+        dup2(out[1], 1);
         dup2(s->o->log_fd, 2);
         execv(s->o->self, argv);
         _exit(127);
     }
+    close(out[1]);
+    size_t have = 0;
+    bool whole = !cap;            /* the first line is in */
+    ssize_t n;
+    char buf[256];
+    while ((n = read(out[0], buf, sizeof(buf))) > 0)
+        for (ssize_t i = 0; i < n && !whole; i++) {
+            if (buf[i] == '\n')
+                whole = true;
+            else if (have + 1 < cap)
+                line[have++] = buf[i];
+        }
+    close(out[0]);
+    if (cap)
+        line[have] = 0;
     int status = 1;
     if (pid > 0)
         waitpid(pid, &status, 0);
@@ -167,12 +186,17 @@ void restart_after_stop(struct session *s, const char *msg)
     snprintf(ids, sizeof(ids), "%u", id);
     const char *why = not_keepable(s, &on_tape, &ino);
     if (!why) {
+        /* "... restarts at inode N": ours, or the dump's if earlier */
+        char line[VOL_MAX + 128];
+        const char *at;
         snprintf(inos, sizeof(inos), "%u", ino);
-        if (run_contexts(s, "rewind", vol, ids, inos))
+        if (run_contexts(s, "rewind", vol, ids, inos, line, sizeof(line)) ||
+            !(at = strstr(line, " restarts at inode ")) ||
+            sscanf(at, " restarts at inode %u", &ino) != 1)
             why = "its restart point could not be set (see the log)";
     }
     if (why) {
-        int rc = run_contexts(s, "delete", vol, ids, NULL);
+        int rc = run_contexts(s, "delete", vol, ids, NULL, NULL, 0);
         ndmp_log(s->o->log_fd, "%s: the stopped dump's context %u of %s %s "
                                "(not restartable: %s)", s->peer, id, vol,
                  rc == 0 ? "was deleted with its snapshot"
