@@ -161,6 +161,7 @@ bench: deps
 	SNAPFS=$(CURDIR)/build/release/snapfs bash tests/bench/dumpbench.sh
 	SNAPFS=$(CURDIR)/build/release/snapfs bash tests/bench/mirrorbench.sh
 	SNAPFS=$(CURDIR)/build/release/snapfs bash tests/bench/vaultbench.sh
+	SNAPFS=$(CURDIR)/build/release/snapfs bash tests/bench/ndmpbench.sh
 	$(MAKE) --no-print-directory bench-peers
 
 # snapfs beside the FUSE filesystems a user might run instead, each side by

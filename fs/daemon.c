@@ -230,6 +230,7 @@ int snapfs_serve(const char *store, const char *mountpoint, const char *options,
                 rc == -EBUSY ? "volume is already mounted (or in use by "
                                "another snapfs command)"
                 : rc == -EMEDIUMTYPE ? "not a snapfs volume"
+                : rc == -EPROTONOSUPPORT && sfs_open_why()[0] ? sfs_open_why()
                 : rc == -EPROTONOSUPPORT ? "volume has a newer on-disk format "
                                            "than this snapfs supports"
                 : rc == -ENOENT ? "no such directory"

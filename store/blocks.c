@@ -71,7 +71,13 @@
 struct sfs_codec_ctx {
     ZSTD_CCtx *cctx;
     ZSTD_DCtx *dctx;
+    int level; /* 0: the volume's (sfs_codec_set_level) */
 };
+
+void sfs_codec_set_level(struct sfs_codec_ctx *c, int level)
+{
+    c->level = level;
+}
 
 struct sfs_codec_ctx *sfs_codec_ctx_new(void)
 {
@@ -162,7 +168,8 @@ int sfs_block_compress(struct sfs_store *st, struct sfs_codec_ctx *cc,
         return 0;
     /* Worth keeping only if it saves a page and 12.5%. */
     size_t budget = len - (len / 8 > 4096 ? len / 8 : 4096);
-    if (sfs_looks_incompressible(cc, plain, len, st->super.codec_level))
+    int level = cc->level ? cc->level : st->super.codec_level;
+    if (sfs_looks_incompressible(cc, plain, len, level))
         return 0;
     void *buf = out;
     if (!buf) {
@@ -171,8 +178,7 @@ int sfs_block_compress(struct sfs_store *st, struct sfs_codec_ctx *cc,
         if (!buf)
             return -ENOMEM;
     }
-    size_t n = ZSTD_compressCCtx(cc->cctx, buf, outcap, plain, len,
-                                 st->super.codec_level);
+    size_t n = ZSTD_compressCCtx(cc->cctx, buf, outcap, plain, len, level);
     if (ZSTD_isError(n) || n > budget) {
         if (!out)
             free(buf);
@@ -511,7 +517,7 @@ typedef int (*ledger_fn)(struct sfs_store *st, MDB_txn *txn,
                          MDB_cursor *c, MDB_val *k, MDB_val *v);
 
 static int ledger_batch(struct sfs_store *st, MDB_dbi dbi, ledger_fn fn,
-                        uint8_t *pos, size_t *plen)
+                        size_t batch, uint8_t *pos, size_t *plen)
 {
     MDB_txn *txn;
     MDB_cursor *c;
@@ -528,7 +534,7 @@ static int ledger_batch(struct sfs_store *st, MDB_dbi dbi, ledger_fn fn,
     if (!mrc && *plen && k.mv_size == *plen && !memcmp(k.mv_data, pos, *plen))
         mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT); /* done last time */
     int n = 0;
-    for (; !mrc && !rc && n < LEDGER_BATCH; n++) {
+    for (; !mrc && !rc && (size_t)n < batch; n++) {
         rc = fn(st, txn, c, &k, &v);
         if (rc)
             break;
@@ -582,24 +588,42 @@ static void ledger_sum(struct sfs_store *st, const MDB_val *v)
     }
 }
 
+struct ledger_run {
+    size_t batch;
+    int (*after_commit)(void *arg);
+    void *arg;
+};
+
 /* Run FN over the whole of table DBI, a batch per transaction. */
-static int ledger_pass(struct sfs_store *st, MDB_dbi dbi, ledger_fn fn)
+static int ledger_pass(struct sfs_store *st, MDB_dbi dbi, ledger_fn fn,
+                       const struct ledger_run *run)
 {
     uint8_t pos[SFS_KEY_MAX + 16];
     size_t plen = 0;
     int rc;
-    while ((rc = ledger_batch(st, dbi, fn, pos, &plen)) == 1)
-        ;
+    do {
+        rc = ledger_batch(st, dbi, fn, run->batch, pos, &plen);
+        if (rc >= 0 && run->after_commit && run->after_commit(run->arg))
+            return -ECANCELED;
+    } while (rc == 1);
     return rc;
 }
 
 int sfs_ledger_count(struct sfs_store *st)
 {
+    return sfs_ledger_count_batched(st, LEDGER_BATCH, NULL, NULL);
+}
+
+int sfs_ledger_count_batched(struct sfs_store *st, size_t batch,
+                             int (*after_commit)(void *arg), void *arg)
+{
     if (st->state.flags & SFS_STATE_LEDGER)
         return 0;
-    int rc = ledger_pass(st, st->db_dedup, ledger_reset);
+    struct ledger_run run = { batch ? batch : LEDGER_BATCH, after_commit,
+                              arg };
+    int rc = ledger_pass(st, st->db_dedup, ledger_reset, &run);
     if (!rc)
-        rc = ledger_pass(st, st->db_live, ledger_count_live);
+        rc = ledger_pass(st, st->db_live, ledger_count_live, &run);
     if (rc)
         return rc;
     /* The sum and the flag in one transaction (which reloads st->state). */
@@ -625,6 +649,8 @@ int sfs_ledger_count(struct sfs_store *st)
     }
     st->state.flags |= SFS_STATE_LEDGER;
     rc = sfs_txn_commit(st, txn);
+    if (!rc && after_commit && after_commit(arg))
+        return -ECANCELED;
     return rc ? rc : 1;
 }
 

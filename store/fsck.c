@@ -616,6 +616,11 @@ int sfs_fsck(struct sfs_store *st, sfs_fsck_report report, void *arg)
         rc = sfs_cgroup_foreach_epoch(st, f.txn, group_seen, &f);
     if (!rc)
         rc = sfs_snap_labels_foreach(st, f.txn, labels_seen, &f);
+    if (!rc) {
+        int n = sfs_format_fsck(st, f.txn, report, arg);
+        rc = n < 0 ? n : 0;
+        f.problems += n > 0 ? n : 0;
+    }
     mdb_txn_abort(f.txn);
 out:
     free(f.blocks.slots);

@@ -134,6 +134,13 @@ static inline MDB_val sfs_vpayload(const MDB_val *v)
  * -EBUSY when another process has it. */
 int sfs_check_is_store(const char *path);
 int sfs_lock_store(const char *path, int *fd);
+/* store.c, for format.c: write st->super into TXN. */
+int sfs_super_put_w(struct sfs_store *st, MDB_txn *txn);
+/* format.c, for store.c: may an open with FLAGS use this store (its
+ * version, features, an unfinished upgrade)?  0, -EMEDIUMTYPE, or
+ * -EPROTONOSUPPORT with sfs_open_why set.  Fills st->features. */
+int sfs_format_check_open(struct sfs_store *st, MDB_txn *txn, int flags);
+void sfs_open_why_clear(void);
 /* compact.c: remove a killed compact's temporary file from DIR (the
  * caller holds the store's lock): 1 if there was one, 0, or -errno. */
 int sfs_compact_leftover_remove(const char *dir);

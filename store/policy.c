@@ -40,6 +40,11 @@
  * Retention orders a policy's snapshots by the time in their names (the
  * fixed-width stamp sorts as text), so renaming or re-creating one cannot
  * make it look newer than it is.
+ *
+ * A mirror destination that follows its source runs no policy: its
+ * snapshots are the source's, and one taken there would make the next
+ * transfer find a diverged destination.  Its policies (kept, or brought
+ * by a configuration) are due again once it is broken off.
  */
 #define _GNU_SOURCE
 #include <ctype.h>
@@ -822,9 +827,17 @@ static int policies_add(void *arg, const struct sfs_policy *p)
     return 0;
 }
 
+bool sfs_policy_paused(struct sfs_store *st, MDB_txn *txn)
+{
+    struct sfs_recv_state rs;
+    return !sfs_recv_state(st, txn, &rs) && rs.follows && !rs.writable;
+}
+
 int sfs_policy_run_due_w(struct sfs_store *st, MDB_txn *txn, int64_t now,
                          sfs_policy_report rep, void *arg)
 {
+    if (sfs_policy_paused(st, txn))
+        return 0;
     struct policies ps = { 0 };
     struct run_ctx rc = { st, txn, rep, arg, 0 };
     /* collected first: runs write the records the cursor would walk */
@@ -847,7 +860,7 @@ int sfs_policy_run_one_w(struct sfs_store *st, MDB_txn *txn, const char *name,
     int err = sfs_policy_get(st, txn, name, &p);
     if (err)
         return err;
-    int64_t slot = sfs_policy_due(&p, now);
+    int64_t slot = sfs_policy_paused(st, txn) ? 0 : sfs_policy_due(&p, now);
     if (slot)
         err = run_one(&rc, &p, slot, labels, abandon);
     return err ? err : rc.changes;
@@ -877,7 +890,8 @@ int sfs_policy_hooked_due(struct sfs_store *st, MDB_txn *txn, int64_t now,
                           struct sfs_policy_hooked **out, size_t *n)
 {
     struct hooked_list hl = { .now = now };
-    int rc = sfs_policy_foreach(st, txn, hooked_add, &hl);
+    int rc = sfs_policy_paused(st, txn)
+                 ? 0 : sfs_policy_foreach(st, txn, hooked_add, &hl);
     if (rc) {
         free(hl.v);
         hl.v = NULL;
@@ -903,7 +917,8 @@ static int due_cb(void *arg, const struct sfs_policy *p)
 int sfs_policy_any_due(struct sfs_store *st, MDB_txn *txn, int64_t now)
 {
     struct due_arg a = { now, false };
-    int rc = sfs_policy_foreach(st, txn, due_cb, &a);
+    int rc = sfs_policy_paused(st, txn)
+                 ? 0 : sfs_policy_foreach(st, txn, due_cb, &a);
     return rc ? rc : a.due;
 }
 

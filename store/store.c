@@ -398,7 +398,10 @@ int sfs_mkfs(const char *path, const struct sfs_mkfs_opts *o)
     st.state.next_snap_id = 1;
     st.state.flags = SFS_STATE_LEDGER; /* an empty ledger is counted */
 
+    sfs_features_current(&st.features);
     rc = put_meta(&st, txn, META_SUPER, &st.super, sizeof(st.super));
+    if (!rc)
+        rc = sfs_features_put_w(&st, txn, &st.features);
     if (!rc)
         rc = make_root(&st, txn);
     if (!rc)
@@ -455,7 +458,12 @@ static int take_lock(struct sfs_store *st, const char *path)
     return rc < 0 ? rc : 0;
 }
 
-static int load_super(struct sfs_store *st)
+int sfs_super_put_w(struct sfs_store *st, MDB_txn *txn)
+{
+    return put_meta(st, txn, META_SUPER, &st->super, sizeof(st->super));
+}
+
+static int load_super(struct sfs_store *st, int flags)
 {
     MDB_txn *txn;
     int rc = sfs_mdb_errno(mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn));
@@ -466,8 +474,8 @@ static int load_super(struct sfs_store *st)
         rc = get_meta(st, txn, META_SUPER, &st->super, sizeof(st->super));
     if (!rc && memcmp(st->super.magic, SFS_MAGIC, sizeof(SFS_MAGIC) - 1))
         rc = -EMEDIUMTYPE;
-    if (!rc && st->super.format_version > SFS_FORMAT_VERSION)
-        rc = -EPROTONOSUPPORT;
+    if (!rc)
+        rc = sfs_format_check_open(st, txn, flags);
     if (!rc)
         rc = get_meta(st, txn, META_STATE, &st->state, sizeof(st->state));
     /* Table handles opened in a read txn stay valid after it commits. */
@@ -484,6 +492,7 @@ void sfs_set_open_check(int (*check)(const struct sfs_store *st))
 
 int sfs_open(const char *path, int flags, struct sfs_store **out)
 {
+    sfs_open_why_clear();
     int rc = sfs_check_is_store(path);
     if (rc)
         return rc;
@@ -508,7 +517,7 @@ int sfs_open(const char *path, int flags, struct sfs_store **out)
     rc = shared_env_get(path, st->readonly, &st->env, &fresh);
     if (rc)
         goto fail;
-    rc = load_super(st);
+    rc = load_super(st, flags);
     if (!rc && open_check)
         rc = open_check(st);
     if (rc)

@@ -37,7 +37,15 @@
 #include <stdio.h>
 #include <sys/types.h>
 
-#define SFS_FORMAT_VERSION 1
+/* On-disk format versions (theory in format.c): mkfs writes
+ * SFS_FORMAT_VERSION; this snapfs reads and writes every version from
+ * SFS_FORMAT_OLDEST on, and refuses newer ones.  A superblock version
+ * with SFS_FORMAT_UPGRADING set is an upgrade to the version in the low
+ * bits that has not finished: above every real version, so that every
+ * snapfs refuses it. */
+#define SFS_FORMAT_VERSION 2
+#define SFS_FORMAT_OLDEST 1
+#define SFS_FORMAT_UPGRADING 0x80000000u
 #define SFS_MAGIC "snapfs-volume\n"
 
 #define SFS_VIEW_LIVE UINT64_MAX
@@ -97,12 +105,28 @@ struct sfs_state {
  * sfs_ledger_count runs (a daemon does at mount). */
 #define SFS_STATE_LEDGER 1
 
+/* A feature of the on-disk format (format.c): a name and what a snapfs
+ * that does not know it may do with the store. */
+enum sfs_feature_class { SFS_FEAT_COMPAT = 0, SFS_FEAT_RO_COMPAT,
+                         SFS_FEAT_INCOMPAT };
+#define SFS_FEATURE_NAME_MAX 32
+#define SFS_FEATURES_MAX 32
+struct sfs_feature {
+    char name[SFS_FEATURE_NAME_MAX];
+    uint32_t cls; /* enum sfs_feature_class */
+};
+struct sfs_features {
+    size_t n;
+    struct sfs_feature f[SFS_FEATURES_MAX];
+};
+
 struct sfs_store {
     MDB_env *env;
     MDB_dbi db_meta, db_live, db_hist, db_dead, db_born, db_deadstat;
     MDB_dbi db_blobs, db_dedup, db_snaps, db_orphans;
     struct sfs_super super;
     struct sfs_state state;
+    struct sfs_features features; /* as of the open (none in format 1) */
     char *path;
     int lock_fd;         /* flock on STORE/lock, held while open for writing */
     uint64_t map_size;
@@ -130,18 +154,59 @@ int sfs_mkfs(const char *path, const struct sfs_mkfs_opts *opts);
 /* SFS_OPEN_KEEP_READERS: leave the LMDB reader slots of dead processes
  * as they are (an open clears them otherwise); for `snapfs health`,
  * which reports them. */
-enum { SFS_OPEN_RDONLY = 1, SFS_OPEN_EXCLUSIVE = 2, SFS_OPEN_KEEP_READERS = 4 };
+/* SFS_OPEN_UPGRADE: open a store whose upgrade did not finish (only
+ * `snapfs upgrade` does; format.c). */
+enum { SFS_OPEN_RDONLY = 1, SFS_OPEN_EXCLUSIVE = 2, SFS_OPEN_KEEP_READERS = 4,
+       SFS_OPEN_UPGRADE = 8 };
 
 /*
  * sfs_open - open the store in PATH.
  * SFS_OPEN_EXCLUSIVE takes the store's lock file (a daemon or an offline
  * writer); it fails with -EBUSY if another process holds it.
  * Errors: -ENOENT (no such directory), -ENOTDIR, -EMEDIUMTYPE (not a
- * store), -EPROTONOSUPPORT (a newer on-disk format), -EBUSY, -EIO, or a
- * negative LMDB-derived errno.
+ * store), -EPROTONOSUPPORT (a format this snapfs must not open: a newer
+ * version, an unknown feature, an unfinished upgrade; sfs_open_why says
+ * which, naming both versions), -EBUSY, -EIO, or a negative LMDB-derived
+ * errno.
  */
 int sfs_open(const char *path, int flags, struct sfs_store **out);
 void sfs_close(struct sfs_store *st);
+
+/* ---- format.c: format versions, features, upgrades ---- */
+
+/* Why this thread's last sfs_open failed with -EPROTONOSUPPORT, one line
+ * without the store's path ("" otherwise). */
+const char *sfs_open_why(void);
+/* "compat", "ro-compat", "incompat"; NULL for another value. */
+const char *sfs_feature_class_name(uint32_t cls);
+bool sfs_feature_known(const char *name);
+/* The features a store of SFS_FORMAT_VERSION has (what mkfs writes). */
+void sfs_features_current(struct sfs_features *out);
+/* The store's features record: none for format 1; -EIO if a format-2
+ * store lacks it or it is malformed. */
+int sfs_features_get(struct sfs_store *st, MDB_txn *txn,
+                     struct sfs_features *out);
+int sfs_features_put_w(struct sfs_store *st, MDB_txn *txn,
+                       const struct sfs_features *f);
+/* The record of an upgrade under way (`upgrade` in meta). */
+struct sfs_upgrade {
+    uint32_t from, to;
+    char step[32];   /* the step it is at, for reports */
+    int64_t started; /* time(2) of its start */
+};
+/* 0, -ENOENT (no upgrade under way), -EIO (malformed). */
+int sfs_upgrade_get(struct sfs_store *st, MDB_txn *txn,
+                    struct sfs_upgrade *out);
+/* Mark the store as being upgraded from U->from to U->to (which must be
+ * SFS_FORMAT_VERSION): the record, and the superblock's version set to
+ * SFS_FORMAT_UPGRADING | to.  -EINVAL for other versions. */
+int sfs_upgrade_begin_w(struct sfs_store *st, MDB_txn *txn,
+                        const struct sfs_upgrade *u);
+/* Record that the upgrade is at STEP. */
+int sfs_upgrade_step_w(struct sfs_store *st, MDB_txn *txn, const char *step);
+/* Complete it: the features record, the version, the record removed.
+ * -ENOENT (none under way), -EAGAIN (the ledger is not counted yet). */
+int sfs_upgrade_finish_w(struct sfs_store *st, MDB_txn *txn);
 
 /* ---- compact.c: the store file's pages, and the compacting copy ---- */
 
@@ -750,6 +815,9 @@ int sfs_policy_hooked_due(struct sfs_store *st, MDB_txn *txn, int64_t now,
                           struct sfs_policy_hooked **out, size_t *n);
 /* Is any policy due at NOW?  1 yes, 0 no, or a negative errno. */
 int sfs_policy_any_due(struct sfs_store *st, MDB_txn *txn, int64_t now);
+/* Does ST run no policy now (a mirror destination following its source:
+ * its snapshots are the source's)?  The runs above then find nothing due. */
+bool sfs_policy_paused(struct sfs_store *st, MDB_txn *txn);
 /* Events as tab-separated lines "EVENT POLICY SNAPSHOT" (EVENT: created,
  * existed, deleted, held).  write is a report for sfs_policy_run_due_w
  * that appends the line to the FILE * it is given; parse points *POLICY
@@ -771,6 +839,10 @@ struct sfs_blockref {
 struct sfs_codec_ctx;
 struct sfs_codec_ctx *sfs_codec_ctx_new(void);
 void sfs_codec_ctx_free(struct sfs_codec_ctx *c);
+/* The zstd level C compresses at from now on (negative: zstd's fast
+ * levels), instead of the volume's; 0: the volume's again.  Any level
+ * decodes the same: the stored format does not change. */
+void sfs_codec_set_level(struct sfs_codec_ctx *c, int level);
 
 void sfs_sha256(const void *data, size_t len, uint8_t out[SFS_HASH_LEN]);
 bool sfs_is_zero(const void *data, size_t len);
@@ -849,6 +921,11 @@ uint64_t sfs_blob_bytes(uint32_t csize);
  * or a negative errno.
  */
 int sfs_ledger_count(struct sfs_store *st);
+/* The same in batches of BATCH records per transaction, calling
+ * AFTER_COMMIT (may be NULL) after each commit: a non-zero return stops
+ * the count there (the flag stays clear; a later count starts over). */
+int sfs_ledger_count_batched(struct sfs_store *st, size_t batch,
+                             int (*after_commit)(void *arg), void *arg);
 /* Bytes only snapshots hold: their blocks (the ledger) and the tables
  * of history; 0 while the ledger is not counted. */
 int sfs_snap_space(struct sfs_store *st, MDB_txn *txn, uint64_t *out);
@@ -1672,6 +1749,10 @@ int sfs_qtree_delete_w(struct sfs_store *st, MDB_txn *txn, const char *name,
 
 /* fsck.c */
 typedef void (*sfs_fsck_report)(void *arg, const char *problem);
+/* format.c, for fsck: the features record agrees with the store.
+ * Returns the number of problems reported, or a negative errno. */
+int sfs_format_fsck(struct sfs_store *st, MDB_txn *txn,
+                    sfs_fsck_report report, void *arg);
 /* Returns the number of problems found (0 = clean) or a negative errno. */
 int sfs_fsck(struct sfs_store *st, sfs_fsck_report report, void *arg);
 
@@ -1745,6 +1826,11 @@ struct sfs_wplan {
 };
 int sfs_wplan_init(struct sfs_store *st, uint64_t file_size, uint64_t off,
                    size_t len, struct sfs_wplan *plan);
+/* A plan of whole blocks (OFF and LEN multiples of the block size) that
+ * hashes DATA where it is, without a copy (init and fill in one): DATA
+ * must stay unchanged until the plan is released. */
+int sfs_wplan_init_whole(struct sfs_store *st, uint64_t off, const void *data,
+                         size_t len, struct sfs_wplan *plan);
 int sfs_wplan_fetch_old(struct sfs_store *st, MDB_txn *txn, uint64_t ino,
                         uint64_t file_size, struct sfs_wplan *plan);
 int sfs_wplan_fill(struct sfs_wplan *plan, struct sfs_codec_ctx *cc,

@@ -1526,6 +1526,10 @@ int sfs_recv_new(sfs_stream_read_fn read, void *arg, struct sfs_receiver **out)
         rc = get_header(&c, &r->hdr);
         if (rc == -EBADMSG)
             fail(r, rc, "not a snapfs replication stream");
+        else if (rc == -EPROTONOSUPPORT && r->hdr.version > SFS_STREAM_VERSION)
+            fail(r, rc, "stream version %u is newer than the version %u this "
+                 "snapfs reads: receive it with a newer snapfs",
+                 r->hdr.version, SFS_STREAM_VERSION);
         else if (rc == -EPROTONOSUPPORT)
             fail(r, rc, "stream version %u (layout %#x) is not version %u "
                  "(layout %#x)", r->hdr.version, r->hdr.layout,

@@ -251,6 +251,7 @@ void dump_ext_put(struct dump_header *h, const struct dump_snapfs_ext *x)
     h->spare[6] = (int32_t)(uint32_t)(x->est_bytes >> 32);
     h->spare[7] = (int32_t)x->part;
     h->spare[8] = (int32_t)x->context;
+    h->spare[9] = DUMP_SNAPFS_EXT_VERSION;
 }
 
 int dump_ext_get(const struct dump_header *h, struct dump_snapfs_ext *x)
@@ -262,6 +263,7 @@ int dump_ext_get(const struct dump_header *h, struct dump_snapfs_ext *x)
                    (uint32_t)h->spare[5];
     x->part = (uint32_t)h->spare[7];
     x->context = (uint32_t)h->spare[8];
+    x->version = h->spare[9] ? (uint32_t)h->spare[9] : 1; /* 0: before it */
     return 0;
 }
 

@@ -107,15 +107,26 @@ struct dump_header {
  * What snapfs adds to a TS_TAPE header, in c_spare (which Linux restore
  * ignores): a mark, the volume's uuid (so that restore can refuse an
  * incremental of another volume), the bytes the dump will hold (so that
- * restore can check the room it needs before it starts), and for the
- * parts of a restarted dump, the part number and the context's id.
+ * restore can check the room it needs before it starts), for the parts
+ * of a restarted dump, the part number and the context's id, and the
+ * version of snapfs's extensions of the dump format.
+ *
+ * The extensions, version 1: this header; EXT_SNAPFS_XATTR records
+ * (attributes too large for Linux restore); qtrees as the attribute
+ * SFS_QTREE_XATTR of a directory at the root.  Dumps made before the
+ * version was written carry 0 there: version 1.  A later snapfs that
+ * changes what they mean raises DUMP_SNAPFS_EXT_VERSION, and a restore
+ * meeting a newer version refuses the whole dump before it writes
+ * anything (the plain dump is still Linux restore's to read).
  */
 #define DUMP_SNAPFS_MARK 0x53464e53u /* "SNFS" */
+#define DUMP_SNAPFS_EXT_VERSION 1
 struct dump_snapfs_ext {
     uint8_t uuid[16];
     uint64_t est_bytes;
     uint32_t part;          /* 0: an uninterrupted dump or its first part */
     uint32_t context;       /* the restartable context's id, or 0 */
+    uint32_t version;       /* of the extensions (put: always the current) */
 };
 void dump_ext_put(struct dump_header *h, const struct dump_snapfs_ext *x);
 /* 0, or -ENOENT when H carries no snapfs extension. */

@@ -1534,6 +1534,11 @@ static int read_first_tape(struct rst *r)
     r->vol.tape = r->h;
     r->vol.has_ext = dump_ext_get(&r->h, &r->vol.ext) == 0;
     r->cur_volume = r->h.volume;
+    if (r->vol.has_ext && r->vol.ext.version > DUMP_SNAPFS_EXT_VERSION) {
+        r->err->got = r->vol.ext.version;
+        r->err->want = DUMP_SNAPFS_EXT_VERSION;
+        return fail(r, RST_E_EXT_VERSION, -EPROTONOSUPPORT);
+    }
     if (r->h.volume > 1 || (r->vol.has_ext && r->vol.ext.part > 0)) {
         r->err->got = r->h.volume;
         return fail(r, RST_E_FIRST_PART, -EINVAL);

@@ -161,6 +161,8 @@ enum rst_err_kind {
     RST_E_OTHER_VOLUME,  /* an incremental of another volume */
     RST_E_PART,          /* a continuation part that does not match */
     RST_E_FIRST_PART,    /* the first input is a later part: volume GOT */
+    RST_E_EXT_VERSION,   /* snapfs's extensions of version GOT, newer than
+                          * WANT, the version this snapfs reads */
     RST_E_STATE,         /* the state file is unreadable (errno) */
     RST_E_DEST,          /* a system call on the destination failed */
     RST_E_NOSPACE,       /* the destination lacks room: NEED, AVAIL */

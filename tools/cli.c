@@ -123,8 +123,10 @@ const char *open_error(int rc)
     case -ENOENT: return "no such directory";
     case -ENOTDIR: return "not a directory";
     case -EMEDIUMTYPE: return "not a snapfs volume";
-    case -EPROTONOSUPPORT:
-        return "volume has a newer on-disk format than this snapfs supports";
+    case -EPROTONOSUPPORT: /* sfs_open says which versions or feature */
+        return sfs_open_why()[0] ? sfs_open_why()
+                                 : "volume has a newer on-disk format than "
+                                   "this snapfs supports";
     case -EBUSY: return "volume is mounted or in use by another snapfs command";
     case -EPERM: /* peer_guard.c */
         return "not the volume the peer's grant names (the path leads "

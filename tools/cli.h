@@ -107,6 +107,7 @@ int cmd_info(int argc, char **argv);
 int cmd_fsck(int argc, char **argv);
 /* compact.c: `compact STORE [--to NEWSTORE]` */
 int cmd_compact(int argc, char **argv);
+int cmd_upgrade(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
 /* snapshot.c: dies (naming VOL) unless NAME is a valid snapshot name that
  * VOL does not use yet; what a change's error means, for a message. */

@@ -5,6 +5,8 @@
  *
  *   snapfs-damage STORE PATH [OFFSET]
  *   snapfs-damage STORE --format-version N   (a store "from the future")
+ *   snapfs-damage STORE --feature NAME CLASS (a store using a feature of a
+ *                      newer snapfs: CLASS compat, ro-compat or incompat)
  *   snapfs-damage STORE --unledger           (a store from before the
  *                      ledger of what only snapshots hold: no live
  *                      counts, SFS_STATE_LEDGER clear)
@@ -34,8 +36,11 @@ static int lookup_path(struct sfs_store *st, MDB_txn *txn, const char *path,
     return rc;
 }
 
-/* Rewrite the superblock's format version, as a newer snapfs would. */
-static int set_format_version(const char *path, uint32_t version)
+/* Open the store at PATH, run FN(st, txn, ARG) in one write transaction
+ * and commit it. */
+static int in_write_txn(const char *path,
+                        int (*fn)(struct sfs_store *, MDB_txn *, void *),
+                        void *arg)
 {
     struct sfs_store *st;
     int rc = sfs_open(path, SFS_OPEN_EXCLUSIVE, &st);
@@ -43,19 +48,47 @@ static int set_format_version(const char *path, uint32_t version)
         return rc;
     MDB_txn *txn;
     rc = sfs_txn_begin(st, NULL, true, &txn);
-    if (rc) {
-        sfs_close(st);
-        return rc;
+    if (!rc) {
+        rc = fn(st, txn, arg);
+        if (!rc)
+            rc = sfs_txn_commit(st, txn);
+        else
+            mdb_txn_abort(txn);
     }
-    st->super.format_version = version;
-    MDB_val k = { 5, "super" }, v = { sizeof(st->super), &st->super };
-    rc = sfs_mdb_errno(mdb_put(txn, st->db_meta, &k, &v, 0));
-    if (!rc)
-        rc = sfs_txn_commit(st, txn);
-    else
-        mdb_txn_abort(txn);
     sfs_close(st);
     return rc;
+}
+
+/* Rewrite the superblock's format version, as a newer snapfs would. */
+static int put_format_version(struct sfs_store *st, MDB_txn *txn, void *arg)
+{
+    st->super.format_version = *(const uint32_t *)arg;
+    MDB_val k = { 5, "super" }, v = { sizeof(st->super), &st->super };
+    return sfs_mdb_errno(mdb_put(txn, st->db_meta, &k, &v, 0));
+}
+
+/* Add a feature to the store's features record, as a newer snapfs using
+ * it would. */
+static int put_feature(struct sfs_store *st, MDB_txn *txn, void *arg)
+{
+    struct sfs_features fs;
+    int rc = sfs_features_get(st, txn, &fs);
+    if (!rc && fs.n == SFS_FEATURES_MAX)
+        rc = -E2BIG;
+    if (rc)
+        return rc;
+    fs.f[fs.n++] = *(const struct sfs_feature *)arg;
+    return sfs_features_put_w(st, txn, &fs);
+}
+
+static int add_feature(const char *path, const char *name, const char *cls)
+{
+    struct sfs_feature f = { .cls = SFS_FEAT_INCOMPAT };
+    snprintf(f.name, sizeof(f.name), "%s", name);
+    for (uint32_t c = SFS_FEAT_COMPAT; c <= SFS_FEAT_INCOMPAT; c++)
+        if (!strcmp(sfs_feature_class_name(c), cls))
+            f.cls = c;
+    return in_write_txn(path, put_feature, &f);
 }
 
 /* Make the store look as a snapfs before the ledger left it. */
@@ -100,8 +133,15 @@ int main(int argc, char **argv)
             fprintf(stderr, "snapfs-damage: %s: %s\n", argv[1], strerror(-rc));
         return rc ? 1 : 0;
     }
+    if (argc == 5 && !strcmp(argv[2], "--feature")) {
+        int rc = add_feature(argv[1], argv[3], argv[4]);
+        if (rc)
+            fprintf(stderr, "snapfs-damage: %s: %s\n", argv[1], strerror(-rc));
+        return rc ? 1 : 0;
+    }
     if (argc == 4 && !strcmp(argv[2], "--format-version")) {
-        int rc = set_format_version(argv[1], (uint32_t)atoi(argv[3]));
+        uint32_t version = (uint32_t)atoi(argv[3]);
+        int rc = in_write_txn(argv[1], put_format_version, &version);
         if (rc)
             fprintf(stderr, "snapfs-damage: %s: %s\n", argv[1], strerror(-rc));
         return rc ? 1 : 0;
@@ -112,7 +152,9 @@ int main(int argc, char **argv)
     }
     uint64_t off = argc > 3 ? strtoull(argv[3], NULL, 0) : 0;
     struct sfs_store *st;
-    int rc = sfs_open(argv[1], SFS_OPEN_EXCLUSIVE, &st);
+    /* a store whose upgrade was interrupted too: damage found after it
+     * was marked must not keep the upgrade from finishing (t55) */
+    int rc = sfs_open(argv[1], SFS_OPEN_EXCLUSIVE | SFS_OPEN_UPGRADE, &st);
     if (rc) {
         fprintf(stderr, "snapfs-damage: %s: %s\n", argv[1], strerror(-rc));
         return 1;

@@ -27,6 +27,8 @@ struct volume_figures {
     const char *codec;
     int level;
     char uuid[SFS_UUID_TEXT];
+    uint32_t format;              /* on-disk format version */
+    struct sfs_features features; /* none in format 1 */
 };
 
 static int count_snap(void *arg, const struct sfs_snap_rec *s)
@@ -59,6 +61,8 @@ static int gather(struct sfs_store *st, struct volume_figures *f)
     mdb_txn_abort(txn);
     const struct sfs_state *s = &st->state;
     sfs_uuid_format(st->super.uuid, f->uuid);
+    f->format = st->super.format_version;
+    f->features = st->features;
     f->size = st->super.volume_size;
     f->block_size = st->super.block_size;
     f->codec = st->super.codec == SFS_CODEC_ZSTD ? "zstd" : "none";
@@ -131,6 +135,10 @@ static void print_text(const char *store, bool mounted,
     format_bytes(f->avail, c, sizeof(c));
     printf("volume:           %s%s\n", store, mounted ? " (mounted)" : "");
     printf("uuid:             %s\n", f->uuid);
+    printf("format:           %u", f->format);
+    for (size_t i = 0; i < f->features.n; i++)
+        printf("%s%s", i ? ", " : " (features: ", f->features.f[i].name);
+    printf("%s\n", f->features.n ? ")" : "");
     printf("size:             %s, %s used, %s available\n", a, b, c);
     format_bytes(f->logical, a, sizeof(a));
     format_bytes(f->phys, b, sizeof(b));
@@ -165,7 +173,11 @@ static void print_json(const char *store, bool mounted,
                        const struct volume_figures *f)
 {
     printf("{\"volume\":\"%s\",\"mounted\":%s,\"uuid\":\"%s\","
-           "\"size\":%llu,\"used\":%llu,"
+           "\"format\":%u,\"features\":[", store, mounted ? "true" : "false",
+           f->uuid, f->format);
+    for (size_t i = 0; i < f->features.n; i++)
+        printf("%s\"%s\"", i ? "," : "", f->features.f[i].name);
+    printf("],\"size\":%llu,\"used\":%llu,"
            "\"available\":%llu,\"logical_bytes\":%llu,\"physical_bytes\":%llu,"
            "\"unique_logical_bytes\":%llu,\"compression\":\"%s\","
            "\"compression_level\":%d,\"compression_ratio\":%.4f,"
@@ -177,7 +189,6 @@ static void print_json(const char *store, bool mounted,
            "\"pages_free\":%llu,\"compact_bytes\":%llu,"
            "\"compact_gain_bytes\":%llu,\"store_bytes_per_file\":%.1f,"
            "\"store_bytes_per_logical_byte\":%.4f}\n",
-           store, mounted ? "true" : "false", f->uuid,
            (unsigned long long)f->size,
            (unsigned long long)f->used, (unsigned long long)f->avail,
            (unsigned long long)f->logical, (unsigned long long)f->phys,

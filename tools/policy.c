@@ -609,11 +609,31 @@ static int run_vault_updates(struct volume *vol, const char *cmd,
     return vault_updates_run(vol->arg, uuid, created, n);
 }
 
+/* Is VOL a mirror destination following its source (no policy runs)? */
+static bool policies_paused(struct volume *vol, const char *cmd)
+{
+    struct sfs_store *st = volume_read_store(vol, cmd, "read");
+    MDB_txn *txn;
+    bool paused = false;
+    if (!sfs_txn_begin(st, NULL, false, &txn)) {
+        paused = sfs_policy_paused(st, txn);
+        mdb_txn_abort(txn);
+    }
+    sfs_close(st);
+    return paused;
+}
+
 static void policy_run(struct volume *vol, const char *cmd,
                        const struct policy_args *a, int64_t now)
 {
     char *events = NULL;
     int rc, hook_failures = 0;
+    if (policies_paused(vol, cmd)) {
+        printf("snapfs: %s: a mirror destination following its source: "
+               "its snapshots come from the source, and its policies run "
+               "once it is broken off\n", vol->arg);
+        return;
+    }
     if (vol->mounted) {
         char *words[2] = { "policy-run" }, nbuf[32];
         int n = now_word(a, now, nbuf, sizeof(nbuf), words, 1);

@@ -156,7 +156,8 @@ static char *filter_mount_options(const char *opts)
 static int cmd_mount(int argc, char **argv)
 {
     bool foreground = false;
-    char *opts = NULL;
+    static char *opts; /* static: still reachable when a check dies */
+    opts = NULL;
     int c;
     opterr = 0;
     optind = 1;
@@ -337,6 +338,9 @@ static void usage(FILE *out)
           "    offline: give the store file's free pages back (LMDB's compacting\n"
           "    copy, every snapshot and setting kept); --to writes the copy as\n"
           "    a new store directory and leaves STORE as it is\n"
+          "  upgrade --check STORE [--json] | upgrade STORE\n"
+          "    offline: is the store ready for this snapfs's on-disk format (reads\n"
+          "    it all, changes nothing; exit 0 ready), and the upgrade in place\n"
           "  snapshot create VOL NAME | list VOL [--json] | delete VOL NAME...\n"
           "  snapshot create --group VOL,VOL,... NAME\n"
           "    one snapshot NAME of each VOL, all at one point in time (a\n"
@@ -454,6 +458,8 @@ int main(int argc, char **argv)
         return cmd_fsck(argc, argv);
     if (!strcmp(cmd, "compact"))
         return cmd_compact(argc, argv);
+    if (!strcmp(cmd, "upgrade"))
+        return cmd_upgrade(argc, argv);
     if (!strcmp(cmd, "snapshot"))
         return cmd_snapshot(argc, argv);
     if (!strcmp(cmd, "set"))

@@ -263,6 +263,13 @@ static char *problem(const struct restore_cmd *c, const struct rst_error *e)
                       "give all its parts, in order, with one -f each",
                       (long long)e->got);
         break;
+    case RST_E_EXT_VERSION:
+        rc = asprintf(&s, "the dump's snapfs extensions are version %lld, "
+                      "newer than the version %lld this snapfs reads; "
+                      "nothing was restored (a newer snapfs restores it "
+                      "whole; Linux restore reads the plain dump without "
+                      "them)", (long long)e->got, (long long)e->want);
+        break;
     case RST_E_STATE:
         rc = asprintf(&s, "%s", e->err == EBADMSG ? "malformed"
                                                   : strerror(e->err));

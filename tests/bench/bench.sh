@@ -31,6 +31,9 @@
 #   BENCH_SMALL_CHUNK   small files: drop caches every N files (5000)
 #   BENCH_SEQ_RUNTIME_CAP  time bound of each sequential fio job, s (240)
 #   BENCH_KEEP_LOGS     1: keep fio/daemon logs in $BENCH_DIR/logs.* (0)
+#   BENCH_WORKLOADS     which rows to run, of: seqwrite seqread randwrite
+#                       smallfiles textwrite zerowrite rss (all of them;
+#                       seqread reads what seqwrite wrote)
 #
 # Exit status: 0 if every measurement ran (whatever the figures and the RSS
 # verdict), 1 if setup failed or some measurement could not be taken.
@@ -58,6 +61,8 @@ REFERENCE=${BENCH_REFERENCE:-passthrough}
 SEQ_RUNTIME_CAP=${BENCH_SEQ_RUNTIME_CAP:-240}
 SMALL_CHUNK=${BENCH_SMALL_CHUNK:-5000}
 REPS=${BENCH_REPS:-4}
+ALL_WORKLOADS="seqwrite seqread randwrite smallfiles textwrite zerowrite rss"
+WORKLOADS=${BENCH_WORKLOADS:-$ALL_WORKLOADS}
 
 EXAMPLES=/usr/share/doc/libfuse3-dev/examples
 
@@ -79,6 +84,11 @@ fuse2fs | bindfs)
 	command -v "$REFERENCE" >/dev/null || die "missing $REFERENCE (make deps installs it)" ;;
 esac
 command -v mkfs.ext4 >/dev/null || [[ $REFERENCE != fuse2fs ]] || die "missing mkfs.ext4"
+
+for w in $WORKLOADS; do
+	[[ " $ALL_WORKLOADS " == *" $w "* ]] || die "BENCH_WORKLOADS: unknown workload '$w' (known: $ALL_WORKLOADS)"
+done
+wanted() { [[ " $WORKLOADS " == *" $1 "* ]]; }
 
 for v in SIZE_MB RAND_MB RAND_RUNTIME NFILES NDIRS RSS_MB RSS_LIMIT_MB SEQ_RUNTIME_CAP SMALL_CHUNK REPS; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer (got '${!v}')"
@@ -158,6 +168,7 @@ fi
 
 PT_BIN=$WORK/bin/passthrough_ll
 SF_BIN=$WORK/bin/smallfiles
+TX_BIN=$WORK/bin/seqtext
 PT_SRC=$WORK/pt-src
 PT_MNT=$WORK/pt-mnt
 SN_STORE=$WORK/snap-store
@@ -245,6 +256,8 @@ cc -O2 -o "$PT_BIN" "$WORK/bin/passthrough_ll.c" $(pkg-config --cflags --libs fu
 	>"$LOGS/build-pt.log" 2>&1 || { cat "$LOGS/build-pt.log" >&3; die "cannot build passthrough_ll"; }
 cc -std=gnu11 -O2 -Wall -Wextra -Werror -o "$SF_BIN" "$here/smallfiles.c" \
 	>"$LOGS/build-sf.log" 2>&1 || { cat "$LOGS/build-sf.log" >&3; die "cannot build smallfiles"; }
+cc -std=gnu11 -O2 -Wall -Wextra -Werror -o "$TX_BIN" "$here/seqtext.c" \
+	>"$LOGS/build-tx.log" 2>&1 || { cat "$LOGS/build-tx.log" >&3; die "cannot build seqtext"; }
 # the fake snapfs (tests/bench/fake-snapfs.sh) reuses this binary
 export PASSTHROUGH_LL=$PT_BIN
 
@@ -443,18 +456,50 @@ record_fail() {   # record_fail TARGET METRIC
 	log "  $1 $2 FAILED"
 }
 
+# fio_write TARGET METRIC FILE WHAT [FIO OPTIONS]: a sequential write of
+# SIZE_MB in 1 MiB writes, the final fsync timed, recorded as METRIC
+fio_write() {
+	local t=$1 metric=$2 file=$3 what=$4 mnt v
+	shift 4
+	mnt=$(mnt_of "$t")
+	log "[$t] sequential write ${SIZE_MB} MiB, bs=1M, $what, end_fsync"
+	drop_caches
+	if run_fio "$metric-$t-r$ROUND" --filename="$mnt/$file" --rw=write --bs=1M \
+		--size="${SIZE_MB}M" --end_fsync=1 --runtime="$SEQ_RUNTIME_CAP" "$@" &&
+		v=$(json_get "$LOGS/$metric-$t-r$ROUND.json" write bw_bytes); then
+		record "$t" "$metric" "$(awk -v b="$v" 'BEGIN { printf "%.1f", b / 1048576 }')"
+	else
+		record_fail "$t" "$metric"
+	fi
+}
+
 bench_seq_write() {
+	fio_write "$1" seq_write_mibs seq.dat incompressible
+}
+
+# Compressible sequential writes: zeros (fio --zero_buffers: a filesystem
+# that stores zeros as holes writes nothing) and text (seqtext.c: lines of
+# words, about 3x compressible, no two blocks alike), 1 MiB writes, the
+# final fsync timed.
+bench_zero_write() {
+	fio_write "$1" zero_write_mibs zero.dat zeros --zero_buffers
+	rm -f "$(mnt_of "$1")/zero.dat"
+}
+
+bench_text_write() {
 	local t=$1 mnt v
 	mnt=$(mnt_of "$t")
-	log "[$t] sequential write ${SIZE_MB} MiB, bs=1M, incompressible, end_fsync"
+	log "[$t] sequential write ${SIZE_MB} MiB of text, 1 MiB writes, fsync"
 	drop_caches
-	if run_fio "seqwrite-$t-r$ROUND" --filename="$mnt/seq.dat" --rw=write --bs=1M \
-		--size="${SIZE_MB}M" --end_fsync=1 --runtime="$SEQ_RUNTIME_CAP" &&
-		v=$(json_get "$LOGS/seqwrite-$t-r$ROUND.json" write bw_bytes); then
-		record "$t" seq_write_mibs "$(awk -v b="$v" 'BEGIN { printf "%.1f", b / 1048576 }')"
+	if run_child "$TX_BIN" -s "$SIZE_MB" "$mnt/text.dat" >"$LOGS/textwrite-$t-r$ROUND.out" \
+		2>"$LOGS/textwrite-$t-r$ROUND.err" &&
+		v=$(awk '$1 == "MiBps" { print $2 }' "$LOGS/textwrite-$t-r$ROUND.out") && [[ -n $v ]]; then
+		record "$t" text_write_mibs "$v"
 	else
-		record_fail "$t" seq_write_mibs
+		tail -n 5 "$LOGS/textwrite-$t-r$ROUND.err" >&3
+		record_fail "$t" text_write_mibs
 	fi
+	rm -f "$mnt/text.dat"
 }
 
 bench_seq_read() {
@@ -529,10 +574,15 @@ snap_mount "$SN_STORE" "$SN_MNT" || die "cannot mount snapfs"
 for ((ROUND = 1; ROUND <= REPS; ROUND++)); do
 	if ((ROUND % 2)); then TARGETS=(passthrough snapfs); else TARGETS=(snapfs passthrough); fi
 	log "=== round $ROUND/$REPS (${TARGETS[*]}) ==="
-	for t in "${TARGETS[@]}"; do bench_seq_write "$t"; done
-	for t in "${TARGETS[@]}"; do bench_seq_read "$t"; done
-	for t in "${TARGETS[@]}"; do bench_randwrite "$t"; done
-	for t in "${TARGETS[@]}"; do bench_smallfiles "$t"; done
+	if wanted seqwrite; then for t in "${TARGETS[@]}"; do bench_seq_write "$t"; done; fi
+	if wanted seqread; then for t in "${TARGETS[@]}"; do bench_seq_read "$t"; done; fi
+	if wanted randwrite; then for t in "${TARGETS[@]}"; do bench_randwrite "$t"; done; fi
+	if wanted smallfiles; then for t in "${TARGETS[@]}"; do bench_smallfiles "$t"; done; fi
+	if wanted textwrite; then for t in "${TARGETS[@]}"; do bench_text_write "$t"; done; fi
+	if wanted zerowrite; then for t in "${TARGETS[@]}"; do bench_zero_write "$t"; done; fi
+	if wanted seqwrite && ! wanted seqread; then
+		for t in "${TARGETS[@]}"; do rm -f "$(mnt_of "$t")/seq.dat"; done
+	fi
 done
 
 log "snapfs info after the workloads:"
@@ -546,10 +596,11 @@ snap_umount "$SN_MNT" || die "cannot unmount snapfs"
 rm -rf --one-file-system "$SN_STORE" "$PT_SRC" "$REF_STORE" "$REF_IMAGE"
 
 # ------------------------------------------------------------ RSS check ---
-log "[rss] fresh snapfs volume; sequential write of ${RSS_MB} MiB (incompressible)"
 RSS_PEAK=NA RSS_NOW=NA RSS_RESULT=NA
-snap_mkfs "$RSS_STORE"
-if snap_mount "$RSS_STORE" "$RSS_MNT"; then
+if ! wanted rss; then
+	log "[rss] not run (BENCH_WORKLOADS)"
+elif log "[rss] fresh snapfs volume; sequential write of ${RSS_MB} MiB (incompressible)" &&
+	snap_mkfs "$RSS_STORE" && snap_mount "$RSS_STORE" "$RSS_MNT"; then
 	pid=$(snap_pid "$RSS_STORE" "$RSS_MNT") || pid=""
 	if [[ -z $pid ]]; then
 		log "  cannot find the snapfs daemon's pid"
@@ -576,15 +627,20 @@ if snap_mount "$RSS_STORE" "$RSS_MNT"; then
 		FAILED+=(rss)
 	fi
 	snap_umount "$RSS_MNT" || FAILED+=(rss-umount)
-else
+elif wanted rss; then
 	FAILED+=(rss)
 fi
 rm -rf --one-file-system "$RSS_STORE"
 ELAPSED=$((SECONDS - T0))
 
 # --------------------------------------------------------------- report ---
-METRICS=(seq_write_mibs seq_read_mibs randwrite_4k_iops
-	small_create_ops small_stat_ops small_read_ops small_unlink_ops)
+METRICS=()
+wanted seqwrite && METRICS+=(seq_write_mibs)
+wanted seqread && METRICS+=(seq_read_mibs)
+wanted randwrite && METRICS+=(randwrite_4k_iops)
+wanted smallfiles && METRICS+=(small_create_ops small_stat_ops small_read_ops small_unlink_ops)
+wanted textwrite && METRICS+=(text_write_mibs)
+wanted zerowrite && METRICS+=(zero_write_mibs)
 declare -A LABEL=(
 	[seq_write_mibs]="seq write ${SIZE_MB}M bs=1M (MiB/s)"
 	[seq_read_mibs]="seq read ${SIZE_MB}M bs=1M (MiB/s)"
@@ -593,6 +649,8 @@ declare -A LABEL=(
 	[small_stat_ops]="small files stat (ops/s)"
 	[small_read_ops]="small files read (ops/s)"
 	[small_unlink_ops]="small files unlink (ops/s)"
+	[text_write_mibs]="seq write ${SIZE_MB}M text (MiB/s)"
+	[zero_write_mibs]="seq write ${SIZE_MB}M zeros (MiB/s)"
 )
 # per-round ratios snapfs[i]/passthrough[i] (rounds where both ran)
 round_ratios() {

@@ -49,6 +49,10 @@ that disconnects in the middle of a backup.
       8 MB; prints "halted REASON", then each RESTART_ variable that
       DATA_GET_ENV returns as "NAME=VALUE", then stops the data and the
       mover and closes the tape
+  ndmpclient.py requests PORT USER PWFILE N
+      authenticate, then ask CONFIG_GET_HOST_INFO N times in turn, each
+      after the reply to the one before, as a DMA's requests go; prints
+      "answered N in SECONDS" (the wall time of the N requests)
   ndmpclient.py sink PORTFILE OUTFILE
       a remote mover's end of a three-way backup, as a TCP listener: the
       port it listens on (127.0.0.1) into PORTFILE, then everything one
@@ -431,6 +435,17 @@ def serverauth(port, user, pwfile, wrongfile):
         print(what, "password:", "match" if same else "differs")
 
 
+def requests(port, user, pwfile, n):
+    c = Conn(port)
+    c.auth(user, password(pwfile))
+    answered = 0
+    t = time.monotonic()
+    for _ in range(n):
+        err, body = c.call(CONFIG_GET_HOST_INFO)
+        answered += err == 0 and body[:4] == b"\0\0\0\0"
+    print("answered %d in %.3f" % (answered, time.monotonic() - t))
+
+
 def sink(portfile, outfile):
     ls = socket.socket()
     ls.bind(("127.0.0.1", 0))
@@ -482,5 +497,7 @@ if __name__ == "__main__":
                extra=sys.argv[6:])
     elif mode == "restartable":
         restartable(port, sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6])
+    elif mode == "requests":
+        requests(port, sys.argv[3], sys.argv[4], int(sys.argv[5]))
     else:
         sys.exit("usage: see the top of " + sys.argv[0])

@@ -197,6 +197,17 @@ test_expect_success 'resync states what it discards and, unconfirmed, changes no
 	vol_mount "$DST" "$DMNT" && assert_missing "$DMNT/written-at-dr" && vol_umount "$DMNT"
 '
 
+test_expect_success 'a destination following its source runs no policy: policy run says why and takes nothing, and updates go on' '
+	"$SNAPFS" policy create "$DST" hourly --schedule hourly --keep 2 --prefix hourly >/dev/null &&
+	before=$(snaps "$DST") &&
+	"$SNAPFS" policy run "$DST" --now "2031-01-11 00:31" >"$REF/out" &&
+	assert_grep "a mirror destination following its source" "$REF/out" &&
+	assert_eq "$before" "$(snaps "$DST")" &&
+	"$SNAPFS" mirror update "$DST" >/dev/null &&
+	assert_eq snapmirrored "$(mirror_field "$DST" state)" &&
+	"$SNAPFS" policy delete "$DST" hourly >/dev/null
+'
+
 test_expect_success 'restore: into a new volume (writable), and onto the source by rolling back to a snapshot it still has' '
 	"$SNAPFS" mkfs "$TEST_TMP/new.store" --size 1G >/dev/null &&
 	V=$TEST_TMP/vault.store &&

@@ -8,13 +8,19 @@
  * assembles a message sent in several fragments and in pieces of one
  * byte, hands out each message of a stream in turn, refuses a fragment
  * over its limit (-EMSGSIZE) before allocating it, and reports the
- * peer's close (-ECONNRESET).
+ * peer's close (-ECONNRESET); rm_write sends the record mark and the
+ * message in one writev and finishes a message that signals cut into
+ * partial writes, intact.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -127,10 +133,55 @@ static void test_record_marking(void)
     close(sp[0]);
 }
 
+static void on_alarm(int sig)
+{
+    (void)sig;
+}
+
+/* A message larger than the socket's buffer, written while a timer's
+ * signals (no SA_RESTART) cut the writev short again and again: the
+ * reader gets it whole. */
+static void test_large_interrupted_write(void)
+{
+    enum { LEN = 3 << 20 };
+    uint8_t *msg = malloc(LEN);
+    CHECK(msg != NULL, "malloc");
+    if (!msg)
+        return;
+    for (size_t i = 0; i < LEN; i++)
+        msg[i] = (uint8_t)(i * 7 + i / 4096);
+    int sp[2];
+    CHECK_RC(socketpair(AF_UNIX, SOCK_STREAM, 0, sp));
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(sp[0]);
+        struct sigaction sa = { .sa_handler = on_alarm };   /* no restart */
+        sigaction(SIGALRM, &sa, NULL);
+        struct itimerval it = { { 0, 200 }, { 0, 200 } };
+        setitimer(ITIMER_REAL, &it, NULL);
+        int rc = rm_write(sp[1], msg, LEN);
+        _exit(rc ? 1 : 0);
+    }
+    close(sp[1]);
+    struct rm_reader rm = { .max = LEN };
+    int rc = read_until(&rm, sp[0]);
+    CHECK(rc == 1 && rm.len == LEN && !memcmp(rm.msg, msg, LEN),
+          "a 3 MiB message through interrupted writes: rc %d, %zu bytes",
+          rc, rm.len);
+    int status = -1;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+          "rm_write finished the message (status 0x%x)", status);
+    rm_free(&rm);
+    close(sp[0]);
+    free(msg);
+}
+
 int main(void)
 {
     test_roundtrip();
     test_bounds();
     test_record_marking();
+    test_large_interrupted_write();
     return test_done("test_ndmp_xdr");
 }

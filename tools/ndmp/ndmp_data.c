@@ -17,6 +17,20 @@
  * DMA gets the history of a tape it has no index of, nothing is
  * restored.
  *
+ * A backup to this server's own mover without file history passes
+ * through nothing of ours: the dump's stdout is the data end of the
+ * LOCAL socketpair itself (no pipe, no buffer, two copies and two system
+ * calls fewer per block), the bytes moved are the mover's count, and the
+ * service keeps its own descriptor of that end open until the dump has
+ * ended, so that the mover's end of file means the dump is done; to stop
+ * such a dump it shuts the connection down for writing, which fails the
+ * dump's next write (and one it is blocked in) as closing its pipe does.
+ * When a backup to this server's mover ends, however it ends, the mover
+ * writes what is left, syncs the tape and halts before DATA_HALTED is
+ * posted: the DMA hears the backup is done once the image is on tape, and
+ * both notices reach it in that order (NOTIFY_MOVER_HALTED, then
+ * NOTIFY_DATA_HALTED) while it waits for them.
+ *
  * A backup that stops early (ABORT, the DMA gone, the connection lost)
  * gets SIGTERM; the dump then leaves a restartable context holding its
  * snapshot, and says which in its last message.  With HIST=y and this
@@ -110,6 +124,15 @@ static void close_fd(int *fd)
     *fd = -1;
 }
 
+/* The bytes of the image moved so far: counted as they pass, or, when
+ * the dump writes into this server's mover itself, the mover's count. */
+static uint64_t data_bytes(const struct session *s)
+{
+    if (s->data.direct)
+        return s->mover.bytes_moved + s->mover.rec_fill;
+    return s->data.bytes;
+}
+
 /* ---- state, env, connections ---- */
 
 uint32_t data_get_state(struct session *s, struct xdr_in *x,
@@ -121,7 +144,7 @@ uint32_t data_get_state(struct session *s, struct xdr_in *x,
     xout_u32(out, (uint32_t)d->op);
     xout_u32(out, (uint32_t)d->state);
     xout_u32(out, (uint32_t)d->halt_reason);
-    xout_u64(out, d->bytes);
+    xout_u64(out, data_bytes(s));
     xout_u64(out, 0);
     xout_u32(out, 0);
     ndmp_put_addr(out, &d->addr);
@@ -302,24 +325,26 @@ static bool env_yes(const struct data_svc *d, const char *name, bool dflt)
 }
 
 /* Run ARGV (the snapfs binary first) with its stdin or stdout on a pipe
- * whose other end becomes d->child_io, and its stderr on d->child_err. */
-static int spawn(struct session *s, char *const argv[], bool to_child)
+ * whose other end becomes d->child_io, and its stderr on d->child_err;
+ * or, OUT_FD >= 0, with its stdout on OUT_FD itself (no pipe). */
+static int spawn(struct session *s, char *const argv[], bool to_child,
+                 int out_fd)
 {
     struct data_svc *d = &s->data;
-    int io[2], err[2];
-    if (pipe2(io, O_CLOEXEC))
+    int io[2] = { -1, -1 }, err[2];
+    if (out_fd < 0 && pipe2(io, O_CLOEXEC))
         return -errno;
     if (pipe2(err, O_CLOEXEC)) {
         int rc = -errno;
-        close(io[0]);
-        close(io[1]);
+        close_fd(&io[0]);
+        close_fd(&io[1]);
         return rc;
     }
     pid_t pid = fork();
     if (pid == 0) {
         int null = open("/dev/null", O_RDWR);
         dup2(to_child ? io[0] : null, 0);
-        dup2(to_child ? null : io[1], 1);
+        dup2(to_child ? null : out_fd >= 0 ? out_fd : io[1], 1);
         dup2(err[1], 2);
         signal(SIGPIPE, SIG_DFL);
         execv(s->o->self, argv);
@@ -328,18 +353,21 @@ static int spawn(struct session *s, char *const argv[], bool to_child)
         _exit(127);
     }
     int rc = pid < 0 ? -errno : 0;
-    close(to_child ? io[0] : io[1]);
+    close_fd(to_child ? &io[0] : &io[1]);
     close(err[1]);
     if (rc) {
-        close(to_child ? io[1] : io[0]);
+        close_fd(to_child ? &io[1] : &io[0]);
         close(err[0]);
         return rc;
     }
     d->child = pid;
+    d->direct = out_fd >= 0;
     d->child_io = to_child ? io[1] : io[0];
     d->child_err = err[0];
-    fcntl(d->child_io, F_SETFL, O_NONBLOCK);
-    fcntl(d->child_io, F_SETPIPE_SZ, PIPE_BYTES);  /* fewer wake-ups */
+    if (d->child_io >= 0) {
+        fcntl(d->child_io, F_SETFL, O_NONBLOCK);
+        fcntl(d->child_io, F_SETPIPE_SZ, PIPE_BYTES);  /* fewer wake-ups */
+    }
     fcntl(d->child_err, F_SETFL, O_NONBLOCK);
     d->errlen = 0;
     d->last_error[0] = 0;
@@ -601,8 +629,13 @@ uint32_t data_start_backup(struct session *s, struct xdr_in *x,
     restart_map_free(&d->rmap);
     if (d->fh && d->addr.type == NDMP_ADDR_LOCAL)
         fh_set_map(d->fh, &d->rmap);
-    if (spawn(s, argv, false))
+    /* to this server's mover without file history: the dump writes
+     * into the data connection itself (see the theory comment) */
+    bool direct = d->addr.type == NDMP_ADDR_LOCAL && !d->hist;
+    if (spawn(s, argv, false, direct ? d->conn_fd : -1))
         return reply_error(out, NDMP_UNDEFINED_ERR);
+    if (direct)
+        d->child_eof = true;      /* no pipe of ours to read */
     d->op = DATA_OP_BACKUP;
     d->state = DATA_ACTIVE;
     d->halt_reason = DATA_HALT_NA;
@@ -771,7 +804,7 @@ static uint32_t start_recover_child(struct session *s,
     for (size_t i = 0; i < p->npaths; i++)
         argv[n++] = (char *)p->paths[i];
     argv[n] = NULL;
-    int rc = spawn(s, argv, true);
+    int rc = spawn(s, argv, true, -1);
     free(argv);
     return rc ? NDMP_UNDEFINED_ERR : NDMP_NO_ERR;
 }
@@ -945,6 +978,13 @@ static void child_finished(struct session *s, int forced_reason)
     restart_map_free(&d->rmap);
     if (d->op == DATA_OP_RECOVER)
         post_log_files(s, ok && !forced_reason);
+    if (d->op == DATA_OP_BACKUP && d->addr.type == NDMP_ADDR_LOCAL) {
+        /* this server's mover writes what is left and syncs the tape
+         * now: DATA_HALTED comes after MOVER_HALTED, the image on tape */
+        close_fd(&d->conn_fd);
+        mover_finish_local(s);
+    }
+    uint64_t bytes = data_bytes(s);
     int reason = forced_reason ? forced_reason
                  : ok          ? DATA_HALT_SUCCESSFUL
                                : DATA_HALT_INTERNAL_ERROR;
@@ -959,8 +999,8 @@ static void child_finished(struct session *s, int forced_reason)
              reason == DATA_HALT_SUCCESSFUL ? "done"
              : reason == DATA_HALT_ABORTED  ? "aborted"
                                             : "failed",
-             (unsigned long long)d->bytes, secs,
-             secs > 0 ? (double)d->bytes / secs / 1e6 : 0.0, ok ? "" : ": ",
+             (unsigned long long)bytes, secs,
+             secs > 0 ? (double)bytes / secs / 1e6 : 0.0, ok ? "" : ": ",
              ok ? "" : d->last_error[0] ? d->last_error : "no message");
     post_halted(s, reason);
 }
@@ -971,6 +1011,11 @@ static void stop_child(struct session *s, int reason)
     struct data_svc *d = &s->data;
     if (d->child > 0)
         kill(d->child, SIGTERM);
+    /* A dump writing into the data connection itself: its writes fail
+     * from now on (EPIPE) rather than wait for a mover that is not read
+     * while we wait for the dump, as closing its pipe does otherwise. */
+    if (d->direct && d->conn_fd >= 0)
+        shutdown(d->conn_fd, SHUT_WR);
     /* Its last words say which context it left: read them all. */
     if (d->child_err >= 0)
         fcntl(d->child_err, F_SETFL, 0);

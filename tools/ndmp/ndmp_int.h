@@ -78,6 +78,7 @@ struct data_svc {
     char last_error[512];
     struct pump pump;
     bool conn_eof, child_eof;
+    bool direct;              /* the dump writes into the data connection */
     uint64_t bytes;
     struct timespec started;  /* when the child was started */
     struct ndmp_env *env;
@@ -125,6 +126,8 @@ struct mover_svc {
     struct ndmp_addr addr;
     uint8_t *rec;             /* READ mode: the record being filled */
     size_t rec_fill;
+    uint64_t unsynced;        /* READ mode: bytes written, writeback not
+                                 yet started */
     struct pump pump;         /* WRITE mode: tape bytes for the data */
 };
 
@@ -226,6 +229,10 @@ uint32_t mover_close(struct session *s, struct xdr_in *x,
  * end the listening mover takes; -errno. */
 int mover_local_connect(struct session *s);
 bool mover_local_listening(const struct session *s);
+/* A LOCAL backup's data end has closed: write what is left in the
+ * connection, sync the tape and halt (NOTIFY_MOVER_HALTED) now; a mover
+ * paused for the DMA stays paused. */
+void mover_finish_local(struct session *s);
 /* ndmp_tape.c (TAPE, and the record layer the mover uses) */
 /* Write one record at the head (what followed is erased): 0, -ENOSPC,
  * -errno. */

@@ -14,6 +14,14 @@
  * bounds both directions (a write past it pauses with EOW, a read
  * outside it pauses with SEEK).
  *
+ * Writing, the mover starts the disk's writeback of each 8 MiB it wrote
+ * (sync_file_range, without waiting), and at the end of the data syncs
+ * the tape (fsync of the data and of its records file) before it posts
+ * NOTIFY_MOVER_HALTED: the image is durable when the mover says it is
+ * done, and the sync finds little left to write.  For a LOCAL backup the
+ * data service has the mover finish at once when the dump ends
+ * (mover_finish_local), so that the mover halts before the data service.
+ *
  * Guarantees: a state change the DMA did not ask for (halted, paused) is
  * posted to it (NOTIFY_MOVER_HALTED/PAUSED); arguments are checked before
  * state and tape; the connections are closed when the session ends.
@@ -35,6 +43,7 @@
 #define RECORD_SIZE_DEFAULT 10240
 #define RECORD_SIZE_MAX (1u << 20)
 #define TAKE_RECORDS 16
+#define WRITEBACK_BYTES (8u << 20)
 
 
 void mover_init(struct mover_svc *m, struct tape_svc *t)
@@ -160,6 +169,7 @@ static int mover_start(struct session *s, uint32_t mode)
         return -ENOMEM;
     m->mode = (int)mode;
     m->rec_fill = 0;
+    m->unsynced = 0;
     m->pump.head = m->pump.tail = 0;
     m->bytes_moved = m->record_num = 0;
     m->bytes_left_to_read = 0;
@@ -335,6 +345,17 @@ static int write_record(struct session *s)
     m->bytes_moved += m->rec_fill;
     m->record_num++;
     m->rec_fill = 0;
+    m->unsynced += m->record_size;
+    if (m->unsynced >= WRITEBACK_BYTES) {
+        /* the disk writes what the backup wrote so far while it goes on,
+         * and the sync at its end finds little left to write (the tape
+         * may have been changed at a pause: not before its start) */
+        uint64_t head = s->tape.pos_off;
+        uint64_t from = head > m->unsynced ? head - m->unsynced : 0;
+        sync_file_range(s->tape.fd, (off_t)from, (off_t)(head - from),
+                        SYNC_FILE_RANGE_WRITE);
+        m->unsynced = 0;
+    }
     return 0;
 }
 
@@ -373,6 +394,16 @@ static void mover_take(struct session *s)
                     s->mover.conn_fd >= 0; i++)
         if (!mover_take_one(s))
             return;
+}
+
+void mover_finish_local(struct session *s)
+{
+    /* every writer of the connection is gone, so what is left is in its
+     * buffer and the reads end at its end: no wait */
+    struct mover_svc *m = &s->mover;
+    while (m->state == MOVER_ACTIVE && m->mode == MOVER_MODE_READ &&
+           m->conn_fd >= 0 && mover_take_one(s))
+        ;
 }
 
 /* WRITE mode: the data connection can take bytes. */

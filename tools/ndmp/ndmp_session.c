@@ -30,6 +30,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -485,6 +486,9 @@ int ndmp_session_run(const struct ndmp_serve_opts *o, int fd,
     struct timeval send_timeout = { .tv_sec = SEND_TIMEOUT_S };
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_timeout,
                sizeof(send_timeout));
+    /* requests and replies in turn: each message goes out at once, not
+     * held back until the DMA acknowledges the one before (Nagle) */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
     struct sigaction sa = { .sa_handler = on_term };
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);

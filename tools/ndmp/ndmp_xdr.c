@@ -247,35 +247,28 @@ int rm_read(struct rm_reader *rm, int fd)
     }
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -errno;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-/* The mark and the message in one write: two small writes would wait
- * for the peer's delayed ACK (Nagle) on every reply. */
+/* The record mark and the message in one writev, so that a message is
+ * one TCP segment: written apart, the small second write waits (Nagle)
+ * for the peer's delayed ACK of the first, some 40 ms a message. */
 int rm_write(int fd, const uint8_t *buf, size_t len)
 {
     uint32_t v = 0x80000000u | (uint32_t)len;
     uint8_t hdr[4] = { (uint8_t)(v >> 24), (uint8_t)(v >> 16),
                        (uint8_t)(v >> 8), (uint8_t)v };
-    struct iovec iov[2] = { { hdr, 4 }, { (void *)buf, len } };
-    ssize_t w;
-    do
-        w = writev(fd, iov, 2);
-    while (w < 0 && errno == EINTR);
-    if (w < 0)
-        return -errno;
-    if ((size_t)w < 4)
-        return write_all(fd, hdr + w, 4 - (size_t)w) ?: write_all(fd, buf, len);
-    return write_all(fd, buf + ((size_t)w - 4), len - ((size_t)w - 4));
+    struct iovec iov[2] = { { hdr, sizeof(hdr) }, { (void *)buf, len } };
+    int i = 0;
+    while (i < 2) {
+        ssize_t w = writev(fd, iov + i, 2 - i);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -errno;
+        for (; i < 2 && (size_t)w >= iov[i].iov_len; i++)
+            w -= (ssize_t)iov[i].iov_len;
+        if (i < 2) {
+            iov[i].iov_base = (uint8_t *)iov[i].iov_base + w;
+            iov[i].iov_len -= (size_t)w;
+        }
+    }
+    return 0;
 }
