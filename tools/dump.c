@@ -8,6 +8,7 @@
  *   dump dates VOL [--json]
  *   dump contexts VOL [--json]
  *   dump contexts delete VOL ID
+ *   dump contexts rewind VOL ID INODE
  *
  * Guarantees:
  *   - every argument is checked before the volume is touched; a refused
@@ -24,6 +25,10 @@
  *   - a finished dump prints its since-token (DATE-EPOCH: the snapshot's
  *     date and epoch); --since TOKEN makes an incremental of what changed
  *     after that dump, whatever the dump dates say (NDMP's BASE_DATE);
+ *   - contexts rewind moves a restartable context's restart point back
+ *     (never forward) to INODE, for a caller that knows less reached the
+ *     medium than the dump handed to its output (the NDMP server, whose
+ *     tape lies behind its own buffers and the mover's);
  *   - --exclude leaves out the entries whose names match (the engine's
  *     spec->exclude); such a dump is not restartable, since its context
  *     does not keep the patterns;
@@ -803,6 +808,21 @@ static int list_meta(int argc, char **argv, bool dates)
     return 0;
 }
 
+/* Dump context ID of VOL into C: 0 or -errno (-ENOENT: none). */
+static int read_context(struct volume *vol, uint32_t id,
+                        struct sfs_dumpctx *c)
+{
+    struct sfs_store *st = open_store(vol);
+    MDB_txn *txn;
+    int rc = sfs_txn_begin(st, NULL, false, &txn);
+    if (!rc) {
+        rc = sfs_dumpctx_get(st, txn, id, c);
+        mdb_txn_abort(txn);
+    }
+    sfs_close(st);
+    return rc;
+}
+
 static int delete_context(int argc, char **argv)
 {
     if (argc != 5)
@@ -812,15 +832,8 @@ static int delete_context(int argc, char **argv)
         die_usage(CMD, "context id '%s': see snapfs dump contexts", argv[4]);
     struct volume vol;
     volume_open(&vol, CMD, argv[3]);
-    struct sfs_store *st = open_store(&vol);
-    MDB_txn *txn;
     struct sfs_dumpctx c;
-    int rc = sfs_txn_begin(st, NULL, false, &txn);
-    if (!rc) {
-        rc = sfs_dumpctx_get(st, txn, (uint32_t)id, &c);
-        mdb_txn_abort(txn);
-    }
-    sfs_close(st);
+    int rc = read_context(&vol, (uint32_t)id, &c);
     if (!rc && process_alive(c.pid) && c.pid != (int32_t)getpid())
         die(CMD, "%s: dump %ld is running (process %d); stop it first",
             vol.arg, id, c.pid);
@@ -837,8 +850,52 @@ static int delete_context(int argc, char **argv)
     return 0;
 }
 
+/* contexts rewind VOL ID INODE: the restart point moved back to INODE
+ * (the first file not wholly on the medium), never forward; prints the
+ * point it has now. */
+static int rewind_context(int argc, char **argv)
+{
+    if (argc != 6)
+        die_usage(CMD, "contexts rewind: give the volume, the context id "
+                       "and the inode to restart at");
+    long id, ino;
+    if (parse_int(argv[4], 1, UINT32_MAX, &id))
+        die_usage(CMD, "context id '%s': see snapfs dump contexts", argv[4]);
+    if (parse_int(argv[5], 1, UINT32_MAX, &ino))
+        die_usage(CMD, "inode '%s': give a dump inode number", argv[5]);
+    struct volume vol;
+    volume_open(&vol, CMD, argv[3]);
+    struct sfs_dumpctx c;
+    int rc = read_context(&vol, (uint32_t)id, &c);
+    if (rc == -ENOENT)
+        die(CMD, "%s: no dump context %ld", vol.arg, id);
+    if (rc)
+        die(CMD, "%s: %s", vol.arg, strerror(-rc));
+    if (process_alive(c.pid) && c.pid != (int32_t)getpid())
+        die(CMD, "%s: dump %ld is running (process %d); stop it first",
+            vol.arg, id, c.pid);
+    if (c.phase != SFS_DUMP_PHASE_FILES || !c.next_ino)
+        die(CMD, "%s: dump %ld is not restartable (it stopped before its "
+                 "files)", vol.arg, id);
+    /* a point already before INODE stays: it loses nothing either */
+    if ((uint32_t)ino < c.next_ino) {
+        c.next_ino = (uint32_t)ino;
+        rc = ctx_update(&vol, &c);
+        if (rc)
+            die(CMD, "%s: %s", vol.arg, strerror(-rc));
+    }
+    printf("snapfs: dump context %ld of %s restarts at inode %u\n", id,
+           vol.arg, c.next_ino);
+    free(vol.store);
+    free(vol.mountpoint);
+    return 0;
+}
+
 int cmd_dump(int argc, char **argv)
 {
+    if (argc >= 3 && !strcmp(argv[1], "contexts") &&
+        !strcmp(argv[2], "rewind"))
+        return rewind_context(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "dates"))
         return list_meta(argc, argv, true);
     if (argc >= 3 && !strcmp(argv[1], "contexts") &&

@@ -41,6 +41,14 @@ that disconnects in the middle of a backup.
   ndmpclient.py abort PORT USER PWFILE FILESYSTEM
       as hangup, but then DATA_ABORT (prints "halted REASON" once the
       backup has halted), DATA_STOP (prints "stopped STATE")
+  ndmpclient.py abort PORT USER PWFILE FILESYSTEM NAME=VALUE...
+      the same with these environment variables added (HIST=y)
+  ndmpclient.py restartable PORT USER PWFILE FILESYSTEM TAPE
+      a backup with HIST=y through this server's mover (LOCAL) onto the
+      file tape TAPE, aborted (DATA_ABORT) once the mover has written
+      8 MB; prints "halted REASON", then each RESTART_ variable that
+      DATA_GET_ENV returns as "NAME=VALUE", then stops the data and the
+      mover and closes the tape
   ndmpclient.py requests PORT USER PWFILE N
       authenticate, then ask CONFIG_GET_HOST_INFO N times in turn, each
       after the reply to the one before, as a DMA's requests go; prints
@@ -146,7 +154,16 @@ def malformed(port, user, pwfile):
         print("closed")
 
 
-def hangup(port, user, pwfile, filesystem, abort=False):
+def start_backup(c, env):
+    """DATA_START_BACKUP of butype dump with ENV, (name, value) pairs."""
+    b = xstr("dump") + struct.pack(">I", len(env))
+    for k, v in env:
+        b += xstr(k) + xstr(v)
+    err, body = c.call(DATA_START_BACKUP, b)
+    assert err == 0 and body[:4] == b"\0\0\0\0", "start backup"
+
+
+def hangup(port, user, pwfile, filesystem, abort=False, extra=()):
     c = Conn(port)
     c.auth(user, password(pwfile))
     sink = socket.socket()
@@ -158,12 +175,8 @@ def hangup(port, user, pwfile, filesystem, abort=False):
     err, body = c.call(DATA_CONNECT, addr)
     assert err == 0 and body[:4] == b"\0\0\0\0", "data connect"
     held, _ = sink.accept()                  # accepted, never read
-    env = [("FILESYSTEM", filesystem), ("LEVEL", "0")]
-    b = xstr("dump") + struct.pack(">I", len(env))
-    for k, v in env:
-        b += xstr(k) + xstr(v)
-    err, body = c.call(DATA_START_BACKUP, b)
-    assert err == 0 and body[:4] == b"\0\0\0\0", "start backup"
+    start_backup(c, [("FILESYSTEM", filesystem), ("LEVEL", "0")] +
+                 [tuple(e.split("=", 1)) for e in extra])
     deadline = time.time() + 60
     while time.time() < deadline:
         err, body = c.call(DATA_GET_STATE)
@@ -180,19 +193,67 @@ def hangup(port, user, pwfile, filesystem, abort=False):
         DATA_ABORT, DATA_STOP = 0x403, 0x407
         err, body = c.call(DATA_ABORT)
         assert err == 0 and body[:4] == b"\0\0\0\0", "abort"
-        while time.time() < deadline:
-            err, body = c.call(DATA_GET_STATE)
-            state, reason = struct.unpack(">II", body[12:20])
-            if state == 2:
-                print("halted", reason)
-                break
-            time.sleep(0.1)
+        print("halted", wait_halted(c, deadline))
         err, body = c.call(DATA_STOP)
         assert err == 0 and body[:4] == b"\0\0\0\0", "stop"
         err, body = c.call(DATA_GET_STATE)
         print("stopped", struct.unpack(">I", body[12:16])[0])
     c.s.close()
     held.close()
+
+
+def wait_halted(c, deadline):
+    while time.time() < deadline:
+        err, body = c.call(0x400)                      # DATA_GET_STATE
+        state, reason = struct.unpack(">II", body[12:20])
+        if state == 2:
+            return reason
+        time.sleep(0.05)
+    raise TimeoutError("the backup did not halt")
+
+
+def restartable(port, user, pwfile, filesystem, tape):
+    TAPE_OPEN, TAPE_CLOSE = 0x300, 0x301
+    MOVER_GET_STATE, MOVER_LISTEN, MOVER_STOP = 0xA00, 0xA01, 0xA04
+    DATA_ABORT, DATA_GET_ENV, DATA_STOP = 0x403, 0x404, 0x407
+    c = Conn(port)
+    c.auth(user, password(pwfile))
+    err, body = c.call(TAPE_OPEN, xstr(tape) + struct.pack(">I", 1))
+    assert err == 0 and body[:4] == b"\0\0\0\0", "tape open"
+    err, body = c.call(MOVER_LISTEN, struct.pack(">II", 0, 0))  # READ, LOCAL
+    assert err == 0 and body[:4] == b"\0\0\0\0", "mover listen"
+    err, body = c.call(DATA_CONNECT, struct.pack(">I", 0))     # LOCAL
+    assert err == 0 and body[:4] == b"\0\0\0\0", "data connect"
+    start_backup(c, [("FILESYSTEM", filesystem), ("HIST", "y")])
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        err, body = c.call(MOVER_GET_STATE)
+        if struct.unpack(">Q", body[28:36])[0] > 8000000:   # bytes_moved
+            break
+        time.sleep(0.02)
+    err, body = c.call(DATA_ABORT)
+    assert err == 0 and body[:4] == b"\0\0\0\0", "abort"
+    print("halted", wait_halted(c, deadline))
+    err, body = c.call(DATA_GET_ENV)
+    assert err == 0 and body[:4] == b"\0\0\0\0", "get env"
+    (n,), at = struct.unpack(">I", body[4:8]), 8
+    for _ in range(n):
+        kv = []
+        for _ in range(2):
+            (ln,) = struct.unpack(">I", body[at:at + 4])
+            kv.append(body[at + 4:at + 4 + ln].decode())
+            at += 4 + ln + (-ln % 4)
+        if kv[0].startswith("RESTART_"):
+            print("%s=%s" % tuple(kv))
+    c.call(DATA_STOP)
+    while time.time() < deadline:                 # the mover ends its tape
+        err, body = c.call(MOVER_GET_STATE)
+        if struct.unpack(">I", body[8:12])[0] == 4:    # HALTED
+            break
+        time.sleep(0.05)
+    c.call(MOVER_STOP)
+    c.call(TAPE_CLOSE)
+    c.s.close()
 
 
 def greet(host, port, hold):
@@ -432,7 +493,10 @@ if __name__ == "__main__":
     elif mode == "hangup":
         hangup(port, sys.argv[3], sys.argv[4], sys.argv[5])
     elif mode == "abort":
-        hangup(port, sys.argv[3], sys.argv[4], sys.argv[5], abort=True)
+        hangup(port, sys.argv[3], sys.argv[4], sys.argv[5], abort=True,
+               extra=sys.argv[6:])
+    elif mode == "restartable":
+        restartable(port, sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6])
     elif mode == "requests":
         requests(port, sys.argv[3], sys.argv[4], int(sys.argv[5]))
     else:

@@ -14,7 +14,13 @@
 # secret; a malformed message and one of absurd length are answered or
 # closed cleanly while other sessions go on; a DMA that disconnects in
 # the middle of a backup, like one aborted by DATA_ABORT, leaves no
-# snapshot, hold or dump context.
+# snapshot, hold or dump context.  Restartable backups: an ndmjob killed
+# in a HIST=y backup's files phase leaves a restartable context whose
+# restart file starts on the tape; RESTART_CONTEXT continues it onto a
+# second tape and ends it (nothing left); the two parts restore as the
+# source with snapfs restore, part 1 reads in Debian's restore; bad ids
+# are refused with nothing changed; DATA_ABORT gives the RESTART_
+# variables in GET_ENV; a three-way backup's context is deleted.
 . "$(dirname "$0")/lib.sh"
 test_have_prereq SNAPFS || { say "# skipping: needs snapfs"; test_done; }
 NDMJOB=$(dpkg -L amanda-common 2>/dev/null | grep '/ndmjob$' | head -1)
@@ -588,6 +594,146 @@ test_expect_success 'DATA_ABORT of a running backup halts it ABORTED, DATA_STOP 
 	assert_grep "backup aborted: [1-9][0-9]* bytes" "$TEST_TMP/server.log" &&
 	no_backup_left &&
 	rm bulk
+'
+
+# context_of LOG: the context id the server kept for the last stopped
+# backup ("the stopped backup is restartable: context N of ...")
+context_of() {
+	sed -n "s/.*the stopped backup is restartable: context \([0-9]*\) .*/\1/p" "$1" | tail -1
+}
+
+test_expect_success 'a HIST=y backup whose DMA is killed in the files phase keeps its context (restartable, snapshot held), its restart point within what the tape holds' '
+	mkdir -p many &&
+	for i in $(seq 24); do head -c 4000000 /dev/urandom >many/f$i || return 1; done &&
+	: >"$TAPES/r1" || return 1
+	before=$(wc -l <"$TEST_TMP/server.log")
+	(cd "$TEST_TMP" && exec "$NDMJOB" -v -c -D "$(agent backup "$PW")" -B dump \
+		-f "$TAPES/r1" -C "$MNT" -E HIST=y -I "$OUT/ridx1" >"$OUT/r1.out" 2>&1) &
+	job=$!
+	# once the tape holds 2 MB of the 96 MB (the files phase), the dump
+	# (a child of the server) is paused so that the backup cannot end
+	# before the DMA is killed; it goes on (and sees its SIGTERM) once
+	# the server has seen the DMA gone
+	child=
+	for _ in $(seq 3000); do
+		child=$(tail -n +$((before + 1)) "$TEST_TMP/server.log" |
+			sed -n "s/.*backup of .* started: .* (process \([0-9]*\))$/\1/p")
+		test -n "$child" && break
+		pid_running "$job" || break
+		sleep 0.01
+	done
+	while test -n "$child" && test "$(stat -c %s "$TAPES/r1")" -lt 2000000 &&
+		pid_running "$job"; do :; done
+	test -n "$child" && kill -STOP "$child"
+	kill -KILL "$job" || true
+	wait "$job" 2>/dev/null || true
+	for _ in $(seq 600); do
+		grep -q "the DMA left during the backup" "$TEST_TMP/server.log" && break
+		sleep 0.05
+	done
+	test -n "$child" && kill -CONT "$child"
+	for _ in $(seq 600); do
+		tail -n +$((before + 1)) "$TEST_TMP/server.log" >"$OUT/rlog"
+		grep -q "backup \(aborted\|failed\|done\)" "$OUT/rlog" && break
+		sleep 0.05
+	done
+	assert_grep "backup aborted: [1-9][0-9]* bytes" "$OUT/rlog" &&
+	id=$(context_of "$OUT/rlog") && test -n "$id" &&
+	echo "$id" >"$OUT/rid" &&
+	"$SNAPFS" dump contexts "$MNT" >"$OUT/ctx" &&
+	assert_grep "^$id  *restartable  *0  */  *snapshot_for_backup\.[0-9]* " "$OUT/ctx" &&
+	"$SNAPFS" snapshot list "$MNT" >"$OUT/snaps" &&
+	assert_grep snapshot_for_backup "$OUT/snaps" &&
+	ino=$(sed -n "s/.*context $id of .*, from inode \([0-9]*\) (the tape holds \([0-9]*\) bytes.*/\1 \2/p" "$OUT/rlog") &&
+	set -- $ino && test -n "$2" && echo "$1" >"$OUT/rino" &&
+	test "$2" -le "$(stat -c %s "$TAPES/r1")" &&
+	# the file it restarts from begins on the tape (its history, read
+	# back from the tape with ndmjob -t), below what the tape holds
+	{ dma -t -D "$(agent backup "$PW")" -B dump -f "$TAPES/r1" -I "$OUT/rtoc1" || true; } &&
+	pos=$(sed -n "s/^DHn $1 UNIX .*@\([0-9]*\)$/\1/p" "$OUT/rtoc1") &&
+	test -n "$pos" && test "$pos" -lt "$2"
+'
+
+test_expect_success 'a restart with an unknown or malformed context id is refused with the reason; the kept context, its snapshot and the volume are unchanged' '
+	id=$(cat "$OUT/rid") &&
+	"$SNAPFS" dump contexts "$MNT" >"$OUT/ctx.before" &&
+	"$SNAPFS" snapshot list "$MNT" >"$OUT/snaps.before" &&
+	: >"$TAPES/rbad" &&
+	! dma -c -D "$(agent backup "$PW")" -B dump -f "$TAPES/rbad" -C "$MNT" \
+		-E HIST=y -E RESTART_CONTEXT=4000 &&
+	assert_grep "no dump context 4000 (see snapfs dump contexts)" "$OUT/last" &&
+	! dma -c -D "$(agent backup "$PW")" -B dump -f "$TAPES/rbad" -C "$MNT" \
+		-E RESTART_CONTEXT=x1 &&
+	assert_grep "RESTART_CONTEXT: give the id of a stopped backup" "$OUT/last" &&
+	! dma -c -D "$(agent backup "$PW")" -B dump -f "$TAPES/rbad" -C "$MNT" \
+		-E RESTART_CONTEXT="$id" -E LEVEL=1 &&
+	assert_grep "RESTART_CONTEXT continues a backup: its LEVEL" "$OUT/last" &&
+	"$SNAPFS" dump contexts "$MNT" >"$OUT/ctx.after" &&
+	"$SNAPFS" snapshot list "$MNT" >"$OUT/snaps.after" &&
+	assert_cmp "$OUT/ctx.before" "$OUT/ctx.after" &&
+	assert_cmp "$OUT/snaps.before" "$OUT/snaps.after"
+'
+
+test_expect_success 'RESTART_CONTEXT=ID continues the backup onto a new tape and ends it: no snapshot, hold or context left' '
+	id=$(cat "$OUT/rid") &&
+	: >"$TAPES/r2" &&
+	dma -c -D "$(agent backup "$PW")" -B dump -f "$TAPES/r2" -C "$MNT" \
+		-E HIST=y -E RESTART_CONTEXT="$id" -I "$OUT/ridx2" &&
+	assert_grep "Operation ended OKAY" "$OUT/last" &&
+	assert_grep "backup of $MNT restarted from context $id" "$TEST_TMP/server.log" &&
+	no_backup_left
+'
+
+test_expect_success 'the two tape parts, in order, restore as the whole tree (snapfs restore -r), attribute by attribute' '
+	mkdir "$MNT2/rparts" &&
+	"$SNAPFS" restore -r -f "$TAPES/r1" -f "$TAPES/r2" --into "$MNT2/rparts" 2>"$OUT/rparts.err" &&
+	listing "$MNT" >"$OUT/a" &&
+	listing "$MNT2/rparts" >"$OUT/b" &&
+	assert_cmp "$OUT/a" "$OUT/b"
+'
+
+test_expect_success 'Debian restore reads part 1 as a dump: every name listed, and the files before the restart point restored whole' '
+	restore -t -f "$TAPES/r1" </dev/null >"$OUT/rt1" 2>&1 &&
+	sed -n "s/^ *[0-9][0-9]*	//p" "$OUT/rt1" | sort >"$OUT/names1" &&
+	(cd "$MNT" && find . -path ./.snapshot -prune -o -print | sort) >"$OUT/want1" &&
+	assert_cmp "$OUT/want1" "$OUT/names1" &&
+	mkdir "$TEST_TMP/lr1" &&
+	# at the end of part 1 restore asks for the next volume: none
+	(cd "$TEST_TMP/lr1" && echo none | restore -r -y -f "$TAPES/r1" >"$OUT/lr1" 2>&1) &&
+	rino=$(cat "$OUT/rino") && n=0 &&
+	for name in $(awk -v r="$rino" "\$1 < r {print \$2}" "$OUT/rt1"); do
+		test -f "$MNT/$name" && ! test -L "$MNT/$name" || continue
+		cmp "$MNT/$name" "$TEST_TMP/lr1/$name" || return 1
+		n=$((n + 1))
+	done &&
+	test "$n" -gt 0
+'
+
+test_expect_success 'DATA_ABORT of a HIST=y backup through the server mover: GET_ENV gives RESTART_CONTEXT, RESTART_INODE and RESTART_OFFSET; contexts delete releases its snapshot' '
+	: >"$TAPES/r3" &&
+	python3 "$CLIENT" restartable "$PORT" backup "$OUT/pw" "$MNT" "$TAPES/r3" >"$OUT/r3" &&
+	assert_grep "^halted 2$" "$OUT/r3" &&
+	id=$(sed -n "s/^RESTART_CONTEXT=//p" "$OUT/r3") && test -n "$id" &&
+	ino=$(sed -n "s/^RESTART_INODE=//p" "$OUT/r3") && test "$ino" -gt 2 &&
+	off=$(sed -n "s/^RESTART_OFFSET=//p" "$OUT/r3") && test "$off" -gt 8000000 &&
+	test "$off" -le "$(stat -c %s "$TAPES/r3")" &&
+	assert_grep "context $id of $MNT, from inode $ino (the tape holds $off bytes" "$TEST_TMP/server.log" &&
+	"$SNAPFS" dump contexts "$MNT" >"$OUT/ctx" &&
+	assert_grep "^$id  *restartable " "$OUT/ctx" &&
+	"$SNAPFS" dump contexts delete "$MNT" "$id" >"$OUT/del" &&
+	assert_grep "deleted dump context $id of $MNT (snapshot snapshot_for_backup\.[0-9]* deleted)" "$OUT/del" &&
+	no_backup_left
+'
+
+test_expect_success 'a HIST=y backup to another host'"'"'s mover (three-way, TCP) that is aborted has its context deleted, and the log says why' '
+	python3 "$CLIENT" abort "$PORT" backup "$OUT/pw" "$MNT" HIST=y >"$OUT/abort3" &&
+	assert_grep "^halted 2$" "$OUT/abort3" &&
+	assert_grep "context [0-9]* of $MNT was deleted with its snapshot (not restartable: the tape is another host.s (three-way)" "$TEST_TMP/server.log" &&
+	no_backup_left
+'
+
+test_expect_success 'cleanup: the restart tests'"'"' files' '
+	rm -r many
 '
 
 test_expect_success 'the server still serves, and stops on SIGTERM' '

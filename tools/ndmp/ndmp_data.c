@@ -33,9 +33,14 @@
  *
  * A backup that stops early (ABORT, the DMA gone, the connection lost)
  * gets SIGTERM; the dump then leaves a restartable context holding its
- * snapshot, and says which in its last message; the service deletes that
- * context (which deletes the snapshot the dump made), so that an NDMP
- * backup that did not finish leaves no snapshot and no hold behind.
+ * snapshot, and says which in its last message.  With HIST=y and this
+ * server's mover the context is kept, its restart point moved back to
+ * the first file not wholly on the tape (ndmp_restart.c, theory comment);
+ * GET_ENV gives RESTART_CONTEXT (its id), RESTART_INODE and
+ * RESTART_OFFSET (the bytes on tape), and a START_BACKUP with
+ * RESTART_CONTEXT=ID runs `dump --restart ID`, the next part.  Otherwise
+ * the context is deleted (with the snapshot the dump made), so that such
+ * a backup leaves no snapshot and no hold behind.
  *
  * Environment (butype "dump"): FILESYSTEM (a volume's mountpoint or
  * store, or a directory in one: a qtree or a path), LEVEL (0-31), UPDATE
@@ -148,6 +153,16 @@ uint32_t data_get_state(struct session *s, struct xdr_in *x,
     return NDMP_NO_ERR;
 }
 
+/* NAME one of the variables the server sets (and has a value for)? */
+static bool is_ours(const char *name, const char *const ours[4],
+                    char vals[4][48])
+{
+    for (size_t k = 0; name && k < 4; k++)
+        if (vals[k][0] && !strcasecmp(name, ours[k]))
+            return true;
+    return false;
+}
+
 uint32_t data_get_env(struct session *s, struct xdr_in *x,
                       struct xdr_out *out)
 {
@@ -158,23 +173,35 @@ uint32_t data_get_env(struct session *s, struct xdr_in *x,
         xout_u32(out, 0);
         return NDMP_NO_ERR;
     }
-    bool dated = d->dump_date[0] != 0;
-    size_t n = 0;
+    /* the request's variables, but for those the server sets */
+    static const char *const ours[] = { "DUMP_DATE", "RESTART_CONTEXT",
+                                        "RESTART_INODE", "RESTART_OFFSET" };
+    char vals[4][48] = { "" };
+    snprintf(vals[0], sizeof(vals[0]), "%s", d->dump_date);
+    if (d->state == DATA_HALTED && d->restart_id) {
+        snprintf(vals[1], sizeof(vals[1]), "%u", d->restart_id);
+        snprintf(vals[2], sizeof(vals[2]), "%u", d->restart_ino);
+        snprintf(vals[3], sizeof(vals[3]), "%llu",
+                 (unsigned long long)d->restart_offset);
+    }
+    size_t n = 0, set = 0;
+    for (size_t k = 0; k < 4; k++)
+        set += vals[k][0] != 0;
     for (size_t i = 0; i < d->nenv; i++)
-        n += !dated || !d->env[i].name ||
-             strcasecmp(d->env[i].name, "DUMP_DATE");
+        n += !is_ours(d->env[i].name, ours, vals);
     xout_u32(out, NDMP_NO_ERR);
-    xout_u32(out, (uint32_t)(n + dated));
+    xout_u32(out, (uint32_t)(n + set));
     for (size_t i = 0; i < d->nenv; i++) {
-        if (dated && d->env[i].name &&
-            !strcasecmp(d->env[i].name, "DUMP_DATE"))
+        if (is_ours(d->env[i].name, ours, vals))
             continue;
         xout_string(out, d->env[i].name);
         xout_string(out, d->env[i].value);
     }
-    if (dated) {
-        xout_string(out, "DUMP_DATE");
-        xout_string(out, d->dump_date);
+    for (size_t k = 0; k < 4; k++) {
+        if (!vals[k][0])
+            continue;
+        xout_string(out, ours[k]);
+        xout_string(out, vals[k]);
     }
     return NDMP_NO_ERR;
 }
@@ -344,7 +371,8 @@ static int spawn(struct session *s, char *const argv[], bool to_child,
     fcntl(d->child_err, F_SETFL, O_NONBLOCK);
     d->errlen = 0;
     d->last_error[0] = 0;
-    d->restart_id = 0;
+    d->restart_id = d->restart_ino = 0;
+    d->restart_offset = 0;
     d->conn_eof = d->child_eof = false;
     d->bytes = 0;
     d->pump.head = d->pump.tail = 0;
@@ -491,6 +519,39 @@ static uint32_t backup_args(struct session *s, struct backup_req *r,
     return NDMP_NO_ERR;
 }
 
+/* RESTART_CONTEXT=ID: continue a stopped backup from its context (dump
+ * --restart); its level, base, snapshot and exclusions are the
+ * context's, so none may be given.  *ID 0: a new backup. */
+static uint32_t restart_args(struct data_svc *d, uint32_t *id,
+                             const char **why)
+{
+    static const char *const fixed[] = { "LEVEL", "BASE_DATE", "SNAPSHOT",
+                                         "EXCLUDE" };
+    const char *v = env_get(d, "RESTART_CONTEXT");
+    *id = 0;
+    if (!v || !*v)
+        return NDMP_NO_ERR;
+    char *end;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (v[0] < '0' || v[0] > '9' || *end || !n || n > UINT32_MAX) {
+        *why = "RESTART_CONTEXT: give the id of a stopped backup's context "
+               "(DATA_GET_ENV after the backup halted, or snapfs dump "
+               "contexts)";
+        return NDMP_ILLEGAL_ARGS_ERR;
+    }
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(*fixed); i++) {
+        const char *f = env_get(d, fixed[i]);
+        if (f && *f) {
+            *why = "RESTART_CONTEXT continues a backup: its LEVEL, "
+                   "BASE_DATE, SNAPSHOT and EXCLUDE are the context's; "
+                   "give none of them";
+            return NDMP_ILLEGAL_ARGS_ERR;
+        }
+    }
+    *id = (uint32_t)n;
+    return NDMP_NO_ERR;
+}
+
 static bool butype_is_dump(struct xdr_in *x, char **butype)
 {
     *butype = xin_string(x, 64);
@@ -516,21 +577,30 @@ uint32_t data_start_backup(struct session *s, struct xdr_in *x,
     }
     struct backup_req r = { 0 };
     const char *why = NULL;
-    uint32_t err = backup_args(s, &r, &why);
+    uint32_t restart;
+    uint32_t err = restart_args(d, &restart, &why);
+    if (!err)
+        err = backup_args(s, &r, &why);
     if (err) {
         ndmp_log_message(s, NDMP_LOG_ERROR, "%s", why);
         ndmp_log(s->o->log_fd, "%s: backup refused: %s", s->peer, why);
         return reply_error(out, err);
     }
     d->hist = env_yes(d, "HIST", false);
-    char lv[8], bf[8];
+    char lv[8], bf[8], rs[16];
     snprintf(lv, sizeof(lv), "-%d", r.level);
     snprintf(bf, sizeof(bf), "%d", r.blocking);
+    snprintf(rs, sizeof(rs), "%u", restart);
     char *argv[16 + 2 * EXCLUDE_MAX];
     int n = 0;
     argv[n++] = "snapfs";
     argv[n++] = "dump";
-    argv[n++] = lv;
+    if (restart) {
+        argv[n++] = "--restart";     /* its record size is the context's */
+        argv[n++] = rs;
+    } else {
+        argv[n++] = lv;
+    }
     argv[n++] = "-b";
     argv[n++] = bf;
     argv[n++] = "-f";
@@ -556,6 +626,9 @@ uint32_t data_start_backup(struct session *s, struct xdr_in *x,
         return reply_error(out, NDMP_NO_MEM_ERR);
     if (d->hist && !(d->fh = fh_parser_new()))
         return reply_error(out, NDMP_NO_MEM_ERR);
+    restart_map_free(&d->rmap);
+    if (d->fh && d->addr.type == NDMP_ADDR_LOCAL)
+        fh_set_map(d->fh, &d->rmap);
     /* to this server's mover without file history: the dump writes
      * into the data connection itself (see the theory comment) */
     bool direct = d->addr.type == NDMP_ADDR_LOCAL && !d->hist;
@@ -567,14 +640,20 @@ uint32_t data_start_backup(struct session *s, struct xdr_in *x,
     d->state = DATA_ACTIVE;
     d->halt_reason = DATA_HALT_NA;
     d->dump_date[0] = 0;
-    ndmp_log(s->o->log_fd, "%s: backup of %s started: level %d%s%s, %d "
-                           "KiB records, %d names excluded, history %s, "
-                           "dates %s (process %d)",
-             s->peer, d->filesystem, r.level, r.since ? " since " : "",
-             r.since ? r.since : "", r.blocking, r.nexclude,
-             d->hist ? "on" : "off",
-             env_yes(d, "UPDATE", true) ? "recorded" : "not recorded",
-             (int)d->child);
+    if (restart)
+        ndmp_log(s->o->log_fd, "%s: backup of %s restarted from context "
+                               "%u, history %s (process %d)", s->peer,
+                 d->filesystem, restart, d->hist ? "on" : "off",
+                 (int)d->child);
+    else
+        ndmp_log(s->o->log_fd, "%s: backup of %s started: level %d%s%s, "
+                               "%d KiB records, %d names excluded, history "
+                               "%s, dates %s (process %d)",
+                 s->peer, d->filesystem, r.level, r.since ? " since " : "",
+                 r.since ? r.since : "", r.blocking, r.nexclude,
+                 d->hist ? "on" : "off",
+                 env_yes(d, "UPDATE", true) ? "recorded" : "not recorded",
+                 (int)d->child);
     return reply_error(out, NDMP_NO_ERR);
 }
 
@@ -864,43 +943,6 @@ static void post_halted(struct session *s, int reason)
     xout_free(&b);
 }
 
-/* "... (or snapfs dump contexts delete VOL ID)": the context a stopped
- * dump left, deleted with the snapshot it made. */
-static void delete_left_context(struct session *s, const char *msg)
-{
-    const char *key = "snapfs dump contexts delete ";
-    const char *p = strstr(msg, key);
-    if (!p)
-        return;
-    char vol[STRING_MAX];
-    snprintf(vol, sizeof(vol), "%s", p + strlen(key));
-    char *close_paren = strrchr(vol, ')');
-    if (close_paren)
-        *close_paren = 0;
-    char *space = strrchr(vol, ' ');
-    if (!space)
-        return;
-    *space = 0;
-    char *argv[] = { "snapfs", "dump", "contexts", "delete", vol, space + 1,
-                     NULL };
-    pid_t pid = fork();
-    if (pid == 0) {
-        int null = open("/dev/null", O_RDWR);
-        dup2(null, 0);
-        dup2(null, 1);
-        dup2(s->o->log_fd, 2);
-        execv(s->o->self, argv);
-        _exit(127);
-    }
-    int status = 1;
-    if (pid > 0)
-        waitpid(pid, &status, 0);
-    ndmp_log(s->o->log_fd, "%s: the stopped dump's context %s of %s %s",
-             s->peer, space + 1, vol,
-             status == 0 ? "was deleted with its snapshot"
-                         : "could not be deleted (see snapfs dump contexts)");
-}
-
 static void post_log_files(struct session *s, bool ok)
 {
     struct data_svc *d = &s->data;
@@ -932,7 +974,8 @@ static void child_finished(struct session *s, int forced_reason)
         d->fh = NULL;
     }
     if (!ok && d->op == DATA_OP_BACKUP && d->last_error[0])
-        delete_left_context(s, d->last_error);
+        restart_after_stop(s, d->last_error);
+    restart_map_free(&d->rmap);
     if (d->op == DATA_OP_RECOVER)
         post_log_files(s, ok && !forced_reason);
     if (d->op == DATA_OP_BACKUP && d->addr.type == NDMP_ADDR_LOCAL) {
@@ -1124,8 +1167,10 @@ static void pump_in(struct session *s, int from)
             d->conn_eof = true;
         return;
     }
-    if (d->fh)
+    if (d->fh) {
         fh_feed(d->fh, s, p->buf + p->tail, (size_t)n);
+        restart_map_trim(&d->rmap, restart_on_tape(s));
+    }
     p->tail += (size_t)n;
     d->bytes += (uint64_t)n;
 }

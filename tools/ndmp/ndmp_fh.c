@@ -45,6 +45,7 @@ struct fh_parser {
     uint8_t *dir;
     size_t dir_len, dir_size;
     bool in_dir;
+    struct restart_map *map;   /* the files' offsets, or NULL */
     /* batches */
     struct xdr_out dirs, nodes;
     uint32_t ndirs, nnodes;
@@ -53,6 +54,11 @@ struct fh_parser {
 struct fh_parser *fh_parser_new(void)
 {
     return calloc(1, sizeof(struct fh_parser));
+}
+
+void fh_set_map(struct fh_parser *f, struct restart_map *map)
+{
+    f->map = map;
 }
 
 bool fh_ended(const struct fh_parser *f)
@@ -170,6 +176,8 @@ static void header_block(struct fh_parser *f, struct session *s)
         if (f->in_dir)
             add_dir_entries(f, s);    /* a directory shorter than its size */
         add_node(f, s, &h);
+        if (f->map && !S_ISDIR(h.di.mode))
+            restart_map_add(f->map, h.ino, f->blockno * DUMP_TP_BSIZE);
         if (S_ISDIR(h.di.mode) && h.di.size <= DIR_MAX) {
             f->in_dir = true;
             f->dir_ino = h.ino;

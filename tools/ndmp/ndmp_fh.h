@@ -14,6 +14,10 @@ struct session;
 struct fh_parser;
 
 struct fh_parser *fh_parser_new(void);
+/* Each file's (non-directory's) inode and header offset also into MAP
+ * (ndmp_restart.c's offset map). */
+struct restart_map;
+void fh_set_map(struct fh_parser *f, struct restart_map *map);
 /* The next LEN bytes of the dump: posts FH_ADD_DIR / FH_ADD_NODE to the
  * DMA in batches as directories and inodes go by. */
 void fh_feed(struct fh_parser *f, struct session *s, const uint8_t *p,

@@ -54,6 +54,18 @@ struct ndmp_name {
 struct fh_parser;
 struct dar;
 
+/* The offset map (ndmp_restart.c): the files of a backup's image, with
+ * the offset of each one's header, from the restart point on. */
+struct restart_entry {
+    uint32_t ino;
+    uint64_t pos;
+};
+struct restart_map {
+    struct restart_entry *e;
+    size_t n, cap;
+    bool broken;              /* out of memory: no restart point */
+};
+
 struct data_svc {
     int state, op, halt_reason;
     int listen_fd, conn_fd;
@@ -74,7 +86,10 @@ struct data_svc {
     struct ndmp_name *names;
     size_t nnames;
     char filesystem[4096];    /* a backup's FILESYSTEM */
-    uint32_t restart_id;      /* a stopped dump's context, to delete */
+    uint32_t restart_id;      /* a stopped backup's kept context, or 0 */
+    uint32_t restart_ino;     /* where it restarts */
+    uint64_t restart_offset;  /* the bytes of it the tape holds */
+    struct restart_map rmap;  /* HIST=y, LOCAL mover: the offset map */
     char dump_date[48];       /* a finished backup's since-token (DUMP_DATE) */
     char *exclude;            /* EXCLUDE's copy, cut at its commas */
     bool hist;
@@ -175,6 +190,18 @@ bool data_local_listening(const struct session *s);
 void data_local_accept(struct session *s, int fd);
 /* The session ends: stop a running operation and clean up after it. */
 void data_shutdown(struct session *s);
+
+/* ndmp_restart.c */
+void restart_map_add(struct restart_map *m, uint32_t ino, uint64_t pos);
+/* Drop the files before the last one that starts before ON_TAPE. */
+void restart_map_trim(struct restart_map *m, uint64_t on_tape);
+void restart_map_free(struct restart_map *m);
+/* The backup's bytes on this server's tape (LOCAL mover), else 0. */
+uint64_t restart_on_tape(const struct session *s);
+/* A backup's dump failed with MSG as its last words: keep the context it
+ * left (its restart point moved back to what the tape holds) or delete
+ * it, and say which and why. */
+void restart_after_stop(struct session *s, const char *msg);
 
 /* ndmp_mover.c */
 void mover_init(struct mover_svc *m, struct tape_svc *t);
