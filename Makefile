@@ -18,6 +18,10 @@
 
 CC      ?= cc
 PKGS    := fuse3 lmdb libzstd libssl libcrypto libcurl libsystemd jansson
+# loaded with dlopen(3) where they are used, not linked: with the libraries
+# they bring, they would cost every command ~3 ms of loading
+# (tools/vault/objstore_curl.h, fs/service.c)
+PKGS_DLOPEN := libcurl libsystemd
 WARN    := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
            -Wstrict-prototypes -Wmissing-prototypes
 DEFS    := -D_FILE_OFFSET_BITS=64 -DFUSE_USE_VERSION=314
@@ -26,10 +30,11 @@ DEFS    := -D_FILE_OFFSET_BITS=64 -DFUSE_USE_VERSION=314
 # parsed: `make test` and `make run` install the packages first, and
 # what pkg-config said before that would be wrong.
 PKGCF    = $(eval PKGCF := $$(call pkgconfig,--cflags))$(PKGCF)
-PKGLIBS  = $(eval PKGLIBS := $$(call pkgconfig,--libs))$(PKGLIBS)
+PKGLIBS  = $(eval PKGLIBS := $$(filter-out $$(call pkgconfig_of,--libs,$(PKGS_DLOPEN)),$$(call pkgconfig,--libs)))$(PKGLIBS)
 LIBS     = $(PKGLIBS) -lpthread
 pkgconfig = $(or $(shell pkg-config $(1) $(PKGS) 2>/dev/null),\
     $(error the build packages are missing (pkg-config knows no $(PKGS)): run 'make deps' as root))
+pkgconfig_of = $(shell pkg-config $(1) $(2) 2>/dev/null)
 
 CFLAGS_release  = $(WARN) $(DEFS) $(PKGCF) -O2 -g
 CFLAGS_asan     = $(WARN) $(DEFS) $(PKGCF) -O1 -g -fno-omit-frame-pointer \

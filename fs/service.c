@@ -9,7 +9,9 @@
  * ordered after snapfs@NAME.service finds the volume serving, not an
  * empty directory or a mount that blocks.  Outside a notify service
  * ($NOTIFY_SOCKET unset) nothing is sent and no thread is started.  The
- * notification protocol is libsystemd's sd_notify().
+ * notification protocol is libsystemd's sd_notify(), loaded with
+ * dlopen(3) only inside a notify service: linked in, libsystemd and the
+ * libraries it brings would cost every snapfs command their loading.
  */
 #define _GNU_SOURCE
 #include "service.h"
@@ -20,7 +22,30 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <dlfcn.h>
 #include <systemd/sd-daemon.h>
+
+/* Send STATE to systemd (sd_notifyf's format and arguments); a missing
+ * libsystemd is reported once and the notification dropped. */
+static int (*notifyf)(int unset_environment, const char *format, ...);
+static pthread_once_t notifyf_once = PTHREAD_ONCE_INIT;
+
+static void load_notifyf(void)
+{
+    void *lib = dlopen("libsystemd.so.0", RTLD_NOW | RTLD_LOCAL);
+    if (lib)
+        *(void **)&notifyf = dlsym(lib, "sd_notifyf");
+    if (!notifyf)
+        fprintf(stderr, "snapfs: cannot notify systemd: %s\n",
+                lib ? "libsystemd.so.0 has no sd_notifyf" : dlerror());
+}
+
+static void notify(const char *fmt, const char *a, const char *b)
+{
+    pthread_once(&notifyf_once, load_notifyf);
+    if (notifyf)
+        notifyf(0, fmt, a, b);
+}
 
 struct ready_wait {
     char *store, *mountpoint;
@@ -31,8 +56,7 @@ static void *wait_until_answering(void *arg)
     struct ready_wait *w = arg;
     struct stat sb;
     if (stat(w->mountpoint, &sb) == 0)
-        sd_notifyf(0, "READY=1\nSTATUS=serving %s on %s", w->store,
-                   w->mountpoint);
+        notify("READY=1\nSTATUS=serving %s on %s", w->store, w->mountpoint);
     else
         fprintf(stderr, "snapfs: %s: the mount does not answer (%s); not "
                         "telling systemd it is ready\n", w->mountpoint,
@@ -69,5 +93,5 @@ int service_ready_when_answering(const char *store, const char *mountpoint)
 void service_stopping(const char *store)
 {
     if (getenv("NOTIFY_SOCKET"))
-        sd_notifyf(0, "STOPPING=1\nSTATUS=unmounted; committing %s", store);
+        notify("STOPPING=1\nSTATUS=unmounted; committing %s", store, "");
 }

@@ -751,6 +751,18 @@ static void init_curl(void)
     curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
+/* libcurl loaded (objstore_curl.h) and initialized, once per process. */
+static int start_curl(struct objstore *os)
+{
+    char why[256];
+    if (curl_dl_load(why, sizeof(why)))
+        return objstore_fail(os, -ELIBACC, "s3:// needs libcurl (%s)", why);
+    pthread_once(&curl_once, init_curl);
+    if (curl_init_rc != CURLE_OK)
+        return objstore_fail(os, -ENOMEM, "libcurl: %s", curl_easy_strerror(curl_init_rc));
+    return 0;
+}
+
 static int configure(struct s3 *s3, const char *bucket_prefix, const struct objstore_opts *o)
 {
     char why[OBJSTORE_WHY_SIZE - 200], region[64];
@@ -775,9 +787,9 @@ int objstore_s3_open(struct objstore *os, const char *bucket_prefix,
                      const struct objstore_opts *o)
 {
     os->be = &s3_backend;
-    pthread_once(&curl_once, init_curl);
-    if (curl_init_rc != CURLE_OK)
-        return objstore_fail(os, -ENOMEM, "libcurl: %s", curl_easy_strerror(curl_init_rc));
+    int crc = start_curl(os);
+    if (crc)
+        return crc;
     struct s3 *s3 = calloc(1, sizeof(*s3));
     if (!s3)
         return objstore_fail(os, -ENOMEM, "out of memory");

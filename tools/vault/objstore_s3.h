@@ -7,7 +7,7 @@
 #ifndef SNAPFS_OBJSTORE_S3_H
 #define SNAPFS_OBJSTORE_S3_H
 
-#include <curl/curl.h>
+#include "objstore_curl.h"
 
 #include "objstore_int.h"
 
