@@ -29,6 +29,9 @@
 #                       bindfs (a directory through bindfs, its defaults)
 #   BENCH_DROP_CACHES   1/0: drop kernel caches between phases (1 if root)
 #   BENCH_SMALL_CHUNK   small files: drop caches every N files (5000)
+#   BENCH_UNTAR_SRC     tree whose tar is extracted onto each target (/usr/include)
+#   BENCH_WORKLOADS     which workloads run, of: seq_write seq_read randwrite
+#                       smallfiles untar rss (all)
 #   BENCH_SEQ_RUNTIME_CAP  time bound of each sequential fio job, s (240)
 #   BENCH_KEEP_LOGS     1: keep fio/daemon logs in $BENCH_DIR/logs.* (0)
 #
@@ -58,6 +61,8 @@ REFERENCE=${BENCH_REFERENCE:-passthrough}
 SEQ_RUNTIME_CAP=${BENCH_SEQ_RUNTIME_CAP:-240}
 SMALL_CHUNK=${BENCH_SMALL_CHUNK:-5000}
 REPS=${BENCH_REPS:-4}
+UNTAR_SRC=${BENCH_UNTAR_SRC:-/usr/include}
+WORKLOADS=${BENCH_WORKLOADS:-seq_write seq_read randwrite smallfiles untar rss}
 
 EXAMPLES=/usr/share/doc/libfuse3-dev/examples
 
@@ -79,6 +84,18 @@ fuse2fs | bindfs)
 	command -v "$REFERENCE" >/dev/null || die "missing $REFERENCE (make deps installs it)" ;;
 esac
 command -v mkfs.ext4 >/dev/null || [[ $REFERENCE != fuse2fs ]] || die "missing mkfs.ext4"
+
+for w in $WORKLOADS; do
+	case $w in
+	seq_write | seq_read | randwrite | smallfiles | untar | rss) ;;
+	*) die "BENCH_WORKLOADS: unknown workload '$w' (seq_write seq_read randwrite smallfiles untar rss)" ;;
+	esac
+done
+wants() { [[ " $WORKLOADS " == *" $1 "* ]]; }
+if wants untar; then
+	[[ -d $UNTAR_SRC ]] || die "BENCH_UNTAR_SRC is not a directory: $UNTAR_SRC"
+	command -v tar >/dev/null || die "missing tool: tar"
+fi
 
 for v in SIZE_MB RAND_MB RAND_RUNTIME NFILES NDIRS RSS_MB RSS_LIMIT_MB SEQ_RUNTIME_CAP SMALL_CHUNK REPS; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer (got '${!v}')"
@@ -500,20 +517,52 @@ bench_randwrite() {
 bench_smallfiles() {
 	local t=$1 mnt phase v
 	mnt=$(mnt_of "$t")
-	log "[$t] small files: $NFILES x 4 KiB in $NDIRS dirs (create/stat/read/unlink)"
+	log "[$t] small files: $NFILES x 4 KiB in $NDIRS dirs (create/stat/read/rename/unlink)"
 	local -a sfopt=(-n "$NFILES" -D "$NDIRS" -s 4096)
 	[[ $BENCH_DROP_CACHES == 1 ]] && sfopt+=(-d -c "$SMALL_CHUNK")
 	drop_caches
-	mkdir -p "$mnt/small" || { for phase in create stat read unlink; do record_fail "$t" "small_${phase}_ops"; done; return; }
+	mkdir -p "$mnt/small" || { for phase in create stat read rename unlink; do record_fail "$t" "small_${phase}_ops"; done; return; }
 	if ! run_child "$SF_BIN" "${sfopt[@]}" "$mnt/small" >"$LOGS/smallfiles-$t-r$ROUND.out" 2>"$LOGS/smallfiles-$t-r$ROUND.err"; then
 		log "smallfiles on $t failed:"
 		tail -n 5 "$LOGS/smallfiles-$t-r$ROUND.err" >&3
 	fi
-	for phase in create stat read unlink; do
+	for phase in create stat read rename unlink; do
 		v=$(awk -v p="$phase" '$1 == p { print $2 }' "$LOGS/smallfiles-$t-r$ROUND.out")
 		if [[ -n $v ]]; then record "$t" "small_${phase}_ops" "$v"; else record_fail "$t" "small_${phase}_ops"; fi
 	done
 	rm -rf "$mnt/small"
+}
+
+# untar: the tar of a source tree (made once, on the backing fs) extracted
+# onto the target from cold caches, and made durable (syncfs of the mount,
+# which flushes the kernel's writeback cache and makes snapfs commit).
+# The figure is entries (files, directories, links) per second.
+UNTAR_TAR=""
+UNTAR_ENTRIES=0
+bench_untar() {
+	local t=$1 mnt t0 t1 v
+	mnt=$(mnt_of "$t")
+	if [[ -z $UNTAR_TAR ]]; then
+		UNTAR_TAR=$WORK/untar-src.tar
+		tar -cf "$UNTAR_TAR" -C "$(dirname "$UNTAR_SRC")" "$(basename "$UNTAR_SRC")" 2>"$LOGS/untar-tar.err" ||
+			die "cannot tar $UNTAR_SRC"
+		UNTAR_ENTRIES=$(tar -tf "$UNTAR_TAR" | wc -l)
+		log "untar source: $UNTAR_SRC, $UNTAR_ENTRIES entries, $(($(stat -c %s "$UNTAR_TAR") >> 20)) MiB of tar"
+	fi
+	log "[$t] untar of $UNTAR_SRC ($UNTAR_ENTRIES entries) + syncfs"
+	mkdir -p "$mnt/untar" || { record_fail "$t" untar_ops; return; }
+	drop_caches
+	t0=$(date +%s%N)
+	if run_child tar -xf "$UNTAR_TAR" -C "$mnt/untar" 2>"$LOGS/untar-$t-r$ROUND.err" &&
+		run_child sync -f "$mnt/untar"; then
+		t1=$(date +%s%N)
+		v=$(awk -v n="$UNTAR_ENTRIES" -v ns=$((t1 - t0)) 'BEGIN { printf "%.0f", n / (ns / 1e9) }')
+		record "$t" untar_ops "$v"
+	else
+		tail -n 5 "$LOGS/untar-$t-r$ROUND.err" >&3
+		record_fail "$t" untar_ops
+	fi
+	rm -rf "$mnt/untar"
 }
 
 # ----------------------------------------------------------------- run ---
@@ -529,10 +578,11 @@ snap_mount "$SN_STORE" "$SN_MNT" || die "cannot mount snapfs"
 for ((ROUND = 1; ROUND <= REPS; ROUND++)); do
 	if ((ROUND % 2)); then TARGETS=(passthrough snapfs); else TARGETS=(snapfs passthrough); fi
 	log "=== round $ROUND/$REPS (${TARGETS[*]}) ==="
-	for t in "${TARGETS[@]}"; do bench_seq_write "$t"; done
-	for t in "${TARGETS[@]}"; do bench_seq_read "$t"; done
-	for t in "${TARGETS[@]}"; do bench_randwrite "$t"; done
-	for t in "${TARGETS[@]}"; do bench_smallfiles "$t"; done
+	! wants seq_write || for t in "${TARGETS[@]}"; do bench_seq_write "$t"; done
+	! wants seq_read || for t in "${TARGETS[@]}"; do bench_seq_read "$t"; done
+	! wants randwrite || for t in "${TARGETS[@]}"; do bench_randwrite "$t"; done
+	! wants smallfiles || for t in "${TARGETS[@]}"; do bench_smallfiles "$t"; done
+	! wants untar || for t in "${TARGETS[@]}"; do bench_untar "$t"; done
 done
 
 log "snapfs info after the workloads:"
@@ -546,45 +596,51 @@ snap_umount "$SN_MNT" || die "cannot unmount snapfs"
 rm -rf --one-file-system "$SN_STORE" "$PT_SRC" "$REF_STORE" "$REF_IMAGE"
 
 # ------------------------------------------------------------ RSS check ---
-log "[rss] fresh snapfs volume; sequential write of ${RSS_MB} MiB (incompressible)"
 RSS_PEAK=NA RSS_NOW=NA RSS_RESULT=NA
-snap_mkfs "$RSS_STORE"
-if snap_mount "$RSS_STORE" "$RSS_MNT"; then
-	pid=$(snap_pid "$RSS_STORE" "$RSS_MNT") || pid=""
-	if [[ -z $pid ]]; then
-		log "  cannot find the snapfs daemon's pid"
-		FAILED+=(rss)
-	elif run_fio "rss-write" --filename="$RSS_MNT/big.dat" --rw=write --bs=1M \
-		--size="${RSS_MB}M" --end_fsync=1 --runtime=600; then
-		json_get "$LOGS/rss-write.json" write bw_bytes >/dev/null || log "  (fio reported an error during the RSS write)"
-		if kill -0 "$pid" 2>/dev/null; then
-			hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status")
-			rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status")
-			RSS_PEAK=$(awk -v k="$hwm" 'BEGIN { printf "%.1f", k / 1024 }')
-			RSS_NOW=$(awk -v k="$rss" 'BEGIN { printf "%.1f", k / 1024 }')
-			if awk -v p="$RSS_PEAK" -v l="$RSS_LIMIT_MB" 'BEGIN { exit !(p <= l) }'; then
-				RSS_RESULT=PASS
+if wants rss; then
+	log "[rss] fresh snapfs volume; sequential write of ${RSS_MB} MiB (incompressible)"
+	snap_mkfs "$RSS_STORE"
+	if snap_mount "$RSS_STORE" "$RSS_MNT"; then
+		pid=$(snap_pid "$RSS_STORE" "$RSS_MNT") || pid=""
+		if [[ -z $pid ]]; then
+			log "  cannot find the snapfs daemon's pid"
+			FAILED+=(rss)
+		elif run_fio "rss-write" --filename="$RSS_MNT/big.dat" --rw=write --bs=1M \
+			--size="${RSS_MB}M" --end_fsync=1 --runtime=600; then
+			json_get "$LOGS/rss-write.json" write bw_bytes >/dev/null || log "  (fio reported an error during the RSS write)"
+			if kill -0 "$pid" 2>/dev/null; then
+				hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status")
+				rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status")
+				RSS_PEAK=$(awk -v k="$hwm" 'BEGIN { printf "%.1f", k / 1024 }')
+				RSS_NOW=$(awk -v k="$rss" 'BEGIN { printf "%.1f", k / 1024 }')
+				if awk -v p="$RSS_PEAK" -v l="$RSS_LIMIT_MB" 'BEGIN { exit !(p <= l) }'; then
+					RSS_RESULT=PASS
+				else
+					RSS_RESULT=FAIL
+				fi
+				log "  daemon pid $pid: VmHWM ${RSS_PEAK} MiB, VmRSS ${RSS_NOW} MiB -> $RSS_RESULT (limit ${RSS_LIMIT_MB} MiB)"
 			else
-				RSS_RESULT=FAIL
+				log "  snapfs daemon $pid died during the write"
+				FAILED+=(rss)
 			fi
-			log "  daemon pid $pid: VmHWM ${RSS_PEAK} MiB, VmRSS ${RSS_NOW} MiB -> $RSS_RESULT (limit ${RSS_LIMIT_MB} MiB)"
 		else
-			log "  snapfs daemon $pid died during the write"
 			FAILED+=(rss)
 		fi
+		snap_umount "$RSS_MNT" || FAILED+=(rss-umount)
 	else
 		FAILED+=(rss)
 	fi
-	snap_umount "$RSS_MNT" || FAILED+=(rss-umount)
-else
-	FAILED+=(rss)
+	rm -rf --one-file-system "$RSS_STORE"
 fi
-rm -rf --one-file-system "$RSS_STORE"
 ELAPSED=$((SECONDS - T0))
 
 # --------------------------------------------------------------- report ---
-METRICS=(seq_write_mibs seq_read_mibs randwrite_4k_iops
-	small_create_ops small_stat_ops small_read_ops small_unlink_ops)
+METRICS=()
+! wants seq_write || METRICS+=(seq_write_mibs)
+! wants seq_read || METRICS+=(seq_read_mibs)
+! wants randwrite || METRICS+=(randwrite_4k_iops)
+! wants smallfiles || METRICS+=(small_create_ops small_stat_ops small_read_ops small_rename_ops small_unlink_ops)
+! wants untar || METRICS+=(untar_ops)
 declare -A LABEL=(
 	[seq_write_mibs]="seq write ${SIZE_MB}M bs=1M (MiB/s)"
 	[seq_read_mibs]="seq read ${SIZE_MB}M bs=1M (MiB/s)"
@@ -592,7 +648,9 @@ declare -A LABEL=(
 	[small_create_ops]="small files create (ops/s)"
 	[small_stat_ops]="small files stat (ops/s)"
 	[small_read_ops]="small files read (ops/s)"
+	[small_rename_ops]="small files rename (ops/s)"
 	[small_unlink_ops]="small files unlink (ops/s)"
+	[untar_ops]="untar $(basename "$UNTAR_SRC") (entries/s)"
 )
 # per-round ratios snapfs[i]/passthrough[i] (rounds where both ran)
 round_ratios() {
@@ -643,6 +701,9 @@ summary=$(mktemp "$WORK/summary.XXXXXX")
 	echo "small_files $NFILES"
 	echo "small_dirs $NDIRS"
 	echo "rounds $REPS"
+	echo "workloads $WORKLOADS"
+	! wants untar || echo "untar_src $UNTAR_SRC"
+	! wants untar || echo "untar_entries $UNTAR_ENTRIES"
 	echo "small_chunk $([[ $BENCH_DROP_CACHES == 1 ]] && echo "$SMALL_CHUNK" || echo "$NFILES")"
 } >"$summary"
 
@@ -670,7 +731,7 @@ for m in "${METRICS[@]}"; do
 	} >>"$summary"
 done
 echo
-printf 'snapfs daemon peak RSS (VmHWM) after writing %s MiB: %s MiB (limit %s MiB): %s\n' \
+! wants rss || printf 'snapfs daemon peak RSS (VmHWM) after writing %s MiB: %s MiB (limit %s MiB): %s\n' \
 	"$RSS_MB" "$RSS_PEAK" "$RSS_LIMIT_MB" "$RSS_RESULT"
 printf 'elapsed %s s\n' "$ELAPSED"
 {
