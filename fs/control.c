@@ -257,6 +257,7 @@ static int change_locked(struct vol *v,
             rc = -EAGAIN;
             continue;
         }
+        vol_xattrs_changed(v); /* a restore, a rollback may set them */
         rc = vol_change_end(v, fn(v, txn, arg), 0);
     }
     __atomic_store_n(&v->cache_barrier, false, __ATOMIC_RELEASE);

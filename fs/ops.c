@@ -44,6 +44,8 @@
 #include "autodelete.h"
 #include "metrics.h"
 #include "wcache.h"
+#include "wrun.h"
+#include "zlevel.h"
 
 #define TIMEOUT 86400.0
 
@@ -417,7 +419,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
         fuse_reply_err(req, ENOMEM);
         return;
     }
-    pthread_mutex_lock(&n->wlock);
+    node_lock_quiet(n);
     MDB_txn *txn;
     struct sfs_inode i;
     /* Cached blocks first, so that truncation sees the whole content. */
@@ -992,6 +994,10 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
     reply_made(req, rc, &i);
 }
 
+/* The xattr the kernel asks for before every write(2) (see
+ * node_nocaps_known). */
+#define XATTR_CAPS "security.capability"
+
 /* ---- files ---- */
 
 static int truncate_to_zero(struct vol *v, uint64_t ino)
@@ -999,7 +1005,7 @@ static int truncate_to_zero(struct vol *v, uint64_t ino)
     struct node *n = node_pin(v, ino);
     if (!n)
         return -ENOMEM;
-    pthread_mutex_lock(&n->wlock);
+    node_lock_quiet(n);
     MDB_txn *txn;
     struct sfs_inode i;
     int rc = vol_change_begin(v, &txn);
@@ -1185,12 +1191,90 @@ static void count_stored(const struct sfs_wplan *plan)
 }
 
 /*
+ * Apply a filled write plan to INO in one nested transaction: blocks not
+ * stored yet are compressed outside the lock first (sfs_wplan_apply
+ * answers -EAGAIN for them).  CLIENT_CHANGE: a client's change, which
+ * dates the file (data_changed); false for cached blocks stored later,
+ * whose write dated it already.  SIZE: the bytes it counts toward the
+ * next commit.
+ */
+/* Compress PLAN's blocks not tried yet at the level zlevel.c chooses,
+ * and tell it how fast that went. */
+static int compress_plan(struct vol *v, struct sfs_wplan *plan)
+{
+    int configured = v->st->super.codec_level;
+    uint64_t bytes = 0;
+    for (size_t k = 0; k < plan->nblocks; k++)
+        if (!plan->blocks[k].applied && !plan->blocks[k].pb.compressed_tried)
+            bytes += plan->blocks[k].len;
+    if (!bytes || v->st->super.codec == SFS_CODEC_NONE)
+        return sfs_wplan_compress(v->st, fs_codec(), plan);
+    struct sfs_codec_ctx *cc = fs_codec();
+    sfs_codec_set_level(cc, zlevel_now(configured));
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int rc = sfs_wplan_compress(v->st, cc, plan);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    zlevel_measured(configured, bytes,
+                    (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000 +
+                               (t1.tv_nsec - t0.tv_nsec)));
+    return rc;
+}
+
+static int apply_plan(struct vol *v, uint64_t ino, struct sfs_wplan *plan,
+                      size_t size, bool client_change)
+{
+    int rc = 0;
+    for (int attempt = 0; !rc; attempt++) {
+        MDB_txn *txn;
+        rc = compress_plan(v, plan);
+        if (!rc)
+            rc = vol_change_begin(v, &txn);
+        if (rc)
+            break;
+        plan->units_delta = 0;
+        rc = sfs_wplan_apply(v->st, txn, ino, plan);
+        struct sfs_inode i;
+        if (!rc)
+            rc = sfs_inode_get(v->st, txn, v->live_view, ino, &i);
+        if (!rc) {
+            if (plan->off + plan->len > i.size)
+                i.size = plan->off + plan->len;
+            i.blocks += (uint64_t)plan->units_delta;
+            if (client_change)
+                data_changed(v, &i);
+            rc = sfs_inode_put_w(v->st, txn, &i);
+        }
+        bool again = rc == -EAGAIN;
+        rc = vol_change_end(v, rc, size);
+        if (!again)
+            break;
+        sfs_wplan_reset_applied(plan);
+        rc = attempt < 8 ? 0 : -EIO;
+    }
+    if (!rc)
+        count_stored(plan);
+    return rc;
+}
+
+/* Mark the blocks of PLAN already stored, when the volume lock is free
+ * now (a lookup each): they need no compressing.  While the committer
+ * commits, every block is compressed instead of waiting for it. */
+static int probe_if_free(struct vol *v, struct sfs_wplan *plan)
+{
+    MDB_txn *txn = vol_read_trybegin(v);
+    if (!txn)
+        return 0;
+    int rc = sfs_wplan_probe(v->st, txn, plan);
+    vol_read_end(v);
+    return rc;
+}
+
+/*
  * A write: old bytes of partly covered blocks are fetched under the lock,
  * merged and hashed outside it, new blocks are found under the lock and
  * compressed outside it, and the result is applied in one nested
  * transaction.  The node's write lock keeps writes to one file in order.
- * CLIENT_CHANGE: a client's change, which dates the file (data_changed);
- * false for cached blocks stored later, whose write dated it already.
  */
 static int write_through(struct vol *v, uint64_t ino, const char *buf,
                          size_t size, uint64_t off, bool client_change,
@@ -1206,44 +1290,90 @@ static int write_through(struct vol *v, uint64_t ino, const char *buf,
     if (!rc)
         rc = sfs_wplan_fetch_old(v->st, txn, ino, i.size, &plan);
     vol_read_end(v);
-    if (rc)
-        goto out;
-    rc = sfs_wplan_fill(&plan, fs_codec(), buf);
-    for (int attempt = 0; !rc; attempt++) {
+    if (!rc)
+        rc = sfs_wplan_fill(&plan, fs_codec(), buf);
+    if (!rc) {
         txn = vol_read_begin(v);
         rc = sfs_wplan_probe(v->st, txn, &plan);
         vol_read_end(v);
-        if (!rc)
-            rc = sfs_wplan_compress(v->st, fs_codec(), &plan);
-        if (!rc)
-            rc = vol_change_begin(v, &txn);
-        if (rc)
-            break;
-        plan.units_delta = 0;
-        rc = sfs_wplan_apply(v->st, txn, ino, &plan);
-        if (!rc)
-            rc = sfs_inode_get(v->st, txn, v->live_view, ino, &i);
-        if (!rc) {
-            if (plan.off + plan.len > i.size)
-                i.size = plan.off + plan.len;
-            i.blocks += (uint64_t)plan.units_delta;
-            if (client_change)
-                data_changed(v, &i);
-            rc = sfs_inode_put_w(v->st, txn, &i);
-        }
-        bool again = rc == -EAGAIN;
-        rc = vol_change_end(v, rc, size);
-        if (!again)
-            break;
-        sfs_wplan_reset_applied(&plan);
-        rc = attempt < 8 ? 0 : -EIO;
     }
-out:
     if (!rc)
-        count_stored(&plan);
+        rc = apply_plan(v, ino, &plan, size, client_change);
     sfs_wplan_release(&plan);
     if (!rc && reserved)
         sfs_space_unreserve(v->st, reserved); /* spent: the data is in */
+    return rc;
+}
+
+/*
+ * Incompressible data (media, archives, encrypted files) is written in
+ * long streaks.  Each new block is first tested on a sample (blocks.c),
+ * which costs a small compression per block; once RAW_STREAK blocks of a
+ * file in a row did not compress, a run's first block alone is sampled:
+ * if it looks incompressible the run is stored raw, else every block is
+ * tried as usual (and the streak ends).  Where a file turns from random
+ * to compressible data, at most the part of one run after the turn (less
+ * than a 1 MiB request) is stored raw, however many runs are in flight.
+ */
+#define RAW_STREAK 64
+
+static void skip_compression_in_streak(struct vol *v, struct node *n,
+                                       struct sfs_wplan *plan)
+{
+    if (__atomic_load_n(&n->raw_streak, __ATOMIC_RELAXED) < RAW_STREAK ||
+        plan->nblocks < 2 || v->st->super.codec == SFS_CODEC_NONE)
+        return;
+    const struct sfs_wplan_block *first = &plan->blocks[0];
+    if (!sfs_looks_incompressible(fs_codec(), first->buf, first->len,
+                                  v->st->super.codec_level))
+        return;
+    for (size_t k = 0; k < plan->nblocks; k++)
+        plan->blocks[k].pb.compressed_tried = true;
+}
+
+/* After PLAN was applied: extend N's streak of raw blocks, or end it. */
+static void note_streak(struct node *n, const struct sfs_wplan *plan)
+{
+    uint32_t raw = 0;
+    for (size_t k = 0; k < plan->nblocks; k++) {
+        const struct sfs_wplan_block *b = &plan->blocks[k];
+        if (b->stored_as != SFS_STORED_NEW)
+            continue;
+        if (b->pb.codec != SFS_CODEC_NONE) {
+            __atomic_store_n(&n->raw_streak, 0, __ATOMIC_RELAXED);
+            return;
+        }
+        raw++;
+    }
+    __atomic_add_fetch(&n->raw_streak, raw, __ATOMIC_RELAXED);
+}
+
+/*
+ * A run of whole blocks (wrun.c: stored outside the file's write lock):
+ * no old content to fetch, so nothing needs the volume lock before the
+ * blocks are hashed and compressed, which runs on every core at once,
+ * even while the committer commits.
+ */
+static int write_whole_blocks(struct vol *v, struct node *n, int slot,
+                              const char *buf, size_t size, uint64_t off)
+{
+    struct sfs_wplan plan;
+    /* Hashed in the request's buffer (no copy); the size is taken in the
+     * transaction. */
+    int rc = sfs_wplan_init_whole(v->st, off, buf, size, &plan);
+    if (!rc)
+        rc = probe_if_free(v, &plan);
+    if (!rc) {
+        skip_compression_in_streak(v, n, &plan);
+        rc = compress_plan(v, &plan);
+    }
+    if (!rc) {
+        wrun_wait_turn(n, slot); /* applied in the order the runs began */
+        rc = apply_plan(v, n->ino, &plan, size, true);
+    }
+    if (!rc)
+        note_streak(n, &plan);
+    sfs_wplan_release(&plan);
     return rc;
 }
 
@@ -1351,7 +1481,7 @@ static void cut_back(struct vol *v, struct node *n, uint64_t off)
  * help): cut the file back to OFF if that was growth. */
 static void growth_failed(struct vol *v, struct node *n, uint64_t off)
 {
-    pthread_mutex_lock(&n->wlock);
+    node_lock_quiet(n);
     if (off >= n->wb_base) {
         n->wb_cut = true;
         cut_back(v, n, off);
@@ -1364,6 +1494,37 @@ static void growth_reset(struct node *n)
 {
     n->wb_session = false;
     n->wb_cut = false;
+}
+
+/*
+ * Blocks [POS, RUN_END) of a write, from the start of a block: whole
+ * blocks, or a tail up to the end of the file with nothing old to keep.
+ * Whole blocks are stored outside N's write lock (wrun.c), the lock
+ * dropped meanwhile; a tail under it.  Under N's write lock.
+ */
+static int write_run(struct vol *v, struct node *n, const char *buf,
+                     uint64_t pos, uint64_t run_end)
+{
+    uint32_t bs = v->st->super.block_size;
+    uint64_t first = pos / bs, last = (run_end + bs - 1) / bs;
+    int rc, slot = run_end % bs ? -1 : wrun_begin(n, first, last);
+    if (slot >= 0) {
+        pthread_mutex_unlock(&n->wlock);
+        rc = write_whole_blocks(v, n, slot, buf, (size_t)(run_end - pos),
+                                pos);
+        pthread_mutex_lock(&n->wlock);
+    } else {
+        wrun_wait_clear(n, first, last);
+        rc = fs_write_through(v, n->ino, buf, (size_t)(run_end - pos), pos,
+                              true);
+    }
+    /* Cached copies of these blocks are stale only once the new content
+     * is in the batch (we hold a pin: no destroy here). */
+    if (!rc)
+        wcache_drop(v, n, first, last);
+    if (slot >= 0)
+        wrun_end(n, slot);
+    return rc;
 }
 
 /*
@@ -1401,15 +1562,11 @@ static int write_data(struct vol *v, struct node *n, const char *buf,
             /* A run of whole blocks, or a tail with nothing old. */
             uint64_t run_end = nothing_old && chunk_end < bstart + bs
                                    ? chunk_end : end - end % bs;
-            rc = fs_write_through(v, n->ino, buf + (pos - off),
-                                  (size_t)(run_end - pos), pos, true);
-            /* Cached copies of these blocks are stale only once the new
-             * content is in the batch (we hold a pin: no destroy here). */
-            if (!rc)
-                wcache_drop(v, n, bstart / bs, (run_end + bs - 1) / bs);
+            rc = write_run(v, n, buf + (pos - off), pos, run_end);
             pos = run_end;
         } else {
             bool cached = false;
+            wrun_wait_clear(n, bstart / bs, bstart / bs + 1);
             /* While a control change stores the cache, write through,
              * after storing this file's cached blocks: a cached copy of
              * this block stored later would undo this write. */
@@ -1473,7 +1630,7 @@ static int flush_cached(struct vol *v, uint64_t ino)
     struct node *n = node_pin(v, ino);
     if (!n)
         return -ENOMEM;
-    pthread_mutex_lock(&n->wlock);
+    node_lock_quiet(n);
     int rc = wcache_flush(v, n);
     int lost = wcache_take_error(n);
     n->wb_session = false; /* the kernel wrote the file back */
@@ -1757,6 +1914,7 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
         fuse_reply_err(req, -rc);
         return;
     }
+    vol_xattrs_changed(v);
     rc = sfs_inode_get(v->st, txn, v->live_view, ino, &i);
     bool is_default = !strcmp(name, ACL_XATTR_DEFAULT);
     if (!rc && is_default && !S_ISDIR(i.mode))
@@ -1796,14 +1954,23 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
         fuse_reply_err(req, ENOMEM);
         return;
     }
+    bool caps = nodeid_is_live(ino) && !strcmp(name, XATTR_CAPS);
+    if (caps && node_nocaps_known(v, ino)) {
+        free(buf);
+        fuse_reply_err(req, ENODATA);
+        return;
+    }
     struct noderef r;
     MDB_txn *txn = vol_read_begin(v);
+    uint64_t gen = __atomic_load_n(&v->xattr_gen, __ATOMIC_ACQUIRE);
     int n = noderef_resolve(SD(req), v, txn, ino, &r);
     if (!n && r.kind == NODE_SNAPDIR)
         n = -ENODATA;
     if (!n)
         n = sfs_xattr_get(v->st, txn, r.view, r.obj, name, buf, size);
     vol_read_end(v);
+    if (caps && n == -ENODATA)
+        node_note_nocaps(v, ino, gen);
     reply_xattr_result(req, n, buf, size);
     free(buf);
 }
@@ -1885,6 +2052,7 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
         fuse_reply_err(req, -rc);
         return;
     }
+    vol_xattrs_changed(v);
     rc = sfs_inode_get(v->st, txn, v->live_view, ino, &i);
     if (!rc)
         rc = sfs_xattr_remove_w(v->st, txn, ino, name);
@@ -1916,7 +2084,7 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
         fuse_reply_err(req, ENOMEM);
         return;
     }
-    pthread_mutex_lock(&n->wlock);
+    node_lock_quiet(n);
     struct sfs_inode i;
     int rc = wcache_flush(v, n);
     MDB_txn *txn = vol_read_begin(v);

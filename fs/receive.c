@@ -247,6 +247,7 @@ static int in_batch(struct session *s, int (*fn)(struct session *, MDB_txn *))
     uint64_t before = stream_bytes(s);
     int rc = vol_change_begin(s->v, &txn);
     if (!rc) {
+        vol_xattrs_changed(s->v); /* received records may set them */
         s->in.bounded = true;
         s->in.deadline_ms = vol_now_ms() + RECV_STALL_MS;
         rc = fn(s, txn);

@@ -107,6 +107,7 @@
 #define _GNU_SOURCE
 #include "volume.h"
 #include "metrics.h"
+#include "wrun.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -328,6 +329,7 @@ int vol_stop(struct vol *v)
         struct node *n = v->buckets[i];
         while (n) {
             struct node *next = n->next;
+            wrun_table_free(n);
             pthread_mutex_destroy(&n->wlock);
             free(n);
             n = next;
@@ -346,6 +348,18 @@ int vol_stop(struct vol *v)
 MDB_txn *vol_read_begin(struct vol *v)
 {
     pthread_mutex_lock(&v->lock);
+    v->map_used = true;
+    return v->wtxn;
+}
+
+MDB_txn *vol_read_trybegin(struct vol *v)
+{
+    if (pthread_mutex_trylock(&v->lock))
+        return NULL;
+    if (!v->wtxn) {
+        pthread_mutex_unlock(&v->lock);
+        return NULL;
+    }
     v->map_used = true;
     return v->wtxn;
 }
@@ -578,6 +592,7 @@ static bool node_release_locked(struct vol *v, struct node *n)
         pp = &(*pp)->next;
     *pp = n->next;
     v->nnodes--;
+    wrun_table_free(n);
     pthread_mutex_destroy(&n->wlock);
     free(n);
     return orphan;
@@ -665,6 +680,30 @@ bool node_mark_orphan_if_referenced(struct vol *v, uint64_t ino)
         n->orphan = true;
     pthread_mutex_unlock(&v->nodes_lock);
     return referenced;
+}
+
+void vol_xattrs_changed(struct vol *v)
+{
+    __atomic_add_fetch(&v->xattr_gen, 1, __ATOMIC_RELEASE);
+}
+
+bool node_nocaps_known(struct vol *v, uint64_t ino)
+{
+    uint64_t gen = __atomic_load_n(&v->xattr_gen, __ATOMIC_ACQUIRE);
+    pthread_mutex_lock(&v->nodes_lock);
+    struct node *n = node_find_locked(v, ino, false);
+    bool known = n && n->nocaps_gen == gen + 1;
+    pthread_mutex_unlock(&v->nodes_lock);
+    return known;
+}
+
+void node_note_nocaps(struct vol *v, uint64_t ino, uint64_t gen)
+{
+    pthread_mutex_lock(&v->nodes_lock);
+    struct node *n = node_find_locked(v, ino, false);
+    if (n)
+        n->nocaps_gen = gen + 1;
+    pthread_mutex_unlock(&v->nodes_lock);
 }
 
 /* The inodes of the nodes for which KEEP says so (see node_list_*). */

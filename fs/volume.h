@@ -17,6 +17,7 @@
 #define VOL_MAP_TRIM_BYTES (4u << 20)
 
 struct node;
+struct wrun_table;
 
 struct vol {
     struct sfs_store *st;
@@ -55,6 +56,10 @@ struct vol {
     struct node **buckets;
     size_t nbuckets, nnodes;
     uint64_t wcache_bytes;  /* bytes of cached partial blocks (atomic) */
+    /* Bumped (atomic, under lock) by every change that may set or remove
+     * an xattr of a live file: it dates the nodes' cached answers that a
+     * file has no capability xattr (node_nocaps_known). */
+    uint64_t xattr_gen;
     bool cache_barrier;     /* writers write through (atomic); control.c */
 
     /* The freeze gate (vol_admit, vol_freeze; THEORY in volume.c),
@@ -105,6 +110,9 @@ int vol_stop(struct vol *v);
  */
 MDB_txn *vol_read_begin(struct vol *v);
 void vol_read_end(struct vol *v);
+/* The same, or NULL at once (nothing locked) while the volume is busy:
+ * for lookups a caller can do without. */
+MDB_txn *vol_read_trybegin(struct vol *v);
 /* The same, for a read that copied BYTES out of the map. */
 void vol_read_end_bytes(struct vol *v, uint64_t bytes);
 
@@ -159,6 +167,18 @@ struct node {
     bool wb_session;       /* cache writes came since the last flush */
     bool wb_cut;           /* one failed for space: grow contiguously only */
     uint64_t wb_base;      /* the file's size when the session began */
+    /* Runs of whole blocks being stored outside wlock (wrun.c), under
+     * wlock: their block ranges (allocated at the first), how many are
+     * out, and how many threads wait for none to be. */
+    struct wrun_table *runs;
+    /* vol.xattr_gen + 1 when the file was found without a capability
+     * xattr, under nodes_lock; 0: not known. */
+    uint64_t nocaps_gen;
+    /* Whole blocks of the file in a row that did not compress (atomic;
+     * ops.c, write_whole_blocks). */
+    uint32_t raw_streak;
+    uint32_t nruns;
+    uint32_t quiet_wanted;
     struct node *next;
 };
 
@@ -178,6 +198,19 @@ bool node_lingers_for_cache(struct vol *v, uint64_t ino);
 /* Is INO referenced by the kernel or by open files? Marks it an orphan
  * if so (it will be destroyed when the references go). */
 bool node_mark_orphan_if_referenced(struct vol *v, uint64_t ino);
+/* An xattr of a live file may change: forget every cached answer of
+ * node_nocaps_known.  Under the volume lock, before the change. */
+void vol_xattrs_changed(struct vol *v);
+/*
+ * The kernel asks for "security.capability" before every write(2) (to
+ * remove it); the answer, almost always none, is kept per node so that
+ * it costs no volume lock, which a commit holds for tens of
+ * milliseconds.  node_nocaps_known: is INO known to have none (an answer
+ * no xattr change since has dated)?  node_note_nocaps: INO had none when
+ * vol.xattr_gen was GEN (read under the volume lock with the answer).
+ */
+bool node_nocaps_known(struct vol *v, uint64_t ino);
+void node_note_nocaps(struct vol *v, uint64_t ino, uint64_t gen);
 /* The inodes the kernel holds references to (malloc'd; *COUNT of them),
  * or NULL when out of memory. */
 uint64_t *node_list_referenced(struct vol *v, size_t *count);

@@ -120,6 +120,7 @@
 #include <unistd.h>
 
 #include "metrics.h"
+#include "wrun.h"
 
 /* Bytes written into a block and not stored yet. */
 struct piece {
@@ -236,7 +237,9 @@ static bool release_if_empty(struct vol *v, struct node *n)
     return node_unpin(v, n);
 }
 
-/* Every block of N, into *OUT (malloc'd); false without memory. */
+/* Every block of N that no run out covers (wrun.c: the run replaces it,
+ * and storing the old pieces after it would undo it), into *OUT
+ * (malloc'd); false without memory. */
 static bool list_blocks(struct node *n, struct wblock ***out, size_t *count)
 {
     struct wfile *f = n->dirty;
@@ -250,7 +253,8 @@ static bool list_blocks(struct node *n, struct wblock ***out, size_t *count)
     size_t k = 0;
     for (size_t i = 0; i < f->nslots; i++)
         for (struct wblock *b = f->slots[i]; b; b = b->hnext)
-            list[k++] = b;
+            if (!wrun_overlaps(n, b->blockno, b->blockno + 1))
+                list[k++] = b;
     *out = list;
     *count = k;
     return true;
@@ -570,8 +574,10 @@ static int flush_blocks(struct vol *v, struct node *n, enum flush_mode mode)
     size_t count;
     if (!list_blocks(n, &list, &count))
         return -ENOMEM;
-    if (!count)
+    if (!count) {
+        free(list);
         return 0;
+    }
     if (mode == FLUSH_TO_HALF || mode == FLUSH_HALF_BOUND) {
         qsort(list, count, sizeof(*list), by_charge_desc);
         count = prefix_for(v, list, count, WCACHE_BUDGET / 2);
@@ -709,7 +715,7 @@ int wcache_flush_all(struct vol *v, bool wait)
     for (size_t i = 0; i < count; i++) {
         struct node *n = list[i];
         if (wait)
-            pthread_mutex_lock(&n->wlock);
+            node_lock_quiet(n);
         else if (batch_full(v) || pthread_mutex_trylock(&n->wlock))
             goto unpin;
         int rc = flush_blocks(v, n, wait ? FLUSH_ALL : committer_mode(v));

@@ -71,7 +71,13 @@
 struct sfs_codec_ctx {
     ZSTD_CCtx *cctx;
     ZSTD_DCtx *dctx;
+    int level; /* 0: the volume's (sfs_codec_set_level) */
 };
+
+void sfs_codec_set_level(struct sfs_codec_ctx *c, int level)
+{
+    c->level = level;
+}
 
 struct sfs_codec_ctx *sfs_codec_ctx_new(void)
 {
@@ -162,7 +168,8 @@ int sfs_block_compress(struct sfs_store *st, struct sfs_codec_ctx *cc,
         return 0;
     /* Worth keeping only if it saves a page and 12.5%. */
     size_t budget = len - (len / 8 > 4096 ? len / 8 : 4096);
-    if (sfs_looks_incompressible(cc, plain, len, st->super.codec_level))
+    int level = cc->level ? cc->level : st->super.codec_level;
+    if (sfs_looks_incompressible(cc, plain, len, level))
         return 0;
     void *buf = out;
     if (!buf) {
@@ -171,8 +178,7 @@ int sfs_block_compress(struct sfs_store *st, struct sfs_codec_ctx *cc,
         if (!buf)
             return -ENOMEM;
     }
-    size_t n = ZSTD_compressCCtx(cc->cctx, buf, outcap, plain, len,
-                                 st->super.codec_level);
+    size_t n = ZSTD_compressCCtx(cc->cctx, buf, outcap, plain, len, level);
     if (ZSTD_isError(n) || n > budget) {
         if (!out)
             free(buf);

@@ -1001,6 +1001,34 @@ int sfs_wplan_init(struct sfs_store *st, uint64_t file_size, uint64_t off,
     return 0;
 }
 
+int sfs_wplan_init_whole(struct sfs_store *st, uint64_t off, const void *data,
+                         size_t len, struct sfs_wplan *plan)
+{
+    memset(plan, 0, sizeof(*plan));
+    uint32_t bs = st->super.block_size;
+    if (off % bs || len % bs || !len)
+        return -EINVAL;
+    if (off + len > SFS_MAX_FILE_SIZE || off + len < off)
+        return -EFBIG;
+    plan->bs = bs;
+    plan->off = off;
+    plan->len = len;
+    plan->new_size = off + len;
+    plan->nblocks = len / bs;
+    plan->blocks = calloc(plan->nblocks, sizeof(*plan->blocks));
+    if (!plan->blocks)
+        return -ENOMEM;
+    for (size_t i = 0; i < plan->nblocks; i++) {
+        struct sfs_wplan_block *b = &plan->blocks[i];
+        b->blockno = off / bs + i;
+        b->len = bs;
+        /* Read only from here on: hashed, compressed, stored. */
+        b->buf = (uint8_t *)data + i * bs;
+        sfs_block_hash(b->buf, b->len, &b->pb);
+    }
+    return 0;
+}
+
 int sfs_wplan_fetch_old(struct sfs_store *st, MDB_txn *txn, uint64_t ino,
                         uint64_t file_size, struct sfs_wplan *plan)
 {
@@ -1110,6 +1138,12 @@ int sfs_wplan_compress(struct sfs_store *st, struct sfs_codec_ctx *cc,
         struct sfs_wplan_block *b = &plan->blocks[i];
         if (b->applied || b->pb.compressed_tried)
             continue;
+        /* Zeros are stored as a hole, a short tail inline: nothing to
+         * compress (sfs_extent_set_w). */
+        if (b->len <= SFS_INLINE_MAX || sfs_is_zero(b->buf, b->len)) {
+            b->pb.compressed_tried = true;
+            continue;
+        }
         if (!plan->cdata && !(plan->cdata = malloc(plan->nblocks * bound)))
             return -ENOMEM;
         int rc = sfs_block_compress(st, cc, b->buf, &b->pb,

@@ -839,6 +839,10 @@ struct sfs_blockref {
 struct sfs_codec_ctx;
 struct sfs_codec_ctx *sfs_codec_ctx_new(void);
 void sfs_codec_ctx_free(struct sfs_codec_ctx *c);
+/* The zstd level C compresses at from now on (negative: zstd's fast
+ * levels), instead of the volume's; 0: the volume's again.  Any level
+ * decodes the same: the stored format does not change. */
+void sfs_codec_set_level(struct sfs_codec_ctx *c, int level);
 
 void sfs_sha256(const void *data, size_t len, uint8_t out[SFS_HASH_LEN]);
 bool sfs_is_zero(const void *data, size_t len);
@@ -1822,6 +1826,11 @@ struct sfs_wplan {
 };
 int sfs_wplan_init(struct sfs_store *st, uint64_t file_size, uint64_t off,
                    size_t len, struct sfs_wplan *plan);
+/* A plan of whole blocks (OFF and LEN multiples of the block size) that
+ * hashes DATA where it is, without a copy (init and fill in one): DATA
+ * must stay unchanged until the plan is released. */
+int sfs_wplan_init_whole(struct sfs_store *st, uint64_t off, const void *data,
+                         size_t len, struct sfs_wplan *plan);
 int sfs_wplan_fetch_old(struct sfs_store *st, MDB_txn *txn, uint64_t ino,
                         uint64_t file_size, struct sfs_wplan *plan);
 int sfs_wplan_fill(struct sfs_wplan *plan, struct sfs_codec_ctx *cc,

@@ -29,11 +29,12 @@
 #                       bindfs (a directory through bindfs, its defaults)
 #   BENCH_DROP_CACHES   1/0: drop kernel caches between phases (1 if root)
 #   BENCH_SMALL_CHUNK   small files: drop caches every N files (5000)
-#   BENCH_UNTAR_SRC     tree whose tar is extracted onto each target (/usr/include)
-#   BENCH_WORKLOADS     which workloads run, of: seq_write seq_read randwrite
-#                       smallfiles untar rss (all)
 #   BENCH_SEQ_RUNTIME_CAP  time bound of each sequential fio job, s (240)
 #   BENCH_KEEP_LOGS     1: keep fio/daemon logs in $BENCH_DIR/logs.* (0)
+#   BENCH_WORKLOADS     which rows to run, of: seqwrite seqread randwrite
+#                       smallfiles untar textwrite zerowrite rss (all of them;
+#                       seqread reads what seqwrite wrote)
+#   BENCH_UNTAR_SRC     tree whose tar is extracted onto each target (/usr/include)
 #
 # Exit status: 0 if every measurement ran (whatever the figures and the RSS
 # verdict), 1 if setup failed or some measurement could not be taken.
@@ -61,8 +62,9 @@ REFERENCE=${BENCH_REFERENCE:-passthrough}
 SEQ_RUNTIME_CAP=${BENCH_SEQ_RUNTIME_CAP:-240}
 SMALL_CHUNK=${BENCH_SMALL_CHUNK:-5000}
 REPS=${BENCH_REPS:-4}
+ALL_WORKLOADS="seqwrite seqread randwrite smallfiles untar textwrite zerowrite rss"
 UNTAR_SRC=${BENCH_UNTAR_SRC:-/usr/include}
-WORKLOADS=${BENCH_WORKLOADS:-seq_write seq_read randwrite smallfiles untar rss}
+WORKLOADS=${BENCH_WORKLOADS:-$ALL_WORKLOADS}
 
 EXAMPLES=/usr/share/doc/libfuse3-dev/examples
 
@@ -86,13 +88,10 @@ esac
 command -v mkfs.ext4 >/dev/null || [[ $REFERENCE != fuse2fs ]] || die "missing mkfs.ext4"
 
 for w in $WORKLOADS; do
-	case $w in
-	seq_write | seq_read | randwrite | smallfiles | untar | rss) ;;
-	*) die "BENCH_WORKLOADS: unknown workload '$w' (seq_write seq_read randwrite smallfiles untar rss)" ;;
-	esac
+	[[ " $ALL_WORKLOADS " == *" $w "* ]] || die "BENCH_WORKLOADS: unknown workload '$w' (known: $ALL_WORKLOADS)"
 done
-wants() { [[ " $WORKLOADS " == *" $1 "* ]]; }
-if wants untar; then
+wanted() { [[ " $WORKLOADS " == *" $1 "* ]]; }
+if wanted untar; then
 	[[ -d $UNTAR_SRC ]] || die "BENCH_UNTAR_SRC is not a directory: $UNTAR_SRC"
 	command -v tar >/dev/null || die "missing tool: tar"
 fi
@@ -175,6 +174,7 @@ fi
 
 PT_BIN=$WORK/bin/passthrough_ll
 SF_BIN=$WORK/bin/smallfiles
+TX_BIN=$WORK/bin/seqtext
 PT_SRC=$WORK/pt-src
 PT_MNT=$WORK/pt-mnt
 SN_STORE=$WORK/snap-store
@@ -262,6 +262,8 @@ cc -O2 -o "$PT_BIN" "$WORK/bin/passthrough_ll.c" $(pkg-config --cflags --libs fu
 	>"$LOGS/build-pt.log" 2>&1 || { cat "$LOGS/build-pt.log" >&3; die "cannot build passthrough_ll"; }
 cc -std=gnu11 -O2 -Wall -Wextra -Werror -o "$SF_BIN" "$here/smallfiles.c" \
 	>"$LOGS/build-sf.log" 2>&1 || { cat "$LOGS/build-sf.log" >&3; die "cannot build smallfiles"; }
+cc -std=gnu11 -O2 -Wall -Wextra -Werror -o "$TX_BIN" "$here/seqtext.c" \
+	>"$LOGS/build-tx.log" 2>&1 || { cat "$LOGS/build-tx.log" >&3; die "cannot build seqtext"; }
 # the fake snapfs (tests/bench/fake-snapfs.sh) reuses this binary
 export PASSTHROUGH_LL=$PT_BIN
 
@@ -460,18 +462,50 @@ record_fail() {   # record_fail TARGET METRIC
 	log "  $1 $2 FAILED"
 }
 
+# fio_write TARGET METRIC FILE WHAT [FIO OPTIONS]: a sequential write of
+# SIZE_MB in 1 MiB writes, the final fsync timed, recorded as METRIC
+fio_write() {
+	local t=$1 metric=$2 file=$3 what=$4 mnt v
+	shift 4
+	mnt=$(mnt_of "$t")
+	log "[$t] sequential write ${SIZE_MB} MiB, bs=1M, $what, end_fsync"
+	drop_caches
+	if run_fio "$metric-$t-r$ROUND" --filename="$mnt/$file" --rw=write --bs=1M \
+		--size="${SIZE_MB}M" --end_fsync=1 --runtime="$SEQ_RUNTIME_CAP" "$@" &&
+		v=$(json_get "$LOGS/$metric-$t-r$ROUND.json" write bw_bytes); then
+		record "$t" "$metric" "$(awk -v b="$v" 'BEGIN { printf "%.1f", b / 1048576 }')"
+	else
+		record_fail "$t" "$metric"
+	fi
+}
+
 bench_seq_write() {
+	fio_write "$1" seq_write_mibs seq.dat incompressible
+}
+
+# Compressible sequential writes: zeros (fio --zero_buffers: a filesystem
+# that stores zeros as holes writes nothing) and text (seqtext.c: lines of
+# words, about 3x compressible, no two blocks alike), 1 MiB writes, the
+# final fsync timed.
+bench_zero_write() {
+	fio_write "$1" zero_write_mibs zero.dat zeros --zero_buffers
+	rm -f "$(mnt_of "$1")/zero.dat"
+}
+
+bench_text_write() {
 	local t=$1 mnt v
 	mnt=$(mnt_of "$t")
-	log "[$t] sequential write ${SIZE_MB} MiB, bs=1M, incompressible, end_fsync"
+	log "[$t] sequential write ${SIZE_MB} MiB of text, 1 MiB writes, fsync"
 	drop_caches
-	if run_fio "seqwrite-$t-r$ROUND" --filename="$mnt/seq.dat" --rw=write --bs=1M \
-		--size="${SIZE_MB}M" --end_fsync=1 --runtime="$SEQ_RUNTIME_CAP" &&
-		v=$(json_get "$LOGS/seqwrite-$t-r$ROUND.json" write bw_bytes); then
-		record "$t" seq_write_mibs "$(awk -v b="$v" 'BEGIN { printf "%.1f", b / 1048576 }')"
+	if run_child "$TX_BIN" -s "$SIZE_MB" "$mnt/text.dat" >"$LOGS/textwrite-$t-r$ROUND.out" \
+		2>"$LOGS/textwrite-$t-r$ROUND.err" &&
+		v=$(awk '$1 == "MiBps" { print $2 }' "$LOGS/textwrite-$t-r$ROUND.out") && [[ -n $v ]]; then
+		record "$t" text_write_mibs "$v"
 	else
-		record_fail "$t" seq_write_mibs
+		tail -n 5 "$LOGS/textwrite-$t-r$ROUND.err" >&3
+		record_fail "$t" text_write_mibs
 	fi
+	rm -f "$mnt/text.dat"
 }
 
 bench_seq_read() {
@@ -578,11 +612,16 @@ snap_mount "$SN_STORE" "$SN_MNT" || die "cannot mount snapfs"
 for ((ROUND = 1; ROUND <= REPS; ROUND++)); do
 	if ((ROUND % 2)); then TARGETS=(passthrough snapfs); else TARGETS=(snapfs passthrough); fi
 	log "=== round $ROUND/$REPS (${TARGETS[*]}) ==="
-	! wants seq_write || for t in "${TARGETS[@]}"; do bench_seq_write "$t"; done
-	! wants seq_read || for t in "${TARGETS[@]}"; do bench_seq_read "$t"; done
-	! wants randwrite || for t in "${TARGETS[@]}"; do bench_randwrite "$t"; done
-	! wants smallfiles || for t in "${TARGETS[@]}"; do bench_smallfiles "$t"; done
-	! wants untar || for t in "${TARGETS[@]}"; do bench_untar "$t"; done
+	if wanted seqwrite; then for t in "${TARGETS[@]}"; do bench_seq_write "$t"; done; fi
+	if wanted seqread; then for t in "${TARGETS[@]}"; do bench_seq_read "$t"; done; fi
+	if wanted randwrite; then for t in "${TARGETS[@]}"; do bench_randwrite "$t"; done; fi
+	if wanted smallfiles; then for t in "${TARGETS[@]}"; do bench_smallfiles "$t"; done; fi
+	if wanted untar; then for t in "${TARGETS[@]}"; do bench_untar "$t"; done; fi
+	if wanted textwrite; then for t in "${TARGETS[@]}"; do bench_text_write "$t"; done; fi
+	if wanted zerowrite; then for t in "${TARGETS[@]}"; do bench_zero_write "$t"; done; fi
+	if wanted seqwrite && ! wanted seqread; then
+		for t in "${TARGETS[@]}"; do rm -f "$(mnt_of "$t")/seq.dat"; done
+	fi
 done
 
 log "snapfs info after the workloads:"
@@ -597,50 +636,51 @@ rm -rf --one-file-system "$SN_STORE" "$PT_SRC" "$REF_STORE" "$REF_IMAGE"
 
 # ------------------------------------------------------------ RSS check ---
 RSS_PEAK=NA RSS_NOW=NA RSS_RESULT=NA
-if wants rss; then
-	log "[rss] fresh snapfs volume; sequential write of ${RSS_MB} MiB (incompressible)"
-	snap_mkfs "$RSS_STORE"
-	if snap_mount "$RSS_STORE" "$RSS_MNT"; then
-		pid=$(snap_pid "$RSS_STORE" "$RSS_MNT") || pid=""
-		if [[ -z $pid ]]; then
-			log "  cannot find the snapfs daemon's pid"
-			FAILED+=(rss)
-		elif run_fio "rss-write" --filename="$RSS_MNT/big.dat" --rw=write --bs=1M \
-			--size="${RSS_MB}M" --end_fsync=1 --runtime=600; then
-			json_get "$LOGS/rss-write.json" write bw_bytes >/dev/null || log "  (fio reported an error during the RSS write)"
-			if kill -0 "$pid" 2>/dev/null; then
-				hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status")
-				rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status")
-				RSS_PEAK=$(awk -v k="$hwm" 'BEGIN { printf "%.1f", k / 1024 }')
-				RSS_NOW=$(awk -v k="$rss" 'BEGIN { printf "%.1f", k / 1024 }')
-				if awk -v p="$RSS_PEAK" -v l="$RSS_LIMIT_MB" 'BEGIN { exit !(p <= l) }'; then
-					RSS_RESULT=PASS
-				else
-					RSS_RESULT=FAIL
-				fi
-				log "  daemon pid $pid: VmHWM ${RSS_PEAK} MiB, VmRSS ${RSS_NOW} MiB -> $RSS_RESULT (limit ${RSS_LIMIT_MB} MiB)"
+if ! wanted rss; then
+	log "[rss] not run (BENCH_WORKLOADS)"
+elif log "[rss] fresh snapfs volume; sequential write of ${RSS_MB} MiB (incompressible)" &&
+	snap_mkfs "$RSS_STORE" && snap_mount "$RSS_STORE" "$RSS_MNT"; then
+	pid=$(snap_pid "$RSS_STORE" "$RSS_MNT") || pid=""
+	if [[ -z $pid ]]; then
+		log "  cannot find the snapfs daemon's pid"
+		FAILED+=(rss)
+	elif run_fio "rss-write" --filename="$RSS_MNT/big.dat" --rw=write --bs=1M \
+		--size="${RSS_MB}M" --end_fsync=1 --runtime=600; then
+		json_get "$LOGS/rss-write.json" write bw_bytes >/dev/null || log "  (fio reported an error during the RSS write)"
+		if kill -0 "$pid" 2>/dev/null; then
+			hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status")
+			rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status")
+			RSS_PEAK=$(awk -v k="$hwm" 'BEGIN { printf "%.1f", k / 1024 }')
+			RSS_NOW=$(awk -v k="$rss" 'BEGIN { printf "%.1f", k / 1024 }')
+			if awk -v p="$RSS_PEAK" -v l="$RSS_LIMIT_MB" 'BEGIN { exit !(p <= l) }'; then
+				RSS_RESULT=PASS
 			else
-				log "  snapfs daemon $pid died during the write"
-				FAILED+=(rss)
+				RSS_RESULT=FAIL
 			fi
+			log "  daemon pid $pid: VmHWM ${RSS_PEAK} MiB, VmRSS ${RSS_NOW} MiB -> $RSS_RESULT (limit ${RSS_LIMIT_MB} MiB)"
 		else
+			log "  snapfs daemon $pid died during the write"
 			FAILED+=(rss)
 		fi
-		snap_umount "$RSS_MNT" || FAILED+=(rss-umount)
 	else
 		FAILED+=(rss)
 	fi
-	rm -rf --one-file-system "$RSS_STORE"
+	snap_umount "$RSS_MNT" || FAILED+=(rss-umount)
+elif wanted rss; then
+	FAILED+=(rss)
 fi
+rm -rf --one-file-system "$RSS_STORE"
 ELAPSED=$((SECONDS - T0))
 
 # --------------------------------------------------------------- report ---
 METRICS=()
-! wants seq_write || METRICS+=(seq_write_mibs)
-! wants seq_read || METRICS+=(seq_read_mibs)
-! wants randwrite || METRICS+=(randwrite_4k_iops)
-! wants smallfiles || METRICS+=(small_create_ops small_stat_ops small_read_ops small_rename_ops small_unlink_ops)
-! wants untar || METRICS+=(untar_ops)
+wanted seqwrite && METRICS+=(seq_write_mibs)
+wanted seqread && METRICS+=(seq_read_mibs)
+wanted randwrite && METRICS+=(randwrite_4k_iops)
+wanted smallfiles && METRICS+=(small_create_ops small_stat_ops small_read_ops small_rename_ops small_unlink_ops)
+wanted untar && METRICS+=(untar_ops)
+wanted textwrite && METRICS+=(text_write_mibs)
+wanted zerowrite && METRICS+=(zero_write_mibs)
 declare -A LABEL=(
 	[seq_write_mibs]="seq write ${SIZE_MB}M bs=1M (MiB/s)"
 	[seq_read_mibs]="seq read ${SIZE_MB}M bs=1M (MiB/s)"
@@ -651,6 +691,8 @@ declare -A LABEL=(
 	[small_rename_ops]="small files rename (ops/s)"
 	[small_unlink_ops]="small files unlink (ops/s)"
 	[untar_ops]="untar $(basename "$UNTAR_SRC") (entries/s)"
+	[text_write_mibs]="seq write ${SIZE_MB}M text (MiB/s)"
+	[zero_write_mibs]="seq write ${SIZE_MB}M zeros (MiB/s)"
 )
 # per-round ratios snapfs[i]/passthrough[i] (rounds where both ran)
 round_ratios() {
@@ -701,9 +743,10 @@ summary=$(mktemp "$WORK/summary.XXXXXX")
 	echo "small_files $NFILES"
 	echo "small_dirs $NDIRS"
 	echo "rounds $REPS"
-	echo "workloads $WORKLOADS"
-	! wants untar || echo "untar_src $UNTAR_SRC"
-	! wants untar || echo "untar_entries $UNTAR_ENTRIES"
+	if wanted untar; then
+		echo "untar_src $UNTAR_SRC"
+		echo "untar_entries $UNTAR_ENTRIES"
+	fi
 	echo "small_chunk $([[ $BENCH_DROP_CACHES == 1 ]] && echo "$SMALL_CHUNK" || echo "$NFILES")"
 } >"$summary"
 
@@ -731,7 +774,7 @@ for m in "${METRICS[@]}"; do
 	} >>"$summary"
 done
 echo
-! wants rss || printf 'snapfs daemon peak RSS (VmHWM) after writing %s MiB: %s MiB (limit %s MiB): %s\n' \
+printf 'snapfs daemon peak RSS (VmHWM) after writing %s MiB: %s MiB (limit %s MiB): %s\n' \
 	"$RSS_MB" "$RSS_PEAK" "$RSS_LIMIT_MB" "$RSS_RESULT"
 printf 'elapsed %s s\n' "$ELAPSED"
 {

@@ -20,17 +20,6 @@
 static struct sfs_store *st;
 static struct sfs_codec_ctx *cc;
 
-static uint64_t new_file(MDB_txn *txn)
-{
-    struct sfs_inode ni;
-    memset(&ni, 0, sizeof(ni));
-    ni.mode = S_IFREG | 0644;
-    ni.nlink = 1;
-    ni.parent = SFS_ROOT_INO;
-    CHECK_RC(sfs_inode_create_w(st, txn, &ni));
-    return ni.ino;
-}
-
 /* Run a write plan of DATA at OFF as the daemon does (probe, compress,
  * apply) and tally it into T. */
 static void write_plan(MDB_txn *txn, uint64_t ino, uint64_t off,
@@ -57,14 +46,6 @@ static void write_plan(MDB_txn *txn, uint64_t ino, uint64_t off,
     sfs_wplan_release(&plan);
 }
 
-static void fill_random(uint8_t *p, size_t n, uint64_t seed)
-{
-    for (size_t i = 0; i < n; i++) {
-        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-        p[i] = (uint8_t)(seed >> 56);
-    }
-}
-
 int main(void)
 {
     char dir[256];
@@ -72,11 +53,11 @@ int main(void)
     cc = sfs_codec_ctx_new();
     MDB_txn *txn;
     CHECK_RC(sfs_txn_begin(st, NULL, true, &txn));
-    uint64_t a = new_file(txn), b = new_file(txn);
+    uint64_t a = testvol_new_file(st, txn), b = testvol_new_file(st, txn);
 
     /* First write: one random block, stored new and raw. */
     uint8_t *first = malloc(BS);
-    fill_random(first, BS, 1);
+    testvol_fill_random(first, BS, 1);
     struct sfs_wplan_tally t;
     write_plan(txn, a, 0, first, BS, &t);
     CHECK(t.new_blocks == 1 && t.new_logical == BS && t.new_stored == BS &&
@@ -88,7 +69,7 @@ int main(void)
      * and a 100-byte tail. */
     size_t len = 5 * BS + 100;
     uint8_t *data = calloc(1, len);
-    fill_random(data, BS, 2);
+    testvol_fill_random(data, BS, 2);
     memcpy(data + BS, data, BS);
     for (size_t i = 3 * BS; i < 4 * BS; i++)
         data[i] = (uint8_t)("compressible text "[i % 18]);

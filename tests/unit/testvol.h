@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "store.h"
 
 static inline struct sfs_store *testvol_create(char *dir, size_t cap,
@@ -38,6 +39,30 @@ static inline void testvol_remove(struct sfs_store *st, const char *dir)
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     if (system(cmd) != 0)
         fprintf(stderr, "testvol: could not remove %s\n", dir);
+}
+
+/* A new empty regular file in the root (inode only), in TXN. */
+static inline uint64_t testvol_new_file(struct sfs_store *st, MDB_txn *txn)
+{
+    struct sfs_inode ni;
+    memset(&ni, 0, sizeof(ni));
+    ni.mode = S_IFREG | 0644;
+    ni.nlink = 1;
+    ni.parent = SFS_ROOT_INO;
+    if (sfs_inode_create_w(st, txn, &ni)) {
+        fprintf(stderr, "testvol: cannot create a file\n");
+        exit(1);
+    }
+    return ni.ino;
+}
+
+/* N pseudo-random bytes from SEED (incompressible). */
+static inline void testvol_fill_random(uint8_t *p, size_t n, uint64_t seed)
+{
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        p[i] = (uint8_t)(seed >> 56);
+    }
 }
 
 #endif
