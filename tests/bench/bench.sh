@@ -32,8 +32,9 @@
 #   BENCH_SEQ_RUNTIME_CAP  time bound of each sequential fio job, s (240)
 #   BENCH_KEEP_LOGS     1: keep fio/daemon logs in $BENCH_DIR/logs.* (0)
 #   BENCH_WORKLOADS     which rows to run, of: seqwrite seqread randwrite
-#                       smallfiles textwrite zerowrite rss (all of them;
+#                       smallfiles untar textwrite zerowrite rss (all of them;
 #                       seqread reads what seqwrite wrote)
+#   BENCH_UNTAR_SRC     tree whose tar is extracted onto each target (/usr/include)
 #
 # Exit status: 0 if every measurement ran (whatever the figures and the RSS
 # verdict), 1 if setup failed or some measurement could not be taken.
@@ -61,7 +62,8 @@ REFERENCE=${BENCH_REFERENCE:-passthrough}
 SEQ_RUNTIME_CAP=${BENCH_SEQ_RUNTIME_CAP:-240}
 SMALL_CHUNK=${BENCH_SMALL_CHUNK:-5000}
 REPS=${BENCH_REPS:-4}
-ALL_WORKLOADS="seqwrite seqread randwrite smallfiles textwrite zerowrite rss"
+ALL_WORKLOADS="seqwrite seqread randwrite smallfiles untar textwrite zerowrite rss"
+UNTAR_SRC=${BENCH_UNTAR_SRC:-/usr/include}
 WORKLOADS=${BENCH_WORKLOADS:-$ALL_WORKLOADS}
 
 EXAMPLES=/usr/share/doc/libfuse3-dev/examples
@@ -89,6 +91,10 @@ for w in $WORKLOADS; do
 	[[ " $ALL_WORKLOADS " == *" $w "* ]] || die "BENCH_WORKLOADS: unknown workload '$w' (known: $ALL_WORKLOADS)"
 done
 wanted() { [[ " $WORKLOADS " == *" $1 "* ]]; }
+if wanted untar; then
+	[[ -d $UNTAR_SRC ]] || die "BENCH_UNTAR_SRC is not a directory: $UNTAR_SRC"
+	command -v tar >/dev/null || die "missing tool: tar"
+fi
 
 for v in SIZE_MB RAND_MB RAND_RUNTIME NFILES NDIRS RSS_MB RSS_LIMIT_MB SEQ_RUNTIME_CAP SMALL_CHUNK REPS; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer (got '${!v}')"
@@ -545,20 +551,52 @@ bench_randwrite() {
 bench_smallfiles() {
 	local t=$1 mnt phase v
 	mnt=$(mnt_of "$t")
-	log "[$t] small files: $NFILES x 4 KiB in $NDIRS dirs (create/stat/read/unlink)"
+	log "[$t] small files: $NFILES x 4 KiB in $NDIRS dirs (create/stat/read/rename/unlink)"
 	local -a sfopt=(-n "$NFILES" -D "$NDIRS" -s 4096)
 	[[ $BENCH_DROP_CACHES == 1 ]] && sfopt+=(-d -c "$SMALL_CHUNK")
 	drop_caches
-	mkdir -p "$mnt/small" || { for phase in create stat read unlink; do record_fail "$t" "small_${phase}_ops"; done; return; }
+	mkdir -p "$mnt/small" || { for phase in create stat read rename unlink; do record_fail "$t" "small_${phase}_ops"; done; return; }
 	if ! run_child "$SF_BIN" "${sfopt[@]}" "$mnt/small" >"$LOGS/smallfiles-$t-r$ROUND.out" 2>"$LOGS/smallfiles-$t-r$ROUND.err"; then
 		log "smallfiles on $t failed:"
 		tail -n 5 "$LOGS/smallfiles-$t-r$ROUND.err" >&3
 	fi
-	for phase in create stat read unlink; do
+	for phase in create stat read rename unlink; do
 		v=$(awk -v p="$phase" '$1 == p { print $2 }' "$LOGS/smallfiles-$t-r$ROUND.out")
 		if [[ -n $v ]]; then record "$t" "small_${phase}_ops" "$v"; else record_fail "$t" "small_${phase}_ops"; fi
 	done
 	rm -rf "$mnt/small"
+}
+
+# untar: the tar of a source tree (made once, on the backing fs) extracted
+# onto the target from cold caches, and made durable (syncfs of the mount,
+# which flushes the kernel's writeback cache and makes snapfs commit).
+# The figure is entries (files, directories, links) per second.
+UNTAR_TAR=""
+UNTAR_ENTRIES=0
+bench_untar() {
+	local t=$1 mnt t0 t1 v
+	mnt=$(mnt_of "$t")
+	if [[ -z $UNTAR_TAR ]]; then
+		UNTAR_TAR=$WORK/untar-src.tar
+		tar -cf "$UNTAR_TAR" -C "$(dirname "$UNTAR_SRC")" "$(basename "$UNTAR_SRC")" 2>"$LOGS/untar-tar.err" ||
+			die "cannot tar $UNTAR_SRC"
+		UNTAR_ENTRIES=$(tar -tf "$UNTAR_TAR" | wc -l)
+		log "untar source: $UNTAR_SRC, $UNTAR_ENTRIES entries, $(($(stat -c %s "$UNTAR_TAR") >> 20)) MiB of tar"
+	fi
+	log "[$t] untar of $UNTAR_SRC ($UNTAR_ENTRIES entries) + syncfs"
+	mkdir -p "$mnt/untar" || { record_fail "$t" untar_ops; return; }
+	drop_caches
+	t0=$(date +%s%N)
+	if run_child tar -xf "$UNTAR_TAR" -C "$mnt/untar" 2>"$LOGS/untar-$t-r$ROUND.err" &&
+		run_child sync -f "$mnt/untar"; then
+		t1=$(date +%s%N)
+		v=$(awk -v n="$UNTAR_ENTRIES" -v ns=$((t1 - t0)) 'BEGIN { printf "%.0f", n / (ns / 1e9) }')
+		record "$t" untar_ops "$v"
+	else
+		tail -n 5 "$LOGS/untar-$t-r$ROUND.err" >&3
+		record_fail "$t" untar_ops
+	fi
+	rm -rf "$mnt/untar"
 }
 
 # ----------------------------------------------------------------- run ---
@@ -578,6 +616,7 @@ for ((ROUND = 1; ROUND <= REPS; ROUND++)); do
 	if wanted seqread; then for t in "${TARGETS[@]}"; do bench_seq_read "$t"; done; fi
 	if wanted randwrite; then for t in "${TARGETS[@]}"; do bench_randwrite "$t"; done; fi
 	if wanted smallfiles; then for t in "${TARGETS[@]}"; do bench_smallfiles "$t"; done; fi
+	if wanted untar; then for t in "${TARGETS[@]}"; do bench_untar "$t"; done; fi
 	if wanted textwrite; then for t in "${TARGETS[@]}"; do bench_text_write "$t"; done; fi
 	if wanted zerowrite; then for t in "${TARGETS[@]}"; do bench_zero_write "$t"; done; fi
 	if wanted seqwrite && ! wanted seqread; then
@@ -638,7 +677,8 @@ METRICS=()
 wanted seqwrite && METRICS+=(seq_write_mibs)
 wanted seqread && METRICS+=(seq_read_mibs)
 wanted randwrite && METRICS+=(randwrite_4k_iops)
-wanted smallfiles && METRICS+=(small_create_ops small_stat_ops small_read_ops small_unlink_ops)
+wanted smallfiles && METRICS+=(small_create_ops small_stat_ops small_read_ops small_rename_ops small_unlink_ops)
+wanted untar && METRICS+=(untar_ops)
 wanted textwrite && METRICS+=(text_write_mibs)
 wanted zerowrite && METRICS+=(zero_write_mibs)
 declare -A LABEL=(
@@ -648,7 +688,9 @@ declare -A LABEL=(
 	[small_create_ops]="small files create (ops/s)"
 	[small_stat_ops]="small files stat (ops/s)"
 	[small_read_ops]="small files read (ops/s)"
+	[small_rename_ops]="small files rename (ops/s)"
 	[small_unlink_ops]="small files unlink (ops/s)"
+	[untar_ops]="untar $(basename "$UNTAR_SRC") (entries/s)"
 	[text_write_mibs]="seq write ${SIZE_MB}M text (MiB/s)"
 	[zero_write_mibs]="seq write ${SIZE_MB}M zeros (MiB/s)"
 )
@@ -701,6 +743,10 @@ summary=$(mktemp "$WORK/summary.XXXXXX")
 	echo "small_files $NFILES"
 	echo "small_dirs $NDIRS"
 	echo "rounds $REPS"
+	if wanted untar; then
+		echo "untar_src $UNTAR_SRC"
+		echo "untar_entries $UNTAR_ENTRIES"
+	fi
 	echo "small_chunk $([[ $BENCH_DROP_CACHES == 1 ]] && echo "$SMALL_CHUNK" || echo "$NFILES")"
 } >"$summary"
 

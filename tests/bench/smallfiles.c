@@ -2,22 +2,23 @@
  * smallfiles - small-file metadata/data benchmark for the snapfs bench harness.
  *
  * In DIR, creates NDIRS directories and NFILES files of SIZE bytes spread
- * round-robin across them, then runs four timed phases over all files:
+ * round-robin across them, then runs five timed phases over all files:
  *
  *   create  open(O_CREAT|O_EXCL) + write SIZE bytes + close, then one
  *           syncfs() so that dirty data held in a writeback cache is
  *           flushed to the filesystem inside the timed region
  *   stat    fstatat() (size is checked)
  *   read    open + read to EOF + close (content is verified)
- *   unlink  unlinkat()
+ *   rename  renameat() of each file to a new name in its directory
+ *   unlink  unlinkat() of the new names
  *
  * Each phase prints one machine-readable line "PHASE OPS_PER_SEC" on stdout,
  * plus "files N", "dirs N", "size N" and "chunk N".  Directory creation and
  * removal are not timed.
  *
  * With -d, the page/dentry/inode caches are dropped (sync +
- * /proc/sys/vm/drop_caches = 3, needs root) before each of the stat, read
- * and unlink phases, untimed, so those phases reach the filesystem instead
+ * /proc/sys/vm/drop_caches = 3, needs root) before each of the stat, read,
+ * rename and unlink phases, untimed, so those phases reach the filesystem instead
  * of the kernel's caches.
  *
  * With -c CHUNK (and -d), each phase is also cut into chunks of CHUNK files
@@ -102,6 +103,12 @@ static void fill(unsigned char *buf, size_t len, long i)
 static void fname(char *buf, size_t len, long i)
 {
 	snprintf(buf, len, "f%07ld", i);
+}
+
+/* The name of file I after the rename phase. */
+static void rname(char *buf, size_t len, long i)
+{
+	snprintf(buf, len, "r%07ld", i);
 }
 
 static void do_drop_caches(void)
@@ -218,13 +225,26 @@ static void phase_read(long from, long to)
 	}
 }
 
+static void phase_rename(long from, long to)
+{
+	char name[32], newname[32];
+	long i;
+
+	for (i = from; i < to; i++) {
+		fname(name, sizeof(name), i);
+		rname(newname, sizeof(newname), i);
+		if (renameat(dirfds[i % ndirs], name, dirfds[i % ndirs], newname) != 0)
+			die("rename", name);
+	}
+}
+
 static void phase_unlink(long from, long to)
 {
 	char name[32];
 	long i;
 
 	for (i = from; i < to; i++) {
-		fname(name, sizeof(name), i);
+		rname(name, sizeof(name), i);
 		if (unlinkat(dirfds[i % ndirs], name, 0) != 0)
 			die("unlink", name);
 	}
@@ -263,7 +283,7 @@ static void usage(void)
 		"  -n NFILES  number of files (default 20000)\n"
 		"  -D NDIRS   number of directories (default 100)\n"
 		"  -s SIZE    bytes per file (default 4096)\n"
-		"  -d         drop kernel caches before stat/read/unlink "
+		"  -d         drop kernel caches before stat/read/rename/unlink "
 		"(root)\n"
 		"  -c CHUNK   with -d, also drop caches (untimed) every CHUNK "
 		"files\n");
@@ -345,6 +365,8 @@ int main(int argc, char **argv)
 	run_phase("stat", phase_stat);
 	do_drop_caches();
 	run_phase("read", phase_read);
+	do_drop_caches();
+	run_phase("rename", phase_rename);
 	do_drop_caches();
 	run_phase("unlink", phase_unlink);
 
