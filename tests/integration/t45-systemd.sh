@@ -34,7 +34,7 @@ CONF
 
 # the notify socket of a Type=notify service: a listener that appends each
 # message to $TEST_TMP/notify.log
-NOTIFY_PID=
+# (its pid in a file: the listener starts inside a test's subshell)
 notify_listen() {
 	rm -f "$TEST_TMP/notify.sock" "$TEST_TMP/notify.log"
 	( cd / && exec python3 -c '
@@ -47,11 +47,11 @@ while True:
     with open(sys.argv[2], "a") as f:
         f.write(m.replace("\n", " ") + "\n")
 ' "$TEST_TMP/notify.sock" "$TEST_TMP/notify.log" ) &
-	NOTIFY_PID=$!
+	echo $! >"$TEST_TMP/notify.pid"
 	for _ in $(seq 600); do [ -e "$TEST_TMP/notify.log.up" ] && return 0; sleep 0.05; done
 	return 1
 }
-test_at_exit '[ -n "$NOTIFY_PID" ] && kill $NOTIFY_PID 2>/dev/null'
+test_at_exit '[ -f "$TEST_TMP/notify.pid" ] && kill "$(cat "$TEST_TMP/notify.pid")" 2>/dev/null'
 # wait_notify PATTERN: until a message matching PATTERN arrived (30 s)
 wait_notify() {
 	for _ in $(seq 600); do

@@ -97,7 +97,7 @@ test_expect_success 'space: the volume size, used and available within it; snaps
 '
 
 test_expect_success '--watch --count 2 prints a header and two intervals of rates; --json one object per interval' '
-	mkdir w && : >"$REF/go" &&
+	mkdir w && : >"$REF/go"
 	( i=0; while [ -e "$REF/go" ]; do : >"w/f$i"; i=$((i + 1)); done ) &
 	stats "$MNT" --watch 0.3 --count 2 >"$REF/watch" &&
 	stats "$MNT" --watch 0.3 --count 2 --json >"$REF/watch.json" &&

@@ -119,7 +119,7 @@ test_expect_success SNAPFS 'after a remount the live file and both snapshots sti
 '
 
 test_expect_success SNAPFS 'a SIGKILL of the daemon after fsync: every synced byte is there, later pages old or new' '
-	start k $((16 * MiB)) &&
+	start k $((16 * MiB))
 	python3 "$TEST_TMP/rw.py" k "$REF/k.model" 3000 5 --after-sync "$REF/k.late" &
 	writer=$! &&
 	while ! [ -e "$REF/k.late" ]; do

@@ -167,7 +167,7 @@ test_expect_success 'truncating and extending that file afterwards gives the mod
 '
 
 test_expect_success 'a snapshot taken while three threads write holds every write done before it, none begun after it' '
-	rm -f "$REF/w.log" "$TEST_TMP/nwbm/g.stop" &&
+	rm -f "$REF/w.log" "$TEST_TMP/nwbm/g.stop"
 	$SEQW write "$TEST_TMP/nwbm/g" 3 24 0 --log "$REF/w.log" &
 	writer=$! &&
 	while [ "$(cat "$REF/w.log" 2>/dev/null | wc -l)" -lt 30 ]; do
@@ -207,7 +207,7 @@ test_expect_success 'the same writers through the writeback cache match the mode
 '
 
 test_expect_success 'a SIGKILL while threads write and fsync pass after pass loses nothing fsync'"'"'d' '
-	rm -f "$REF/k.synced" &&
+	rm -f "$REF/k.synced"
 	$SEQW write "$MNT/k" 3 24 0 --fsync-log "$REF/k.synced" &
 	writer=$! &&
 	while [ "$(cat "$REF/k.synced" 2>/dev/null | wc -l)" -lt 2 ]; do
