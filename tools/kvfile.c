@@ -87,29 +87,64 @@ int kv_load(const char *path, const struct kv_field *fields, size_t n,
     return rc;
 }
 
+/* A new temporary file TMP for writing (O_EXCL: a leftover of a process
+ * that had our pid is removed first): a descriptor or a negative errno. */
+static int open_fresh(const char *tmp)
+{
+    int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+    int fd = open(tmp, flags, 0600);
+    if (fd < 0 && errno == EEXIST && unlink(tmp) == 0)
+        fd = open(tmp, flags, 0600);
+    return fd < 0 ? -errno : fd;
+}
+
+static int write_all(int fd, const char *p, size_t len)
+{
+    while (len) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return w < 0 ? -errno : -EIO;
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+int kv_write_file(const char *path, const void *text, size_t len,
+                  bool replace)
+{
+    char tmp[PATH_MAX + 16];
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp%d", path, (int)getpid()) >=
+        (int)sizeof(tmp))
+        return -ENAMETOOLONG;
+    int fd = open_fresh(tmp);
+    if (fd < 0)
+        return fd;
+    int rc = write_all(fd, text, len);
+    if (!rc && fsync(fd))
+        rc = -errno;
+    if (close(fd) && !rc)
+        rc = -errno;
+    if (!rc && (replace ? rename(tmp, path) : link(tmp, path)))
+        rc = -errno;
+    unlink(tmp); /* after a rename: already gone */
+    return rc;
+}
+
 int kv_store(const char *path, const struct kv_field *fields, size_t n,
              const void *base)
 {
-    char tmp[PATH_MAX + 16];
-    snprintf(tmp, sizeof(tmp), "%s.tmp%d", path, (int)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return -errno;
-    FILE *f = fdopen(fd, "w");
-    if (!f) {
-        close(fd);
-        unlink(tmp);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f)
         return -ENOMEM;
-    }
     for (size_t i = 0; i < n; i++)
         field_print(&fields[i], base, f);
-    int rc = fflush(f) || fsync(fd) ? -errno : 0;
-    if (fclose(f) && !rc)
-        rc = -errno;
-    if (!rc && rename(tmp, path))
-        rc = -errno;
-    if (rc)
-        unlink(tmp);
+    int rc = fclose(f) ? -ENOMEM : kv_write_file(path, text, len, true);
+    free(text);
     return rc;
 }
 

@@ -33,6 +33,14 @@ int kv_load(const char *path, const struct kv_field *fields, size_t n,
 int kv_store(const char *path, const struct kv_field *fields, size_t n,
              const void *base);
 
+/* PATH becomes LEN bytes of TEXT, mode 0600, whole or not at all: a
+ * temporary file beside it (created anew, never through a link), written,
+ * fsynced, then renamed over PATH (REPLACE) or linked as PATH, which
+ * answers -EEXIST if something is there (!REPLACE).  The folder itself is
+ * not synced.  0 or a negative errno; the temporary file never stays. */
+int kv_write_file(const char *path, const void *text, size_t len,
+                  bool replace);
+
 /* mkdir -p of PATH's parents (0755), then PATH itself with MODE (a
  * registry's folder): 0 or a negative errno. */
 int kv_make_dirs(const char *path, mode_t mode);

@@ -49,6 +49,7 @@
 
 #include "cli.h"
 #include "config/config.h"
+#include "kvfile.h"
 #include "mirror.h"
 
 #define CARRIED_MAX (1u << 20) /* a document from elsewhere, at most */
@@ -112,31 +113,6 @@ static int source_document(const char *src, bool hooks, char **text,
     return rc;
 }
 
-/* TEXT as the file PATH, replaced whole. */
-static int keep_document(const char *path, const char *text, size_t len)
-{
-    char tmp[PATH_MAX + 16];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    FILE *f = fd < 0 ? NULL : fdopen(fd, "w");
-    if (!f) {
-        int rc = -errno;
-        if (fd >= 0)
-            close(fd);
-        return rc;
-    }
-    int rc = fwrite(text, 1, len, f) == len ? 0 : -EIO;
-    if (!rc && (fflush(f) || fsync(fileno(f))))
-        rc = -errno;
-    if (fclose(f) && !rc)
-        rc = -errno;
-    if (!rc && rename(tmp, path))
-        rc = -errno;
-    if (rc)
-        unlink(tmp);
-    return rc;
-}
-
 /* TEXT to M's destination's host: `receive --config DST` there. */
 static int send_document(const struct mirror_rel *m, const char *text,
                          size_t len, char *err, size_t cap)
@@ -188,7 +164,7 @@ int mirror_config_carry(const struct mirror_rel *m, char *err, size_t cap)
     }
     rc = mirror_config_path(m, path, sizeof(path));
     if (!rc)
-        rc = keep_document(path, text, len);
+        rc = kv_write_file(path, text, len, true);
     free(text);
     if (rc)
         snprintf(err, cap, "keeping %s's configuration: %s", m->src,
@@ -301,7 +277,7 @@ int mirror_config_receive(const char *store, const uint8_t src_uuid[16],
     if (!rc)
         rc = carried_path(id, true, path, sizeof(path));
     if (!rc)
-        rc = keep_document(path, kept, len);
+        rc = kv_write_file(path, kept, len, true);
     free(kept);
     if (rc)
         snprintf(err, cap, "keeping it: %s", strerror(-rc));

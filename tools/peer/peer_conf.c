@@ -208,7 +208,7 @@ static int key_from_hex(const char *hex, uint8_t key[PEER_KEY_LEN])
 /* Replace DIR/LEAF with TEXT: a 0600 temporary file, synced, renamed. */
 static int write_secret_file(const char *leaf, const char *text, bool replace)
 {
-    char path[PATH_MAX], tmp[PATH_MAX + 16];
+    char path[PATH_MAX];
     int rc = peer_config_make();
     if (!rc)
         rc = peer_config_path(path, sizeof(path), leaf);
@@ -216,22 +216,7 @@ static int write_secret_file(const char *leaf, const char *text, bool replace)
         return rc;
     if (!replace && access(path, F_OK) == 0)
         return -EEXIST;
-    snprintf(tmp, sizeof(tmp), "%s.tmp%d", path, (int)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return -errno;
-    size_t len = strlen(text);
-    ssize_t w = write(fd, text, len);
-    rc = w == (ssize_t)len ? 0 : w < 0 ? -errno : -EIO;
-    if (!rc && fsync(fd))
-        rc = -errno;
-    close(fd);
-    if (!rc && !replace && link(tmp, path)) /* link: never over another */
-        rc = -errno;
-    else if (!rc && replace && rename(tmp, path))
-        rc = -errno;
-    unlink(tmp);
-    return rc;
+    return kv_write_file(path, text, strlen(text), replace);
 }
 
 int peer_config_replace(const char *leaf, const char *text)

@@ -31,6 +31,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "kvfile.h"
 #include "plan_cli.h"
 #include "mirror/mirror.h"
 #include "mirror/replicate.h"
@@ -94,25 +95,15 @@ static int write_json_file(const char *path, json_t *j, bool new_only)
     char *text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     if (!text)
         return -ENOMEM;
-    char tmp[PATH_MAX + 32];
-    snprintf(tmp, sizeof(tmp), "%s.tmp%d", path, (int)getpid());
-    int rc = 0, fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        rc = -errno;
     size_t len = strlen(text);
-    if (!rc) {
-        ssize_t w = write(fd, text, len);
-        rc = w == (ssize_t)len ? 0 : w < 0 ? -errno : -EIO;
-        if (!rc && (write(fd, "\n", 1) != 1 || fsync(fd)))
-            rc = errno ? -errno : -EIO;
-        close(fd);
+    char *line = realloc(text, len + 2); /* the text and a newline */
+    if (!line) {
+        free(text);
+        return -ENOMEM;
     }
-    free(text);
-    if (!rc && new_only && link(tmp, path))
-        rc = -errno;
-    else if (!rc && !new_only && rename(tmp, path))
-        rc = -errno;
-    unlink(tmp);
+    memcpy(line + len, "\n", 2);
+    int rc = kv_write_file(path, line, len + 1, !new_only);
+    free(line);
     return rc ? rc : sync_dir_of(path);
 }
 
