@@ -21,7 +21,12 @@
 #   memory     the daemon's peak resident set (VmHWM) in each phase
 #              (fill; find; ls -lR; snapshot creates with the writer; the
 #              change, reclaim and delete), the peak reset between phases
-#              (clear_refs), against SCALEBENCH_RSS_LIMIT_MB (256)
+#              (clear_refs), against SCALEBENCH_RSS_LIMIT_MB (256); and
+#              what the inodes the kernel holds cost: the resident set
+#              (VmRSS) after the cold mount and after the `find`, its
+#              growth per name found, and the daemon's own count of them
+#              and its node table's bytes (`snapfs stats --json`: daemon
+#              inodes_held and node_bytes; NA from a daemon without them)
 #   space      the store's pages in use per logical byte written
 #
 # and prints a table with one column per count and the ratio of the last
@@ -71,6 +76,13 @@ elapsed() { calc "$(now) - $1" 3; }
 daemon_pid() { cat "$1/daemon.pid" 2>/dev/null; }
 # VmHWM of PID in MiB
 hwm_mib() { awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null; }
+# VmRSS of PID in KiB
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
+# stats_daemon MNT FIELD: a field of `snapfs stats --json`'s daemon
+# object, NA if the daemon has no such field
+stats_daemon() {
+	"$SNAPFS" stats "$1" --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["daemon"].get(sys.argv[1], "NA"))' "$2"
+}
 # peak KEY STORE: the daemon's peak resident set since the last peak (or
 # its start) as KEY, then the peak starts again from what is resident now
 # (clear_refs 5: the kernel's reset of VmHWM)
@@ -92,6 +104,24 @@ remount_cold() {
 	"$SNAPFS" mount "$1" "$2" || die "mount $1 on $2 failed"
 	stat "$2" >/dev/null || die "the mount $2 does not answer"
 	MOUNT_SECS=$(elapsed "$t")
+}
+
+# put_find_memory N MNT PID RSS0_KIB NAMES: what the inodes a `find` left
+# the kernel holding cost the daemon (keys _N)
+put_find_memory() {
+	local n=$1 rss1 inodes bytes
+	rss1=$(rss_kib "$3")
+	put "rss_after_mount_mib_$n" "$(calc "$4 / 1024" 1)"
+	put "rss_after_find_mib_$n" "$(calc "$rss1 / 1024" 1)"
+	put "rss_growth_per_name_bytes_$n" "$(calc "($rss1 - $4) * 1024 / $5" 1)"
+	inodes=$(stats_daemon "$2" inodes_held) && bytes=$(stats_daemon "$2" node_bytes) || die "snapfs stats failed"
+	put "inodes_held_after_find_$n" "$inodes"
+	put "node_bytes_after_find_$n" "$bytes"
+	if [ "$inodes" != NA ] && [ "$inodes" -gt 0 ]; then
+		put "node_bytes_per_inode_$n" "$(calc "$bytes / $inodes" 1)"
+	else
+		put "node_bytes_per_inode_$n" NA
+	fi
 }
 
 # one_count N: every measurement for a volume of N files (keys _N)
@@ -126,6 +156,9 @@ one_count() {
 
 	remount_cold "$st" "$mnt"
 	put "mount_secs_$n" "$MOUNT_SECS"
+	pid=$(daemon_pid "$st")
+	local rss0
+	rss0=$(rss_kib "$pid")
 	t=$(now)
 	local names
 	names=$(find "$mnt" -name .snapshot -prune -o -print | wc -l)
@@ -133,6 +166,7 @@ one_count() {
 	put "find_names_$n" "$names"
 	put "find_names_per_sec_$n" "$(calc "$names / $secs" 0)"
 	put "find_secs_$n" "$secs"
+	put_find_memory "$n" "$mnt" "$pid" "$rss0" "$names"
 	peak "rss_find_mib_$n" "$st"
 	remount_cold "$st" "$mnt"
 	put "mount2_secs_$n" "$MOUNT_SECS"
@@ -220,6 +254,10 @@ rows=(
 	"rss_ls_lR_mib|  ls -lR (MiB)|flat"
 	"rss_snapshots_mib|  snapshot creates, writer (MiB)|flat"
 	"rss_change_reclaim_mib|  1% change, reclaim, delete (MiB)|flat"
+	"rss_after_find_mib|daemon RSS after find (MiB)|the node table"
+	"rss_growth_per_name_bytes|  its growth per name found (bytes)|flat"
+	"inodes_held_after_find|inodes held after find|follows the files"
+	"node_bytes_per_inode|  node table bytes per inode held|flat"
 	"store_bytes_per_logical_byte|store bytes per logical byte|flat"
 )
 {
