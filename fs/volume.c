@@ -683,7 +683,9 @@ void vol_thaw(struct vol *v)
  * The table grows by half when more than 4/5 of its slots are used and
  * shrinks to twice its entries when fewer than 1/8 are (a rehash now and
  * then, a constant cost per entry), so finding an inode costs the same
- * with millions as with thousands; linear probing with backward-shift
+ * with millions as with thousands; each table is a mapping of its own,
+ * so a table given up (grown from, shrunk from) leaves no memory behind;
+ * linear probing with backward-shift
  * deletion (no tombstones).  Node ids are never 0 (FUSE's root is 1), so
  * 0 marks an empty slot. */
 
@@ -745,16 +747,33 @@ static struct node_slot *probe(struct node_slot *slots, size_t nslots,
     return &slots[i];
 }
 
+/* A table of NSLOTS empty slots, mapped on its own so that the memory of
+ * a table given up goes back to the system at once (from malloc, the
+ * tables a growing table left behind would stay resident); NULL on
+ * ENOMEM. */
+static struct node_slot *slots_alloc(size_t nslots)
+{
+    void *p = mmap(NULL, nslots * sizeof(struct node_slot),
+                   PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static void slots_free(struct node_slot *slots, size_t nslots)
+{
+    if (slots)
+        munmap(slots, nslots * sizeof(struct node_slot));
+}
+
 /* Rehash into NSLOTS slots; false (the table as it was) on ENOMEM. */
 static bool table_resize(struct vol *v, size_t nslots)
 {
-    struct node_slot *fresh = calloc(nslots, sizeof(*fresh));
+    struct node_slot *fresh = slots_alloc(nslots);
     if (!fresh)
         return false;
     for (size_t i = 0; i < v->nslots; i++)
         if (v->slots[i].ino)
             *probe(fresh, nslots, v->slots[i].ino) = v->slots[i];
-    free(v->slots);
+    slots_free(v->slots, v->nslots);
     v->slots = fresh;
     v->nslots = nslots;
     return true;
@@ -1045,7 +1064,7 @@ void node_table_usage(struct vol *v, uint64_t *inodes, uint64_t *bytes)
 static int node_table_init(struct vol *v)
 {
     v->nslots = NODE_SLOTS_MIN;
-    v->slots = calloc(v->nslots, sizeof(*v->slots));
+    v->slots = slots_alloc(v->nslots);
     return v->slots ? 0 : -ENOMEM;
 }
 
@@ -1055,6 +1074,6 @@ static void node_table_free(struct vol *v)
     for (size_t i = 0; i < v->nslots; i++)
         if (v->slots[i].ino && !slot_is_entry(&v->slots[i]))
             node_free(v, slot_node(&v->slots[i]));
-    free(v->slots);
+    slots_free(v->slots, v->nslots);
     v->slots = NULL;
 }
