@@ -684,10 +684,9 @@ void vol_thaw(struct vol *v)
  * shrinks to twice its entries when fewer than 1/8 are (a rehash now and
  * then, a constant cost per entry), so finding an inode costs the same
  * with millions as with thousands; each table is a mapping of its own,
- * so a table given up (grown from, shrunk from) leaves no memory behind;
- * linear probing with backward-shift
- * deletion (no tombstones).  Node ids are never 0 (FUSE's root is 1), so
- * 0 marks an empty slot. */
+ * so a table given up (grown from, shrunk from) leaves no memory behind.
+ * Linear probing, with backward-shift deletion (no tombstones).  Node ids
+ * are never 0 (FUSE's root is 1), so 0 marks an empty slot. */
 
 struct node_slot {
     uint64_t ino;  /* 0: empty */
