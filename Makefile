@@ -96,6 +96,13 @@ build/$(1)/unit/test_ndmp_xdr: build/$(1)/tests/unit/test_ndmp_xdr.o \
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(LIBS)
 
+# the node table's test links the volume (fs/volume.c) and what it calls
+build/$(1)/unit/test_node_table: build/$(1)/tests/unit/test_node_table.o \
+                                 build/$(1)/fs/volume.o build/$(1)/fs/wrun.o \
+                                 build/$(1)/fs/metrics.o build/$(1)/libsnapstore.a
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(LIBS)
+
 # the object store's test links the object store alone
 build/$(1)/unit/test_objstore: build/$(1)/tests/unit/test_objstore.o \
                                $(OBJSTORE_SRC:%.c=build/$(1)/%.o)

@@ -862,6 +862,10 @@ static void volume_gauges(struct vol *v, FILE *out)
     gauge(out, "wcache_bytes", __atomic_load_n(&v->wcache_bytes,
                                                __ATOMIC_RELAXED));
     gauge(out, "resident_bytes", resident_bytes());
+    uint64_t inodes, node_bytes;
+    node_table_usage(v, &inodes, &node_bytes);
+    gauge(out, "inodes_held", inodes);
+    gauge(out, "node_bytes", node_bytes);
     gauge(out, "major_faults", (uint64_t)ru.ru_majflt);
     gauge(out, "commit_error", (uint64_t)-commit_error);
     gauge(out, "frozen", vol_frozen(v));

@@ -127,8 +127,8 @@
 #include <syslog.h>
 #include <unistd.h>
 
-/* the node table's buckets to begin with (it grows) */
-#define NODE_BUCKETS_MIN 4096
+static int node_table_init(struct vol *v);
+static void node_table_free(struct vol *v);
 
 uint64_t vol_now_ms(void)
 {
@@ -366,9 +366,7 @@ int vol_start(struct vol *v, struct sfs_store *st,
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&v->gate_changed, &ca);
     pthread_condattr_destroy(&ca);
-    v->nbuckets = NODE_BUCKETS_MIN;
-    v->buckets = calloc(v->nbuckets, sizeof(*v->buckets));
-    if (!v->buckets)
+    if (node_table_init(v))
         return -ENOMEM;
     pthread_mutex_lock(&v->lock);
     int rc = pthread_create(&v->committer, NULL, committer_main, v);
@@ -398,17 +396,7 @@ int vol_stop(struct vol *v)
     int rc = v->commit_error;
     if (!rc)
         rc = sfs_mdb_errno(mdb_env_sync(v->st->env, 1));
-    for (size_t i = 0; i < v->nbuckets; i++) {
-        struct node *n = v->buckets[i];
-        while (n) {
-            struct node *next = n->next;
-            wrun_table_free(n);
-            pthread_mutex_destroy(&n->wlock);
-            free(n);
-            n = next;
-        }
-    }
-    free(v->buckets);
+    node_table_free(v);
     pthread_cond_destroy(&v->wake_committer);
     pthread_cond_destroy(&v->committed);
     pthread_cond_destroy(&v->gate_changed);
@@ -647,81 +635,259 @@ void vol_thaw(struct vol *v)
 
 /* ---- node table ----
  *
- * A node for every inode the kernel holds (it looked it up, or opened it)
- * or a request is working on.  The kernel keeps what it looked up until
- * memory runs short, so after a `find` of a big volume the table holds a
- * node per file: the hash table doubles whenever it holds twice as many
- * nodes as buckets (a rehash now and then, a constant cost per node), so
- * that finding a node costs the same with millions as with thousands. */
+ * THEORY: THE NODE TABLE
+ *
+ * The daemon must know, per inode, how many references the kernel holds
+ * (lookups not yet forgotten), how many files are open, and whether an
+ * unlinked inode is still referenced (an orphan: destroyed at the last
+ * forget or close).  The kernel keeps every inode it created or looked up
+ * until memory runs short, so after a `find` of a big volume it holds one
+ * per file, millions: what the daemon keeps for an inode the kernel
+ * merely holds is what its memory grows with.
+ *
+ * So an inode is kept in one of two forms, both found through one
+ * open-addressing hash table of 16-byte slots (struct node_slot: the
+ * inode number, 0 for an empty slot, and a word):
+ *   - an entry: the word holds the lookup count and the orphan flag
+ *     (count << 2 | orphan << 1 | 1).  That is all an inode the kernel
+ *     merely holds needs, so it costs its slot: 16 bytes at the table's
+ *     load (between 0.53 and 0.8: 20-30 bytes an inode);
+ *   - a node (struct node, malloc'd; the word is its pointer, its low bit
+ *     clear): an inode some operation has pinned (node_pin), with open
+ *     files, or whose write state is not yet back to nothing (cached
+ *     blocks, a write session through the page cache, a growth cut short,
+ *     a lost cached block to report).  The node carries the write lock,
+ *     the write cache's and wrun.c's fields, and the lookup count and
+ *     orphan flag while it exists.
+ * An inode becomes a node when it is pinned or opened (node_full_locked)
+ * and goes back to an entry when the last pin and the last open go and
+ * its write state is clean (node_settle_locked); it leaves the table when
+ * nothing references it (no lookups, opens or pins), and if it was an
+ * orphan the caller then destroys it: exactly at the last forget, close
+ * or unpin, as before.  A node's caches (the answer that it has no
+ * capability xattr, its run of incompressible blocks) are forgotten with
+ * it: the next open asks again.
+ *
+ * Lifetimes: a struct node * is valid while its holder holds a pin (or
+ * an open, for the FUSE layer's bookkeeping), which keeps it a node;
+ * slots move on every resize and deletion, so a slot pointer is valid
+ * only under nodes_lock, until the next change of the table.
+ *
+ * Locking: nodes_lock guards the table, every entry, and the lookup,
+ * open and pin counts and the orphan flag of nodes; a node's write fields
+ * are guarded by its write lock (wlock), which only pin holders take, so
+ * once the last pin is gone nobody touches them and node_settle_locked
+ * may read them under nodes_lock.  nodes_lock is taken after a node's
+ * write lock, never the other way round, and never while waiting.
+ *
+ * The table grows by half when more than 4/5 of its slots are used and
+ * shrinks to twice its entries when fewer than 1/8 are (a rehash now and
+ * then, a constant cost per entry), so finding an inode costs the same
+ * with millions as with thousands; each table is a mapping of its own,
+ * so a table given up (grown from, shrunk from) leaves no memory behind.
+ * Linear probing, with backward-shift deletion (no tombstones).  Node ids
+ * are never 0 (FUSE's root is 1), so 0 marks an empty slot. */
 
-static size_t bucket_of(struct vol *v, uint64_t ino)
+struct node_slot {
+    uint64_t ino;  /* 0: empty */
+    uint64_t word; /* an entry (low bit set) or a struct node * */
+};
+
+#define NODE_SLOTS_MIN 1024
+#define ENTRY_BIT 1u
+#define ENTRY_ORPHAN 2u
+
+static bool slot_is_entry(const struct node_slot *s)
 {
-    return (size_t)((ino * 0x9E3779B97F4A7C15ull) >> 32) % v->nbuckets;
+    return s->word & ENTRY_BIT;
 }
 
-/* Twice the buckets, every node moved; on ENOMEM the table stays as it
- * is (longer chains, still correct). */
-static void grow_buckets(struct vol *v)
+static struct node *slot_node(const struct node_slot *s)
 {
-    size_t old_n = v->nbuckets;
-    struct node **old = v->buckets;
-    struct node **fresh = calloc(2 * old_n, sizeof(*fresh));
+    return slot_is_entry(s) ? NULL : (struct node *)(uintptr_t)s->word;
+}
+
+static uint64_t entry_word(uint64_t nlookup, bool orphan)
+{
+    return nlookup << 2 | (orphan ? ENTRY_ORPHAN : 0) | ENTRY_BIT;
+}
+
+static uint64_t slot_nlookup(const struct node_slot *s)
+{
+    return slot_is_entry(s) ? s->word >> 2 : slot_node(s)->nlookup;
+}
+
+/* Where INO's probe begins in a table of NSLOTS (a mixed hash scaled to
+ * the table: any size works). */
+static size_t home_of(uint64_t ino, size_t nslots)
+{
+    uint64_t h = ino;
+    h ^= h >> 30;
+    h *= 0xBF58476D1CE4E5B9ull;
+    h ^= h >> 27;
+    h *= 0x94D049BB133111EBull;
+    h ^= h >> 31;
+    return (size_t)(((unsigned __int128)h * nslots) >> 64);
+}
+
+static size_t next_slot(size_t i, size_t nslots)
+{
+    return i + 1 == nslots ? 0 : i + 1;
+}
+
+/* The slot INO would go to in SLOTS (its own, or the empty one ending its
+ * probe). */
+static struct node_slot *probe(struct node_slot *slots, size_t nslots,
+                               uint64_t ino)
+{
+    size_t i = home_of(ino, nslots);
+    while (slots[i].ino && slots[i].ino != ino)
+        i = next_slot(i, nslots);
+    return &slots[i];
+}
+
+/* A table of NSLOTS empty slots, mapped on its own so that the memory of
+ * a table given up goes back to the system at once (from malloc, the
+ * tables a growing table left behind would stay resident); NULL on
+ * ENOMEM. */
+static struct node_slot *slots_alloc(size_t nslots)
+{
+    void *p = mmap(NULL, nslots * sizeof(struct node_slot),
+                   PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static void slots_free(struct node_slot *slots, size_t nslots)
+{
+    if (slots)
+        munmap(slots, nslots * sizeof(struct node_slot));
+}
+
+/* Rehash into NSLOTS slots; false (the table as it was) on ENOMEM. */
+static bool table_resize(struct vol *v, size_t nslots)
+{
+    struct node_slot *fresh = slots_alloc(nslots);
     if (!fresh)
-        return;
-    v->buckets = fresh;
-    v->nbuckets = 2 * old_n;
-    for (size_t i = 0; i < old_n; i++)
-        for (struct node *n = old[i], *next; n; n = next) {
-            next = n->next;
-            struct node **head = &v->buckets[bucket_of(v, n->ino)];
-            n->next = *head;
-            *head = n;
-        }
-    free(old);
-}
-
-static struct node *node_find_locked(struct vol *v, uint64_t ino, bool create)
-{
-    struct node **head = &v->buckets[bucket_of(v, ino)];
-    for (struct node *n = *head; n; n = n->next)
-        if (n->ino == ino)
-            return n;
-    if (!create)
-        return NULL;
-    struct node *n = calloc(1, sizeof(*n));
-    if (!n)
-        return NULL;
-    n->ino = ino;
-    pthread_mutex_init(&n->wlock, NULL);
-    n->next = *head;
-    *head = n;
-    v->nnodes++;
-    if (v->nnodes > 2 * v->nbuckets)
-        grow_buckets(v);
-    return n;
-}
-
-/* Free N if nothing references it.  Returns true if it was an orphan. */
-static bool node_release_locked(struct vol *v, struct node *n)
-{
-    if (n->nlookup || n->nopen || n->pins)
         return false;
-    bool orphan = n->orphan;
-    struct node **pp = &v->buckets[bucket_of(v, n->ino)];
-    while (*pp != n)
-        pp = &(*pp)->next;
-    *pp = n->next;
-    v->nnodes--;
+    for (size_t i = 0; i < v->nslots; i++)
+        if (v->slots[i].ino)
+            *probe(fresh, nslots, v->slots[i].ino) = v->slots[i];
+    slots_free(v->slots, v->nslots);
+    v->slots = fresh;
+    v->nslots = nslots;
+    return true;
+}
+
+static struct node_slot *slot_find(struct vol *v, uint64_t ino)
+{
+    struct node_slot *s = probe(v->slots, v->nslots, ino);
+    return s->ino ? s : NULL;
+}
+
+/* INO's slot, made an entry with no references if it had none; NULL when
+ * there is no room (out of memory) or INO is 0. */
+static struct node_slot *slot_get(struct vol *v, uint64_t ino)
+{
+    struct node_slot *s = probe(v->slots, v->nslots, ino);
+    if (s->ino || !ino)
+        return ino ? s : NULL;
+    if ((v->nentries + 1) * 5 > v->nslots * 4 &&
+        !table_resize(v, v->nslots + v->nslots / 2) &&
+        v->nentries + 2 > v->nslots)
+        return NULL; /* full, and no memory to grow: one slot stays empty */
+    s = probe(v->slots, v->nslots, ino);
+    s->ino = ino;
+    s->word = entry_word(0, false);
+    v->nentries++;
+    return s;
+}
+
+/* Empty slot S, moving back the slots after it whose probe passed it. */
+static void slot_remove(struct vol *v, struct node_slot *s)
+{
+    size_t i = (size_t)(s - v->slots);
+    for (size_t j = next_slot(i, v->nslots); v->slots[j].ino;
+         j = next_slot(j, v->nslots)) {
+        size_t h = home_of(v->slots[j].ino, v->nslots);
+        bool stays = i <= j ? h > i && h <= j : h > i || h <= j;
+        if (!stays) {
+            v->slots[i] = v->slots[j];
+            i = j;
+        }
+    }
+    v->slots[i].ino = 0;
+    v->slots[i].word = 0;
+    v->nentries--;
+    if (v->nslots > NODE_SLOTS_MIN && v->nentries < v->nslots / 8) {
+        size_t want = 2 * v->nentries;
+        table_resize(v, want < NODE_SLOTS_MIN ? NODE_SLOTS_MIN : want);
+    }
+}
+
+static void node_free(struct vol *v, struct node *n)
+{
     wrun_table_free(n);
     pthread_mutex_destroy(&n->wlock);
     free(n);
-    return orphan;
+    v->nfull--;
+}
+
+/* The node of INO, made from its entry (or from nothing when CREATE) if
+ * it was not one; NULL if INO is not held and not CREATE, or on ENOMEM. */
+static struct node *node_full_locked(struct vol *v, uint64_t ino,
+                                     bool create)
+{
+    struct node_slot *s = create ? slot_get(v, ino) : slot_find(v, ino);
+    if (!s || !slot_is_entry(s))
+        return s ? slot_node(s) : NULL;
+    struct node *n = calloc(1, sizeof(*n));
+    if (!n) {
+        if (!slot_nlookup(s) && !(s->word & ENTRY_ORPHAN))
+            slot_remove(v, s); /* made just now */
+        return NULL;
+    }
+    n->ino = ino;
+    n->nlookup = slot_nlookup(s);
+    n->orphan = s->word & ENTRY_ORPHAN;
+    pthread_mutex_init(&n->wlock, NULL);
+    s->word = (uint64_t)(uintptr_t)n;
+    v->nfull++;
+    return n;
+}
+
+/* Does N hold write state a fresh node would not (see the THEORY)? */
+static bool node_has_write_state(struct node *n)
+{
+    return n->wb_session || n->wb_cut || n->quota_error ||
+           __atomic_load_n(&n->ncached, __ATOMIC_ACQUIRE);
+}
+
+/* After N's references went down: N leaves the table if nothing
+ * references it, or becomes an entry again if nothing but lookups do and
+ * its write state is clean.  Returns true if it left the table as an
+ * orphan (the caller destroys the inode). */
+static bool node_settle_locked(struct vol *v, struct node *n)
+{
+    if (n->pins || n->nopen)
+        return false;
+    struct node_slot *s = slot_find(v, n->ino);
+    bool orphan = n->orphan;
+    if (!n->nlookup) {
+        slot_remove(v, s);
+        node_free(v, n);
+        return orphan;
+    }
+    if (!node_has_write_state(n)) {
+        s->word = entry_word(n->nlookup, orphan);
+        node_free(v, n);
+    }
+    return false;
 }
 
 struct node *node_pin(struct vol *v, uint64_t ino)
 {
     pthread_mutex_lock(&v->nodes_lock);
-    struct node *n = node_find_locked(v, ino, true);
+    struct node *n = node_full_locked(v, ino, true);
     if (n)
         n->pins++;
     pthread_mutex_unlock(&v->nodes_lock);
@@ -732,7 +898,7 @@ bool node_unpin(struct vol *v, struct node *n)
 {
     pthread_mutex_lock(&v->nodes_lock);
     n->pins--;
-    bool destroy = node_release_locked(v, n);
+    bool destroy = node_settle_locked(v, n);
     pthread_mutex_unlock(&v->nodes_lock);
     return destroy;
 }
@@ -740,20 +906,30 @@ bool node_unpin(struct vol *v, struct node *n)
 void node_add_lookup(struct vol *v, uint64_t ino, uint64_t count)
 {
     pthread_mutex_lock(&v->nodes_lock);
-    struct node *n = node_find_locked(v, ino, true);
-    if (n)
-        n->nlookup += count;
+    struct node_slot *s = slot_get(v, ino);
+    if (s && slot_is_entry(s))
+        s->word += count << 2;
+    else if (s)
+        slot_node(s)->nlookup += count;
     pthread_mutex_unlock(&v->nodes_lock);
 }
 
 bool node_forget(struct vol *v, uint64_t ino, uint64_t count)
 {
     pthread_mutex_lock(&v->nodes_lock);
-    struct node *n = node_find_locked(v, ino, false);
+    struct node_slot *s = slot_find(v, ino);
     bool destroy = false;
-    if (n) {
+    if (s && slot_is_entry(s)) {
+        uint64_t left = count > slot_nlookup(s) ? 0 : slot_nlookup(s) - count;
+        destroy = !left && (s->word & ENTRY_ORPHAN);
+        if (left)
+            s->word = entry_word(left, s->word & ENTRY_ORPHAN);
+        else
+            slot_remove(v, s);
+    } else if (s) {
+        struct node *n = slot_node(s);
         n->nlookup = count > n->nlookup ? 0 : n->nlookup - count;
-        destroy = node_release_locked(v, n);
+        destroy = node_settle_locked(v, n);
     }
     pthread_mutex_unlock(&v->nodes_lock);
     return destroy;
@@ -762,12 +938,12 @@ bool node_forget(struct vol *v, uint64_t ino, uint64_t count)
 bool node_open(struct vol *v, uint64_t ino, int delta)
 {
     pthread_mutex_lock(&v->nodes_lock);
-    struct node *n = node_find_locked(v, ino, delta > 0);
+    struct node *n = node_full_locked(v, ino, delta > 0);
     bool destroy = false;
     if (n) {
         n->nopen = (uint32_t)((int)n->nopen + delta);
         if (delta < 0)
-            destroy = node_release_locked(v, n);
+            destroy = node_settle_locked(v, n);
     }
     pthread_mutex_unlock(&v->nodes_lock);
     return destroy;
@@ -784,7 +960,8 @@ bool node_is_unreferenced_orphan(struct vol *v, struct node *n)
 bool node_lingers_for_cache(struct vol *v, uint64_t ino)
 {
     pthread_mutex_lock(&v->nodes_lock);
-    struct node *n = node_find_locked(v, ino, false);
+    struct node_slot *s = slot_find(v, ino);
+    struct node *n = s ? slot_node(s) : NULL; /* an entry caches nothing */
     bool lingers = n && n->orphan && n->nlookup == 0 && n->nopen == 0 &&
                    __atomic_load_n(&n->ncached, __ATOMIC_ACQUIRE);
     pthread_mutex_unlock(&v->nodes_lock);
@@ -794,10 +971,14 @@ bool node_lingers_for_cache(struct vol *v, uint64_t ino)
 bool node_mark_orphan_if_referenced(struct vol *v, uint64_t ino)
 {
     pthread_mutex_lock(&v->nodes_lock);
-    struct node *n = node_find_locked(v, ino, false);
-    bool referenced = n && (n->nlookup || n->nopen || n->pins);
-    if (referenced)
+    struct node_slot *s = slot_find(v, ino);
+    struct node *n = s ? slot_node(s) : NULL;
+    /* An entry is in the table only while the kernel references it. */
+    bool referenced = s && (!n || n->nlookup || n->nopen || n->pins);
+    if (referenced && n)
         n->orphan = true;
+    else if (referenced)
+        s->word |= ENTRY_ORPHAN;
     pthread_mutex_unlock(&v->nodes_lock);
     return referenced;
 }
@@ -807,11 +988,18 @@ void vol_xattrs_changed(struct vol *v)
     __atomic_add_fetch(&v->xattr_gen, 1, __ATOMIC_RELEASE);
 }
 
+/* INO's node if it is one now (not an entry); under nodes_lock. */
+static struct node *node_if_full(struct vol *v, uint64_t ino)
+{
+    struct node_slot *s = slot_find(v, ino);
+    return s ? slot_node(s) : NULL;
+}
+
 bool node_nocaps_known(struct vol *v, uint64_t ino)
 {
     uint64_t gen = __atomic_load_n(&v->xattr_gen, __ATOMIC_ACQUIRE);
     pthread_mutex_lock(&v->nodes_lock);
-    struct node *n = node_find_locked(v, ino, false);
+    struct node *n = node_if_full(v, ino);
     bool known = n && n->nocaps_gen == gen + 1;
     pthread_mutex_unlock(&v->nodes_lock);
     return known;
@@ -820,30 +1008,37 @@ bool node_nocaps_known(struct vol *v, uint64_t ino)
 void node_note_nocaps(struct vol *v, uint64_t ino, uint64_t gen)
 {
     pthread_mutex_lock(&v->nodes_lock);
-    struct node *n = node_find_locked(v, ino, false);
+    struct node *n = node_if_full(v, ino);
     if (n)
         n->nocaps_gen = gen + 1;
     pthread_mutex_unlock(&v->nodes_lock);
 }
 
-/* The inodes of the nodes for which KEEP says so (see node_list_*). */
-static uint64_t *node_list(struct vol *v, bool (*keep)(const struct node *),
+/* The inodes of the slots for which KEEP says so (see node_list_*). */
+static uint64_t *node_list(struct vol *v,
+                           bool (*keep)(const struct node_slot *),
                            size_t *count)
 {
     pthread_mutex_lock(&v->nodes_lock);
-    uint64_t *ids = malloc((v->nnodes + 1) * sizeof(*ids));
+    uint64_t *ids = malloc((v->nentries + 1) * sizeof(*ids));
     size_t n = 0;
-    for (size_t b = 0; ids && b < v->nbuckets; b++)
-        for (struct node *p = v->buckets[b]; p; p = p->next)
-            if (keep(p))
-                ids[n++] = p->ino;
+    for (size_t i = 0; ids && i < v->nslots; i++)
+        if (v->slots[i].ino && keep(&v->slots[i]))
+            ids[n++] = v->slots[i].ino;
     pthread_mutex_unlock(&v->nodes_lock);
     *count = n;
     return ids;
 }
 
-static bool is_referenced(const struct node *n) { return n->nlookup; }
-static bool is_open(const struct node *n) { return n->nopen; }
+static bool is_referenced(const struct node_slot *s)
+{
+    return slot_nlookup(s) != 0;
+}
+
+static bool is_open(const struct node_slot *s)
+{
+    return !slot_is_entry(s) && slot_node(s)->nopen;
+}
 
 uint64_t *node_list_referenced(struct vol *v, size_t *count)
 {
@@ -853,4 +1048,31 @@ uint64_t *node_list_referenced(struct vol *v, size_t *count)
 uint64_t *node_list_open(struct vol *v, size_t *count)
 {
     return node_list(v, is_open, count);
+}
+
+void node_table_usage(struct vol *v, uint64_t *inodes, uint64_t *bytes)
+{
+    pthread_mutex_lock(&v->nodes_lock);
+    *inodes = v->nentries;
+    *bytes = v->nslots * sizeof(struct node_slot) +
+             v->nfull * sizeof(struct node);
+    pthread_mutex_unlock(&v->nodes_lock);
+}
+
+/* Start with an empty table (vol_start). */
+static int node_table_init(struct vol *v)
+{
+    v->nslots = NODE_SLOTS_MIN;
+    v->slots = slots_alloc(v->nslots);
+    return v->slots ? 0 : -ENOMEM;
+}
+
+/* Free every node and the table (vol_stop). */
+static void node_table_free(struct vol *v)
+{
+    for (size_t i = 0; i < v->nslots; i++)
+        if (v->slots[i].ino && !slot_is_entry(&v->slots[i]))
+            node_free(v, slot_node(&v->slots[i]));
+    slots_free(v->slots, v->nslots);
+    v->slots = NULL;
 }

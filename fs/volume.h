@@ -22,6 +22,7 @@
 #define VOL_MAP_RESIDENT_MAX (64u << 20)
 
 struct node;
+struct node_slot;
 struct wrun_table;
 
 struct vol {
@@ -61,10 +62,13 @@ struct vol {
     pthread_mutex_t watch_lock;
     pthread_cond_t watch_wake; /* CLOCK_MONOTONIC */
 
-    /* Node table: lookup and open counts, per-inode write locks. */
+    /* Node table (THEORY in volume.c): lookup and open counts, orphans,
+     * per-inode write state; an entry per inode the kernel holds, a node
+     * while one is pinned, open or has write state. */
     pthread_mutex_t nodes_lock;
-    struct node **buckets;  /* grows with the nodes (node_find_locked) */
-    size_t nbuckets, nnodes;
+    struct node_slot *slots; /* open addressing; grows and shrinks */
+    size_t nslots, nentries; /* slots, and the inodes in them */
+    size_t nfull;           /* of them, nodes (struct node) */
     struct wfile *cached;   /* the files with cached blocks (wcache.c) */
     uint64_t wcache_bytes;  /* bytes of cached partial blocks (atomic) */
     /* Bumped (atomic, under lock) by every change that may set or remove
@@ -161,8 +165,10 @@ bool vol_frozen(struct vol *v);
 
 uint64_t vol_now_ms(void);
 
-/* ---- node table ---- */
+/* ---- node table (THEORY in volume.c) ---- */
 
+/* An inode pinned by an operation, open, or with write state; an inode
+ * the kernel merely holds is an entry of the table instead (16 bytes). */
 struct node {
     uint64_t ino;
     uint64_t nlookup;    /* kernel references (lookup/forget) */
@@ -190,10 +196,10 @@ struct node {
     uint32_t raw_streak;
     uint32_t nruns;
     uint32_t quiet_wanted;
-    struct node *next;
 };
 
-/* Find or create the node of INO and pin it; never fails but on ENOMEM. */
+/* Find or create the node of INO and pin it; never fails but on ENOMEM.
+ * The node stays valid until node_unpin. */
 struct node *node_pin(struct vol *v, uint64_t ino);
 /* Unpin; returns true if the node was an orphan whose last reference
  * went, in which case the caller destroys the inode. */
@@ -227,5 +233,8 @@ void node_note_nocaps(struct vol *v, uint64_t ino, uint64_t gen);
 uint64_t *node_list_referenced(struct vol *v, size_t *count);
 /* The same, of the inodes with open files. */
 uint64_t *node_list_open(struct vol *v, size_t *count);
+/* The inodes in the table (held by the kernel, open or pinned) and the
+ * bytes the table and its nodes take (the stats' node gauges). */
+void node_table_usage(struct vol *v, uint64_t *inodes, uint64_t *bytes);
 
 #endif

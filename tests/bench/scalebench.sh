@@ -21,7 +21,14 @@
 #   memory     the daemon's peak resident set (VmHWM) in each phase
 #              (fill; find; ls -lR; snapshot creates with the writer; the
 #              change, reclaim and delete), the peak reset between phases
-#              (clear_refs), against SCALEBENCH_RSS_LIMIT_MB (256)
+#              (clear_refs), against SCALEBENCH_RSS_LIMIT_MB (256); and
+#              what the inodes the kernel holds after the `find` and
+#              after the `ls -lR` cost: the resident set (VmRSS), the
+#              growth of its anonymous part (RssAnon: less the store's
+#              mapped pages) per name listed, and the daemon's own count
+#              of the inodes and its node table's bytes (`snapfs stats
+#              --json`: daemon inodes_held, node_bytes; NA from a daemon
+#              without them)
 #   space      the store's pages in use per logical byte written
 #
 # and prints a table with one column per count and the ratio of the last
@@ -71,6 +78,15 @@ elapsed() { calc "$(now) - $1" 3; }
 daemon_pid() { cat "$1/daemon.pid" 2>/dev/null; }
 # VmHWM of PID in MiB
 hwm_mib() { awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null; }
+# VmRSS of PID in KiB
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
+# RssAnon of PID in KiB (the resident set less the store's mapped pages)
+anon_kib() { awk '/^RssAnon:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
+# stats_daemon MNT FIELD: a field of `snapfs stats --json`'s daemon
+# object, NA if the daemon has no such field
+stats_daemon() {
+	"$SNAPFS" stats "$1" --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["daemon"].get(sys.argv[1], "NA"))' "$2"
+}
 # peak KEY STORE: the daemon's peak resident set since the last peak (or
 # its start) as KEY, then the peak starts again from what is resident now
 # (clear_refs 5: the kernel's reset of VmHWM)
@@ -92,6 +108,22 @@ remount_cold() {
 	"$SNAPFS" mount "$1" "$2" || die "mount $1 on $2 failed"
 	stat "$2" >/dev/null || die "the mount $2 does not answer"
 	MOUNT_SECS=$(elapsed "$t")
+}
+
+# put_held_memory PHASE N MNT PID ANON0_KIB NAMES: what the inodes the
+# listing PHASE left the kernel holding cost the daemon (keys PHASE_..._N)
+put_held_memory() {
+	local p=$1 n=$2 inodes bytes
+	put "${p}_rss_mib_$n" "$(calc "$(rss_kib "$4") / 1024" 1)"
+	put "${p}_anon_growth_per_name_bytes_$n" "$(calc "($(anon_kib "$4") - $5) * 1024 / $6" 1)"
+	inodes=$(stats_daemon "$3" inodes_held) && bytes=$(stats_daemon "$3" node_bytes) || die "snapfs stats failed"
+	put "${p}_inodes_held_$n" "$inodes"
+	put "${p}_node_bytes_$n" "$bytes"
+	if [ "$inodes" != NA ] && [ "$inodes" -gt 0 ]; then
+		put "${p}_node_bytes_per_inode_$n" "$(calc "$bytes / $inodes" 1)"
+	else
+		put "${p}_node_bytes_per_inode_$n" NA
+	fi
 }
 
 # one_count N: every measurement for a volume of N files (keys _N)
@@ -126,6 +158,9 @@ one_count() {
 
 	remount_cold "$st" "$mnt"
 	put "mount_secs_$n" "$MOUNT_SECS"
+	pid=$(daemon_pid "$st")
+	local anon0
+	anon0=$(anon_kib "$pid")
 	t=$(now)
 	local names
 	names=$(find "$mnt" -name .snapshot -prune -o -print | wc -l)
@@ -133,13 +168,17 @@ one_count() {
 	put "find_names_$n" "$names"
 	put "find_names_per_sec_$n" "$(calc "$names / $secs" 0)"
 	put "find_secs_$n" "$secs"
+	put_held_memory find "$n" "$mnt" "$pid" "$anon0" "$names"
 	peak "rss_find_mib_$n" "$st"
 	remount_cold "$st" "$mnt"
 	put "mount2_secs_$n" "$MOUNT_SECS"
+	pid=$(daemon_pid "$st")
+	anon0=$(anon_kib "$pid")
 	t=$(now)
 	local lines
 	lines=$(cd "$mnt" && ls -lR . | grep -c '^[-dl]')
 	secs=$(elapsed "$t")
+	put_held_memory ls_lR "$n" "$mnt" "$pid" "$anon0" "$lines"
 	put "ls_lR_entries_$n" "$lines"
 	put "ls_lR_entries_per_sec_$n" "$(calc "$lines / $secs" 0)"
 	put "ls_lR_secs_$n" "$secs"
@@ -220,6 +259,14 @@ rows=(
 	"rss_ls_lR_mib|  ls -lR (MiB)|flat"
 	"rss_snapshots_mib|  snapshot creates, writer (MiB)|flat"
 	"rss_change_reclaim_mib|  1% change, reclaim, delete (MiB)|flat"
+	"find_rss_mib|daemon RSS after find (MiB)|the inodes held"
+	"find_anon_growth_per_name_bytes|  anonymous memory grown per name (bytes)|flat"
+	"find_inodes_held|  inodes held by the kernel|follows the files"
+	"find_node_bytes_per_inode|  node table bytes per inode held|flat"
+	"ls_lR_rss_mib|daemon RSS after ls -lR (MiB)|the inodes held"
+	"ls_lR_anon_growth_per_name_bytes|  anonymous memory grown per entry (bytes)|flat"
+	"ls_lR_inodes_held|  inodes held by the kernel|follows the files"
+	"ls_lR_node_bytes_per_inode|  node table bytes per inode held|flat"
 	"store_bytes_per_logical_byte|store bytes per logical byte|flat"
 )
 {

@@ -196,7 +196,10 @@ static void print_health(FILE *out, const struct stats_sample *s)
     fprintf(out, " resident, %llu major page faults (store pages read "
             "from disk), ", (unsigned long long)stats_gauge(s, "major_faults"));
     print_bytes(out, stats_gauge(s, "batch_bytes"));
-    fputs(" in the open batch\nhealth:       ", out);
+    fprintf(out, " in the open batch\n              %llu inodes held by "
+            "the kernel, ", (unsigned long long)stats_gauge(s, "inodes_held"));
+    print_bytes(out, stats_gauge(s, "node_bytes"));
+    fputs(" of node table\nhealth:       ", out);
     uint64_t damaged = stats_counter(s, "damaged_reads");
     if (err)
         fprintf(out, "commits fail: %s", strerror((int)err));
@@ -308,6 +311,7 @@ static const char *const json_space[][2] = {
 static const char *const json_daemon[][2] = {
     { "resident_bytes", "resident_bytes" },
     { "major_faults", "major_faults" }, { "batch_bytes", "batch_bytes" },
+    { "inodes_held", "inodes_held" }, { "node_bytes", "node_bytes" },
 };
 
 static void json_commits_object(FILE *out, const struct stats_sample *s)
@@ -533,6 +537,10 @@ static const struct prom_metric prom_metrics[] = {
       "Bytes written into the batch not committed yet.", true },
     { "snapfs_resident_memory_bytes", "gauge", "resident_bytes",
       "Resident memory of the daemon.", true },
+    { "snapfs_inodes_held", "gauge", "inodes_held",
+      "Inodes the kernel holds (or that are open or in use).", true },
+    { "snapfs_node_table_bytes", "gauge", "node_bytes",
+      "Memory of the daemon's node table.", true },
     { "snapfs_space_size_bytes", "gauge", "space_size",
       "Size of the volume.", true },
     { "snapfs_space_used_bytes", "gauge", "space_used",
