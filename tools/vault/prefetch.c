@@ -71,6 +71,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "repo.h"
 
@@ -620,9 +621,14 @@ int vault_prefetch_take(struct vault_prefetch *pf,
                         const uint8_t hash[SFS_HASH_LEN],
                         struct sfs_raw_block *raw)
 {
-    pthread_mutex_lock(&pf->os_mu);
-    int rc = vault_keep_lock(pf->v);
-    pthread_mutex_unlock(&pf->os_mu);
+    int rc = 0;
+    /* the store's mutex only when the lock is due (lock_refreshed is this
+     * thread's): the reader holds it while a batch is read */
+    if (time(NULL) - pf->v->lock_refreshed >= VAULT_LOCK_REFRESH) {
+        pthread_mutex_lock(&pf->os_mu);
+        rc = vault_keep_lock(pf->v);
+        pthread_mutex_unlock(&pf->os_mu);
+    }
     if (rc)
         return rc;
     struct ready r;
