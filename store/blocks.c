@@ -363,13 +363,15 @@ int sfs_block_put_raw_w(struct sfs_store *st, MDB_txn *txn,
     if (rc != -ENOENT)
         return rc;
     /* Never store bytes that do not decode to their hash. */
-    void *plain = malloc(raw->lsize ? raw->lsize : 1);
-    if (!plain)
-        return -ENOMEM;
-    rc = sfs_block_decode(cc, raw, plain);
-    free(plain);
-    if (rc)
-        return rc;
+    if (!raw->verified) {
+        void *plain = malloc(raw->lsize ? raw->lsize : 1);
+        if (!plain)
+            return -ENOMEM;
+        rc = sfs_block_decode(cc, raw, plain);
+        free(plain);
+        if (rc)
+            return rc;
+    }
     struct sfs_prepared_block pb = { .codec = raw->codec, .data = raw->bytes,
                                      .csize = raw->csize,
                                      .compressed_tried = true };
@@ -498,6 +500,14 @@ bad:
     sfs_log_corruption("block %02x%02x%02x%02x... fails verification",
                        raw->hash[0], raw->hash[1], raw->hash[2], raw->hash[3]);
     return -EIO;
+}
+
+int sfs_block_verify(struct sfs_codec_ctx *cc, struct sfs_raw_block *raw,
+                     void *out)
+{
+    int rc = sfs_block_decode(cc, raw, out);
+    raw->verified = rc == 0;
+    return rc;
 }
 
 void sfs_raw_block_release(struct sfs_raw_block *raw)

@@ -559,8 +559,18 @@ void sfs_close(struct sfs_store *st)
  */
 int sfs_map_region(struct sfs_store *st, void **addr, size_t *len)
 {
-    char want[PATH_MAX + 16], line[PATH_MAX + 256];
-    snprintf(want, sizeof(want), "%s/data.mdb", st->path);
+    return sfs_env_map_region(st->env, addr, len);
+}
+
+int sfs_env_map_region(MDB_env *env, void **addr, size_t *len)
+{
+    char dir[PATH_MAX], want[PATH_MAX + 16], line[PATH_MAX + 256];
+    const char *env_dir;
+    if (mdb_env_get_path(env, &env_dir))
+        return -ENOENT;
+    if (!realpath(env_dir, dir)) /* the maps name files by absolute paths */
+        return -errno;
+    snprintf(want, sizeof(want), "%s/data.mdb", dir);
     FILE *f = fopen("/proc/self/maps", "r");
     if (!f)
         return -errno;

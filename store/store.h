@@ -272,6 +272,8 @@ void sfs_set_open_check(int (*check)(const struct sfs_store *st));
  * of reading /proc/self/maps.
  */
 int sfs_map_region(struct sfs_store *st, void **addr, size_t *len);
+/* The same for any LMDB environment (its directory's data.mdb). */
+int sfs_env_map_region(MDB_env *env, void **addr, size_t *len);
 
 /*
  * sfs_advise_access - tell the kernel how this process will read the
@@ -942,6 +944,7 @@ struct sfs_raw_block {
     uint32_t csize;
     uint32_t lsize;
     uint8_t codec;
+    bool verified;   /* set by sfs_block_verify only */
     uint8_t hash[SFS_HASH_LEN];
 };
 int sfs_block_fetch(struct sfs_store *st, MDB_txn *txn,
@@ -949,12 +952,21 @@ int sfs_block_fetch(struct sfs_store *st, MDB_txn *txn,
 /* Decompress into OUT (lsize bytes) and verify.  -EIO on mismatch. */
 int sfs_block_decode(struct sfs_codec_ctx *cc, const struct sfs_raw_block *raw,
                      void *out);
+/*
+ * sfs_block_decode, and on success RAW marked verified: its bytes decode to
+ * RAW->hash, and sfs_block_put_raw_w stores them without decoding them
+ * again (so a caller can check blocks on threads other than the writer's).
+ * Whoever changes the bytes or the hash of a verified block clears the mark.
+ */
+int sfs_block_verify(struct sfs_codec_ctx *cc, struct sfs_raw_block *raw,
+                     void *out);
 void sfs_raw_block_release(struct sfs_raw_block *raw);
 /*
  * Take a reference to the block RAW (its stored bytes as another store's
  * sfs_block_fetch copied them), storing those bytes as they are if the
  * block is new here, after checking that they decode to RAW->hash (-EIO
- * if not).  -ENOSPC as sfs_block_ref_w.
+ * if not; a block sfs_block_verify marked was checked already).  -ENOSPC
+ * as sfs_block_ref_w.
  */
 int sfs_block_put_raw_w(struct sfs_store *st, MDB_txn *txn,
                         struct sfs_codec_ctx *cc,
@@ -1433,7 +1445,9 @@ void sfs_recv_set_reader(struct sfs_receiver *r, sfs_stream_read_fn read,
  * Blocks a stream does not carry: for a record whose block ST lacks, the
  * receiver calls FN, which fills RAW (bytes malloc'd; the receiver
  * releases them) with the stored form of the block whose SHA-256 is HASH.
- * The bytes are checked against HASH before they are stored (-EIO), and
+ * The bytes are checked against HASH before they are stored (-EIO; FN
+ * may have checked them already on a thread of its own: sfs_block_verify),
+ * and
  * count toward sfs_recv_step_w's MAX_BYTES as the stream's own do.  FN
  * returns 0 or a negative errno, which ends the receive (sfs_recv_why
  * then says nothing: FN's caller knows why).

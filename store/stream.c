@@ -1848,6 +1848,8 @@ static int apply_put(struct sfs_store *st, MDB_txn *txn,
             fetched = true;
         }
         if (rc == -ENOENT) {
+            if (memcmp(raw.hash, hash, SFS_HASH_LEN))
+                raw.verified = false; /* verified as another block */
             memcpy(raw.hash, hash, SFS_HASH_LEN);
             rc = sfs_block_put_raw_w(st, txn, cc, &raw, false);
             if (fetched)

@@ -7,7 +7,10 @@
  * reads as the source's (contents, a large xattr, a hard link); without
  * a block source it is refused (-EBADMSG), and a block source giving
  * wrong bytes is caught (-EIO) with the destination left without the
- * snapshot; an incremental stream names only the changed blocks.
+ * snapshot; blocks the source verified (sfs_block_verify, as the vault's
+ * prefetcher does) are stored as they are, but one verified as another
+ * block is checked again and caught; an incremental stream names only the
+ * changed blocks.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -146,26 +149,57 @@ static int mem_read(void *arg, void *buf, size_t len)
     return 0;
 }
 
-/* A block source over the source store; CORRUPT flips a byte. */
+/* A block source over the source store; CORRUPT flips a byte; VERIFY
+ * checks each block as the vault's prefetcher does (sfs_block_verify);
+ * SWAP hands, from the second call on, the block asked for the call
+ * before (verified as that one). */
 struct source {
-    bool corrupt;
+    bool corrupt, verify, swap;
     int calls;
+    uint8_t last[SFS_HASH_LEN];
 };
 
 static int block_source(void *arg, const uint8_t hash[SFS_HASH_LEN],
                         struct sfs_raw_block *raw)
 {
+    static uint8_t plain[SFS_BLOCK_SIZE_MAX];
     struct source *s = arg;
     MDB_txn *txn;
     int rc = sfs_txn_begin(src, NULL, false, &txn);
     if (rc)
         return rc;
-    rc = sfs_block_fetch(src, txn, hash, raw);
+    rc = sfs_block_fetch(src, txn, s->swap && s->calls ? s->last : hash,
+                         raw);
     mdb_txn_abort(txn);
     if (!rc && s->corrupt)
         ((uint8_t *)raw->bytes)[raw->csize / 2] ^= 1;
+    if (!rc && s->verify)
+        rc = sfs_block_verify(cc, raw, plain);
+    memcpy(s->last, hash, SFS_HASH_LEN);
     s->calls++;
     return rc;
+}
+
+/* sfs_block_verify marks only bytes that decode to their hash. */
+static void test_verify(void)
+{
+    static uint8_t plain[SFS_BLOCK_SIZE_MAX];
+    MDB_txn *txn;
+    struct sfs_raw_block raw;
+    CHECK_RC(sfs_txn_begin(src, NULL, false, &txn));
+    MDB_cursor *c;
+    CHECK_RC(mdb_cursor_open(txn, src->db_dedup, &c));
+    MDB_val k, v;
+    CHECK_RC(mdb_cursor_get(c, &k, &v, MDB_FIRST));
+    CHECK_RC(sfs_block_fetch(src, txn, k.mv_data, &raw));
+    mdb_cursor_close(c);
+    mdb_txn_abort(txn);
+    CHECK(!raw.verified && sfs_block_verify(cc, &raw, plain) == 0 &&
+          raw.verified, "a fetched block is not marked until verified");
+    ((uint8_t *)raw.bytes)[raw.csize / 2] ^= 1;
+    CHECK(sfs_block_verify(cc, &raw, plain) == -EIO && !raw.verified,
+          "a damaged block fails verification and loses the mark");
+    sfs_raw_block_release(&raw);
 }
 
 /* Receive STREAM into DST; the receiver's result. */
@@ -251,6 +285,21 @@ static void test_full(void)
     testvol_remove(dst, dir);
 
     dst = testvol_create(dir, sizeof(dir), 0, SFS_CODEC_ZSTD);
+    struct source swapped = { .verify = true, .swap = true };
+    CHECK(receive(dst, &p.out, &swapped, why, sizeof(why)) == -EIO,
+          "a block verified as another block is checked again, and "
+          "caught: %s", why);
+    CHECK(dst->state.newest_snap == 0, "and no snapshot is taken");
+    testvol_remove(dst, dir);
+
+    dst = testvol_create(dir, sizeof(dir), 0, SFS_CODEC_ZSTD);
+    struct source verified = { .verify = true };
+    CHECK(receive(dst, &p.out, &verified, why, sizeof(why)) == 0,
+          "blocks verified by the source are received: %s", why);
+    CHECK(same_as_source(dst), "and the snapshot reads as the source");
+    testvol_remove(dst, dir);
+
+    dst = testvol_create(dir, sizeof(dir), 0, SFS_CODEC_ZSTD);
     struct source good = { 0 };
     CHECK(receive(dst, &p.out, &good, why, sizeof(why)) == 0,
           "the rewritten stream is received: %s", why);
@@ -293,6 +342,7 @@ int main(void)
     src = testvol_create(dir, sizeof(dir), 65536, SFS_CODEC_ZSTD);
     cc = sfs_codec_ctx_new();
     make_source();
+    test_verify();
     test_full();
     test_incremental();
     sfs_codec_ctx_free(cc);

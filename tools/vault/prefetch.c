@@ -1,19 +1,22 @@
 /*
- * prefetch.c - a restore's blocks read, authenticated and opened ahead of
- * the receiver, on a thread of their own, and handed to it in order.
+ * prefetch.c - a restore's blocks read, authenticated, opened and checked
+ * against their hashes ahead of the receiver, on threads of their own,
+ * and handed to it in order.
  *
  * THEORY.  A restore's receiver (store/stream.c) asks its block source
- * for one block at a time, and spends its own time on each (decompress,
- * hash check, LMDB writes).  Reading a pack and opening its blobs
- * (AES-GCM) is the rest of the work, and needs nothing of the receiver:
- * the blocks it will ask for are known in advance, since they are the
- * blocks the records of the stream it receives name, first occurrences in
- * stream order.  So a walker (restore.c: the same stream written again
- * from the scratch table, split into frames) runs on this module's thread
- * and names each block a record refers to; the thread plans, reads and
- * opens them, and puts them in an out queue the receiver's thread takes
- * from.  The receiver's thread and this one run at once: on two cores a
- * restore is as fast as the slower of the two, not their sum.
+ * for one block at a time, and spends its own time on each (LMDB
+ * writes).  Reading a pack, opening its blobs (AES-GCM) and checking each
+ * block against its hash (decompress, SHA-256) is the rest of the work,
+ * and needs nothing of the receiver: the blocks it will ask for are known
+ * in advance, since they are the blocks the records of the stream it
+ * receives name, first occurrences in stream order.  So a walker
+ * (restore.c: the same stream written again from the scratch table,
+ * split into frames) runs on this module's reader thread and names each
+ * block a record refers to; the reader plans and reads them and puts
+ * them in an out queue, whose blocks worker threads open, and which the
+ * receiver's thread takes from.  The receiver and the others run at
+ * once: on two cores a restore is as fast as the slowest part, not the
+ * sum.
  *
  * The out queue may hold blocks the receiver does not ask for (a block
  * named twice: the receiver has it the second time): taking block H
@@ -33,15 +36,28 @@
  * (asynchronous reads: on S3 they run in parallel, as restic's do).
  * SPANS spans are kept, the least recently used replaced.
  *
- * Memory: the spans (SPANS x SPAN_MAX, mapped each on its own, so that
- * freeing one gives it back), the out queue (OUT_DEPTH blocks, at most
- * OUT_BYTES), the plan (PLAN_DEPTH x ~90 bytes): about 120 MiB, whatever
- * the volume's size.  The object store is used by one thread at
- * a time (a mutex: the receiver's thread refreshes the lock and reads
- * directly under it too).
+ * Opening: the reader thread only plans, reads and copies each planned
+ * blob out of its span into its slot of the out queue; WORKERS threads
+ * open the slots (AES-GCM), decompress them and check them against their
+ * hashes (sfs_block_verify: the receiver then stores them without doing it
+ * again), each taking the oldest slot no worker has taken.  The receiver
+ * takes the queue's slots in order, each once a worker is done with it, so
+ * blocks reach it in the walk's order whatever order the workers finish
+ * in.  On two cores the receiver's LMDB writes, the reads and the opening
+ * of blocks (most of a restore's CPU) all overlap.
+ *
+ * Memory: the spans (SPANS x SPAN_MAX, mapped each on its own: the
+ * spans a batch will replace are emptied before it is read, and their
+ * buffers kept and reused rather than mapped and faulted in again), the
+ * out queue (OUT_DEPTH blocks, at most OUT_BYTES of sealed bytes, and
+ * the opened forms of those), the plan (PLAN_DEPTH x ~90 bytes): about
+ * 130 MiB, whatever the volume's size.  The object store is used by one thread at a time (a
+ * mutex: the receiver's thread refreshes the lock and reads directly
+ * under it too).
  *
  * Guarantees: every block handed on authenticated under its type and id
- * (the receiver then checks it against its hash); an error (a missing,
+ * and checked against its hash (a block read directly, not through the
+ * queue, is checked by the receiver); an error (a missing,
  * truncated or damaged pack) is handed on in order with the block it
  * belongs to, with the message a direct read would have given, so a
  * restore fails where and as it did without the thread; stop joins the
@@ -55,16 +71,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "repo.h"
 
 #define PLAN_DEPTH 4096
 #define OUT_DEPTH 512
-#define OUT_BYTES (32u << 20)
+#define OUT_BYTES (16u << 20)
 #define SPANS 5
 #define BATCH 3              /* spans read at once (in parallel on S3) */
 #define SPAN_MAX (17u << 20) /* a default pack (16 MiB) and more */
 #define SPAN_DENSITY 4       /* at least 1/4 of a span is planned blobs */
+#define WORKERS 2            /* threads opening and checking blocks */
+#define POOL SPANS           /* span buffers kept for reuse */
 
 struct planned {
     uint8_t hash[SFS_HASH_LEN];
@@ -74,11 +93,26 @@ struct planned {
     char *why;
 };
 
+/* A slot of the out queue: a block to open (the job: its sealed bytes,
+ * copied out of their span), then, once a worker is done, opened. */
 struct ready {
     uint8_t hash[SFS_HASH_LEN];
     struct sfs_raw_block raw; /* bytes malloc'd */
     int rc;                   /* not 0: the block could not be had */
     char *why;                /* and why (malloc'd) */
+    uint8_t *sealed;          /* the job (malloc'd; NULL once done) */
+    size_t sealed_len;
+    uint8_t id[VC_ID];
+    char pack[80];            /* its pack's name, for messages */
+    size_t charge;            /* counted in out_bytes */
+    bool done;                /* opened (or failed): the receiver's */
+};
+
+struct worker {
+    struct vault_prefetch *pf;
+    pthread_t thread;
+    struct sfs_codec_ctx *cc;  /* checking blocks against their hashes */
+    uint8_t *plain;            /* a block decoded (SFS_BLOCK_SIZE_MAX) */
 };
 
 struct span {
@@ -100,8 +134,11 @@ struct vault_prefetch {
     pthread_cond_t cv;
     struct ready out[OUT_DEPTH];
     unsigned head, n;          /* the out queue: oldest, how many */
+    unsigned jobs;             /* slots from head on taken by workers */
     size_t out_bytes;
     bool done, stop;
+    struct worker workers[WORKERS];
+    unsigned nworkers;         /* started */
     /* the thread's own */
     struct planned plan[PLAN_DEPTH];
     unsigned phead, pn;
@@ -109,6 +146,8 @@ struct vault_prefetch {
     struct span spans[SPANS];
     uint64_t tick;
     uint64_t fetched;          /* bytes read (added to v's at stop) */
+    uint8_t *pool[POOL];       /* span buffers (SPAN_MAX) to reuse */
+    unsigned npool;
 };
 
 static char *why_of(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -125,25 +164,32 @@ static char *why_of(const char *fmt, ...)
 
 /* ---- the out queue ---- */
 
+static void ready_release(struct ready *r)
+{
+    sfs_raw_block_release(&r->raw);
+    free(r->why);
+    free(r->sealed);
+    r->why = NULL;
+    r->sealed = NULL;
+}
+
 /* Put R at the tail, waiting for room (false: stopped; R released). */
 static bool hand_on(struct vault_prefetch *pf, struct ready *r)
 {
     pthread_mutex_lock(&pf->mu);
     while (!pf->stop && (pf->n == OUT_DEPTH ||
-                         (pf->n && pf->out_bytes + r->raw.csize > OUT_BYTES)))
+                         (pf->n && pf->out_bytes + r->charge > OUT_BYTES)))
         pthread_cond_wait(&pf->cv, &pf->mu);
     bool ok = !pf->stop;
     if (ok) {
         pf->out[(pf->head + pf->n) % OUT_DEPTH] = *r;
         pf->n++;
-        pf->out_bytes += r->raw.csize;
+        pf->out_bytes += r->charge;
         pthread_cond_broadcast(&pf->cv);
     }
     pthread_mutex_unlock(&pf->mu);
-    if (!ok) {
-        sfs_raw_block_release(&r->raw);
-        free(r->why);
-    }
+    if (!ok)
+        ready_release(r);
     return ok;
 }
 
@@ -178,19 +224,24 @@ static size_t span_len(struct vault_prefetch *pf, const struct vault_loc *from)
     return (size_t)(end - from->offset);
 }
 
-/* A span's buffer: mapped of its own, so that freeing it gives its memory
- * back at once (malloc would keep buffers this large in its arenas). */
-static uint8_t *span_alloc(size_t len)
+/* A span's buffer (SPAN_MAX: span_len's bound): one kept from a span
+ * replaced, or mapped of its own (malloc would keep buffers this large in
+ * its arenas, and a new mapping is faulted in page by page). */
+static uint8_t *span_alloc(struct vault_prefetch *pf)
 {
-    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+    if (pf->npool)
+        return pf->pool[--pf->npool];
+    void *p = mmap(NULL, SPAN_MAX, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     return p == MAP_FAILED ? NULL : p;
 }
 
-static void span_free(struct span *s)
+static void span_free(struct vault_prefetch *pf, struct span *s)
 {
-    if (s->buf)
-        munmap(s->buf, s->len);
+    if (s->buf && pf->npool < POOL)
+        pf->pool[pf->npool++] = s->buf;
+    else if (s->buf)
+        munmap(s->buf, SPAN_MAX);
     s->buf = NULL;
 }
 
@@ -265,7 +316,7 @@ static int read_batch(struct vault_prefetch *pf, struct span_read *b,
         b[i].rc = -ENOMEM;
         vault_pack_name(vault_index_pack_id(v->index, b[i].s.pack), name,
                         sizeof(name));
-        if ((b[i].s.buf = span_alloc(b[i].s.len)))
+        if ((b[i].s.buf = span_alloc(pf)))
             b[i].rc = objstore_get_async(v->os, name, b[i].s.off, b[i].s.len,
                                          b[i].s.buf, span_read_done, &b[i]);
     }
@@ -283,6 +334,27 @@ static int read_batch(struct vault_prefetch *pf, struct span_read *b,
     return rc;
 }
 
+/* N spans of the cache emptied (the least recently used), before a batch
+ * of N is read, which would replace them: so that no more than SPANS
+ * buffers are ever in use. */
+static void make_room(struct vault_prefetch *pf, unsigned n)
+{
+    for (;;) {
+        unsigned empty = 0;
+        struct span *lru = NULL;
+        for (unsigned i = 0; i < SPANS; i++) {
+            struct span *x = &pf->spans[i];
+            if (!x->buf)
+                empty++;
+            else if (!lru || x->used < lru->used)
+                lru = x;
+        }
+        if (empty >= n || !lru)
+            return;
+        span_free(pf, lru);
+    }
+}
+
 /* The span holding LOC, read if need be, with the batch plan_batch
  * chooses (NULL: *WHY, *RC say why).  Reads of the batch that failed
  * are dropped: their blobs are read again, and fail with their own
@@ -298,16 +370,17 @@ static const struct span *span_for(struct vault_prefetch *pf,
     }
     struct span_read b[BATCH];
     unsigned n = plan_batch(pf, loc, b);
+    make_room(pf, n);
     *rc = read_batch(pf, b, n, why);
     const struct span *got = NULL;
     for (unsigned i = 0; i < n; i++) {
         if (b[i].rc) {
-            span_free(&b[i].s);
+            span_free(pf, &b[i].s);
             continue;
         }
         pf->fetched += b[i].s.len;
         span_cached(pf, &(struct vault_loc){ .pack = UINT32_MAX }, &w);
-        span_free(w);
+        span_free(pf, w);
         *w = b[i].s;
         w->used = ++pf->tick;
         if (!i)
@@ -316,12 +389,14 @@ static const struct span *span_for(struct vault_prefetch *pf,
     return got;
 }
 
-/* The planned block P read and opened into R. */
-static void open_planned(struct vault_prefetch *pf, struct planned *p,
+/* The planned block P read into R: its sealed bytes copied out of their
+ * span, for a worker to open (or R an error, done). */
+static void read_planned(struct vault_prefetch *pf, struct planned *p,
                          struct ready *r)
 {
     memset(r, 0, sizeof(*r));
     memcpy(r->hash, p->hash, SFS_HASH_LEN);
+    r->done = true;
     if (p->rc) {
         r->rc = p->rc;
         r->why = p->why;
@@ -331,25 +406,73 @@ static void open_planned(struct vault_prefetch *pf, struct planned *p,
     const struct span *sp = span_for(pf, &p->loc, &r->rc, &r->why);
     if (!sp)
         return;
+    if (!(r->sealed = malloc(p->loc.length))) {
+        r->rc = -ENOMEM;
+        return;
+    }
+    memcpy(r->sealed, sp->buf + (p->loc.offset - sp->off), p->loc.length);
+    r->sealed_len = r->charge = p->loc.length;
+    memcpy(r->id, p->id, VC_ID);
+    vault_pack_name(vault_index_pack_id(pf->v->index, p->loc.pack), r->pack,
+                    sizeof(r->pack));
+    r->done = false;
+}
+
+/* The job J opened (AES-GCM) and checked against its hash by worker W
+ * (sfs_block_verify): its block, or an error with why, in J. */
+static void open_job(struct worker *w, struct ready *j)
+{
     uint8_t *plain;
     struct vault_stored s;
-    r->rc = vault_blob_open(&pf->v->keys, VB_DATA, p->id,
-                            sp->buf + (p->loc.offset - sp->off),
-                            p->loc.length, &plain, &s);
-    if (r->rc == -EBADMSG) {
-        char name[128], hex[VC_HEX];
-        vault_pack_name(vault_index_pack_id(pf->v->index, p->loc.pack), name,
-                        sizeof(name));
-        vc_hex(p->id, VC_ID, hex);
-        r->why = why_of("%s: damaged (blob %.16s... does not authenticate)",
-                        name, hex);
-    }
-    if (r->rc)
+    char hex[VC_HEX];
+    vc_hex(j->id, VC_ID, hex);
+    j->rc = vault_blob_open(&w->pf->v->keys, VB_DATA, j->id, j->sealed,
+                            j->sealed_len, &plain, &s);
+    free(j->sealed);
+    j->sealed = NULL;
+    if (j->rc == -EBADMSG)
+        j->why = why_of("%s: damaged (blob %.16s... does not authenticate)",
+                        j->pack, hex);
+    if (j->rc)
         return;
     memmove(plain, s.bytes, s.csize); /* the stored form, at the start */
-    r->raw = (struct sfs_raw_block){ .bytes = plain, .csize = s.csize,
+    j->raw = (struct sfs_raw_block){ .bytes = plain, .csize = s.csize,
                                      .lsize = s.lsize, .codec = s.codec };
-    memcpy(r->raw.hash, p->hash, SFS_HASH_LEN);
+    memcpy(j->raw.hash, j->hash, SFS_HASH_LEN);
+    j->rc = s.lsize > SFS_BLOCK_SIZE_MAX
+                ? -EBADMSG
+                : sfs_block_verify(w->cc, &j->raw, w->plain);
+    if (!j->rc)
+        return;
+    j->why = why_of("%s: blob %.16s... does not decode to the block it "
+                    "names", j->pack, hex);
+    sfs_raw_block_release(&j->raw);
+}
+
+/* A worker: the oldest slot no worker has taken, opened, until stopped. */
+static void *work(void *arg)
+{
+    struct worker *w = arg;
+    struct vault_prefetch *pf = w->pf;
+    pthread_mutex_lock(&pf->mu);
+    for (;;) {
+        while (!pf->stop && pf->jobs == pf->n)
+            pthread_cond_wait(&pf->cv, &pf->mu);
+        if (pf->stop)
+            break;
+        struct ready *slot = &pf->out[(pf->head + pf->jobs++) % OUT_DEPTH];
+        if (slot->done)
+            continue;
+        struct ready j = *slot;
+        pthread_mutex_unlock(&pf->mu);
+        open_job(w, &j);
+        j.done = true;
+        pthread_mutex_lock(&pf->mu);
+        *slot = j;
+        pthread_cond_broadcast(&pf->cv);
+    }
+    pthread_mutex_unlock(&pf->mu);
+    return NULL;
 }
 
 /* The oldest planned block, read and handed on (false: stopped). */
@@ -357,7 +480,7 @@ static bool plan_pop(struct vault_prefetch *pf)
 {
     struct planned *p = &pf->plan[pf->phead];
     struct ready r;
-    open_planned(pf, p, &r);
+    read_planned(pf, p, &r);
     pf->phead = (pf->phead + 1) % PLAN_DEPTH;
     pf->pn--;
     return hand_on(pf, &r);
@@ -422,7 +545,19 @@ int vault_prefetch_start(struct vault *v, vault_walk_fn *walk, void *walk_arg,
     pthread_mutex_init(&pf->os_mu, NULL);
     pthread_mutex_init(&pf->mu, NULL);
     pthread_cond_init(&pf->cv, NULL);
-    int rc = -pthread_create(&pf->thread, NULL, run, pf);
+    int rc = 0;
+    for (unsigned i = 0; !rc && i < WORKERS; i++) {
+        struct worker *w = &pf->workers[i];
+        w->pf = pf;
+        w->cc = sfs_codec_ctx_new();
+        w->plain = malloc(SFS_BLOCK_SIZE_MAX);
+        rc = w->cc && w->plain ? -pthread_create(&w->thread, NULL, work, w)
+                               : -ENOMEM;
+        if (!rc)
+            pf->nworkers++;
+    }
+    if (!rc)
+        rc = -pthread_create(&pf->thread, NULL, run, pf);
     pf->started = !rc;
     if (rc) {
         vault_prefetch_stop(pf);
@@ -441,21 +576,22 @@ static int take_queued(struct vault_prefetch *pf, const uint8_t *hash,
     pthread_mutex_lock(&pf->mu);
     int found = 0;
     for (;;) {
-        while (!pf->n && !pf->done)
+        while ((!pf->n && !pf->done) || (pf->n && !pf->out[pf->head].done))
             pthread_cond_wait(&pf->cv, &pf->mu);
         if (!pf->n)
             break;
         *r = pf->out[pf->head];
         pf->head = (pf->head + 1) % OUT_DEPTH;
         pf->n--;
-        pf->out_bytes -= r->raw.csize;
+        if (pf->jobs) /* the workers took or passed over the head: */
+            pf->jobs--; /* a slot done from the start may not be yet */
+        pf->out_bytes -= r->charge;
         pthread_cond_broadcast(&pf->cv);
         if (!memcmp(r->hash, hash, SFS_HASH_LEN)) {
             found = 1;
             break;
         }
-        sfs_raw_block_release(&r->raw); /* a repeat: the receiver has it */
-        free(r->why);
+        ready_release(r); /* a repeat: the receiver has it */
     }
     pthread_mutex_unlock(&pf->mu);
     return found;
@@ -485,9 +621,14 @@ int vault_prefetch_take(struct vault_prefetch *pf,
                         const uint8_t hash[SFS_HASH_LEN],
                         struct sfs_raw_block *raw)
 {
-    pthread_mutex_lock(&pf->os_mu);
-    int rc = vault_keep_lock(pf->v);
-    pthread_mutex_unlock(&pf->os_mu);
+    int rc = 0;
+    /* the store's mutex only when the lock is due (lock_refreshed is this
+     * thread's): the reader holds it while a batch is read */
+    if (time(NULL) - pf->v->lock_refreshed >= VAULT_LOCK_REFRESH) {
+        pthread_mutex_lock(&pf->os_mu);
+        rc = vault_keep_lock(pf->v);
+        pthread_mutex_unlock(&pf->os_mu);
+    }
     if (rc)
         return rc;
     struct ready r;
@@ -512,12 +653,18 @@ void vault_prefetch_stop(struct vault_prefetch *pf)
     pthread_mutex_unlock(&pf->mu);
     if (pf->started)
         pthread_join(pf->thread, NULL);
-    for (; pf->n; pf->n--, pf->head = (pf->head + 1) % OUT_DEPTH) {
-        sfs_raw_block_release(&pf->out[pf->head].raw);
-        free(pf->out[pf->head].why);
+    for (unsigned i = 0; i < WORKERS; i++) {
+        if (i < pf->nworkers)
+            pthread_join(pf->workers[i].thread, NULL);
+        sfs_codec_ctx_free(pf->workers[i].cc);
+        free(pf->workers[i].plain);
     }
+    for (; pf->n; pf->n--, pf->head = (pf->head + 1) % OUT_DEPTH)
+        ready_release(&pf->out[pf->head]);
     for (unsigned i = 0; i < SPANS; i++)
-        span_free(&pf->spans[i]);
+        span_free(pf, &pf->spans[i]);
+    while (pf->npool)
+        munmap(pf->pool[--pf->npool], SPAN_MAX);
     pf->v->fetched += pf->fetched;
     pthread_mutex_destroy(&pf->os_mu);
     pthread_mutex_destroy(&pf->mu);

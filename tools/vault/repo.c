@@ -95,12 +95,23 @@ int vault_os_fail(struct vault *v, int rc)
     return rc;
 }
 
-void vault_map_release(struct sfs_store *st)
+void vault_env_release(MDB_env *env)
 {
+    MDB_envinfo info;
+    MDB_stat stat;
     void *addr;
     size_t len;
-    if (!sfs_map_region(st, &addr, &len))
-        madvise(addr, len, MADV_DONTNEED); /* advice: errors change nothing */
+    if (mdb_env_info(env, &info) || mdb_env_stat(env, &stat) ||
+        sfs_env_map_region(env, &addr, &len))
+        return;
+    size_t used = ((size_t)info.me_last_pgno + 1) * stat.ms_psize;
+    /* advice: its errors change nothing */
+    madvise(addr, used < len ? used : len, MADV_DONTNEED);
+}
+
+void vault_map_release(struct sfs_store *st)
+{
+    vault_env_release(st->env);
 }
 
 const char *vault_why(const struct vault *v)

@@ -85,6 +85,9 @@ int vault_os_fail(struct vault *v, int rc);
  */
 #define VAULT_MAP_RELEASE (32u << 20)
 void vault_map_release(struct sfs_store *st);
+/* The same for any LMDB environment opened without MDB_WRITEMAP (its
+ * pages in use: up to the last committed page; any thread may call it). */
+void vault_env_release(MDB_env *env);
 
 /* Object names. */
 void vault_pack_name(const uint8_t id[VC_ID], char *out, size_t cap);

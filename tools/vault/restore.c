@@ -14,14 +14,19 @@
  * the vault for each block the store does not have yet (its block
  * source): only blocks the snapshot refers to are fetched, each once,
  * and in the order a full backup packed them, so reads run along packs
- * (blobio.c's windows).  The receiver checks every block against its
- * hash, as for any stream, and takes the snapshot, named and dated as the
+ * (blobio.c's windows).  Every block is checked against its hash before
+ * the store takes it: by prefetch.c's workers, on threads of their own
+ * (sfs_block_verify), or by the receiver for a block read directly, as
+ * for any stream; the receiver takes the snapshot, named and dated as the
  * source's, in its last transaction; then the new volume forgets the
  * source (it is an ordinary volume, whose live tree is the snapshot).
  *
  * Costs: scratch space about the size of the snapshot's metadata; time
  * the chain's metadata (bounded by backup.c's rule) plus the snapshot's
- * blocks.  Guarantees: a damaged, missing or truncated metadata blob,
+ * blocks.  Memory: the scratch table's map and the new store's are
+ * released as they are read (repo.h's vault_env_release), so neither
+ * grows the resident set with the volume; prefetch.c's buffers are
+ * bounded.  Guarantees: a damaged, missing or truncated metadata blob,
  * link or pack is an error (-EBADMSG, -ENOENT: why names it) before the
  * new store has a snapshot; a block that does not match its hash is -EIO.
  */
@@ -40,6 +45,7 @@
 #define SCRATCH_BATCH 65536            /* records per scratch commit */
 #define RECV_BATCH_BYTES (32u << 20)
 #define SYNTH_RECORDS 256              /* records written per refill */
+#define SCRATCH_RELEASE 16384          /* records read between releases */
 
 struct vault_restorer {
     struct vault *v;
@@ -108,6 +114,7 @@ static int scratch_step(struct vault_restorer *rs)
     if (++rs->pending < SCRATCH_BATCH)
         return 0;
     rs->pending = 0;
+    vault_env_release(rs->env); /* resident memory: repo.h */
     int rc = mdb_txn_commit(rs->txn);
     rs->txn = NULL;
     if (!rc)
@@ -156,6 +163,7 @@ struct synth {
     size_t off;
     bool finished;
     bool walking;              /* the prefetcher's walk: counts nothing */
+    uint64_t read;             /* records read since the map's release */
     int err;
 };
 
@@ -197,6 +205,10 @@ static int synth_more(struct synth *s)
     for (int i = 0; i < SYNTH_RECORDS; i++) {
         MDB_val k, v;
         int rc = synth_next(s, &k, &v);
+        if (++s->read == SCRATCH_RELEASE) {
+            vault_env_release(s->rs->env); /* K, V stay valid */
+            s->read = 0;
+        }
         if (rc == 1) {
             s->finished = true;
             return sfs_stream_writer_end(s->w);
