@@ -2206,8 +2206,8 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
     conn->want &= ~(unsigned)FUSE_CAP_SPLICE_MOVE;
     conn->max_write = 1u << 20;
     conn->max_readahead = 1u << 20;
-    conn->max_background = 64;
-    conn->congestion_threshold = 48;
+    conn->max_background = SNAPFS_MAX_BACKGROUND;
+    conn->congestion_threshold = SNAPFS_MAX_BACKGROUND * 3 / 4;
     conn->time_gran = 1;
     fs->conn_want = conn->want;
 }

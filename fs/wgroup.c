@@ -24,9 +24,11 @@
  * lock (vol_change_begin: one nested transaction of the batch, the
  * backpressure as for any change), then takes every change queued by
  * then (the callers that arrived while it waited for the lock), and
- * applies each in a sub-transaction of the group's transaction: merging a
- * sub-transaction costs the group's few pages, and the batch's long list
- * is merged once per group.  A change that fails aborts its
+ * applies each in a sub-transaction of the group's transaction: merging
+ * a sub-transaction costs the group's few pages, and the batch's long
+ * list is merged once per group.  A change found alone is applied in the
+ * group's transaction itself, as vol_change_begin/end would: nothing is
+ * added where nothing is shared.  A change that fails aborts its
  * sub-transaction and restores the volume's in-memory state as it was
  * before it (as vol_change_end does for a lone change), so it is as if it
  * never ran; the group's transaction is committed into the batch with
@@ -34,6 +36,13 @@
  * applied and gets its own result; the order of the queue is the order
  * of application, so callers that ordered their changes (wrun.c: runs
  * wait for their turn before they apply) keep that order.
+ *
+ * How often groups form depends on how many writes are in flight: under
+ * fio's 4 KiB random overwrites of one file (one job), measured
+ * 2026-12-07, nine changes in ten came alone (the kernel sends the
+ * writeback as fast as the writer, who waits for a getxattr round trip
+ * per write(2), dirties pages), and groups of up to GROUP_MAX formed
+ * behind each commit, which holds the volume lock.
  *
  * Durability and crash safety are those of any change: the group's
  * changes are in the batch, committed by the committer, synced by fsync
@@ -108,7 +117,12 @@ static void apply_group(struct vol *v)
     pthread_mutex_lock(&queue_lock);
     struct greq *group = take_queued();
     pthread_mutex_unlock(&queue_lock);
-    if (!brc) {
+    if (!brc && !group->next) {
+        /* alone: the group's transaction is the change's own */
+        group->rc = group->fn(v, txn, group->arg);
+        brc = vol_change_end(v, group->rc, group->rc ? 0 : group->bytes);
+        group->rc = group->rc ? group->rc : brc;
+    } else if (!brc) {
         uint64_t bytes = 0;
         for (struct greq *r = group; r; r = r->next) {
             r->rc = apply_one(v, txn, r);
