@@ -1231,12 +1231,16 @@ static int apply_plan_in(struct vol *v, MDB_txn *txn, void *arg)
     if (!rc)
         rc = sfs_inode_get(v->st, txn, v->live_view, c->ino, &i);
     if (!rc) {
+        struct sfs_inode before = i;
         if (plan->off + plan->len > i.size)
             i.size = plan->off + plan->len;
         i.blocks += (uint64_t)plan->units_delta;
         if (c->client_change)
             data_changed(v, &i);
-        rc = sfs_inode_put_w(v->st, txn, &i);
+        /* An overwrite the kernel dates itself leaves the record as it
+         * was: not written again (one record put less per small write). */
+        if (memcmp(&before, &i, sizeof(i)))
+            rc = sfs_inode_put_w(v->st, txn, &i);
     }
     return rc;
 }
