@@ -61,6 +61,7 @@
 #define GROUP_MAX 64
 
 struct greq {
+    struct vol *v;
     wgroup_fn fn;
     void *arg;
     uint64_t bytes;
@@ -69,25 +70,35 @@ struct greq {
     struct greq *next;
 };
 
-/* One volume per daemon. */
+/* One queue per process (a daemon serves one volume; a change is only
+ * ever applied into its own volume's batch all the same). */
 static pthread_mutex_t queue_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t applied = PTHREAD_COND_INITIALIZER;
 static struct greq *queue_head, **queue_tail = &queue_head;
 static bool combining;
 
-/* Up to GROUP_MAX queued changes, in queue order; under queue_lock. */
-static struct greq *take_queued(void)
+/* Up to GROUP_MAX queued changes of V, in queue order; under
+ * queue_lock. */
+static struct greq *take_queued(struct vol *v)
 {
-    struct greq *first = queue_head, *last = first;
-    if (!first)
-        return NULL;
-    for (int k = 1; k < GROUP_MAX && last->next; k++)
-        last = last->next;
-    queue_head = last->next;
-    if (!queue_head)
-        queue_tail = &queue_head;
-    last->next = NULL;
-    return first;
+    struct greq *group = NULL, **gtail = &group;
+    int k = 0;
+    struct greq *all = queue_head;
+    queue_head = NULL;
+    queue_tail = &queue_head;
+    for (struct greq *r = all, *next; r; r = next) {
+        next = r->next;
+        r->next = NULL;
+        if (r->v == v && k < GROUP_MAX) {
+            *gtail = r;
+            gtail = &r->next;
+            k++;
+        } else {
+            *queue_tail = r;
+            queue_tail = &r->next;
+        }
+    }
+    return group;
 }
 
 /* R's change in a sub-transaction of TXN: committed into TXN, or aborted
@@ -115,7 +126,7 @@ static void apply_group(struct vol *v)
     MDB_txn *txn;
     int brc = vol_change_begin(v, &txn);
     pthread_mutex_lock(&queue_lock);
-    struct greq *group = take_queued();
+    struct greq *group = take_queued(v);
     pthread_mutex_unlock(&queue_lock);
     if (!brc && !group->next) {
         /* alone: the group's transaction is the change's own */
@@ -153,7 +164,7 @@ int wgroup_change(struct vol *v, wgroup_fn fn, void *arg, uint64_t bytes)
         rc = fn(v, txn, arg);
         return vol_change_end(v, rc, bytes);
     }
-    struct greq r = { .fn = fn, .arg = arg, .bytes = bytes };
+    struct greq r = { .v = v, .fn = fn, .arg = arg, .bytes = bytes };
     pthread_mutex_lock(&queue_lock);
     *queue_tail = &r;
     queue_tail = &r.next;
