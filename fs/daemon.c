@@ -339,7 +339,7 @@ int snapfs_serve(const char *store, const char *mountpoint, const char *options,
 
     struct fuse_loop_config *cfg = fuse_loop_cfg_create();
     fuse_loop_cfg_set_clone_fd(cfg, 1);
-    fuse_loop_cfg_set_max_threads(cfg, 16);
+    fuse_loop_cfg_set_max_threads(cfg, SNAPFS_MAX_THREADS);
     int loop_rc = fuse_session_loop_mt(se, cfg);
     fuse_loop_cfg_destroy(cfg);
     if (ready_fd < 0)

@@ -44,6 +44,7 @@
 #include "autodelete.h"
 #include "metrics.h"
 #include "wcache.h"
+#include "wgroup.h"
 #include "wrun.h"
 #include "zlevel.h"
 
@@ -1190,14 +1191,6 @@ static void count_stored(const struct sfs_wplan *plan)
     metrics_add(MC_INLINE_BYTES, t.inline_bytes);
 }
 
-/*
- * Apply a filled write plan to INO in one nested transaction: blocks not
- * stored yet are compressed outside the lock first (sfs_wplan_apply
- * answers -EAGAIN for them).  CLIENT_CHANGE: a client's change, which
- * dates the file (data_changed); false for cached blocks stored later,
- * whose write dated it already.  SIZE: the bytes it counts toward the
- * next commit.
- */
 /* Compress PLAN's blocks not tried yet at the level zlevel.c chooses,
  * and tell it how fast that went. */
 static int compress_plan(struct vol *v, struct sfs_wplan *plan)
@@ -1221,33 +1214,58 @@ static int compress_plan(struct vol *v, struct sfs_wplan *plan)
     return rc;
 }
 
+/* A write plan's change: what apply_plan hands to wgroup_change. */
+struct plan_change {
+    uint64_t ino;
+    struct sfs_wplan *plan;
+    bool client_change;
+};
+
+static int apply_plan_in(struct vol *v, MDB_txn *txn, void *arg)
+{
+    struct plan_change *c = arg;
+    struct sfs_wplan *plan = c->plan;
+    plan->units_delta = 0;
+    int rc = sfs_wplan_apply(v->st, txn, c->ino, plan);
+    struct sfs_inode i;
+    if (!rc)
+        rc = sfs_inode_get(v->st, txn, v->live_view, c->ino, &i);
+    if (!rc) {
+        struct sfs_inode before = i;
+        if (plan->off + plan->len > i.size)
+            i.size = plan->off + plan->len;
+        i.blocks += (uint64_t)plan->units_delta;
+        if (c->client_change)
+            data_changed(v, &i);
+        /* An overwrite the kernel dates itself leaves the record as it
+         * was: not written again (one record put less per small write). */
+        if (memcmp(&before, &i, sizeof(i)))
+            rc = sfs_inode_put_w(v->st, txn, &i);
+    }
+    return rc;
+}
+
+/*
+ * Apply a filled write plan to INO as one change of the batch, together
+ * with the changes of concurrent writes (wgroup.c): blocks not stored yet
+ * are compressed outside the lock first (sfs_wplan_apply answers -EAGAIN
+ * for them).  CLIENT_CHANGE: a client's change, which dates the file
+ * (data_changed); false for cached blocks stored later, whose write dated
+ * it already.  SIZE: the bytes it counts toward the
+ * next commit.
+ */
 static int apply_plan(struct vol *v, uint64_t ino, struct sfs_wplan *plan,
                       size_t size, bool client_change)
 {
+    struct plan_change c = { ino, plan, client_change };
     int rc = 0;
     for (int attempt = 0; !rc; attempt++) {
-        MDB_txn *txn;
         rc = compress_plan(v, plan);
-        if (!rc)
-            rc = vol_change_begin(v, &txn);
         if (rc)
             break;
-        plan->units_delta = 0;
-        rc = sfs_wplan_apply(v->st, txn, ino, plan);
-        struct sfs_inode i;
-        if (!rc)
-            rc = sfs_inode_get(v->st, txn, v->live_view, ino, &i);
-        if (!rc) {
-            if (plan->off + plan->len > i.size)
-                i.size = plan->off + plan->len;
-            i.blocks += (uint64_t)plan->units_delta;
-            if (client_change)
-                data_changed(v, &i);
-            rc = sfs_inode_put_w(v->st, txn, &i);
-        }
-        bool again = rc == -EAGAIN;
-        rc = vol_change_end(v, rc, size);
-        if (!again)
+        /* applied together with concurrent writes (wgroup.c) */
+        rc = wgroup_change(v, apply_plan_in, &c, size);
+        if (rc != -EAGAIN)
             break;
         sfs_wplan_reset_applied(plan);
         rc = attempt < 8 ? 0 : -EIO;
@@ -1355,7 +1373,8 @@ static void note_streak(struct node *n, const struct sfs_wplan *plan)
  * even while the committer commits.
  */
 static int write_whole_blocks(struct vol *v, struct node *n, int slot,
-                              const char *buf, size_t size, uint64_t off)
+                              const char *buf, size_t size, uint64_t off,
+                              bool overwrite)
 {
     struct sfs_wplan plan;
     /* Hashed in the request's buffer (no copy); the size is taken in the
@@ -1368,7 +1387,12 @@ static int write_whole_blocks(struct vol *v, struct node *n, int slot,
         rc = compress_plan(v, &plan);
     }
     if (!rc) {
-        wrun_wait_turn(n, slot); /* applied in the order the runs began */
+        /* Applied in the order the runs began, where the order matters:
+         * a run within the file's size (the size only grows while runs
+         * are out) changes neither the size nor bytes another run out
+         * writes, so it is applied as soon as it is ready. */
+        if (!overwrite)
+            wrun_wait_turn(n, slot);
         rc = apply_plan(v, n->ino, &plan, size, true);
     }
     if (!rc)
@@ -1498,20 +1522,23 @@ static void growth_reset(struct node *n)
 
 /*
  * Blocks [POS, RUN_END) of a write, from the start of a block: whole
- * blocks, or a tail up to the end of the file with nothing old to keep.
+ * blocks, or a tail up to the end of the file with nothing old to keep;
+ * SIZE: the file's size when the write began.
  * Whole blocks are stored outside N's write lock (wrun.c), the lock
  * dropped meanwhile; a tail under it.  Under N's write lock.
  */
 static int write_run(struct vol *v, struct node *n, const char *buf,
-                     uint64_t pos, uint64_t run_end)
+                     uint64_t pos, uint64_t run_end, uint64_t size)
 {
     uint32_t bs = v->st->super.block_size;
     uint64_t first = pos / bs, last = (run_end + bs - 1) / bs;
-    int rc, slot = run_end % bs ? -1 : wrun_begin(n, first, last);
+    bool waited = false;
+    int rc, slot = run_end % bs ? -1 : wrun_begin(n, first, last, &waited);
     if (slot >= 0) {
         pthread_mutex_unlock(&n->wlock);
+        /* SIZE is stale if a truncation got in while wrun_begin waited */
         rc = write_whole_blocks(v, n, slot, buf, (size_t)(run_end - pos),
-                                pos);
+                                pos, run_end <= size && !waited);
         pthread_mutex_lock(&n->wlock);
     } else {
         wrun_wait_clear(n, first, last);
@@ -1562,7 +1589,7 @@ static int write_data(struct vol *v, struct node *n, const char *buf,
             /* A run of whole blocks, or a tail with nothing old. */
             uint64_t run_end = nothing_old && chunk_end < bstart + bs
                                    ? chunk_end : end - end % bs;
-            rc = write_run(v, n, buf + (pos - off), pos, run_end);
+            rc = write_run(v, n, buf + (pos - off), pos, run_end, i.size);
             pos = run_end;
         } else {
             bool cached = false;
@@ -2183,8 +2210,8 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
     conn->want &= ~(unsigned)FUSE_CAP_SPLICE_MOVE;
     conn->max_write = 1u << 20;
     conn->max_readahead = 1u << 20;
-    conn->max_background = 64;
-    conn->congestion_threshold = 48;
+    conn->max_background = SNAPFS_MAX_BACKGROUND;
+    conn->congestion_threshold = SNAPFS_MAX_BACKGROUND * 3 / 4;
     conn->time_gran = 1;
     fs->conn_want = conn->want;
 }

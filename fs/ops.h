@@ -10,6 +10,17 @@
 #include "space.h"
 #include "volume.h"
 
+/*
+ * The kernel's background requests (writeback, readahead, async reads) in
+ * flight at most, and the daemon's threads: more threads than background
+ * requests, so that the requests a process waits for (the getxattr of
+ * `security.capability` before each write(2), lookups, reads) always
+ * find a free thread, even when every background write waits for a
+ * commit.  Threads beyond the busy ones exit when idle (libfuse).
+ */
+#define SNAPFS_MAX_BACKGROUND 64
+#define SNAPFS_MAX_THREADS (SNAPFS_MAX_BACKGROUND + 16)
+
 /* Everything a FUSE request can reach: fuse_req_userdata() points here. */
 struct snapfs_fs {
     struct vol vol;

@@ -278,6 +278,11 @@ static int open_batch(struct vol *v)
  * the backpressure that only the committer can relieve. */
 static __thread bool in_committer;
 
+bool vol_in_committer(void)
+{
+    return in_committer;
+}
+
 static void *committer_main(void *arg)
 {
     struct vol *v = arg;

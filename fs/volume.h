@@ -139,6 +139,9 @@ void vol_read_end_bytes(struct vol *v, uint64_t bytes);
  */
 int vol_change_begin(struct vol *v, MDB_txn **txn);
 int vol_change_end(struct vol *v, int rc, uint64_t bytes);
+/* Is this the committer's thread (whose changes never wait for the
+ * backpressure it relieves)? */
+bool vol_in_committer(void);
 
 /* Make everything changed so far durable (fsync semantics). */
 int vol_sync(struct vol *v);

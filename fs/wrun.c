@@ -26,7 +26,14 @@
  * (wrun_wait_turn), as the lock ordered them before: a file growing
  * into a full volume or qtree keeps the writes that came first (the cut
  * after a failed write, ops.c, leaves the prefix before the failure),
- * and each run's transaction finds the size its predecessors set.
+ * and each run's transaction finds the size its predecessors set.  A run
+ * that lies within the file's size when it begins (an overwrite: the size
+ * only grows while runs are out, since truncation waits for quiet) needs
+ * neither, and writes no byte another run out writes, so it is applied as
+ * soon as it is hashed (ops.c; unless wrun_begin had to wait, letting a
+ * truncation in meanwhile): small random overwrites, each a run of
+ * one block on a volume of 4 KiB blocks, are applied together in a group
+ * (wgroup.c) instead of one after another in the order they began.
  * Meanwhile:
  *   - another write into an overlapping range waits until the run is
  *     out (wrun_begin and wrun_wait_clear): writes to the same bytes stay
@@ -92,8 +99,9 @@ static int free_slot(const struct node *n)
     return -1;
 }
 
-int wrun_begin(struct node *n, uint64_t first, uint64_t last)
+int wrun_begin(struct node *n, uint64_t first, uint64_t last, bool *waited)
 {
+    *waited = false;
     if (!n->runs) {
         struct wrun_table *t = calloc(1, sizeof(*t));
         if (!t)
@@ -103,8 +111,10 @@ int wrun_begin(struct node *n, uint64_t first, uint64_t last)
     }
     int slot;
     while (n->quiet_wanted || wrun_overlaps(n, first, last) ||
-           (slot = free_slot(n)) < 0)
+           (slot = free_slot(n)) < 0) {
         pthread_cond_wait(&n->runs->changed, &n->wlock);
+        *waited = true;
+    }
     n->runs->runs[slot].first = first;
     n->runs->runs[slot].last = last;
     n->runs->runs[slot].ticket = n->runs->next_ticket++;

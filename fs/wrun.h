@@ -14,8 +14,9 @@
 
 /* Register the run of blocks [FIRST, LAST) of N, waiting while a run out
  * overlaps it, while the table is full, or while someone waits for the
- * node to be quiet.  Returns its slot, for wrun_end. */
-int wrun_begin(struct node *n, uint64_t first, uint64_t last);
+ * node to be quiet (*WAITED: it did, so the lock was let go meanwhile).
+ * Returns its slot, for wrun_end. */
+int wrun_begin(struct node *n, uint64_t first, uint64_t last, bool *waited);
 /* Wait, without N's lock (it takes it), until every run of N that began
  * before the one in SLOT is out: runs are applied in the order they
  * began. */

@@ -42,7 +42,8 @@
 # (60 KiB values), ACL, TIME_PRE1970, TIME_POST2038, SPARSE_5G.
 #
 # Volumes: vol_create [MKFS OPTIONS], vol_remount, vol_mount STORE MNT,
-# vol_umount MNT, daemon_pid; everything is unmounted at exit (trap);
+# vol_umount MNT, daemon_pid, crash_remount WRITER; everything is
+# unmounted at exit (trap);
 # test_at_exit 'COMMANDS' runs COMMANDS first (to stop servers).
 # Assertions: assert_eq, assert_ne, assert_le, assert_stat, assert_cmp,
 # assert_zeros, assert_missing, assert_fails, assert_gone, assert_errno
@@ -273,6 +274,19 @@ vol_remount() {
 
 # daemon_pid: the pid in STORE/daemon.pid (empty if none).
 daemon_pid() { cat "$STORE/daemon.pid" 2>/dev/null; }
+
+# crash_remount WRITER: SIGKILL the daemon of $MNT (a crash), stop the
+# process WRITER (a child of the test), drop the dead mount, check the
+# store with fsck and mount it again; the caller is left in $TEST_TMP.
+crash_remount() {
+	local pid
+	pid=$(daemon_pid) && kill -9 "$pid" && wait_gone "$pid" || return 1
+	{ kill "$1"; wait "$1"; } 2>/dev/null
+	cd "$TEST_TMP" &&
+	{ fusermount3 -uz "$MNT" 2>/dev/null || umount -l "$MNT"; } &&
+	"$SNAPFS" fsck "$STORE" &&
+	vol_mount "$STORE" "$MNT"
+}
 
 # test_at_exit 'COMMANDS': run COMMANDS when the script ends (test_done,
 # test_bail, a signal), before the volumes are unmounted and the temporary

@@ -126,13 +126,7 @@ test_expect_success SNAPFS 'a SIGKILL of the daemon after fsync: every synced by
 		pid_running "$writer" || exit 1
 		sleep 0.05
 	done &&
-	pid=$(daemon_pid) &&
-	kill -9 "$pid" && wait_gone "$pid" &&
-	{ kill "$writer"; wait "$writer"; } 2>/dev/null || :
-	cd "$TEST_TMP" &&
-	{ fusermount3 -uz "$MNT" 2>/dev/null || umount -l "$MNT"; } &&
-	"$SNAPFS" fsck "$STORE" &&
-	vol_mount "$STORE" "$MNT" &&
+	crash_remount "$writer" &&
 	python3 "$TEST_TMP/after.py" "$MNT/k" "$REF/k.model" "$REF/k.late" &&
 	cmp "$MNT/f" "$REF/f.model" &&
 	cmp "$MNT/.snapshot/b/f" "$REF/f.b"
