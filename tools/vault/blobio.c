@@ -462,6 +462,8 @@ static void pack_done(void *arg, int rc)
             rc = index_session_async(v);
         if (rc)
             async_fail(v, rc, "indexing a pack");
+    } else {
+        async_fail(v, rc, "writing a pack"); /* vault_wait tells more */
     }
     upload_free(u);
 }
@@ -500,8 +502,12 @@ static int write_pack(struct vault *v, struct vault_packer *p)
     rc = submit(v, u, pack_done);
     if (rc)
         return vault_os_fail(v, rc);
-    if (v->inflight >= MAX_INFLIGHT && (rc = vault_wait(v)))
-        return rc;
+    /* room for the next: the oldest finished, not all (the others go on
+     * while the next pack fills); a failed one stops the session here */
+    if (v->inflight >= MAX_INFLIGHT)
+        objstore_wait_below(v->os, MAX_INFLIGHT);
+    if (v->async_rc)
+        return vault_wait(v);
     return vault_keep_lock(v);
 }
 

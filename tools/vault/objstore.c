@@ -343,6 +343,14 @@ int objstore_get_async(struct objstore *os, const char *name, uint64_t off,
     return 0;
 }
 
+void objstore_wait_below(struct objstore *os, unsigned limit)
+{
+    if (os->in_callback)
+        return;
+    os->be->drain(os, limit ? limit : 1);
+    run_deferred(os);
+}
+
 int objstore_wait(struct objstore *os)
 {
     int rc = enter(os, NULL, false);

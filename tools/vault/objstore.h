@@ -220,6 +220,10 @@ int objstore_get_async(struct objstore *os, const char *name, uint64_t off,
  *   -EDEADLK  called from a done callback
  */
 int objstore_wait(struct objstore *os);
+/* Run until fewer than LIMIT (at least 1) asynchronous transfers are
+ * queued or running, the DONE of those ended run; their errors are kept
+ * for objstore_wait.  Nothing inside a done callback. */
+void objstore_wait_below(struct objstore *os, unsigned limit);
 
 /*
  * Locks: exclusive (one writer) or shared (many, none while an exclusive
