@@ -21,8 +21,9 @@
  * volume.  The caller is left the copy of each sealed blob into its pack
  * and the pack's own work (its name's SHA-256, its upload).  Memory: the
  * ring's blocks and their sealed forms, about 2 x SQUEEZE_DEPTH x 64 KiB
- * = 16 MiB, and a compressed form per worker.  An error of a worker (a damaged block)
- * comes back with that block, in order, and the caller stops there.
+ * = 16 MiB, and a compressed form per worker.  An error of a worker (a
+ * damaged block) comes back with that block, in order, and the caller
+ * stops there.
  *
  * Guarantees: every queued block is handed to DONE exactly once (by add
  * or drain) unless the caller frees the queue first; DONE runs on the
