@@ -320,6 +320,47 @@ static void test_async(void)
     objstore_close(os);
 }
 
+/* wait_below: transfers end oldest first until fewer than the limit are
+ * left, the rest go on; an error of one that ended there is kept for
+ * objstore_wait, which names it. */
+static void test_wait_below(void)
+{
+    struct objstore *os = open_or_die(target_for("below"));
+    struct async_state s = { .os = os };
+    enum { N = 12, SZ = 3000 };
+    static char bufs[N][SZ];
+    char name[32];
+    for (int i = 0; i < N; i++) {
+        fill(bufs[i], SZ, (unsigned)i + 100);
+        snprintf(name, sizeof(name), "b/%d", i);
+        CHECK_RC(objstore_put_async(os, name, bufs[i], SZ, count_done, &s));
+    }
+    objstore_wait_below(os, 3);
+    CHECK(s.done >= N - 2, "fewer than 3 puts left running: %d of %d done",
+          s.done, N);
+    CHECK_RC(objstore_wait(os));
+    CHECK(s.done == N && s.failed == 0, "then all done: %d, %d failed",
+          s.done, s.failed);
+    int whole = 0;
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof(name), "b/%d", i);
+        whole += got(os, name, bufs[i], SZ);
+    }
+    CHECK(whole == N, "every object is stored whole (%d of %d)", whole, N);
+
+    s.done = s.failed = 0;
+    CHECK_RC(objstore_put(os, "b/file", "f", 1));
+    CHECK_RC(objstore_put_async(os, "b/file/under", "u", 1, count_done, &s));
+    objstore_wait_below(os, 1);
+    CHECK(s.done == 1 && s.failed == 1, "a put under a file ended in error: "
+          "%d done, %d failed", s.done, s.failed);
+    CHECK(objstore_wait(os) == -ENOTDIR, "objstore_wait reports it");
+    CHECK(strstr(objstore_why(os), "b/file"), "naming it: %s",
+          objstore_why(os));
+    CHECK_RC(objstore_wait(os));
+    objstore_close(os);
+}
+
 /* ---- locks ---- */
 
 static void put_lock_text(struct objstore *os, const char *name, long long age, int excl)
@@ -849,6 +890,7 @@ int main(int argc, char **argv)
     test_put_get();
     test_list();
     test_async();
+    test_wait_below();
     test_locks();
     test_lock_race();
     test_atomic();

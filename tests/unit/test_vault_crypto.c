@@ -55,6 +55,32 @@ static void test_seal(void)
           "an empty message seals and opens");
 }
 
+/* A message sealed from two pieces opens to the two joined, and is
+ * authenticated as one message. */
+static void test_seal_two_pieces(void)
+{
+    uint8_t key[VC_KEY], msg[700], sealed[700 + VC_OVERHEAD], out[700];
+    CHECK_RC(vc_random(key, sizeof(key)));
+    CHECK_RC(vc_random(msg, sizeof(msg)));
+    size_t cuts[] = { 0, 1, 5, 16, 17, 699, 700 };
+    int opened = 0, refused = 0;
+    for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
+        size_t h = cuts[i];
+        CHECK_RC(vc_seal2(key, "ad", 2, msg, h, msg + h, sizeof(msg) - h,
+                          sealed));
+        memset(out, 0, sizeof(out));
+        opened += vc_open(key, "ad", 2, sealed, sizeof(sealed), out) == 0 &&
+                  !memcmp(out, msg, sizeof(msg));
+        sealed[VC_NONCE + h % sizeof(msg)] ^= 0x80;
+        refused += vc_open(key, "ad", 2, sealed, sizeof(sealed), out) ==
+                   -EBADMSG;
+    }
+    CHECK(opened == 7, "sealed in two pieces, cut anywhere, it opens to the "
+          "whole message (%d of 7)", opened);
+    CHECK(refused == 7, "a flipped byte in either piece is detected (%d of 7)",
+          refused);
+}
+
 static void test_ids(void)
 {
     struct vault_keys a, b;
@@ -177,6 +203,7 @@ static void test_config(void)
 int main(void)
 {
     test_seal();
+    test_seal_two_pieces();
     test_ids();
     test_scrypt();
     test_key_objects();

@@ -203,10 +203,10 @@ static int emit_chunk(void *arg, const void *chunk, size_t len)
     return rc < 0 ? rc : add_chunk_id(b, id);
 }
 
-/* A block back from the workers (squeeze.c), in the vault's form: into
- * its pack. */
-static int block_packed(void *arg, const uint8_t id[VC_ID],
-                        const struct vault_stored *s, int rc)
+/* A block back from the workers (squeeze.c), in the vault's form and
+ * sealed: into its pack. */
+static int block_packed(void *arg, const struct vault_pack_entry *e,
+                        const uint8_t *sealed, int rc)
 {
     struct backup *b = arg;
     if (rc)
@@ -214,12 +214,12 @@ static int block_packed(void *arg, const uint8_t id[VC_ID],
                           "(snapfs fsck tells more)",
                           rc == -EBADMSG ? "it does not match its hash"
                                          : strerror(-rc));
-    rc = vault_pack_blob(b->v, VB_DATA, id, s);
+    rc = vault_move_blob(b->v, e, sealed);
     if (rc)
         return rc;
     b->r->blocks_new++;
-    b->r->block_bytes_new += s->lsize;
-    b->progress += s->lsize;
+    b->r->block_bytes_new += e->lsize;
+    b->progress += e->lsize;
     return 0;
 }
 
@@ -546,7 +546,7 @@ int vault_backup(struct vault *v, struct sfs_store *st,
     int rc = vault_load_index(v, true, &r->recovered);
     struct backup b = { .v = v, .st = st, .o = o, .r = r };
     if (!rc)
-        rc = vault_squeeze_new(VAULT_DATA_LEVEL, &b.squeeze);
+        rc = vault_squeeze_new(VAULT_DATA_LEVEL, &v->keys, &b.squeeze);
     struct vault_snapshot base;
     char held[SFS_NAME_MAX + 1] = "";
     if (!rc)

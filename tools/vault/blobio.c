@@ -327,14 +327,36 @@ int vault_read_blob(struct vault *v, uint8_t type, const uint8_t id[VC_ID],
 struct upload {
     struct vault *v;
     uint8_t *buf;               /* the object's bytes (owned) */
-    size_t len;
+    size_t len, cap;            /* cap: a pack's buffer, to be reused */
     struct vault_pack_desc d;   /* a pack: its entries (owned) */
     char name[128];
 };
 
+/* A written pack's buffer (CAP bytes) kept for a later pack, if there is
+ * room: a pack's buffer is grown to the pack size once, not for every
+ * pack (each new one copied as it doubled, and its pages faulted in). */
+static void spare_keep(struct vault *v, uint8_t *buf, size_t cap)
+{
+    if (v->nspare == VAULT_SPARE_PACKS) {
+        free(buf);
+        return;
+    }
+    v->spare[v->nspare++] = (struct vw){ .p = buf, .cap = cap };
+}
+
+/* P's buffer is empty (handed to an upload): a kept one, or none. */
+static void spare_take(struct vault *v, struct vault_packer *p)
+{
+    if (v->nspare)
+        p->buf = v->spare[--v->nspare];
+}
+
 static void upload_free(struct upload *u)
 {
-    free(u->buf);
+    if (u->cap)
+        spare_keep(u->v, u->buf, u->cap);
+    else
+        free(u->buf);
     free(u->d.ents);
     free(u);
 }
@@ -440,6 +462,8 @@ static void pack_done(void *arg, int rc)
             rc = index_session_async(v);
         if (rc)
             async_fail(v, rc, "indexing a pack");
+    } else {
+        async_fail(v, rc, "writing a pack"); /* vault_wait tells more */
     }
     upload_free(u);
 }
@@ -470,14 +494,20 @@ static int write_pack(struct vault *v, struct vault_packer *p)
     u->d.n = p->n;
     u->d.size = u->len = p->buf.len;
     u->buf = p->buf.p; /* the upload owns the bytes now */
+    u->cap = p->buf.cap;
     memset(&p->buf, 0, sizeof(p->buf));
     vault_packer_reset(p);
+    spare_take(v, p);
     vault_pack_name(u->d.id, u->name, sizeof(u->name));
     rc = submit(v, u, pack_done);
     if (rc)
         return vault_os_fail(v, rc);
-    if (v->inflight >= MAX_INFLIGHT && (rc = vault_wait(v)))
-        return rc;
+    /* room for the next: the oldest finished, not all (the others go on
+     * while the next pack fills); a failed one stops the session here */
+    if (v->inflight >= MAX_INFLIGHT)
+        objstore_wait_below(v->os, MAX_INFLIGHT);
+    if (v->async_rc)
+        return vault_wait(v);
     return vault_keep_lock(v);
 }
 

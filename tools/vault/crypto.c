@@ -25,12 +25,13 @@ int vc_random(void *buf, size_t n)
     return n > INT32_MAX || RAND_bytes(buf, (int)n) != 1 ? -EIO : 0;
 }
 
-/* One GCM pass: encrypt (ENC) or decrypt LEN bytes, with AAD. */
+/* One GCM pass: encrypt (ENC) or decrypt the message IN (LEN bytes)
+ * then MORE (MORELEN bytes, encryption only), with AAD. */
 static int gcm(bool enc, const uint8_t *key, const uint8_t *nonce,
                const void *aad, size_t aadlen, const void *in, size_t len,
-               uint8_t *out, uint8_t *tag)
+               const void *more, size_t morelen, uint8_t *out, uint8_t *tag)
 {
-    if (len > INT32_MAX || aadlen > INT32_MAX)
+    if (len > INT32_MAX || morelen > INT32_MAX - len || aadlen > INT32_MAX)
         return -EINVAL;
     EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
     if (!c)
@@ -45,6 +46,9 @@ static int gcm(bool enc, const uint8_t *key, const uint8_t *nonce,
     if (ok && len)
         ok = (enc ? EVP_EncryptUpdate(c, out, &n, in, (int)len)
                   : EVP_DecryptUpdate(c, out, &n, in, (int)len)) == 1;
+    if (ok && enc && morelen)
+        ok = EVP_EncryptUpdate(c, out + len, &n, more, (int)morelen) == 1;
+    len += enc ? morelen : 0;
     if (ok && !enc)
         ok = EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, VC_TAG, tag) == 1;
     if (ok)
@@ -59,11 +63,18 @@ static int gcm(bool enc, const uint8_t *key, const uint8_t *nonce,
 int vc_seal(const uint8_t key[VC_KEY], const void *aad, size_t aadlen,
             const void *in, size_t len, uint8_t *out)
 {
+    return vc_seal2(key, aad, aadlen, in, len, NULL, 0, out);
+}
+
+int vc_seal2(const uint8_t key[VC_KEY], const void *aad, size_t aadlen,
+             const void *head, size_t hlen, const void *body, size_t blen,
+             uint8_t *out)
+{
     int rc = vc_random(out, VC_NONCE);
     if (rc)
         return rc;
-    return gcm(true, key, out, aad, aadlen, in, len, out + VC_NONCE,
-               out + VC_NONCE + len);
+    return gcm(true, key, out, aad, aadlen, head, hlen, body, blen,
+               out + VC_NONCE, out + VC_NONCE + hlen + blen);
 }
 
 int vc_open(const uint8_t key[VC_KEY], const void *aad, size_t aadlen,
@@ -75,7 +86,8 @@ int vc_open(const uint8_t key[VC_KEY], const void *aad, size_t aadlen,
     size_t clen = len - VC_OVERHEAD;
     uint8_t tag[VC_TAG];
     memcpy(tag, p + VC_NONCE + clen, VC_TAG);
-    int rc = gcm(false, key, p, aad, aadlen, p + VC_NONCE, clen, out, tag);
+    int rc = gcm(false, key, p, aad, aadlen, p + VC_NONCE, clen, NULL, 0, out,
+                 tag);
     if (rc)
         vc_wipe(out, clen);
     return rc;

@@ -34,6 +34,12 @@ int vc_random(void *buf, size_t n);
  */
 int vc_seal(const uint8_t key[VC_KEY], const void *aad, size_t aadlen,
             const void *in, size_t len, uint8_t *out);
+/* vc_seal of the message HEAD (HLEN bytes) followed by BODY (BLEN bytes),
+ * without joining them first: the same bytes as vc_seal of the two
+ * joined (a blob's header and its stored bytes, sealed in place). */
+int vc_seal2(const uint8_t key[VC_KEY], const void *aad, size_t aadlen,
+             const void *head, size_t hlen, const void *body, size_t blen,
+             uint8_t *out);
 /*
  * vc_open - the reverse: OUT gets LEN - VC_OVERHEAD bytes.  -EBADMSG if
  * the bytes, the nonce, the tag or AAD are not what was sealed with KEY

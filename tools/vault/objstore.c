@@ -343,16 +343,27 @@ int objstore_get_async(struct objstore *os, const char *name, uint64_t off,
     return 0;
 }
 
+void objstore_wait_below(struct objstore *os, unsigned limit)
+{
+    if (os->in_callback)
+        return;
+    os->be->drain(os, limit ? limit : 1);
+    run_deferred(os);
+}
+
 int objstore_wait(struct objstore *os)
 {
     int rc = enter(os, NULL, false);
     if (rc)
         return rc;
-    /* DONEs may submit more: until nothing is queued or deferred */
+    /* DONEs may submit more (to the backend, or deferred): until a pass
+     * finds nothing queued or deferred */
+    unsigned ran;
     do {
         os->be->drain(os, 0);
+        ran = os->ndeferred;
         run_deferred(os);
-    } while (os->ndeferred);
+    } while (ran);
     rc = os->async_rc;
     if (rc < 0)
         snprintf(os->why, sizeof(os->why), "%s", os->async_why);

@@ -200,7 +200,8 @@ int objstore_list(struct objstore *os, const char *prefix,
  * Asynchronous put and ranged get: BUF stays the caller's, untouched (put)
  * or filled (get), until DONE(ARG, RC) runs with what the blocking call
  * would have returned.  At most `parallel` requests are in flight (file://
- * does the work at once and defers DONE); a submit waits while 2 x
+ * writes puts on a thread of its own, in order, and does gets at once;
+ * DONE runs on the caller's thread in both); a submit waits while 2 x
  * `parallel` transfers are already queued, running earlier DONEs then.
  * The submit itself fails only with -EINVAL (bad name, DONE NULL, the
  * range overflows), -EFBIG (s3: beyond 5 TiB) or -ENOMEM, and then DONE
@@ -219,6 +220,10 @@ int objstore_get_async(struct objstore *os, const char *name, uint64_t off,
  *   -EDEADLK  called from a done callback
  */
 int objstore_wait(struct objstore *os);
+/* Run until fewer than LIMIT (at least 1) asynchronous transfers are
+ * queued or running, the DONE of those ended run; their errors are kept
+ * for objstore_wait.  Nothing inside a done callback. */
+void objstore_wait_below(struct objstore *os, unsigned limit);
 
 /*
  * Locks: exclusive (one writer) or shared (many, none while an exclusive

@@ -11,14 +11,29 @@
  * it is fsynced into its parent.  Readers never see a temporary file:
  * names starting with '.' are not valid object names and list skips them.
  * A put interrupted by a crash leaves its temporary file behind, which
- * nothing lists or reads.  Asynchronous transfers are done at submit
- * (objstore.c defers their DONE).
+ * nothing lists or reads.  Asynchronous gets are done at submit
+ * (objstore.c defers their DONE); asynchronous puts are written, synced
+ * and renamed in submit order by a writer thread of the store's own,
+ * their DONE run on the caller's thread by the next drain (a submit
+ * that finds too many queued, objstore_wait, close).
+ *
+ * THEORY (the writer).  Writing a pack is a copy into the page cache and
+ * an fsync that waits for the disk: done at submit, a backup's thread
+ * stopped for both while its pack, and the blocks behind it, waited;
+ * on the writer the backup goes on packing while the disk writes (the
+ * uploads in flight are bounded by the caller, blobio.c: 4 packs).  The
+ * writer works on a handle of its own that shares only the backend's
+ * state (the root, read only), so its error messages never race the
+ * caller's; each put's message travels with it to its DONE.  A put's
+ * guarantees are the blocking put's: whole or not at all, durable before
+ * its DONE reports success.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,9 +44,33 @@
 
 #define TMP_TEMPLATE ".objstore-tmp-XXXXXX"
 
+/* An asynchronous put, queued, then written, then completed. */
+struct file_job {
+    struct file_job *next;
+    const void *buf;
+    size_t len;
+    objstore_done_fn *done;
+    void *arg;
+    int rc;
+    char why[OBJSTORE_WHY_SIZE];
+    char name[];
+};
+
+struct file_writer {
+    pthread_t thread;
+    bool started, stop;
+    pthread_mutex_t mu;
+    pthread_cond_t work, written;
+    struct file_job *todo, **todo_tail;     /* submitted, in order */
+    struct file_job *done, **done_tail;     /* written, DONE not run */
+    unsigned pending;                       /* submitted, DONE not run */
+    struct objstore own;                    /* the writer's handle */
+};
+
 struct file_store {
     char root[PATH_MAX];
     size_t rootlen;
+    struct file_writer w;
 };
 
 static struct file_store *fs_of(struct objstore *os)
@@ -184,6 +223,128 @@ static int file_put(struct objstore *os, const char *name, const void *buf,
         return rc;
     }
     return fsync_dir(os, dir);
+}
+
+/* ---- asynchronous puts: the writer (theory at the top) ---- */
+
+/* Append J to the list whose tail pointer is *TAIL. */
+static void job_append(struct file_job ***tail, struct file_job *j)
+{
+    j->next = NULL;
+    **tail = j;
+    *tail = &j->next;
+}
+
+/* The first job of the list HEAD (tail TAIL), taken off it. */
+static struct file_job *job_pop(struct file_job **head,
+                                struct file_job ***tail)
+{
+    struct file_job *j = *head;
+    if (j && !(*head = j->next))
+        *tail = head;
+    return j;
+}
+
+static void *writer_main(void *arg)
+{
+    struct file_writer *w = arg;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        struct file_job *j = job_pop(&w->todo, &w->todo_tail);
+        if (!j && w->stop)
+            break;
+        if (!j) {
+            pthread_cond_wait(&w->work, &w->mu);
+            continue;
+        }
+        pthread_mutex_unlock(&w->mu);
+        w->own.why[0] = 0;
+        j->rc = file_put(&w->own, j->name, j->buf, j->len, false);
+        memcpy(j->why, w->own.why, sizeof(j->why));
+        pthread_mutex_lock(&w->mu);
+        job_append(&w->done_tail, j);
+        pthread_cond_broadcast(&w->written);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+static int writer_start(struct objstore *os, struct file_writer *w)
+{
+    w->own.be = os->be;
+    w->own.priv = os->priv;
+    int rc = -pthread_create(&w->thread, NULL, writer_main, w);
+    if (rc)
+        return objstore_fail(os, -ENOMEM, "starting the writer thread: %s",
+                             strerror(-rc));
+    w->started = true;
+    return 0;
+}
+
+static int file_put_async(struct objstore *os, const char *name,
+                          const void *buf, size_t len, objstore_done_fn *done,
+                          void *arg)
+{
+    struct file_writer *w = &fs_of(os)->w;
+    int rc = w->started ? 0 : writer_start(os, w);
+    if (rc)
+        return rc;
+    size_t nlen = strlen(name) + 1;
+    struct file_job *j = malloc(sizeof(*j) + nlen);
+    if (!j)
+        return objstore_fail(os, -ENOMEM, "out of memory");
+    *j = (struct file_job){ .buf = buf, .len = len, .done = done, .arg = arg };
+    memcpy(j->name, name, nlen);
+    pthread_mutex_lock(&w->mu);
+    job_append(&w->todo_tail, j);
+    w->pending++;
+    pthread_cond_signal(&w->work);
+    pthread_mutex_unlock(&w->mu);
+    return 0;
+}
+
+/* Run the DONE of every written put; while more than LIMIT puts are
+ * pending (0: any), wait for the writer first.  DONE may submit more. */
+static void file_drain(struct objstore *os, unsigned limit)
+{
+    struct file_writer *w = &fs_of(os)->w;
+    if (!w->started)
+        return;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        struct file_job *j = job_pop(&w->done, &w->done_tail);
+        if (!j && w->pending && w->pending >= (limit ? limit : 1)) {
+            pthread_cond_wait(&w->written, &w->mu);
+            continue;
+        }
+        if (!j)
+            break;
+        w->pending--;
+        pthread_mutex_unlock(&w->mu);
+        objstore_complete(os, j->done, j->arg, j->rc, j->why);
+        free(j);
+        pthread_mutex_lock(&w->mu);
+    }
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* The writer stopped once it has written what was submitted; DONEs not
+ * run yet are run (the promise: exactly once). */
+static void writer_stop(struct objstore *os, struct file_writer *w)
+{
+    if (!w->started)
+        return;
+    pthread_mutex_lock(&w->mu);
+    w->stop = true;
+    pthread_cond_signal(&w->work);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->thread, NULL);
+    w->started = false;
+    struct file_job *j;
+    while ((j = job_pop(&w->done, &w->done_tail))) {
+        objstore_complete(os, j->done, j->arg, j->rc, j->why);
+        free(j);
+    }
 }
 
 /* ---- reading ---- */
@@ -407,15 +568,16 @@ static int file_list(struct objstore *os, const char *prefix, objstore_list_fn *
 
 /* ---- open and close ---- */
 
-static void file_drain(struct objstore *os, unsigned limit)
-{
-    (void)os;
-    (void)limit;
-}
-
 static void file_close(struct objstore *os)
 {
-    free(os->priv);
+    struct file_store *fs = fs_of(os);
+    if (!fs)
+        return;
+    writer_stop(os, &fs->w);
+    pthread_mutex_destroy(&fs->w.mu);
+    pthread_cond_destroy(&fs->w.work);
+    pthread_cond_destroy(&fs->w.written);
+    free(fs);
 }
 
 static const struct objstore_backend file_backend = {
@@ -425,6 +587,7 @@ static const struct objstore_backend file_backend = {
     .stat = file_stat,
     .del = file_del,
     .list = file_list,
+    .put_async = file_put_async,
     .drain = file_drain,
     .close = file_close,
 };
@@ -436,6 +599,11 @@ int objstore_file_open(struct objstore *os, const char *path)
     if (!fs)
         return objstore_fail(os, -ENOMEM, "out of memory");
     os->priv = fs;
+    pthread_mutex_init(&fs->w.mu, NULL);
+    pthread_cond_init(&fs->w.work, NULL);
+    pthread_cond_init(&fs->w.written, NULL);
+    fs->w.todo_tail = &fs->w.todo;
+    fs->w.done_tail = &fs->w.done;
     size_t len = strlen(path);
     while (len > 1 && path[len - 1] == '/')
         len--;

@@ -283,21 +283,18 @@ int vault_blob_seal(const struct vault_keys *k, uint8_t type,
                     const uint8_t id[VC_ID], const struct vault_stored *s,
                     struct vw *out)
 {
-    uint8_t *plain = malloc(5 + (size_t)s->csize);
     uint8_t *sealed = vw_reserve(out, vault_blob_size(s->csize));
-    int rc = plain && sealed ? 0 : -ENOMEM;
-    if (!rc) {
-        plain[0] = s->codec;
-        vault_put_be32(plain + 1, s->lsize);
-        memcpy(plain + 5, s->bytes, s->csize);
-        uint8_t aad[BLOB_AAD_LEN];
-        blob_aad(type, id, aad);
-        rc = vc_seal(k->enc, aad, sizeof(aad), plain, 5 + (size_t)s->csize,
-                     sealed);
-    }
+    if (!sealed)
+        return -ENOMEM;
+    uint8_t head[5], aad[BLOB_AAD_LEN];
+    head[0] = s->codec;
+    vault_put_be32(head + 1, s->lsize);
+    blob_aad(type, id, aad);
+    /* the header and the stored bytes sealed as one message, in place */
+    int rc = vc_seal2(k->enc, aad, sizeof(aad), head, sizeof(head), s->bytes,
+                      s->csize, sealed);
     if (!rc)
         vw_commit(out, vault_blob_size(s->csize));
-    free(plain);
     return rc;
 }
 

@@ -217,6 +217,8 @@ void vault_close(struct vault *v)
         free(v->win[i].buf);
     free(v->config_obj);
     objstore_close(v->os);
+    for (unsigned i = 0; i < v->nspare; i++)
+        vw_free(&v->spare[i]);
     vc_wipe(&v->keys, sizeof(v->keys));
     free(v);
 }

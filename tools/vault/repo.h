@@ -35,6 +35,9 @@ struct vault_window {
     uint64_t used;      /* when it served last (v->win_tick) */
 };
 
+/* Buffers of written packs kept for the next packs (blobio.c). */
+#define VAULT_SPARE_PACKS 2
+
 struct vault {
     struct objstore *os;
     struct vault_keys keys;
@@ -58,6 +61,8 @@ struct vault {
     uint64_t uploaded;            /* bytes put this session */
     uint64_t packs_written;
     unsigned inflight;            /* asynchronous puts running */
+    struct vw spare[VAULT_SPARE_PACKS]; /* written packs' buffers, reused */
+    unsigned nspare;
     int async_rc;                 /* the first error of one (why set) */
     /* reading */
     struct vault_window win[VAULT_WINDOWS];
@@ -155,9 +160,10 @@ void vault_session_clear(struct vault *v);
 /* Write what the packers hold and wait (session index objects are
  * written only for each VAULT_INDEX_EVERY packs: v->session_indexes). */
 int vault_flush_packs(struct vault *v);
-/* Repacking: the blob E (SEALED, its bytes in an old pack) into the
- * packer of its type, whatever the index says; the index points at its
- * new place once its new pack is written. */
+/* A sealed blob E (SEALED, its bytes: in an old pack when repacking, from
+ * squeeze.c's workers in a backup) into the packer of its type, whatever
+ * the index says; the index points at its new place once its new pack is
+ * written. */
 int vault_move_blob(struct vault *v, const struct vault_pack_entry *e,
                     const uint8_t *sealed);
 /* Refresh the lock if it is due: -ESTALE if it was lost. */
@@ -165,16 +171,18 @@ int vault_keep_lock(struct vault *v);
 
 /*
  * squeeze.c: blocks put into the vault's form (vault_codec_pack at LEVEL)
- * on worker threads, handed back to DONE on the caller's thread in the
- * order they were queued: with S (NULL when RC, the codec's error, is
- * not 0).  add takes RAW (the queue releases it) and may first hand back
- * the oldest block; drain hands back all.  A DONE error stops add and
- * drain and is returned.
+ * and sealed as data blobs under KEYS on worker threads, handed back to
+ * DONE on the caller's thread in the order they were queued: E (type,
+ * id, sealed length, lsize) and the sealed bytes SEALED (NULL when RC,
+ * the codec's error, is not 0), for vault_move_blob.  add takes RAW (the
+ * queue releases it) and may first hand back the oldest block; drain
+ * hands back all.  A DONE error stops add and drain and is returned.
  */
 struct vault_squeeze;
-typedef int vault_squeezed_fn(void *arg, const uint8_t id[VC_ID],
-                              const struct vault_stored *s, int rc);
-int vault_squeeze_new(int level, struct vault_squeeze **out);
+typedef int vault_squeezed_fn(void *arg, const struct vault_pack_entry *e,
+                              const uint8_t *sealed, int rc);
+int vault_squeeze_new(int level, const struct vault_keys *keys,
+                      struct vault_squeeze **out);
 int vault_squeeze_add(struct vault_squeeze *q, const uint8_t id[VC_ID],
                       struct sfs_raw_block *raw, vault_squeezed_fn *done,
                       void *arg);

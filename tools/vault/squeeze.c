@@ -1,7 +1,7 @@
 /*
  * squeeze.c - a backup's blocks put into the vault's form (pack.c's
- * vault_codec_pack) on worker threads, and handed back in the order they
- * were queued.
+ * vault_codec_pack) and sealed as blobs on worker threads, and handed
+ * back in the order they were queued.
  *
  * THEORY.  Compressing blocks again at the vault's level is most of a
  * backup's CPU (zstd level 6 runs several times slower than the level 1
@@ -9,16 +9,21 @@
  * reading the volume (one LMDB read transaction, the sender's thread),
  * the index, the packers and the uploads stay on the caller's thread.  So
  * the caller fetches a block and queues it here; workers, each with its
- * own zstd contexts, take queued blocks in order and pack them; the
+ * own zstd contexts, take queued blocks in order, pack them and seal
+ * each as a blob (AES-256-GCM: a blob's sealing does not depend on its
+ * place in its pack, so it needs nothing of the caller's either); the
  * caller gets them back strictly in queue order (a ring of slots: the
  * oldest is handed back when the ring is full, or at drain), so packs
  * hold blocks in the order the sender named them - the order a restore
  * reads them in - whatever the timing.  The ring is deep enough (128
  * blocks, 8 MiB) that workers keep compressing while the caller waits
- * for a pack to be written (file:// syncs it): 22% faster than 32 on the
- * benchmark's volume.  Memory: the ring's blocks and their compressed
- * forms, about 2 x SQUEEZE_DEPTH x 64 KiB = 16 MiB.  An error of a worker (a damaged block)
- * comes back with that block, in order, and the caller stops there.
+ * for a pack to be written: 22% faster than 32 on the benchmark's
+ * volume.  The caller is left the copy of each sealed blob into its pack
+ * and the pack's own work (its name's SHA-256, its upload).  Memory: the
+ * ring's blocks and their sealed forms, about 2 x SQUEEZE_DEPTH x 64 KiB
+ * = 16 MiB, and a compressed form per worker.  An error of a worker (a
+ * damaged block) comes back with that block, in order, and the caller
+ * stops there.
  *
  * Guarantees: every queued block is handed to DONE exactly once (by add
  * or drain) unless the caller frees the queue first; DONE runs on the
@@ -44,8 +49,7 @@ struct slot {
     enum slot_state state;
     uint8_t id[VC_ID];
     struct sfs_raw_block raw;
-    struct vw out;           /* the compressed form, when it is smaller */
-    struct vault_stored s;
+    struct vw sealed;        /* the blob, sealed */
     int rc;
 };
 
@@ -59,7 +63,7 @@ struct vault_squeeze {
     pthread_t threads[SQUEEZE_THREADS_MAX];
     struct vault_codec *codecs[SQUEEZE_THREADS_MAX];
     unsigned nthreads;
-    int level;
+    const struct vault_keys *keys;
 };
 
 struct worker_arg {
@@ -83,23 +87,39 @@ static struct slot *take(struct vault_squeeze *q)
     return s;
 }
 
+/* Slot S's block in the vault's form (OUT: the worker's buffer for a
+ * compressed form), sealed as a data blob into S's buffer. */
+static int pack_and_seal(struct vault_squeeze *q, struct vault_codec *c,
+                         struct slot *s, struct vw *out)
+{
+    struct vault_stored in = { s->raw.codec, s->raw.lsize, s->raw.bytes,
+                               s->raw.csize };
+    struct vault_stored st;
+    out->failed = false;
+    int rc = vault_codec_pack(c, s->raw.hash, &in, out, &st);
+    s->sealed.len = 0;
+    s->sealed.failed = false;
+    if (!rc)
+        rc = vault_blob_seal(q->keys, VB_DATA, s->id, &st, &s->sealed);
+    return rc;
+}
+
 static void *worker(void *arg)
 {
     struct vault_squeeze *q = ((struct worker_arg *)arg)->q;
     struct vault_codec *c = q->codecs[((struct worker_arg *)arg)->no];
     free(arg);
+    struct vw out = { 0 };
     struct slot *s;
     while ((s = take(q))) {
-        struct vault_stored in = { s->raw.codec, s->raw.lsize, s->raw.bytes,
-                                   s->raw.csize };
-        s->out.failed = false;
-        int rc = vault_codec_pack(c, s->raw.hash, &in, &s->out, &s->s);
+        int rc = pack_and_seal(q, c, s, &out);
         pthread_mutex_lock(&q->mu);
         s->rc = rc;
         s->state = SLOT_DONE;
         pthread_cond_broadcast(&q->done);
         pthread_mutex_unlock(&q->mu);
     }
+    vw_free(&out);
     return NULL;
 }
 
@@ -111,7 +131,8 @@ static unsigned thread_count(void)
     return n > SQUEEZE_THREADS_MAX ? SQUEEZE_THREADS_MAX : (unsigned)n;
 }
 
-int vault_squeeze_new(int level, struct vault_squeeze **out)
+int vault_squeeze_new(int level, const struct vault_keys *keys,
+                      struct vault_squeeze **out)
 {
     struct vault_squeeze *q = calloc(1, sizeof(*q));
     if (!q)
@@ -119,7 +140,7 @@ int vault_squeeze_new(int level, struct vault_squeeze **out)
     pthread_mutex_init(&q->mu, NULL);
     pthread_cond_init(&q->work, NULL);
     pthread_cond_init(&q->done, NULL);
-    q->level = level;
+    q->keys = keys;
     unsigned want = thread_count();
     int rc = 0;
     for (unsigned i = 0; !rc && i < want; i++) {
@@ -165,7 +186,7 @@ void vault_squeeze_free(struct vault_squeeze *q)
     for (unsigned i = 0; i < SQUEEZE_DEPTH; i++) {
         if (q->slots[i].state != SLOT_FREE)
             sfs_raw_block_release(&q->slots[i].raw);
-        vw_free(&q->slots[i].out);
+        vw_free(&q->slots[i].sealed);
     }
     pthread_cond_destroy(&q->work);
     pthread_cond_destroy(&q->done);
@@ -181,7 +202,11 @@ static int hand_back(struct vault_squeeze *q, vault_squeezed_fn *done, void *arg
     while (s->state != SLOT_DONE)
         pthread_cond_wait(&q->done, &q->mu);
     pthread_mutex_unlock(&q->mu);
-    int rc = done(arg, s->id, s->rc ? NULL : &s->s, s->rc);
+    struct vault_pack_entry e = { .type = VB_DATA,
+                                  .length = (uint32_t)s->sealed.len,
+                                  .lsize = s->raw.lsize };
+    memcpy(e.id, s->id, VC_ID);
+    int rc = done(arg, &e, s->rc ? NULL : s->sealed.p, s->rc);
     sfs_raw_block_release(&s->raw);
     pthread_mutex_lock(&q->mu);
     s->state = SLOT_FREE;
