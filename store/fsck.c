@@ -361,6 +361,7 @@ static int visit_entry(void *a, const struct sfs_dirent *d)
         if (!ps)
             return -ENOMEM;
         ps->b++;
+        s = map_ino(&f->inodes, d->ino, false); /* the map may have grown */
         if (i.parent != w->dir)
             problem(f, "%s: '..' points to %llu, not %llu", path,
                     (unsigned long long)i.parent, (unsigned long long)w->dir);
