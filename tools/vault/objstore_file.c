@@ -61,7 +61,7 @@ struct file_writer {
     bool started, stop;
     pthread_mutex_t mu;
     pthread_cond_t work, written;
-    struct file_job *todo, **todo_tail;     /* submitted, in order */
+    struct file_job *queued, **queued_tail;     /* submitted, in order */
     struct file_job *done, **done_tail;     /* written, DONE not run */
     unsigned pending;                       /* submitted, DONE not run */
     struct objstore own;                    /* the writer's handle */
@@ -250,7 +250,7 @@ static void *writer_main(void *arg)
     struct file_writer *w = arg;
     pthread_mutex_lock(&w->mu);
     for (;;) {
-        struct file_job *j = job_pop(&w->todo, &w->todo_tail);
+        struct file_job *j = job_pop(&w->queued, &w->queued_tail);
         if (!j && w->stop)
             break;
         if (!j) {
@@ -296,7 +296,7 @@ static int file_put_async(struct objstore *os, const char *name,
     *j = (struct file_job){ .buf = buf, .len = len, .done = done, .arg = arg };
     memcpy(j->name, name, nlen);
     pthread_mutex_lock(&w->mu);
-    job_append(&w->todo_tail, j);
+    job_append(&w->queued_tail, j);
     w->pending++;
     pthread_cond_signal(&w->work);
     pthread_mutex_unlock(&w->mu);
@@ -602,7 +602,7 @@ int objstore_file_open(struct objstore *os, const char *path)
     pthread_mutex_init(&fs->w.mu, NULL);
     pthread_cond_init(&fs->w.work, NULL);
     pthread_cond_init(&fs->w.written, NULL);
-    fs->w.todo_tail = &fs->w.todo;
+    fs->w.queued_tail = &fs->w.queued;
     fs->w.done_tail = &fs->w.done;
     size_t len = strlen(path);
     while (len > 1 && path[len - 1] == '/')
