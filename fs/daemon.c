@@ -24,6 +24,7 @@
  */
 #define _GNU_SOURCE
 #include "control.h"
+#include "killpriv.h"
 #include "leftovers.h"
 #include "metrics.h"
 #include "metrics_ops.h"
@@ -307,6 +308,12 @@ int snapfs_serve(const char *store, const char *mountpoint, const char *options,
     if (fuse_set_signal_handlers(se) ||
         fuse_session_mount(se, mountpoint)) {
         fprintf(stderr, "snapfs mount: %s: could not mount\n", mountpoint);
+        goto fail_vol;
+    }
+    rc = killpriv_attach(se);
+    if (rc) {
+        fprintf(stderr, "snapfs mount: %s: %s\n", mountpoint, strerror(-rc));
+        fuse_session_unmount(se);
         goto fail_vol;
     }
     fs->snapdirs.se = se;

@@ -42,6 +42,7 @@
 
 #include "acl.h"
 #include "autodelete.h"
+#include "killpriv.h"
 #include "metrics.h"
 #include "wcache.h"
 #include "wgroup.h"
@@ -410,11 +411,36 @@ static int chmod_acl(struct vol *v, MDB_txn *txn, uint64_t ino, uint32_t mode)
     return sfs_xattr_set_w(v->st, txn, ino, ACL_XATTR_ACCESS, buf, (size_t)n, 0);
 }
 
+/*
+ * Clear setuid, and setgid if group-executable, of INO, as the kernel asked
+ * for a write or an O_TRUNC open by a caller without CAP_FSETID (killpriv.c;
+ * the kernel leaves it to us).  A change only when a bit is set.
+ */
+static int clear_suidgid(struct vol *v, uint64_t ino)
+{
+    MDB_txn *txn;
+    struct sfs_inode i;
+    int rc = vol_change_begin(v, &txn);
+    if (rc)
+        return rc;
+    rc = sfs_inode_get(v->st, txn, v->live_view, ino, &i);
+    uint32_t cleared = rc ? 0 : killpriv_cleared_mode(i.mode);
+    if (!rc && cleared != i.mode) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        i.mode = cleared;
+        set_time(&i.ctime_sec, &i.ctime_nsec, &now);
+        rc = sfs_inode_put_w(v->st, txn, &i);
+    }
+    return vol_change_end(v, rc, 0);
+}
+
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
                        int to_set, struct fuse_file_info *fi)
 {
     REFUSE_UNLESS_LIVE(req, ino);
     struct vol *v = VOL(req);
+    bool kill_suidgid = killpriv_request_kills_suidgid();
     struct node *n = node_pin(v, ino);
     if (!n) {
         fuse_reply_err(req, ENOMEM);
@@ -452,6 +478,12 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
         i.uid = attr->st_uid;
     if (to_set & FUSE_SET_ATTR_GID)
         i.gid = attr->st_gid;
+    /* With killpriv v2 the kernel leaves these to us: a change of owner
+     * or group of a non-directory, whoever asks, and a truncate by a
+     * caller without CAP_FSETID, clear setuid and setgid. */
+    if (!rc && killpriv_active() && !S_ISDIR(i.mode) &&
+        ((to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) || kill_suidgid))
+        i.mode = killpriv_cleared_mode(i.mode);
     setattr_times(v, attr, to_set, resized, &i);
     if (!rc)
         rc = sfs_inode_put_w(v->st, txn, &i);
@@ -1046,8 +1078,16 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         return;
     }
     if (fi->flags & O_TRUNC) {
+        bool kill = killpriv_request_kills_suidgid();
         vol_admit(v); /* a change: it waits while the volume is frozen */
         int rc = truncate_to_zero(v, ino);
+        if (!rc && kill) {
+            rc = clear_suidgid(v, ino);
+            /* The open's reply carries no attributes: the kernel keeps
+             * the old mode cached unless told to forget it. */
+            if (!rc)
+                fuse_lowlevel_notify_inval_inode(SPACE(req)->se, ino, -1, 0);
+        }
         vol_leave(v);
         if (rc) {
             fuse_reply_err(req, -rc);
@@ -1615,10 +1655,13 @@ static int write_data(struct vol *v, struct node *n, const char *buf,
 }
 
 static int write_locked(struct vol *v, struct node *n, const char *buf,
-                        size_t size, uint64_t off, bool cache_write)
+                        size_t size, uint64_t off, bool cache_write,
+                        bool kill_suidgid)
 {
     pthread_mutex_lock(&n->wlock);
-    int rc = write_data(v, n, buf, size, off, cache_write);
+    int rc = kill_suidgid ? clear_suidgid(v, n->ino) : 0;
+    if (!rc)
+        rc = write_data(v, n, buf, size, off, cache_write);
     pthread_mutex_unlock(&n->wlock);
     return rc;
 }
@@ -1633,10 +1676,11 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
         fuse_reply_err(req, ENOMEM);
         return;
     }
-    int rc = write_locked(v, n, buf, size, (uint64_t)off, fi->writepage);
+    bool kill = killpriv_request_kills_suidgid();
+    int rc = write_locked(v, n, buf, size, (uint64_t)off, fi->writepage, kill);
     /* Full: autodelete may make room (it needs no write lock held). */
     if (rc == -ENOSPC && autodelete_run(v, size + (size >> 3) + (1u << 20)))
-        rc = write_locked(v, n, buf, size, (uint64_t)off, fi->writepage);
+        rc = write_locked(v, n, buf, size, (uint64_t)off, fi->writepage, kill);
     if ((rc == -ENOSPC || rc == -EDQUOT) && fi->writepage)
         growth_failed(v, n, (uint64_t)off); /* for good: cut the file */
     if (node_unpin(v, n))

@@ -78,6 +78,15 @@ test_expect_success ROOT,NOBODY 'a truncate by a non-owner clears setuid' '
 	assert_stat st "%a %s" "777 2"
 '
 
+test_expect_success ROOT,NOBODY 'an O_TRUNC open by a non-owner clears setuid, and setgid with group execute' '
+	echo 12345 >so && chmod 6777 so &&
+	as_nobody sh -c ": >so" &&
+	assert_stat so "%a %s" "777 0" &&
+	echo 12345 >sg2 && chmod 2767 sg2 &&
+	as_nobody sh -c ": >sg2" &&
+	assert_stat sg2 "%a %s" "2767 0"
+'
+
 test_expect_success ROOT 'a write by the owner (root) keeps setuid and setgid' '
 	touch sk && chmod 6777 sk &&
 	echo data >>sk &&

@@ -240,6 +240,25 @@ test_expect_success 'a capability set on a file already written is seen, and the
 	printf "one\ntwo\nthree\n" >"$REF/capf" && cmp "$MNT/capf" "$REF/capf"
 '
 
+# The daemon takes FUSE_HANDLE_KILLPRIV_V2 (fs/killpriv.c): the kernel
+# then asks for security.capability once per file, not per write(2).
+# getxattr_count: how many getxattr requests the daemon answered so far.
+getxattr_count() {
+	"$SNAPFS" stats "$MNT" --json |
+	python3 -c "import json,sys; print(json.load(sys.stdin)[\"operations\"].get(\"getxattr\", {}).get(\"count\", 0))"
+}
+test_expect_success 'two hundred write(2) calls into a file ask for its capability at most twice' '
+	before=$(getxattr_count) &&
+	dd if=/dev/zero of="$MNT/kp" bs=4k count=200 2>/dev/null &&
+	dd if=/dev/urandom of="$MNT/kp" bs=4k count=200 conv=notrunc 2>/dev/null &&
+	after=$(getxattr_count) &&
+	say "# getxattr requests for 400 writes: $((after - before))" &&
+	test $((after - before)) -le 2 &&
+	setfattr -n security.capability -v $CAP "$MNT/kp" &&
+	dd if=/dev/zero of="$MNT/kp" bs=4k count=1 conv=notrunc 2>/dev/null &&
+	! getfattr -n security.capability "$MNT/kp" 2>/dev/null
+'
+
 # compressed COUNT: how many new blocks the daemon compressed so far
 compressed() {
 	"$SNAPFS" stats "$MNT" | sed -n "s/^blocks:.*; \([0-9]*\) compressed).*/\1/p"
