@@ -1605,7 +1605,6 @@ static int write_data(struct vol *v, struct node *n, const char *buf,
 {
     uint32_t bs = v->st->super.block_size;
     uint64_t pos = off, end = off + size;
-    bool any_cached = false;
     if (end > SFS_MAX_FILE_SIZE || end < off)
         return -EFBIG;
     struct sfs_inode i;
@@ -1645,13 +1644,18 @@ static int write_data(struct vol *v, struct node *n, const char *buf,
             if (!rc && !cached)
                 rc = fs_write_through(v, n->ino, buf + (pos - off),
                                       (size_t)(chunk_end - pos), pos, true);
-            any_cached |= cached;
+            /* The size covers a cached block before anything lets go of
+             * the write lock (a run of the next chunks does): a flush
+             * then would take a block past the stored size for one
+             * truncated away and drop it, losing the write. */
+            if (!rc && cached)
+                rc = note_cached_write(v, n->ino, chunk_end);
             pos = chunk_end;
         }
         if (rc)
             return rc;
     }
-    return any_cached ? note_cached_write(v, n->ino, end) : 0;
+    return 0;
 }
 
 static int write_locked(struct vol *v, struct node *n, const char *buf,

@@ -22,6 +22,9 @@
 #define SPACE_DIRTY_UNKNOWN (256u << 20)
 /* Near full ends only this far above where it began. */
 #define SPACE_LEAVE_MARGIN (16u << 20)
+/* The whole system's dirty threshold, times this over 4, is what the
+ * kernel may hold for a mount without the strict limit. */
+#define SPACE_UNSTRICT_SLACK_QUARTERS 5
 /* The room is measured again at least this often while writes come. */
 #define SPACE_MEASURE_MS 1000
 
@@ -38,6 +41,14 @@ struct space {
     int64_t room;            /* atomic: bytes to write before measuring */
     uint64_t measured_ms;    /* atomic: vol_now_ms() of the last measure */
     uint64_t arrived;        /* atomic: cache writes since lowering */
+    /* Roomy (see space.c, THEORY, ROOMY): the bdi's strict limit is off. */
+    bool unstrict;
+    bool started;            /* space_start is done: transitions are logged */
+    uint64_t unstrict_bound; /* the system's threshold, with slack */
+    uint64_t lowered_from;   /* the bound when lowered, decaying from */
+    uint64_t carry;          /* what the kernel may hold from unstrict
+                                time, when the strict limit came back */
+    uint64_t carry_arrived;  /* atomic: cache writes since then */
 };
 
 /* Start watching VOL mounted on MOUNTPOINT through SE; WRITEBACK: the
