@@ -2251,8 +2251,16 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
     if (fs->no_writeback)
         want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
     conn->want |= want & conn->capable;
-    /* The kernel clears set-user-ID bits on write and chown for us. */
+    /* Set-user-ID bits are cleared as killpriv.c says (v2), not v1. */
     conn->want &= ~(unsigned)FUSE_CAP_HANDLE_KILLPRIV;
+    /* No page cache dropped because a file's mtime moved: the daemon is
+     * the mount's only writer and tells the kernel itself what changed
+     * behind it (snapdir.c, receive.c).  Without the writeback cache,
+     * that drop (on every read after a write) let readahead of one
+     * thread fetch pages another thread's write was still sending, and
+     * serve the old bytes from the cache after that write returned
+     * (t56's writers, 2026-12-07). */
+    conn->want &= ~(unsigned)FUSE_CAP_AUTO_INVAL_DATA;
     conn->want &= ~(unsigned)FUSE_CAP_SPLICE_READ;
     conn->want &= ~(unsigned)FUSE_CAP_SPLICE_WRITE;
     conn->want &= ~(unsigned)FUSE_CAP_SPLICE_MOVE;

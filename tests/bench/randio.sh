@@ -17,7 +17,11 @@
 #
 # Knobs: RANDIO_DIR (/var/tmp/snapfs-randio), RANDIO_MB (256),
 # RANDIO_RUNTIME (30 s bound of each fio job), RANDIO_ROUNDS (3),
-# RANDIO_PT_OPTS (cache=always,writeback,clone_fd), RANDIO_MKFS_OPTS.
+# RANDIO_PT_OPTS (cache=always,writeback,clone_fd), RANDIO_MKFS_OPTS,
+# RANDIO_VOLUME_SIZE (64G: the store is sparse; a volume with more room
+# than the whole system may hold dirty runs without the kernel's strict
+# per-mount dirty limit, as a NAS volume does: fs/space.c, ROOMY; 4G
+# shows the strict limit).
 set -euo pipefail
 
 DIR=${RANDIO_DIR:-/var/tmp/snapfs-randio}
@@ -26,6 +30,7 @@ RUNTIME=${RANDIO_RUNTIME:-30}
 ROUNDS=${RANDIO_ROUNDS:-3}
 PT_OPTS=${RANDIO_PT_OPTS:-cache=always,writeback,clone_fd}
 MKFS_OPTS=${RANDIO_MKFS_OPTS:-}
+VOLUME_SIZE=${RANDIO_VOLUME_SIZE:-64G}
 EXAMPLES=/usr/share/doc/libfuse3-dev/examples
 
 log() { printf '[randio %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
@@ -84,7 +89,7 @@ mount_target() {	# mount_target NAME FRESH(1/0)
 	if [[ $2 == 1 ]]; then
 		rm -rf "$WORK/store"
 		# shellcheck disable=SC2086
-		"${BIN[$1]}" mkfs "$WORK/store" --size 4G $MKFS_OPTS >/dev/null
+		"${BIN[$1]}" mkfs "$WORK/store" --size "$VOLUME_SIZE" $MKFS_OPTS >/dev/null
 	fi
 	"${BIN[$1]}" mount "$WORK/store" "$MNT"
 }
