@@ -22,9 +22,8 @@
 #define SPACE_DIRTY_UNKNOWN (256u << 20)
 /* Near full ends only this far above where it began. */
 #define SPACE_LEAVE_MARGIN (16u << 20)
-/* The whole system's dirty threshold, times this over 4, is what the
- * kernel may hold for a mount without the strict limit. */
-#define SPACE_UNSTRICT_SLACK_QUARTERS 5
+/* The mount's dirty bound while the volume is roomy (space.c, ROOMY). */
+#define SPACE_DIRTY_ROOMY (1u << 30)
 /* The room is measured again at least this often while writes come. */
 #define SPACE_MEASURE_MS 1000
 
@@ -41,13 +40,14 @@ struct space {
     int64_t room;            /* atomic: bytes to write before measuring */
     uint64_t measured_ms;    /* atomic: vol_now_ms() of the last measure */
     uint64_t arrived;        /* atomic: cache writes since lowering */
-    /* Roomy (see space.c, THEORY, ROOMY): the bdi's strict limit is off. */
-    bool unstrict;
+    /* Roomy (see space.c, THEORY, ROOMY): the bdi's bound is raised. */
+    bool roomy;
     bool started;            /* space_start is done: transitions are logged */
-    uint64_t unstrict_bound; /* the system's threshold, with slack */
+    uint64_t roomy_bound;    /* the raised bound, as the kernel reads it */
+    char roomy_saved_ratio[32]; /* max_ratio_fine before raising */
     uint64_t lowered_from;   /* the bound when lowered, decaying from */
-    uint64_t carry;          /* what the kernel may hold from unstrict
-                                time, when the strict limit came back */
+    uint64_t carry;          /* what the kernel may hold from roomy
+                                time, when the bound was given back */
     uint64_t carry_arrived;  /* atomic: cache writes since then */
 };
 
