@@ -18,10 +18,8 @@
 # Knobs: RANDIO_DIR (/var/tmp/snapfs-randio), RANDIO_MB (256),
 # RANDIO_RUNTIME (30 s bound of each fio job), RANDIO_ROUNDS (3),
 # RANDIO_PT_OPTS (cache=always,writeback,clone_fd), RANDIO_MKFS_OPTS,
-# RANDIO_VOLUME_SIZE (64G: the store is sparse; a volume with more room
-# than the whole system may hold dirty runs without the kernel's strict
-# per-mount dirty limit, as a NAS volume does: fs/space.c, ROOMY; 4G
-# shows the strict limit).
+# RANDIO_VOLUME_SIZE (64G: the store is sparse; a volume with more than
+# about 1.2 GiB free has its mount's dirty bound raised, fs/space.c, ROOMY).
 set -euo pipefail
 
 DIR=${RANDIO_DIR:-/var/tmp/snapfs-randio}

@@ -7,7 +7,7 @@
 # Near full, new O_WRONLY opens get direct I/O and use the volume to its
 # last block; the mount's dirty limit is lowered near full and given back
 # once space is freed, and is untouched while the volume has room (the
-# strict limit's going off with much more room is t60).
+# bound raised with more room is t60).
 . "$(dirname "$0")/lib.sh"
 test_have_prereq SNAPFS || { say "# skipping: needs snapfs"; test_done; }
 test_have_prereq ROOT || { say "# skipping: needs root (only a daemon run by root may lower the mount's dirty limit, which the bounds asserted here rely on)"; test_done; }
