@@ -29,9 +29,9 @@
  *   - FATTR_KILL_SUIDGID in a setattr (a truncate by such a caller);
  *   - FUSE_OPEN_KILL_SUIDGID in an open or create with O_TRUNC.
  * It takes the flag in the INIT reply only when the kernel offered it.
- * What the operations must then do (ops.c, killpriv_apply), as the VFS
- * would: setuid is cleared, setgid only with group execute permission;
- * a change of owner or group clears them whoever asks (chown); the
+ * What the operations must then do (ops.c: clear_suidgid, op_setattr),
+ * as the VFS would: setuid is cleared, setgid only with group execute
+ * permission; a change of owner or group clears them whoever asks; the
  * capability attribute goes with any write, truncate or change of owner,
  * and the kernel still removes it itself when it finds one (it asks once
  * per inode, and again after a security.* attribute is set).
@@ -52,50 +52,60 @@ static uint64_t init_unique;       /* the INIT request's, while it is open */
 static bool kernel_offers_v2;
 static bool v2_taken;
 
+/* Is MASK set in the 32-bit flags at offset AT of an argument of ARGN
+ * bytes that must be at least NEED long (else: not set)? */
+static bool flag_set(const char *arg, size_t argn, size_t need, size_t at,
+                     uint32_t mask)
+{
+    uint32_t flags;
+    if (argn < need)
+        return false;
+    memcpy(&flags, arg + at, sizeof(flags));
+    return (flags & mask) != 0;
+}
+
 /* Note what the request in BUF (N bytes, as read) asks of killpriv. */
 static void inspect_request(const void *buf, size_t n)
 {
     const struct fuse_in_header *h = buf;
     const char *arg = (const char *)buf + sizeof(*h);
     size_t argn = n - sizeof(*h);
-    request_kills_suidgid = false;
+    bool kills = false;
     switch (h->opcode) {
     case FUSE_INIT:
         if (argn >= offsetof(struct fuse_init_in, flags) + sizeof(uint32_t)) {
-            const struct fuse_init_in *in = (const void *)arg;
             __atomic_store_n(&kernel_offers_v2,
-                             (in->flags & FUSE_HANDLE_KILLPRIV_V2) != 0,
+                             flag_set(arg, argn, argn,
+                                      offsetof(struct fuse_init_in, flags),
+                                      FUSE_HANDLE_KILLPRIV_V2),
                              __ATOMIC_RELEASE);
             __atomic_store_n(&init_unique, h->unique, __ATOMIC_RELEASE);
         }
         break;
     case FUSE_WRITE:
-        if (argn >= sizeof(struct fuse_write_in))
-            request_kills_suidgid =
-                (((const struct fuse_write_in *)(const void *)arg)->write_flags &
-                 FUSE_WRITE_KILL_SUIDGID) != 0;
+        kills = flag_set(arg, argn, sizeof(struct fuse_write_in),
+                         offsetof(struct fuse_write_in, write_flags),
+                         FUSE_WRITE_KILL_SUIDGID);
         break;
     case FUSE_SETATTR:
-        if (argn >= sizeof(struct fuse_setattr_in))
-            request_kills_suidgid =
-                (((const struct fuse_setattr_in *)(const void *)arg)->valid &
-                 FATTR_KILL_SUIDGID) != 0;
+        kills = flag_set(arg, argn, sizeof(struct fuse_setattr_in),
+                         offsetof(struct fuse_setattr_in, valid),
+                         FATTR_KILL_SUIDGID);
         break;
     case FUSE_OPEN:
-        if (argn >= sizeof(struct fuse_open_in))
-            request_kills_suidgid =
-                (((const struct fuse_open_in *)(const void *)arg)->open_flags &
-                 FUSE_OPEN_KILL_SUIDGID) != 0;
+        kills = flag_set(arg, argn, sizeof(struct fuse_open_in),
+                         offsetof(struct fuse_open_in, open_flags),
+                         FUSE_OPEN_KILL_SUIDGID);
         break;
     case FUSE_CREATE:
-        if (argn >= sizeof(struct fuse_create_in))
-            request_kills_suidgid =
-                (((const struct fuse_create_in *)(const void *)arg)->open_flags &
-                 FUSE_OPEN_KILL_SUIDGID) != 0;
+        kills = flag_set(arg, argn, sizeof(struct fuse_create_in),
+                         offsetof(struct fuse_create_in, open_flags),
+                         FUSE_OPEN_KILL_SUIDGID);
         break;
     default:
         break;
     }
+    request_kills_suidgid = kills;
 }
 
 static ssize_t channel_read(int fd, void *buf, size_t len, void *userdata)

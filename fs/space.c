@@ -266,14 +266,23 @@ static void invalidate_open_files(struct space *sp)
     free(ids);
 }
 
-static void lower_bound(struct space *sp)
+/* Set the bdi's bound to BYTES, keeping its ratio in SAVED (CAP bytes)
+ * to give it back; -errno if it may not (not root: the kernel keeps it). */
+static int set_bdi_bound(struct space *sp, uint64_t bytes, char *saved,
+                         size_t cap)
 {
     char text[32];
-    snprintf(text, sizeof(text), "%u", SPACE_DIRTY_NEAR_FULL);
-    if (!sp->bdi[0] ||
-        read_text(sp->bdi, "max_ratio_fine", sp->saved_ratio,
-                  sizeof(sp->saved_ratio)) ||
-        write_text(sp->bdi, "max_bytes", text))
+    snprintf(text, sizeof(text), "%llu", (unsigned long long)bytes);
+    if (!sp->bdi[0])
+        return -ENOENT;
+    int rc = read_text(sp->bdi, "max_ratio_fine", saved, cap);
+    return rc ? rc : write_text(sp->bdi, "max_bytes", text);
+}
+
+static void lower_bound(struct space *sp)
+{
+    if (set_bdi_bound(sp, SPACE_DIRTY_NEAR_FULL, sp->saved_ratio,
+                      sizeof(sp->saved_ratio)))
         return; /* not root: the kernel keeps its bound */
     sp->lowered_from = mode_bound(sp);
     __atomic_store_n(&sp->arrived, 0, __ATOMIC_RELAXED);
@@ -300,11 +309,8 @@ static void leave(struct space *sp)
 
 static void roomy_enter(struct space *sp, uint64_t avail)
 {
-    char text[32];
-    snprintf(text, sizeof(text), "%u", SPACE_DIRTY_ROOMY);
-    if (read_text(sp->bdi, "max_ratio_fine", sp->roomy_saved_ratio,
-                  sizeof(sp->roomy_saved_ratio)) ||
-        write_text(sp->bdi, "max_bytes", text))
+    if (set_bdi_bound(sp, SPACE_DIRTY_ROOMY, sp->roomy_saved_ratio,
+                      sizeof(sp->roomy_saved_ratio)))
         return; /* not root: the kernel keeps its bound */
     uint64_t now = bdi_bound(sp);
     sp->roomy_bound = now > SPACE_DIRTY_ROOMY ? now : SPACE_DIRTY_ROOMY;
