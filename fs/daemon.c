@@ -29,6 +29,7 @@
 #include "metrics.h"
 #include "metrics_ops.h"
 #include "ops.h"
+#include "readaround.h"
 #include "scheduler.h"
 #include "service.h"
 #include "wcache.h"
@@ -115,7 +116,8 @@ static char *mount_options(const char *store, const char *extra,
     char *opts = NULL;
     const char *allow = geteuid() == 0 ? ",allow_other" : "";
     /* Our own options: no_writeback_cache turns the kernel cache off,
-     * nostats the statistics (metrics.c). */
+     * nostats the statistics (metrics.c), noreadaround the filling of
+     * the kernel's cache around reads (readaround.c). */
     char *rest = strdup(extra ? extra : "");
     if (!rest)
         return NULL;
@@ -133,6 +135,10 @@ static char *mount_options(const char *store, const char *extra,
         }
         if (!strcmp(tok, "nostats")) {
             metrics_enabled = false;
+            continue;
+        }
+        if (!strcmp(tok, "noreadaround")) {
+            readaround_enabled = false;
             continue;
         }
         if (*out)
@@ -197,6 +203,8 @@ static void notify_changed(struct vol *v, unsigned what)
 {
     struct snapfs_fs *fs =
         (struct snapfs_fs *)((char *)v - offsetof(struct snapfs_fs, vol));
+    if (what & VOL_CHANGED_LIVE)
+        readaround_live_changed(v); /* before the kernel forgets */
     snapdir_notify(&fs->snapdirs, v, what);
 }
 

@@ -93,6 +93,7 @@ static const char *const counter_names[MC_COUNT] = {
     "wcache_misses", "wcache_bypasses", "wcache_stored_blocks",
     "wcache_read_overlays", "commits_interval", "commits_size",
     "commits_sync", "commits_unmount", "commit_errors", "damaged_reads",
+    "readaround_bytes",
 };
 
 uint64_t metrics_clock(void)

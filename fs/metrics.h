@@ -45,6 +45,8 @@ enum metrics_counter {
     MC_COMMIT_ERRORS,
     MC_DAMAGED_READS,       /* reads refused with EIO: a block failed its
                              * verification (snapfs fsck names the file) */
+    MC_READAROUND_BYTES,    /* bytes of read blocks given to the kernel's
+                             * cache beyond the requests (readaround.c) */
     MC_COUNT
 };
 

@@ -44,6 +44,7 @@
 #include "autodelete.h"
 #include "killpriv.h"
 #include "metrics.h"
+#include "readaround.h"
 #include "wcache.h"
 #include "wgroup.h"
 #include "wrun.h"
@@ -490,6 +491,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
     rc = vol_change_end(v, rc, 0);
     if (!rc && (to_set & FUSE_SET_ATTR_SIZE))
         growth_reset(n);
+    if (resized)
+        readaround_node_changed(n);
 out_unlocked:
     pthread_mutex_unlock(&n->wlock);
     if (node_unpin(v, n))
@@ -1057,10 +1060,27 @@ static int truncate_to_zero(struct vol *v, uint64_t ino)
         wcache_drop(v, n, 0, UINT64_MAX);
         growth_reset(n);
     }
+    readaround_node_changed(n);
     pthread_mutex_unlock(&n->wlock);
     if (node_unpin(v, n))
         fs_destroy_orphan(v, ino);
     return rc;
+}
+
+/* A handle FH of INO is opened (DELTA 1) or released (-1): one that may
+ * write stops read-around for the file while it is open (readaround.c).
+ * Returns -ENOMEM if an open could not be counted. */
+static int count_writer(struct vol *v, fuse_ino_t ino, uint64_t fh, int delta)
+{
+    if (!FH_WRITES(fh))
+        return 0;
+    struct node *n = node_pin(v, ino);
+    if (!n)
+        return delta > 0 ? -ENOMEM : 0; /* released: read-around stays off */
+    readaround_writer(n, delta);
+    if (node_unpin(v, n))
+        fs_destroy_orphan(v, ino);
+    return 0;
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -1098,8 +1118,16 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     fi->fh = FH_OF_FLAGS(fi->flags);
     fi->direct_io = space_direct_open(SPACE(req), fi->flags);
     node_open(v, ino, 1);
-    if (fuse_reply_open(req, fi))
+    if (count_writer(v, ino, fi->fh, 1)) {
+        if (node_open(v, ino, -1))
+            fs_destroy_orphan(v, ino);
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    if (fuse_reply_open(req, fi)) {
+        count_writer(v, ino, fi->fh, -1);
         node_open(v, ino, -1);
+    }
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -1120,43 +1148,84 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
     fi->direct_io = space_direct_open(SPACE(req), fi->flags);
     node_add_lookup(v, i.ino, 1);
     node_open(v, i.ino, 1);
+    if (count_writer(v, i.ino, fi->fh, 1)) {
+        node_open(v, i.ino, -1);
+        node_forget(v, i.ino, 1);
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
     if (fuse_reply_create(req, &e, fi)) {
+        count_writer(v, i.ino, fi->fh, -1);
         node_open(v, i.ino, -1);
         node_forget(v, i.ino, 1);
     }
 }
 
-/* A read of a snapshot's file: no cache to overlay, no node to pin. */
-static void read_view(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off)
+/* Answer a read of SPAN from BUF (which holds [start, end)), or RC. */
+static void reply_read(fuse_req_t req, int rc, const struct readaround_span *span,
+                       const char *buf)
 {
-    struct vol *v = VOL(req);
-    struct sfs_rplan plan;
-    struct sfs_inode i;
-    struct noderef r;
-    MDB_txn *txn = vol_read_begin(v);
-    int rc = noderef_resolve(SD(req), v, txn, ino, &r);
-    if (!rc && r.kind == NODE_SNAPDIR)
-        rc = -EISDIR;
-    if (!rc)
-        rc = sfs_inode_get(v->st, txn, r.view, r.obj, &i);
-    if (!rc)
-        rc = sfs_rplan_collect(v->st, txn, r.view, r.obj, i.size,
-                               (uint64_t)off, size, &plan);
-    vol_read_end_bytes(v, rc ? 0 : plan.len);
-    char *buf = NULL;
-    if (!rc) {
-        buf = malloc(plan.len ? plan.len : 1);
-        rc = buf ? sfs_rplan_finish(&plan, fs_codec(), buf) : -ENOMEM;
-        sfs_rplan_release(&plan);
-    }
     if (rc) {
         if (rc == -EIO)
             metrics_add(MC_DAMAGED_READS, 1);
-        fuse_reply_err(req, rc == -ENOENT ? ESTALE : -rc);
-    } else {
-        metrics_add(MC_READ_BYTES, plan.len);
-        fuse_reply_buf(req, buf, plan.len);
+        fuse_reply_err(req, -rc);
+        return;
     }
+    metrics_add(MC_READ_BYTES, span->len);
+    fuse_reply_buf(req, buf + (span->off - span->start), span->len);
+}
+
+/* Decode SPAN of INO at VIEW (dated) into *BUF, planned on the inode the
+ * transaction finds: the volume's read lock is held only to collect. */
+static int decode_span(struct vol *v, uint64_t view, uint64_t ino,
+                       bool direct, uint64_t off, size_t size,
+                       struct readaround_span *span, char **buf)
+{
+    struct sfs_rplan plan;
+    struct sfs_inode i;
+    MDB_txn *txn = vol_read_begin(v);
+    int rc = sfs_inode_get(v->st, txn, view, ino, &i);
+    if (!rc) {
+        readaround_plan(direct, v->st->super.block_size, i.size, off, size,
+                        span);
+        rc = sfs_rplan_collect(v->st, txn, view, ino, i.size, span->start,
+                               (size_t)(span->end - span->start), &plan);
+    }
+    vol_read_end_bytes(v, rc ? 0 : plan.len);
+    if (rc)
+        return rc;
+    *buf = malloc(plan.len ? plan.len : 1);
+    rc = *buf ? sfs_rplan_finish(&plan, fs_codec(), *buf) : -ENOMEM;
+    sfs_rplan_release(&plan);
+    return rc;
+}
+
+static bool read_is_direct(const struct fuse_file_info *fi)
+{
+    return fi->direct_io || (fi->flags & O_DIRECT);
+}
+
+/* A read of a snapshot's file: no cache to overlay, no node to pin. */
+static void read_view(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                      struct fuse_file_info *fi)
+{
+    struct vol *v = VOL(req);
+    struct readaround_span span;
+    struct noderef r;
+    char *buf = NULL;
+    readaround_date(v, NULL, &span);
+    MDB_txn *txn = vol_read_begin(v);
+    int rc = noderef_resolve(SD(req), v, txn, ino, &r);
+    vol_read_end(v);
+    if (!rc && r.kind == NODE_SNAPDIR)
+        rc = -EISDIR;
+    if (!rc)
+        rc = decode_span(v, r.view, r.obj, read_is_direct(fi),
+                         (uint64_t)off, size, &span, &buf);
+    struct fuse_session *se = SPACE(req)->se; /* req goes with the reply */
+    reply_read(req, rc == -ENOENT ? -ESTALE : rc, &span, buf);
+    if (!rc)
+        readaround_push(v, NULL, se, ino, &span, buf);
     free(buf);
 }
 
@@ -1165,11 +1234,9 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
     struct vol *v = VOL(req);
     if (!nodeid_is_live(ino)) {
-        read_view(req, ino, size, off);
+        read_view(req, ino, size, off, fi);
         return;
     }
-    struct sfs_rplan plan;
-    struct sfs_inode i;
     /* A file with cached blocks is read under its write lock, and the
      * cached bytes are laid over what the store holds. */
     struct node *n = node_pin(v, ino);
@@ -1177,41 +1244,28 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         fuse_reply_err(req, ENOMEM);
         return;
     }
+    struct readaround_span span;
+    char *buf = NULL;
+    readaround_date(v, n, &span);
     bool cached = __atomic_load_n(&n->ncached, __ATOMIC_ACQUIRE) != 0;
     if (cached) {
         pthread_mutex_lock(&n->wlock);
         metrics_add(MC_WCACHE_OVERLAYS, 1);
+        span.writers = true; /* nothing around a cached file */
     }
-    MDB_txn *txn = vol_read_begin(v);
-    int rc = sfs_inode_get(v->st, txn, v->live_view, ino, &i);
-    if (!rc)
-        rc = sfs_rplan_collect(v->st, txn, v->live_view, ino, i.size,
-                               (uint64_t)off, size, &plan);
-    vol_read_end_bytes(v, rc ? 0 : plan.len);
-    char *buf = NULL;
-    if (!rc) {
-        buf = malloc(plan.len ? plan.len : 1);
-        rc = buf ? sfs_rplan_finish(&plan, fs_codec(), buf) : -ENOMEM;
-        if (!rc && cached)
-            wcache_overlay(v, n, (uint64_t)off, plan.len, buf);
-        if (rc)
-            sfs_rplan_release(&plan);
-    }
+    int rc = decode_span(v, v->live_view, ino, read_is_direct(fi),
+                         (uint64_t)off, size, &span, &buf);
+    if (!rc && cached)
+        wcache_overlay(v, n, span.start, (size_t)(span.end - span.start), buf);
     if (cached)
         pthread_mutex_unlock(&n->wlock);
+    struct fuse_session *se = SPACE(req)->se; /* req goes with the reply */
+    reply_read(req, rc, &span, buf);
+    if (!rc)
+        readaround_push(v, n, se, ino, &span, buf);
+    free(buf);
     if (node_unpin(v, n))
         fs_destroy_orphan(v, ino);
-    if (rc) {
-        if (rc == -EIO)
-            metrics_add(MC_DAMAGED_READS, 1);
-        free(buf);
-        fuse_reply_err(req, -rc);
-        return;
-    }
-    metrics_add(MC_READ_BYTES, plan.len);
-    fuse_reply_buf(req, buf, plan.len);
-    free(buf);
-    sfs_rplan_release(&plan);
 }
 
 /* What a write stored, for the statistics (metrics.c). */
@@ -1734,8 +1788,11 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
                        struct fuse_file_info *fi)
 {
     struct vol *v = VOL(req);
-    if (nodeid_is_live(ino) && node_open(v, ino, -1))
-        fs_destroy_orphan(v, ino);
+    if (nodeid_is_live(ino)) {
+        count_writer(v, ino, fi->fh, -1);
+        if (node_open(v, ino, -1))
+            fs_destroy_orphan(v, ino);
+    }
     fuse_reply_err(req, 0);
 }
 

@@ -360,6 +360,7 @@ int vol_start(struct vol *v, struct sfs_store *st,
     v->st = st;
     pthread_mutex_init(&v->lock, NULL);
     pthread_mutex_init(&v->nodes_lock, NULL);
+    pthread_rwlock_init(&v->live_gen_lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -408,6 +409,7 @@ int vol_stop(struct vol *v)
     pthread_mutex_destroy(&v->gate_lock);
     pthread_mutex_destroy(&v->lock);
     pthread_mutex_destroy(&v->nodes_lock);
+    pthread_rwlock_destroy(&v->live_gen_lock);
     return rc;
 }
 

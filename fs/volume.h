@@ -76,6 +76,11 @@ struct vol {
      * file has no capability xattr (node_nocaps_known). */
     uint64_t xattr_gen;
     bool cache_barrier;     /* writers write through (atomic); control.c */
+    /* Moved (atomic) under live_gen_lock taken for writing after every
+     * change of the live tree behind the kernel's back, before the kernel
+     * is told: read-around's date (readaround.c, THEORY). */
+    pthread_rwlock_t live_gen_lock;
+    uint64_t live_gen;
 
     /* The freeze gate (vol_admit, vol_freeze; THEORY in volume.c),
      * guarded by gate_lock, which is taken alone (never with lock). */
@@ -199,6 +204,11 @@ struct node {
     uint32_t raw_streak;
     uint32_t nruns;
     uint32_t quiet_wanted;
+    /* Read-around (readaround.c, THEORY), under wlock, atomic for peeks:
+     * the handles open that may write, and a date moved whenever the
+     * content may have changed other than by their writes. */
+    uint32_t nwriters;
+    uint64_t content_gen;
 };
 
 /* Find or create the node of INO and pin it; never fails but on ENOMEM.

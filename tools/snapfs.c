@@ -113,7 +113,8 @@ static bool mount_option_known(const char *opt)
         "allow_other", "allow_root", "default_permissions", "ro", "rw",
         "nosuid", "suid", "nodev", "dev", "noexec", "exec", "atime",
         "noatime", "relatime", "strictatime", "nodiratime", "sync", "async",
-        "dirsync", "auto_unmount", "no_writeback_cache", "nostats", "_netdev",
+        "dirsync", "auto_unmount", "no_writeback_cache", "nostats",
+        "noreadaround", "_netdev",
         "auto", "noauto", "user", "nouser", "users", "defaults", "nofail",
     };
     static const char *keyed[] = { "max_read=", "blksize=", "fsname=",

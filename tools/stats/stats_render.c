@@ -231,6 +231,11 @@ void stats_print_table(FILE *out, const char *volume,
     print_bytes(out, stats_counter(s, "read_bytes"));
     fputs(", written ", out);
     print_bytes(out, stats_counter(s, "write_bytes"));
+    if (stats_counter(s, "readaround_bytes")) {
+        fputs("; ", out);
+        print_bytes(out, stats_counter(s, "readaround_bytes"));
+        fputs(" more of the blocks read given to the kernel's cache", out);
+    }
     fputc('\n', out);
     print_blocks(out, s);
     print_cache(out, s);
@@ -354,8 +359,10 @@ void stats_print_json(FILE *out, const char *volume,
     fprintf(out, ",\"uptime_seconds\":%.3f,\"started\":%llu,", secs,
             (unsigned long long)s->started);
     json_operations(out, s, secs);
-    fprintf(out, ",\"bytes\":{\"read\":%llu,\"written\":%llu},\"blocks\":{",
+    fprintf(out, ",\"bytes\":{\"read\":%llu,\"read_around\":%llu,"
+            "\"written\":%llu},\"blocks\":{",
             (unsigned long long)stats_counter(s, "read_bytes"),
+            (unsigned long long)stats_counter(s, "readaround_bytes"),
             (unsigned long long)stats_counter(s, "write_bytes"));
     json_values(out, s, json_blocks, NPAIRS(json_blocks), false);
     fputs("},\"write_cache\":{", out);
@@ -496,6 +503,9 @@ struct prom_metric {
 static const struct prom_metric prom_metrics[] = {
     { "snapfs_read_bytes_total", "counter", "read_bytes",
       "Bytes answered to reads since the mount.", false },
+    { "snapfs_read_around_bytes_total", "counter", "readaround_bytes",
+      "Bytes of read blocks given to the kernel's cache beyond the "
+      "requests.", false },
     { "snapfs_written_bytes_total", "counter", "write_bytes",
       "Bytes of writes accepted since the mount.", false },
     { "snapfs_new_blocks_total", "counter", "new_blocks",
