@@ -45,6 +45,9 @@ struct space {
     bool started;            /* space_start is done: transitions are logged */
     uint64_t roomy_bound;    /* the raised bound, as the kernel reads it */
     char roomy_saved_ratio[32]; /* max_ratio_fine before raising */
+    uint64_t roomy_min;      /* the share guaranteed while roomy (min_bytes) */
+    uint64_t small_bytes;    /* atomic: cache writes smaller than a block, */
+    uint64_t cache_bytes;    /* and all cache writes, since the last choice */
     uint64_t lowered_from;   /* the bound when lowered, decaying from */
     uint64_t carry;          /* what the kernel may hold from roomy
                                 time, when the bound was given back */
