@@ -466,7 +466,8 @@ void vol_read_end(struct vol *v)
 
 void vol_read_end_bytes(struct vol *v, uint64_t bytes)
 {
-    count_map_bytes(v, bytes);
+    count_map_bytes(v, bytes > VOL_MAP_DATA_MIN_BYTES ? bytes
+                                                      : VOL_MAP_DATA_MIN_BYTES);
     pthread_mutex_unlock(&v->lock);
 }
 
