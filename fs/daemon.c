@@ -203,8 +203,6 @@ static void notify_changed(struct vol *v, unsigned what)
 {
     struct snapfs_fs *fs =
         (struct snapfs_fs *)((char *)v - offsetof(struct snapfs_fs, vol));
-    if (what & VOL_CHANGED_LIVE)
-        readaround_live_changed(v); /* before the kernel forgets */
     snapdir_notify(&fs->snapdirs, v, what);
 }
 

@@ -447,6 +447,9 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
         fuse_reply_err(req, ENOMEM);
         return;
     }
+    bool sizing = to_set & FUSE_SET_ATTR_SIZE;
+    if (sizing)
+        readaround_change_begin(n);
     node_lock_quiet(n);
     MDB_txn *txn;
     struct sfs_inode i;
@@ -491,10 +494,10 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
     rc = vol_change_end(v, rc, 0);
     if (!rc && (to_set & FUSE_SET_ATTR_SIZE))
         growth_reset(n);
-    if (resized)
-        readaround_node_changed(n);
 out_unlocked:
     pthread_mutex_unlock(&n->wlock);
+    if (sizing)
+        readaround_change_end(n);
     if (node_unpin(v, n))
         fs_destroy_orphan(v, ino);
     if (rc) {
@@ -1041,6 +1044,7 @@ static int truncate_to_zero(struct vol *v, uint64_t ino)
     struct node *n = node_pin(v, ino);
     if (!n)
         return -ENOMEM;
+    readaround_change_begin(n);
     node_lock_quiet(n);
     MDB_txn *txn;
     struct sfs_inode i;
@@ -1060,8 +1064,8 @@ static int truncate_to_zero(struct vol *v, uint64_t ino)
         wcache_drop(v, n, 0, UINT64_MAX);
         growth_reset(n);
     }
-    readaround_node_changed(n);
     pthread_mutex_unlock(&n->wlock);
+    readaround_change_end(n);
     if (node_unpin(v, n))
         fs_destroy_orphan(v, ino);
     return rc;

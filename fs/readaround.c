@@ -20,41 +20,43 @@
  * overwriting what it holds, dirty or not.  So it must be given a file's
  * content only when nothing newer can be in the kernel or on the way:
  *
- *   1. No handle that may write the file is open (node->nwriters, under
- *      the node's write lock).  With the writeback cache a writer's bytes
- *      live in the kernel's pages until they are written back, which
- *      happens at the latest when the handle is released (the kernel
- *      writes the pages back before it sends RELEASE); a writable mapping
- *      holds its handle until it is unmapped.  A writer's OPEN takes the
- *      write lock to count itself, so it waits while a push is under way:
- *      its first write comes after the push.
- *   2. The content read is still the file's: the node's content_gen (moved
- *      under the write lock when a writer comes or goes and after a
- *      truncation by path) and the volume's live_gen (moved after a
- *      rollback, a restore in place or a published receive, under
- *      live_gen_lock taken for writing, before the kernel is told to
- *      forget the live files) are taken before the read's transaction
- *      begins and compared when the push is made, with the write lock and
- *      live_gen_lock for reading held across the push.  A change after the
- *      dates moves one of them, so the push is not made; a change after
- *      the push is followed by its invalidation, which drops the pages.
- *   3. No cached partial blocks (node->ncached) and no run of blocks out:
- *      both come only from writers, and are checked under the lock too.
+ *   1. No handle that may write the file is open (node->nwriters).  With
+ *      the writeback cache a writer's bytes live in the kernel's pages
+ *      until they are written back, which happens at the latest when the
+ *      handle is released (the kernel writes the pages back before it
+ *      sends RELEASE); a writable mapping holds its handle until it is
+ *      unmapped.
+ *   2. The content read is still the file's: the node's content_gen
+ *      (moved when a writer comes or goes, and after a truncation by path
+ *      or an O_TRUNC open) and the volume's live_gen and live view (moved
+ *      after a rollback, a restore in place or a published receive, after
+ *      the change and before the kernel is told to forget the live files)
+ *      are taken before the read's transaction begins and compared when
+ *      the push is made.
+ *   3. No cached partial blocks (node->ncached): a file with them is read
+ *      with the cached bytes laid over (ops.c) and gets nothing around.
  *   4. Only bytes within the file's size: the kernel would take a store
  *      past its size for growth.
- * A snapshot's files never change, and no one writes them: their blocks
- * are given without these checks.
+ * Each push holds the node's push_lock and the volume's live_gen_lock for
+ * reading from the check to the end of the push; whoever changes what
+ * rules 1 and 2 look at takes the lock for writing, so a change waits for
+ * the pushes under way, and pushes after it see its date.  A change after
+ * the push is followed by its invalidation (or, for a writer, by its own
+ * bytes), which replaces the pages.  A snapshot's files never change, and
+ * no one writes them: their blocks are given without these checks.
  *
  * Locks: the kernel takes each page's lock to fill it, and a page that a
  * read request is filling stays locked until that request is answered.
  * So the request's own pages are answered first and not given again, and
- * the push is made holding only what no reader waits for: a read takes
- * the write lock only when the file has cached blocks (rule 3: none), and
- * live_gen_lock is taken for writing only by a control change, which holds
- * no page.  A push may still wait for a page that another read request is
- * filling; that request needs a free FUSE thread, so at most PUSHES_MAX
- * pushes are under way at once, and a read finding them all busy gives
- * nothing (it is an optimisation: nothing is lost).
+ * a push holds only locks that no read request waits for: push_lock and
+ * live_gen_lock are never taken by a read, and whoever takes them for
+ * writing holds nothing a read needs (push_lock is taken before the
+ * node's write lock, which a read of a file with cached blocks takes,
+ * never after it).  Both prefer a waiting writer, so that steady reads
+ * cannot hold back a rollback.  A push may still wait for a page that
+ * another read request is filling; that request needs a free FUSE thread,
+ * so at most PUSHES_MAX pushes are under way at once, and a read finding
+ * them all busy gives nothing (it is an optimisation: nothing is lost).
  *
  * Cost: a push is a copy of at most a block into the kernel (memory the
  * kernel reclaims like any clean page).  A reader that never comes back to
@@ -118,6 +120,7 @@ void readaround_date(struct vol *v, struct node *n,
     span->node_gen = n ? __atomic_load_n(&n->content_gen, __ATOMIC_ACQUIRE)
                        : 0;
     span->live_gen = __atomic_load_n(&v->live_gen, __ATOMIC_ACQUIRE);
+    span->view = __atomic_load_n(&v->live_view, __ATOMIC_ACQUIRE);
 }
 
 void readaround_plan(bool direct, uint32_t bs, uint64_t file_size,
@@ -156,14 +159,16 @@ static size_t store_range(struct fuse_session *se, fuse_ino_t ino,
     return rc ? 0 : (size_t)(to - from);
 }
 
-/* Rules 1-3 of THEORY, under N's write lock and live_gen_lock. */
+/* Rules 1-3 of THEORY, under N's push_lock and live_gen_lock. */
 static bool still_current(struct vol *v, struct node *n,
                           const struct readaround_span *span)
 {
-    return n->nwriters == 0 && n->content_gen == span->node_gen &&
+    return __atomic_load_n(&n->nwriters, __ATOMIC_ACQUIRE) == 0 &&
+           __atomic_load_n(&n->content_gen, __ATOMIC_ACQUIRE) ==
+               span->node_gen &&
            __atomic_load_n(&n->ncached, __ATOMIC_ACQUIRE) == 0 &&
-           n->nruns == 0 &&
-           __atomic_load_n(&v->live_gen, __ATOMIC_ACQUIRE) == span->live_gen;
+           __atomic_load_n(&v->live_gen, __ATOMIC_ACQUIRE) == span->live_gen &&
+           __atomic_load_n(&v->live_view, __ATOMIC_ACQUIRE) == span->view;
 }
 
 static size_t push_both_sides(struct fuse_session *se, fuse_ino_t ino,
@@ -192,12 +197,12 @@ size_t readaround_push(struct vol *v, struct node *n, struct fuse_session *se,
     if (!n) {
         given = push_both_sides(se, ino, span, buf);
     } else {
-        pthread_mutex_lock(&n->wlock);
+        pthread_rwlock_rdlock(&n->push_lock);
         pthread_rwlock_rdlock(&v->live_gen_lock);
         if (still_current(v, n, span))
             given = push_both_sides(se, ino, span, buf);
         pthread_rwlock_unlock(&v->live_gen_lock);
-        pthread_mutex_unlock(&n->wlock);
+        pthread_rwlock_unlock(&n->push_lock);
     }
     __atomic_sub_fetch(&pushes_busy, 1, __ATOMIC_ACQ_REL);
     if (given)
@@ -207,16 +212,22 @@ size_t readaround_push(struct vol *v, struct node *n, struct fuse_session *se,
 
 void readaround_writer(struct node *n, int delta)
 {
-    pthread_mutex_lock(&n->wlock);
+    pthread_rwlock_wrlock(&n->push_lock);
     __atomic_store_n(&n->nwriters, (uint32_t)((int)n->nwriters + delta),
                      __ATOMIC_RELEASE);
     __atomic_add_fetch(&n->content_gen, 1, __ATOMIC_ACQ_REL);
-    pthread_mutex_unlock(&n->wlock);
+    pthread_rwlock_unlock(&n->push_lock);
 }
 
-void readaround_node_changed(struct node *n)
+void readaround_change_begin(struct node *n)
+{
+    pthread_rwlock_wrlock(&n->push_lock);
+}
+
+void readaround_change_end(struct node *n)
 {
     __atomic_add_fetch(&n->content_gen, 1, __ATOMIC_ACQ_REL);
+    pthread_rwlock_unlock(&n->push_lock);
 }
 
 void readaround_live_changed(struct vol *v)

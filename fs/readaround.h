@@ -27,7 +27,7 @@ struct readaround_span {
     /* Taken before the read began (readaround_date): whether a writer
      * had the file open, and the dates of its content (THEORY). */
     bool writers;
-    uint64_t node_gen, live_gen;
+    uint64_t node_gen, live_gen, view;
 };
 
 /* Before a read's transaction begins: note in SPAN what the file's
@@ -57,13 +57,17 @@ size_t readaround_push(struct vol *v, struct node *n, struct fuse_session *se,
                        const char *buf);
 
 /* Node N is opened (DELTA 1) or closed (-1) by a handle that may write:
- * read-around stops for it while one is open.  Takes N's write lock. */
+ * read-around stops for it while one is open.  Takes N's push_lock; never
+ * called with N's write lock held. */
 void readaround_writer(struct node *n, int delta);
-/* N's content changed other than by a write through a handle (a
- * truncation by path, an O_TRUNC open); called with N's write lock. */
-void readaround_node_changed(struct node *n);
+/* Around a change of N's content other than by a write through a handle
+ * (a truncation by path, an O_TRUNC open): begin before taking N's write
+ * lock (it waits for the pushes under way), end after the change. */
+void readaround_change_begin(struct node *n);
+void readaround_change_end(struct node *n);
 /* The live tree changed behind the kernel (rollback, restore, a receive
- * published), before the kernel is told to forget what it caches. */
+ * published): after the change, and the switch of the live view, and
+ * before the kernel is told to forget what it caches (snapdir.c). */
 void readaround_live_changed(struct vol *v);
 
 #endif

@@ -75,6 +75,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "readaround.h"
+
 #define TAG SFS_SNAP_ID_MAX
 #define LOW_MASK (((uint64_t)1 << SFS_INO_BITS) - 1)
 #define TABLE_BIT ((uint64_t)1 << (SFS_INO_BITS - 1))
@@ -898,6 +900,10 @@ void snapdir_notify(struct snapdirs *sd, struct vol *v, unsigned what)
         notify_snapshots(sd, v);
     if (sd->se && (what & VOL_CHANGED_SNAPDIR))
         notify_setting(sd, v);
+    /* After the change and the switch of the view, before the kernel is
+     * told: no push of what was read before may follow (readaround.c). */
+    if (what & VOL_CHANGED_LIVE)
+        readaround_live_changed(v);
     if (sd->se && (what & VOL_CHANGED_LIVE))
         notify_live(sd, v);
 }

@@ -190,6 +190,16 @@ static int commit_batch(struct vol *v)
     return rc;
 }
 
+void rwlock_init_writer_first(pthread_rwlock_t *lock)
+{
+    pthread_rwlockattr_t a;
+    pthread_rwlockattr_init(&a);
+    pthread_rwlockattr_setkind_np(&a,
+                                  PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(lock, &a);
+    pthread_rwlockattr_destroy(&a);
+}
+
 /* Where LMDB mapped data.mdb; it does not move while the volume is
  * served.  Without it the map is simply not trimmed. */
 static void find_map(struct vol *v)
@@ -360,7 +370,7 @@ int vol_start(struct vol *v, struct sfs_store *st,
     v->st = st;
     pthread_mutex_init(&v->lock, NULL);
     pthread_mutex_init(&v->nodes_lock, NULL);
-    pthread_rwlock_init(&v->live_gen_lock, NULL);
+    rwlock_init_writer_first(&v->live_gen_lock);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -836,6 +846,7 @@ static void node_free(struct vol *v, struct node *n)
 {
     wrun_table_free(n);
     pthread_mutex_destroy(&n->wlock);
+    pthread_rwlock_destroy(&n->push_lock);
     free(n);
     v->nfull--;
 }
@@ -858,6 +869,7 @@ static struct node *node_full_locked(struct vol *v, uint64_t ino,
     n->nlookup = slot_nlookup(s);
     n->orphan = s->word & ENTRY_ORPHAN;
     pthread_mutex_init(&n->wlock, NULL);
+    rwlock_init_writer_first(&n->push_lock);
     s->word = (uint64_t)(uintptr_t)n;
     v->nfull++;
     return n;

@@ -212,12 +212,18 @@ struct node {
     uint32_t raw_streak;
     uint32_t nruns;
     uint32_t quiet_wanted;
-    /* Read-around (readaround.c, THEORY), under wlock, atomic for peeks:
-     * the handles open that may write, and a date moved whenever the
-     * content may have changed other than by their writes. */
+    /* Read-around (readaround.c, THEORY): taken for reading across a
+     * push, for writing (before wlock, never after it) to change what
+     * follows: the handles open that may write, and a date moved whenever
+     * the content may have changed other than by their writes (atomic
+     * for peeks). */
+    pthread_rwlock_t push_lock;
     uint32_t nwriters;
     uint64_t content_gen;
 };
+
+/* A rwlock whose waiting writer goes before new readers. */
+void rwlock_init_writer_first(pthread_rwlock_t *lock);
 
 /* Find or create the node of INO and pin it; never fails but on ENOMEM.
  * The node stays valid until node_unpin. */

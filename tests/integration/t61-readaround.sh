@@ -79,7 +79,8 @@ test_expect_success 'with -o noreadaround nothing is filled around, and every pa
 # by the daemon), then, before the push, change page 5 of the same block
 # by MODE: "writer" opens, writes and closes; "truncate" cuts the file to
 # nothing by path and back to its size (zeros); "rollback" runs the
-# command in $ROLLBACK.  After the push is due, page 5 must read as the
+# command in $ROLLBACK (a rollback, a receive), after which page 5 must be
+# EXPECTED's.  After the push is due, page 5 must read as the
 # change left it.
 cat >"$TEST_TMP/race.py" <<'PY'
 import os, subprocess, sys, time
@@ -133,6 +134,22 @@ test_expect_success 'a rollback between a read and its push: the snapshot'"'"'s 
 	ROLLBACK="\"$SNAPFS\" snapshot restore \"$MNT\" before >/dev/null" \
 	SNAPFS_READAROUND_DELAY_MS=1500 python3 "$TEST_TMP/race.py" k rollback "$REF/k.old" &&
 	cmp k "$REF/k.old"
+'
+
+test_expect_success 'a mirror destination publishing a snapshot between a read and its push: the new bytes stay' '
+	DST=$TEST_TMP/dst.store DMNT=$TEST_TMP/dst.mnt &&
+	rand_file "$REF/mr.old" $((1 * MiB)) && cp "$REF/mr.old" mr &&
+	"$SNAPFS" snapshot create "$MNT" m1 >/dev/null &&
+	"$SNAPFS" mkfs "$DST" --size 1G >/dev/null &&
+	"$SNAPFS" send "$MNT" m1 | "$SNAPFS" receive "$DST" &&
+	rand_file "$REF/mr.new" $((1 * MiB)) && cp "$REF/mr.new" mr &&
+	"$SNAPFS" snapshot create "$MNT" m2 >/dev/null &&
+	"$SNAPFS" send "$MNT" m2 --from m1 >"$TEST_TMP/m12.stream" &&
+	SNAPFS_READAROUND_DELAY_MS=1500 vol_mount "$DST" "$DMNT" &&
+	ROLLBACK="\"$SNAPFS\" receive \"$DMNT\" <\"$TEST_TMP/m12.stream\"" \
+	SNAPFS_READAROUND_DELAY_MS=1500 python3 "$TEST_TMP/race.py" "$DMNT/mr" rollback "$REF/mr.new" &&
+	cmp "$DMNT/mr" "$REF/mr.new" &&
+	vol_umount "$DMNT"
 '
 
 # Readers of a file while a writer opens it, overwrites random pages and
