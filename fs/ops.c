@@ -1179,15 +1179,15 @@ static void reply_read(fuse_req_t req, int rc, const struct readaround_span *spa
     fuse_reply_buf(req, buf + (span->off - span->start), span->len);
 }
 
-/* Decode SPAN of INO at VIEW (dated) into *BUF, planned on the inode the
- * transaction finds: the volume's read lock is held only to collect. */
-static int decode_span(struct vol *v, uint64_t view, uint64_t ino,
-                       bool direct, uint64_t off, size_t size,
+/* Decode SPAN of INO at VIEW (dated) into *BUF, planned on the inode
+ * TXN (vol_read_begin's) finds; the volume's read lock is let go here,
+ * once the blocks are collected. */
+static int decode_span(struct vol *v, MDB_txn *txn, uint64_t view,
+                       uint64_t ino, bool direct, uint64_t off, size_t size,
                        struct readaround_span *span, char **buf)
 {
     struct sfs_rplan plan;
     struct sfs_inode i;
-    MDB_txn *txn = vol_read_begin(v);
     int rc = sfs_inode_get(v->st, txn, view, ino, &i);
     if (!rc) {
         readaround_plan(direct, v->st->super.block_size, i.size, off, size,
@@ -1195,7 +1195,7 @@ static int decode_span(struct vol *v, uint64_t view, uint64_t ino,
         rc = sfs_rplan_collect(v->st, txn, view, ino, i.size, span->start,
                                (size_t)(span->end - span->start), &plan);
     }
-    vol_read_end_bytes(v, rc ? 0 : plan.len);
+    vol_read_end_data(v, rc ? 0 : plan.len);
     if (rc)
         return rc;
     *buf = malloc(plan.len ? plan.len : 1);
@@ -1220,11 +1220,12 @@ static void read_view(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     readaround_date(v, NULL, &span);
     MDB_txn *txn = vol_read_begin(v);
     int rc = noderef_resolve(SD(req), v, txn, ino, &r);
-    vol_read_end(v);
     if (!rc && r.kind == NODE_SNAPDIR)
         rc = -EISDIR;
-    if (!rc)
-        rc = decode_span(v, r.view, r.obj, read_is_direct(fi),
+    if (rc)
+        vol_read_end(v);
+    else
+        rc = decode_span(v, txn, r.view, r.obj, read_is_direct(fi),
                          (uint64_t)off, size, &span, &buf);
     struct fuse_session *se = SPACE(req)->se; /* req goes with the reply */
     reply_read(req, rc == -ENOENT ? -ESTALE : rc, &span, buf);
@@ -1255,9 +1256,10 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     if (cached) {
         pthread_mutex_lock(&n->wlock);
         metrics_add(MC_WCACHE_OVERLAYS, 1);
-        span.writers = true; /* nothing around a cached file */
+        span.unsettled = true; /* nothing around a cached file */
     }
-    int rc = decode_span(v, v->live_view, ino, read_is_direct(fi),
+    MDB_txn *txn = vol_read_begin(v); /* live_view is read under it */
+    int rc = decode_span(v, txn, v->live_view, ino, read_is_direct(fi),
                          (uint64_t)off, size, &span, &buf);
     if (!rc && cached)
         wcache_overlay(v, n, span.start, (size_t)(span.end - span.start), buf);

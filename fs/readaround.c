@@ -116,7 +116,7 @@ void readaround_date(struct vol *v, struct node *n,
                      struct readaround_span *span)
 {
     span->around = false;
-    span->writers = n && __atomic_load_n(&n->nwriters, __ATOMIC_ACQUIRE);
+    span->unsettled = n && __atomic_load_n(&n->nwriters, __ATOMIC_ACQUIRE);
     span->node_gen = n ? __atomic_load_n(&n->content_gen, __ATOMIC_ACQUIRE)
                        : 0;
     span->live_gen = __atomic_load_n(&v->live_gen, __ATOMIC_ACQUIRE);
@@ -132,7 +132,7 @@ void readaround_plan(bool direct, uint32_t bs, uint64_t file_size,
     span->start = off;
     span->end = off + span->len;
     span->around = false;
-    if (!readaround_enabled || direct || span->writers || !span->len ||
+    if (!readaround_enabled || direct || span->unsettled || !span->len ||
         bs <= page_size() || off % page_size())
         return;
     uint64_t start = off - off % bs;

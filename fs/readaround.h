@@ -24,9 +24,11 @@ struct readaround_span {
     uint64_t off;          /* the request's offset, and its length */
     size_t len;            /* clipped to the file's size */
     bool around;           /* [start, end) is more than the request */
-    /* Taken before the read began (readaround_date): whether a writer
-     * had the file open, and the dates of its content (THEORY). */
-    bool writers;
+    /* Taken before the read began (readaround_date): whether the file
+     * may hold newer bytes than the store's (a writer had it open, or it
+     * has cached blocks: ops.c sets that), and the dates of its content
+     * (THEORY). */
+    bool unsettled;
     uint64_t node_gen, live_gen, view;
 };
 

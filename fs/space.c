@@ -77,8 +77,8 @@
  * merge) are most of what the kernel wrote back, min_bytes is set to the
  * raised bound (halved until the kernel takes it, or none); once whole
  * blocks are most, it is given back.  A guaranteed share never raises
- * the bound.  When the room falls below that
- * floor it gives the bdi its ratio back, before near full can begin, and
+ * the bound.  When the room falls below that floor it gives the bdi its
+ * ratio back, before near full can begin, and
  * carries what the kernel may still hold from before: the smaller of
  * the raised bound and the system's dirty and in-writeback pages at that
  * moment, less every byte of writeback received since (each was one of
@@ -356,6 +356,9 @@ static void roomy_enter(struct space *sp, uint64_t avail)
     uint64_t now = bdi_bound(sp);
     sp->roomy_bound = now > SPACE_DIRTY_ROOMY ? now : SPACE_DIRTY_ROOMY;
     sp->roomy = true;
+    /* the share is chosen on what arrives from now on */
+    __atomic_store_n(&sp->small_bytes, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&sp->cache_bytes, 0, __ATOMIC_RELAXED);
     if (sp->started) /* at mount: the mount command's terminal, not a log */
         fprintf(stderr, "snapfs: %s: %.1f GiB free: the mount's dirty "
                         "bound is raised to %u MiB\n", sp->bdi,

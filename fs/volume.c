@@ -476,9 +476,14 @@ void vol_read_end(struct vol *v)
 
 void vol_read_end_bytes(struct vol *v, uint64_t bytes)
 {
-    count_map_bytes(v, bytes > VOL_MAP_DATA_MIN_BYTES ? bytes
-                                                      : VOL_MAP_DATA_MIN_BYTES);
+    count_map_bytes(v, bytes);
     pthread_mutex_unlock(&v->lock);
+}
+
+void vol_read_end_data(struct vol *v, uint64_t bytes)
+{
+    vol_read_end_bytes(v, bytes && bytes < VOL_MAP_DATA_MIN_BYTES
+                              ? VOL_MAP_DATA_MIN_BYTES : bytes);
 }
 
 int vol_change_begin(struct vol *v, MDB_txn **txn)

@@ -143,6 +143,9 @@ void vol_read_end(struct vol *v);
 MDB_txn *vol_read_trybegin(struct vol *v);
 /* The same, for a read that copied BYTES out of the map. */
 void vol_read_end_bytes(struct vol *v, uint64_t bytes);
+/* The same, for a read of file data of BYTES (0: none was collected):
+ * counted as at least VOL_MAP_DATA_MIN_BYTES. */
+void vol_read_end_data(struct vol *v, uint64_t bytes);
 
 /*
  * Change access: locks and opens a nested transaction for one operation.

@@ -421,7 +421,7 @@ static int merged_content(struct vol *v, struct node *n, struct wblock *b,
         MDB_txn *txn = vol_read_begin(v);
         int rc = sfs_rplan_collect(v->st, txn, SFS_VIEW_LIVE, n->ino,
                                    file_size, bstart, bs, &plan);
-        vol_read_end_bytes(v, rc ? 0 : plan.len);
+        vol_read_end_data(v, rc ? 0 : plan.len);
         if (rc)
             return rc;
         rc = sfs_rplan_finish(&plan, fs_codec(), out);
