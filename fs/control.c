@@ -236,14 +236,16 @@ static int split_words(char *line, char **words)
  * Run FN in one nested transaction of the batch, then make it durable.
  * Every cached block must be in the batch first (a snapshot must not hold
  * a file's new size with its old bytes): writers are told to write
- * through meanwhile (the barrier), and the check is repeated under the
- * volume lock, where no write can complete.  Changes run one at a time
+ * through meanwhile (the barrier), the kernel's writeback waits for the
+ * barrier to drop (vol_barrier_wait: its pages came after the command's
+ * syncfs), and the check is repeated under the volume lock, where no
+ * write can complete.  Changes run one at a time
  * (the control thread and the policy scheduler both make them).
  */
 static int change_locked(struct vol *v,
                          int (*fn)(struct vol *, MDB_txn *, void *), void *arg)
 {
-    __atomic_store_n(&v->cache_barrier, true, __ATOMIC_RELEASE);
+    vol_barrier_set(v, true);
     int rc = -EAGAIN;
     for (int attempt = 0; rc == -EAGAIN && attempt < 100; attempt++) {
         MDB_txn *txn;
@@ -260,7 +262,7 @@ static int change_locked(struct vol *v,
         vol_xattrs_changed(v); /* a restore, a rollback may set them */
         rc = vol_change_end(v, fn(v, txn, arg), 0);
     }
-    __atomic_store_n(&v->cache_barrier, false, __ATOMIC_RELEASE);
+    vol_barrier_set(v, false);
     return rc ? rc : vol_sync(v);
 }
 

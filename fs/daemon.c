@@ -292,6 +292,9 @@ int snapfs_serve(const char *store, const char *mountpoint, const char *options,
         fprintf(stderr, "snapfs mount: %s: %s\n", store, strerror(-rc));
         goto fail;
     }
+    if (wcache_start(&fs->vol))
+        fprintf(stderr, "snapfs mount: %s: no drainer thread: writers store "
+                "the cache themselves\n", store);
     rc = snapdirs_init(&fs->snapdirs, &fs->vol);
     if (rc) {
         fprintf(stderr, "snapfs mount: %s: reading snapshots: %s\n", store,
@@ -365,6 +368,7 @@ int snapfs_serve(const char *store, const char *mountpoint, const char *options,
     fuse_remove_signal_handlers(se);
     fuse_session_destroy(se);
     se = NULL;
+    wcache_stop(&fs->vol);
     rc = wcache_flush_all(&fs->vol, true);
     if (rc)
         fprintf(stderr, "snapfs: %s: storing cached blocks: %s\n", store,
@@ -386,6 +390,7 @@ fail_vol:
         fuse_remove_signal_handlers(se);
         fuse_session_destroy(se);
     }
+    wcache_stop(&fs->vol);
     vol_stop(&fs->vol);
     snapdirs_destroy(&fs->snapdirs);
 fail:

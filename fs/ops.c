@@ -1254,7 +1254,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     readaround_date(v, n, &span);
     bool cached = __atomic_load_n(&n->ncached, __ATOMIC_ACQUIRE) != 0;
     if (cached) {
-        pthread_mutex_lock(&n->wlock);
+        node_lock_request(n);
         metrics_add(MC_WCACHE_OVERLAYS, 1);
         span.unsettled = true; /* nothing around a cached file */
     }
@@ -1394,33 +1394,87 @@ static int probe_if_free(struct vol *v, struct sfs_wplan *plan)
  * compressed outside it, and the result is applied in one nested
  * transaction.  The node's write lock keeps writes to one file in order.
  */
+/* The plan of writing SIZE bytes of BUF at OFF into INO, with the old
+ * bytes it keeps read, hashed and probed: everything but the change.
+ * RESERVED: the bytes were reserved (wcache.c). */
+static int prepare_write(struct vol *v, uint64_t ino, const char *buf,
+                         size_t size, uint64_t off, bool reserved,
+                         struct sfs_wplan *plan)
+{
+    struct sfs_inode i;
+    memset(plan, 0, sizeof(*plan));
+    MDB_txn *txn = vol_read_begin(v);
+    int rc = sfs_inode_get(v->st, txn, v->live_view, ino, &i);
+    if (!rc)
+        rc = sfs_wplan_init(v->st, i.size, off, size, plan);
+    plan->reserved = reserved;
+    if (!rc)
+        rc = sfs_wplan_fetch_old(v->st, txn, ino, i.size, plan);
+    vol_read_end(v);
+    if (!rc)
+        rc = sfs_wplan_fill(plan, fs_codec(), buf);
+    if (!rc) {
+        txn = vol_read_begin(v);
+        rc = sfs_wplan_probe(v->st, txn, plan);
+        vol_read_end(v);
+    }
+    return rc;
+}
+
 static int write_through(struct vol *v, uint64_t ino, const char *buf,
                          size_t size, uint64_t off, bool client_change,
                          uint64_t reserved)
 {
-    struct sfs_wplan plan = { 0 };
-    struct sfs_inode i;
-    MDB_txn *txn = vol_read_begin(v);
-    int rc = sfs_inode_get(v->st, txn, v->live_view, ino, &i);
-    if (!rc)
-        rc = sfs_wplan_init(v->st, i.size, off, size, &plan);
-    plan.reserved = reserved != 0;
-    if (!rc)
-        rc = sfs_wplan_fetch_old(v->st, txn, ino, i.size, &plan);
-    vol_read_end(v);
-    if (!rc)
-        rc = sfs_wplan_fill(&plan, fs_codec(), buf);
-    if (!rc) {
-        txn = vol_read_begin(v);
-        rc = sfs_wplan_probe(v->st, txn, &plan);
-        vol_read_end(v);
-    }
+    struct sfs_wplan plan;
+    int rc = prepare_write(v, ino, buf, size, off, reserved != 0, &plan);
     if (!rc)
         rc = apply_plan(v, ino, &plan, size, client_change);
     sfs_wplan_release(&plan);
     if (!rc && reserved)
         sfs_space_unreserve(v->st, reserved); /* spent: the data is in */
     return rc;
+}
+
+int fs_prepare_cached(struct vol *v, uint64_t ino, const char *buf,
+                      size_t size, uint64_t off, struct sfs_wplan *plan)
+{
+    int rc = prepare_write(v, ino, buf, size, off, true, plan);
+    if (!rc)
+        rc = compress_plan(v, plan);
+    if (rc)
+        sfs_wplan_release(plan);
+    return rc;
+}
+
+void fs_apply_cached(struct vol *v, uint64_t ino, struct sfs_wplan **plans,
+                     const uint64_t *reserved, int *rcs, size_t count)
+{
+    struct plan_change *changes = calloc(count, sizeof(*changes));
+    void **args = calloc(count, sizeof(*args));
+    uint64_t *bytes = calloc(count, sizeof(*bytes));
+    int rc = changes && args && bytes ? 0 : -ENOMEM;
+    for (size_t k = 0; !rc && k < count; k++) {
+        changes[k] = (struct plan_change){ ino, plans[k], false };
+        args[k] = &changes[k];
+        bytes[k] = plans[k]->len;
+    }
+    /* together, in a group; alone, as any write, where that failed (a
+     * block that needed compressing after all: -EAGAIN) */
+    if (!rc)
+        rc = wgroup_change_all(v, apply_plan_in, args, bytes, rcs, count);
+    for (size_t k = 0; k < count; k++) {
+        if (rc || rcs[k] == -EAGAIN) {
+            sfs_wplan_reset_applied(plans[k]);
+            rcs[k] = apply_plan(v, ino, plans[k], plans[k]->len, false);
+        } else if (!rcs[k]) {
+            count_stored(plans[k]);
+        }
+        if (!rcs[k] && reserved[k])
+            sfs_space_unreserve(v->st, reserved[k]); /* spent */
+    }
+    free(changes);
+    free(args);
+    free(bytes);
 }
 
 /*
@@ -1694,13 +1748,16 @@ static int write_data(struct vol *v, struct node *n, const char *buf,
             bool cached = false;
             wrun_wait_clear(n, bstart / bs, bstart / bs + 1);
             /* While a control change stores the cache, write through,
-             * after storing this file's cached blocks: a cached copy of
-             * this block stored later would undo this write. */
+             * after storing this block if it is cached: the cached copy
+             * stored later would undo this write.  Only this block: the
+             * change stores the rest a chunk at a time, letting writes
+             * in between. */
             if (!__atomic_load_n(&v->cache_barrier, __ATOMIC_ACQUIRE))
                 rc = wcache_write(v, n, buf + (pos - off),
-                                  (size_t)(chunk_end - pos), pos, &cached);
+                                  (size_t)(chunk_end - pos), pos, cache_write,
+                                  &cached);
             else if (__atomic_load_n(&n->ncached, __ATOMIC_ACQUIRE))
-                rc = wcache_flush(v, n);
+                rc = wcache_flush_block(v, n, bstart / bs);
             if (!rc && !cached)
                 rc = fs_write_through(v, n->ino, buf + (pos - off),
                                       (size_t)(chunk_end - pos), pos, true);
@@ -1722,7 +1779,7 @@ static int write_locked(struct vol *v, struct node *n, const char *buf,
                         size_t size, uint64_t off, bool cache_write,
                         bool kill_suidgid)
 {
-    pthread_mutex_lock(&n->wlock);
+    node_lock_request(n);
     int rc = kill_suidgid ? clear_suidgid(v, n->ino) : 0;
     if (!rc)
         rc = write_data(v, n, buf, size, off, cache_write);
@@ -1741,6 +1798,8 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
         return;
     }
     bool kill = killpriv_request_kills_suidgid();
+    if (fi->writepage)
+        vol_barrier_wait(v);
     int rc = write_locked(v, n, buf, size, (uint64_t)off, fi->writepage, kill);
     /* Full: autodelete may make room (it needs no write lock held). */
     if (rc == -ENOSPC && autodelete_run(v, size + (size >> 3) + (1u << 20)))
@@ -2324,6 +2383,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
      * serve the old bytes from the cache after that write returned
      * (t56's writers, 2026-12-07). */
     conn->want &= ~(unsigned)FUSE_CAP_AUTO_INVAL_DATA;
+    conn->want &= ~(unsigned)FUSE_CAP_ASYNC_DIO;
     conn->want &= ~(unsigned)FUSE_CAP_SPLICE_READ;
     conn->want &= ~(unsigned)FUSE_CAP_SPLICE_WRITE;
     conn->want &= ~(unsigned)FUSE_CAP_SPLICE_MOVE;

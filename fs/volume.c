@@ -377,6 +377,8 @@ int vol_start(struct vol *v, struct sfs_store *st,
     pthread_cond_init(&v->wake_committer, &ca);
     pthread_condattr_destroy(&ca);
     pthread_cond_init(&v->committed, NULL);
+    pthread_mutex_init(&v->barrier_lock, NULL);
+    pthread_cond_init(&v->barrier_down, NULL);
     pthread_mutex_init(&v->gate_lock, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -415,6 +417,8 @@ int vol_stop(struct vol *v)
     node_table_free(v);
     pthread_cond_destroy(&v->wake_committer);
     pthread_cond_destroy(&v->committed);
+    pthread_cond_destroy(&v->barrier_down);
+    pthread_mutex_destroy(&v->barrier_lock);
     pthread_cond_destroy(&v->gate_changed);
     pthread_mutex_destroy(&v->gate_lock);
     pthread_mutex_destroy(&v->lock);
@@ -484,6 +488,25 @@ void vol_read_end_data(struct vol *v, uint64_t bytes)
 {
     vol_read_end_bytes(v, bytes && bytes < VOL_MAP_DATA_MIN_BYTES
                               ? VOL_MAP_DATA_MIN_BYTES : bytes);
+}
+
+void vol_barrier_set(struct vol *v, bool up)
+{
+    pthread_mutex_lock(&v->barrier_lock);
+    __atomic_store_n(&v->cache_barrier, up, __ATOMIC_RELEASE);
+    if (!up)
+        pthread_cond_broadcast(&v->barrier_down);
+    pthread_mutex_unlock(&v->barrier_lock);
+}
+
+void vol_barrier_wait(struct vol *v)
+{
+    if (!__atomic_load_n(&v->cache_barrier, __ATOMIC_ACQUIRE))
+        return;
+    pthread_mutex_lock(&v->barrier_lock);
+    while (__atomic_load_n(&v->cache_barrier, __ATOMIC_ACQUIRE))
+        pthread_cond_wait(&v->barrier_down, &v->barrier_lock);
+    pthread_mutex_unlock(&v->barrier_lock);
 }
 
 int vol_change_begin(struct vol *v, MDB_txn **txn)

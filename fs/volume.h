@@ -79,11 +79,14 @@ struct vol {
     size_t nfull;           /* of them, nodes (struct node) */
     struct wfile *cached;   /* the files with cached blocks (wcache.c) */
     uint64_t wcache_bytes;  /* bytes of cached partial blocks (atomic) */
+    struct wdrainer *drainer; /* stores them before the cache is full */
     /* Bumped (atomic, under lock) by every change that may set or remove
      * an xattr of a live file: it dates the nodes' cached answers that a
      * file has no capability xattr (node_nocaps_known). */
     uint64_t xattr_gen;
     bool cache_barrier;     /* writers write through (atomic); control.c */
+    pthread_mutex_t barrier_lock; /* with barrier_down: the kernel's */
+    pthread_cond_t barrier_down;  /* writeback waits out the barrier */
     /* Moved (atomic) under live_gen_lock taken for writing after every
      * change of the live tree behind the kernel's back, before the kernel
      * is told: read-around's date (readaround.c, THEORY). */
@@ -155,6 +158,14 @@ void vol_read_end_data(struct vol *v, uint64_t bytes);
  */
 int vol_change_begin(struct vol *v, MDB_txn **txn);
 int vol_change_end(struct vol *v, int rc, uint64_t bytes);
+/* Raise or lower the cache barrier (vol.cache_barrier; control.c). */
+void vol_barrier_set(struct vol *v, bool up);
+/* Wait while the cache barrier is up: the kernel's writeback does, so
+ * that a control change storing the cache does not share the cores with
+ * a read-modify-write per page written back meanwhile (the writes come
+ * after the command's syncfs: no snapshot owes them). */
+void vol_barrier_wait(struct vol *v);
+
 /* Is this the committer's thread (whose changes never wait for the
  * backpressure it relieves)? */
 bool vol_in_committer(void);
@@ -215,6 +226,9 @@ struct node {
     uint32_t raw_streak;
     uint32_t nruns;
     uint32_t quiet_wanted;
+    /* Requests waiting for wlock (atomic; wrun.c, node_lock_request): a
+     * long flush lets them in between its chunks (wcache.c). */
+    uint32_t lock_waiting;
     /* Read-around (readaround.c, THEORY): taken for reading across a
      * push, for writing (before wlock, never after it) to change what
      * follows: the handles open that may write, and a date moved whenever

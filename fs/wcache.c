@@ -60,24 +60,36 @@
  *     busy node is flushed at the next commit), and at most one commit
  *     threshold's worth per commit (the committer is exempt from the
  *     backpressure, so an unbounded flush would grow the batch, and the
- *     daemon's memory, with the cache); the rest waits for the next.
+ *     daemon's memory, with the cache), a chunk (WCACHE_CHUNK blocks)
+ *     per hold of a node's lock; the rest waits for the next.
  *     While writes keep coming into the cache, the committer stores only
  *     what takes the cache down to half its budget, the fullest blocks
  *     first (storing a block early would only cost another
  *     read-modify-write when the next write into it comes); once no write
  *     came for a commit interval, it stores everything, a commit's worth
  *     at a time.  Durability never waits for it: fsync stores first;
- *   - by fsync of the inode, and by fsyncdir/syncfs and unmount for all,
- *     from request threads that hold no other lock, waiting for locks;
+ *   - by fsync of the inode, and by fsyncdir/syncfs, unmount and control
+ *     changes for all, from threads that hold no other lock, waiting for
+ *     locks; for all, every block cached when the flush began (a serial
+ *     per block tells), a chunk at a time stored outside the node's lock
+ *     (STORING OUTSIDE THE LOCK below: a write never waits behind
+ *     thousands of read-modify-writes; the stall a snapshot create caused
+ *     an O_DIRECT writer was seconds);
+ *   - by the drainer, from three quarters of the budget down to half,
+ *     outside the nodes' locks too (THE DRAINER below);
  *   - by truncate, hole punching and O_TRUNC of the inode (flush or drop
  *     first, then the operation);
  *   - by close (FUSE flush), so that an error storing them reaches
  *     close() as on a local filesystem;
- *   - when the cache is over its budget (WCACHE_BUDGET), by the writer,
- *     for its own inode: the blocks holding the most written bytes first
- *     (they gained most from waiting), until the cache is at half its
- *     budget; if that does not make room the write goes straight to the
- *     store.
+ *   - when the cache is over its budget (WCACHE_BUDGET) all the same, by
+ *     the kernel's writeback, for its own inode: the blocks holding the
+ *     most written bytes first (they gained most from waiting), until the
+ *     cache is at half its budget; a client's write (O_DIRECT, or without
+ *     the writeback cache) goes straight to the store instead, one
+ *     read-modify-write, and so does the writeback's when that made no
+ *     room (without a drainer, every writer stores as the writeback
+ *     does).  A write into a block already cached may go a quarter past
+ *     the budget (its pieces grow by a block at most).
  * Space: a cached block is acknowledged data, so storing it must never
  * meet a full volume.  Its space is reserved when it enters the cache
  * (sfs_space_reserve, sfs_block_cost bytes, what a whole block may
@@ -100,15 +112,17 @@
  * the kernel forgets the inode (then the inode is destroyed, as one
  * without cached blocks is).
  * Cores: merging is CPU work (reading and verifying the old block,
- * hashing, compressing) done while the owner holds the node's lock, so a
- * request thread's flush of many blocks shares them with helper threads
- * (one fewer than the cores, at most three), each storing whole blocks
- * through the ordinary write path (its own nested transaction, the
- * backpressure like any writer); only the owner changes the node's
- * table, after they are done.  The committer flushes alone: its helpers
- * would wait for the backpressure only the committer relieves.
- * Memory: at most WCACHE_BUDGET of pieces and their bookkeeping, and one
- * block buffer per flushing thread.
+ * hashing, compressing), so a flush of many blocks shares it with helper
+ * threads (one fewer than the cores, at most three): under the node's
+ * lock each stores whole blocks through the ordinary write path (its own
+ * nested transaction, the backpressure like any writer), outside it each
+ * prepares blocks; only the owner changes the node's table, after they
+ * are done.  The committer flushes alone: its helpers would wait for the
+ * backpressure only the committer relieves.
+ * Memory: at most WCACHE_BUDGET of pieces and their bookkeeping (and a
+ * quarter more for writes into cached blocks), one block buffer per
+ * flushing thread, and per flush outside the lock one chunk's copies of
+ * pieces and prepared blocks.
  */
 #define _GNU_SOURCE
 #include "wcache.h"
@@ -131,6 +145,8 @@ struct piece {
 
 struct wblock {
     uint64_t blockno;
+    uint64_t serial;      /* unique among the blocks ever cached */
+    uint32_t gen;         /* moved by every write into it */
     uint32_t len;         /* end of the furthest byte written */
     uint64_t charged;     /* bytes charged to the budget */
     uint64_t reserved;    /* bytes of space reserved for it (see THEORY) */
@@ -195,16 +211,12 @@ static struct wblock *find_block(struct node *n, uint64_t blockno)
     return NULL;
 }
 
+static uint64_t next_serial;
+
 static void charge(struct vol *v, struct wblock *b, int64_t bytes)
 {
     b->charged += (uint64_t)bytes;
     __atomic_add_fetch(&v->wcache_bytes, (uint64_t)bytes, __ATOMIC_RELAXED);
-}
-
-static bool over_budget(struct vol *v, uint64_t more)
-{
-    return __atomic_load_n(&v->wcache_bytes, __ATOMIC_RELAXED) + more >
-           WCACHE_BUDGET;
 }
 
 /* Double the table of F (or make its first); false without memory. */
@@ -266,10 +278,11 @@ static bool release_if_empty(struct vol *v, struct node *n)
     return node_unpin(v, n);
 }
 
-/* Every block of N that no run out covers (wrun.c: the run replaces it,
- * and storing the old pieces after it would undo it), into *OUT
- * (malloc'd); false without memory. */
-static bool list_blocks(struct node *n, struct wblock ***out, size_t *count)
+/* Every block of N cached before serial UPTO was given that no run out
+ * covers (wrun.c: the run replaces it, and storing the old pieces after
+ * it would undo it), into *OUT (malloc'd); false without memory. */
+static bool list_blocks(struct node *n, uint64_t upto, struct wblock ***out,
+                        size_t *count)
 {
     struct wfile *f = n->dirty;
     *out = NULL;
@@ -282,7 +295,8 @@ static bool list_blocks(struct node *n, struct wblock ***out, size_t *count)
     size_t k = 0;
     for (size_t i = 0; i < f->nslots; i++)
         for (struct wblock *b = f->slots[i]; b; b = b->hnext)
-            if (!wrun_overlaps(n, b->blockno, b->blockno + 1))
+            if (b->serial <= upto &&
+                !wrun_overlaps(n, b->blockno, b->blockno + 1))
                 list[k++] = b;
     *out = list;
     *count = k;
@@ -351,6 +365,8 @@ static int new_block(struct vol *v, struct node *n, uint64_t blockno,
         n->dirty = f;
         cached_add(v, n, f);
     }
+    /* after the node is on the list: see dirty_nodes */
+    b->serial = __atomic_add_fetch(&next_serial, 1, __ATOMIC_ACQ_REL);
     __atomic_add_fetch(&n->ncached, 1, __ATOMIC_RELEASE);
     charge(v, b, (int64_t)BLOCK_COST);
     *out = b;
@@ -364,6 +380,7 @@ static int merge_piece(struct vol *v, struct wblock *b, uint32_t from,
 {
     uint32_t to = from + size;
     struct piece **pp = &b->pieces;
+    b->gen++;
     while (*pp && (*pp)->from + (*pp)->len < from)
         pp = &(*pp)->next;
     struct piece *p = *pp;
@@ -401,25 +418,26 @@ static int merge_piece(struct vol *v, struct wblock *b, uint32_t from,
     return 0;
 }
 
-/* Do the pieces of B cover its first LEN bytes? */
-static bool covers(const struct wblock *b, uint32_t len)
+/* Do PIECES cover a block's first LEN bytes? */
+static bool covers(const struct piece *pieces, uint32_t len)
 {
-    return b->pieces && b->pieces->from == 0 && b->pieces->len >= len;
+    return pieces && pieces->from == 0 && pieces->len >= len;
 }
 
-/* The current content of B, LEN bytes (the stored block, read and
- * verified unless the pieces cover it, with the pieces over it), into
- * OUT (block size bytes). */
-static int merged_content(struct vol *v, struct node *n, struct wblock *b,
-                          uint64_t file_size, uint32_t len, uint8_t *out)
+/* The current content of block BLOCKNO of INO, LEN bytes: the stored
+ * block (read and verified unless PIECES cover it) with PIECES over it,
+ * into OUT (block size bytes). */
+static int merged_content(struct vol *v, uint64_t ino, uint64_t blockno,
+                          const struct piece *pieces, uint64_t file_size,
+                          uint32_t len, uint8_t *out)
 {
     uint32_t bs = v->st->super.block_size;
-    uint64_t bstart = b->blockno * bs;
+    uint64_t bstart = blockno * bs;
     memset(out, 0, bs);
-    if (!covers(b, len)) {
+    if (!covers(pieces, len)) {
         struct sfs_rplan plan;
         MDB_txn *txn = vol_read_begin(v);
-        int rc = sfs_rplan_collect(v->st, txn, SFS_VIEW_LIVE, n->ino,
+        int rc = sfs_rplan_collect(v->st, txn, SFS_VIEW_LIVE, ino,
                                    file_size, bstart, bs, &plan);
         vol_read_end_data(v, rc ? 0 : plan.len);
         if (rc)
@@ -429,8 +447,38 @@ static int merged_content(struct vol *v, struct node *n, struct wblock *b,
         if (rc)
             return rc;
     }
-    for (struct piece *p = b->pieces; p; p = p->next)
+    for (const struct piece *p = pieces; p; p = p->next)
         memcpy(out + p->from, p->data, p->len);
+    return 0;
+}
+
+/* What storing block BLOCKNO of N, written up to WRITTEN bytes, takes:
+ * 1 when there is nothing to keep, else 0 with the file's size in
+ * *FILE_SIZE and the bytes to store in *LEN, or the error. */
+static int store_extent(struct vol *v, struct node *n, uint64_t blockno,
+                        uint32_t written, uint64_t *file_size, uint32_t *len)
+{
+    uint32_t bs = v->st->super.block_size;
+    struct sfs_inode i;
+    MDB_txn *txn = vol_read_begin(v);
+    int rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, n->ino, &i);
+    vol_read_end(v);
+    if (rc == -ENOENT)
+        return 1; /* the inode is gone: nothing to keep */
+    if (rc)
+        return rc;
+    uint64_t bstart = blockno * bs;
+    /* An orphan no open file uses has no reader left: its data is
+     * dropped (storing it could fail on a full volume and keep the
+     * orphan alive).  An unlinked file still open keeps its data. */
+    if (i.nlink == 0 && node_is_unreferenced_orphan(v, n))
+        return 1;
+    if (bstart >= i.size)
+        return 1;
+    /* The whole block as the file has it: no old bytes to merge. */
+    uint64_t bytes = i.size - bstart < bs ? i.size - bstart : bs;
+    *len = (uint32_t)(bytes < written ? written : bytes);
+    *file_size = i.size;
     return 0;
 }
 
@@ -442,28 +490,14 @@ static int merged_content(struct vol *v, struct node *n, struct wblock *b,
 static int store_block(struct vol *v, struct node *n, struct wblock *b,
                        uint8_t *buf)
 {
-    uint32_t bs = v->st->super.block_size;
-    struct sfs_inode i;
-    MDB_txn *txn = vol_read_begin(v);
-    int rc = sfs_inode_get(v->st, txn, SFS_VIEW_LIVE, n->ino, &i);
-    vol_read_end(v);
-    if (rc == -ENOENT)
-        return 0; /* the inode is gone: nothing to keep */
+    uint64_t file_size;
+    uint32_t len;
+    int rc = store_extent(v, n, b->blockno, b->len, &file_size, &len);
     if (rc)
-        return rc;
-    uint64_t bstart = b->blockno * bs;
-    /* An orphan no open file uses has no reader left: its data is
-     * dropped (storing it could fail on a full volume and keep the
-     * orphan alive).  An unlinked file still open keeps its data. */
-    if (i.nlink == 0 && node_is_unreferenced_orphan(v, n))
-        return 0;
-    if (bstart >= i.size)
-        return 0;
-    /* The whole block as the file has it: no old bytes to merge. */
-    uint64_t len = i.size - bstart < bs ? i.size - bstart : bs;
-    if (len < b->len)
-        len = b->len;
-    rc = merged_content(v, n, b, i.size, (uint32_t)len, buf);
+        return rc == 1 ? 0 : rc;
+    uint64_t bstart = b->blockno * v->st->super.block_size;
+    rc = merged_content(v, n->ino, b->blockno, b->pieces, file_size, len,
+                        buf);
     if (!rc)
         rc = fs_store_cached(v, n->ino, (const char *)buf, (size_t)len,
                              bstart, b->reserved);
@@ -500,6 +534,18 @@ static size_t prefix_for(struct vol *v, struct wblock **list, size_t count,
     return k;
 }
 
+/*
+ * The most blocks stored under one hold of a node's lock by a flush that
+ * a writer or reader of the file may be waiting for: the committer's, the
+ * flushes of every file (control changes, syncfs, unmount) and a writer
+ * making room.  About one commit's time (each block a read, a
+ * verification, a hash and a compression: 0.1-0.5 ms on one core), so
+ * that a write never waits much longer than a commit behind a flush of
+ * thousands of blocks.  Flushes that must not let go between blocks (a
+ * file's fsync, close, truncation) take every block in one hold.
+ */
+#define WCACHE_CHUNK 64
+
 enum flush_mode {
     FLUSH_ALL,         /* every block */
     FLUSH_TO_HALF,     /* the fullest first, to half the budget */
@@ -513,17 +559,49 @@ static bool batch_full(struct vol *v)
            VOL_COMMIT_DIRTY_BYTES;
 }
 
-/* Blocks of one flush, taken in order by the threads storing them. */
+/* A cached block taken to be stored outside its node's lock (see
+ * STORING OUTSIDE THE LOCK below). */
+struct taken {
+    uint64_t blockno, serial;
+    uint32_t gen, written;
+    struct piece *pieces;  /* a copy of the block's */
+    struct sfs_wplan plan; /* when prepared */
+    int rc;                /* 0 prepared, 1 nothing to store (or not
+                            * tried yet), or the error */
+};
+
+/* Blocks of one flush, taken in order by the threads storing them (LIST)
+ * or preparing them (TAKEN). */
 struct flush_job {
     struct vol *v;
     struct node *n;
     struct wblock **list;
-    int *rcs;       /* per block: 1 not tried, 0 stored, or the error */
+    struct taken *taken;
+    int *rcs;       /* per block of LIST: 1 not tried, 0 stored, or the error */
     size_t count;
     size_t next;    /* atomic: the next block to take */
     bool bounded;   /* stop once the batch holds a commit threshold */
     bool stop;      /* atomic: an error, or the bound, was met */
 };
+
+/* Make T's block ready to store, without N's lock: the work of a store
+ * but the change (the merge, its hash and compression). */
+static int prepare_taken(struct vol *v, struct node *n, struct taken *t,
+                         uint8_t *buf)
+{
+    uint64_t file_size;
+    uint32_t len;
+    int rc = store_extent(v, n, t->blockno, t->written, &file_size, &len);
+    if (rc)
+        return rc;
+    rc = merged_content(v, n->ino, t->blockno, t->pieces, file_size, len,
+                        buf);
+    if (!rc)
+        rc = fs_prepare_cached(v, n->ino, (const char *)buf, len,
+                               t->blockno * v->st->super.block_size,
+                               &t->plan);
+    return rc;
+}
 
 static void *flush_worker(void *arg)
 {
@@ -533,6 +611,10 @@ static void *flush_worker(void *arg)
         size_t k = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
         if (k >= j->count)
             break;
+        if (j->taken) {
+            j->taken[k].rc = prepare_taken(j->v, j->n, &j->taken[k], buf);
+            continue; /* each on its own: an error stops nothing */
+        }
         if (j->bounded && batch_full(j->v)) {
             __atomic_store_n(&j->stop, true, __ATOMIC_RELAXED);
             break;
@@ -560,7 +642,20 @@ static unsigned helpers_for(enum flush_mode mode, size_t count)
     return cpus <= 1 ? 0 : cpus > 4 ? 3 : (unsigned)(cpus - 1);
 }
 
-/* Store LIST's blocks (on HELPERS more threads); free those done.  The
+/* Run J on this thread and WANT helpers. */
+static void run_job(struct flush_job *j, unsigned want)
+{
+    pthread_t tids[3];
+    unsigned started = 0;
+    while (started < want && started < 3 &&
+           !pthread_create(&tids[started], NULL, flush_worker, j))
+        started++;
+    flush_worker(j);
+    for (unsigned t = 0; t < started; t++)
+        pthread_join(tids[t], NULL);
+}
+
+/* Store LIST's blocks (on helper threads too); free those done.  The
  * first error, or 0. */
 static int store_blocks(struct vol *v, struct node *n, struct wblock **list,
                         size_t count, enum flush_mode mode)
@@ -573,14 +668,7 @@ static int store_blocks(struct vol *v, struct node *n, struct wblock **list,
         return -ENOMEM;
     for (size_t k = 0; k < count; k++)
         j.rcs[k] = 1;
-    pthread_t tids[3];
-    unsigned started = 0, want = helpers_for(mode, count);
-    while (started < want &&
-           !pthread_create(&tids[started], NULL, flush_worker, &j))
-        started++;
-    flush_worker(&j);
-    for (unsigned t = 0; t < started; t++)
-        pthread_join(tids[t], NULL);
+    run_job(&j, helpers_for(mode, count));
     int first = 0;
     for (size_t k = 0; k < count; k++) {
         int rc = j.rcs[k];
@@ -595,23 +683,45 @@ static int store_blocks(struct vol *v, struct node *n, struct wblock **list,
     return first;
 }
 
-static int flush_blocks(struct vol *v, struct node *n, enum flush_mode mode)
+/* The blocks of N cached before serial UPTO that MODE stores, at most
+ * LIMIT of them, in block order, into *LIST (malloc'd); *MORE, if given:
+ * the limit left some that MODE wanted. */
+static int select_blocks(struct vol *v, struct node *n, enum flush_mode mode,
+                         uint64_t upto, size_t limit, bool *more,
+                         struct wblock ***list, size_t *count)
+{
+    if (more)
+        *more = false;
+    if (!list_blocks(n, upto, list, count))
+        return -ENOMEM;
+    if (!*count)
+        return 0;
+    if (mode == FLUSH_TO_HALF || mode == FLUSH_HALF_BOUND) {
+        qsort(*list, *count, sizeof(**list), by_charge_desc);
+        *count = prefix_for(v, *list, *count, WCACHE_BUDGET / 2);
+    }
+    qsort(*list, *count, sizeof(**list), by_blockno);
+    if (*count > limit) {
+        *count = limit;
+        if (more)
+            *more = true;
+    }
+    return 0;
+}
+
+/* Store N's blocks cached before serial UPTO as MODE says, at most LIMIT
+ * of them (in block order; *MORE, if given: the limit left some that
+ * MODE wanted). */
+static int flush_blocks(struct vol *v, struct node *n, enum flush_mode mode,
+                        uint64_t upto, size_t limit, bool *more)
 {
     struct wblock **list;
     size_t count;
-    if (!list_blocks(n, &list, &count))
-        return -ENOMEM;
-    if (!count) {
-        free(list);
-        return 0;
-    }
-    if (mode == FLUSH_TO_HALF || mode == FLUSH_HALF_BOUND) {
-        qsort(list, count, sizeof(*list), by_charge_desc);
-        count = prefix_for(v, list, count, WCACHE_BUDGET / 2);
-    }
-    qsort(list, count, sizeof(*list), by_blockno);
+    int rc = select_blocks(v, n, mode, upto, limit, more, &list, &count);
+    if (rc)
+        return rc;
     uint64_t ino = n->ino; /* N may be freed by the unpin */
-    int rc = count ? store_blocks(v, n, list, count, mode) : 0;
+    rc = count ? store_blocks(v, n, list, count, mode) : 0;
     free(list);
     if (release_if_empty(v, n))
         fs_destroy_orphan(v, ino);
@@ -620,7 +730,19 @@ static int flush_blocks(struct vol *v, struct node *n, enum flush_mode mode)
 
 int wcache_flush(struct vol *v, struct node *n)
 {
-    return flush_blocks(v, n, FLUSH_ALL);
+    return flush_blocks(v, n, FLUSH_ALL, UINT64_MAX, SIZE_MAX, NULL);
+}
+
+int wcache_flush_block(struct vol *v, struct node *n, uint64_t blockno)
+{
+    struct wblock *b = find_block(n, blockno);
+    if (!b)
+        return 0;
+    uint64_t ino = n->ino; /* N may be freed by the unpin */
+    int rc = store_blocks(v, n, &b, 1, FLUSH_ALL);
+    if (release_if_empty(v, n))
+        fs_destroy_orphan(v, ino);
+    return rc;
 }
 
 int wcache_take_error(struct node *n)
@@ -630,72 +752,17 @@ int wcache_take_error(struct node *n)
     return rc;
 }
 
-int wcache_write(struct vol *v, struct node *n, const char *buf, size_t size,
-                 uint64_t off, bool *cached)
-{
-    uint32_t bs = v->st->super.block_size;
-    uint64_t blockno = off / bs;
-    uint32_t from = (uint32_t)(off - blockno * bs);
-    *cached = false;
-    struct wblock *b = find_block(n, blockno);
-    uint64_t more = PIECE_COST(size) + (b ? 0 : BLOCK_COST);
-    if (over_budget(v, more)) {
-        int rc = flush_blocks(v, n, FLUSH_TO_HALF);
-        if (rc)
-            return rc;
-        b = find_block(n, blockno);
-        more = PIECE_COST(size) + (b ? 0 : BLOCK_COST);
-        if (over_budget(v, more)) {
-            metrics_add(MC_WCACHE_BYPASSES, 1);
-            return 0; /* no room: the caller writes through */
-        }
-    }
-    if (b) {
-        metrics_add(MC_WCACHE_HITS, 1);
-    } else {
-        int rc = new_block(v, n, blockno, &b);
-        if (rc == -ENOSPC) {
-            metrics_add(MC_WCACHE_BYPASSES, 1);
-            return 0; /* no room to reserve: the caller writes through */
-        }
-        if (rc)
-            return rc;
-        metrics_add(MC_WCACHE_MISSES, 1);
-    }
-    int rc = merge_piece(v, b, from, buf, (uint32_t)size);
-    if (rc)
-        return rc;
-    __atomic_store_n(&last_write_ms, vol_now_ms(), __ATOMIC_RELAXED);
-    if (from + size > b->len)
-        b->len = (uint32_t)(from + size);
-    *cached = true;
-    return 0;
-}
-
-void wcache_overlay(struct vol *v, struct node *n, uint64_t off, size_t len,
-                    char *out)
-{
-    uint32_t bs = v->st->super.block_size;
-    if (!len || !n->dirty)
-        return;
-    for (uint64_t bn = off / bs; bn <= (off + len - 1) / bs; bn++) {
-        struct wblock *b = find_block(n, bn);
-        uint64_t bstart = bn * bs;
-        for (struct piece *p = b ? b->pieces : NULL; p; p = p->next) {
-            uint64_t ps = bstart + p->from, pe = ps + p->len;
-            uint64_t lo = off > ps ? off : ps;
-            uint64_t hi = off + len < pe ? off + len : pe;
-            if (lo < hi)
-                memcpy(out + (lo - off), p->data + (lo - ps), (size_t)(hi - lo));
-        }
-    }
-}
-
-/* Collect pinned references to the nodes that have cached blocks; false
- * if memory ran out (then the list may be partial). */
-static bool dirty_nodes(struct vol *v, struct node ***out, size_t *count)
+/* Collect pinned references to the nodes that have cached blocks, and
+ * in *UPTO the last serial given to a block by then: every block with a
+ * serial up to it is in a node of the list (new_block gives the serial
+ * after the node is on the volume's list, and a node leaves it only once
+ * it has no block).  False if memory ran out (then the list may be
+ * partial). */
+static bool dirty_nodes(struct vol *v, uint64_t *upto, struct node ***out,
+                        size_t *count)
 {
     pthread_mutex_lock(&v->nodes_lock);
+    *upto = __atomic_load_n(&next_serial, __ATOMIC_ACQUIRE);
     size_t cap = 16, n = 0;
     bool complete = false;
     struct node **list = malloc(cap * sizeof(*list));
@@ -721,6 +788,418 @@ done:
     return complete;
 }
 
+/* After a chunk stored under N's lock, now let go: a request that waited
+ * for the lock meanwhile takes it before the flusher takes it again (a
+ * mutex is not fair: the thread that lets go usually takes it back
+ * first).  A short wait, bounded. */
+static void let_waiters_in(struct node *n)
+{
+    uint32_t waiting = __atomic_load_n(&n->lock_waiting, __ATOMIC_ACQUIRE);
+    for (int tries = 0; waiting && tries < 20; tries++) {
+        usleep(100);
+        if (__atomic_load_n(&n->lock_waiting, __ATOMIC_ACQUIRE) < waiting)
+            return;
+    }
+}
+
+/*
+ * STORING OUTSIDE THE LOCK
+ *
+ * Storing a cached block is costly (read and verify the old block, merge,
+ * hash, compress) and changes the store cheaply.  A flush that stores
+ * other files' blocks, or its own file's while writers wait (the drainer,
+ * control changes, syncfs), does the costly part without the node's
+ * lock: under the lock it takes a chunk of blocks (a copy of each one's
+ * pieces, with its serial and its write count, gen), lets go, prepares
+ * each (fs_prepare_cached), and takes the lock again to apply each block
+ * whose serial and gen are still those it took: no write came into it,
+ * and no one stored or dropped it (a block dropped and cached again has
+ * another serial).  Such a block's stored content is still what was read
+ * (only a flush changes it while cached), so applying now stores exactly
+ * what storing under the lock would have.  A block that moved is left
+ * cached as it is now (its preparation is thrown away) for a later flush;
+ * one that a run of whole blocks out covers is left too (the run replaces
+ * it).  Whether there is anything to store (the inode gone, an orphan no
+ * one reads, past the end) is decided again under the lock.  A write of
+ * the file waits for the lock only while a chunk is taken and applied.
+ */
+
+/* Copy B's pieces into T; false without memory. */
+static bool take_block(const struct wblock *b, struct taken *t)
+{
+    struct piece **tail = &t->pieces;
+    t->blockno = b->blockno;
+    t->serial = b->serial;
+    t->gen = b->gen;
+    t->written = b->len;
+    t->rc = 1;
+    for (const struct piece *p = b->pieces; p; p = p->next) {
+        struct piece *c = malloc(sizeof(*c) + p->len);
+        if (!c)
+            return false;
+        memcpy(c, p, sizeof(*c) + p->len);
+        c->next = NULL;
+        *tail = c;
+        tail = &c->next;
+    }
+    return true;
+}
+
+static void release_taken(struct taken *taken, size_t count)
+{
+    for (size_t k = 0; taken && k < count; k++) {
+        while (taken[k].pieces) {
+            struct piece *p = taken[k].pieces;
+            taken[k].pieces = p->next;
+            free(p);
+        }
+        if (taken[k].rc == 0)
+            sfs_wplan_release(&taken[k].plan);
+    }
+    free(taken);
+}
+
+enum { TAKEN_READY, TAKEN_LEFT, TAKEN_GONE, TAKEN_DECIDE };
+
+/* Under N's lock: what becomes of T's block.  TAKEN_READY: as it was
+ * taken, its preparation to apply; TAKEN_LEFT: written meanwhile, or a
+ * run out covers it (stays cached); TAKEN_GONE: stored or dropped by
+ * another; TAKEN_DECIDE: as taken, but nothing to store, it seemed (to
+ * be decided again under the lock); else the preparation's error. */
+static int check_taken(struct node *n, const struct taken *t)
+{
+    struct wblock *b = find_block(n, t->blockno);
+    if (!b || b->serial != t->serial)
+        return TAKEN_GONE;
+    if (b->gen != t->gen || wrun_overlaps(n, t->blockno, t->blockno + 1))
+        return TAKEN_LEFT;
+    return t->rc == 0 ? TAKEN_READY : t->rc == 1 ? TAKEN_DECIDE : t->rc;
+}
+
+/* Under N's lock: the end of T's block after RC (as store_block's). */
+static void settle_taken(struct vol *v, struct node *n, const struct taken *t,
+                         int rc, int *first)
+{
+    if (rc == -EDQUOT)
+        n->quota_error = rc; /* lost: see the theory above */
+    if (rc == 0 || rc == -EDQUOT)
+        free_block(v, n, find_block(n, t->blockno));
+    else if (rc < 0 && !*first)
+        *first = rc;
+}
+
+/* Under N's lock: apply TAKEN (the blocks as they were taken, in one
+ * group of changes), free the blocks done with.  The first error, or 0;
+ * *LEFT: a block was left cached. */
+static int apply_all_taken(struct vol *v, struct node *n, struct taken *taken,
+                           size_t count, bool *left)
+{
+    struct sfs_wplan **plans = malloc(count * sizeof(*plans));
+    uint64_t *reserved = malloc(count * sizeof(*reserved));
+    int *rcs = malloc(count * sizeof(*rcs));
+    size_t *which = malloc(count * sizeof(*which));
+    uint8_t *scratch = malloc(v->st->super.block_size);
+    int first = 0;
+    size_t ready = 0;
+    for (size_t k = 0; k < count; k++) {
+        int rc = plans && reserved && rcs && which && scratch
+                     ? check_taken(n, &taken[k]) : -ENOMEM;
+        if (rc == TAKEN_READY) {
+            plans[ready] = &taken[k].plan;
+            reserved[ready] = find_block(n, taken[k].blockno)->reserved;
+            which[ready++] = k;
+            continue;
+        }
+        if (rc == TAKEN_LEFT)
+            *left = true;
+        if (rc == TAKEN_DECIDE)
+            rc = store_block(v, n, find_block(n, taken[k].blockno), scratch);
+        if (rc != TAKEN_LEFT && rc != TAKEN_GONE)
+            settle_taken(v, n, &taken[k], rc, &first);
+    }
+    if (ready)
+        fs_apply_cached(v, n->ino, plans, reserved, rcs, ready);
+    for (size_t r = 0; r < ready; r++) {
+        const struct taken *t = &taken[which[r]];
+        if (!rcs[r]) {
+            find_block(n, t->blockno)->reserved = 0; /* spent */
+            metrics_add(MC_WCACHE_STORED, 1);
+        }
+        settle_taken(v, n, t, rcs[r], &first);
+    }
+    free(plans);
+    free(reserved);
+    free(rcs);
+    free(which);
+    free(scratch);
+    return first;
+}
+
+/* One chunk of N's blocks cached before serial UPTO, as MODE says,
+ * stored outside N's lock but for taking and applying them (the caller
+ * holds no lock; QUIET: the first hold waits for runs out, as a flush of
+ * every write that returned must).  *MORE: blocks MODE wants are left
+ * (beyond the chunk, or written while it was out). */
+static int flush_chunk_outside(struct vol *v, struct node *n,
+                               enum flush_mode mode, uint64_t upto, bool quiet,
+                               bool *more)
+{
+    if (quiet)
+        node_lock_quiet(n);
+    else
+        node_lock_request(n);
+    struct wblock **list;
+    size_t count;
+    int rc = select_blocks(v, n, mode, upto, WCACHE_CHUNK, more, &list,
+                           &count);
+    struct taken *taken = rc || !count ? NULL : calloc(count, sizeof(*taken));
+    for (size_t k = 0; taken && k < count; k++)
+        taken[k].rc = -ENOMEM; /* not taken (yet) */
+    for (size_t k = 0; taken && k < count && !rc; k++)
+        if (!take_block(list[k], &taken[k]))
+            rc = -ENOMEM;
+    if (!rc && count && !taken)
+        rc = -ENOMEM;
+    free(list);
+    pthread_mutex_unlock(&n->wlock);
+    if (rc || !count) {
+        release_taken(taken, count);
+        return rc;
+    }
+    struct flush_job j = { .v = v, .n = n, .taken = taken, .count = count };
+    run_job(&j, helpers_for(FLUSH_ALL, count));
+    node_lock_request(n);
+    uint64_t ino = n->ino; /* N may be freed by the unpin */
+    rc = apply_all_taken(v, n, taken, count, more);
+    if (release_if_empty(v, n))
+        fs_destroy_orphan(v, ino);
+    pthread_mutex_unlock(&n->wlock);
+    release_taken(taken, count);
+    return rc;
+}
+
+/*
+ * THE DRAINER
+ *
+ * A thread per volume that stores cached blocks before the cache is
+ * full: woken when a write takes the cache past DRAIN_START (three
+ * quarters of the budget), it stores the fullest blocks of each file
+ * with cached blocks, a chunk per hold of the file's lock, until the
+ * cache is at half its budget.  Without it, the writer that found the
+ * cache full stored half the budget's worth of its own blocks, holding
+ * its file's lock: thousands of read-modify-writes, seconds during which
+ * every other write of the file (an O_DIRECT one, each a request) waited.
+ * With it, a writer that still finds the cache full (the writes outran
+ * the drainer) stores one chunk of its own blocks before it writes
+ * through.  The drainer holds no lock but the node's while it stores,
+ * waits for the node's lock like a writer, and stops at unmount before
+ * the final flush.
+ */
+#define DRAIN_START (WCACHE_BUDGET / 4 * 3)
+
+struct wdrainer {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    bool wanted, stop; /* under lock; wanted also peeked atomically */
+};
+
+static bool above(struct vol *v, uint64_t bytes)
+{
+    return __atomic_load_n(&v->wcache_bytes, __ATOMIC_RELAXED) > bytes;
+}
+
+static void drainer_wake(struct vol *v)
+{
+    struct wdrainer *d = v->drainer;
+    if (!d || __atomic_load_n(&d->wanted, __ATOMIC_RELAXED))
+        return;
+    pthread_mutex_lock(&d->lock);
+    __atomic_store_n(&d->wanted, true, __ATOMIC_RELAXED);
+    pthread_cond_signal(&d->wake);
+    pthread_mutex_unlock(&d->lock);
+}
+
+static bool drainer_stopping(struct wdrainer *d)
+{
+    return __atomic_load_n(&d->stop, __ATOMIC_RELAXED);
+}
+
+/* Chunks of N's fullest blocks until the cache is at half its budget or
+ * N has none left to give. */
+static void drain_node(struct vol *v, struct wdrainer *d, struct node *n)
+{
+    bool more = true;
+    while (more && above(v, WCACHE_BUDGET / 2) && !drainer_stopping(d)) {
+        int rc = flush_chunk_outside(v, n, FLUSH_TO_HALF, UINT64_MAX, false,
+                                     &more);
+        if (rc)
+            return; /* kept cached: its fsync or close will tell */
+        if (more)
+            let_waiters_in(n);
+    }
+}
+
+/* One pass over the files with cached blocks; false when it stored
+ * nothing (every block busy, or failing): wait for the next wake. */
+static bool drain_pass(struct vol *v, struct wdrainer *d)
+{
+    uint64_t before = __atomic_load_n(&v->wcache_bytes, __ATOMIC_RELAXED);
+    struct node **list;
+    size_t count;
+    uint64_t upto;
+    dirty_nodes(v, &upto, &list, &count);
+    for (size_t i = 0; i < count; i++) {
+        struct node *n = list[i];
+        if (above(v, WCACHE_BUDGET / 2) && !drainer_stopping(d))
+            drain_node(v, d, n);
+        uint64_t ino = n->ino; /* N may be freed by the unpin */
+        if (node_unpin(v, n))
+            fs_destroy_orphan(v, ino);
+    }
+    free(list);
+    return __atomic_load_n(&v->wcache_bytes, __ATOMIC_RELAXED) < before;
+}
+
+static void *drainer_main(void *arg)
+{
+    struct vol *v = arg;
+    struct wdrainer *d = v->drainer;
+    pthread_mutex_lock(&d->lock);
+    for (;;) {
+        while (!d->wanted && !d->stop)
+            pthread_cond_wait(&d->wake, &d->lock);
+        if (d->stop)
+            break;
+        pthread_mutex_unlock(&d->lock);
+        while (above(v, WCACHE_BUDGET / 2) && !drainer_stopping(d) &&
+               drain_pass(v, d))
+            ;
+        pthread_mutex_lock(&d->lock);
+        __atomic_store_n(&d->wanted, false, __ATOMIC_RELAXED);
+    }
+    pthread_mutex_unlock(&d->lock);
+    return NULL;
+}
+
+int wcache_start(struct vol *v)
+{
+    struct wdrainer *d = calloc(1, sizeof(*d));
+    if (!d)
+        return -ENOMEM;
+    pthread_mutex_init(&d->lock, NULL);
+    pthread_cond_init(&d->wake, NULL);
+    v->drainer = d;
+    int rc = pthread_create(&d->thread, NULL, drainer_main, v);
+    if (rc) {
+        v->drainer = NULL;
+        pthread_cond_destroy(&d->wake);
+        pthread_mutex_destroy(&d->lock);
+        free(d);
+        return -rc;
+    }
+    return 0;
+}
+
+void wcache_stop(struct vol *v)
+{
+    struct wdrainer *d = v->drainer;
+    if (!d)
+        return;
+    pthread_mutex_lock(&d->lock);
+    __atomic_store_n(&d->stop, true, __ATOMIC_RELAXED);
+    pthread_cond_signal(&d->wake);
+    pthread_mutex_unlock(&d->lock);
+    pthread_join(d->thread, NULL);
+    v->drainer = NULL;
+    pthread_cond_destroy(&d->wake);
+    pthread_mutex_destroy(&d->lock);
+    free(d);
+}
+
+/* No room for MORE bytes in the cache?  A write into a cached block B
+ * (its pieces grow by at most the block's size) may go a quarter past the
+ * budget: flushing for it, or writing it through, would cost a
+ * read-modify-write that the block's next flush makes anyway. */
+static bool no_room(struct vol *v, const struct wblock *b, uint64_t more)
+{
+    uint64_t limit = WCACHE_BUDGET + (b ? WCACHE_BUDGET / 4 : 0);
+    return __atomic_load_n(&v->wcache_bytes, __ATOMIC_RELAXED) + more > limit;
+}
+
+int wcache_write(struct vol *v, struct node *n, const char *buf, size_t size,
+                 uint64_t off, bool background, bool *cached)
+{
+    uint32_t bs = v->st->super.block_size;
+    uint64_t blockno = off / bs;
+    uint32_t from = (uint32_t)(off - blockno * bs);
+    *cached = false;
+    struct wblock *b = find_block(n, blockno);
+    uint64_t more = PIECE_COST(size) + (b ? 0 : BLOCK_COST);
+    if (no_room(v, b, more)) {
+        /* A client's write, with the drainer at work, goes through (one
+         * read-modify-write: a bounded stall) while the drainer makes
+         * room.  The kernel's writeback (BACKGROUND), whose latency no
+         * client waits for, stores its file's fullest blocks down to half
+         * the budget: the writes that fill the cache pay for emptying
+         * it, not the client who came upon it full. */
+        int rc = v->drainer && !background
+                     ? 0 : flush_blocks(v, n, FLUSH_TO_HALF, UINT64_MAX,
+                                        SIZE_MAX, NULL);
+        if (rc)
+            return rc;
+        b = find_block(n, blockno);
+        more = PIECE_COST(size) + (b ? 0 : BLOCK_COST);
+        if (no_room(v, b, more)) {
+            metrics_add(MC_WCACHE_BYPASSES, 1);
+            /* the caller writes through: the block's cached copy, stored
+             * later, would undo the write, so it goes first */
+            return b ? wcache_flush_block(v, n, blockno) : 0;
+        }
+    }
+    if (b) {
+        metrics_add(MC_WCACHE_HITS, 1);
+    } else {
+        int rc = new_block(v, n, blockno, &b);
+        if (rc == -ENOSPC) {
+            metrics_add(MC_WCACHE_BYPASSES, 1);
+            return 0; /* no room to reserve: the caller writes through */
+        }
+        if (rc)
+            return rc;
+        metrics_add(MC_WCACHE_MISSES, 1);
+    }
+    int rc = merge_piece(v, b, from, buf, (uint32_t)size);
+    if (rc)
+        return rc;
+    __atomic_store_n(&last_write_ms, vol_now_ms(), __ATOMIC_RELAXED);
+    if (from + size > b->len)
+        b->len = (uint32_t)(from + size);
+    *cached = true;
+    if (above(v, DRAIN_START))
+        drainer_wake(v);
+    return 0;
+}
+
+void wcache_overlay(struct vol *v, struct node *n, uint64_t off, size_t len,
+                    char *out)
+{
+    uint32_t bs = v->st->super.block_size;
+    if (!len || !n->dirty)
+        return;
+    for (uint64_t bn = off / bs; bn <= (off + len - 1) / bs; bn++) {
+        struct wblock *b = find_block(n, bn);
+        uint64_t bstart = bn * bs;
+        for (struct piece *p = b ? b->pieces : NULL; p; p = p->next) {
+            uint64_t ps = bstart + p->from, pe = ps + p->len;
+            uint64_t lo = off > ps ? off : ps;
+            uint64_t hi = off + len < pe ? off + len : pe;
+            if (lo < hi)
+                memcpy(out + (lo - off), p->data + (lo - ps), (size_t)(hi - lo));
+        }
+    }
+}
+
 /* The committer stores what it can once no write came into the cache
  * for a commit interval; while writes come, only what takes
  * the cache down to half its budget, the fullest blocks first, so that
@@ -732,24 +1211,63 @@ static enum flush_mode committer_mode(struct vol *v)
                                                         : FLUSH_BATCH_BOUND;
 }
 
+/* The committer's flush of N: chunks, each under a lock it tries for,
+ * until MODE is satisfied, the lock is busy or the batch is full. */
+static int flush_node_committer(struct vol *v, struct node *n)
+{
+    int first_error = 0;
+    bool more = true;
+    while (more && !batch_full(v) && !pthread_mutex_trylock(&n->wlock)) {
+        int rc = flush_blocks(v, n, committer_mode(v), UINT64_MAX,
+                              WCACHE_CHUNK, &more);
+        if (rc && !first_error)
+            first_error = rc;
+        pthread_mutex_unlock(&n->wlock);
+        if (rc)
+            break;
+        if (more)
+            let_waiters_in(n);
+    }
+    return first_error;
+}
+
+/* Store every block N had cached before serial UPTO, a chunk per hold
+ * of its lock, outside it.  So that this ends whatever the writers do (a
+ * block written while its chunk was out is left cached, and taken
+ * again), after twice as many chunks as the blocks there were, the rest
+ * is stored in one hold. */
+static int flush_node_all(struct vol *v, struct node *n, uint64_t upto)
+{
+    size_t rounds = 2 * (__atomic_load_n(&n->ncached, __ATOMIC_ACQUIRE) /
+                         WCACHE_CHUNK + 1);
+    int rc = 0;
+    bool more = true;
+    for (size_t r = 0; more && !rc; r++) {
+        if (r < rounds) {
+            rc = flush_chunk_outside(v, n, FLUSH_ALL, upto, true, &more);
+        } else {
+            node_lock_quiet(n);
+            rc = flush_blocks(v, n, FLUSH_ALL, upto, SIZE_MAX, &more);
+            pthread_mutex_unlock(&n->wlock);
+        }
+    }
+    return rc;
+}
+
 int wcache_flush_all(struct vol *v, bool wait)
 {
     if (!__atomic_load_n(&v->wcache_bytes, __ATOMIC_RELAXED))
         return 0;
     struct node **list;
     size_t count;
-    int first_error = dirty_nodes(v, &list, &count) ? 0 : -ENOMEM;
+    uint64_t upto;
+    int first_error = dirty_nodes(v, &upto, &list, &count) ? 0 : -ENOMEM;
     for (size_t i = 0; i < count; i++) {
         struct node *n = list[i];
-        if (wait)
-            node_lock_quiet(n);
-        else if (batch_full(v) || pthread_mutex_trylock(&n->wlock))
-            goto unpin;
-        int rc = flush_blocks(v, n, wait ? FLUSH_ALL : committer_mode(v));
+        int rc = wait ? flush_node_all(v, n, upto)
+                      : flush_node_committer(v, n);
         if (rc && !first_error)
             first_error = rc;
-        pthread_mutex_unlock(&n->wlock);
-    unpin:;
         uint64_t ino = n->ino; /* N may be freed by the unpin */
         if (node_unpin(v, n))
             fs_destroy_orphan(v, ino);

@@ -56,7 +56,9 @@
 #define _GNU_SOURCE
 #include "wgroup.h"
 
+#include <errno.h>
 #include <stdbool.h>
+#include <stdlib.h>
 
 #define GROUP_MAX 64
 
@@ -154,6 +156,51 @@ static void apply_group(struct vol *v)
     pthread_mutex_unlock(&queue_lock);
 }
 
+/* Under queue_lock: wait until every one of REQS is done, applying
+ * groups whenever no one else does. */
+static void wait_applied(struct vol *v, struct greq *reqs, size_t count)
+{
+    for (size_t k = 0; k < count; k++)
+        while (!reqs[k].done) {
+            if (combining) {
+                pthread_cond_wait(&applied, &queue_lock);
+                continue;
+            }
+            combining = true;
+            pthread_mutex_unlock(&queue_lock);
+            apply_group(v);
+            pthread_mutex_lock(&queue_lock);
+            combining = false;
+            pthread_cond_broadcast(&applied);
+        }
+}
+
+int wgroup_change_all(struct vol *v, wgroup_fn fn, void **args,
+                      const uint64_t *bytes, int *rcs, size_t count)
+{
+    if (vol_in_committer()) {
+        for (size_t k = 0; k < count; k++)
+            rcs[k] = wgroup_change(v, fn, args[k], bytes[k]);
+        return 0;
+    }
+    struct greq *reqs = calloc(count, sizeof(*reqs));
+    if (!reqs)
+        return -ENOMEM;
+    pthread_mutex_lock(&queue_lock);
+    for (size_t k = 0; k < count; k++) {
+        reqs[k] = (struct greq){ .v = v, .fn = fn, .arg = args[k],
+                                 .bytes = bytes[k] };
+        *queue_tail = &reqs[k];
+        queue_tail = &reqs[k].next;
+    }
+    wait_applied(v, reqs, count);
+    pthread_mutex_unlock(&queue_lock);
+    for (size_t k = 0; k < count; k++)
+        rcs[k] = reqs[k].rc;
+    free(reqs);
+    return 0;
+}
+
 int wgroup_change(struct vol *v, wgroup_fn fn, void *arg, uint64_t bytes)
 {
     if (vol_in_committer()) {
@@ -168,18 +215,7 @@ int wgroup_change(struct vol *v, wgroup_fn fn, void *arg, uint64_t bytes)
     pthread_mutex_lock(&queue_lock);
     *queue_tail = &r;
     queue_tail = &r.next;
-    while (!r.done) {
-        if (combining) {
-            pthread_cond_wait(&applied, &queue_lock);
-            continue;
-        }
-        combining = true;
-        pthread_mutex_unlock(&queue_lock);
-        apply_group(v);
-        pthread_mutex_lock(&queue_lock);
-        combining = false;
-        pthread_cond_broadcast(&applied);
-    }
+    wait_applied(v, &r, 1);
     pthread_mutex_unlock(&queue_lock);
     return r.rc;
 }

@@ -24,4 +24,12 @@ typedef int (*wgroup_fn)(struct vol *v, MDB_txn *txn, void *arg);
  */
 int wgroup_change(struct vol *v, wgroup_fn fn, void *arg, uint64_t bytes);
 
+/* Apply FN(ARGS[k]) for each of COUNT changes, each counting BYTES[k] and
+ * getting its own result in RCS[k], queued at once so that they are
+ * applied together (up to 64 to a group): what one thread storing many
+ * blocks saves on the volume lock and nested transactions.  Returns 0,
+ * or -ENOMEM when they could not be queued (then none was applied). */
+int wgroup_change_all(struct vol *v, wgroup_fn fn, void **args,
+                      const uint64_t *bytes, int *rcs, size_t count);
+
 #endif

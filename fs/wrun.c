@@ -160,6 +160,13 @@ void node_lock_quiet(struct node *n)
     pthread_cond_broadcast(&n->runs->changed);
 }
 
+void node_lock_request(struct node *n)
+{
+    __atomic_add_fetch(&n->lock_waiting, 1, __ATOMIC_RELEASE);
+    pthread_mutex_lock(&n->wlock);
+    __atomic_sub_fetch(&n->lock_waiting, 1, __ATOMIC_RELEASE);
+}
+
 void wrun_table_free(struct node *n)
 {
     if (!n->runs)

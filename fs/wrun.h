@@ -1,8 +1,8 @@
 /*
  * wrun.h - runs of whole blocks stored outside their file's write lock,
  * several at once (theory in wrun.c).  Every function is called with the
- * node's write lock held (node->wlock), except node_lock_quiet, which
- * takes it.
+ * node's write lock held (node->wlock), except node_lock_quiet and
+ * node_lock_request, which take it.
  */
 #ifndef SNAPFS_WRUN_H
 #define SNAPFS_WRUN_H
@@ -30,6 +30,10 @@ bool wrun_overlaps(const struct node *n, uint64_t first, uint64_t last);
 /* Take N's write lock with no run out: what truncation, hole punching,
  * flushes and syncs need (they see every write that returned). */
 void node_lock_quiet(struct node *n);
+/* Take N's write lock for a client's read or write, counted among those
+ * waiting for it meanwhile (node->lock_waiting): a flush of many blocks
+ * lets them in between its chunks. */
+void node_lock_request(struct node *n);
 /* Free N's table of runs (the node goes; none is out). */
 void wrun_table_free(struct node *n);
 
