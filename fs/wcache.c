@@ -365,9 +365,10 @@ static int new_block(struct vol *v, struct node *n, uint64_t blockno,
         n->dirty = f;
         cached_add(v, n, f);
     }
-    /* after the node is on the list: see dirty_nodes */
-    b->serial = __atomic_add_fetch(&next_serial, 1, __ATOMIC_ACQ_REL);
+    /* after the node is on the list and counts the block: see
+     * dirty_nodes */
     __atomic_add_fetch(&n->ncached, 1, __ATOMIC_RELEASE);
+    b->serial = __atomic_add_fetch(&next_serial, 1, __ATOMIC_ACQ_REL);
     charge(v, b, (int64_t)BLOCK_COST);
     *out = b;
     return 0;
@@ -755,8 +756,9 @@ int wcache_take_error(struct node *n)
 /* Collect pinned references to the nodes that have cached blocks, and
  * in *UPTO the last serial given to a block by then: every block with a
  * serial up to it is in a node of the list (new_block gives the serial
- * after the node is on the volume's list, and a node leaves it only once
- * it has no block).  False if memory ran out (then the list may be
+ * after the node is on the volume's list and its count of cached blocks,
+ * which the list's walk reads, includes the block; a node leaves the
+ * list only once it has no block).  False if memory ran out (then the list may be
  * partial). */
 static bool dirty_nodes(struct vol *v, uint64_t *upto, struct node ***out,
                         size_t *count)
@@ -935,32 +937,77 @@ static int apply_all_taken(struct vol *v, struct node *n, struct taken *taken,
     return first;
 }
 
-/* One chunk of N's blocks cached before serial UPTO, as MODE says,
- * stored outside N's lock but for taking and applying them (the caller
- * holds no lock; QUIET: the first hold waits for runs out, as a flush of
- * every write that returned must).  *MORE: blocks MODE wants are left
- * (beyond the chunk, or written while it was out). */
-static int flush_chunk_outside(struct vol *v, struct node *n,
-                               enum flush_mode mode, uint64_t upto, bool quiet,
-                               bool *more)
+/* The blocks one flush outside the lock goes through: chosen once, at
+ * its first hold of the node's lock, in the order MODE stores them (so a
+ * flush of many blocks lists and sorts them once, not per chunk), then
+ * taken a chunk at a time, each if it is still cached with a serial up
+ * to UPTO (one stored, dropped or cached again meanwhile is passed
+ * over). */
+struct flush_cursor {
+    enum flush_mode mode;
+    uint64_t upto;
+    bool quiet;          /* hold the lock quiet (no run out) */
+    bool chosen;
+    uint64_t *blocknos;
+    size_t count, next;
+    bool left;           /* a block was written while its chunk was out */
+};
+
+static int choose_blocks(struct vol *v, struct node *n, struct flush_cursor *c)
 {
-    if (quiet)
+    struct wblock **list;
+    size_t count;
+    int rc = select_blocks(v, n, c->mode, c->upto, SIZE_MAX, NULL, &list,
+                           &count);
+    if (rc)
+        return rc;
+    c->chosen = true;
+    c->blocknos = count ? malloc(count * sizeof(*c->blocknos)) : NULL;
+    for (size_t k = 0; c->blocknos && k < count; k++)
+        c->blocknos[k] = list[k]->blockno;
+    c->count = c->blocknos ? count : 0;
+    free(list);
+    return count && !c->blocknos ? -ENOMEM : 0;
+}
+
+/* Under N's lock: take C's next chunk into *OUT (*COUNT blocks). */
+static int take_chunk(struct vol *v, struct node *n, struct flush_cursor *c,
+                      struct taken **out, size_t *count)
+{
+    int rc = c->chosen ? 0 : choose_blocks(v, n, c);
+    size_t room = c->count - c->next < WCACHE_CHUNK ? c->count - c->next
+                                                    : WCACHE_CHUNK;
+    struct taken *taken = rc || !room ? NULL : calloc(room, sizeof(*taken));
+    *out = taken;
+    *count = 0;
+    if (rc || !room)
+        return rc;
+    if (!taken)
+        return -ENOMEM;
+    while (c->next < c->count && *count < room) {
+        uint64_t blockno = c->blocknos[c->next++];
+        struct wblock *b = find_block(n, blockno);
+        if (!b || b->serial > c->upto || wrun_overlaps(n, blockno, blockno + 1))
+            continue;
+        if (!take_block(b, &taken[(*count)++]))
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+/* C's next chunk of N's blocks, stored outside N's lock but for taking
+ * and applying them (the caller holds no lock).  The caller calls again
+ * while C has blocks left (c->next < c->count), and frees c->blocknos. */
+static int flush_chunk_outside(struct vol *v, struct node *n,
+                               struct flush_cursor *c)
+{
+    if (c->quiet)
         node_lock_quiet(n);
     else
         node_lock_request(n);
-    struct wblock **list;
+    struct taken *taken;
     size_t count;
-    int rc = select_blocks(v, n, mode, upto, WCACHE_CHUNK, more, &list,
-                           &count);
-    struct taken *taken = rc || !count ? NULL : calloc(count, sizeof(*taken));
-    for (size_t k = 0; taken && k < count; k++)
-        taken[k].rc = -ENOMEM; /* not taken (yet) */
-    for (size_t k = 0; taken && k < count && !rc; k++)
-        if (!take_block(list[k], &taken[k]))
-            rc = -ENOMEM;
-    if (!rc && count && !taken)
-        rc = -ENOMEM;
-    free(list);
+    int rc = take_chunk(v, n, c, &taken, &count);
     pthread_mutex_unlock(&n->wlock);
     if (rc || !count) {
         release_taken(taken, count);
@@ -968,9 +1015,12 @@ static int flush_chunk_outside(struct vol *v, struct node *n,
     }
     struct flush_job j = { .v = v, .n = n, .taken = taken, .count = count };
     run_job(&j, helpers_for(FLUSH_ALL, count));
-    node_lock_request(n);
+    if (c->quiet)
+        node_lock_quiet(n);
+    else
+        node_lock_request(n);
     uint64_t ino = n->ino; /* N may be freed by the unpin */
-    rc = apply_all_taken(v, n, taken, count, more);
+    rc = apply_all_taken(v, n, taken, count, &c->left);
     if (release_if_empty(v, n))
         fs_destroy_orphan(v, ino);
     pthread_mutex_unlock(&n->wlock);
@@ -1025,19 +1075,19 @@ static bool drainer_stopping(struct wdrainer *d)
     return __atomic_load_n(&d->stop, __ATOMIC_RELAXED);
 }
 
-/* Chunks of N's fullest blocks until the cache is at half its budget or
- * N has none left to give. */
+/* Chunks of N's fullest blocks (as they were when the first chunk was
+ * taken) until the cache is at half its budget or they are done with:
+ * one pass per node, so that a file written all the while does not keep
+ * the drainer from the others. */
 static void drain_node(struct vol *v, struct wdrainer *d, struct node *n)
 {
-    bool more = true;
-    while (more && above(v, WCACHE_BUDGET / 2) && !drainer_stopping(d)) {
-        int rc = flush_chunk_outside(v, n, FLUSH_TO_HALF, UINT64_MAX, false,
-                                     &more);
-        if (rc)
-            return; /* kept cached: its fsync or close will tell */
-        if (more)
-            let_waiters_in(n);
-    }
+    struct flush_cursor c = { .mode = FLUSH_TO_HALF, .upto = UINT64_MAX };
+    do {
+        if (flush_chunk_outside(v, n, &c))
+            break; /* kept cached: its fsync or close will tell */
+    } while (c.next < c.count && above(v, WCACHE_BUDGET / 2) &&
+             !drainer_stopping(d));
+    free(c.blocknos);
 }
 
 /* One pass over the files with cached blocks; false when it stored
@@ -1071,12 +1121,13 @@ static void *drainer_main(void *arg)
             pthread_cond_wait(&d->wake, &d->lock);
         if (d->stop)
             break;
+        /* cleared before the passes: a wake meanwhile means another */
+        __atomic_store_n(&d->wanted, false, __ATOMIC_RELAXED);
         pthread_mutex_unlock(&d->lock);
         while (above(v, WCACHE_BUDGET / 2) && !drainer_stopping(d) &&
                drain_pass(v, d))
             ;
         pthread_mutex_lock(&d->lock);
-        __atomic_store_n(&d->wanted, false, __ATOMIC_RELAXED);
     }
     pthread_mutex_unlock(&d->lock);
     return NULL;
@@ -1232,24 +1283,26 @@ static int flush_node_committer(struct vol *v, struct node *n)
 }
 
 /* Store every block N had cached before serial UPTO, a chunk per hold
- * of its lock, outside it.  So that this ends whatever the writers do (a
- * block written while its chunk was out is left cached, and taken
- * again), after twice as many chunks as the blocks there were, the rest
- * is stored in one hold. */
+ * of its lock, outside it.  A block written while its chunk was out is
+ * left cached; a second pass takes those, and so that this ends whatever
+ * the writers do, what the second leaves is stored in one hold. */
 static int flush_node_all(struct vol *v, struct node *n, uint64_t upto)
 {
-    size_t rounds = 2 * (__atomic_load_n(&n->ncached, __ATOMIC_ACQUIRE) /
-                         WCACHE_CHUNK + 1);
     int rc = 0;
-    bool more = true;
-    for (size_t r = 0; more && !rc; r++) {
-        if (r < rounds) {
-            rc = flush_chunk_outside(v, n, FLUSH_ALL, upto, true, &more);
-        } else {
-            node_lock_quiet(n);
-            rc = flush_blocks(v, n, FLUSH_ALL, upto, SIZE_MAX, &more);
-            pthread_mutex_unlock(&n->wlock);
-        }
+    bool left = true;
+    for (int pass = 0; pass < 2 && left && !rc; pass++) {
+        struct flush_cursor c = { .mode = FLUSH_ALL, .upto = upto,
+                                  .quiet = true };
+        do
+            rc = flush_chunk_outside(v, n, &c);
+        while (!rc && c.next < c.count);
+        free(c.blocknos);
+        left = c.left;
+    }
+    if (left && !rc) {
+        node_lock_quiet(n);
+        rc = flush_blocks(v, n, FLUSH_ALL, upto, SIZE_MAX, NULL);
+        pthread_mutex_unlock(&n->wlock);
     }
     return rc;
 }
