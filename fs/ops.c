@@ -1388,12 +1388,6 @@ static int probe_if_free(struct vol *v, struct sfs_wplan *plan)
     return rc;
 }
 
-/*
- * A write: old bytes of partly covered blocks are fetched under the lock,
- * merged and hashed outside it, new blocks are found under the lock and
- * compressed outside it, and the result is applied in one nested
- * transaction.  The node's write lock keeps writes to one file in order.
- */
 /* The plan of writing SIZE bytes of BUF at OFF into INO, with the old
  * bytes it keeps read, hashed and probed: everything but the change.
  * RESERVED: the bytes were reserved (wcache.c). */
@@ -1421,6 +1415,12 @@ static int prepare_write(struct vol *v, uint64_t ino, const char *buf,
     return rc;
 }
 
+/*
+ * A write: old bytes of partly covered blocks are fetched under the lock,
+ * merged and hashed outside it, new blocks are found under the lock and
+ * compressed outside it, and the result is applied in one nested
+ * transaction.  The node's write lock keeps writes to one file in order.
+ */
 static int write_through(struct vol *v, uint64_t ino, const char *buf,
                          size_t size, uint64_t off, bool client_change,
                          uint64_t reserved)

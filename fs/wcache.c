@@ -483,6 +483,19 @@ static int store_extent(struct vol *v, struct node *n, uint64_t blockno,
     return 0;
 }
 
+/* What block BLOCKNO of N holds now, PIECES (written up to WRITTEN) over
+ * the stored block, into BUF (block size bytes), and its length in *LEN:
+ * 0, or 1 when there is nothing to keep (store_extent), or the error. */
+static int merge_block(struct vol *v, struct node *n, uint64_t blockno,
+                       const struct piece *pieces, uint32_t written,
+                       uint8_t *buf, uint32_t *len)
+{
+    uint64_t file_size;
+    int rc = store_extent(v, n, blockno, written, &file_size, len);
+    return rc ? rc : merged_content(v, n->ino, blockno, pieces, file_size,
+                                    *len, buf);
+}
+
 /* Merge and store block B of N (BUF: block size bytes of scratch).  0
  * when B is done with (stored, or nothing to store), else the error
  * (-EDQUOT: its qtree has no room; the caller drops it).  Touches B and
@@ -491,17 +504,12 @@ static int store_extent(struct vol *v, struct node *n, uint64_t blockno,
 static int store_block(struct vol *v, struct node *n, struct wblock *b,
                        uint8_t *buf)
 {
-    uint64_t file_size;
     uint32_t len;
-    int rc = store_extent(v, n, b->blockno, b->len, &file_size, &len);
+    int rc = merge_block(v, n, b->blockno, b->pieces, b->len, buf, &len);
     if (rc)
         return rc == 1 ? 0 : rc;
-    uint64_t bstart = b->blockno * v->st->super.block_size;
-    rc = merged_content(v, n->ino, b->blockno, b->pieces, file_size, len,
-                        buf);
-    if (!rc)
-        rc = fs_store_cached(v, n->ino, (const char *)buf, (size_t)len,
-                             bstart, b->reserved);
+    rc = fs_store_cached(v, n->ino, (const char *)buf, (size_t)len,
+                         b->blockno * v->st->super.block_size, b->reserved);
     if (!rc) {
         b->reserved = 0; /* spent */
         metrics_add(MC_WCACHE_STORED, 1);
@@ -536,14 +544,14 @@ static size_t prefix_for(struct vol *v, struct wblock **list, size_t count,
 }
 
 /*
- * The most blocks stored under one hold of a node's lock by a flush that
- * a writer or reader of the file may be waiting for: the committer's, the
- * flushes of every file (control changes, syncfs, unmount) and a writer
- * making room.  About one commit's time (each block a read, a
- * verification, a hash and a compression: 0.1-0.5 ms on one core), so
- * that a write never waits much longer than a commit behind a flush of
- * thousands of blocks.  Flushes that must not let go between blocks (a
- * file's fsync, close, truncation) take every block in one hold.
+ * The most blocks one hold of a node's lock takes: the committer's flush
+ * stores that many under the lock (about one commit's time: each block a
+ * read, a verification, a hash and a compression, 0.1-0.5 ms on one
+ * core), the flushes outside the lock (the drainer, syncfs, control
+ * changes, unmount) copy that many blocks' pieces under it and apply them
+ * under the next.  Flushes that must not let go between blocks (a file's
+ * fsync, close, truncation, and the writeback making room) take every
+ * block in one hold.
  */
 #define WCACHE_CHUNK 64
 
@@ -590,18 +598,11 @@ struct flush_job {
 static int prepare_taken(struct vol *v, struct node *n, struct taken *t,
                          uint8_t *buf)
 {
-    uint64_t file_size;
     uint32_t len;
-    int rc = store_extent(v, n, t->blockno, t->written, &file_size, &len);
-    if (rc)
-        return rc;
-    rc = merged_content(v, n->ino, t->blockno, t->pieces, file_size, len,
-                        buf);
-    if (!rc)
-        rc = fs_prepare_cached(v, n->ino, (const char *)buf, len,
-                               t->blockno * v->st->super.block_size,
-                               &t->plan);
-    return rc;
+    int rc = merge_block(v, n, t->blockno, t->pieces, t->written, buf, &len);
+    return rc ? rc : fs_prepare_cached(v, n->ino, (const char *)buf, len,
+                                       t->blockno * v->st->super.block_size,
+                                       &t->plan);
 }
 
 static void *flush_worker(void *arg)
@@ -1035,15 +1036,16 @@ static int flush_chunk_outside(struct vol *v, struct node *n,
  * full: woken when a write takes the cache past DRAIN_START (three
  * quarters of the budget), it stores the fullest blocks of each file
  * with cached blocks, a chunk per hold of the file's lock, until the
- * cache is at half its budget.  Without it, the writer that found the
- * cache full stored half the budget's worth of its own blocks, holding
- * its file's lock: thousands of read-modify-writes, seconds during which
- * every other write of the file (an O_DIRECT one, each a request) waited.
- * With it, a writer that still finds the cache full (the writes outran
- * the drainer) stores one chunk of its own blocks before it writes
- * through.  The drainer holds no lock but the node's while it stores,
- * waits for the node's lock like a writer, and stops at unmount before
- * the final flush.
+ * cache is at half its budget, outside the files' locks (STORING OUTSIDE
+ * THE LOCK).  Without it, the writer that found the cache full stored
+ * half the budget's worth of its own blocks, holding its file's lock:
+ * thousands of read-modify-writes, seconds during which every other write
+ * of the file (an O_DIRECT one, each a request) waited.  With it, a
+ * client's write that still finds the cache full (the writes outran the
+ * drainer) goes through, and the kernel's writeback stores its own file's
+ * blocks as before (wcache_write).  The drainer holds no lock but a
+ * node's while it takes or applies a chunk, waits for it like a writer,
+ * and stops at unmount before the final flush.
  */
 #define DRAIN_START (WCACHE_BUDGET / 4 * 3)
 
